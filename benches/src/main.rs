@@ -1,0 +1,424 @@
+//! End-to-end benchmark: starts a `skald` process, pushes the loghub samples replicated to the
+//! requested volume (100 streams, shifted timestamps, numbers varied) as protobuf+snappy over
+//! HTTP from two client threads, then runs a needle query and a per-job metric query over all
+//! of it. Measures the server from outside (/proc): CPU seconds, peak RSS, bytes on disk.
+//!
+//! `cargo run --release -p skald-benches -- --mb 1024` (see benches/README.md).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use prost::Message;
+use skald_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
+
+const SYSTEMS: [&str; 10] =
+    ["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "OpenSSH", "Spark", "Zookeeper"];
+const NEEDLE: &str = "needle-5kald-7f3a9c";
+const INSTANCES: usize = 10;
+
+struct Args {
+    mb: usize,
+    bin: PathBuf,
+    data: PathBuf,
+    keep: bool,
+    batch_kb: usize,
+}
+
+fn parse_args() -> Result<Args> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut a = Args {
+        mb: 1024,
+        bin: root.join("target/release/skald"),
+        data: root.join("tests/data/loghub"),
+        keep: false,
+        batch_kb: 1024,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = || args.get(i + 1).cloned().context("flag needs a value");
+        match args[i].as_str() {
+            "--mb" => {
+                a.mb = v()?.parse()?;
+                i += 1;
+            }
+            "--bin" => {
+                a.bin = PathBuf::from(v()?);
+                i += 1;
+            }
+            "--data" => {
+                a.data = PathBuf::from(v()?);
+                i += 1;
+            }
+            "--batch-kb" => {
+                a.batch_kb = v()?.parse()?;
+                i += 1;
+            }
+            "--keep" => a.keep = true,
+            other => bail!("unknown argument {other} (known: --mb N --bin PATH --data DIR --batch-kb N --keep)"),
+        }
+        i += 1;
+    }
+    Ok(a)
+}
+
+/// SplitMix64, for reproducible variation.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Varies the numbers and ids in a line: each run of 2+ digits is replaced, with probability
+/// 1/2, by random digits of the same length (so ids, ports, pids and block numbers change
+/// while the shape of the line stays).
+fn vary(line: &str, rng: &mut Rng) -> String {
+    let b = line.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let run = &b[start..i];
+            if run.len() >= 2 && rng.next() & 1 == 0 {
+                for _ in 0..run.len() {
+                    out.push(b'0' + (rng.next() % 10) as u8);
+                }
+            } else {
+                out.extend_from_slice(run);
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| line.to_string())
+}
+
+fn load_lines(dir: &Path) -> Result<Vec<Vec<String>>> {
+    SYSTEMS
+        .iter()
+        .map(|s| {
+            let text = std::fs::read_to_string(dir.join(format!("{s}_2k.log")))
+                .with_context(|| format!("reading {s}_2k.log"))?;
+            Ok(text
+                .split('\n')
+                .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+                .filter(|l| !l.is_empty())
+                .collect())
+        })
+        .collect()
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+struct Server {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl Server {
+    fn start(bin: &Path, dir: &Path) -> Result<Server> {
+        std::fs::create_dir_all(dir)?;
+        let (hp, gp) = (free_port()?, free_port()?);
+        let cfg = format!(
+            "server:\n  http_listen_port: {hp}\n  grpc_listen_port: {gp}\n  log_level: warn\ncommon:\n  path_prefix: {d}\nlimits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100000MB\n  per_stream_rate_limit_burst: 100000MB\n  max_entries_limit_per_query: 5000\n  query_timeout: 10m\n",
+            d = dir.join("data").display()
+        );
+        let cfg_path = dir.join("skald.yaml");
+        std::fs::write(&cfg_path, cfg)?;
+        let log = std::fs::File::create(dir.join("skald.log"))?;
+        let child = Command::new(bin)
+            .arg(format!("-config.file={}", cfg_path.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {} (build it: cargo build --release --bin skald)", bin.display()))?;
+        let url = format!("http://127.0.0.1:{hp}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if ureq::get(&format!("{url}/ready")).call().is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("skald did not become ready");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Server { child, url, dir: dir.to_path_buf() })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// (utime + stime) in seconds, from /proc/<pid>/stat.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        ticks / 100.0
+    }
+
+    /// Peak RSS in MB (VmHWM).
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+
+    fn stop(mut self) -> Result<()> {
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
+        let _ = self.child.wait();
+        Ok(())
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => n += dir_bytes(&p),
+                Ok(m) => n += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+fn push_body(streams: Vec<(String, Vec<(i64, String)>)>) -> Result<Vec<u8>> {
+    let req = PushRequest {
+        streams: streams
+            .into_iter()
+            .map(|(labels, entries)| StreamAdapter {
+                labels,
+                entries: entries
+                    .into_iter()
+                    .map(|(ts, line)| EntryAdapter {
+                        timestamp: Some(prost_types::Timestamp {
+                            seconds: ts.div_euclid(1_000_000_000),
+                            nanos: ts.rem_euclid(1_000_000_000) as i32,
+                        }),
+                        line,
+                        structured_metadata: vec![],
+                        parsed: vec![],
+                    })
+                    .collect(),
+                hash: 0,
+            })
+            .collect(),
+        format: String::new(),
+    };
+    Ok(snap::raw::Encoder::new().compress_vec(&req.encode_to_vec())?)
+}
+
+fn post(url: &str, body: &[u8]) -> Result<()> {
+    match ureq::post(url).set("Content-Type", "application/x-protobuf").send_bytes(body) {
+        Ok(_) => Ok(()),
+        Err(ureq::Error::Status(code, r)) => {
+            let mut t = String::new();
+            let _ = r.into_reader().take(2000).read_to_string(&mut t);
+            bail!("push failed with {code}: {t}")
+        }
+        Err(e) => bail!("push failed: {e}"),
+    }
+}
+
+fn query(url: &str, q: &str, start: i64, end: i64, step: Option<&str>) -> Result<(Duration, serde_json::Value)> {
+    let t = Instant::now();
+    let (s, e) = (start.to_string(), end.to_string());
+    let mut req = ureq::get(&format!("{url}/loki/api/v1/query_range"))
+        .timeout(Duration::from_secs(900))
+        .query("query", q)
+        .query("start", &s)
+        .query("end", &e)
+        .query("limit", "1000");
+    if let Some(step) = step {
+        req = req.query("step", step);
+    }
+    let resp = req.call().map_err(|e| anyhow::anyhow!("query {q} failed: {e}"))?;
+    let v: serde_json::Value = serde_json::from_reader(resp.into_reader())?;
+    Ok((t.elapsed(), v))
+}
+
+/// Pushes each loghub file once, unvaried, flushes, and reports stored/raw.
+fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("skald-bench-once-{}", std::process::id()));
+    let server = Server::start(&args.bin, &dir)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i64;
+    let t0 = now - 3_600_000_000_000;
+    let mut raw = 0usize;
+    for (si, sys) in SYSTEMS.iter().enumerate() {
+        let entries: Vec<(i64, String)> = lines[si]
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                raw += l.len();
+                (t0 + i as i64 * 1_000_000, l.clone())
+            })
+            .collect();
+        post(&format!("{}/loki/api/v1/push", server.url), &push_body(vec![(format!("{{job=\"{}\"}}", sys.to_lowercase()), entries)])?)?;
+    }
+    ureq::post(&format!("{}/flush", server.url)).call()?;
+    let stored = dir_bytes(&server.dir.join("data"));
+    println!("loghub pushed once: raw {raw} bytes, stored {stored} bytes, stored/raw {:.4}", stored as f64 / raw as f64);
+    server.stop()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args = parse_args()?;
+    let lines = load_lines(&args.data)?;
+    compression_once(&args, &lines)?;
+
+    let dir = std::env::temp_dir().join(format!("skald-bench-{}", std::process::id()));
+    let server = Server::start(&args.bin, &dir)?;
+    let target = args.mb * 1024 * 1024;
+    let streams = SYSTEMS.len() * INSTANCES;
+    let per_stream = target / streams;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i64;
+    // 100 streams over the last 50 minutes
+    let span = 50 * 60 * 1_000_000_000i64;
+    let t0 = now - span;
+    let url = format!("{}/loki/api/v1/push", server.url);
+    println!(
+        "pushing {} MB of raw log in {streams} streams ({} KB per stream) to {}",
+        args.mb,
+        per_stream / 1024,
+        server.url
+    );
+    let raw_total = Arc::new(AtomicUsize::new(0));
+    let lines_total = Arc::new(AtomicUsize::new(0));
+    let cpu0 = server.cpu_seconds();
+    let started = Instant::now();
+    let lines = Arc::new(lines);
+    let mut workers = Vec::new();
+    for w in 0..2usize {
+        let (lines, url, raw_total, lines_total) = (lines.clone(), url.clone(), raw_total.clone(), lines_total.clone());
+        let batch_bytes = args.batch_kb * 1024;
+        workers.push(std::thread::spawn(move || -> Result<()> {
+            // each worker owns half of the streams
+            let mine: Vec<usize> = (0..streams).filter(|s| s % 2 == w).collect();
+            let mut rng = Rng(0x5eed ^ w as u64);
+            let mut cursor = vec![0usize; streams];
+            let mut sent = vec![0usize; streams];
+            let mut done = false;
+            let mut needles = 0;
+            while !done {
+                done = true;
+                let mut batch: Vec<(String, Vec<(i64, String)>)> = Vec::new();
+                let mut batch_size = 0;
+                for &s in &mine {
+                    if sent[s] >= per_stream {
+                        continue;
+                    }
+                    done = false;
+                    let sys = s % SYSTEMS.len();
+                    let inst = s / SYSTEMS.len();
+                    let src = &lines[sys];
+                    let share = batch_bytes / mine.len() + 1;
+                    let mut entries = Vec::new();
+                    let mut got = 0;
+                    while got < share && sent[s] < per_stream {
+                        let i = cursor[s];
+                        cursor[s] += 1;
+                        let mut line = vary(&src[i % src.len()], &mut rng);
+                        needles += 1;
+                        if needles % 777_777 == 0 {
+                            line.push_str(" ");
+                            line.push_str(NEEDLE);
+                        }
+                        // stream-local time: spread per_stream bytes over the span
+                        let ts = t0 + (sent[s] as i128 * span as i128 / per_stream as i128) as i64 + (i % 1000) as i64;
+                        got += line.len();
+                        sent[s] += line.len();
+                        entries.push((ts, line));
+                    }
+                    raw_total.fetch_add(got, Ordering::Relaxed);
+                    lines_total.fetch_add(entries.len(), Ordering::Relaxed);
+                    batch_size += got;
+                    batch.push((format!("{{job=\"{}\", instance=\"i-{inst}\"}}", SYSTEMS[sys].to_lowercase()), entries));
+                }
+                if batch_size > 0 {
+                    post(&url, &push_body(batch)?)?;
+                }
+            }
+            Ok(())
+        }));
+    }
+    for w in workers {
+        w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    }
+    let push_secs = started.elapsed().as_secs_f64();
+    let cpu_push = server.cpu_seconds() - cpu0;
+    let raw = raw_total.load(Ordering::Relaxed) as f64;
+    let nlines = lines_total.load(Ordering::Relaxed) as f64;
+    let flush_start = Instant::now();
+    ureq::post(&format!("{}/flush", server.url)).timeout(Duration::from_secs(900)).call()?;
+    let flush_secs = flush_start.elapsed().as_secs_f64();
+    let cpu_ingest = server.cpu_seconds() - cpu0;
+    let stored = dir_bytes(&server.dir.join("data")) as f64;
+    let mb = raw / 1e6;
+    println!("ingest: {:.1} MB raw, {:.0} lines in {:.1}s push + {:.1}s final flush", mb, nlines, push_secs, flush_secs);
+    println!("ingest throughput: {:.1} MB/s, {:.0} lines/s (wall, push phase)", mb / push_secs, nlines / push_secs);
+    println!("server CPU: {:.1} s during push, {:.1} s incl. flush = {:.1} CPU-s per GB; {:.1} MB/s per server core-second",
+        cpu_push, cpu_ingest, cpu_ingest / (raw / 1e9), mb / cpu_ingest);
+    println!("stored: {:.1} MB = {:.4} bytes per raw byte", stored / 1e6, stored / raw);
+    println!("peak RSS after ingest: {:.0} MB", server.peak_rss_mb());
+
+    let end = now + 60_000_000_000;
+    let qs: [(&str, String, Option<&str>); 2] = [
+        ("needle", format!("{{job=~\".+\"}} |= \"{NEEDLE}\""), None),
+        ("sum by job count_over_time[1m]", "sum by (job) (count_over_time({job=~\".+\"}[1m]))".to_string(), Some("60")),
+    ];
+    for (name, q, step) in qs {
+        let cpu_before = server.cpu_seconds();
+        let (took, v) = query(&server.url, &q, t0 - 1, end, step)?;
+        let cpu = server.cpu_seconds() - cpu_before;
+        let n = v["data"]["result"].as_array().map(|a| a.len()).unwrap_or(0);
+        let found: usize = v["data"]["result"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s["values"].as_array().map(|x| x.len()).unwrap_or(0)).sum())
+            .unwrap_or(0);
+        println!(
+            "query {name}: {:.2}s, {:.0} MB/s raw scanned (wall), {:.1} CPU-s = {:.0} MB/s per core; {n} series, {found} values",
+            took.as_secs_f64(),
+            mb / took.as_secs_f64(),
+            cpu,
+            if cpu > 0.0 { mb / cpu } else { 0.0 }
+        );
+    }
+    println!("peak RSS overall: {:.0} MB", server.peak_rss_mb());
+    server.stop()?;
+    if !args.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

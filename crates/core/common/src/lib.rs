@@ -1,0 +1,5 @@
+//! Vocabulary shared by every Skald service: tenant ids, per-tenant limits, config units.
+
+pub mod limits;
+pub mod tenant;
+pub mod units;

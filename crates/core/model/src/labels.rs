@@ -1,0 +1,337 @@
+use std::fmt;
+
+/// One label name/value pair.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Label {
+    /// Label name.
+    pub name: String,
+    /// Label value.
+    pub value: String,
+}
+
+impl Label {
+    /// Builds a label from anything string-like.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Label { name: name.into(), value: value.into() }
+    }
+}
+
+/// A label set sorted by name, with unique names. Printing gives Loki's canonical form
+/// `{a="1", b="2"}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Labels(Vec<Label>);
+
+/// Why a label-set string could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct LabelsParseError {
+    /// Human-readable reason, in Loki's wording where it has one.
+    pub message: String,
+}
+
+impl Labels {
+    /// Builds a label set from pairs, sorting by name. When a name repeats, the last value wins.
+    pub fn from_pairs<I, N, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: Into<String>,
+        V: Into<String>,
+    {
+        let mut v: Vec<Label> = pairs.into_iter().map(|(n, v)| Label::new(n, v)).collect();
+        Self::normalize(&mut v);
+        Labels(v)
+    }
+
+    /// Builds a label set from labels, sorting by name. When a name repeats, the last wins.
+    pub fn from_vec(mut v: Vec<Label>) -> Self {
+        Self::normalize(&mut v);
+        Labels(v)
+    }
+
+    fn normalize(v: &mut Vec<Label>) {
+        // stable sort keeps push order among equal names; keep the last one of each name
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out: Vec<Label> = Vec::with_capacity(v.len());
+        for l in v.drain(..) {
+            match out.last_mut() {
+                Some(last) if last.name == l.name => *last = l,
+                _ => out.push(l),
+            }
+        }
+        *v = out;
+    }
+
+    /// Returns the labels in name order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    /// Returns the labels as a slice, in name order.
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    /// Consumes the set and returns its labels in name order.
+    pub fn into_vec(self) -> Vec<Label> {
+        self.0
+    }
+
+    /// Number of labels.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Returns the value of `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    /// Sets `name` to `value`, replacing an existing value.
+    pub fn set(&mut self, name: &str, value: &str) {
+        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) => self.0[i].value = value.to_string(),
+            Err(i) => self.0.insert(i, Label::new(name, value)),
+        }
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        match self.0.binary_search_by(|l| l.name.as_str().cmp(name)) {
+            Ok(i) => Some(self.0.remove(i).value),
+            Err(_) => None,
+        }
+    }
+
+    /// A stable 64-bit hash of the set (xxh3 over names and values with separators).
+    pub fn hash(&self) -> u64 {
+        let mut buf = Vec::with_capacity(64);
+        for l in &self.0 {
+            buf.extend_from_slice(l.name.as_bytes());
+            buf.push(0xff);
+            buf.extend_from_slice(l.value.as_bytes());
+            buf.push(0xff);
+        }
+        xxhash_rust::xxh3::xxh3_64(&buf)
+    }
+
+    /// Parses Prometheus/Loki label-set syntax: `{a="b", c="d"}`. Values are Go-style
+    /// double-quoted strings (backtick raw strings are accepted too). Names must be valid
+    /// Prometheus label names. An empty set `{}` is allowed.
+    pub fn parse(s: &str) -> Result<Labels, LabelsParseError> {
+        let err = |m: &str| LabelsParseError { message: m.to_string() };
+        let b = s.trim().as_bytes();
+        let mut i = 0;
+        if b.first() != Some(&b'{') {
+            return Err(err("expected '{' at the start of the label set"));
+        }
+        i += 1;
+        let mut out: Vec<Label> = Vec::new();
+        let skip_ws = |i: &mut usize| {
+            while *i < b.len() && (b[*i] as char).is_ascii_whitespace() {
+                *i += 1;
+            }
+        };
+        loop {
+            skip_ws(&mut i);
+            if i < b.len() && b[i] == b'}' {
+                i += 1;
+                break;
+            }
+            let start = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            if start == i {
+                return Err(err("expected a label name"));
+            }
+            let name = &s.trim()[start..i];
+            if !is_valid_label_name(name) {
+                return Err(LabelsParseError { message: format!("invalid label name `{name}`") });
+            }
+            skip_ws(&mut i);
+            if i >= b.len() || b[i] != b'=' {
+                return Err(err("expected '=' after a label name"));
+            }
+            i += 1;
+            skip_ws(&mut i);
+            let (value, next) = unquote_at(&s.trim()[i..]).map_err(|m| err(&m))?;
+            i += next;
+            out.push(Label::new(name, value));
+            skip_ws(&mut i);
+            if i < b.len() && b[i] == b',' {
+                i += 1;
+                continue;
+            }
+            skip_ws(&mut i);
+            if i < b.len() && b[i] == b'}' {
+                i += 1;
+                break;
+            }
+            return Err(err("expected ',' or '}' in the label set"));
+        }
+        skip_ws(&mut i);
+        if i != b.len() {
+            return Err(err("unexpected characters after the label set"));
+        }
+        let mut names: Vec<&str> = out.iter().map(|l| l.name.as_str()).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(LabelsParseError { message: format!("duplicate label name `{}`", w[0]) });
+        }
+        Ok(Labels::from_vec(out))
+    }
+}
+
+impl fmt::Display for Labels {
+    /// Writes `{a="1", b="2"}` with Go `strconv.Quote` escaping, as Loki prints label sets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{")?;
+        for (i, l) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(&l.name)?;
+            f.write_str("=")?;
+            f.write_str(&go_quote(&l.value))?;
+        }
+        f.write_str("}")
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// True when `name` matches `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut chars = name.bytes();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == b'_' => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Quotes `s` the way Go's `strconv.Quote` does.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Reads one Go string literal (double-quoted with escapes, or backtick raw) at the start of
+/// `s`. Returns the unescaped value and the number of bytes consumed.
+pub fn unquote_at(s: &str) -> Result<(String, usize), String> {
+    let b = s.as_bytes();
+    match b.first() {
+        Some(b'`') => match s[1..].find('`') {
+            Some(end) => Ok((s[1..1 + end].to_string(), end + 2)),
+            None => Err("unterminated raw string".to_string()),
+        },
+        Some(b'"') => {
+            let mut out = String::new();
+            let mut chars = s[1..].char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '"' => return Ok((out, i + 2)),
+                    '\\' => {
+                        let Some((_, e)) = chars.next() else { break };
+                        match e {
+                            'n' => out.push('\n'),
+                            't' => out.push('\t'),
+                            'r' => out.push('\r'),
+                            'a' => out.push('\u{7}'),
+                            'b' => out.push('\u{8}'),
+                            'f' => out.push('\u{c}'),
+                            'v' => out.push('\u{b}'),
+                            '\\' => out.push('\\'),
+                            '"' => out.push('"'),
+                            '\'' => out.push('\''),
+                            'x' | 'u' | 'U' => {
+                                let n = match e { 'x' => 2, 'u' => 4, _ => 8 };
+                                let mut hex = String::new();
+                                for _ in 0..n {
+                                    match chars.next() {
+                                        Some((_, h)) => hex.push(h),
+                                        None => return Err("invalid escape".to_string()),
+                                    }
+                                }
+                                let v = u32::from_str_radix(&hex, 16)
+                                    .map_err(|_| "invalid escape".to_string())?;
+                                if e == 'x' {
+                                    // Go \x is a byte; treat values < 0x80 as chars
+                                    out.push(char::from_u32(v).ok_or("invalid escape")?);
+                                } else {
+                                    out.push(char::from_u32(v).ok_or("invalid escape")?);
+                                }
+                            }
+                            '0'..='7' => {
+                                let mut oct = String::from(e);
+                                for _ in 0..2 {
+                                    match chars.next() {
+                                        Some((_, h)) => oct.push(h),
+                                        None => return Err("invalid escape".to_string()),
+                                    }
+                                }
+                                let v = u32::from_str_radix(&oct, 8)
+                                    .map_err(|_| "invalid escape".to_string())?;
+                                out.push(char::from_u32(v).ok_or("invalid escape")?);
+                            }
+                            _ => return Err("invalid escape".to_string()),
+                        }
+                    }
+                    '\n' => return Err("newline in string".to_string()),
+                    c => out.push(c),
+                }
+            }
+            Err("unterminated string".to_string())
+        }
+        _ => Err("expected a quoted string".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_print() {
+        let l = Labels::parse(r#"{job="web", env="te\"st"}"#).unwrap();
+        assert_eq!(l.get("job"), Some("web"));
+        assert_eq!(l.to_string(), r#"{env="te\"st", job="web"}"#);
+        assert_eq!(Labels::parse(&l.to_string()).unwrap(), l);
+        assert!(Labels::parse("{a=\"b\",a=\"c\"}").is_err());
+        assert!(Labels::parse("{1a=\"b\"}").is_err());
+        assert!(Labels::parse("{}").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,291 @@
+//! The ingester contract: what distributors and queriers may ask of an ingester.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use skald_model::{LabelMatcher, Labels, Stream};
+
+use crate::ServiceError;
+
+/// A request for recent data held by an ingester.
+#[derive(Debug, Clone)]
+pub struct IngesterQuery {
+    /// Stream matchers.
+    pub matchers: Vec<LabelMatcher>,
+    /// Inclusive start, ns.
+    pub start: i64,
+    /// Exclusive end, ns.
+    pub end: i64,
+}
+
+/// What an ingester serves. Implemented by `skald_ingester::Ingester` (in-process) and by
+/// [`GrpcIngesterClient`](crate::ingester::GrpcIngesterClient) (remote).
+#[async_trait]
+pub trait IngesterService: Send + Sync + 'static {
+    /// Appends validated streams for `tenant`. Returns only once the entries are accepted.
+    async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError>;
+
+    /// Returns the entries in memory (not yet flushed, or flushed but still held) for streams
+    /// matching the query, each stream's entries sorted by timestamp ascending.
+    async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError>;
+
+    /// Returns the label sets of in-memory streams matching `matchers` with data in the range.
+    async fn series(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Labels>, ServiceError>;
+
+    /// Flushes every in-memory chunk to storage.
+    async fn flush_all(&self) -> Result<(), ServiceError>;
+}
+
+/// A shared handle to an ingester, local or remote.
+pub type IngesterClient = Arc<dyn IngesterService>;
+
+mod convert {
+    use skald_model::{Entry, Label, LabelMatcher, Labels, MatchType, Stream};
+
+    use crate::skald_ingester_v1 as pb;
+    use crate::{ErrorCode, ServiceError};
+
+    pub fn labels_to_pb(labels: &Labels) -> Vec<pb::Label> {
+        labels
+            .iter()
+            .map(|l| pb::Label { name: l.name.clone(), value: l.value.clone() })
+            .collect()
+    }
+
+    pub fn labels_from_pb(labels: Vec<pb::Label>) -> Labels {
+        Labels::from_vec(labels.into_iter().map(|l| Label::new(l.name, l.value)).collect())
+    }
+
+    pub fn stream_to_pb(s: Stream) -> pb::Stream {
+        pb::Stream {
+            labels: labels_to_pb(&s.labels),
+            entries: s
+                .entries
+                .into_iter()
+                .map(|e| pb::Entry {
+                    ts: e.ts,
+                    line: e.line,
+                    structured_metadata: e
+                        .structured_metadata
+                        .into_iter()
+                        .map(|l| pb::Label { name: l.name, value: l.value })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn stream_from_pb(s: pb::Stream) -> Stream {
+        Stream {
+            labels: labels_from_pb(s.labels),
+            entries: s
+                .entries
+                .into_iter()
+                .map(|e| Entry {
+                    ts: e.ts,
+                    line: e.line,
+                    structured_metadata: e
+                        .structured_metadata
+                        .into_iter()
+                        .map(|l| Label::new(l.name, l.value))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn matcher_to_pb(m: &LabelMatcher) -> pb::Matcher {
+        let t = match m.op {
+            MatchType::Equal => pb::MatchType::Equal,
+            MatchType::NotEqual => pb::MatchType::NotEqual,
+            MatchType::Regex => pb::MatchType::Regex,
+            MatchType::NotRegex => pb::MatchType::NotRegex,
+        };
+        pb::Matcher { name: m.name.clone(), r#type: t as i32, value: m.value.clone() }
+    }
+
+    pub fn matcher_from_pb(m: pb::Matcher) -> Result<LabelMatcher, ServiceError> {
+        let op = match pb::MatchType::try_from(m.r#type) {
+            Ok(pb::MatchType::Equal) => MatchType::Equal,
+            Ok(pb::MatchType::NotEqual) => MatchType::NotEqual,
+            Ok(pb::MatchType::Regex) => MatchType::Regex,
+            Ok(pb::MatchType::NotRegex) => MatchType::NotRegex,
+            Err(_) => {
+                return Err(ServiceError::new(ErrorCode::BadRequest, "unknown matcher type"));
+            }
+        };
+        LabelMatcher::new(m.name, op, m.value)
+            .map_err(|e| ServiceError::new(ErrorCode::BadRequest, e.message))
+    }
+}
+
+/// Largest gRPC message either side accepts (a push batch or a query batch).
+pub const MAX_GRPC_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// Entries per streamed query batch sent from an ingester to a querier.
+const QUERY_BATCH_ENTRIES: usize = 8192;
+
+/// An [`IngesterService`] reached over gRPC.
+#[derive(Clone)]
+pub struct GrpcIngesterClient {
+    inner: crate::skald_ingester_v1::ingester_client::IngesterClient<tonic::transport::Channel>,
+}
+
+impl GrpcIngesterClient {
+    /// Builds a client for `endpoint` (e.g. `http://127.0.0.1:9095`). The channel connects
+    /// lazily, so an ingester that is not up yet only fails the calls made before it is.
+    pub fn connect_lazy(endpoint: &str) -> Result<Self, ServiceError> {
+        let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| ServiceError::internal(format!("invalid ingester address `{endpoint}`: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .connect_lazy();
+        let inner = crate::skald_ingester_v1::ingester_client::IngesterClient::new(channel)
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES);
+        Ok(GrpcIngesterClient { inner })
+    }
+}
+
+#[async_trait]
+impl IngesterService for GrpcIngesterClient {
+    async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
+        let req = crate::skald_ingester_v1::PushRequest {
+            tenant: tenant.to_string(),
+            streams: streams.into_iter().map(convert::stream_to_pb).collect(),
+        };
+        self.inner.clone().push(req).await?;
+        Ok(())
+    }
+
+    async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {
+        let req = crate::skald_ingester_v1::QueryRequest {
+            tenant: tenant.to_string(),
+            matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
+            start: query.start,
+            end: query.end,
+        };
+        let mut stream = self.inner.clone().query(req).await?.into_inner();
+        let mut out: Vec<Stream> = Vec::new();
+        while let Some(batch) = stream.message().await? {
+            for s in batch.streams {
+                let s = convert::stream_from_pb(s);
+                // batches of one stream arrive consecutively; join them
+                match out.last_mut() {
+                    Some(last) if last.labels == s.labels => last.entries.extend(s.entries),
+                    _ => out.push(s),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn series(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Labels>, ServiceError> {
+        let req = crate::skald_ingester_v1::QueryRequest {
+            tenant: tenant.to_string(),
+            matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
+            start: query.start,
+            end: query.end,
+        };
+        let resp = self.inner.clone().series(req).await?.into_inner();
+        Ok(resp.series.into_iter().map(|s| convert::labels_from_pb(s.labels)).collect())
+    }
+
+    async fn flush_all(&self) -> Result<(), ServiceError> {
+        self.inner.clone().flush_all(crate::skald_ingester_v1::FlushRequest {}).await?;
+        Ok(())
+    }
+}
+
+/// Serves any [`IngesterService`] over gRPC.
+pub struct IngesterGrpcServer {
+    inner: IngesterClient,
+}
+
+impl IngesterGrpcServer {
+    /// Wraps `inner` into a tonic service with Skald's message-size limits.
+    pub fn into_service(
+        inner: IngesterClient,
+    ) -> crate::skald_ingester_v1::ingester_server::IngesterServer<IngesterGrpcServer> {
+        crate::skald_ingester_v1::ingester_server::IngesterServer::new(IngesterGrpcServer { inner })
+            .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    }
+}
+
+fn query_from_pb(
+    req: crate::skald_ingester_v1::QueryRequest,
+) -> Result<(String, IngesterQuery), ServiceError> {
+    let matchers = req
+        .matchers
+        .into_iter()
+        .map(convert::matcher_from_pb)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((req.tenant, IngesterQuery { matchers, start: req.start, end: req.end }))
+}
+
+#[async_trait]
+impl crate::skald_ingester_v1::ingester_server::Ingester for IngesterGrpcServer {
+    async fn push(
+        &self,
+        request: tonic::Request<crate::skald_ingester_v1::PushRequest>,
+    ) -> Result<tonic::Response<crate::skald_ingester_v1::PushResponse>, tonic::Status> {
+        let req = request.into_inner();
+        let streams = req.streams.into_iter().map(convert::stream_from_pb).collect();
+        self.inner.push(&req.tenant, streams).await?;
+        Ok(tonic::Response::new(crate::skald_ingester_v1::PushResponse {}))
+    }
+
+    type QueryStream = std::pin::Pin<
+        Box<
+            dyn futures::Stream<Item = Result<crate::skald_ingester_v1::QueryResponse, tonic::Status>>
+                + Send
+                + 'static,
+        >,
+    >;
+
+    async fn query(
+        &self,
+        request: tonic::Request<crate::skald_ingester_v1::QueryRequest>,
+    ) -> Result<tonic::Response<Self::QueryStream>, tonic::Status> {
+        let (tenant, query) = query_from_pb(request.into_inner())?;
+        let streams = self.inner.query(&tenant, query).await?;
+        // Split into bounded batches so one huge stream never makes one huge message.
+        let mut batches: Vec<Result<crate::skald_ingester_v1::QueryResponse, tonic::Status>> =
+            Vec::new();
+        for s in streams {
+            let labels = s.labels;
+            let mut entries = s.entries;
+            while !entries.is_empty() {
+                let rest = entries.split_off(entries.len().min(QUERY_BATCH_ENTRIES));
+                let part = Stream { labels: labels.clone(), entries };
+                batches.push(Ok(crate::skald_ingester_v1::QueryResponse {
+                    streams: vec![convert::stream_to_pb(part)],
+                }));
+                entries = rest;
+            }
+        }
+        Ok(tonic::Response::new(Box::pin(futures::stream::iter(batches))))
+    }
+
+    async fn series(
+        &self,
+        request: tonic::Request<crate::skald_ingester_v1::QueryRequest>,
+    ) -> Result<tonic::Response<crate::skald_ingester_v1::SeriesResponse>, tonic::Status> {
+        let (tenant, query) = query_from_pb(request.into_inner())?;
+        let series = self.inner.series(&tenant, query).await?;
+        Ok(tonic::Response::new(crate::skald_ingester_v1::SeriesResponse {
+            series: series
+                .iter()
+                .map(|l| crate::skald_ingester_v1::LabelSet { labels: convert::labels_to_pb(l) })
+                .collect(),
+        }))
+    }
+
+    async fn flush_all(
+        &self,
+        _request: tonic::Request<crate::skald_ingester_v1::FlushRequest>,
+    ) -> Result<tonic::Response<crate::skald_ingester_v1::FlushResponse>, tonic::Status> {
+        self.inner.flush_all().await?;
+        Ok(tonic::Response::new(crate::skald_ingester_v1::FlushResponse {}))
+    }
+}

@@ -1,0 +1,182 @@
+//! Log queries: run the pipeline over every entry and keep the `limit` entries closest to the
+//! query's starting edge (`end` for backward, `start` for forward).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use skald_model::{Direction, Labels};
+
+use super::{
+    account, EngineError, Limits, QueryParams, QueryResult, ResultEntry, ResultStream, Source,
+    Stats,
+};
+use crate::log::Pipeline;
+use crate::syntax::ast;
+
+/// Checks a log query's `limit` against `max_entries_limit_per_query`, with Loki's message.
+pub fn check_entries_limit(limit: u32, limits: &Limits) -> Result<(), EngineError> {
+    if limit > limits.max_entries_limit_per_query {
+        return Err(EngineError::Limit(format!(
+            "max entries limit per query exceeded, limit > max_entries_limit_per_query ({} > {})",
+            limit, limits.max_entries_limit_per_query
+        )));
+    }
+    Ok(())
+}
+
+/// One kept entry. `Ord` puts the *worst* entry (the first to evict) at the top of a max-heap.
+struct Candidate {
+    ts: i64,
+    backward: bool,
+    key: Labels,
+    entry: ResultEntry,
+}
+
+impl Candidate {
+    /// Rank order: the best entry first.
+    fn rank(&self, other: &Self) -> Ordering {
+        let by_ts = if self.backward { other.ts.cmp(&self.ts) } else { self.ts.cmp(&other.ts) };
+        by_ts
+            .then_with(|| self.key.cmp(&other.key))
+            .then_with(|| self.entry.line.cmp(&other.entry.line))
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank(other) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.rank(other)
+    }
+}
+
+/// Where kept entries go: a bounded heap, or (with an interval) every candidate.
+enum Keeper {
+    Heap(BinaryHeap<Candidate>),
+    All(Vec<Candidate>),
+}
+
+pub(super) fn evaluate_logs(
+    sel: &ast::LogSelectorExpr,
+    params: &QueryParams,
+    source: &dyn Source,
+    stats: &mut Stats,
+) -> Result<QueryResult, EngineError> {
+    let limit = params.limit as usize;
+    let backward = params.direction == Direction::Backward;
+    if limit == 0 || params.end <= params.start {
+        return Ok(QueryResult::Streams(Vec::new()));
+    }
+    let pipeline = Pipeline::new(&sel.stages).map_err(|e| EngineError::Pipeline(e.to_string()))?;
+    // Interval thinning depends on the whole ordered sequence, so it needs every candidate.
+    let mut keeper = if params.interval_ns > 0 {
+        Keeper::All(Vec::new())
+    } else {
+        Keeper::Heap(BinaryHeap::with_capacity(limit.min(1 << 16) + 1))
+    };
+
+    for batch in source.select(sel, params.start, params.end)? {
+        let stream = batch?;
+        let mut sp = pipeline.for_stream(&stream.labels);
+        for e in &stream.entries {
+            if e.ts < params.start || e.ts >= params.end {
+                continue;
+            }
+            account(stats, e);
+            if let Keeper::Heap(h) = &keeper {
+                if h.len() >= limit {
+                    if let Some(worst) = h.peek() {
+                        let strictly_worse =
+                            if backward { e.ts < worst.ts } else { e.ts > worst.ts };
+                        if strictly_worse {
+                            continue;
+                        }
+                    }
+                }
+            }
+            let Some(p) = sp.process(e.ts, &e.line, &e.structured_metadata) else { continue };
+            stats.total_post_filter_lines += 1;
+            let (key, entry) = if params.categorize_labels {
+                let entry = ResultEntry {
+                    ts: e.ts,
+                    line: p.line,
+                    structured_metadata: p.labels.structured_metadata.clone(),
+                    parsed: p.labels.parsed.clone(),
+                };
+                (p.labels.stream, entry)
+            } else {
+                let entry = ResultEntry {
+                    ts: e.ts,
+                    line: p.line,
+                    structured_metadata: Labels::default(),
+                    parsed: Labels::default(),
+                };
+                (p.labels.all(), entry)
+            };
+            let cand = Candidate { ts: e.ts, backward, key, entry };
+            match &mut keeper {
+                Keeper::Heap(h) => {
+                    if h.len() < limit {
+                        h.push(cand);
+                    } else if let Some(mut worst) = h.peek_mut() {
+                        if cand < *worst {
+                            *worst = cand;
+                        }
+                    }
+                }
+                Keeper::All(v) => v.push(cand),
+            }
+        }
+    }
+
+    let selected: Vec<Candidate> = match keeper {
+        Keeper::Heap(h) => h.into_sorted_vec(),
+        Keeper::All(mut v) => {
+            v.sort();
+            thin(v, params.interval_ns, backward, limit)
+        }
+    };
+    stats.total_entries_returned = selected.len() as u64;
+
+    // Group by key; Loki sorts streams by their printed label set.
+    let mut streams: BTreeMap<String, ResultStream> = BTreeMap::new();
+    for c in selected {
+        streams
+            .entry(c.key.to_string())
+            .or_insert_with(|| ResultStream { labels: c.key.clone(), entries: Vec::new() })
+            .entries
+            .push(c.entry);
+    }
+    Ok(QueryResult::Streams(streams.into_values().collect()))
+}
+
+/// Loki's interval thinning over entries sorted best-first: keep the first entry, then each
+/// entry at least `interval` away from the previously kept one, up to `limit` entries.
+fn thin(sorted: Vec<Candidate>, interval: i64, backward: bool, limit: usize) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    let mut last: Option<i64> = None;
+    for c in sorted {
+        if out.len() >= limit {
+            break;
+        }
+        let keep = match last {
+            None => true,
+            Some(l) if backward => c.ts <= l.saturating_sub(interval),
+            Some(l) => c.ts >= l.saturating_add(interval),
+        };
+        if keep {
+            last = Some(c.ts);
+            out.push(c);
+        }
+    }
+    out
+}

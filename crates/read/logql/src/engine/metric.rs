@@ -1,0 +1,554 @@
+//! Metric queries: range aggregations over log samples, evaluated at every step, and the
+//! tree of vector operations above them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use skald_model::{LabelMatcher, Labels, MatchType, Sample};
+
+use super::ops;
+use super::{
+    account, EngineError, Limits, QueryParams, QueryResult, Series, Source, Stats, VectorSample,
+};
+use crate::log::SampleExtractor;
+use crate::syntax::ast::{self, Grouping, LabelFilterExpr, RangeOp, SampleExpr, Stage, VectorOp};
+
+/// The label carrying pipeline errors.
+pub(super) const ERROR_LABEL: &str = "__error__";
+
+/// Upper bound on evaluation steps, to keep a bad step from exhausting memory.
+const MAX_STEPS: usize = 1_000_000;
+
+/// One element of an instant vector during evaluation.
+#[derive(Debug, Clone)]
+pub(super) struct Point {
+    /// Series labels (shared between steps).
+    pub labels: Arc<Labels>,
+    /// Value.
+    pub value: f64,
+}
+
+/// An instant vector.
+pub(super) type Vector = Vec<Point>;
+
+/// What a sub-expression evaluates to.
+pub(super) enum Value {
+    /// A number literal (or a tree of them, folded).
+    Scalar(f64),
+    /// One vector per evaluation step.
+    Steps(Vec<Vector>),
+}
+
+/// Evaluation timestamps (ns): `start, start+step, ... <= end`; just `start` when instant.
+fn step_times(params: &QueryParams) -> Result<Vec<i64>, EngineError> {
+    if params.instant || params.end <= params.start {
+        return Ok(vec![params.start]);
+    }
+    let step = params.step_ns.max(1);
+    let count = ((params.end - params.start) / step) as u128 + 1;
+    if count > MAX_STEPS as u128 {
+        return Err(EngineError::BadQuery(format!(
+            "query would evaluate {count} steps; increase the step (at most {MAX_STEPS} are allowed)"
+        )));
+    }
+    Ok((0..count as i64).map(|k| params.start + k * step).collect())
+}
+
+/// Timestamps as Loki reports them: truncated to milliseconds.
+fn out_ts(t: i64) -> i64 {
+    t - t.rem_euclid(1_000_000)
+}
+
+pub(super) fn evaluate_metric(
+    expr: &SampleExpr,
+    params: &QueryParams,
+    limits: &Limits,
+    source: &dyn Source,
+    stats: &mut Stats,
+) -> Result<QueryResult, EngineError> {
+    let steps = step_times(params)?;
+    let mut ev = Evaluator { source, stats, steps: &steps };
+    let value = ev.eval(expr, None)?;
+    match value {
+        Value::Scalar(v) => {
+            if params.instant {
+                Ok(QueryResult::Scalar { ts: params.start, value: v })
+            } else {
+                let samples = steps.iter().map(|&t| Sample { ts: out_ts(t), value: v }).collect();
+                Ok(QueryResult::Matrix(vec![Series { labels: Labels::default(), samples }]))
+            }
+        }
+        Value::Steps(vectors) => {
+            if params.instant {
+                let vec = vectors.into_iter().next().unwrap_or_default();
+                if vec.len() > limits.max_query_series {
+                    return Err(series_limit_error(limits.max_query_series));
+                }
+                let ts = out_ts(params.start);
+                let mut out: Vec<VectorSample> = vec
+                    .into_iter()
+                    .map(|p| VectorSample { labels: (*p.labels).clone(), ts, value: p.value })
+                    .collect();
+                if !has_sort(expr) {
+                    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                }
+                return Ok(QueryResult::Vector(out));
+            }
+            let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
+            let mut series: Vec<Series> = Vec::new();
+            for (k, vec) in vectors.into_iter().enumerate() {
+                if k == 0 && vec.len() > limits.max_query_series {
+                    return Err(series_limit_error(limits.max_query_series));
+                }
+                let ts = out_ts(steps[k]);
+                for p in vec {
+                    let i = match index.get(&p.labels) {
+                        Some(&i) => i,
+                        None => {
+                            index.insert(p.labels.clone(), series.len());
+                            series
+                                .push(Series { labels: (*p.labels).clone(), samples: Vec::new() });
+                            if series.len() > limits.max_query_series {
+                                return Err(series_limit_error(limits.max_query_series));
+                            }
+                            series.len() - 1
+                        }
+                    };
+                    series[i].samples.push(Sample { ts, value: p.value });
+                }
+            }
+            sort_matrix(&mut series, params.start, params.end);
+            Ok(QueryResult::Matrix(series))
+        }
+    }
+}
+
+/// Loki's message when a query returns too many series.
+pub(super) fn series_limit_error(max: usize) -> EngineError {
+    EngineError::Limit(format!(
+        "maximum number of series ({max}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()"
+    ))
+}
+
+/// Loki's "pipeline error" for a series that carries `__error__`.
+fn pipeline_error(labels: &Labels) -> EngineError {
+    let kind = labels.get(ERROR_LABEL).unwrap_or("");
+    EngineError::Pipeline(format!(
+        "pipeline error: '{kind}' for series: '{labels}'.\n\
+         Use a label filter to intentionally skip this error. (e.g | __error__!=\"{kind}\").\n\
+         To skip all potential errors you can match empty errors.(e.g __error__=\"\")\n\
+         The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__=\"\" )\n"
+    ))
+}
+
+/// Loki's query frontend splits a range query at multiples of `split_queries_by_interval`
+/// (1h by default). When the range spans more than one split, the frontend merges the parts
+/// and orders series by their printed label set (so `{__error__="x"}` comes before `{}`, since
+/// '_' < '}', and `{a="1", b="2"}` before `{a="1"}`); a single split keeps the engine's order,
+/// by label names and values (`{a="1"}` first). Both orders are visible in Loki's answers.
+pub(crate) fn sort_matrix(series: &mut [Series], start: i64, end: i64) {
+    const SPLIT_NS: i64 = 3_600_000_000_000;
+    let splits_more_than_one = end.saturating_sub(1).div_euclid(SPLIT_NS) > start.div_euclid(SPLIT_NS);
+    if splits_more_than_one {
+        series.sort_by_cached_key(|s| s.labels.to_string());
+    } else {
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    }
+}
+
+/// True when a `sort`/`sort_desc` appears anywhere: instant results then keep their order.
+fn has_sort(e: &SampleExpr) -> bool {
+    match e {
+        SampleExpr::VectorAggregation { op, expr, .. } => {
+            matches!(op, VectorOp::Sort | VectorOp::SortDesc) || has_sort(expr)
+        }
+        SampleExpr::Binary { lhs, rhs, .. } => has_sort(lhs) || has_sort(rhs),
+        SampleExpr::LabelReplace { expr, .. } | SampleExpr::Paren(expr) => has_sort(expr),
+        SampleExpr::RangeAggregation { .. } | SampleExpr::Literal(_) | SampleExpr::Vector(_) => {
+            false
+        }
+    }
+}
+
+/// Strips parentheses.
+pub(super) fn unparen(mut e: &SampleExpr) -> &SampleExpr {
+    while let SampleExpr::Paren(inner) = e {
+        e = inner;
+    }
+    e
+}
+
+/// Keeps (`by`) or drops (`without`) the grouping labels.
+pub(super) fn group_labels(labels: &Labels, g: &Grouping) -> Labels {
+    if g.without {
+        let mut out = labels.clone();
+        for n in &g.labels {
+            out.remove(n);
+        }
+        out.remove("__name__");
+        out
+    } else {
+        Labels::from_vec(labels.iter().filter(|l| g.labels.contains(&l.name)).cloned().collect())
+    }
+}
+
+fn filter_refs_error(f: &LabelFilterExpr) -> bool {
+    match f {
+        LabelFilterExpr::And(a, b) | LabelFilterExpr::Or(a, b) => {
+            filter_refs_error(a) || filter_refs_error(b)
+        }
+        LabelFilterExpr::Paren(a) => filter_refs_error(a),
+        LabelFilterExpr::String(m) => m.name == ERROR_LABEL,
+        LabelFilterExpr::Number { name, .. }
+        | LabelFilterExpr::Duration { name, .. }
+        | LabelFilterExpr::Bytes { name, .. }
+        | LabelFilterExpr::Ip { name, .. } => name == ERROR_LABEL,
+    }
+}
+
+/// Whether samples with `__error__` are kept as data rather than failing the query: Loki does
+/// this when the (pushed-down) grouping or a label filter names `__error__`.
+fn preserves_errors(grouping: Option<&Grouping>, range: &ast::LogRangeExpr) -> bool {
+    let refs_error = range
+        .selector
+        .stages
+        .iter()
+        .any(|s| matches!(s, Stage::LabelFilter(f) if filter_refs_error(f)))
+        || range.unwrap.as_ref().is_some_and(|u| u.post_filters.iter().any(filter_refs_error));
+    match grouping {
+        None => false,
+        Some(g) if g.without => false,
+        Some(g) => refs_error || g.labels.iter().any(|n| n == ERROR_LABEL),
+    }
+}
+
+/// Labels of the `absent_over_time` series: the selector's equality matchers, minus names
+/// that also appear in other matchers.
+fn absent_labels(matchers: &[LabelMatcher]) -> Labels {
+    let mut out = Labels::default();
+    let mut drop = Vec::new();
+    for m in matchers {
+        if m.name == "__name__" {
+            continue;
+        }
+        if m.op == MatchType::Equal && out.get(&m.name).is_none() {
+            out.set(&m.name, &m.value);
+        } else {
+            drop.push(m.name.as_str());
+        }
+    }
+    for n in drop {
+        out.remove(n);
+    }
+    out
+}
+
+/// Samples collected for one output series of a range aggregation.
+struct SeriesSamples {
+    labels: Arc<Labels>,
+    points: Vec<(i64, f64)>,
+    sorted: bool,
+    /// Carries `__error__` that is not preserved: any value fails the query.
+    failing: bool,
+}
+
+struct Evaluator<'a> {
+    source: &'a dyn Source,
+    stats: &'a mut Stats,
+    steps: &'a [i64],
+}
+
+impl Evaluator<'_> {
+    fn eval(&mut self, e: &SampleExpr, pushdown: Option<&Grouping>) -> Result<Value, EngineError> {
+        match e {
+            SampleExpr::Paren(inner) => self.eval(inner, pushdown),
+            SampleExpr::Literal(v) => Ok(Value::Scalar(*v)),
+            SampleExpr::Vector(v) => Ok(Value::Steps(
+                self.steps
+                    .iter()
+                    .map(|_| vec![Point { labels: Arc::new(Labels::default()), value: *v }])
+                    .collect(),
+            )),
+            SampleExpr::RangeAggregation { op, range, param, grouping } => {
+                let eff = grouping.as_ref().or(pushdown);
+                self.range_aggregation(*op, range, *param, eff).map(Value::Steps)
+            }
+            SampleExpr::VectorAggregation { op, expr, param, grouping } => {
+                let by_nothing = Grouping { without: false, labels: Vec::new() };
+                let g = grouping.as_ref().unwrap_or(&by_nothing);
+                let push = match unparen(expr) {
+                    SampleExpr::RangeAggregation { op: rop, grouping: None, .. }
+                        if *op == VectorOp::Sum
+                            && matches!(
+                                rop,
+                                RangeOp::BytesOverTime
+                                    | RangeOp::BytesRate
+                                    | RangeOp::SumOverTime
+                                    | RangeOp::Rate
+                                    | RangeOp::CountOverTime
+                            ) =>
+                    {
+                        Some(g)
+                    }
+                    _ => None,
+                };
+                let inner = self.eval(expr, push)?;
+                let Value::Steps(vectors) = inner else {
+                    return Err(EngineError::BadQuery(
+                        "vector aggregations need a vector argument, not a scalar".to_string(),
+                    ));
+                };
+                let out = vectors
+                    .into_iter()
+                    .map(|v| ops::vector_aggregation(*op, *param, g, v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Value::Steps(out))
+            }
+            SampleExpr::Binary { op, lhs, rhs, return_bool, matching } => {
+                let l = self.eval(lhs, None)?;
+                let r = self.eval(rhs, None)?;
+                ops::binary(*op, l, r, *return_bool, matching)
+            }
+            SampleExpr::LabelReplace { expr, dst, replacement, src, regex } => {
+                let inner = self.eval(expr, None)?;
+                let Value::Steps(vectors) = inner else {
+                    return Err(EngineError::BadQuery(
+                        "label_replace needs a vector argument".to_string(),
+                    ));
+                };
+                ops::label_replace(vectors, dst, replacement, src, regex).map(Value::Steps)
+            }
+        }
+    }
+
+    fn range_aggregation(
+        &mut self,
+        op: RangeOp,
+        range: &ast::LogRangeExpr,
+        param: Option<f64>,
+        grouping: Option<&Grouping>,
+    ) -> Result<Vec<Vector>, EngineError> {
+        let preserve = preserves_errors(grouping, range);
+        let extractor =
+            SampleExtractor::new(range, op).map_err(|e| EngineError::Pipeline(e.to_string()))?;
+        let first = self.steps.first().copied().unwrap_or(0);
+        let last = self.steps.last().copied().unwrap_or(0);
+        let from = first.saturating_sub(range.offset_ns).saturating_sub(range.range_ns);
+        let to = last.saturating_sub(range.offset_ns).saturating_add(1);
+
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut series: Vec<SeriesSamples> = Vec::new();
+        for batch in self.source.select(&range.selector, from, to)? {
+            let stream = batch?;
+            let mut sx = extractor.for_stream(&stream.labels);
+            for e in &stream.entries {
+                if e.ts <= from || e.ts >= to {
+                    continue;
+                }
+                account(self.stats, e);
+                let Some((value, labels)) = sx.process(e.ts, &e.line, &e.structured_metadata)
+                else {
+                    continue;
+                };
+                self.stats.total_post_filter_lines += 1;
+                let failing = !preserve && labels.get(ERROR_LABEL).is_some();
+                let key = match grouping {
+                    Some(g) if !failing => group_labels(&labels, g),
+                    _ => labels,
+                };
+                let i = match index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(key.clone(), series.len());
+                        series.push(SeriesSamples {
+                            labels: Arc::new(key),
+                            points: Vec::new(),
+                            sorted: true,
+                            failing,
+                        });
+                        series.len() - 1
+                    }
+                };
+                let s = &mut series[i];
+                if s.points.last().is_some_and(|&(t, _)| t > e.ts) {
+                    s.sorted = false;
+                }
+                s.points.push((e.ts, value));
+            }
+        }
+
+        let mut out: Vec<Vector> = vec![Vec::new(); self.steps.len()];
+        for s in &mut series {
+            if !s.sorted {
+                s.points.sort_by_key(|&(t, _)| t);
+            }
+            let (mut lo, mut hi) = (0usize, 0usize);
+            for (k, &t) in self.steps.iter().enumerate() {
+                let end = t.saturating_sub(range.offset_ns);
+                let start = end.saturating_sub(range.range_ns);
+                while hi < s.points.len() && s.points[hi].0 <= end {
+                    hi += 1;
+                }
+                while lo < hi && s.points[lo].0 <= start {
+                    lo += 1;
+                }
+                if lo >= hi {
+                    continue;
+                }
+                if s.failing {
+                    return Err(pipeline_error(&s.labels));
+                }
+                let window = &s.points[lo..hi];
+                let value = range_value(op, window, range, param, end)?;
+                out[k].push(Point { labels: s.labels.clone(), value });
+            }
+        }
+
+        if op == RangeOp::AbsentOverTime {
+            let labels = Arc::new(absent_labels(&range.selector.matchers));
+            for v in &mut out {
+                if v.is_empty() {
+                    v.push(Point { labels: labels.clone(), value: 1.0 });
+                } else {
+                    v.clear();
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The value of a range function over the samples of one window (non-empty, ascending).
+pub(super) fn range_value(
+    op: RangeOp,
+    w: &[(i64, f64)],
+    range: &ast::LogRangeExpr,
+    param: Option<f64>,
+    window_end: i64,
+) -> Result<f64, EngineError> {
+    let secs = range.range_ns as f64 / 1e9;
+    let sum = || w.iter().map(|p| p.1).sum::<f64>();
+    Ok(match op {
+        RangeOp::CountOverTime => w.len() as f64,
+        RangeOp::Rate => {
+            if range.unwrap.is_some() {
+                sum() / secs
+            } else {
+                w.len() as f64 / secs
+            }
+        }
+        RangeOp::RateCounter => extrapolated_rate(w, range.range_ns, window_end),
+        RangeOp::BytesOverTime | RangeOp::SumOverTime => sum(),
+        RangeOp::BytesRate => sum() / secs,
+        RangeOp::AvgOverTime => {
+            let mut mean = 0.0f64;
+            let mut count = 0.0f64;
+            for &(_, v) in w {
+                count += 1.0;
+                if mean.is_infinite() {
+                    if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                        continue;
+                    }
+                    if v.is_finite() {
+                        continue;
+                    }
+                }
+                mean += v / count - mean / count;
+            }
+            mean
+        }
+        RangeOp::MinOverTime => {
+            w.iter().fold(w[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m })
+        }
+        RangeOp::MaxOverTime => {
+            w.iter().fold(w[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m })
+        }
+        RangeOp::StdvarOverTime => welford(w),
+        RangeOp::StddevOverTime => welford(w).sqrt(),
+        RangeOp::QuantileOverTime => {
+            let q = param.ok_or_else(|| {
+                EngineError::BadQuery("quantile_over_time needs a quantile parameter".to_string())
+            })?;
+            let mut values: Vec<f64> = w.iter().map(|p| p.1).collect();
+            quantile(q, &mut values)
+        }
+        RangeOp::FirstOverTime => w[0].1,
+        RangeOp::LastOverTime => w[w.len() - 1].1,
+        RangeOp::AbsentOverTime => 1.0,
+    })
+}
+
+/// Population variance with Welford's algorithm.
+fn welford(w: &[(i64, f64)]) -> f64 {
+    let (mut aux, mut count, mut mean) = (0.0f64, 0.0f64, 0.0f64);
+    for &(_, v) in w {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        aux += delta * (v - mean);
+    }
+    aux / count
+}
+
+/// Prometheus' quantile: linear interpolation between the closest ranks.
+pub(super) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    // NaN sorts first, as in Loki.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.total_cmp(b),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// Counter-aware, extrapolated per-second rate over the window `(end - range, end]`, as
+/// Prometheus computes `rate()`.
+fn extrapolated_rate(w: &[(i64, f64)], range_ns: i64, range_end: i64) -> f64 {
+    if w.len() < 2 {
+        return 0.0;
+    }
+    let range_start = range_end - range_ns;
+    let (first_t, first_v) = w[0];
+    let (last_t, last_v) = w[w.len() - 1];
+    let mut result = last_v - first_v;
+    let mut prev = 0.0f64;
+    for &(_, v) in w {
+        if v < prev {
+            result += prev;
+        }
+        prev = v;
+    }
+    let mut to_start = (first_t - range_start) as f64 / 1e9;
+    let mut to_end = (range_end - last_t) as f64 / 1e9;
+    let sampled = (last_t - first_t) as f64 / 1e9;
+    let avg_gap = sampled / (w.len() - 1) as f64;
+    let threshold = avg_gap * 1.1;
+    if to_start >= threshold {
+        to_start = avg_gap / 2.0;
+    }
+    let to_zero =
+        if result > 0.0 && first_v >= 0.0 { sampled * (first_v / result) } else { to_start };
+    if to_zero < to_start {
+        to_start = to_zero;
+    }
+    if to_end >= threshold {
+        to_end = avg_gap / 2.0;
+    }
+    let extrapolated = sampled + to_start + to_end;
+    result * (extrapolated / sampled) / (range_ns as f64 / 1e9)
+}

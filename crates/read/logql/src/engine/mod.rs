@@ -1,0 +1,238 @@
+//! Query evaluation: turns a parsed LogQL [`ast::Expr`] plus query parameters into Loki's
+//! result shapes (streams, vector, matrix, scalar).
+//!
+//! The engine does no I/O. It reads log streams through the [`Source`] trait, consumes them as
+//! they arrive, and keeps only what the query needs: the best `limit` entries for log queries,
+//! and `(timestamp, value)` samples per output series for metric queries.
+//!
+//! Semantics follow Loki:
+//! - metric steps run from `start` to `end` inclusive every `step`; each range window is
+//!   `(t - range - offset, t - offset]` (left-open, right-closed);
+//! - matrix series are sorted by labels, log streams by their printed label set;
+//! - samples that carry `__error__` make the query fail with Loki's "pipeline error" text unless
+//!   the query groups by `__error__`.
+
+mod logs;
+mod metric;
+mod ops;
+#[cfg(test)]
+mod tests;
+
+use crate::syntax::ast;
+use skald_model::{Direction, Labels, Sample, Stream};
+
+pub use logs::check_entries_limit;
+
+/// Loki's text for a log query sent as an instant query.
+pub const INSTANT_LOG_QUERY_MSG: &str =
+    "log queries are not supported as an instant query type, please change your query to a range query type";
+
+/// Where the engine gets data. Implemented by the querier over chunks + ingesters.
+pub trait Source: Send + Sync {
+    /// Streams whose labels match `selector.matchers`, with their entries in [start, end)
+    /// sorted ascending by ts. Batches of the same stream come consecutively, in time order
+    /// (one stream may arrive as several batches); streams in any order. The source may
+    /// already drop entries that `selector`'s line filters reject (push-down), nothing else.
+    #[allow(clippy::type_complexity)]
+    fn select(
+        &self,
+        selector: &ast::LogSelectorExpr,
+        start: i64,
+        end: i64,
+    ) -> Result<Box<dyn Iterator<Item = Result<Stream, EngineError>> + Send + '_>, EngineError>;
+}
+
+/// Parameters of one query evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryParams {
+    /// Start in ns since the epoch (inclusive).
+    pub start: i64,
+    /// End in ns since the epoch (exclusive for log queries, inclusive last step for metric
+    /// queries).
+    pub end: i64,
+    /// Step between metric evaluation timestamps, in ns. Ignored for instant queries.
+    pub step_ns: i64,
+    /// Log queries only: return at most one entry per interval (0 = all entries).
+    pub interval_ns: i64,
+    /// Log queries only: maximum number of entries returned.
+    pub limit: u32,
+    /// Log queries only: direction of the results.
+    pub direction: Direction,
+    /// True for an instant query (`start == end`).
+    pub instant: bool,
+    /// Log queries only: key streams by stream labels and return structured metadata and
+    /// parsed labels per entry (`X-Loki-Response-Encoding-Flags: categorize-labels`).
+    pub categorize_labels: bool,
+}
+
+/// Per-tenant limits the engine enforces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum number of distinct series in a metric result.
+    pub max_query_series: usize,
+    /// Maximum `limit` of a log query.
+    pub max_entries_limit_per_query: u32,
+}
+
+impl Default for Limits {
+    /// Loki's defaults: 500 series, 5000 entries.
+    fn default() -> Self {
+        Limits { max_query_series: 500, max_entries_limit_per_query: 5000 }
+    }
+}
+
+/// The result of [`evaluate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    /// The data.
+    pub result: QueryResult,
+    /// Counters about the work done.
+    pub stats: Stats,
+}
+
+/// Loki's four result types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryResult {
+    /// Log streams (`resultType: streams`), in Loki's order.
+    Streams(Vec<ResultStream>),
+    /// An instant vector (`resultType: vector`).
+    Vector(Vec<VectorSample>),
+    /// A range matrix (`resultType: matrix`), series sorted by labels.
+    Matrix(Vec<Series>),
+    /// A scalar (`resultType: scalar`); `ts` in ns.
+    Scalar {
+        /// Timestamp in ns.
+        ts: i64,
+        /// Value.
+        value: f64,
+    },
+}
+
+/// One stream of a log query result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultStream {
+    /// The stream key: all labels, or only the stream labels with categorize-labels.
+    pub labels: Labels,
+    /// Entries in the query direction (newest first for backward).
+    pub entries: Vec<ResultEntry>,
+}
+
+/// One entry of a log query result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultEntry {
+    /// Timestamp in ns.
+    pub ts: i64,
+    /// The (possibly reformatted) line.
+    pub line: String,
+    /// Structured metadata; empty unless categorize-labels is on.
+    pub structured_metadata: Labels,
+    /// Labels extracted by parsers; empty unless categorize-labels is on.
+    pub parsed: Labels,
+}
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorSample {
+    /// Series labels.
+    pub labels: Labels,
+    /// Timestamp in ns.
+    pub ts: i64,
+    /// Value.
+    pub value: f64,
+}
+
+/// One series of a matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Series labels.
+    pub labels: Labels,
+    /// Samples, ascending by timestamp (ns).
+    pub samples: Vec<Sample>,
+}
+
+/// Counters about the work a query did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Entries read from the source.
+    pub total_lines_processed: u64,
+    /// Line bytes read from the source.
+    pub total_bytes_processed: u64,
+    /// Entries returned (log queries).
+    pub total_entries_returned: u64,
+    /// Entries that passed the pipeline.
+    pub total_post_filter_lines: u64,
+    /// Structured metadata bytes (names + values) read from the source.
+    pub total_structured_metadata_bytes_processed: u64,
+}
+
+/// Why a query could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A limit was exceeded; the message is Loki's.
+    #[error("{0}")]
+    Limit(String),
+    /// The pipeline could not be built, or samples carried `__error__`.
+    #[error("{0}")]
+    Pipeline(String),
+    /// The query shape is not supported (e.g. an instant log query).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The query is invalid in a way the parser did not catch (e.g. a bad regex).
+    #[error("{0}")]
+    BadQuery(String),
+    /// Evaluation failed (e.g. many-to-many matching in a binary operation).
+    #[error("{0}")]
+    Execution(String),
+    /// The source failed.
+    #[error("{0}")]
+    Source(String),
+    /// The query ran out of time.
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl EngineError {
+    /// The HTTP status Loki answers with for this error.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            EngineError::Limit(_)
+            | EngineError::Pipeline(_)
+            | EngineError::Unsupported(_)
+            | EngineError::BadQuery(_) => 400,
+            EngineError::Execution(_) | EngineError::Source(_) => 500,
+            EngineError::Timeout(_) => 504,
+        }
+    }
+}
+
+/// Evaluates `expr` over the data `source` provides.
+pub fn evaluate(
+    expr: &ast::Expr,
+    params: &QueryParams,
+    limits: &Limits,
+    source: &dyn Source,
+) -> Result<QueryOutput, EngineError> {
+    let mut stats = Stats::default();
+    let result = match expr {
+        ast::Expr::Log(sel) => {
+            if params.instant {
+                return Err(EngineError::Unsupported(INSTANT_LOG_QUERY_MSG.to_string()));
+            }
+            check_entries_limit(params.limit, limits)?;
+            logs::evaluate_logs(sel, params, source, &mut stats)?
+        }
+        ast::Expr::Sample(e) => metric::evaluate_metric(e, params, limits, source, &mut stats)?,
+    };
+    Ok(QueryOutput { result, stats })
+}
+
+/// Adds the cost of one source entry to `stats`.
+fn account(stats: &mut Stats, entry: &skald_model::Entry) {
+    stats.total_lines_processed += 1;
+    stats.total_bytes_processed += entry.line.len() as u64;
+    stats.total_structured_metadata_bytes_processed += entry
+        .structured_metadata
+        .iter()
+        .map(|l| (l.name.len() + l.value.len()) as u64)
+        .sum::<u64>();
+}

@@ -1,0 +1,431 @@
+//! Operations on instant vectors: vector aggregations, binary operations, `label_replace`.
+
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use regex::Regex;
+use skald_model::Labels;
+
+use super::metric::{group_labels, Point, Value, Vector};
+use super::EngineError;
+use crate::syntax::ast::{BinOp, GroupSide, Grouping, VectorMatching, VectorOp};
+
+/// Running state of one aggregation group.
+struct Group {
+    labels: Arc<Labels>,
+    value: f64,
+    mean: f64,
+    count: usize,
+    members: Vec<Point>,
+}
+
+/// Orders by value with NaN always last; `desc` flips the order of numbers only.
+fn by_value(a: f64, b: f64, desc: bool) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        _ if desc => b.total_cmp(&a),
+        _ => a.total_cmp(&b),
+    }
+}
+
+/// Applies a vector aggregation to one step's vector.
+pub(super) fn vector_aggregation(
+    op: VectorOp,
+    param: Option<f64>,
+    grouping: &Grouping,
+    v: Vector,
+) -> Result<Vector, EngineError> {
+    let k = match op {
+        VectorOp::Topk | VectorOp::Bottomk | VectorOp::ApproxTopk => {
+            let k = param.ok_or_else(|| {
+                EngineError::BadQuery(format!("{op:?} needs a parameter").to_lowercase())
+            })?;
+            if k < 1.0 {
+                return Ok(Vec::new());
+            }
+            k as usize
+        }
+        _ => 0,
+    };
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for p in v {
+        let key = group_labels(&p.labels, grouping);
+        let f = p.value;
+        let Some(&i) = index.get(&key) else {
+            index.insert(key.clone(), groups.len());
+            groups.push(Group {
+                labels: Arc::new(key),
+                value: f,
+                mean: f,
+                count: 1,
+                members: vec![p],
+            });
+            continue;
+        };
+        let g = &mut groups[i];
+        match op {
+            VectorOp::Sum => g.value += f,
+            VectorOp::Avg => {
+                g.count += 1;
+                let skip = g.mean.is_infinite()
+                    && ((f.is_infinite() && (g.mean > 0.0) == (f > 0.0)) || f.is_finite());
+                if !skip {
+                    g.mean += (f - g.mean) / g.count as f64;
+                }
+            }
+            VectorOp::Max => {
+                if g.value < f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            VectorOp::Min => {
+                if g.value > f || g.value.is_nan() {
+                    g.value = f;
+                }
+            }
+            VectorOp::Count => g.count += 1,
+            VectorOp::Stddev | VectorOp::Stdvar => {
+                if g.count == 1 {
+                    g.value = 0.0;
+                }
+                g.count += 1;
+                let delta = f - g.mean;
+                g.mean += delta / g.count as f64;
+                g.value += delta * (f - g.mean);
+            }
+            VectorOp::Topk
+            | VectorOp::Bottomk
+            | VectorOp::ApproxTopk
+            | VectorOp::Sort
+            | VectorOp::SortDesc => g.members.push(p),
+        }
+    }
+    let mut out = Vec::new();
+    for mut g in groups {
+        let value = match op {
+            VectorOp::Sum | VectorOp::Max | VectorOp::Min => g.value,
+            VectorOp::Avg => g.mean,
+            VectorOp::Count => g.count as f64,
+            VectorOp::Stdvar | VectorOp::Stddev => {
+                let var = if g.count == 1 { 0.0 } else { g.value / g.count as f64 };
+                if op == VectorOp::Stddev {
+                    var.sqrt()
+                } else {
+                    var
+                }
+            }
+            VectorOp::Topk
+            | VectorOp::Bottomk
+            | VectorOp::ApproxTopk
+            | VectorOp::Sort
+            | VectorOp::SortDesc => {
+                let desc = matches!(op, VectorOp::Topk | VectorOp::ApproxTopk | VectorOp::SortDesc);
+                g.members.sort_by(|a, b| {
+                    by_value(a.value, b.value, desc).then_with(|| a.labels.cmp(&b.labels))
+                });
+                if k > 0 {
+                    g.members.truncate(k);
+                }
+                out.append(&mut g.members);
+                continue;
+            }
+        };
+        out.push(Point { labels: g.labels, value });
+    }
+    Ok(out)
+}
+
+fn is_comparison(op: BinOp) -> bool {
+    matches!(op, BinOp::Eq | BinOp::Ne | BinOp::Gt | BinOp::Ge | BinOp::Lt | BinOp::Le)
+}
+
+/// Loki's sample merge: the result of `left op right`, `None` when a filtering comparison is
+/// false. For filtering comparisons the kept value is the vector side's (`right` when `swap`).
+fn merge(
+    op: BinOp,
+    left: f64,
+    right: f64,
+    swap: bool,
+    filter: bool,
+) -> Result<Option<f64>, EngineError> {
+    let cmp = |ok: bool| {
+        if ok {
+            Some(1.0)
+        } else if filter {
+            None
+        } else {
+            Some(0.0)
+        }
+    };
+    let res = match op {
+        BinOp::Add => Some(left + right),
+        BinOp::Sub => Some(left - right),
+        BinOp::Mul => Some(left * right),
+        BinOp::Div => Some(if right == 0.0 { f64::NAN } else { left / right }),
+        BinOp::Mod => Some(if right == 0.0 { f64::NAN } else { left % right }),
+        BinOp::Pow => Some(left.powf(right)),
+        BinOp::Eq => cmp(left == right),
+        BinOp::Ne => cmp(left != right),
+        BinOp::Gt => cmp(left > right),
+        BinOp::Ge => cmp(left >= right),
+        BinOp::Lt => cmp(left < right),
+        BinOp::Le => cmp(left <= right),
+        BinOp::And | BinOp::Or | BinOp::Unless => {
+            return Err(EngineError::BadQuery(
+                "set operations are only allowed between vectors".to_string(),
+            ))
+        }
+    };
+    if is_comparison(op) && filter && res.is_some() {
+        return Ok(Some(if swap { right } else { left }));
+    }
+    Ok(res)
+}
+
+/// Evaluates `lhs op rhs`.
+pub(super) fn binary(
+    op: BinOp,
+    lhs: Value,
+    rhs: Value,
+    return_bool: bool,
+    matching: &VectorMatching,
+) -> Result<Value, EngineError> {
+    let filter = !return_bool;
+    match (lhs, rhs) {
+        (Value::Scalar(l), Value::Scalar(r)) => {
+            Ok(Value::Scalar(merge(op, l, r, false, false)?.unwrap_or(f64::NAN)))
+        }
+        (Value::Scalar(l), Value::Steps(rs)) => {
+            let mut out = Vec::with_capacity(rs.len());
+            for v in rs {
+                let mut step = Vec::with_capacity(v.len());
+                for p in v {
+                    if let Some(value) = merge(op, l, p.value, true, filter)? {
+                        step.push(Point { labels: p.labels, value });
+                    }
+                }
+                out.push(step);
+            }
+            Ok(Value::Steps(out))
+        }
+        (Value::Steps(ls), Value::Scalar(r)) => {
+            let mut out = Vec::with_capacity(ls.len());
+            for v in ls {
+                let mut step = Vec::with_capacity(v.len());
+                for p in v {
+                    if let Some(value) = merge(op, p.value, r, false, filter)? {
+                        step.push(Point { labels: p.labels, value });
+                    }
+                }
+                out.push(step);
+            }
+            Ok(Value::Steps(out))
+        }
+        (Value::Steps(ls), Value::Steps(rs)) => {
+            let out = ls
+                .into_iter()
+                .zip(rs)
+                .map(|(l, r)| vector_binary(op, l, r, return_bool, matching))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Value::Steps(out))
+        }
+    }
+}
+
+/// The matching signature of a series under `on(...)`/`ignoring(...)`.
+fn signature(labels: &Labels, matching: &VectorMatching) -> Labels {
+    match &matching.matching {
+        None => labels.clone(),
+        Some(g) if g.without => {
+            let mut out = labels.clone();
+            for n in &g.labels {
+                out.remove(n);
+            }
+            out
+        }
+        Some(g) => Labels::from_vec(
+            labels.iter().filter(|l| g.labels.contains(&l.name)).cloned().collect(),
+        ),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Card {
+    OneToOne,
+    ManyToOne,
+    OneToMany,
+}
+
+/// Labels of a binary operation's result, from the "many" side `lhs` and the "one" side `rhs`.
+fn result_labels(lhs: &Labels, rhs: &Labels, matching: &VectorMatching, card: Card) -> Labels {
+    let mut out = lhs.clone();
+    if card == Card::OneToOne {
+        match &matching.matching {
+            Some(g) if !g.without => {
+                out = Labels::from_vec(
+                    lhs.iter().filter(|l| g.labels.contains(&l.name)).cloned().collect(),
+                );
+            }
+            Some(g) => {
+                for n in &g.labels {
+                    out.remove(n);
+                }
+            }
+            None => {}
+        }
+    }
+    let include = match &matching.group {
+        Some(GroupSide::Left(v)) | Some(GroupSide::Right(v)) => v.as_slice(),
+        None => &[],
+    };
+    for n in include {
+        match rhs.get(n) {
+            Some(v) if !v.is_empty() => out.set(n, v),
+            _ => {
+                out.remove(n);
+            }
+        }
+    }
+    out
+}
+
+fn vector_binary(
+    op: BinOp,
+    lhs: Vector,
+    rhs: Vector,
+    return_bool: bool,
+    matching: &VectorMatching,
+) -> Result<Vector, EngineError> {
+    match op {
+        BinOp::And => {
+            if lhs.is_empty() || rhs.is_empty() {
+                return Ok(Vec::new());
+            }
+            let right: HashSet<Labels> =
+                rhs.iter().map(|p| signature(&p.labels, matching)).collect();
+            return Ok(lhs
+                .into_iter()
+                .filter(|p| right.contains(&signature(&p.labels, matching)))
+                .collect());
+        }
+        BinOp::Or => {
+            if lhs.is_empty() {
+                return Ok(rhs);
+            }
+            if rhs.is_empty() {
+                return Ok(lhs);
+            }
+            let left: HashSet<Labels> =
+                lhs.iter().map(|p| signature(&p.labels, matching)).collect();
+            let mut out = lhs;
+            out.extend(rhs.into_iter().filter(|p| !left.contains(&signature(&p.labels, matching))));
+            return Ok(out);
+        }
+        BinOp::Unless => {
+            if lhs.is_empty() || rhs.is_empty() {
+                return Ok(lhs);
+            }
+            let right: HashSet<Labels> =
+                rhs.iter().map(|p| signature(&p.labels, matching)).collect();
+            return Ok(lhs
+                .into_iter()
+                .filter(|p| !right.contains(&signature(&p.labels, matching)))
+                .collect());
+        }
+        _ => {}
+    }
+    let card = match matching.group {
+        Some(GroupSide::Left(_)) => Card::ManyToOne,
+        Some(GroupSide::Right(_)) => Card::OneToMany,
+        None => Card::OneToOne,
+    };
+    let (many, one) = if card == Card::OneToMany { (rhs, lhs) } else { (lhs, rhs) };
+    let mut one_by_sig: HashMap<Labels, Point> = HashMap::with_capacity(one.len());
+    for p in one {
+        let sig = signature(&p.labels, matching);
+        if one_by_sig.contains_key(&sig) {
+            let side = if card == Card::OneToMany { "left" } else { "right" };
+            return Err(EngineError::Execution(format!(
+                "found duplicate series on the {side} hand-side;many-to-many matching not allowed: matching labels must be unique on one side"
+            )));
+        }
+        one_by_sig.insert(sig, p);
+    }
+    let mut matched: HashMap<Labels, HashSet<Labels>> = HashMap::new();
+    let mut out = Vec::new();
+    for p in many {
+        let sig = signature(&p.labels, matching);
+        let Some(o) = one_by_sig.get(&sig) else { continue };
+        let labels = result_labels(&p.labels, &o.labels, matching, card);
+        if card == Card::OneToOne {
+            if matched.contains_key(&sig) {
+                return Err(EngineError::Execution(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+                        .to_string(),
+                ));
+            }
+            matched.insert(sig, HashSet::new());
+        } else {
+            let seen = matched.entry(sig).or_default();
+            if !seen.insert(labels.clone()) {
+                return Err(EngineError::Execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .to_string(),
+                ));
+            }
+        }
+        let (l, r) = if card == Card::OneToMany { (o.value, p.value) } else { (p.value, o.value) };
+        if let Some(value) = merge(op, l, r, false, !return_bool)? {
+            out.push(Point { labels: Arc::new(labels), value });
+        }
+    }
+    Ok(out)
+}
+
+/// Applies `label_replace` to every step.
+pub(super) fn label_replace(
+    vectors: Vec<Vector>,
+    dst: &str,
+    replacement: &str,
+    src: &str,
+    regex: &str,
+) -> Result<Vec<Vector>, EngineError> {
+    let re = Regex::new(&format!("^(?:{regex})$")).map_err(|e| {
+        EngineError::BadQuery(format!("invalid regular expression in label_replace: {e}"))
+    })?;
+    let mut cache: HashMap<Arc<Labels>, Arc<Labels>> = HashMap::new();
+    let mut out = Vec::with_capacity(vectors.len());
+    for v in vectors {
+        let mut step = Vec::with_capacity(v.len());
+        for p in v {
+            let labels = match cache.get(&p.labels) {
+                Some(l) => l.clone(),
+                None => {
+                    let value = p.labels.get(src).unwrap_or("");
+                    let new = match re.captures(value) {
+                        None => p.labels.clone(),
+                        Some(caps) => {
+                            let mut res = String::new();
+                            caps.expand(replacement, &mut res);
+                            let mut l = (*p.labels).clone();
+                            l.remove(dst);
+                            if !res.is_empty() {
+                                l.set(dst, &res);
+                            }
+                            Arc::new(l)
+                        }
+                    };
+                    cache.insert(p.labels.clone(), new.clone());
+                    new
+                }
+            };
+            step.push(Point { labels, value: p.value });
+        }
+        out.push(step);
+    }
+    Ok(out)
+}

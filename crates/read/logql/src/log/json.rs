@@ -1,0 +1,1037 @@
+//! A lenient, allocation-light JSON scanner with the exact tolerance and error messages of the
+//! `jsonparser` library Loki uses (github.com/buger/jsonparser, MIT): fields are visited in
+//! order and fields seen before a syntax error stay extracted. Also the `json`, `json a="b.c"`
+//! and `unpack` parser stages built on it.
+
+use super::labels::{Category, LabelsBuilder, DUPLICATE_SUFFIX};
+
+pub(crate) const ERR_MALFORMED_JSON: &str = "Malformed JSON error";
+pub(crate) const ERR_MALFORMED_STRING: &str = "Value is string, but can't find closing '\"' symbol";
+pub(crate) const ERR_MALFORMED_ARRAY: &str = "Value is array, but can't find closing ']' symbol";
+pub(crate) const ERR_MALFORMED_OBJECT: &str =
+    "Value looks like object, but can't find closing '}' symbol";
+pub(crate) const ERR_UNKNOWN_TYPE: &str = "Unknown value type";
+pub(crate) const ERR_STRING_ESCAPE: &str = "Encountered an invalid escape sequence in a string";
+const ERR_UNEXPECTED_OBJECT: &str = "expecting json object(6), but it is not";
+
+/// The JSON parser error label value.
+pub(crate) const JSON_PARSER_ERR: &str = "JSONParserErr";
+
+/// JSON value types as jsonparser reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueType {
+    NotExist,
+    String,
+    Number,
+    Object,
+    Array,
+    Boolean,
+    Null,
+}
+
+fn is_ws(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// Offset of the next non-whitespace byte.
+fn next_token(data: &[u8]) -> Option<usize> {
+    data.iter().position(|&c| !is_ws(c))
+}
+
+/// Offset just past the closing quote of a string whose opening quote was already consumed,
+/// and whether the string has escapes.
+fn string_end(data: &[u8]) -> (Option<usize>, bool) {
+    let mut escaped = false;
+    for (i, &c) in data.iter().enumerate() {
+        if c == b'"' {
+            if !escaped {
+                return (Some(i + 1), false);
+            }
+            // count the backslashes before the quote
+            let mut j = i;
+            let mut n = 0;
+            while j > 0 && data[j - 1] == b'\\' {
+                n += 1;
+                j -= 1;
+            }
+            if n % 2 == 0 {
+                return (Some(i + 1), true);
+            }
+        } else if c == b'\\' {
+            escaped = true;
+        }
+    }
+    (None, escaped)
+}
+
+/// Offset just past the block opened at `data[0]`.
+fn block_end(data: &[u8], open: u8, close: u8) -> Option<usize> {
+    let mut level = 0i64;
+    let mut i = 0;
+    while i < data.len() {
+        match data[i] {
+            b'"' => {
+                let (se, _) = string_end(&data[i + 1..]);
+                i += se?;
+            }
+            c if c == open => level += 1,
+            c if c == close => {
+                level -= 1;
+                if level == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn token_end(data: &[u8]) -> usize {
+    data.iter()
+        .position(|&c| matches!(c, b' ' | b'\n' | b'\r' | b'\t' | b',' | b'}' | b']'))
+        .unwrap_or(data.len())
+}
+
+/// A located value: `data[start..end]` is the value (quotes stripped for strings) and
+/// `next` is the offset just past it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Value {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) next: usize,
+    pub(crate) ty: ValueType,
+}
+
+/// Reads the value at the start of `data` (after whitespace), like jsonparser's `Get` with
+/// no keys.
+pub(crate) fn get_value(data: &[u8]) -> Result<Value, &'static str> {
+    let off = next_token(data).ok_or(ERR_MALFORMED_JSON)?;
+    let c = data[off];
+    match c {
+        b'"' => match string_end(&data[off + 1..]).0 {
+            Some(idx) => {
+                let end = off + idx + 1;
+                Ok(Value { start: off + 1, end: end - 1, next: end, ty: ValueType::String })
+            }
+            None => Err(ERR_MALFORMED_STRING),
+        },
+        b'[' => match block_end(&data[off..], b'[', b']') {
+            Some(e) => Ok(Value { start: off, end: off + e, next: off + e, ty: ValueType::Array }),
+            None => Err(ERR_MALFORMED_ARRAY),
+        },
+        b'{' => match block_end(&data[off..], b'{', b'}') {
+            Some(e) => Ok(Value { start: off, end: off + e, next: off + e, ty: ValueType::Object }),
+            None => Err(ERR_MALFORMED_OBJECT),
+        },
+        _ => {
+            let end = off + token_end(&data[off..]);
+            let v = &data[off..end];
+            let ty = match c {
+                b't' | b'f' if v == b"true" || v == b"false" => ValueType::Boolean,
+                b'u' | b'n' if v == b"null" => ValueType::Null,
+                b'0'..=b'9' | b'-' => ValueType::Number,
+                _ => return Err(ERR_UNKNOWN_TYPE),
+            };
+            Ok(Value { start: off, end, next: end, ty })
+        }
+    }
+}
+
+fn hex4(b: &[u8]) -> Option<u32> {
+    if b.len() < 4 {
+        return None;
+    }
+    let mut v = 0u32;
+    for &c in &b[..4] {
+        v = v * 16 + (c as char).to_digit(16)?;
+    }
+    Some(v)
+}
+
+/// Unescapes a JSON string body like jsonparser's `Unescape`. Invalid escapes are an error.
+pub(crate) fn unescape(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> {
+    let Some(first) = memchr::memchr(b'\\', input) else {
+        return Ok(std::borrow::Cow::Borrowed(input));
+    };
+    let mut out = Vec::with_capacity(input.len());
+    out.extend_from_slice(&input[..first]);
+    let mut i = first;
+    while i < input.len() {
+        if input[i] != b'\\' {
+            out.push(input[i]);
+            i += 1;
+            continue;
+        }
+        let e = *input.get(i + 1).ok_or(ERR_STRING_ESCAPE)?;
+        let simple = match e {
+            b'"' => Some(b'"'),
+            b'\\' => Some(b'\\'),
+            b'/' => Some(b'/'),
+            b'b' => Some(8),
+            b'f' => Some(12),
+            b'n' => Some(b'\n'),
+            b'r' => Some(b'\r'),
+            b't' => Some(b'\t'),
+            _ => None,
+        };
+        if let Some(s) = simple {
+            out.push(s);
+            i += 2;
+            continue;
+        }
+        if e != b'u' {
+            return Err(ERR_STRING_ESCAPE);
+        }
+        let r = hex4(&input[i + 2..]).ok_or(ERR_STRING_ESCAPE)?;
+        let (ch, used) = if r <= 0xFFFF && !(0xD800..=0xDFFF).contains(&r) {
+            (char::from_u32(r).unwrap_or('\u{FFFD}'), 6)
+        } else {
+            let rest = &input[i + 6..];
+            if rest.len() < 6 || rest[0] != b'\\' || rest[1] != b'u' {
+                // jsonparser reads the next 6 bytes whatever they are; anything but \uXXXX fails
+                return Err(ERR_STRING_ESCAPE);
+            }
+            let r2 = hex4(&rest[2..]).ok_or(ERR_STRING_ESCAPE)?;
+            if r2 < 0xDC00 {
+                return Err(ERR_STRING_ESCAPE);
+            }
+            let c = 0x10000 + ((r.wrapping_sub(0xD800)) << 10) + (r2 - 0xDC00);
+            (char::from_u32(c).unwrap_or('\u{FFFD}'), 12)
+        };
+        let mut buf = [0u8; 4];
+        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+        i += used;
+    }
+    Ok(std::borrow::Cow::Owned(out))
+}
+
+/// Unescapes a JSON string value as Loki stores it in a label: invalid escapes give the empty
+/// string and invalid UTF-8 / U+FFFD become spaces.
+pub(crate) fn unescape_to_string(v: &[u8]) -> String {
+    match unescape(v) {
+        Ok(b) => lossy_with_spaces(&b),
+        Err(_) => String::new(),
+    }
+}
+
+/// Converts bytes to a string, turning invalid UTF-8 and U+FFFD into spaces.
+pub(crate) fn lossy_with_spaces(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    if s.contains('\u{FFFD}') {
+        s.chars().map(|c| if c == '\u{FFFD}' { ' ' } else { c }).collect()
+    } else {
+        s.into_owned()
+    }
+}
+
+/// Visits each field of the object at the start of `data`, like jsonparser's `ObjectEach`.
+/// The callback gets the (unescaped) key and the value; its error stops the walk.
+pub(crate) fn object_each<E>(
+    data: &[u8],
+    mut cb: impl FnMut(&[u8], &[u8], Value) -> Result<(), E>,
+) -> Result<(), ObjectEachError<E>> {
+    use ObjectEachError::{Callback, Syntax};
+    let mut off = next_token(data).ok_or(Syntax(ERR_MALFORMED_OBJECT))?;
+    if data[off] != b'{' {
+        return Err(Syntax(ERR_MALFORMED_OBJECT));
+    }
+    off += 1;
+    off += next_token(&data[off..]).ok_or(Syntax(ERR_MALFORMED_JSON))?;
+    if data[off] == b'}' {
+        return Ok(());
+    }
+    while off < data.len() {
+        match data[off] {
+            b'"' => off += 1,
+            b'}' => return Ok(()),
+            _ => return Err(Syntax(ERR_MALFORMED_OBJECT)),
+        }
+        let (end, esc) = string_end(&data[off..]);
+        let end = end.ok_or(Syntax(ERR_MALFORMED_JSON))?;
+        let raw_key = &data[off..off + end - 1];
+        off += end;
+        let key = if esc {
+            unescape(raw_key).map_err(|_| Syntax(ERR_STRING_ESCAPE))?
+        } else {
+            std::borrow::Cow::Borrowed(raw_key)
+        };
+        off += next_token(&data[off..]).ok_or(Syntax(ERR_MALFORMED_JSON))?;
+        if data[off] != b':' {
+            return Err(Syntax(ERR_MALFORMED_JSON));
+        }
+        off += 1;
+        let v = get_value(&data[off..]).map_err(Syntax)?;
+        let value = Value { start: off + v.start, end: off + v.end, next: off + v.next, ty: v.ty };
+        cb(&key, &data[value.start..value.end], value).map_err(Callback)?;
+        off = value.next;
+        off += next_token(&data[off..]).ok_or(Syntax(ERR_MALFORMED_ARRAY))?;
+        match data[off] {
+            b'}' => return Ok(()),
+            b',' => off += 1,
+            _ => return Err(Syntax(ERR_MALFORMED_OBJECT)),
+        }
+        off += next_token(&data[off..]).ok_or(Syntax(ERR_MALFORMED_ARRAY))?;
+    }
+    Err(Syntax(ERR_MALFORMED_OBJECT))
+}
+
+/// Why [`object_each`] stopped.
+#[derive(Debug)]
+pub(crate) enum ObjectEachError<E> {
+    /// A jsonparser syntax error (its message).
+    Syntax(&'static str),
+    /// The callback's error.
+    Callback(E),
+}
+
+/// Visits the elements of the array at the start of `data`, like jsonparser's `ArrayEach`.
+/// Returns the offset where it stopped (the closing bracket on success).
+fn array_each(data: &[u8], mut cb: impl FnMut(&[u8], Value, usize)) -> usize {
+    if data.is_empty() {
+        return 0;
+    }
+    let Some(nt) = next_token(data) else { return 0 };
+    let mut off = nt + 1;
+    let Some(no) = next_token(&data[off..]) else { return off };
+    off += no;
+    if data[off] == b']' {
+        return off;
+    }
+    loop {
+        let Ok(v) = get_value(&data[off..]) else { return off };
+        if v.next == 0 {
+            break;
+        }
+        if v.ty != ValueType::NotExist {
+            let value =
+                Value { start: off + v.start, end: off + v.end, next: off + v.next, ty: v.ty };
+            cb(&data[value.start..value.end], value, off);
+        }
+        off += v.next;
+        let Some(skip) = next_token(&data[off..]) else { return off };
+        off += skip;
+        if data[off] == b']' {
+            break;
+        }
+        if data[off] != b',' {
+            return off;
+        }
+        off += 1;
+    }
+    off
+}
+
+/// jsonparser's `searchKeys`: the offset just past the `:` of the value at `keys`, or `None`.
+fn search_keys(data: &[u8], keys: &[String]) -> Option<usize> {
+    let lk = keys.len();
+    if lk == 0 {
+        return Some(0);
+    }
+    let mut key_level = 0usize;
+    let mut level = 0usize;
+    let mut i = 0usize;
+    let ln = data.len();
+    let mut last_matched = true;
+    while i < ln {
+        match data[i] {
+            b'"' => {
+                i += 1;
+                let key_begin = i;
+                let (se, esc) = string_end(&data[i..]);
+                i += se?;
+                let key_end = i - 1;
+                i += next_token(&data[i..])?;
+                if data[i] == b':' {
+                    if level < 1 {
+                        return None;
+                    }
+                    let raw = &data[key_begin..key_end];
+                    let key =
+                        if esc { unescape(raw).ok()? } else { std::borrow::Cow::Borrowed(raw) };
+                    if level <= lk {
+                        if *key == *keys[level - 1].as_bytes() {
+                            last_matched = true;
+                            if key_level == level - 1 {
+                                key_level += 1;
+                                if key_level == lk {
+                                    return Some(i + 1);
+                                }
+                            }
+                        } else {
+                            last_matched = false;
+                        }
+                    } else {
+                        return None;
+                    }
+                } else {
+                    i -= 1;
+                }
+            }
+            b'{' => {
+                if !last_matched {
+                    let end = block_end(&data[i..], b'{', b'}')?;
+                    i += end - 1;
+                } else {
+                    level += 1;
+                }
+            }
+            b'}' => {
+                level = level.wrapping_sub(1);
+                if level == key_level {
+                    key_level = key_level.wrapping_sub(1);
+                }
+            }
+            b'[' => {
+                if key_level == level && keys.get(level).is_some_and(|k| k.starts_with('[')) {
+                    let k = &keys[level];
+                    if k.len() < 3 || !k.ends_with(']') {
+                        return None;
+                    }
+                    let a_idx: usize = k[1..k.len() - 1].parse().ok()?;
+                    let mut cur = 0usize;
+                    let mut found: Option<(usize, usize)> = None;
+                    let sub = &data[i..];
+                    array_each(sub, |_, v, _| {
+                        if cur == a_idx {
+                            found = Some(if v.ty == ValueType::String {
+                                (v.start - 1, v.end + 1)
+                            } else {
+                                (v.start, v.end)
+                            });
+                        }
+                        cur += 1;
+                    });
+                    let (s, e) = found?;
+                    let sub_index = search_keys(&sub[s..e], &keys[level + 1..])?;
+                    return Some(i + s + sub_index);
+                }
+                let skip = block_end(&data[i..], b'[', b']')?;
+                i += skip - 1;
+            }
+            b':' => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn same_tree(p1: &[String], p2: &[String]) -> bool {
+    let n = p1.len().min(p2.len());
+    p1[..n] == p2[..n]
+}
+
+/// One `EachKey` callback: path index (`None` for a document-level error), the value bytes
+/// and its type, or the error.
+type EachKeyResult<'a> = (Option<usize>, Result<(&'a [u8], ValueType), &'static str>);
+
+/// jsonparser's `EachKey`: finds the values at several paths in one pass. The callback gets
+/// the path index (or `None` for a document-level error) and the value or its error.
+pub(crate) fn each_key<'a>(
+    data: &'a [u8],
+    paths: &[Vec<String>],
+    mut cb: impl FnMut(EachKeyResult<'a>),
+) {
+    let ln = data.len();
+    let mut level: i64 = 0;
+    let mut paths_matched = 0usize;
+    let mut i: i64 = 0;
+    let mut flags = vec![false; paths.len()];
+    let max_path = paths.iter().map(Vec::len).max().unwrap_or(0);
+    let mut buf: Vec<String> = vec![String::new(); max_path];
+    let at = |i: i64| -> u8 {
+        if i >= 0 && (i as usize) < ln {
+            data[i as usize]
+        } else {
+            0
+        }
+    };
+
+    while (i as usize) < ln && i >= 0 {
+        let iu = i as usize;
+        match data[iu] {
+            b'"' => {
+                let mut p = iu + 1;
+                let key_begin = p;
+                let (se, esc) = string_end(&data[p..]);
+                let Some(se) = se else { return };
+                p += se;
+                let key_end = p - 1;
+                let Some(vo) = next_token(&data[p..]) else { return };
+                p += vo;
+                i = p as i64;
+                if data[p] == b':' {
+                    let mut matched = false;
+                    let raw = &data[key_begin..key_end];
+                    let key = if esc {
+                        match unescape(raw) {
+                            Ok(k) => k,
+                            Err(_) => return,
+                        }
+                    } else {
+                        std::borrow::Cow::Borrowed(raw)
+                    };
+                    if max_path as i64 >= level {
+                        if level < 1 {
+                            cb((None, Err(ERR_MALFORMED_JSON)));
+                            return;
+                        }
+                        let lv = level as usize;
+                        buf[lv - 1] = String::from_utf8_lossy(&key).into_owned();
+                        for (pi, path) in paths.iter().enumerate() {
+                            if path.len() != lv
+                                || flags[pi]
+                                || *key != *path[lv - 1].as_bytes()
+                                || !same_tree(path, &buf[..lv])
+                            {
+                                continue;
+                            }
+                            matched = true;
+                            paths_matched += 1;
+                            flags[pi] = true;
+                            let r = get_value(&data[p + 1..])
+                                .map(|v| (&data[p + 1 + v.start..p + 1 + v.end], v.ty));
+                            cb((Some(pi), r));
+                            if paths_matched == paths.len() {
+                                break;
+                            }
+                        }
+                        if paths_matched == paths.len() {
+                            return;
+                        }
+                    }
+                    if !matched {
+                        // mirrors jsonparser's (odd) skipping arithmetic
+                        let tok = next_token(&data[p + 1..]).map_or(-1, |t| t as i64);
+                        i += tok;
+                        if at(i) == b'{' {
+                            let skip =
+                                block_end(&data[i as usize..], b'{', b'}').map_or(-1, |e| e as i64);
+                            i += skip + 1;
+                        }
+                    }
+                    if i >= 0
+                        && (i as usize) < ln
+                        && matches!(data[i as usize], b'{' | b'}' | b'[' | b'"')
+                    {
+                        i -= 1;
+                    }
+                } else {
+                    i -= 1;
+                }
+            }
+            b'{' => level += 1,
+            b'}' => level -= 1,
+            b'[' => {
+                if level < 0 {
+                    cb((None, Err(ERR_MALFORMED_JSON)));
+                    return;
+                }
+                let lv = level as usize;
+                let mut idx_wanted: Vec<usize> = Vec::new();
+                let mut p_idx = vec![false; paths.len()];
+                for (pi, path) in paths.iter().enumerate() {
+                    if path.len() < lv + 1
+                        || flags[pi]
+                        || path[lv].is_empty()
+                        || !path[lv].starts_with('[')
+                        || !same_tree(path, &buf[..lv.min(buf.len())])
+                    {
+                        continue;
+                    }
+                    if path[lv].len() > 2 {
+                        let a = path[lv][1..path[lv].len() - 1].parse::<usize>().unwrap_or(0);
+                        idx_wanted.push(a);
+                        p_idx[pi] = true;
+                    }
+                }
+                if !idx_wanted.is_empty() {
+                    level += 1;
+                    let lv1 = level as usize;
+                    let mut cur = 0usize;
+                    let arr_off = array_each(&data[iu..], |value, v, _| {
+                        if idx_wanted.contains(&cur) {
+                            for (pi, path) in paths.iter().enumerate() {
+                                if !p_idx[pi] {
+                                    continue;
+                                }
+                                let a = path[lv1 - 1][1..path[lv1 - 1].len() - 1]
+                                    .parse::<usize>()
+                                    .unwrap_or(0);
+                                if cur != a {
+                                    continue;
+                                }
+                                let of = search_keys(value, &path[lv1..]);
+                                paths_matched += 1;
+                                flags[pi] = true;
+                                if let Some(of) = of {
+                                    let abs = iu + v.start;
+                                    if v.ty == ValueType::String {
+                                        cb((Some(pi), Ok((&data[abs + of..iu + v.end], v.ty))));
+                                    } else {
+                                        let r = get_value(&value[of..]).map(|g| {
+                                            (&data[abs + of + g.start..abs + of + g.end], g.ty)
+                                        });
+                                        cb((Some(pi), r));
+                                    }
+                                }
+                            }
+                        }
+                        cur += 1;
+                    });
+                    if paths_matched == paths.len() {
+                        return;
+                    }
+                    i += arr_off as i64 - 1;
+                } else {
+                    let Some(skip) = block_end(&data[iu..], b'[', b']') else { return };
+                    i += skip as i64 - 1;
+                }
+            }
+            b']' => level -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// Parses a `json` extraction expression (`a.b[0]`, `["a b"].c`) into path segments; array
+/// indexes become `[N]`.
+pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, String> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let mut expect_field = true; // at start a field is allowed, after a DOT a field is required
+    let mut after_dot = false;
+    let syntax = |m: &str| format!("syntax error: {m}");
+    while i < chars.len() {
+        let c = chars[i];
+        if c == ' ' || c == '\t' || c == '\n' {
+            i += 1;
+            continue;
+        }
+        if c == '.' {
+            if out.is_empty() || after_dot {
+                return Err(syntax("unexpected DOT"));
+            }
+            after_dot = true;
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == '_' {
+            if !expect_field && !after_dot {
+                return Err(syntax("unexpected FIELD"));
+            }
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            out.push(chars[start..i].iter().collect());
+            after_dot = false;
+            expect_field = false;
+            continue;
+        }
+        if c == '[' {
+            if after_dot {
+                return Err(syntax("unexpected LSB, expecting FIELD"));
+            }
+            i += 1;
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            if i < chars.len() && chars[i] == '"' {
+                i += 1;
+                let start = i;
+                while i < chars.len() && chars[i] != '"' && chars[i] != ']' {
+                    i += 1;
+                }
+                out.push(chars[start..i].iter().collect());
+                if i < chars.len() && chars[i] == '"' {
+                    i += 1;
+                }
+            } else if i < chars.len() && chars[i].is_ascii_digit() {
+                let start = i;
+                while i < chars.len() && chars[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i < chars.len() && chars[i] == '.' {
+                    return Err("cannot use float as array index".to_string());
+                }
+                let n: String = chars[start..i].iter().collect();
+                let n: usize = n.parse().map_err(|_| format!("non-integer value: {n}"))?;
+                out.push(format!("[{n}]"));
+            } else {
+                return Err(syntax("unexpected end of index"));
+            }
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            if i >= chars.len() || chars[i] != ']' {
+                return Err(syntax("missing RSB"));
+            }
+            i += 1;
+            expect_field = false;
+            continue;
+        }
+        return Err(format!("unexpected char {c}"));
+    }
+    if out.is_empty() || after_dot {
+        return Err(syntax("unexpected $end"));
+    }
+    Ok(out)
+}
+
+/// Sanitizes an extracted key into a label name: trims spaces, prefixes `_` before a leading
+/// digit and maps every other character outside `[A-Za-z0-9_]` to `_`.
+pub(crate) fn sanitize_label_key(key: &str) -> String {
+    let key = key.trim();
+    let mut out = String::with_capacity(key.len() + 1);
+    if key.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        out.push('_');
+    }
+    for c in key.chars() {
+        out.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' });
+    }
+    out
+}
+
+/// Appends a sanitized nested key part to a prefix being built (Loki's nested-key rules).
+fn append_sanitized(to: &mut String, part: &str) {
+    let part = part.trim();
+    if part.is_empty() {
+        return;
+    }
+    if to.is_empty() && part.as_bytes()[0].is_ascii_digit() {
+        to.push('_');
+    }
+    for c in part.chars() {
+        to.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' });
+    }
+}
+
+fn build_prefix(parts: &[String]) -> String {
+    let mut out = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if p.trim().is_empty() {
+            continue;
+        }
+        if i > 0 && !out.is_empty() {
+            out.push('_');
+        }
+        append_sanitized(&mut out, p);
+    }
+    out
+}
+
+/// Reads a scalar JSON value the way Loki stores it in a label.
+fn read_value(v: &[u8], ty: ValueType) -> String {
+    match ty {
+        ValueType::String => unescape_to_string(v),
+        ValueType::Number => lossy_with_spaces(v),
+        ValueType::Boolean => {
+            if v == b"true" {
+                "true".to_string()
+            } else {
+                "false".to_string()
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// `| json` without parameters: every scalar field, nested keys joined with `_`.
+pub(crate) fn parse_json(line: &str, lbs: &mut LabelsBuilder) {
+    let mut prefix: Vec<String> = Vec::new();
+    if let Err(e) = json_object(line.as_bytes(), &mut prefix, lbs) {
+        lbs.set_error(JSON_PARSER_ERR, Some(e));
+    }
+}
+
+fn json_object(
+    data: &[u8],
+    prefix: &mut Vec<String>,
+    lbs: &mut LabelsBuilder,
+) -> Result<(), &'static str> {
+    let r = object_each(data, |key, value, v| -> Result<(), &'static str> {
+        match v.ty {
+            ValueType::String | ValueType::Number | ValueType::Boolean => {
+                json_label(key, value, v.ty, prefix, lbs);
+                Ok(())
+            }
+            ValueType::Object => {
+                let len = prefix.len();
+                prefix.push(String::from_utf8_lossy(key).into_owned());
+                let r = json_object(value, prefix, lbs);
+                prefix.truncate(len);
+                r
+            }
+            _ => Ok(()),
+        }
+    });
+    match r {
+        Ok(()) => Ok(()),
+        Err(ObjectEachError::Syntax(e)) | Err(ObjectEachError::Callback(e)) => Err(e),
+    }
+}
+
+fn json_label(
+    key: &[u8],
+    value: &[u8],
+    ty: ValueType,
+    prefix: &mut Vec<String>,
+    lbs: &mut LabelsBuilder,
+) {
+    let key_str = String::from_utf8_lossy(key);
+    let name = if prefix.is_empty() {
+        let mut name = sanitize_label_key(&key_str);
+        if name.is_empty() {
+            return;
+        }
+        if lbs.collides(&name) {
+            name.push_str(DUPLICATE_SUFFIX);
+        }
+        name
+    } else {
+        prefix.push(key_str.into_owned());
+        let mut name = build_prefix(prefix);
+        if lbs.collides(&name) {
+            if let Some(last) = prefix.last_mut() {
+                last.push_str(DUPLICATE_SUFFIX);
+            }
+            name = build_prefix(prefix);
+        }
+        prefix.pop();
+        name
+    };
+    if name.is_empty() || lbs.extracted(&name) {
+        return;
+    }
+    let v = read_value(value, ty);
+    lbs.set(Category::Parsed, &name, &v);
+}
+
+/// `| json a="path", b`: compiled extraction expressions.
+#[derive(Debug, Clone)]
+pub(crate) struct JsonExpressions {
+    ids: Vec<String>,
+    paths: Vec<Vec<String>>,
+}
+
+impl JsonExpressions {
+    pub(crate) fn new(exprs: &[(String, String)]) -> Result<JsonExpressions, String> {
+        let mut ids = Vec::new();
+        let mut paths = Vec::new();
+        for (id, expr) in exprs {
+            let path = parse_json_path(expr)
+                .map_err(|e| format!("cannot parse expression [{expr}]: {e}"))?;
+            if !skald_model::labels::is_valid_label_name(id) {
+                return Err(format!("invalid extracted label name '{id}'"));
+            }
+            ids.push(id.clone());
+            paths.push(path);
+        }
+        Ok(JsonExpressions { ids, paths })
+    }
+
+    pub(crate) fn process(&self, line: &str, lbs: &mut LabelsBuilder) {
+        let data = line.as_bytes();
+        if data.is_empty() {
+            return;
+        }
+        if !matches!(data[0], b'"' | b'{' | b'[') {
+            lbs.set_err(JSON_PARSER_ERR);
+            return;
+        }
+        let mut matches = 0;
+        let mut results: Vec<EachKeyResult<'_>> = Vec::new();
+        each_key(data, &self.paths, |r| results.push(r));
+        for (idx, r) in results {
+            match r {
+                Err(e) => lbs.set_error(JSON_PARSER_ERR, Some(e)),
+                Ok((value, ty)) => {
+                    let Some(idx) = idx else { continue };
+                    let mut key = self.ids[idx].clone();
+                    if lbs.collides(&key) {
+                        key.push_str(DUPLICATE_SUFFIX);
+                    }
+                    let v = match ty {
+                        ValueType::Null => String::new(),
+                        ValueType::Object => lossy_with_spaces(value),
+                        _ => unescape_to_string(value),
+                    };
+                    lbs.set(Category::Parsed, &key, &v);
+                    matches += 1;
+                }
+            }
+        }
+        if matches < self.ids.len() {
+            for id in &self.ids {
+                if lbs.get(id).is_none() {
+                    lbs.set(Category::Parsed, id, "");
+                }
+            }
+        }
+    }
+}
+
+/// `| unpack`: a JSON object whose `_entry` field becomes the line and whose other string
+/// fields become labels. Returns the new line when the entry was packed.
+pub(crate) fn unpack(line: &str, lbs: &mut LabelsBuilder) -> Option<String> {
+    let data = line.as_bytes();
+    if data.is_empty() {
+        return None;
+    }
+    if data[0] != b'{' {
+        lbs.set_error(JSON_PARSER_ERR, Some(ERR_UNEXPECTED_OBJECT));
+        return None;
+    }
+    let mut entry: Option<String> = None;
+    let mut pending: Vec<(String, String)> = Vec::new();
+    let r = object_each(data, |key, value, v| -> Result<(), &'static str> {
+        if v.ty != ValueType::String {
+            return Ok(());
+        }
+        if key == b"_entry" {
+            let b = unescape(value)?;
+            entry = Some(String::from_utf8_lossy(&b).into_owned());
+            return Ok(());
+        }
+        let mut k = String::from_utf8_lossy(key).into_owned();
+        if lbs.collides(&k) {
+            k.push_str(DUPLICATE_SUFFIX);
+        }
+        if lbs.extracted(&k) {
+            return Ok(());
+        }
+        pending.push((sanitize_label_key(&k), unescape_to_string(value)));
+        Ok(())
+    });
+    match r {
+        Ok(()) => {}
+        Err(ObjectEachError::Syntax(e)) | Err(ObjectEachError::Callback(e)) => {
+            lbs.set_error(JSON_PARSER_ERR, Some(e));
+            return None;
+        }
+    }
+    let entry = entry?;
+    for (k, v) in pending {
+        lbs.set(Category::Parsed, &k, &v);
+    }
+    Some(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_model::Labels;
+
+    fn builder() -> LabelsBuilder {
+        LabelsBuilder::new(Labels::parse(r#"{env="test", format="json", job="web"}"#).unwrap())
+    }
+
+    const WEB: &str = r#"{"method":"PATCH","path":"/api/v1/orders","status":200,"latency_ms":439.539,"bytes":47276,"client_ip":"10.0.3.134","user_agent":"python-requests/2.32.3","duration":"439ms","upstream":{"host":"api-1","port":8081},"tags":["canary"]}"#;
+
+    #[test]
+    fn json_all_fields() {
+        let mut b = builder();
+        parse_json(WEB, &mut b);
+        let r = b.result();
+        assert_eq!(
+            r.parsed.to_string(),
+            r#"{bytes="47276", client_ip="10.0.3.134", duration="439ms", latency_ms="439.539", method="PATCH", path="/api/v1/orders", status="200", upstream_host="api-1", upstream_port="8081", user_agent="python-requests/2.32.3"}"#
+        );
+    }
+
+    #[test]
+    fn json_cut_lines_keep_earlier_fields() {
+        let cases = [
+            (
+                r#"{"method":"GET","path":"/api/v1/orders","status":200,"latency_ms":154.085,"bytes":4102,"client_ip":"172.16.15.125",""#,
+                ERR_MALFORMED_JSON,
+                true,
+            ),
+            (
+                r#"{"method":"GET","path":"/api/v1/orders","status":404,"latency_ms":2.085,"bytes":18904,"client_ip":"172.16.1.1"#,
+                ERR_MALFORMED_STRING,
+                false,
+            ),
+            (
+                r#"{"method":"GET","path":"/x","status":200,"latency_ms":6.787,"bytes":57132,"client_ip":"172.16.0.245","#,
+                ERR_MALFORMED_ARRAY,
+                true,
+            ),
+        ];
+        for (line, err, has_ip) in cases {
+            let mut b = builder();
+            parse_json(line, &mut b);
+            assert_eq!(b.err(), JSON_PARSER_ERR);
+            assert_eq!(b.err_details(), err, "{line}");
+            assert_eq!(b.get("client_ip").is_some(), has_ip);
+            assert!(b.get("bytes").is_some());
+        }
+    }
+
+    #[test]
+    fn json_collisions_and_escapes() {
+        let mut b = builder();
+        parse_json(r#"{"job":"x","a b":{"1c":"\u00e9\n","d":null,"e":true},"arr":[1]}"#, &mut b);
+        let r = b.result();
+        assert_eq!(r.parsed.to_string(), r#"{a_b_1c="é\n", a_b_e="true", job_extracted="x"}"#);
+        assert_eq!(r.stream.get("job"), Some("web"));
+    }
+
+    #[test]
+    fn json_expressions() {
+        let ex = JsonExpressions::new(&[
+            ("method".into(), "method".into()),
+            ("code".into(), "status".into()),
+            ("up".into(), "upstream.host".into()),
+            ("tag0".into(), "tags[0]".into()),
+        ])
+        .unwrap();
+        let mut b = builder();
+        ex.process(WEB, &mut b);
+        assert_eq!(
+            b.result().parsed.to_string(),
+            r#"{code="200", method="PATCH", tag0="canary", up="api-1"}"#
+        );
+        // a cut line: the missing ones are empty and there is no error
+        let mut b = builder();
+        ex.process(
+            r#"{"method":"GET","path":"/api/v1/orders","status":404,"latency_ms":2.085,"bytes":18904,"client_ip":"172.16.1.1"#,
+            &mut b,
+        );
+        assert_eq!(b.err(), "");
+        assert_eq!(b.result().parsed.to_string(), r#"{code="404", method="GET", tag0="", up=""}"#);
+        let ex = JsonExpressions::new(&[
+            ("o".into(), "upstream".into()),
+            ("t".into(), r#"["tags"]"#.into()),
+        ])
+        .unwrap();
+        let mut b = builder();
+        ex.process(WEB, &mut b);
+        assert_eq!(b.get("o"), Some(r#"{"host":"api-1","port":8081}"#));
+        assert_eq!(b.get("t"), Some(r#"["canary"]"#));
+        assert!(JsonExpressions::new(&[("a".into(), "a..b".into())]).is_err());
+        assert!(JsonExpressions::new(&[("a".into(), "a[1.5]".into())]).is_err());
+    }
+
+    #[test]
+    fn unpack_lines() {
+        let mut b = builder();
+        assert_eq!(unpack(WEB, &mut b), None);
+        assert_eq!(b.result().parsed.len(), 0);
+        let mut b = builder();
+        let line = unpack(r#"{"_entry":"hello \"x\"","container":"c1","n":1}"#, &mut b);
+        assert_eq!(line.as_deref(), Some(r#"hello "x""#));
+        assert_eq!(b.get("container"), Some("c1"));
+        let mut b = builder();
+        assert_eq!(unpack(r#"{"method":"GET","path":"/api"#, &mut b), None);
+        assert_eq!(b.err(), JSON_PARSER_ERR);
+        let mut b = builder();
+        assert_eq!(unpack("plain", &mut b), None);
+        assert_eq!(b.err_details(), ERR_UNEXPECTED_OBJECT);
+    }
+}

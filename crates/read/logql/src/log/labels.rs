@@ -1,0 +1,302 @@
+//! The per-line label state of a pipeline: stream labels, structured metadata and parsed labels,
+//! kept apart so that results can be written in both of Loki's encodings.
+
+use skald_model::{Label, Labels};
+
+/// The error label set by failing stages.
+pub const ERROR_LABEL: &str = "__error__";
+/// The error details label set by failing stages.
+pub const ERROR_DETAILS_LABEL: &str = "__error_details__";
+/// Suffix appended to extracted names that collide with stream labels or structured metadata.
+pub const DUPLICATE_SUFFIX: &str = "_extracted";
+
+/// Where a label comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Category {
+    /// Structured metadata of the entry.
+    StructuredMetadata = 0,
+    /// Extracted by a parser or written by `label_format`.
+    Parsed = 1,
+}
+
+/// Labels split by origin, so the querier can write both of Loki's encodings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LabelsResult {
+    /// Stream labels (after `drop`/`keep`, without those overridden by other categories).
+    pub stream: Labels,
+    /// Structured metadata labels.
+    pub structured_metadata: Labels,
+    /// Parsed labels, plus `__error__` and `__error_details__` when set.
+    pub parsed: Labels,
+}
+
+impl LabelsResult {
+    /// All three merged, as Loki shows them without `categorize-labels`.
+    pub fn all(&self) -> Labels {
+        let mut v: Vec<Label> = Vec::with_capacity(
+            self.stream.len() + self.structured_metadata.len() + self.parsed.len(),
+        );
+        v.extend(self.stream.iter().cloned());
+        v.extend(self.structured_metadata.iter().cloned());
+        v.extend(self.parsed.iter().cloned());
+        Labels::from_vec(v)
+    }
+}
+
+/// Mutable label state for one line, reset between lines. Mirrors the precedence rules Loki
+/// applies: parsed labels override structured metadata, which overrides stream labels.
+#[derive(Debug)]
+pub(crate) struct LabelsBuilder {
+    base: Labels,
+    del: Vec<String>,
+    add: [Vec<Label>; 2],
+    err: String,
+    err_details: String,
+    /// Names set as parsed labels during this line: later parsers do not overwrite them.
+    extracted: Vec<String>,
+}
+
+impl LabelsBuilder {
+    pub(crate) fn new(base: Labels) -> Self {
+        LabelsBuilder {
+            base,
+            del: Vec::new(),
+            add: [Vec::new(), Vec::new()],
+            err: String::new(),
+            err_details: String::new(),
+            extracted: Vec::new(),
+        }
+    }
+
+    /// Clears the per-line state.
+    pub(crate) fn reset(&mut self) {
+        self.del.clear();
+        self.add[0].clear();
+        self.add[1].clear();
+        self.err.clear();
+        self.err_details.clear();
+        self.extracted.clear();
+    }
+
+    pub(crate) fn base(&self) -> &Labels {
+        &self.base
+    }
+
+    /// Adds structured metadata the way Loki does: names colliding with stream labels get the
+    /// `_extracted` suffix, and `__error__` / `__error_details__` set the error state.
+    pub(crate) fn add_structured_metadata(&mut self, metadata: &[Label]) {
+        for l in metadata {
+            let name = if self.base_has(&l.name) {
+                format!("{}{DUPLICATE_SUFFIX}", l.name)
+            } else {
+                l.name.clone()
+            };
+            if name == ERROR_LABEL {
+                self.err = l.value.clone();
+                continue;
+            }
+            if name == ERROR_DETAILS_LABEL {
+                self.err_details = l.value.clone();
+                continue;
+            }
+            self.set(Category::StructuredMetadata, &name, &l.value);
+        }
+    }
+
+    pub(crate) fn set_err(&mut self, err: &str) {
+        self.err.clear();
+        self.err.push_str(err);
+    }
+
+    pub(crate) fn set_err_details(&mut self, details: &str) {
+        self.err_details.clear();
+        self.err_details.push_str(details);
+    }
+
+    /// Sets `__error__` and, when given, `__error_details__`.
+    pub(crate) fn set_error(&mut self, err: &str, details: Option<&str>) {
+        self.set_err(err);
+        if let Some(d) = details {
+            self.set_err_details(d);
+        }
+    }
+
+    pub(crate) fn err(&self) -> &str {
+        &self.err
+    }
+
+    pub(crate) fn err_details(&self) -> &str {
+        &self.err_details
+    }
+
+    pub(crate) fn has_err(&self) -> bool {
+        !self.err.is_empty()
+    }
+
+    pub(crate) fn reset_err(&mut self) {
+        self.err.clear();
+    }
+
+    pub(crate) fn reset_err_details(&mut self) {
+        self.err_details.clear();
+    }
+
+    /// True when the stream labels have `name` (whatever later stages did).
+    pub(crate) fn base_has(&self, name: &str) -> bool {
+        self.base.get(name).is_some()
+    }
+
+    pub(crate) fn has_in(&self, name: &str, cat: Category) -> bool {
+        self.add[cat as usize].iter().any(|l| l.name == name)
+    }
+
+    /// True when an extracted name must get the `_extracted` suffix.
+    pub(crate) fn collides(&self, name: &str) -> bool {
+        self.base_has(name) || self.has_in(name, Category::StructuredMetadata)
+    }
+
+    /// True when a parser already set `name` on this line.
+    pub(crate) fn extracted(&self, name: &str) -> bool {
+        self.extracted.iter().any(|n| n == name)
+    }
+
+    /// Returns the value of `name`: added labels first, then the stream labels unless deleted.
+    /// A stream label with an empty value counts as missing.
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        for cat in &self.add {
+            if let Some(l) = cat.iter().find(|l| l.name == name) {
+                return Some(&l.value);
+            }
+        }
+        if self.del.iter().any(|d| d == name) {
+            return None;
+        }
+        match self.base.get(name) {
+            Some(v) if !v.is_empty() => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Sets `name` in `cat`, honouring the precedence parsed > structured metadata > stream.
+    pub(crate) fn set(&mut self, cat: Category, name: &str, value: &str) {
+        match cat {
+            Category::Parsed => {
+                self.add[Category::StructuredMetadata as usize].retain(|l| l.name != name);
+            }
+            Category::StructuredMetadata => {
+                if self.has_in(name, Category::Parsed) {
+                    return;
+                }
+            }
+        }
+        let list = &mut self.add[cat as usize];
+        if let Some(l) = list.iter_mut().find(|l| l.name == name) {
+            l.value.clear();
+            l.value.push_str(value);
+            return;
+        }
+        list.push(Label::new(name, value));
+        if cat == Category::Parsed && !self.extracted(name) {
+            self.extracted.push(name.to_string());
+        }
+    }
+
+    /// Deletes `name` from every category and hides the stream label.
+    pub(crate) fn del(&mut self, name: &str) {
+        for cat in &mut self.add {
+            cat.retain(|l| l.name != name);
+        }
+        self.del.push(name.to_string());
+    }
+
+    fn push_errors(&self, out: &mut Vec<Label>) {
+        if !self.err.is_empty() {
+            out.push(Label::new(ERROR_LABEL, self.err.as_str()));
+        }
+        if !self.err_details.is_empty() {
+            out.push(Label::new(ERROR_DETAILS_LABEL, self.err_details.as_str()));
+        }
+    }
+
+    /// All current labels, unsorted, including the error labels.
+    pub(crate) fn unsorted(&self) -> Vec<Label> {
+        let mut out =
+            Vec::with_capacity(self.base.len() + self.add[0].len() + self.add[1].len() + 2);
+        for l in self.base.iter() {
+            if self.del.contains(&l.name)
+                || self.has_in(&l.name, Category::StructuredMetadata)
+                || self.has_in(&l.name, Category::Parsed)
+            {
+                continue;
+            }
+            out.push(l.clone());
+        }
+        for l in &self.add[Category::StructuredMetadata as usize] {
+            if !self.has_in(&l.name, Category::Parsed) {
+                out.push(l.clone());
+            }
+        }
+        out.extend(self.add[Category::Parsed as usize].iter().cloned());
+        self.push_errors(&mut out);
+        out
+    }
+
+    /// All current labels, sorted (what templates see).
+    pub(crate) fn all(&self) -> Labels {
+        Labels::from_vec(self.unsorted())
+    }
+
+    /// The categorised result.
+    pub(crate) fn result(&self) -> LabelsResult {
+        let all = self.unsorted();
+        let mut stream = Vec::new();
+        let mut meta = Vec::new();
+        let mut parsed = Vec::new();
+        for l in all {
+            if l.name == ERROR_LABEL
+                || l.name == ERROR_DETAILS_LABEL
+                || self.has_in(&l.name, Category::Parsed)
+            {
+                parsed.push(l);
+            } else if self.has_in(&l.name, Category::StructuredMetadata) {
+                meta.push(l);
+            } else {
+                stream.push(l);
+            }
+        }
+        LabelsResult {
+            stream: Labels::from_vec(stream),
+            structured_metadata: Labels::from_vec(meta),
+            parsed: Labels::from_vec(parsed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_and_categories() {
+        let base = Labels::parse(r#"{job="web", host="a"}"#).unwrap();
+        let mut b = LabelsBuilder::new(base);
+        b.add_structured_metadata(&[Label::new("trace_id", "t1"), Label::new("host", "x")]);
+        assert_eq!(b.get("host_extracted"), Some("x"));
+        b.set(Category::Parsed, "trace_id", "p");
+        b.set(Category::Parsed, "level", "info");
+        b.set_error("JSONParserErr", Some("bad"));
+        let r = b.result();
+        assert_eq!(r.stream.to_string(), r#"{host="a", job="web"}"#);
+        assert_eq!(r.structured_metadata.to_string(), r#"{host_extracted="x"}"#);
+        assert_eq!(
+            r.parsed.to_string(),
+            r#"{__error__="JSONParserErr", __error_details__="bad", level="info", trace_id="p"}"#
+        );
+        b.del("job");
+        assert_eq!(b.get("job"), None);
+        assert!(b.extracted("level"));
+        b.reset();
+        assert!(!b.extracted("level"));
+        assert_eq!(b.get("job"), Some("web"));
+    }
+}

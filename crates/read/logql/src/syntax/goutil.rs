@@ -1,0 +1,714 @@
+//! Go-compatible formatting and parsing helpers used by the LogQL lexer, parser and printer:
+//! `strconv.Quote`, `fmt.Sprint(float64)`, `strconv.ParseFloat`, `time.Duration` and
+//! Prometheus `model.Duration` parsing/printing, and go-humanize byte sizes. They reproduce the
+//! exact texts Loki prints.
+
+/// Quotes `s` the way Go's `strconv.Quote` does (non-printable runes escaped).
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_go_printable(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An approximation of Go's `strconv.IsPrint`: ASCII graphic characters and space, and any
+/// non-ASCII character that is not a control, format or non-ASCII space character.
+fn is_go_printable(c: char) -> bool {
+    let u = c as u32;
+    if u < 0x80 {
+        return (0x20..0x7f).contains(&u);
+    }
+    if c.is_control() {
+        return false;
+    }
+    !matches!(
+        u,
+        0xa0 | 0xad
+            | 0x1680
+            | 0x2000..=0x200f
+            | 0x2028..=0x202f
+            | 0x205f..=0x2064
+            | 0x3000
+            | 0xfeff
+            | 0xfff9..=0xfffb
+            | 0xe000..=0xf8ff
+    )
+}
+
+/// Formats a float like Go's `fmt.Sprint(f)` (`%v`: shortest `%g`, e.g. `7`, `0.5`, `1e+06`).
+pub fn go_float_v(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "d.ddde<exp>".
+    let e = format!("{:e}", f.abs());
+    let (mant, exp) = match e.split_once('e') {
+        Some((m, x)) => (m, x.parse::<i32>().unwrap_or(0)),
+        None => (e.as_str(), 0),
+    };
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let neg = if f < 0.0 { "-" } else { "" };
+    // Go's shortest `%g` uses the exponent form when exp < -4 || exp >= 6.
+    if !(-4..6).contains(&exp) {
+        return format!("{neg}{}", fmt_e(&digits, exp));
+    }
+    format!("{neg}{}", fmt_f(&digits, exp))
+}
+
+fn fmt_e(digits: &str, exp: i32) -> String {
+    let mut s = String::new();
+    s.push_str(&digits[..1]);
+    if digits.len() > 1 {
+        s.push('.');
+        s.push_str(&digits[1..]);
+    }
+    s.push('e');
+    s.push(if exp < 0 { '-' } else { '+' });
+    let a = exp.unsigned_abs();
+    if a < 10 {
+        s.push('0');
+    }
+    s.push_str(&a.to_string());
+    s
+}
+
+fn fmt_f(digits: &str, exp: i32) -> String {
+    let nd = digits.len() as i32;
+    if exp < 0 {
+        let mut s = String::from("0.");
+        for _ in 0..(-exp - 1) {
+            s.push('0');
+        }
+        s.push_str(digits);
+        s
+    } else if exp + 1 >= nd {
+        let mut s = digits.to_string();
+        for _ in 0..(exp + 1 - nd) {
+            s.push('0');
+        }
+        s
+    } else {
+        let p = (exp + 1) as usize;
+        format!("{}.{}", &digits[..p], &digits[p..])
+    }
+}
+
+/// Formats like Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
+pub fn go_float_f(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    format!("{f}")
+}
+
+/// Parses like Go's `strconv.ParseFloat(s, 64)` for the decimal forms the LogQL lexer produces;
+/// errors carry Go's text, e.g. `strconv.ParseFloat: parsing "0x10": invalid syntax`.
+pub fn go_parse_float(s: &str) -> Result<f64, String> {
+    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(s));
+    let b = s.as_bytes();
+    let mut i = 0;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+    }
+    let mut digits = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+        digits += 1;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return Err(syntax());
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let st = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if st == i {
+            return Err(syntax());
+        }
+    }
+    if i != b.len() {
+        return Err(syntax());
+    }
+    let v: f64 = s.parse().map_err(|_| syntax())?;
+    if v.is_infinite() {
+        return Err(format!("strconv.ParseFloat: parsing {}: value out of range", go_quote(s)));
+    }
+    Ok(v)
+}
+
+/// Parses like Go's `strconv.Atoi` (decimal digits, optional sign).
+pub fn go_atoi(s: &str) -> Option<i64> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if body.is_empty() || !body.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>().ok()
+}
+
+const NS_MS: u64 = 1_000_000;
+
+/// Parses a Prometheus `model.Duration` (`1h30m`, `5m`, `1d`, `2w`, `1y`, `100ms`, `0`),
+/// returning nanoseconds, or Prometheus' error text.
+pub fn prom_parse_duration(s: &str) -> Result<i64, String> {
+    match s {
+        "0" => return Ok(0),
+        "" => return Err("empty duration string".into()),
+        _ => {}
+    }
+    let invalid = || format!("not a valid duration string: {}", go_quote(s));
+    let units: [(&str, u64, u32); 7] = [
+        ("y", 365 * 24 * 3600 * 1000 * NS_MS, 1),
+        ("w", 7 * 24 * 3600 * 1000 * NS_MS, 2),
+        ("d", 24 * 3600 * 1000 * NS_MS, 3),
+        ("h", 3600 * 1000 * NS_MS, 4),
+        ("m", 60 * 1000 * NS_MS, 5),
+        ("s", 1000 * NS_MS, 6),
+        ("ms", NS_MS, 7),
+    ];
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut last_pos = 0;
+    let mut total: u64 = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            return Err(invalid());
+        }
+        let st = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let v: u64 = s[st..i].parse().map_err(|_| invalid())?;
+        let ust = i;
+        while i < b.len() && !b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if ust == i {
+            return Err(invalid());
+        }
+        // `i` stops at an ASCII digit or the end, so this slice is on char boundaries.
+        let u = &s[ust..i];
+        let Some(&(_, mult, pos)) = units.iter().find(|(n, _, _)| *n == u) else {
+            return Err(format!("unknown unit {} in duration {}", go_quote(u), go_quote(s)));
+        };
+        if pos <= last_pos {
+            return Err(invalid());
+        }
+        last_pos = pos;
+        if v > (1u64 << 63) / mult {
+            return Err("duration out of range".into());
+        }
+        total = total.saturating_add(v * mult);
+        if total > i64::MAX as u64 {
+            return Err("duration out of range".into());
+        }
+    }
+    Ok(total as i64)
+}
+
+/// Parses a Go `time.ParseDuration` string (`1.5s`, `-250ms`, `1h2m`, `3us`).
+pub fn go_parse_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let b = rest.as_bytes();
+        let mut i = 0;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let int_part = &rest[..i];
+        let mut frac_part = "";
+        if i < b.len() && b[i] == b'.' {
+            let st = i + 1;
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            frac_part = &rest[st..i];
+        }
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        let ust = i;
+        while i < rest.len() {
+            let c = rest[i..].chars().next()?;
+            if c == '.' || c.is_ascii_digit() {
+                break;
+            }
+            i += c.len_utf8();
+        }
+        let unit: u128 = match &rest[ust..i] {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let iv: u128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
+        let mut v = iv.checked_mul(unit)?;
+        if !frac_part.is_empty() {
+            let mut scale: u128 = 1;
+            let mut fv: u128 = 0;
+            for d in frac_part.bytes().take(30) {
+                fv = fv * 10 + u128::from(d - b'0');
+                scale *= 10;
+            }
+            v += fv * unit / scale;
+        }
+        total = total.checked_add(v)?;
+        if total > 1u128 << 63 {
+            return None;
+        }
+        rest = &rest[i..];
+    }
+    if neg {
+        if total > 1u128 << 63 {
+            return None;
+        }
+        Some((total as i128).wrapping_neg() as i64)
+    } else {
+        i64::try_from(total).ok()
+    }
+}
+
+/// Formats nanoseconds like Go's `time.Duration.String()` (`1h0m0s`, `250ms`, `1.5s`).
+pub fn go_duration_string(d: i64) -> String {
+    if d == 0 {
+        return "0s".into();
+    }
+    let neg = d < 0;
+    let u = d.unsigned_abs();
+    let mut s = String::new();
+    if u < 1_000_000_000 {
+        let (div, unit) = if u < 1_000 {
+            (1, "ns")
+        } else if u < 1_000_000 {
+            (1_000, "µs")
+        } else {
+            (1_000_000, "ms")
+        };
+        s.push_str(&frac(u, div));
+        s.push_str(unit);
+    } else {
+        let secs = u / 1_000_000_000;
+        let h = secs / 3600;
+        let m = (secs / 60) % 60;
+        if h > 0 {
+            s.push_str(&format!("{h}h{m}m"));
+        } else if m > 0 {
+            s.push_str(&format!("{m}m"));
+        }
+        s.push_str(&frac(u % 60_000_000_000, 1_000_000_000));
+        s.push('s');
+    }
+    if neg {
+        format!("-{s}")
+    } else {
+        s
+    }
+}
+
+fn frac(v: u64, div: u64) -> String {
+    let ip = v / div;
+    let fp = v % div;
+    if fp == 0 {
+        return ip.to_string();
+    }
+    let width = div.to_string().len() - 1;
+    let f = format!("{fp:0width$}");
+    format!("{ip}.{}", f.trim_end_matches('0'))
+}
+
+/// Formats nanoseconds like Prometheus' `model.Duration.String()` (`5m`, `1h30m`, `1w`).
+pub fn prom_duration_string(d: i64) -> String {
+    let mut ms = d / NS_MS as i64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut r = String::new();
+    if ms < 0 {
+        r.push('-');
+        ms = -ms;
+    }
+    let units: [(&str, i64, bool); 7] = [
+        ("y", 1000 * 60 * 60 * 24 * 365, true),
+        ("w", 1000 * 60 * 60 * 24 * 7, true),
+        ("d", 1000 * 60 * 60 * 24, false),
+        ("h", 1000 * 60 * 60, false),
+        ("m", 1000 * 60, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
+    ];
+    for (unit, mult, exact) in units {
+        if exact && ms % mult != 0 {
+            continue;
+        }
+        let v = ms / mult;
+        if v > 0 {
+            r.push_str(&format!("{v}{unit}"));
+            ms -= v * mult;
+        }
+    }
+    r
+}
+
+/// Parses a byte size like go-humanize's `ParseBytes` (`5MB`, `1.5KiB`, `512B`, `3k`).
+pub fn humanize_parse_bytes(s: &str) -> Option<u64> {
+    let mut last = 0;
+    let mut has_comma = false;
+    for (i, c) in s.char_indices() {
+        if !(c.is_ascii_digit() || c == '.' || c == ',') {
+            break;
+        }
+        if c == ',' {
+            has_comma = true;
+        }
+        last = i + 1;
+    }
+    let mut num = s[..last].to_string();
+    if has_comma {
+        num = num.replace(',', "");
+    }
+    let f = go_parse_float(&num).ok()?;
+    let extra = s[last..].trim().to_ascii_lowercase();
+    let m: u64 = match extra.as_str() {
+        "b" | "" => 1,
+        "kib" | "ki" => 1 << 10,
+        "kb" | "k" => 1_000,
+        "mib" | "mi" => 1 << 20,
+        "mb" | "m" => 1_000_000,
+        "gib" | "gi" => 1 << 30,
+        "gb" | "g" => 1_000_000_000,
+        "tib" | "ti" => 1 << 40,
+        "tb" | "t" => 1_000_000_000_000,
+        "pib" | "pi" => 1 << 50,
+        "pb" | "p" => 1_000_000_000_000_000,
+        "eib" | "ei" => 1 << 60,
+        "eb" | "e" => 1_000_000_000_000_000_000,
+        _ => return None,
+    };
+    let v = f * m as f64;
+    if v >= u64::MAX as f64 {
+        return None;
+    }
+    Some(v as u64)
+}
+
+/// Formats a byte count like go-humanize's `Bytes` with spaces removed (`5.0MB`, `20MB`, `5B`).
+pub fn humanize_bytes(s: u64) -> String {
+    if s < 10 {
+        return format!("{s}B");
+    }
+    let sizes = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let e = ((s as f64).ln() / 1000f64.ln()).floor();
+    let idx = (e as usize).min(sizes.len() - 1);
+    let val = ((s as f64) / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1}{}", sizes[idx])
+    } else {
+        format!("{val:.0}{}", sizes[idx])
+    }
+}
+
+/// Turns a regex that failed to compile into Go's `regexp/syntax` error text, e.g.
+/// ``error parsing regexp: missing closing ): `(unclosed` ``. `src` is the full pattern given
+/// to the compiler. Falls back to the Rust message when the cause is not recognised.
+pub fn go_regex_error(src: &str, rust_err: &str) -> String {
+    let p = |code: &str, expr: &str| format!("error parsing regexp: {code}: `{expr}`");
+    // Scan once, tracking groups and classes, the way Go reports the first problem.
+    let chars: Vec<(usize, char)> = src.char_indices().collect();
+    let mut depth: i32 = 0;
+    let mut i = 0;
+    let mut prev_repeatable = false;
+    let mut prev_was_repeat = false;
+    while i < chars.len() {
+        let (off, c) = chars[i];
+        match c {
+            '\\' => {
+                let Some(&(_, e)) = chars.get(i + 1) else {
+                    return "error parsing regexp: trailing backslash at end of expression: ``"
+                        .into();
+                };
+                let ok = e.is_ascii_punctuation() || "afnrtvdDsSwWbBAzpPxQEC0123456789".contains(e);
+                if !ok {
+                    let end = chars.get(i + 2).map_or(src.len(), |x| x.0);
+                    return p("invalid escape sequence", &src[off..end]);
+                }
+                i += 2;
+                prev_repeatable = true;
+                prev_was_repeat = false;
+                continue;
+            }
+            '[' => {
+                // find the closing bracket
+                let mut j = i + 1;
+                if chars.get(j).is_some_and(|x| x.1 == '^') {
+                    j += 1;
+                }
+                if chars.get(j).is_some_and(|x| x.1 == ']') {
+                    j += 1;
+                }
+                let mut closed = false;
+                while j < chars.len() {
+                    match chars[j].1 {
+                        '\\' => j += 2,
+                        '[' if chars.get(j + 1).is_some_and(|x| x.1 == ':') => {
+                            let rest = &src[chars[j].0..];
+                            match rest.find(":]") {
+                                Some(k) => {
+                                    let endb = chars[j].0 + k + 2;
+                                    while j < chars.len() && chars[j].0 < endb {
+                                        j += 1;
+                                    }
+                                }
+                                None => j += 1,
+                            }
+                        }
+                        ']' => {
+                            closed = true;
+                            break;
+                        }
+                        _ => j += 1,
+                    }
+                }
+                if !closed {
+                    return p("missing closing ]", &src[off..]);
+                }
+                i = j + 1;
+                prev_repeatable = true;
+                prev_was_repeat = false;
+                continue;
+            }
+            '(' => {
+                depth += 1;
+                prev_repeatable = false;
+                prev_was_repeat = false;
+                if chars.get(i + 1).is_some_and(|x| x.1 == '?') {
+                    // flags or named group
+                    let rest = &src[off..];
+                    if rest.starts_with("(?P<") || rest.starts_with("(?<") {
+                        let st = if rest.starts_with("(?P<") { 4 } else { 3 };
+                        match rest[st..].find('>') {
+                            Some(k) => {
+                                let name = &rest[st..st + k];
+                                let valid = !name.is_empty()
+                                    && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+                                if !valid {
+                                    return p("invalid named capture", &rest[..st + k + 1]);
+                                }
+                                i += rest[..st + k + 1].chars().count();
+                                continue;
+                            }
+                            None => return p("invalid named capture", rest),
+                        }
+                    } else {
+                        let body = &rest[2..];
+                        let ok = match body.find([')', ':']) {
+                            Some(k) => {
+                                let flags = &body[..k];
+                                flags.chars().all(|c| "imsU-".contains(c))
+                                    && (!flags.is_empty() || body[k..].starts_with(':'))
+                            }
+                            None => false,
+                        };
+                        if !ok {
+                            let end = rest.char_indices().nth(3).map_or(rest.len(), |x| x.0);
+                            return p("invalid or unsupported Perl syntax", &rest[..end]);
+                        }
+                        // skip the group prefix: `(?flags)` is not a group at all
+                        let body_len = body.find([')', ':']).unwrap_or(0);
+                        if body[body_len..].starts_with(')') {
+                            depth -= 1;
+                        }
+                        let skip = rest[..2 + body_len + 1].chars().count();
+                        i += skip;
+                        continue;
+                    }
+                }
+            }
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return p("unexpected )", src);
+                }
+                prev_repeatable = true;
+                prev_was_repeat = false;
+            }
+            '*' | '+' | '?' => {
+                if prev_was_repeat {
+                    let st = chars[i - 1].0;
+                    let end = chars.get(i + 1).map_or(src.len(), |x| x.0);
+                    // Go allows a single trailing `?` (non-greedy)
+                    if c != '?' {
+                        return p("invalid nested repetition operator", &src[st..end]);
+                    }
+                    prev_was_repeat = false;
+                    prev_repeatable = false;
+                    i += 1;
+                    continue;
+                }
+                if !prev_repeatable {
+                    let end = chars.get(i + 1).map_or(src.len(), |x| x.0);
+                    return p("missing argument to repetition operator", &src[off..end]);
+                }
+                prev_was_repeat = true;
+                i += 1;
+                continue;
+            }
+            '|' => {
+                prev_repeatable = false;
+                prev_was_repeat = false;
+            }
+            _ => {
+                prev_repeatable = true;
+                prev_was_repeat = false;
+            }
+        }
+        i += 1;
+    }
+    if depth > 0 {
+        return p("missing closing )", src);
+    }
+    let first = rust_err.lines().rev().find(|l| l.starts_with("error:")).unwrap_or(rust_err);
+    format!("error parsing regexp: {}", first.trim_start_matches("error:").trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats() {
+        assert_eq!(go_float_v(7.0), "7");
+        assert_eq!(go_float_v(0.5), "0.5");
+        assert_eq!(go_float_v(-2.25), "-2.25");
+        assert_eq!(go_float_v(1e6), "1e+06");
+        assert_eq!(go_float_v(123456.0), "123456");
+        assert_eq!(go_float_v(1234567.0), "1.234567e+06");
+        assert_eq!(go_float_v(0.0001), "0.0001");
+        assert_eq!(go_float_v(0.00001), "1e-05");
+        assert_eq!(go_float_f(1e21), "1000000000000000000000");
+        assert_eq!(go_float_f(2.5), "2.5");
+        assert_eq!(go_parse_float("1.5").unwrap(), 1.5);
+        assert_eq!(
+            go_parse_float("0x10").unwrap_err(),
+            "strconv.ParseFloat: parsing \"0x10\": invalid syntax"
+        );
+        assert!(go_parse_float("1e400").unwrap_err().ends_with("value out of range"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(prom_parse_duration("5m").unwrap(), 300_000_000_000);
+        assert_eq!(prom_parse_duration("1h30m").unwrap(), 5_400_000_000_000);
+        assert_eq!(
+            prom_parse_duration("5minutes").unwrap_err(),
+            "unknown unit \"minutes\" in duration \"5minutes\""
+        );
+        assert!(prom_parse_duration("1.5s").is_err());
+        assert_eq!(go_parse_duration("1.5s"), Some(1_500_000_000));
+        assert_eq!(go_parse_duration("-250ms"), Some(-250_000_000));
+        assert_eq!(go_parse_duration("750us"), Some(750_000));
+        assert_eq!(go_parse_duration("2m3s"), Some(123_000_000_000));
+        assert_eq!(go_parse_duration("5"), None);
+        assert_eq!(go_duration_string(3_600_000_000_000), "1h0m0s");
+        assert_eq!(go_duration_string(1_800_000_000_000), "30m0s");
+        assert_eq!(go_duration_string(250_000_000), "250ms");
+        assert_eq!(go_duration_string(1_500_000_000), "1.5s");
+        assert_eq!(go_duration_string(750_000), "750µs");
+        assert_eq!(go_duration_string(-300_000_000_000), "-5m0s");
+        assert_eq!(prom_duration_string(300_000_000_000), "5m");
+        assert_eq!(prom_duration_string(90_000_000_000), "1m30s");
+        assert_eq!(prom_duration_string(7 * 86_400_000_000_000), "1w");
+        assert_eq!(prom_duration_string(8 * 86_400_000_000_000), "8d");
+    }
+
+    #[test]
+    fn bytes() {
+        assert_eq!(humanize_parse_bytes("5MB"), Some(5_000_000));
+        assert_eq!(humanize_parse_bytes("1.5KiB"), Some(1536));
+        assert_eq!(humanize_parse_bytes("512B"), Some(512));
+        assert_eq!(humanize_parse_bytes("3k"), Some(3000));
+        assert_eq!(humanize_parse_bytes("3x"), None);
+        assert_eq!(humanize_bytes(5_000_000), "5.0MB");
+        assert_eq!(humanize_bytes(20_000_000), "20MB");
+        assert_eq!(humanize_bytes(1536), "1.5kB");
+        assert_eq!(humanize_bytes(5), "5B");
+    }
+
+    #[test]
+    fn regex_errors() {
+        assert_eq!(
+            go_regex_error("(unclosed", ""),
+            "error parsing regexp: missing closing ): `(unclosed`"
+        );
+        assert_eq!(go_regex_error("a)", ""), "error parsing regexp: unexpected ): `a)`");
+        assert_eq!(go_regex_error("[a", ""), "error parsing regexp: missing closing ]: `[a`");
+        assert_eq!(
+            go_regex_error("x\\q", ""),
+            "error parsing regexp: invalid escape sequence: `\\q`"
+        );
+        assert_eq!(
+            go_regex_error("*a", ""),
+            "error parsing regexp: missing argument to repetition operator: `*`"
+        );
+        assert_eq!(
+            go_regex_error("a**", ""),
+            "error parsing regexp: invalid nested repetition operator: `**`"
+        );
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(go_quote("a\"b\\\n\u{1}é\u{a0}"), "\"a\\\"b\\\\\\n\\x01é\\u00a0\"");
+    }
+}

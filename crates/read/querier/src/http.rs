@@ -1,0 +1,342 @@
+//! The query HTTP API: `/loki/api/v1/{query,query_range,labels,label/<name>/values,series,
+//! format_query}` and their legacy `/api/prom` aliases where Loki keeps them.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use serde_json::{json, Value};
+use skald_logql::engine::{self, QueryParams};
+use skald_logql::syntax::{self, ast::Expr};
+use skald_model::{LabelMatcher, Labels};
+use skald_proto::ingester::IngesterQuery;
+
+use crate::error::QuerierError;
+use crate::params::{self, Params};
+use crate::source::StoreSource;
+use crate::{marshal, Querier};
+
+/// The tenant a request acts for, put into request extensions by the server after it checked
+/// `X-Scope-OrgID`.
+#[derive(Debug, Clone)]
+pub struct TenantId(pub String);
+
+const JSON_UPPER: &str = "application/json; charset=UTF-8";
+const JSON_LOWER: &str = "application/json; charset=utf-8";
+
+/// Writes a plain-text error the way Loki's `WriteError` does.
+pub fn error_response(err: &QuerierError) -> Response {
+    let status = StatusCode::from_u16(err.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, err.to_string()).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+fn json_response(v: &Value, content_type: &'static str) -> Response {
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut resp = (StatusCode::OK, body).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn reply(r: Result<Value, QuerierError>) -> Response {
+    match r {
+        Ok(v) => json_response(&v, JSON_UPPER),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Collects query-string and form-body parameters.
+fn collect_params(method: &Method, headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Params {
+    let mut p = Params::default();
+    if let Some(q) = query {
+        p.extend_from_urlencoded(q.as_bytes());
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if *method == Method::POST && (is_form || !body.is_empty()) {
+        p.extend_from_urlencoded(body);
+    }
+    p
+}
+
+fn categorize(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("X-Loki-Response-Encoding-Flags")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|f| f.trim() == "categorize-labels")
+}
+
+/// The router for every query endpoint. Expects a [`TenantId`] extension on each request.
+pub fn router(querier: Arc<Querier>) -> Router {
+    Router::new()
+        .route("/loki/api/v1/query_range", get(query_range).post(query_range))
+        .route("/loki/api/v1/query", get(query_instant).post(query_instant))
+        .route("/loki/api/v1/labels", get(labels).post(labels))
+        .route("/loki/api/v1/label", get(labels).post(labels))
+        .route("/loki/api/v1/label/{name}/values", get(label_values).post(label_values))
+        .route("/loki/api/v1/series", get(series).post(series))
+        .route("/loki/api/v1/format_query", get(format_query).post(format_query))
+        .route("/api/prom/label", get(labels))
+        .route("/api/prom/label/{name}/values", get(label_values))
+        .route("/api/prom/series", get(series).post(series))
+        .with_state(querier)
+}
+
+async fn query_range(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, &headers, raw, &body);
+    reply(q.query_range(&tenant.0, &p, categorize(&headers)).await)
+}
+
+async fn query_instant(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, &headers, raw, &body);
+    reply(q.query_instant(&tenant.0, &p, categorize(&headers)).await)
+}
+
+async fn labels(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, &headers, raw, &body);
+    reply(q.labels(&tenant.0, &p, None).await)
+}
+
+async fn label_values(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    Path(name): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, &headers, raw, &body);
+    reply(q.labels(&tenant.0, &p, Some(&name)).await)
+}
+
+async fn series(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, &headers, raw, &body);
+    reply(q.series(&tenant.0, &p).await)
+}
+
+async fn format_query(method: Method, headers: HeaderMap, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+    let p = collect_params(&method, &headers, raw, &body);
+    match syntax::parse_expr(p.get("query").unwrap_or("")) {
+        Ok(expr) => json_response(&json!({"status": "success", "data": expr.to_string()}), JSON_LOWER),
+        Err(e) => error_response(&QuerierError::BadRequest(e.to_string())),
+    }
+}
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// Loki's default step: `max(1s, floor((end - start) / 250))`, in whole seconds.
+fn default_step_ns(start: i64, end: i64) -> i64 {
+    let secs = ((end - start) as f64 / 1e9 / 250.0).floor().max(1.0);
+    (secs as i64) * 1_000_000_000
+}
+
+impl Querier {
+    fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
+        syntax::parse_expr(p.get("query").unwrap_or("")).map_err(|e| QuerierError::BadRequest(e.to_string()))
+    }
+
+    fn check_limit(&self, limit: u32) -> Result<(), QuerierError> {
+        let max = self.limits.max_entries_limit_per_query;
+        if max > 0 && limit as u64 > max as u64 {
+            return Err(QuerierError::BadRequest(format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `/loki/api/v1/query_range`.
+    pub async fn query_range(self: &Arc<Self>, tenant: &str, p: &Params, categorize: bool) -> Result<Value, QuerierError> {
+        let (start, end) = params::parse_range(p, HOUR_NS)?;
+        if end < start {
+            return Err(QuerierError::BadRequest("end timestamp must not be before or equal to start time".into()));
+        }
+        let limit = params::parse_limit(p.get("limit"))?;
+        let direction = params::parse_direction(p.get("direction"))?;
+        let step_ns = match p.get("step").filter(|s| !s.is_empty()) {
+            Some(s) => params::parse_seconds_or_duration(s)?,
+            None => default_step_ns(start, end),
+        };
+        if step_ns <= 0 {
+            return Err(QuerierError::BadRequest(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if (end - start) / step_ns > 11_000 {
+            return Err(QuerierError::BadRequest(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
+        }
+        let interval_ns = match p.get("interval").filter(|s| !s.is_empty()) {
+            Some(s) => params::parse_seconds_or_duration(s)?,
+            None => 0,
+        };
+        let expr = self.parse_query(p)?;
+        if matches!(expr, Expr::Log(_)) {
+            self.check_limit(limit)?;
+        }
+        let qp = QueryParams {
+            start,
+            end,
+            step_ns,
+            interval_ns,
+            limit,
+            direction,
+            instant: false,
+            categorize_labels: categorize,
+        };
+        self.run(tenant, expr, qp, categorize).await
+    }
+
+    /// `/loki/api/v1/query`.
+    pub async fn query_instant(self: &Arc<Self>, tenant: &str, p: &Params, categorize: bool) -> Result<Value, QuerierError> {
+        let ts = params::parse_timestamp(p.get("time"), params::now_ns())?;
+        let limit = params::parse_limit(p.get("limit"))?;
+        let direction = params::parse_direction(p.get("direction"))?;
+        let expr = self.parse_query(p)?;
+        let qp = QueryParams {
+            start: ts,
+            end: ts,
+            step_ns: 0,
+            interval_ns: 0,
+            limit,
+            direction,
+            instant: true,
+            categorize_labels: categorize,
+        };
+        self.run(tenant, expr, qp, categorize).await
+    }
+
+    async fn run(self: &Arc<Self>, tenant: &str, expr: Expr, qp: QueryParams, categorize: bool) -> Result<Value, QuerierError> {
+        let _permit = self
+            .concurrency
+            .acquire()
+            .await
+            .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
+        let started = Instant::now();
+        let source = StoreSource { querier: self.clone(), tenant: tenant.to_string(), handle: tokio::runtime::Handle::current() };
+        let limits = engine::Limits {
+            max_query_series: self.limits.max_query_series as usize,
+            max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
+        };
+        let task = tokio::task::spawn_blocking(move || engine::evaluate(&expr, &qp, &limits, &source));
+        let timeout = self.limits.query_timeout;
+        let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
+        let out = match tokio::time::timeout(timeout, task).await {
+            Err(_) => return Err(QuerierError::Timeout),
+            Ok(Err(e)) => return Err(QuerierError::Internal(format!("query task failed: {e}"))),
+            Ok(Ok(Err(e))) => {
+                return Err(QuerierError::Status { status: e.status_code(), message: e.to_string() });
+            }
+            Ok(Ok(Ok(out))) => out,
+        };
+        let exec = started.elapsed().as_secs_f64();
+        Ok(json!({"status": "success", "data": marshal::query_data(&out, categorize, exec)}))
+    }
+
+    fn selector_matchers(&self, q: Option<&str>) -> Result<Vec<LabelMatcher>, QuerierError> {
+        match q.filter(|s| !s.trim().is_empty()) {
+            None => Ok(Vec::new()),
+            Some(s) => syntax::parse_matchers(s).map_err(|e| QuerierError::BadRequest(e.to_string())),
+        }
+    }
+
+    /// Label sets of every stream matching `matchers` with data in `[start, end)`, from the
+    /// index and the ingesters.
+    async fn stream_labels(&self, tenant: &str, matchers: &[LabelMatcher], start: i64, end: i64) -> Result<BTreeSet<Labels>, QuerierError> {
+        let mut out = BTreeSet::new();
+        let series = self
+            .index
+            .series(tenant, matchers, start, end.saturating_sub(1))
+            .await
+            .map_err(|e| QuerierError::Unavailable(format!("index lookup failed: {e}")))?;
+        out.extend(series.into_iter().map(|s| s.labels));
+        if let Some(ing) = &self.ingester {
+            let q = IngesterQuery { matchers: matchers.to_vec(), start, end };
+            out.extend(ing.series(tenant, q).await?);
+        }
+        Ok(out)
+    }
+
+    /// `/loki/api/v1/labels` (name = None) and `/loki/api/v1/label/<name>/values`.
+    pub async fn labels(&self, tenant: &str, p: &Params, name: Option<&str>) -> Result<Value, QuerierError> {
+        let (start, end) = params::parse_range(p, 6 * HOUR_NS)?;
+        if end < start {
+            return Err(QuerierError::BadRequest("end timestamp must not be before or equal to start time".into()));
+        }
+        let matchers = self.selector_matchers(p.get("query"))?;
+        let streams = self.stream_labels(tenant, &matchers, start, end).await?;
+        let mut values: BTreeSet<String> = BTreeSet::new();
+        for labels in &streams {
+            match name {
+                None => values.extend(labels.iter().map(|l| l.name.clone())),
+                Some(n) => values.extend(labels.get(n).map(str::to_string)),
+            }
+        }
+        if values.is_empty() {
+            return Ok(json!({"status": "success"}));
+        }
+        Ok(json!({"status": "success", "data": values.into_iter().collect::<Vec<_>>()}))
+    }
+
+    /// `/loki/api/v1/series`.
+    pub async fn series(&self, tenant: &str, p: &Params) -> Result<Value, QuerierError> {
+        let (start, end) = params::parse_range(p, 6 * HOUR_NS)?;
+        if end < start {
+            return Err(QuerierError::BadRequest("end timestamp must not be before or equal to start time".into()));
+        }
+        let mut selectors = p.get_all("match[]");
+        selectors.extend(p.get_all("match"));
+        if selectors.is_empty() {
+            return Err(QuerierError::BadRequest("0 matchers provided".into()));
+        }
+        let mut all: BTreeSet<Labels> = BTreeSet::new();
+        for s in selectors {
+            let matchers = self.selector_matchers(Some(s))?;
+            all.extend(self.stream_labels(tenant, &matchers, start, end).await?);
+        }
+        let data: Vec<Value> = all.iter().map(marshal::labels_json).collect();
+        Ok(json!({"status": "success", "data": data}))
+    }
+}

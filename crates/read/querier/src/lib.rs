@@ -1,0 +1,77 @@
+//! The querier: Loki's query HTTP API over chunks in the object store and recent data in
+//! ingesters. It runs LogQL through `skald-logql` and writes Loki's JSON.
+//!
+//! Boundary: reaches ingesters only through `skald_proto::ingester::IngesterClient`, storage
+//! only through `skald_chunk_store::ChunkStore` and `skald_index::IndexStore`.
+
+pub mod error;
+pub mod http;
+pub mod marshal;
+pub mod params;
+mod source;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use skald_chunk_store::ChunkStore;
+use skald_common::limits::Limits;
+use skald_index::IndexStore;
+use skald_proto::ingester::IngesterClient;
+
+pub use error::QuerierError;
+
+/// The `querier` block, with Loki's key names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuerierConfig {
+    /// Ingesters are asked only for data newer than this (0 = always).
+    #[serde(with = "skald_common::units::duration")]
+    pub query_ingesters_within: Duration,
+    /// Queries evaluated at once.
+    pub max_concurrent: usize,
+}
+
+impl Default for QuerierConfig {
+    fn default() -> Self {
+        QuerierConfig { query_ingesters_within: Duration::from_secs(3 * 3600), max_concurrent: 4 }
+    }
+}
+
+impl QuerierConfig {
+    /// `query_ingesters_within` in nanoseconds.
+    pub fn query_ingesters_within_ns(&self) -> i64 {
+        self.query_ingesters_within.as_nanos().min(i64::MAX as u128) as i64
+    }
+}
+
+/// Answers queries for every tenant.
+pub struct Querier {
+    pub(crate) config: QuerierConfig,
+    pub(crate) limits: Limits,
+    pub(crate) chunks: Arc<dyn ChunkStore>,
+    pub(crate) index: Arc<dyn IndexStore>,
+    pub(crate) ingester: Option<IngesterClient>,
+    pub(crate) concurrency: tokio::sync::Semaphore,
+}
+
+impl Querier {
+    /// Builds a querier. `ingester` is `None` for a querier that reads storage only.
+    pub fn new(
+        config: QuerierConfig,
+        limits: Limits,
+        chunks: Arc<dyn ChunkStore>,
+        index: Arc<dyn IndexStore>,
+        ingester: Option<IngesterClient>,
+    ) -> Self {
+        let permits = config.max_concurrent.max(1);
+        Querier {
+            config,
+            limits,
+            chunks,
+            index,
+            ingester,
+            concurrency: tokio::sync::Semaphore::new(permits),
+        }
+    }
+}

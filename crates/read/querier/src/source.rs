@@ -1,0 +1,202 @@
+//! The querier's data source for the LogQL engine: chunks found through the index, merged with
+//! the recent data ingesters still hold, deduplicated, in timestamp order per stream.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use memchr::memmem;
+use skald_chunk::Chunk;
+use skald_index::ChunkRef;
+use skald_logql::engine::{EngineError, Source};
+use skald_logql::syntax::ast::LogSelectorExpr;
+use skald_model::{Entry, Labels, Stream};
+use skald_proto::ingester::IngesterQuery;
+
+use crate::Querier;
+
+/// Reads one tenant's data for one query. Runs on a blocking thread; async storage calls are
+/// driven through the runtime handle.
+pub struct StoreSource {
+    pub(crate) querier: Arc<Querier>,
+    pub(crate) tenant: String,
+    pub(crate) handle: tokio::runtime::Handle,
+}
+
+struct PendingStream {
+    chunks: Vec<ChunkRef>,
+    recent: Vec<Entry>,
+}
+
+fn source_err(msg: impl Into<String>) -> EngineError {
+    EngineError::Source(msg.into())
+}
+
+impl StoreSource {
+    fn plan(
+        &self,
+        selector: &LogSelectorExpr,
+        start: i64,
+        end: i64,
+    ) -> Result<BTreeMap<Labels, PendingStream>, EngineError> {
+        let q = &self.querier;
+        let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
+        let series = self
+            .handle
+            .block_on(q.index.series(&self.tenant, &selector.matchers, start, end.saturating_sub(1)))
+            .map_err(|e| source_err(format!("index lookup failed: {e}")))?;
+        for s in series {
+            let entry = streams
+                .entry(s.labels)
+                .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() });
+            entry.chunks.extend(s.chunks);
+        }
+        if let Some(ingester) = &q.ingester {
+            let within = q.config.query_ingesters_within_ns();
+            let now = crate::params::now_ns();
+            if within == 0 || end > now - within {
+                let query = IngesterQuery { matchers: selector.matchers.clone(), start, end };
+                let recent = self
+                    .handle
+                    .block_on(ingester.query(&self.tenant, query))
+                    .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
+                for s in recent {
+                    let entry = streams
+                        .entry(s.labels)
+                        .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() });
+                    entry.recent = s.entries;
+                }
+            }
+        }
+        Ok(streams)
+    }
+}
+
+impl Source for StoreSource {
+    fn select(
+        &self,
+        selector: &LogSelectorExpr,
+        start: i64,
+        end: i64,
+    ) -> Result<Box<dyn Iterator<Item = Result<Stream, EngineError>> + Send + '_>, EngineError> {
+        let plan = self.plan(selector, start, end)?;
+        let literals = skald_logql::log::required_literals(&selector.stages);
+        let iter = plan.into_iter().map(move |(labels, pending)| {
+            let entries = self.load_stream(pending, start, end, &literals)?;
+            Ok(Stream { labels, entries })
+        });
+        Ok(Box::new(iter.filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))))
+    }
+}
+
+impl StoreSource {
+    fn load_stream(
+        &self,
+        pending: PendingStream,
+        start: i64,
+        end: i64,
+        literals: &[String],
+    ) -> Result<Vec<Entry>, EngineError> {
+        let q = &self.querier;
+        let tenant = self.tenant.clone();
+        let store = q.chunks.clone();
+        let keys: Vec<_> = pending.chunks.iter().map(|c| c.key(&tenant)).collect();
+        let fetched: Vec<bytes::Bytes> = self.handle.block_on(async move {
+            use futures::StreamExt;
+            let results = futures::stream::iter(keys.into_iter().map(|k| {
+                let store = store.clone();
+                async move { store.get(&k).await }
+            }))
+            .buffered(16)
+            .collect::<Vec<_>>()
+            .await;
+            results.into_iter().collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))?;
+
+        let finders: Vec<memmem::Finder<'_>> =
+            literals.iter().map(|l| memmem::Finder::new(l.as_bytes())).collect();
+        let decode_one = |bytes: &bytes::Bytes| -> Result<Vec<Entry>, EngineError> {
+            let chunk = Chunk::parse(bytes).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
+            let mut out = Vec::new();
+            for (i, meta) in chunk.blocks().iter().enumerate() {
+                if meta.max_ts < start || meta.min_ts >= end {
+                    continue;
+                }
+                let block = chunk
+                    .decode_block(i)
+                    .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+                select_block(&block, start, end, &finders, &mut out);
+            }
+            Ok(out)
+        };
+        let mut parts: Vec<Vec<Entry>> = if fetched.len() > 1 {
+            // decode chunks in parallel on scoped threads
+            let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(fetched.len());
+            let chunks_per = fetched.len().div_ceil(workers);
+            let results: Vec<Result<Vec<Vec<Entry>>, EngineError>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = fetched
+                    .chunks(chunks_per)
+                    .map(|group| scope.spawn(move || group.iter().map(decode_one).collect::<Result<Vec<_>, _>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(source_err("chunk decoder panicked"))))
+                    .collect()
+            });
+            let mut parts = Vec::new();
+            for r in results {
+                parts.extend(r?);
+            }
+            parts
+        } else {
+            fetched.iter().map(decode_one).collect::<Result<Vec<_>, _>>()?
+        };
+        let recent: Vec<Entry> = pending
+            .recent
+            .into_iter()
+            .filter(|e| finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()))
+            .collect();
+        parts.push(recent);
+        let mut entries: Vec<Entry> = parts.into_iter().flatten().collect();
+        entries.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.line.cmp(&b.line)));
+        // The same entry can be in a flushed chunk and still in an ingester (or in two
+        // replicas): keep one.
+        entries.dedup_by(|a, b| a.ts == b.ts && a.line == b.line);
+        Ok(entries)
+    }
+}
+
+/// Appends the block's entries in `[start, end)` that contain every literal. With literals,
+/// the whole block's line bytes are searched at once and only matching lines are materialised.
+fn select_block(
+    block: &skald_chunk::DecodedBlock,
+    start: i64,
+    end: i64,
+    finders: &[memmem::Finder<'_>],
+    out: &mut Vec<Entry>,
+) {
+    let in_range = |i: usize| {
+        let ts = block.ts(i);
+        ts >= start && ts < end
+    };
+    let Some(first) = finders.first() else {
+        for i in 0..block.len() {
+            if in_range(i) {
+                out.push(block.entry(i));
+            }
+        }
+        return;
+    };
+    let bytes = block.lines_bytes();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        let Some(off) = first.find(&bytes[pos..]) else { break };
+        let idx = block.entry_index_at_offset(pos + off);
+        let line = block.line(idx);
+        if in_range(idx) && finders.iter().all(|f| f.find(line.as_bytes()).is_some()) {
+            out.push(block.entry(idx));
+        }
+        // continue after this line
+        pos = block.line_range(idx).end.max(pos + off + 1);
+    }
+}

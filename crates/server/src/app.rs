@@ -1,0 +1,179 @@
+//! Starts the modules a target needs and runs them until SIGTERM / ctrl-c.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use skald_chunk_store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig};
+use skald_distributor::Distributor;
+use skald_index::{IndexStore, ObjectIndexStore, ObjectIndexStoreConfig};
+use skald_ingester::Ingester;
+use skald_proto::ingester::{GrpcIngesterClient, IngesterClient, IngesterGrpcServer};
+use skald_querier::Querier;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::{self, HttpState};
+use crate::modules::{self, Module};
+
+/// Resolves once SIGTERM or ctrl-c arrives.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Runs `target` with `config` until a shutdown signal, then stops cleanly (flushing the
+/// ingester's chunks).
+pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
+    let mods = modules::resolve(target).map_err(anyhow::Error::msg)?;
+    for block in config.ignored_blocks() {
+        tracing::warn!(block, "config block accepted for Loki compatibility but not used by this Skald version");
+    }
+    let registry = prometheus::Registry::new();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let mut chunk_store: Option<Arc<dyn ChunkStore>> = None;
+    let mut index_store: Option<Arc<dyn IndexStore>> = None;
+    if mods.contains(&Module::Store) {
+        let dir = config.data_dir();
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        let cs: Arc<dyn ChunkStore> = Arc::new(
+            ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default())
+                .with_context(|| format!("cannot open {}", dir.display()))?,
+        );
+        index_store = Some(Arc::new(ObjectIndexStore::new(cs.clone(), ObjectIndexStoreConfig::default())));
+        chunk_store = Some(cs);
+        tracing::info!(dir = %dir.display(), "storing chunks and index on the local filesystem");
+    }
+
+    let mut ingester: Option<Ingester> = None;
+    let mut ingester_task = None;
+    if mods.contains(&Module::Ingester) {
+        let (Some(cs), Some(is)) = (chunk_store.clone(), index_store.clone()) else {
+            anyhow::bail!("the ingester needs the store module");
+        };
+        let ing = Ingester::new(config.ingester.clone(), config.limits_config.clone(), cs, is, &registry);
+        ingester_task = Some(tokio::spawn(ing.clone().run(shutdown_rx.clone())));
+        ingester = Some(ing);
+    }
+
+    let ingester_client: Option<IngesterClient> = if mods.contains(&Module::IngesterClient) {
+        match &ingester {
+            Some(ing) => Some(Arc::new(ing.clone()) as IngesterClient),
+            None => {
+                let addr = config.ingester_client.addresses.first().context(
+                    "ingester_client.addresses must name an ingester when it runs in another process",
+                )?;
+                let url = if addr.starts_with("http") { addr.clone() } else { format!("http://{addr}") };
+                Some(Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient)
+            }
+        }
+    } else {
+        None
+    };
+
+    let distributor = if mods.contains(&Module::Distributor) {
+        let client = ingester_client.clone().context("the distributor needs an ingester client")?;
+        Some(Arc::new(
+            Distributor::new(config.distributor.clone(), config.limits_config.clone(), client, &registry)
+                .context("cannot register distributor metrics")?,
+        ))
+    } else {
+        None
+    };
+
+    let querier = if mods.contains(&Module::Querier) {
+        let (Some(cs), Some(is)) = (chunk_store.clone(), index_store.clone()) else {
+            anyhow::bail!("the querier needs the store module");
+        };
+        Some(Arc::new(Querier::new(
+            config.querier.clone(),
+            config.limits_config.clone(),
+            cs,
+            is,
+            ingester_client.clone(),
+        )))
+    } else {
+        None
+    };
+
+    // gRPC: the ingester service, when this process runs one.
+    let mut grpc_task = None;
+    if let Some(ing) = &ingester {
+        let addr: SocketAddr = format!("{}:{}", config.server.grpc_listen_address, config.server.grpc_listen_port)
+            .parse()
+            .context("invalid gRPC listen address")?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (gRPC)"))?;
+        tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
+        let svc = IngesterGrpcServer::into_service(Arc::new(ing.clone()) as IngesterClient);
+        let mut rx = shutdown_rx.clone();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        grpc_task = Some(tokio::spawn(async move {
+            let res = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = rx.wait_for(|v| *v).await;
+                })
+                .await;
+            if let Err(error) = res {
+                tracing::error!(%error, "gRPC server failed");
+            }
+        }));
+    }
+
+    let state = HttpState {
+        auth_enabled: config.auth_enabled,
+        registry: registry.clone(),
+        ingester: ingester.clone().map(|i| Arc::new(i) as IngesterClient),
+    };
+    let body_limit = usize::try_from(config.distributor.max_recv_msg_size).unwrap_or(usize::MAX).saturating_add(1);
+    let app = http::router(state, distributor, querier)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit));
+    let addr: SocketAddr = format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
+        .parse()
+        .context("invalid HTTP listen address")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
+    tracing::info!(addr = %listener.local_addr()?, target, "HTTP listening; Skald is ready");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("HTTP server failed")?;
+
+    // Stop accepting, then let the ingester flush everything before exit.
+    let _ = shutdown_tx.send(true);
+    if let Some(t) = grpc_task {
+        let _ = t.await;
+    }
+    if let Some(t) = ingester_task {
+        let _ = t.await;
+    }
+    tracing::info!("Skald stopped");
+    Ok(())
+}

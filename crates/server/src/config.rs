@@ -1,0 +1,387 @@
+//! The root configuration: Loki's top-level keys, one block per service crate.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use skald_common::limits::Limits;
+use skald_distributor::DistributorConfig;
+use skald_ingester::IngesterConfig;
+use skald_querier::QuerierConfig;
+
+/// The whole YAML file. An unknown key is an error that names it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Which services to run (`all`, `distributor`, `ingester`, `querier`); the `-target`
+    /// flag overrides it.
+    pub target: Option<String>,
+    /// When true, every request needs `X-Scope-OrgID`; when false the tenant is `fake`.
+    pub auth_enabled: bool,
+    /// Listeners.
+    pub server: ServerConfig,
+    /// Settings shared by several services.
+    pub common: CommonConfig,
+    /// Push path.
+    pub distributor: DistributorConfig,
+    /// Ingester.
+    pub ingester: IngesterConfig,
+    /// Query path.
+    pub querier: QuerierConfig,
+    /// Where chunks and index segments live.
+    pub storage_config: StorageConfig,
+    /// Schema periods.
+    pub schema_config: SchemaConfig,
+    /// Per-tenant limits.
+    pub limits_config: Limits,
+    /// Where a distributor or querier finds ingesters when they run as separate processes.
+    pub ingester_client: IngesterClientConfig,
+    /// Loki blocks Skald accepts but does not act on yet (so Loki configs load); each is
+    /// logged as ignored at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern_ingester: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_range: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytics: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_scheduler: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ruler: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compactor: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memberlist: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<serde_yaml::Value>,
+}
+
+impl Config {
+    /// Names of accepted-but-ignored Loki blocks present in this config.
+    pub fn ignored_blocks(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        let blocks: [(&'static str, bool); 9] = [
+            ("pattern_ingester", self.pattern_ingester.is_some()),
+            ("query_range", self.query_range.is_some()),
+            ("analytics", self.analytics.is_some()),
+            ("frontend", self.frontend.is_some()),
+            ("query_scheduler", self.query_scheduler.is_some()),
+            ("ruler", self.ruler.is_some()),
+            ("compactor", self.compactor.is_some()),
+            ("memberlist", self.memberlist.is_some()),
+            ("tracing", self.tracing.is_some()),
+        ];
+        for (name, present) in blocks {
+            if present {
+                v.push(name);
+            }
+        }
+        v
+    }
+
+    /// The directory under which chunks and index segments are kept on the filesystem.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.storage_config.filesystem.directory {
+            return PathBuf::from(d);
+        }
+        if let Some(d) = self
+            .storage_config
+            .object_store
+            .as_ref()
+            .and_then(|o| o.filesystem.as_ref())
+            .and_then(|f| f.dir.clone())
+        {
+            return PathBuf::from(d);
+        }
+        if let Some(d) = self
+            .common
+            .storage
+            .as_ref()
+            .and_then(|s| s.filesystem.as_ref())
+            .and_then(|f| f.chunks_directory.clone())
+        {
+            return PathBuf::from(d);
+        }
+        PathBuf::from(&self.common.path_prefix).join("chunks")
+    }
+
+    /// Checks every block before start.
+    pub fn validate(&self) -> Result<(), String> {
+        self.ingester.validate()?;
+        if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
+            return Err("server.http_listen_address must be set".to_string());
+        }
+        for (i, p) in self.schema_config.configs.iter().enumerate() {
+            match p.store.as_str() {
+                "tsdb" | "boltdb-shipper" | "skald" | "" => {}
+                other => {
+                    return Err(format!(
+                        "schema_config.configs[{i}].store `{other}` is not supported yet (supported: tsdb, boltdb-shipper; both use Skald's object-store index)"
+                    ))
+                }
+            }
+            match p.object_store.as_str() {
+                "filesystem" | "" => {}
+                other => {
+                    return Err(format!(
+                        "schema_config.configs[{i}].object_store `{other}` is not supported yet (supported: filesystem)"
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `server` block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// HTTP listen address.
+    pub http_listen_address: String,
+    /// HTTP listen port (0 = pick a free one and log it).
+    pub http_listen_port: u16,
+    /// gRPC listen address.
+    pub grpc_listen_address: String,
+    /// gRPC listen port.
+    pub grpc_listen_port: u16,
+    /// Log level: debug, info, warn, error.
+    pub log_level: String,
+    /// Largest gRPC message received.
+    pub grpc_server_max_recv_msg_size: usize,
+    /// Largest gRPC message sent.
+    pub grpc_server_max_send_msg_size: usize,
+    /// Seconds to wait for in-flight requests at shutdown.
+    #[serde(with = "skald_common::units::duration")]
+    pub graceful_shutdown_timeout: std::time::Duration,
+    /// Prefix for every HTTP route (Loki's `http_path_prefix`).
+    pub http_path_prefix: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_listen_address: "127.0.0.1".to_string(),
+            http_listen_port: 3100,
+            grpc_listen_address: "127.0.0.1".to_string(),
+            grpc_listen_port: 9095,
+            log_level: "info".to_string(),
+            grpc_server_max_recv_msg_size: 4 * 1024 * 1024,
+            grpc_server_max_send_msg_size: 4 * 1024 * 1024,
+            graceful_shutdown_timeout: std::time::Duration::from_secs(30),
+            http_path_prefix: String::new(),
+        }
+    }
+}
+
+/// The `common` block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommonConfig {
+    /// Everything on local disk lives under this directory.
+    pub path_prefix: String,
+    /// Address other services reach this instance at.
+    pub instance_addr: Option<String>,
+    /// Copies of each stream (1 in the single binary).
+    pub replication_factor: usize,
+    /// Ring settings (the single binary ignores them).
+    pub ring: Option<serde_yaml::Value>,
+    /// Shared storage settings.
+    pub storage: Option<CommonStorage>,
+    /// Compactor address (ignored).
+    pub compactor_address: Option<String>,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        CommonConfig {
+            path_prefix: "./skald-data".to_string(),
+            instance_addr: None,
+            replication_factor: 1,
+            ring: None,
+            storage: None,
+            compactor_address: None,
+        }
+    }
+}
+
+/// `common.storage`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommonStorage {
+    /// Local filesystem storage.
+    pub filesystem: Option<CommonFilesystem>,
+}
+
+/// `common.storage.filesystem`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommonFilesystem {
+    /// Chunk directory.
+    pub chunks_directory: Option<String>,
+    /// Rules directory (ignored until the ruler exists).
+    pub rules_directory: Option<String>,
+}
+
+/// The `storage_config` block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `storage_config.filesystem`.
+    pub filesystem: FilesystemConfig,
+    /// `storage_config.object_store` (Loki's Thanos-based client block).
+    pub object_store: Option<ObjectStoreConfig>,
+    /// TSDB shipper settings: accepted; Skald's object-store index needs none of them.
+    pub tsdb_shipper: Option<serde_yaml::Value>,
+    /// BoltDB shipper settings: accepted and ignored likewise.
+    pub boltdb_shipper: Option<serde_yaml::Value>,
+}
+
+/// `storage_config.filesystem`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesystemConfig {
+    /// Directory for chunks and index segments.
+    pub directory: Option<String>,
+}
+
+/// `storage_config.object_store`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    /// `filesystem: {dir}`.
+    pub filesystem: Option<ObjectStoreFilesystem>,
+}
+
+/// `storage_config.object_store.filesystem`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectStoreFilesystem {
+    /// Directory.
+    pub dir: Option<String>,
+}
+
+/// The `schema_config` block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchemaConfig {
+    /// Periods, oldest first.
+    pub configs: Vec<PeriodConfig>,
+}
+
+/// One schema period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeriodConfig {
+    /// First day (YYYY-MM-DD).
+    pub from: String,
+    /// Index store kind.
+    pub store: String,
+    /// Object store kind.
+    pub object_store: String,
+    /// Schema version (v11, v12, v13).
+    pub schema: String,
+    /// Index table settings.
+    pub index: Option<PeriodIndex>,
+    /// Chunk table settings (v11 and older).
+    pub chunks: Option<PeriodIndex>,
+    /// Row shards (v10+).
+    pub row_shards: Option<u32>,
+}
+
+/// `index:` / `chunks:` of a period.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeriodIndex {
+    /// Table prefix.
+    pub prefix: String,
+    /// Table period.
+    pub period: Option<String>,
+    /// Extra tags (ignored).
+    pub tags: Option<serde_yaml::Value>,
+}
+
+/// `ingester_client`: static addresses of ingesters for split deployments.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngesterClientConfig {
+    /// gRPC addresses (`host:port`) of ingesters; used by `-target=distributor` and
+    /// `-target=querier`.
+    pub addresses: Vec<String>,
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` with environment values (Loki's
+/// `-config.expand-env`).
+pub fn expand_env(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find('}') {
+            Some(j) => {
+                let inner = &after[..j];
+                let (name, default) = match inner.find(":-") {
+                    Some(k) => (&inner[..k], Some(&inner[k + 2..])),
+                    None => (inner, None),
+                };
+                let val = std::env::var(name).ok().filter(|v| !v.is_empty());
+                out.push_str(&val.unwrap_or_else(|| default.unwrap_or("").to_string()));
+                rest = &after[j + 1..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Parses YAML text into a config.
+pub fn parse(text: &str) -> Result<Config, String> {
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    serde_yaml::from_str::<Config>(text).map_err(|e| format!("invalid config: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse("server:\n  http_listen_prot: 3100\n").unwrap_err();
+        assert!(err.contains("http_listen_prot"), "{err}");
+        let err = parse("nonsense: 1\n").unwrap_err();
+        assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn env_expansion() {
+        std::env::set_var("SKALD_TEST_PORT", "3999");
+        assert_eq!(expand_env("port: ${SKALD_TEST_PORT}"), "port: 3999");
+        assert_eq!(expand_env("x: ${SKALD_NOPE_VAR:-7}"), "x: 7");
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+        for name in ["skald-local.yaml", "loki-reference.yaml"] {
+            let text = std::fs::read_to_string(root.join(name)).unwrap();
+            let cfg = parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            cfg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

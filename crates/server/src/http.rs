@@ -1,0 +1,154 @@
+//! HTTP wiring: tenant resolution, the push endpoint, operational endpoints, and the
+//! querier's router, all on one listener.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use skald_common::tenant;
+use skald_distributor::Distributor;
+use skald_proto::ingester::IngesterClient;
+use skald_querier::http::TenantId;
+
+/// What the HTTP layer needs.
+#[derive(Clone)]
+pub struct HttpState {
+    /// Whether `X-Scope-OrgID` is required.
+    pub auth_enabled: bool,
+    /// Metrics registry served at `/metrics`.
+    pub registry: prometheus::Registry,
+    /// Ingester to flush on `/flush`, when this process runs one.
+    pub ingester: Option<IngesterClient>,
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    let mut r = (status, body.into()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// Resolves the tenant from `X-Scope-OrgID` (or `fake` without auth), validates it, and puts
+/// a [`TenantId`] into the request extensions.
+async fn tenant_layer(State(auth_enabled): State<bool>, mut req: Request, next: Next) -> Response {
+    let header = req
+        .headers()
+        .get("X-Scope-OrgID")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let id = match (auth_enabled, header) {
+        (false, _) => "fake".to_string(),
+        (true, None) => return text(StatusCode::UNAUTHORIZED, tenant::NO_ORG_ID_MSG),
+        (true, Some(h)) => h,
+    };
+    let ids = match tenant::parse_tenant_ids(&id) {
+        Ok(ids) => ids,
+        Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
+    };
+    if ids.len() != 1 {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "multi-tenant queries are not supported by this Skald version",
+        );
+    }
+    req.extensions_mut().insert(TenantId(ids[0].clone()));
+    next.run(req).await
+}
+
+async fn push(
+    Extension(distributor): Extension<Arc<Distributor>>,
+    Extension(tenant): Extension<TenantId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let ce = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    match distributor.push(&tenant.0, body, ct, ce).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            text(status, e.to_string())
+        }
+    }
+}
+
+async fn ready() -> Response {
+    text(StatusCode::OK, "ready")
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    use prometheus::Encoder;
+    let encoder = prometheus::TextEncoder::new();
+    let mut buf = Vec::new();
+    if let Err(e) = encoder.encode(&state.registry.gather(), &mut buf) {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    }
+    let mut r = (StatusCode::OK, buf).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+async fn buildinfo() -> Response {
+    let body = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("SKALD_GIT_REVISION").unwrap_or("unknown"),
+        "branch": option_env!("SKALD_GIT_BRANCH").unwrap_or("unknown"),
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    });
+    let mut r = (StatusCode::OK, body.to_string()).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r
+}
+
+async fn flush(State(state): State<HttpState>) -> Response {
+    match &state.ingester {
+        None => text(StatusCode::NOT_FOUND, "no ingester runs in this process"),
+        Some(ing) => match ing.flush_all().await {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(e) => text(
+                StatusCode::from_u16(e.code.http_status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.message,
+            ),
+        },
+    }
+}
+
+/// Builds the whole router.
+pub fn router(
+    state: HttpState,
+    distributor: Option<Arc<Distributor>>,
+    querier: Option<Arc<skald_querier::Querier>>,
+) -> Router {
+    let mut tenant_routes: Router = Router::new();
+    if let Some(d) = distributor {
+        tenant_routes = tenant_routes
+            .route("/loki/api/v1/push", post(push))
+            .route("/api/prom/push", post(push))
+            .layer(Extension(d));
+    }
+    if let Some(q) = querier {
+        tenant_routes = tenant_routes.merge(skald_querier::http::router(q));
+    }
+    let tenant_routes =
+        tenant_routes.layer(middleware::from_fn_with_state(state.auth_enabled, tenant_layer));
+    let ops = Router::new()
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .route("/flush", post(flush).get(flush))
+        .with_state(state);
+    tenant_routes.merge(ops)
+}

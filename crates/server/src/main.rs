@@ -1,0 +1,73 @@
+//! `skald`: one binary that runs any of Skald's services (`-target=...`), all of them by
+//! default, with Loki's configuration keys.
+
+mod app;
+mod config;
+mod flags;
+mod http;
+mod modules;
+
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = match flags::parse(&args) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{}", flags::USAGE);
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if flags.help {
+        print!("{}", flags::USAGE);
+        return std::process::ExitCode::SUCCESS;
+    }
+    if flags.version {
+        println!("skald, version {}", env!("CARGO_PKG_VERSION"));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let mut cfg = match load_config(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    if let Some(p) = flags.http_port {
+        cfg.server.http_listen_port = p;
+    }
+    if let Some(p) = flags.grpc_port {
+        cfg.server.grpc_listen_port = p;
+    }
+    let level = flags.log_level.clone().unwrap_or_else(|| cfg.server.log_level.clone());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if let Err(e) = cfg.validate() {
+        eprintln!("error: invalid config: {e}");
+        return std::process::ExitCode::from(1);
+    }
+    let target = flags.target.clone().or_else(|| cfg.target.clone()).unwrap_or_else(|| "all".to_string());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(app::run(cfg, &target)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn load_config(flags: &flags::Flags) -> Result<config::Config, String> {
+    let Some(path) = &flags.config_file else {
+        return Ok(config::Config::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {path}: {e}"))?;
+    let text = if flags.expand_env { config::expand_env(&text) } else { text };
+    config::parse(&text).map_err(|e| format!("{path}: {e}"))
+}

@@ -1,0 +1,26 @@
+//! Skald's storage for chunks and other immutable objects.
+//!
+//! [`ChunkStore`] is the contract: chunks addressed by [`ChunkKey`]
+//! (`<tenant>/chunks/<fingerprint>/<from>-<through>-<checksum>`) plus generic objects by path
+//! (used by `skald-index` for its segment files). [`ObjectChunkStore`] implements it over any
+//! `object_store::ObjectStore` with bounded concurrency, retries with backoff on transient
+//! errors, and a bytes-bounded LRU chunk cache ([`cache::ByteLru`]).
+//!
+//! This is the only crate that imports `object_store`. The conformance suite for
+//! implementations is `testsuite` (feature `testsuite`).
+#![warn(missing_docs)]
+
+pub mod cache;
+mod error;
+mod key;
+mod store;
+#[cfg(any(test, feature = "testsuite"))]
+pub mod testsuite;
+
+pub use error::{Error, Result};
+pub use key::{validate_tenant, ChunkKey, MAX_TENANT_LEN};
+pub use store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig};
+
+/// Re-export of the `object_store` crate, so callers can build backends without depending on
+/// it themselves.
+pub use object_store;

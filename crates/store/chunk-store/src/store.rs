@@ -1,0 +1,284 @@
+//! The [`ChunkStore`] trait and [`ObjectChunkStore`], its `object_store` implementation.
+
+use std::future::Future;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use tokio::sync::Semaphore;
+
+use crate::cache::{ByteLru, CacheStats};
+use crate::error::{Error, Result};
+use crate::key::ChunkKey;
+
+/// Where chunks and other immutable objects (index segments) are stored.
+///
+/// Paths of generic objects are `/`-separated, relative (no leading `/`), without empty,
+/// `.` or `..` segments. Deletes are idempotent.
+#[async_trait]
+pub trait ChunkStore: Send + Sync {
+    /// Stores a chunk. Writing the same key twice stores the last bytes (which, keys being
+    /// content checksums, are the same bytes).
+    async fn put(&self, key: &ChunkKey, bytes: Bytes) -> Result<()>;
+
+    /// Fetches a chunk; [`Error::NotFound`] when it does not exist.
+    async fn get(&self, key: &ChunkKey) -> Result<Bytes>;
+
+    /// Fetches several chunks concurrently; results are in `keys` order.
+    async fn get_many(&self, keys: &[ChunkKey]) -> Vec<Result<Bytes>> {
+        futures::future::join_all(keys.iter().map(|k| self.get(k))).await
+    }
+
+    /// Deletes a chunk. Deleting a missing chunk succeeds.
+    async fn delete(&self, key: &ChunkKey) -> Result<()>;
+
+    /// Stores an arbitrary object at `path`, replacing any previous one.
+    async fn put_object(&self, path: &str, bytes: Bytes) -> Result<()>;
+
+    /// Fetches the object at `path`; [`Error::NotFound`] when it does not exist.
+    async fn get_object(&self, path: &str) -> Result<Bytes>;
+
+    /// Deletes the object at `path`. Deleting a missing object succeeds.
+    async fn delete_object(&self, path: &str) -> Result<()>;
+
+    /// Lists the paths of all objects below the directory `prefix` (recursively), sorted.
+    /// `prefix` matches whole segments: `a/b` lists `a/b/c` but not `a/bc`. An empty prefix
+    /// lists everything; a prefix with no objects gives an empty list.
+    async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>>;
+}
+
+/// Tuning of [`ObjectChunkStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectChunkStoreConfig {
+    /// Most backend requests in flight at once.
+    pub max_concurrency: usize,
+    /// Retries after the first attempt for transient backend errors.
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubled on each further retry.
+    pub retry_min_backoff: Duration,
+    /// Upper bound of the backoff.
+    pub retry_max_backoff: Duration,
+    /// Capacity of the chunk LRU cache, in bytes; 0 disables it.
+    pub cache_bytes: usize,
+    /// Also cache chunks when they are written (useful when the same process queries them).
+    pub cache_on_put: bool,
+}
+
+impl Default for ObjectChunkStoreConfig {
+    fn default() -> Self {
+        ObjectChunkStoreConfig {
+            max_concurrency: 64,
+            max_retries: 3,
+            retry_min_backoff: Duration::from_millis(50),
+            retry_max_backoff: Duration::from_secs(2),
+            cache_bytes: 64 * 1024 * 1024,
+            cache_on_put: false,
+        }
+    }
+}
+
+/// A [`ChunkStore`] over any [`ObjectStore`] (local filesystem, in-memory, S3...), with bounded
+/// concurrency, retries with exponential backoff on transient errors, and an LRU cache of
+/// chunk bytes (generic objects are not cached).
+#[derive(Debug)]
+pub struct ObjectChunkStore {
+    store: Arc<dyn ObjectStore>,
+    config: ObjectChunkStoreConfig,
+    permits: Semaphore,
+    cache: ByteLru<ChunkKey, Bytes>,
+}
+
+impl ObjectChunkStore {
+    /// Wraps `store`.
+    pub fn new(store: Arc<dyn ObjectStore>, config: ObjectChunkStoreConfig) -> Self {
+        let permits = Semaphore::new(config.max_concurrency.max(1));
+        let cache = ByteLru::new(config.cache_bytes);
+        ObjectChunkStore { store, config, permits, cache }
+    }
+
+    /// A store kept in memory (tests, single-process experiments).
+    pub fn in_memory() -> Self {
+        ObjectChunkStore::new(Arc::new(InMemory::new()), ObjectChunkStoreConfig::default())
+    }
+
+    /// A store in the local directory `dir`, created if missing.
+    pub fn local(dir: impl AsRef<FsPath>, config: ObjectChunkStoreConfig) -> Result<Self> {
+        let dir = dir.as_ref();
+        let display = dir.display().to_string();
+        std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
+            op: "create_dir",
+            path: display.clone(),
+            source: object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) },
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(dir).map_err(|source| Error::Backend {
+            op: "open",
+            path: display,
+            source,
+        })?;
+        Ok(ObjectChunkStore::new(Arc::new(fs), config))
+    }
+
+    /// The wrapped object store.
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Counters of the chunk cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Runs `attempt` under a concurrency permit, retrying transient failures.
+    async fn retry<T, F, Fut>(&self, op: &'static str, path: &str, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut + Send + Sync,
+        Fut: Future<Output = object_store::Result<T>> + Send,
+        T: Send,
+    {
+        let mut retries = 0;
+        loop {
+            let result = {
+                // The semaphore is never closed; a closed one would only mean no limit.
+                let _permit = self.permits.acquire().await.ok();
+                attempt().await
+            };
+            match result {
+                Ok(v) => return Ok(v),
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(Error::NotFound { path: path.to_string() })
+                }
+                Err(e) if is_transient(&e) && retries < self.config.max_retries => {
+                    let delay = backoff(&self.config, retries);
+                    tracing::warn!(op, path, error = %e, retry = retries + 1, "transient object store error, retrying");
+                    retries += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(source) => return Err(Error::Backend { op, path: path.to_string(), source }),
+            }
+        }
+    }
+
+    async fn put_path(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let location = parse_path(path)?;
+        self.retry("put", path, || self.store.put(&location, PutPayload::from_bytes(bytes.clone())))
+            .await
+            .map(|_| ())
+    }
+
+    async fn get_path(&self, path: &str) -> Result<Bytes> {
+        let location = parse_path(path)?;
+        self.retry("get", path, || async { self.store.get(&location).await?.bytes().await }).await
+    }
+
+    async fn delete_path(&self, path: &str) -> Result<()> {
+        let location = parse_path(path)?;
+        match self.retry("delete", path, || self.store.delete(&location)).await {
+            Err(Error::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl ChunkStore for ObjectChunkStore {
+    async fn put(&self, key: &ChunkKey, bytes: Bytes) -> Result<()> {
+        key.validate()?;
+        self.put_path(&key.path(), bytes.clone()).await?;
+        if self.config.cache_on_put {
+            self.cache.insert(key.clone(), bytes.clone(), bytes.len());
+        } else {
+            self.cache.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &ChunkKey) -> Result<Bytes> {
+        key.validate()?;
+        if let Some(bytes) = self.cache.get(key) {
+            return Ok(bytes);
+        }
+        let bytes = self.get_path(&key.path()).await?;
+        self.cache.insert(key.clone(), bytes.clone(), bytes.len());
+        Ok(bytes)
+    }
+
+    async fn delete(&self, key: &ChunkKey) -> Result<()> {
+        key.validate()?;
+        self.cache.remove(key);
+        self.delete_path(&key.path()).await
+    }
+
+    async fn put_object(&self, path: &str, bytes: Bytes) -> Result<()> {
+        self.put_path(path, bytes).await
+    }
+
+    async fn get_object(&self, path: &str) -> Result<Bytes> {
+        self.get_path(path).await
+    }
+
+    async fn delete_object(&self, path: &str) -> Result<()> {
+        self.delete_path(path).await
+    }
+
+    async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let location = if prefix.is_empty() { None } else { Some(parse_path(prefix)?) };
+        let listed = self
+            .retry("list", prefix, || async {
+                self.store
+                    .list(location.as_ref())
+                    .map_ok(|meta| meta.location.to_string())
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await;
+        let mut paths = match listed {
+            Err(Error::NotFound { .. }) => Vec::new(),
+            other => other?,
+        };
+        paths.sort_unstable();
+        Ok(paths)
+    }
+}
+
+/// Parses a relative object path, refusing anything `object_store` would reinterpret.
+fn parse_path(path: &str) -> Result<Path> {
+    let invalid = || Error::InvalidPath { path: path.to_string() };
+    if path.is_empty() || path.starts_with('/') || path.ends_with('/') {
+        return Err(invalid());
+    }
+    let parsed = Path::parse(path).map_err(|_| invalid())?;
+    // `Path::parse` accepts some spellings it normalises; insist on an exact round trip.
+    if parsed.as_ref() != path {
+        return Err(invalid());
+    }
+    Ok(parsed)
+}
+
+/// Errors worth retrying: network and server trouble surface as `Generic` (and task join
+/// failures as `JoinError`); everything else is a definite answer.
+fn is_transient(e: &object_store::Error) -> bool {
+    matches!(e, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. })
+}
+
+/// Exponential backoff with up to 25% jitter.
+fn backoff(config: &ObjectChunkStoreConfig, retry: u32) -> Duration {
+    let base = config
+        .retry_min_backoff
+        .saturating_mul(1u32 << retry.min(16))
+        .min(config.retry_max_backoff);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = base.mul_f64(f64::from(nanos % 1000) / 4000.0);
+    base + jitter
+}
+
+#[cfg(test)]
+mod tests;

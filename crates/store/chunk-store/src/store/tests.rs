@@ -1,0 +1,191 @@
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::stream::BoxStream;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, PutMultipartOptions,
+    PutOptions, PutResult,
+};
+
+use super::*;
+use crate::testsuite;
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    std::env::temp_dir().join(format!("skald-chunk-store-{name}-{}-{nanos}", std::process::id()))
+}
+
+fn fast_config() -> ObjectChunkStoreConfig {
+    ObjectChunkStoreConfig {
+        retry_min_backoff: Duration::from_millis(1),
+        retry_max_backoff: Duration::from_millis(5),
+        ..ObjectChunkStoreConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn conformance_in_memory() {
+    testsuite::run_all(&ObjectChunkStore::in_memory()).await;
+}
+
+#[tokio::test]
+async fn conformance_in_memory_without_cache() {
+    let config = ObjectChunkStoreConfig { cache_bytes: 0, ..ObjectChunkStoreConfig::default() };
+    testsuite::run_all(&ObjectChunkStore::new(Arc::new(InMemory::new()), config)).await;
+}
+
+#[tokio::test]
+async fn conformance_local_filesystem() {
+    let dir = temp_dir("conformance");
+    let store = ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default()).unwrap();
+    testsuite::run_all(&store).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn chunks_land_at_their_key_path_on_disk() {
+    let dir = temp_dir("layout");
+    let store = ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default()).unwrap();
+    let k = ChunkKey::new("fake", 1, 2, 3, 4);
+    store.put(&k, Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(std::fs::read(dir.join("fake/chunks/0000000000000001/2-3-00000004")).unwrap(), b"x");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn cache_serves_repeated_gets() {
+    let store = ObjectChunkStore::in_memory();
+    let k = ChunkKey::new("fake", 1, 2, 3, 4);
+    store.put(&k, Bytes::from_static(b"abc")).await.unwrap();
+    store.get(&k).await.unwrap();
+    store.get(&k).await.unwrap();
+    let stats = store.cache_stats();
+    assert_eq!((stats.hits, stats.misses, stats.bytes), (1, 1, 3));
+    store.delete(&k).await.unwrap();
+    assert!(store.get(&k).await.unwrap_err().is_not_found());
+}
+
+/// An in-memory store whose first `fail` calls of every kind fail with `error`.
+#[derive(Debug)]
+struct Flaky {
+    inner: InMemory,
+    fail: usize,
+    calls: AtomicUsize,
+    permanent: bool,
+}
+
+impl Flaky {
+    fn new(fail: usize, permanent: bool) -> Self {
+        Flaky { inner: InMemory::new(), fail, calls: AtomicUsize::new(0), permanent }
+    }
+
+    fn check(&self) -> object_store::Result<()> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.fail {
+            if self.permanent {
+                return Err(object_store::Error::PermissionDenied {
+                    path: "x".into(),
+                    source: "denied".into(),
+                });
+            }
+            return Err(object_store::Error::Generic {
+                store: "Flaky",
+                source: "connection reset".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Flaky {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Flaky")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Flaky {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        self.check()?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        self.check()?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        self.check()?;
+        self.inner.delete(location).await
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy(from, to).await
+    }
+
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried() {
+    let flaky = Arc::new(Flaky::new(2, false));
+    let store = ObjectChunkStore::new(flaky.clone(), fast_config());
+    store.put_object("a/b", Bytes::from_static(b"x")).await.unwrap();
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(store.get_object("a/b").await.unwrap(), Bytes::from_static(b"x"));
+}
+
+#[tokio::test]
+async fn retries_are_bounded() {
+    let flaky = Arc::new(Flaky::new(100, false));
+    let store = ObjectChunkStore::new(flaky.clone(), fast_config());
+    let err = store.put_object("a/b", Bytes::new()).await.unwrap_err();
+    assert!(matches!(err, Error::Backend { op: "put", .. }), "{err:?}");
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn permanent_errors_are_not_retried() {
+    let flaky = Arc::new(Flaky::new(1, true));
+    let store = ObjectChunkStore::new(flaky.clone(), fast_config());
+    assert!(store.get_object("a/b").await.is_err());
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn backoff_grows_and_is_capped() {
+    let c = ObjectChunkStoreConfig::default();
+    assert!(
+        backoff(&c, 0) >= Duration::from_millis(50) && backoff(&c, 0) <= Duration::from_millis(63)
+    );
+    assert!(backoff(&c, 1) >= Duration::from_millis(100));
+    assert!(backoff(&c, 30) <= Duration::from_millis(2500));
+}

@@ -1,0 +1,309 @@
+//! One block's raw (uncompressed) layout: the head buffers that build it and the columnar
+//! [`DecodedBlock`] that reading it produces.
+
+use std::ops::Range;
+
+use skald_model::{Entry, Label};
+
+use crate::error::{Error, Result};
+use crate::varint::{put_uvarint, unzigzag, uvarint_len, zigzag, Reader};
+
+/// Smallest raw size of one entry: a one-byte timestamp varint, line length and metadata count.
+pub(crate) const MIN_ENTRY_RAW_LEN: usize = 3;
+
+/// The open block of a builder: four column buffers, concatenated when the block is cut.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct HeadBlock {
+    timestamps: Vec<u8>,
+    line_lens: Vec<u8>,
+    lines: Vec<u8>,
+    metadata: Vec<u8>,
+    pub(crate) entries: u32,
+    pub(crate) min_ts: i64,
+    pub(crate) max_ts: i64,
+}
+
+impl HeadBlock {
+    /// Raw size of the block built so far.
+    pub(crate) fn raw_len(&self) -> usize {
+        self.timestamps.len() + self.line_lens.len() + self.lines.len() + self.metadata.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Raw bytes `entry` would add to this block (an upper bound for the timestamp varint).
+    pub(crate) fn entry_raw_len(entry: &Entry) -> usize {
+        let mut n = 10 + uvarint_len(entry.line.len() as u64) + entry.line.len();
+        n += uvarint_len(entry.structured_metadata.len() as u64);
+        for l in &entry.structured_metadata {
+            n += uvarint_len(l.name.len() as u64) + l.name.len();
+            n += uvarint_len(l.value.len() as u64) + l.value.len();
+        }
+        n
+    }
+
+    /// Appends one entry; the caller guarantees `entry.ts >= self.max_ts` when not empty.
+    pub(crate) fn push(&mut self, entry: &Entry) {
+        if self.entries == 0 {
+            put_uvarint(&mut self.timestamps, zigzag(entry.ts));
+            self.min_ts = entry.ts;
+        } else {
+            // Sorted input: the delta is non-negative and fits in u64 even across the i64 range.
+            put_uvarint(&mut self.timestamps, entry.ts.wrapping_sub(self.max_ts) as u64);
+        }
+        self.max_ts = entry.ts;
+        put_uvarint(&mut self.line_lens, entry.line.len() as u64);
+        self.lines.extend_from_slice(entry.line.as_bytes());
+        put_uvarint(&mut self.metadata, entry.structured_metadata.len() as u64);
+        for l in &entry.structured_metadata {
+            put_uvarint(&mut self.metadata, l.name.len() as u64);
+            self.metadata.extend_from_slice(l.name.as_bytes());
+            put_uvarint(&mut self.metadata, l.value.len() as u64);
+            self.metadata.extend_from_slice(l.value.as_bytes());
+        }
+        self.entries += 1;
+    }
+
+    /// Concatenates the columns into the raw block layout and resets the head.
+    pub(crate) fn take_raw(&mut self) -> Vec<u8> {
+        let mut raw = Vec::with_capacity(self.raw_len());
+        raw.append(&mut self.timestamps);
+        raw.append(&mut self.line_lens);
+        raw.append(&mut self.lines);
+        raw.append(&mut self.metadata);
+        self.entries = 0;
+        raw
+    }
+}
+
+/// A decompressed block in columnar form.
+///
+/// All line bytes sit back to back in one buffer ([`DecodedBlock::lines_bytes`]), so a line
+/// filter can search the whole block with one `memmem` pass and then map each match offset to
+/// its entry with [`DecodedBlock::entry_index_at_offset`]. Lines are guaranteed valid UTF-8 and
+/// every line boundary is a character boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DecodedBlock {
+    timestamps: Vec<i64>,
+    line_ends: Vec<u32>,
+    lines: String,
+    metadata_ends: Vec<u32>,
+    metadata: Vec<Label>,
+}
+
+impl DecodedBlock {
+    /// Decodes a raw block of `entries` entries whose first and last timestamps must be
+    /// `min_ts` and `max_ts`.
+    pub(crate) fn decode(raw: &[u8], entries: u32, min_ts: i64, max_ts: i64) -> Result<Self> {
+        let n = entries as usize;
+        if n == 0 || n.saturating_mul(MIN_ENTRY_RAW_LEN) > raw.len() {
+            return Err(Error::corrupt("block entry count does not fit its raw length"));
+        }
+        let mut r = Reader::new(raw);
+
+        let mut timestamps = Vec::with_capacity(n);
+        let mut ts = unzigzag(r.uvarint("timestamps")?);
+        timestamps.push(ts);
+        for _ in 1..n {
+            let delta = r.uvarint("timestamps")?;
+            ts = i64::try_from(i128::from(ts) + i128::from(delta))
+                .map_err(|_| Error::corrupt("timestamp overflow"))?;
+            timestamps.push(ts);
+        }
+        if timestamps.first() != Some(&min_ts) || timestamps.last() != Some(&max_ts) {
+            return Err(Error::corrupt("block timestamps disagree with the block index"));
+        }
+
+        let mut line_ends = Vec::with_capacity(n);
+        let mut end: usize = 0;
+        for _ in 0..n {
+            let len = r.uvarint("line lengths")?;
+            end = usize::try_from(len)
+                .ok()
+                .and_then(|len| end.checked_add(len))
+                .filter(|&e| e <= raw.len())
+                .ok_or_else(|| Error::corrupt("line lengths exceed the block"))?;
+            line_ends.push(end as u32);
+        }
+        let line_bytes = r.bytes(end, "lines")?;
+        let lines = std::str::from_utf8(line_bytes)
+            .map_err(|_| Error::corrupt("lines are not valid utf-8"))?
+            .to_owned();
+        if !line_ends.iter().all(|&e| lines.is_char_boundary(e as usize)) {
+            return Err(Error::corrupt("a line boundary splits a utf-8 character"));
+        }
+
+        let mut metadata_ends = Vec::with_capacity(n);
+        let mut metadata = Vec::new();
+        for _ in 0..n {
+            let pairs = r.uvarint("metadata")?;
+            // Every pair takes at least two bytes, so this bound also caps the allocation.
+            if pairs > (r.remaining() / 2) as u64 {
+                return Err(Error::corrupt("metadata pair count exceeds the block"));
+            }
+            for _ in 0..pairs {
+                let name = read_string(&mut r, "metadata name")?;
+                let value = read_string(&mut r, "metadata value")?;
+                metadata.push(Label { name, value });
+            }
+            metadata_ends.push(metadata.len() as u32);
+        }
+        if r.remaining() != 0 {
+            return Err(Error::corrupt("trailing bytes after the block's metadata"));
+        }
+        Ok(DecodedBlock { timestamps, line_ends, lines, metadata_ends, metadata })
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.timestamps.len()
+    }
+
+    /// True when the block holds no entries (never the case for a decoded block).
+    pub fn is_empty(&self) -> bool {
+        self.timestamps.is_empty()
+    }
+
+    /// Timestamps (ns), ascending.
+    pub fn timestamps(&self) -> &[i64] {
+        &self.timestamps
+    }
+
+    /// Exclusive end offset of each line within [`DecodedBlock::lines_bytes`].
+    pub fn line_ends(&self) -> &[u32] {
+        &self.line_ends
+    }
+
+    /// Every line's bytes, concatenated without separators.
+    pub fn lines_bytes(&self) -> &[u8] {
+        self.lines.as_bytes()
+    }
+
+    /// Every line, concatenated without separators.
+    pub fn lines_str(&self) -> &str {
+        &self.lines
+    }
+
+    /// Timestamp of entry `i`.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn ts(&self, i: usize) -> i64 {
+        self.timestamps[i]
+    }
+
+    /// Byte range of line `i` within [`DecodedBlock::lines_bytes`].
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn line_range(&self, i: usize) -> Range<usize> {
+        let start = if i == 0 { 0 } else { self.line_ends[i - 1] as usize };
+        start..self.line_ends[i] as usize
+    }
+
+    /// Line of entry `i`.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn line(&self, i: usize) -> &str {
+        // Boundaries were checked to be char boundaries when decoding.
+        self.lines.get(self.line_range(i)).unwrap_or_default()
+    }
+
+    /// Structured metadata of entry `i`, borrowed.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn structured_metadata_slice(&self, i: usize) -> &[Label] {
+        let start = if i == 0 { 0 } else { self.metadata_ends[i - 1] as usize };
+        &self.metadata[start..self.metadata_ends[i] as usize]
+    }
+
+    /// Structured metadata of entry `i`, owned.
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn structured_metadata(&self, i: usize) -> Vec<Label> {
+        self.structured_metadata_slice(i).to_vec()
+    }
+
+    /// Entry `i` as an owned [`Entry`].
+    ///
+    /// # Panics
+    /// When `i >= self.len()`.
+    pub fn entry(&self, i: usize) -> Entry {
+        Entry {
+            ts: self.ts(i),
+            line: self.line(i).to_owned(),
+            structured_metadata: self.structured_metadata(i),
+        }
+    }
+
+    /// Index of the entry whose line contains byte `offset` of [`DecodedBlock::lines_bytes`].
+    /// Empty lines contain no offset and are never returned. Returns `self.len()` when
+    /// `offset` is past the last line.
+    pub fn entry_index_at_offset(&self, offset: usize) -> usize {
+        self.line_ends.partition_point(|&end| (end as usize) <= offset)
+    }
+
+    /// Index of the first entry with `ts >= t` (`self.len()` when none).
+    pub fn first_index_at_or_after(&self, t: i64) -> usize {
+        self.timestamps.partition_point(|&ts| ts < t)
+    }
+
+    /// Iterates over all entries as owned values.
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        (0..self.len()).map(|i| self.entry(i))
+    }
+}
+
+fn read_string(r: &mut Reader<'_>, what: &str) -> Result<String> {
+    let len = r.uvarint(what)?;
+    let len = usize::try_from(len).map_err(|_| Error::corrupt(format!("{what} too long")))?;
+    let bytes = r.bytes(len, what)?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::corrupt(format!("{what} is not valid utf-8")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(ts: i64, line: &str) -> Entry {
+        Entry { ts, line: line.to_string(), structured_metadata: vec![] }
+    }
+
+    fn build(entries: &[Entry]) -> DecodedBlock {
+        let mut h = HeadBlock::default();
+        for x in entries {
+            h.push(x);
+        }
+        let (n, min, max) = (h.entries, h.min_ts, h.max_ts);
+        let raw = h.take_raw();
+        DecodedBlock::decode(&raw, n, min, max).unwrap()
+    }
+
+    #[test]
+    fn offsets_map_to_entries_skipping_empty_lines() {
+        let b = build(&[e(1, "abc"), e(2, ""), e(3, "de"), e(3, "f")]);
+        assert_eq!(b.lines_bytes(), b"abcdef");
+        assert_eq!(b.line_ends(), &[3, 3, 5, 6]);
+        assert_eq!(b.entry_index_at_offset(0), 0);
+        assert_eq!(b.entry_index_at_offset(2), 0);
+        assert_eq!(b.entry_index_at_offset(3), 2);
+        assert_eq!(b.entry_index_at_offset(5), 3);
+        assert_eq!(b.entry_index_at_offset(6), 4);
+        assert_eq!(b.line(1), "");
+        assert_eq!(b.line(2), "de");
+        assert_eq!(b.first_index_at_or_after(3), 2);
+    }
+
+    #[test]
+    fn rejects_split_utf8_boundaries() {
+        // Two lines "\u{e9}" encoded as lengths 1 and 1 over the bytes c3 a9.
+        let raw = [0x02, 0x00, 0x01, 0x01, 0xc3, 0xa9, 0x00, 0x00];
+        assert!(DecodedBlock::decode(&raw, 2, 1, 1).is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! [`ChunkBuilder`]: appends sorted entries, cuts compressed blocks, writes the trailer.
+
+use skald_model::Entry;
+
+use crate::block::HeadBlock;
+use crate::error::{Error, Result};
+use crate::format::{
+    BlockMeta, Codec, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FORMAT_VERSION, HEADER_LEN, MAGIC,
+    MAX_BLOCK_RAW_LEN,
+};
+
+/// Ratio assumed for the head block by [`ChunkBuilder::compressed_estimate`] before any block
+/// has been cut (zstd level 1 on typical log lines does better than this).
+const ASSUMED_RATIO: usize = 4;
+
+/// A finished chunk, ready to be written to object storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedChunk {
+    /// The chunk's bytes.
+    pub bytes: Vec<u8>,
+    /// Timestamp of the first entry, ns.
+    pub from: i64,
+    /// Timestamp of the last entry, ns (inclusive).
+    pub through: i64,
+    /// Number of entries.
+    pub entries: u32,
+    /// Sum of the blocks' raw (decompressed) lengths.
+    pub uncompressed_bytes: u64,
+    /// CRC32C of `bytes`; part of the chunk's object-store key.
+    pub checksum: u32,
+}
+
+/// Builds one chunk from entries appended in timestamp order.
+///
+/// Entries must arrive sorted by timestamp, ascending; equal timestamps are kept in append
+/// order. An older entry is refused with [`Error::OutOfOrder`]: the ingester orders its head
+/// data before cutting a chunk. The output is a pure function of the entries, block size, codec
+/// and level, so replicas that cut the same entries produce byte-identical chunks.
+#[derive(Debug, Clone)]
+pub struct ChunkBuilder {
+    block_size: usize,
+    codec: Codec,
+    level: i32,
+    head: HeadBlock,
+    blocks: Vec<BlockMeta>,
+    data: Vec<u8>,
+    entries: u32,
+    cut_raw_bytes: u64,
+    min_ts: Option<i64>,
+    max_ts: i64,
+}
+
+impl Default for ChunkBuilder {
+    fn default() -> Self {
+        ChunkBuilder::new(DEFAULT_BLOCK_SIZE)
+    }
+}
+
+impl ChunkBuilder {
+    /// Creates a zstd (level 1) builder that cuts a block once its raw size reaches
+    /// `block_size` bytes. The size is clamped to `1..=MAX_BLOCK_RAW_LEN`.
+    pub fn new(block_size: usize) -> Self {
+        let mut data = Vec::with_capacity(HEADER_LEN);
+        data.extend_from_slice(&MAGIC);
+        data.push(FORMAT_VERSION);
+        data.push(Codec::Zstd.to_byte());
+        data.extend_from_slice(&[0, 0]);
+        ChunkBuilder {
+            block_size: block_size.clamp(1, MAX_BLOCK_RAW_LEN),
+            codec: Codec::Zstd,
+            level: DEFAULT_ZSTD_LEVEL,
+            head: HeadBlock::default(),
+            blocks: Vec::new(),
+            data,
+            entries: 0,
+            cut_raw_bytes: 0,
+            min_ts: None,
+            max_ts: i64::MIN,
+        }
+    }
+
+    /// Sets the codec. Call before the first append; later calls are ignored.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        if self.entries == 0 {
+            self.codec = codec;
+            self.data[5] = codec.to_byte();
+        }
+        self
+    }
+
+    /// Sets the zstd level (clamped to `1..=19`; 1 to 3 are the fast levels meant for
+    /// ingestion). Call before the first append.
+    pub fn with_zstd_level(mut self, level: i32) -> Self {
+        self.level = level.clamp(1, 19);
+        self
+    }
+
+    /// Appends one entry, cutting a block when the open one reaches the block size.
+    ///
+    /// Fails without changing the builder when the entry is older than the previous one,
+    /// when it alone exceeds [`MAX_BLOCK_RAW_LEN`], or when the chunk is full.
+    pub fn append(&mut self, entry: &Entry) -> Result<()> {
+        if self.min_ts.is_some() && entry.ts < self.max_ts {
+            return Err(Error::OutOfOrder { ts: entry.ts, last: self.max_ts });
+        }
+        let size = HeadBlock::entry_raw_len(entry);
+        if size > MAX_BLOCK_RAW_LEN {
+            return Err(Error::EntryTooLarge { size, max: MAX_BLOCK_RAW_LEN });
+        }
+        if self.entries == u32::MAX {
+            return Err(Error::TooManyEntries);
+        }
+        if !self.head.is_empty() && self.head.raw_len() + size > MAX_BLOCK_RAW_LEN {
+            self.cut_block()?;
+        }
+        self.head.push(entry);
+        self.entries += 1;
+        self.min_ts.get_or_insert(entry.ts);
+        self.max_ts = entry.ts;
+        if self.head.raw_len() >= self.block_size {
+            self.cut_block()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses the open block and appends it to the chunk. Does nothing when it is empty.
+    pub fn cut_block(&mut self) -> Result<()> {
+        if self.head.is_empty() {
+            return Ok(());
+        }
+        let (entries, min_ts, max_ts) = (self.head.entries, self.head.min_ts, self.head.max_ts);
+        let raw = self.head.take_raw();
+        let payload = match self.codec {
+            Codec::Zstd => zstd::bulk::compress(&raw, self.level).map_err(Error::Compress)?,
+            Codec::None => raw.clone(),
+        };
+        let meta = BlockMeta {
+            min_ts,
+            max_ts,
+            entries,
+            offset: self.data.len() as u64,
+            compressed_len: payload.len() as u32,
+            raw_len: raw.len() as u32,
+            crc32c: crc32c::crc32c(&payload),
+        };
+        self.data.extend_from_slice(&payload);
+        self.blocks.push(meta);
+        self.cut_raw_bytes += raw.len() as u64;
+        Ok(())
+    }
+
+    /// Number of entries appended.
+    pub fn entries(&self) -> u32 {
+        self.entries
+    }
+
+    /// True when nothing has been appended.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Timestamp of the first entry, if any.
+    pub fn min_ts(&self) -> Option<i64> {
+        self.min_ts
+    }
+
+    /// Timestamp of the last entry, if any.
+    pub fn max_ts(&self) -> Option<i64> {
+        self.min_ts.map(|_| self.max_ts)
+    }
+
+    /// Raw (uncompressed) size of all blocks so far, the open one included. This is the
+    /// number [`EncodedChunk::uncompressed_bytes`] will report.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.cut_raw_bytes + self.head.raw_len() as u64
+    }
+
+    /// Number of blocks cut so far (the open block not included).
+    pub fn blocks_cut(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Estimated size of the finished chunk: exact for cut blocks, the open block scaled by
+    /// the ratio seen so far (or 4:1 before the first cut), plus trailer and footer.
+    pub fn compressed_estimate(&self) -> usize {
+        let cut_compressed = self.data.len() - HEADER_LEN;
+        let head_raw = self.head.raw_len();
+        let head = if self.cut_raw_bytes > 0 && cut_compressed > 0 {
+            (head_raw as u128 * cut_compressed as u128 / u128::from(self.cut_raw_bytes)) as usize
+        } else {
+            head_raw / ASSUMED_RATIO
+        };
+        let trailer = 8 + (self.blocks.len() + 1) * crate::format::BLOCK_META_LEN;
+        self.data.len() + head + trailer + crate::format::FOOTER_LEN
+    }
+
+    /// Encodes what has been appended so far as a complete chunk, leaving the builder as it
+    /// is (the open block is compressed into the copy only). Lets an ingester serve reads of
+    /// a chunk it is still filling.
+    pub fn snapshot(&self) -> Result<EncodedChunk> {
+        self.clone().finish()
+    }
+
+    /// Cuts the open block and writes the trailer and footer.
+    pub fn finish(mut self) -> Result<EncodedChunk> {
+        self.cut_block()?;
+        let Some(from) = self.min_ts else {
+            return Err(Error::Empty);
+        };
+        let trailer_offset = self.data.len() as u64;
+        let mut trailer = Vec::with_capacity(8 + self.blocks.len() * crate::format::BLOCK_META_LEN);
+        trailer.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
+        for b in &self.blocks {
+            b.write(&mut trailer);
+        }
+        let crc = crc32c::crc32c(&trailer);
+        trailer.extend_from_slice(&crc.to_le_bytes());
+
+        let mut bytes = self.data;
+        bytes.extend_from_slice(&trailer);
+        bytes.extend_from_slice(&trailer_offset.to_le_bytes());
+        bytes.extend_from_slice(&(trailer.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&MAGIC);
+        let checksum = crc32c::crc32c(&bytes);
+        Ok(EncodedChunk {
+            bytes,
+            from,
+            through: self.max_ts,
+            entries: self.entries,
+            uncompressed_bytes: self.cut_raw_bytes,
+            checksum,
+        })
+    }
+}

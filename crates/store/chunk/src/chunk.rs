@@ -1,0 +1,280 @@
+//! [`Chunk`]: a parsed, validated view of a chunk's bytes.
+
+use bytes::Bytes;
+use skald_model::Entry;
+
+use crate::block::{DecodedBlock, MIN_ENTRY_RAW_LEN};
+use crate::error::{Error, Result};
+use crate::format::{
+    BlockMeta, Codec, BLOCK_META_LEN, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC,
+    MAX_BLOCK_RAW_LEN,
+};
+use crate::varint::Reader;
+
+/// A chunk whose header, footer and block index have been validated.
+///
+/// Parsing checks the structure eagerly (magic, version, codec, trailer CRC, that blocks tile
+/// the data region and are time-ordered); each block's CRC is checked when it is decoded, or
+/// all at once by [`Chunk::verify`]. Cloning is cheap: the bytes are shared.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    data: Bytes,
+    codec: Codec,
+    blocks: Vec<BlockMeta>,
+}
+
+impl Chunk {
+    /// Parses a chunk, copying `data`.
+    pub fn parse(data: &[u8]) -> Result<Chunk> {
+        Chunk::from_bytes(Bytes::copy_from_slice(data))
+    }
+
+    /// Parses a chunk without copying.
+    pub fn from_bytes(data: Bytes) -> Result<Chunk> {
+        if data.len() < HEADER_LEN + FOOTER_LEN {
+            return Err(Error::corrupt("shorter than header and footer"));
+        }
+        if data[0..4] != MAGIC {
+            return Err(Error::corrupt("bad header magic"));
+        }
+        if data[4] != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion { version: data[4] });
+        }
+        let codec = Codec::from_byte(data[5])?;
+        if data[6] != 0 || data[7] != 0 {
+            return Err(Error::corrupt("reserved header bytes are not zero"));
+        }
+
+        let footer_start = data.len() - FOOTER_LEN;
+        let mut footer = Reader::new(&data[footer_start..]);
+        let trailer_offset = footer.u64_le("footer")?;
+        let trailer_len = footer.u32_le("footer")? as usize;
+        if footer.bytes(4, "footer")? != MAGIC {
+            return Err(Error::corrupt("bad footer magic"));
+        }
+        let trailer_start = usize::try_from(trailer_offset)
+            .ok()
+            .filter(|&s| s >= HEADER_LEN && s.checked_add(trailer_len) == Some(footer_start))
+            .ok_or_else(|| Error::corrupt("trailer position is out of bounds"))?;
+        if trailer_len < 8 || !(trailer_len - 8).is_multiple_of(BLOCK_META_LEN) {
+            return Err(Error::corrupt("trailer length is not a whole number of blocks"));
+        }
+        let trailer = &data[trailer_start..footer_start];
+        let (body, crc) = trailer.split_at(trailer_len - 4);
+        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+        if crc32c::crc32c(body) != stored {
+            return Err(Error::corrupt("trailer checksum mismatch"));
+        }
+
+        let mut r = Reader::new(body);
+        let count = r.u32_le("trailer")? as usize;
+        if count == 0 || count != (trailer_len - 8) / BLOCK_META_LEN {
+            return Err(Error::corrupt("block count disagrees with the trailer length"));
+        }
+        let mut blocks = Vec::with_capacity(count);
+        let mut expected_offset = HEADER_LEN as u64;
+        for i in 0..count {
+            let b = BlockMeta::read(&mut r)?;
+            let raw_len = b.raw_len as usize;
+            let problem = if b.offset != expected_offset {
+                Some("blocks do not tile the data region")
+            } else if b.entries == 0 || b.min_ts > b.max_ts {
+                Some("empty block or inverted time range")
+            } else if raw_len > MAX_BLOCK_RAW_LEN {
+                Some("block raw length exceeds the maximum")
+            } else if (b.entries as usize).saturating_mul(MIN_ENTRY_RAW_LEN) > raw_len {
+                Some("block entry count does not fit its raw length")
+            } else if codec == Codec::None && b.compressed_len != b.raw_len {
+                Some("uncompressed block length mismatch")
+            } else if i > 0 && b.min_ts < blocks.last().map_or(i64::MIN, |p: &BlockMeta| p.max_ts) {
+                Some("blocks are not in time order")
+            } else {
+                None
+            };
+            if let Some(reason) = problem {
+                return Err(Error::corrupt(format!("block {i}: {reason}")));
+            }
+            expected_offset += u64::from(b.compressed_len);
+            blocks.push(b);
+        }
+        if expected_offset != trailer_offset {
+            return Err(Error::corrupt("blocks do not end where the trailer starts"));
+        }
+        if blocks.iter().map(|b| u64::from(b.entries)).sum::<u64>() > u64::from(u32::MAX) {
+            return Err(Error::corrupt("too many entries"));
+        }
+        Ok(Chunk { data, codec, blocks })
+    }
+
+    /// The chunk's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The codec named in the header.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
+    /// The block index, in time order.
+    pub fn blocks(&self) -> &[BlockMeta] {
+        &self.blocks
+    }
+
+    /// Timestamp of the first entry, ns.
+    pub fn from(&self) -> i64 {
+        self.blocks.first().map_or(0, |b| b.min_ts)
+    }
+
+    /// Timestamp of the last entry, ns (inclusive).
+    pub fn through(&self) -> i64 {
+        self.blocks.last().map_or(0, |b| b.max_ts)
+    }
+
+    /// Number of entries.
+    pub fn entries(&self) -> u32 {
+        // Bounded by the check in `from_bytes`.
+        self.blocks.iter().map(|b| b.entries).fold(0u32, u32::saturating_add)
+    }
+
+    /// Sum of the blocks' raw lengths.
+    pub fn uncompressed_bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| u64::from(b.raw_len)).sum()
+    }
+
+    /// CRC32C of the whole chunk (the checksum in its object-store key).
+    pub fn checksum(&self) -> u32 {
+        crc32c::crc32c(&self.data)
+    }
+
+    /// Indices of the blocks that may hold entries in the half-open range `[start, end)`.
+    pub fn blocks_overlapping(&self, start: i64, end: i64) -> impl Iterator<Item = usize> + '_ {
+        self.blocks.iter().enumerate().filter(move |(_, b)| b.overlaps(start, end)).map(|(i, _)| i)
+    }
+
+    /// Checks every block's CRC32C without decompressing.
+    pub fn verify(&self) -> Result<()> {
+        for i in 0..self.blocks.len() {
+            self.payload(i)?;
+        }
+        Ok(())
+    }
+
+    fn payload(&self, index: usize) -> Result<&[u8]> {
+        let b = self
+            .blocks
+            .get(index)
+            .ok_or(Error::BlockOutOfRange { index, blocks: self.blocks.len() })?;
+        // Offsets were validated against the data region in `from_bytes`.
+        let start = b.offset as usize;
+        let payload = self
+            .data
+            .get(start..start + b.compressed_len as usize)
+            .ok_or_else(|| Error::corrupt("block out of bounds"))?;
+        let computed = crc32c::crc32c(payload);
+        if computed != b.crc32c {
+            return Err(Error::BlockChecksum { index, stored: b.crc32c, computed });
+        }
+        Ok(payload)
+    }
+
+    /// Verifies, decompresses (never beyond the block's recorded raw length) and decodes
+    /// block `index`.
+    pub fn decode_block(&self, index: usize) -> Result<DecodedBlock> {
+        let payload = self.payload(index)?;
+        let b = self.blocks[index];
+        let raw_len = b.raw_len as usize;
+        let decoded;
+        let raw: &[u8] = match self.codec {
+            Codec::None => payload,
+            Codec::Zstd => {
+                decoded = decompress_capped(payload, raw_len)
+                    .map_err(|source| Error::Decompress { index, source })?;
+                &decoded
+            }
+        };
+        if raw.len() != raw_len {
+            return Err(Error::corrupt(format!("block {index}: raw length mismatch")));
+        }
+        DecodedBlock::decode(raw, b.entries, b.min_ts, b.max_ts)
+    }
+
+    /// Iterates over the entries with `start <= ts < end`, decoding only the blocks that
+    /// overlap the range. Stops after the first error.
+    pub fn iter_entries(&self, start: i64, end: i64) -> ChunkEntries<'_> {
+        ChunkEntries {
+            chunk: self,
+            start,
+            end,
+            next_block: 0,
+            current: None,
+            pos: 0,
+            failed: false,
+        }
+    }
+}
+
+/// Decompresses one zstd frame into at most `cap` bytes: the output buffer is allocated once
+/// with capacity `cap` and a frame that would grow past it is an error.
+pub fn decompress_capped(payload: &[u8], cap: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(cap);
+    let mut d = zstd::bulk::Decompressor::new()?;
+    d.decompress_to_buffer(payload, &mut out)?;
+    Ok(out)
+}
+
+/// Iterator returned by [`Chunk::iter_entries`].
+#[derive(Debug)]
+pub struct ChunkEntries<'a> {
+    chunk: &'a Chunk,
+    start: i64,
+    end: i64,
+    next_block: usize,
+    current: Option<DecodedBlock>,
+    pos: usize,
+    failed: bool,
+}
+
+impl Iterator for ChunkEntries<'_> {
+    type Item = Result<Entry>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(block) = &self.current {
+                if self.pos < block.len() && block.ts(self.pos) < self.end {
+                    let e = block.entry(self.pos);
+                    self.pos += 1;
+                    return Some(Ok(e));
+                }
+                self.current = None;
+            }
+            let blocks = self.chunk.blocks();
+            while self.next_block < blocks.len()
+                && !blocks[self.next_block].overlaps(self.start, self.end)
+            {
+                if blocks[self.next_block].min_ts >= self.end {
+                    self.next_block = blocks.len();
+                    break;
+                }
+                self.next_block += 1;
+            }
+            if self.next_block >= blocks.len() {
+                return None;
+            }
+            match self.chunk.decode_block(self.next_block) {
+                Ok(block) => {
+                    self.pos = block.first_index_at_or_after(self.start);
+                    self.current = Some(block);
+                    self.next_block += 1;
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

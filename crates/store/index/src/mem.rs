@@ -1,0 +1,107 @@
+//! [`MemIndexStore`]: a brute-force in-memory reference implementation for tests.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use parking_lot::RwLock;
+use skald_model::{LabelMatcher, Labels};
+
+use crate::chunk_ref::{sort_dedup, ChunkRef};
+use crate::error::Result;
+use crate::store::{group_by_day, IndexStore, SeriesChunks};
+
+/// An [`IndexStore`] that keeps every `(labels, chunk)` pair in memory and answers queries by
+/// checking each series with [`LabelMatcher::all_match`]. It shares no query code with
+/// [`crate::ObjectIndexStore`], so the conformance suite cross-checks the postings logic.
+#[derive(Debug, Default)]
+pub struct MemIndexStore {
+    tenants: RwLock<HashMap<String, HashMap<Labels, Vec<ChunkRef>>>>,
+}
+
+impl MemIndexStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemIndexStore::default()
+    }
+
+    fn matching(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        from: i64,
+        through: i64,
+    ) -> Vec<SeriesChunks> {
+        let tenants = self.tenants.read();
+        let Some(series) = tenants.get(tenant) else { return Vec::new() };
+        let mut out: Vec<SeriesChunks> = series
+            .iter()
+            .filter(|(labels, _)| LabelMatcher::all_match(matchers, labels))
+            .filter_map(|(labels, chunks)| {
+                let mut chunks: Vec<ChunkRef> =
+                    chunks.iter().filter(|c| c.overlaps(from, through)).copied().collect();
+                sort_dedup(&mut chunks);
+                (!chunks.is_empty()).then(|| SeriesChunks { labels: labels.clone(), chunks })
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+}
+
+#[async_trait]
+impl IndexStore for MemIndexStore {
+    async fn write_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()> {
+        // Same validation as the object store; the day grouping itself is not needed here.
+        let grouped = group_by_day(tenant, refs)?;
+        let mut tenants = self.tenants.write();
+        let series = tenants.entry(tenant.to_string()).or_default();
+        for (labels, c) in grouped.into_values().flatten() {
+            series.entry(labels).or_default().push(c);
+        }
+        Ok(())
+    }
+
+    async fn series(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        from: i64,
+        through: i64,
+    ) -> Result<Vec<SeriesChunks>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        Ok(self.matching(tenant, matchers, from, through))
+    }
+
+    async fn label_names(
+        &self,
+        tenant: &str,
+        from: i64,
+        through: i64,
+        matchers: &[LabelMatcher],
+    ) -> Result<Vec<String>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let names: BTreeSet<String> = self
+            .matching(tenant, matchers, from, through)
+            .into_iter()
+            .flat_map(|s| s.labels.into_vec().into_iter().map(|l| l.name))
+            .collect();
+        Ok(names.into_iter().collect())
+    }
+
+    async fn label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        from: i64,
+        through: i64,
+        matchers: &[LabelMatcher],
+    ) -> Result<Vec<String>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let values: BTreeSet<String> = self
+            .matching(tenant, matchers, from, through)
+            .into_iter()
+            .filter_map(|s| s.labels.get(name).filter(|v| !v.is_empty()).map(str::to_owned))
+            .collect();
+        Ok(values.into_iter().collect())
+    }
+}

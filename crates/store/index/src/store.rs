@@ -1,0 +1,209 @@
+//! The [`IndexStore`] contract and the helpers its implementations share.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
+
+use async_trait::async_trait;
+use skald_model::{LabelMatcher, Labels};
+
+use crate::chunk_ref::{sort_dedup, ChunkRef};
+use crate::error::{Error, Result};
+use crate::segment::Segment;
+
+/// Nanoseconds per index day.
+pub const NANOS_PER_DAY: i64 = 86_400_000_000_000;
+/// Longest chunk the index accepts, in days spanned (a chunk is listed in each of them).
+pub const MAX_CHUNK_DAYS: i64 = 31;
+
+/// The index day of a timestamp: `ts_ns / 86_400e9`, rounded toward negative infinity.
+pub fn day_of(ts: i64) -> i64 {
+    ts.div_euclid(NANOS_PER_DAY)
+}
+
+/// Index days overlapped by the closed interval `[from, through]`.
+pub fn days_spanned(from: i64, through: i64) -> RangeInclusive<i64> {
+    day_of(from)..=day_of(through)
+}
+
+/// A series and its chunks overlapping a queried time range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesChunks {
+    /// The stream's labels.
+    pub labels: Labels,
+    /// Chunks sorted by `from`, deduplicated.
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// The label index: which series exist and in which chunks their entries live.
+///
+/// Time ranges are closed intervals `[from, through]` in nanoseconds (a half-open
+/// `[start, end)` query passes `through = end - 1`). A chunk is returned when it overlaps the
+/// range. Matchers follow Prometheus semantics: a missing label has the empty value, so a
+/// matcher that accepts `""` also accepts series lacking the label. An empty matcher list
+/// selects every series.
+#[async_trait]
+pub trait IndexStore: Send + Sync {
+    /// Records chunks that were written to the chunk store. Chunks are grouped by index day
+    /// (a chunk spanning several days is listed in each), and each day gets one new segment.
+    async fn write_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()>;
+
+    /// Series matching `matchers` with at least one chunk overlapping `[from, through]`, sorted
+    /// by labels, each with only its overlapping chunks.
+    async fn series(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        from: i64,
+        through: i64,
+    ) -> Result<Vec<SeriesChunks>>;
+
+    /// Sorted, distinct label names of the series `series(matchers, from, through)` returns.
+    async fn label_names(
+        &self,
+        tenant: &str,
+        from: i64,
+        through: i64,
+        matchers: &[LabelMatcher],
+    ) -> Result<Vec<String>>;
+
+    /// Sorted, distinct non-empty values of label `name` over the same series.
+    async fn label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        from: i64,
+        through: i64,
+        matchers: &[LabelMatcher],
+    ) -> Result<Vec<String>>;
+}
+
+/// Checks the tenant and every chunk ref, then groups refs by index day.
+pub(crate) fn group_by_day(
+    tenant: &str,
+    refs: Vec<(Labels, ChunkRef)>,
+) -> Result<BTreeMap<i64, Vec<(Labels, ChunkRef)>>> {
+    skald_chunk_store::validate_tenant(tenant)?;
+    let mut days: BTreeMap<i64, Vec<(Labels, ChunkRef)>> = BTreeMap::new();
+    for (labels, c) in refs {
+        let invalid = |reason| Error::InvalidChunkRef {
+            labels: labels.to_string(),
+            from: c.from,
+            through: c.through,
+            reason,
+        };
+        if c.from > c.through {
+            return Err(invalid("from is after through"));
+        }
+        let span = days_spanned(c.from, c.through);
+        if span.end() - span.start() >= MAX_CHUNK_DAYS {
+            return Err(invalid("chunk spans too many days"));
+        }
+        for day in span {
+            days.entry(day).or_default().push((labels.clone(), c));
+        }
+    }
+    Ok(days)
+}
+
+/// Merges the answers of many segments to one query.
+#[derive(Debug, Default)]
+pub(crate) struct Merger {
+    series: BTreeMap<Labels, Vec<ChunkRef>>,
+}
+
+impl Merger {
+    /// Adds the matching series of `seg` with their chunks overlapping `[from, through]`.
+    pub(crate) fn add_series(
+        &mut self,
+        seg: &Segment,
+        matchers: &[LabelMatcher],
+        from: i64,
+        through: i64,
+    ) {
+        if !seg.overlaps(from, through) {
+            return;
+        }
+        for id in seg.select(matchers) {
+            let Some(s) = seg.series().get(id as usize) else { continue };
+            let mut chunks = s.chunks.iter().filter(|c| c.overlaps(from, through)).peekable();
+            if chunks.peek().is_none() {
+                continue;
+            }
+            self.series.entry(s.labels.clone()).or_default().extend(chunks);
+        }
+    }
+
+    pub(crate) fn finish(self) -> Vec<SeriesChunks> {
+        self.series
+            .into_iter()
+            .map(|(labels, mut chunks)| {
+                sort_dedup(&mut chunks);
+                SeriesChunks { labels, chunks }
+            })
+            .collect()
+    }
+}
+
+/// Label names of the selected series of `seg` that have chunks in `[from, through]`.
+pub(crate) fn segment_label_names(
+    seg: &Segment,
+    matchers: &[LabelMatcher],
+    from: i64,
+    through: i64,
+    out: &mut BTreeSet<String>,
+) {
+    if !seg.overlaps(from, through) {
+        return;
+    }
+    if matchers.is_empty() && seg.within(from, through) {
+        out.extend(seg.label_names().map(str::to_owned));
+        return;
+    }
+    for id in seg.select(matchers) {
+        let Some(s) = seg.series().get(id as usize) else { continue };
+        if s.chunks.iter().any(|c| c.overlaps(from, through)) {
+            out.extend(s.labels.iter().map(|l| l.name.clone()));
+        }
+    }
+}
+
+/// Values of `name` of the selected series of `seg` that have chunks in `[from, through]`.
+pub(crate) fn segment_label_values(
+    seg: &Segment,
+    name: &str,
+    matchers: &[LabelMatcher],
+    from: i64,
+    through: i64,
+    out: &mut BTreeSet<String>,
+) {
+    if !seg.overlaps(from, through) {
+        return;
+    }
+    if matchers.is_empty() && seg.within(from, through) {
+        out.extend(seg.label_values(name).filter(|v| !v.is_empty()).map(str::to_owned));
+        return;
+    }
+    for id in seg.select(matchers) {
+        let Some(s) = seg.series().get(id as usize) else { continue };
+        match s.labels.get(name) {
+            Some(v) if !v.is_empty() && s.chunks.iter().any(|c| c.overlaps(from, through)) => {
+                out.insert(v.to_owned());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days() {
+        assert_eq!(day_of(0), 0);
+        assert_eq!(day_of(NANOS_PER_DAY - 1), 0);
+        assert_eq!(day_of(NANOS_PER_DAY), 1);
+        assert_eq!(day_of(-1), -1);
+        assert_eq!(days_spanned(NANOS_PER_DAY - 1, NANOS_PER_DAY), 0..=1);
+    }
+}

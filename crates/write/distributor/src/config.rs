@@ -1,0 +1,46 @@
+//! Distributor configuration (`distributor:` section), with Loki's key names.
+
+use serde::{Deserialize, Serialize};
+use skald_common::units;
+
+/// Settings of the push path.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributorConfig {
+    /// Largest accepted push body as received (compressed), in bytes. Loki's default: 100MB.
+    #[serde(with = "units::bytesize")]
+    pub max_recv_msg_size: u64,
+    /// Largest accepted push body after gzip/deflate/snappy decompression, in bytes.
+    /// Skald defaults to 100MB; Loki defaults to 5000MB (50× `max_recv_msg_size`).
+    #[serde(with = "units::bytesize")]
+    pub max_decompressed_size: u64,
+    /// Most rejected entries listed in a per-stream rate-limit error (Loki's ingester
+    /// `max_returned_stream_errors`).
+    pub max_returned_stream_errors: usize,
+}
+
+impl Default for DistributorConfig {
+    fn default() -> Self {
+        DistributorConfig {
+            max_recv_msg_size: 100 << 20,
+            max_decompressed_size: 100 << 20,
+            max_returned_stream_errors: 10,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_loki_keys() {
+        let c: DistributorConfig = serde_json::from_str(
+            r#"{"max_recv_msg_size": 104857600, "max_decompressed_size": "1GB"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.max_recv_msg_size, 100 << 20);
+        assert_eq!(c.max_decompressed_size, 1 << 30);
+        assert!(serde_json::from_str::<DistributorConfig>(r#"{"nope": 1}"#).is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! Ingester configuration, with Loki's `ingester` key names and defaults.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The `ingester` block.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngesterConfig {
+    /// Uncompressed size of a block inside a chunk (Loki: 262144).
+    pub chunk_block_size: usize,
+    /// Compressed size at which a chunk is cut (Loki: 1572864).
+    pub chunk_target_size: usize,
+    /// Codec name. Skald always writes zstd blocks; Loki's names are accepted for compatibility.
+    pub chunk_encoding: String,
+    /// A chunk that received nothing for this long is flushed.
+    #[serde(with = "skald_common::units::duration")]
+    pub chunk_idle_period: Duration,
+    /// How long flushed chunks stay in memory (they are served from storage afterwards).
+    #[serde(with = "skald_common::units::duration")]
+    pub chunk_retain_period: Duration,
+    /// A chunk older than this (first to last entry, or since it was opened) is flushed.
+    #[serde(with = "skald_common::units::duration")]
+    pub max_chunk_age: Duration,
+    /// How often the flush loop looks for chunks to flush.
+    #[serde(with = "skald_common::units::duration")]
+    pub flush_check_period: Duration,
+    /// Timeout of one flush operation.
+    #[serde(with = "skald_common::units::duration")]
+    pub flush_op_timeout: Duration,
+    /// Chunks uploaded at once.
+    pub concurrent_flushes: usize,
+}
+
+impl Default for IngesterConfig {
+    fn default() -> Self {
+        IngesterConfig {
+            chunk_block_size: 262_144,
+            chunk_target_size: 1_572_864,
+            chunk_encoding: "zstd".to_string(),
+            chunk_idle_period: Duration::from_secs(30 * 60),
+            chunk_retain_period: Duration::ZERO,
+            max_chunk_age: Duration::from_secs(2 * 3600),
+            flush_check_period: Duration::from_secs(30),
+            flush_op_timeout: Duration::from_secs(600),
+            concurrent_flushes: 32,
+        }
+    }
+}
+
+impl IngesterConfig {
+    /// Checks the values before start.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.chunk_block_size < 1024 {
+            return Err("ingester.chunk_block_size must be at least 1024".to_string());
+        }
+        if self.max_chunk_age.is_zero() {
+            return Err("ingester.max_chunk_age must be positive".to_string());
+        }
+        if self.flush_check_period.is_zero() {
+            return Err("ingester.flush_check_period must be positive".to_string());
+        }
+        Ok(())
+    }
+}

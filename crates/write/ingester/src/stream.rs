@@ -1,0 +1,271 @@
+//! One stream's in-memory state: a raw head block, the open chunk's sealed (compressed)
+//! blocks, and closed chunks waiting for flush.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use skald_chunk::{Chunk, ChunkBuilder};
+use skald_index::ChunkRef;
+use skald_model::{Entry, Labels};
+use skald_proto::ServiceError;
+
+use crate::IngesterConfig;
+
+/// Why an entry was not appended.
+#[derive(Debug)]
+pub enum AppendError {
+    /// Same timestamp and line as an entry already held: dropped silently, as Loki does.
+    Duplicate,
+    /// Older than the out-of-order window allows.
+    TooFarBehind { ts: i64, oldest: i64 },
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendError::Duplicate => f.write_str("duplicate entry"),
+            AppendError::TooFarBehind { ts, oldest } => write!(
+                f,
+                "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}'",
+                format_ts(*ts),
+                format_ts(*ts),
+                format_ts(*oldest)
+            ),
+        }
+    }
+}
+
+fn format_ts(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000) as u32;
+    match chrono_like(secs, nanos) {
+        Some(s) => s,
+        None => ns.to_string(),
+    }
+}
+
+// RFC3339 in UTC without pulling a date crate into the ingester.
+fn chrono_like(secs: i64, nanos: u32) -> Option<String> {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if mo <= 2 { y + 1 } else { y };
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        let f = format!(".{nanos:09}");
+        f.trim_end_matches('0').to_string()
+    };
+    Some(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}{frac}Z"))
+}
+
+fn builder_overlaps(b: &ChunkBuilder, start: i64, end: i64) -> bool {
+    match (b.min_ts(), b.max_ts()) {
+        (Some(min), Some(max)) => min < end && max >= start,
+        _ => false,
+    }
+}
+
+/// A chunk that is complete and waits for (or is in) flush.
+pub struct ClosedChunk {
+    /// Encoded bytes.
+    pub bytes: Bytes,
+    /// Its index reference.
+    pub chunk_ref: ChunkRef,
+}
+
+pub struct StreamState {
+    pub labels: Labels,
+    fp: u64,
+    /// Entries not yet compressed, sorted by (ts, line).
+    head: Vec<Entry>,
+    head_bytes: usize,
+    /// The open chunk's compressed blocks (entries older than `head`).
+    builder: Option<ChunkBuilder>,
+    builder_max_ts: i64,
+    opened_at: Option<Instant>,
+    last_append: Instant,
+    /// Highest timestamp ever accepted (drives the out-of-order window).
+    max_ts: i64,
+    closed: Vec<Arc<ClosedChunk>>,
+}
+
+impl StreamState {
+    pub fn new(labels: Labels, _config: &IngesterConfig) -> Self {
+        let fp = skald_model::fingerprint(&labels);
+        StreamState {
+            labels,
+            fp,
+            head: Vec::new(),
+            head_bytes: 0,
+            builder: None,
+            builder_max_ts: i64::MIN,
+            opened_at: None,
+            last_append: Instant::now(),
+            max_ts: i64::MIN,
+            closed: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.builder.is_none() && self.closed.is_empty()
+    }
+
+    pub fn chunk_count(&self) -> usize {
+        self.closed.len() + usize::from(self.builder.is_some() || !self.head.is_empty())
+    }
+
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
+        let open = self.head.iter().any(|e| e.ts >= start && e.ts < end)
+            || self.builder.as_ref().is_some_and(|b| builder_overlaps(b, start, end));
+        open || self.closed.iter().any(|c| c.chunk_ref.from < end && c.chunk_ref.through >= start)
+    }
+
+    pub fn append(&mut self, e: Entry, config: &IngesterConfig) -> Result<(), AppendError> {
+        let window = (config.max_chunk_age.as_nanos() / 2) as i64;
+        if self.max_ts != i64::MIN {
+            let oldest = self.max_ts.saturating_sub(window);
+            if e.ts < oldest {
+                return Err(AppendError::TooFarBehind { ts: e.ts, oldest });
+            }
+        }
+        // An entry older than what is already compressed cannot join the open chunk in
+        // order: close the open chunk and start a new one (chunks may overlap in time).
+        if self.builder.is_some() && e.ts < self.builder_max_ts {
+            self.close_open_chunk(config);
+        }
+        let pos = self.head.partition_point(|h| (h.ts, &h.line) < (e.ts, &e.line));
+        if let Some(h) = self.head.get(pos) {
+            if h.ts == e.ts && h.line == e.line {
+                return Err(AppendError::Duplicate);
+            }
+        }
+        self.head_bytes += e.line.len() + 16;
+        self.max_ts = self.max_ts.max(e.ts);
+        self.last_append = Instant::now();
+        if self.opened_at.is_none() {
+            self.opened_at = Some(self.last_append);
+        }
+        self.head.insert(pos, e);
+        if self.head_bytes >= config.chunk_block_size {
+            self.seal_head(config);
+            let full = self
+                .builder
+                .as_ref()
+                .is_some_and(|b| b.compressed_estimate() >= config.chunk_target_size);
+            if full {
+                self.close_open_chunk(config);
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses the head block into the open chunk.
+    fn seal_head(&mut self, config: &IngesterConfig) {
+        if self.head.is_empty() {
+            return;
+        }
+        let builder = self.builder.get_or_insert_with(|| ChunkBuilder::new(config.chunk_block_size));
+        for e in self.head.drain(..) {
+            self.builder_max_ts = self.builder_max_ts.max(e.ts);
+            // The head is sorted and never older than the builder's newest entry, and the
+            // distributor caps line sizes far below a block's limit, so this cannot fail on
+            // valid input; log it if it ever does.
+            if let Err(error) = builder.append(&e) {
+                tracing::error!(%error, labels = %self.labels, "entry could not be added to its chunk");
+            }
+        }
+        if let Err(error) = builder.cut_block() {
+            tracing::error!(%error, labels = %self.labels, "failed to compress a block");
+        }
+        self.head_bytes = 0;
+    }
+
+    fn close_open_chunk(&mut self, config: &IngesterConfig) {
+        self.seal_head(config);
+        let Some(builder) = self.builder.take() else { return };
+        self.builder_max_ts = i64::MIN;
+        self.opened_at = None;
+        match builder.finish() {
+            Ok(encoded) => {
+                let chunk_ref = ChunkRef {
+                    fingerprint: self.fp,
+                    from: encoded.from,
+                    through: encoded.through,
+                    checksum: encoded.checksum,
+                    entries: encoded.entries,
+                    uncompressed_bytes: encoded.uncompressed_bytes,
+                    compressed_bytes: encoded.bytes.len() as u64,
+                };
+                self.closed.push(Arc::new(ClosedChunk { bytes: Bytes::from(encoded.bytes), chunk_ref }));
+            }
+            Err(error) => {
+                // Encoding in memory cannot fail on valid entries; log loudly if it ever does.
+                tracing::error!(%error, labels = %self.labels, "failed to encode chunk");
+            }
+        }
+    }
+
+    /// Closes the open chunk when it is idle, too old, or `force`.
+    pub fn cut_if_due(&mut self, now: Instant, config: &IngesterConfig, force: bool) {
+        let has_open = self.builder.is_some() || !self.head.is_empty();
+        if !has_open {
+            return;
+        }
+        let idle = now.duration_since(self.last_append) >= config.chunk_idle_period;
+        let old = self
+            .opened_at
+            .is_some_and(|o| now.duration_since(o) >= config.max_chunk_age);
+        if force || idle || old {
+            self.close_open_chunk(config);
+        }
+    }
+
+    pub fn closed_chunks(&self) -> Vec<Arc<ClosedChunk>> {
+        self.closed.clone()
+    }
+
+    pub fn remove_flushed(&mut self, chunk: &Arc<ClosedChunk>) {
+        self.closed.retain(|c| !Arc::ptr_eq(c, chunk));
+    }
+
+    /// Every held entry in `[start, end)`, sorted by timestamp.
+    pub fn entries_in_range(&self, start: i64, end: i64) -> Result<Vec<Entry>, ServiceError> {
+        let mut out: Vec<Entry> = Vec::new();
+        let mut decode = |bytes: &[u8]| -> Result<(), ServiceError> {
+            let chunk = Chunk::parse(bytes)
+                .map_err(|e| ServiceError::internal(format!("corrupt in-memory chunk: {e}")))?;
+            for e in chunk.iter_entries(start, end) {
+                out.push(e.map_err(|e| ServiceError::internal(format!("corrupt in-memory chunk: {e}")))?);
+            }
+            Ok(())
+        };
+        for c in &self.closed {
+            if c.chunk_ref.from < end && c.chunk_ref.through >= start {
+                decode(&c.bytes)?;
+            }
+        }
+        if let Some(b) = &self.builder {
+            if builder_overlaps(b, start, end) {
+                let encoded = b
+                    .snapshot()
+                    .map_err(|e| ServiceError::internal(format!("failed to encode chunk: {e}")))?;
+                decode(&encoded.bytes)?;
+            }
+        }
+        out.extend(self.head.iter().filter(|e| e.ts >= start && e.ts < end).cloned());
+        out.sort_by(|a, b| a.ts.cmp(&b.ts));
+        Ok(out)
+    }
+}

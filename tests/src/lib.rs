@@ -1,0 +1,254 @@
+//! Test harness for Skald's integration tests: starts the real `skald` binary on free
+//! loopback ports with its own data directory, and speaks HTTP to it over real sockets.
+
+pub mod compare;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds the `skald` binary: `$SKALD_BIN`, or `target/<profile>/skald` next to the test
+/// executable's `deps/` folder.
+pub fn skald_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SKALD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = profile_dir.join("skald");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first with `cargo build -p skald-server --bin skald` (the README test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("skald-test-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// The repository's `tests/data` folder.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// A running `skald` process.
+pub struct Skald {
+    child: Option<Child>,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// HTTP port.
+    pub http_port: u16,
+    /// gRPC port.
+    pub grpc_port: u16,
+    /// Working directory (data lives under it).
+    pub dir: PathBuf,
+    /// The config file used.
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Skald {
+    /// Starts `skald` with `extra_yaml` appended to a config that listens on free ports and
+    /// keeps data under `dir`. Waits until `/ready` answers.
+    pub fn start(dir: &Path, extra_yaml: &str) -> Skald {
+        let http_port = free_port();
+        let grpc_port = free_port();
+        let config = format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http_port}\n  grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {grpc_port}\n  log_level: info\ncommon:\n  path_prefix: {}\n{extra_yaml}",
+            dir.join("data").display()
+        );
+        let config_path = dir.join("skald.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        Self::start_with_config(dir, &config_path, http_port, grpc_port)
+    }
+
+    /// Starts `skald -config.file=<config_path>` (ports must match the file).
+    pub fn start_with_config(dir: &Path, config_path: &Path, http_port: u16, grpc_port: u16) -> Skald {
+        let log_path = dir.join(format!("skald-{http_port}.log"));
+        let log = std::fs::File::create(&log_path).expect("create log file");
+        let log2 = log.try_clone().expect("clone log handle");
+        let child = Command::new(skald_bin())
+            .arg(format!("-config.file={}", config_path.display()))
+            .current_dir(dir)
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .expect("spawn skald");
+        let s = Skald {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{http_port}"),
+            http_port,
+            grpc_port,
+            dir: dir.to_path_buf(),
+            config_path: config_path.to_path_buf(),
+            log_path,
+        };
+        s.wait_ready(Duration::from_secs(30));
+        s
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(r) = ureq::get(&format!("{}/ready", self.url)).timeout(Duration::from_secs(1)).call() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("skald did not become ready within {timeout:?}; log:\n{}", self.log());
+    }
+
+    /// The process's log output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit (the ingester flushes first).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("skald did not stop within 60s after SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process without letting it flush.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Restarts with the same config and ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        let s = Self::start_with_config(&self.dir.clone(), &self.config_path.clone(), self.http_port, self.grpc_port);
+        *self = s;
+    }
+}
+
+impl Drop for Skald {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A response: status, content type and body text.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// HTTP status.
+    pub status: u16,
+    /// Content-Type header.
+    pub content_type: String,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Resp {
+    /// Parses the body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+    }
+}
+
+fn to_resp(r: Result<ureq::Response, ureq::Error>) -> Resp {
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = resp.status();
+    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
+    let mut body = String::new();
+    resp.into_reader().take(512 * 1024 * 1024).read_to_string(&mut body).expect("read body");
+    Resp { status, content_type, body }
+}
+
+/// POSTs `body` with the given headers.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut req = ureq::post(url).timeout(Duration::from_secs(120));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    to_resp(req.send_bytes(body))
+}
+
+/// GETs `url` with query parameters (repeated keys allowed) and headers.
+pub fn get(url: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Resp {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(120));
+    for (k, v) in params {
+        req = req.query(k, v);
+    }
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    to_resp(req.call())
+}
+
+/// Encodes a Loki `PushRequest` as protobuf and compresses it with raw snappy, the way
+/// promtail sends it.
+pub fn encode_push_protobuf(streams: &[(&str, Vec<(i64, String)>)]) -> Vec<u8> {
+    use prost::Message;
+    use skald_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
+    let req = PushRequest {
+        streams: streams
+            .iter()
+            .map(|(labels, entries)| StreamAdapter {
+                labels: labels.to_string(),
+                entries: entries
+                    .iter()
+                    .map(|(ts, line)| EntryAdapter {
+                        timestamp: Some(prost_types::Timestamp {
+                            seconds: ts.div_euclid(1_000_000_000),
+                            nanos: ts.rem_euclid(1_000_000_000) as i32,
+                        }),
+                        line: line.clone(),
+                        structured_metadata: vec![],
+                        parsed: vec![],
+                    })
+                    .collect(),
+                hash: 0,
+            })
+            .collect(),
+        format: String::new(),
+    };
+    let raw = req.encode_to_vec();
+    snap::raw::Encoder::new().compress_vec(&raw).expect("snappy compress")
+}
+
+/// Gzips `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data).expect("gzip");
+    enc.finish().expect("gzip finish")
+}
