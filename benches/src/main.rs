@@ -149,7 +149,9 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
-            .with_context(|| format!("starting {} (build it: cargo build --release --bin skald)", bin.display()))?;
+            .with_context(|| {
+                format!("starting {} (build it: cargo build --release --bin skald)", bin.display())
+            })?;
         let url = format!("http://127.0.0.1:{hp}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -170,7 +172,8 @@ impl Server {
 
     /// (utime + stime) in seconds, from /proc/<pid>/stat.
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
         let after = stat.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
         let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
@@ -180,7 +183,8 @@ impl Server {
 
     /// Peak RSS in MB (VmHWM).
     fn peak_rss_mb(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -250,7 +254,13 @@ fn post(url: &str, body: &[u8]) -> Result<()> {
     }
 }
 
-fn query(url: &str, q: &str, start: i64, end: i64, step: Option<&str>) -> Result<(Duration, serde_json::Value)> {
+fn query(
+    url: &str,
+    q: &str,
+    start: i64,
+    end: i64,
+    step: Option<&str>,
+) -> Result<(Duration, serde_json::Value)> {
     let t = Instant::now();
     let (s, e) = (start.to_string(), end.to_string());
     let mut req = ureq::get(&format!("{url}/loki/api/v1/query_range"))
@@ -283,11 +293,17 @@ fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
                 (t0 + i as i64 * 1_000_000, l.clone())
             })
             .collect();
-        post(&format!("{}/loki/api/v1/push", server.url), &push_body(vec![(format!("{{job=\"{}\"}}", sys.to_lowercase()), entries)])?)?;
+        post(
+            &format!("{}/loki/api/v1/push", server.url),
+            &push_body(vec![(format!("{{job=\"{}\"}}", sys.to_lowercase()), entries)])?,
+        )?;
     }
     ureq::post(&format!("{}/flush", server.url)).call()?;
     let stored = dir_bytes(&server.dir.join("data"));
-    println!("loghub pushed once: raw {raw} bytes, stored {stored} bytes, stored/raw {:.4}", stored as f64 / raw as f64);
+    println!(
+        "loghub pushed once: raw {raw} bytes, stored {stored} bytes, stored/raw {:.4}",
+        stored as f64 / raw as f64
+    );
     server.stop()?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -321,7 +337,8 @@ fn main() -> Result<()> {
     let lines = Arc::new(lines);
     let mut workers = Vec::new();
     for w in 0..2usize {
-        let (lines, url, raw_total, lines_total) = (lines.clone(), url.clone(), raw_total.clone(), lines_total.clone());
+        let (lines, url, raw_total, lines_total) =
+            (lines.clone(), url.clone(), raw_total.clone(), lines_total.clone());
         let batch_bytes = args.batch_kb * 1024;
         workers.push(std::thread::spawn(move || -> Result<()> {
             // each worker owns half of the streams
@@ -352,11 +369,13 @@ fn main() -> Result<()> {
                         let mut line = vary(&src[i % src.len()], &mut rng);
                         needles += 1;
                         if needles % 777_777 == 0 {
-                            line.push_str(" ");
+                            line.push(' ');
                             line.push_str(NEEDLE);
                         }
                         // stream-local time: spread per_stream bytes over the span
-                        let ts = t0 + (sent[s] as i128 * span as i128 / per_stream as i128) as i64 + (i % 1000) as i64;
+                        let ts = t0
+                            + (sent[s] as i128 * span as i128 / per_stream as i128) as i64
+                            + (i % 1000) as i64;
                         got += line.len();
                         sent[s] += line.len();
                         entries.push((ts, line));
@@ -364,7 +383,13 @@ fn main() -> Result<()> {
                     raw_total.fetch_add(got, Ordering::Relaxed);
                     lines_total.fetch_add(entries.len(), Ordering::Relaxed);
                     batch_size += got;
-                    batch.push((format!("{{job=\"{}\", instance=\"i-{inst}\"}}", SYSTEMS[sys].to_lowercase()), entries));
+                    batch.push((
+                        format!(
+                            "{{job=\"{}\", instance=\"i-{inst}\"}}",
+                            SYSTEMS[sys].to_lowercase()
+                        ),
+                        entries,
+                    ));
                 }
                 if batch_size > 0 {
                     post(&url, &push_body(batch)?)?;
@@ -386,8 +411,15 @@ fn main() -> Result<()> {
     let cpu_ingest = server.cpu_seconds() - cpu0;
     let stored = dir_bytes(&server.dir.join("data")) as f64;
     let mb = raw / 1e6;
-    println!("ingest: {:.1} MB raw, {:.0} lines in {:.1}s push + {:.1}s final flush", mb, nlines, push_secs, flush_secs);
-    println!("ingest throughput: {:.1} MB/s, {:.0} lines/s (wall, push phase)", mb / push_secs, nlines / push_secs);
+    println!(
+        "ingest: {:.1} MB raw, {:.0} lines in {:.1}s push + {:.1}s final flush",
+        mb, nlines, push_secs, flush_secs
+    );
+    println!(
+        "ingest throughput: {:.1} MB/s, {:.0} lines/s (wall, push phase)",
+        mb / push_secs,
+        nlines / push_secs
+    );
     println!("server CPU: {:.1} s during push, {:.1} s incl. flush = {:.1} CPU-s per GB; {:.1} MB/s per server core-second",
         cpu_push, cpu_ingest, cpu_ingest / (raw / 1e9), mb / cpu_ingest);
     println!("stored: {:.1} MB = {:.4} bytes per raw byte", stored / 1e6, stored / raw);
@@ -396,7 +428,11 @@ fn main() -> Result<()> {
     let end = now + 60_000_000_000;
     let qs: [(&str, String, Option<&str>); 2] = [
         ("needle", format!("{{job=~\".+\"}} |= \"{NEEDLE}\""), None),
-        ("sum by job count_over_time[1m]", "sum by (job) (count_over_time({job=~\".+\"}[1m]))".to_string(), Some("60")),
+        (
+            "sum by job count_over_time[1m]",
+            "sum by (job) (count_over_time({job=~\".+\"}[1m]))".to_string(),
+            Some("60"),
+        ),
     ];
     for (name, q, step) in qs {
         let cpu_before = server.cpu_seconds();

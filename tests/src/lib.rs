@@ -19,7 +19,7 @@ pub fn skald_bin() -> PathBuf {
     let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let bin = profile_dir.join("skald");
     assert!(
-        bin.exists(),
+        bin.try_exists().unwrap_or(false),
         "{} not found: build it first with `cargo build -p skald-server --bin skald` (the README test command does)",
         bin.display()
     );
@@ -80,7 +80,12 @@ impl Skald {
     }
 
     /// Starts `skald -config.file=<config_path>` (ports must match the file).
-    pub fn start_with_config(dir: &Path, config_path: &Path, http_port: u16, grpc_port: u16) -> Skald {
+    pub fn start_with_config(
+        dir: &Path,
+        config_path: &Path,
+        http_port: u16,
+        grpc_port: u16,
+    ) -> Skald {
         let log_path = dir.join(format!("skald-{http_port}.log"));
         let log = std::fs::File::create(&log_path).expect("create log file");
         let log2 = log.try_clone().expect("clone log handle");
@@ -107,7 +112,9 @@ impl Skald {
     fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Ok(r) = ureq::get(&format!("{}/ready", self.url)).timeout(Duration::from_secs(1)).call() {
+            if let Ok(r) =
+                ureq::get(&format!("{}/ready", self.url)).timeout(Duration::from_secs(1)).call()
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -151,7 +158,12 @@ impl Skald {
     /// Restarts with the same config and ports.
     pub fn restart(&mut self) {
         self.stop();
-        let s = Self::start_with_config(&self.dir.clone(), &self.config_path.clone(), self.http_port, self.grpc_port);
+        let s = Self::start_with_config(
+            &self.dir.clone(),
+            &self.config_path.clone(),
+            self.http_port,
+            self.grpc_port,
+        );
         *self = s;
     }
 }
@@ -176,7 +188,8 @@ pub struct Resp {
 impl Resp {
     /// Parses the body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 }
 

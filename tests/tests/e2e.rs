@@ -1,6 +1,8 @@
 //! End to end over real sockets: start `skald`, push real loghub lines (protobuf+snappy, JSON,
 //! gzip), query them back, feed it bad inputs, restart it, and query again.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
@@ -19,7 +21,10 @@ fn now_ns() -> i64 {
 
 fn loghub(name: &str) -> Vec<String> {
     let text = std::fs::read_to_string(data_dir().join("loghub").join(name)).unwrap();
-    text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l).to_string()).filter(|l| !l.is_empty()).collect()
+    text.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 fn query_range(s: &Skald, query: &str, start: i64, end: i64, extra: &[(&str, &str)]) -> Value {
@@ -44,7 +49,8 @@ fn lines(v: &Value) -> Vec<(i64, String)> {
 }
 
 fn count(s: &Skald, selector: &str, start: i64, end: i64) -> usize {
-    lines(&query_range(s, selector, start, end, &[("limit", "5000"), ("direction", "forward")])).len()
+    lines(&query_range(s, selector, start, end, &[("limit", "5000"), ("direction", "forward")]))
+        .len()
 }
 
 #[test]
@@ -57,26 +63,49 @@ fn push_query_restart_and_bad_inputs() {
 
     // protobuf + snappy, as promtail sends it
     let apache = loghub("Apache_2k.log");
-    let entries: Vec<(i64, String)> =
-        apache.iter().enumerate().map(|(i, l)| (base + i as i64 * 100_000_000, l.clone())).collect();
+    let entries: Vec<(i64, String)> = apache
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (base + i as i64 * 100_000_000, l.clone()))
+        .collect();
     let body = encode_push_protobuf(&[("{job=\"apache\", env=\"e2e\"}", entries.clone())]);
-    let r = post(&push_url, &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", "t1")], &body);
+    let r = post(
+        &push_url,
+        &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", "t1")],
+        &body,
+    );
     assert_eq!(r.status, 204, "{}", r.body);
 
     // JSON, and JSON + gzip
     let ssh = loghub("OpenSSH_2k.log");
-    let values: Vec<Value> =
-        ssh.iter().enumerate().map(|(i, l)| json!([(base + i as i64 * 100_000_000).to_string(), l])).collect();
-    let body = json!({"streams": [{"stream": {"job": "openssh", "env": "e2e"}, "values": values}]}).to_string();
-    let r = post(&push_url, &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")], body.as_bytes());
-    assert_eq!(r.status, 204, "{}", r.body);
-    let hdfs = loghub("HDFS_2k.log");
-    let values: Vec<Value> =
-        hdfs.iter().enumerate().map(|(i, l)| json!([(base + i as i64 * 100_000_000).to_string(), l])).collect();
-    let body = json!({"streams": [{"stream": {"job": "hdfs", "env": "e2e"}, "values": values}]}).to_string();
+    let values: Vec<Value> = ssh
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!([(base + i as i64 * 100_000_000).to_string(), l]))
+        .collect();
+    let body = json!({"streams": [{"stream": {"job": "openssh", "env": "e2e"}, "values": values}]})
+        .to_string();
     let r = post(
         &push_url,
-        &[("Content-Type", "application/json"), ("Content-Encoding", "gzip"), ("X-Scope-OrgID", "t1")],
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let hdfs = loghub("HDFS_2k.log");
+    let values: Vec<Value> = hdfs
+        .iter()
+        .enumerate()
+        .map(|(i, l)| json!([(base + i as i64 * 100_000_000).to_string(), l]))
+        .collect();
+    let body = json!({"streams": [{"stream": {"job": "hdfs", "env": "e2e"}, "values": values}]})
+        .to_string();
+    let r = post(
+        &push_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+            ("X-Scope-OrgID", "t1"),
+        ],
         &gzip(body.as_bytes()),
     );
     assert_eq!(r.status, 204, "{}", r.body);
@@ -86,11 +115,23 @@ fn push_query_restart_and_bad_inputs() {
     assert_eq!(got, entries, "apache lines differ");
     assert_eq!(count(&s, "{job=\"openssh\"}", start, end), ssh.len());
     assert_eq!(count(&s, "{job=\"hdfs\"}", start, end), hdfs.len());
-    let needle = query_range(&s, "{env=\"e2e\"} |= \"Failed password for invalid user\"", start, end, &[("limit", "5000")]);
+    let needle = query_range(
+        &s,
+        "{env=\"e2e\"} |= \"Failed password for invalid user\"",
+        start,
+        end,
+        &[("limit", "5000")],
+    );
     let expected = ssh.iter().filter(|l| l.contains("Failed password for invalid user")).count();
     assert!(expected > 0);
     assert_eq!(lines(&needle).len(), expected);
-    let m = query_range(&s, "sum by (job) (count_over_time({env=\"e2e\"}[1h]))", end - 1, end, &[("step", "60")]);
+    let m = query_range(
+        &s,
+        "sum by (job) (count_over_time({env=\"e2e\"}[1h]))",
+        end - 1,
+        end,
+        &[("step", "60")],
+    );
     let total: f64 = m["data"]["result"]
         .as_array()
         .unwrap()
@@ -98,38 +139,82 @@ fn push_query_restart_and_bad_inputs() {
         .map(|s| s["values"][0][1].as_str().unwrap().parse::<f64>().unwrap())
         .sum();
     assert_eq!(total as usize, apache.len() + ssh.len() + hdfs.len());
-    let labels = get(&format!("{}/loki/api/v1/label/job/values", s.url), &[("start", &start.to_string()), ("end", &end.to_string())], &[("X-Scope-OrgID", "t1")]);
+    let labels = get(
+        &format!("{}/loki/api/v1/label/job/values", s.url),
+        &[("start", &start.to_string()), ("end", &end.to_string())],
+        &[("X-Scope-OrgID", "t1")],
+    );
     assert_eq!(labels.json()["data"], json!(["apache", "hdfs", "openssh"]));
 
     // Bad inputs: each rejected with the right status, nothing accepted is lost.
     let garbage = snap::raw::Encoder::new().compress_vec(&[0xff, 0xff, 0xff, 0x01, 0x02]).unwrap();
-    let r = post(&push_url, &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", "t1")], &garbage);
+    let r = post(
+        &push_url,
+        &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", "t1")],
+        &garbage,
+    );
     assert_eq!(r.status, 400, "malformed protobuf: {}", r.body);
-    let r = post(&push_url, &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", "t1")], b"\xff\xff\xff\xff\xff not snappy");
+    let r = post(
+        &push_url,
+        &[("Content-Type", "application/x-protobuf"), ("X-Scope-OrgID", "t1")],
+        b"\xff\xff\xff\xff\xff not snappy",
+    );
     assert_eq!(r.status, 400, "bad snappy: {}", r.body);
     let bomb = gzip(&vec![b'{'; 300 * 1024 * 1024]);
-    let r = post(&push_url, &[("Content-Type", "application/json"), ("Content-Encoding", "gzip"), ("X-Scope-OrgID", "t1")], &bomb);
+    let r = post(
+        &push_url,
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+            ("X-Scope-OrgID", "t1"),
+        ],
+        &bomb,
+    );
     assert_eq!(r.status, 413, "gzip bomb: {}", r.body);
     let long = "x".repeat(20_000);
-    let body = json!({"streams": [{"stream": {"job": "long"}, "values": [[base.to_string(), long]]}]}).to_string();
-    let r = post(&push_url, &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")], body.as_bytes());
+    let body =
+        json!({"streams": [{"stream": {"job": "long"}, "values": [[base.to_string(), long]]}]})
+            .to_string();
+    let r = post(
+        &push_url,
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 400, "oversized line: {}", r.body);
     assert!(r.body.contains("exceeded"), "{}", r.body);
-    let body = json!({"streams": [{"stream": {"0bad": "x"}, "values": [[base.to_string(), "hi"]]}]}).to_string();
-    let r = post(&push_url, &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")], body.as_bytes());
+    let body =
+        json!({"streams": [{"stream": {"0bad": "x"}, "values": [[base.to_string(), "hi"]]}]})
+            .to_string();
+    let r = post(
+        &push_url,
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 400, "bad label name: {}", r.body);
     let r = post(&push_url, &[("Content-Type", "application/json")], b"{\"streams\":[]}");
     assert_eq!(r.status, 401, "missing tenant: {}", r.body);
-    let r = post(&push_url, &[("Content-Type", "application/json"), ("X-Scope-OrgID", "../etc")], b"{\"streams\":[]}");
+    let r = post(
+        &push_url,
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "../etc")],
+        b"{\"streams\":[]}",
+    );
     assert!(r.status == 400 || r.status == 401, "bad tenant id: {} {}", r.status, r.body);
-    let r = get(&format!("{}/loki/api/v1/query_range", s.url), &[("query", "{job=\"apache\"} |= ")], &[("X-Scope-OrgID", "t1")]);
+    let r = get(
+        &format!("{}/loki/api/v1/query_range", s.url),
+        &[("query", "{job=\"apache\"} |= ")],
+        &[("X-Scope-OrgID", "t1")],
+    );
     assert_eq!(r.status, 400);
     assert!(r.body.starts_with("parse error at line 1, col "), "{}", r.body);
     assert_eq!(count(&s, "{job=\"apache\"}", start, end), apache.len());
     assert_eq!(count(&s, "{job=\"openssh\"}", start, end), ssh.len());
 
     // Grafana's Save & test.
-    let r = get(&format!("{}/loki/api/v1/query", s.url), &[("query", "vector(1)+vector(1)"), ("time", "4")], &[("X-Scope-OrgID", "t1")]);
+    let r = get(
+        &format!("{}/loki/api/v1/query", s.url),
+        &[("query", "vector(1)+vector(1)"), ("time", "4")],
+        &[("X-Scope-OrgID", "t1")],
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["data"]["result"][0]["value"][1], json!("2"));
 

@@ -2,6 +2,8 @@
 //! runs every recorded request, and compares each answer with what real Loki answered
 //! (tests/data/reference, stats ignored). Prints `matched N of M`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::collections::BTreeSet;
 
 use serde_json::Value;
@@ -44,10 +46,8 @@ fn answers_match_real_loki() {
     let skald = Skald::start(&dir, CONFIG);
     let reference = data_dir().join("reference");
 
-    let mut bodies: Vec<_> = std::fs::read_dir(reference.join("push"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut bodies: Vec<_> =
+        std::fs::read_dir(reference.join("push")).unwrap().map(|e| e.unwrap().path()).collect();
     bodies.sort();
     assert_eq!(bodies.len(), 26);
     for path in &bodies {
@@ -64,7 +64,8 @@ fn answers_match_real_loki() {
     assert_eq!(r.status, 204, "{}", r.body);
 
     let queries: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(reference.join("queries.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(reference.join("queries.json")).unwrap())
+            .unwrap();
     let mut matched = 0;
     let mut failed_in_scope: Vec<String> = Vec::new();
     let mut failed_later: BTreeSet<String> = BTreeSet::new();
@@ -74,9 +75,8 @@ fn answers_match_real_loki() {
         let mut params: Vec<(String, String)> = Vec::new();
         for (k, v) in q["params"].as_object().unwrap() {
             match v {
-                Value::Array(items) => {
-                    params.extend(items.iter().map(|i| (k.clone(), i.as_str().unwrap().to_string())))
-                }
+                Value::Array(items) => params
+                    .extend(items.iter().map(|i| (k.clone(), i.as_str().unwrap().to_string()))),
                 other => params.push((k.clone(), other.as_str().unwrap().to_string())),
             }
         }
@@ -89,7 +89,8 @@ fn answers_match_real_loki() {
         let p: Vec<(&str, &str)> = params.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let resp = get(&format!("{}{}", skald.url, path), &p, &h);
-        let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::String(resp.body.clone()));
+        let body: Value =
+            serde_json::from_str(&resp.body).unwrap_or(Value::String(resp.body.clone()));
         let ours = serde_json::json!({
             "request": {"path": path},
             "status": resp.status,

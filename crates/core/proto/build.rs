@@ -2,18 +2,13 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
-    let files = [
-        root.join("third-party/loki/push.proto"),
-        root.join("skald/ingester/v1/ingester.proto"),
-    ];
+    let files =
+        [root.join("third-party/loki/push.proto"), root.join("skald/ingester/v1/ingester.proto")];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     let includes = [root.join("third-party"), root.clone()];
     let fds = protox::compile(&files, &includes)?;
-    tonic_prost_build::configure()
-        .build_server(true)
-        .build_client(true)
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
     Ok(())
 }

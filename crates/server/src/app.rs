@@ -50,7 +50,10 @@ async fn shutdown_signal() {
 pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     let mods = modules::resolve(target).map_err(anyhow::Error::msg)?;
     for block in config.ignored_blocks() {
-        tracing::warn!(block, "config block accepted for Loki compatibility but not used by this Skald version");
+        tracing::warn!(
+            block,
+            "config block accepted for Loki compatibility but not used by this Skald version"
+        );
     }
     let registry = prometheus::Registry::new();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -59,12 +62,14 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     let mut index_store: Option<Arc<dyn IndexStore>> = None;
     if mods.contains(&Module::Store) {
         let dir = config.data_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
         let cs: Arc<dyn ChunkStore> = Arc::new(
             ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default())
                 .with_context(|| format!("cannot open {}", dir.display()))?,
         );
-        index_store = Some(Arc::new(ObjectIndexStore::new(cs.clone(), ObjectIndexStoreConfig::default())));
+        index_store =
+            Some(Arc::new(ObjectIndexStore::new(cs.clone(), ObjectIndexStoreConfig::default())));
         chunk_store = Some(cs);
         tracing::info!(dir = %dir.display(), "storing chunks and index on the local filesystem");
     }
@@ -75,7 +80,8 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         let (Some(cs), Some(is)) = (chunk_store.clone(), index_store.clone()) else {
             anyhow::bail!("the ingester needs the store module");
         };
-        let ing = Ingester::new(config.ingester.clone(), config.limits_config.clone(), cs, is, &registry);
+        let ing =
+            Ingester::new(config.ingester.clone(), config.limits_config.clone(), cs, is, &registry);
         ingester_task = Some(tokio::spawn(ing.clone().run(shutdown_rx.clone())));
         ingester = Some(ing);
     }
@@ -87,7 +93,8 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
                 let addr = config.ingester_client.addresses.first().context(
                     "ingester_client.addresses must name an ingester when it runs in another process",
                 )?;
-                let url = if addr.starts_with("http") { addr.clone() } else { format!("http://{addr}") };
+                let url =
+                    if addr.starts_with("http") { addr.clone() } else { format!("http://{addr}") };
                 Some(Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient)
             }
         }
@@ -98,8 +105,13 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     let distributor = if mods.contains(&Module::Distributor) {
         let client = ingester_client.clone().context("the distributor needs an ingester client")?;
         Some(Arc::new(
-            Distributor::new(config.distributor.clone(), config.limits_config.clone(), client, &registry)
-                .context("cannot register distributor metrics")?,
+            Distributor::new(
+                config.distributor.clone(),
+                config.limits_config.clone(),
+                client,
+                &registry,
+            )
+            .context("cannot register distributor metrics")?,
         ))
     } else {
         None
@@ -123,9 +135,10 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     // gRPC: the ingester service, when this process runs one.
     let mut grpc_task = None;
     if let Some(ing) = &ingester {
-        let addr: SocketAddr = format!("{}:{}", config.server.grpc_listen_address, config.server.grpc_listen_port)
-            .parse()
-            .context("invalid gRPC listen address")?;
+        let addr: SocketAddr =
+            format!("{}:{}", config.server.grpc_listen_address, config.server.grpc_listen_port)
+                .parse()
+                .context("invalid gRPC listen address")?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (gRPC)"))?;
@@ -151,12 +164,15 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         registry: registry.clone(),
         ingester: ingester.clone().map(|i| Arc::new(i) as IngesterClient),
     };
-    let body_limit = usize::try_from(config.distributor.max_recv_msg_size).unwrap_or(usize::MAX).saturating_add(1);
+    let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
     let app = http::router(state, distributor, querier)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit));
-    let addr: SocketAddr = format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
-        .parse()
-        .context("invalid HTTP listen address")?;
+    let addr: SocketAddr =
+        format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
+            .parse()
+            .context("invalid HTTP listen address")?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;

@@ -98,7 +98,8 @@ mod tests {
 
     #[test]
     fn loki_style() {
-        let f = parse(&s(&["-config.file=a.yaml", "-target", "querier", "--config.expand-env"])).unwrap();
+        let f = parse(&s(&["-config.file=a.yaml", "-target", "querier", "--config.expand-env"]))
+            .unwrap();
         assert_eq!(f.config_file.as_deref(), Some("a.yaml"));
         assert_eq!(f.target.as_deref(), Some("querier"));
         assert!(f.expand_env);

@@ -73,7 +73,8 @@ async fn push(
     match distributor.push(&tenant.0, body, ct, ce).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => {
-            let status = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let status =
+                StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             text(status, e.to_string())
         }
     }
@@ -119,7 +120,8 @@ async fn flush(State(state): State<HttpState>) -> Response {
         Some(ing) => match ing.flush_all().await {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
             Err(e) => text(
-                StatusCode::from_u16(e.code.http_status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                StatusCode::from_u16(e.code.http_status_code())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 e.message,
             ),
         },

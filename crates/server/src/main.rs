@@ -46,7 +46,8 @@ fn main() -> std::process::ExitCode {
         eprintln!("error: invalid config: {e}");
         return std::process::ExitCode::from(1);
     }
-    let target = flags.target.clone().or_else(|| cfg.target.clone()).unwrap_or_else(|| "all".to_string());
+    let target =
+        flags.target.clone().or_else(|| cfg.target.clone()).unwrap_or_else(|| "all".to_string());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -67,7 +68,8 @@ fn load_config(flags: &flags::Flags) -> Result<config::Config, String> {
     let Some(path) = &flags.config_file else {
         return Ok(config::Config::default());
     };
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read config file {path}: {e}"))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {path}: {e}"))?;
     let text = if flags.expand_env { config::expand_env(&text) } else { text };
     config::parse(&text).map_err(|e| format!("{path}: {e}"))
 }

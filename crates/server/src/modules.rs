@@ -70,7 +70,10 @@ mod tests {
         assert!(pos(Module::Store) < pos(Module::Ingester));
         assert!(pos(Module::IngesterClient) < pos(Module::Distributor));
         assert!(pos(Module::Store) < pos(Module::Querier));
-        assert_eq!(resolve("distributor").unwrap(), vec![Module::Server, Module::IngesterClient, Module::Distributor]);
+        assert_eq!(
+            resolve("distributor").unwrap(),
+            vec![Module::Server, Module::IngesterClient, Module::Distributor]
+        );
         assert!(!resolve("querier").unwrap().contains(&Module::Ingester));
         assert!(resolve("nope").unwrap_err().contains("nope"));
     }

@@ -212,7 +212,7 @@ pub fn format_bytes(v: u64) -> String {
 
 /// Serde helpers for a [`Duration`] written as a Loki duration string.
 ///
-/// ```ignore
+/// ```text
 /// #[serde(with = "skald_common::units::duration")]
 /// query_timeout: Duration,
 /// ```
@@ -259,7 +259,7 @@ pub mod duration {
 
 /// Serde helpers for a byte size (`u64`) written as `"256KB"` or as a plain integer.
 ///
-/// ```ignore
+/// ```text
 /// #[serde(with = "skald_common::units::bytesize")]
 /// max_line_size: u64,
 /// ```

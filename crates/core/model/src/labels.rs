@@ -278,7 +278,11 @@ pub fn unquote_at(s: &str) -> Result<(String, usize), String> {
                             '"' => out.push('"'),
                             '\'' => out.push('\''),
                             'x' | 'u' | 'U' => {
-                                let n = match e { 'x' => 2, 'u' => 4, _ => 8 };
+                                let n = match e {
+                                    'x' => 2,
+                                    'u' => 4,
+                                    _ => 8,
+                                };
                                 let mut hex = String::new();
                                 for _ in 0..n {
                                     match chars.next() {

@@ -53,7 +53,11 @@ impl PartialEq for LabelMatcher {
 
 impl LabelMatcher {
     /// Builds a matcher, compiling the anchored regex for `=~` and `!~`.
-    pub fn new(name: impl Into<String>, op: MatchType, value: impl Into<String>) -> Result<Self, MatcherError> {
+    pub fn new(
+        name: impl Into<String>,
+        op: MatchType,
+        value: impl Into<String>,
+    ) -> Result<Self, MatcherError> {
         let value = value.into();
         let regex = match op {
             MatchType::Regex | MatchType::NotRegex => Some(

@@ -30,7 +30,8 @@ pub trait IngesterService: Send + Sync + 'static {
     async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError>;
 
     /// Returns the label sets of in-memory streams matching `matchers` with data in the range.
-    async fn series(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Labels>, ServiceError>;
+    async fn series(&self, tenant: &str, query: IngesterQuery)
+        -> Result<Vec<Labels>, ServiceError>;
 
     /// Flushes every in-memory chunk to storage.
     async fn flush_all(&self) -> Result<(), ServiceError>;
@@ -46,10 +47,7 @@ mod convert {
     use crate::{ErrorCode, ServiceError};
 
     pub fn labels_to_pb(labels: &Labels) -> Vec<pb::Label> {
-        labels
-            .iter()
-            .map(|l| pb::Label { name: l.name.clone(), value: l.value.clone() })
-            .collect()
+        labels.iter().map(|l| pb::Label { name: l.name.clone(), value: l.value.clone() }).collect()
     }
 
     pub fn labels_from_pb(labels: Vec<pb::Label>) -> Labels {
@@ -136,7 +134,9 @@ impl GrpcIngesterClient {
     /// lazily, so an ingester that is not up yet only fails the calls made before it is.
     pub fn connect_lazy(endpoint: &str) -> Result<Self, ServiceError> {
         let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())
-            .map_err(|e| ServiceError::internal(format!("invalid ingester address `{endpoint}`: {e}")))?
+            .map_err(|e| {
+                ServiceError::internal(format!("invalid ingester address `{endpoint}`: {e}"))
+            })?
             .connect_timeout(std::time::Duration::from_secs(5))
             .connect_lazy();
         let inner = crate::skald_ingester_v1::ingester_client::IngesterClient::new(channel)
@@ -179,7 +179,11 @@ impl IngesterService for GrpcIngesterClient {
         Ok(out)
     }
 
-    async fn series(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Labels>, ServiceError> {
+    async fn series(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<Labels>, ServiceError> {
         let req = crate::skald_ingester_v1::QueryRequest {
             tenant: tenant.to_string(),
             matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
@@ -215,11 +219,8 @@ impl IngesterGrpcServer {
 fn query_from_pb(
     req: crate::skald_ingester_v1::QueryRequest,
 ) -> Result<(String, IngesterQuery), ServiceError> {
-    let matchers = req
-        .matchers
-        .into_iter()
-        .map(convert::matcher_from_pb)
-        .collect::<Result<Vec<_>, _>>()?;
+    let matchers =
+        req.matchers.into_iter().map(convert::matcher_from_pb).collect::<Result<Vec<_>, _>>()?;
     Ok((req.tenant, IngesterQuery { matchers, start: req.start, end: req.end }))
 }
 
@@ -237,8 +238,9 @@ impl crate::skald_ingester_v1::ingester_server::Ingester for IngesterGrpcServer 
 
     type QueryStream = std::pin::Pin<
         Box<
-            dyn futures::Stream<Item = Result<crate::skald_ingester_v1::QueryResponse, tonic::Status>>
-                + Send
+            dyn futures::Stream<
+                    Item = Result<crate::skald_ingester_v1::QueryResponse, tonic::Status>,
+                > + Send
                 + 'static,
         >,
     >;

@@ -32,7 +32,8 @@ const JSON_LOWER: &str = "application/json; charset=utf-8";
 
 /// Writes a plain-text error the way Loki's `WriteError` does.
 pub fn error_response(err: &QuerierError) -> Response {
-    let status = StatusCode::from_u16(err.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(err.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, err.to_string()).into_response();
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -54,7 +55,12 @@ fn reply(r: Result<Value, QuerierError>) -> Response {
 }
 
 /// Collects query-string and form-body parameters.
-fn collect_params(method: &Method, headers: &HeaderMap, query: Option<String>, body: &Bytes) -> Params {
+fn collect_params(
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<String>,
+    body: &Bytes,
+) -> Params {
     let mut p = Params::default();
     if let Some(q) = query {
         p.extend_from_urlencoded(q.as_bytes());
@@ -155,10 +161,18 @@ async fn series(
     reply(q.series(&tenant.0, &p).await)
 }
 
-async fn format_query(method: Method, headers: HeaderMap, RawQuery(raw): RawQuery, body: Bytes) -> Response {
+async fn format_query(
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
     let p = collect_params(&method, &headers, raw, &body);
-    match syntax::parse_expr(p.get("query").unwrap_or("")) {
-        Ok(expr) => json_response(&json!({"status": "success", "data": expr.to_string()}), JSON_LOWER),
+    // Loki formats what its parser accepts, without building the pipeline.
+    match syntax::parse_expr_unchecked(p.get("query").unwrap_or("")) {
+        Ok(expr) => {
+            json_response(&json!({"status": "success", "data": expr.to_string()}), JSON_LOWER)
+        }
         Err(e) => error_response(&QuerierError::BadRequest(e.to_string())),
     }
 }
@@ -173,7 +187,8 @@ fn default_step_ns(start: i64, end: i64) -> i64 {
 
 impl Querier {
     fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
-        syntax::parse_expr(p.get("query").unwrap_or("")).map_err(|e| QuerierError::BadRequest(e.to_string()))
+        syntax::parse_expr(p.get("query").unwrap_or(""))
+            .map_err(|e| QuerierError::BadRequest(e.to_string()))
     }
 
     fn check_limit(&self, limit: u32) -> Result<(), QuerierError> {
@@ -187,10 +202,17 @@ impl Querier {
     }
 
     /// `/loki/api/v1/query_range`.
-    pub async fn query_range(self: &Arc<Self>, tenant: &str, p: &Params, categorize: bool) -> Result<Value, QuerierError> {
+    pub async fn query_range(
+        self: &Arc<Self>,
+        tenant: &str,
+        p: &Params,
+        categorize: bool,
+    ) -> Result<Value, QuerierError> {
         let (start, end) = params::parse_range(p, HOUR_NS)?;
         if end < start {
-            return Err(QuerierError::BadRequest("end timestamp must not be before or equal to start time".into()));
+            return Err(QuerierError::BadRequest(
+                "end timestamp must not be before or equal to start time".into(),
+            ));
         }
         let limit = params::parse_limit(p.get("limit"))?;
         let direction = params::parse_direction(p.get("direction"))?;
@@ -230,7 +252,12 @@ impl Querier {
     }
 
     /// `/loki/api/v1/query`.
-    pub async fn query_instant(self: &Arc<Self>, tenant: &str, p: &Params, categorize: bool) -> Result<Value, QuerierError> {
+    pub async fn query_instant(
+        self: &Arc<Self>,
+        tenant: &str,
+        p: &Params,
+        categorize: bool,
+    ) -> Result<Value, QuerierError> {
         let ts = params::parse_timestamp(p.get("time"), params::now_ns())?;
         let limit = params::parse_limit(p.get("limit"))?;
         let direction = params::parse_direction(p.get("direction"))?;
@@ -248,26 +275,40 @@ impl Querier {
         self.run(tenant, expr, qp, categorize).await
     }
 
-    async fn run(self: &Arc<Self>, tenant: &str, expr: Expr, qp: QueryParams, categorize: bool) -> Result<Value, QuerierError> {
+    async fn run(
+        self: &Arc<Self>,
+        tenant: &str,
+        expr: Expr,
+        qp: QueryParams,
+        categorize: bool,
+    ) -> Result<Value, QuerierError> {
         let _permit = self
             .concurrency
             .acquire()
             .await
             .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
         let started = Instant::now();
-        let source = StoreSource { querier: self.clone(), tenant: tenant.to_string(), handle: tokio::runtime::Handle::current() };
+        let source = StoreSource {
+            querier: self.clone(),
+            tenant: tenant.to_string(),
+            handle: tokio::runtime::Handle::current(),
+        };
         let limits = engine::Limits {
-            max_query_series: self.limits.max_query_series as usize,
+            max_query_series: self.limits.max_query_series,
             max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
         };
-        let task = tokio::task::spawn_blocking(move || engine::evaluate(&expr, &qp, &limits, &source));
+        let task =
+            tokio::task::spawn_blocking(move || engine::evaluate(&expr, &qp, &limits, &source));
         let timeout = self.limits.query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
         let out = match tokio::time::timeout(timeout, task).await {
             Err(_) => return Err(QuerierError::Timeout),
             Ok(Err(e)) => return Err(QuerierError::Internal(format!("query task failed: {e}"))),
             Ok(Ok(Err(e))) => {
-                return Err(QuerierError::Status { status: e.status_code(), message: e.to_string() });
+                return Err(QuerierError::Status {
+                    status: e.status_code(),
+                    message: e.to_string(),
+                });
             }
             Ok(Ok(Ok(out))) => out,
         };
@@ -278,13 +319,21 @@ impl Querier {
     fn selector_matchers(&self, q: Option<&str>) -> Result<Vec<LabelMatcher>, QuerierError> {
         match q.filter(|s| !s.trim().is_empty()) {
             None => Ok(Vec::new()),
-            Some(s) => syntax::parse_matchers(s).map_err(|e| QuerierError::BadRequest(e.to_string())),
+            Some(s) => {
+                syntax::parse_matchers(s).map_err(|e| QuerierError::BadRequest(e.to_string()))
+            }
         }
     }
 
     /// Label sets of every stream matching `matchers` with data in `[start, end)`, from the
     /// index and the ingesters.
-    async fn stream_labels(&self, tenant: &str, matchers: &[LabelMatcher], start: i64, end: i64) -> Result<BTreeSet<Labels>, QuerierError> {
+    async fn stream_labels(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        start: i64,
+        end: i64,
+    ) -> Result<BTreeSet<Labels>, QuerierError> {
         let mut out = BTreeSet::new();
         let series = self
             .index
@@ -300,10 +349,17 @@ impl Querier {
     }
 
     /// `/loki/api/v1/labels` (name = None) and `/loki/api/v1/label/<name>/values`.
-    pub async fn labels(&self, tenant: &str, p: &Params, name: Option<&str>) -> Result<Value, QuerierError> {
+    pub async fn labels(
+        &self,
+        tenant: &str,
+        p: &Params,
+        name: Option<&str>,
+    ) -> Result<Value, QuerierError> {
         let (start, end) = params::parse_range(p, 6 * HOUR_NS)?;
         if end < start {
-            return Err(QuerierError::BadRequest("end timestamp must not be before or equal to start time".into()));
+            return Err(QuerierError::BadRequest(
+                "end timestamp must not be before or equal to start time".into(),
+            ));
         }
         let matchers = self.selector_matchers(p.get("query"))?;
         let streams = self.stream_labels(tenant, &matchers, start, end).await?;
@@ -324,7 +380,9 @@ impl Querier {
     pub async fn series(&self, tenant: &str, p: &Params) -> Result<Value, QuerierError> {
         let (start, end) = params::parse_range(p, 6 * HOUR_NS)?;
         if end < start {
-            return Err(QuerierError::BadRequest("end timestamp must not be before or equal to start time".into()));
+            return Err(QuerierError::BadRequest(
+                "end timestamp must not be before or equal to start time".into(),
+            ));
         }
         let mut selectors = p.get_all("match[]");
         selectors.extend(p.get_all("match"));

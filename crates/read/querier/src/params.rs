@@ -138,7 +138,9 @@ pub fn parse_limit(value: Option<&str>) -> Result<u32, QuerierError> {
         None => Ok(100),
         Some(v) => {
             let n: i64 = v.parse().map_err(|_| {
-                QuerierError::BadRequest(format!("strconv.ParseInt: parsing \"{v}\": invalid syntax"))
+                QuerierError::BadRequest(format!(
+                    "strconv.ParseInt: parsing \"{v}\": invalid syntax"
+                ))
             })?;
             if n <= 0 {
                 return Err(QuerierError::BadRequest("limit must be a positive value".to_string()));
@@ -179,10 +181,7 @@ mod tests {
         assert_eq!(parse_timestamp(Some("1793491200000000000"), 0).unwrap(), 1793491200000000000);
         assert_eq!(parse_timestamp(Some("1793491200"), 0).unwrap(), 1793491200000000000);
         assert_eq!(parse_timestamp(Some("1793491200.5"), 0).unwrap(), 1793491200500000000);
-        assert_eq!(
-            parse_timestamp(Some("2026-11-01T00:00:00Z"), 0).unwrap(),
-            1793491200000000000
-        );
+        assert_eq!(parse_timestamp(Some("2026-11-01T00:00:00Z"), 0).unwrap(), 1793491200000000000);
         assert!(parse_timestamp(Some("yesterday"), 0).is_err());
     }
 

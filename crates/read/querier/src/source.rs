@@ -42,7 +42,12 @@ impl StoreSource {
         let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
         let series = self
             .handle
-            .block_on(q.index.series(&self.tenant, &selector.matchers, start, end.saturating_sub(1)))
+            .block_on(q.index.series(
+                &self.tenant,
+                &selector.matchers,
+                start,
+                end.saturating_sub(1),
+            ))
             .map_err(|e| source_err(format!("index lookup failed: {e}")))?;
         for s in series {
             let entry = streams
@@ -60,9 +65,10 @@ impl StoreSource {
                     .block_on(ingester.query(&self.tenant, query))
                     .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
                 for s in recent {
-                    let entry = streams
-                        .entry(s.labels)
-                        .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() });
+                    let entry = streams.entry(s.labels).or_insert_with(|| PendingStream {
+                        chunks: Vec::new(),
+                        recent: Vec::new(),
+                    });
                     entry.recent = s.entries;
                 }
             }
@@ -77,7 +83,8 @@ impl Source for StoreSource {
         selector: &LogSelectorExpr,
         start: i64,
         end: i64,
-    ) -> Result<Box<dyn Iterator<Item = Result<Stream, EngineError>> + Send + '_>, EngineError> {
+    ) -> Result<Box<dyn Iterator<Item = Result<Stream, EngineError>> + Send + '_>, EngineError>
+    {
         let plan = self.plan(selector, start, end)?;
         let literals = skald_logql::log::required_literals(&selector.stages);
         let iter = plan.into_iter().map(move |(labels, pending)| {
@@ -100,23 +107,26 @@ impl StoreSource {
         let tenant = self.tenant.clone();
         let store = q.chunks.clone();
         let keys: Vec<_> = pending.chunks.iter().map(|c| c.key(&tenant)).collect();
-        let fetched: Vec<bytes::Bytes> = self.handle.block_on(async move {
-            use futures::StreamExt;
-            let results = futures::stream::iter(keys.into_iter().map(|k| {
-                let store = store.clone();
-                async move { store.get(&k).await }
-            }))
-            .buffered(16)
-            .collect::<Vec<_>>()
-            .await;
-            results.into_iter().collect::<Result<Vec<_>, _>>()
-        })
-        .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))?;
+        let fetched: Vec<bytes::Bytes> = self
+            .handle
+            .block_on(async move {
+                use futures::StreamExt;
+                let results = futures::stream::iter(keys.into_iter().map(|k| {
+                    let store = store.clone();
+                    async move { store.get(&k).await }
+                }))
+                .buffered(16)
+                .collect::<Vec<_>>()
+                .await;
+                results.into_iter().collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))?;
 
         let finders: Vec<memmem::Finder<'_>> =
             literals.iter().map(|l| memmem::Finder::new(l.as_bytes())).collect();
         let decode_one = |bytes: &bytes::Bytes| -> Result<Vec<Entry>, EngineError> {
-            let chunk = Chunk::parse(bytes).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
+            let chunk =
+                Chunk::parse(bytes).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
             let mut out = Vec::new();
             for (i, meta) in chunk.blocks().iter().enumerate() {
                 if meta.max_ts < start || meta.min_ts >= end {
@@ -131,12 +141,19 @@ impl StoreSource {
         };
         let mut parts: Vec<Vec<Entry>> = if fetched.len() > 1 {
             // decode chunks in parallel on scoped threads
-            let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(fetched.len());
+            let workers = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .min(fetched.len());
             let chunks_per = fetched.len().div_ceil(workers);
             let results: Vec<Result<Vec<Vec<Entry>>, EngineError>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = fetched
                     .chunks(chunks_per)
-                    .map(|group| scope.spawn(move || group.iter().map(decode_one).collect::<Result<Vec<_>, _>>()))
+                    .map(|group| {
+                        scope.spawn(move || {
+                            group.iter().map(decode_one).collect::<Result<Vec<_>, _>>()
+                        })
+                    })
                     .collect();
                 handles
                     .into_iter()

@@ -119,13 +119,8 @@ impl Ingester {
     pub async fn flush(&self, force: bool) -> Result<(), ServiceError> {
         let _guard = self.inner.flush_lock.lock().await;
         let now = Instant::now();
-        let tenants: Vec<(String, Arc<Mutex<TenantStreams>>)> = self
-            .inner
-            .tenants
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let tenants: Vec<(String, Arc<Mutex<TenantStreams>>)> =
+            self.inner.tenants.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut first_error: Option<ServiceError> = None;
         for (tenant, streams) in tenants {
             // Collect closed chunks (cutting due ones) under the lock; upload without it.
@@ -173,7 +168,7 @@ impl Ingester {
                 continue;
             }
             let refs: Vec<(Labels, ChunkRef)> =
-                stored.iter().map(|(_, l, c)| (l.clone(), c.chunk_ref.clone())).collect();
+                stored.iter().map(|(_, l, c)| (l.clone(), c.chunk_ref)).collect();
             if let Err(error) = self.inner.index.write_chunks(&tenant, refs).await {
                 self.inner.metrics.flush_failures.inc();
                 tracing::warn!(tenant = %tenant, %error, "failed to write index segment");
@@ -299,7 +294,11 @@ impl IngesterService for Ingester {
             .map_err(|e| ServiceError::internal(format!("ingester query task failed: {e}")))?
     }
 
-    async fn series(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Labels>, ServiceError> {
+    async fn series(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<Labels>, ServiceError> {
         let t = match self.inner.tenants.lock().get(tenant) {
             Some(t) => t.clone(),
             None => return Ok(Vec::new()),

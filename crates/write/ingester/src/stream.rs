@@ -176,7 +176,8 @@ impl StreamState {
         if self.head.is_empty() {
             return;
         }
-        let builder = self.builder.get_or_insert_with(|| ChunkBuilder::new(config.chunk_block_size));
+        let builder =
+            self.builder.get_or_insert_with(|| ChunkBuilder::new(config.chunk_block_size));
         for e in self.head.drain(..) {
             self.builder_max_ts = self.builder_max_ts.max(e.ts);
             // The head is sorted and never older than the builder's newest entry, and the
@@ -208,7 +209,8 @@ impl StreamState {
                     uncompressed_bytes: encoded.uncompressed_bytes,
                     compressed_bytes: encoded.bytes.len() as u64,
                 };
-                self.closed.push(Arc::new(ClosedChunk { bytes: Bytes::from(encoded.bytes), chunk_ref }));
+                self.closed
+                    .push(Arc::new(ClosedChunk { bytes: Bytes::from(encoded.bytes), chunk_ref }));
             }
             Err(error) => {
                 // Encoding in memory cannot fail on valid entries; log loudly if it ever does.
@@ -224,9 +226,7 @@ impl StreamState {
             return;
         }
         let idle = now.duration_since(self.last_append) >= config.chunk_idle_period;
-        let old = self
-            .opened_at
-            .is_some_and(|o| now.duration_since(o) >= config.max_chunk_age);
+        let old = self.opened_at.is_some_and(|o| now.duration_since(o) >= config.max_chunk_age);
         if force || idle || old {
             self.close_open_chunk(config);
         }
@@ -247,7 +247,9 @@ impl StreamState {
             let chunk = Chunk::parse(bytes)
                 .map_err(|e| ServiceError::internal(format!("corrupt in-memory chunk: {e}")))?;
             for e in chunk.iter_entries(start, end) {
-                out.push(e.map_err(|e| ServiceError::internal(format!("corrupt in-memory chunk: {e}")))?);
+                out.push(e.map_err(|e| {
+                    ServiceError::internal(format!("corrupt in-memory chunk: {e}"))
+                })?);
             }
             Ok(())
         };
@@ -265,7 +267,7 @@ impl StreamState {
             }
         }
         out.extend(self.head.iter().filter(|e| e.ts >= start && e.ts < end).cloned());
-        out.sort_by(|a, b| a.ts.cmp(&b.ts));
+        out.sort_by_key(|e| e.ts);
         Ok(out)
     }
 }

@@ -148,7 +148,8 @@ fn pipeline_error(labels: &Labels) -> EngineError {
 /// by label names and values (`{a="1"}` first). Both orders are visible in Loki's answers.
 pub(crate) fn sort_matrix(series: &mut [Series], start: i64, end: i64) {
     const SPLIT_NS: i64 = 3_600_000_000_000;
-    let splits_more_than_one = end.saturating_sub(1).div_euclid(SPLIT_NS) > start.div_euclid(SPLIT_NS);
+    let splits_more_than_one =
+        end.saturating_sub(1).div_euclid(SPLIT_NS) > start.div_euclid(SPLIT_NS);
     if splits_more_than_one {
         series.sort_by_cached_key(|s| s.labels.to_string());
     } else {
