@@ -338,4 +338,27 @@ mod tests {
         assert!(Labels::parse("{1a=\"b\"}").is_err());
         assert!(Labels::parse("{}").unwrap().is_empty());
     }
+
+    proptest::proptest! {
+        /// Printing a label set and parsing it back gives the same set, for any valid names
+        /// and any values (quotes, backslashes, control characters, unicode).
+        #[test]
+        fn parse_print_identity(
+            pairs in proptest::collection::vec(
+                ("[a-zA-Z_][a-zA-Z0-9_]{0,12}", proptest::string::string_regex("(?s).{0,24}").unwrap()),
+                0..8,
+            )
+        ) {
+            let labels = Labels::from_pairs(pairs);
+            let printed = labels.to_string();
+            let parsed = Labels::parse(&printed).unwrap();
+            proptest::prop_assert_eq!(parsed, labels);
+        }
+
+        /// Parsing never panics on arbitrary input.
+        #[test]
+        fn parse_never_panics(s in proptest::string::string_regex("(?s).{0,64}").unwrap()) {
+            let _ = Labels::parse(&s);
+        }
+    }
 }

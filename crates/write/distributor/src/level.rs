@@ -311,50 +311,48 @@ fn right_boundary(s: &[u8], pos: usize) -> bool {
     }
 }
 
-fn find_bounded(hay: &[u8], word: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while from + word.len() <= hay.len() {
-        let rel = hay[from..].windows(word.len()).position(|w| w == word)?;
-        let at = from + rel;
-        if left_boundary(hay, at.checked_sub(1)) && right_boundary(hay, at + word.len()) {
-            return Some(at);
+/// The level of the earliest standalone level keyword in the line (ASCII case-insensitive), or
+/// `unknown`.
+///
+/// One pass over the bytes: a keyword can only be a whole run of ASCII letters that starts
+/// after a left boundary (or at the start) and ends at a right boundary (or the end), so only
+/// such runs of 3 to 8 letters are compared. The keywords are ASCII, so comparing the
+/// original bytes case-insensitively finds exactly what a lowercased copy would.
+fn keyword_level(line: &str) -> &'static str {
+    let hay = line.as_bytes();
+    let mut i = 0;
+    while i < hay.len() {
+        if !hay[i].is_ascii_alphabetic() || !left_boundary(hay, i.checked_sub(1)) {
+            i += 1;
+            continue;
         }
-        from = at + 1;
+        let mut j = i + 1;
+        while j < hay.len() && hay[j].is_ascii_alphabetic() {
+            j += 1;
+        }
+        if (3..=8).contains(&(j - i)) && right_boundary(hay, j) {
+            if let Some(level) = keyword(&hay[i..j]) {
+                return level;
+            }
+        }
+        i = j;
     }
-    None
+    LEVEL_UNKNOWN
 }
 
-/// The level of the earliest standalone level keyword in the line (case-insensitive), or
-/// `unknown`.
-fn keyword_level(line: &str) -> &'static str {
-    const WORDS: &[(&str, &str)] = &[
-        ("trace", "trace"),
-        ("debug", "debug"),
-        ("fatal", "fatal"),
-        ("critical", "critical"),
-        ("error", "error"),
-        ("err", "error"),
-        ("warning", "warn"),
-        ("warn", "warn"),
-        ("info", "info"),
+fn keyword(word: &[u8]) -> Option<&'static str> {
+    const WORDS: &[(&[u8], &str)] = &[
+        (b"trace", "trace"),
+        (b"debug", "debug"),
+        (b"fatal", "fatal"),
+        (b"critical", "critical"),
+        (b"error", "error"),
+        (b"err", "error"),
+        (b"warning", "warn"),
+        (b"warn", "warn"),
+        (b"info", "info"),
     ];
-    let lower = line.to_lowercase();
-    let hay = lower.as_bytes();
-    let mut best_pos = hay.len();
-    let mut best = LEVEL_UNKNOWN;
-    for (word, level) in WORDS {
-        match find_bounded(hay, word.as_bytes()) {
-            Some(p) if p < best_pos => {
-                best_pos = p;
-                best = level;
-                if p == 0 {
-                    break;
-                }
-            }
-            _ => {}
-        }
-    }
-    best
+    WORDS.iter().find(|(w, _)| w.eq_ignore_ascii_case(word)).map(|(_, level)| *level)
 }
 
 #[cfg(test)]
