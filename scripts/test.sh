@@ -13,13 +13,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== build the skald binary (integration tests start it as a real process)"
 cargo build -p skald-server --bin skald
 
+echo "== benches compile"
+cargo build -p skald-benches
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --profile ci --no-fail-fast
   cargo test --workspace --doc
+  cargo nextest run --workspace --profile ci --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
 fi
-
-echo "== benches compile"
-cargo build -p skald-benches
