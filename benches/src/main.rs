@@ -60,12 +60,23 @@ fn parse_args() -> Result<Args> {
                 i += 1;
             }
             "--keep" => a.keep = true,
-            other => bail!("unknown argument {other} (known: --mb N --bin PATH --data DIR --batch-kb N --keep)"),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}\n{USAGE}"),
         }
         i += 1;
     }
     Ok(a)
 }
+
+const USAGE: &str = "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--keep]
+  --mb N        raw megabytes of log to push (default 1024)
+  --bin PATH    the skald binary to start (default target/release/skald)
+  --data DIR    the loghub samples to replicate (default tests/data/loghub)
+  --batch-kb N  raw kilobytes per push request (default 1024)
+  --keep        keep the server's data directory afterwards";
 
 /// SplitMix64, for reproducible variation.
 struct Rng(u64);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use memchr::memmem;
-use skald_chunk::Chunk;
+use skald_chunk::{BlockReader, Chunk};
 use skald_index::ChunkRef;
 use skald_logql::engine::{EngineError, Source};
 use skald_logql::syntax::ast::LogSelectorExpr;
@@ -124,20 +124,12 @@ impl StoreSource {
 
         let finders: Vec<memmem::Finder<'_>> =
             literals.iter().map(|l| memmem::Finder::new(l.as_bytes())).collect();
-        let decode_one = |bytes: &bytes::Bytes| -> Result<Vec<Entry>, EngineError> {
-            let chunk =
-                Chunk::parse(bytes).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
-            let mut out = Vec::new();
-            for (i, meta) in chunk.blocks().iter().enumerate() {
-                if meta.max_ts < start || meta.min_ts >= end {
-                    continue;
-                }
-                let block = chunk
-                    .decode_block(i)
-                    .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-                select_block(&block, start, end, &finders, &mut out);
-            }
-            Ok(out)
+        let decode_group = |group: &[bytes::Bytes]| -> Result<Vec<Vec<Entry>>, EngineError> {
+            let mut reader = BlockReader::new();
+            group
+                .iter()
+                .map(|bytes| decode_chunk(bytes, start, end, &finders, &mut reader))
+                .collect()
         };
         let mut parts: Vec<Vec<Entry>> = if fetched.len() > 1 {
             // decode chunks in parallel on scoped threads
@@ -149,11 +141,7 @@ impl StoreSource {
             let results: Vec<Result<Vec<Vec<Entry>>, EngineError>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = fetched
                     .chunks(chunks_per)
-                    .map(|group| {
-                        scope.spawn(move || {
-                            group.iter().map(decode_one).collect::<Result<Vec<_>, _>>()
-                        })
-                    })
+                    .map(|group| scope.spawn(move || decode_group(group)))
                     .collect();
                 handles
                     .into_iter()
@@ -166,7 +154,7 @@ impl StoreSource {
             }
             parts
         } else {
-            fetched.iter().map(decode_one).collect::<Result<Vec<_>, _>>()?
+            decode_group(&fetched)?
         };
         let recent: Vec<Entry> = pending
             .recent
@@ -181,6 +169,39 @@ impl StoreSource {
         entries.dedup_by(|a, b| a.ts == b.ts && a.line == b.line);
         Ok(entries)
     }
+}
+
+/// Decodes the entries of one chunk in `[start, end)` that contain every literal. A block
+/// whose raw bytes lack the first literal is skipped before it is decoded: its line region is
+/// a contiguous part of those bytes, so no line in it can match.
+fn decode_chunk(
+    bytes: &bytes::Bytes,
+    start: i64,
+    end: i64,
+    finders: &[memmem::Finder<'_>],
+    reader: &mut BlockReader,
+) -> Result<Vec<Entry>, EngineError> {
+    let chunk =
+        Chunk::from_bytes(bytes.clone()).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
+    let mut out = Vec::new();
+    for (i, meta) in chunk.blocks().iter().enumerate() {
+        if meta.max_ts < start || meta.min_ts >= end {
+            continue;
+        }
+        let raw = reader
+            .raw_block(&chunk, i)
+            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+        if let Some(first) = finders.first() {
+            if first.find(raw).is_none() {
+                continue;
+            }
+        }
+        let block = chunk
+            .decode_raw_block(i, raw)
+            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+        select_block(&block, start, end, finders, &mut out);
+    }
+    Ok(out)
 }
 
 /// Appends the block's entries in `[start, end)` that contain every literal. With literals,

@@ -181,19 +181,18 @@ impl Chunk {
     /// Verifies, decompresses (never beyond the block's recorded raw length) and decodes
     /// block `index`.
     pub fn decode_block(&self, index: usize) -> Result<DecodedBlock> {
-        let payload = self.payload(index)?;
-        let b = self.blocks[index];
-        let raw_len = b.raw_len as usize;
-        let decoded;
-        let raw: &[u8] = match self.codec {
-            Codec::None => payload,
-            Codec::Zstd => {
-                decoded = decompress_capped(payload, raw_len)
-                    .map_err(|source| Error::Decompress { index, source })?;
-                &decoded
-            }
-        };
-        if raw.len() != raw_len {
+        let mut reader = BlockReader::new();
+        let raw = reader.raw_block(self, index)?;
+        self.decode_raw_block(index, raw)
+    }
+
+    /// Decodes block `index` from its raw bytes, as returned by [`BlockReader::raw_block`].
+    pub fn decode_raw_block(&self, index: usize, raw: &[u8]) -> Result<DecodedBlock> {
+        let b = self
+            .blocks
+            .get(index)
+            .ok_or(Error::BlockOutOfRange { index, blocks: self.blocks.len() })?;
+        if raw.len() != b.raw_len as usize {
             return Err(Error::corrupt(format!("block {index}: raw length mismatch")));
         }
         DecodedBlock::decode(raw, b.entries, b.min_ts, b.max_ts)
@@ -211,6 +210,60 @@ impl Chunk {
             pos: 0,
             failed: false,
         }
+    }
+}
+
+/// Verifies and decompresses blocks into one reused buffer with one reused zstd context.
+///
+/// A scan keeps one reader per thread: it saves an allocation and a decompression context per
+/// block, and lets a line filter search a block's raw bytes (whose line region is contiguous)
+/// before paying for [`Chunk::decode_raw_block`].
+#[derive(Default)]
+pub struct BlockReader {
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for BlockReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockReader").field("buf_capacity", &self.buf.capacity()).finish()
+    }
+}
+
+impl BlockReader {
+    /// A reader with no buffer yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verifies block `index` of `chunk` and returns its raw (uncompressed) bytes, never
+    /// decompressing beyond the block's recorded raw length.
+    pub fn raw_block<'a>(&'a mut self, chunk: &'a Chunk, index: usize) -> Result<&'a [u8]> {
+        let payload = chunk.payload(index)?;
+        let raw_len = chunk.blocks[index].raw_len as usize;
+        let raw: &[u8] = match chunk.codec {
+            Codec::None => payload,
+            Codec::Zstd => {
+                let zstd = match &mut self.zstd {
+                    Some(z) => z,
+                    None => self.zstd.insert(
+                        zstd::bulk::Decompressor::new()
+                            .map_err(|source| Error::Decompress { index, source })?,
+                    ),
+                };
+                self.buf.clear();
+                self.buf.reserve(raw_len);
+                // `decompress_to_buffer` writes into spare capacity only: a frame larger than
+                // the buffer is an error, not a reallocation.
+                zstd.decompress_to_buffer(payload, &mut self.buf)
+                    .map_err(|source| Error::Decompress { index, source })?;
+                &self.buf
+            }
+        };
+        if raw.len() != raw_len {
+            return Err(Error::corrupt(format!("block {index}: raw length mismatch")));
+        }
+        Ok(raw)
     }
 }
 

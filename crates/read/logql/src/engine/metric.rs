@@ -339,43 +339,69 @@ impl Evaluator<'_> {
 
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut series: Vec<SeriesSamples> = Vec::new();
+        let mut series_of = |labels: Labels| -> usize {
+            let failing = !preserve && labels.get(ERROR_LABEL).is_some();
+            let key = match grouping {
+                Some(g) if !failing => group_labels(&labels, g),
+                _ => labels,
+            };
+            match index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    index.insert(key.clone(), series.len());
+                    series.push(SeriesSamples {
+                        labels: Arc::new(key),
+                        points: Vec::new(),
+                        sorted: true,
+                        failing,
+                    });
+                    series.len() - 1
+                }
+            }
+        };
+        // Without parsers or unwrap an entry's series only changes with its structured
+        // metadata: resolve it once per run of equal metadata instead of once per entry.
+        let fast = extractor.labels_depend_on_metadata_only();
+        let mut points: Vec<Vec<(i64, f64)>> = Vec::new();
         for batch in self.source.select(&range.selector, from, to)? {
             let stream = batch?;
             let mut sx = extractor.for_stream(&stream.labels);
+            let mut last: Option<(&[skald_model::Label], usize)> = None;
             for e in &stream.entries {
                 if e.ts <= from || e.ts >= to {
                     continue;
                 }
                 account(self.stats, e);
-                let Some((value, labels)) = sx.process(e.ts, &e.line, &e.structured_metadata)
-                else {
-                    continue;
-                };
-                self.stats.total_post_filter_lines += 1;
-                let failing = !preserve && labels.get(ERROR_LABEL).is_some();
-                let key = match grouping {
-                    Some(g) if !failing => group_labels(&labels, g),
-                    _ => labels,
-                };
-                let i = match index.get(&key) {
-                    Some(&i) => i,
-                    None => {
-                        index.insert(key.clone(), series.len());
-                        series.push(SeriesSamples {
-                            labels: Arc::new(key),
-                            points: Vec::new(),
-                            sorted: true,
-                            failing,
-                        });
-                        series.len() - 1
+                let (value, i) = match last {
+                    Some((sm, i)) if fast && sm == e.structured_metadata.as_slice() => {
+                        match extractor.line_value(&e.line) {
+                            Some(v) => (v, i),
+                            None => continue,
+                        }
+                    }
+                    _ => {
+                        let Some((value, labels)) =
+                            sx.process(e.ts, &e.line, &e.structured_metadata)
+                        else {
+                            continue;
+                        };
+                        let i = series_of(labels);
+                        if fast {
+                            last = Some((e.structured_metadata.as_slice(), i));
+                        }
+                        (value, i)
                     }
                 };
-                let s = &mut series[i];
-                if s.points.last().is_some_and(|&(t, _)| t > e.ts) {
-                    s.sorted = false;
+                self.stats.total_post_filter_lines += 1;
+                if points.len() <= i {
+                    points.resize_with(i + 1, Vec::new);
                 }
-                s.points.push((e.ts, value));
+                points[i].push((e.ts, value));
             }
+        }
+        for (s, p) in series.iter_mut().zip(points) {
+            s.sorted = p.windows(2).all(|w| w[0].0 <= w[1].0);
+            s.points = p;
         }
 
         let mut out: Vec<Vector> = vec![Vec::new(); self.steps.len()];

@@ -626,3 +626,29 @@ fn log_query_errors() {
     );
     assert_eq!(err.status_code(), 400);
 }
+
+/// The per-metadata-run fast path (line filters only) gives the same series and values as the
+/// general per-entry path (forced here by a `label_format` that leaves labels unchanged).
+#[test]
+fn metadata_run_fast_path_matches_general_path() {
+    let q = |s: &str| match crate::syntax::parse_expr(s).unwrap() {
+        Expr::Sample(e) => e,
+        Expr::Log(_) => panic!("not a metric query"),
+    };
+    let p = range_params(T0, T0 + 1200 * SEC, 60 * SEC);
+    for (fast, general) in [
+        (
+            r#"count_over_time({env="test"} |= "line" [1m])"#,
+            r#"count_over_time({env="test"} |= "line" | label_format job="{{.job}}" [1m])"#,
+        ),
+        (
+            r#"sum by (job, trace_id) (bytes_over_time({env="test"} != "n=3" [2m]))"#,
+            r#"sum by (job, trace_id) (bytes_over_time({env="test"} != "n=3" | label_format job="{{.job}}" [2m]))"#,
+        ),
+    ] {
+        let a = matrix(run(q(fast), &p).unwrap());
+        let b = matrix(run(q(general), &p).unwrap());
+        assert!(a.iter().any(|(l, _)| l.contains("trace_id")), "{a:?}");
+        assert_eq!(a, b, "{fast}");
+    }
+}

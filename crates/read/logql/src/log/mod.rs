@@ -454,6 +454,26 @@ impl SampleExtractor {
     pub fn for_stream(&self, labels: &Labels) -> StreamSampleExtractor<'_> {
         StreamSampleExtractor { ex: self, lbs: LabelsBuilder::new(labels.clone()) }
     }
+
+    /// True when an entry's series labels depend only on its stream and structured metadata:
+    /// no unwrap, and every stage is a line filter. The engine then computes the labels once
+    /// per distinct structured metadata and uses [`SampleExtractor::line_value`] per entry.
+    pub fn labels_depend_on_metadata_only(&self) -> bool {
+        self.unwrap.is_none() && self.stages.iter().all(|s| matches!(s, CStage::Filters(_)))
+    }
+
+    /// The sample value of `line` when it passes the line filters. Only meaningful when
+    /// [`SampleExtractor::labels_depend_on_metadata_only`] holds.
+    pub fn line_value(&self, line: &str) -> Option<f64> {
+        for s in &self.stages {
+            if let CStage::Filters(fs) = s {
+                if !fs.iter().all(|f| f.matches(line)) {
+                    return None;
+                }
+            }
+        }
+        Some(if self.bytes { line.len() as f64 } else { 1.0 })
+    }
 }
 
 /// A sample extractor bound to one stream.
