@@ -16,6 +16,11 @@ cargo build -p skald-server --bin skald
 echo "== benches compile"
 cargo build -p skald-benches
 
+echo "== fuzz targets compile (stable check; scripts/fuzz.sh runs them with cargo-fuzz)"
+for d in crates/read/logql crates/write/distributor crates/store/chunk; do
+  cargo check --quiet --manifest-path "$d/fuzz/Cargo.toml" --target-dir target --bins
+done
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo test --workspace --doc

@@ -2,6 +2,7 @@
 //! format_query}` and their legacy `/api/prom` aliases where Loki keeps them.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -288,10 +289,12 @@ impl Querier {
             .await
             .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
         let started = Instant::now();
+        let mut guard = CancelOnDrop { flag: Arc::new(AtomicBool::new(false)), finished: false };
         let source = StoreSource {
             querier: self.clone(),
             tenant: tenant.to_string(),
             handle: tokio::runtime::Handle::current(),
+            cancel: guard.flag.clone(),
         };
         let limits = engine::Limits {
             max_query_series: self.limits.max_query_series,
@@ -301,7 +304,9 @@ impl Querier {
             tokio::task::spawn_blocking(move || engine::evaluate(&expr, &qp, &limits, &source));
         let timeout = self.limits.query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
-        let out = match tokio::time::timeout(timeout, task).await {
+        let result = tokio::time::timeout(timeout, task).await;
+        guard.finished = true;
+        let out = match result {
             Err(_) => return Err(QuerierError::Timeout),
             Ok(Err(e)) => return Err(QuerierError::Internal(format!("query task failed: {e}"))),
             Ok(Ok(Err(e))) => {
@@ -396,5 +401,21 @@ impl Querier {
         }
         let data: Vec<Value> = all.iter().map(marshal::labels_json).collect();
         Ok(json!({"status": "success", "data": data}))
+    }
+}
+
+/// Stops a query's blocking evaluation when its request future is dropped (the client
+/// disconnected: Loki's 499) or the query timed out.
+struct CancelOnDrop {
+    flag: Arc<AtomicBool>,
+    finished: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.flag.store(true, Ordering::Relaxed);
+        if !self.finished {
+            tracing::info!(status = 499, "query canceled: the client closed the request");
+        }
     }
 }

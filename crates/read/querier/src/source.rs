@@ -2,6 +2,7 @@
 //! the recent data ingesters still hold, deduplicated, in timestamp order per stream.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use memchr::memmem;
@@ -20,7 +21,12 @@ pub struct StoreSource {
     pub(crate) querier: Arc<Querier>,
     pub(crate) tenant: String,
     pub(crate) handle: tokio::runtime::Handle,
+    /// Set when the client disconnected or the query timed out: stop reading.
+    pub(crate) cancel: Arc<AtomicBool>,
 }
+
+/// Loki's error text for a query whose client went away (status 499).
+pub(crate) const CANCELED_MSG: &str = "context canceled";
 
 struct PendingStream {
     chunks: Vec<ChunkRef>,
@@ -29,6 +35,13 @@ struct PendingStream {
 
 fn source_err(msg: impl Into<String>) -> EngineError {
     EngineError::Source(msg.into())
+}
+
+fn check_cancel(cancel: &AtomicBool) -> Result<(), EngineError> {
+    if cancel.load(Ordering::Relaxed) {
+        return Err(EngineError::Canceled(CANCELED_MSG.to_string()));
+    }
+    Ok(())
 }
 
 impl StoreSource {
@@ -88,6 +101,7 @@ impl Source for StoreSource {
         let plan = self.plan(selector, start, end)?;
         let literals = skald_logql::log::required_literals(&selector.stages);
         let iter = plan.into_iter().map(move |(labels, pending)| {
+            check_cancel(&self.cancel)?;
             let entries = self.load_stream(pending, start, end, &literals)?;
             Ok(Stream { labels, entries })
         });
@@ -128,7 +142,10 @@ impl StoreSource {
             let mut reader = BlockReader::new();
             group
                 .iter()
-                .map(|bytes| decode_chunk(bytes, start, end, &finders, &mut reader))
+                .map(|bytes| {
+                    check_cancel(&self.cancel)?;
+                    decode_chunk(bytes, start, end, &finders, &mut reader)
+                })
                 .collect()
         };
         let mut parts: Vec<Vec<Entry>> = if fetched.len() > 1 {

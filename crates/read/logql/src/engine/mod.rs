@@ -189,6 +189,9 @@ pub enum EngineError {
     /// The query ran out of time.
     #[error("{0}")]
     Timeout(String),
+    /// The client went away and the query was stopped (Loki's 499).
+    #[error("{0}")]
+    Canceled(String),
 }
 
 impl EngineError {
@@ -201,6 +204,7 @@ impl EngineError {
             | EngineError::BadQuery(_) => 400,
             EngineError::Execution(_) | EngineError::Source(_) => 500,
             EngineError::Timeout(_) => 504,
+            EngineError::Canceled(_) => 499,
         }
     }
 }

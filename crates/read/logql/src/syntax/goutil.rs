@@ -296,13 +296,23 @@ pub fn go_parse_duration(s: &str) -> Option<i64> {
         let iv: u128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
         let mut v = iv.checked_mul(unit)?;
         if !frac_part.is_empty() {
-            let mut scale: u128 = 1;
-            let mut fv: u128 = 0;
-            for d in frac_part.bytes().take(30) {
-                fv = fv * 10 + u128::from(d - b'0');
-                scale *= 10;
+            // Go's leadingFraction: digits are taken while they fit in an int64, the rest are
+            // ignored, and the fraction is applied in float64.
+            let (mut fv, mut scale, mut overflow) = (0u64, 1f64, false);
+            for d in frac_part.bytes() {
+                if overflow || fv > (i64::MAX as u64) / 10 {
+                    overflow = true;
+                    continue;
+                }
+                let y = fv * 10 + u64::from(d - b'0');
+                if y > 1u64 << 63 {
+                    overflow = true;
+                    continue;
+                }
+                fv = y;
+                scale *= 10.0;
             }
-            v += fv * unit / scale;
+            v += (fv as f64 * (unit as f64 / scale)) as u128;
         }
         total = total.checked_add(v)?;
         if total > 1u128 << 63 {

@@ -775,3 +775,15 @@ proptest! {
         }
     }
 }
+
+/// Found by the `parse` fuzz target: a long fraction in a Go duration overflowed u128.
+#[test]
+fn long_duration_fraction_does_not_overflow() {
+    use crate::syntax::goutil::go_parse_duration;
+    let h = go_parse_duration("0.94444444444444444444444444444444444444444h").unwrap();
+    // Go: 944444444444444444 (18 digits) * (3.6e12 / 1e18) in float64, truncated.
+    assert_eq!(h, 3_399_999_999_999);
+    assert_eq!(go_parse_duration("1.5s"), Some(1_500_000_000));
+    let crash = "quantile_o;er_time(0.94444444444444444444444444444444444444444444444444444444444444444444444444444444444444444444444444444444444sesortt 2h) by (x)";
+    assert!(crate::syntax::parse_expr(crash).is_err());
+}
