@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use memchr::memmem;
 use skald_chunk::{BlockReader, Chunk};
 use skald_index::ChunkRef;
 use skald_logql::engine::{EngineError, Source};
+use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::LogSelectorExpr;
 use skald_model::{Entry, Labels, Stream};
 use skald_proto::ingester::IngesterQuery;
@@ -136,15 +136,14 @@ impl StoreSource {
             })
             .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))?;
 
-        let finders: Vec<memmem::Finder<'_>> =
-            literals.iter().map(|l| memmem::Finder::new(l.as_bytes())).collect();
+        let scan = LiteralScan::new(literals);
         let decode_group = |group: &[bytes::Bytes]| -> Result<Vec<Vec<Entry>>, EngineError> {
             let mut reader = BlockReader::new();
             group
                 .iter()
                 .map(|bytes| {
                     check_cancel(&self.cancel)?;
-                    decode_chunk(bytes, start, end, &finders, &mut reader)
+                    decode_chunk(bytes, start, end, &scan, &mut reader)
                 })
                 .collect()
         };
@@ -173,11 +172,8 @@ impl StoreSource {
         } else {
             decode_group(&fetched)?
         };
-        let recent: Vec<Entry> = pending
-            .recent
-            .into_iter()
-            .filter(|e| finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()))
-            .collect();
+        let recent: Vec<Entry> =
+            pending.recent.into_iter().filter(|e| scan.line_matches(e.line.as_bytes())).collect();
         parts.push(recent);
         let mut entries: Vec<Entry> = parts.into_iter().flatten().collect();
         entries.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.line.cmp(&b.line)));
@@ -195,7 +191,7 @@ fn decode_chunk(
     bytes: &bytes::Bytes,
     start: i64,
     end: i64,
-    finders: &[memmem::Finder<'_>],
+    scan: &LiteralScan,
     reader: &mut BlockReader,
 ) -> Result<Vec<Entry>, EngineError> {
     let chunk =
@@ -208,50 +204,29 @@ fn decode_chunk(
         let raw = reader
             .raw_block(&chunk, i)
             .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-        if let Some(first) = finders.first() {
-            if first.find(raw).is_none() {
-                continue;
-            }
+        if !scan.may_match(raw) {
+            continue;
         }
         let block = chunk
             .decode_raw_block(i, raw)
             .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-        select_block(&block, start, end, finders, &mut out);
+        select_block(&block, start, end, scan, &mut out);
     }
     Ok(out)
 }
 
-/// Appends the block's entries in `[start, end)` that contain every literal. With literals,
-/// the whole block's line bytes are searched at once and only matching lines are materialised.
+/// Appends the block's entries in `[start, end)` that contain every literal.
 fn select_block(
     block: &skald_chunk::DecodedBlock,
     start: i64,
     end: i64,
-    finders: &[memmem::Finder<'_>],
+    scan: &LiteralScan,
     out: &mut Vec<Entry>,
 ) {
-    let in_range = |i: usize| {
+    scan.for_each_match(block.lines_bytes(), block.line_ends(), |i| {
         let ts = block.ts(i);
-        ts >= start && ts < end
-    };
-    let Some(first) = finders.first() else {
-        for i in 0..block.len() {
-            if in_range(i) {
-                out.push(block.entry(i));
-            }
+        if ts >= start && ts < end {
+            out.push(block.entry(i));
         }
-        return;
-    };
-    let bytes = block.lines_bytes();
-    let mut pos = 0;
-    while pos < bytes.len() {
-        let Some(off) = first.find(&bytes[pos..]) else { break };
-        let idx = block.entry_index_at_offset(pos + off);
-        let line = block.line(idx);
-        if in_range(idx) && finders.iter().all(|f| f.find(line.as_bytes()).is_some()) {
-            out.push(block.entry(idx));
-        }
-        // continue after this line
-        pos = block.line_range(idx).end.max(pos + off + 1);
-    }
+    });
 }

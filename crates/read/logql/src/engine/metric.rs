@@ -366,28 +366,27 @@ impl Evaluator<'_> {
         for batch in self.source.select(&range.selector, from, to)? {
             let stream = batch?;
             let mut sx = extractor.for_stream(&stream.labels);
-            let mut last: Option<(&[skald_model::Label], usize)> = None;
+            // Series of the metadata sets seen in this batch (a handful: detected_level, ...).
+            let mut seen: Vec<(&[skald_model::Label], usize)> = Vec::new();
             for e in &stream.entries {
                 if e.ts <= from || e.ts >= to {
                     continue;
                 }
                 account(self.stats, e);
-                let (value, i) = match last {
-                    Some((sm, i)) if fast && sm == e.structured_metadata.as_slice() => {
-                        match extractor.line_value(&e.line) {
-                            Some(v) => (v, i),
-                            None => continue,
-                        }
-                    }
-                    _ => {
-                        let Some((value, labels)) =
-                            sx.process(e.ts, &e.line, &e.structured_metadata)
-                        else {
+                let sm = e.structured_metadata.as_slice();
+                let cached = if fast { seen.iter().find(|(m, _)| *m == sm) } else { None };
+                let (value, i) = match cached {
+                    Some(&(_, i)) => match extractor.line_value(&e.line) {
+                        Some(v) => (v, i),
+                        None => continue,
+                    },
+                    None => {
+                        let Some((value, labels)) = sx.process(e.ts, &e.line, sm) else {
                             continue;
                         };
                         let i = series_of(labels);
-                        if fast {
-                            last = Some((e.structured_metadata.as_slice(), i));
+                        if fast && seen.len() < 16 {
+                            seen.push((sm, i));
                         }
                         (value, i)
                     }

@@ -13,6 +13,7 @@ mod label_filter;
 mod labels;
 mod logfmt;
 mod pattern;
+mod scan;
 pub mod template;
 
 use std::borrow::Cow;
@@ -34,6 +35,7 @@ use crate::syntax::ast::{
 };
 
 pub use self::labels::{LabelsResult, ERROR_DETAILS_LABEL, ERROR_LABEL};
+pub use self::scan::LiteralScan;
 
 /// The error label value set when `unwrap` cannot convert a value.
 pub const SAMPLE_EXTRACTION_ERR: &str = "SampleExtractionErr";

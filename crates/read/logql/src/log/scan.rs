@@ -1,0 +1,121 @@
+//! Block-level line filtering: the literals every matching line must contain (see
+//! [`super::required_literals`]) searched with `memchr::memmem` over a whole buffer of
+//! concatenated lines, mapping hits back to lines. No per-line call, allocation or regex.
+
+use memchr::memmem;
+
+/// A compiled set of required literals.
+#[derive(Debug, Clone)]
+pub struct LiteralScan {
+    finders: Vec<memmem::Finder<'static>>,
+}
+
+impl LiteralScan {
+    /// Compiles the literals (empty ones are ignored).
+    pub fn new<S: AsRef<str>>(literals: &[S]) -> Self {
+        let finders = literals
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|l| !l.is_empty())
+            .map(|l| memmem::Finder::new(l.as_bytes()).into_owned())
+            .collect();
+        LiteralScan { finders }
+    }
+
+    /// True when there is nothing to search for (every line matches).
+    pub fn is_empty(&self) -> bool {
+        self.finders.is_empty()
+    }
+
+    /// False when no line stored anywhere in `buf` can match, because the first literal is
+    /// absent. `buf` may be any superset of the line bytes (a whole raw block, say).
+    pub fn may_match(&self, buf: &[u8]) -> bool {
+        self.finders.first().is_none_or(|f| f.find(buf).is_some())
+    }
+
+    /// True when `line` contains every literal.
+    pub fn line_matches(&self, line: &[u8]) -> bool {
+        self.finders.iter().all(|f| f.find(line).is_some())
+    }
+
+    /// Calls `on_match` with the index of every line that contains every literal, ascending.
+    /// Line `i` is `buf[line_ends[i-1]..line_ends[i]]` (from 0 for the first); `line_ends`
+    /// must be ascending and within `buf`. Without literals every line matches.
+    pub fn for_each_match(&self, buf: &[u8], line_ends: &[u32], mut on_match: impl FnMut(usize)) {
+        let Some((first, rest)) = self.finders.split_first() else {
+            (0..line_ends.len()).for_each(on_match);
+            return;
+        };
+        let end_of_lines = line_ends.last().map_or(0, |&e| (e as usize).min(buf.len()));
+        let buf = &buf[..end_of_lines];
+        let mut pos = 0;
+        while pos < buf.len() {
+            let Some(off) = first.find(&buf[pos..]) else { break };
+            let hit = pos + off;
+            // The first line whose end is past the hit contains it (empty lines never do).
+            let i = line_ends.partition_point(|&e| (e as usize) <= hit);
+            let Some(&end) = line_ends.get(i) else { break };
+            let start = if i == 0 { 0 } else { line_ends[i - 1] as usize };
+            let (start, end) = (start.min(buf.len()), (end as usize).min(buf.len()));
+            // A hit that spans two lines does not count: look again inside this line.
+            if hit + first.needle().len() <= end {
+                let line = &buf[start..end];
+                if rest.iter().all(|f| f.find(line).is_some()) {
+                    on_match(i);
+                }
+                pos = end;
+            } else {
+                pos = hit + 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(lines: &[&str]) -> (Vec<u8>, Vec<u32>) {
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        for l in lines {
+            buf.extend_from_slice(l.as_bytes());
+            ends.push(buf.len() as u32);
+        }
+        (buf, ends)
+    }
+
+    fn matches(lits: &[&str], lines: &[&str]) -> Vec<usize> {
+        let (buf, ends) = block(lines);
+        let mut out = Vec::new();
+        LiteralScan::new(lits).for_each_match(&buf, &ends, |i| out.push(i));
+        // The block scan agrees with a per-line check.
+        let scan = LiteralScan::new(lits);
+        let per_line: Vec<usize> =
+            (0..lines.len()).filter(|&i| scan.line_matches(lines[i].as_bytes())).collect();
+        assert_eq!(out, per_line, "{lits:?} {lines:?}");
+        out
+    }
+
+    #[test]
+    fn finds_lines_with_every_literal() {
+        assert_eq!(matches(&["err"], &["ok", "error a", "", "x err", "e", "rr"]), vec![1, 3]);
+        assert_eq!(matches(&["a", "b"], &["a", "ab", "ba", "b", "aab"]), vec![1, 2, 4]);
+        assert_eq!(matches(&[], &["x", ""]), vec![0, 1]);
+    }
+
+    #[test]
+    fn hits_across_line_boundaries_do_not_count() {
+        // "ab" only occurs across the boundary of lines 0 and 1, then inside line 2.
+        assert_eq!(matches(&["ab"], &["xa", "bx", "zabz"]), vec![2]);
+        assert_eq!(matches(&["aa"], &["a", "a", "a", "aa"]), vec![3]);
+    }
+
+    #[test]
+    fn may_match_is_a_superset_check() {
+        let s = LiteralScan::new(&["needle"]);
+        assert!(s.may_match(b"hay needle hay"));
+        assert!(!s.may_match(b"haystack"));
+        assert!(LiteralScan::new::<&str>(&[]).may_match(b""));
+    }
+}
