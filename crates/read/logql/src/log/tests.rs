@@ -702,3 +702,51 @@ fn reference_json_error_counts() {
     }
     assert_eq!((errors, ok), (9, 891));
 }
+
+mod purity {
+    //! Pipeline stages are pure functions of their input: the same entry gives the same
+    //! output whatever was processed before it, on the same stream pipeline or a fresh one.
+    use super::*;
+    use proptest::prelude::*;
+
+    const QUERIES: &[&str] = &[
+        r#"{a="b"} | logfmt | level="error" or latency > 250ms"#,
+        r#"{a="b"} | json | line_format "{{.msg | upper}} {{.level}}" | label_format x=`{{.level}}-{{__line__ | len}}`"#,
+        r#"{a="b"} |= "x" or "y" | pattern "<l> <_> <rest>" | drop rest | keep l, a"#,
+        r#"{a="b"} | regexp "(?P<n>\\d+)" | n > 10 | unpack | decolorize"#,
+        r##"{a="b"} | logfmt --strict --keep-empty | json | __error__ != """##,
+    ];
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z]{1,6}=[a-z0-9\"]{0,8}( [a-z]{1,6}=[a-z0-9.ms]{0,6}){0,4}",
+            "\\{\"(msg|level|n)\":(\"[a-zA-Z ]{0,10}\"|[0-9]{1,4}|\\{\"k\":1\\})\\}",
+            "[ -~]{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn same_input_same_output(lines in proptest::collection::vec(line(), 1..12), q in 0..QUERIES.len()) {
+            let sel = match crate::syntax::parse_expr(QUERIES[q]) {
+                Ok(crate::syntax::ast::Expr::Log(s)) => s,
+                other => panic!("{other:?}"),
+            };
+            let p = Pipeline::new(&sel.stages).unwrap();
+            let stream = Labels::from_pairs([("a", "b".to_string()), ("level", "x".to_string())]);
+            let sm = [Label::new("trace_id", "t1")];
+            let mut shared = p.for_stream(&stream);
+            let forward: Vec<_> =
+                lines.iter().enumerate().map(|(i, l)| shared.process(i as i64, l, &sm)).collect();
+            // backwards on the same stream pipeline
+            for (i, l) in lines.iter().enumerate().rev() {
+                prop_assert_eq!(&shared.process(i as i64, l, &sm), &forward[i]);
+            }
+            // each on a fresh one
+            for (i, l) in lines.iter().enumerate() {
+                prop_assert_eq!(&p.for_stream(&stream).process(i as i64, l, &sm), &forward[i]);
+            }
+        }
+    }
+}
