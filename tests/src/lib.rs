@@ -265,3 +265,26 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     enc.write_all(data).expect("gzip");
     enc.finish().expect("gzip finish")
 }
+
+/// Pushes every recorded push body of `tests/data/reference/push` (JSON) as tenant `tenant`,
+/// then flushes so the data is read back from the store, as the Loki recording did.
+pub fn push_reference_dataset(skald: &Skald, tenant: &str) {
+    let dir = data_dir().join("reference").join("push");
+    let mut bodies: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("reference push dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    bodies.sort();
+    assert_eq!(bodies.len(), 26, "recorded push bodies in {}", dir.display());
+    for path in &bodies {
+        let body = std::fs::read(path).expect("push body");
+        let r = post(
+            &format!("{}/loki/api/v1/push", skald.url),
+            &[("Content-Type", "application/json"), ("X-Scope-OrgID", tenant)],
+            &body,
+        );
+        assert_eq!(r.status, 204, "push {} failed: {}", path.display(), r.body);
+    }
+    let r = post(&format!("{}/flush", skald.url), &[], b"");
+    assert_eq!(r.status, 204, "{}", r.body);
+}

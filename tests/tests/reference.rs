@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use skald_integration_tests::{compare, data_dir, get, post, temp_dir, Skald};
+use skald_integration_tests::{compare, data_dir, get, push_reference_dataset, temp_dir, Skald};
 
 /// Requests that belong to endpoints of a later issue (index stats/volume, detected
 /// labels/fields, patterns). Everything else must match Loki exactly.
@@ -46,22 +46,7 @@ fn answers_match_real_loki() {
     let skald = Skald::start(&dir, CONFIG);
     let reference = data_dir().join("reference");
 
-    let mut bodies: Vec<_> =
-        std::fs::read_dir(reference.join("push")).unwrap().map(|e| e.unwrap().path()).collect();
-    bodies.sort();
-    assert_eq!(bodies.len(), 26);
-    for path in &bodies {
-        let body = std::fs::read(path).unwrap();
-        let r = post(
-            &format!("{}/loki/api/v1/push", skald.url),
-            &[("Content-Type", "application/json"), ("X-Scope-OrgID", "tenant-a")],
-            &body,
-        );
-        assert_eq!(r.status, 204, "push {} failed: {}", path.display(), r.body);
-    }
-    // As for Loki: flush so the (weeks-old) data is read from the store.
-    let r = post(&format!("{}/flush", skald.url), &[], b"");
-    assert_eq!(r.status, 204, "{}", r.body);
+    push_reference_dataset(&skald, "tenant-a");
 
     let queries: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(reference.join("queries.json")).unwrap())
