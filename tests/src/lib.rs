@@ -288,3 +288,17 @@ pub fn push_reference_dataset(skald: &Skald, tenant: &str) {
     let r = post(&format!("{}/flush", skald.url), &[], b"");
     assert_eq!(r.status, 204, "{}", r.body);
 }
+
+/// The limits the reference dataset needs (weeks-old timestamps, 26 large bodies), with auth on
+/// as in the recording (tenant `tenant-a`).
+pub const REFERENCE_CONFIG: &str = "auth_enabled: true
+limits_config:
+  reject_old_samples: false
+  ingestion_rate_mb: 64
+  ingestion_burst_size_mb: 128
+  per_stream_rate_limit: 64MB
+  per_stream_rate_limit_burst: 128MB
+  max_entries_limit_per_query: 5000
+  allow_structured_metadata: true
+  volume_enabled: true
+";

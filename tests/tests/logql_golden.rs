@@ -8,17 +8,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use skald_integration_tests::{get, push_reference_dataset, temp_dir, Skald};
+use skald_integration_tests::{get, push_reference_dataset, temp_dir, Skald, REFERENCE_CONFIG};
 
 const T0: i64 = 1_793_491_200;
-const CONFIG: &str = "auth_enabled: true
-limits_config:
-  reject_old_samples: false
-  ingestion_rate_mb: 64
-  ingestion_burst_size_mb: 128
-  per_stream_rate_limit: 64MB
-  per_stream_rate_limit_burst: 128MB
-";
 
 fn golden_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("logql")
@@ -51,7 +43,7 @@ fn answer(skald: &Skald, query: &str) -> String {
 #[test]
 fn golden_queries() {
     let dir = temp_dir("golden");
-    let skald = Skald::start(&dir, CONFIG);
+    let skald = Skald::start(&dir, REFERENCE_CONFIG);
     push_reference_dataset(&skald, "tenant-a");
     let bless = std::env::var_os("SKALD_BLESS").is_some();
 

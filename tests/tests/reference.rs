@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use skald_integration_tests::{compare, data_dir, get, push_reference_dataset, temp_dir, Skald};
+use skald_integration_tests::{
+    compare, data_dir, get, push_reference_dataset, temp_dir, Skald, REFERENCE_CONFIG,
+};
 
 /// Requests that belong to endpoints of a later issue (index stats/volume, detected
 /// labels/fields, patterns). Everything else must match Loki exactly.
@@ -28,22 +30,10 @@ const LATER_ISSUES: &[&str] = &[
     "patterns_worker",
 ];
 
-const CONFIG: &str = "auth_enabled: true
-limits_config:
-  reject_old_samples: false
-  ingestion_rate_mb: 64
-  ingestion_burst_size_mb: 128
-  per_stream_rate_limit: 64MB
-  per_stream_rate_limit_burst: 128MB
-  max_entries_limit_per_query: 5000
-  allow_structured_metadata: true
-  volume_enabled: true
-";
-
 #[test]
 fn answers_match_real_loki() {
     let dir = temp_dir("reference");
-    let skald = Skald::start(&dir, CONFIG);
+    let skald = Skald::start(&dir, REFERENCE_CONFIG);
     let reference = data_dir().join("reference");
 
     push_reference_dataset(&skald, "tenant-a");
