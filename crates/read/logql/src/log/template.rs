@@ -277,6 +277,18 @@ impl fmt::Display for Arg {
     }
 }
 
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (j, a) in self.args.iter().enumerate() {
+            if j > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{a}")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Pipe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.decl.is_empty() {
@@ -287,12 +299,7 @@ impl fmt::Display for Pipe {
             if i > 0 {
                 f.write_str(" | ")?;
             }
-            for (j, a) in c.args.iter().enumerate() {
-                if j > 0 {
-                    f.write_str(" ")?;
-                }
-                write!(f, "{a}")?;
-            }
+            write!(f, "{c}")?;
         }
         Ok(())
     }
@@ -1413,6 +1420,9 @@ type EResult<T> = Result<T, Fail>;
 enum At<'t> {
     Arg(&'t Arg),
     Pipe(&'t Pipe),
+    /// A whole command, as Go's `evalCall` reports a failed function call
+    /// (`at <index .x 5>: error calling index: ...`).
+    Cmd(&'t Cmd),
 }
 
 struct State<'t> {
@@ -1432,6 +1442,7 @@ impl<'t> State<'t> {
             None => return Fail::Error(TemplateError::new(format!("template: {name}: {msg}"))),
             Some(At::Arg(a)) => (a.pos, a.to_string()),
             Some(At::Pipe(p)) => (p.pos, p.to_string()),
+            Some(At::Cmd(c)) => (c.args.first().map_or(0, |a| a.pos), c.to_string()),
         };
         let src = &*self.tmpl.src;
         let pos = pos.min(src.len());
@@ -1676,7 +1687,7 @@ impl<'t> State<'t> {
                 self.at = Some(At::Arg(first));
                 return self.eval_field_chain(dot, recv, first, names, rest, fin);
             }
-            ArgKind::Func(f) => return self.eval_function(dot, *f, first, rest, fin),
+            ArgKind::Func(f) => return self.eval_function(dot, *f, first, rest, fin, Some(cmd)),
             ArgKind::Pipe(p) => {
                 self.at = Some(At::Arg(first));
                 self.not_a_function(first, rest.len(), &fin)?;
@@ -1855,6 +1866,7 @@ impl<'t> State<'t> {
         node: &'t Arg,
         args: &'t [Arg],
         fin: Option<Value>,
+        cmd: Option<&'t Cmd>,
     ) -> EResult<Value> {
         self.at = Some(At::Arg(node));
         let (params, variadic) = f.sig();
@@ -1903,7 +1915,9 @@ impl<'t> State<'t> {
         match self.call(f, argv) {
             Ok(v) => Ok(v),
             Err(CallError::Plain(msg)) => {
-                self.at = Some(At::Arg(node));
+                // Go reports the whole command (`<div 1 0>`), or the bare name when the
+                // function is an argument of another command.
+                self.at = Some(cmd.map_or(At::Arg(node), At::Cmd));
                 Err(self.errorf(format!("error calling {}: {msg}", f.name())))
             }
         }
@@ -1926,7 +1940,7 @@ impl<'t> State<'t> {
             }
             ArgKind::Var(name, fields) => self.eval_variable(dot, arg, name, fields, &[], None)?,
             ArgKind::Pipe(p) => self.eval_pipeline(dot, p)?,
-            ArgKind::Func(f) => self.eval_function(dot, *f, arg, &[], None)?,
+            ArgKind::Func(f) => self.eval_function(dot, *f, arg, &[], None, None)?,
             ArgKind::Chain(inner, names) => {
                 let recv = self.eval_arg(dot, None, inner)?;
                 self.at = Some(At::Arg(arg));
@@ -4535,7 +4549,16 @@ mod tests {
         );
         assert_eq!(
             err(r#"{{ div 1 0 }}"#),
-            r#"template: line:1:3: executing "line" at <div>: error calling div: runtime error: integer divide by zero"#
+            r#"template: line:1:3: executing "line" at <div 1 0>: error calling div: runtime error: integer divide by zero"#
+        );
+        // Go's exec_test: `at <index "hi" $>: error calling index: ...` (the whole command).
+        assert_eq!(
+            err(r#"x {{ .app | printf "%s" | index (fromJson "[1]") 5 }}"#),
+            r#"template: line:1:26: executing "line" at <index (fromJson "[1]") 5>: error calling index: index out of range: 5"#
+        );
+        assert_eq!(
+            err(r#"{{ printf "%s" (unixToTime (print 1)) }}"#),
+            r#"template: line:1:16: executing "line" at <unixToTime (print 1)>: error calling unixToTime: unable to parse time '1': %!w(<nil>)"#
         );
         assert!(err(r#"{{ unixToTime "abc" }}"#)
             .contains("error calling unixToTime: unable to parse time 'abc'"));
