@@ -49,8 +49,14 @@ impl Labels {
     }
 
     fn normalize(v: &mut Vec<Label>) {
+        if v.windows(2).all(|w| w[0].name < w[1].name) {
+            return;
+        }
         // stable sort keeps push order among equal names; keep the last one of each name
         v.sort_by(|a, b| a.name.cmp(&b.name));
+        if v.windows(2).all(|w| w[0].name != w[1].name) {
+            return;
+        }
         let mut out: Vec<Label> = Vec::with_capacity(v.len());
         for l in v.drain(..) {
             match out.last_mut() {

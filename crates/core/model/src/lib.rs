@@ -2,10 +2,12 @@
 //! fingerprints. Every other crate speaks in these types.
 #![warn(missing_docs)]
 
+mod batch;
 /// Label sets, label-name rules and Go-style quoting.
 pub mod labels;
 mod matcher;
 
+pub use batch::{EntryBatch, EntryRef, StreamBatch};
 pub use labels::{Label, Labels, LabelsParseError};
 pub use matcher::{LabelMatcher, MatchType, MatcherError};
 

@@ -10,7 +10,7 @@ use skald_index::ChunkRef;
 use skald_logql::engine::{EngineError, Source};
 use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::LogSelectorExpr;
-use skald_model::{Entry, Labels, Stream};
+use skald_model::{Entry, EntryBatch, Labels, StreamBatch};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::Querier;
@@ -96,14 +96,14 @@ impl Source for StoreSource {
         selector: &LogSelectorExpr,
         start: i64,
         end: i64,
-    ) -> Result<Box<dyn Iterator<Item = Result<Stream, EngineError>> + Send + '_>, EngineError>
+    ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>
     {
         let plan = self.plan(selector, start, end)?;
         let literals = skald_logql::log::required_literals(&selector.stages);
         let iter = plan.into_iter().map(move |(labels, pending)| {
             check_cancel(&self.cancel)?;
             let entries = self.load_stream(pending, start, end, &literals)?;
-            Ok(Stream { labels, entries })
+            Ok(StreamBatch { labels, entries })
         });
         Ok(Box::new(iter.filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))))
     }
@@ -116,7 +116,7 @@ impl StoreSource {
         start: i64,
         end: i64,
         literals: &[String],
-    ) -> Result<Vec<Entry>, EngineError> {
+    ) -> Result<EntryBatch, EngineError> {
         let q = &self.querier;
         let tenant = self.tenant.clone();
         let store = q.chunks.clone();
@@ -137,7 +137,7 @@ impl StoreSource {
             .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))?;
 
         let scan = LiteralScan::new(literals);
-        let decode_group = |group: &[bytes::Bytes]| -> Result<Vec<Vec<Entry>>, EngineError> {
+        let decode_group = |group: &[bytes::Bytes]| -> Result<Vec<EntryBatch>, EngineError> {
             let mut reader = BlockReader::new();
             group
                 .iter()
@@ -147,14 +147,14 @@ impl StoreSource {
                 })
                 .collect()
         };
-        let mut parts: Vec<Vec<Entry>> = if fetched.len() > 1 {
+        let mut parts: Vec<EntryBatch> = if fetched.len() > 1 {
             // decode chunks in parallel on scoped threads
             let workers = std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
                 .min(fetched.len());
             let chunks_per = fetched.len().div_ceil(workers);
-            let results: Vec<Result<Vec<Vec<Entry>>, EngineError>> = std::thread::scope(|scope| {
+            let results: Vec<Result<Vec<EntryBatch>, EngineError>> = std::thread::scope(|scope| {
                 let handles: Vec<_> = fetched
                     .chunks(chunks_per)
                     .map(|group| scope.spawn(move || decode_group(group)))
@@ -172,14 +172,26 @@ impl StoreSource {
         } else {
             decode_group(&fetched)?
         };
-        let recent: Vec<Entry> =
-            pending.recent.into_iter().filter(|e| scan.line_matches(e.line.as_bytes())).collect();
+        let recent: EntryBatch =
+            pending.recent.iter().filter(|e| scan.line_matches(e.line.as_bytes())).collect();
         parts.push(recent);
-        let mut entries: Vec<Entry> = parts.into_iter().flatten().collect();
-        entries.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.line.cmp(&b.line)));
-        // The same entry can be in a flushed chunk and still in an ingester (or in two
-        // replicas): keep one.
-        entries.dedup_by(|a, b| a.ts == b.ts && a.line == b.line);
+        parts.retain(|p| !p.is_empty());
+        let mut entries = match parts.len() {
+            0 => EntryBatch::new(),
+            1 => parts.pop().unwrap_or_default(),
+            _ => {
+                let n = parts.iter().map(EntryBatch::len).sum();
+                let bytes = parts.iter().map(EntryBatch::line_bytes).sum();
+                let mut all = EntryBatch::with_capacity(n, bytes);
+                for p in &parts {
+                    all.extend_from(p);
+                }
+                all
+            }
+        };
+        // In (timestamp, line) order; the same entry can be in a flushed chunk and still in
+        // an ingester (or in two replicas): keep one.
+        entries.sort_dedup();
         Ok(entries)
     }
 }
@@ -193,10 +205,10 @@ fn decode_chunk(
     end: i64,
     scan: &LiteralScan,
     reader: &mut BlockReader,
-) -> Result<Vec<Entry>, EngineError> {
+) -> Result<EntryBatch, EngineError> {
     let chunk =
         Chunk::from_bytes(bytes.clone()).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
-    let mut out = Vec::new();
+    let mut out = EntryBatch::new();
     for (i, meta) in chunk.blocks().iter().enumerate() {
         if meta.max_ts < start || meta.min_ts >= end {
             continue;
@@ -221,12 +233,12 @@ fn select_block(
     start: i64,
     end: i64,
     scan: &LiteralScan,
-    out: &mut Vec<Entry>,
+    out: &mut EntryBatch,
 ) {
     scan.for_each_match(block.lines_bytes(), block.line_ends(), |i| {
         let ts = block.ts(i);
         if ts >= start && ts < end {
-            out.push(block.entry(i));
+            out.push(ts, block.line(i), block.structured_metadata_slice(i));
         }
     });
 }

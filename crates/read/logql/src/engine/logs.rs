@@ -87,11 +87,11 @@ pub(super) fn evaluate_logs(
     for batch in source.select(sel, params.start, params.end)? {
         let stream = batch?;
         let mut sp = pipeline.for_stream(&stream.labels);
-        for e in &stream.entries {
+        for e in stream.entries.iter() {
             if e.ts < params.start || e.ts >= params.end {
                 continue;
             }
-            account(stats, e);
+            account(stats, &e);
             if let Keeper::Heap(h) = &keeper {
                 if h.len() >= limit {
                     if let Some(worst) = h.peek() {
@@ -103,24 +103,28 @@ pub(super) fn evaluate_logs(
                     }
                 }
             }
-            let Some(p) = sp.process(e.ts, &e.line, &e.structured_metadata) else { continue };
+            let Some(p) = sp.process_ref(e.ts, e.line, e.structured_metadata) else {
+                continue;
+            };
             stats.total_post_filter_lines += 1;
             let (key, entry) = if params.categorize_labels {
+                let labels = p.labels();
                 let entry = ResultEntry {
                     ts: e.ts,
-                    line: p.line,
-                    structured_metadata: p.labels.structured_metadata.clone(),
-                    parsed: p.labels.parsed.clone(),
+                    line: p.line.into_owned(),
+                    structured_metadata: labels.structured_metadata,
+                    parsed: labels.parsed,
                 };
-                (p.labels.stream, entry)
+                (labels.stream, entry)
             } else {
+                let key = p.all_labels();
                 let entry = ResultEntry {
                     ts: e.ts,
-                    line: p.line,
+                    line: p.line.into_owned(),
                     structured_metadata: Labels::default(),
                     parsed: Labels::default(),
                 };
-                (p.labels.all(), entry)
+                (key, entry)
             };
             let cand = Candidate { ts: e.ts, backward, key, entry };
             match &mut keeper {

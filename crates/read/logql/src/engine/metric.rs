@@ -366,27 +366,28 @@ impl Evaluator<'_> {
         for batch in self.source.select(&range.selector, from, to)? {
             let stream = batch?;
             let mut sx = extractor.for_stream(&stream.labels);
-            // Series of the metadata sets seen in this batch (a handful: detected_level, ...).
-            let mut seen: Vec<(&[skald_model::Label], usize)> = Vec::new();
-            for e in &stream.entries {
+            // Series of each metadata set of this batch, once known (fast path only).
+            let mut seen: Vec<Option<usize>> =
+                if fast { vec![None; stream.entries.metadata_sets()] } else { Vec::new() };
+            for e in stream.entries.iter() {
                 if e.ts <= from || e.ts >= to {
                     continue;
                 }
-                account(self.stats, e);
-                let sm = e.structured_metadata.as_slice();
-                let cached = if fast { seen.iter().find(|(m, _)| *m == sm) } else { None };
+                account(self.stats, &e);
+                let cached = seen.get(e.metadata_id as usize).copied().flatten();
                 let (value, i) = match cached {
-                    Some(&(_, i)) => match extractor.line_value(&e.line) {
+                    Some(i) => match extractor.line_value(e.line) {
                         Some(v) => (v, i),
                         None => continue,
                     },
                     None => {
-                        let Some((value, labels)) = sx.process(e.ts, &e.line, sm) else {
+                        let Some((value, labels)) = sx.process(e.ts, e.line, e.structured_metadata)
+                        else {
                             continue;
                         };
                         let i = series_of(labels);
-                        if fast && seen.len() < 16 {
-                            seen.push((sm, i));
+                        if let Some(slot) = seen.get_mut(e.metadata_id as usize) {
+                            *slot = Some(i);
                         }
                         (value, i)
                     }

@@ -19,7 +19,7 @@ mod ops;
 mod tests;
 
 use crate::syntax::ast;
-use skald_model::{Direction, Labels, Sample, Stream};
+use skald_model::{Direction, Labels, Sample, StreamBatch};
 
 pub use logs::check_entries_limit;
 
@@ -39,7 +39,7 @@ pub trait Source: Send + Sync {
         selector: &ast::LogSelectorExpr,
         start: i64,
         end: i64,
-    ) -> Result<Box<dyn Iterator<Item = Result<Stream, EngineError>> + Send + '_>, EngineError>;
+    ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>;
 }
 
 /// Parameters of one query evaluation.
@@ -231,7 +231,7 @@ pub fn evaluate(
 }
 
 /// Adds the cost of one source entry to `stats`.
-fn account(stats: &mut Stats, entry: &skald_model::Entry) {
+fn account(stats: &mut Stats, entry: &skald_model::EntryRef<'_>) {
     stats.total_lines_processed += 1;
     stats.total_bytes_processed += entry.line.len() as u64;
     stats.total_structured_metadata_bytes_processed += entry

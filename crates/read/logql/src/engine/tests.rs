@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::syntax::ast::*;
-use skald_model::{Entry, Label, LabelMatcher, MatchType};
+use skald_model::{Entry, EntryBatch, Label, LabelMatcher, MatchType, Stream};
 
 const T0: i64 = 1_793_491_200_000_000_000;
 const SEC: i64 = 1_000_000_000;
@@ -21,7 +21,7 @@ impl Source for MemSource {
         selector: &LogSelectorExpr,
         start: i64,
         end: i64,
-    ) -> Result<Box<dyn Iterator<Item = Result<Stream, EngineError>> + Send + '_>, EngineError>
+    ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>
     {
         let matchers = selector.matchers.clone();
         Ok(Box::new(
@@ -37,7 +37,12 @@ impl Source for MemSource {
                     [a.to_vec(), b.to_vec()]
                         .into_iter()
                         .filter(|v| !v.is_empty())
-                        .map(|v| Ok(Stream { labels: s.labels.clone(), entries: v }))
+                        .map(|v| {
+                            Ok(StreamBatch {
+                                labels: s.labels.clone(),
+                                entries: EntryBatch::from(v.as_slice()),
+                            })
+                        })
                         .collect::<Vec<_>>()
                 }),
         ))

@@ -3,6 +3,8 @@
 //! order and fields seen before a syntax error stay extracted. Also the `json`, `json a="b.c"`
 //! and `unpack` parser stages built on it.
 
+use std::borrow::Cow;
+
 use super::labels::{Category, LabelsBuilder, DUPLICATE_SUFFIX};
 
 pub(crate) const ERR_MALFORMED_JSON: &str = "Malformed JSON error";
@@ -42,23 +44,21 @@ fn next_token(data: &[u8]) -> Option<usize> {
 /// and whether the string has escapes.
 fn string_end(data: &[u8]) -> (Option<usize>, bool) {
     let mut escaped = false;
-    for (i, &c) in data.iter().enumerate() {
-        if c == b'"' {
-            if !escaped {
-                return (Some(i + 1), false);
-            }
-            // count the backslashes before the quote
-            let mut j = i;
-            let mut n = 0;
-            while j > 0 && data[j - 1] == b'\\' {
-                n += 1;
-                j -= 1;
-            }
-            if n % 2 == 0 {
-                return (Some(i + 1), true);
-            }
-        } else if c == b'\\' {
+    let mut from = 0;
+    while let Some(p) = memchr::memchr2(b'"', b'\\', &data[from..]) {
+        let i = from + p;
+        from = i + 1;
+        if data[i] == b'\\' {
             escaped = true;
+            continue;
+        }
+        if !escaped {
+            return (Some(i + 1), false);
+        }
+        // count the backslashes before the quote
+        let n = data[..i].iter().rev().take_while(|&&c| c == b'\\').count();
+        if n % 2 == 0 {
+            return (Some(i + 1), true);
         }
     }
     (None, escaped)
@@ -209,20 +209,24 @@ pub(crate) fn unescape(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'sta
 
 /// Unescapes a JSON string value as Loki stores it in a label: invalid escapes give the empty
 /// string and invalid UTF-8 / U+FFFD become spaces.
-pub(crate) fn unescape_to_string(v: &[u8]) -> String {
+pub(crate) fn unescape_to_string(v: &[u8]) -> Cow<'_, str> {
     match unescape(v) {
-        Ok(b) => lossy_with_spaces(&b),
-        Err(_) => String::new(),
+        Ok(Cow::Borrowed(b)) => lossy_with_spaces(b),
+        Ok(Cow::Owned(b)) => Cow::Owned(lossy_with_spaces(&b).into_owned()),
+        Err(_) => Cow::Borrowed(""),
     }
 }
 
 /// Converts bytes to a string, turning invalid UTF-8 and U+FFFD into spaces.
-pub(crate) fn lossy_with_spaces(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    if s.contains('\u{FFFD}') {
-        s.chars().map(|c| if c == '\u{FFFD}' { ' ' } else { c }).collect()
-    } else {
-        s.into_owned()
+pub(crate) fn lossy_with_spaces(b: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) if !s.contains('\u{FFFD}') => Cow::Borrowed(s),
+        _ => Cow::Owned(
+            String::from_utf8_lossy(b)
+                .chars()
+                .map(|c| if c == '\u{FFFD}' { ' ' } else { c })
+                .collect(),
+        ),
     }
 }
 
@@ -685,16 +689,22 @@ pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, String> {
 
 /// Sanitizes an extracted key into a label name: trims spaces, prefixes `_` before a leading
 /// digit and maps every other character outside `[A-Za-z0-9_]` to `_`.
-pub(crate) fn sanitize_label_key(key: &str) -> String {
+pub(crate) fn sanitize_label_key(key: &str) -> Cow<'_, str> {
     let key = key.trim();
+    let b = key.as_bytes();
+    if !b.first().is_some_and(u8::is_ascii_digit)
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+    {
+        return Cow::Borrowed(key);
+    }
     let mut out = String::with_capacity(key.len() + 1);
-    if key.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+    if b.first().is_some_and(u8::is_ascii_digit) {
         out.push('_');
     }
     for c in key.chars() {
         out.push(if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' });
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Appends a sanitized nested key part to a prefix being built (Loki's nested-key rules).
@@ -726,18 +736,12 @@ fn build_prefix(parts: &[String]) -> String {
 }
 
 /// Reads a scalar JSON value the way Loki stores it in a label.
-fn read_value(v: &[u8], ty: ValueType) -> String {
+fn read_value(v: &[u8], ty: ValueType) -> Cow<'_, str> {
     match ty {
         ValueType::String => unescape_to_string(v),
         ValueType::Number => lossy_with_spaces(v),
-        ValueType::Boolean => {
-            if v == b"true" {
-                "true".to_string()
-            } else {
-                "false".to_string()
-            }
-        }
-        _ => String::new(),
+        ValueType::Boolean => Cow::Borrowed(if v == b"true" { "true" } else { "false" }),
+        _ => Cow::Borrowed(""),
     }
 }
 
@@ -790,7 +794,7 @@ fn json_label(
             return;
         }
         if lbs.collides(&name) {
-            name.push_str(DUPLICATE_SUFFIX);
+            name.to_mut().push_str(DUPLICATE_SUFFIX);
         }
         name
     } else {
@@ -803,7 +807,7 @@ fn json_label(
             name = build_prefix(prefix);
         }
         prefix.pop();
-        name
+        Cow::Owned(name)
     };
     if name.is_empty() || lbs.extracted(&name) {
         return;
@@ -857,7 +861,7 @@ impl JsonExpressions {
                         key.push_str(DUPLICATE_SUFFIX);
                     }
                     let v = match ty {
-                        ValueType::Null => String::new(),
+                        ValueType::Null => Cow::Borrowed(""),
                         ValueType::Object => lossy_with_spaces(value),
                         _ => unescape_to_string(value),
                     };
@@ -905,7 +909,7 @@ pub(crate) fn unpack(line: &str, lbs: &mut LabelsBuilder) -> Option<String> {
         if lbs.extracted(&k) {
             return Ok(());
         }
-        pending.push((sanitize_label_key(&k), unescape_to_string(value)));
+        pending.push((sanitize_label_key(&k).into_owned(), unescape_to_string(value).into_owned()));
         Ok(())
     });
     match r {

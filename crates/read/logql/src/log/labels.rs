@@ -43,28 +43,80 @@ impl LabelsResult {
     }
 }
 
+/// A list of labels cleared by resetting its length: the strings of earlier lines are
+/// overwritten in place, so a steady state processes lines without allocating.
+#[derive(Debug, Default)]
+struct Slots {
+    v: Vec<Label>,
+    len: usize,
+}
+
+impl Slots {
+    fn as_slice(&self) -> &[Label] {
+        &self.v[..self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.as_slice().iter().position(|l| l.name == name)
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.position(name).is_some()
+    }
+
+    fn push(&mut self, name: &str, value: &str) {
+        if let Some(l) = self.v.get_mut(self.len) {
+            l.name.clear();
+            l.name.push_str(name);
+            l.value.clear();
+            l.value.push_str(value);
+        } else {
+            self.v.push(Label::new(name, value));
+        }
+        self.len += 1;
+    }
+
+    /// Removes the label at `i`, keeping the order of the others.
+    fn remove(&mut self, i: usize) {
+        self.v[i..self.len].rotate_left(1);
+        self.len -= 1;
+    }
+
+    fn remove_name(&mut self, name: &str) {
+        while let Some(i) = self.position(name) {
+            self.remove(i);
+        }
+    }
+}
+
 /// Mutable label state for one line, reset between lines. Mirrors the precedence rules Loki
 /// applies: parsed labels override structured metadata, which overrides stream labels.
 #[derive(Debug)]
 pub(crate) struct LabelsBuilder {
     base: Labels,
-    del: Vec<String>,
-    add: [Vec<Label>; 2],
+    /// Deleted names (values unused).
+    del: Slots,
+    add: [Slots; 2],
     err: String,
     err_details: String,
-    /// Names set as parsed labels during this line: later parsers do not overwrite them.
-    extracted: Vec<String>,
+    /// Names set as parsed labels during this line: later parsers do not overwrite them
+    /// (values unused).
+    extracted: Slots,
 }
 
 impl LabelsBuilder {
     pub(crate) fn new(base: Labels) -> Self {
         LabelsBuilder {
             base,
-            del: Vec::new(),
-            add: [Vec::new(), Vec::new()],
+            del: Slots::default(),
+            add: [Slots::default(), Slots::default()],
             err: String::new(),
             err_details: String::new(),
-            extracted: Vec::new(),
+            extracted: Slots::default(),
         }
     }
 
@@ -86,20 +138,24 @@ impl LabelsBuilder {
     /// `_extracted` suffix, and `__error__` / `__error_details__` set the error state.
     pub(crate) fn add_structured_metadata(&mut self, metadata: &[Label]) {
         for l in metadata {
-            let name = if self.base_has(&l.name) {
-                format!("{}{DUPLICATE_SUFFIX}", l.name)
+            if self.base_has(&l.name) {
+                let name = format!("{}{DUPLICATE_SUFFIX}", l.name);
+                self.add_one_metadata(&name, &l.value);
             } else {
-                l.name.clone()
-            };
-            if name == ERROR_LABEL {
-                self.err = l.value.clone();
-                continue;
+                self.add_one_metadata(&l.name, &l.value);
             }
-            if name == ERROR_DETAILS_LABEL {
-                self.err_details = l.value.clone();
-                continue;
-            }
-            self.set(Category::StructuredMetadata, &name, &l.value);
+        }
+    }
+
+    fn add_one_metadata(&mut self, name: &str, value: &str) {
+        if name == ERROR_LABEL {
+            self.err.clear();
+            self.err.push_str(value);
+        } else if name == ERROR_DETAILS_LABEL {
+            self.err_details.clear();
+            self.err_details.push_str(value);
+        } else {
+            self.set(Category::StructuredMetadata, name, value);
         }
     }
 
@@ -147,7 +203,7 @@ impl LabelsBuilder {
     }
 
     pub(crate) fn has_in(&self, name: &str, cat: Category) -> bool {
-        self.add[cat as usize].iter().any(|l| l.name == name)
+        self.add[cat as usize].contains(name)
     }
 
     /// True when an extracted name must get the `_extracted` suffix.
@@ -157,18 +213,18 @@ impl LabelsBuilder {
 
     /// True when a parser already set `name` on this line.
     pub(crate) fn extracted(&self, name: &str) -> bool {
-        self.extracted.iter().any(|n| n == name)
+        self.extracted.contains(name)
     }
 
     /// Returns the value of `name`: added labels first, then the stream labels unless deleted.
     /// A stream label with an empty value counts as missing.
     pub(crate) fn get(&self, name: &str) -> Option<&str> {
         for cat in &self.add {
-            if let Some(l) = cat.iter().find(|l| l.name == name) {
+            if let Some(l) = cat.as_slice().iter().find(|l| l.name == name) {
                 return Some(&l.value);
             }
         }
-        if self.del.iter().any(|d| d == name) {
+        if self.del.contains(name) {
             return None;
         }
         match self.base.get(name) {
@@ -181,7 +237,7 @@ impl LabelsBuilder {
     pub(crate) fn set(&mut self, cat: Category, name: &str, value: &str) {
         match cat {
             Category::Parsed => {
-                self.add[Category::StructuredMetadata as usize].retain(|l| l.name != name);
+                self.add[Category::StructuredMetadata as usize].remove_name(name);
             }
             Category::StructuredMetadata => {
                 if self.has_in(name, Category::Parsed) {
@@ -190,23 +246,24 @@ impl LabelsBuilder {
             }
         }
         let list = &mut self.add[cat as usize];
-        if let Some(l) = list.iter_mut().find(|l| l.name == name) {
+        if let Some(i) = list.position(name) {
+            let l = &mut list.v[i];
             l.value.clear();
             l.value.push_str(value);
             return;
         }
-        list.push(Label::new(name, value));
-        if cat == Category::Parsed && !self.extracted(name) {
-            self.extracted.push(name.to_string());
+        list.push(name, value);
+        if cat == Category::Parsed && !self.extracted.contains(name) {
+            self.extracted.push(name, "");
         }
     }
 
     /// Deletes `name` from every category and hides the stream label.
     pub(crate) fn del(&mut self, name: &str) {
         for cat in &mut self.add {
-            cat.retain(|l| l.name != name);
+            cat.remove_name(name);
         }
-        self.del.push(name.to_string());
+        self.del.push(name, "");
     }
 
     fn push_errors(&self, out: &mut Vec<Label>) {
@@ -218,27 +275,30 @@ impl LabelsBuilder {
         }
     }
 
+    /// True when the stream label `name` is visible (not deleted, not overridden).
+    fn base_visible(&self, name: &str) -> bool {
+        !(self.del.contains(name)
+            || self.has_in(name, Category::StructuredMetadata)
+            || self.has_in(name, Category::Parsed))
+    }
+
     /// All current labels, unsorted, including the error labels.
     pub(crate) fn unsorted(&self) -> Vec<Label> {
-        let mut out =
-            Vec::with_capacity(self.base.len() + self.add[0].len() + self.add[1].len() + 2);
-        for l in self.base.iter() {
-            if self.del.contains(&l.name)
-                || self.has_in(&l.name, Category::StructuredMetadata)
-                || self.has_in(&l.name, Category::Parsed)
-            {
-                continue;
-            }
-            out.push(l.clone());
-        }
-        for l in &self.add[Category::StructuredMetadata as usize] {
-            if !self.has_in(&l.name, Category::Parsed) {
-                out.push(l.clone());
-            }
-        }
-        out.extend(self.add[Category::Parsed as usize].iter().cloned());
+        let mut out = Vec::with_capacity(
+            self.base.len() + self.add[0].as_slice().len() + self.add[1].as_slice().len() + 2,
+        );
+        out.extend(self.base.iter().filter(|l| self.base_visible(&l.name)).cloned());
+        out.extend(self.visible_metadata().cloned());
+        out.extend(self.add[Category::Parsed as usize].as_slice().iter().cloned());
         self.push_errors(&mut out);
         out
+    }
+
+    fn visible_metadata(&self) -> impl Iterator<Item = &Label> {
+        self.add[Category::StructuredMetadata as usize]
+            .as_slice()
+            .iter()
+            .filter(|l| !self.has_in(&l.name, Category::Parsed))
     }
 
     /// All current labels, sorted (what templates see).
@@ -248,22 +308,14 @@ impl LabelsBuilder {
 
     /// The categorised result.
     pub(crate) fn result(&self) -> LabelsResult {
-        let all = self.unsorted();
-        let mut stream = Vec::new();
-        let mut meta = Vec::new();
-        let mut parsed = Vec::new();
-        for l in all {
-            if l.name == ERROR_LABEL
-                || l.name == ERROR_DETAILS_LABEL
-                || self.has_in(&l.name, Category::Parsed)
-            {
-                parsed.push(l);
-            } else if self.has_in(&l.name, Category::StructuredMetadata) {
-                meta.push(l);
-            } else {
-                stream.push(l);
-            }
-        }
+        // The stream labels are sorted already and keep that order when filtered.
+        let stream: Vec<Label> =
+            self.base.iter().filter(|l| self.base_visible(&l.name)).cloned().collect();
+        let meta: Vec<Label> = self.visible_metadata().cloned().collect();
+        let mut parsed: Vec<Label> =
+            Vec::with_capacity(self.add[Category::Parsed as usize].as_slice().len() + 2);
+        parsed.extend(self.add[Category::Parsed as usize].as_slice().iter().cloned());
+        self.push_errors(&mut parsed);
         LabelsResult {
             stream: Labels::from_vec(stream),
             structured_metadata: Labels::from_vec(meta),

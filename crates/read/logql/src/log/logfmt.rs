@@ -166,32 +166,34 @@ impl<'a> Decoder<'a> {
         let line = self.line;
         let start = self.pos;
         let mut has_esc = false;
-        let mut esc = false;
-        for (p, &c) in line[self.pos + 1..].iter().enumerate() {
-            if esc {
-                esc = false;
-            } else if c == b'\\' {
+        let mut from = self.pos + 1;
+        while let Some(p) = memchr::memchr2(b'"', b'\\', &line[from..]) {
+            let at = from + p;
+            if line[at] == b'\\' {
                 has_esc = true;
-                esc = true;
-            } else if c == b'"' {
-                self.pos += p + 2;
-                if has_esc {
-                    match unquote(&line[start..self.pos]) {
-                        Some(v) => self.value = Some(std::borrow::Cow::Owned(v)),
-                        None => {
-                            self.syntax_error("invalid quoted value");
-                            return false;
-                        }
-                    }
-                } else {
-                    let s = start + 1;
-                    let e = self.pos - 1;
-                    if e > s {
-                        self.value = Some(std::borrow::Cow::Borrowed(&line[s..e]));
+                from = at + 2;
+                if from > line.len() {
+                    break;
+                }
+                continue;
+            }
+            self.pos = at + 1;
+            if has_esc {
+                match unquote(&line[start..self.pos]) {
+                    Some(v) => self.value = Some(std::borrow::Cow::Owned(v)),
+                    None => {
+                        self.syntax_error("invalid quoted value");
+                        return false;
                     }
                 }
-                return true;
+            } else {
+                let s = start + 1;
+                let e = self.pos - 1;
+                if e > s {
+                    self.value = Some(std::borrow::Cow::Borrowed(&line[s..e]));
+                }
             }
+            return true;
         }
         self.pos = line.len();
         self.syntax_error("unterminated quoted value");
@@ -261,7 +263,7 @@ fn unquote(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn to_label_value(v: &[u8]) -> String {
+fn to_label_value(v: &[u8]) -> std::borrow::Cow<'_, str> {
     super::json::lossy_with_spaces(v)
 }
 
@@ -276,12 +278,13 @@ pub(crate) fn parse_logfmt(line: &str, strict: bool, keep_empty: bool, lbs: &mut
             continue;
         }
         let Some(raw_key) = dec.key else { continue };
-        let mut key = sanitize_label_key(&String::from_utf8_lossy(raw_key));
+        let lossy = String::from_utf8_lossy(raw_key);
+        let mut key = sanitize_label_key(&lossy);
         if key.is_empty() {
             continue;
         }
         if lbs.collides(&key) {
-            key.push_str(DUPLICATE_SUFFIX);
+            key.to_mut().push_str(DUPLICATE_SUFFIX);
         }
         if lbs.extracted(&key) {
             continue;
@@ -347,7 +350,7 @@ impl LogfmtExpressions {
                 continue;
             }
             let Some(raw_key) = dec.key else { continue };
-            let key = sanitize_label_key(&String::from_utf8_lossy(raw_key));
+            let key = sanitize_label_key(&String::from_utf8_lossy(raw_key)).into_owned();
             if key.is_empty() || (!always(&key) && lbs.extracted(&key)) {
                 continue;
             }

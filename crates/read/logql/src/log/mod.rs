@@ -299,7 +299,7 @@ fn run<'l>(
                             continue;
                         }
                         if lbs.collides(&key) {
-                            key.push_str(DUPLICATE_SUFFIX);
+                            key.to_mut().push_str(DUPLICATE_SUFFIX);
                         }
                         if lbs.extracted(&key) {
                             continue;
@@ -366,6 +366,32 @@ pub struct ProcessedEntry {
     pub labels: LabelsResult,
 }
 
+/// One processed entry borrowing the pipeline's label state (see
+/// [`StreamPipeline::process_ref`]).
+#[derive(Debug)]
+pub struct ProcessedRef<'p, 'l> {
+    /// The line after the pipeline; borrowed when no stage changed it.
+    pub line: Cow<'l, str>,
+    lbs: &'p LabelsBuilder,
+}
+
+impl ProcessedRef<'_, '_> {
+    /// The entry's labels, by origin.
+    pub fn labels(&self) -> LabelsResult {
+        self.lbs.result()
+    }
+
+    /// All the entry's labels merged (stream, structured metadata, parsed, errors).
+    pub fn all_labels(&self) -> Labels {
+        self.lbs.all()
+    }
+
+    /// Copies the result out.
+    pub fn into_entry(self) -> ProcessedEntry {
+        ProcessedEntry { labels: self.lbs.result(), line: self.line.into_owned() }
+    }
+}
+
 impl Pipeline {
     /// Compiles stages (regexes, templates, patterns). A bad regex, template, pattern or IP
     /// range is an error (a 400 for users).
@@ -399,10 +425,21 @@ impl StreamPipeline<'_> {
         line: &str,
         structured_metadata: &[Label],
     ) -> Option<ProcessedEntry> {
+        self.process_ref(ts, line, structured_metadata).map(ProcessedRef::into_entry)
+    }
+
+    /// Runs one entry without copying its result: the labels are read from the pipeline's
+    /// state, valid until the next call. `None` = filtered out.
+    pub fn process_ref<'l>(
+        &mut self,
+        ts: i64,
+        line: &'l str,
+        structured_metadata: &[Label],
+    ) -> Option<ProcessedRef<'_, 'l>> {
         self.lbs.reset();
         self.lbs.add_structured_metadata(structured_metadata);
         let line = run(self.stages, ts, line, &mut self.lbs)?;
-        Some(ProcessedEntry { line: line.into_owned(), labels: self.lbs.result() })
+        Some(ProcessedRef { line, lbs: &self.lbs })
     }
 
     /// The stream labels this pipeline was created for.

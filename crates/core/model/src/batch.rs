@@ -1,0 +1,300 @@
+//! Column-wise entries: what the query engine reads. One batch holds a stream's entries as a
+//! timestamp column, one text buffer for all lines and an interned list of structured-metadata
+//! sets, so building, reading and dropping a batch costs a handful of allocations, not several
+//! per entry.
+
+use crate::{Entry, Label, Labels, Stream, Timestamp};
+
+/// How many distinct metadata sets are searched when interning a new entry's set. Beyond this,
+/// sets are stored without sharing (correct, only less compact).
+const INTERN_SEARCH: usize = 64;
+
+/// Entries stored column-wise. Metadata sets are interned: entries with equal structured
+/// metadata share one set and one [`EntryRef::metadata_id`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryBatch {
+    ts: Vec<Timestamp>,
+    text: String,
+    /// End offset of each line in `text`.
+    ends: Vec<usize>,
+    /// Distinct metadata sets; set 0 is the empty set.
+    sets: Vec<Vec<Label>>,
+    set_of: Vec<u32>,
+}
+
+impl Default for EntryBatch {
+    fn default() -> Self {
+        EntryBatch::new()
+    }
+}
+
+/// One entry of an [`EntryBatch`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryRef<'a> {
+    /// Nanoseconds since the Unix epoch.
+    pub ts: Timestamp,
+    /// The log line.
+    pub line: &'a str,
+    /// The entry's structured metadata.
+    pub structured_metadata: &'a [Label],
+    /// Equal for entries of this batch with equal structured metadata (0 = none), below
+    /// [`EntryBatch::metadata_sets`].
+    pub metadata_id: u32,
+}
+
+impl EntryRef<'_> {
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            ts: self.ts,
+            line: self.line.to_string(),
+            structured_metadata: self.structured_metadata.to_vec(),
+        }
+    }
+}
+
+impl EntryBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        EntryBatch {
+            ts: Vec::new(),
+            text: String::new(),
+            ends: Vec::new(),
+            sets: vec![Vec::new()],
+            set_of: Vec::new(),
+        }
+    }
+
+    /// An empty batch with room for `entries` entries of `bytes` line bytes in all.
+    pub fn with_capacity(entries: usize, bytes: usize) -> Self {
+        EntryBatch {
+            ts: Vec::with_capacity(entries),
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(entries),
+            sets: vec![Vec::new()],
+            set_of: Vec::with_capacity(entries),
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Number of distinct metadata sets (ids of [`EntryRef::metadata_id`] are below it).
+    pub fn metadata_sets(&self) -> usize {
+        self.sets.len()
+    }
+
+    /// Total bytes of all lines.
+    pub fn line_bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    fn intern(&mut self, metadata: &[Label]) -> u32 {
+        if metadata.is_empty() {
+            return 0;
+        }
+        if let Some(&last) = self.set_of.last() {
+            if self.sets[last as usize] == metadata {
+                return last;
+            }
+        }
+        let found = self.sets.iter().take(INTERN_SEARCH).position(|s| s == metadata);
+        match found {
+            Some(i) => i as u32,
+            None => {
+                self.sets.push(metadata.to_vec());
+                (self.sets.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Appends one entry.
+    pub fn push(&mut self, ts: Timestamp, line: &str, structured_metadata: &[Label]) {
+        let set = self.intern(structured_metadata);
+        self.ts.push(ts);
+        self.text.push_str(line);
+        self.ends.push(self.text.len());
+        self.set_of.push(set);
+    }
+
+    /// Appends a copy of `e`.
+    pub fn push_ref(&mut self, e: EntryRef<'_>) {
+        self.push(e.ts, e.line, e.structured_metadata);
+    }
+
+    /// The entry at `i`. Panics when `i >= len()`.
+    pub fn get(&self, i: usize) -> EntryRef<'_> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let set = self.set_of[i];
+        EntryRef {
+            ts: self.ts[i],
+            line: &self.text[start..self.ends[i]],
+            structured_metadata: &self.sets[set as usize],
+            metadata_id: set,
+        }
+    }
+
+    /// The entries in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = EntryRef<'_>> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+
+    /// The timestamp column.
+    pub fn timestamps(&self) -> &[Timestamp] {
+        &self.ts
+    }
+
+    /// Owned copies of the entries.
+    pub fn to_entries(&self) -> Vec<Entry> {
+        self.iter().map(|e| e.to_entry()).collect()
+    }
+
+    /// Appends every entry of `other`.
+    pub fn extend_from(&mut self, other: &EntryBatch) {
+        self.ts.reserve(other.len());
+        self.text.reserve(other.text.len());
+        for e in other.iter() {
+            self.push_ref(e);
+        }
+    }
+
+    /// Sorts by timestamp, then line, and keeps one entry of each equal (timestamp, line)
+    /// pair: the first in the current order.
+    pub fn sort_dedup(&mut self) {
+        let n = self.len();
+        let sorted = (1..n).all(|i| {
+            let (a, b) = (self.get(i - 1), self.get(i));
+            (a.ts, a.line) < (b.ts, b.line)
+        });
+        if sorted {
+            return;
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (self.get(a), self.get(b));
+            a.ts.cmp(&b.ts).then_with(|| a.line.cmp(b.line))
+        });
+        let mut out = EntryBatch::with_capacity(n, self.text.len());
+        let mut last: Option<EntryRef<'_>> = None;
+        for i in order {
+            let e = self.get(i);
+            if last.is_some_and(|l| l.ts == e.ts && l.line == e.line) {
+                continue;
+            }
+            out.push_ref(e);
+            last = Some(e);
+        }
+        *self = out;
+    }
+}
+
+impl<'a> FromIterator<&'a Entry> for EntryBatch {
+    fn from_iter<I: IntoIterator<Item = &'a Entry>>(iter: I) -> Self {
+        let mut b = EntryBatch::new();
+        for e in iter {
+            b.push(e.ts, &e.line, &e.structured_metadata);
+        }
+        b
+    }
+}
+
+impl From<&[Entry]> for EntryBatch {
+    fn from(entries: &[Entry]) -> Self {
+        let bytes = entries.iter().map(|e| e.line.len()).sum();
+        let mut b = EntryBatch::with_capacity(entries.len(), bytes);
+        for e in entries {
+            b.push(e.ts, &e.line, &e.structured_metadata);
+        }
+        b
+    }
+}
+
+/// A stream's label set with a batch of its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StreamBatch {
+    /// The stream's label set.
+    pub labels: Labels,
+    /// Entries, in the order they were produced.
+    pub entries: EntryBatch,
+}
+
+impl From<&Stream> for StreamBatch {
+    fn from(s: &Stream) -> Self {
+        StreamBatch { labels: s.labels.clone(), entries: EntryBatch::from(s.entries.as_slice()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(ts: i64, line: &str, meta: &[(&str, &str)]) -> Entry {
+        Entry {
+            ts,
+            line: line.to_string(),
+            structured_metadata: meta.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_interning() {
+        let entries = vec![
+            e(1, "a", &[]),
+            e(2, "bb", &[("level", "info")]),
+            e(3, "", &[("level", "error")]),
+            e(4, "ccc", &[("level", "info")]),
+        ];
+        let b = EntryBatch::from(entries.as_slice());
+        assert_eq!(b.len(), 4);
+        assert_eq!(b.line_bytes(), 6);
+        assert_eq!(b.to_entries(), entries);
+        assert_eq!(b.metadata_sets(), 3);
+        let ids: Vec<u32> = b.iter().map(|e| e.metadata_id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 1]);
+        assert_eq!(b.get(2).line, "");
+    }
+
+    #[test]
+    fn sort_dedup_orders_by_ts_then_line_and_keeps_first() {
+        let mut b = EntryBatch::from(
+            [
+                e(5, "x", &[]),
+                e(1, "b", &[("k", "first")]),
+                e(1, "a", &[]),
+                e(1, "b", &[("k", "second")]),
+                e(3, "y", &[]),
+            ]
+            .as_slice(),
+        );
+        b.sort_dedup();
+        let got: Vec<(i64, String, usize)> =
+            b.iter().map(|e| (e.ts, e.line.to_string(), e.structured_metadata.len())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "a".to_string(), 0),
+                (1, "b".to_string(), 1),
+                (3, "y".to_string(), 0),
+                (5, "x".to_string(), 0)
+            ]
+        );
+        assert_eq!(b.get(1).structured_metadata[0].value, "first");
+    }
+
+    #[test]
+    fn extend_keeps_metadata() {
+        let mut a = EntryBatch::from([e(1, "a", &[("k", "v")])].as_slice());
+        let b = EntryBatch::from([e(2, "b", &[("k", "w")]), e(3, "c", &[("k", "v")])].as_slice());
+        a.extend_from(&b);
+        assert_eq!(a.len(), 3);
+        assert_eq!(a.get(2).metadata_id, a.get(0).metadata_id);
+        assert_eq!(a.get(1).structured_metadata[0].value, "w");
+    }
+}
