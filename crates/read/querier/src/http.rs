@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 use skald_logql::engine::{self, QueryParams};
-use skald_logql::syntax::{self, ast::Expr};
+use skald_logql::syntax::{self, ast::Expr, goutil};
 use skald_model::{LabelMatcher, Labels};
 use skald_proto::ingester::IngesterQuery;
 
@@ -202,6 +202,25 @@ impl Querier {
         Ok(())
     }
 
+    /// Loki's `max_query_length` check (query frontend): the range, in whole milliseconds as
+    /// the frontend sees it, must not exceed the limit (0 disables it).
+    fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
+        let max = self.limits.max_query_length;
+        if max.is_zero() {
+            return Ok(());
+        }
+        let max_ns = max.as_nanos().min(i64::MAX as u128) as i64;
+        let len_ns = (end.div_euclid(1_000_000) - start.div_euclid(1_000_000)) * 1_000_000;
+        if len_ns > max_ns {
+            return Err(QuerierError::BadRequest(format!(
+                "the query time range exceeds the limit (query length: {}, limit: {})",
+                goutil::go_duration_string(len_ns),
+                goutil::prom_duration_string(max_ns)
+            )));
+        }
+        Ok(())
+    }
+
     /// `/loki/api/v1/query_range`.
     pub async fn query_range(
         self: &Arc<Self>,
@@ -239,6 +258,7 @@ impl Querier {
         if matches!(expr, Expr::Log(_)) {
             self.check_limit(limit)?;
         }
+        self.check_query_length(start, end)?;
         let qp = QueryParams {
             start,
             end,

@@ -1,0 +1,185 @@
+//! Loki's status codes and messages for rejected queries, over a real `skald` and real sockets:
+//! `max_query_length`, `max_query_series`, `max_entries_limit_per_query`, `query_timeout`, an
+//! instant log query, a parse error, a bad regex and a bad template. The expected texts are
+//! Loki's (pkg/util/validation, pkg/logqlmodel, pkg/querier/queryrange, pkg/util/server).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use serde_json::{json, Value};
+use skald_integration_tests::{
+    get, post, push_reference_dataset, temp_dir, Resp, Skald, REFERENCE_CONFIG,
+};
+
+/// 2026-11-01T00:00:00Z in seconds.
+const T0: i64 = 1_793_491_200;
+const NS: i64 = 1_000_000_000;
+
+const LIMITS: &str = "auth_enabled: true
+limits_config:
+  reject_old_samples: false
+  max_query_length: 2h
+  max_query_series: 3
+  max_entries_limit_per_query: 100
+";
+
+fn push_five_streams(s: &Skald) {
+    let streams: Vec<Value> = (0..5)
+        .map(|h| {
+            let values: Vec<Value> = (0..60)
+                .map(|i| {
+                    json!([((T0 + i * 10) * NS + h).to_string(), format!("host {h} line {i}")])
+                })
+                .collect();
+            json!({"stream": {"job": "five", "host": format!("h{h}")}, "values": values})
+        })
+        .collect();
+    let body = json!({ "streams": streams }).to_string();
+    let r = post(
+        &format!("{}/loki/api/v1/push", s.url),
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    // The data is weeks old: the querier reads it from storage, not from the ingester.
+    let r = post(&format!("{}/flush", s.url), &[], b"");
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
+fn range(s: &Skald, query: &str, start: i64, end: i64, extra: &[(&str, &str)]) -> Resp {
+    let (st, en) = ((start * NS).to_string(), (end * NS).to_string());
+    let mut p = vec![("query", query), ("start", st.as_str()), ("end", en.as_str())];
+    p.extend_from_slice(extra);
+    get(&format!("{}/loki/api/v1/query_range", s.url), &p, &[("X-Scope-OrgID", "t")])
+}
+
+fn instant(s: &Skald, query: &str, time: i64) -> Resp {
+    let t = (time * NS).to_string();
+    get(
+        &format!("{}/loki/api/v1/query", s.url),
+        &[("query", query), ("time", t.as_str())],
+        &[("X-Scope-OrgID", "t")],
+    )
+}
+
+/// A rejected request: Loki's status, its exact text, as `text/plain; charset=utf-8`.
+fn assert_rejected(r: &Resp, status: u16, text: &str) {
+    assert_eq!((r.status, r.body.as_str()), (status, text));
+    assert_eq!(r.content_type, "text/plain; charset=utf-8");
+}
+
+#[test]
+fn limits_and_bad_queries_answer_like_loki() {
+    let dir = temp_dir("http-errors");
+    let s = Skald::start(&dir, LIMITS);
+    push_five_streams(&s);
+    let q = "{job=\"five\"}";
+
+    // max_query_length: the frontend's check, `queryLen > limit` (equal passes).
+    let r = range(&s, q, T0, T0 + 3 * 3600 + 1, &[]);
+    assert_rejected(
+        &r,
+        400,
+        "the query time range exceeds the limit (query length: 3h0m1s, limit: 2h)",
+    );
+    let r = range(&s, "count_over_time({job=\"five\"}[1m])", T0, T0 + 7201, &[("step", "60")]);
+    assert_rejected(
+        &r,
+        400,
+        "the query time range exceeds the limit (query length: 2h0m1s, limit: 2h)",
+    );
+    assert_eq!(range(&s, q, T0, T0 + 7200, &[]).status, 200);
+
+    // max_entries_limit_per_query.
+    let r = range(&s, q, T0, T0 + 600, &[("limit", "101")]);
+    assert_rejected(
+        &r,
+        400,
+        "max entries limit per query exceeded, limit > max_entries_limit_per_query (101 > 100)",
+    );
+    let r = range(&s, q, T0, T0 + 600, &[("limit", "100")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let n: usize = r.json()["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["values"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(n, 100);
+
+    // max_query_series: 5 series > 3, for range and instant queries; aggregated is fine.
+    let series_text = "maximum number of series (3) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()";
+    let r = range(&s, "count_over_time({job=\"five\"}[1m])", T0, T0 + 600, &[("step", "60")]);
+    assert_rejected(&r, 400, series_text);
+    let r = instant(&s, "count_over_time({job=\"five\"}[10m])", T0 + 600);
+    assert_rejected(&r, 400, series_text);
+    let r = instant(&s, "sum(count_over_time({job=\"five\"}[10m]))", T0 + 600);
+    assert_eq!(r.status, 200, "{}", r.body);
+    // (T0, T0+10m] is left-open: h0's line at exactly T0 is out, the others are 1-4 ns later.
+    assert_eq!(r.json()["data"]["result"][0]["value"][1], json!("299"));
+    let r = instant(&s, "topk(3, count_over_time({job=\"five\"}[10m]))", T0 + 600);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // An instant log query.
+    let r = instant(&s, q, T0 + 600);
+    assert_rejected(
+        &r,
+        400,
+        "log queries are not supported as an instant query type, please change your query to a range query type",
+    );
+
+    // Parse errors, with Loki's line and column.
+    let r = range(&s, "{job=\"web\"} | json |=", T0, T0 + 600, &[]);
+    assert_rejected(
+        &r,
+        400,
+        "parse error at line 1, col 22: syntax error: unexpected $end, expecting STRING or ip",
+    );
+    let r = range(&s, "sum(count_over_time({job=\"five\"}[1m]) by (host)", T0, T0 + 600, &[]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.starts_with("parse error at line 1, col "), "{}", r.body);
+
+    // A bad regex, a bad template: stage errors, without position.
+    let r = range(&s, "{job=\"web\"} |~ \"(unclosed\"", T0, T0 + 600, &[]);
+    assert_rejected(
+        &r,
+        400,
+        "parse error : stage '|~ \"(unclosed\"' : error parsing regexp: missing closing ): `(unclosed`",
+    );
+    let r = range(&s, "{job=\"five\"} | line_format \"{{.x\"", T0, T0 + 600, &[]);
+    assert_rejected(
+        &r,
+        400,
+        "parse error : stage '| line_format \"{{.x\"' : invalid line template: template: line:1: unclosed action",
+    );
+    let r = range(&s, "{job=\"five\"} | label_format a=`{{ nope }}`", T0, T0 + 600, &[]);
+    assert_rejected(
+        &r,
+        400,
+        "parse error : stage '| label_format a=\"{{ nope }}\"' : invalid template for label 'a': template: label:1: function \"nope\" not defined",
+    );
+}
+
+#[test]
+fn query_timeout_answers_504() {
+    let dir = temp_dir("http-timeout");
+    let config =
+        REFERENCE_CONFIG.replace("limits_config:\n", "limits_config:\n  query_timeout: 1ms\n");
+    let s = Skald::start(&dir, &config);
+    push_reference_dataset(&s, "tenant-a");
+    let (st, en) = ((T0 * NS).to_string(), ((T0 + 7200) * NS).to_string());
+    let r = get(
+        &format!("{}/loki/api/v1/query_range", s.url),
+        &[
+            ("query", "sum by (job) (count_over_time({env=\"test\"} |~ \"(?i)e.*r.*o\" [10m]))"),
+            ("start", st.as_str()),
+            ("end", en.as_str()),
+            ("step", "1"),
+        ],
+        &[("X-Scope-OrgID", "tenant-a")],
+    );
+    assert_rejected(
+        &r,
+        504,
+        "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed",
+    );
+}
