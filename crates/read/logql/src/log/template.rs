@@ -2490,7 +2490,12 @@ impl State<'_> {
                 Value::Float((ns / 1_000_000_000) as f64 + (ns % 1_000_000_000) as f64 / 1e9)
             }
             ToDate => Value::Time(go_parse_time(s(0), s(1)).unwrap_or_else(GoTime::zero)),
-            ToDateInZone => Value::Time(go_parse_time(s(0), s(2)).unwrap_or_else(GoTime::zero)),
+            ToDateInZone => {
+                let zone = load_zone(s(1));
+                Value::Time(
+                    go_parse_time_in(s(0), s(2), zone.as_deref()).unwrap_or_else(GoTime::zero),
+                )
+            }
             UnixEpoch => Value::Str(as_time(&a[0]).secs.to_string()),
             UnixEpochMillis => Value::Str(as_time(&a[0]).unix_milli().to_string()),
             UnixEpochNanos => Value::Str(as_time(&a[0]).unix_nano().to_string()),
@@ -3908,8 +3913,83 @@ fn lookup_name<'a>(names: &[&str], v: &'a str, len: Option<usize>) -> Option<(us
     None
 }
 
+/// Where Go's `time.LoadLocation` looks for zone files on Unix.
+const ZONEINFO_DIRS: [&str; 4] =
+    ["/usr/share/zoneinfo", "/usr/share/lib/zoneinfo", "/usr/lib/locale/TZ", "/etc/zoneinfo"];
+
+/// Go's `time.LoadLocation` as sprig's `toDateInZone` uses it: `""` and `"UTC"` are UTC,
+/// `"Local"` is the process zone (UTC, as in Loki's images), any other name is a TZif file of
+/// the system time zone database. Names with `..` or a leading slash, and unknown names, are
+/// errors, for which sprig falls back to UTC: all of these return `None`.
+fn load_zone(name: &str) -> Option<Arc<tz::TimeZone>> {
+    type Cache = Mutex<HashMap<String, Option<Arc<tz::TimeZone>>>>;
+    static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+    if name.is_empty() || name == "UTC" || name == "Local" {
+        return None;
+    }
+    if name.contains("..") || name.starts_with('/') || name.starts_with('\\') {
+        return None;
+    }
+    let cache = CACHE.get_or_init(Cache::default);
+    if let Some(z) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+        return z.clone();
+    }
+    let zone = ZONEINFO_DIRS
+        .iter()
+        .find_map(|d| std::fs::read(std::path::Path::new(d).join(name)).ok())
+        .and_then(|b| tz::TimeZone::from_tz_data(&b).ok())
+        .map(Arc::new);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if c.len() < 256 {
+        c.insert(name.to_string(), zone.clone());
+    }
+    zone
+}
+
+/// The offset and abbreviation of `zone` at `unix` seconds.
+fn zone_at(zone: &tz::TimeZone, unix: i64) -> (i64, String) {
+    match zone.find_local_time_type(unix) {
+        Ok(t) => (t.ut_offset() as i64, t.time_zone_designation().to_string()),
+        Err(_) => (0, "UTC".to_string()),
+    }
+}
+
+/// A time at `secs` shown in `zone`.
+fn time_in_zone(zone: &tz::TimeZone, secs: i64, nsec: u32) -> GoTime {
+    let (offset, name) = zone_at(zone, secs);
+    GoTime { secs, nsec, offset: offset as i32, name: Some(name) }
+}
+
+/// Go's `time.Date` in `zone` for a wall-clock time given as seconds since the epoch as if
+/// it were UTC: the zone's offset at that instant is tried first, then re-read at the
+/// corrected instant (this picks Go's side of DST gaps and overlaps).
+fn date_in_zone(zone: &tz::TimeZone, local: i64, nsec: u32) -> GoTime {
+    let (first, _) = zone_at(zone, local);
+    let secs = if first == 0 { local } else { local - zone_at(zone, local - first).0 };
+    time_in_zone(zone, secs, nsec)
+}
+
+/// Go's `Location.lookupName`: the offset of a zone abbreviation, preferring the zone type
+/// that was in effect at the time.
+fn zone_offset_by_name(zone: &tz::TimeZone, name: &str, unix: i64) -> Option<i64> {
+    let types = zone.as_ref().local_time_types();
+    for t in types.iter().filter(|t| t.time_zone_designation() == name) {
+        let (offset, n) = zone_at(zone, unix - t.ut_offset() as i64);
+        if n == name {
+            return Some(offset);
+        }
+    }
+    types.iter().find(|t| t.time_zone_designation() == name).map(|t| t.ut_offset() as i64)
+}
+
 /// Go's `time.ParseInLocation` with the UTC location; `None` when the value does not match.
 fn go_parse_time(layout: &str, value: &str) -> Option<GoTime> {
+    go_parse_time_in(layout, value, None)
+}
+
+/// Go's `time.ParseInLocation` in `zone` (`None` = UTC); `None` when the value does not
+/// match.
+fn go_parse_time_in(layout: &str, value: &str, zone: Option<&tz::TimeZone>) -> Option<GoTime> {
     let (mut year, mut month, mut day, mut yday) = (1i64, -1i64, -1i64, -1i64);
     let (mut hour, mut min, mut sec, mut nsec) = (0i64, 0i64, 0i64, 0i64);
     let (mut pm_set, mut am_set) = (false, false);
@@ -4133,6 +4213,28 @@ fn go_parse_time(layout: &str, value: &str) -> Option<GoTime> {
     let local = days * 86_400 + hour * 3600 + min * 60 + sec;
     if utc {
         return Some(GoTime::utc(local, nsec as u32));
+    }
+    if let Some(zone) = zone {
+        let nsec = nsec as u32;
+        if let Some(off) = zone_offset {
+            let secs = local - off;
+            let (at, name) = zone_at(zone, secs);
+            if at == off && zone_name.as_deref().is_none_or(|n| n == name) {
+                return Some(time_in_zone(zone, secs, nsec));
+            }
+            return Some(GoTime { secs, nsec, offset: off as i32, name: zone_name });
+        }
+        if let Some(name) = zone_name {
+            if let Some(off) = zone_offset_by_name(zone, &name, local) {
+                return Some(time_in_zone(zone, local - off, nsec));
+            }
+            let off = match name.strip_prefix("GMT") {
+                Some(h) if !h.is_empty() => h.parse::<i64>().unwrap_or(0) * 3600,
+                _ => 0,
+            };
+            return Some(GoTime { secs: local - off, nsec, offset: off as i32, name: Some(name) });
+        }
+        return Some(date_in_zone(zone, local, nsec));
     }
     if let Some(off) = zone_offset {
         if off == 0 {
@@ -4462,6 +4564,59 @@ mod tests {
                 r#"{{ ToUpper "a" }}{{ ToLower "B" }}{{ Replace "aaa" "a" "b" 2 }}{{ TrimSpace " c " }}{{ Trim "xdx" "x" }}{{ TrimLeft "xdx" "x" }}{{ TrimPrefix "pq" "p" }}"#
             ),
             "Abbbacddxq"
+        );
+    }
+
+    #[test]
+    fn dates_in_a_zone_follow_go() {
+        // US Eastern as a POSIX rule: no files needed.
+        let z = tz::TimeZone::from_posix_tz("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        let local = |y: i64, mo: u32, d: u32, h: i64, mi: i64| {
+            days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60
+        };
+        // summer: EDT
+        let t = date_in_zone(&z, local(2021, 11, 2, 0, 0), 0);
+        assert_eq!((t.secs, t.offset, t.name.as_deref()), (1_635_825_600, -14_400, Some("EDT")));
+        // winter: EST
+        let t = date_in_zone(&z, local(2021, 12, 2, 0, 0), 0);
+        assert_eq!((t.secs - 1_638_403_200, t.offset), (18_000, -18_000));
+        // in the spring-forward gap Go lands an hour earlier, in EST
+        let t = date_in_zone(&z, local(2021, 3, 14, 2, 30), 0);
+        assert_eq!(go_format_time(&t, "15:04 MST"), "01:30 EST");
+        assert_eq!(zone_offset_by_name(&z, "EDT", local(2021, 7, 1, 0, 0)), Some(-14_400));
+        assert_eq!(zone_offset_by_name(&z, "CET", 0), None);
+        let t = go_parse_time_in("2006-01-02 15:04 MST", "2021-07-01 10:00 EDT", Some(&z)).unwrap();
+        assert_eq!(t.secs, local(2021, 7, 1, 14, 0));
+        let t = go_parse_time_in("2006-01-02 -0700", "2021-07-01 -0400", Some(&z)).unwrap();
+        assert_eq!(t.name.as_deref(), Some("EDT"));
+        let t = go_parse_time_in("2006-01-02 -0700", "2021-07-01 +0100", Some(&z)).unwrap();
+        assert_eq!((t.offset, t.name), (3600, None));
+    }
+
+    #[test]
+    fn to_date_in_zone_reads_the_zone_database() {
+        assert_eq!(
+            r(r#"{{ toDateInZone "2006-01-02" "No/Such_Zone" "2021-11-02" | unixEpoch }}"#),
+            "1635811200"
+        );
+        assert_eq!(
+            r(r#"{{ toDateInZone "2006-01-02" "../etc/passwd" "2021-11-02" | unixEpoch }}"#),
+            "1635811200"
+        );
+        if !ZONEINFO_DIRS
+            .iter()
+            .any(|d| std::path::Path::new(d).join("America/New_York").try_exists().is_ok_and(|e| e))
+        {
+            eprintln!("no system time zone database: skipping the America/New_York check");
+            return;
+        }
+        assert_eq!(
+            r(r#"{{ toDateInZone "2006-01-02" "America/New_York" "2021-11-02" | unixEpoch }}"#),
+            "1635825600"
+        );
+        assert_eq!(
+            r(r#"{{ toDateInZone "2006-01-02" "America/New_York" "2021-11-02" }}"#),
+            "2021-11-02 00:00:00 -0400 EDT"
         );
     }
 
