@@ -183,3 +183,38 @@ fn query_timeout_answers_504() {
         "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed",
     );
 }
+
+#[test]
+fn approx_topk_follows_shard_aggregations() {
+    let q = "approx_topk(2, sum by (host) (count_over_time({job=\"five\"}[10m])))";
+    // Loki's default: shard_aggregations is empty, so approx_topk is refused.
+    let dir = temp_dir("http-approx-default");
+    let s = Skald::start(&dir, LIMITS);
+    push_five_streams(&s);
+    assert_rejected(
+        &instant(&s, q, T0 + 600),
+        500,
+        "approx_topk is not enabled. See -limits.shard_aggregations",
+    );
+    drop(s);
+
+    // Enabled: instant queries answer (Skald's counts are exact), range queries are refused.
+    let dir = temp_dir("http-approx-enabled");
+    let config =
+        LIMITS.replace("limits_config:\n", "limits_config:\n  shard_aggregations: [approx_topk]\n");
+    let s = Skald::start(&dir, &config);
+    push_five_streams(&s);
+    let r = instant(&s, q, T0 + 600);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 2, "{}", r.body);
+    for p in result {
+        assert_eq!(p["value"][1], "60", "{}", r.body);
+    }
+    assert_rejected(
+        &range(&s, q, T0, T0 + 600, &[]),
+        500,
+        "count min sketches are only supported on instant queries",
+    );
+}

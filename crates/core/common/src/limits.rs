@@ -143,6 +143,9 @@ pub struct Limits {
     /// Most bytes a query may read; 0 means no limit.
     #[serde(with = "units::bytesize")]
     pub max_query_bytes_read: u64,
+    /// Aggregations the query frontend may shard (Loki's `shard_aggregations`); only
+    /// `approx_topk` is recognised, and without it `approx_topk` queries are refused.
+    pub shard_aggregations: Vec<String>,
     /// Most bytes one sub-query may read; 0 means no limit.
     #[serde(with = "units::bytesize")]
     pub max_querier_bytes_read: u64,
@@ -243,6 +246,7 @@ impl Default for Limits {
             query_timeout: mins(1),
             split_queries_by_interval: hours(1),
             max_query_bytes_read: 0,
+            shard_aggregations: Vec::new(),
             max_querier_bytes_read: 150 << 30,
             volume_enabled: true,
             volume_max_series: 1000,

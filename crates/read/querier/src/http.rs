@@ -14,7 +14,8 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 use skald_logql::engine::{self, QueryParams};
-use skald_logql::syntax::{self, ast::Expr, goutil};
+use skald_logql::syntax::ast::{Expr, VectorOp};
+use skald_logql::syntax::{self, goutil};
 use skald_model::{LabelMatcher, Labels};
 use skald_proto::ingester::IngesterQuery;
 
@@ -202,6 +203,26 @@ impl Querier {
         Ok(())
     }
 
+    /// Loki's query frontend refuses `approx_topk` unless `shard_aggregations` lists it, and
+    /// then runs it (on count-min sketches) for instant queries only; both answers are 500s.
+    /// Skald computes it exactly, which is within any sketch's error bound.
+    fn check_shard_aggregations(&self, expr: &Expr, instant: bool) -> Result<(), QuerierError> {
+        let Expr::Sample(e) = expr else { return Ok(()) };
+        if !e.uses_vector_op(VectorOp::ApproxTopk) {
+            return Ok(());
+        }
+        let status = 500;
+        if !self.limits.shard_aggregations.iter().any(|a| a == "approx_topk") {
+            let message = "approx_topk is not enabled. See -limits.shard_aggregations".to_string();
+            return Err(QuerierError::Status { status, message });
+        }
+        if !instant {
+            let message = "count min sketches are only supported on instant queries".to_string();
+            return Err(QuerierError::Status { status, message });
+        }
+        Ok(())
+    }
+
     /// Loki's `max_query_length` check (query frontend): the range, in whole milliseconds as
     /// the frontend sees it, must not exceed the limit (0 disables it).
     fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
@@ -303,6 +324,7 @@ impl Querier {
         qp: QueryParams,
         categorize: bool,
     ) -> Result<Value, QuerierError> {
+        self.check_shard_aggregations(&expr, qp.instant)?;
         let _permit = self
             .concurrency
             .acquire()

@@ -436,3 +436,21 @@ pub enum SampleExpr {
     /// `( expr )`: kept so that printing round-trips.
     Paren(Box<SampleExpr>),
 }
+
+impl SampleExpr {
+    /// True when a vector aggregation with `op` appears anywhere in the expression.
+    pub fn uses_vector_op(&self, op: VectorOp) -> bool {
+        match self {
+            SampleExpr::VectorAggregation { op: o, expr, .. } => {
+                *o == op || expr.uses_vector_op(op)
+            }
+            SampleExpr::Binary { lhs, rhs, .. } => lhs.uses_vector_op(op) || rhs.uses_vector_op(op),
+            SampleExpr::LabelReplace { expr, .. } | SampleExpr::Paren(expr) => {
+                expr.uses_vector_op(op)
+            }
+            SampleExpr::RangeAggregation { .. }
+            | SampleExpr::Literal(_)
+            | SampleExpr::Vector(_) => false,
+        }
+    }
+}
