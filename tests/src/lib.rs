@@ -155,6 +155,19 @@ impl Skald {
         }
     }
 
+    /// SIGKILLs the process (no flush, no checkpoint) and starts it again with the same
+    /// config and ports.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
+        let s = Self::start_with_config(
+            &self.dir.clone(),
+            &self.config_path.clone(),
+            self.http_port,
+            self.grpc_port,
+        );
+        *self = s;
+    }
+
     /// Restarts with the same config and ports.
     pub fn restart(&mut self) {
         self.stop();

@@ -82,6 +82,9 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         };
         let ing =
             Ingester::new(config.ingester.clone(), config.limits_config.clone(), cs, is, &registry);
+        // Replay before anything listens: the process is ready only after this.
+        let wal_dir = config.wal_dir();
+        ing.open_wal(&wal_dir).await.map_err(anyhow::Error::msg)?;
         ingester_task = Some(tokio::spawn(ing.clone().run(shutdown_rx.clone())));
         ingester = Some(ing);
     }

@@ -114,6 +114,15 @@ impl Config {
         PathBuf::from(&self.common.path_prefix).join("chunks")
     }
 
+    /// The ingester's WAL directory: `ingester.wal.dir`, or `<common.path_prefix>/wal`.
+    pub fn wal_dir(&self) -> PathBuf {
+        if self.ingester.wal.dir.is_empty() {
+            PathBuf::from(&self.common.path_prefix).join("wal")
+        } else {
+            PathBuf::from(&self.ingester.wal.dir)
+        }
+    }
+
     /// Checks every block before start.
     pub fn validate(&self) -> Result<(), String> {
         self.ingester.validate()?;

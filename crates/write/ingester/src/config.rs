@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wal::WalConfig;
+
 /// The `ingester` block.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +33,8 @@ pub struct IngesterConfig {
     pub flush_op_timeout: Duration,
     /// Chunks uploaded at once.
     pub concurrent_flushes: usize,
+    /// The write-ahead log.
+    pub wal: WalConfig,
 }
 
 impl Default for IngesterConfig {
@@ -45,6 +49,7 @@ impl Default for IngesterConfig {
             flush_check_period: Duration::from_secs(30),
             flush_op_timeout: Duration::from_secs(600),
             concurrent_flushes: 32,
+            wal: WalConfig::default(),
         }
     }
 }
@@ -60,6 +65,14 @@ impl IngesterConfig {
         }
         if self.flush_check_period.is_zero() {
             return Err("ingester.flush_check_period must be positive".to_string());
+        }
+        if self.wal.enabled {
+            if self.wal.checkpoint_duration.is_zero() {
+                return Err("ingester.wal.checkpoint_duration must be positive".to_string());
+            }
+            if self.wal.fsync_interval.is_zero() {
+                return Err("ingester.wal.fsync_interval must be positive".to_string());
+            }
         }
         Ok(())
     }

@@ -8,9 +8,11 @@
 mod config;
 mod metrics;
 mod stream;
+mod wal;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -27,6 +29,8 @@ use tokio::sync::watch;
 pub use config::IngesterConfig;
 pub use metrics::IngesterMetrics;
 use stream::{AppendError, ClosedChunk, StreamState};
+pub use wal::{FsyncPolicy, ReplayStats, WalConfig};
+use wal::{RecordBuilder, Wal};
 
 /// One tenant's streams.
 #[derive(Default)]
@@ -43,6 +47,10 @@ struct Inner {
     metrics: IngesterMetrics,
     /// Serialises flushes so that a chunk is never uploaded twice at once.
     flush_lock: tokio::sync::Mutex<()>,
+    /// The write-ahead log, once [`Ingester::open_wal`] replayed it.
+    wal: OnceLock<Wal>,
+    /// Serialises checkpoints.
+    checkpoint_lock: tokio::sync::Mutex<()>,
 }
 
 /// The ingester service. Cheap to clone.
@@ -69,6 +77,8 @@ impl Ingester {
                 tenants: Mutex::new(HashMap::new()),
                 metrics: IngesterMetrics::new(registry),
                 flush_lock: tokio::sync::Mutex::new(()),
+                wal: OnceLock::new(),
+                checkpoint_lock: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -78,16 +88,167 @@ impl Ingester {
         tenants.entry(tenant.to_string()).or_default().clone()
     }
 
-    /// Runs the periodic flush loop until `shutdown` turns true, then flushes everything.
+    /// Replays the write-ahead log in `dir` into memory, then starts logging pushes to it.
+    /// Call once, before the ingester serves (it is ready only afterwards). With
+    /// `ingester.wal.enabled: false` it does nothing.
+    pub async fn open_wal(&self, dir: &Path) -> Result<ReplayStats, String> {
+        let config = self.inner.config.wal.clone();
+        if !config.enabled {
+            return Ok(ReplayStats::default());
+        }
+        let started = Instant::now();
+        let this = self.clone();
+        let path = dir.to_path_buf();
+        let ceiling = config.replay_memory_ceiling;
+        let handle = tokio::runtime::Handle::current();
+        let stats = tokio::task::spawn_blocking(move || {
+            let mut held = 0u64;
+            wal::replay(&path, |tenant, streams| {
+                held += streams
+                    .iter()
+                    .flat_map(|s| s.entries.iter())
+                    .map(|e| e.line.len() as u64 + 32)
+                    .sum::<u64>();
+                // Entries outside the out-of-order window, or over a stream limit, were
+                // refused when first pushed too: nothing to report again.
+                let _ = this.push_sync(&tenant, streams, false);
+                if ceiling > 0 && held >= ceiling {
+                    tracing::info!(held, "WAL replay reached replay_memory_ceiling; flushing");
+                    if let Err(error) = handle.block_on(this.flush(true)) {
+                        tracing::warn!(%error, "flush during WAL replay failed; continuing");
+                    }
+                    held = 0;
+                }
+            })
+        })
+        .await
+        .map_err(|e| format!("WAL replay task failed: {e}"))?
+        .map_err(|e| format!("cannot replay the WAL in {}: {e}", dir.display()))?;
+        self.inner.metrics.wal_corruptions.inc_by(stats.corruptions);
+        self.inner.metrics.wal_recovered_entries.inc_by(stats.entries);
+        let wal = Wal::open(dir, config, stats.next_segment)
+            .map_err(|e| format!("cannot open the WAL in {}: {e}", dir.display()))?;
+        if self.inner.wal.set(wal).is_err() {
+            return Err("the WAL was already opened".to_string());
+        }
+        self.update_gauges();
+        tracing::info!(
+            dir = %dir.display(),
+            records = stats.records,
+            entries = stats.entries,
+            corruptions = stats.corruptions,
+            segments = stats.segments,
+            checkpoint = ?stats.checkpoint,
+            elapsed = ?started.elapsed(),
+            "WAL replayed"
+        );
+        if stats.records > 0 {
+            // Fold what was replayed into a checkpoint, so old segments go away now.
+            if let Err(error) = self.checkpoint().await {
+                tracing::warn!(%error, "checkpoint after WAL replay failed");
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Writes a WAL checkpoint of everything held in memory and deletes the segments it
+    /// replaces. Does nothing without a WAL.
+    pub async fn checkpoint(&self) -> Result<(), String> {
+        if self.inner.wal.get().is_none() {
+            return Ok(());
+        }
+        let _guard = self.inner.checkpoint_lock.lock().await;
+        let this = self.clone();
+        let started = Instant::now();
+        let res = tokio::task::spawn_blocking(move || this.checkpoint_sync())
+            .await
+            .map_err(|e| format!("checkpoint task failed: {e}"))
+            .and_then(|r| r);
+        match &res {
+            Ok(bytes) => {
+                self.inner.metrics.checkpoints.inc();
+                self.inner.metrics.checkpoint_bytes.inc_by(*bytes);
+                tracing::debug!(bytes, elapsed = ?started.elapsed(), "WAL checkpoint written");
+            }
+            Err(_) => self.inner.metrics.checkpoint_failures.inc(),
+        }
+        res.map(|_| ())
+    }
+
+    fn checkpoint_sync(&self) -> Result<u64, String> {
+        let Some(wal) = self.inner.wal.get() else { return Ok(0) };
+        // Every record in the segments up to `seq` was applied to memory before it was
+        // written, so the snapshot taken after this rotation holds all their unflushed data.
+        let seq = wal.rotate().map_err(|e| format!("cannot start a WAL segment: {e}"))?;
+        let tenants: Vec<(String, Arc<Mutex<TenantStreams>>)> =
+            self.inner.tenants.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        wal.checkpoint(seq, |out| {
+            for (tenant, streams) in &tenants {
+                let fps: Vec<u64> = streams.lock().streams.keys().copied().collect();
+                for fp in fps {
+                    let (labels, entries) = {
+                        let guard = streams.lock();
+                        let Some(st) = guard.streams.get(&fp) else { continue };
+                        let entries = st
+                            .entries_in_range(i64::MIN, i64::MAX)
+                            .map_err(|e| std::io::Error::other(e.to_string()))?;
+                        (st.labels.clone(), entries)
+                    };
+                    let mut rec = RecordBuilder::new(tenant);
+                    rec.begin_stream(&labels);
+                    for e in &entries {
+                        rec.entry(e);
+                        if rec.len() >= 4 << 20 {
+                            let full = std::mem::replace(&mut rec, RecordBuilder::new(tenant));
+                            if let Some(r) = full.finish() {
+                                out(&r)?;
+                            }
+                            rec.begin_stream(&labels);
+                        }
+                    }
+                    if let Some(r) = rec.finish() {
+                        out(&r)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| format!("cannot write WAL checkpoint {seq}: {e}"))
+    }
+
+    /// Runs the periodic flush loop (and, with a WAL, the checkpoint and sync ticks) until
+    /// `shutdown` turns true. Then it flushes everything, or, with a WAL and
+    /// `flush_on_shutdown: false`, writes a checkpoint that the next start replays.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let period = self.inner.config.flush_check_period;
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wal_config = self.inner.config.wal.clone();
+        let mut checkpoint_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + wal_config.checkpoint_duration,
+            wal_config.checkpoint_duration,
+        );
+        checkpoint_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync_tick = tokio::time::interval(wal_config.fsync_interval);
+        sync_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let syncing = wal_config.fsync == FsyncPolicy::Interval;
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
                     if let Err(error) = self.flush(false).await {
                         tracing::warn!(%error, "periodic flush failed; will retry");
+                    }
+                }
+                _ = checkpoint_tick.tick() => {
+                    if let Err(error) = self.checkpoint().await {
+                        tracing::warn!(%error, "WAL checkpoint failed; will retry");
+                    }
+                }
+                _ = sync_tick.tick(), if syncing => {
+                    if let Some(wal) = self.inner.wal.get() {
+                        if let Err(error) = wal.sync() {
+                            tracing::warn!(%error, "WAL sync failed");
+                        }
                     }
                 }
                 changed = shutdown.changed() => {
@@ -97,12 +258,27 @@ impl Ingester {
                 }
             }
         }
+        if self.inner.wal.get().is_some() && !wal_config.flush_on_shutdown {
+            tracing::info!(
+                "ingester shutting down: writing a WAL checkpoint (flush_on_shutdown is off)"
+            );
+            match self.checkpoint().await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "shutdown checkpoint failed; flushing instead")
+                }
+            }
+        }
         tracing::info!("ingester shutting down: flushing all chunks");
         let mut backoff = Duration::from_millis(200);
         for _ in 0..8 {
             match self.flush(true).await {
                 Ok(()) => {
                     tracing::info!("ingester flushed all chunks");
+                    // Nothing is held any more: an empty checkpoint retires every segment.
+                    if let Err(error) = self.checkpoint().await {
+                        tracing::warn!(%error, "WAL checkpoint after the final flush failed");
+                    }
                     return;
                 }
                 Err(error) => {
@@ -210,7 +386,11 @@ impl Ingester {
         self.inner.metrics.memory_chunks.set(chunks);
     }
 
-    fn push_sync(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
+    /// Applies a push to memory and, when `log` and a WAL is open, writes the accepted
+    /// entries to the WAL before returning: a push is acknowledged only once it is logged.
+    fn push_sync(&self, tenant: &str, streams: Vec<Stream>, log: bool) -> Result<(), ServiceError> {
+        let wal = if log { self.inner.wal.get() } else { None };
+        let mut record = wal.map(|_| RecordBuilder::new(tenant));
         let t = self.tenant(tenant);
         let mut guard = t.lock();
         let max_streams = self.inner.limits.max_global_streams_per_user;
@@ -230,10 +410,20 @@ impl Ingester {
                 guard.streams.insert(fp, StreamState::new(s.labels.clone(), &self.inner.config));
             }
             let Some(st) = guard.streams.get_mut(&fp) else { continue };
+            if let Some(r) = record.as_mut() {
+                r.begin_stream(&s.labels);
+            }
             let total = s.entries.len();
             let mut too_far: Vec<AppendError> = Vec::new();
             for e in s.entries {
-                match st.append(e, &self.inner.config) {
+                let mark = record.as_mut().map(|r| r.entry(&e));
+                let res = st.append(e, &self.inner.config);
+                if let (Some(r), Some(mark)) = (record.as_mut(), mark) {
+                    if res.is_err() {
+                        r.rollback(mark);
+                    }
+                }
+                match res {
                     Ok(()) => accepted += 1,
                     Err(AppendError::Duplicate) => accepted += 1,
                     Err(err) => {
@@ -249,6 +439,19 @@ impl Ingester {
                     too_far.len()
                 ));
             }
+        }
+        drop(guard);
+        if let (Some(wal), Some(bytes)) = (wal, record.and_then(RecordBuilder::finish)) {
+            if let Err(error) = wal.append(&bytes) {
+                self.inner.metrics.wal_failures.inc();
+                tracing::error!(%error, tenant, "WAL write failed; push refused");
+                return Err(ServiceError::new(
+                    ErrorCode::Unavailable,
+                    format!("failed to write to the WAL: {error}"),
+                ));
+            }
+            self.inner.metrics.wal_records.inc();
+            self.inner.metrics.wal_bytes.inc_by(bytes.len() as u64);
         }
         self.inner.metrics.entries.with_label_values(&["accepted"]).inc_by(accepted);
         self.inner.metrics.entries.with_label_values(&["rejected"]).inc_by(rejected);
@@ -282,7 +485,7 @@ impl Ingester {
 #[async_trait]
 impl IngesterService for Ingester {
     async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
-        self.push_sync(tenant, streams)
+        self.push_sync(tenant, streams, true)
     }
 
     async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {

@@ -17,6 +17,22 @@ pub struct IngesterMetrics {
     pub entries: IntCounterVec,
     /// `loki_ingester_chunk_stored_bytes_total`
     pub stored_bytes: IntCounter,
+    /// `loki_ingester_wal_records_logged_total`
+    pub wal_records: IntCounter,
+    /// `loki_ingester_wal_logged_bytes_total`
+    pub wal_bytes: IntCounter,
+    /// `loki_ingester_wal_corruptions_total`: damaged records met during replay.
+    pub wal_corruptions: IntCounter,
+    /// `skald_ingester_wal_write_failures_total`: pushes refused because the WAL write failed.
+    pub wal_failures: IntCounter,
+    /// `loki_ingester_wal_recovered_entries_total`: entries replayed at start.
+    pub wal_recovered_entries: IntCounter,
+    /// `loki_ingester_checkpoint_creations_total`
+    pub checkpoints: IntCounter,
+    /// `loki_ingester_checkpoint_creations_failed_total`
+    pub checkpoint_failures: IntCounter,
+    /// `loki_ingester_checkpoint_logged_bytes_total`
+    pub checkpoint_bytes: IntCounter,
 }
 
 // Names and help texts are constants, so construction cannot fail (invariant: valid names).
@@ -52,6 +68,35 @@ impl IngesterMetrics {
                 "loki_ingester_chunk_stored_bytes_total",
                 "Compressed chunk bytes written to storage.",
             ),
+            wal_records: counter(
+                "loki_ingester_wal_records_logged_total",
+                "Records written to the WAL.",
+            ),
+            wal_bytes: counter("loki_ingester_wal_logged_bytes_total", "Bytes written to the WAL."),
+            wal_corruptions: counter(
+                "loki_ingester_wal_corruptions_total",
+                "Damaged WAL records met during replay (each ends its file).",
+            ),
+            wal_failures: counter(
+                "skald_ingester_wal_write_failures_total",
+                "Pushes refused because their WAL write failed.",
+            ),
+            wal_recovered_entries: counter(
+                "loki_ingester_wal_recovered_entries_total",
+                "Entries replayed from the WAL at start.",
+            ),
+            checkpoints: counter(
+                "loki_ingester_checkpoint_creations_total",
+                "WAL checkpoints written.",
+            ),
+            checkpoint_failures: counter(
+                "loki_ingester_checkpoint_creations_failed_total",
+                "WAL checkpoints that failed.",
+            ),
+            checkpoint_bytes: counter(
+                "loki_ingester_checkpoint_logged_bytes_total",
+                "Bytes written to WAL checkpoints.",
+            ),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.chunks_flushed.clone()),
@@ -60,6 +105,14 @@ impl IngesterMetrics {
             Box::new(m.memory_chunks.clone()),
             Box::new(m.entries.clone()),
             Box::new(m.stored_bytes.clone()),
+            Box::new(m.wal_records.clone()),
+            Box::new(m.wal_bytes.clone()),
+            Box::new(m.wal_corruptions.clone()),
+            Box::new(m.wal_failures.clone()),
+            Box::new(m.wal_recovered_entries.clone()),
+            Box::new(m.checkpoints.clone()),
+            Box::new(m.checkpoint_failures.clone()),
+            Box::new(m.checkpoint_bytes.clone()),
         ];
         for c in collectors {
             if let Err(error) = registry.register(c) {
