@@ -27,6 +27,8 @@ struct Args {
     data: PathBuf,
     keep: bool,
     batch_kb: usize,
+    /// YAML appended to the server's config.
+    config: String,
 }
 
 fn parse_args() -> Result<Args> {
@@ -37,6 +39,7 @@ fn parse_args() -> Result<Args> {
         data: root.join("tests/data/loghub"),
         keep: false,
         batch_kb: 1024,
+        config: String::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -59,6 +62,10 @@ fn parse_args() -> Result<Args> {
                 a.batch_kb = v()?.parse()?;
                 i += 1;
             }
+            "--config" => {
+                a.config = v()?;
+                i += 1;
+            }
             "--keep" => a.keep = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -71,11 +78,14 @@ fn parse_args() -> Result<Args> {
     Ok(a)
 }
 
-const USAGE: &str = "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--keep]
+const USAGE: &str =
+    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--keep]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
   --data DIR    the loghub samples to replicate (default tests/data/loghub)
   --batch-kb N  raw kilobytes per push request (default 1024)
+  --config YAML top-level YAML blocks appended to the server's config, e.g.
+                $'ingester:\n  wal:\n    enabled: false\n'
   --keep        keep the server's data directory afterwards";
 
 /// SplitMix64, for reproducible variation.
@@ -145,11 +155,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &Path, dir: &Path) -> Result<Server> {
+    fn start(bin: &Path, dir: &Path, extra: &str) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let (hp, gp) = (free_port()?, free_port()?);
         let cfg = format!(
-            "server:\n  http_listen_port: {hp}\n  grpc_listen_port: {gp}\n  log_level: warn\ncommon:\n  path_prefix: {d}\nlimits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100000MB\n  per_stream_rate_limit_burst: 100000MB\n  max_entries_limit_per_query: 5000\n  query_timeout: 10m\n",
+            "server:\n  http_listen_port: {hp}\n  grpc_listen_port: {gp}\n  log_level: warn\ncommon:\n  path_prefix: {d}\nlimits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100000MB\n  per_stream_rate_limit_burst: 100000MB\n  max_entries_limit_per_query: 5000\n  query_timeout: 10m\n{extra}",
             d = dir.join("data").display()
         );
         let cfg_path = dir.join("skald.yaml");
@@ -291,7 +301,7 @@ fn query(
 /// Pushes each loghub file once, unvaried, flushes, and reports stored/raw.
 fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
     let dir = std::env::temp_dir().join(format!("skald-bench-once-{}", std::process::id()));
-    let server = Server::start(&args.bin, &dir)?;
+    let server = Server::start(&args.bin, &dir, &args.config)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i64;
     let t0 = now - 3_600_000_000_000;
     let mut raw = 0usize;
@@ -326,7 +336,7 @@ fn main() -> Result<()> {
     compression_once(&args, &lines)?;
 
     let dir = std::env::temp_dir().join(format!("skald-bench-{}", std::process::id()));
-    let server = Server::start(&args.bin, &dir)?;
+    let server = Server::start(&args.bin, &dir, &args.config)?;
     let target = args.mb * 1024 * 1024;
     let streams = SYSTEMS.len() * INSTANCES;
     let per_stream = target / streams;

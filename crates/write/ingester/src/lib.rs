@@ -520,3 +520,78 @@ impl IngesterService for Ingester {
         self.flush(true).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use skald_chunk_store::ObjectChunkStore;
+    use skald_index::MemIndexStore;
+    use skald_model::{Entry, MatchType};
+
+    fn ingester(config: IngesterConfig) -> Ingester {
+        Ingester::new(
+            config,
+            Limits::default(),
+            Arc::new(ObjectChunkStore::in_memory()),
+            Arc::new(MemIndexStore::new()),
+            &prometheus::Registry::new(),
+        )
+    }
+
+    fn streams(from: i64, n: i64) -> Vec<Stream> {
+        vec![Stream {
+            labels: Labels::parse(r#"{job="replay"}"#).unwrap(),
+            entries: (from..from + n)
+                .map(|i| Entry {
+                    ts: 1_000 + i,
+                    line: format!("line {i}"),
+                    structured_metadata: vec![],
+                })
+                .collect(),
+        }]
+    }
+
+    async fn held(ing: &Ingester) -> usize {
+        let q = IngesterQuery {
+            matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
+            start: i64::MIN,
+            end: i64::MAX,
+        };
+        ing.query("t", q).await.unwrap().iter().map(|s| s.entries.len()).sum()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crashed_ingester_replays_its_wal() {
+        let dir = std::env::temp_dir().join(format!("skald-ingester-wal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let ing = ingester(IngesterConfig::default());
+        ing.open_wal(&dir).await.unwrap();
+        ing.push("t", streams(0, 500)).await.unwrap();
+        ing.checkpoint().await.unwrap();
+        ing.push("t", streams(500, 500)).await.unwrap();
+        // entries too far behind are refused and never logged
+        let old = vec![Stream {
+            labels: Labels::parse(r#"{job="replay"}"#).unwrap(),
+            entries: vec![Entry { ts: -1 << 50, line: "old".into(), structured_metadata: vec![] }],
+        }];
+        assert!(ing.push("t", old).await.is_err());
+        drop(ing); // a crash: no flush, no shutdown checkpoint
+
+        let again = ingester(IngesterConfig::default());
+        let stats = again.open_wal(&dir).await.unwrap();
+        assert_eq!(stats.entries, 1000, "{stats:?}");
+        assert!(stats.checkpoint.is_some());
+        assert_eq!(held(&again).await, 1000);
+
+        // with a tiny replay ceiling the replay flushes to storage as it goes
+        drop(again);
+        let mut config = IngesterConfig::default();
+        config.wal.replay_memory_ceiling = 1;
+        let small = ingester(config);
+        small.open_wal(&dir).await.unwrap();
+        assert!(small.inner.metrics.chunks_flushed.get() > 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
