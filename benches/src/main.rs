@@ -320,7 +320,7 @@ fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
         )?;
     }
     ureq::post(&format!("{}/flush", server.url)).call()?;
-    let stored = dir_bytes(&server.dir.join("data"));
+    let stored = dir_bytes(&server.dir.join("data").join("chunks"));
     println!(
         "loghub pushed once: raw {raw} bytes, stored {stored} bytes, stored/raw {:.4}",
         stored as f64 / raw as f64
@@ -430,7 +430,8 @@ fn main() -> Result<()> {
     ureq::post(&format!("{}/flush", server.url)).timeout(Duration::from_secs(900)).call()?;
     let flush_secs = flush_start.elapsed().as_secs_f64();
     let cpu_ingest = server.cpu_seconds() - cpu0;
-    let stored = dir_bytes(&server.dir.join("data")) as f64;
+    let stored = dir_bytes(&server.dir.join("data").join("chunks")) as f64;
+    let wal = dir_bytes(&server.dir.join("data").join("wal")) as f64;
     let mb = raw / 1e6;
     println!(
         "ingest: {:.1} MB raw, {:.0} lines in {:.1}s push + {:.1}s final flush",
@@ -443,7 +444,12 @@ fn main() -> Result<()> {
     );
     println!("server CPU: {:.1} s during push, {:.1} s incl. flush = {:.1} CPU-s per GB; {:.1} MB/s per server core-second",
         cpu_push, cpu_ingest, cpu_ingest / (raw / 1e9), mb / cpu_ingest);
-    println!("stored: {:.1} MB = {:.4} bytes per raw byte", stored / 1e6, stored / raw);
+    println!(
+        "stored: {:.1} MB = {:.4} bytes per raw byte (chunks and index; the WAL holds {:.1} MB until its next checkpoint)",
+        stored / 1e6,
+        stored / raw,
+        wal / 1e6
+    );
     println!("peak RSS after ingest: {:.0} MB", server.peak_rss_mb());
 
     let end = now + 60_000_000_000;

@@ -69,6 +69,18 @@ fn json_lines(lines: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// JSON lines as promtail's `pack` stage writes them: labels plus `_entry`.
+fn unpack_lines(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::json!({"level": level(i), "pod": format!("pod-{}", i % 7), "_entry": l})
+                .to_string()
+        })
+        .collect()
+}
+
 fn concat(lines: &[String]) -> (Vec<u8>, Vec<u32>) {
     let mut buf = Vec::new();
     let mut ends = Vec::with_capacity(lines.len());
@@ -110,6 +122,63 @@ fn bench_line_filter(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_line_filter_pipeline(c: &mut Criterion) {
+    // Every line filter operator through the per-line pipeline (what runs after a block
+    // passed the prefilter, or for filters the prefilter cannot use).
+    let lines = loghub_lines();
+    let bytes: usize = lines.iter().map(String::len).sum();
+    let stream = Labels::from_pairs([("job", "bench".to_string())]);
+    let mut g = c.benchmark_group("line_filter_per_line");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    for (name, q) in [
+        ("contains", r#"{job="x"} |= "Invalid user admin""#),
+        ("not_contains", r#"{job="x"} != "INFO""#),
+        ("contains_or", r#"{job="x"} |= "FATAL" or "SEVERE""#),
+        ("regex", r#"{job="x"} |~ "(?i)exception|error""#),
+        ("not_regex", r#"{job="x"} !~ "INFO|DEBUG""#),
+        ("pattern", r#"{job="x"} |> "<_> Invalid user <_> from <_>""#),
+        ("not_pattern", r#"{job="x"} !> "<_>[notice]<_>""#),
+        ("ip", r#"{job="x"} |= ip("173.234.31.0/24")"#),
+    ] {
+        let pipeline = Pipeline::new(&log_selector(q).stages).expect("pipeline compiles");
+        g.bench_function(name, |b| {
+            let mut sp = pipeline.for_stream(&stream);
+            b.iter(|| {
+                let mut kept = 0usize;
+                for (i, l) in lines.iter().enumerate() {
+                    kept += usize::from(sp.process_ref(i as i64, black_box(l), &[]).is_some());
+                }
+                kept
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_parse(c: &mut Criterion) {
+    let queries = [
+        r#"{job="openssh", host="node-0"}"#,
+        r#"{job="openssh"} |= "Failed password" != "root""#,
+        r#"{job="web"} | json method, code="status", up="upstream.host" | code = 404 | line_format "{{.method}} {{.code}} via {{.up}}""#,
+        r#"{job="worker"} | logfmt | label_format lvl=level, where="{{.queue}}/{{.job_id}}" | drop msg"#,
+        r#"sum by (job) (count_over_time({env="test"} |~ "(?i)error" [10m])) / on(job) sum by (job) (count_over_time({env="test"}[10m]))"#,
+        r#"quantile_over_time(0.95, {job="web"} | json | __error__="" | unwrap latency_ms [15m]) by (method)"#,
+    ];
+    let bytes: usize = queries.iter().map(|q| q.len()).sum();
+    let mut g = c.benchmark_group("parse");
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("six_queries", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for q in &queries {
+                n += usize::from(parse_expr(black_box(q)).is_ok());
+            }
+            n
+        })
+    });
+    g.finish();
+}
+
 fn bench_parsers(c: &mut Criterion) {
     let lines = loghub_lines();
     let mut g = c.benchmark_group("parser");
@@ -122,6 +191,13 @@ fn bench_parsers(c: &mut Criterion) {
             logfmt_lines(&lines),
             r#"{job="bench"} | logfmt | level="error" | line_format "{{.caller}} {{.msg}}""#,
         ),
+        (
+            "regexp",
+            logfmt_lines(&lines),
+            r#"{job="bench"} | regexp "level=(?P<level>\\w+) caller=(?P<caller>\\S+)""#,
+        ),
+        ("pattern", logfmt_lines(&lines), r#"{job="bench"} | pattern "ts=<ts> level=<level> <_>""#),
+        ("unpack", unpack_lines(&lines), r#"{job="bench"} | unpack"#),
     ] {
         let bytes: usize = data.iter().map(String::len).sum();
         g.throughput(Throughput::Bytes(bytes as u64));
@@ -173,15 +249,15 @@ impl Source for TakeSource {
 fn bench_count_over_time(c: &mut Criterion) {
     const T0: i64 = 1_793_491_200_000_000_000;
     let lines = loghub_lines();
-    // 10 streams x 20k entries, 10 ms apart, with detected_level metadata as Loki adds it.
+    // 10 streams x 100k entries (1M), 2 ms apart, with detected_level metadata as Loki adds it.
     let streams: Vec<Stream> = SYSTEMS
         .iter()
         .enumerate()
         .map(|(s, sys)| Stream {
             labels: Labels::from_pairs([("job", sys.to_lowercase()), ("env", "bench".to_string())]),
-            entries: (0..20_000usize)
+            entries: (0..100_000usize)
                 .map(|i| Entry {
-                    ts: T0 + (i as i64) * 10_000_000 + s as i64,
+                    ts: T0 + (i as i64) * 2_000_000 + s as i64,
                     line: lines[(s * 2000 + i) % lines.len()].clone(),
                     structured_metadata: vec![Label::new(
                         "detected_level",
@@ -222,5 +298,12 @@ fn bench_count_over_time(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_line_filter, bench_parsers, bench_count_over_time);
+criterion_group!(
+    benches,
+    bench_parse,
+    bench_line_filter,
+    bench_line_filter_pipeline,
+    bench_parsers,
+    bench_count_over_time
+);
 criterion_main!(benches);
