@@ -155,6 +155,33 @@ impl Skald {
         }
     }
 
+    /// Waits for the process to exit by itself (e.g. after `/ingester/shutdown`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("skald did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the process again with the same config and ports (after it exited).
+    pub fn start_again(&mut self) {
+        let s = Self::start_with_config(
+            &self.dir.clone(),
+            &self.config_path.clone(),
+            self.http_port,
+            self.grpc_port,
+        );
+        *self = s;
+    }
+
     /// SIGKILLs the process (no flush, no checkpoint) and starts it again with the same
     /// config and ports.
     pub fn kill_and_restart(&mut self) {

@@ -162,10 +162,13 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         }));
     }
 
+    let terminate = Arc::new(tokio::sync::Notify::new());
     let state = HttpState {
         auth_enabled: config.auth_enabled,
         registry: registry.clone(),
         ingester: ingester.clone().map(|i| Arc::new(i) as IngesterClient),
+        local_ingester: ingester.clone(),
+        terminate: terminate.clone(),
     };
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
@@ -181,7 +184,12 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
     tracing::info!(addr = %listener.local_addr()?, target, "HTTP listening; Skald is ready");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = terminate.notified() => tracing::info!("stopping: requested over HTTP"),
+            }
+        })
         .await
         .context("HTTP server failed")?;
 

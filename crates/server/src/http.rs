@@ -24,6 +24,10 @@ pub struct HttpState {
     pub registry: prometheus::Registry,
     /// Ingester to flush on `/flush`, when this process runs one.
     pub ingester: Option<IngesterClient>,
+    /// The same ingester, for `/ingester/shutdown` and `/ingester/prepare_shutdown`.
+    pub local_ingester: Option<skald_ingester::Ingester>,
+    /// Notified to stop the process as SIGTERM would (`/ingester/shutdown?terminate=true`).
+    pub terminate: Arc<tokio::sync::Notify>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -128,6 +132,67 @@ async fn flush(State(state): State<HttpState>) -> Response {
     }
 }
 
+/// Go's `strconv.ParseBool`, with a default for a missing value.
+fn go_bool(v: Option<&String>, default: bool) -> Result<bool, String> {
+    match v.map(String::as_str) {
+        None => Ok(default),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(format!("strconv.ParseBool: parsing {other:?}: invalid syntax")),
+    }
+}
+
+/// Loki's `/ingester/shutdown`: flush (default) and stop the process (default), answering
+/// 204 once the flush is done. `delete_ring_tokens` is accepted; there is no ring yet.
+async fn ingester_shutdown(
+    State(state): State<HttpState>,
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let Some(ing) = &state.local_ingester else {
+        return text(StatusCode::NOT_FOUND, "no ingester runs in this process");
+    };
+    let (flush, terminate) =
+        match (go_bool(params.get("flush"), true), go_bool(params.get("terminate"), true)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e),
+        };
+    if let Err(e) = go_bool(params.get("delete_ring_tokens"), false) {
+        return text(StatusCode::BAD_REQUEST, e);
+    }
+    ing.set_flush_on_shutdown(flush);
+    if flush {
+        if let Err(e) = ing.flush(true).await {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.message);
+        }
+    }
+    if terminate {
+        tracing::info!(flush, "shutdown requested over HTTP");
+        state.terminate.notify_one();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// Loki's `/ingester/prepare_shutdown`: GET tells whether the next shutdown flushes ("set")
+/// or not ("unset"), POST makes it flush, DELETE undoes that.
+async fn prepare_shutdown(method: axum::http::Method, State(state): State<HttpState>) -> Response {
+    let Some(ing) = &state.local_ingester else {
+        return text(StatusCode::NOT_FOUND, "no ingester runs in this process");
+    };
+    match method {
+        axum::http::Method::GET => {
+            text(StatusCode::OK, if ing.flush_on_shutdown() { "set" } else { "unset" })
+        }
+        axum::http::Method::DELETE => {
+            ing.set_flush_on_shutdown(false);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        _ => {
+            ing.set_flush_on_shutdown(true);
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
+}
+
 /// Builds the whole router.
 pub fn router(
     state: HttpState,
@@ -151,6 +216,11 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/flush", post(flush).get(flush))
+        .route("/ingester/shutdown", post(ingester_shutdown).get(ingester_shutdown))
+        .route(
+            "/ingester/prepare_shutdown",
+            get(prepare_shutdown).post(prepare_shutdown).delete(prepare_shutdown),
+        )
         .with_state(state);
     tenant_routes.merge(ops)
 }

@@ -51,6 +51,9 @@ struct Inner {
     wal: OnceLock<Wal>,
     /// Serialises checkpoints.
     checkpoint_lock: tokio::sync::Mutex<()>,
+    /// Whether the shutdown flushes to storage (`wal.flush_on_shutdown`, changed by
+    /// `/ingester/prepare_shutdown` and `/ingester/shutdown`).
+    flush_on_shutdown: std::sync::atomic::AtomicBool,
 }
 
 /// The ingester service. Cheap to clone.
@@ -70,6 +73,9 @@ impl Ingester {
     ) -> Self {
         Ingester {
             inner: Arc::new(Inner {
+                flush_on_shutdown: std::sync::atomic::AtomicBool::new(
+                    config.wal.flush_on_shutdown || !config.wal.enabled,
+                ),
                 config,
                 limits,
                 chunks,
@@ -86,6 +92,17 @@ impl Ingester {
     fn tenant(&self, tenant: &str) -> Arc<Mutex<TenantStreams>> {
         let mut tenants = self.inner.tenants.lock();
         tenants.entry(tenant.to_string()).or_default().clone()
+    }
+
+    /// Whether the shutdown will flush everything to storage (otherwise it writes a WAL
+    /// checkpoint).
+    pub fn flush_on_shutdown(&self) -> bool {
+        self.inner.flush_on_shutdown.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets whether the shutdown flushes to storage (Loki's `/ingester/prepare_shutdown`).
+    pub fn set_flush_on_shutdown(&self, on: bool) {
+        self.inner.flush_on_shutdown.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Replays the write-ahead log in `dir` into memory, then starts logging pushes to it.
@@ -258,7 +275,7 @@ impl Ingester {
                 }
             }
         }
-        if self.inner.wal.get().is_some() && !wal_config.flush_on_shutdown {
+        if self.inner.wal.get().is_some() && !self.flush_on_shutdown() {
             tracing::info!(
                 "ingester shutting down: writing a WAL checkpoint (flush_on_shutdown is off)"
             );
