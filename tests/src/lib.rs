@@ -309,6 +309,12 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// Pushes every recorded push body of `tests/data/reference/push` (JSON) as tenant `tenant`,
 /// then flushes so the data is read back from the store, as the Loki recording did.
 pub fn push_reference_dataset(skald: &Skald, tenant: &str) {
+    push_reference_dataset_to(&skald.url, std::slice::from_ref(&skald.url), tenant);
+}
+
+/// [`push_reference_dataset`] for split deployments: pushes to `push_url`, then flushes every
+/// ingester in `flush_urls`.
+pub fn push_reference_dataset_to(push_url: &str, flush_urls: &[String], tenant: &str) {
     let dir = data_dir().join("reference").join("push");
     let mut bodies: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("reference push dir")
@@ -319,14 +325,16 @@ pub fn push_reference_dataset(skald: &Skald, tenant: &str) {
     for path in &bodies {
         let body = std::fs::read(path).expect("push body");
         let r = post(
-            &format!("{}/loki/api/v1/push", skald.url),
+            &format!("{push_url}/loki/api/v1/push"),
             &[("Content-Type", "application/json"), ("X-Scope-OrgID", tenant)],
             &body,
         );
         assert_eq!(r.status, 204, "push {} failed: {}", path.display(), r.body);
     }
-    let r = post(&format!("{}/flush", skald.url), &[], b"");
-    assert_eq!(r.status, 204, "{}", r.body);
+    for url in flush_urls {
+        let r = post(&format!("{url}/flush"), &[], b"");
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
 }
 
 /// The limits the reference dataset needs (weeks-old timestamps, 26 large bodies), with auth on
@@ -342,3 +350,66 @@ limits_config:
   allow_structured_metadata: true
   volume_enabled: true
 ";
+
+/// A cluster on loopback: 3 ingesters (`-target=ingester`, each with its own WAL and data
+/// directory), a distributor and a querier, over a static ring with replication factor 3 and
+/// one shared filesystem store.
+pub struct Cluster {
+    /// The ingesters.
+    pub ingesters: Vec<Skald>,
+    /// Where pushes go.
+    pub distributor: Skald,
+    /// Where queries go.
+    pub querier: Skald,
+}
+
+/// Starts one process of a cluster under `dir/<name>` with `body` as the rest of its config.
+fn start_member(dir: &Path, name: &str, body: &str) -> Skald {
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).expect("member dir");
+    let (http, grpc) = (free_port(), free_port());
+    let config = format!(
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {grpc}\n  log_level: info\n{body}"
+    );
+    let path = dir.join("skald.yaml");
+    std::fs::write(&path, config).expect("write config");
+    Skald::start_with_config(&dir, &path, http, grpc)
+}
+
+/// Starts a [`Cluster`]; `extra` (top-level YAML blocks other than `common`, `ingester`,
+/// `storage_config`, `ingester_client` and `target`, e.g. `limits_config`) goes to every
+/// process.
+pub fn start_cluster(dir: &Path, extra: &str) -> Cluster {
+    let shared = dir.join("shared-chunks");
+    let storage = format!("storage_config:\n  filesystem:\n    directory: {}\n", shared.display());
+    let common = |name: &str| {
+        format!(
+            "common:\n  path_prefix: {}\n  replication_factor: 3\n",
+            dir.join(name).join("data").display()
+        )
+    };
+    let ingesters: Vec<Skald> = (0..3)
+        .map(|i| {
+            let name = format!("ingester-{i}");
+            let body = format!(
+                "target: ingester\n{}{storage}{extra}ingester:\n  chunk_idle_period: 1s\n  flush_check_period: 1s\n  wal:\n    checkpoint_duration: 2s\n",
+                common(&name)
+            );
+            start_member(dir, &name, &body)
+        })
+        .collect();
+    let addrs: String =
+        ingesters.iter().map(|s| format!("    - 127.0.0.1:{}\n", s.grpc_port)).collect();
+    let client = format!("ingester_client:\n  addresses:\n{addrs}");
+    let distributor = start_member(
+        dir,
+        "distributor",
+        &format!("target: distributor\n{}{extra}{client}", common("distributor")),
+    );
+    let querier = start_member(
+        dir,
+        "querier",
+        &format!("target: querier\n{}{storage}{extra}{client}", common("querier")),
+    );
+    Cluster { ingesters, distributor, querier }
+}

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use skald_integration_tests::{
-    compare, data_dir, get, push_reference_dataset, temp_dir, Skald, REFERENCE_CONFIG,
+    compare, data_dir, get, push_reference_dataset, push_reference_dataset_to, start_cluster,
+    temp_dir, Skald, REFERENCE_CONFIG,
 };
 
 /// Requests that belong to endpoints of a later issue (index stats/volume, detected
@@ -34,9 +35,49 @@ const LATER_ISSUES: &[&str] = &[
 fn answers_match_real_loki() {
     let dir = temp_dir("reference");
     let skald = Skald::start(&dir, REFERENCE_CONFIG);
-    let reference = data_dir().join("reference");
-
     push_reference_dataset(&skald, "tenant-a");
+    compare_with_loki(&skald.url);
+}
+
+/// The same comparison against 3 ingesters (replication factor 3), a distributor and a
+/// querier in separate processes.
+#[test]
+fn cluster_answers_match_real_loki() {
+    let dir = temp_dir("reference-cluster");
+    let c = start_cluster(&dir, REFERENCE_CONFIG);
+    let ingesters: Vec<String> = c.ingesters.iter().map(|s| s.url.clone()).collect();
+    push_reference_dataset_to(&c.distributor.url, &ingesters, "tenant-a");
+    compare_with_loki(&c.querier.url);
+
+    // Replicas must not multiply stored bytes: the same pushes on a single binary (RF 1).
+    let rf3 = dir_bytes(&dir.join("shared-chunks"));
+    let single_dir = temp_dir("reference-rf1");
+    let single = Skald::start(&single_dir, REFERENCE_CONFIG);
+    push_reference_dataset(&single, "tenant-a");
+    let rf1 = dir_bytes(&single_dir.join("data").join("chunks"));
+    println!(
+        "stored bytes: RF3 cluster {rf3}, RF1 single binary {rf1}, ratio {:.3}",
+        rf3 as f64 / rf1 as f64
+    );
+    assert!(rf3 as f64 <= 1.3 * rf1 as f64, "RF3 stores {rf3} bytes, RF1 {rf1}");
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}
+
+fn compare_with_loki(query_url: &str) {
+    let reference = data_dir().join("reference");
 
     let queries: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(reference.join("queries.json")).unwrap())
@@ -63,7 +104,7 @@ fn answers_match_real_loki() {
         }
         let p: Vec<(&str, &str)> = params.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let resp = get(&format!("{}{}", skald.url, path), &p, &h);
+        let resp = get(&format!("{query_url}{path}"), &p, &h);
         let body: Value =
             serde_json::from_str(&resp.body).unwrap_or(Value::String(resp.body.clone()));
         let ours = serde_json::json!({

@@ -10,6 +10,7 @@ use skald_index::{IndexStore, ObjectIndexStore, ObjectIndexStoreConfig};
 use skald_ingester::Ingester;
 use skald_proto::ingester::{GrpcIngesterClient, IngesterClient, IngesterGrpcServer};
 use skald_querier::Querier;
+use skald_ring::replicated::ReplicatedIngesters;
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -93,12 +94,34 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         match &ingester {
             Some(ing) => Some(Arc::new(ing.clone()) as IngesterClient),
             None => {
-                let addr = config.ingester_client.addresses.first().context(
-                    "ingester_client.addresses must name an ingester when it runs in another process",
-                )?;
-                let url =
-                    if addr.starts_with("http") { addr.clone() } else { format!("http://{addr}") };
-                Some(Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient)
+                let addrs = &config.ingester_client.addresses;
+                if addrs.is_empty() {
+                    anyhow::bail!(
+                        "ingester_client.addresses must name the ingesters when they run in other processes"
+                    );
+                }
+                let mut members = Vec::with_capacity(addrs.len());
+                for addr in addrs {
+                    let url = if addr.starts_with("http") {
+                        addr.clone()
+                    } else {
+                        format!("http://{addr}")
+                    };
+                    let client =
+                        Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient;
+                    members.push((addr.clone(), client));
+                }
+                if members.len() == 1 {
+                    members.pop().map(|(_, c)| c)
+                } else {
+                    let rf = config.common.replication_factor;
+                    tracing::info!(
+                        ingesters = members.len(),
+                        replication_factor = rf,
+                        "static ingester ring"
+                    );
+                    Some(Arc::new(ReplicatedIngesters::new(members, rf)) as IngesterClient)
+                }
             }
         }
     } else {
