@@ -5,8 +5,9 @@
 //! Fault test: a pusher sends uniquely numbered lines to the distributor while one ingester is
 //! SIGKILLed at a random moment and restarted; afterwards every line whose push got a 204 is
 //! returned by the querier exactly once. Then two ingesters down: pushes fail with a 5xx and,
-//! once they are back, nothing acknowledged before is lost. `SKALD_CLUSTER_ROUNDS=N` sets the
-//! number of kill rounds (default 5).
+//! once they are back, nothing acknowledged before is lost. Also a rolling restart (SIGTERM)
+//! of all three ingesters under load. `SKALD_CLUSTER_ROUNDS=N` sets the number of kill rounds
+//! (default 5; the longer stress mode is e.g. `SKALD_CLUSTER_ROUNDS=50`).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -144,6 +145,26 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
         assert_eq!((lost, duplicated), (0, 0));
     }
     assert!(acked.len() > 1000, "too few pushes were acknowledged: {}", acked.len());
+
+    // Rolling restart under load: each ingester in turn stops cleanly (SIGTERM) and comes back.
+    let ingesters = &mut c.ingesters;
+    let (a, refused) = run_pushers(&url, &next, || {
+        for ing in ingesters.iter_mut() {
+            std::thread::sleep(Duration::from_millis(300));
+            ing.restart();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    acked.extend(a);
+    let seen = ids(&c.querier, start);
+    let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
+    let duplicated = seen.values().filter(|&&n| n > 1).count();
+    println!(
+        "rolling restart: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
+        acked.len(),
+        refused.len()
+    );
+    assert_eq!((lost, duplicated), (0, 0));
 
     // Two of three down: a quorum is impossible, pushes must fail with a 5xx.
     c.ingesters[0].kill();
