@@ -16,6 +16,9 @@ pub struct IngesterQuery {
     pub start: i64,
     /// Exclusive end, ns.
     pub end: i64,
+    /// Literals every returned line must contain (the query's `|=` filters, pushed down so
+    /// ingesters send only lines that can match). Empty: every line.
+    pub line_contains: Vec<String>,
 }
 
 /// What an ingester serves. Implemented by `skald_ingester::Ingester` (in-process) and by
@@ -163,6 +166,7 @@ impl IngesterService for GrpcIngesterClient {
             matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
             start: query.start,
             end: query.end,
+            line_contains: query.line_contains,
         };
         let mut stream = self.inner.clone().query(req).await?.into_inner();
         let mut out: Vec<Stream> = Vec::new();
@@ -189,6 +193,7 @@ impl IngesterService for GrpcIngesterClient {
             matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
             start: query.start,
             end: query.end,
+            line_contains: query.line_contains,
         };
         let resp = self.inner.clone().series(req).await?.into_inner();
         Ok(resp.series.into_iter().map(|s| convert::labels_from_pb(s.labels)).collect())
@@ -221,7 +226,15 @@ fn query_from_pb(
 ) -> Result<(String, IngesterQuery), ServiceError> {
     let matchers =
         req.matchers.into_iter().map(convert::matcher_from_pb).collect::<Result<Vec<_>, _>>()?;
-    Ok((req.tenant, IngesterQuery { matchers, start: req.start, end: req.end }))
+    Ok((
+        req.tenant,
+        IngesterQuery {
+            matchers,
+            start: req.start,
+            end: req.end,
+            line_contains: req.line_contains,
+        },
+    ))
 }
 
 #[async_trait]

@@ -290,7 +290,7 @@ mod tests {
     }
 
     fn query() -> IngesterQuery {
-        IngesterQuery { matchers: vec![], start: i64::MIN, end: i64::MAX }
+        IngesterQuery { matchers: vec![], start: i64::MIN, end: i64::MAX, line_contains: vec![] }
     }
 
     #[tokio::test]

@@ -72,7 +72,12 @@ impl StoreSource {
             let within = q.config.query_ingesters_within_ns();
             let now = crate::params::now_ns();
             if within == 0 || end > now - within {
-                let query = IngesterQuery { matchers: selector.matchers.clone(), start, end };
+                let query = IngesterQuery {
+                    matchers: selector.matchers.clone(),
+                    start,
+                    end,
+                    line_contains: skald_logql::log::required_literals(&selector.stages),
+                };
                 let recent = self
                     .handle
                     .block_on(ingester.query(&self.tenant, query))

@@ -484,13 +484,19 @@ impl Ingester {
             Some(t) => t.clone(),
             None => return Ok(Vec::new()),
         };
+        let finders: Vec<memchr::memmem::Finder<'_>> =
+            query.line_contains.iter().map(|l| memchr::memmem::Finder::new(l.as_bytes())).collect();
         let guard = t.lock();
         let mut out = Vec::new();
         for st in guard.streams.values() {
             if !LabelMatcher::all_match(&query.matchers, &st.labels) {
                 continue;
             }
-            let entries = st.entries_in_range(query.start, query.end)?;
+            let mut entries = st.entries_in_range(query.start, query.end)?;
+            if !finders.is_empty() {
+                // The query's `|=` filters, pushed down: send only lines that can match.
+                entries.retain(|e| finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()));
+            }
             if !entries.is_empty() {
                 out.push(Stream { labels: st.labels.clone(), entries });
             }
@@ -575,6 +581,7 @@ mod tests {
             matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
             start: i64::MIN,
             end: i64::MAX,
+            line_contains: vec![],
         };
         ing.query("t", q).await.unwrap().iter().map(|s| s.entries.len()).sum()
     }
@@ -601,6 +608,20 @@ mod tests {
         assert_eq!(stats.entries, 1000, "{stats:?}");
         assert!(stats.checkpoint.is_some());
         assert_eq!(held(&again).await, 1000);
+        let q = IngesterQuery {
+            matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
+            start: i64::MIN,
+            end: i64::MAX,
+            line_contains: vec!["line 99".to_string()],
+        };
+        let lines: Vec<String> = again
+            .query("t", q)
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|s| s.entries.into_iter().map(|e| e.line))
+            .collect();
+        assert_eq!(lines.len(), 11, "{lines:?}"); // line 99, line 990..999
 
         // with a tiny replay ceiling the replay flushes to storage as it goes
         drop(again);
