@@ -29,6 +29,8 @@ struct Args {
     batch_kb: usize,
     /// YAML appended to the server's config.
     config: String,
+    /// Run 3 ingesters (RF 3), a distributor and a querier as separate processes.
+    cluster: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -40,6 +42,7 @@ fn parse_args() -> Result<Args> {
         keep: false,
         batch_kb: 1024,
         config: String::new(),
+        cluster: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -67,6 +70,7 @@ fn parse_args() -> Result<Args> {
                 i += 1;
             }
             "--keep" => a.keep = true,
+            "--cluster" => a.cluster = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -79,13 +83,15 @@ fn parse_args() -> Result<Args> {
 }
 
 const USAGE: &str =
-    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--keep]
+    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--keep]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
   --data DIR    the loghub samples to replicate (default tests/data/loghub)
   --batch-kb N  raw kilobytes per push request (default 1024)
   --config YAML top-level YAML blocks appended to the server's config, e.g.
                 $'ingester:\n  wal:\n    enabled: false\n'
+  --cluster     run 3 ingesters (replication factor 3), a distributor and a querier as
+                separate processes; CPU and RSS are summed over all five
   --keep        keep the server's data directory afterwards";
 
 /// SplitMix64, for reproducible variation.
@@ -148,19 +154,116 @@ fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+const LIMITS: &str = "limits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100000MB\n  per_stream_rate_limit_burst: 100000MB\n  max_entries_limit_per_query: 5000\n  query_timeout: 10m\n";
+
 struct Server {
     child: Child,
     url: String,
-    dir: PathBuf,
+    grpc_port: u16,
+}
+
+/// What is measured: one process, or a cluster of five.
+struct Deployment {
+    procs: Vec<Server>,
+    push_url: String,
+    query_url: String,
+    /// Ingesters' HTTP URLs (for `/flush`).
+    ingesters: Vec<String>,
+    chunks: PathBuf,
+    wal: Vec<PathBuf>,
+}
+
+impl Deployment {
+    fn single(bin: &Path, dir: &Path, extra: &str) -> Result<Deployment> {
+        let s = Server::start(bin, dir, extra)?;
+        Ok(Deployment {
+            push_url: s.url.clone(),
+            query_url: s.url.clone(),
+            ingesters: vec![s.url.clone()],
+            chunks: dir.join("data").join("chunks"),
+            wal: vec![dir.join("data").join("wal")],
+            procs: vec![s],
+        })
+    }
+
+    fn cluster(bin: &Path, dir: &Path, extra: &str) -> Result<Deployment> {
+        let chunks = dir.join("shared-chunks");
+        let storage = format!("storage_config:\n  filesystem:\n    directory: {}\n", chunks.display());
+        let common = |name: &str| {
+            format!(
+                "common:\n  path_prefix: {}\n  replication_factor: 3\n",
+                dir.join(name).join("data").display()
+            )
+        };
+        let mut procs = Vec::new();
+        let mut wal = Vec::new();
+        for i in 0..3 {
+            let name = format!("ingester-{i}");
+            let body = format!("target: ingester\n{}{storage}{LIMITS}{extra}", common(&name));
+            procs.push(Server::start_with(bin, &dir.join(&name), &body)?);
+            wal.push(dir.join(&name).join("data").join("wal"));
+        }
+        let addrs: String =
+            procs.iter().map(|s| format!("    - 127.0.0.1:{}\n", s.grpc_port)).collect();
+        let client = format!("ingester_client:\n  addresses:\n{addrs}");
+        let ingesters = procs.iter().map(|s| s.url.clone()).collect();
+        let d = Server::start_with(
+            bin,
+            &dir.join("distributor"),
+            &format!("target: distributor\n{}{LIMITS}{extra}{client}", common("distributor")),
+        )?;
+        let q = Server::start_with(
+            bin,
+            &dir.join("querier"),
+            &format!("target: querier\n{}{storage}{LIMITS}{extra}{client}", common("querier")),
+        )?;
+        let (push_url, query_url) = (d.url.clone(), q.url.clone());
+        procs.push(d);
+        procs.push(q);
+        Ok(Deployment { procs, push_url, query_url, ingesters, chunks, wal })
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        self.procs.iter().map(Server::cpu_seconds).sum()
+    }
+
+    /// Peak RSS summed over the processes.
+    fn peak_rss_mb(&self) -> f64 {
+        self.procs.iter().map(Server::peak_rss_mb).sum()
+    }
+
+    fn flush(&self) -> Result<()> {
+        for u in &self.ingesters {
+            ureq::post(&format!("{u}/flush")).timeout(Duration::from_secs(900)).call()?;
+        }
+        Ok(())
+    }
+
+    fn wal_bytes(&self) -> u64 {
+        self.wal.iter().map(|w| dir_bytes(w)).sum()
+    }
+
+    fn stop(self) -> Result<()> {
+        for p in self.procs.into_iter().rev() {
+            p.stop()?;
+        }
+        Ok(())
+    }
 }
 
 impl Server {
+    /// The single binary with its data under `dir/data`.
     fn start(bin: &Path, dir: &Path, extra: &str) -> Result<Server> {
+        let body = format!("common:\n  path_prefix: {}\n{LIMITS}{extra}", dir.join("data").display());
+        Self::start_with(bin, dir, &body)
+    }
+
+    /// `skald` with `body` after its `server` block.
+    fn start_with(bin: &Path, dir: &Path, body: &str) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
         let (hp, gp) = (free_port()?, free_port()?);
         let cfg = format!(
-            "server:\n  http_listen_port: {hp}\n  grpc_listen_port: {gp}\n  log_level: warn\ncommon:\n  path_prefix: {d}\nlimits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100000MB\n  per_stream_rate_limit_burst: 100000MB\n  max_entries_limit_per_query: 5000\n  query_timeout: 10m\n{extra}",
-            d = dir.join("data").display()
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {hp}\n  grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {gp}\n  log_level: warn\n{body}"
         );
         let cfg_path = dir.join("skald.yaml");
         std::fs::write(&cfg_path, cfg)?;
@@ -184,7 +287,7 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Server { child, url, dir: dir.to_path_buf() })
+        Ok(Server { child, url, grpc_port: gp })
     }
 
     fn pid(&self) -> u32 {
@@ -320,7 +423,7 @@ fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
         )?;
     }
     ureq::post(&format!("{}/flush", server.url)).call()?;
-    let stored = dir_bytes(&server.dir.join("data").join("chunks"));
+    let stored = dir_bytes(&dir.join("data").join("chunks"));
     println!(
         "loghub pushed once: raw {raw} bytes, stored {stored} bytes, stored/raw {:.4}",
         stored as f64 / raw as f64
@@ -336,7 +439,12 @@ fn main() -> Result<()> {
     compression_once(&args, &lines)?;
 
     let dir = std::env::temp_dir().join(format!("skald-bench-{}", std::process::id()));
-    let server = Server::start(&args.bin, &dir, &args.config)?;
+    let server = if args.cluster {
+        println!("cluster: 3 ingesters (replication factor 3), 1 distributor, 1 querier");
+        Deployment::cluster(&args.bin, &dir, &args.config)?
+    } else {
+        Deployment::single(&args.bin, &dir, &args.config)?
+    };
     let target = args.mb * 1024 * 1024;
     let streams = SYSTEMS.len() * INSTANCES;
     let per_stream = target / streams;
@@ -344,12 +452,12 @@ fn main() -> Result<()> {
     // 100 streams over the last 50 minutes
     let span = 50 * 60 * 1_000_000_000i64;
     let t0 = now - span;
-    let url = format!("{}/loki/api/v1/push", server.url);
+    let url = format!("{}/loki/api/v1/push", server.push_url);
     println!(
         "pushing {} MB of raw log in {streams} streams ({} KB per stream) to {}",
         args.mb,
         per_stream / 1024,
-        server.url
+        server.push_url
     );
     let raw_total = Arc::new(AtomicUsize::new(0));
     let lines_total = Arc::new(AtomicUsize::new(0));
@@ -427,11 +535,11 @@ fn main() -> Result<()> {
     let raw = raw_total.load(Ordering::Relaxed) as f64;
     let nlines = lines_total.load(Ordering::Relaxed) as f64;
     let flush_start = Instant::now();
-    ureq::post(&format!("{}/flush", server.url)).timeout(Duration::from_secs(900)).call()?;
+    server.flush()?;
     let flush_secs = flush_start.elapsed().as_secs_f64();
     let cpu_ingest = server.cpu_seconds() - cpu0;
-    let stored = dir_bytes(&server.dir.join("data").join("chunks")) as f64;
-    let wal = dir_bytes(&server.dir.join("data").join("wal")) as f64;
+    let stored = dir_bytes(&server.chunks) as f64;
+    let wal = server.wal_bytes() as f64;
     let mb = raw / 1e6;
     println!(
         "ingest: {:.1} MB raw, {:.0} lines in {:.1}s push + {:.1}s final flush",
@@ -463,7 +571,7 @@ fn main() -> Result<()> {
     ];
     for (name, q, step) in qs {
         let cpu_before = server.cpu_seconds();
-        let (took, v) = query(&server.url, &q, t0 - 1, end, step)?;
+        let (took, v) = query(&server.query_url, &q, t0 - 1, end, step)?;
         let cpu = server.cpu_seconds() - cpu_before;
         let n = v["data"]["result"].as_array().map(|a| a.len()).unwrap_or(0);
         let found: usize = v["data"]["result"]
