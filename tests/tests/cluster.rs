@@ -123,6 +123,33 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
     let mut acked: Vec<u64> = Vec::new();
     let url = c.distributor.url.clone();
 
+    // The ring as the distributor and the querier see it: 3 ACTIVE ingesters, same tokens.
+    let ring = |base: &str| -> Value {
+        let r = get(&format!("{base}/ring"), &[], &[("Accept", "application/json")]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        serde_json::from_str(&r.body).unwrap()
+    };
+    let (d_ring, q_ring) = (ring(&url), ring(&c.querier.url));
+    let shards = d_ring["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    assert!(shards
+        .iter()
+        .all(|s| s["state"] == "ACTIVE" && s["tokens"].as_array().unwrap().len() == 128));
+    let owned: f64 = shards.iter().map(|s| s["ownership"].as_f64().unwrap()).sum();
+    assert!((owned - 100.0).abs() < 1e-6, "{owned}");
+    let layout = |v: &Value| -> Vec<(Value, Value)> {
+        v["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["id"].clone(), s["tokens"].clone()))
+            .collect()
+    };
+    assert_eq!(layout(&d_ring), layout(&q_ring), "distributor and querier disagree on the ring");
+    let html = get(&format!("{url}/distributor/ring"), &[], &[]);
+    assert!(html.content_type.starts_with("text/html"), "{}", html.content_type);
+    assert_eq!(html.body.matches("<tr><td>").count(), 3, "{}", html.body);
+
     for round in 0..rounds {
         let victim = round % 3;
         let ingesters = &mut c.ingesters;

@@ -10,7 +10,7 @@ use skald_index::{IndexStore, ObjectIndexStore, ObjectIndexStoreConfig};
 use skald_ingester::Ingester;
 use skald_proto::ingester::{GrpcIngesterClient, IngesterClient, IngesterGrpcServer};
 use skald_querier::Querier;
-use skald_ring::replicated::ReplicatedIngesters;
+use skald_ring::replicated::{static_ring, ReplicatedIngesters};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -90,6 +90,20 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         ingester = Some(ing);
     }
 
+    // What `/ring` shows: this process's own ingester, or the configured ones.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let ring_view = if ingester.is_some() {
+        let own =
+            format!("{}:{}", config.server.grpc_listen_address, config.server.grpc_listen_port);
+        Some(static_ring(&[own], now_ms))
+    } else if !config.ingester_client.addresses.is_empty() {
+        Some(static_ring(&config.ingester_client.addresses, now_ms))
+    } else {
+        None
+    };
     let ingester_client: Option<IngesterClient> = if mods.contains(&Module::IngesterClient) {
         match &ingester {
             Some(ing) => Some(Arc::new(ing.clone()) as IngesterClient),
@@ -192,6 +206,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         ingester: ingester.clone().map(|i| Arc::new(i) as IngesterClient),
         local_ingester: ingester.clone(),
         terminate: terminate.clone(),
+        ring: ring_view,
     };
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)

@@ -28,6 +28,8 @@ pub struct HttpState {
     pub local_ingester: Option<skald_ingester::Ingester>,
     /// Notified to stop the process as SIGTERM would (`/ingester/shutdown?terminate=true`).
     pub terminate: Arc<tokio::sync::Notify>,
+    /// The ingester ring this process uses (for `/ring`), when it has ingesters.
+    pub ring: Option<skald_ring::Ring>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -193,6 +195,80 @@ async fn prepare_shutdown(method: axum::http::Method, State(state): State<HttpSt
     }
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// `/ring` (and `/distributor/ring`): the ingester ring, as HTML or, with
+/// `Accept: application/json`, as JSON in Loki's shape (`shards`, `now`).
+async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Response {
+    let Some(ring) = &state.ring else {
+        return text(StatusCode::NOT_FOUND, "this process has no ingester ring");
+    };
+    let ownership = ring.ownership();
+    let now = now_ms();
+    let shards: Vec<serde_json::Value> = ring
+        .instances()
+        .iter()
+        .zip(&ownership)
+        .map(|(d, own)| {
+            serde_json::json!({
+                "id": d.id,
+                "state": d.state,
+                "address": d.addr,
+                "timestamp": rfc3339_ms(d.heartbeat_ms),
+                "registered_timestamp": rfc3339_ms(d.heartbeat_ms),
+                "zone": "",
+                "tokens": d.tokens,
+                "ownership": own * 100.0,
+            })
+        })
+        .collect();
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        let body = serde_json::json!({ "shards": shards, "now": rfc3339_ms(now) });
+        let mut r = (StatusCode::OK, body.to_string()).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return r;
+    }
+    let mut rows = String::new();
+    for (d, own) in ring.instances().iter().zip(&ownership) {
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{:?}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}%</td></tr>\n",
+            html_escape(&d.id),
+            d.state,
+            html_escape(&d.addr),
+            rfc3339_ms(d.heartbeat_ms),
+            d.tokens.len(),
+            own * 100.0
+        ));
+    }
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Ingester ring</title></head><body>\n<h1>Ingester ring</h1>\n<p>Current time: {}</p>\n<table border=\"1\">\n<thead><tr><th>Instance ID</th><th>State</th><th>Address</th><th>Last heartbeat</th><th>Tokens</th><th>Ownership</th></tr></thead>\n<tbody>\n{rows}</tbody></table>\n</body></html>\n",
+        rfc3339_ms(now)
+    );
+    let mut r = (StatusCode::OK, body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// Builds the whole router.
 pub fn router(
     state: HttpState,
@@ -217,6 +293,8 @@ pub fn router(
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/flush", post(flush).get(flush))
         .route("/ingester/shutdown", post(ingester_shutdown).get(ingester_shutdown))
+        .route("/ring", get(ring_page))
+        .route("/distributor/ring", get(ring_page))
         .route(
             "/ingester/prepare_shutdown",
             get(prepare_shutdown).post(prepare_shutdown).delete(prepare_shutdown),

@@ -175,6 +175,20 @@ impl Ring {
         Ok(ReplicationSet { instances: healthy, max_errors })
     }
 
+    /// Each instance's share of the token space (the ranges that end at its tokens), in
+    /// `instances()` order; the shares sum to 1 when the ring has tokens.
+    pub fn ownership(&self) -> Vec<f64> {
+        let mut owned = vec![0u64; self.instances.len()];
+        for (k, &(t, i)) in self.tokens.iter().enumerate() {
+            let prev =
+                if k == 0 { self.tokens[self.tokens.len() - 1].0 } else { self.tokens[k - 1].0 };
+            let span =
+                if self.tokens.len() == 1 { 1u64 << 32 } else { u64::from(t.wrapping_sub(prev)) };
+            owned[i] += span;
+        }
+        owned.into_iter().map(|o| o as f64 / (1u64 << 32) as f64).collect()
+    }
+
     /// Every instance healthy for `op` (queries fan out to all of them).
     pub fn healthy(
         &self,
@@ -317,6 +331,18 @@ mod tests {
         let s = r.get(150, 2, Operation::Read, NOW, TIMEOUT).unwrap();
         assert_eq!(ids(&s), vec!["b", "c"]);
         assert_eq!(r.healthy(Operation::Write, NOW, TIMEOUT).len(), 3);
+    }
+
+    #[test]
+    fn ownership_sums_to_one() {
+        let r = three();
+        let o = r.ownership();
+        assert!((o.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{o:?}");
+        // a owns (600, 100] wrapping and (300, 400]
+        let a = (u64::from(100u32.wrapping_sub(600)) + 100) as f64 / (1u64 << 32) as f64;
+        assert!((o[0] - a).abs() < 1e-9);
+        let one = Ring::new([inst("x", InstanceState::Active, &[5], NOW)]);
+        assert_eq!(one.ownership(), vec![1.0]);
     }
 
     #[test]

@@ -35,27 +35,38 @@ fn seed_of(addr: &str) -> u64 {
     h
 }
 
+/// The static ring over ingester addresses: tokens come from the sorted, deduplicated
+/// addresses, so every process given the same list builds the same ring. All instances are
+/// ACTIVE; `heartbeat_ms` is `now_ms` (there are no heartbeats without gossip).
+pub fn static_ring(addrs: &[String], now_ms: i64) -> Ring {
+    let mut addrs: Vec<&String> = addrs.iter().collect();
+    addrs.sort();
+    addrs.dedup();
+    let mut taken: Vec<u32> = Vec::new();
+    let mut instances = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let tokens = generate_tokens(TOKENS_PER_INGESTER, &taken, seed_of(addr));
+        taken.extend_from_slice(&tokens);
+        instances.push(InstanceDesc {
+            id: addr.clone(),
+            addr: addr.clone(),
+            state: InstanceState::Active,
+            tokens,
+            heartbeat_ms: now_ms,
+        });
+    }
+    Ring::new(instances)
+}
+
 impl ReplicatedIngesters {
     /// A static ring over `members` (address, client). Every process given the same
     /// addresses builds the same ring.
     pub fn new(mut members: Vec<(String, IngesterClient)>, replication_factor: usize) -> Self {
         members.sort_by(|a, b| a.0.cmp(&b.0));
         members.dedup_by(|a, b| a.0 == b.0);
-        let mut taken: Vec<u32> = Vec::new();
-        let mut instances = Vec::with_capacity(members.len());
-        for (addr, _) in &members {
-            let tokens = generate_tokens(TOKENS_PER_INGESTER, &taken, seed_of(addr));
-            taken.extend_from_slice(&tokens);
-            instances.push(InstanceDesc {
-                id: addr.clone(),
-                addr: addr.clone(),
-                state: InstanceState::Active,
-                tokens,
-                heartbeat_ms: 0,
-            });
-        }
+        let addrs: Vec<String> = members.iter().map(|(a, _)| a.clone()).collect();
         ReplicatedIngesters {
-            ring: Ring::new(instances),
+            ring: static_ring(&addrs, 0),
             clients: members.into_iter().map(|(_, c)| c).collect(),
             replication_factor: replication_factor.max(1),
         }
