@@ -17,7 +17,7 @@ echo "== benches compile"
 cargo build -p skald-benches
 
 echo "== fuzz targets compile (stable check; scripts/fuzz.sh runs them with cargo-fuzz)"
-for d in crates/read/logql crates/write/distributor crates/store/chunk; do
+for d in crates/read/logql crates/write/distributor crates/write/ingester crates/store/chunk; do
   cargo check --quiet --manifest-path "$d/fuzz/Cargo.toml" --target-dir target --bins
 done
 

@@ -8,7 +8,7 @@
 mod config;
 mod metrics;
 mod stream;
-mod wal;
+pub mod wal;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -232,7 +232,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Decodes a record payload into its tenant and streams.
-pub(crate) fn decode_record(payload: &[u8]) -> Result<(String, Vec<Stream>), String> {
+pub fn decode_record(payload: &[u8]) -> Result<(String, Vec<Stream>), String> {
     let mut c = Cursor { b: payload, pos: 0 };
     if payload.first() != Some(&TAG_TENANT) {
         return Err("record does not start with a tenant".to_string());
@@ -271,7 +271,7 @@ pub(crate) fn decode_record(payload: &[u8]) -> Result<(String, Vec<Stream>), Str
 
 /// How a WAL file ended.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum FileEnd {
+pub enum FileEnd {
     /// At a record boundary.
     Clean,
     /// At a damaged record starting at `offset`.
@@ -281,9 +281,21 @@ pub(crate) enum FileEnd {
 /// Reads the framed records of `path` in order, giving each verified payload to `f`.
 pub(crate) fn read_file(
     path: &Path,
+    f: impl FnMut(&[u8]) -> Result<(), String>,
+) -> io::Result<FileEnd> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    read_records(BufReader::with_capacity(1 << 20, file), len, f)
+}
+
+/// Reads framed records from `r` (`len` bytes in all), giving each verified payload to `f`.
+/// A length field larger than what is left is damage, found before anything is allocated.
+pub fn read_records(
+    mut r: impl Read,
+    len: u64,
     mut f: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> io::Result<FileEnd> {
-    let mut r = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let total = len;
     let mut offset = 0u64;
     let mut payload = Vec::new();
     loop {
@@ -305,7 +317,7 @@ pub(crate) fn read_file(
         }
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        if len > MAX_RECORD {
+        if len > MAX_RECORD || (HEADER + len) as u64 > total.saturating_sub(offset) {
             return corrupt("record length out of range");
         }
         payload.resize(len, 0);
