@@ -188,7 +188,8 @@ impl Deployment {
 
     fn cluster(bin: &Path, dir: &Path, extra: &str) -> Result<Deployment> {
         let chunks = dir.join("shared-chunks");
-        let storage = format!("storage_config:\n  filesystem:\n    directory: {}\n", chunks.display());
+        let storage =
+            format!("storage_config:\n  filesystem:\n    directory: {}\n", chunks.display());
         let common = |name: &str| {
             format!(
                 "common:\n  path_prefix: {}\n  replication_factor: 3\n",
@@ -254,7 +255,8 @@ impl Deployment {
 impl Server {
     /// The single binary with its data under `dir/data`.
     fn start(bin: &Path, dir: &Path, extra: &str) -> Result<Server> {
-        let body = format!("common:\n  path_prefix: {}\n{LIMITS}{extra}", dir.join("data").display());
+        let body =
+            format!("common:\n  path_prefix: {}\n{LIMITS}{extra}", dir.join("data").display());
         Self::start_with(bin, dir, &body)
     }
 
