@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod membership;
 pub mod replicated;
 
 /// An instance's lifecycle state, as in Loki's lifecycler.

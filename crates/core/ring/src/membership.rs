@@ -1,0 +1,194 @@
+//! Gossip membership over UDP with the `chitchat` crate (as Quickwit uses it), configured like
+//! Loki's `memberlist` block: a node name, a bind address and port, and `join_members` seeds.
+//! Every member publishes its ring entry (an [`InstanceDesc`] as JSON under [`RING_KEY`]);
+//! every member reads the ring from the live members' entries.
+//!
+//! Not wired into the services yet: distributors and queriers still use the static ring.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chitchat::transport::UdpTransport;
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+
+use crate::{InstanceDesc, RingDesc};
+
+/// The key under which an ingester publishes its ring entry.
+pub const RING_KEY: &str = "ingester_ring";
+
+/// Loki's `memberlist` settings that apply here.
+#[derive(Debug, Clone)]
+pub struct MembershipConfig {
+    /// This member's name (Loki's `node_name`; default the hostname).
+    pub node_name: String,
+    /// Where to listen for gossip (`bind_addr:bind_port`), also advertised to the others.
+    pub bind: SocketAddr,
+    /// Seeds (`host:port`) to join through.
+    pub join_members: Vec<String>,
+    /// Cluster name: members of other clusters are ignored.
+    pub cluster_label: String,
+    /// How often to gossip.
+    pub gossip_interval: Duration,
+    /// How long a member may be silent before it is considered dead.
+    pub dead_after: Duration,
+}
+
+/// A running gossip member.
+pub struct Membership {
+    handle: ChitchatHandle,
+}
+
+fn generation() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+impl Membership {
+    /// Starts gossiping; `entry` is this member's ring entry, if it is an ingester.
+    pub async fn join(
+        config: MembershipConfig,
+        entry: Option<&InstanceDesc>,
+    ) -> Result<Membership, String> {
+        let failure_detector_config = FailureDetectorConfig {
+            initial_interval: config.gossip_interval,
+            max_interval: config.dead_after,
+            dead_node_grace_period: config.dead_after * 10,
+            ..FailureDetectorConfig::default()
+        };
+        let chitchat_config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(config.node_name.clone(), generation(), config.bind),
+            cluster_id: config.cluster_label.clone(),
+            gossip_interval: config.gossip_interval,
+            listen_addr: config.bind,
+            seed_nodes: config.join_members.clone(),
+            failure_detector_config,
+            marked_for_deletion_grace_period: config.dead_after * 10,
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+        };
+        let mut initial = Vec::new();
+        if let Some(e) = entry {
+            let json = serde_json::to_string(e).map_err(|e| e.to_string())?;
+            initial.push((RING_KEY.to_string(), json));
+        }
+        let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
+            .await
+            .map_err(|e| format!("cannot start gossip on {}: {e}", config.bind))?;
+        Ok(Membership { handle })
+    }
+
+    /// Publishes (or replaces) this member's ring entry: state changes and heartbeats.
+    pub async fn publish(&self, entry: &InstanceDesc) -> Result<(), String> {
+        let json = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+        self.handle.with_chitchat(|c| c.self_node_state().set(RING_KEY, &json)).await;
+        Ok(())
+    }
+
+    /// The names of the live members, this one included.
+    pub async fn live_members(&self) -> Vec<String> {
+        self.handle
+            .with_chitchat(|c| c.live_nodes().map(|id| id.node_id.clone()).collect::<Vec<_>>())
+            .await
+    }
+
+    /// The ring as the live members describe it (entries that do not parse are skipped).
+    pub async fn ring_desc(&self) -> RingDesc {
+        self.handle
+            .with_chitchat(|c| {
+                let live: Vec<ChitchatId> = c.live_nodes().cloned().collect();
+                let mut desc = RingDesc::default();
+                for id in &live {
+                    let entry = c
+                        .node_state(id)
+                        .and_then(|s| s.get(RING_KEY))
+                        .and_then(|v| serde_json::from_str::<InstanceDesc>(v).ok());
+                    if let Some(e) = entry {
+                        desc.instances.insert(e.id.clone(), e);
+                    }
+                }
+                desc
+            })
+            .await
+    }
+
+    /// Stops gossiping.
+    pub async fn leave(self) -> Result<(), String> {
+        self.handle.shutdown().await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::InstanceState;
+
+    fn free_udp_port() -> u16 {
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    fn entry(id: &str, state: InstanceState) -> InstanceDesc {
+        InstanceDesc {
+            id: id.to_string(),
+            addr: format!("{id}:9095"),
+            state,
+            tokens: crate::generate_tokens(4, &[], id.len() as u64),
+            heartbeat_ms: 1,
+        }
+    }
+
+    async fn wait_for<F, Fut>(what: &str, mut cond: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::time::Instant::now() < deadline {
+            if cond().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn members_discover_each_other_and_see_state_changes_and_departures() {
+        let ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
+        let seed = format!("127.0.0.1:{}", ports[0]);
+        let mut members = Vec::new();
+        for (i, port) in ports.iter().enumerate() {
+            let config = MembershipConfig {
+                node_name: format!("ingester-{i}"),
+                bind: ([127, 0, 0, 1], *port).into(),
+                join_members: if i == 0 { vec![] } else { vec![seed.clone()] },
+                cluster_label: "skald-test".to_string(),
+                gossip_interval: Duration::from_millis(100),
+                dead_after: Duration::from_secs(2),
+            };
+            let e = entry(&format!("ingester-{i}"), InstanceState::Joining);
+            members.push(Membership::join(config, Some(&e)).await.unwrap());
+        }
+        // everyone sees the three entries
+        for m in &members {
+            wait_for("3 ring entries", || async { m.ring_desc().await.instances.len() == 3 }).await;
+        }
+        // a state change travels
+        members[1].publish(&entry("ingester-1", InstanceState::Active)).await.unwrap();
+        wait_for("ACTIVE seen by member 2", || async {
+            members[2].ring_desc().await.instances["ingester-1"].state == InstanceState::Active
+        })
+        .await;
+        // a member that stops gossiping drops out of the others' ring
+        let gone = members.pop().unwrap();
+        gone.leave().await.unwrap();
+        wait_for("member 2 gone", || async {
+            !members[0].ring_desc().await.instances.contains_key("ingester-2")
+        })
+        .await;
+        assert_eq!(members[0].live_members().await.len(), 2);
+    }
+}
