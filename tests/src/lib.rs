@@ -413,3 +413,53 @@ pub fn start_cluster(dir: &Path, extra: &str) -> Cluster {
     );
     Cluster { ingesters, distributor, querier }
 }
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+    s.local_addr().expect("local addr").port()
+}
+
+/// Like [`start_cluster`], but the ingesters are found through gossip (`memberlist` with
+/// `join_members`, as in Loki's configs) instead of `ingester_client.addresses`: ingesters
+/// publish JOINING, then ACTIVE once their WAL is replayed, and heartbeat their ring entry.
+pub fn start_gossip_cluster(dir: &Path, extra: &str) -> Cluster {
+    let shared = dir.join("shared-chunks");
+    let storage = format!("storage_config:\n  filesystem:\n    directory: {}\n", shared.display());
+    let seed_port = free_udp_port();
+    let memberlist = |name: &str, port: u16| {
+        format!(
+            "memberlist:\n  node_name: {name}\n  bind_addr: [127.0.0.1]\n  bind_port: {port}\n  gossip_interval: 100ms\n  join_members: [127.0.0.1:{seed_port}]\n"
+        )
+    };
+    let common = |name: &str| {
+        format!(
+            "common:\n  path_prefix: {}\n  replication_factor: 3\n",
+            dir.join(name).join("data").display()
+        )
+    };
+    let lifecycler =
+        "  lifecycler:\n    heartbeat_period: 500ms\n    ring:\n      heartbeat_timeout: 10s\n";
+    let ingesters: Vec<Skald> = (0..3)
+        .map(|i| {
+            let name = format!("ingester-{i}");
+            let port = if i == 0 { seed_port } else { free_udp_port() };
+            let body = format!(
+                "target: ingester\n{}{storage}{extra}{}ingester:\n  chunk_idle_period: 1s\n  flush_check_period: 1s\n{lifecycler}  wal:\n    checkpoint_duration: 2s\n",
+                common(&name),
+                memberlist(&name, port)
+            );
+            start_member(dir, &name, &body)
+        })
+        .collect();
+    let client_side = |name: &str, target: &str, storage: &str| {
+        format!(
+            "target: {target}\n{}{storage}{extra}{}ingester:\n{lifecycler}",
+            common(name),
+            memberlist(name, free_udp_port())
+        )
+    };
+    let distributor =
+        start_member(dir, "distributor", &client_side("distributor", "distributor", ""));
+    let querier = start_member(dir, "querier", &client_side("querier", "querier", &storage));
+    Cluster { ingesters, distributor, querier }
+}

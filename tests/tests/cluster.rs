@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use skald_integration_tests::{get, start_cluster, temp_dir, Skald};
+use skald_integration_tests::{get, start_cluster, start_gossip_cluster, temp_dir, Skald};
 
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
@@ -205,4 +205,73 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
     let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
     println!("after two ingesters were down: lost {lost} of {}", acked.len());
     assert_eq!(lost, 0);
+}
+
+/// The ring's ACTIVE instance ids as `base` serves them.
+fn active(base: &str) -> Vec<String> {
+    let r = get(&format!("{base}/ring"), &[], &[("Accept", "application/json")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let mut ids: Vec<String> = v["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "ACTIVE")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn wait_active(base: &str, n: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if active(base).len() == n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{base} did not see {n} ACTIVE ingesters: {:?}", active(base));
+}
+
+#[test]
+fn gossip_cluster_replicates_and_survives_a_kill() {
+    let dir = temp_dir("gossip-cluster");
+    let mut c = start_gossip_cluster(&dir, LIMITS);
+    let url = c.distributor.url.clone();
+    wait_active(&url, 3);
+    wait_active(&c.querier.url, 3);
+    assert_eq!(active(&url), vec!["ingester-0", "ingester-1", "ingester-2"]);
+
+    let start = now_ns() - 60_000_000_000;
+    let next = Arc::new(AtomicU64::new(0));
+    let ingesters = &mut c.ingesters;
+    let querier_url = c.querier.url.clone();
+    let (acked, refused) = run_pushers(&url, &next, || {
+        std::thread::sleep(Duration::from_millis(400 + jitter_ms(600)));
+        ingesters[1].kill();
+        std::thread::sleep(Duration::from_millis(800));
+        ingesters[1].start_again();
+        // back in the ring with the same id, ACTIVE once its WAL is replayed
+        wait_active(&querier_url, 3);
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let seen = ids(&c.querier, start);
+    let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
+    let duplicated = seen.values().filter(|&&n| n > 1).count();
+    println!(
+        "gossip: {} acknowledged, {} refused, lost {lost}, duplicated {duplicated}",
+        acked.len(),
+        refused.len()
+    );
+    assert!(acked.len() > 500, "too few pushes were acknowledged: {}", acked.len());
+    assert_eq!((lost, duplicated), (0, 0));
+
+    // A clean stop: the ingester announces LEAVING, then drops out of the ring.
+    c.ingesters[2].stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while active(&url).len() != 2 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", active(&url));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -9,8 +9,11 @@ use skald_distributor::Distributor;
 use skald_index::{IndexStore, ObjectIndexStore, ObjectIndexStoreConfig};
 use skald_ingester::Ingester;
 use skald_proto::ingester::{GrpcIngesterClient, IngesterClient, IngesterGrpcServer};
+use skald_proto::ServiceError;
 use skald_querier::Querier;
-use skald_ring::replicated::{static_ring, ReplicatedIngesters};
+use skald_ring::membership::Membership;
+use skald_ring::replicated::{static_ring, GossipIngesters, ReplicatedIngesters};
+use skald_ring::{InstanceDesc, InstanceState};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -58,6 +61,16 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     }
     let registry = prometheus::Registry::new();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let memberlist = config.memberlist().map_err(anyhow::Error::msg)?;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    };
+    // Gossip membership, when `memberlist` is configured; an ingester's ring entry with it.
+    let mut membership: Option<Arc<Membership>> = None;
+    let mut ring_entry: Option<InstanceDesc> = None;
 
     let mut chunk_store: Option<Arc<dyn ChunkStore>> = None;
     let mut index_store: Option<Arc<dyn IndexStore>> = None;
@@ -83,6 +96,28 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         };
         let ing =
             Ingester::new(config.ingester.clone(), config.limits_config.clone(), cs, is, &registry);
+        if let Some(mcfg) = &memberlist {
+            // Join as JOINING: distributors send no writes until the WAL is replayed.
+            let host =
+                config.common.instance_addr.clone().filter(|h| !h.is_empty()).unwrap_or_else(
+                    || match config.server.grpc_listen_address.as_str() {
+                        "" | "0.0.0.0" => "127.0.0.1".to_string(),
+                        other => other.to_string(),
+                    },
+                );
+            let entry = InstanceDesc {
+                id: mcfg.node_name.clone(),
+                addr: format!("{host}:{}", config.server.grpc_listen_port),
+                state: InstanceState::Joining,
+                tokens: lifecycler_tokens(&config.ingester.lifecycler, &mcfg.node_name)?,
+                heartbeat_ms: now_ms(),
+            };
+            let m =
+                Membership::join(mcfg.clone(), Some(&entry)).await.map_err(anyhow::Error::msg)?;
+            tracing::info!(id = %entry.id, addr = %entry.addr, "joined the ring (JOINING)");
+            membership = Some(Arc::new(m));
+            ring_entry = Some(entry);
+        }
         // Replay before anything listens: the process is ready only after this.
         let wal_dir = config.wal_dir();
         ing.open_wal(&wal_dir).await.map_err(anyhow::Error::msg)?;
@@ -90,11 +125,8 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         ingester = Some(ing);
     }
 
-    // What `/ring` shows: this process's own ingester, or the configured ones.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    // What `/ring` shows without gossip: this process's own ingester, or the configured ones.
+    let now_ms = now_ms();
     let ring_view = if ingester.is_some() {
         let own =
             format!("{}:{}", config.server.grpc_listen_address, config.server.grpc_listen_port);
@@ -107,11 +139,31 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     let ingester_client: Option<IngesterClient> = if mods.contains(&Module::IngesterClient) {
         match &ingester {
             Some(ing) => Some(Arc::new(ing.clone()) as IngesterClient),
+            None if config.ingester_client.addresses.is_empty() && memberlist.is_some() => {
+                let mcfg = memberlist.clone().context("memberlist")?;
+                let m = Arc::new(Membership::join(mcfg, None).await.map_err(anyhow::Error::msg)?);
+                membership = Some(m.clone());
+                let connect = Box::new(|addr: &str| -> Result<IngesterClient, ServiceError> {
+                    let url = format!("http://{addr}");
+                    Ok(Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient)
+                });
+                let timeout = config.ingester.lifecycler.ring.heartbeat_timeout.as_millis() as i64;
+                tracing::info!(
+                    replication_factor = config.common.replication_factor,
+                    "ingester ring from gossip"
+                );
+                Some(Arc::new(GossipIngesters::new(
+                    m,
+                    connect,
+                    config.common.replication_factor,
+                    timeout,
+                )) as IngesterClient)
+            }
             None => {
                 let addrs = &config.ingester_client.addresses;
                 if addrs.is_empty() {
                     anyhow::bail!(
-                        "ingester_client.addresses must name the ingesters when they run in other processes"
+                        "ingester_client.addresses (or memberlist.join_members) must name the ingesters when they run in other processes"
                     );
                 }
                 let mut members = Vec::with_capacity(addrs.len());
@@ -199,6 +251,38 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         }));
     }
 
+    // The WAL is replayed and gRPC listens: take writes, and heartbeat the ring entry.
+    if let (Some(m), Some(entry)) = (&membership, ring_entry.as_mut()) {
+        entry.state = InstanceState::Active;
+        entry.heartbeat_ms = now_ms;
+        m.publish(entry).await.map_err(anyhow::Error::msg)?;
+        tracing::info!("ring entry set to ACTIVE");
+        let (m, mut entry, mut rx) = (m.clone(), entry.clone(), shutdown_rx.clone());
+        let period =
+            config.ingester.lifecycler.heartbeat_period.max(std::time::Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        entry.heartbeat_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis() as i64)
+                            .unwrap_or(0);
+                        if let Err(error) = m.publish(&entry).await {
+                            tracing::warn!(%error, "ring heartbeat failed");
+                        }
+                    }
+                    changed = rx.changed() => {
+                        if changed.is_err() || *rx.borrow() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
     let terminate = Arc::new(tokio::sync::Notify::new());
     let state = HttpState {
         auth_enabled: config.auth_enabled,
@@ -207,6 +291,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         local_ingester: ingester.clone(),
         terminate: terminate.clone(),
         ring: ring_view,
+        membership: membership.clone(),
     };
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
@@ -232,6 +317,13 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         .context("HTTP server failed")?;
 
     // Stop accepting, then let the ingester flush everything before exit.
+    // An ingester in the ring announces that it is leaving before it flushes or checkpoints.
+    if let (Some(m), Some(mut entry)) = (&membership, ring_entry.clone()) {
+        entry.state = InstanceState::Leaving;
+        entry.heartbeat_ms = now_ms;
+        let _ = m.publish(&entry).await;
+        tracing::info!("ring entry set to LEAVING");
+    }
     let _ = shutdown_tx.send(true);
     if let Some(t) = grpc_task {
         let _ = t.await;
@@ -241,4 +333,27 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     }
     tracing::info!("Skald stopped");
     Ok(())
+}
+
+/// The ingester's ring tokens: from `tokens_file_path` when it holds them, otherwise derived
+/// from the instance id (so they are the same after a restart), and saved there when set.
+fn lifecycler_tokens(l: &skald_ingester::LifecyclerConfig, id: &str) -> anyhow::Result<Vec<u32>> {
+    if !l.tokens_file_path.is_empty() {
+        if let Ok(text) = std::fs::read_to_string(&l.tokens_file_path) {
+            if let Ok(tokens) = serde_json::from_str::<Vec<u32>>(&text) {
+                if !tokens.is_empty() {
+                    return Ok(tokens);
+                }
+            }
+        }
+    }
+    let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let tokens = skald_ring::generate_tokens(l.num_tokens.max(1), &[], seed);
+    if !l.tokens_file_path.is_empty() {
+        std::fs::write(&l.tokens_file_path, serde_json::to_string(&tokens)?)
+            .with_context(|| format!("cannot write {}", l.tokens_file_path))?;
+    }
+    Ok(tokens)
 }

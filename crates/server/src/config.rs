@@ -69,7 +69,7 @@ impl Config {
     /// Names of accepted-but-ignored Loki blocks present in this config.
     pub fn ignored_blocks(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let blocks: [(&'static str, bool); 9] = [
+        let blocks: [(&'static str, bool); 8] = [
             ("pattern_ingester", self.pattern_ingester.is_some()),
             ("query_range", self.query_range.is_some()),
             ("analytics", self.analytics.is_some()),
@@ -77,7 +77,6 @@ impl Config {
             ("query_scheduler", self.query_scheduler.is_some()),
             ("ruler", self.ruler.is_some()),
             ("compactor", self.compactor.is_some()),
-            ("memberlist", self.memberlist.is_some()),
             ("tracing", self.tracing.is_some()),
         ];
         for (name, present) in blocks {
@@ -112,6 +111,68 @@ impl Config {
             return PathBuf::from(d);
         }
         PathBuf::from(&self.common.path_prefix).join("chunks")
+    }
+
+    /// Gossip settings from Loki's `memberlist` block (`node_name`, `bind_addr`, `bind_port`,
+    /// `advertise_addr`, `join_members`, `cluster_label`, `gossip_interval`; other keys are
+    /// ignored). `None` when the block is absent or names no members and no port.
+    pub fn memberlist(&self) -> Result<Option<skald_ring::membership::MembershipConfig>, String> {
+        use serde_yaml::Value;
+        let Some(Value::Mapping(m)) = &self.memberlist else { return Ok(None) };
+        let get = |k: &str| m.get(Value::String(k.to_string()));
+        let strings = |k: &str| -> Vec<String> {
+            match get(k) {
+                Some(Value::Sequence(v)) => {
+                    v.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()
+                }
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            }
+        };
+        let join_members = strings("join_members");
+        let port = match get("bind_port") {
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or("memberlist.bind_port must be a port number")?,
+            ),
+            None => None,
+        };
+        if join_members.is_empty() && port.is_none() {
+            return Ok(None);
+        }
+        let bind_ip = strings("bind_addr").into_iter().next().unwrap_or_else(|| "0.0.0.0".into());
+        let advertise =
+            get("advertise_addr").and_then(Value::as_str).map(str::to_string).unwrap_or_else(
+                || if bind_ip == "0.0.0.0" { "127.0.0.1".into() } else { bind_ip.clone() },
+            );
+        let port = port.unwrap_or(7946);
+        let bind: std::net::SocketAddr = format!("{bind_ip}:{port}")
+            .parse()
+            .map_err(|e| format!("memberlist.bind_addr/bind_port: {e}"))?;
+        let advertise: std::net::SocketAddr = format!("{advertise}:{port}")
+            .parse()
+            .map_err(|e| format!("memberlist.advertise_addr: {e}"))?;
+        let node_name = get("node_name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .filter(|s| !s.is_empty())
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| format!("skald-{port}"));
+        let gossip_interval = match get("gossip_interval").and_then(Value::as_str) {
+            Some(s) => skald_common::units::parse_duration(s).map_err(|e| e.to_string())?,
+            None => std::time::Duration::from_millis(200),
+        };
+        Ok(Some(skald_ring::membership::MembershipConfig {
+            node_name,
+            bind,
+            advertise,
+            join_members,
+            cluster_label: get("cluster_label").and_then(Value::as_str).unwrap_or("").to_string(),
+            gossip_interval,
+            dead_after: (gossip_interval * 10).max(std::time::Duration::from_secs(2)),
+        }))
     }
 
     /// The ingester's WAL directory: `ingester.wal.dir`, or `<common.path_prefix>/wal`.

@@ -30,6 +30,8 @@ pub struct HttpState {
     pub terminate: Arc<tokio::sync::Notify>,
     /// The ingester ring this process uses (for `/ring`), when it has ingesters.
     pub ring: Option<skald_ring::Ring>,
+    /// Gossip membership, when configured: `/ring` shows the gossiped ring instead.
+    pub membership: Option<Arc<skald_ring::membership::Membership>>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -211,7 +213,11 @@ fn rfc3339_ms(ms: i64) -> String {
 /// `/ring` (and `/distributor/ring`): the ingester ring, as HTML or, with
 /// `Accept: application/json`, as JSON in Loki's shape (`shards`, `now`).
 async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Response {
-    let Some(ring) = &state.ring else {
+    let gossiped = match &state.membership {
+        Some(m) => Some(m.ring_desc().await.ring()),
+        None => None,
+    };
+    let Some(ring) = gossiped.as_ref().or(state.ring.as_ref()) else {
         return text(StatusCode::NOT_FOUND, "this process has no ingester ring");
     };
     let ownership = ring.ownership();

@@ -21,8 +21,10 @@ pub const RING_KEY: &str = "ingester_ring";
 pub struct MembershipConfig {
     /// This member's name (Loki's `node_name`; default the hostname).
     pub node_name: String,
-    /// Where to listen for gossip (`bind_addr:bind_port`), also advertised to the others.
+    /// Where to listen for gossip (`bind_addr:bind_port`).
     pub bind: SocketAddr,
+    /// Where the others reach this member (`advertise_addr:bind_port`).
+    pub advertise: SocketAddr,
     /// Seeds (`host:port`) to join through.
     pub join_members: Vec<String>,
     /// Cluster name: members of other clusters are ignored.
@@ -58,7 +60,7 @@ impl Membership {
             ..FailureDetectorConfig::default()
         };
         let chitchat_config = ChitchatConfig {
-            chitchat_id: ChitchatId::new(config.node_name.clone(), generation(), config.bind),
+            chitchat_id: ChitchatId::new(config.node_name.clone(), generation(), config.advertise),
             cluster_id: config.cluster_label.clone(),
             gossip_interval: config.gossip_interval,
             listen_addr: config.bind,
@@ -164,6 +166,7 @@ mod tests {
             let config = MembershipConfig {
                 node_name: format!("ingester-{i}"),
                 bind: ([127, 0, 0, 1], *port).into(),
+                advertise: ([127, 0, 0, 1], *port).into(),
                 join_members: if i == 0 { vec![] } else { vec![seed.clone()] },
                 cluster_label: "skald-test".to_string(),
                 gossip_interval: Duration::from_millis(100),

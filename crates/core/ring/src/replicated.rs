@@ -21,9 +21,13 @@ pub const TOKENS_PER_INGESTER: usize = 128;
 /// Ingesters behind a ring, used as one.
 pub struct ReplicatedIngesters {
     ring: Ring,
-    /// Clients in the ring's instance order (sorted by address).
+    /// Clients in the ring's instance order.
     clients: Vec<IngesterClient>,
     replication_factor: usize,
+    /// Health is judged at this time (ms since the epoch) ...
+    now_ms: i64,
+    /// ... against this heartbeat timeout (0: heartbeats are not checked).
+    heartbeat_timeout_ms: i64,
 }
 
 fn seed_of(addr: &str) -> u64 {
@@ -69,6 +73,26 @@ impl ReplicatedIngesters {
             ring: static_ring(&addrs, 0),
             clients: members.into_iter().map(|(_, c)| c).collect(),
             replication_factor: replication_factor.max(1),
+            now_ms: 0,
+            heartbeat_timeout_ms: 0,
+        }
+    }
+
+    /// Over a ring from membership: `clients[i]` reaches `ring.instances()[i]`; health is
+    /// judged at `now_ms` against `heartbeat_timeout_ms`.
+    pub fn with_ring(
+        ring: Ring,
+        clients: Vec<IngesterClient>,
+        replication_factor: usize,
+        now_ms: i64,
+        heartbeat_timeout_ms: i64,
+    ) -> Self {
+        ReplicatedIngesters {
+            ring,
+            clients,
+            replication_factor: replication_factor.max(1),
+            now_ms,
+            heartbeat_timeout_ms,
         }
     }
 
@@ -124,7 +148,7 @@ impl IngesterService for ReplicatedIngesters {
     async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
         let n = self.clients.len();
         if n == 0 {
-            return Err(ServiceError::new(ErrorCode::Unavailable, "no ingesters configured"));
+            return Err(ServiceError::new(ErrorCode::Unavailable, "no ingesters in the ring"));
         }
         let index: BTreeMap<&str, usize> =
             self.ring.instances().iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
@@ -135,7 +159,13 @@ impl IngesterService for ReplicatedIngesters {
             let key = stream_key(tenant, &s.labels.to_string());
             let set = self
                 .ring
-                .get(key, self.replication_factor, Operation::Write, 0, 0)
+                .get(
+                    key,
+                    self.replication_factor,
+                    Operation::Write,
+                    self.now_ms,
+                    self.heartbeat_timeout_ms,
+                )
                 .map_err(|e| ServiceError::new(ErrorCode::Unavailable, e.to_string()))?;
             let replicas: Vec<usize> =
                 set.instances.iter().filter_map(|d| index.get(d.id.as_str()).copied()).collect();
@@ -229,6 +259,91 @@ impl IngesterService for ReplicatedIngesters {
     async fn flush_all(&self) -> Result<(), ServiceError> {
         let results = futures::future::join_all(self.clients.iter().map(|c| c.flush_all())).await;
         results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+    }
+}
+
+/// Builds a client for a `host:port` address.
+pub type Connect = Box<dyn Fn(&str) -> Result<IngesterClient, ServiceError> + Send + Sync>;
+
+/// An [`IngesterService`] over the ingesters that gossip membership currently shows: each call
+/// reads the ring from the live members and reaches every instance at its address (clients
+/// are created once per address and kept).
+pub struct GossipIngesters {
+    membership: std::sync::Arc<crate::membership::Membership>,
+    connect: Connect,
+    clients: parking_lot::Mutex<std::collections::HashMap<String, IngesterClient>>,
+    replication_factor: usize,
+    heartbeat_timeout_ms: i64,
+}
+
+impl GossipIngesters {
+    /// `connect` builds a client for a `host:port` address.
+    pub fn new(
+        membership: std::sync::Arc<crate::membership::Membership>,
+        connect: Connect,
+        replication_factor: usize,
+        heartbeat_timeout_ms: i64,
+    ) -> Self {
+        GossipIngesters {
+            membership,
+            connect,
+            clients: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            replication_factor,
+            heartbeat_timeout_ms,
+        }
+    }
+
+    async fn current(&self) -> Result<ReplicatedIngesters, ServiceError> {
+        let ring = self.membership.ring_desc().await.ring();
+        let mut clients = Vec::with_capacity(ring.instances().len());
+        {
+            let mut cache = self.clients.lock();
+            for d in ring.instances() {
+                let c = match cache.get(&d.addr) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = (self.connect)(&d.addr)?;
+                        cache.insert(d.addr.clone(), c.clone());
+                        c
+                    }
+                };
+                clients.push(c);
+            }
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Ok(ReplicatedIngesters::with_ring(
+            ring,
+            clients,
+            self.replication_factor,
+            now_ms,
+            self.heartbeat_timeout_ms,
+        ))
+    }
+}
+
+#[async_trait]
+impl IngesterService for GossipIngesters {
+    async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
+        self.current().await?.push(tenant, streams).await
+    }
+
+    async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {
+        self.current().await?.query(tenant, query).await
+    }
+
+    async fn series(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<Labels>, ServiceError> {
+        self.current().await?.series(tenant, query).await
+    }
+
+    async fn flush_all(&self) -> Result<(), ServiceError> {
+        self.current().await?.flush_all().await
     }
 }
 

@@ -35,6 +35,50 @@ pub struct IngesterConfig {
     pub concurrent_flushes: usize,
     /// The write-ahead log.
     pub wal: WalConfig,
+    /// The ring lifecycler (Loki's `ingester.lifecycler`); used with gossip membership.
+    pub lifecycler: LifecyclerConfig,
+}
+
+/// `ingester.lifecycler`: the keys Skald uses; Loki's other keys are accepted and ignored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LifecyclerConfig {
+    /// Tokens this ingester owns on the ring (Loki: 128).
+    pub num_tokens: usize,
+    /// How often the ring entry is refreshed (Loki: 5s).
+    #[serde(with = "skald_common::units::duration")]
+    pub heartbeat_period: Duration,
+    /// Where the tokens are kept across restarts (empty: not kept; they are derived from the
+    /// instance id, so they come back the same anyway).
+    pub tokens_file_path: String,
+    /// `ring` settings.
+    pub ring: LifecyclerRing,
+}
+
+/// `ingester.lifecycler.ring`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LifecyclerRing {
+    /// An instance whose entry is older than this is unhealthy (Loki: 1m).
+    #[serde(with = "skald_common::units::duration")]
+    pub heartbeat_timeout: Duration,
+}
+
+impl Default for LifecyclerRing {
+    fn default() -> Self {
+        LifecyclerRing { heartbeat_timeout: Duration::from_secs(60) }
+    }
+}
+
+impl Default for LifecyclerConfig {
+    fn default() -> Self {
+        LifecyclerConfig {
+            num_tokens: 128,
+            heartbeat_period: Duration::from_secs(5),
+            tokens_file_path: String::new(),
+            ring: LifecyclerRing::default(),
+        }
+    }
 }
 
 impl Default for IngesterConfig {
@@ -50,6 +94,7 @@ impl Default for IngesterConfig {
             flush_op_timeout: Duration::from_secs(600),
             concurrent_flushes: 32,
             wal: WalConfig::default(),
+            lifecycler: LifecyclerConfig::default(),
         }
     }
 }

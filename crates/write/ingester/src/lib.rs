@@ -26,7 +26,7 @@ use skald_proto::ingester::{IngesterQuery, IngesterService};
 use skald_proto::{ErrorCode, ServiceError};
 use tokio::sync::watch;
 
-pub use config::IngesterConfig;
+pub use config::{IngesterConfig, LifecyclerConfig, LifecyclerRing};
 pub use metrics::IngesterMetrics;
 use stream::{AppendError, ClosedChunk, StreamState};
 pub use wal::{FsyncPolicy, ReplayStats, WalConfig};
