@@ -235,7 +235,7 @@ fn wait_active(base: &str, n: usize) {
 }
 
 #[test]
-fn gossip_cluster_replicates_and_survives_a_kill() {
+fn gossip_cluster_replicates_and_survives_kills() {
     let dir = temp_dir("gossip-cluster");
     let mut c = start_gossip_cluster(&dir, LIMITS);
     let url = c.distributor.url.clone();
@@ -245,27 +245,33 @@ fn gossip_cluster_replicates_and_survives_a_kill() {
 
     let start = now_ns() - 60_000_000_000;
     let next = Arc::new(AtomicU64::new(0));
-    let ingesters = &mut c.ingesters;
     let querier_url = c.querier.url.clone();
-    let (acked, refused) = run_pushers(&url, &next, || {
-        std::thread::sleep(Duration::from_millis(400 + jitter_ms(600)));
-        ingesters[1].kill();
-        std::thread::sleep(Duration::from_millis(800));
-        ingesters[1].start_again();
-        // back in the ring with the same id, ACTIVE once its WAL is replayed
-        wait_active(&querier_url, 3);
-        std::thread::sleep(Duration::from_millis(300));
-    });
-    let seen = ids(&c.querier, start);
-    let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
-    let duplicated = seen.values().filter(|&&n| n > 1).count();
-    println!(
-        "gossip: {} acknowledged, {} refused, lost {lost}, duplicated {duplicated}",
-        acked.len(),
-        refused.len()
-    );
+    let mut acked: Vec<u64> = Vec::new();
+    // Every ingester in turn, the seed member (ingester-0) included.
+    for victim in [1, 2, 0] {
+        let ingesters = &mut c.ingesters;
+        let (a, refused) = run_pushers(&url, &next, || {
+            std::thread::sleep(Duration::from_millis(400 + jitter_ms(600)));
+            ingesters[victim].kill();
+            std::thread::sleep(Duration::from_millis(800));
+            ingesters[victim].start_again();
+            // back in the ring with the same id, ACTIVE once its WAL is replayed
+            wait_active(&querier_url, 3);
+            wait_active(&url, 3);
+            std::thread::sleep(Duration::from_millis(300));
+        });
+        acked.extend(a);
+        let seen = ids(&c.querier, start);
+        let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
+        let duplicated = seen.values().filter(|&&n| n > 1).count();
+        println!(
+            "gossip, killed ingester-{victim}: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
+            acked.len(),
+            refused.len()
+        );
+        assert_eq!((lost, duplicated), (0, 0));
+    }
     assert!(acked.len() > 500, "too few pushes were acknowledged: {}", acked.len());
-    assert_eq!((lost, duplicated), (0, 0));
 
     // A clean stop: the ingester announces LEAVING, then drops out of the ring.
     c.ingesters[2].stop();
