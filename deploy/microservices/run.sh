@@ -3,10 +3,17 @@
 # (push to http://127.0.0.1:3100) and 1 querier (query http://127.0.0.1:3110), each a separate
 # `skald` process. Data and logs go under ./skald-cluster. Ctrl-C (or SIGTERM) stops them all.
 #   bash deploy/microservices/run.sh            # from the repository root
+#   bash deploy/microservices/run.sh gossip     # the same, ingesters found through memberlist
 #   SKALD_BIN=/path/to/skald bash deploy/microservices/run.sh
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
+configs="$here"
+case "${1:-static}" in
+  static) ;;
+  gossip) configs="$here/gossip" ;;
+  *) echo "usage: run.sh [static|gossip]" >&2; exit 2 ;;
+esac
 bin="${SKALD_BIN:-$root/target/release/skald}"
 if [ ! -x "$bin" ]; then
   (cd "$root" && cargo build --release --bin skald -p skald-server)
@@ -19,7 +26,7 @@ stop() {
 }
 trap stop EXIT INT TERM
 start() {
-  "$bin" -config.file="$here/$1.yaml" >"skald-cluster/logs/$1.log" 2>&1 &
+  "$bin" -config.file="$configs/$1.yaml" >"skald-cluster/logs/$1.log" 2>&1 &
   pids+=($!)
 }
 wait_ready() {
@@ -36,5 +43,13 @@ start distributor
 start querier
 wait_ready 3100
 wait_ready 3110
+if [ "$configs" != "$here" ]; then
+  # with gossip, pushes need the ingesters to be seen ACTIVE first
+  for _ in $(seq 1 100); do
+    n=$( (curl -fsS -H 'Accept: application/json' http://127.0.0.1:3100/ring || true) | grep -o '"ACTIVE"' | wc -l || true)
+    [ "$n" -ge 3 ] && break
+    sleep 0.1
+  done
+fi
 echo "ready: push to http://127.0.0.1:3100/loki/api/v1/push, query http://127.0.0.1:3110 (logs in skald-cluster/logs)"
 wait -n "${pids[@]}"
