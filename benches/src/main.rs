@@ -150,8 +150,11 @@ fn load_lines(dir: &Path) -> Result<Vec<Vec<String>>> {
         .collect()
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Two distinct free ports: both probe listeners are held at once.
+fn free_port_pair() -> Result<(u16, u16)> {
+    let a = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let b = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
 const LIMITS: &str = "limits_config:\n  reject_old_samples: false\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100000MB\n  per_stream_rate_limit_burst: 100000MB\n  max_entries_limit_per_query: 5000\n  query_timeout: 10m\n";
@@ -263,7 +266,7 @@ impl Server {
     /// `skald` with `body` after its `server` block.
     fn start_with(bin: &Path, dir: &Path, body: &str) -> Result<Server> {
         std::fs::create_dir_all(dir)?;
-        let (hp, gp) = (free_port()?, free_port()?);
+        let (hp, gp) = free_port_pair()?;
         let cfg = format!(
             "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {hp}\n  grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {gp}\n  log_level: warn\n{body}"
         );

@@ -11,20 +11,19 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde_json::{json, Value};
-use skald_integration_tests::{get, start_cluster, start_gossip_cluster, temp_dir, Skald};
+use serde_json::Value;
+use skald_integration_tests::{
+    get, jitter_ms, lost_and_duplicated, now_ns, push_numbered_during, start_cluster,
+    start_gossip_cluster, stored_ids, temp_dir,
+};
 
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as i64
-}
-
-fn jitter_ms(max: u64) -> u64 {
-    (now_ns() as u64 / 1000).wrapping_mul(6364136223846793005) % max
+/// Pushes numbered lines to `url` from two threads while `during` runs.
+fn run_pushers<F: FnOnce()>(url: &str, next: &Arc<AtomicU64>, during: F) -> (Vec<u64>, Vec<u16>) {
+    push_numbered_during(url, "cluster", 50, next, during)
 }
 
 const LIMITS: &str = "limits_config:
@@ -34,83 +33,6 @@ const LIMITS: &str = "limits_config:
   per_stream_rate_limit: 1GB
   per_stream_rate_limit_burst: 1GB
 ";
-
-/// Pushes batches of 50 numbered lines until `stop`; returns the acknowledged ids and the
-/// statuses of refused pushes.
-fn pusher(url: String, next: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> (Vec<u64>, Vec<u16>) {
-    let (mut acked, mut refused) = (Vec::new(), Vec::new());
-    while !stop.load(Ordering::Relaxed) {
-        let first = next.fetch_add(50, Ordering::Relaxed);
-        let ts = now_ns();
-        let values: Vec<Value> = (0..50u64)
-            .map(|i| json!([(ts + i as i64).to_string(), format!("cluster line id={}", first + i)]))
-            .collect();
-        let body = json!({"streams": [{"stream": {"job": "cluster", "shard": format!("s{}", first / 50 % 8)}, "values": values}]});
-        let res = ureq::post(&format!("{url}/loki/api/v1/push"))
-            .timeout(Duration::from_secs(10))
-            .set("Content-Type", "application/json")
-            .send_string(&body.to_string());
-        match res {
-            Ok(r) if r.status() == 204 => acked.extend(first..first + 50),
-            Ok(r) => refused.push(r.status()),
-            Err(ureq::Error::Status(code, _)) => {
-                refused.push(code);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(_) => {
-                refused.push(0);
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    (acked, refused)
-}
-
-fn ids(querier: &Skald, start: i64) -> HashMap<u64, usize> {
-    let (st, en) = (start.to_string(), (now_ns() + 60_000_000_000).to_string());
-    let r = get(
-        &format!("{}/loki/api/v1/query_range", querier.url),
-        &[
-            ("query", "{job=\"cluster\"}"),
-            ("start", st.as_str()),
-            ("end", en.as_str()),
-            ("limit", "1000000"),
-            ("direction", "forward"),
-        ],
-        &[],
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    let v: Value = serde_json::from_str(&r.body).unwrap();
-    let mut seen: HashMap<u64, usize> = HashMap::new();
-    for stream in v["data"]["result"].as_array().unwrap() {
-        for pair in stream["values"].as_array().unwrap() {
-            let line = pair[1].as_str().unwrap();
-            let id: u64 = line.rsplit("id=").next().unwrap().parse().unwrap();
-            *seen.entry(id).or_default() += 1;
-        }
-    }
-    seen
-}
-
-fn run_pushers<F: FnOnce()>(url: &str, next: &Arc<AtomicU64>, during: F) -> (Vec<u64>, Vec<u16>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = (0..2)
-        .map(|_| {
-            let (url, next, stop) = (url.to_string(), next.clone(), stop.clone());
-            std::thread::spawn(move || pusher(url, next, stop))
-        })
-        .collect();
-    during();
-    stop.store(true, Ordering::Relaxed);
-    let (mut acked, mut refused) = (Vec::new(), Vec::new());
-    for h in handles {
-        let (a, r) = h.join().unwrap();
-        acked.extend(a);
-        refused.extend(r);
-    }
-    (acked, refused)
-}
 
 #[test]
 fn replicated_cluster_loses_and_duplicates_nothing() {
@@ -161,9 +83,8 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
             std::thread::sleep(Duration::from_millis(300));
         });
         acked.extend(a);
-        let seen = ids(&c.querier, start);
-        let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
-        let duplicated = seen.values().filter(|&&n| n > 1).count();
+        let seen = stored_ids(&c.querier.url, "cluster", start);
+        let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
         println!(
             "round {round}: killed ingester {victim}; {} acknowledged so far, {} refused this round, lost {lost}, duplicated {duplicated}",
             acked.len(),
@@ -183,9 +104,8 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
         std::thread::sleep(Duration::from_millis(300));
     });
     acked.extend(a);
-    let seen = ids(&c.querier, start);
-    let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
-    let duplicated = seen.values().filter(|&&n| n > 1).count();
+    let seen = stored_ids(&c.querier.url, "cluster", start);
+    let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
     println!(
         "rolling restart: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
         acked.len(),
@@ -201,8 +121,8 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
     assert!(!refused.is_empty() && refused.iter().all(|s| (500..600).contains(s)), "{refused:?}");
     c.ingesters[0].start_again();
     c.ingesters[1].start_again();
-    let seen = ids(&c.querier, start);
-    let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
+    let seen = stored_ids(&c.querier.url, "cluster", start);
+    let (lost, _) = lost_and_duplicated(&acked, &seen);
     println!("after two ingesters were down: lost {lost} of {}", acked.len());
     assert_eq!(lost, 0);
 }
@@ -261,9 +181,8 @@ fn gossip_cluster_replicates_and_survives_kills() {
             std::thread::sleep(Duration::from_millis(300));
         });
         acked.extend(a);
-        let seen = ids(&c.querier, start);
-        let lost = acked.iter().filter(|id| !seen.contains_key(id)).count();
-        let duplicated = seen.values().filter(|&&n| n > 1).count();
+        let seen = stored_ids(&c.querier.url, "cluster", start);
+        let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
         println!(
             "gossip, killed ingester-{victim}: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
             acked.len(),

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use skald_integration_tests::{
-    compare, data_dir, get, push_reference_dataset, push_reference_dataset_to, start_cluster,
-    temp_dir, Skald, REFERENCE_CONFIG,
+    compare, data_dir, dir_bytes, get, push_reference_dataset, push_reference_dataset_to,
+    start_cluster, temp_dir, Skald, REFERENCE_CONFIG,
 };
 
 /// Requests that belong to endpoints of a later issue (index stats/volume, detected
@@ -60,20 +60,6 @@ fn cluster_answers_match_real_loki() {
         rf3 as f64 / rf1 as f64
     );
     assert!(rf3 as f64 <= 1.3 * rf1 as f64, "RF3 stores {rf3} bytes, RF1 {rf1}");
-}
-
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                dir_bytes(&p)
-            } else {
-                e.metadata().map(|m| m.len()).unwrap_or(0)
-            }
-        })
-        .sum()
 }
 
 fn compare_with_loki(query_url: &str) {

@@ -13,7 +13,7 @@ use skald_proto::ServiceError;
 use skald_querier::Querier;
 use skald_ring::membership::Membership;
 use skald_ring::replicated::{static_ring, GossipIngesters, ReplicatedIngesters};
-use skald_ring::{InstanceDesc, InstanceState};
+use skald_ring::{now_ms, InstanceDesc, InstanceState};
 use tokio::sync::watch;
 
 use crate::config::Config;
@@ -62,12 +62,6 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     let registry = prometheus::Registry::new();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let memberlist = config.memberlist().map_err(anyhow::Error::msg)?;
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-    };
     // Gossip membership, when `memberlist` is configured; an ingester's ring entry with it.
     let mut membership: Option<Arc<Membership>> = None;
     let mut ring_entry: Option<InstanceDesc> = None;
@@ -126,13 +120,12 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     }
 
     // What `/ring` shows without gossip: this process's own ingester, or the configured ones.
-    let now_ms = now_ms();
     let ring_view = if ingester.is_some() {
         let own =
             format!("{}:{}", config.server.grpc_listen_address, config.server.grpc_listen_port);
-        Some(static_ring(&[own], now_ms))
+        Some(static_ring(&[own], now_ms()))
     } else if !config.ingester_client.addresses.is_empty() {
-        Some(static_ring(&config.ingester_client.addresses, now_ms))
+        Some(static_ring(&config.ingester_client.addresses, now_ms()))
     } else {
         None
     };
@@ -254,7 +247,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     // The WAL is replayed and gRPC listens: take writes, and heartbeat the ring entry.
     if let (Some(m), Some(entry)) = (&membership, ring_entry.as_mut()) {
         entry.state = InstanceState::Active;
-        entry.heartbeat_ms = now_ms;
+        entry.heartbeat_ms = now_ms();
         m.publish(entry).await.map_err(anyhow::Error::msg)?;
         tracing::info!("ring entry set to ACTIVE");
         let (m, mut entry, mut rx) = (m.clone(), entry.clone(), shutdown_rx.clone());
@@ -265,10 +258,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        entry.heartbeat_ms = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis() as i64)
-                            .unwrap_or(0);
+                        entry.heartbeat_ms = now_ms();
                         if let Err(error) = m.publish(&entry).await {
                             tracing::warn!(%error, "ring heartbeat failed");
                         }
@@ -320,7 +310,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     // An ingester in the ring announces that it is leaving before it flushes or checkpoints.
     if let (Some(m), Some(mut entry)) = (&membership, ring_entry.clone()) {
         entry.state = InstanceState::Leaving;
-        entry.heartbeat_ms = now_ms;
+        entry.heartbeat_ms = now_ms();
         let _ = m.publish(&entry).await;
         tracing::info!("ring entry set to LEAVING");
     }
@@ -347,10 +337,7 @@ fn lifecycler_tokens(l: &skald_ingester::LifecyclerConfig, id: &str) -> anyhow::
             }
         }
     }
-    let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    let tokens = skald_ring::generate_tokens(l.num_tokens.max(1), &[], seed);
+    let tokens = skald_ring::tokens_for(id, l.num_tokens.max(1), &[]);
     if !l.tokens_file_path.is_empty() {
         std::fs::write(&l.tokens_file_path, serde_json::to_string(&tokens)?)
             .with_context(|| format!("cannot write {}", l.tokens_file_path))?;

@@ -197,13 +197,6 @@ async fn prepare_shutdown(method: axum::http::Method, State(state): State<HttpSt
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn rfc3339_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -221,7 +214,7 @@ async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Respon
         return text(StatusCode::NOT_FOUND, "this process has no ingester ring");
     };
     let ownership = ring.ownership();
-    let now = now_ms();
+    let now = skald_ring::now_ms();
     let shards: Vec<serde_json::Value> = ring
         .instances()
         .iter()

@@ -201,6 +201,14 @@ impl Ring {
     }
 }
 
+/// Milliseconds since the Unix epoch (heartbeats and health are judged in these).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// FNV-1a, 32 bits.
 fn fnv1a32(mut h: u32, bytes: &[u8]) -> u32 {
     for &b in bytes {
@@ -239,6 +247,16 @@ pub fn generate_tokens(n: usize, taken: &[u32], seed: u64) -> Vec<u32> {
     }
     out.sort_unstable();
     out
+}
+
+/// The tokens of instance `id`: `n` tokens from a generator seeded with FNV-1a (64 bits) of
+/// the id, skipping `taken`. The same id gets the same tokens in every process and after a
+/// restart.
+pub fn tokens_for(id: &str, n: usize, taken: &[u32]) -> Vec<u32> {
+    let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    generate_tokens(n, taken, seed)
 }
 
 /// The ring's shared description: instances by id (what gossip carries).

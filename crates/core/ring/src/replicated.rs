@@ -13,7 +13,7 @@ use skald_model::{Labels, Stream};
 use skald_proto::ingester::{IngesterClient, IngesterQuery, IngesterService};
 use skald_proto::{ErrorCode, ServiceError};
 
-use crate::{generate_tokens, quorum, stream_key, InstanceDesc, InstanceState, Operation, Ring};
+use crate::{quorum, stream_key, tokens_for, InstanceDesc, InstanceState, Operation, Ring};
 
 /// Tokens per ingester (Loki's `num_tokens` default).
 pub const TOKENS_PER_INGESTER: usize = 128;
@@ -30,15 +30,6 @@ pub struct ReplicatedIngesters {
     heartbeat_timeout_ms: i64,
 }
 
-fn seed_of(addr: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in addr.as_bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// The static ring over ingester addresses: tokens come from the sorted, deduplicated
 /// addresses, so every process given the same list builds the same ring. All instances are
 /// ACTIVE; `heartbeat_ms` is `now_ms` (there are no heartbeats without gossip).
@@ -49,7 +40,7 @@ pub fn static_ring(addrs: &[String], now_ms: i64) -> Ring {
     let mut taken: Vec<u32> = Vec::new();
     let mut instances = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let tokens = generate_tokens(TOKENS_PER_INGESTER, &taken, seed_of(addr));
+        let tokens = tokens_for(addr, TOKENS_PER_INGESTER, &taken);
         taken.extend_from_slice(&tokens);
         instances.push(InstanceDesc {
             id: addr.clone(),
@@ -310,10 +301,7 @@ impl GossipIngesters {
                 clients.push(c);
             }
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let now_ms = crate::now_ms();
         Ok(ReplicatedIngesters::with_ring(
             ring,
             clients,

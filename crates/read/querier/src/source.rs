@@ -177,9 +177,8 @@ impl StoreSource {
         } else {
             decode_group(&fetched)?
         };
-        let recent: EntryBatch =
-            pending.recent.iter().filter(|e| scan.line_matches(e.line.as_bytes())).collect();
-        parts.push(recent);
+        // The ingesters already kept only lines holding the literals (`line_contains`).
+        parts.push(pending.recent.iter().collect());
         parts.retain(|p| !p.is_empty());
         let mut entries = match parts.len() {
             0 => EntryBatch::new(),
