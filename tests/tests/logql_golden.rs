@@ -8,7 +8,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use skald_integration_tests::{get, push_reference_dataset, temp_dir, Skald, REFERENCE_CONFIG};
+use skald_integration_tests::{
+    get, push_reference_dataset, push_reference_dataset_to, temp_dir, Skald, REFERENCE_CONFIG,
+};
 
 const T0: i64 = 1_793_491_200;
 const NS: i64 = 1_000_000_000;
@@ -138,13 +140,27 @@ fn answer(skald: &Skald, query: &str, qp: &QueryParams) -> String {
     format!("status 200\n{}\n", serde_json::to_string_pretty(&shown).unwrap())
 }
 
+/// The golden queries over data flushed to the store.
 #[test]
 fn golden_queries() {
     let dir = temp_dir("golden");
     let skald = Skald::start(&dir, REFERENCE_CONFIG);
     push_reference_dataset(&skald, "tenant-a");
-    let bless = std::env::var_os("SKALD_BLESS").is_some();
+    run_golden(&skald, std::env::var_os("SKALD_BLESS").is_some());
+}
 
+/// The same queries, with the same answers, over data still held by the ingester: the querier
+/// asks it whatever the age, and it runs each query's pipeline (and limit) itself.
+#[test]
+fn golden_queries_from_the_ingester() {
+    let dir = temp_dir("golden-ingester");
+    let config = format!("{REFERENCE_CONFIG}querier:\n  query_ingesters_within: 0s\n");
+    let skald = Skald::start(&dir, &config);
+    push_reference_dataset_to(&skald.url, &[], "tenant-a");
+    run_golden(&skald, false);
+}
+
+fn run_golden(skald: &Skald, bless: bool) {
     let mut files: Vec<PathBuf> = std::fs::read_dir(golden_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -183,7 +199,7 @@ fn golden_queries() {
             } else {
                 format!("# params: {}\n", qp.directive)
             };
-            writeln!(out, "== {q}\n{shown_params}{}", answer(&skald, q, &qp)).unwrap();
+            writeln!(out, "== {q}\n{shown_params}{}", answer(skald, q, &qp)).unwrap();
         }
         assert!(next_params.is_none(), "{}: `# params:` without a query", file.display());
         let result = file.with_extension("result");

@@ -423,7 +423,65 @@ pub fn parse(text: &str) -> Result<Config, String> {
     if text.trim().is_empty() {
         return Ok(Config::default());
     }
-    serde_yaml::from_str::<Config>(text).map_err(|e| format!("invalid config: {e}"))
+    let mut value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("invalid config: {e}"))?;
+    apply_common_ring(&mut value)?;
+    serde_yaml::from_value::<Config>(value).map_err(|e| format!("invalid config: {e}"))
+}
+
+/// Loki's `common.ring` is the default of every ring: its keys fill the ingester's
+/// `lifecycler` where that does not set them itself, and `lifecycler.ring.replication_factor`
+/// (Loki's own place for it) wins over `common.replication_factor`. The key-value store must be
+/// `memberlist` (gossip) or `inmemory` (one process); Consul and etcd are refused by name.
+fn apply_common_ring(root: &mut serde_yaml::Value) -> Result<(), String> {
+    use serde_yaml::{Mapping, Value};
+    fn key(k: &str) -> Value {
+        Value::String(k.to_string())
+    }
+    fn child<'a>(m: &'a mut Mapping, k: &str) -> Result<&'a mut Mapping, String> {
+        let v = m.entry(key(k)).or_insert_with(|| Value::Mapping(Mapping::new()));
+        if v.is_null() {
+            *v = Value::Mapping(Mapping::new());
+        }
+        v.as_mapping_mut().ok_or_else(|| format!("invalid config: `{k}` must be a mapping"))
+    }
+    fn check_store(ring: Option<&Value>, at: &str) -> Result<(), String> {
+        let store = ring
+            .and_then(|r| r.get("kvstore"))
+            .and_then(|k| k.get("store"))
+            .and_then(Value::as_str);
+        match store {
+            None | Some("memberlist") | Some("inmemory") => Ok(()),
+            Some(other) => Err(format!(
+                "{at}.kvstore.store `{other}` is not supported: Skald's ring runs on memberlist (gossip) or inmemory"
+            )),
+        }
+    }
+    let Some(root) = root.as_mapping_mut() else { return Ok(()) };
+    let common_ring = root.get(key("common")).and_then(|c| c.get("ring")).cloned();
+    check_store(common_ring.as_ref(), "common.ring")?;
+    let has_ingester = root.contains_key(key("ingester"));
+    if common_ring.is_none() && !has_ingester {
+        return Ok(());
+    }
+    let ingester = child(root, "ingester")?;
+    let lifecycler = child(ingester, "lifecycler")?;
+    check_store(lifecycler.get(key("ring")), "ingester.lifecycler.ring")?;
+    let ring_rf = lifecycler.get(key("ring")).and_then(|r| r.get("replication_factor")).cloned();
+    if let Some(Value::Mapping(common)) = &common_ring {
+        for name in ["heartbeat_period", "tokens_file_path"] {
+            if let Some(v) = common.get(key(name)) {
+                lifecycler.entry(key(name)).or_insert_with(|| v.clone());
+            }
+        }
+        if let Some(v) = common.get(key("heartbeat_timeout")) {
+            child(lifecycler, "ring")?.entry(key("heartbeat_timeout")).or_insert_with(|| v.clone());
+        }
+    }
+    if let Some(rf) = ring_rf {
+        child(root, "common")?.insert(key("replication_factor"), rf);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -446,12 +504,56 @@ mod tests {
     }
 
     #[test]
+    fn common_ring_fills_the_lifecycler() {
+        let cfg = parse(
+            "common:\n  replication_factor: 3\n  ring:\n    kvstore:\n      store: memberlist\n    heartbeat_period: 2s\n    heartbeat_timeout: 20s\n    tokens_file_path: /t/tokens\n",
+        )
+        .unwrap();
+        let l = &cfg.ingester.lifecycler;
+        assert_eq!(l.heartbeat_period, std::time::Duration::from_secs(2));
+        assert_eq!(l.ring.heartbeat_timeout, std::time::Duration::from_secs(20));
+        assert_eq!(l.tokens_file_path, "/t/tokens");
+        assert_eq!(cfg.common.replication_factor, 3);
+        // the lifecycler's own keys win, and its replication factor too
+        let cfg = parse(
+            "common:\n  replication_factor: 3\n  ring:\n    heartbeat_timeout: 20s\ningester:\n  lifecycler:\n    ring:\n      heartbeat_timeout: 9s\n      replication_factor: 2\n      kvstore:\n        store: inmemory\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.ingester.lifecycler.ring.heartbeat_timeout,
+            std::time::Duration::from_secs(9)
+        );
+        assert_eq!(cfg.common.replication_factor, 2);
+        let err = parse("common:\n  ring:\n    kvstore:\n      store: consul\n").unwrap_err();
+        assert!(err.contains("common.ring.kvstore.store `consul` is not supported"), "{err}");
+        let err =
+            parse("ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: etcd\n")
+                .unwrap_err();
+        assert!(err.contains("ingester.lifecycler.ring.kvstore.store `etcd`"), "{err}");
+    }
+
+    #[test]
     fn shipped_configs_parse() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-        for name in ["skald-local.yaml", "loki-reference.yaml"] {
-            let text = std::fs::read_to_string(root.join(name)).unwrap();
-            let cfg = parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-            cfg.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut files = vec![root.join("skald-local.yaml"), root.join("loki-reference.yaml")];
+        for dir in ["microservices", "microservices/gossip"] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                let p = e.unwrap().path();
+                if p.extension().is_some_and(|x| x == "yaml") {
+                    files.push(p);
+                }
+            }
+        }
+        assert!(files.len() >= 12, "{files:?}");
+        for name in &files {
+            let text = std::fs::read_to_string(name).unwrap();
+            let cfg = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", name.display()));
+            cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", name.display()));
+            if name.to_string_lossy().contains("gossip") {
+                assert!(cfg.memberlist().unwrap().is_some(), "{}", name.display());
+                assert_eq!(cfg.common.replication_factor, 3);
+                assert_eq!(cfg.ingester.lifecycler.heartbeat_period.as_secs(), 5);
+            }
         }
     }
 }

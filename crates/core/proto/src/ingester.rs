@@ -8,7 +8,7 @@ use skald_model::{LabelMatcher, Labels, Stream};
 use crate::ServiceError;
 
 /// A request for recent data held by an ingester.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct IngesterQuery {
     /// Stream matchers.
     pub matchers: Vec<LabelMatcher>,
@@ -19,6 +19,14 @@ pub struct IngesterQuery {
     /// Literals every returned line must contain (the query's `|=` filters, pushed down so
     /// ingesters send only lines that can match). Empty: every line.
     pub line_contains: Vec<String>,
+    /// The query's log selector with its pipeline as LogQL text: only lines it accepts are
+    /// needed. Empty: every line.
+    pub pipeline: String,
+    /// When > 0, only the `limit` accepted lines nearest the edge (`end` when `backward`,
+    /// else `start`) are needed, plus lines tied with the last of them.
+    pub limit: u32,
+    /// Which edge `limit` counts from.
+    pub backward: bool,
 }
 
 /// What an ingester serves. Implemented by `skald_ingester::Ingester` (in-process) and by
@@ -167,6 +175,9 @@ impl IngesterService for GrpcIngesterClient {
             start: query.start,
             end: query.end,
             line_contains: query.line_contains,
+            pipeline: query.pipeline,
+            limit: query.limit,
+            backward: query.backward,
         };
         let mut stream = self.inner.clone().query(req).await?.into_inner();
         let mut out: Vec<Stream> = Vec::new();
@@ -194,6 +205,9 @@ impl IngesterService for GrpcIngesterClient {
             start: query.start,
             end: query.end,
             line_contains: query.line_contains,
+            pipeline: query.pipeline,
+            limit: query.limit,
+            backward: query.backward,
         };
         let resp = self.inner.clone().series(req).await?.into_inner();
         Ok(resp.series.into_iter().map(|s| convert::labels_from_pb(s.labels)).collect())
@@ -233,6 +247,9 @@ fn query_from_pb(
             start: req.start,
             end: req.end,
             line_contains: req.line_contains,
+            pipeline: req.pipeline,
+            limit: req.limit,
+            backward: req.backward,
         },
     ))
 }

@@ -404,7 +404,13 @@ mod tests {
     }
 
     fn query() -> IngesterQuery {
-        IngesterQuery { matchers: vec![], start: i64::MIN, end: i64::MAX, line_contains: vec![] }
+        IngesterQuery {
+            matchers: vec![],
+            start: i64::MIN,
+            end: i64::MAX,
+            line_contains: vec![],
+            ..Default::default()
+        }
     }
 
     #[tokio::test]

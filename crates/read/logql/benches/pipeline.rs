@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use skald_logql::engine::{self, EngineError, Limits, QueryParams, Source};
+use skald_logql::engine::{self, EngineError, Limits, QueryParams, SelectLimit, Source};
 use skald_logql::log::{required_literals, LiteralScan, Pipeline};
 use skald_logql::syntax::ast::{Expr, LogSelectorExpr};
 use skald_logql::syntax::parse_expr;
@@ -239,6 +239,7 @@ impl Source for TakeSource {
         _selector: &LogSelectorExpr,
         _start: i64,
         _end: i64,
+        _limit: Option<SelectLimit>,
     ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>
     {
         let streams = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));

@@ -389,8 +389,13 @@ impl Querier {
             .map_err(|e| QuerierError::Unavailable(format!("index lookup failed: {e}")))?;
         out.extend(series.into_iter().map(|s| s.labels));
         if let Some(ing) = &self.ingester {
-            let q =
-                IngesterQuery { matchers: matchers.to_vec(), start, end, line_contains: vec![] };
+            let q = IngesterQuery {
+                matchers: matchers.to_vec(),
+                start,
+                end,
+                line_contains: vec![],
+                ..Default::default()
+            };
             out.extend(ing.series(tenant, q).await?);
         }
         Ok(out)

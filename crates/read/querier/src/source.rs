@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use skald_chunk::{BlockReader, Chunk};
 use skald_index::ChunkRef;
-use skald_logql::engine::{EngineError, Source};
+use skald_logql::engine::{EngineError, SelectLimit, Source};
 use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::LogSelectorExpr;
 use skald_model::{Entry, EntryBatch, Labels, StreamBatch};
@@ -50,6 +50,7 @@ impl StoreSource {
         selector: &LogSelectorExpr,
         start: i64,
         end: i64,
+        limit: Option<SelectLimit>,
     ) -> Result<BTreeMap<Labels, PendingStream>, EngineError> {
         let q = &self.querier;
         let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
@@ -77,6 +78,14 @@ impl StoreSource {
                     start,
                     end,
                     line_contains: skald_logql::log::required_literals(&selector.stages),
+                    // the whole pipeline and the limit: ingesters send only usable lines
+                    pipeline: if selector.stages.is_empty() {
+                        String::new()
+                    } else {
+                        selector.to_string()
+                    },
+                    limit: limit.map_or(0, |l| l.limit.min(u32::MAX as usize) as u32),
+                    backward: limit.is_some_and(|l| l.backward),
                 };
                 let recent = self
                     .handle
@@ -101,9 +110,10 @@ impl Source for StoreSource {
         selector: &LogSelectorExpr,
         start: i64,
         end: i64,
+        limit: Option<SelectLimit>,
     ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>
     {
-        let plan = self.plan(selector, start, end)?;
+        let plan = self.plan(selector, start, end, limit)?;
         let literals = skald_logql::log::required_literals(&selector.stages);
         let iter = plan.into_iter().map(move |(labels, pending)| {
             check_cancel(&self.cancel)?;
@@ -177,7 +187,7 @@ impl StoreSource {
         } else {
             decode_group(&fetched)?
         };
-        // The ingesters already kept only lines holding the literals (`line_contains`).
+        // The ingesters already kept only lines the pipeline accepts (the engine reruns it).
         parts.push(pending.recent.iter().collect());
         parts.retain(|p| !p.is_empty());
         let mut entries = match parts.len() {

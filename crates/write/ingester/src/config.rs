@@ -62,11 +62,15 @@ pub struct LifecyclerRing {
     /// An instance whose entry is older than this is unhealthy (Loki: 1m).
     #[serde(with = "skald_common::units::duration")]
     pub heartbeat_timeout: Duration,
+    /// Copies of each stream; when set it is the replication factor (over
+    /// `common.replication_factor`, which the server copies it into).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<usize>,
 }
 
 impl Default for LifecyclerRing {
     fn default() -> Self {
-        LifecyclerRing { heartbeat_timeout: Duration::from_secs(60) }
+        LifecyclerRing { heartbeat_timeout: Duration::from_secs(60), replication_factor: None }
     }
 }
 

@@ -21,6 +21,8 @@ use parking_lot::Mutex;
 use skald_chunk_store::ChunkStore;
 use skald_common::limits::Limits;
 use skald_index::{ChunkRef, IndexStore};
+use skald_logql::engine::{push_down, SelectLimit};
+use skald_logql::log::Pipeline;
 use skald_model::{fingerprint, LabelMatcher, Labels, Stream};
 use skald_proto::ingester::{IngesterQuery, IngesterService};
 use skald_proto::{ErrorCode, ServiceError};
@@ -484,6 +486,7 @@ impl Ingester {
             Some(t) => t.clone(),
             None => return Ok(Vec::new()),
         };
+        let pipeline = compile_pipeline(&query.pipeline)?;
         let finders: Vec<memchr::memmem::Finder<'_>> =
             query.line_contains.iter().map(|l| memchr::memmem::Finder::new(l.as_bytes())).collect();
         let guard = t.lock();
@@ -501,8 +504,29 @@ impl Ingester {
                 out.push(Stream { labels: st.labels.clone(), entries });
             }
         }
+        drop(guard);
+        if pipeline.is_some() || query.limit > 0 {
+            let limit = (query.limit > 0)
+                .then_some(SelectLimit { limit: query.limit as usize, backward: query.backward });
+            let empty = Pipeline::new(&[]).map_err(|e| ServiceError::internal(e.to_string()))?;
+            out = push_down(pipeline.as_ref().unwrap_or(&empty), out, limit);
+        }
         Ok(out)
     }
+}
+
+/// Compiles a pushed-down pipeline (a log selector as LogQL text). Empty text: none.
+fn compile_pipeline(text: &str) -> Result<Option<Pipeline>, ServiceError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bad =
+        |e: String| ServiceError::new(ErrorCode::BadRequest, format!("pipeline `{text}`: {e}"));
+    let stages = match skald_logql::syntax::parse_expr(text).map_err(|e| bad(e.to_string()))? {
+        skald_logql::syntax::ast::Expr::Log(sel) => sel.stages,
+        _ => return Err(bad("not a log selector".to_string())),
+    };
+    Pipeline::new(&stages).map(Some).map_err(|e| bad(e.to_string()))
 }
 
 #[async_trait]
@@ -581,7 +605,7 @@ mod tests {
             matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
             start: i64::MIN,
             end: i64::MAX,
-            line_contains: vec![],
+            ..Default::default()
         };
         ing.query("t", q).await.unwrap().iter().map(|s| s.entries.len()).sum()
     }
@@ -613,15 +637,34 @@ mod tests {
             start: i64::MIN,
             end: i64::MAX,
             line_contains: vec!["line 99".to_string()],
+            ..Default::default()
         };
-        let lines: Vec<String> = again
-            .query("t", q)
-            .await
-            .unwrap()
-            .into_iter()
-            .flat_map(|s| s.entries.into_iter().map(|e| e.line))
-            .collect();
-        assert_eq!(lines.len(), 11, "{lines:?}"); // line 99, line 990..999
+        let lines = |q| async {
+            let got: Vec<String> = again
+                .query("t", q)
+                .await
+                .unwrap()
+                .into_iter()
+                .flat_map(|s| s.entries.into_iter().map(|e| e.line))
+                .collect();
+            got
+        };
+        let got = lines(q).await;
+        assert_eq!(got.len(), 11, "{got:?}"); // line 99, line 990..999
+                                              // the whole pipeline and the limit are pushed down too
+        let q = IngesterQuery {
+            matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
+            start: i64::MIN,
+            end: i64::MAX,
+            pipeline: r#"{job="replay"} |~ "line 9[0-9]+$" != "line 95""#.to_string(),
+            limit: 3,
+            backward: true,
+            ..Default::default()
+        };
+        assert_eq!(lines(q).await, vec!["line 997", "line 998", "line 999"]);
+        // a pipeline that does not parse is refused
+        let q = IngesterQuery { pipeline: "{job=".to_string(), ..Default::default() };
+        assert!(again.query("t", q).await.is_err());
 
         // with a tiny replay ceiling the replay flushes to storage as it goes
         drop(again);

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 use skald_model::{Direction, Labels};
 
 use super::{
-    account, EngineError, Limits, QueryParams, QueryResult, ResultEntry, ResultStream, Source,
-    Stats,
+    account, EngineError, Limits, QueryParams, QueryResult, ResultEntry, ResultStream, SelectLimit,
+    Source, Stats,
 };
 use crate::log::Pipeline;
 use crate::syntax::ast;
@@ -84,7 +84,9 @@ pub(super) fn evaluate_logs(
         Keeper::Heap(BinaryHeap::with_capacity(limit.min(1 << 16) + 1))
     };
 
-    for batch in source.select(sel, params.start, params.end)? {
+    // Interval thinning reaches past the `limit` nearest entries, so only a plain limit is a hint.
+    let hint = (params.interval_ns == 0).then_some(SelectLimit { limit, backward });
+    for batch in source.select(sel, params.start, params.end, hint)? {
         let stream = batch?;
         let mut sp = pipeline.for_stream(&stream.labels);
         for e in stream.entries.iter() {

@@ -363,7 +363,7 @@ impl Evaluator<'_> {
         // metadata: resolve it once per run of equal metadata instead of once per entry.
         let fast = extractor.labels_depend_on_metadata_only();
         let mut points: Vec<Vec<(i64, f64)>> = Vec::new();
-        for batch in self.source.select(&range.selector, from, to)? {
+        for batch in self.source.select(&range.selector, from, to, None)? {
             let stream = batch?;
             let mut sx = extractor.for_stream(&stream.labels);
             // Series of each metadata set of this batch, once known (fast path only).

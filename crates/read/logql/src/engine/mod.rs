@@ -15,6 +15,7 @@
 mod logs;
 mod metric;
 mod ops;
+mod pushdown;
 #[cfg(test)]
 mod tests;
 
@@ -22,23 +23,39 @@ use crate::syntax::ast;
 use skald_model::{Direction, Labels, Sample, StreamBatch};
 
 pub use logs::check_entries_limit;
+pub use pushdown::push_down;
 
 /// Loki's text for a log query sent as an instant query.
 pub const INSTANT_LOG_QUERY_MSG: &str =
     "log queries are not supported as an instant query type, please change your query to a range query type";
 
+/// What the engine will keep of a log query's entries: the `limit` entries nearest one edge
+/// (`end` when `backward`, else `start`) among those `selector`'s pipeline accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectLimit {
+    /// Entries kept.
+    pub limit: usize,
+    /// Nearest `end` (true) or nearest `start` (false).
+    pub backward: bool,
+}
+
 /// Where the engine gets data. Implemented by the querier over chunks + ingesters.
 pub trait Source: Send + Sync {
     /// Streams whose labels match `selector.matchers`, with their entries in [start, end)
     /// sorted ascending by ts. Batches of the same stream come consecutively, in time order
-    /// (one stream may arrive as several batches); streams in any order. The source may
-    /// already drop entries that `selector`'s line filters reject (push-down), nothing else.
+    /// (one stream may arrive as several batches); streams in any order.
+    ///
+    /// The engine runs `selector`'s pipeline over what it gets, so a source may already drop
+    /// (push down) entries that the pipeline rejects. With `limit` it may also drop accepted
+    /// entries lying strictly farther from the edge than the `limit`-th nearest accepted one
+    /// (ties must be kept). Nothing else may be dropped.
     #[allow(clippy::type_complexity)]
     fn select(
         &self,
         selector: &ast::LogSelectorExpr,
         start: i64,
         end: i64,
+        limit: Option<SelectLimit>,
     ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>;
 }
 

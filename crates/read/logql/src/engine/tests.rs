@@ -21,31 +21,44 @@ impl Source for MemSource {
         selector: &LogSelectorExpr,
         start: i64,
         end: i64,
+        limit: Option<SelectLimit>,
     ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>
     {
-        let matchers = selector.matchers.clone();
-        Ok(Box::new(
-            self.streams
-                .iter()
-                .filter(move |s| LabelMatcher::all_match(&matchers, &s.labels))
-                .flat_map(move |s| {
-                    let entries: Vec<Entry> =
-                        s.entries.iter().filter(|e| e.ts >= start && e.ts < end).cloned().collect();
-                    // Split every stream into two batches to exercise batch handling.
-                    let mid = entries.len() / 2;
-                    let (a, b) = entries.split_at(mid);
-                    [a.to_vec(), b.to_vec()]
-                        .into_iter()
-                        .filter(|v| !v.is_empty())
-                        .map(|v| {
-                            Ok(StreamBatch {
-                                labels: s.labels.clone(),
-                                entries: EntryBatch::from(v.as_slice()),
-                            })
-                        })
-                        .collect::<Vec<_>>()
-                }),
-        ))
+        // Every engine test also exercises push-down: the source drops what it may.
+        let matchers = &selector.matchers;
+        let pipeline = crate::log::Pipeline::new(&selector.stages)
+            .map_err(|e| EngineError::Pipeline(e.to_string()))?;
+        let selected: Vec<Stream> = self
+            .streams
+            .iter()
+            .filter(|s| LabelMatcher::all_match(matchers, &s.labels))
+            .map(|s| Stream {
+                labels: s.labels.clone(),
+                entries: s
+                    .entries
+                    .iter()
+                    .filter(|e| e.ts >= start && e.ts < end)
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
+        let selected = push_down(&pipeline, selected, limit);
+        Ok(Box::new(selected.into_iter().flat_map(move |s| {
+            let entries = s.entries;
+            // Split every stream into two batches to exercise batch handling.
+            let mid = entries.len() / 2;
+            let (a, b) = entries.split_at(mid);
+            [a.to_vec(), b.to_vec()]
+                .into_iter()
+                .filter(|v| !v.is_empty())
+                .map(|v| {
+                    Ok(StreamBatch {
+                        labels: s.labels.clone(),
+                        entries: EntryBatch::from(v.as_slice()),
+                    })
+                })
+                .collect::<Vec<_>>()
+        })))
     }
 }
 
