@@ -19,7 +19,7 @@ pub mod testsuite;
 
 pub use error::{Error, Result};
 pub use key::{validate_tenant, ChunkKey, MAX_TENANT_LEN};
-pub use store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig};
+pub use store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials};
 
 /// Re-export of the `object_store` crate, so callers can build backends without depending on
 /// it themselves.

@@ -69,6 +69,46 @@ pub struct ObjectChunkStoreConfig {
     pub cache_bytes: usize,
     /// Also cache chunks when they are written (useful when the same process queries them).
     pub cache_on_put: bool,
+    /// Objects larger than this are uploaded in parts.
+    pub multipart_threshold: usize,
+    /// Size of each uploaded part (at least 5 MiB, S3's smallest).
+    pub multipart_part_size: usize,
+}
+
+/// Where an S3-compatible bucket is and how to sign for it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct S3Config {
+    /// Bucket name.
+    pub bucket: String,
+    /// Region (`us-east-1` for most S3-compatible servers).
+    pub region: String,
+    /// Endpoint URL (`http://127.0.0.1:8333`); `None` = AWS's endpoint for the region.
+    pub endpoint: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`) instead of virtual-hosted ones.
+    pub force_path_style: bool,
+    /// Static credentials; `None` = the `AWS_*` environment variables.
+    pub credentials: Option<S3Credentials>,
+    /// Key prefix inside the bucket (empty: none).
+    pub prefix: String,
+}
+
+/// Static S3 credentials.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct S3Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token, for temporary credentials.
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ObjectChunkStoreConfig {
@@ -80,6 +120,8 @@ impl Default for ObjectChunkStoreConfig {
             retry_max_backoff: Duration::from_secs(2),
             cache_bytes: 64 * 1024 * 1024,
             cache_on_put: false,
+            multipart_threshold: 64 * 1024 * 1024,
+            multipart_part_size: 16 * 1024 * 1024,
         }
     }
 }
@@ -125,6 +167,51 @@ impl ObjectChunkStore {
         Ok(ObjectChunkStore::new(Arc::new(fs), config))
     }
 
+    /// A store in an S3-compatible bucket. object_store's own retries are turned off: this
+    /// store retries (and bounds concurrency) itself.
+    pub fn s3(s3: &S3Config, config: ObjectChunkStoreConfig) -> Result<Self> {
+        // Without static credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        // AWS_SESSION_TOKEN, web identity and instance metadata, as the AWS SDKs find them.
+        let base = if s3.credentials.is_some() {
+            object_store::aws::AmazonS3Builder::new()
+        } else {
+            object_store::aws::AmazonS3Builder::from_env()
+        };
+        let mut b = base
+            .with_bucket_name(&s3.bucket)
+            .with_region(&s3.region)
+            .with_virtual_hosted_style_request(!s3.force_path_style)
+            .with_retry(object_store::RetryConfig { max_retries: 0, ..Default::default() })
+            .with_client_options(
+                object_store::ClientOptions::new()
+                    .with_allow_http(true)
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(Duration::from_secs(60)),
+            );
+        if let Some(e) = &s3.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(c) = &s3.credentials {
+            b = b.with_access_key_id(&c.access_key_id).with_secret_access_key(&c.secret_access_key);
+            if let Some(t) = &c.session_token {
+                b = b.with_token(t);
+            }
+        }
+        let store = b.build().map_err(|source| Error::Backend {
+            op: "open",
+            path: format!("s3://{}", s3.bucket),
+            source,
+        })?;
+        if s3.prefix.is_empty() {
+            return Ok(ObjectChunkStore::new(Arc::new(store), config));
+        }
+        let prefix = parse_path(s3.prefix.trim_matches('/'))?;
+        Ok(ObjectChunkStore::new(
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
+            config,
+        ))
+    }
+
     /// The wrapped object store.
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
@@ -167,9 +254,26 @@ impl ObjectChunkStore {
 
     async fn put_path(&self, path: &str, bytes: Bytes) -> Result<()> {
         let location = parse_path(path)?;
+        if bytes.len() > self.config.multipart_threshold {
+            return self
+                .retry("put_multipart", path, || self.put_multipart(&location, bytes.clone()))
+                .await;
+        }
         self.retry("put", path, || self.store.put(&location, PutPayload::from_bytes(bytes.clone())))
             .await
             .map(|_| ())
+    }
+
+    /// Uploads `bytes` in parts of `multipart_part_size` (a failed upload is aborted, so no
+    /// parts are left behind, and the retry starts a new one).
+    async fn put_multipart(&self, location: &Path, bytes: Bytes) -> object_store::Result<()> {
+        let upload = self.store.put_multipart(location).await?;
+        let mut w = object_store::WriteMultipart::new_with_chunk_size(
+            upload,
+            self.config.multipart_part_size.max(5 * 1024 * 1024),
+        );
+        w.put(bytes);
+        w.finish().await.map(|_| ())
     }
 
     async fn get_path(&self, path: &str) -> Result<Bytes> {

@@ -42,6 +42,14 @@ pub enum Error {
     /// Segment compression failed.
     #[error("segment compression failed")]
     Compress(#[source] std::io::Error),
+    /// The index backend (DynamoDB) failed, after retries where they apply.
+    #[error("index backend {op} failed: {message}")]
+    Backend {
+        /// The operation (`BatchWriteItem`, `Query`).
+        op: &'static str,
+        /// What went wrong.
+        message: String,
+    },
     /// A background task died.
     #[error("index task failed")]
     Task(#[source] tokio::task::JoinError),

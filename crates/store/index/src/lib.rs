@@ -12,9 +12,11 @@
 #![warn(missing_docs)]
 
 mod chunk_ref;
+pub mod dynamo;
 mod error;
 mod mem;
 mod object;
+mod periods;
 mod segment;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
@@ -22,9 +24,11 @@ pub mod testsuite;
 mod varint;
 
 pub use chunk_ref::ChunkRef;
+pub use dynamo::{DynamoClientConfig, DynamoIndexConfig, DynamoIndexStore, DynamoMetrics};
 pub use error::{Error, Result};
 pub use mem::MemIndexStore;
 pub use object::{segment_path, ObjectIndexStore, ObjectIndexStoreConfig};
+pub use periods::PeriodIndexStore;
 pub use segment::{
     Segment, SegmentBuilder, SegmentSeries, MAX_SEGMENT_RAW_LEN, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
     SEGMENT_VERSION,

@@ -1,0 +1,80 @@
+//! The chunk-store conformance suite, multipart uploads and an outage against a real S3 server
+//! (SeaweedFS, started by `scripts/test-servers/start.sh`; the test command sources its env
+//! file). Every test works under its own key prefix, so runs sharing the bucket do not meet.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use bytes::Bytes;
+use skald_chunk_store::{
+    ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials,
+};
+
+fn var(k: &str) -> String {
+    std::env::var(k).unwrap_or_else(|_| {
+        panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
+    })
+}
+
+fn s3_config(name: &str) -> S3Config {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    S3Config {
+        bucket: var("SKALD_TEST_S3_BUCKET"),
+        region: var("SKALD_TEST_S3_REGION"),
+        endpoint: Some(var("SKALD_TEST_S3_ENDPOINT")),
+        force_path_style: true,
+        credentials: Some(S3Credentials {
+            access_key_id: var("SKALD_TEST_S3_ACCESS_KEY"),
+            secret_access_key: var("SKALD_TEST_S3_SECRET_KEY"),
+            session_token: None,
+        }),
+        prefix: format!("test-{name}-{}-{nanos}", std::process::id()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_on_seaweedfs() {
+    let store = ObjectChunkStore::s3(&s3_config("suite"), ObjectChunkStoreConfig::default())
+        .expect("s3 store");
+    skald_chunk_store::testsuite::run_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_objects_go_up_in_parts() {
+    let config = ObjectChunkStoreConfig {
+        multipart_threshold: 6 * 1024 * 1024,
+        multipart_part_size: 5 * 1024 * 1024,
+        ..Default::default()
+    };
+    let store = ObjectChunkStore::s3(&s3_config("multipart"), config).expect("s3 store");
+    // 13 MiB of varied bytes: three parts
+    let body: Vec<u8> =
+        (0..13 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let body = Bytes::from(body);
+    store.put_object("big/object.bin", body.clone()).await.expect("multipart put");
+    let back = store.get_object("big/object.bin").await.expect("get");
+    assert_eq!(back.len(), body.len());
+    assert!(back == body, "multipart object read back differs");
+    assert_eq!(store.list_prefix("big").await.unwrap(), vec!["big/object.bin".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_clear_error_after_retries() {
+    // a port nothing listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut s3 = s3_config("down");
+    s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let config = ObjectChunkStoreConfig {
+        max_retries: 2,
+        retry_min_backoff: std::time::Duration::from_millis(10),
+        ..Default::default()
+    };
+    let store = ObjectChunkStore::s3(&s3, config).expect("s3 store");
+    let started = std::time::Instant::now();
+    let err = store.put_object("x/y", Bytes::from_static(b"z")).await.unwrap_err();
+    let text = format!("{err}");
+    assert!(text.contains("put") && text.contains("x/y"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
