@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Finds the `skald` binary: `$SKALD_BIN`, or `target/<profile>/skald` next to the test
 /// executable's `deps/` folder.
@@ -604,4 +604,174 @@ pub fn dir_bytes(dir: &Path) -> u64 {
             }
         })
         .sum()
+}
+
+/// The S3 and DynamoDB servers `scripts/test-servers/start.sh` started (its env file, which the
+/// README's test command sources, names them).
+#[derive(Debug, Clone)]
+pub struct TestServers {
+    /// `http://127.0.0.1:<port>` of SeaweedFS's S3 API.
+    pub s3_endpoint: String,
+    /// A bucket that exists.
+    pub s3_bucket: String,
+    /// S3 access key id.
+    pub s3_key: String,
+    /// S3 secret.
+    pub s3_secret: String,
+    /// `http://127.0.0.1:<port>` of DynamoDB Local.
+    pub dynamodb_endpoint: String,
+    /// DynamoDB access key id.
+    pub dynamodb_key: String,
+    /// DynamoDB secret.
+    pub dynamodb_secret: String,
+}
+
+/// Reads the servers' environment; a missing variable fails the test with what to run.
+pub fn test_servers() -> TestServers {
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
+        })
+    };
+    TestServers {
+        s3_endpoint: var("SKALD_TEST_S3_ENDPOINT"),
+        s3_bucket: var("SKALD_TEST_S3_BUCKET"),
+        s3_key: var("SKALD_TEST_S3_ACCESS_KEY"),
+        s3_secret: var("SKALD_TEST_S3_SECRET_KEY"),
+        dynamodb_endpoint: var("SKALD_TEST_DYNAMODB_ENDPOINT"),
+        dynamodb_key: var("SKALD_TEST_DYNAMODB_ACCESS_KEY"),
+        dynamodb_secret: var("SKALD_TEST_DYNAMODB_SECRET_KEY"),
+    }
+}
+
+/// `host:port` of an `http://host:port` URL.
+pub fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://").trim_end_matches('/').to_string()
+}
+
+/// A table prefix (and S3 key space) no other test run uses.
+pub fn unique_prefix(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("sk{tag}{}x{}_", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A TCP forwarder on loopback that a test can cut (refusing new connections and closing open
+/// ones) and restore: a storage outage, without touching the shared servers.
+pub struct CuttableProxy {
+    /// `127.0.0.1:<port>` to point clients at.
+    pub addr: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl CuttableProxy {
+    /// Forwards a free loopback port to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> CuttableProxy {
+        use std::sync::Mutex;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr").to_string();
+        let up = Arc::new(AtomicBool::new(true));
+        let open: Arc<Mutex<Vec<std::net::TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (up2, open2, upstream) = (up.clone(), open.clone(), upstream.to_string());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else { continue };
+                let pump = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                };
+                if let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) {
+                    let mut o = open2.lock().unwrap_or_else(|e| e.into_inner());
+                    if let (Ok(c3), Ok(s3)) = (client.try_clone(), server.try_clone()) {
+                        o.push(c3);
+                        o.push(s3);
+                    }
+                    drop(o);
+                    pump(client, s2);
+                    pump(server, c2);
+                }
+            }
+        });
+        CuttableProxy { addr, up, open }
+    }
+
+    /// Refuses new connections and closes the open ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut o = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        for s in o.drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Forwards again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Loki's storage block as a Helm user has it (the issue's example), with the endpoints
+/// pointed at `s3` and `dynamodb` (`host:port`) and a table prefix of the test's own.
+pub fn helm_aws_storage_yaml(
+    servers: &TestServers,
+    s3: &str,
+    dynamodb: &str,
+    prefix: &str,
+) -> String {
+    format!(
+        "schema_config:
+  configs:
+  - from: 2020-05-15
+    store: aws
+    object_store: s3
+    schema: v11
+    index:
+      prefix: {prefix}
+storage_config:
+  aws:
+    s3: s3://{key}:{secret}@{s3}/{bucket}
+    dynamodb:
+      dynamodb_url: dynamodb://{dkey}:{dsecret}@{dynamodb}
+table_manager:
+  creation_grace_period: 3h
+  retention_deletes_enabled: false
+  retention_period: 0s
+  chunk_tables_provisioning:
+    enable_ondemand_throughput_mode: true
+    enable_inactive_throughput_on_demand_mode: true
+  index_tables_provisioning:
+    enable_ondemand_throughput_mode: true
+    enable_inactive_throughput_on_demand_mode: true
+",
+        key = servers.s3_key,
+        secret = servers.s3_secret,
+        bucket = servers.s3_bucket,
+        dkey = servers.dynamodb_key,
+        dsecret = servers.dynamodb_secret,
+    )
+}
+
+/// Waits until the process's table-manager finished a pass (its success timestamp is set).
+pub fn wait_tables_synced(url: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let m = get(&format!("{url}/metrics"), &[], &[]).body;
+        let synced = m.lines().any(|l| {
+            l.starts_with("loki_table_manager_sync_success_timestamp_seconds")
+                && l.split_whitespace().last().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+                    > 0.0
+        });
+        if synced {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the table-manager did not finish a pass within {timeout:?}");
 }

@@ -11,6 +11,9 @@ use skald_integration_tests::{
     compare, data_dir, dir_bytes, get, post, push_reference_dataset, push_reference_dataset_to,
     start_cluster, temp_dir, Skald, REFERENCE_CONFIG,
 };
+use skald_integration_tests::{
+    helm_aws_storage_yaml, host_port, test_servers, unique_prefix, wait_tables_synced,
+};
 
 /// Requests that belong to endpoints of a later issue (index stats/volume, detected
 /// labels/fields, patterns). Everything else must match Loki exactly.
@@ -70,6 +73,44 @@ fn cluster_answers_match_real_loki() {
         rf3 as f64 / rf1 as f64
     );
     assert!(rf3 as f64 <= 1.3 * rf1 as f64, "RF3 stores {rf3} bytes, RF1 {rf1}");
+}
+
+/// The same comparison with a Loki Helm user's storage block: chunks in S3 (SeaweedFS), the
+/// index in DynamoDB periodic tables (DynamoDB Local) that the table-manager creates.
+#[test]
+fn aws_storage_answers_match_real_loki() {
+    let servers = test_servers();
+    let dir = temp_dir("reference-aws");
+    let prefix = unique_prefix("ref");
+    let storage = helm_aws_storage_yaml(
+        &servers,
+        &host_port(&servers.s3_endpoint),
+        &host_port(&servers.dynamodb_endpoint),
+        &prefix,
+    );
+    let started = std::time::Instant::now();
+    let skald = Skald::start(&dir, &format!("{REFERENCE_CONFIG}{storage}"));
+    wait_tables_synced(&skald.url, std::time::Duration::from_secs(120));
+    println!("table-manager created the tables in {:?}", started.elapsed());
+    push_reference_dataset(&skald, "tenant-a");
+    compare_with_loki(&skald.url);
+    let m = get(&format!("{}/metrics", skald.url), &[], &[]).body;
+    let metric = |name: &str| -> f64 {
+        m.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum()
+    };
+    let chunks = metric("loki_ingester_chunks_flushed_total");
+    let items = metric("skald_dynamo_items_written_total");
+    println!(
+        "S3 + DynamoDB: {chunks} chunks, {} bytes, {items} DynamoDB items ({:.2} per chunk), {} tables expected",
+        metric("loki_ingester_chunk_stored_bytes_total"),
+        items / chunks.max(1.0),
+        metric("loki_table_manager_expected_tables"),
+    );
+    assert!(chunks > 0.0);
+    assert!(items / chunks <= 3.0, "index writes per chunk: {}", items / chunks);
 }
 
 fn compare_with_loki(query_url: &str) {

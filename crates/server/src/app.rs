@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use skald_chunk_store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig};
+use skald_chunk_store::ChunkStore;
 use skald_distributor::Distributor;
-use skald_index::{IndexStore, ObjectIndexStore, ObjectIndexStoreConfig};
+use skald_index::IndexStore;
 use skald_ingester::Ingester;
 use skald_proto::ingester::{GrpcIngesterClient, IngesterClient, IngesterGrpcServer};
 use skald_proto::ServiceError;
@@ -69,17 +69,30 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     let mut chunk_store: Option<Arc<dyn ChunkStore>> = None;
     let mut index_store: Option<Arc<dyn IndexStore>> = None;
     if mods.contains(&Module::Store) {
-        let dir = config.data_dir();
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
-        let cs: Arc<dyn ChunkStore> = Arc::new(
-            ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default())
-                .with_context(|| format!("cannot open {}", dir.display()))?,
-        );
-        index_store =
-            Some(Arc::new(ObjectIndexStore::new(cs.clone(), ObjectIndexStoreConfig::default())));
+        let (cs, is) = crate::storage::build_stores(&config, &registry)?;
         chunk_store = Some(cs);
-        tracing::info!(dir = %dir.display(), "storing chunks and index on the local filesystem");
+        index_store = Some(is);
+    }
+
+    // The table-manager: keeps the DynamoDB index tables of the schema periods.
+    if mods.contains(&Module::TableManager) {
+        let periods = crate::storage::table_periods(&config)?;
+        if periods.is_empty() {
+            if target == "table-manager" {
+                anyhow::bail!("-target=table-manager needs a schema_config period with `store: aws` (an index in DynamoDB tables)");
+            }
+        } else {
+            let client = crate::storage::dynamo_client(&config)?;
+            let tm = skald_table_manager::TableManager::new(
+                config.table_manager.clone(),
+                periods,
+                Arc::new(skald_table_manager::DynamoTableClient::new(client)),
+                &registry,
+            )
+            .map_err(|e| anyhow::anyhow!("table_manager: {e}"))?;
+            tracing::info!("table-manager started");
+            tokio::spawn(tm.run(shutdown_rx.clone()));
+        }
     }
 
     let mut ingester: Option<Ingester> = None;

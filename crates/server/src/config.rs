@@ -35,6 +35,8 @@ pub struct Config {
     pub limits_config: Limits,
     /// Where a distributor or querier finds ingesters when they run as separate processes.
     pub ingester_client: IngesterClientConfig,
+    /// The DynamoDB index tables' life cycle (`-target=table-manager`, and in `all`).
+    pub table_manager: skald_table_manager::TableManagerConfig,
     /// Loki blocks Skald accepts but does not act on yet (so Loki configs load); each is
     /// logged as ignored at start.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -190,23 +192,60 @@ impl Config {
         if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
             return Err("server.http_listen_address must be set".to_string());
         }
+        let mut last_from = i64::MIN;
         for (i, p) in self.schema_config.configs.iter().enumerate() {
             match p.store.as_str() {
                 "tsdb" | "boltdb-shipper" | "skald" | "" => {}
+                "aws" | "aws-dynamo" => {
+                    let url = self
+                        .storage_config
+                        .aws
+                        .as_ref()
+                        .and_then(|a| a.dynamodb.as_ref())
+                        .map(|d| d.dynamodb_url.as_str())
+                        .unwrap_or("");
+                    if url.is_empty() {
+                        return Err(format!(
+                            "schema_config.configs[{i}].store `{}` keeps the index in DynamoDB: set storage_config.aws.dynamodb.dynamodb_url",
+                            p.store
+                        ));
+                    }
+                    let period = crate::storage::index_period(p).map_err(|e| e.to_string())?;
+                    if period.is_zero() || period.as_secs() % 86_400 != 0 {
+                        return Err(format!(
+                            "schema_config.configs[{i}].index.period must be a multiple of 24h"
+                        ));
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "schema_config.configs[{i}].store `{other}` is not supported yet (supported: tsdb, boltdb-shipper; both use Skald's object-store index)"
+                        "schema_config.configs[{i}].store `{other}` is not supported (supported: tsdb, boltdb-shipper (both use Skald's object-store index), aws, aws-dynamo (DynamoDB tables))"
                     ))
                 }
             }
             match p.object_store.as_str() {
                 "filesystem" | "" => {}
+                "s3" | "aws" => {
+                    if self.storage_config.aws.is_none() {
+                        return Err(format!(
+                            "schema_config.configs[{i}].object_store `{}` needs storage_config.aws",
+                            p.object_store
+                        ));
+                    }
+                }
                 other => {
                     return Err(format!(
-                        "schema_config.configs[{i}].object_store `{other}` is not supported yet (supported: filesystem)"
+                        "schema_config.configs[{i}].object_store `{other}` is not supported (supported: filesystem, s3, aws)"
                     ))
                 }
             }
+            let from = crate::storage::period_from_secs(p).map_err(|e| e.to_string())?;
+            if from <= last_from {
+                return Err(format!(
+                    "schema_config.configs[{i}].from must be after the previous period's"
+                ));
+            }
+            last_from = from;
         }
         Ok(())
     }
@@ -314,6 +353,8 @@ pub struct StorageConfig {
     pub tsdb_shipper: Option<serde_yaml::Value>,
     /// BoltDB shipper settings: accepted and ignored likewise.
     pub boltdb_shipper: Option<serde_yaml::Value>,
+    /// S3 chunks and the DynamoDB index.
+    pub aws: Option<crate::storage::AwsStorageConfig>,
 }
 
 /// `storage_config.filesystem`.

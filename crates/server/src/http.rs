@@ -88,8 +88,13 @@ async fn push(
     }
 }
 
-async fn ready() -> Response {
-    text(StatusCode::OK, "ready")
+/// 200 `ready` once serving. An ingester riding out a storage outage stays ready (it keeps
+/// taking writes into memory and the WAL) and says so on a second line.
+async fn ready(State(state): State<HttpState>) -> Response {
+    match state.local_ingester.as_ref().and_then(|i| i.flush_health()) {
+        Some(detail) => text(StatusCode::OK, format!("ready\nstorage: {detail}\n")),
+        None => text(StatusCode::OK, "ready"),
+    }
 }
 
 async fn metrics(State(state): State<HttpState>) -> Response {

@@ -6,6 +6,7 @@ mod config;
 mod flags;
 mod http;
 mod modules;
+mod storage;
 
 use tracing_subscriber::EnvFilter;
 

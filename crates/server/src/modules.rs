@@ -16,6 +16,8 @@ pub enum Module {
     Distributor,
     /// The query path.
     Querier,
+    /// Creates, updates and deletes the DynamoDB index tables.
+    TableManager,
 }
 
 fn deps(m: Module) -> &'static [Module] {
@@ -26,19 +28,23 @@ fn deps(m: Module) -> &'static [Module] {
         Module::IngesterClient => &[],
         Module::Distributor => &[Module::Server, Module::IngesterClient],
         Module::Querier => &[Module::Server, Module::Store, Module::IngesterClient],
+        Module::TableManager => &[Module::Server],
     }
 }
 
 /// The modules a target needs, dependencies first.
 pub fn resolve(target: &str) -> Result<Vec<Module>, String> {
     let roots: &[Module] = match target {
-        "all" | "" => &[Module::Ingester, Module::Distributor, Module::Querier],
+        "all" | "" => {
+            &[Module::TableManager, Module::Ingester, Module::Distributor, Module::Querier]
+        }
+        "table-manager" => &[Module::TableManager],
         "ingester" => &[Module::Ingester],
         "distributor" => &[Module::Distributor],
         "querier" => &[Module::Querier],
         other => {
             return Err(format!(
-                "unrecognised target `{other}` (known: all, distributor, ingester, querier)"
+                "unrecognised target `{other}` (known: all, distributor, ingester, querier, table-manager)"
             ))
         }
     };
@@ -76,5 +82,7 @@ mod tests {
         );
         assert!(!resolve("querier").unwrap().contains(&Module::Ingester));
         assert!(resolve("nope").unwrap_err().contains("nope"));
+        assert_eq!(resolve("table-manager").unwrap(), vec![Module::Server, Module::TableManager]);
+        assert!(pos(Module::TableManager) < pos(Module::Ingester));
     }
 }

@@ -46,6 +46,8 @@ pub const BATCH_WRITE_ITEMS: usize = 25;
 const PER_SERIES_QUERY_MAX: usize = 8;
 /// Ranges of at least this many days are read only on the days the tenant's day rows name.
 const LONG_RANGE_DAYS: i64 = 32;
+/// Days read at once by one query.
+const DAYS_IN_FLIGHT: usize = 4;
 
 /// Where and how to reach DynamoDB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -652,15 +654,27 @@ impl DynamoIndexStore {
         let table = self.config.table_for_day(day);
         let h = chunk_hash(tenant, day);
         let items = if fps.len() <= PER_SERIES_QUERY_MAX {
-            let queries = fps.iter().map(|fp| {
-                let mut lo = fp.to_be_bytes().to_vec();
-                lo.extend_from_slice(&[0u8; 20]);
-                let mut hi = fp.to_be_bytes().to_vec();
-                hi.extend_from_slice(&ts_key(through));
-                hi.extend_from_slice(&[0xff; 12]);
-                self.query_all(&table, &h, Some((lo, hi)))
-            });
-            futures::future::try_join_all(queries).await?.into_iter().flatten().collect()
+            type Page<'a> =
+                std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Item>>> + Send + 'a>>;
+            let queries: Vec<Page<'_>> = fps
+                .iter()
+                .map(|fp| -> Page<'_> {
+                    let mut lo = fp.to_be_bytes().to_vec();
+                    lo.extend_from_slice(&[0u8; 20]);
+                    let mut hi = fp.to_be_bytes().to_vec();
+                    hi.extend_from_slice(&ts_key(through));
+                    hi.extend_from_slice(&[0xff; 12]);
+                    Box::pin(self.query_all(&table, &h, Some((lo, hi))))
+                })
+                .collect();
+            use futures::StreamExt;
+            let pages: Vec<Result<Vec<Item>>> =
+                futures::stream::iter(queries).buffered(PER_SERIES_QUERY_MAX).collect().await;
+            let mut items = Vec::new();
+            for p in pages {
+                items.extend(p?);
+            }
+            items
         } else {
             self.query_all(&table, &h, None).await?
         };
@@ -751,20 +765,33 @@ impl IndexStore for DynamoIndexStore {
             return Ok(Vec::new());
         }
         let days = self.days_with_data(tenant, from, through).await?;
-        let per_day = days.iter().map(|&day| async move {
-            let series = self.day_series(tenant, day, matchers).await?;
-            if series.is_empty() {
-                return Ok::<_, Error>(Vec::new());
-            }
-            let fps: BTreeSet<u64> = series.keys().copied().collect();
-            let chunks = self.day_chunks(tenant, day, &fps, from, through).await?;
-            Ok(chunks
-                .into_iter()
-                .filter_map(|c| series.get(&c.fingerprint).map(|l| (l.clone(), c)))
-                .collect::<Vec<_>>())
-        });
+        type DayAnswer<'a> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Vec<(Labels, ChunkRef)>>> + Send + 'a>,
+        >;
+        let per_day: Vec<DayAnswer<'_>> = days
+            .into_iter()
+            .map(|day| -> DayAnswer<'_> {
+                Box::pin(async move {
+                    let series = self.day_series(tenant, day, matchers).await?;
+                    if series.is_empty() {
+                        return Ok::<_, Error>(Vec::new());
+                    }
+                    let fps: BTreeSet<u64> = series.keys().copied().collect();
+                    let chunks = self.day_chunks(tenant, day, &fps, from, through).await?;
+                    Ok(chunks
+                        .into_iter()
+                        .filter_map(|c| series.get(&c.fingerprint).map(|l| (l.clone(), c)))
+                        .collect::<Vec<_>>())
+                })
+            })
+            .collect();
+        use futures::StreamExt;
+        // a few days at a time: each day is one or more queries
+        let answers: Vec<Result<Vec<(Labels, ChunkRef)>>> =
+            futures::stream::iter(per_day).buffered(DAYS_IN_FLIGHT).collect().await;
         let mut merged: BTreeMap<Labels, Vec<ChunkRef>> = BTreeMap::new();
-        for day in futures::future::try_join_all(per_day).await? {
+        for day in answers {
+            let day = day?;
             for (labels, c) in day {
                 merged.entry(labels).or_default().push(c);
             }

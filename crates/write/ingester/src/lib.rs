@@ -56,6 +56,17 @@ struct Inner {
     /// Whether the shutdown flushes to storage (`wal.flush_on_shutdown`, changed by
     /// `/ingester/prepare_shutdown` and `/ingester/shutdown`).
     flush_on_shutdown: std::sync::atomic::AtomicBool,
+    /// The storage outage the periodic flush is in, if any.
+    flush_trouble: Mutex<Option<FlushTrouble>>,
+}
+
+/// Flushes failing in a row: what the periodic flush backs off on and `/ready` reports.
+#[derive(Debug, Clone)]
+struct FlushTrouble {
+    since: Instant,
+    failures: u32,
+    last_error: String,
+    next_attempt: Instant,
 }
 
 /// The ingester service. Cheap to clone.
@@ -78,6 +89,7 @@ impl Ingester {
                 flush_on_shutdown: std::sync::atomic::AtomicBool::new(
                     config.wal.flush_on_shutdown || !config.wal.enabled,
                 ),
+                flush_trouble: Mutex::new(None),
                 config,
                 limits,
                 chunks,
@@ -254,8 +266,14 @@ impl Ingester {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    if let Err(error) = self.flush(false).await {
-                        tracing::warn!(%error, "periodic flush failed; will retry");
+                    let due = self.inner.flush_trouble.lock().as_ref().map(|t| t.next_attempt);
+                    if due.is_some_and(|d| Instant::now() < d) {
+                        continue; // backing off: storage failed recently
+                    }
+                    let result = self.flush(false).await;
+                    self.note_flush_result(&result, period);
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "periodic flush failed; will retry with backoff");
                     }
                 }
                 _ = checkpoint_tick.tick() => {
@@ -308,6 +326,54 @@ impl Ingester {
             }
         }
         tracing::error!("ingester could not flush all chunks before exit");
+    }
+
+    /// Records a periodic flush's outcome: failures in a row push the next attempt back
+    /// (the check period, doubled per failure, at most 16 periods or 5 minutes).
+    fn note_flush_result(&self, result: &Result<(), ServiceError>, period: Duration) {
+        let mut trouble = self.inner.flush_trouble.lock();
+        match result {
+            Ok(()) => {
+                if let Some(t) = trouble.take() {
+                    tracing::info!(
+                        failures = t.failures,
+                        outage_secs = t.since.elapsed().as_secs(),
+                        "flushing works again"
+                    );
+                }
+                self.inner.metrics.flush_backoff_seconds.set(0.0);
+            }
+            Err(e) => {
+                let now = Instant::now();
+                let t = trouble.get_or_insert(FlushTrouble {
+                    since: now,
+                    failures: 0,
+                    last_error: String::new(),
+                    next_attempt: now,
+                });
+                t.failures += 1;
+                t.last_error = e.message.clone();
+                let backoff = period
+                    .saturating_mul(1 << (t.failures - 1).min(4))
+                    .min(Duration::from_secs(300));
+                t.next_attempt = now + backoff;
+                self.inner.metrics.flush_backoff_seconds.set(backoff.as_secs_f64());
+            }
+        }
+    }
+
+    /// `None` while flushes work; otherwise what `/ready` shows about the storage outage the
+    /// ingester is riding out (its data stays in memory and in the WAL meanwhile).
+    pub fn flush_health(&self) -> Option<String> {
+        let t = self.inner.flush_trouble.lock().clone()?;
+        let held: i64 = self.inner.metrics.memory_chunks.get();
+        Some(format!(
+            "flushes failing for {}s ({} attempts, {} chunks held in memory and the WAL): {}",
+            t.since.elapsed().as_secs(),
+            t.failures,
+            held,
+            t.last_error
+        ))
     }
 
     /// Cuts chunks that are due (all open chunks when `force`) and uploads every closed chunk.

@@ -33,6 +33,9 @@ pub struct IngesterMetrics {
     pub checkpoint_failures: IntCounter,
     /// `loki_ingester_checkpoint_logged_bytes_total`
     pub checkpoint_bytes: IntCounter,
+    /// `skald_ingester_flush_backoff_seconds`: wait before the next flush attempt after
+    /// storage failures (0 while flushes work).
+    pub flush_backoff_seconds: prometheus::Gauge,
 }
 
 // Names and help texts are constants, so construction cannot fail (invariant: valid names).
@@ -97,9 +100,15 @@ impl IngesterMetrics {
                 "loki_ingester_checkpoint_logged_bytes_total",
                 "Bytes written to WAL checkpoints.",
             ),
+            flush_backoff_seconds: prometheus::Gauge::new(
+                "skald_ingester_flush_backoff_seconds",
+                "Seconds the ingester waits before retrying a failed flush (0 while flushes work).",
+            )
+            .expect("constant metric name is valid"),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.chunks_flushed.clone()),
+            Box::new(m.flush_backoff_seconds.clone()),
             Box::new(m.flush_failures.clone()),
             Box::new(m.memory_streams.clone()),
             Box::new(m.memory_chunks.clone()),

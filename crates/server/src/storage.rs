@@ -1,0 +1,327 @@
+//! Storage wiring: Loki's `storage_config.aws` block (S3 chunks, DynamoDB index), the
+//! `schema_config` periods, and the stores and table-manager periods built from them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use skald_chunk_store::{
+    ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials,
+};
+use skald_index::{
+    DynamoClientConfig, DynamoIndexConfig, DynamoIndexStore, DynamoMetrics, IndexStore,
+    ObjectIndexStore, ObjectIndexStoreConfig, PeriodIndexStore,
+};
+
+use crate::config::{Config, PeriodConfig};
+
+/// `storage_config.aws`, with Loki's keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AwsStorageConfig {
+    /// `s3://region/bucket`, `s3://key:secret@region/bucket` or
+    /// `s3://key:secret@host:port/bucket` (a host with a dot or a port is an endpoint reached
+    /// over HTTP); key and secret URL-escaped.
+    pub s3: String,
+    /// Bucket name (instead of the URL's); one bucket.
+    pub bucketnames: String,
+    /// Endpoint (`host:port` or a URL); `https` unless `insecure` or the URL says `http`.
+    pub endpoint: String,
+    /// Region.
+    pub region: String,
+    /// Access key id (else the URL's, else `AWS_ACCESS_KEY_ID`).
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token.
+    pub session_token: String,
+    /// Plain HTTP to `endpoint`.
+    pub insecure: bool,
+    /// Path-style requests (`endpoint/bucket/key`).
+    pub s3forcepathstyle: bool,
+    /// DynamoDB settings.
+    pub dynamodb: Option<DynamoDbConfig>,
+    /// Accepted and ignored (Loki's HTTP tuning, encryption, storage class, signature, backoff).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_config: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse_encryption: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature_version: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_config: Option<serde_yaml::Value>,
+}
+
+/// `storage_config.aws.dynamodb`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DynamoDbConfig {
+    /// `dynamodb://region` or `dynamodb://key:secret@host:port`.
+    pub dynamodb_url: String,
+    /// Accepted and ignored (Loki's rate limits, autoscaling metrics, chunk fetch tuning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_limit: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_limit: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_gang_size: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_get_max_parallelism: Option<serde_yaml::Value>,
+    #[allow(missing_docs)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_config: Option<serde_yaml::Value>,
+}
+
+fn unescape(s: &str) -> anyhow::Result<String> {
+    Ok(percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .context("storage_config.aws.s3: credentials are not valid UTF-8")?
+        .into_owned())
+}
+
+impl AwsStorageConfig {
+    /// The bucket and how to reach it, from the URL and the explicit keys (which win).
+    pub fn s3_config(&self) -> anyhow::Result<S3Config> {
+        let mut out = S3Config { region: "us-east-1".to_string(), ..Default::default() };
+        let mut region_from_url = false;
+        if !self.s3.is_empty() {
+            let rest = self.s3.strip_prefix("s3://").with_context(|| {
+                format!("storage_config.aws.s3 `{}` must start with s3://", self.s3)
+            })?;
+            let (userinfo, hostpath) = match rest.rsplit_once('@') {
+                Some((u, h)) => (Some(u), h),
+                None => (None, rest),
+            };
+            let (host, bucket) = hostpath.split_once('/').unwrap_or((hostpath, ""));
+            if let Some(u) = userinfo {
+                let (k, s) = u.split_once(':').unwrap_or((u, ""));
+                out.credentials = Some(S3Credentials {
+                    access_key_id: unescape(k)?,
+                    secret_access_key: unescape(s)?,
+                    session_token: None,
+                });
+            }
+            if host.contains('.') || host.contains(':') {
+                out.endpoint = Some(format!("http://{host}"));
+                out.force_path_style = true;
+            } else if !host.is_empty() {
+                out.region = host.to_string();
+                region_from_url = true;
+            }
+            out.bucket = bucket.trim_matches('/').to_string();
+        }
+        if !self.bucketnames.is_empty() {
+            let names: Vec<&str> =
+                self.bucketnames.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+            if names.len() > 1 {
+                anyhow::bail!(
+                    "storage_config.aws.bucketnames: several buckets are not supported yet; name one"
+                );
+            }
+            out.bucket = names.first().map(|s| s.to_string()).unwrap_or_default();
+        }
+        if out.bucket.is_empty() {
+            anyhow::bail!(
+                "storage_config.aws names no bucket (s3: s3://<region>/<bucket>, or bucketnames)"
+            );
+        }
+        if !self.endpoint.is_empty() {
+            out.endpoint = Some(if self.endpoint.contains("://") {
+                self.endpoint.clone()
+            } else if self.insecure {
+                format!("http://{}", self.endpoint)
+            } else {
+                format!("https://{}", self.endpoint)
+            });
+        }
+        if !self.region.is_empty() {
+            out.region = self.region.clone();
+        } else if !region_from_url {
+            if let Ok(r) = std::env::var("AWS_REGION") {
+                out.region = r;
+            }
+        }
+        if self.s3forcepathstyle {
+            out.force_path_style = true;
+        }
+        if !self.access_key_id.is_empty() {
+            out.credentials = Some(S3Credentials {
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                session_token: (!self.session_token.is_empty()).then(|| self.session_token.clone()),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Unix seconds of a period's `from` (`YYYY-MM-DD`, UTC midnight).
+pub fn period_from_secs(p: &PeriodConfig) -> anyhow::Result<i64> {
+    let d = chrono::NaiveDate::parse_from_str(p.from.trim(), "%Y-%m-%d")
+        .with_context(|| format!("schema_config period `from: {}` is not YYYY-MM-DD", p.from))?;
+    Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp()).unwrap_or(0))
+}
+
+/// True for the index stores kept in DynamoDB tables.
+pub fn is_dynamo_store(store: &str) -> bool {
+    matches!(store, "aws" | "aws-dynamo")
+}
+
+/// The table period of a DynamoDB period (`index.period`, 168h by default as in Loki).
+pub fn index_period(p: &PeriodConfig) -> anyhow::Result<Duration> {
+    match p.index.as_ref().and_then(|i| i.period.as_deref()) {
+        None | Some("") => Ok(Duration::from_secs(168 * 3600)),
+        Some(s) => skald_common::units::parse_duration(s)
+            .map_err(|e| anyhow::anyhow!("schema_config index.period `{s}`: {e}")),
+    }
+}
+
+/// The table prefix of a period (`index.prefix`, `index_` when unset, as in Loki).
+pub fn index_prefix(p: &PeriodConfig) -> String {
+    p.index
+        .as_ref()
+        .map(|i| i.prefix.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "index_".to_string())
+}
+
+/// The `schema_config` periods whose index is in DynamoDB, for the table-manager.
+pub fn table_periods(
+    config: &Config,
+) -> anyhow::Result<Vec<skald_table_manager::PeriodicTableConfig>> {
+    let mut out = Vec::new();
+    for p in &config.schema_config.configs {
+        if is_dynamo_store(&p.store) {
+            out.push(skald_table_manager::PeriodicTableConfig {
+                from_secs: period_from_secs(p)?,
+                prefix: index_prefix(p),
+                period: index_period(p)?,
+            });
+        }
+    }
+    out.sort_by_key(|p| p.from_secs);
+    Ok(out)
+}
+
+/// A DynamoDB client from `storage_config.aws.dynamodb.dynamodb_url`.
+pub fn dynamo_client(config: &Config) -> anyhow::Result<aws_sdk_dynamodb::Client> {
+    let url = config
+        .storage_config
+        .aws
+        .as_ref()
+        .and_then(|a| a.dynamodb.as_ref())
+        .map(|d| d.dynamodb_url.as_str())
+        .filter(|u| !u.is_empty())
+        .context("a schema_config period stores its index in DynamoDB (store: aws) but storage_config.aws.dynamodb.dynamodb_url is not set")?;
+    let c = DynamoClientConfig::from_url(url).map_err(anyhow::Error::msg)?;
+    c.connect().map_err(anyhow::Error::msg)
+}
+
+/// The chunk store and the index the config describes.
+pub fn build_stores(
+    config: &Config,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<(Arc<dyn ChunkStore>, Arc<dyn IndexStore>)> {
+    let periods = &config.schema_config.configs;
+    let uses_s3 = periods.iter().any(|p| matches!(p.object_store.as_str(), "s3" | "aws"));
+    let uses_fs = periods.iter().any(|p| matches!(p.object_store.as_str(), "filesystem" | ""));
+    if uses_s3 && uses_fs {
+        anyhow::bail!("schema_config periods on different object stores (s3 and filesystem) are not supported yet");
+    }
+    let chunks: Arc<dyn ChunkStore> = if uses_s3 {
+        let aws = config.storage_config.aws.as_ref().context(
+            "a schema_config period keeps chunks in s3 but storage_config.aws is not set",
+        )?;
+        let s3 = aws.s3_config()?;
+        tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, region = %s3.region, "storing chunks in S3");
+        Arc::new(ObjectChunkStore::s3(&s3, ObjectChunkStoreConfig::default())?)
+    } else {
+        let dir = config.data_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), "storing chunks on the local filesystem");
+        Arc::new(
+            ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default())
+                .with_context(|| format!("cannot open {}", dir.display()))?,
+        )
+    };
+    let object_index: Arc<dyn IndexStore> =
+        Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
+    if !periods.iter().any(|p| is_dynamo_store(&p.store)) {
+        return Ok((chunks, object_index));
+    }
+    let client = dynamo_client(config)?;
+    let metrics = DynamoMetrics::new();
+    metrics.register(registry).context("cannot register DynamoDB metrics")?;
+    let mut by_period: Vec<(i64, Arc<dyn IndexStore>)> = Vec::new();
+    for p in periods {
+        let start = period_from_secs(p)?.saturating_mul(1_000_000_000);
+        let store: Arc<dyn IndexStore> = if is_dynamo_store(&p.store) {
+            let period = index_period(p)?;
+            tracing::info!(from = %p.from, prefix = %index_prefix(p), period = ?period, "index in DynamoDB tables");
+            Arc::new(DynamoIndexStore::new(
+                client.clone(),
+                DynamoIndexConfig {
+                    prefix: index_prefix(p),
+                    period_secs: period.as_secs() as i64,
+                    ..Default::default()
+                },
+                metrics.clone(),
+            ))
+        } else {
+            object_index.clone()
+        };
+        by_period.push((start, store));
+    }
+    Ok((chunks, Arc::new(PeriodIndexStore::new(by_period))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(yaml: &str) -> AwsStorageConfig {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn loki_s3_urls() {
+        let c = aws("s3: s3://ap-northeast-1/logs").s3_config().unwrap();
+        assert_eq!(
+            (c.region.as_str(), c.bucket.as_str(), c.endpoint.clone()),
+            ("ap-northeast-1", "logs", None)
+        );
+        let c = aws("s3: s3://AK%2B:S%40K@127.0.0.1:8333/logs").s3_config().unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:8333"));
+        assert!(c.force_path_style);
+        let cred = c.credentials.unwrap();
+        assert_eq!((cred.access_key_id.as_str(), cred.secret_access_key.as_str()), ("AK+", "S@K"));
+        let c = aws("bucketnames: b\nendpoint: minio:9000\ninsecure: true\nregion: eu-west-1\naccess_key_id: a\nsecret_access_key: s\ns3forcepathstyle: true")
+            .s3_config()
+            .unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://minio:9000"));
+        assert_eq!((c.region.as_str(), c.bucket.as_str()), ("eu-west-1", "b"));
+        assert!(c.force_path_style);
+        let c = aws("bucketnames: b\nendpoint: s3.example.com").s3_config().unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("https://s3.example.com"));
+        assert!(aws("s3: http://x/b").s3_config().is_err());
+        assert!(aws("region: x").s3_config().unwrap_err().to_string().contains("no bucket"));
+        assert!(aws("bucketnames: a,b").s3_config().unwrap_err().to_string().contains("several"));
+    }
+}
