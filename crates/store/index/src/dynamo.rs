@@ -164,9 +164,9 @@ impl Default for DynamoIndexConfig {
         DynamoIndexConfig {
             prefix: "loki_".to_string(),
             period_secs: 7 * 86_400,
-            max_retries: 10,
+            max_retries: 5,
             min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(2),
             written_series_cache: 1 << 20,
         }
     }
