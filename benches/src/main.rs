@@ -19,6 +19,7 @@ use skald_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
 const SYSTEMS: [&str; 10] =
     ["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "OpenSSH", "Spark", "Zookeeper"];
 const NEEDLE: &str = "needle-5kald-7f3a9c";
+/// Default instances (streams) per loghub system.
 const INSTANCES: usize = 10;
 
 struct Args {
@@ -31,6 +32,11 @@ struct Args {
     config: String,
     /// Run 3 ingesters (RF 3), a distributor and a querier as separate processes.
     cluster: bool,
+    /// Chunks in S3 and the index in DynamoDB (the servers `scripts/test-servers/start.sh`
+    /// started, named by its env file).
+    aws: bool,
+    /// Streams per loghub system.
+    instances: usize,
 }
 
 fn parse_args() -> Result<Args> {
@@ -43,6 +49,8 @@ fn parse_args() -> Result<Args> {
         batch_kb: 1024,
         config: String::new(),
         cluster: false,
+        aws: false,
+        instances: INSTANCES,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -71,6 +79,11 @@ fn parse_args() -> Result<Args> {
             }
             "--keep" => a.keep = true,
             "--cluster" => a.cluster = true,
+            "--aws" => a.aws = true,
+            "--instances" => {
+                a.instances = v()?.parse::<usize>()?.max(1);
+                i += 1;
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -83,7 +96,7 @@ fn parse_args() -> Result<Args> {
 }
 
 const USAGE: &str =
-    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--keep]
+    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws] [--instances N] [--keep]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
   --data DIR    the loghub samples to replicate (default tests/data/loghub)
@@ -92,6 +105,9 @@ const USAGE: &str =
                 $'ingester:\n  wal:\n    enabled: false\n'
   --cluster     run 3 ingesters (replication factor 3), a distributor and a querier as
                 separate processes; CPU and RSS are summed over all five
+  --aws         chunks in S3 and the index in DynamoDB tables (Loki's Helm `aws` storage
+                block), on the servers of scripts/test-servers/start.sh: source its env file
+  --instances N streams per loghub system (default 10, so 100 streams)
   --keep        keep the server's data directory afterwards";
 
 /// SplitMix64, for reproducible variation.
@@ -438,10 +454,83 @@ fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
     Ok(())
 }
 
+/// Loki's Helm `aws` storage block on the test servers, with a table prefix of this run.
+fn aws_storage_yaml() -> Result<String> {
+    let var = |k: &str| {
+        std::env::var(k).with_context(|| {
+            format!("{k} is not set: run scripts/test-servers/start.sh and source its env file")
+        })
+    };
+    let host = |u: String| u.trim_start_matches("http://").trim_end_matches('/').to_string();
+    Ok(format!(
+        "schema_config:
+  configs:
+  - from: 2020-05-15
+    store: aws
+    object_store: s3
+    schema: v11
+    index:
+      prefix: bench{pid}_
+storage_config:
+  aws:
+    s3: s3://{key}:{secret}@{s3}/{bucket}
+    dynamodb:
+      dynamodb_url: dynamodb://{dkey}:{dsecret}@{ddb}
+table_manager:
+  index_tables_provisioning:
+    enable_ondemand_throughput_mode: true
+    enable_inactive_throughput_on_demand_mode: true
+",
+        pid = std::process::id(),
+        key = var("SKALD_TEST_S3_ACCESS_KEY")?,
+        secret = var("SKALD_TEST_S3_SECRET_KEY")?,
+        s3 = host(var("SKALD_TEST_S3_ENDPOINT")?),
+        bucket = var("SKALD_TEST_S3_BUCKET")?,
+        dkey = var("SKALD_TEST_DYNAMODB_ACCESS_KEY")?,
+        dsecret = var("SKALD_TEST_DYNAMODB_SECRET_KEY")?,
+        ddb = host(var("SKALD_TEST_DYNAMODB_ENDPOINT")?),
+    ))
+}
+
+/// Sum of the samples of metric `name` (all label sets) over `urls`' `/metrics`.
+fn metric_sum(urls: &[String], name: &str) -> f64 {
+    urls.iter()
+        .filter_map(|u| ureq::get(&format!("{u}/metrics")).call().ok()?.into_string().ok())
+        .flat_map(|body| {
+            body.lines()
+                .filter(|l| {
+                    l.starts_with(name)
+                        && matches!(l.as_bytes().get(name.len()), Some(b' ') | Some(b'{'))
+                })
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
+}
+
+/// Files under `dir` (objects of a filesystem store).
+fn file_count(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => file_count(&e.path()),
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 fn main() -> Result<()> {
-    let args = parse_args()?;
+    let mut args = parse_args()?;
+    if args.aws {
+        args.config.push_str(&aws_storage_yaml()?);
+    }
     let lines = load_lines(&args.data)?;
-    compression_once(&args, &lines)?;
+    if !args.aws {
+        // measured on the filesystem, where stored bytes are a directory's size
+        compression_once(&args, &lines)?;
+    }
 
     let dir = std::env::temp_dir().join(format!("skald-bench-{}", std::process::id()));
     let server = if args.cluster {
@@ -450,8 +539,20 @@ fn main() -> Result<()> {
     } else {
         Deployment::single(&args.bin, &dir, &args.config)?
     };
+    if args.aws {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while metric_sum(&server.ingesters, "loki_table_manager_sync_success_timestamp_seconds")
+            <= 0.0
+        {
+            if Instant::now() > deadline {
+                bail!("the table-manager did not create the tables");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        println!("storage: S3 chunks + DynamoDB index (tables created by the table-manager)");
+    }
     let target = args.mb * 1024 * 1024;
-    let streams = SYSTEMS.len() * INSTANCES;
+    let streams = SYSTEMS.len() * args.instances;
     let per_stream = target / streams;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as i64;
     // 100 streams over the last 50 minutes
@@ -543,7 +644,9 @@ fn main() -> Result<()> {
     server.flush()?;
     let flush_secs = flush_start.elapsed().as_secs_f64();
     let cpu_ingest = server.cpu_seconds() - cpu0;
-    let stored = dir_bytes(&server.chunks) as f64;
+    let chunk_bytes = metric_sum(&server.ingesters, "loki_ingester_chunk_stored_bytes_total");
+    let chunks_flushed = metric_sum(&server.ingesters, "loki_ingester_chunks_flushed_total");
+    let stored = if args.aws { chunk_bytes } else { dir_bytes(&server.chunks) as f64 };
     let wal = server.wal_bytes() as f64;
     let mb = raw / 1e6;
     println!(
@@ -564,6 +667,34 @@ fn main() -> Result<()> {
         wal / 1e6
     );
     println!("peak RSS after ingest: {:.0} MB", server.peak_rss_mb());
+    let gb = raw / 1e9;
+    if args.aws {
+        let items = metric_sum(&server.ingesters, "skald_dynamo_items_written_total");
+        let wcu = metric_sum(&server.ingesters, "loki_dynamo_consumed_capacity_total");
+        let throttled = metric_sum(&server.ingesters, "loki_dynamo_throttled_total");
+        println!(
+            "S3 objects: {:.0} chunks = {:.1} per GB raw, {:.2} MB compressed per object; DynamoDB: {:.0} items = {:.1} per GB raw, {:.2} per chunk, {:.0} capacity units reported ({:.1} per GB), {:.0} throttled",
+            chunks_flushed,
+            chunks_flushed / gb,
+            chunk_bytes / 1e6 / chunks_flushed.max(1.0),
+            items,
+            items / gb,
+            items / chunks_flushed.max(1.0),
+            wcu,
+            wcu / gb,
+            throttled
+        );
+    } else {
+        let objects = file_count(&server.chunks) as f64;
+        println!(
+            "filesystem objects: {:.0} ({:.0} chunks + {:.0} index segments) = {:.1} per GB raw, {:.2} MB per chunk",
+            objects,
+            chunks_flushed,
+            objects - chunks_flushed,
+            objects / gb,
+            chunk_bytes / 1e6 / chunks_flushed.max(1.0)
+        );
+    }
 
     let end = now + 60_000_000_000;
     let qs: [(&str, String, Option<&str>); 2] = [

@@ -576,7 +576,11 @@ mod tests {
     #[test]
     fn shipped_configs_parse() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
-        let mut files = vec![root.join("skald-local.yaml"), root.join("loki-reference.yaml")];
+        let mut files = vec![
+            root.join("skald-local.yaml"),
+            root.join("loki-reference.yaml"),
+            root.join("aws/skald-aws.yaml"),
+        ];
         for dir in ["microservices", "microservices/gossip"] {
             for e in std::fs::read_dir(root.join(dir)).unwrap() {
                 let p = e.unwrap().path();
@@ -585,7 +589,7 @@ mod tests {
                 }
             }
         }
-        assert!(files.len() >= 12, "{files:?}");
+        assert!(files.len() >= 13, "{files:?}");
         for name in &files {
             let text = std::fs::read_to_string(name).unwrap();
             let cfg = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", name.display()));

@@ -148,7 +148,6 @@ async fn pages_and_batches() {
         })
         .collect();
     index.write_chunks("tenant-p", refs.clone()).await.unwrap();
-    // 2 items per new series and chunk
     assert_eq!(metrics.items_written.get(), 6001); // a series row and a chunk row each, one day row
     let series = index.series("tenant-p", &[], day, day + NANOS_PER_DAY - 1).await.unwrap();
     assert_eq!(series.len(), 3000, "every page read");
