@@ -27,6 +27,55 @@ pub struct IngesterQuery {
     pub limit: u32,
     /// Which edge `limit` counts from.
     pub backward: bool,
+    /// [`IngesterService::query_samples`] only: the range aggregation as LogQL text.
+    pub sample_expr: String,
+}
+
+/// One sample pushed down from an ingester: its time, value, and the identity of the entry
+/// it came from ([`sample_hash`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PushedSample {
+    /// Timestamp, ns.
+    pub ts: i64,
+    /// Value.
+    pub value: f64,
+    /// [`sample_hash`] of the entry.
+    pub hash: u64,
+}
+
+/// The samples of one output series of a range aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesSamples {
+    /// The series labels (after the pipeline).
+    pub labels: Labels,
+    /// Samples, in any order.
+    pub samples: Vec<PushedSample>,
+}
+
+/// Identity of an entry for sample deduplication: xxh3 of its stream's fingerprint and its
+/// line. Two replicas, or an ingester and a flushed chunk, give the same entry the same hash.
+pub fn sample_hash(stream_fingerprint: u64, line: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&stream_fingerprint.to_le_bytes());
+    h.update(line.as_bytes());
+    h.digest()
+}
+
+/// Merges replica answers: samples of the same series with the same timestamp and hash are
+/// one. Series come out sorted by labels, samples by (ts, hash).
+pub fn merge_samples(answers: impl IntoIterator<Item = SeriesSamples>) -> Vec<SeriesSamples> {
+    let mut merged: std::collections::BTreeMap<Labels, Vec<PushedSample>> = Default::default();
+    for s in answers {
+        merged.entry(s.labels).or_default().extend(s.samples);
+    }
+    merged
+        .into_iter()
+        .map(|(labels, mut samples)| {
+            samples.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.hash.cmp(&b.hash)));
+            samples.dedup_by(|a, b| a.ts == b.ts && a.hash == b.hash);
+            SeriesSamples { labels, samples }
+        })
+        .collect()
 }
 
 /// What an ingester serves. Implemented by `skald_ingester::Ingester` (in-process) and by
@@ -39,6 +88,15 @@ pub trait IngesterService: Send + Sync + 'static {
     /// Returns the entries in memory (not yet flushed, or flushed but still held) for streams
     /// matching the query, each stream's entries sorted by timestamp ascending.
     async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError>;
+
+    /// The samples `query.sample_expr` (a range aggregation) extracts from the entries in
+    /// memory in `[start, end)` of the streams matching `query.matchers`, grouped by output
+    /// series: the pipeline runs where the data is, and only samples travel.
+    async fn query_samples(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<SeriesSamples>, ServiceError>;
 
     /// Returns the label sets of in-memory streams matching `matchers` with data in the range.
     async fn series(&self, tenant: &str, query: IngesterQuery)
@@ -178,6 +236,7 @@ impl IngesterService for GrpcIngesterClient {
             pipeline: query.pipeline,
             limit: query.limit,
             backward: query.backward,
+            sample_expr: query.sample_expr,
         };
         let mut stream = self.inner.clone().query(req).await?.into_inner();
         let mut out: Vec<Stream> = Vec::new();
@@ -208,9 +267,48 @@ impl IngesterService for GrpcIngesterClient {
             pipeline: query.pipeline,
             limit: query.limit,
             backward: query.backward,
+            sample_expr: query.sample_expr,
         };
         let resp = self.inner.clone().series(req).await?.into_inner();
         Ok(resp.series.into_iter().map(|s| convert::labels_from_pb(s.labels)).collect())
+    }
+
+    async fn query_samples(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<SeriesSamples>, ServiceError> {
+        let req = crate::skald_ingester_v1::QueryRequest {
+            tenant: tenant.to_string(),
+            matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
+            start: query.start,
+            end: query.end,
+            line_contains: query.line_contains,
+            pipeline: query.pipeline,
+            limit: query.limit,
+            backward: query.backward,
+            sample_expr: query.sample_expr,
+        };
+        let mut stream = self.inner.clone().query_samples(req).await?.into_inner();
+        let mut out: Vec<SeriesSamples> = Vec::new();
+        while let Some(batch) = stream.message().await? {
+            for s in batch.series {
+                let n = s.ts.len();
+                if s.values.len() != n || s.hashes.len() != n {
+                    return Err(ServiceError::internal("malformed sample batch from an ingester"));
+                }
+                let labels = convert::labels_from_pb(s.labels);
+                let samples = (0..n)
+                    .map(|i| PushedSample { ts: s.ts[i], value: s.values[i], hash: s.hashes[i] })
+                    .collect::<Vec<_>>();
+                // batches of one series arrive consecutively; join them
+                match out.last_mut() {
+                    Some(last) if last.labels == labels => last.samples.extend(samples),
+                    _ => out.push(SeriesSamples { labels, samples }),
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn flush_all(&self) -> Result<(), ServiceError> {
@@ -250,6 +348,7 @@ fn query_from_pb(
             pipeline: req.pipeline,
             limit: req.limit,
             backward: req.backward,
+            sample_expr: req.sample_expr,
         },
     ))
 }
@@ -311,6 +410,39 @@ impl crate::skald_ingester_v1::ingester_server::Ingester for IngesterGrpcServer 
                 .map(|l| crate::skald_ingester_v1::LabelSet { labels: convert::labels_to_pb(l) })
                 .collect(),
         }))
+    }
+
+    type QuerySamplesStream = std::pin::Pin<
+        Box<
+            dyn futures::Stream<
+                    Item = Result<crate::skald_ingester_v1::SampleResponse, tonic::Status>,
+                > + Send
+                + 'static,
+        >,
+    >;
+
+    async fn query_samples(
+        &self,
+        request: tonic::Request<crate::skald_ingester_v1::QueryRequest>,
+    ) -> Result<tonic::Response<Self::QuerySamplesStream>, tonic::Status> {
+        let (tenant, query) = query_from_pb(request.into_inner())?;
+        let series = self.inner.query_samples(&tenant, query).await?;
+        let mut batches: Vec<Result<crate::skald_ingester_v1::SampleResponse, tonic::Status>> =
+            Vec::new();
+        for s in series {
+            let labels = convert::labels_to_pb(&s.labels);
+            for part in s.samples.chunks(QUERY_BATCH_ENTRIES * 4) {
+                batches.push(Ok(crate::skald_ingester_v1::SampleResponse {
+                    series: vec![crate::skald_ingester_v1::SampleSeries {
+                        labels: labels.clone(),
+                        ts: part.iter().map(|p| p.ts).collect(),
+                        values: part.iter().map(|p| p.value).collect(),
+                        hashes: part.iter().map(|p| p.hash).collect(),
+                    }],
+                }));
+            }
+        }
+        Ok(tonic::Response::new(Box::pin(futures::stream::iter(batches))))
     }
 
     async fn flush_all(

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use skald_model::{Labels, Stream};
-use skald_proto::ingester::{IngesterClient, IngesterQuery, IngesterService};
+use skald_proto::ingester::{
+    merge_samples, IngesterClient, IngesterQuery, IngesterService, SeriesSamples,
+};
 use skald_proto::{ErrorCode, ServiceError};
 
 use crate::{quorum, stream_key, tokens_for, InstanceDesc, InstanceState, Operation, Ring};
@@ -231,6 +233,22 @@ impl IngesterService for ReplicatedIngesters {
             .collect())
     }
 
+    async fn query_samples(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<SeriesSamples>, ServiceError> {
+        let answers = self
+            .all(|c| {
+                let q = query.clone();
+                let t = tenant.to_string();
+                async move { c.query_samples(&t, q).await }
+            })
+            .await?;
+        // Replicas extract the same samples from the same entries: keep one of each.
+        Ok(merge_samples(answers.into_iter().flatten()))
+    }
+
     async fn series(
         &self,
         tenant: &str,
@@ -330,6 +348,14 @@ impl IngesterService for GossipIngesters {
         self.current().await?.series(tenant, query).await
     }
 
+    async fn query_samples(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<SeriesSamples>, ServiceError> {
+        self.current().await?.query_samples(tenant, query).await
+    }
+
     async fn flush_all(&self) -> Result<(), ServiceError> {
         self.current().await?.flush_all().await
     }
@@ -372,6 +398,13 @@ mod tests {
         async fn query(&self, _t: &str, _q: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {
             self.check()?;
             Ok(self.streams.lock().clone())
+        }
+        async fn query_samples(
+            &self,
+            _t: &str,
+            _q: IngesterQuery,
+        ) -> Result<Vec<skald_proto::ingester::SeriesSamples>, ServiceError> {
+            Ok(Vec::new())
         }
         async fn series(&self, _t: &str, _q: IngesterQuery) -> Result<Vec<Labels>, ServiceError> {
             self.check()?;

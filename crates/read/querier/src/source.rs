@@ -1,17 +1,19 @@
 //! The querier's data source for the LogQL engine: chunks found through the index, merged with
 //! the recent data ingesters still hold, deduplicated, in timestamp order per stream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use skald_chunk::{BlockReader, Chunk};
 use skald_index::ChunkRef;
-use skald_logql::engine::{EngineError, SelectLimit, Source};
+use skald_logql::engine::{EngineError, SampleBatch, SelectLimit, Source};
 use skald_logql::log::LiteralScan;
+use skald_logql::log::SampleExtractor;
 use skald_logql::syntax::ast::LogSelectorExpr;
+use skald_logql::syntax::ast::{LogRangeExpr, RangeOp, SampleExpr};
 use skald_model::{Entry, EntryBatch, Labels, StreamBatch};
-use skald_proto::ingester::IngesterQuery;
+use skald_proto::ingester::{sample_hash, IngesterQuery};
 
 use crate::Querier;
 
@@ -27,6 +29,9 @@ pub struct StoreSource {
 
 /// Loki's error text for a query whose client went away (status 499).
 pub(crate) const CANCELED_MSG: &str = "context canceled";
+
+/// A series' points and the (timestamp, entry hash) of those that came from ingesters.
+type SeriesPoints = (Vec<(i64, f64)>, HashSet<(i64, u64)>);
 
 struct PendingStream {
     chunks: Vec<ChunkRef>,
@@ -45,6 +50,52 @@ fn check_cancel(cancel: &AtomicBool) -> Result<(), EngineError> {
 }
 
 impl StoreSource {
+    /// True when the range reaches into what ingesters may still hold.
+    fn asks_ingesters(&self, end: i64) -> bool {
+        let within = self.querier.config.query_ingesters_within_ns();
+        self.querier.ingester.is_some() && (within == 0 || end > crate::params::now_ns() - within)
+    }
+
+    /// Streams and their chunks from the index.
+    fn index_plan(
+        &self,
+        selector: &LogSelectorExpr,
+        start: i64,
+        end: i64,
+    ) -> Result<BTreeMap<Labels, PendingStream>, EngineError> {
+        let series = self
+            .handle
+            .block_on(self.querier.index.series(
+                &self.tenant,
+                &selector.matchers,
+                start,
+                end.saturating_sub(1),
+            ))
+            .map_err(|e| source_err(format!("index lookup failed: {e}")))?;
+        let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
+        for s in series {
+            streams
+                .entry(s.labels)
+                .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() })
+                .chunks
+                .extend(s.chunks);
+        }
+        Ok(streams)
+    }
+
+    /// The ingester request for `selector` over `[start, end)`.
+    fn ingester_query(&self, selector: &LogSelectorExpr, start: i64, end: i64) -> IngesterQuery {
+        IngesterQuery {
+            matchers: selector.matchers.clone(),
+            start,
+            end,
+            line_contains: skald_logql::log::required_literals(&selector.stages),
+            ..Default::default()
+        }
+    }
+
+    /// The ingesters are asked first and the index second: a chunk flushed in between is then
+    /// found twice (and deduplicated), never missed.
     fn plan(
         &self,
         selector: &LogSelectorExpr,
@@ -52,53 +103,30 @@ impl StoreSource {
         end: i64,
         limit: Option<SelectLimit>,
     ) -> Result<BTreeMap<Labels, PendingStream>, EngineError> {
-        let q = &self.querier;
-        let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
-        let series = self
-            .handle
-            .block_on(q.index.series(
-                &self.tenant,
-                &selector.matchers,
-                start,
-                end.saturating_sub(1),
-            ))
-            .map_err(|e| source_err(format!("index lookup failed: {e}")))?;
-        for s in series {
-            let entry = streams
-                .entry(s.labels)
-                .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() });
-            entry.chunks.extend(s.chunks);
+        let mut recent = Vec::new();
+        if let (true, Some(ingester)) = (self.asks_ingesters(end), &self.querier.ingester) {
+            let query = IngesterQuery {
+                // the whole pipeline and the limit: ingesters send only usable lines
+                pipeline: if selector.stages.is_empty() {
+                    String::new()
+                } else {
+                    selector.to_string()
+                },
+                limit: limit.map_or(0, |l| l.limit.min(u32::MAX as usize) as u32),
+                backward: limit.is_some_and(|l| l.backward),
+                ..self.ingester_query(selector, start, end)
+            };
+            recent = self
+                .handle
+                .block_on(ingester.query(&self.tenant, query))
+                .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
         }
-        if let Some(ingester) = &q.ingester {
-            let within = q.config.query_ingesters_within_ns();
-            let now = crate::params::now_ns();
-            if within == 0 || end > now - within {
-                let query = IngesterQuery {
-                    matchers: selector.matchers.clone(),
-                    start,
-                    end,
-                    line_contains: skald_logql::log::required_literals(&selector.stages),
-                    // the whole pipeline and the limit: ingesters send only usable lines
-                    pipeline: if selector.stages.is_empty() {
-                        String::new()
-                    } else {
-                        selector.to_string()
-                    },
-                    limit: limit.map_or(0, |l| l.limit.min(u32::MAX as usize) as u32),
-                    backward: limit.is_some_and(|l| l.backward),
-                };
-                let recent = self
-                    .handle
-                    .block_on(ingester.query(&self.tenant, query))
-                    .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
-                for s in recent {
-                    let entry = streams.entry(s.labels).or_insert_with(|| PendingStream {
-                        chunks: Vec::new(),
-                        recent: Vec::new(),
-                    });
-                    entry.recent = s.entries;
-                }
-            }
+        let mut streams = self.index_plan(selector, start, end)?;
+        for s in recent {
+            streams
+                .entry(s.labels)
+                .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() })
+                .recent = s.entries;
         }
         Ok(streams)
     }
@@ -121,6 +149,75 @@ impl Source for StoreSource {
             Ok(StreamBatch { labels, entries })
         });
         Ok(Box::new(iter.filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))))
+    }
+
+    /// When the range reaches into the ingesters: they extract the samples of what they hold
+    /// (only samples travel), the chunks found in the index are extracted here, and an entry
+    /// found in both (flushed while the query ran) counts once, by its [`sample_hash`].
+    fn select_samples(
+        &self,
+        range: &LogRangeExpr,
+        op: RangeOp,
+        param: Option<f64>,
+        from: i64,
+        to: i64,
+    ) -> Result<
+        Option<Box<dyn Iterator<Item = Result<SampleBatch, EngineError>> + Send + '_>>,
+        EngineError,
+    > {
+        let selector = &range.selector;
+        let (true, Some(ingester)) = (self.asks_ingesters(to), &self.querier.ingester) else {
+            return Ok(None);
+        };
+        let extractor =
+            SampleExtractor::new(range, op).map_err(|e| EngineError::Pipeline(e.to_string()))?;
+        let expr = SampleExpr::RangeAggregation {
+            op,
+            range: Box::new(range.clone()),
+            param,
+            grouping: None,
+        };
+        let query = IngesterQuery {
+            sample_expr: expr.to_string(),
+            ..self.ingester_query(selector, from.saturating_add(1), to)
+        };
+        let recent = self
+            .handle
+            .block_on(ingester.query_samples(&self.tenant, query))
+            .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
+        let mut series: HashMap<Labels, SeriesPoints> = HashMap::new();
+        for s in recent {
+            let slot = series.entry(s.labels).or_default();
+            for p in s.samples {
+                if p.ts > from && p.ts < to && slot.1.insert((p.ts, p.hash)) {
+                    slot.0.push((p.ts, p.value));
+                }
+            }
+        }
+        let literals = skald_logql::log::required_literals(&selector.stages);
+        for (labels, pending) in self.index_plan(selector, from.saturating_add(1), to)? {
+            check_cancel(&self.cancel)?;
+            if pending.chunks.is_empty() {
+                continue;
+            }
+            let entries = self.load_stream(pending, from.saturating_add(1), to, &literals)?;
+            let fp = labels.hash();
+            let mut sx = extractor.for_stream(&labels);
+            for e in entries.iter() {
+                let Some((value, out)) = sx.process(e.ts, e.line, e.structured_metadata) else {
+                    continue;
+                };
+                let slot = series.entry(out).or_default();
+                // Ingester samples are all in the set before any store entry: a store entry
+                // is dropped only when an ingester sent the same one.
+                if !slot.1.contains(&(e.ts, sample_hash(fp, e.line))) {
+                    slot.0.push((e.ts, value));
+                }
+            }
+        }
+        Ok(Some(Box::new(
+            series.into_iter().map(|(labels, (points, _))| Ok(SampleBatch { labels, points })),
+        )))
     }
 }
 

@@ -36,6 +36,13 @@ impl IngesterService for MockIngester {
     async fn series(&self, _: &str, _: IngesterQuery) -> Result<Vec<Labels>, ServiceError> {
         Ok(vec![])
     }
+    async fn query_samples(
+        &self,
+        _: &str,
+        _: IngesterQuery,
+    ) -> Result<Vec<skald_proto::ingester::SeriesSamples>, ServiceError> {
+        Ok(vec![])
+    }
     async fn flush_all(&self) -> Result<(), ServiceError> {
         Ok(())
     }

@@ -22,9 +22,11 @@ use skald_chunk_store::ChunkStore;
 use skald_common::limits::Limits;
 use skald_index::{ChunkRef, IndexStore};
 use skald_logql::engine::{push_down, SelectLimit};
-use skald_logql::log::Pipeline;
+use skald_logql::log::{Pipeline, SampleExtractor};
 use skald_model::{fingerprint, LabelMatcher, Labels, Stream};
-use skald_proto::ingester::{IngesterQuery, IngesterService};
+use skald_proto::ingester::{
+    sample_hash, IngesterQuery, IngesterService, PushedSample, SeriesSamples,
+};
 use skald_proto::{ErrorCode, ServiceError};
 use tokio::sync::watch;
 
@@ -581,6 +583,20 @@ impl Ingester {
     }
 }
 
+/// Compiles a pushed-down range aggregation (LogQL text) into its sample extractor.
+fn compile_extractor(text: &str) -> Result<SampleExtractor, ServiceError> {
+    use skald_logql::syntax::ast::{Expr, SampleExpr};
+    let bad = |e: String| {
+        ServiceError::new(ErrorCode::BadRequest, format!("sample expression `{text}`: {e}"))
+    };
+    match skald_logql::syntax::parse_expr(text).map_err(|e| bad(e.to_string()))? {
+        Expr::Sample(SampleExpr::RangeAggregation { op, range, .. }) => {
+            SampleExtractor::new(&range, op).map_err(|e| bad(e.to_string()))
+        }
+        _ => Err(bad("not a range aggregation".to_string())),
+    }
+}
+
 /// Compiles a pushed-down pipeline (a log selector as LogQL text). Empty text: none.
 fn compile_pipeline(text: &str) -> Result<Option<Pipeline>, ServiceError> {
     if text.is_empty() {
@@ -608,6 +624,47 @@ impl IngesterService for Ingester {
         tokio::task::spawn_blocking(move || this.query_sync(&tenant, &query))
             .await
             .map_err(|e| ServiceError::internal(format!("ingester query task failed: {e}")))?
+    }
+
+    async fn query_samples(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<SeriesSamples>, ServiceError> {
+        let this = self.clone();
+        let tenant = tenant.to_string();
+        tokio::task::spawn_blocking(move || {
+            let extractor = compile_extractor(&query.sample_expr)?;
+            // the extractor runs the pipeline itself: select the raw entries only
+            let raw = IngesterQuery {
+                pipeline: String::new(),
+                limit: 0,
+                sample_expr: String::new(),
+                ..query
+            };
+            let streams = this.query_sync(&tenant, &raw)?;
+            let mut by_series: HashMap<Labels, Vec<PushedSample>> = HashMap::new();
+            for s in streams {
+                let fp = s.labels.hash();
+                let mut sx = extractor.for_stream(&s.labels);
+                for e in &s.entries {
+                    if let Some((value, labels)) = sx.process(e.ts, &e.line, &e.structured_metadata)
+                    {
+                        by_series.entry(labels).or_default().push(PushedSample {
+                            ts: e.ts,
+                            value,
+                            hash: sample_hash(fp, &e.line),
+                        });
+                    }
+                }
+            }
+            Ok(by_series
+                .into_iter()
+                .map(|(labels, samples)| SeriesSamples { labels, samples })
+                .collect())
+        })
+        .await
+        .map_err(|e| ServiceError::internal(format!("ingester sample query task failed: {e}")))?
     }
 
     async fn series(
@@ -728,6 +785,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(lines(q).await, vec!["line 997", "line 998", "line 999"]);
+        // metric queries get samples, not lines: one per matching entry, each with its hash
+        let q = IngesterQuery {
+            matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
+            start: i64::MIN,
+            end: i64::MAX,
+            sample_expr: r#"bytes_over_time({job="replay"} |= "line 99" [1h])"#.to_string(),
+            ..Default::default()
+        };
+        let series = again.query_samples("t", q).await.unwrap();
+        assert_eq!(series.len(), 1);
+        let samples = &series[0].samples;
+        assert_eq!(samples.len(), 11);
+        assert!(samples.iter().all(|p| p.value == 7.0 || p.value == 8.0), "{samples:?}");
+        let hashes: std::collections::HashSet<u64> = samples.iter().map(|p| p.hash).collect();
+        assert_eq!(hashes.len(), 11);
         // a pipeline that does not parse is refused
         let q = IngesterQuery { pipeline: "{job=".to_string(), ..Default::default() };
         assert!(again.query("t", q).await.is_err());

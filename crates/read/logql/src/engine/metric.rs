@@ -363,7 +363,28 @@ impl Evaluator<'_> {
         // metadata: resolve it once per run of equal metadata instead of once per entry.
         let fast = extractor.labels_depend_on_metadata_only();
         let mut points: Vec<Vec<(i64, f64)>> = Vec::new();
-        for batch in self.source.select(&range.selector, from, to, None)? {
+        let pushed = self.source.select_samples(range, op, param, from, to)?;
+        let from_source = pushed.is_some();
+        for batch in pushed.into_iter().flatten() {
+            let batch = batch?;
+            let i = series_of(batch.labels);
+            if points.len() <= i {
+                points.resize_with(i + 1, Vec::new);
+            }
+            let kept = batch.points.into_iter().filter(|&(t, _)| t > from && t < to);
+            let before = points[i].len();
+            points[i].extend(kept);
+            self.stats.total_post_filter_lines += (points[i].len() - before) as u64;
+        }
+        let selected = if from_source {
+            Box::new(std::iter::empty())
+                as Box<
+                    dyn Iterator<Item = Result<skald_model::StreamBatch, EngineError>> + Send + '_,
+                >
+        } else {
+            self.source.select(&range.selector, from, to, None)?
+        };
+        for batch in selected {
             let stream = batch?;
             let mut sx = extractor.for_stream(&stream.labels);
             // Series of each metadata set of this batch, once known (fast path only).
@@ -404,6 +425,10 @@ impl Evaluator<'_> {
             s.points = p;
         }
 
+        // Series in label order, whatever order the source produced them in (pushed-down
+        // samples arrive per series, in no particular order): results and the series a
+        // pipeline error names do not depend on it.
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let mut out: Vec<Vector> = vec![Vec::new(); self.steps.len()];
         for s in &mut series {
             if !s.sorted {

@@ -57,6 +57,34 @@ pub trait Source: Send + Sync {
         end: i64,
         limit: Option<SelectLimit>,
     ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>;
+
+    /// The samples a range aggregation `op(range)` extracts from every entry with a
+    /// timestamp in `(from, to)`, by output series, each entry counted once: for sources whose
+    /// data holders extract samples themselves (ingesters, so that samples travel rather than
+    /// lines). `None` (the default): the engine extracts them from [`select`](Self::select).
+    #[allow(clippy::type_complexity)]
+    fn select_samples(
+        &self,
+        _range: &ast::LogRangeExpr,
+        _op: ast::RangeOp,
+        _param: Option<f64>,
+        _from: i64,
+        _to: i64,
+    ) -> Result<
+        Option<Box<dyn Iterator<Item = Result<SampleBatch, EngineError>> + Send + '_>>,
+        EngineError,
+    > {
+        Ok(None)
+    }
+}
+
+/// Samples of one output series of a range aggregation, from [`Source::select_samples`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleBatch {
+    /// The series labels (after the pipeline; before any grouping).
+    pub labels: Labels,
+    /// `(timestamp ns, value)` pairs, in any order.
+    pub points: Vec<(i64, f64)>,
 }
 
 /// Parameters of one query evaluation.

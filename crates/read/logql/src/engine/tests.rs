@@ -60,6 +60,38 @@ impl Source for MemSource {
                 .collect::<Vec<_>>()
         })))
     }
+
+    /// Every engine test of a range aggregation also exercises samples pushed down by the
+    /// source: it extracts them as an ingester would.
+    fn select_samples(
+        &self,
+        range: &LogRangeExpr,
+        op: RangeOp,
+        _param: Option<f64>,
+        from: i64,
+        to: i64,
+    ) -> Result<
+        Option<Box<dyn Iterator<Item = Result<SampleBatch, EngineError>> + Send + '_>>,
+        EngineError,
+    > {
+        let extractor = crate::log::SampleExtractor::new(range, op)
+            .map_err(|e| EngineError::Pipeline(e.to_string()))?;
+        let mut by_series: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
+        for s in &self.streams {
+            if !LabelMatcher::all_match(&range.selector.matchers, &s.labels) {
+                continue;
+            }
+            let mut sx = extractor.for_stream(&s.labels);
+            for e in s.entries.iter().filter(|e| e.ts > from && e.ts < to) {
+                if let Some((v, labels)) = sx.process(e.ts, &e.line, &e.structured_metadata) {
+                    by_series.entry(labels).or_default().push((e.ts, v));
+                }
+            }
+        }
+        Ok(Some(Box::new(
+            by_series.into_iter().map(|(labels, points)| Ok(SampleBatch { labels, points })),
+        )))
+    }
 }
 
 /// A loghub-like system: 2000 lines over two host streams.
