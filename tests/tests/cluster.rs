@@ -192,6 +192,59 @@ fn gossip_cluster_replicates_and_survives_kills() {
     }
     assert!(acked.len() > 500, "too few pushes were acknowledged: {}", acked.len());
 
+    // Rolling restart under load: each ingester in turn stops cleanly (LEAVING) and rejoins.
+    let ingesters = &mut c.ingesters;
+    let (a, refused) = run_pushers(&url, &next, || {
+        for ing in ingesters.iter_mut() {
+            std::thread::sleep(Duration::from_millis(300));
+            ing.restart();
+            wait_active(&querier_url, 3);
+            wait_active(&url, 3);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    acked.extend(a);
+    let seen = stored_ids(&c.querier.url, "cluster", start);
+    let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
+    println!(
+        "gossip, rolling restart: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
+        acked.len(),
+        refused.len()
+    );
+    assert_eq!((lost, duplicated), (0, 0));
+
+    // Two of three down: no quorum, pushes fail with a 5xx; nothing acknowledged is lost.
+    c.ingesters[0].kill();
+    c.ingesters[1].kill();
+    let ring_then: Vec<String> = serde_json::from_str::<Value>(
+        &get(&format!("{url}/ring"), &[], &[("Accept", "application/json")]).body,
+    )
+    .unwrap()["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {} {}", s["id"], s["address"], s["state"], s["timestamp"]))
+        .collect();
+    let ports: Vec<u16> = c.ingesters.iter().map(|s| s.grpc_port).collect();
+    let (a, refused) = run_pushers(&url, &next, || std::thread::sleep(Duration::from_millis(500)));
+    assert!(
+        a.is_empty(),
+        "{} lines were acknowledged without a quorum ({} refused); ring: {ring_then:?}, ports {ports:?}",
+        a.len(),
+        refused.len()
+    );
+    assert!(!refused.is_empty() && refused.iter().all(|s| (500..600).contains(s)), "{refused:?}");
+    c.ingesters[0].start_again();
+    c.ingesters[1].start_again();
+    wait_active(&querier_url, 3);
+    let seen = stored_ids(&c.querier.url, "cluster", start);
+    let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
+    println!(
+        "gossip, after two ingesters were down: lost {lost}, duplicated {duplicated} of {}",
+        acked.len()
+    );
+    assert_eq!((lost, duplicated), (0, 0));
+
     // A clean stop: the ingester announces LEAVING, then drops out of the ring.
     c.ingesters[2].stop();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

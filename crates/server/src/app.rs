@@ -334,6 +334,13 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     if let Some(t) = ingester_task {
         let _ = t.await;
     }
+    // Let the LEAVING entry reach the other members before this one goes silent: they forget
+    // an instance that left cleanly, and keep (as unhealthy) one that just vanished.
+    if let (Some(_), Some(mcfg), true) = (&membership, &memberlist, ring_entry.is_some()) {
+        let linger = (mcfg.gossip_interval * 5)
+            .clamp(std::time::Duration::from_millis(300), std::time::Duration::from_secs(3));
+        tokio::time::sleep(linger).await;
+    }
     tracing::info!("Skald stopped");
     Ok(())
 }

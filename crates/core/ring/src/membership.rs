@@ -1,9 +1,12 @@
 //! Gossip membership over UDP with the `chitchat` crate (as Quickwit uses it), configured like
 //! Loki's `memberlist` block: a node name, a bind address and port, and `join_members` seeds.
 //! Every member publishes its ring entry (an [`InstanceDesc`] as JSON under [`RING_KEY`]);
-//! every member reads the ring from the live members' entries.
+//! every member reads the ring from the members' entries.
 //!
-//! Not wired into the services yet: distributors and queriers still use the static ring.
+//! An instance stays in the ring a member sees until it leaves cleanly (its last entry says
+//! LEAVING and it is gone from the live members), as in Loki: one that died keeps its place,
+//! unhealthy once its heartbeat is older than the timeout, so it still counts towards the
+//! replication factor and a write cannot reach a quorum with fewer live replicas than that.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -38,6 +41,8 @@ pub struct MembershipConfig {
 /// A running gossip member.
 pub struct Membership {
     handle: ChitchatHandle,
+    /// Every instance seen and not yet gone cleanly, by id, with its newest entry.
+    known: parking_lot::Mutex<std::collections::BTreeMap<String, InstanceDesc>>,
 }
 
 fn generation() -> u64 {
@@ -78,7 +83,7 @@ impl Membership {
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
             .map_err(|e| format!("cannot start gossip on {}: {e}", config.bind))?;
-        Ok(Membership { handle })
+        Ok(Membership { handle, known: parking_lot::Mutex::new(Default::default()) })
     }
 
     /// Publishes (or replaces) this member's ring entry: state changes and heartbeats.
@@ -95,24 +100,37 @@ impl Membership {
             .await
     }
 
-    /// The ring as the live members describe it (entries that do not parse are skipped).
+    /// The ring: the newest entry of every instance seen (live or dead members), minus those
+    /// that left cleanly. Entries that do not parse are skipped.
     pub async fn ring_desc(&self) -> RingDesc {
-        self.handle
+        let (live, dead) = self
+            .handle
             .with_chitchat(|c| {
-                let live: Vec<ChitchatId> = c.live_nodes().cloned().collect();
-                let mut desc = RingDesc::default();
-                for id in &live {
-                    let entry = c
-                        .node_state(id)
+                let entry = |id: &ChitchatId| {
+                    c.node_state(id)
                         .and_then(|s| s.get(RING_KEY))
-                        .and_then(|v| serde_json::from_str::<InstanceDesc>(v).ok());
-                    if let Some(e) = entry {
-                        desc.instances.insert(e.id.clone(), e);
-                    }
-                }
-                desc
+                        .and_then(|v| serde_json::from_str::<InstanceDesc>(v).ok())
+                };
+                let live: Vec<InstanceDesc> = c.live_nodes().filter_map(entry).collect();
+                let dead: Vec<InstanceDesc> = c.dead_nodes().filter_map(entry).collect();
+                (live, dead)
             })
-            .await
+            .await;
+        let mut known = self.known.lock();
+        for e in dead.into_iter().chain(live.iter().cloned()) {
+            match known.get(&e.id) {
+                Some(k) if k.heartbeat_ms > e.heartbeat_ms => {}
+                _ => {
+                    known.insert(e.id.clone(), e);
+                }
+            }
+        }
+        let live_ids: std::collections::HashSet<&str> =
+            live.iter().map(|e| e.id.as_str()).collect();
+        known.retain(|id, e| {
+            live_ids.contains(id.as_str()) || e.state != crate::InstanceState::Leaving
+        });
+        RingDesc { instances: known.clone() }
     }
 
     /// Stops gossiping.
@@ -185,13 +203,24 @@ mod tests {
             members[2].ring_desc().await.instances["ingester-1"].state == InstanceState::Active
         })
         .await;
-        // a member that stops gossiping drops out of the others' ring
-        let gone = members.pop().unwrap();
-        gone.leave().await.unwrap();
-        wait_for("member 2 gone", || async {
-            !members[0].ring_desc().await.instances.contains_key("ingester-2")
+        // a member that dies (no LEAVING) keeps its place in the others' ring
+        let dead = members.pop().unwrap();
+        dead.leave().await.unwrap();
+        wait_for("member 2 dead", || async { members[0].live_members().await.len() == 2 }).await;
+        let ring = members[0].ring_desc().await;
+        assert!(ring.instances.contains_key("ingester-2"), "{ring:?}");
+        // one that announces LEAVING and then goes drops out of it
+        members[1].publish(&entry("ingester-1", InstanceState::Leaving)).await.unwrap();
+        wait_for("LEAVING seen by member 0", || async {
+            members[0].ring_desc().await.instances["ingester-1"].state == InstanceState::Leaving
         })
         .await;
-        assert_eq!(members[0].live_members().await.len(), 2);
+        let leaving = members.pop().unwrap();
+        leaving.leave().await.unwrap();
+        wait_for("member 1 gone", || async {
+            !members[0].ring_desc().await.instances.contains_key("ingester-1")
+        })
+        .await;
+        assert!(members[0].ring_desc().await.instances.contains_key("ingester-2"));
     }
 }

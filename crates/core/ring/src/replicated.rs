@@ -132,8 +132,15 @@ impl ReplicatedIngesters {
     }
 }
 
+/// An ingester that answers with one of these looked at the data and refused it (the
+/// client's fault, reported as such); anything else, including a cancelled call (what a
+/// connection cut by a dying ingester looks like), is a failure that does not count towards
+/// the quorum.
 fn is_client_error(e: &ServiceError) -> bool {
-    (400..500).contains(&e.code.http_status_code())
+    matches!(
+        e.code,
+        ErrorCode::BadRequest | ErrorCode::PayloadTooLarge | ErrorCode::TooManyRequests
+    )
 }
 
 #[async_trait]
