@@ -79,3 +79,12 @@ pub enum Direction {
 pub fn fingerprint(labels: &Labels) -> u64 {
     labels.hash()
 }
+
+/// Identity of an entry across copies (replicas, an ingester and a flushed chunk): xxh3 of its
+/// stream's fingerprint and its line. With the timestamp it tells one entry from another.
+pub fn entry_hash(stream_fingerprint: u64, line: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(&stream_fingerprint.to_le_bytes());
+    h.update(line.as_bytes());
+    h.digest()
+}

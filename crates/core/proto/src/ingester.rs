@@ -52,13 +52,10 @@ pub struct SeriesSamples {
     pub samples: Vec<PushedSample>,
 }
 
-/// Identity of an entry for sample deduplication: xxh3 of its stream's fingerprint and its
-/// line. Two replicas, or an ingester and a flushed chunk, give the same entry the same hash.
+/// Identity of an entry for sample deduplication ([`skald_model::entry_hash`]): two replicas,
+/// or an ingester and a flushed chunk, give the same entry the same hash.
 pub fn sample_hash(stream_fingerprint: u64, line: &str) -> u64 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&stream_fingerprint.to_le_bytes());
-    h.update(line.as_bytes());
-    h.digest()
+    skald_model::entry_hash(stream_fingerprint, line)
 }
 
 /// Merges replica answers: samples of the same series with the same timestamp and hash are

@@ -1,19 +1,18 @@
 //! The querier's data source for the LogQL engine: chunks found through the index, merged with
 //! the recent data ingesters still hold, deduplicated, in timestamp order per stream.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use skald_chunk::{BlockReader, Chunk};
 use skald_index::ChunkRef;
-use skald_logql::engine::{EngineError, SampleBatch, SelectLimit, Source};
+use skald_logql::engine::{EngineError, PushedSamples, SampleBatch, SelectLimit, Source};
 use skald_logql::log::LiteralScan;
-use skald_logql::log::SampleExtractor;
 use skald_logql::syntax::ast::LogSelectorExpr;
 use skald_logql::syntax::ast::{LogRangeExpr, RangeOp, SampleExpr};
 use skald_model::{Entry, EntryBatch, Labels, StreamBatch};
-use skald_proto::ingester::{sample_hash, IngesterQuery};
+use skald_proto::ingester::IngesterQuery;
 
 use crate::Querier;
 
@@ -29,9 +28,6 @@ pub struct StoreSource {
 
 /// Loki's error text for a query whose client went away (status 499).
 pub(crate) const CANCELED_MSG: &str = "context canceled";
-
-/// A series' points and the (timestamp, entry hash) of those that came from ingesters.
-type SeriesPoints = (Vec<(i64, f64)>, HashSet<(i64, u64)>);
 
 struct PendingStream {
     chunks: Vec<ChunkRef>,
@@ -152,8 +148,9 @@ impl Source for StoreSource {
     }
 
     /// When the range reaches into the ingesters: they extract the samples of what they hold
-    /// (only samples travel), the chunks found in the index are extracted here, and an entry
-    /// found in both (flushed while the query ran) counts once, by its [`sample_hash`].
+    /// (only samples travel); the chunks found in the index go to the engine as entries, and
+    /// an entry found in both (flushed while the query ran) counts once, by its
+    /// [`skald_proto::ingester::sample_hash`]. The ingesters are asked first, so such an entry is never missed.
     fn select_samples(
         &self,
         range: &LogRangeExpr,
@@ -161,16 +158,11 @@ impl Source for StoreSource {
         param: Option<f64>,
         from: i64,
         to: i64,
-    ) -> Result<
-        Option<Box<dyn Iterator<Item = Result<SampleBatch, EngineError>> + Send + '_>>,
-        EngineError,
-    > {
+    ) -> Result<Option<PushedSamples<'_>>, EngineError> {
         let selector = &range.selector;
         let (true, Some(ingester)) = (self.asks_ingesters(to), &self.querier.ingester) else {
             return Ok(None);
         };
-        let extractor =
-            SampleExtractor::new(range, op).map_err(|e| EngineError::Pipeline(e.to_string()))?;
         let expr = SampleExpr::RangeAggregation {
             op,
             range: Box::new(range.clone()),
@@ -185,39 +177,30 @@ impl Source for StoreSource {
             .handle
             .block_on(ingester.query_samples(&self.tenant, query))
             .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
-        let mut series: HashMap<Labels, SeriesPoints> = HashMap::new();
-        for s in recent {
-            let slot = series.entry(s.labels).or_default();
-            for p in s.samples {
-                if p.ts > from && p.ts < to && slot.1.insert((p.ts, p.hash)) {
-                    slot.0.push((p.ts, p.value));
+        let mut counted = HashSet::new();
+        let series = recent
+            .into_iter()
+            .map(|s| {
+                counted.extend(s.samples.iter().map(|p| (p.ts, p.hash)));
+                SampleBatch {
+                    labels: s.labels,
+                    points: s.samples.iter().map(|p| (p.ts, p.value)).collect(),
                 }
-            }
-        }
+            })
+            .collect();
+        let plan = self.index_plan(selector, from.saturating_add(1), to)?;
         let literals = skald_logql::log::required_literals(&selector.stages);
-        for (labels, pending) in self.index_plan(selector, from.saturating_add(1), to)? {
+        let (start, end) = (from.saturating_add(1), to);
+        let rest = plan.into_iter().map(move |(labels, pending)| {
             check_cancel(&self.cancel)?;
-            if pending.chunks.is_empty() {
-                continue;
-            }
-            let entries = self.load_stream(pending, from.saturating_add(1), to, &literals)?;
-            let fp = labels.hash();
-            let mut sx = extractor.for_stream(&labels);
-            for e in entries.iter() {
-                let Some((value, out)) = sx.process(e.ts, e.line, e.structured_metadata) else {
-                    continue;
-                };
-                let slot = series.entry(out).or_default();
-                // Ingester samples are all in the set before any store entry: a store entry
-                // is dropped only when an ingester sent the same one.
-                if !slot.1.contains(&(e.ts, sample_hash(fp, e.line))) {
-                    slot.0.push((e.ts, value));
-                }
-            }
-        }
-        Ok(Some(Box::new(
-            series.into_iter().map(|(labels, (points, _))| Ok(SampleBatch { labels, points })),
-        )))
+            let entries = self.load_stream(pending, start, end, &literals)?;
+            Ok(StreamBatch { labels, entries })
+        });
+        Ok(Some(PushedSamples {
+            series,
+            counted,
+            rest: Box::new(rest.filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))),
+        }))
     }
 }
 

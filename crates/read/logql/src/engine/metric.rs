@@ -363,10 +363,16 @@ impl Evaluator<'_> {
         // metadata: resolve it once per run of equal metadata instead of once per entry.
         let fast = extractor.labels_depend_on_metadata_only();
         let mut points: Vec<Vec<(i64, f64)>> = Vec::new();
-        let pushed = self.source.select_samples(range, op, param, from, to)?;
-        let from_source = pushed.is_some();
-        for batch in pushed.into_iter().flatten() {
-            let batch = batch?;
+        let (pushed, counted, selected) =
+            match self.source.select_samples(range, op, param, from, to)? {
+                Some(p) => (p.series, p.counted, p.rest),
+                None => (
+                    Vec::new(),
+                    std::collections::HashSet::new(),
+                    self.source.select(&range.selector, from, to, None)?,
+                ),
+            };
+        for batch in pushed {
             let i = series_of(batch.labels);
             if points.len() <= i {
                 points.resize_with(i + 1, Vec::new);
@@ -376,22 +382,22 @@ impl Evaluator<'_> {
             points[i].extend(kept);
             self.stats.total_post_filter_lines += (points[i].len() - before) as u64;
         }
-        let selected = if from_source {
-            Box::new(std::iter::empty())
-                as Box<
-                    dyn Iterator<Item = Result<skald_model::StreamBatch, EngineError>> + Send + '_,
-                >
-        } else {
-            self.source.select(&range.selector, from, to, None)?
-        };
+        // Only an entry at a timestamp some pushed sample has can be one already counted.
+        let counted_ts: std::collections::HashSet<i64> = counted.iter().map(|c| c.0).collect();
         for batch in selected {
             let stream = batch?;
+            let fp = if counted.is_empty() { 0 } else { stream.labels.hash() };
             let mut sx = extractor.for_stream(&stream.labels);
             // Series of each metadata set of this batch, once known (fast path only).
             let mut seen: Vec<Option<usize>> =
                 if fast { vec![None; stream.entries.metadata_sets()] } else { Vec::new() };
             for e in stream.entries.iter() {
                 if e.ts <= from || e.ts >= to {
+                    continue;
+                }
+                if counted_ts.contains(&e.ts)
+                    && counted.contains(&(e.ts, skald_model::entry_hash(fp, e.line)))
+                {
                     continue;
                 }
                 account(self.stats, &e);

@@ -58,11 +58,12 @@ pub trait Source: Send + Sync {
         limit: Option<SelectLimit>,
     ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>;
 
-    /// The samples a range aggregation `op(range)` extracts from every entry with a
-    /// timestamp in `(from, to)`, by output series, each entry counted once: for sources whose
-    /// data holders extract samples themselves (ingesters, so that samples travel rather than
-    /// lines). `None` (the default): the engine extracts them from [`select`](Self::select).
-    #[allow(clippy::type_complexity)]
+    /// For sources whose data holders extract samples themselves (ingesters, so that samples
+    /// travel rather than lines): the samples `op(range)` makes of what they hold, by output
+    /// series, plus the entries of `(from, to)` they do not hold, for the engine to extract.
+    /// An entry of the rest that a holder already counted (flushed while the query ran) is
+    /// skipped by its `(ts, entry_hash)`. `None` (the default): the engine extracts everything
+    /// from [`select`](Self::select).
     fn select_samples(
         &self,
         _range: &ast::LogRangeExpr,
@@ -70,21 +71,30 @@ pub trait Source: Send + Sync {
         _param: Option<f64>,
         _from: i64,
         _to: i64,
-    ) -> Result<
-        Option<Box<dyn Iterator<Item = Result<SampleBatch, EngineError>> + Send + '_>>,
-        EngineError,
-    > {
+    ) -> Result<Option<PushedSamples<'_>>, EngineError> {
         Ok(None)
     }
 }
 
-/// Samples of one output series of a range aggregation, from [`Source::select_samples`].
+/// Samples of one output series of a range aggregation, extracted by a data holder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleBatch {
     /// The series labels (after the pipeline; before any grouping).
     pub labels: Labels,
     /// `(timestamp ns, value)` pairs, in any order.
     pub points: Vec<(i64, f64)>,
+}
+
+/// What [`Source::select_samples`] returns.
+pub struct PushedSamples<'a> {
+    /// Samples extracted where the data is, by output series.
+    pub series: Vec<SampleBatch>,
+    /// `(ts, skald_model::entry_hash(stream fingerprint, line))` of every entry counted in
+    /// `series`.
+    pub counted: std::collections::HashSet<(i64, u64)>,
+    /// The other entries (as [`Source::select`] gives them), for the engine to extract.
+    #[allow(clippy::type_complexity)]
+    pub rest: Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + 'a>,
 }
 
 /// Parameters of one query evaluation.

@@ -62,7 +62,8 @@ impl Source for MemSource {
     }
 
     /// Every engine test of a range aggregation also exercises samples pushed down by the
-    /// source: it extracts them as an ingester would.
+    /// source: it extracts the samples of every other stream as an ingester would, and hands
+    /// every stream to the engine as well, so those entries must be recognised as counted.
     fn select_samples(
         &self,
         range: &LogRangeExpr,
@@ -70,27 +71,29 @@ impl Source for MemSource {
         _param: Option<f64>,
         from: i64,
         to: i64,
-    ) -> Result<
-        Option<Box<dyn Iterator<Item = Result<SampleBatch, EngineError>> + Send + '_>>,
-        EngineError,
-    > {
+    ) -> Result<Option<PushedSamples<'_>>, EngineError> {
         let extractor = crate::log::SampleExtractor::new(range, op)
             .map_err(|e| EngineError::Pipeline(e.to_string()))?;
         let mut by_series: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
-        for s in &self.streams {
-            if !LabelMatcher::all_match(&range.selector.matchers, &s.labels) {
-                continue;
-            }
+        let mut counted = std::collections::HashSet::new();
+        let matching: Vec<&Stream> = self
+            .streams
+            .iter()
+            .filter(|s| LabelMatcher::all_match(&range.selector.matchers, &s.labels))
+            .collect();
+        for s in matching.iter().step_by(2) {
             let mut sx = extractor.for_stream(&s.labels);
             for e in s.entries.iter().filter(|e| e.ts > from && e.ts < to) {
+                counted.insert((e.ts, skald_model::entry_hash(s.labels.hash(), &e.line)));
                 if let Some((v, labels)) = sx.process(e.ts, &e.line, &e.structured_metadata) {
                     by_series.entry(labels).or_default().push((e.ts, v));
                 }
             }
         }
-        Ok(Some(Box::new(
-            by_series.into_iter().map(|(labels, points)| Ok(SampleBatch { labels, points })),
-        )))
+        let series =
+            by_series.into_iter().map(|(labels, points)| SampleBatch { labels, points }).collect();
+        let rest = self.select(&range.selector, from, to, None)?;
+        Ok(Some(PushedSamples { series, counted, rest }))
     }
 }
 
