@@ -346,6 +346,17 @@ impl Server {
     }
 }
 
+/// A server still running when the bench bails out (an error, a panic) is killed, not left
+/// behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     let mut n = 0;
     if let Ok(rd) = std::fs::read_dir(dir) {
