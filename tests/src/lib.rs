@@ -734,12 +734,7 @@ pub fn helm_aws_storage_yaml(
     schema: v11
     index:
       prefix: {prefix}
-storage_config:
-  aws:
-    s3: s3://{key}:{secret}@{s3}/{bucket}
-    dynamodb:
-      dynamodb_url: dynamodb://{dkey}:{dsecret}@{dynamodb}
-table_manager:
+{}table_manager:
   creation_grace_period: 3h
   retention_deletes_enabled: false
   retention_period: 0s
@@ -750,6 +745,20 @@ table_manager:
     enable_ondemand_throughput_mode: true
     enable_inactive_throughput_on_demand_mode: true
 ",
+        aws_storage_block(servers, s3, dynamodb)
+    )
+}
+
+/// The `storage_config.aws` block: chunks in the test bucket through `s3`, the index in
+/// DynamoDB through `dynamodb` (both `host:port`), in Loki's URL forms.
+pub fn aws_storage_block(servers: &TestServers, s3: &str, dynamodb: &str) -> String {
+    format!(
+        "storage_config:
+  aws:
+    s3: s3://{key}:{secret}@{s3}/{bucket}
+    dynamodb:
+      dynamodb_url: dynamodb://{dkey}:{dsecret}@{dynamodb}
+",
         key = servers.s3_key,
         secret = servers.s3_secret,
         bucket = servers.s3_bucket,
@@ -758,17 +767,24 @@ table_manager:
     )
 }
 
+/// The sum of the samples of metric `name` (every label set) on `url`'s `/metrics`.
+pub fn metric_sum(url: &str, name: &str) -> f64 {
+    get(&format!("{url}/metrics"), &[], &[])
+        .body
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name).is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
+}
+
 /// Waits until the process's table-manager finished a pass (its success timestamp is set).
 pub fn wait_tables_synced(url: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
-        let m = get(&format!("{url}/metrics"), &[], &[]).body;
-        let synced = m.lines().any(|l| {
-            l.starts_with("loki_table_manager_sync_success_timestamp_seconds")
-                && l.split_whitespace().last().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-                    > 0.0
-        });
-        if synced {
+        if metric_sum(url, "loki_table_manager_sync_success_timestamp_seconds") > 0.0 {
             return;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skald_integration_tests::{
-    get, helm_aws_storage_yaml, host_port, lost_and_duplicated, now_ns, post, push_numbered_during,
-    stored_ids, temp_dir, test_servers, unique_prefix, wait_tables_synced, CuttableProxy, Skald,
+    aws_storage_block, get, helm_aws_storage_yaml, host_port, lost_and_duplicated, metric_sum,
+    now_ns, post, push_numbered_during, stored_ids, temp_dir, test_servers, unique_prefix,
+    wait_tables_synced, CuttableProxy, Skald,
 };
 
 const LIMITS: &str = "limits_config:
@@ -20,15 +21,6 @@ const LIMITS: &str = "limits_config:
   max_entries_limit_per_query: 1000000
   max_query_series: 100000
 ";
-
-fn metric(url: &str, name: &str) -> f64 {
-    get(&format!("{url}/metrics"), &[], &[])
-        .body
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
-}
 
 /// Two schema periods, the first with its index in DynamoDB weekly tables, the second (from
 /// 2026-11-01) in the object-store index, both with chunks in S3. A stream pushed across the
@@ -57,23 +49,16 @@ fn periods_in_sequence_are_queried_as_one() {
     index:
       prefix: index_
       period: 24h
-storage_config:
-  aws:
-    s3: s3://{key}:{secret}@{s3}/{bucket}
-    dynamodb:
-      dynamodb_url: dynamodb://{dkey}:{dsecret}@{ddb}
-table_manager:
+{storage}table_manager:
   index_tables_provisioning:
     enable_ondemand_throughput_mode: true
     enable_inactive_throughput_on_demand_mode: true
 ",
-        key = servers.s3_key,
-        secret = servers.s3_secret,
-        s3 = host_port(&servers.s3_endpoint),
-        bucket = servers.s3_bucket,
-        dkey = servers.dynamodb_key,
-        dsecret = servers.dynamodb_secret,
-        ddb = host_port(&servers.dynamodb_endpoint),
+        storage = aws_storage_block(
+            &servers,
+            &host_port(&servers.s3_endpoint),
+            &host_port(&servers.dynamodb_endpoint)
+        ),
     );
     let skald = Skald::start(&dir, &config);
     wait_tables_synced(&skald.url, Duration::from_secs(120));
@@ -187,11 +172,11 @@ fn a_storage_outage_loses_nothing() {
     assert!(!acked.is_empty());
     // flushes fail and back off, and say so
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric(&skald.url, "loki_ingester_chunk_flush_failures_total") < 2.0 {
+    while metric_sum(&skald.url, "loki_ingester_chunk_flush_failures_total") < 2.0 {
         assert!(Instant::now() < deadline, "no flush failure reported");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(metric(&skald.url, "skald_ingester_flush_backoff_seconds") > 0.0);
+    assert!(metric_sum(&skald.url, "skald_ingester_flush_backoff_seconds") > 0.0);
     let ready = get(&format!("{}/ready", skald.url), &[], &[]);
     assert_eq!(ready.status, 200);
     assert!(ready.body.contains("storage: flushes failing"), "{}", ready.body);
@@ -228,7 +213,7 @@ fn a_storage_outage_loses_nothing() {
     ddb.restore();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let held = metric(&skald.url, "loki_ingester_memory_chunks");
+        let held = metric_sum(&skald.url, "loki_ingester_memory_chunks");
         let ready = get(&format!("{}/ready", skald.url), &[], &[]).body;
         if held == 0.0 && !ready.contains("failing") {
             break;
@@ -260,7 +245,7 @@ fn the_table_manager_runs_as_its_own_target() {
     // weekly tables from 2020-05-15 up to now + 3h
     let now_week = now_ns() / 1_000_000_000 / (7 * 86_400);
     let first_week = 1_589_500_800 / (7 * 86_400);
-    let expected = metric(&skald.url, "loki_table_manager_expected_tables");
+    let expected = metric_sum(&skald.url, "loki_table_manager_expected_tables");
     assert!(
         (expected - (now_week - first_week + 1) as f64).abs() <= 1.0,
         "expected tables {expected}, weeks {}",

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use skald_integration_tests::{
     get, jitter_ms, lost_and_duplicated, now_ns, push_numbered_during, start_cluster,
-    start_gossip_cluster, stored_ids, temp_dir,
+    start_gossip_cluster, stored_ids, temp_dir, Cluster,
 };
 
 /// Pushes numbered lines to `url` from two threads while `during` runs.
@@ -95,36 +95,74 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
     assert!(acked.len() > 1000, "too few pushes were acknowledged: {}", acked.len());
 
     // Rolling restart under load: each ingester in turn stops cleanly (SIGTERM) and comes back.
+    rolling_restart(&mut c, &next, &mut acked, start, "static", || {});
+    // Two of three down: a quorum is impossible, pushes must fail with a 5xx.
+    two_down(&mut c, &next, &acked, start, "static", || {});
+}
+
+/// Each ingester in turn stops cleanly (SIGTERM) and comes back under load (`back` waits for
+/// it where the ring needs time to see it); then every acknowledged line is there exactly once.
+fn rolling_restart(
+    c: &mut Cluster,
+    next: &Arc<AtomicU64>,
+    acked: &mut Vec<u64>,
+    start: i64,
+    ring: &str,
+    back: impl Fn(),
+) {
+    let url = c.distributor.url.clone();
     let ingesters = &mut c.ingesters;
-    let (a, refused) = run_pushers(&url, &next, || {
+    let (a, refused) = run_pushers(&url, next, || {
         for ing in ingesters.iter_mut() {
             std::thread::sleep(Duration::from_millis(300));
             ing.restart();
+            back();
         }
         std::thread::sleep(Duration::from_millis(300));
     });
     acked.extend(a);
     let seen = stored_ids(&c.querier.url, "cluster", start);
-    let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
+    let (lost, duplicated) = lost_and_duplicated(acked, &seen);
     println!(
-        "rolling restart: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
+        "{ring}, rolling restart: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
         acked.len(),
         refused.len()
     );
     assert_eq!((lost, duplicated), (0, 0));
+}
 
-    // Two of three down: a quorum is impossible, pushes must fail with a 5xx.
+/// Two of three ingesters killed: no quorum, so every push fails with a 5xx and none is
+/// acknowledged; once they are back (`back` waits where needed), nothing acknowledged before
+/// is lost or duplicated.
+fn two_down(
+    c: &mut Cluster,
+    next: &Arc<AtomicU64>,
+    acked: &[u64],
+    start: i64,
+    ring: &str,
+    back: impl Fn(),
+) {
     c.ingesters[0].kill();
     c.ingesters[1].kill();
-    let (a, refused) = run_pushers(&url, &next, || std::thread::sleep(Duration::from_millis(500)));
-    assert!(a.is_empty(), "{} lines were acknowledged without a quorum", a.len());
+    let (a, refused) =
+        run_pushers(&c.distributor.url, next, || std::thread::sleep(Duration::from_millis(500)));
+    assert!(
+        a.is_empty(),
+        "{ring}: {} lines were acknowledged without a quorum ({} refused)",
+        a.len(),
+        refused.len()
+    );
     assert!(!refused.is_empty() && refused.iter().all(|s| (500..600).contains(s)), "{refused:?}");
     c.ingesters[0].start_again();
     c.ingesters[1].start_again();
+    back();
     let seen = stored_ids(&c.querier.url, "cluster", start);
-    let (lost, _) = lost_and_duplicated(&acked, &seen);
-    println!("after two ingesters were down: lost {lost} of {}", acked.len());
-    assert_eq!(lost, 0);
+    let (lost, duplicated) = lost_and_duplicated(acked, &seen);
+    println!(
+        "{ring}, after two ingesters were down: lost {lost}, duplicated {duplicated} of {}",
+        acked.len()
+    );
+    assert_eq!((lost, duplicated), (0, 0));
 }
 
 /// The ring's ACTIVE instance ids as `base` serves them.
@@ -193,57 +231,14 @@ fn gossip_cluster_replicates_and_survives_kills() {
     assert!(acked.len() > 500, "too few pushes were acknowledged: {}", acked.len());
 
     // Rolling restart under load: each ingester in turn stops cleanly (LEAVING) and rejoins.
-    let ingesters = &mut c.ingesters;
-    let (a, refused) = run_pushers(&url, &next, || {
-        for ing in ingesters.iter_mut() {
-            std::thread::sleep(Duration::from_millis(300));
-            ing.restart();
-            wait_active(&querier_url, 3);
-            wait_active(&url, 3);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    });
-    acked.extend(a);
-    let seen = stored_ids(&c.querier.url, "cluster", start);
-    let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
-    println!(
-        "gossip, rolling restart: {} acknowledged so far, {} refused, lost {lost}, duplicated {duplicated}",
-        acked.len(),
-        refused.len()
-    );
-    assert_eq!((lost, duplicated), (0, 0));
-
-    // Two of three down: no quorum, pushes fail with a 5xx; nothing acknowledged is lost.
-    c.ingesters[0].kill();
-    c.ingesters[1].kill();
-    let ring_then: Vec<String> = serde_json::from_str::<Value>(
-        &get(&format!("{url}/ring"), &[], &[("Accept", "application/json")]).body,
-    )
-    .unwrap()["shards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| format!("{} {} {} {}", s["id"], s["address"], s["state"], s["timestamp"]))
-        .collect();
-    let ports: Vec<u16> = c.ingesters.iter().map(|s| s.grpc_port).collect();
-    let (a, refused) = run_pushers(&url, &next, || std::thread::sleep(Duration::from_millis(500)));
-    assert!(
-        a.is_empty(),
-        "{} lines were acknowledged without a quorum ({} refused); ring: {ring_then:?}, ports {ports:?}",
-        a.len(),
-        refused.len()
-    );
-    assert!(!refused.is_empty() && refused.iter().all(|s| (500..600).contains(s)), "{refused:?}");
-    c.ingesters[0].start_again();
-    c.ingesters[1].start_again();
-    wait_active(&querier_url, 3);
-    let seen = stored_ids(&c.querier.url, "cluster", start);
-    let (lost, duplicated) = lost_and_duplicated(&acked, &seen);
-    println!(
-        "gossip, after two ingesters were down: lost {lost}, duplicated {duplicated} of {}",
-        acked.len()
-    );
-    assert_eq!((lost, duplicated), (0, 0));
+    let d_url = url.clone();
+    let back = || {
+        wait_active(&querier_url, 3);
+        wait_active(&d_url, 3);
+    };
+    rolling_restart(&mut c, &next, &mut acked, start, "gossip", back);
+    // Two of three down: dead ingesters keep their ring place, so there is no quorum.
+    two_down(&mut c, &next, &acked, start, "gossip", || wait_active(&querier_url, 3));
 
     // A clean stop: the ingester announces LEAVING, then drops out of the ring.
     c.ingesters[2].stop();

@@ -8,11 +8,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use skald_integration_tests::{
-    compare, data_dir, dir_bytes, get, post, push_reference_dataset, push_reference_dataset_to,
-    start_cluster, temp_dir, Skald, REFERENCE_CONFIG,
-};
-use skald_integration_tests::{
-    helm_aws_storage_yaml, host_port, test_servers, unique_prefix, wait_tables_synced,
+    compare, data_dir, dir_bytes, get, helm_aws_storage_yaml, host_port, metric_sum, post,
+    push_reference_dataset, push_reference_dataset_to, start_cluster, temp_dir, test_servers,
+    unique_prefix, wait_tables_synced, Skald, REFERENCE_CONFIG,
 };
 
 /// Requests that belong to endpoints of a later issue (index stats/volume, detected
@@ -94,13 +92,7 @@ fn aws_storage_answers_match_real_loki() {
     println!("table-manager created the tables in {:?}", started.elapsed());
     push_reference_dataset(&skald, "tenant-a");
     compare_with_loki(&skald.url);
-    let m = get(&format!("{}/metrics", skald.url), &[], &[]).body;
-    let metric = |name: &str| -> f64 {
-        m.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum()
-    };
+    let metric = |name: &str| metric_sum(&skald.url, name);
     let chunks = metric("loki_ingester_chunks_flushed_total");
     let items = metric("skald_dynamo_items_written_total");
     println!(

@@ -224,17 +224,7 @@ impl IngesterService for GrpcIngesterClient {
     }
 
     async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {
-        let req = crate::skald_ingester_v1::QueryRequest {
-            tenant: tenant.to_string(),
-            matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
-            start: query.start,
-            end: query.end,
-            line_contains: query.line_contains,
-            pipeline: query.pipeline,
-            limit: query.limit,
-            backward: query.backward,
-            sample_expr: query.sample_expr,
-        };
+        let req = query_to_pb(tenant, query);
         let mut stream = self.inner.clone().query(req).await?.into_inner();
         let mut out: Vec<Stream> = Vec::new();
         while let Some(batch) = stream.message().await? {
@@ -255,17 +245,7 @@ impl IngesterService for GrpcIngesterClient {
         tenant: &str,
         query: IngesterQuery,
     ) -> Result<Vec<Labels>, ServiceError> {
-        let req = crate::skald_ingester_v1::QueryRequest {
-            tenant: tenant.to_string(),
-            matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
-            start: query.start,
-            end: query.end,
-            line_contains: query.line_contains,
-            pipeline: query.pipeline,
-            limit: query.limit,
-            backward: query.backward,
-            sample_expr: query.sample_expr,
-        };
+        let req = query_to_pb(tenant, query);
         let resp = self.inner.clone().series(req).await?.into_inner();
         Ok(resp.series.into_iter().map(|s| convert::labels_from_pb(s.labels)).collect())
     }
@@ -275,17 +255,7 @@ impl IngesterService for GrpcIngesterClient {
         tenant: &str,
         query: IngesterQuery,
     ) -> Result<Vec<SeriesSamples>, ServiceError> {
-        let req = crate::skald_ingester_v1::QueryRequest {
-            tenant: tenant.to_string(),
-            matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
-            start: query.start,
-            end: query.end,
-            line_contains: query.line_contains,
-            pipeline: query.pipeline,
-            limit: query.limit,
-            backward: query.backward,
-            sample_expr: query.sample_expr,
-        };
+        let req = query_to_pb(tenant, query);
         let mut stream = self.inner.clone().query_samples(req).await?.into_inner();
         let mut out: Vec<SeriesSamples> = Vec::new();
         while let Some(batch) = stream.message().await? {
@@ -327,6 +297,20 @@ impl IngesterGrpcServer {
         crate::skald_ingester_v1::ingester_server::IngesterServer::new(IngesterGrpcServer { inner })
             .max_decoding_message_size(MAX_GRPC_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_GRPC_MESSAGE_BYTES)
+    }
+}
+
+fn query_to_pb(tenant: &str, query: IngesterQuery) -> crate::skald_ingester_v1::QueryRequest {
+    crate::skald_ingester_v1::QueryRequest {
+        tenant: tenant.to_string(),
+        matchers: query.matchers.iter().map(convert::matcher_to_pb).collect(),
+        start: query.start,
+        end: query.end,
+        line_contains: query.line_contains,
+        pipeline: query.pipeline,
+        limit: query.limit,
+        backward: query.backward,
+        sample_expr: query.sample_expr,
     }
 }
 

@@ -288,9 +288,14 @@ pub struct GossipIngesters {
     membership: std::sync::Arc<crate::membership::Membership>,
     connect: Connect,
     clients: parking_lot::Mutex<std::collections::HashMap<String, IngesterClient>>,
+    /// The ring as last read, and when.
+    ring: parking_lot::Mutex<Option<(std::time::Instant, Ring)>>,
     replication_factor: usize,
     heartbeat_timeout_ms: i64,
 }
+
+/// How long a ring read from gossip is reused.
+const RING_REFRESH: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl GossipIngesters {
     /// `connect` builds a client for a `host:port` address.
@@ -304,13 +309,29 @@ impl GossipIngesters {
             membership,
             connect,
             clients: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            ring: parking_lot::Mutex::new(None),
             replication_factor,
             heartbeat_timeout_ms,
         }
     }
 
     async fn current(&self) -> Result<ReplicatedIngesters, ServiceError> {
-        let ring = self.membership.ring_desc().await.ring();
+        // Reading the ring parses every member's entry and sorts the tokens: once per
+        // RING_REFRESH, not once per request.
+        let cached = self
+            .ring
+            .lock()
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < RING_REFRESH)
+            .map(|(_, r)| r.clone());
+        let ring = match cached {
+            Some(r) => r,
+            None => {
+                let r = self.membership.ring_desc().await.ring();
+                *self.ring.lock() = Some((std::time::Instant::now(), r.clone()));
+                r
+            }
+        };
         let mut clients = Vec::with_capacity(ring.instances().len());
         {
             let mut cache = self.clients.lock();

@@ -143,3 +143,30 @@ pub async fn concurrent_puts(store: &dyn ChunkStore) {
         assert_eq!(r.expect("concurrent get"), Bytes::from(k.fingerprint.to_le_bytes().to_vec()));
     }
 }
+
+/// The test S3 server `scripts/test-servers/start.sh` started (its env file names it), with a
+/// key prefix of its own under `tag`, so tests sharing the bucket do not meet. A missing
+/// variable fails the test with what to run.
+pub fn s3_config_from_test_env(tag: &str) -> crate::S3Config {
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
+        })
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    crate::S3Config {
+        bucket: var("SKALD_TEST_S3_BUCKET"),
+        region: var("SKALD_TEST_S3_REGION"),
+        endpoint: Some(var("SKALD_TEST_S3_ENDPOINT")),
+        force_path_style: true,
+        credentials: Some(crate::S3Credentials {
+            access_key_id: var("SKALD_TEST_S3_ACCESS_KEY"),
+            secret_access_key: var("SKALD_TEST_S3_SECRET_KEY"),
+            session_token: None,
+        }),
+        prefix: format!("test-{tag}-{}-{nanos}", std::process::id()),
+    }
+}

@@ -5,33 +5,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use bytes::Bytes;
-use skald_chunk_store::{
-    ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials,
-};
-
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| {
-        panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
-    })
-}
+use skald_chunk_store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config};
 
 fn s3_config(name: &str) -> S3Config {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    S3Config {
-        bucket: var("SKALD_TEST_S3_BUCKET"),
-        region: var("SKALD_TEST_S3_REGION"),
-        endpoint: Some(var("SKALD_TEST_S3_ENDPOINT")),
-        force_path_style: true,
-        credentials: Some(S3Credentials {
-            access_key_id: var("SKALD_TEST_S3_ACCESS_KEY"),
-            secret_access_key: var("SKALD_TEST_S3_SECRET_KEY"),
-            session_token: None,
-        }),
-        prefix: format!("test-{name}-{}-{nanos}", std::process::id()),
-    }
+    skald_chunk_store::testsuite::s3_config_from_test_env(name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,9 +34,12 @@ use aws_sdk_dynamodb::Client;
 use parking_lot::Mutex;
 use skald_model::{Label, LabelMatcher, Labels};
 
-use crate::chunk_ref::{sort_dedup, ChunkRef};
+use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
-use crate::store::{days_spanned, group_by_day, IndexStore, SeriesChunks, NANOS_PER_DAY};
+use crate::store::{
+    days_spanned, group_by_day, label_names_of, label_values_of, IndexStore, Merger, SeriesChunks,
+    NANOS_PER_DAY,
+};
 use crate::varint::{put_uvarint, Reader};
 
 /// Items per `BatchWriteItem` call (DynamoDB's limit).
@@ -257,6 +260,17 @@ impl std::fmt::Debug for DynamoIndexStore {
 }
 
 type Item = HashMap<String, AttributeValue>;
+
+/// An index row: hash key `h`, range key `r`, payload `v` when there is one.
+fn row(h: String, r: Vec<u8>, v: Option<Vec<u8>>) -> Item {
+    let mut item = Item::with_capacity(3);
+    item.insert("h".into(), AttributeValue::S(h));
+    item.insert("r".into(), AttributeValue::B(Blob::new(r)));
+    if let Some(v) = v {
+        item.insert("v".into(), AttributeValue::B(Blob::new(v)));
+    }
+    item
+}
 
 fn series_hash(tenant: &str, day: i64) -> String {
     format!("{tenant}:d{day}:s")
@@ -693,63 +707,43 @@ impl DynamoIndexStore {
 impl IndexStore for DynamoIndexStore {
     async fn write_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()> {
         let days = group_by_day(tenant, refs)?;
-        let mut by_table: BTreeMap<String, Vec<Item>> = BTreeMap::new();
-        let mut new_series: Vec<(String, u64)> = Vec::new();
+        // table → (hash key, range key) → payload; one batch may not hold a key twice, so
+        // duplicates (the same chunk ref twice) collapse here
+        type Rows = BTreeMap<(String, Vec<u8>), Option<Vec<u8>>>;
+        let mut by_table: BTreeMap<String, Rows> = BTreeMap::new();
+        let mut remember: Vec<(String, u64)> = Vec::new();
         for (day, refs) in days {
             let table = self.config.table_for_day(day);
-            let sh = series_hash(tenant, day);
-            let ch = chunk_hash(tenant, day);
-            let items = by_table.entry(table.clone()).or_default();
-            let day_key = (format!("{table}/{tenant}:days"), day as u64);
-            if !self.written.lock().contains(&day_key) {
-                let mut item = Item::new();
-                item.insert("h".into(), AttributeValue::S(days_hash(tenant)));
-                item.insert("r".into(), AttributeValue::B(Blob::new(ts_key(day).to_vec())));
-                items.push(item);
-                new_series.push(day_key);
+            let (sh, ch) = (series_hash(tenant, day), chunk_hash(tenant, day));
+            let (series_key, days_key) =
+                (format!("{table}/{sh}"), format!("{table}/{tenant}:days"));
+            let rows = by_table.entry(table).or_default();
+            let written = self.written.lock();
+            if !written.contains(&(days_key.clone(), day as u64)) {
+                rows.insert((days_hash(tenant), ts_key(day).to_vec()), None);
+                remember.push((days_key, day as u64));
             }
-            let mut seen_here: HashSet<u64> = HashSet::new();
             for (labels, c) in refs {
-                let key = (format!("{table}/{sh}"), c.fingerprint);
-                if !self.written.lock().contains(&key) && seen_here.insert(c.fingerprint) {
-                    let mut item = Item::new();
-                    item.insert("h".into(), AttributeValue::S(sh.clone()));
-                    item.insert(
-                        "r".into(),
-                        AttributeValue::B(Blob::new(c.fingerprint.to_be_bytes().to_vec())),
-                    );
-                    item.insert("v".into(), AttributeValue::B(Blob::new(labels_value(&labels))));
-                    items.push(item);
-                    new_series.push(key);
+                if !written.contains(&(series_key.clone(), c.fingerprint)) {
+                    let key = (sh.clone(), c.fingerprint.to_be_bytes().to_vec());
+                    if let std::collections::btree_map::Entry::Vacant(slot) = rows.entry(key) {
+                        slot.insert(Some(labels_value(&labels)));
+                        remember.push((series_key.clone(), c.fingerprint));
+                    }
                 }
-                let mut item = Item::new();
-                item.insert("h".into(), AttributeValue::S(ch.clone()));
-                item.insert("r".into(), AttributeValue::B(Blob::new(chunk_range_key(&c))));
-                item.insert("v".into(), AttributeValue::B(Blob::new(chunk_value(&c))));
-                items.push(item);
+                rows.insert((ch.clone(), chunk_range_key(&c)), Some(chunk_value(&c)));
             }
         }
-        for (table, items) in by_table {
-            // one batch may not hold the same key twice: duplicates of a chunk ref collapse
-            let mut seen = HashSet::new();
-            let items: Vec<Item> = items
-                .into_iter()
-                .filter(|i| {
-                    let k = (
-                        format!("{:?}", i.get("h")),
-                        i.get("r").and_then(|r| r.as_b().ok()).map(|b| b.as_ref().to_vec()),
-                    );
-                    seen.insert(k)
-                })
-                .collect();
+        for (table, rows) in by_table {
+            let items: Vec<Item> = rows.into_iter().map(|((h, r), v)| row(h, r, v)).collect();
             self.batch_write(&table, items).await?;
         }
         // remembered only once written, so a failed write is written again next time
         let mut written = self.written.lock();
-        if written.len() + new_series.len() > self.config.written_series_cache {
+        if written.len() + remember.len() > self.config.written_series_cache {
             written.clear();
         }
-        written.extend(new_series);
+        written.extend(remember);
         Ok(())
     }
 
@@ -789,20 +783,13 @@ impl IndexStore for DynamoIndexStore {
         // a few days at a time: each day is one or more queries
         let answers: Vec<Result<Vec<(Labels, ChunkRef)>>> =
             futures::stream::iter(per_day).buffered(DAYS_IN_FLIGHT).collect().await;
-        let mut merged: BTreeMap<Labels, Vec<ChunkRef>> = BTreeMap::new();
+        let mut merged = Merger::default();
         for day in answers {
-            let day = day?;
-            for (labels, c) in day {
-                merged.entry(labels).or_default().push(c);
+            for (labels, c) in day? {
+                merged.add(labels, [c]);
             }
         }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, mut chunks)| {
-                sort_dedup(&mut chunks);
-                SeriesChunks { labels, chunks }
-            })
-            .collect())
+        Ok(merged.finish())
     }
 
     async fn label_names(
@@ -812,10 +799,7 @@ impl IndexStore for DynamoIndexStore {
         through: i64,
         matchers: &[LabelMatcher],
     ) -> Result<Vec<String>> {
-        let series = self.series(tenant, matchers, from, through).await?;
-        let names: BTreeSet<String> =
-            series.iter().flat_map(|s| s.labels.iter().map(|l| l.name.clone())).collect();
-        Ok(names.into_iter().collect())
+        Ok(label_names_of(&self.series(tenant, matchers, from, through).await?))
     }
 
     async fn label_values(
@@ -826,14 +810,7 @@ impl IndexStore for DynamoIndexStore {
         through: i64,
         matchers: &[LabelMatcher],
     ) -> Result<Vec<String>> {
-        let series = self.series(tenant, matchers, from, through).await?;
-        let values: BTreeSet<String> = series
-            .iter()
-            .filter_map(|s| s.labels.get(name))
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-            .collect();
-        Ok(values.into_iter().collect())
+        Ok(label_values_of(&self.series(tenant, matchers, from, through).await?, name))
     }
 }
 

@@ -1,15 +1,15 @@
 //! [`PeriodIndexStore`]: several index stores in sequence, one per `schema_config` period,
 //! answering as one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use skald_model::{LabelMatcher, Labels};
 
-use crate::chunk_ref::{sort_dedup, ChunkRef};
+use crate::chunk_ref::ChunkRef;
 use crate::error::Result;
-use crate::store::{IndexStore, SeriesChunks};
+use crate::store::{sorted_union, IndexStore, Merger, SeriesChunks};
 
 /// Index stores by period: period `i` covers `[start_i, start_{i+1})` (ns), the last one
 /// everything after its start, and the first one everything before its start too (data older
@@ -34,12 +34,19 @@ impl PeriodIndexStore {
         PeriodIndexStore { periods }
     }
 
+    /// The closed range period `i` answers for: from its start (the first one from the
+    /// beginning of time) to just before the next one's.
+    fn bounds(&self, i: usize) -> (i64, i64) {
+        let lo = if i == 0 { i64::MIN } else { self.periods[i].0 };
+        let hi = self.periods.get(i + 1).map_or(i64::MAX, |n| n.0.saturating_sub(1));
+        (lo, hi)
+    }
+
     /// The periods overlapping `[from, through]`, each with its clipped range.
     fn spans(&self, from: i64, through: i64) -> Vec<(&Arc<dyn IndexStore>, i64, i64)> {
         let mut out = Vec::new();
-        for (i, (start, store)) in self.periods.iter().enumerate() {
-            let lo = if i == 0 { i64::MIN } else { *start };
-            let hi = self.periods.get(i + 1).map_or(i64::MAX, |n| n.0.saturating_sub(1));
+        for (i, (_, store)) in self.periods.iter().enumerate() {
+            let (lo, hi) = self.bounds(i);
             let (f, t) = (from.max(lo), through.min(hi));
             if f <= t {
                 out.push((store, f, t));
@@ -57,9 +64,8 @@ impl IndexStore for PeriodIndexStore {
         }
         let mut per: BTreeMap<usize, Vec<(Labels, ChunkRef)>> = BTreeMap::new();
         for (labels, c) in refs {
-            for (i, (start, _)) in self.periods.iter().enumerate() {
-                let lo = if i == 0 { i64::MIN } else { *start };
-                let hi = self.periods.get(i + 1).map_or(i64::MAX, |n| n.0.saturating_sub(1));
+            for i in 0..self.periods.len() {
+                let (lo, hi) = self.bounds(i);
                 if c.from <= hi && c.through >= lo {
                     per.entry(i).or_default().push((labels.clone(), c));
                 }
@@ -87,17 +93,11 @@ impl IndexStore for PeriodIndexStore {
             spans.into_iter().map(|(s, f, t)| s.series(tenant, matchers, f, t)),
         )
         .await?;
-        let mut merged: BTreeMap<Labels, Vec<ChunkRef>> = BTreeMap::new();
+        let mut merged = Merger::default();
         for s in answers.into_iter().flatten() {
-            merged.entry(s.labels).or_default().extend(s.chunks);
+            merged.add(s.labels, s.chunks);
         }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, mut chunks)| {
-                sort_dedup(&mut chunks);
-                SeriesChunks { labels, chunks }
-            })
-            .collect())
+        Ok(merged.finish())
     }
 
     async fn label_names(
@@ -113,8 +113,7 @@ impl IndexStore for PeriodIndexStore {
                 .map(|(s, f, t)| s.label_names(tenant, f, t, matchers)),
         )
         .await?;
-        let set: BTreeSet<String> = answers.into_iter().flatten().collect();
-        Ok(set.into_iter().collect())
+        Ok(sorted_union(answers))
     }
 
     async fn label_values(
@@ -131,8 +130,7 @@ impl IndexStore for PeriodIndexStore {
                 .map(|(s, f, t)| s.label_values(tenant, name, f, t, matchers)),
         )
         .await?;
-        let set: BTreeSet<String> = answers.into_iter().flatten().collect();
-        Ok(set.into_iter().collect())
+        Ok(sorted_union(answers))
     }
 }
 

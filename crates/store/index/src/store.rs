@@ -133,6 +133,11 @@ impl Merger {
         }
     }
 
+    /// Adds chunks of a series (already filtered to the queried range).
+    pub(crate) fn add(&mut self, labels: Labels, chunks: impl IntoIterator<Item = ChunkRef>) {
+        self.series.entry(labels).or_default().extend(chunks);
+    }
+
     pub(crate) fn finish(self) -> Vec<SeriesChunks> {
         self.series
             .into_iter()
@@ -142,6 +147,26 @@ impl Merger {
             })
             .collect()
     }
+}
+
+/// Sorted, distinct label names of `series`.
+pub(crate) fn label_names_of(series: &[SeriesChunks]) -> Vec<String> {
+    let names: BTreeSet<&str> =
+        series.iter().flat_map(|s| s.labels.iter().map(|l| l.name.as_str())).collect();
+    names.into_iter().map(str::to_owned).collect()
+}
+
+/// Sorted, distinct non-empty values of label `name` in `series`.
+pub(crate) fn label_values_of(series: &[SeriesChunks], name: &str) -> Vec<String> {
+    let values: BTreeSet<&str> =
+        series.iter().filter_map(|s| s.labels.get(name)).filter(|v| !v.is_empty()).collect();
+    values.into_iter().map(str::to_owned).collect()
+}
+
+/// The sorted union of several string lists.
+pub(crate) fn sorted_union(lists: impl IntoIterator<Item = Vec<String>>) -> Vec<String> {
+    let set: BTreeSet<String> = lists.into_iter().flatten().collect();
+    set.into_iter().collect()
 }
 
 /// Label names of the selected series of `seg` that have chunks in `[from, through]`.

@@ -276,3 +276,21 @@ pub async fn empty_results(index: &dyn IndexStore) {
     assert!(index.label_names(t, T0, T0 + DAY, &[]).await.expect("names").is_empty());
     assert!(index.label_values(t, "app", T0, T0 + DAY, &[]).await.expect("values").is_empty());
 }
+
+/// How to reach the test DynamoDB that `scripts/test-servers/start.sh` started (its env file
+/// names it). A missing variable fails the test with what to run.
+pub fn dynamo_config_from_test_env() -> crate::DynamoClientConfig {
+    let var = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
+        })
+    };
+    crate::DynamoClientConfig {
+        region: var("SKALD_TEST_DYNAMODB_REGION"),
+        endpoint: Some(var("SKALD_TEST_DYNAMODB_ENDPOINT")),
+        credentials: Some((
+            var("SKALD_TEST_DYNAMODB_ACCESS_KEY"),
+            var("SKALD_TEST_DYNAMODB_SECRET_KEY"),
+        )),
+    }
+}

@@ -13,19 +13,7 @@ use skald_index::{
 use skald_model::Labels;
 
 fn client_config() -> DynamoClientConfig {
-    let var = |k: &str| {
-        std::env::var(k).unwrap_or_else(|_| {
-            panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
-        })
-    };
-    DynamoClientConfig {
-        region: var("SKALD_TEST_DYNAMODB_REGION"),
-        endpoint: Some(var("SKALD_TEST_DYNAMODB_ENDPOINT")),
-        credentials: Some((
-            var("SKALD_TEST_DYNAMODB_ACCESS_KEY"),
-            var("SKALD_TEST_DYNAMODB_SECRET_KEY"),
-        )),
-    }
+    skald_index::testsuite::dynamo_config_from_test_env()
 }
 
 /// A table prefix no other run uses.

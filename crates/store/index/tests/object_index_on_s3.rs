@@ -5,33 +5,12 @@
 
 use std::sync::Arc;
 
-use skald_chunk_store::{ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials};
+use skald_chunk_store::{ObjectChunkStore, ObjectChunkStoreConfig};
 use skald_index::{ObjectIndexStore, ObjectIndexStoreConfig};
-
-fn var(k: &str) -> String {
-    std::env::var(k).unwrap_or_else(|_| {
-        panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_on_seaweedfs() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let s3 = S3Config {
-        bucket: var("SKALD_TEST_S3_BUCKET"),
-        region: var("SKALD_TEST_S3_REGION"),
-        endpoint: Some(var("SKALD_TEST_S3_ENDPOINT")),
-        force_path_style: true,
-        credentials: Some(S3Credentials {
-            access_key_id: var("SKALD_TEST_S3_ACCESS_KEY"),
-            secret_access_key: var("SKALD_TEST_S3_SECRET_KEY"),
-            session_token: None,
-        }),
-        prefix: format!("index-suite-{}-{nanos}", std::process::id()),
-    };
+    let s3 = skald_chunk_store::testsuite::s3_config_from_test_env("index-suite");
     let chunks = Arc::new(ObjectChunkStore::s3(&s3, ObjectChunkStoreConfig::default()).unwrap());
     let index = ObjectIndexStore::new(chunks, ObjectIndexStoreConfig::default());
     skald_index::testsuite::run_all(&index).await;

@@ -22,6 +22,8 @@ mod manager;
 mod mem;
 mod metrics;
 mod tables;
+#[cfg(test)]
+mod test_util;
 
 pub use client::{TableClient, TableState, TableStatus, HASH_KEY, RANGE_KEY};
 pub use config::{

@@ -200,21 +200,7 @@ pub(crate) fn is_expired(name: &str, periods: &[PeriodicTableConfig], cutoff: i6
 mod tests {
     use super::*;
 
-    const HOUR: i64 = 3600;
-    const DAY: i64 = 24 * HOUR;
-    const WEEK: i64 = 7 * DAY;
-
-    fn at(secs: i64) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap())
-    }
-
-    fn period(from_secs: i64, prefix: &str, period_secs: i64) -> PeriodicTableConfig {
-        PeriodicTableConfig {
-            from_secs,
-            prefix: prefix.to_string(),
-            period: Duration::from_secs(period_secs as u64),
-        }
-    }
+    use crate::test_util::{at, period, DAY, HOUR, WEEK};
 
     const ACTIVE: Throughput = Throughput::Provisioned { read: 300, write: 1000 };
     const INACTIVE: Throughput = Throughput::Provisioned { read: 300, write: 1 };

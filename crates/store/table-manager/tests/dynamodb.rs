@@ -1,9 +1,7 @@
 //! The table manager against a real DynamoDB-compatible server (DynamoDB Local).
 //!
-//! Needs `SKALD_TEST_DYNAMODB_ENDPOINT` (e.g. `http://127.0.0.1:8000`) and optionally
-//! `SKALD_TEST_DYNAMODB_ACCESS_KEY`, `SKALD_TEST_DYNAMODB_SECRET_KEY`,
-//! `SKALD_TEST_DYNAMODB_REGION`: run `scripts/test-servers/start.sh` and source the env file
-//! whose path it prints. Without the endpoint the tests fail; they never pass silently.
+//! Needs the `SKALD_TEST_DYNAMODB_*` variables: run `scripts/test-servers/start.sh` and source
+//! the env file whose path it prints. Without them the tests fail; they never pass silently.
 //!
 //! Every run uses table names with its own unique prefix and deletes them at the end, so
 //! runs may share a server.
@@ -13,9 +11,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{BillingMode, KeyType, ScalarAttributeType};
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use skald_table_manager::{
     DynamoTableClient, Error, PeriodicTableConfig, TableClient, TableDesc, TableManager,
     TableManagerConfig, TableStatus, Throughput,
@@ -24,32 +20,8 @@ use skald_table_manager::{
 const HOUR: i64 = 3600;
 const DAY: i64 = 24 * HOUR;
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 fn sdk_client() -> aws_sdk_dynamodb::Client {
-    let Some(endpoint) = env("SKALD_TEST_DYNAMODB_ENDPOINT") else {
-        panic!(
-            "SKALD_TEST_DYNAMODB_ENDPOINT is not set: these tests need a real DynamoDB-compatible \
-             server. Run `scripts/test-servers/start.sh`, `source` the env file whose path it \
-             prints (by default .test-servers/run/env.sh), and rerun."
-        );
-    };
-    let key = env("SKALD_TEST_DYNAMODB_ACCESS_KEY").unwrap_or_else(|| "testkey".into());
-    let secret = env("SKALD_TEST_DYNAMODB_SECRET_KEY").unwrap_or_else(|| "testsecret".into());
-    let region = env("SKALD_TEST_DYNAMODB_REGION").unwrap_or_else(|| "us-east-1".into());
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(key, secret, None, None, "static"))
-        .http_client(http)
-        .build();
-    aws_sdk_dynamodb::Client::from_conf(config)
+    skald_index::testsuite::dynamo_config_from_test_env().connect().expect("DynamoDB client")
 }
 
 /// A table-name stem unique to this run: pid plus the clock's nanoseconds.

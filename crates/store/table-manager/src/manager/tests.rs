@@ -1,27 +1,12 @@
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::UNIX_EPOCH;
 
 use super::*;
 use crate::mem::MemTableClient;
 
-const HOUR: i64 = 3600;
-const DAY: i64 = 24 * HOUR;
-const WEEK: i64 = 7 * DAY;
+use crate::test_util::{at, period, DAY, HOUR, WEEK};
 
 const ACTIVE: Throughput = Throughput::Provisioned { read: 300, write: 1000 };
 const INACTIVE: Throughput = Throughput::Provisioned { read: 300, write: 1 };
-
-fn at(secs: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap())
-}
-
-fn period(from_secs: i64, prefix: &str, period_secs: i64) -> PeriodicTableConfig {
-    PeriodicTableConfig {
-        from_secs,
-        prefix: prefix.to_string(),
-        period: Duration::from_secs(period_secs as u64),
-    }
-}
 
 fn retention_config(retention_days: i64) -> TableManagerConfig {
     TableManagerConfig {
