@@ -2,8 +2,12 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
-    let files =
-        [root.join("third-party/loki/push.proto"), root.join("skald/ingester/v1/ingester.proto")];
+    let files = [
+        root.join("third-party/loki/push.proto"),
+        root.join("skald/ingester/v1/ingester.proto"),
+        // OTLP logs (vendored opentelemetry-proto; messages only are used, see the README).
+        root.join("third-party/opentelemetry/proto/collector/logs/v1/logs_service.proto"),
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

@@ -20,3 +20,40 @@ pub mod logproto {
 pub mod skald_ingester_v1 {
     tonic::include_proto!("skald.ingester.v1");
 }
+
+/// OpenTelemetry's OTLP logs protocol (vendored Apache-2.0 opentelemetry-proto v1.11.0), for
+/// `POST /otlp/v1/logs`. Only the messages are used; the generated gRPC service is not served.
+/// The modules nest like the proto packages because prost's generated paths are relative.
+#[allow(missing_docs, clippy::all)]
+pub mod otlp {
+    pub mod opentelemetry {
+        pub mod proto {
+            pub mod common {
+                pub mod v1 {
+                    tonic::include_proto!("opentelemetry.proto.common.v1");
+                }
+            }
+            pub mod resource {
+                pub mod v1 {
+                    tonic::include_proto!("opentelemetry.proto.resource.v1");
+                }
+            }
+            pub mod logs {
+                pub mod v1 {
+                    tonic::include_proto!("opentelemetry.proto.logs.v1");
+                }
+            }
+            pub mod collector {
+                pub mod logs {
+                    pub mod v1 {
+                        tonic::include_proto!("opentelemetry.proto.collector.logs.v1");
+                    }
+                }
+            }
+        }
+    }
+    pub use opentelemetry::proto::collector::logs::v1 as collector;
+    pub use opentelemetry::proto::common::v1 as common;
+    pub use opentelemetry::proto::logs::v1 as logs;
+    pub use opentelemetry::proto::resource::v1 as resource;
+}
