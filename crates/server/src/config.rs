@@ -189,6 +189,7 @@ impl Config {
     /// Checks every block before start.
     pub fn validate(&self) -> Result<(), String> {
         self.ingester.validate()?;
+        self.limits_config.validate().map_err(|e| format!("limits_config: {e}"))?;
         if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
             return Err("server.http_listen_address must be set".to_string());
         }

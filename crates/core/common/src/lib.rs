@@ -1,5 +1,6 @@
 //! Vocabulary shared by every Skald service: tenant ids, per-tenant limits, config units.
 
 pub mod limits;
+pub mod otlp;
 pub mod tenant;
 pub mod units;

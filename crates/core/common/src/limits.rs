@@ -2,8 +2,8 @@
 //! defaults (grafana/loki `pkg/validation/limits.go`).
 //!
 //! Unknown keys are an error that names the key, like Loki's strict YAML parsing. Only the
-//! limits Skald enforces (or reports in `/config`) are modelled; OTLP, bloom, ruler and policy
-//! settings are not.
+//! limits Skald enforces (or reports in `/config`) are modelled (with `otlp_config`); bloom,
+//! ruler and policy settings are not.
 
 use std::time::Duration;
 
@@ -36,6 +36,9 @@ pub enum LimitsError {
         /// The value given.
         value: f64,
     },
+    /// `otlp_config` has a bad rule.
+    #[error("{0}")]
+    Otlp(String),
 }
 
 /// Per-tenant limits (`limits_config`). `Default` gives Loki's defaults.
@@ -160,6 +163,10 @@ pub struct Limits {
     pub retention_period: Duration,
     /// `disabled`, `filter-only` or `filter-and-delete`.
     pub deletion_mode: String,
+
+    // ---- OTLP ----
+    /// How `/otlp/v1/logs` stores resource, scope and log attributes.
+    pub otlp_config: crate::otlp::OtlpConfig,
 }
 
 /// Loki's default level field names (`validation.DefaultAllowedLevelFields`).
@@ -252,6 +259,7 @@ impl Default for Limits {
             volume_max_series: 1000,
             retention_period: Duration::ZERO,
             deletion_mode: "filter-and-delete".to_string(),
+            otlp_config: crate::otlp::OtlpConfig::default(),
         }
     }
 }
@@ -277,6 +285,7 @@ impl Limits {
                 return Err(LimitsError::NegativeRate { field, value });
             }
         }
+        self.otlp_config.validate().map_err(LimitsError::Otlp)?;
         Ok(())
     }
 }

@@ -17,6 +17,49 @@ pub struct DistributorConfig {
     /// Most rejected entries listed in a per-stream rate-limit error (Loki's ingester
     /// `max_returned_stream_errors`).
     pub max_returned_stream_errors: usize,
+    /// OTLP settings of the distributor (`otlp_config`, Loki's key names).
+    pub otlp_config: DistributorOtlpConfig,
+}
+
+/// Loki's resource attributes that become index labels by default (`docs/sources/shared/otel.md`).
+pub const DEFAULT_OTLP_INDEX_LABEL_ATTRIBUTES: &[&str] = &[
+    "cloud.availability_zone",
+    "cloud.region",
+    "container.name",
+    "deployment.environment.name",
+    "k8s.cluster.name",
+    "k8s.container.name",
+    "k8s.cronjob.name",
+    "k8s.daemonset.name",
+    "k8s.deployment.name",
+    "k8s.job.name",
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.replicaset.name",
+    "k8s.statefulset.name",
+    "service.instance.id",
+    "service.name",
+    "service.namespace",
+];
+
+/// `distributor.otlp_config`.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributorOtlpConfig {
+    /// Resource attributes stored as index labels unless a tenant's
+    /// `limits_config.otlp_config.resource_attributes.ignore_defaults` is set.
+    pub default_resource_attributes_as_index_labels: Vec<String>,
+}
+
+impl Default for DistributorOtlpConfig {
+    fn default() -> Self {
+        DistributorOtlpConfig {
+            default_resource_attributes_as_index_labels: DEFAULT_OTLP_INDEX_LABEL_ATTRIBUTES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
 }
 
 impl Default for DistributorConfig {
@@ -25,6 +68,7 @@ impl Default for DistributorConfig {
             max_recv_msg_size: 100 << 20,
             max_decompressed_size: 100 << 20,
             max_returned_stream_errors: 10,
+            otlp_config: DistributorOtlpConfig::default(),
         }
     }
 }

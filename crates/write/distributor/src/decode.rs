@@ -51,7 +51,7 @@ pub enum DecodeError {
 const APPLICATION_JSON: &str = "application/json";
 const READ_CHUNK: usize = 64 * 1024;
 
-fn too_large(what: &str, size: u64, max: u64) -> DecodeError {
+pub(crate) fn too_large(what: &str, size: u64, max: u64) -> DecodeError {
     DecodeError::TooLarge(format!("{what} than max ({size} vs {max})"))
 }
 
@@ -112,7 +112,7 @@ fn looks_like_zlib(b: &[u8]) -> bool {
 }
 
 /// Reads all of `r`, failing as soon as more than `cap` bytes come out (0: no cap).
-fn read_capped<R: Read>(mut r: R, cap: u64) -> Result<Vec<u8>, DecodeError> {
+pub(crate) fn read_capped<R: Read>(mut r: R, cap: u64) -> Result<Vec<u8>, DecodeError> {
     let mut out: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {

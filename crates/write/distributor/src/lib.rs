@@ -15,11 +15,14 @@
 
 mod config;
 pub mod decode;
+pub mod elastic;
 mod error;
 mod json;
 mod labels;
 pub mod level;
 mod metrics;
+pub mod otlp;
+mod otlp_json;
 mod rate;
 mod time;
 
@@ -30,7 +33,7 @@ use skald_common::limits::Limits;
 use skald_model::{Entry, Label, Labels, Stream};
 use skald_proto::ingester::IngesterClient;
 
-pub use config::DistributorConfig;
+pub use config::{DistributorConfig, DistributorOtlpConfig, DEFAULT_OTLP_INDEX_LABEL_ATTRIBUTES};
 pub use decode::{decode_push_body, DecodeError, DecodeLimits, RawStream};
 pub use error::PushError;
 pub use level::{LevelDetector, DETECTED_LEVEL};
@@ -116,6 +119,7 @@ pub struct Distributor {
     levels: LevelDetector,
     tenant_limiters: Limiters<String>,
     stream_limiters: Limiters<(String, u64)>,
+    otlp: otlp::OtlpRuleSet,
 }
 
 impl std::fmt::Debug for Distributor {
@@ -190,7 +194,7 @@ fn group_errors(errors: &[String]) -> Option<String> {
 
 /// Structured-metadata name normalization (OTLP translator rules, as Loki applies them):
 /// invalid characters become `_`, runs of `_` collapse, a leading digit gets `key_`.
-fn normalize_metadata_name(name: &str) -> Result<String, String> {
+pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, String> {
     if name.is_empty() {
         return Err("label name is empty".to_string());
     }
@@ -244,6 +248,16 @@ impl Distributor {
         let metrics = DistributorMetrics::new(registry)?;
         let levels =
             LevelDetector::new(&limits.log_level_fields, limits.log_level_from_json_max_depth);
+        let defaults = &config.otlp_config.default_resource_attributes_as_index_labels;
+        // `limits_config` was validated when the config was loaded; should a bad OTLP rule get
+        // here anyway, the defaults apply rather than no OTLP at all.
+        let default_rules = otlp::OtlpRules::new(defaults, &limits.otlp_config)
+            .or_else(|e| {
+                tracing::error!("limits_config.otlp_config ignored: {e}");
+                otlp::OtlpRules::new(defaults, &Default::default())
+            })
+            .unwrap_or_else(|_| otlp::OtlpRules::empty());
+        let otlp = otlp::OtlpRuleSet { default: default_rules, tenants: Default::default() };
         Ok(Distributor {
             config,
             limits,
@@ -252,7 +266,35 @@ impl Distributor {
             levels,
             tenant_limiters: Limiters::new(),
             stream_limiters: Limiters::new(),
+            otlp,
         })
+    }
+
+    fn decode_limits(&self) -> DecodeLimits {
+        DecodeLimits {
+            max_recv_msg_size: self.config.max_recv_msg_size,
+            max_decompressed_size: self.config.max_decompressed_size,
+        }
+    }
+
+    /// Maps a body decoding error to the push error, counting discarded oversized bodies.
+    fn decode_error(&self, tenant: &str, body_len: usize, e: DecodeError) -> PushError {
+        match e {
+            DecodeError::TooLarge(msg) => {
+                self.metrics
+                    .discarded_bytes
+                    .with_label_values(&[
+                        reason::REQUEST_BODY_TOO_LARGE,
+                        tenant,
+                        "",
+                        "",
+                        FORMAT_LOKI,
+                    ])
+                    .inc_by(body_len as u64);
+                PushError::BodyTooLarge(msg)
+            }
+            DecodeError::Invalid(msg) => PushError::BadRequest(msg),
+        }
     }
 
     /// The configuration in use.

@@ -1,0 +1,915 @@
+//! Elasticsearch bulk ingest (`POST /_bulk`, `POST /<index>/_bulk`) for Filebeat, Fluentd,
+//! Fluent Bit's `es` output and the Elasticsearch client libraries. See
+//! `docs/ingest-elasticsearch.md` for the mapping and the handshake endpoints.
+//!
+//! Each `index` / `create` action with its source line becomes one log entry:
+//! - **labels**: `_index` (from the action line, else the URL) as `index_label` (default
+//!   `index`), every configured `label_fields` path found in the document (dotted paths match
+//!   nested objects and literal dotted keys: `kubernetes.pod_name`, `kubernetes.pod.name`),
+//!   and every scalar member of the `label_prefixes` objects (`kubernetes.labels.*`);
+//! - **line**: the JSON source without the promoted fields (and without objects they left
+//!   empty); the other members keep their bytes and order;
+//! - **timestamp**: `timestamp_field` (`@timestamp`) as RFC 3339 or epoch milliseconds, else the
+//!   time of arrival.
+//!
+//! `update` and `delete` actions, bad sources and entries the push path would reject get
+//! per-item errors in Elasticsearch's bulk response shape; the other items are stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use skald_model::{Entry, Label};
+
+use crate::decode::{read_capped, too_large, DecodeError, DecodeLimits, RawStream};
+use crate::json::{Cursor, Kind};
+use crate::{labels, normalize_metadata_name, Distributor, Prepared, PushError};
+
+/// The `elasticsearch:` block of the Skald config.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ElasticConfig {
+    /// Serve the bulk API and the handshake endpoints.
+    pub enabled: bool,
+    /// The version `GET /` reports. Filebeat refuses a server older than itself (unless
+    /// `allow_older_versions`), so this is the last 8.x release by default.
+    pub version: String,
+    /// The `cluster_name` `GET /` reports.
+    pub cluster_name: String,
+    /// The label `_index` becomes; empty: `_index` is not a label.
+    pub index_label: String,
+    /// Document field path → label name. A field whose value is a string, number or boolean
+    /// becomes the label; objects and arrays are left in the line.
+    pub label_fields: BTreeMap<String, String>,
+    /// Object path → label-name prefix: every scalar member of that object becomes a label
+    /// named prefix + member name (normalized: `app.kubernetes.io/name` →
+    /// `app_kubernetes_io_name`).
+    pub label_prefixes: BTreeMap<String, String>,
+    /// Keep promoted fields in the line too.
+    pub keep_label_fields: bool,
+    /// Field with the entry's time (RFC 3339 or epoch milliseconds); empty: time of arrival.
+    pub timestamp_field: String,
+}
+
+impl Default for ElasticConfig {
+    fn default() -> Self {
+        let fields = [
+            // Fluent Bit's kubernetes filter.
+            ("kubernetes.namespace_name", "namespace"),
+            ("kubernetes.pod_name", "pod"),
+            ("kubernetes.container_name", "container"),
+            // Filebeat's add_kubernetes_metadata.
+            ("kubernetes.namespace", "namespace"),
+            ("kubernetes.pod.name", "pod"),
+            ("kubernetes.container.name", "container"),
+        ];
+        ElasticConfig {
+            enabled: true,
+            version: "8.19.0".to_string(),
+            cluster_name: "skald".to_string(),
+            index_label: "index".to_string(),
+            label_fields: fields.iter().map(|(f, l)| (f.to_string(), l.to_string())).collect(),
+            label_prefixes: [("kubernetes.labels".to_string(), String::new())].into(),
+            keep_label_fields: false,
+            timestamp_field: "@timestamp".to_string(),
+        }
+    }
+}
+
+fn valid_label_name(s: &str) -> bool {
+    skald_model::labels::is_valid_label_name(s)
+}
+
+impl ElasticConfig {
+    /// Checks label names, paths and the version string.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.index_label.is_empty() && !valid_label_name(&self.index_label) {
+            return Err(format!(
+                "elasticsearch.index_label {:?} is not a valid label name",
+                self.index_label
+            ));
+        }
+        for (field, label) in &self.label_fields {
+            if field.is_empty() || field.split('.').any(str::is_empty) {
+                return Err(format!("elasticsearch.label_fields: bad field path {field:?}"));
+            }
+            if !valid_label_name(label) {
+                return Err(format!(
+                    "elasticsearch.label_fields.{field}: {label:?} is not a valid label name"
+                ));
+            }
+        }
+        for (path, prefix) in &self.label_prefixes {
+            if path.is_empty() || path.split('.').any(str::is_empty) {
+                return Err(format!("elasticsearch.label_prefixes: bad object path {path:?}"));
+            }
+            if !prefix.is_empty() && !valid_label_name(prefix) {
+                return Err(format!(
+                    "elasticsearch.label_prefixes.{path}: {prefix:?} is not a valid label-name prefix"
+                ));
+            }
+        }
+        let parts: Vec<&str> = self.version.split('.').collect();
+        if parts.len() != 3 || parts.iter().any(|p| p.parse::<u32>().is_err()) {
+            return Err(format!("elasticsearch.version {:?} must look like 8.19.0", self.version));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handshake bodies
+
+/// `GET /`: the cluster info clients read the version from.
+pub fn root_info(cfg: &ElasticConfig) -> Value {
+    json!({
+        "name": "skald",
+        "cluster_name": cfg.cluster_name,
+        "cluster_uuid": "c2thbGQtbG9ncy1zdG9yZQ",
+        "version": {
+            "number": cfg.version,
+            "build_flavor": "default",
+            "build_type": "skald",
+            "build_hash": "skald",
+            "build_date": "2025-01-01T00:00:00.000Z",
+            "build_snapshot": false,
+            "lucene_version": "9.12.0",
+            "minimum_wire_compatibility_version": "7.17.0",
+            "minimum_index_compatibility_version": "7.0.0",
+        },
+        "tagline": "You Know, for Search",
+    })
+}
+
+/// `GET /_license`: an active basic license (Filebeat's x-pack check).
+pub fn license() -> Value {
+    json!({
+        "license": {
+            "status": "active",
+            "uid": "00000000-0000-0000-0000-00000000skald",
+            "type": "basic",
+            "issue_date": "2025-01-01T00:00:00.000Z",
+            "issue_date_in_millis": 1_735_689_600_000_i64,
+            "max_nodes": 1000,
+            "max_resource_units": null,
+            "issued_to": "skald",
+            "issuer": "elasticsearch",
+            "start_date_in_millis": -1,
+        }
+    })
+}
+
+/// `GET /_xpack`: build, license and features (ILM available), for clients that check.
+pub fn xpack(cfg: &ElasticConfig) -> Value {
+    let feature = |available: bool| json!({ "available": available, "enabled": available });
+    json!({
+        "build": { "hash": "skald", "date": "2025-01-01T00:00:00.000Z" },
+        "license": {
+            "uid": "00000000-0000-0000-0000-00000000skald",
+            "type": "basic",
+            "mode": "basic",
+            "status": "active",
+        },
+        "features": {
+            "ilm": feature(true),
+            "data_streams": feature(true),
+            "security": feature(false),
+            "monitoring": feature(false),
+            "ml": feature(false),
+        },
+        "tagline": format!("Skald speaks the Elasticsearch {} ingest API", cfg.version),
+    })
+}
+
+/// An Elasticsearch error body: `{"error":{"root_cause":[..],"type","reason"},"status"}`.
+pub fn error_response(status: u16, kind: &str, reason: &str) -> Value {
+    let cause = json!({ "type": kind, "reason": reason });
+    json!({
+        "error": { "root_cause": [cause.clone()], "type": kind, "reason": reason },
+        "status": status,
+    })
+}
+
+/// The Elasticsearch error type for a whole-request push error.
+pub fn error_type(e: &PushError) -> &'static str {
+    match e.status_code() {
+        413 => "content_too_long_exception",
+        429 => "es_rejected_execution_exception",
+        400 | 422 => "illegal_argument_exception",
+        _ => "status_exception",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk parsing
+
+/// One item's outcome.
+#[derive(Debug, Clone, PartialEq)]
+struct ItemResult {
+    action: String,
+    index: String,
+    id: String,
+    error: Option<(u16, &'static str, String)>,
+}
+
+/// A document ready to push: its item number, labels and entry.
+struct Doc {
+    item: usize,
+    labels: Vec<Label>,
+    entry: Entry,
+}
+
+static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A 20-character id like Elasticsearch's auto-generated ones (time + counter, base64url).
+fn auto_id(now_ns: i64) -> String {
+    let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut b = [0u8; 15];
+    b[..8].copy_from_slice(&now_ns.to_be_bytes());
+    b[8..15].copy_from_slice(&n.to_be_bytes()[1..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Finds `path` in `obj`: literal dotted keys and nested objects both match. Returns the key
+/// sequence that matched and the value.
+fn lookup<'a>(obj: &'a Map<String, Value>, path: &str) -> Option<(Vec<String>, &'a Value)> {
+    if let Some(v) = obj.get(path) {
+        return Some((vec![path.to_string()], v));
+    }
+    for (i, _) in path.match_indices('.') {
+        let (head, rest) = (&path[..i], &path[i + 1..]);
+        if let Some(Value::Object(inner)) = obj.get(head) {
+            if let Some((mut keys, v)) = lookup(inner, rest) {
+                keys.insert(0, head.to_string());
+                return Some((keys, v));
+            }
+        }
+    }
+    None
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Removal tree: key → (remove this member, removals below it).
+#[derive(Default)]
+struct Removals(HashMap<String, (bool, Removals)>);
+
+impl Removals {
+    fn add(&mut self, keys: &[String]) {
+        if let Some((first, rest)) = keys.split_first() {
+            let node = self.0.entry(first.clone()).or_default();
+            if rest.is_empty() {
+                node.0 = true;
+            } else {
+                node.1.add(rest);
+            }
+        }
+    }
+}
+
+/// Rewrites the object at the cursor without the removed members (and without objects that
+/// became empty through removal). Returns `None` when such an object is left empty.
+fn rewrite(c: &mut Cursor<'_>, rm: &Removals, out: &mut String) -> Result<bool, ()> {
+    let mut members: Vec<String> = Vec::new();
+    let mut removed_any = false;
+    if c.begin_object().map_err(|_| ())? {
+        loop {
+            c.skip_ws();
+            let key_start = c.pos;
+            let key = c.member_key().map_err(|_| ())?.into_owned();
+            let key_raw = String::from_utf8_lossy(&c.b[key_start..c.pos]).trim_end().to_string();
+            let key_raw = key_raw.strip_suffix(':').unwrap_or(&key_raw).trim_end().to_string();
+            match rm.0.get(&key) {
+                Some((true, _)) => {
+                    c.skip_value().map_err(|_| ())?;
+                    removed_any = true;
+                }
+                Some((false, below)) if c.kind().map_err(|_| ())? == Kind::Object => {
+                    let mut inner = String::new();
+                    if rewrite(c, below, &mut inner)? {
+                        members.push(format!("{key_raw}:{inner}"));
+                    } else {
+                        removed_any = true;
+                    }
+                }
+                _ => {
+                    let (_, s, e) = c.skip_value().map_err(|_| ())?;
+                    members.push(format!("{key_raw}:{}", String::from_utf8_lossy(&c.b[s..e])));
+                }
+            }
+            if !c.next_member().map_err(|_| ())? {
+                break;
+            }
+        }
+    }
+    if members.is_empty() && removed_any {
+        return Ok(false);
+    }
+    out.push('{');
+    out.push_str(&members.join(","));
+    out.push('}');
+    Ok(true)
+}
+
+/// Parses `@timestamp`-style values: RFC 3339 (a missing zone means UTC), epoch milliseconds
+/// as a number or a string of digits.
+fn parse_time(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => {
+            let ms =
+                n.as_i64().or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))?;
+            ms.checked_mul(1_000_000)
+        }
+        Value::String(s) => {
+            let s = s.trim();
+            if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                return s.parse::<i64>().ok()?.checked_mul(1_000_000);
+            }
+            let t = chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+                        .map(|t| t.and_utc())
+                })
+                .ok()?;
+            t.timestamp_nanos_opt()
+        }
+        _ => None,
+    }
+}
+
+/// The mapping of one document to labels and an entry.
+fn map_document(
+    cfg: &ElasticConfig,
+    index: &str,
+    source: &[u8],
+    now_ns: i64,
+) -> Result<(Vec<Label>, Entry), (&'static str, String)> {
+    let parse_err = |e: String| ("document_parsing_exception", format!("failed to parse: {e}"));
+    let doc: Value = serde_json::from_slice(source).map_err(|e| parse_err(e.to_string()))?;
+    let Value::Object(obj) = &doc else {
+        return Err(parse_err("the document is not a JSON object".to_string()));
+    };
+    let mut lbls: Vec<Label> = Vec::new();
+    let set = |lbls: &mut Vec<Label>, name: String, value: String| {
+        if value.is_empty() || lbls.iter().any(|l| l.name == name) {
+            return;
+        }
+        lbls.push(Label::new(name, value));
+    };
+    if !cfg.index_label.is_empty() {
+        set(&mut lbls, cfg.index_label.clone(), index.to_string());
+    }
+    let mut removals = Removals::default();
+    for (field, label) in &cfg.label_fields {
+        if let Some((keys, v)) = lookup(obj, field) {
+            if let Some(text) = scalar_text(v) {
+                set(&mut lbls, label.clone(), text);
+                removals.add(&keys);
+            }
+        }
+    }
+    for (path, prefix) in &cfg.label_prefixes {
+        if let Some((keys, Value::Object(members))) = lookup(obj, path) {
+            for (k, v) in members {
+                let Some(text) = scalar_text(v) else { continue };
+                let Ok(name) = normalize_metadata_name(&format!("{prefix}{k}")) else { continue };
+                set(&mut lbls, name, text);
+                let mut full = keys.clone();
+                full.push(k.clone());
+                removals.add(&full);
+            }
+        }
+    }
+    let ts = if cfg.timestamp_field.is_empty() {
+        now_ns
+    } else {
+        match lookup(obj, &cfg.timestamp_field) {
+            None | Some((_, Value::Null)) => now_ns,
+            Some((_, v)) => parse_time(v).ok_or_else(|| {
+                (
+                    "document_parsing_exception",
+                    format!(
+                        "failed to parse field [{}] of type [date]: {} is neither RFC 3339 nor epoch_millis",
+                        cfg.timestamp_field, v
+                    ),
+                )
+            })?,
+        }
+    };
+    let line = if cfg.keep_label_fields || removals.0.is_empty() {
+        String::from_utf8_lossy(source).trim().to_string()
+    } else {
+        let mut out = String::new();
+        let mut c = Cursor::new(source);
+        match rewrite(&mut c, &removals, &mut out) {
+            Ok(true) => out,
+            Ok(false) => "{}".to_string(),
+            Err(()) => return Err(parse_err("the document could not be rewritten".to_string())),
+        }
+    };
+    lbls.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((lbls, Entry { ts, line, structured_metadata: Vec::new() }))
+}
+
+/// What [`parse_bulk`] found: per-item results so far and the documents to push.
+struct Parsed {
+    items: Vec<ItemResult>,
+    docs: Vec<Doc>,
+}
+
+fn bad_request(msg: String) -> PushError {
+    PushError::BadRequest(msg)
+}
+
+/// Splits an NDJSON bulk body into actions and sources. A malformed action line fails the
+/// whole request (as in Elasticsearch); a bad source fails only its item.
+fn parse_bulk(
+    cfg: &ElasticConfig,
+    url_index: Option<&str>,
+    data: &[u8],
+    now_ns: i64,
+) -> Result<Parsed, PushError> {
+    let mut lines = data
+        .split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.strip_suffix(b"\r").unwrap_or(l)))
+        .filter(|(_, l)| l.iter().any(|b| !b.is_ascii_whitespace()));
+    let mut parsed = Parsed { items: Vec::new(), docs: Vec::new() };
+    while let Some((n, line)) = lines.next() {
+        let action: Value = serde_json::from_slice(line).map_err(|e| {
+            bad_request(format!(
+                "Malformed action/metadata line [{n}], expected a JSON object: {e}"
+            ))
+        })?;
+        let Value::Object(obj) = action else {
+            return Err(bad_request(format!(
+                "Malformed action/metadata line [{n}], expected START_OBJECT"
+            )));
+        };
+        if obj.len() != 1 {
+            return Err(bad_request(format!(
+                "Malformed action/metadata line [{n}], expected one action, found {}",
+                obj.len()
+            )));
+        }
+        let Some((name, meta)) = obj.into_iter().next() else { continue };
+        let meta = match meta {
+            Value::Object(m) => m,
+            _ => {
+                return Err(bad_request(format!(
+                    "Malformed action/metadata line [{n}], expected START_OBJECT after [{name}]"
+                )))
+            }
+        };
+        let index = meta
+            .get("_index")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| url_index.map(str::to_string))
+            .unwrap_or_default();
+        let id = meta.get("_id").and_then(scalar_text);
+        let item = parsed.items.len();
+        let mut result = ItemResult {
+            action: name.clone(),
+            index: index.clone(),
+            id: id.clone().unwrap_or_default(),
+            error: None,
+        };
+        match name.as_str() {
+            "index" | "create" => {
+                let Some((_, source)) = lines.next() else {
+                    return Err(bad_request(format!(
+                        "Malformed action/metadata line [{n}]: the [{name}] action has no source line"
+                    )));
+                };
+                if result.id.is_empty() {
+                    result.id = auto_id(now_ns);
+                }
+                if index.is_empty() {
+                    result.error = Some((
+                        400,
+                        "action_request_validation_exception",
+                        "Validation Failed: 1: index is missing;".to_string(),
+                    ));
+                } else {
+                    match map_document(cfg, &index, source, now_ns) {
+                        Ok((labels, entry)) => parsed.docs.push(Doc { item, labels, entry }),
+                        Err((kind, reason)) => result.error = Some((400, kind, reason)),
+                    }
+                }
+            }
+            "update" | "delete" => {
+                if name == "update" && lines.next().is_none() {
+                    return Err(bad_request(format!(
+                        "Malformed action/metadata line [{n}]: the [update] action has no source line"
+                    )));
+                }
+                result.error = Some((
+                    400,
+                    "illegal_argument_exception",
+                    format!("the bulk action [{name}] is not supported: Skald stores logs append-only (use index or create)"),
+                ));
+            }
+            other => {
+                return Err(bad_request(format!(
+                    "Malformed action/metadata line [{n}], expected field [create], [delete], [index] or [update] but found [{other}]"
+                )))
+            }
+        }
+        parsed.items.push(result);
+    }
+    if parsed.items.is_empty() {
+        return Err(bad_request("Validation Failed: 1: no requests added;".to_string()));
+    }
+    Ok(parsed)
+}
+
+/// Decompresses a bulk body (`Content-Encoding` none, `gzip`, `deflate`, `zstd`), capped.
+fn decompress(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    limits: &DecodeLimits,
+) -> Result<Option<Vec<u8>>, DecodeError> {
+    let max_recv = limits.max_recv_msg_size;
+    if max_recv > 0 && body.len() as u64 > max_recv {
+        return Err(too_large("message size too large", body.len() as u64, max_recv));
+    }
+    let cap = limits.max_decompressed_size;
+    match content_encoding.unwrap_or("").trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => {
+            if cap > 0 && body.len() as u64 > cap {
+                return Err(too_large(
+                    "decompressed message size too large",
+                    body.len() as u64,
+                    cap,
+                ));
+            }
+            Ok(None)
+        }
+        "gzip" => {
+            if body.len() < 2 || body[0] != 0x1f || body[1] != 0x8b {
+                return Err(DecodeError::Invalid("gzip: invalid header".to_string()));
+            }
+            read_capped(flate2::read::MultiGzDecoder::new(body), cap).map(Some)
+        }
+        "deflate" => read_capped(flate2::read::ZlibDecoder::new(body), cap).map(Some),
+        "zstd" => {
+            let d = zstd::stream::read::Decoder::new(body)
+                .map_err(|e| DecodeError::Invalid(format!("zstd: {e}")))?;
+            read_capped(d, cap).map(Some)
+        }
+        other => Err(DecodeError::Invalid(format!(
+            "Content-Encoding {other:?} not supported (supported: gzip, deflate, zstd)"
+        ))),
+    }
+}
+
+/// A bulk request's answer (HTTP 200).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkOutcome {
+    /// Milliseconds spent.
+    pub took: u64,
+    /// Per-item results, in request order.
+    items: Vec<ItemResult>,
+}
+
+impl BulkOutcome {
+    /// True when some item failed.
+    pub fn errors(&self) -> bool {
+        self.items.iter().any(|i| i.error.is_some())
+    }
+
+    /// Items that failed.
+    pub fn failed(&self) -> usize {
+        self.items.iter().filter(|i| i.error.is_some()).count()
+    }
+
+    /// The response body. `filter_path` (Elasticsearch's response filtering, as Filebeat sends
+    /// `errors,items.*.error,items.*.status`) keeps only the listed top-level keys and item
+    /// fields; `*` matches any action name.
+    pub fn to_json(&self, filter_path: Option<&str>) -> Value {
+        let items: Vec<Value> = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(seq, it)| {
+                let mut m = Map::new();
+                m.insert("_index".into(), json!(it.index));
+                m.insert("_id".into(), json!(it.id));
+                match &it.error {
+                    None => {
+                        m.insert("_version".into(), json!(1));
+                        m.insert("result".into(), json!("created"));
+                        m.insert(
+                            "_shards".into(),
+                            json!({"total": 1, "successful": 1, "failed": 0}),
+                        );
+                        m.insert("_seq_no".into(), json!(seq));
+                        m.insert("_primary_term".into(), json!(1));
+                        m.insert("status".into(), json!(201));
+                    }
+                    Some((status, kind, reason)) => {
+                        m.insert("status".into(), json!(status));
+                        m.insert("error".into(), json!({"type": kind, "reason": reason}));
+                    }
+                }
+                let mut outer = Map::new();
+                outer.insert(it.action.clone(), Value::Object(m));
+                Value::Object(outer)
+            })
+            .collect();
+        let mut body = Map::new();
+        body.insert("took".into(), json!(self.took));
+        body.insert("errors".into(), json!(self.errors()));
+        body.insert("items".into(), Value::Array(items));
+        match filter_path.map(str::trim).filter(|f| !f.is_empty()) {
+            None => Value::Object(body),
+            Some(f) => filter(Value::Object(body), f),
+        }
+    }
+}
+
+/// Elasticsearch's `filter_path`, for the shapes of the bulk response: `key`, `key.*.field`,
+/// `items.*.field` (and `**` / `*` as "everything below").
+fn filter(v: Value, spec: &str) -> Value {
+    let paths: Vec<Vec<&str>> = spec.split(',').map(|p| p.trim().split('.').collect()).collect();
+    fn keep(v: Value, paths: &[&[&str]]) -> Option<Value> {
+        if paths.iter().any(|p| p.is_empty() || *p == ["**"]) {
+            return Some(v);
+        }
+        match v {
+            Value::Object(m) => {
+                let mut out = Map::new();
+                for (k, x) in m {
+                    let below: Vec<&[&str]> = paths
+                        .iter()
+                        .filter(|p| p[0] == "*" || p[0] == "**" || p[0] == k)
+                        .map(|p| if p[0] == "**" { *p } else { &p[1..] })
+                        .collect();
+                    if below.is_empty() {
+                        continue;
+                    }
+                    if let Some(x) = keep(x, &below) {
+                        out.insert(k, x);
+                    }
+                }
+                (!out.is_empty()).then_some(Value::Object(out))
+            }
+            Value::Array(a) => {
+                Some(Value::Array(a.into_iter().filter_map(|x| keep(x, paths)).collect()))
+            }
+            _ => None,
+        }
+    }
+    let refs: Vec<&[&str]> = paths.iter().map(Vec::as_slice).collect();
+    keep(v, &refs).unwrap_or_else(|| json!({}))
+}
+
+impl Distributor {
+    /// Handles one bulk body for `tenant`. `url_index` is the `<index>` of `/<index>/_bulk`.
+    /// `Ok` is answered with HTTP 200 and [`BulkOutcome::to_json`] (per-item errors included);
+    /// `Err` is a whole-request failure (bad NDJSON 400, too large 413, rate limit 429,
+    /// ingester failure 5xx).
+    pub async fn push_elastic(
+        &self,
+        tenant: &str,
+        cfg: &ElasticConfig,
+        url_index: Option<&str>,
+        body: Bytes,
+        content_encoding: Option<&str>,
+    ) -> Result<BulkOutcome, PushError> {
+        let started = Instant::now();
+        let limits = self.decode_limits();
+        let decompressed = match decompress(&body, content_encoding, &limits) {
+            Ok(d) => d,
+            Err(e) => return Err(self.decode_error(tenant, body.len(), e)),
+        };
+        let data: &[u8] = decompressed.as_deref().unwrap_or(&body);
+        let now = crate::now_ns();
+        let Parsed { mut items, docs } = parse_bulk(cfg, url_index, data, now)?;
+
+        // Check each document as the push path will, so that its failure is its own item's.
+        let mut streams: Vec<RawStream> = Vec::new();
+        let mut by_labels: HashMap<String, usize> = HashMap::new();
+        let mut pushed: Vec<usize> = Vec::new();
+        for doc in docs {
+            let labels_str = labels::to_string(&doc.labels);
+            let p = Prepared {
+                labels: doc.labels,
+                labels_str: labels_str.clone(),
+                internal: false,
+                entries: Vec::new(),
+            };
+            let check = self
+                .validate_labels(&p)
+                .and_then(|()| self.validate_entry(&labels_str, &doc.entry, now));
+            if let Err((_, msg)) = check {
+                items[doc.item].error = Some((400, "illegal_argument_exception", msg));
+                continue;
+            }
+            let i = *by_labels.entry(labels_str.clone()).or_insert_with(|| {
+                streams.push(RawStream { labels: labels_str, entries: Vec::new() });
+                streams.len() - 1
+            });
+            streams[i].entries.push(doc.entry);
+            pushed.push(doc.item);
+        }
+        if !streams.is_empty() {
+            match self.push_raw(tenant, streams).await {
+                Ok(_) => {}
+                Err(e @ (PushError::Validation(_) | PushError::StreamRateLimited(_))) => {
+                    // Stored in part: the push path does not say which entries; the items are
+                    // reported failed so the client resends them (exact duplicates are dropped
+                    // by the ingester).
+                    let (status, kind) = if e.status_code() == 429 {
+                        (429, "es_rejected_execution_exception")
+                    } else {
+                        (400, "illegal_argument_exception")
+                    };
+                    for i in pushed {
+                        items[i].error = Some((status, kind, e.to_string()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(BulkOutcome { took: started.elapsed().as_millis() as u64, items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> ElasticConfig {
+        ElasticConfig::default()
+    }
+
+    #[test]
+    fn default_config_is_valid_and_bad_values_are_named() {
+        assert!(cfg().validate().is_ok());
+        let c = ElasticConfig { index_label: "in-dex".into(), ..cfg() };
+        assert!(c.validate().unwrap_err().contains("index_label"));
+        let mut c = cfg();
+        c.label_fields.insert("a..b".into(), "x".into());
+        assert!(c.validate().unwrap_err().contains("bad field path"));
+        let mut c = cfg();
+        c.label_fields.insert("a".into(), "1x".into());
+        assert!(c.validate().unwrap_err().contains("not a valid label name"));
+        let c = ElasticConfig { version: "8".into(), ..cfg() };
+        assert!(c.validate().unwrap_err().contains("8.19.0"));
+        let err = serde_yaml::from_str::<ElasticConfig>("label_field: {}\n").unwrap_err();
+        assert!(err.to_string().contains("label_field"), "{err}");
+    }
+
+    #[test]
+    fn maps_fluent_bit_and_filebeat_documents() {
+        let fb = br#"{"@timestamp":"2024-05-01T12:00:00.123Z","log":"hello","stream":"stdout","kubernetes":{"pod_name":"web-1","namespace_name":"shop","container_name":"nginx","labels":{"app":"web","app.kubernetes.io/name":"web"},"host":"n1"}}"#;
+        let (labels, e) = map_document(&cfg(), "fluent-bit", fb, 7).unwrap();
+        let l: Vec<(&str, &str)> =
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+        assert_eq!(
+            l,
+            vec![
+                ("app", "web"),
+                ("app_kubernetes_io_name", "web"),
+                ("container", "nginx"),
+                ("index", "fluent-bit"),
+                ("namespace", "shop"),
+                ("pod", "web-1"),
+            ]
+        );
+        assert_eq!(e.ts, 1_714_564_800_123_000_000);
+        assert_eq!(
+            e.line,
+            r#"{"@timestamp":"2024-05-01T12:00:00.123Z","log":"hello","stream":"stdout","kubernetes":{"host":"n1"}}"#
+        );
+
+        let beat = br#"{"@timestamp": 1714564800123, "message": "GET /", "kubernetes": {"namespace": "shop", "pod": {"name": "web-1", "uid": "u"}, "container": {"name": "nginx"}}, "kubernetes.labels.tier": "front"}"#;
+        let (labels, e) = map_document(&cfg(), "filebeat-8.19.0", beat, 7).unwrap();
+        let names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, vec!["container", "index", "namespace", "pod"]);
+        assert_eq!(e.ts, 1_714_564_800_123_000_000);
+        assert_eq!(
+            e.line,
+            r#"{"@timestamp":1714564800123,"message":"GET /","kubernetes":{"pod":{"uid":"u"}},"kubernetes.labels.tier":"front"}"#
+        );
+        // Without a timestamp: the time of arrival; with keep_label_fields the line is as sent.
+        let keep = ElasticConfig { keep_label_fields: true, ..cfg() };
+        let (_, e) = map_document(&keep, "i", br#" {"kubernetes":{"pod_name":"p"}} "#, 7).unwrap();
+        assert_eq!((e.ts, e.line.as_str()), (7, r#"{"kubernetes":{"pod_name":"p"}}"#));
+        let (_, e) = map_document(&cfg(), "i", br#"{"kubernetes":{"pod_name":"p"}}"#, 7).unwrap();
+        assert_eq!(e.line, "{}");
+        // Bad documents.
+        assert_eq!(
+            map_document(&cfg(), "i", b"{oops", 7).unwrap_err().0,
+            "document_parsing_exception"
+        );
+        assert!(map_document(&cfg(), "i", b"[1]", 7).unwrap_err().1.contains("not a JSON object"));
+        assert!(map_document(&cfg(), "i", br#"{"@timestamp":"yesterday"}"#, 7)
+            .unwrap_err()
+            .1
+            .contains("failed to parse field [@timestamp]"));
+        assert_eq!(
+            map_document(&cfg(), "i", br#"{"@timestamp":"2024-05-01T12:00:00"}"#, 7).unwrap().1.ts,
+            1_714_564_800_000_000_000
+        );
+    }
+
+    #[test]
+    fn bulk_lines_and_per_item_errors() {
+        let body = concat!(
+            "{\"create\":{\"_index\":\"a\",\"_type\":\"_doc\"}}\n{\"log\":\"one\"}\n",
+            "{\"index\":{\"_id\":\"x1\"}}\n{\"log\":\"two\"}\r\n",
+            "\n",
+            "{\"update\":{\"_index\":\"a\",\"_id\":\"1\"}}\n{\"doc\":{}}\n",
+            "{\"delete\":{\"_index\":\"a\",\"_id\":\"1\"}}\n",
+            "{\"index\":{}}\n{not json}\n",
+            "{\"create\":{\"_index\":\"b\"}}\n{\"log\":\"three\"}"
+        );
+        let p = parse_bulk(&cfg(), Some("url-idx"), body.as_bytes(), 1).unwrap();
+        assert_eq!(p.items.len(), 6);
+        assert_eq!(p.docs.len(), 3);
+        assert_eq!(p.items[1].index, "url-idx");
+        assert_eq!(p.items[1].id, "x1");
+        assert_eq!(p.items[0].id.len(), 20);
+        assert!(p.items[2].error.as_ref().unwrap().2.contains("[update] is not supported"));
+        assert!(p.items[3].error.as_ref().unwrap().2.contains("[delete] is not supported"));
+        assert_eq!(p.items[4].error.as_ref().unwrap().1, "document_parsing_exception");
+        assert_eq!(p.docs[2].entry.line, r#"{"log":"three"}"#);
+
+        let err = |b: &str| match parse_bulk(&cfg(), None, b.as_bytes(), 1) {
+            Err(PushError::BadRequest(m)) => m,
+            other => panic!("{:?}", other.map(|p| p.items)),
+        };
+        assert!(err("{\"upsert\":{}}\n{}\n").contains("but found [upsert]"));
+        assert!(err("not json\n").starts_with("Malformed action/metadata line [1]"));
+        assert!(err("{\"index\":{}}\n").contains("has no source line"));
+        assert!(err("{\"index\":1}\n{}\n").contains("expected START_OBJECT"));
+        assert_eq!(err("\n\n"), "Validation Failed: 1: no requests added;");
+        let p = parse_bulk(&cfg(), None, b"{\"index\":{}}\n{}\n", 1).unwrap();
+        assert!(p.items[0].error.as_ref().unwrap().2.contains("index is missing"));
+    }
+
+    #[test]
+    fn response_shape_and_filter_path() {
+        let p = parse_bulk(
+            &cfg(),
+            Some("i"),
+            b"{\"create\":{\"_id\":\"a\"}}\n{}\n{\"delete\":{\"_id\":\"b\"}}\n",
+            1,
+        )
+        .unwrap();
+        let out = BulkOutcome { took: 3, items: p.items };
+        let full = out.to_json(None);
+        assert_eq!(full["took"], 3);
+        assert_eq!(full["errors"], true);
+        assert_eq!(full["items"][0]["create"]["status"], 201);
+        assert_eq!(full["items"][0]["create"]["result"], "created");
+        assert_eq!(full["items"][1]["delete"]["status"], 400);
+        assert_eq!(full["items"][1]["delete"]["error"]["type"], "illegal_argument_exception");
+        let filtered = out.to_json(Some("errors,items.*.error,items.*.status"));
+        assert_eq!(
+            filtered,
+            json!({"errors": true, "items": [
+                {"create": {"status": 201}},
+                {"delete": {"status": 400, "error": {"type": "illegal_argument_exception",
+                    "reason": full["items"][1]["delete"]["error"]["reason"]}}}
+            ]})
+        );
+        // "errors" before "items": Fluent Bit reads the keys in order.
+        let text = serde_json::to_string(&full).unwrap();
+        assert!(text.find("\"errors\"").unwrap() < text.find("\"items\"").unwrap());
+    }
+
+    #[test]
+    fn decompression_is_capped() {
+        use std::io::Write;
+        let limits = DecodeLimits { max_recv_msg_size: 1 << 20, max_decompressed_size: 1 << 16 };
+        let zeros = vec![b' '; 8 << 20];
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&zeros).unwrap();
+        let bomb = gz.finish().unwrap();
+        assert!(matches!(decompress(&bomb, Some("gzip"), &limits), Err(DecodeError::TooLarge(_))));
+        let bomb = zstd::encode_all(zeros.as_slice(), 3).unwrap();
+        assert!(matches!(decompress(&bomb, Some("zstd"), &limits), Err(DecodeError::TooLarge(_))));
+        assert!(matches!(
+            decompress(&zeros[..1 << 17], None, &limits),
+            Err(DecodeError::TooLarge(_))
+        ));
+        assert!(matches!(decompress(b"xx", Some("br"), &limits), Err(DecodeError::Invalid(_))));
+        assert!(matches!(decompress(b"xx", Some("gzip"), &limits), Err(DecodeError::Invalid(_))));
+    }
+}
