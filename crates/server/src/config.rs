@@ -190,6 +190,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.ingester.validate()?;
         self.limits_config.validate().map_err(|e| format!("limits_config: {e}"))?;
+        self.distributor.validate()?;
         if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
             return Err("server.http_listen_address must be set".to_string());
         }

@@ -280,10 +280,13 @@ pub fn router(
     querier: Option<Arc<skald_querier::Querier>>,
 ) -> Router {
     let mut tenant_routes: Router = Router::new();
+    let mut es_handshake: Router = Router::new();
     if let Some(d) = distributor {
+        es_handshake = crate::ingest_http::public_routes(d.clone());
         tenant_routes = tenant_routes
             .route("/loki/api/v1/push", post(push))
             .route("/api/prom/push", post(push))
+            .merge(crate::ingest_http::tenant_routes(&d))
             .layer(Extension(d));
     }
     if let Some(q) = querier {
@@ -304,5 +307,5 @@ pub fn router(
             get(prepare_shutdown).post(prepare_shutdown).delete(prepare_shutdown),
         )
         .with_state(state);
-    tenant_routes.merge(ops)
+    tenant_routes.merge(ops).merge(es_handshake)
 }

@@ -5,6 +5,7 @@ mod app;
 mod config;
 mod flags;
 mod http;
+mod ingest_http;
 mod modules;
 mod storage;
 

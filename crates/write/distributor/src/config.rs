@@ -19,6 +19,15 @@ pub struct DistributorConfig {
     pub max_returned_stream_errors: usize,
     /// OTLP settings of the distributor (`otlp_config`, Loki's key names).
     pub otlp_config: DistributorOtlpConfig,
+    /// Skald's Elasticsearch bulk ingest (`/_bulk`); not a Loki setting.
+    pub elasticsearch: crate::elastic::ElasticConfig,
+}
+
+impl DistributorConfig {
+    /// Checks the values serde cannot check.
+    pub fn validate(&self) -> Result<(), String> {
+        self.elasticsearch.validate().map_err(|e| format!("distributor.{e}"))
+    }
 }
 
 /// Loki's resource attributes that become index labels by default (`docs/sources/shared/otel.md`).
@@ -69,6 +78,7 @@ impl Default for DistributorConfig {
             max_decompressed_size: 100 << 20,
             max_returned_stream_errors: 10,
             otlp_config: DistributorOtlpConfig::default(),
+            elasticsearch: crate::elastic::ElasticConfig::default(),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::decode::{read_capped, too_large, DecodeError, DecodeLimits, RawStream
 use crate::json::{Cursor, Kind};
 use crate::{labels, normalize_metadata_name, Distributor, Prepared, PushError};
 
-/// The `elasticsearch:` block of the Skald config.
+/// `distributor.elasticsearch` in the Skald config (not a Loki setting).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ElasticConfig {
@@ -678,6 +678,21 @@ fn filter(v: Value, spec: &str) -> Value {
 }
 
 impl Distributor {
+    /// Decompresses the body of an Elasticsearch API call other than `_bulk` (index
+    /// templates, pipelines, ...) under the same caps as a bulk body.
+    pub fn decompress_elastic_body(
+        &self,
+        body: &[u8],
+        content_encoding: Option<&str>,
+    ) -> Result<Vec<u8>, PushError> {
+        match decompress(body, content_encoding, &self.decode_limits()) {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Ok(body.to_vec()),
+            Err(DecodeError::TooLarge(m)) => Err(PushError::BodyTooLarge(m)),
+            Err(DecodeError::Invalid(m)) => Err(PushError::BadRequest(m)),
+        }
+    }
+
     /// Handles one bulk body for `tenant`. `url_index` is the `<index>` of `/<index>/_bulk`.
     /// `Ok` is answered with HTTP 200 and [`BulkOutcome::to_json`] (per-item errors included);
     /// `Err` is a whole-request failure (bad NDJSON 400, too large 413, rate limit 429,
@@ -685,7 +700,6 @@ impl Distributor {
     pub async fn push_elastic(
         &self,
         tenant: &str,
-        cfg: &ElasticConfig,
         url_index: Option<&str>,
         body: Bytes,
         content_encoding: Option<&str>,
@@ -698,6 +712,7 @@ impl Distributor {
         };
         let data: &[u8] = decompressed.as_deref().unwrap_or(&body);
         let now = crate::now_ns();
+        let cfg = &self.config.elasticsearch;
         let Parsed { mut items, docs } = parse_bulk(cfg, url_index, data, now)?;
 
         // Check each document as the push path will, so that its failure is its own item's.

@@ -1,0 +1,297 @@
+//! Shipper endpoints besides Loki's push: OTLP/HTTP logs and the Elasticsearch bulk API with
+//! the handshake calls Elasticsearch clients make before their first bulk request.
+//!
+//! - `POST /otlp/v1/logs` (tenant routes): 200 with an empty `ExportLogsServiceResponse` in the
+//!   request's encoding; errors as a `google.rpc.Status` in that encoding, with Loki's statuses
+//!   (400, 413, 429; 500 answered as 503).
+//! - `POST|PUT /_bulk`, `POST|PUT /{index}/_bulk` (tenant routes): Elasticsearch's bulk
+//!   response; whole-request failures as Elasticsearch error bodies.
+//! - Handshake (no tenant needed): `GET|HEAD /` (cluster info and version), `GET /_license`,
+//!   `GET /_xpack`, `GET /_cluster/health`, and `GET|HEAD|PUT|DELETE` of `_index_template`,
+//!   `_template`, `_component_template`, `_ilm/policy`, `_ingest/pipeline` and `_data_stream`
+//!   objects, which are remembered in memory (per process) so that a client that checks for
+//!   its template after putting it finds it. Nothing in them changes how logs are stored.
+//!
+//! Every Elasticsearch-compatible answer carries `X-Elastic-Product: Elasticsearch`, which the
+//! official clients (elasticsearch-py, -js, -ruby 8+) require.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use serde_json::{json, Value};
+use skald_distributor::{elastic, otlp, Distributor};
+use skald_querier::http::TenantId;
+
+const ELASTIC_PRODUCT: &str = "X-Elastic-Product";
+
+fn es_json(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
+    r
+}
+
+fn es_error(status: StatusCode, kind: &str, reason: &str) -> Response {
+    es_json(status, &elastic::error_response(status.as_u16(), kind, reason))
+}
+
+/// The body of a `HEAD` answer is dropped by the HTTP layer; the status and headers stay.
+fn es_answer(method: &Method, status: StatusCode, body: &Value) -> Response {
+    if method == Method::HEAD {
+        let mut r = status.into_response();
+        r.headers_mut().insert(ELASTIC_PRODUCT, HeaderValue::from_static("Elasticsearch"));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return r;
+    }
+    es_json(status, body)
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn otlp_logs(
+    Extension(distributor): Extension<Arc<Distributor>>,
+    Extension(tenant): Extension<TenantId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ct = header_str(&headers, header::CONTENT_TYPE);
+    let ce = header_str(&headers, header::CONTENT_ENCODING);
+    let format = otlp::OtlpFormat::from_content_type(ct);
+    let (status, body) = match distributor.push_otlp(&tenant.0, body, ct, ce).await {
+        Ok(_) => (StatusCode::OK, otlp::success_body(format)),
+        Err(e) => {
+            let status = otlp::error_status(&e);
+            (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                otlp::error_body(format, status, &e.to_string()),
+            )
+        }
+    };
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    r
+}
+
+async fn bulk_at(
+    distributor: Arc<Distributor>,
+    tenant: TenantId,
+    index: Option<String>,
+    params: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ce = header_str(&headers, header::CONTENT_ENCODING);
+    match distributor.push_elastic(&tenant.0, index.as_deref(), body, ce).await {
+        Ok(outcome) => {
+            if outcome.errors() {
+                tracing::debug!(tenant = %tenant.0, failed = outcome.failed(), "bulk items failed");
+            }
+            es_json(StatusCode::OK, &outcome.to_json(params.get("filter_path").map(String::as_str)))
+        }
+        Err(e) => {
+            let status =
+                StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            es_error(status, elastic::error_type(&e), &e.to_string())
+        }
+    }
+}
+
+async fn bulk(
+    Extension(distributor): Extension<Arc<Distributor>>,
+    Extension(tenant): Extension<TenantId>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bulk_at(distributor, tenant, None, params, headers, body).await
+}
+
+async fn bulk_index(
+    Extension(distributor): Extension<Arc<Distributor>>,
+    Extension(tenant): Extension<TenantId>,
+    Path(index): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    bulk_at(distributor, tenant, Some(index), params, headers, body).await
+}
+
+/// Routes that need a tenant (behind the tenant layer): OTLP and the bulk API.
+pub fn tenant_routes(distributor: &Distributor) -> Router {
+    let mut r = Router::new().route("/otlp/v1/logs", post(otlp_logs));
+    if distributor.config().elasticsearch.enabled {
+        r = r
+            .route("/_bulk", post(bulk).put(bulk))
+            .route("/{index}/_bulk", post(bulk_index).put(bulk_index));
+    }
+    r
+}
+
+/// Index templates, ILM policies, pipelines and data streams clients put before shipping.
+#[derive(Clone, Default)]
+struct Objects(Arc<Mutex<HashMap<(String, String), Value>>>);
+
+async fn root(method: Method, Extension(d): Extension<Arc<Distributor>>) -> Response {
+    es_answer(&method, StatusCode::OK, &elastic::root_info(&d.config().elasticsearch))
+}
+
+async fn license(method: Method) -> Response {
+    es_answer(&method, StatusCode::OK, &elastic::license())
+}
+
+async fn xpack(method: Method, Extension(d): Extension<Arc<Distributor>>) -> Response {
+    es_answer(&method, StatusCode::OK, &elastic::xpack(&d.config().elasticsearch))
+}
+
+async fn cluster_health(method: Method, Extension(d): Extension<Arc<Distributor>>) -> Response {
+    let body = json!({
+        "cluster_name": d.config().elasticsearch.cluster_name,
+        "status": "green",
+        "timed_out": false,
+        "number_of_nodes": 1,
+        "number_of_data_nodes": 1,
+        "active_primary_shards": 0,
+        "active_shards": 0,
+        "relocating_shards": 0,
+        "initializing_shards": 0,
+        "unassigned_shards": 0,
+        "active_shards_percent_as_number": 100.0,
+    });
+    es_answer(&method, StatusCode::OK, &body)
+}
+
+/// The JSON key a GET answer lists objects of `kind` under, as Elasticsearch does.
+fn list_shape(kind: &str, name: &str, v: &Value) -> Value {
+    match kind {
+        "_index_template" => json!({"index_templates": [{"name": name, "index_template": v}]}),
+        "_component_template" => {
+            json!({"component_templates": [{"name": name, "component_template": v}]})
+        }
+        "_data_stream" => json!({"data_streams": [{
+            "name": name, "timestamp_field": {"name": "@timestamp"}, "indices": [],
+            "generation": 1, "status": "GREEN", "template": name,
+        }]}),
+        "_ilm/policy" => {
+            json!({ name: {"version": 1, "policy": v.get("policy").cloned().unwrap_or(json!({}))} })
+        }
+        _ => json!({ name: v }),
+    }
+}
+
+async fn object(
+    method: Method,
+    Extension(objects): Extension<Objects>,
+    Extension(distributor): Extension<Arc<Distributor>>,
+    headers: HeaderMap,
+    kind: &'static str,
+    name: String,
+    body: Bytes,
+) -> Response {
+    let key = (kind.to_string(), name.clone());
+    let missing = || {
+        let reason = format!("{kind} [{name}] missing");
+        let kind_err = match kind {
+            "_data_stream" | "_index_template" | "_template" | "_component_template" => {
+                "resource_not_found_exception"
+            }
+            _ => "resource_not_found_exception",
+        };
+        es_answer(&method, StatusCode::NOT_FOUND, &elastic::error_response(404, kind_err, &reason))
+    };
+    match method {
+        Method::PUT | Method::POST => {
+            let ce = header_str(&headers, header::CONTENT_ENCODING);
+            let body = match distributor.decompress_elastic_body(&body, ce) {
+                Ok(b) => b,
+                Err(e) => {
+                    let status =
+                        StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::BAD_REQUEST);
+                    return es_error(status, elastic::error_type(&e), &e.to_string());
+                }
+            };
+            let v: Value = if body.iter().all(u8::is_ascii_whitespace) {
+                json!({})
+            } else {
+                match serde_json::from_slice(&body) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return es_error(
+                            StatusCode::BAD_REQUEST,
+                            "x_content_parse_exception",
+                            &format!("failed to parse the {kind} body: {e}"),
+                        )
+                    }
+                }
+            };
+            if let Ok(mut m) = objects.0.lock() {
+                m.insert(key, v);
+            }
+            es_json(StatusCode::OK, &json!({"acknowledged": true}))
+        }
+        Method::DELETE => {
+            let removed = objects.0.lock().ok().and_then(|mut m| m.remove(&key));
+            match removed {
+                Some(_) => es_json(StatusCode::OK, &json!({"acknowledged": true})),
+                None => missing(),
+            }
+        }
+        _ => {
+            let found = objects.0.lock().ok().and_then(|m| m.get(&key).cloned());
+            match found {
+                Some(v) => es_answer(&method, StatusCode::OK, &list_shape(kind, &name, &v)),
+                None => missing(),
+            }
+        }
+    }
+}
+
+macro_rules! object_route {
+    ($kind:literal) => {
+        |method: Method,
+         objects: Extension<Objects>,
+         distributor: Extension<Arc<Distributor>>,
+         Path(name): Path<String>,
+         headers: HeaderMap,
+         body: Bytes| async move {
+            object(method, objects, distributor, headers, $kind, name, body).await
+        }
+    };
+}
+
+fn any<H, T>(h: H) -> axum::routing::MethodRouter
+where
+    H: axum::handler::Handler<T, ()> + Clone,
+    T: 'static,
+{
+    get(h.clone()).put(h.clone()).post(h.clone()).delete(h)
+}
+
+/// The handshake routes (no tenant needed). Empty when `elasticsearch.enabled` is false.
+pub fn public_routes(distributor: Arc<Distributor>) -> Router {
+    if !distributor.config().elasticsearch.enabled {
+        return Router::new();
+    }
+    Router::new()
+        .route("/", get(root))
+        .route("/_license", get(license))
+        .route("/_xpack", get(xpack))
+        .route("/_cluster/health", get(cluster_health))
+        .route("/_index_template/{name}", any(object_route!("_index_template")))
+        .route("/_template/{name}", any(object_route!("_template")))
+        .route("/_component_template/{name}", any(object_route!("_component_template")))
+        .route("/_ilm/policy/{name}", any(object_route!("_ilm/policy")))
+        .route("/_ingest/pipeline/{name}", any(object_route!("_ingest/pipeline")))
+        .route("/_data_stream/{name}", any(object_route!("_data_stream")))
+        .layer(Extension(Objects::default()))
+        .layer(Extension(distributor))
+}
