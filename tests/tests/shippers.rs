@@ -557,3 +557,82 @@ fn python_clients() {
     assert_eq!(got[0].0["severity"], "warning");
     assert_eq!(got[0].1[0].1, "disk almost full");
 }
+
+#[test]
+fn otlp_per_tenant_config_and_bad_config() {
+    let dir = temp_dir("shippers-otlp-tenant");
+    let cfg = format!(
+        "{CONFIG}  otlp_config:
+    tenant_overrides:
+      special:
+        resource_attributes:
+          attributes_config:
+            - action: index_label
+              attributes: [host.name]
+            - action: drop
+              regex: 'process\\..*'
+        log_attributes:
+          - action: drop
+            attributes: [secret]
+"
+    );
+    let skald = Skald::start(&dir, &cfg);
+    let t0 = now_ns() - 10_000_000_000;
+    let body = |t: i64| {
+        json!({"resourceLogs": [{
+            "resource": {"attributes": [
+                {"key": "service.name", "value": {"stringValue": "api"}},
+                {"key": "host.name", "value": {"stringValue": "node-9"}},
+                {"key": "process.pid", "value": {"intValue": 1}}
+            ]},
+            "scopeLogs": [{"logRecords": [{"timeUnixNano": t.to_string(),
+                "body": {"stringValue": "hello"},
+                "attributes": [{"key": "secret", "value": {"stringValue": "s3cr3t"}}]}]}]
+        }]})
+        .to_string()
+    };
+    for tenant in ["special", "plain"] {
+        let r = post(
+            &format!("{}/otlp/v1/logs", skald.url),
+            &[("X-Scope-OrgID", tenant), ("Content-Type", "application/json")],
+            body(t0).as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{tenant}: {}", r.body);
+    }
+    let (start, end) = (t0 - 1_000_000_000, now_ns() + 1_000_000_000);
+    let special = query(&skald, Some("special"), r#"{service_name="api"}"#, start, end);
+    assert_eq!(special[0].0, json!({"service_name": "api", "host_name": "node-9"}));
+    let sm = &special[0].1[0].2;
+    assert!(sm.get("process_pid").is_none() && sm.get("secret").is_none(), "{sm}");
+    let plain = query(&skald, Some("plain"), r#"{service_name="api"}"#, start, end);
+    assert_eq!(plain[0].0, json!({"service_name": "api"}));
+    assert_eq!(plain[0].1[0].2["host_name"], "node-9");
+    assert_eq!(plain[0].1[0].2["secret"], "s3cr3t");
+    drop(skald);
+
+    // Bad values stop the process at start with a message that names them.
+    for (bad, want) in [
+        (
+            "limits_config:\n  otlp_config:\n    scope_attributes:\n      - action: index_label\n        attributes: [a]\n",
+            "index_label action is only supported for resource_attributes and log_attributes",
+        ),
+        (
+            "limits_config:\n  otlp_config:\n    log_attributes:\n      - action: keep\n        attributes: [a]\n",
+            "unknown variant `keep`",
+        ),
+        (
+            "distributor:\n  elasticsearch:\n    index_label: 'bad-label'\n",
+            "elasticsearch.index_label",
+        ),
+    ] {
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, bad).unwrap();
+        let out = std::process::Command::new(skald_integration_tests::skald_bin())
+            .arg(format!("-config.file={}", path.display()))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}

@@ -26,6 +26,10 @@ pub struct DistributorConfig {
 impl DistributorConfig {
     /// Checks the values serde cannot check.
     pub fn validate(&self) -> Result<(), String> {
+        for (tenant, c) in &self.otlp_config.tenant_overrides {
+            c.validate()
+                .map_err(|e| format!("distributor.otlp_config.tenant_overrides.{tenant}: {e}"))?;
+        }
         self.elasticsearch.validate().map_err(|e| format!("distributor.{e}"))
     }
 }
@@ -58,6 +62,10 @@ pub struct DistributorOtlpConfig {
     /// Resource attributes stored as index labels unless a tenant's
     /// `limits_config.otlp_config.resource_attributes.ignore_defaults` is set.
     pub default_resource_attributes_as_index_labels: Vec<String>,
+    /// Skald's per-tenant overrides of `limits_config.otlp_config` (tenant id → the same
+    /// block), standing in for Loki's runtime-config `overrides`.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tenant_overrides: std::collections::BTreeMap<String, skald_common::otlp::OtlpConfig>,
 }
 
 impl Default for DistributorOtlpConfig {
@@ -67,6 +75,7 @@ impl Default for DistributorOtlpConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            tenant_overrides: Default::default(),
         }
     }
 }

@@ -257,7 +257,19 @@ impl Distributor {
                 otlp::OtlpRules::new(defaults, &Default::default())
             })
             .unwrap_or_else(|_| otlp::OtlpRules::empty());
-        let otlp = otlp::OtlpRuleSet { default: default_rules, tenants: Default::default() };
+        let mut tenants = std::collections::HashMap::new();
+        for (tenant, c) in &config.otlp_config.tenant_overrides {
+            match otlp::OtlpRules::new(defaults, c) {
+                Ok(r) => {
+                    tenants.insert(tenant.clone(), std::sync::Arc::new(r));
+                }
+                Err(e) => tracing::error!(tenant, "otlp_config override ignored: {e}"),
+            }
+        }
+        let otlp = otlp::OtlpRuleSet {
+            default: default_rules,
+            tenants: parking_lot::RwLock::new(tenants),
+        };
         Ok(Distributor {
             config,
             limits,
