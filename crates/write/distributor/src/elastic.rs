@@ -536,6 +536,19 @@ fn parse_bulk(
     Ok(parsed)
 }
 
+/// The documents of an (uncompressed) bulk body that would be stored, as `(labels, entry)`,
+/// and the number of items; for tools and fuzzing. Errors as [`Distributor::push_elastic`]'s
+/// whole-request failures.
+pub fn bulk_documents(
+    cfg: &ElasticConfig,
+    url_index: Option<&str>,
+    data: &[u8],
+    now_ns: i64,
+) -> Result<(usize, Vec<(Vec<Label>, Entry)>), PushError> {
+    let p = parse_bulk(cfg, url_index, data, now_ns)?;
+    Ok((p.items.len(), p.docs.into_iter().map(|d| (d.labels, d.entry)).collect()))
+}
+
 /// Decompresses a bulk body (`Content-Encoding` none, `gzip`, `deflate`, `zstd`), capped.
 fn decompress(
     body: &[u8],
