@@ -53,7 +53,7 @@ fn es_answer(method: &Method, status: StatusCode, body: &Value) -> Response {
     es_json(status, body)
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 

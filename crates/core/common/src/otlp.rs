@@ -146,9 +146,8 @@ severity_text_as_label: true
         .unwrap_err()
         .to_string();
         assert!(err.contains("unknown variant `index`"), "{err}");
-        let err = serde_yaml::from_str::<OtlpConfig>("resource_attribute: {}\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            serde_yaml::from_str::<OtlpConfig>("resource_attribute: {}\n").unwrap_err().to_string();
         assert!(err.contains("resource_attribute"), "{err}");
 
         let bad = |yaml: &str| serde_yaml::from_str::<OtlpConfig>(yaml).unwrap().validate();

@@ -536,6 +536,9 @@ fn parse_bulk(
     Ok(parsed)
 }
 
+/// A document as stored: its stream labels and its entry.
+pub type BulkDocument = (Vec<Label>, Entry);
+
 /// The documents of an (uncompressed) bulk body that would be stored, as `(labels, entry)`,
 /// and the number of items; for tools and fuzzing. Errors as [`Distributor::push_elastic`]'s
 /// whole-request failures.
@@ -544,7 +547,7 @@ pub fn bulk_documents(
     url_index: Option<&str>,
     data: &[u8],
     now_ns: i64,
-) -> Result<(usize, Vec<(Vec<Label>, Entry)>), PushError> {
+) -> Result<(usize, Vec<BulkDocument>), PushError> {
     let p = parse_bulk(cfg, url_index, data, now_ns)?;
     Ok((p.items.len(), p.docs.into_iter().map(|d| (d.labels, d.entry)).collect()))
 }
