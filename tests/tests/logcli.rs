@@ -1,0 +1,995 @@
+//! logcli against a real `skald`.
+//!
+//! `tests/data/logcli/requests.json` lists the requests logcli (grafana/loki `cmd/logcli`,
+//! `pkg/logcli`) sends for `query` (with its batching), `instant-query`, `labels`, `series`,
+//! `query --tail`, `stats`, `volume`, `volume_range` and `detected-fields`, transcribed from its
+//! source (`tests/data/logcli/PROVENANCE.md`). The replay test sends each with its exact
+//! parameters and headers (`User-Agent: loki-logcli/<version>`, `X-Scope-OrgID`, upper-case
+//! `direction`, `match` instead of `match[]`, float-second `step`) and checks what logcli
+//! decodes. When a real logcli is on PATH, the second test runs it against Skald and checks
+//! what it prints; without one it says so and passes.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+use skald_integration_tests::{data_dir, get, now_ns, post, temp_dir, Resp, Skald};
+use tungstenite::client::ClientRequestBuilder;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+const TENANT: &str = "logcli-tenant";
+const LOGCLI_VERSION: &str = "3.7.6";
+const CONFIG: &str = "auth_enabled: true
+limits_config:
+  allow_structured_metadata: true
+  volume_enabled: true
+";
+
+const SEC: i64 = 1_000_000_000;
+const MIN: i64 = 60 * SEC;
+const MS: i64 = 1_000_000;
+
+type Check = Result<(), String>;
+/// A label set of an answer.
+type LabelMap = Map<String, Value>;
+
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)+) => {
+        let ok: bool = $cond;
+        if !ok {
+            return Err(format!($($arg)+));
+        }
+    };
+}
+
+// ------------------------------------------------------------------------------ the data
+
+#[derive(Debug, Clone)]
+struct Line {
+    job: &'static str,
+    host: Option<String>,
+    ts: i64,
+    line: String,
+    level: &'static str,
+}
+
+/// 300 OpenSSH lines (two hosts), 300 JSON lines and 300 logfmt lines, one per stream every
+/// 4 s, from 40 to about 20 minutes before `base`: all inside logcli's default `--since 1h`.
+fn dataset(base: i64) -> Vec<Line> {
+    let first = base - 40 * MIN;
+    let ssh = std::fs::read_to_string(data_dir().join("loghub").join("OpenSSH_2k.log")).unwrap();
+    let mut lines: Vec<Line> = ssh
+        .split('\n')
+        .take(300)
+        .enumerate()
+        .map(|(i, l)| Line {
+            job: "openssh",
+            host: Some(format!("node-{}", i % 2 + 1)),
+            ts: first + i as i64 * 4 * SEC,
+            line: l.strip_suffix('\r').unwrap_or(l).to_string(),
+            level: "unknown",
+        })
+        .collect();
+    const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+    const STATUSES: [u32; 6] = [200, 200, 200, 201, 404, 500];
+    for i in 0..300usize {
+        let status = STATUSES[i % 6];
+        let level = match status {
+            404 => "warn",
+            500 => "error",
+            _ => "info",
+        };
+        let line = json!({"level": level, "method": METHODS[i % 4], "status": status,
+                          "path": format!("/api/v1/items/{}", i % 10)})
+        .to_string();
+        lines.push(Line {
+            job: "web",
+            host: None,
+            ts: first + i as i64 * 4 * SEC + SEC,
+            line,
+            level,
+        });
+    }
+    const LEVELS: [&str; 6] = ["info", "info", "info", "warn", "error", "debug"];
+    for i in 0..300usize {
+        let level = LEVELS[i % 6];
+        lines.push(Line {
+            job: "worker",
+            host: None,
+            ts: first + i as i64 * 4 * SEC + 2 * SEC,
+            line: format!(
+                "level={level} msg=\"processed job\" job_id=job-{i:05} took={}ms",
+                10 + i % 90
+            ),
+            level,
+        });
+    }
+    lines
+}
+
+fn job<'a>(lines: &'a [Line], job: &str) -> Vec<&'a Line> {
+    lines.iter().filter(|l| l.job == job).collect()
+}
+
+fn push(url: &str, lines: &[&Line]) {
+    let mut streams: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+    for l in lines {
+        let mut s = json!({"job": l.job, "env": "logcli"});
+        if let Some(h) = &l.host {
+            s["host"] = json!(h);
+        }
+        let e = streams.entry(s.to_string()).or_insert_with(|| (s, Vec::new()));
+        e.1.push(json!([l.ts.to_string(), l.line]));
+    }
+    let streams: Vec<Value> =
+        streams.into_values().map(|(s, v)| json!({"stream": s, "values": v})).collect();
+    let r = post(
+        &format!("{url}/loki/api/v1/push"),
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", TENANT)],
+        json!({ "streams": streams }).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "push failed: {}", r.body);
+}
+
+/// Starts Skald with the dataset pushed and flushed; returns it, the lines and `(start, end)`
+/// as logcli computes them for `--since 1h`.
+fn start_with_data(tag: &str) -> (Skald, Vec<Line>, i64, i64) {
+    let dir = temp_dir(tag);
+    let skald = Skald::start(&dir, CONFIG);
+    let lines = dataset(now_ns() / MS * MS);
+    for j in ["openssh", "web", "worker"] {
+        push(&skald.url, &job(&lines, j));
+    }
+    let r = post(&format!("{}/flush", skald.url), &[], b"");
+    assert_eq!(r.status, 204, "flush: {}", r.body);
+    let end = (now_ns() / MS + 1) * MS;
+    (skald, lines, end - 60 * MIN, end)
+}
+
+// ------------------------------------------------------------------------------ requests.json
+
+fn requests() -> Value {
+    let path = data_dir().join("logcli").join("requests.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+struct Ctx {
+    start: i64,
+    end: i64,
+    lines: Vec<Line>,
+}
+
+fn substitute(s: &str, ctx: &Ctx) -> String {
+    s.replace("${TENANT}", TENANT)
+        .replace("${LOGCLI_VERSION}", LOGCLI_VERSION)
+        .replace("${START_NS}", &ctx.start.to_string())
+        .replace("${END_NS}", &ctx.end.to_string())
+}
+
+fn pairs(v: &Value, ctx: &Ctx) -> Vec<(String, String)> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().to_string(), substitute(p[1].as_str().unwrap(), ctx)))
+            .collect(),
+        Value::Object(o) => {
+            o.iter().map(|(k, v)| (k.clone(), substitute(v.as_str().unwrap(), ctx))).collect()
+        }
+        _ => panic!("params/headers: {v}"),
+    }
+}
+
+fn send(url: &str, path: &str, params: &[(String, String)], headers: &[(String, String)]) -> Resp {
+    let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    get(&format!("{url}{path}"), &p, &h)
+}
+
+// ------------------------------------------------------------------------------ what logcli decodes
+
+fn short(s: &str) -> String {
+    s.chars().take(400).collect()
+}
+
+/// logcli treats every non-2xx answer as a failure, then decodes the body as JSON.
+fn json_of(r: &Resp) -> Result<Value, String> {
+    ensure!(r.status / 100 == 2, "status {}: {}", r.status, short(&r.body));
+    serde_json::from_str(&r.body).map_err(|e| format!("not JSON ({e}): {}", short(&r.body)))
+}
+
+fn success(b: &Value, result_type: &str) -> Check {
+    ensure!(b["status"] == "success", "status field {}", b["status"]);
+    ensure!(b["data"]["resultType"] == result_type, "resultType {}", b["data"]["resultType"]);
+    ensure!(b["data"]["result"].is_array(), "data.result is not an array");
+    Ok(())
+}
+
+/// `(stream labels, ts, line)` of a streams answer as `loghttp.QueryResponse` decodes it:
+/// values are `[ns string, line]` (no categorize-labels header, so 2 elements).
+fn streams(b: &Value) -> Result<Vec<(LabelMap, i64, String)>, String> {
+    success(b, "streams")?;
+    let mut out = Vec::new();
+    for s in b["data"]["result"].as_array().unwrap() {
+        let stream = s["stream"].as_object().ok_or("a stream without labels")?.clone();
+        ensure!(stream.values().all(Value::is_string), "labels not strings: {stream:?}");
+        for v in s["values"].as_array().ok_or("a stream without values")? {
+            let t = v.as_array().ok_or("a value that is not an array")?;
+            ensure!(t.len() == 2, "value {v} (want [ts, line] without categorize-labels)");
+            let ts =
+                t[0].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| format!("ts {}", t[0]))?;
+            let line = t[1].as_str().ok_or("line is not a string")?.to_string();
+            out.push((stream.clone(), ts, line));
+        }
+    }
+    Ok(out)
+}
+
+type Series = (Map<String, Value>, Vec<(f64, f64)>);
+
+fn matrix(b: &Value) -> Result<Vec<Series>, String> {
+    success(b, "matrix")?;
+    let mut out = Vec::new();
+    for s in b["data"]["result"].as_array().unwrap() {
+        let metric = s["metric"].as_object().ok_or("a series without metric")?.clone();
+        let mut points = Vec::new();
+        for p in s["values"].as_array().ok_or("a series without values")? {
+            let t = p[0].as_f64().ok_or_else(|| format!("point {p}"))?;
+            let v =
+                p[1].as_str().and_then(|v| v.parse().ok()).ok_or_else(|| format!("point {p}"))?;
+            points.push((t, v));
+        }
+        out.push((metric, points));
+    }
+    Ok(out)
+}
+
+fn vector(b: &Value) -> Result<Vec<(LabelMap, f64)>, String> {
+    success(b, "vector")?;
+    let mut out = Vec::new();
+    for s in b["data"]["result"].as_array().unwrap() {
+        let metric = s["metric"].as_object().ok_or("a sample without metric")?.clone();
+        ensure!(s["value"][0].is_number(), "sample time {}", s["value"]);
+        let v = s["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("sample {}", s["value"]))?;
+        out.push((metric, v));
+    }
+    Ok(out)
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn keys(m: &Map<String, Value>) -> BTreeSet<String> {
+    m.keys().cloned().collect()
+}
+
+/// `(ts, line)` of `lines`, newest first.
+fn newest_first(lines: &[&Line]) -> Vec<(i64, String)> {
+    let mut v: Vec<(i64, String)> = lines.iter().map(|l| (l.ts, l.line.clone())).collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v
+}
+
+/// logcli's batching loop (`pkg/logcli/query/query.go` DoQuery, `print.go` printStream) for a
+/// forward query: returns the printed `(ts, line)` and the number of requests.
+fn batched_forward(
+    url: &str,
+    req: &Value,
+    ctx: &Ctx,
+) -> Result<(Vec<(i64, String)>, usize), String> {
+    let limit = req["batching"]["limit"].as_u64().unwrap() as usize;
+    let batch = req["batching"]["batch"].as_u64().unwrap() as usize;
+    let headers = pairs(&req["headers"], ctx);
+    let mut params = pairs(&req["params"], ctx);
+    let mut printed: Vec<(i64, String)> = Vec::new();
+    let mut last: Vec<(i64, String)> = Vec::new();
+    let mut requests = 0;
+    while printed.len() < limit {
+        let mut bs = batch;
+        if limit - printed.len() < batch {
+            bs = limit - printed.len() + last.len();
+        }
+        for p in params.iter_mut() {
+            if p.0 == "limit" {
+                p.1 = bs.to_string();
+            }
+        }
+        requests += 1;
+        ensure!(requests <= 10, "the batching does not end");
+        let r = send(url, req["path"].as_str().unwrap(), &params, &headers);
+        let mut got: Vec<(i64, String)> =
+            streams(&json_of(&r)?)?.into_iter().map(|(_, ts, line)| (ts, line)).collect();
+        got.sort();
+        if got.is_empty() {
+            break;
+        }
+        let new: Vec<(i64, String)> = got.iter().filter(|e| !last.contains(e)).cloned().collect();
+        printed.extend(new.iter().cloned());
+        let last_ts = got[got.len() - 1].0;
+        last = got.iter().filter(|e| e.0 == last_ts).cloned().collect();
+        if new.len() == limit {
+            break;
+        }
+        for p in params.iter_mut() {
+            if p.0 == "start" {
+                p.1 = last_ts.to_string();
+            }
+        }
+    }
+    Ok((printed, requests))
+}
+
+fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
+    let lines = &ctx.lines;
+    match name {
+        "query" => {
+            let got = streams(&json_of(r)?)?;
+            ensure!(
+                got.iter().all(|g| g.0.get("job") == Some(&json!("web"))),
+                "entries of another job"
+            );
+            let mut got: Vec<(i64, String)> = got.into_iter().map(|g| (g.1, g.2)).collect();
+            got.sort_by(|a, b| b.cmp(a));
+            let mut want = newest_first(&job(lines, "web"));
+            want.truncate(30);
+            ensure!(got == want, "{} entries; want the 30 newest web lines", got.len());
+            Ok(())
+        }
+        "query_batched_forward" => {
+            json_of(r)?;
+            let (printed, n) = batched_forward(url, req, ctx)?;
+            let mut want: Vec<(i64, String)> = newest_first(&job(lines, "worker"));
+            want.reverse();
+            want.truncate(50);
+            ensure!(
+                printed == want,
+                "printed {} lines over {n} requests; want the 50 oldest worker lines in order",
+                printed.len()
+            );
+            ensure!(n == 3, "{n} requests (20 + 19 new + 11 new)");
+            Ok(())
+        }
+        "query_metric_step" => {
+            let m = matrix(&json_of(r)?)?;
+            let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+            for (metric, points) in &m {
+                ensure!(keys(metric) == set(&["detected_level"]), "metric {metric:?}");
+                for (t, _) in points {
+                    let ns = (t * 1000.0).round() as i64 * MS;
+                    ensure!((ns - ctx.start) % (60 * SEC) == 0, "point {t} off the 60 s step grid");
+                }
+                *sums.entry(metric["detected_level"].as_str().unwrap().to_string()).or_default() +=
+                    points.iter().map(|p| p.1).sum::<f64>();
+            }
+            let mut want: BTreeMap<String, f64> = BTreeMap::new();
+            for l in job(lines, "worker") {
+                *want.entry(l.level.to_string()).or_default() += 1.0;
+            }
+            ensure!(
+                sums == want,
+                "per level {sums:?} (want {want:?}: [1m] windows every 60 s count each line once)"
+            );
+            Ok(())
+        }
+        "query_interval" => {
+            let got = streams(&json_of(r)?)?;
+            ensure!(!got.is_empty(), "no entries");
+            let mut per: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+            for g in &got {
+                per.entry(Value::Object(g.0.clone()).to_string()).or_default().push(g.1);
+            }
+            for (s, ts) in &per {
+                for w in ts.windows(2) {
+                    ensure!(
+                        (w[0] - w[1]).abs() >= 60 * SEC,
+                        "entries {} s apart in {s} (interval 60 s)",
+                        (w[0] - w[1]).abs() as f64 / 1e9
+                    );
+                }
+            }
+            ensure!(got.len() < 300, "{} entries: interval did not thin the 300 lines", got.len());
+            Ok(())
+        }
+        "instant_query" => {
+            let v = vector(&json_of(r)?)?;
+            ensure!(v.len() == 1 && v[0].1 == 300.0, "samples {v:?} (want one of 300)");
+            Ok(())
+        }
+        "labels" | "labels_tags_nocache" => {
+            let b = json_of(r)?;
+            ensure!(b["status"] == "success", "status {}", b["status"]);
+            let got: BTreeSet<String> = b["data"]
+                .as_array()
+                .ok_or("no data")?
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect();
+            ensure!(got == set(&["env", "host", "job", "service_name"]), "labels {got:?}");
+            Ok(())
+        }
+        "label_values" => {
+            let b = json_of(r)?;
+            ensure!(b["data"] == json!(["openssh", "web", "worker"]), "values {}", b["data"]);
+            Ok(())
+        }
+        "series" => {
+            let b = json_of(r)?;
+            ensure!(b["status"] == "success", "status {}", b["status"]);
+            let mut got: Vec<String> =
+                b["data"].as_array().ok_or("no data")?.iter().map(Value::to_string).collect();
+            got.sort();
+            let want: Vec<String> = (1..=2)
+                .map(|n| json!({"env": "logcli", "host": format!("node-{n}"), "job": "openssh", "service_name": "openssh"}).to_string())
+                .collect();
+            ensure!(got == want, "series {got:?}");
+            Ok(())
+        }
+        "stats" => {
+            let b = json_of(r)?;
+            ensure!(
+                keys(b.as_object().ok_or("not an object")?)
+                    == set(&["bytes", "chunks", "entries", "streams"]),
+                "keys of {b}"
+            );
+            ensure!(
+                b["streams"] == 1 && b["entries"] == 300,
+                "stats {b} (want 1 stream, 300 entries)"
+            );
+            ensure!(
+                b["chunks"].as_u64().is_some_and(|c| c >= 1)
+                    && b["bytes"].as_u64().is_some_and(|c| c > 0),
+                "stats {b}"
+            );
+            Ok(())
+        }
+        "volume" => {
+            let v = vector(&json_of(r)?)?;
+            let jobs: BTreeSet<String> = v
+                .iter()
+                .map(|(m, _)| m.get("job").and_then(Value::as_str).unwrap_or_default().to_string())
+                .collect();
+            ensure!(v.iter().all(|(m, x)| keys(m) == set(&["job"]) && *x > 0.0), "samples {v:?}");
+            ensure!(jobs == set(&["openssh", "web", "worker"]), "jobs {jobs:?}");
+            Ok(())
+        }
+        "volume_target_labels" => {
+            let v = vector(&json_of(r)?)?;
+            let hosts: BTreeSet<String> =
+                v.iter().map(|(m, _)| Value::Object(m.clone()).to_string()).collect();
+            ensure!(
+                hosts == set(&[r#"{"host":"node-1"}"#, r#"{"host":"node-2"}"#]),
+                "metrics {hosts:?}"
+            );
+            Ok(())
+        }
+        "volume_aggregate_by_labels" => {
+            let v = vector(&json_of(r)?)?;
+            let mut by = BTreeMap::new();
+            for (m, x) in &v {
+                ensure!(
+                    m.len() == 1 && m.values().all(|x| x == ""),
+                    "metric {m:?} (want {{<label>: \"\"}})"
+                );
+                by.insert(m.keys().next().unwrap().clone(), *x);
+            }
+            ensure!(keys_of(&by) == set(&["env", "host", "job", "service_name"]), "labels {by:?}");
+            ensure!(
+                by["job"] == by["env"]
+                    && by["job"] == by["service_name"]
+                    && by["host"] < by["job"]
+                    && by["host"] > 0.0,
+                "volumes {by:?}"
+            );
+            Ok(())
+        }
+        "volume_range" => {
+            // Loki answers a vector when no series has more than one bucket (a 1h window at
+            // step 1h usually has one), a matrix otherwise (queryrange.ToPrometheusResponse)
+            let b = json_of(r)?;
+            let totals: Vec<(Map<String, Value>, f64)> = if b["data"]["resultType"] == "vector" {
+                vector(&b)?
+            } else {
+                matrix(&b)?.into_iter().map(|(m, p)| (m, p.iter().map(|x| x.1).sum())).collect()
+            };
+            let jobs: BTreeSet<String> = totals
+                .iter()
+                .map(|(m, _)| m.get("job").and_then(Value::as_str).unwrap_or_default().to_string())
+                .collect();
+            ensure!(jobs == set(&["openssh", "web", "worker"]), "jobs {jobs:?}");
+            ensure!(totals.iter().all(|(m, _)| keys(m) == set(&["job"])), "series {totals:?}");
+            // the same bytes as the instant volume
+            let mut params: Vec<(String, String)> =
+                pairs(&req["params"], ctx).into_iter().filter(|p| p.0 != "step").collect();
+            params.sort();
+            let headers = pairs(&req["headers"], ctx);
+            let instant =
+                vector(&json_of(&send(url, "/loki/api/v1/index/volume", &params, &headers))?)?;
+            for (metric, total) in &totals {
+                let want = instant.iter().find(|(i, _)| i == metric).map(|x| x.1);
+                ensure!(
+                    Some(*total) == want,
+                    "{metric:?}: {total} over the steps, {want:?} from index/volume"
+                );
+            }
+            Ok(())
+        }
+        "detected_fields" => {
+            let b = json_of(r)?;
+            let fields =
+                b["fields"].as_array().ok_or_else(|| format!("no fields: {}", short(&r.body)))?;
+            let mut by = BTreeMap::new();
+            for f in fields {
+                let label = f["label"].as_str().ok_or("a field without label")?;
+                ensure!(f["type"].is_string() && f["cardinality"].is_u64(), "field {f}");
+                ensure!(f["parsers"].is_null() || f["parsers"].is_array(), "field {f}");
+                by.insert(label.to_string(), f.clone());
+            }
+            for (label, typ, card) in [
+                ("method", "string", 4),
+                ("status", "int", 4),
+                ("path", "string", 10),
+                ("level", "string", 3),
+            ] {
+                let f =
+                    by.get(label).ok_or_else(|| format!("no field {label} in {:?}", by.keys()))?;
+                ensure!(
+                    f["type"] == typ && f["cardinality"] == card && f["parsers"] == json!(["json"]),
+                    "field {f}"
+                );
+            }
+            ensure!(
+                by.get("detected_level").is_some_and(|f| f["parsers"].is_null()),
+                "detected_level {:?}",
+                by.get("detected_level")
+            );
+            Ok(())
+        }
+        "detected_field_values" => {
+            let b = json_of(r)?;
+            let got: BTreeSet<String> = b["values"]
+                .as_array()
+                .ok_or("no values")?
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect();
+            ensure!(got == set(&["GET", "POST", "PUT", "DELETE"]), "values {got:?}");
+            Ok(())
+        }
+        other => Err(format!("no check written for {other}")),
+    }
+}
+
+fn keys_of(m: &BTreeMap<String, f64>) -> BTreeSet<String> {
+    m.keys().cloned().collect()
+}
+
+// ------------------------------------------------------------------------------ tail
+
+type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `(ts, line)` of `loghttp.TailResponse` frames: `streams[].stream`, `streams[].values[] =
+/// [ns, line]`, optional `dropped_entries[] = {labels, timestamp}`.
+fn tail_entries(frames: &[Value]) -> Result<Vec<(i64, String)>, String> {
+    let mut out = Vec::new();
+    for f in frames {
+        if let Some(d) = f.get("dropped_entries").filter(|d| !d.is_null()) {
+            for e in d.as_array().ok_or("dropped_entries is not an array")? {
+                ensure!(e["timestamp"].is_string() && e["labels"].is_object(), "dropped entry {e}");
+            }
+        }
+        for s in f["streams"].as_array().ok_or_else(|| format!("frame without streams: {f}"))? {
+            ensure!(s["stream"].is_object(), "tail stream without labels");
+            for v in s["values"].as_array().ok_or("tail stream without values")? {
+                ensure!(v.as_array().is_some_and(|a| a.len() == 2), "tail value {v}");
+                let ts = v[0]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| format!("tail ts {}", v[0]))?;
+                out.push((ts, v[1].as_str().ok_or("tail line")?.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_frames(ws: &mut Ws, deadline: Instant, want: usize) -> Result<Vec<Value>, String> {
+    let mut frames = Vec::new();
+    while Instant::now() < deadline && tail_entries(&frames)?.len() < want {
+        match ws.read() {
+            Ok(Message::Text(t)) => frames
+                .push(serde_json::from_str(t.as_str()).map_err(|e| format!("frame ({e}): {t}"))?),
+            Ok(Message::Close(c)) => return Err(format!("tail closed: {c:?}")),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(format!("tail read failed: {e}")),
+        }
+    }
+    Ok(frames)
+}
+
+fn check_tail(url: &str, req: &Value, ctx: &Ctx) -> Check {
+    let qs: Vec<String> =
+        pairs(&req["params"], ctx).iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    let ws_url = format!(
+        "{}{}?{}",
+        url.replacen("http://", "ws://", 1),
+        req["path"].as_str().unwrap(),
+        qs.join("&")
+    );
+    let mut b = ClientRequestBuilder::new(ws_url.parse().unwrap());
+    for (k, v) in pairs(&req["headers"], ctx) {
+        b = b.with_header(k, v);
+    }
+    let mut ws = match tungstenite::connect(b) {
+        Ok((ws, _)) => ws,
+        Err(tungstenite::Error::Http(resp)) => {
+            return Err(format!("upgrade refused with {}", resp.status()))
+        }
+        Err(e) => return Err(format!("tail connection failed: {e}")),
+    };
+    if let MaybeTlsStream::Plain(s) = ws.get_mut() {
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    }
+    let history =
+        tail_entries(&read_frames(&mut ws, Instant::now() + Duration::from_secs(10), 30)?)?;
+    let mut got = history.clone();
+    got.sort_by(|a, b| b.cmp(a));
+    let mut want = newest_first(&job(&ctx.lines, "web"));
+    want.truncate(30);
+    ensure!(got == want, "{} history entries; want the newest 30 (limit=30)", history.len());
+    let live = Line {
+        job: "web",
+        host: None,
+        ts: now_ns(),
+        line: "{\"msg\":\"live\"}".into(),
+        level: "info",
+    };
+    push(url, &[&live]);
+    let frames = read_frames(&mut ws, Instant::now() + Duration::from_secs(5), 1)?;
+    ensure!(tail_entries(&frames)? == vec![(live.ts, live.line.clone())], "live frames {frames:?}");
+    let _ = ws.close(None);
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------ replay
+
+#[test]
+fn logcli_requests_get_the_answers_logcli_decodes() {
+    let (skald, lines, start, end) = start_with_data("logcli-replay");
+    let ctx = Ctx { start, end, lines };
+    let doc = requests();
+    let mut failures = Vec::new();
+    let mut tails = Vec::new();
+    let total = doc["requests"].as_array().unwrap().len();
+    for req in doc["requests"].as_array().unwrap() {
+        let name = req["name"].as_str().unwrap();
+        assert_eq!(req["method"], "GET", "{name}");
+        assert!(!req["source"].as_array().unwrap().is_empty(), "{name}: no source");
+        let headers = pairs(&req["headers"], &ctx);
+        assert!(
+            headers.iter().any(|(k, v)| k == "User-Agent" && v.starts_with("loki-logcli/")),
+            "{name}"
+        );
+        if req["websocket"] == true {
+            tails.push(req);
+            continue;
+        }
+        let r =
+            send(&skald.url, req["path"].as_str().unwrap(), &pairs(&req["params"], &ctx), &headers);
+        match check(name, &skald.url, req, &r, &ctx) {
+            Ok(()) => println!("ok    {name}"),
+            Err(e) => {
+                println!("FAIL  {name}: {e}");
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    for req in tails {
+        let name = req["name"].as_str().unwrap();
+        match check_tail(&skald.url, req, &ctx) {
+            Ok(()) => println!("ok    {name}"),
+            Err(e) => {
+                println!("FAIL  {name}: {e}");
+                failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    println!(
+        "logcli requests: {} of {total} answered as logcli decodes them",
+        total - failures.len()
+    );
+    assert!(failures.is_empty(), "{} of {total} failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+// ------------------------------------------------------------------------------ a real logcli
+
+/// Grafana's logcli on PATH (`logcli --version` names itself), if any.
+fn logcli_on_path() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let bin = std::env::split_paths(&path).map(|d| d.join("logcli")).find(|p| p.is_file())?;
+    let out = Command::new(&bin).arg("--version").output().ok()?;
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    text.contains("logcli, version").then_some(bin)
+}
+
+/// Runs logcli with `args` against `url` (60 s at most); returns stdout.
+fn run(bin: &PathBuf, url: &str, args: &[&str]) -> Result<String, String> {
+    let mut child = Command::new(bin)
+        .args([&format!("--addr={url}"), &format!("--org-id={TENANT}"), "--quiet"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn logcli: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            let out = child.wait_with_output().map_err(|e| e.to_string())?;
+            let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+            ensure!(
+                status.success(),
+                "logcli {args:?} exited with {status}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return Ok(stdout);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(format!("logcli {args:?} did not finish in 60 s"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn out_lines(s: &str) -> Vec<String> {
+    s.lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+}
+
+/// Checks what a logcli command printed.
+type PrintCheck = Box<dyn Fn(&str) -> Check>;
+
+fn real_checks(bin: &PathBuf, url: &str, lines: &[Line]) -> Vec<String> {
+    let web = job(lines, "web");
+    let mut newest_web: Vec<String> = newest_first(&web).into_iter().map(|e| e.1).collect();
+    newest_web.truncate(30);
+    let mut oldest_worker: Vec<String> =
+        newest_first(&job(lines, "worker")).into_iter().map(|e| e.1).collect();
+    oldest_worker.reverse();
+    oldest_worker.truncate(50);
+    let cases: Vec<(&str, Vec<&str>, PrintCheck)> = vec![
+        (
+            "query",
+            vec!["query", "--output=raw", "{job=\"web\"}"],
+            Box::new(move |o| {
+                ensure!(out_lines(o) == newest_web, "printed {:?}", short(o));
+                Ok(())
+            }),
+        ),
+        (
+            "query batched forward",
+            vec![
+                "query",
+                "--output=raw",
+                "--limit=50",
+                "--batch=20",
+                "--forward",
+                "{job=\"worker\"}",
+            ],
+            Box::new(move |o| {
+                ensure!(
+                    out_lines(o) == oldest_worker,
+                    "printed {} lines: {}",
+                    out_lines(o).len(),
+                    short(o)
+                );
+                Ok(())
+            }),
+        ),
+        (
+            "instant-query",
+            vec!["instant-query", "sum(count_over_time({job=\"web\"}[1h]))"],
+            Box::new(|o| {
+                let v: Value = serde_json::from_str(o).map_err(|e| format!("{e}: {o}"))?;
+                ensure!(v[0]["value"][1] == "300", "printed {o}");
+                Ok(())
+            }),
+        ),
+        (
+            "labels",
+            vec!["labels"],
+            Box::new(|o| {
+                let got: BTreeSet<String> = out_lines(o).into_iter().collect();
+                ensure!(got == set(&["env", "host", "job", "service_name"]), "printed {o}");
+                Ok(())
+            }),
+        ),
+        (
+            "labels job",
+            vec!["labels", "job"],
+            Box::new(|o| {
+                ensure!(out_lines(o) == ["openssh", "web", "worker"], "printed {o}");
+                Ok(())
+            }),
+        ),
+        (
+            "series",
+            vec!["series", "{job=\"openssh\"}"],
+            Box::new(|o| {
+                ensure!(
+                    out_lines(o).len() == 2
+                        && o.contains("host=\"node-1\"")
+                        && o.contains("host=\"node-2\""),
+                    "printed {o}"
+                );
+                Ok(())
+            }),
+        ),
+        (
+            "stats",
+            vec!["stats", "{job=\"web\"}"],
+            Box::new(|o| {
+                ensure!(o.contains("streams: 1") && o.contains("entries: 300"), "printed {o}");
+                Ok(())
+            }),
+        ),
+        (
+            "volume",
+            vec!["volume", "{job=~\".+\"}"],
+            Box::new(|o| {
+                let v: Value = serde_json::from_str(o).map_err(|e| format!("{e}: {o}"))?;
+                ensure!(v.as_array().is_some_and(|a| a.len() == 3), "printed {o}");
+                Ok(())
+            }),
+        ),
+        (
+            "volume_range",
+            vec!["volume_range", "{job=~\".+\"}"],
+            Box::new(|o| {
+                let v: Value = serde_json::from_str(o).map_err(|e| format!("{e}: {o}"))?;
+                ensure!(
+                    v.as_array()
+                        .is_some_and(|a| a.len() == 3 && a.iter().all(|s| s["values"].is_array())),
+                    "printed {o}"
+                );
+                Ok(())
+            }),
+        ),
+        (
+            "detected-fields",
+            vec!["detected-fields", "{job=\"web\"}"],
+            Box::new(|o| {
+                ensure!(
+                    o.contains("label: method")
+                        && o.contains("label: status")
+                        && o.contains("type: int"),
+                    "printed {o}"
+                );
+                Ok(())
+            }),
+        ),
+        (
+            "detected-fields method",
+            vec!["detected-fields", "{job=\"web\"}", "method"],
+            Box::new(|o| {
+                ensure!(out_lines(o) == ["DELETE", "GET", "POST", "PUT"], "printed {o}");
+                Ok(())
+            }),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, args, check) in cases {
+        match run(bin, url, &args).and_then(|o| check(&o)) {
+            Ok(()) => println!("ok    logcli {name}"),
+            Err(e) => {
+                println!("FAIL  logcli {name}: {e}");
+                failures.push(format!("logcli {name}: {e}"));
+            }
+        }
+    }
+    if let Err(e) = real_tail(bin, url, lines) {
+        println!("FAIL  logcli query --tail: {e}");
+        failures.push(format!("logcli query --tail: {e}"));
+    } else {
+        println!("ok    logcli query --tail");
+    }
+    failures
+}
+
+/// `logcli query --tail`: the 30 newest lines, then a line pushed afterwards.
+fn real_tail(bin: &PathBuf, url: &str, lines: &[Line]) -> Check {
+    let mut child = Command::new(bin)
+        .args([
+            &format!("--addr={url}"),
+            &format!("--org-id={TENANT}"),
+            "--quiet",
+            "query",
+            "--tail",
+            "--output=raw",
+            "{job=\"web\"}",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let result = (|| {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while got.len() < 30 && Instant::now() < deadline {
+            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+                got.push(l);
+            }
+        }
+        // a frame per stream: without categorize-labels detected_level splits the streams
+        let mut want: Vec<String> =
+            newest_first(&job(lines, "web")).into_iter().map(|e| e.1).take(30).collect();
+        want.sort();
+        let mut sorted = got.clone();
+        sorted.sort();
+        ensure!(sorted == want, "history {} lines: {:?}", got.len(), got.first());
+        let live = Line {
+            job: "web",
+            host: None,
+            ts: now_ns(),
+            line: "{\"msg\":\"logcli live\"}".into(),
+            level: "info",
+        };
+        push(url, &[&live]);
+        let l = rx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| "the pushed line did not arrive in 5 s".to_string())?;
+        ensure!(l == live.line, "live line {l}");
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
+#[test]
+fn real_logcli_against_skald_when_on_path() {
+    let Some(bin) = logcli_on_path() else {
+        println!("skipped: no Grafana logcli on PATH (it needs Go >= 1.26 to build; see tests/README.md)");
+        return;
+    };
+    println!("running {}", bin.display());
+    let (skald, lines, _, _) = start_with_data("logcli-real");
+    let failures = real_checks(&bin, &skald.url, &lines);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
