@@ -13,8 +13,8 @@ use skald_integration_tests::{
     unique_prefix, wait_tables_synced, Skald, REFERENCE_CONFIG,
 };
 
-/// Requests that belong to endpoints of a later issue (index stats/volume, detected
-/// labels/fields, patterns). Everything else must match Loki exactly.
+/// Requests that belong to endpoints of a later issue (index stats/volume). Everything else
+/// must match Loki exactly.
 const LATER_ISSUES: &[&str] = &[
     "index_stats_all",
     "index_stats_partial_range",
@@ -22,14 +22,6 @@ const LATER_ISSUES: &[&str] = &[
     "index_volume_target_labels",
     "index_volume_aggregate_by_labels",
     "index_volume_range",
-    "detected_labels",
-    "detected_labels_rfc3339",
-    "detected_fields_json",
-    "detected_fields_logfmt",
-    "detected_field_values_status",
-    "detected_field_values_level",
-    "patterns_openssh",
-    "patterns_worker",
 ];
 
 #[test]

@@ -219,13 +219,16 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         let (Some(cs), Some(is)) = (chunk_store.clone(), index_store.clone()) else {
             anyhow::bail!("the querier needs the store module");
         };
-        Some(Arc::new(Querier::new(
-            config.querier.clone(),
-            config.limits_config.clone(),
-            cs,
-            is,
-            ingester_client.clone(),
-        )))
+        Some(Arc::new(
+            Querier::new(
+                config.querier.clone(),
+                config.limits_config.clone(),
+                cs,
+                is,
+                ingester_client.clone(),
+            )
+            .with_pattern_ingester(config.pattern_ingester.clone()),
+        ))
     } else {
         None
     };

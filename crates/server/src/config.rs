@@ -37,11 +37,10 @@ pub struct Config {
     pub ingester_client: IngesterClientConfig,
     /// The DynamoDB index tables' life cycle (`-target=table-manager`, and in `all`).
     pub table_manager: skald_table_manager::TableManagerConfig,
+    /// Pattern detection for `/loki/api/v1/patterns` (done by the querier in Skald).
+    pub pattern_ingester: skald_querier::PatternIngesterConfig,
     /// Loki blocks Skald accepts but does not act on yet (so Loki configs load); each is
     /// logged as ignored at start.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pattern_ingester: Option<serde_yaml::Value>,
-    #[allow(missing_docs)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_range: Option<serde_yaml::Value>,
     #[allow(missing_docs)]
@@ -71,8 +70,7 @@ impl Config {
     /// Names of accepted-but-ignored Loki blocks present in this config.
     pub fn ignored_blocks(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let blocks: [(&'static str, bool); 8] = [
-            ("pattern_ingester", self.pattern_ingester.is_some()),
+        let blocks: [(&'static str, bool); 7] = [
             ("query_range", self.query_range.is_some()),
             ("analytics", self.analytics.is_some()),
             ("frontend", self.frontend.is_some()),
@@ -191,6 +189,7 @@ impl Config {
         self.ingester.validate()?;
         self.limits_config.validate().map_err(|e| format!("limits_config: {e}"))?;
         self.distributor.validate()?;
+        self.pattern_ingester.validate()?;
         if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
             return Err("server.http_listen_address must be set".to_string());
         }

@@ -49,7 +49,7 @@ fn json_response(v: &Value, content_type: &'static str) -> Response {
     resp
 }
 
-fn reply(r: Result<Value, QuerierError>) -> Response {
+pub(crate) fn reply(r: Result<Value, QuerierError>) -> Response {
     match r {
         Ok(v) => json_response(&v, JSON_UPPER),
         Err(e) => error_response(&e),
@@ -57,7 +57,7 @@ fn reply(r: Result<Value, QuerierError>) -> Response {
 }
 
 /// Collects query-string and form-body parameters.
-fn collect_params(
+pub(crate) fn collect_params(
     method: &Method,
     headers: &HeaderMap,
     query: Option<String>,
@@ -99,7 +99,8 @@ pub fn router(querier: Arc<Querier>) -> Router {
         .route("/api/prom/label", get(labels))
         .route("/api/prom/label/{name}/values", get(label_values))
         .route("/api/prom/series", get(series).post(series))
-        .with_state(querier)
+        .with_state(querier.clone())
+        .merge(crate::discovery::router(querier))
 }
 
 async fn query_range(
@@ -225,7 +226,7 @@ impl Querier {
 
     /// Loki's `max_query_length` check (query frontend): the range, in whole milliseconds as
     /// the frontend sees it, must not exceed the limit (0 disables it).
-    fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
+    pub(crate) fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
         let max = self.limits.max_query_length;
         if max.is_zero() {
             return Ok(());
@@ -374,7 +375,7 @@ impl Querier {
 
     /// Label sets of every stream matching `matchers` with data in `[start, end)`, from the
     /// index and the ingesters.
-    async fn stream_labels(
+    pub(crate) async fn stream_labels(
         &self,
         tenant: &str,
         matchers: &[LabelMatcher],

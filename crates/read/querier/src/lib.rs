@@ -4,10 +4,15 @@
 //! Boundary: reaches ingesters only through `skald_proto::ingester::IngesterClient`, storage
 //! only through `skald_chunk_store::ChunkStore` and `skald_index::IndexStore`.
 
+pub mod detected;
+mod discovery;
+mod drain;
+mod drilldown;
 pub mod error;
 pub mod http;
 pub mod marshal;
 pub mod params;
+pub mod patterns;
 mod source;
 
 use std::sync::Arc;
@@ -20,6 +25,7 @@ use skald_index::IndexStore;
 use skald_proto::ingester::IngesterClient;
 
 pub use error::QuerierError;
+pub use patterns::PatternIngesterConfig;
 
 /// The `querier` block, with Loki's key names.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +59,8 @@ pub struct Querier {
     pub(crate) index: Arc<dyn IndexStore>,
     pub(crate) ingester: Option<IngesterClient>,
     pub(crate) concurrency: tokio::sync::Semaphore,
+    /// Pattern detection (`/loki/api/v1/patterns`), Loki's `pattern_ingester` block.
+    pub(crate) pattern_ingester: PatternIngesterConfig,
 }
 
 impl Querier {
@@ -72,6 +80,13 @@ impl Querier {
             index,
             ingester,
             concurrency: tokio::sync::Semaphore::new(permits),
+            pattern_ingester: PatternIngesterConfig::default(),
         }
+    }
+
+    /// Sets the `pattern_ingester` block (pattern detection for `/loki/api/v1/patterns`).
+    pub fn with_pattern_ingester(mut self, config: PatternIngesterConfig) -> Self {
+        self.pattern_ingester = config;
+        self
     }
 }

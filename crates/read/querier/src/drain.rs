@@ -1,0 +1,919 @@
+//! Log-template mining with Drain (P. He, J. Zhu, Z. Zheng, M. R. Lyu, "Drain: An Online Log
+//! Parsing Approach with Fixed Depth Tree", ICWS 2017), tuned the way Loki's pattern ingester
+//! documents it: lines are split into tokens, a fixed-depth prefix tree (first level: token
+//! count, then the leading tokens) leads to a short list of candidate templates, the most
+//! similar template above a threshold absorbs the line (tokens that differ become `<_>`),
+//! otherwise the line starts a new template.
+//!
+//! Written for Skald from the paper and from the behaviour Loki documents and shows (settings,
+//! placeholder, tokenisation of unstructured, logfmt and JSON lines, per-template sample
+//! chunks); no Loki code was ported.
+//!
+//! Each template counts its lines in `sample_interval` buckets, grouped in chunks that span
+//! at most `max_chunk_age`; [`Drain::patterns`] re-buckets them by a query step.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The placeholder for a variable token.
+pub(crate) const PARAM: &str = "<_>";
+
+/// Lines with fewer tokens are not mined.
+const MIN_TOKENS: usize = 4;
+/// Lines with more tokens are not mined.
+const MAX_TOKENS: usize = 80;
+/// The tokenizer stops splitting after this many tokens (the rest is one token).
+const TOKEN_CAP: usize = 127;
+/// How long a template set that evicts too much stops learning (in log time).
+const BLOCK_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// Top-level JSON fields whose text is mined, in order (Loki's default
+/// `pattern_ingester_tokenizable_json_fields_default`).
+pub(crate) const JSON_MESSAGE_FIELDS: &[&str] =
+    &["log", "message", "msg", "msg_", "_msg", "content"];
+
+/// Drain's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DrainSettings {
+    /// Tree depth; the tree descends through `depth - 2` levels below the token count.
+    pub depth: usize,
+    /// Share of equal tokens a line needs to join a template.
+    pub similarity: f64,
+    /// Children per tree node before new tokens share the `<_>` branch.
+    pub max_children: usize,
+    /// Templates kept (least recently used are evicted); 0 means unlimited.
+    pub max_clusters: usize,
+    /// Evicted/added templates ratio above which learning pauses for 10 minutes.
+    pub max_eviction_ratio: f64,
+    /// Longer lines (or JSON message texts) are skipped.
+    pub max_line_length: usize,
+    /// Resolution of the line counts, in ms.
+    pub sample_interval_ms: i64,
+    /// Longest span of one sample chunk, in ms.
+    pub max_chunk_age_ms: i64,
+}
+
+impl Default for DrainSettings {
+    fn default() -> Self {
+        DrainSettings {
+            depth: 30,
+            similarity: 0.3,
+            max_children: 15,
+            max_clusters: 300,
+            max_eviction_ratio: 0.25,
+            max_line_length: 3000,
+            sample_interval_ms: 10_000,
+            max_chunk_age_ms: 3_600_000,
+        }
+    }
+}
+
+/// How a stream's lines are split into tokens, guessed from its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LineFormat {
+    /// `{...}`: the text of the first message field is mined.
+    Json,
+    /// `key=value ...`: keys and values are tokens.
+    Logfmt,
+    /// Anything else: split at spaces and punctuation.
+    Unstructured,
+}
+
+fn logfmt_line_regex() -> &'static regex::Regex {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        // key=value pairs separated by single spaces; keys are ASCII word characters, values
+        // are either quoted or free of (ASCII) white space.
+        let pair = r#"[0-9A-Za-z_]+?=([^"][^\t\n\f\r ]*?|".+?")"#;
+        // a constant pattern (compiled by the tests): this cannot panic
+        regex::Regex::new(&format!("^({pair} )*?({pair})+$"))
+            .unwrap_or_else(|e| unreachable!("constant regex: {e}"))
+    })
+}
+
+/// Guesses a stream's line format from one line.
+pub(crate) fn detect_format(line: &str) -> LineFormat {
+    if line.len() < 2 {
+        LineFormat::Unstructured
+    } else if line.starts_with('{') && line.ends_with('}') {
+        LineFormat::Json
+    } else if logfmt_line_regex().is_match(line) {
+        LineFormat::Logfmt
+    } else {
+        LineFormat::Unstructured
+    }
+}
+
+/// A line split into tokens. `spaces` lists, for each space of the line, the index of the
+/// token it follows (so a template can be printed with the line's spacing).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Tokens {
+    pub tokens: Vec<String>,
+    pub spaces: Vec<usize>,
+}
+
+fn unicode_class(c: char) -> &'static regex::Regex {
+    static RE: OnceLock<[regex::Regex; 3]> = OnceLock::new();
+    let set = RE.get_or_init(|| {
+        // constant patterns (compiled by the tests): this cannot panic
+        let mk =
+            |p: &str| regex::Regex::new(p).unwrap_or_else(|e| unreachable!("constant regex: {e}"));
+        [mk(r"^\p{L}$"), mk(r"^\p{N}$"), mk(r"^\p{P}$")]
+    });
+    match c {
+        'L' => &set[0],
+        'N' => &set[1],
+        _ => &set[2],
+    }
+}
+
+fn char_in(c: char, class: char) -> bool {
+    let mut buf = [0u8; 4];
+    unicode_class(class).is_match(c.encode_utf8(&mut buf))
+}
+
+/// Unicode letter (category L).
+fn is_letter(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphabetic()
+    } else {
+        char_in(c, 'L')
+    }
+}
+
+/// Unicode number (category N).
+fn is_number(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_digit()
+    } else {
+        char_in(c, 'N')
+    }
+}
+
+/// Unicode punctuation (category P); ASCII symbols such as `$+<=>^|~` are not punctuation.
+fn is_punct(c: char) -> bool {
+    if c.is_ascii() {
+        matches!(
+            c,
+            '!' | '"'
+                | '#'
+                | '%'
+                | '&'
+                | '\''
+                | '('
+                | ')'
+                | '*'
+                | ','
+                | '-'
+                | '.'
+                | '/'
+                | ':'
+                | ';'
+                | '?'
+                | '@'
+                | '['
+                | '\\'
+                | ']'
+                | '_'
+                | '{'
+                | '}'
+        )
+    } else {
+        char_in(c, 'P')
+    }
+}
+
+/// Splits unstructured text: a space ends a token; `=` and punctuation other than
+/// `_ - . : /` are tokens of their own; letters, digits, symbols and other characters stay
+/// inside tokens. Leading spaces are not remembered.
+fn split_punctuation(text: &str) -> Tokens {
+    let mut out = Tokens::default();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if out.tokens.len() >= TOKEN_CAP {
+            break;
+        }
+        if is_letter(c) || is_number(c) || matches!(c, '_' | '-' | '.' | ':' | '/') {
+            continue;
+        }
+        let alone = c == '=' || is_punct(c);
+        if c != ' ' && !alone {
+            continue;
+        }
+        if i > start {
+            out.tokens.push(text[start..i].to_string());
+        }
+        if c == ' ' {
+            if let Some(last) = out.tokens.len().checked_sub(1) {
+                out.spaces.push(last);
+            }
+        } else {
+            out.tokens.push(c.to_string());
+        }
+        start = i + c.len_utf8();
+    }
+    if start < text.len() {
+        out.tokens.push(text[start..].to_string());
+    }
+    out
+}
+
+/// Prints tokens with the spacing recorded in `spaces`.
+fn join_spaced(tokens: &[String], spaces: &[usize]) -> String {
+    let mut s = String::new();
+    let mut next = 0;
+    for (i, t) in tokens.iter().enumerate() {
+        s.push_str(t);
+        while next < spaces.len() && spaces[next] == i {
+            s.push(' ');
+            next += 1;
+        }
+    }
+    s
+}
+
+/// Keys whose values are always variable in logfmt lines.
+fn is_variable_key(key: &str) -> bool {
+    key == "t"
+        || key.eq_ignore_ascii_case("ts")
+        || key.eq_ignore_ascii_case("traceID")
+        || key.eq_ignore_ascii_case("time")
+        || key.eq_ignore_ascii_case("timestamp")
+}
+
+/// Reads logfmt pairs. `None` when the line is not clean logfmt (a quote inside a key or an
+/// unquoted value, an empty key, an unterminated or badly escaped quoted value).
+fn parse_logfmt_pairs(line: &str) -> Option<Vec<(String, String)>> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let mut pairs = Vec::new();
+    loop {
+        while i < b.len() && b[i] <= b' ' {
+            i += 1;
+        }
+        if i >= b.len() {
+            return Some(pairs);
+        }
+        let key_start = i;
+        while i < b.len() && b[i] > b' ' && b[i] != b'=' {
+            if b[i] == b'"' {
+                return None;
+            }
+            i += 1;
+        }
+        let key = line.get(key_start..i)?;
+        if i >= b.len() || b[i] != b'=' {
+            // a bare key
+            pairs.push((key.to_string(), String::new()));
+            continue;
+        }
+        if key.is_empty() {
+            return None;
+        }
+        i += 1; // '='
+        if i >= b.len() || b[i] <= b' ' {
+            pairs.push((key.to_string(), String::new()));
+            continue;
+        }
+        if b[i] == b'"' {
+            let open = i;
+            i += 1;
+            let mut escaped = false;
+            let mut has_escape = false;
+            loop {
+                if i >= b.len() {
+                    return None; // unterminated
+                }
+                match b[i] {
+                    _ if escaped => escaped = false,
+                    b'\\' => {
+                        escaped = true;
+                        has_escape = true;
+                    }
+                    b'"' => break,
+                    _ => {}
+                }
+                i += 1;
+            }
+            let raw = line.get(open..=i)?;
+            i += 1;
+            let value = if has_escape {
+                serde_json::from_str::<String>(raw).ok()?
+            } else {
+                raw[1..raw.len() - 1].to_string()
+            };
+            pairs.push((key.to_string(), value));
+        } else {
+            let value_start = i;
+            while i < b.len() && b[i] > b' ' {
+                if b[i] == b'=' || b[i] == b'"' {
+                    return None;
+                }
+                i += 1;
+            }
+            pairs.push((key.to_string(), line.get(value_start..i)?.to_string()));
+        }
+    }
+}
+
+/// Writes one logfmt value, quoted and escaped when it holds white space, `=`, `"` or control
+/// characters.
+fn write_logfmt_value(out: &mut String, v: &str) {
+    let needs_quotes = v.chars().any(|c| c <= ' ' || c == '=' || c == '"' || c == '\u{FFFD}');
+    if !needs_quotes {
+        out.push_str(v);
+        return;
+    }
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Prints `key value key value ...` tokens as a logfmt line; `None` when a key cannot be
+/// written (empty, or with white space, `=` or `"`).
+fn join_logfmt(tokens: &[String]) -> Option<String> {
+    let mut out = String::new();
+    for (n, pair) in tokens.chunks(2).enumerate() {
+        let key = &pair[0];
+        if key.is_empty()
+            || key.chars().any(|c| c <= ' ' || c == '=' || c == '"' || c == '\u{FFFD}')
+        {
+            return None;
+        }
+        if n > 0 {
+            out.push(' ');
+        }
+        out.push_str(key);
+        out.push('=');
+        write_logfmt_value(&mut out, pair.get(1).map_or("", String::as_str));
+    }
+    Some(out)
+}
+
+/// The raw (still escaped) text of the first top-level string field named in `fields`.
+fn json_message(line: &str, fields: &[&str]) -> Option<String> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    crate::detected::json_top_level_strings(line, &mut found);
+    fields.iter().find_map(|f| found.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone()))
+}
+
+impl LineFormat {
+    /// Splits a line into tokens; `None` when the line cannot be mined.
+    pub(crate) fn tokenize(self, line: &str, max_len: usize) -> Option<Tokens> {
+        match self {
+            LineFormat::Unstructured => (line.len() <= max_len).then(|| split_punctuation(line)),
+            LineFormat::Logfmt => {
+                if line.len() > max_len {
+                    return None;
+                }
+                let pairs = parse_logfmt_pairs(line)?;
+                let mut tokens = Vec::with_capacity(pairs.len() * 2);
+                for (k, v) in pairs {
+                    let variable = is_variable_key(&k);
+                    tokens.push(k);
+                    tokens.push(if variable { PARAM.to_string() } else { v });
+                }
+                Some(Tokens { tokens, spaces: Vec::new() })
+            }
+            LineFormat::Json => {
+                let msg = json_message(line, JSON_MESSAGE_FIELDS)?;
+                (msg.len() <= max_len).then(|| split_punctuation(&msg))
+            }
+        }
+    }
+
+    /// Prints a template; `None` when it cannot be printed.
+    pub(crate) fn render(self, t: &Tokens) -> Option<String> {
+        let s = match self {
+            LineFormat::Unstructured => join_spaced(&t.tokens, &t.spaces),
+            LineFormat::Logfmt => join_logfmt(&t.tokens)?,
+            LineFormat::Json => format!("{PARAM}{}{PARAM}", join_spaced(&t.tokens, &t.spaces)),
+        };
+        Some(collapse_params(&s))
+    }
+}
+
+/// Collapses runs of adjacent placeholders (`<_><_>`) into one.
+pub(crate) fn collapse_params(s: &str) -> String {
+    let double = "<_><_>";
+    if !s.contains(double) {
+        return s.to_string();
+    }
+    let mut out = s.to_string();
+    while out.contains(double) {
+        out = out.replace(double, PARAM);
+    }
+    out
+}
+
+/// Line counts of one template: `(bucket start ms, lines)` in chunks of at most
+/// `max_chunk_age`.
+#[derive(Debug, Clone, Default)]
+struct Samples {
+    chunks: Vec<Vec<(i64, i64)>>,
+}
+
+impl Samples {
+    fn add(&mut self, ts_ms: i64, interval: i64, max_age: i64) {
+        let bucket = ts_ms - ts_ms.rem_euclid(interval);
+        let Some(chunk) = self.chunks.last_mut() else {
+            self.chunks.push(vec![(bucket, 1)]);
+            return;
+        };
+        let (first, _) = chunk[0];
+        let last = chunk.len() - 1;
+        if chunk[last].0 == bucket {
+            chunk[last].1 += 1;
+        } else if bucket - first >= max_age {
+            self.chunks.push(vec![(bucket, 1)]);
+        } else if bucket > chunk[last].0 {
+            chunk.push((bucket, 1));
+        }
+        // an entry older than the newest bucket is not counted (input is in time order)
+    }
+
+    /// Counts in `[from, through)` (ms) by `step`: each chunk's buckets from its first to its
+    /// last bucket in range, empty steps included as zeros; the raw buckets when `step`
+    /// equals the sample interval.
+    fn for_range(
+        &self,
+        from: i64,
+        through: i64,
+        step: i64,
+        interval: i64,
+        out: &mut Vec<(i64, i64)>,
+    ) {
+        for chunk in &self.chunks {
+            let inside: Vec<&(i64, i64)> =
+                chunk.iter().filter(|(t, _)| *t >= from && *t < through).collect();
+            let (Some(first), Some(last)) = (inside.first(), inside.last()) else { continue };
+            if step == interval {
+                out.extend(inside.iter().map(|&&s| s));
+                continue;
+            }
+            let first_step = first.0 - first.0.rem_euclid(step);
+            let last_step = last.0 - last.0.rem_euclid(step);
+            let n = ((last_step - first_step) / step + 1) as usize;
+            let mut steps: Vec<(i64, i64)> =
+                (0..n).map(|k| (first_step + k as i64 * step, 0)).collect();
+            for (t, c) in inside {
+                let k = ((t - first_step) / step) as usize;
+                if let Some(s) = steps.get_mut(k) {
+                    s.1 += c;
+                }
+            }
+            out.extend(steps);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Template {
+    tokens: Tokens,
+    samples: Samples,
+    last_used: u64,
+}
+
+/// A node of the prefix tree.
+#[derive(Debug, Default)]
+struct Node {
+    children: Vec<(String, usize)>,
+    templates: Vec<u32>,
+}
+
+impl Node {
+    fn child(&self, key: &str) -> Option<usize> {
+        self.children.iter().find(|(k, _)| k == key).map(|(_, n)| *n)
+    }
+}
+
+/// One Drain instance: the templates of one stream and level.
+#[derive(Debug)]
+pub(crate) struct Drain {
+    settings: DrainSettings,
+    format: LineFormat,
+    nodes: Vec<Node>,
+    templates: HashMap<u32, Template>,
+    next_id: u32,
+    clock: u64,
+    added: u64,
+    evicted: u64,
+    blocked_until: Option<i64>,
+}
+
+impl Drain {
+    /// An empty template set for lines of `format`.
+    pub(crate) fn new(settings: DrainSettings, format: LineFormat) -> Drain {
+        Drain {
+            settings,
+            format,
+            nodes: vec![Node::default()],
+            templates: HashMap::new(),
+            next_id: 0,
+            clock: 0,
+            added: 0,
+            evicted: 0,
+            blocked_until: None,
+        }
+    }
+
+    /// Number of live templates.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Learning pauses for 10 minutes (of log time) once more than `max_eviction_ratio` of
+    /// the templates added were evicted again.
+    fn allowed(&mut self, ts_ns: i64) -> bool {
+        if let Some(until) = self.blocked_until {
+            if ts_ns < until {
+                return false;
+            }
+            self.blocked_until = None;
+            self.added = 0;
+            self.evicted = 0;
+        }
+        if self.added > 0
+            && self.evicted as f64 / self.added as f64 > self.settings.max_eviction_ratio
+        {
+            self.blocked_until = Some(ts_ns.saturating_add(BLOCK_NS));
+            return false;
+        }
+        self.added += 1;
+        true
+    }
+
+    /// Learns one line at `ts_ns`. Returns false when the line was not mined.
+    pub(crate) fn train(&mut self, line: &str, ts_ns: i64) -> bool {
+        if !self.allowed(ts_ns) {
+            return false;
+        }
+        let Some(tokens) = self.format.tokenize(line, self.settings.max_line_length) else {
+            return false;
+        };
+        let n = tokens.tokens.len();
+        if !(MIN_TOKENS..=MAX_TOKENS).contains(&n) {
+            return false;
+        }
+        self.clock += 1;
+        let ts_ms = ts_ns.div_euclid(1_000_000);
+        let (interval, max_age) =
+            (self.settings.sample_interval_ms, self.settings.max_chunk_age_ms);
+        if let Some(id) = self.best_match(&tokens.tokens) {
+            if let Some(t) = self.templates.get_mut(&id) {
+                for (have, seen) in t.tokens.tokens.iter_mut().zip(&tokens.tokens) {
+                    if have != seen && have != PARAM {
+                        *have = PARAM.to_string();
+                    }
+                }
+                t.samples.add(ts_ms, interval, max_age);
+                t.last_used = self.clock;
+            }
+            return true;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let mut samples = Samples::default();
+        samples.add(ts_ms, interval, max_age);
+        self.insert_into_tree(id, &tokens.tokens);
+        self.templates.insert(id, Template { tokens, samples, last_used: self.clock });
+        self.evict_over_capacity();
+        true
+    }
+
+    fn evict_over_capacity(&mut self) {
+        let max = self.settings.max_clusters;
+        while max > 0 && self.templates.len() > max {
+            let Some(oldest) =
+                self.templates.iter().min_by_key(|(_, t)| t.last_used).map(|(id, _)| *id)
+            else {
+                return;
+            };
+            self.templates.remove(&oldest);
+            self.evicted += 1;
+        }
+    }
+
+    /// How many leading tokens of an `n`-token line lead through the tree below the
+    /// token-count level: `depth - 3` at most (the root and the token-count level count
+    /// towards the depth), never the last token.
+    fn prefix_tokens(&self, n: usize) -> usize {
+        self.settings.depth.saturating_sub(2).min(n).saturating_sub(1)
+    }
+
+    /// The leaf a line reaches, following exact tokens or else the `<_>` branch.
+    fn find_leaf(&self, tokens: &[String]) -> Option<usize> {
+        let mut node = self.nodes[0].child(&tokens.len().to_string())?;
+        for token in tokens.iter().take(self.prefix_tokens(tokens.len())) {
+            node = self.nodes[node].child(token).or_else(|| self.nodes[node].child(PARAM))?;
+        }
+        Some(node)
+    }
+
+    /// The most similar template in the line's leaf, if similar enough: the share of
+    /// positions where the template has the line's token; ties go to the template with more
+    /// placeholders.
+    fn best_match(&self, tokens: &[String]) -> Option<u32> {
+        let leaf = self.find_leaf(tokens)?;
+        let mut best: Option<(f64, usize, u32)> = None;
+        for id in &self.nodes[leaf].templates {
+            let Some(t) = self.templates.get(id) else { continue };
+            if t.tokens.tokens.len() != tokens.len() {
+                continue;
+            }
+            let mut equal = 0usize;
+            let mut params = 0usize;
+            for (have, seen) in t.tokens.tokens.iter().zip(tokens) {
+                if have == PARAM {
+                    params += 1;
+                } else if have == seen {
+                    equal += 1;
+                }
+            }
+            let sim = equal as f64 / tokens.len() as f64;
+            let better = match best {
+                None => true,
+                Some((bs, bp, _)) => sim > bs || (sim == bs && params > bp),
+            };
+            if better {
+                best = Some((sim, params, *id));
+            }
+        }
+        best.filter(|(sim, _, _)| *sim >= self.settings.similarity).map(|(_, _, id)| id)
+    }
+
+    fn new_node(&mut self) -> usize {
+        self.nodes.push(Node::default());
+        self.nodes.len() - 1
+    }
+
+    fn add_child(&mut self, parent: usize, key: &str) -> usize {
+        let child = self.new_node();
+        self.nodes[parent].children.push((key.to_string(), child));
+        child
+    }
+
+    /// Adds a new template to the tree. Tokens with digits go down the `<_>` branch; a node
+    /// takes new token children until `max_children`, after which tokens share `<_>`.
+    fn insert_into_tree(&mut self, id: u32, tokens: &[String]) {
+        let count = tokens.len().to_string();
+        let mut node = match self.nodes[0].child(&count) {
+            Some(n) => n,
+            None => self.add_child(0, &count),
+        };
+        for token in tokens.iter().take(self.prefix_tokens(tokens.len())) {
+            node = if let Some(next) = self.nodes[node].child(token) {
+                next
+            } else {
+                let wildcard = self.nodes[node].child(PARAM);
+                let children = self.nodes[node].children.len();
+                let max = self.settings.max_children;
+                if token.chars().any(is_number) {
+                    match wildcard {
+                        Some(w) => w,
+                        None => self.add_child(node, PARAM),
+                    }
+                } else {
+                    match wildcard {
+                        Some(_) if children < max => self.add_child(node, token),
+                        Some(w) => w,
+                        None if children + 1 < max => self.add_child(node, token),
+                        None => self.add_child(node, PARAM),
+                    }
+                }
+            };
+        }
+        let templates = &self.templates;
+        let leaf = &mut self.nodes[node].templates;
+        leaf.retain(|t| templates.contains_key(t));
+        leaf.push(id);
+    }
+
+    /// Every printable template with its line counts in `[from, through)` (ms) by `step`.
+    pub(crate) fn patterns(
+        &self,
+        from: i64,
+        through: i64,
+        step: i64,
+    ) -> Vec<(String, Vec<(i64, i64)>)> {
+        let mut out = Vec::new();
+        for t in self.templates.values() {
+            let Some(pattern) = self.format.render(&t.tokens) else { continue };
+            if pattern.is_empty() {
+                continue;
+            }
+            let mut samples = Vec::new();
+            t.samples.for_range(
+                from,
+                through,
+                step,
+                self.settings.sample_interval_ms,
+                &mut samples,
+            );
+            if !samples.is_empty() {
+                out.push((pattern, samples));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(line: &str) -> Vec<String> {
+        split_punctuation(line).tokens
+    }
+
+    #[test]
+    fn punctuation_tokens_keep_paths_times_and_spacing() {
+        let t = split_punctuation("Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster");
+        assert_eq!(
+            t.tokens,
+            [
+                "Dec",
+                "10",
+                "06:55:46",
+                "LabSZ",
+                "sshd",
+                "[",
+                "24200",
+                "]",
+                ":",
+                "Invalid",
+                "user",
+                "webmaster"
+            ]
+        );
+        assert_eq!(
+            join_spaced(&t.tokens, &t.spaces),
+            "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster"
+        );
+        // '=' stands alone; symbols stay inside tokens; double spaces are kept
+        let t = split_punctuation("a=b  x+y <tag> /usr/lib");
+        assert_eq!(t.tokens, ["a", "=", "b", "x+y", "<tag>", "/usr/lib"]);
+        assert_eq!(join_spaced(&t.tokens, &t.spaces), "a=b  x+y <tag> /usr/lib");
+        // leading spaces are not remembered
+        let t = split_punctuation("  x y");
+        assert_eq!(join_spaced(&t.tokens, &t.spaces), "x y");
+        assert_eq!(toks("a\tb c d"), ["a\tb", "c", "d"]);
+        // Unicode classes: letters and numbers stay in tokens, punctuation stands alone,
+        // symbols stay in tokens
+        assert_eq!(toks("héllo “wörld” ٣x a€b"), ["héllo", "“", "wörld", "”", "٣x", "a€b"]);
+    }
+
+    #[test]
+    fn logfmt_pairs_and_rendering() {
+        let p = parse_logfmt_pairs(r#"level=info msg="job started" id=7 empty= bare"#).unwrap();
+        assert_eq!(
+            p,
+            [
+                ("level".to_string(), "info".to_string()),
+                ("msg".into(), "job started".into()),
+                ("id".into(), "7".into()),
+                ("empty".into(), "".into()),
+                ("bare".into(), "".into()),
+            ]
+        );
+        assert!(parse_logfmt_pairs(r#"a="unterminated"#).is_none());
+        assert!(parse_logfmt_pairs(r#"{"json":1}"#).is_none());
+        assert!(parse_logfmt_pairs("=x").is_none());
+        let t = LineFormat::Logfmt.tokenize(r#"ts=2024-01-01 level=info msg="a b""#, 3000).unwrap();
+        assert_eq!(t.tokens, ["ts", PARAM, "level", "info", "msg", "a b"]);
+        assert_eq!(LineFormat::Logfmt.render(&t).unwrap(), r#"ts=<_> level=info msg="a b""#);
+        let esc = Tokens { tokens: vec!["m".into(), "\u{1b}[1mx\u{1b}[0m".into()], spaces: vec![] };
+        assert_eq!(LineFormat::Logfmt.render(&esc).unwrap(), r#"m="\u001b[1mx\u001b[0m""#);
+    }
+
+    #[test]
+    fn formats_are_guessed_from_a_line() {
+        assert_eq!(detect_format(r#"{"msg":"x"}"#), LineFormat::Json);
+        assert_eq!(detect_format(r#"level=info msg="job done" took=1s"#), LineFormat::Logfmt);
+        assert_eq!(
+            detect_format("Dec 10 06:55:46 LabSZ sshd[24200]: hi"),
+            LineFormat::Unstructured
+        );
+        assert_eq!(detect_format("x"), LineFormat::Unstructured);
+    }
+
+    #[test]
+    fn json_lines_mine_their_message_field() {
+        let t = LineFormat::Json
+            .tokenize(r#"{"level":"info","msg":"user 42 logged in","n":1}"#, 3000)
+            .unwrap();
+        assert_eq!(t.tokens, ["user", "42", "logged", "in"]);
+        assert_eq!(LineFormat::Json.render(&t).unwrap(), "<_>user 42 logged in<_>");
+        assert!(LineFormat::Json.tokenize(r#"{"status":200}"#, 3000).is_none());
+    }
+
+    #[test]
+    fn placeholders_collapse() {
+        assert_eq!(collapse_params("a <_><_><_> b<_><_>"), "a <_> b<_>");
+        assert_eq!(collapse_params("<_>x<_>"), "<_>x<_>");
+    }
+
+    fn drain() -> Drain {
+        Drain::new(DrainSettings::default(), LineFormat::Unstructured)
+    }
+
+    #[test]
+    fn similar_lines_share_a_template() {
+        let mut d = drain();
+        let base = 1_700_000_000_000_000_000i64;
+        // variable tokens with digits go down the `<_>` branch of the tree; a variable word
+        // early in the line (no digits) would split the tree, as Drain assumes leading
+        // tokens are constant
+        for (i, user) in ["alice", "bob", "carol", "dave"].iter().enumerate() {
+            let line = format!("Accepted password for uid{i} from 10.0.0.{i} port 22 ssh2 {user}");
+            assert!(d.train(&line, base + i as i64 * 1_000_000_000));
+        }
+        d.train("Connection closed by 10.0.0.9 port 4242 [preauth]", base + 5_000_000_000);
+        assert_eq!(d.len(), 2);
+        let mut p = d.patterns(0, i64::MAX, 10_000);
+        p.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(p[0].0, "Accepted password for <_> from <_> port 22 ssh2 <_>");
+        assert_eq!(p[0].1.iter().map(|s| s.1).sum::<i64>(), 4);
+        assert_eq!(p[1].0, "Connection closed by 10.0.0.9 port 4242 [preauth]");
+    }
+
+    #[test]
+    fn dissimilar_lines_of_equal_length_stay_apart() {
+        let mut d = drain();
+        d.train("alpha beta gamma delta", 0);
+        d.train("one two three four", 0);
+        assert_eq!(d.len(), 2);
+        // three of four tokens equal: joins
+        d.train("alpha beta gamma epsilon", 0);
+        assert_eq!(d.len(), 2);
+        let names: Vec<String> = d.patterns(0, 1, 10_000).into_iter().map(|p| p.0).collect();
+        assert!(names.contains(&"alpha beta gamma <_>".to_string()), "{names:?}");
+    }
+
+    #[test]
+    fn too_short_and_too_long_lines_are_skipped() {
+        let mut d = drain();
+        assert!(!d.train("a b c", 0));
+        let long = vec!["w"; 81].join(" ");
+        assert!(!d.train(&long, 0));
+        let over = "x".repeat(3001);
+        assert!(!d.train(&format!("a b c {over}"), 0));
+        assert_eq!(d.len(), 0);
+    }
+
+    #[test]
+    fn least_recently_used_templates_are_evicted_and_learning_pauses() {
+        let settings = DrainSettings { max_clusters: 2, ..DrainSettings::default() };
+        let mut d = Drain::new(settings, LineFormat::Unstructured);
+        d.train("one one one one", 0);
+        d.train("two two two two", 0);
+        d.train("three three three three", 0);
+        assert_eq!(d.len(), 2);
+        // 1 evicted of 3 added: above 0.25, the next line is refused for 10 minutes
+        assert!(!d.train("four four four four", 1));
+        assert!(!d.train("one one one one", BLOCK_NS - 1));
+        assert!(d.train("one one one one", BLOCK_NS + 1));
+    }
+
+    #[test]
+    fn samples_are_bucketed_by_step_with_zeros_between() {
+        let mut s = Samples::default();
+        for ts in [0, 5_000, 12_000, 95_000] {
+            s.add(ts, 10_000, 3_600_000);
+        }
+        let mut raw = Vec::new();
+        s.for_range(0, 100_000, 10_000, 10_000, &mut raw);
+        assert_eq!(raw, [(0, 2), (10_000, 1), (90_000, 1)]);
+        let mut by_min = Vec::new();
+        s.for_range(0, 100_000, 60_000, 10_000, &mut by_min);
+        assert_eq!(by_min, [(0, 3), (60_000, 1)]);
+        let mut by_30s = Vec::new();
+        s.for_range(0, 100_000, 30_000, 10_000, &mut by_30s);
+        assert_eq!(by_30s, [(0, 3), (30_000, 0), (60_000, 0), (90_000, 1)]);
+        // a new chunk starts once the first bucket is max_chunk_age old
+        let mut s = Samples::default();
+        s.add(0, 10_000, 60_000);
+        s.add(60_000, 10_000, 60_000);
+        assert_eq!(s.chunks.len(), 2);
+    }
+
+    #[test]
+    fn digits_route_to_the_wildcard_branch() {
+        let mut d = drain();
+        d.train("job 1234 finished ok", 0);
+        d.train("job 99 finished ok", 0);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d.patterns(0, 1, 10_000)[0].0, "job <_> finished ok");
+    }
+}
