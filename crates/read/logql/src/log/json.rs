@@ -745,6 +745,13 @@ fn read_value(v: &[u8], ty: ValueType) -> Cow<'_, str> {
     }
 }
 
+/// Deepest object nesting `| json` descends into. Deeper lines get `__error__` instead of
+/// exhausting the stack (a pushed line could otherwise crash whoever parses it).
+pub(crate) const MAX_JSON_DEPTH: usize = 512;
+
+/// The error a line nested deeper than [`MAX_JSON_DEPTH`] gets.
+const ERR_TOO_DEEP: &str = "json nesting too deep";
+
 /// `| json` without parameters: every scalar field, nested keys joined with `_`.
 pub(crate) fn parse_json(line: &str, lbs: &mut LabelsBuilder) {
     let mut prefix: Vec<String> = Vec::new();
@@ -766,6 +773,9 @@ fn json_object(
             }
             ValueType::Object => {
                 let len = prefix.len();
+                if len >= MAX_JSON_DEPTH {
+                    return Err(ERR_TOO_DEEP);
+                }
                 prefix.push(String::from_utf8_lossy(key).into_owned());
                 let r = json_object(value, prefix, lbs);
                 prefix.truncate(len);
@@ -1020,6 +1030,19 @@ mod tests {
         assert_eq!(b.get("t"), Some(r#"["canary"]"#));
         assert!(JsonExpressions::new(&[("a".into(), "a..b".into())]).is_err());
         assert!(JsonExpressions::new(&[("a".into(), "a[1.5]".into())]).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let depth = 40_000;
+        let line = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+        let mut lbs = builder();
+        parse_json(&line, &mut lbs);
+        assert!(lbs.has_err());
+        let ok = format!("{}1{}", r#"{"a":"#.repeat(10), "}".repeat(10));
+        let mut lbs = builder();
+        parse_json(&ok, &mut lbs);
+        assert!(!lbs.has_err());
     }
 
     #[test]
