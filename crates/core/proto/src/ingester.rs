@@ -99,6 +99,22 @@ pub trait IngesterService: Send + Sync + 'static {
     async fn series(&self, tenant: &str, query: IngesterQuery)
         -> Result<Vec<Labels>, ServiceError>;
 
+    /// The chunks held in memory (closed and waiting for flush, or open) of streams matching
+    /// `query.matchers` that overlap `[start, end)`, each described as the index will describe
+    /// it (see [`crate::chunk_stats`]). The default refuses: only real ingesters (and the
+    /// clients that reach them) hold chunks.
+    async fn chunk_stats(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<crate::chunk_stats::StreamChunks>, ServiceError> {
+        let _ = (tenant, query);
+        Err(ServiceError::new(
+            crate::ErrorCode::Unavailable,
+            "this ingester service holds no chunks",
+        ))
+    }
+
     /// Flushes every in-memory chunk to storage.
     async fn flush_all(&self) -> Result<(), ServiceError>;
 }
@@ -250,6 +266,16 @@ impl IngesterService for GrpcIngesterClient {
         Ok(resp.series.into_iter().map(|s| convert::labels_from_pb(s.labels)).collect())
     }
 
+    async fn chunk_stats(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<crate::chunk_stats::StreamChunks>, ServiceError> {
+        let req = query_to_pb(tenant, query);
+        let resp = self.inner.clone().chunk_stats(req).await?.into_inner();
+        Ok(crate::chunk_stats::response_from_pb(resp))
+    }
+
     async fn query_samples(
         &self,
         tenant: &str,
@@ -391,6 +417,15 @@ impl crate::skald_ingester_v1::ingester_server::Ingester for IngesterGrpcServer 
                 .map(|l| crate::skald_ingester_v1::LabelSet { labels: convert::labels_to_pb(l) })
                 .collect(),
         }))
+    }
+
+    async fn chunk_stats(
+        &self,
+        request: tonic::Request<crate::skald_ingester_v1::QueryRequest>,
+    ) -> Result<tonic::Response<crate::skald_ingester_v1::ChunkStatsResponse>, tonic::Status> {
+        let (tenant, query) = query_from_pb(request.into_inner())?;
+        let streams = self.inner.chunk_stats(&tenant, query).await?;
+        Ok(tonic::Response::new(crate::chunk_stats::response_to_pb(streams)))
     }
 
     type QuerySamplesStream = std::pin::Pin<

@@ -2,6 +2,7 @@
 //! cross-service call goes through a trait defined here, with an in-process implementation (the
 //! single binary, tests) and a tonic gRPC implementation (microservices).
 
+pub mod chunk_stats;
 pub mod error;
 pub mod ingester;
 

@@ -272,6 +272,22 @@ impl IngesterService for ReplicatedIngesters {
         Ok(set.into_iter().collect())
     }
 
+    async fn chunk_stats(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<skald_proto::chunk_stats::StreamChunks>, ServiceError> {
+        let answers = self
+            .all(|c| {
+                let q = query.clone();
+                let t = tenant.to_string();
+                async move { c.chunk_stats(&t, q).await }
+            })
+            .await?;
+        // Replicas cut the same chunks from the same entries: keep one of each.
+        Ok(skald_proto::chunk_stats::merge_stream_chunks(answers.into_iter().flatten()))
+    }
+
     async fn flush_all(&self) -> Result<(), ServiceError> {
         let results = futures::future::join_all(self.clients.iter().map(|c| c.flush_all())).await;
         results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
@@ -374,6 +390,14 @@ impl IngesterService for GossipIngesters {
         query: IngesterQuery,
     ) -> Result<Vec<Labels>, ServiceError> {
         self.current().await?.series(tenant, query).await
+    }
+
+    async fn chunk_stats(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<skald_proto::chunk_stats::StreamChunks>, ServiceError> {
+        self.current().await?.chunk_stats(tenant, query).await
     }
 
     async fn query_samples(

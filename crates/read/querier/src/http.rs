@@ -100,6 +100,7 @@ pub fn router(querier: Arc<Querier>) -> Router {
         .route("/api/prom/label/{name}/values", get(label_values))
         .route("/api/prom/series", get(series).post(series))
         .with_state(querier.clone())
+        .merge(crate::volume::router(querier.clone()))
         .merge(crate::discovery::router(querier))
 }
 

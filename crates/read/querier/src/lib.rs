@@ -14,6 +14,7 @@ pub mod marshal;
 pub mod params;
 pub mod patterns;
 mod source;
+pub mod volume;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -175,6 +175,11 @@ impl ChunkBuilder {
         self.cut_raw_bytes + self.head.raw_len() as u64
     }
 
+    /// Compressed size of the blocks cut so far (the open block not included).
+    pub fn cut_compressed_bytes(&self) -> u64 {
+        (self.data.len() - HEADER_LEN) as u64
+    }
+
     /// Number of blocks cut so far (the open block not included).
     pub fn blocks_cut(&self) -> usize {
         self.blocks.len()

@@ -74,6 +74,8 @@ fn builder_accounting() {
     assert_eq!(b.max_ts(), Some(entries[4_999].ts));
     let estimate = b.compressed_estimate();
     let raw = b.uncompressed_bytes();
+    let cut = b.cut_compressed_bytes();
+    assert!(cut > 0 && (cut as usize) < estimate, "cut blocks {cut}, estimate {estimate}");
     let enc = b.finish().unwrap();
     assert_eq!(raw, enc.uncompressed_bytes);
     let actual = enc.bytes.len();

@@ -308,6 +308,7 @@ fn chunk_value(c: &ChunkRef) -> Vec<u8> {
     put_uvarint(&mut v, u64::from(c.entries));
     put_uvarint(&mut v, c.uncompressed_bytes);
     put_uvarint(&mut v, c.compressed_bytes);
+    put_uvarint(&mut v, c.stats_bytes);
     v
 }
 
@@ -321,14 +322,19 @@ fn decode_chunk(r: &[u8], v: &[u8]) -> Result<ChunkRef> {
     cs.copy_from_slice(&r[24..28]);
     let mut rd = Reader::new(v);
     let entries = u32::try_from(rd.uvarint()?).map_err(|_| Error::corrupt("chunk entries"))?;
+    let uncompressed_bytes = rd.uvarint()?;
+    let compressed_bytes = rd.uvarint()?;
+    // rows written before the stats size existed end here: their raw size stands in for it
+    let stats_bytes = if rd.remaining() == 0 { uncompressed_bytes } else { rd.uvarint()? };
     Ok(ChunkRef {
         fingerprint: u64::from_be_bytes(fp),
         from: ts_from_key(&r[8..16]),
         through: ts_from_key(&r[16..24]),
         checksum: u32::from_be_bytes(cs),
         entries,
-        uncompressed_bytes: rd.uvarint()?,
-        compressed_bytes: rd.uvarint()?,
+        uncompressed_bytes,
+        compressed_bytes,
+        stats_bytes,
     })
 }
 
@@ -841,8 +847,16 @@ mod tests {
             entries: 3,
             uncompressed_bytes: 100,
             compressed_bytes: 40,
+            stats_bytes: 90,
         };
         assert_eq!(decode_chunk(&chunk_range_key(&c), &chunk_value(&c)).unwrap(), c);
+        // a row from before the stats size: three varints
+        let mut old_row = Vec::new();
+        for v in [3u64, 100, 40] {
+            put_uvarint(&mut old_row, v);
+        }
+        let old = decode_chunk(&chunk_range_key(&c), &old_row).unwrap();
+        assert_eq!(old, ChunkRef { stats_bytes: 100, ..c });
         assert!(ts_key(-5) < ts_key(0) && ts_key(0) < ts_key(5));
         let l = Labels::parse(r#"{app="a", env="é"}"#).unwrap();
         assert_eq!(decode_labels(&labels_value(&l)).unwrap(), l);

@@ -23,7 +23,7 @@ mod store;
 pub mod testsuite;
 mod varint;
 
-pub use chunk_ref::ChunkRef;
+pub use chunk_ref::{stats_kib, ChunkRef};
 pub use dynamo::{DynamoClientConfig, DynamoIndexConfig, DynamoIndexStore, DynamoMetrics};
 pub use error::{Error, Result};
 pub use mem::MemIndexStore;

@@ -148,6 +148,7 @@ mod tests {
             entries: 1,
             uncompressed_bytes: 1,
             compressed_bytes: 1,
+            stats_bytes: 1,
         }
     }
 

@@ -15,15 +15,19 @@ use crate::varint::{put_uvarint, put_zvarint, Reader};
 
 /// First four bytes of every segment.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"SKIX";
-/// The segment format version this build writes and reads.
-pub const SEGMENT_VERSION: u8 = 1;
+/// The segment format version this build writes. It also reads version 1, whose chunk refs
+/// lack `stats_bytes` (read as their `uncompressed_bytes`).
+pub const SEGMENT_VERSION: u8 = 2;
+/// The first segment format version, still readable.
+const SEGMENT_VERSION_1: u8 = 1;
 /// Header size: magic, version, flags, reserved (2), raw length (u32), body length (u32).
 pub const SEGMENT_HEADER_LEN: usize = 16;
 /// Largest decoded segment body a reader accepts (1 GiB).
 pub const MAX_SEGMENT_RAW_LEN: usize = 1 << 30;
 const FLAG_ZSTD: u8 = 1;
-/// Smallest encoding of one chunk ref: fingerprint, checksum and five one-byte varints.
-const MIN_CHUNK_REF_LEN: usize = 17;
+/// Smallest encoding of one chunk ref: fingerprint, checksum and six one-byte varints (five
+/// in version 1).
+const MIN_CHUNK_REF_LEN: usize = 18;
 
 /// One series of a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +236,11 @@ impl Segment {
 
     /// Encodes the segment, zstd-compressing the body when `compress` is set.
     pub fn encode(&self, compress: bool) -> Result<Vec<u8>> {
+        self.encode_version(compress, SEGMENT_VERSION)
+    }
+
+    /// Encodes in format `version` ([`SEGMENT_VERSION`], or 1 for tests of old segments).
+    pub(crate) fn encode_version(&self, compress: bool, version: u8) -> Result<Vec<u8>> {
         let mut symbols: BTreeSet<&str> = BTreeSet::new();
         for s in &self.series {
             for l in s.labels.iter() {
@@ -267,6 +276,9 @@ impl Segment {
                 put_uvarint(&mut body, u64::from(c.entries));
                 put_uvarint(&mut body, c.uncompressed_bytes);
                 put_uvarint(&mut body, c.compressed_bytes);
+                if version != SEGMENT_VERSION_1 {
+                    put_uvarint(&mut body, c.stats_bytes);
+                }
             }
         }
         put_uvarint(&mut body, self.postings.len() as u64);
@@ -299,7 +311,7 @@ impl Segment {
         };
         let mut out = Vec::with_capacity(SEGMENT_HEADER_LEN + body.len() + 4);
         out.extend_from_slice(&SEGMENT_MAGIC);
-        out.push(SEGMENT_VERSION);
+        out.push(version);
         out.push(flags);
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&(raw_len as u32).to_le_bytes());
@@ -326,8 +338,9 @@ impl Segment {
             return Err(Error::corrupt("bad magic"));
         }
         let header = r.bytes(4)?;
-        if header[0] != SEGMENT_VERSION {
-            return Err(Error::UnsupportedVersion { version: header[0] });
+        let version = header[0];
+        if version != SEGMENT_VERSION && version != SEGMENT_VERSION_1 {
+            return Err(Error::UnsupportedVersion { version });
         }
         let flags = header[1];
         if flags & !FLAG_ZSTD != 0 || header[2] != 0 || header[3] != 0 {
@@ -356,11 +369,11 @@ impl Segment {
         if raw.len() != raw_len {
             return Err(Error::corrupt("raw length mismatch"));
         }
-        decode_body(raw)
+        decode_body(raw, version)
     }
 }
 
-fn decode_body(raw: &[u8]) -> Result<Segment> {
+fn decode_body(raw: &[u8], version: u8) -> Result<Segment> {
     let mut r = Reader::new(raw);
     let from = r.zvarint()?;
     let through = r.zvarint()?;
@@ -400,7 +413,9 @@ fn decode_body(raw: &[u8]) -> Result<Segment> {
         if labels.windows(2).any(|w| w[0].name >= w[1].name) {
             return Err(Error::corrupt("series labels are not sorted and unique"));
         }
-        let nchunks = r.count(MIN_CHUNK_REF_LEN)?;
+        let min_chunk_len =
+            if version == SEGMENT_VERSION_1 { MIN_CHUNK_REF_LEN - 1 } else { MIN_CHUNK_REF_LEN };
+        let nchunks = r.count(min_chunk_len)?;
         let mut chunks = Vec::with_capacity(nchunks);
         for _ in 0..nchunks {
             let fingerprint = r.u64_le()?;
@@ -411,6 +426,8 @@ fn decode_body(raw: &[u8]) -> Result<Segment> {
                 u32::try_from(r.uvarint()?).map_err(|_| Error::corrupt("entry count overflow"))?;
             let uncompressed_bytes = r.uvarint()?;
             let compressed_bytes = r.uvarint()?;
+            let stats_bytes =
+                if version == SEGMENT_VERSION_1 { uncompressed_bytes } else { r.uvarint()? };
             chunks.push(ChunkRef {
                 fingerprint,
                 from,
@@ -419,6 +436,7 @@ fn decode_body(raw: &[u8]) -> Result<Segment> {
                 entries,
                 uncompressed_bytes,
                 compressed_bytes,
+                stats_bytes,
             });
         }
         series.push(SegmentSeries { labels: Labels::from_vec(labels), chunks });

@@ -44,6 +44,7 @@ fn chunk(labels: &Labels, from: i64, through: i64) -> ChunkRef {
         entries: 100,
         uncompressed_bytes: 10_000,
         compressed_bytes: 1_000,
+        stats_bytes: 9_000,
     }
 }
 

@@ -131,6 +131,7 @@ async fn pages_and_batches() {
                 entries: 10,
                 uncompressed_bytes: 100,
                 compressed_bytes: 50,
+                stats_bytes: 50,
             };
             (labels, c)
         })
@@ -188,6 +189,7 @@ async fn missing_table_fails_writes_clearly() {
         entries: 1,
         uncompressed_bytes: 1,
         compressed_bytes: 1,
+        stats_bytes: 1,
     };
     let err = index.write_chunks("t", vec![(labels, c)]).await.unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");

@@ -95,6 +95,7 @@ fn chunks(n: usize) -> Vec<(Labels, ChunkRef)> {
                 entries: 1,
                 uncompressed_bytes: 1,
                 compressed_bytes: 1,
+                stats_bytes: 1,
             };
             (l, c)
         })

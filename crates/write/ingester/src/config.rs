@@ -25,6 +25,14 @@ pub struct IngesterConfig {
     /// A chunk older than this (first to last entry, or since it was opened) is flushed.
     #[serde(with = "skald_common::units::duration")]
     pub max_chunk_age: Duration,
+    /// Chunks are cut when an entry crosses a multiple of this period (offset per stream by
+    /// its Loki fingerprint), so that chunks line up across ingesters and with Loki's
+    /// (Loki: 1h; 0 turns it off).
+    #[serde(with = "skald_common::units::duration")]
+    pub sync_period: Duration,
+    /// ... but only when the open chunk is fuller than this fraction of
+    /// `chunk_target_size` (Loki: 0.1; 0 or less cuts whatever the fill).
+    pub sync_min_utilization: f64,
     /// How often the flush loop looks for chunks to flush.
     #[serde(with = "skald_common::units::duration")]
     pub flush_check_period: Duration,
@@ -94,6 +102,8 @@ impl Default for IngesterConfig {
             chunk_idle_period: Duration::from_secs(30 * 60),
             chunk_retain_period: Duration::ZERO,
             max_chunk_age: Duration::from_secs(2 * 3600),
+            sync_period: Duration::from_secs(3600),
+            sync_min_utilization: 0.1,
             flush_check_period: Duration::from_secs(30),
             flush_op_timeout: Duration::from_secs(600),
             concurrent_flushes: 32,
@@ -111,6 +121,9 @@ impl IngesterConfig {
         }
         if self.max_chunk_age.is_zero() {
             return Err("ingester.max_chunk_age must be positive".to_string());
+        }
+        if !self.sync_min_utilization.is_finite() {
+            return Err("ingester.sync_min_utilization must be a number".to_string());
         }
         if self.flush_check_period.is_zero() {
             return Err("ingester.flush_check_period must be positive".to_string());

@@ -5,6 +5,7 @@
 //! `skald_index::IndexStore`, and is reached by distributors and queriers only through
 //! `skald_proto::ingester::IngesterService`.
 
+mod chunk_stats;
 mod config;
 mod metrics;
 mod stream;
@@ -684,6 +685,14 @@ impl IngesterService for Ingester {
             .filter(|st| st.overlaps(query.start, query.end))
             .map(|st| st.labels.clone())
             .collect())
+    }
+
+    async fn chunk_stats(
+        &self,
+        tenant: &str,
+        query: IngesterQuery,
+    ) -> Result<Vec<skald_proto::chunk_stats::StreamChunks>, ServiceError> {
+        Ok(self.chunk_stats_sync(tenant, &query))
     }
 
     async fn flush_all(&self) -> Result<(), ServiceError> {

@@ -8,8 +8,10 @@ use bytes::Bytes;
 use skald_chunk::{Chunk, ChunkBuilder};
 use skald_index::ChunkRef;
 use skald_model::{Entry, Labels};
+use skald_proto::chunk_stats::HeldChunk;
 use skald_proto::ServiceError;
 
+use crate::chunk_stats::{entry_stats_bytes, sync_cut_due, utilization, StatsSize};
 use crate::IngesterConfig;
 
 /// Why an entry was not appended.
@@ -90,7 +92,6 @@ pub struct StreamState {
     fp: u64,
     /// Entries not yet compressed, sorted by (ts, line).
     head: Vec<Entry>,
-    head_bytes: usize,
     /// The open chunk's compressed blocks (entries older than `head`).
     builder: Option<ChunkBuilder>,
     builder_max_ts: i64,
@@ -99,23 +100,42 @@ pub struct StreamState {
     /// Highest timestamp ever accepted (drives the out-of-order window).
     max_ts: i64,
     closed: Vec<Arc<ClosedChunk>>,
+    /// Loki's fingerprint of the labels: offsets this stream's synchronised cuts.
+    sync_offset: u64,
+    /// Size of the open chunk (head included) as Loki counts it.
+    open_size: StatsSize,
+    /// The head's share of it, without the structured-metadata strings.
+    head_stats_bytes: u64,
 }
 
 impl StreamState {
     pub fn new(labels: Labels, _config: &IngesterConfig) -> Self {
         let fp = skald_model::fingerprint(&labels);
+        let sync_offset = labels.prometheus_hash();
         StreamState {
             labels,
             fp,
             head: Vec::new(),
-            head_bytes: 0,
             builder: None,
             builder_max_ts: i64::MIN,
             opened_at: None,
             last_append: Instant::now(),
             max_ts: i64::MIN,
             closed: Vec::new(),
+            sync_offset,
+            open_size: StatsSize::default(),
+            head_stats_bytes: 0,
         }
+    }
+
+    fn has_open(&self) -> bool {
+        self.builder.is_some() || !self.head.is_empty()
+    }
+
+    /// How full the open chunk is, as Loki measures it for synchronised cuts.
+    fn open_utilization(&self, config: &IngesterConfig) -> f64 {
+        let cut = self.builder.as_ref().map_or(0, ChunkBuilder::cut_compressed_bytes);
+        utilization(cut, self.head_stats_bytes, &self.open_size, config)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -140,6 +160,15 @@ impl StreamState {
                 return Err(AppendError::TooFarBehind { ts: e.ts, oldest });
             }
         }
+        // Loki's synchronised cut: the entry crosses the stream's sync boundary.
+        let newest = (self.max_ts != i64::MIN).then_some(self.max_ts);
+        if self.has_open()
+            && sync_cut_due(e.ts, newest, self.sync_offset, config, || {
+                self.open_utilization(config)
+            })
+        {
+            self.close_open_chunk(config);
+        }
         // An entry older than what is already compressed cannot join the open chunk in
         // order: close the open chunk and start a new one (chunks may overlap in time).
         if self.builder.is_some() && e.ts < self.builder_max_ts {
@@ -151,14 +180,18 @@ impl StreamState {
                 return Err(AppendError::Duplicate);
             }
         }
-        self.head_bytes += e.line.len() + 16;
+        self.head_stats_bytes += entry_stats_bytes(&e);
+        self.open_size.add(&e);
         self.max_ts = self.max_ts.max(e.ts);
         self.last_append = Instant::now();
         if self.opened_at.is_none() {
             self.opened_at = Some(self.last_append);
         }
         self.head.insert(pos, e);
-        if self.head_bytes >= config.chunk_block_size {
+        // The head becomes a block when it reaches `chunk_block_size` as Loki measures it
+        // (lines and structured-metadata references), so blocks, and the fill that decides
+        // synchronised cuts, follow Loki's.
+        if self.head_stats_bytes >= config.chunk_block_size as u64 {
             self.seal_head(config);
             let full = self
                 .builder
@@ -176,8 +209,11 @@ impl StreamState {
         if self.head.is_empty() {
             return;
         }
-        let builder =
-            self.builder.get_or_insert_with(|| ChunkBuilder::new(config.chunk_block_size));
+        // The head decides where blocks end; the builder's own limit (on its encoding, which
+        // also counts timestamps) is only a backstop.
+        let builder = self
+            .builder
+            .get_or_insert_with(|| ChunkBuilder::new(config.chunk_block_size.saturating_mul(2)));
         for e in self.head.drain(..) {
             self.builder_max_ts = self.builder_max_ts.max(e.ts);
             // The head is sorted and never older than the builder's newest entry, and the
@@ -190,11 +226,12 @@ impl StreamState {
         if let Err(error) = builder.cut_block() {
             tracing::error!(%error, labels = %self.labels, "failed to compress a block");
         }
-        self.head_bytes = 0;
+        self.head_stats_bytes = 0;
     }
 
     fn close_open_chunk(&mut self, config: &IngesterConfig) {
         self.seal_head(config);
+        let stats_bytes = std::mem::take(&mut self.open_size).total();
         let Some(builder) = self.builder.take() else { return };
         self.builder_max_ts = i64::MIN;
         self.opened_at = None;
@@ -208,6 +245,7 @@ impl StreamState {
                     entries: encoded.entries,
                     uncompressed_bytes: encoded.uncompressed_bytes,
                     compressed_bytes: encoded.bytes.len() as u64,
+                    stats_bytes,
                 };
                 self.closed
                     .push(Arc::new(ClosedChunk { bytes: Bytes::from(encoded.bytes), chunk_ref }));
@@ -230,6 +268,48 @@ impl StreamState {
         if force || idle || old {
             self.close_open_chunk(config);
         }
+    }
+
+    /// The chunks held (closed ones waiting for flush, and the open one) that overlap the
+    /// closed interval `[start, end]`, as the index will describe them.
+    pub fn held_chunks(&self, start: i64, end: i64) -> Vec<HeldChunk> {
+        let mut out: Vec<HeldChunk> = self
+            .closed
+            .iter()
+            .map(|c| &c.chunk_ref)
+            .filter(|c| c.from <= end && c.through >= start)
+            .map(|c| HeldChunk {
+                from: c.from,
+                through: c.through,
+                entries: c.entries,
+                bytes: c.stats_bytes,
+                checksum: c.checksum,
+            })
+            .collect();
+        let builder = self.builder.as_ref();
+        let from = builder
+            .and_then(ChunkBuilder::min_ts)
+            .into_iter()
+            .chain(self.head.first().map(|e| e.ts))
+            .min();
+        let through = builder
+            .and_then(ChunkBuilder::max_ts)
+            .into_iter()
+            .chain(self.head.last().map(|e| e.ts))
+            .max();
+        if let (Some(from), Some(through)) = (from, through) {
+            if from <= end && through >= start {
+                let entries = builder.map_or(0, ChunkBuilder::entries) as usize + self.head.len();
+                out.push(HeldChunk {
+                    from,
+                    through,
+                    entries: u32::try_from(entries).unwrap_or(u32::MAX),
+                    bytes: self.open_size.total(),
+                    checksum: 0,
+                });
+            }
+        }
+        out
     }
 
     pub fn closed_chunks(&self) -> Vec<Arc<ClosedChunk>> {

@@ -21,6 +21,7 @@ fn chunk(from: i64, through: i64) -> ChunkRef {
         entries: 1,
         uncompressed_bytes: 2,
         compressed_bytes: 3,
+        stats_bytes: 4,
     }
 }
 

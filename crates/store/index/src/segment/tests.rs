@@ -12,6 +12,7 @@ fn chunk(fp: u64, from: i64, through: i64) -> ChunkRef {
         entries: 10,
         uncompressed_bytes: 1000,
         compressed_bytes: 100,
+        stats_bytes: 900,
     }
 }
 
@@ -104,11 +105,32 @@ fn corruption_is_detected() {
         assert!(Segment::decode(&bytes[..i]).is_err(), "truncated at {i}");
     }
     let mut v = bytes.clone();
-    v[4] = 2;
+    v[4] = 3;
     let n = v.len();
     let crc = crc32c::crc32c(&v[..n - 4]);
     v[n - 4..].copy_from_slice(&crc.to_le_bytes());
-    assert!(matches!(Segment::decode(&v), Err(Error::UnsupportedVersion { version: 2 })));
+    assert!(matches!(Segment::decode(&v), Err(Error::UnsupportedVersion { version: 3 })));
+}
+
+#[test]
+fn version_1_segments_are_still_read() {
+    let s = sample();
+    for compress in [false, true] {
+        let old = s.encode_version(compress, 1).unwrap();
+        assert_eq!(old[4], 1);
+        let back = Segment::decode(&old).unwrap();
+        assert_eq!(back.series().len(), s.series().len());
+        for (a, b) in back.series().iter().zip(s.series()) {
+            assert_eq!(a.labels, b.labels);
+            for (ca, cb) in a.chunks.iter().zip(&b.chunks) {
+                // version 1 has no stats size: the raw size stands in for it
+                assert_eq!(ca.stats_bytes, cb.uncompressed_bytes);
+                assert_eq!(ChunkRef { stats_bytes: cb.stats_bytes, ..*ca }, *cb);
+            }
+        }
+        let new = Segment::decode(&s.encode(compress).unwrap()).unwrap();
+        assert_eq!(new.series()[0].chunks[0].stats_bytes, 900);
+    }
 }
 
 /// Re-checksums `body` tampered after the header so the structural checks get exercised.

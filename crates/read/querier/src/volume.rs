@@ -1,0 +1,998 @@
+//! `/loki/api/v1/index/stats`, `/loki/api/v1/index/volume` and
+//! `/loki/api/v1/index/volume_range`: how much data a selector names, from the index's chunk
+//! records and the chunks ingesters still hold, counted the way Loki counts it.
+//!
+//! Loki answers these from its chunk index, where each chunk records its entry count, its
+//! first and last timestamp in milliseconds and its uncompressed size in whole KiB
+//! (`ChunkRef::stats_kib`). A chunk partly inside the asked range counts for the share of its
+//! time span inside it: `KiB × share` and `entries × share`, each truncated. Loki's query
+//! frontend splits requests before they reach the index (volume ranges into one request per
+//! `step`, every request at UTC day boundaries), and each split rounds its range to whole
+//! seconds and ends 1 ms before the next one starts (so, in seconds, 1 s before): the splits
+//! are reproduced here because they change the numbers.
+//!
+//! Chunks still in ingesters are counted exactly like stored ones (as the index will record
+//! them), and a chunk held by several replicas, or both held and already in the index while it
+//! is being flushed, counts once.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use serde_json::{json, Map, Value};
+use skald_index::stats_kib;
+use skald_logql::engine::Stats;
+use skald_logql::syntax;
+use skald_model::{LabelMatcher, Labels, MatchType};
+use skald_proto::ingester::IngesterQuery;
+
+use crate::error::QuerierError;
+use crate::http::{error_response, TenantId};
+use crate::params::{self, Params};
+use crate::{marshal, Querier};
+
+const MS: i64 = 1_000_000;
+const SECOND: i64 = 1_000_000_000;
+const HOUR: i64 = 3600 * SECOND;
+/// Loki's frontend splits index requests per day (`indexStatsQuerySplitInterval`).
+const DAY: i64 = 24 * HOUR;
+/// The end of a split is this far before the start of the next (Loki's `SplitGap`).
+const SPLIT_GAP: i64 = MS;
+/// Loki's default `limit` of a volume request.
+const DEFAULT_VOLUME_LIMIT: usize = 100;
+/// Volume request matching every stream (`seriesvolume.MatchAny`).
+const MATCH_ANY: &str = "{}";
+
+/// The router for the three endpoints. Expects a [`TenantId`] extension on each request.
+pub fn router(querier: Arc<Querier>) -> Router {
+    Router::new()
+        .route("/loki/api/v1/index/stats", get(stats_handler).post(stats_handler))
+        .route("/loki/api/v1/index/volume", get(volume_handler).post(volume_handler))
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(volume_range_handler).post(volume_range_handler),
+        )
+        .with_state(querier)
+}
+
+fn collect_params(method: &Method, raw: Option<String>, body: &Bytes) -> Params {
+    let mut p = Params::default();
+    if let Some(q) = raw {
+        p.extend_from_urlencoded(q.as_bytes());
+    }
+    if *method == Method::POST && !body.is_empty() {
+        p.extend_from_urlencoded(body);
+    }
+    p
+}
+
+fn reply(r: Result<Value, QuerierError>) -> Response {
+    match r {
+        Ok(v) => {
+            let body = serde_json::to_vec(&v).unwrap_or_default();
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=UTF-8"),
+            );
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn stats_handler(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, raw, &body);
+    reply(q.index_stats(&tenant.0, &p).await)
+}
+
+async fn volume_handler(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, raw, &body);
+    reply(q.volume(&tenant.0, &p, false).await)
+}
+
+async fn volume_range_handler(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    method: Method,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Response {
+    let p = collect_params(&method, raw, &body);
+    reply(q.volume(&tenant.0, &p, true).await)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request parameters, as Loki's `loghttp` parses them.
+
+/// `start`/`end` (and `limit`, `direction`, `step`) as Loki's `ParseRangeQuery` reads and
+/// checks them; returns the range and the step.
+/// `check_limit` is false for volume requests, whose `limit` was checked by [`volume_limit`].
+fn parse_range_query(p: &Params, check_limit: bool) -> Result<(i64, i64, i64), QuerierError> {
+    let (start, end) = params::parse_range(p, HOUR)?;
+    if end < start {
+        return Err(QuerierError::BadRequest(
+            "end timestamp must not be before or equal to start time".into(),
+        ));
+    }
+    if check_limit {
+        params::parse_limit(p.get("limit"))?;
+    }
+    params::parse_direction(p.get("direction"))?;
+    let step = match p.get("step").filter(|s| !s.is_empty()) {
+        Some(s) => params::parse_seconds_or_duration(s)?,
+        None => default_step(start, end),
+    };
+    if step <= 0 {
+        return Err(QuerierError::BadRequest(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                .into(),
+        ));
+    }
+    if (end - start) / step > 11_000 {
+        return Err(QuerierError::BadRequest(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    if let Some(s) = p.get("interval").filter(|s| !s.is_empty()) {
+        if params::parse_seconds_or_duration(s)? < 0 {
+            return Err(QuerierError::BadRequest(
+                "negative query interval widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+    }
+    Ok((start, end, step))
+}
+
+/// Loki's default step: `max(1s, floor((end - start) / 250))` in whole seconds.
+fn default_step(start: i64, end: i64) -> i64 {
+    (((end - start) as f64 / 1e9 / 250.0).floor().max(1.0) as i64) * SECOND
+}
+
+/// A volume request's `limit`: like a query's, but 0 (or absent) means 100.
+fn volume_limit(p: &Params) -> Result<usize, QuerierError> {
+    match p.get("limit").filter(|l| !l.is_empty()) {
+        None => Ok(DEFAULT_VOLUME_LIMIT),
+        Some(l) if l.parse::<i64>() == Ok(0) => Ok(DEFAULT_VOLUME_LIMIT),
+        Some(l) => params::parse_limit(Some(l)).map(|n| n as usize),
+    }
+}
+
+/// `aggregateBy`: `series` (default) or `labels`; true for `labels`.
+fn aggregate_by_labels(p: &Params) -> Result<bool, QuerierError> {
+    match p.get("aggregateBy").unwrap_or("") {
+        "" | "series" => Ok(false),
+        "labels" => Ok(true),
+        _ => Err(QuerierError::BadRequest("invalid aggregation option".into())),
+    }
+}
+
+/// `targetLabels`: a comma-separated list (empty: none).
+fn target_labels(p: &Params) -> Vec<String> {
+    match p.get("targetLabels").unwrap_or("") {
+        "" => Vec::new(),
+        s => s.split(',').map(str::to_string).collect(),
+    }
+}
+
+/// Loki's `RoundToMilliseconds`: `start` down, `end` up to whole milliseconds.
+fn round_to_ms(start: i64, end: i64) -> (i64, i64) {
+    let through = end.div_euclid(MS) + i64::from(end.rem_euclid(MS) != 0);
+    (start.div_euclid(MS), through)
+}
+
+/// Go's `time.Unix()` as a millisecond timestamp: whole seconds, rounded down.
+fn whole_seconds_ms(ns: i64) -> i64 {
+    ns.div_euclid(SECOND) * 1000
+}
+
+/// Loki's `util.ForInterval`: `[start, end]` cut at multiples of `interval` (since the
+/// epoch); with `end_inclusive`, each piece but the last ends [`SPLIT_GAP`] before the next.
+/// Nothing for an empty range; the whole range when `interval <= 0`. Nanoseconds.
+pub(crate) fn for_interval(
+    interval: i64,
+    start: i64,
+    end: i64,
+    end_inclusive: bool,
+) -> Vec<(i64, i64)> {
+    if interval <= 0 {
+        return vec![(start, end)];
+    }
+    let mut out = Vec::new();
+    let mut s = start - start % interval;
+    let mut first = true;
+    while s < end {
+        let mut e = s.saturating_add(interval);
+        if e >= end {
+            e = end;
+        } else if end_inclusive {
+            e -= SPLIT_GAP;
+        }
+        out.push((if first { start } else { s }, e));
+        first = false;
+        s = s.saturating_add(interval);
+    }
+    out
+}
+
+/// The tenants of an `X-Scope-OrgID` (`a|b` for a cross-tenant request, which the server lets
+/// through only when `querier.multi_tenant_queries_enabled`).
+fn tenants(org_id: &str) -> impl Iterator<Item = &str> {
+    org_id.split('|').filter(|t| !t.is_empty())
+}
+
+/// The index requests Loki's frontend makes for `[from_ms, through_ms]`: one per UTC day,
+/// each in whole seconds (as milliseconds). An empty range is asked as it is.
+pub(crate) fn day_pieces(from_ms: i64, through_ms: i64) -> Vec<(i64, i64)> {
+    let pieces = for_interval(DAY, from_ms * MS, through_ms * MS, true);
+    if pieces.is_empty() {
+        return vec![(from_ms, through_ms)];
+    }
+    pieces.into_iter().map(|(s, e)| (whole_seconds_ms(s), whole_seconds_ms(e))).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The numbers.
+
+/// A chunk as the index records it for statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct ChunkStat {
+    /// First entry, ms (rounded down).
+    pub from_ms: i64,
+    /// Last entry, ms (rounded up).
+    pub through_ms: i64,
+    pub entries: u32,
+    /// Size in whole KiB.
+    pub kib: u64,
+}
+
+impl ChunkStat {
+    /// From a chunk's nanosecond bounds, entries and size in bytes.
+    pub(crate) fn new(from: i64, through: i64, entries: u32, bytes: u64) -> Self {
+        let (from_ms, through_ms) = round_to_ms(from, through);
+        ChunkStat { from_ms, through_ms, entries, kib: stats_kib(bytes) }
+    }
+}
+
+/// A stream and its chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StreamStats {
+    pub labels: Labels,
+    pub chunks: Vec<ChunkStat>,
+}
+
+/// Loki's `GetFactorOfTime`: the share of the chunk's span `[min, max]` inside
+/// `[from, through]`.
+fn time_share(from: i64, through: i64, min: i64, max: i64) -> f64 {
+    if from > max || through < min {
+        return 0.0;
+    }
+    if min == max {
+        return 1.0;
+    }
+    let total = max - min;
+    let leading = (from - min).max(0);
+    let trailing = (max - through).max(0);
+    (total - (leading + trailing)) as f64 / total as f64
+}
+
+/// What one stream contributes to a request for `[from_ms, through_ms]` (`through` exclusive
+/// for the overlap test, as in Loki's index): chunks overlapping, and their pro-rated KiB and
+/// entries.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Share {
+    chunks: u64,
+    kib: u64,
+    entries: u64,
+}
+
+fn stream_share(chunks: &[ChunkStat], from_ms: i64, through_ms: i64) -> Share {
+    let mut s = Share::default();
+    for c in chunks {
+        if from_ms <= c.through_ms && through_ms > c.from_ms {
+            let share = time_share(from_ms, through_ms, c.from_ms, c.through_ms);
+            s.chunks += 1;
+            // Go's uint32(float64(x) * factor): truncated
+            s.kib += (c.kib as f64 * share) as u32 as u64;
+            s.entries += (f64::from(c.entries) * share) as u32 as u64;
+        }
+    }
+    s
+}
+
+/// The `index/stats` answer.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexStats {
+    pub streams: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+/// Statistics over the given index requests, summed as Loki's frontend merges its splits
+/// (a stream in two of them counts twice).
+pub(crate) fn index_stats(streams: &[StreamStats], pieces: &[(i64, i64)]) -> IndexStats {
+    let mut out = IndexStats::default();
+    for &(from, through) in pieces {
+        for s in streams {
+            let share = stream_share(&s.chunks, from, through);
+            if share.entries > 0 {
+                out.streams += 1;
+                out.chunks += share.chunks;
+                out.bytes += share.kib << 10;
+                out.entries += share.entries;
+            }
+        }
+    }
+    out
+}
+
+/// What a volume is aggregated by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum VolumeKey {
+    /// A series: the stream labels that are kept.
+    Series(Labels),
+    /// A label name (`aggregateBy=labels`).
+    Label(String),
+}
+
+impl VolumeKey {
+    /// The name Loki sorts by.
+    fn name(&self) -> String {
+        match self {
+            VolumeKey::Series(l) => l.to_string(),
+            VolumeKey::Label(n) => n.clone(),
+        }
+    }
+}
+
+/// How volumes are aggregated (Loki's `PrepareLabelsAndMatchers`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct VolumeSpec {
+    /// Labels a series keeps (the target labels, else the matchers' names).
+    pub keep: BTreeSet<String>,
+    /// Keep every label (the `{}` selector).
+    pub keep_all: bool,
+    /// `targetLabels` was given.
+    pub targets: bool,
+    /// `aggregateBy=labels`.
+    pub by_labels: bool,
+    /// Most results per request.
+    pub limit: usize,
+}
+
+impl VolumeSpec {
+    /// Builds the spec and the matchers streams are selected with: each target label not
+    /// already matched must be present (`name=~".+"`).
+    pub(crate) fn new(
+        mut matchers: Vec<LabelMatcher>,
+        match_any: bool,
+        targets: Vec<String>,
+        by_labels: bool,
+        limit: usize,
+    ) -> (VolumeSpec, Vec<LabelMatcher>, bool) {
+        let mut spec = VolumeSpec { by_labels, limit, ..VolumeSpec::default() };
+        // a target label that is not a valid name matches no stream
+        let mut matches_nothing = false;
+        if targets.is_empty() {
+            spec.keep_all = match_any;
+            spec.keep = matchers.iter().map(|m| m.name.clone()).collect();
+        } else {
+            spec.targets = true;
+            for t in &targets {
+                spec.keep.insert(t.clone());
+                if !matchers.iter().any(|m| &m.name == t) {
+                    match LabelMatcher::new(t.clone(), MatchType::Regex, ".+") {
+                        Ok(m) => matchers.push(m),
+                        Err(_) => matches_nothing = true,
+                    }
+                }
+            }
+        }
+        (spec, matchers, matches_nothing)
+    }
+
+    fn series_key(&self, labels: &Labels) -> VolumeKey {
+        VolumeKey::Series(Labels::from_vec(
+            labels
+                .iter()
+                .filter(|l| self.keep_all || self.keep.contains(&l.name))
+                .cloned()
+                .collect(),
+        ))
+    }
+}
+
+/// Sorts by volume, largest first (ties by name), and keeps the first `limit` (Loki's
+/// `MapToVolumeResponse`).
+fn top(volumes: HashMap<VolumeKey, u64>, limit: usize) -> Vec<(VolumeKey, u64)> {
+    let mut v: Vec<(String, VolumeKey, u64)> =
+        volumes.into_iter().map(|(k, n)| (k.name(), k, n)).collect();
+    v.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(limit);
+    v.into_iter().map(|(_, k, n)| (k, n)).collect()
+}
+
+/// Volumes of one request over the given index requests, for each tenant's streams: as Loki
+/// merges them, each index request of each tenant keeps its top `limit`, the tenants' are
+/// summed and cut to `limit`, then the index requests' are summed and cut to `limit` again.
+pub(crate) fn volumes(
+    tenants: &[Vec<StreamStats>],
+    spec: &VolumeSpec,
+    pieces: &[(i64, i64)],
+) -> Vec<(VolumeKey, u64)> {
+    let mut merged: HashMap<VolumeKey, u64> = HashMap::new();
+    for &(from, through) in pieces {
+        let mut piece: HashMap<VolumeKey, u64> = HashMap::new();
+        for streams in tenants {
+            for (k, v) in top(tenant_volumes(streams, spec, from, through), spec.limit) {
+                *piece.entry(k).or_default() += v;
+            }
+        }
+        for (k, v) in top(piece, spec.limit) {
+            *merged.entry(k).or_default() += v;
+        }
+    }
+    top(merged, spec.limit)
+}
+
+/// One tenant's volumes for one index request.
+fn tenant_volumes(
+    streams: &[StreamStats],
+    spec: &VolumeSpec,
+    from: i64,
+    through: i64,
+) -> HashMap<VolumeKey, u64> {
+    let mut acc: HashMap<VolumeKey, u64> = HashMap::new();
+    for s in streams {
+        let share = stream_share(&s.chunks, from, through);
+        if share.entries == 0 {
+            continue;
+        }
+        let bytes = share.kib << 10;
+        if spec.by_labels {
+            for l in s.labels.iter() {
+                if !spec.targets || spec.keep_all || spec.keep.contains(&l.name) {
+                    *acc.entry(VolumeKey::Label(l.name.clone())).or_default() += bytes;
+                }
+            }
+        } else {
+            *acc.entry(spec.series_key(&s.labels)).or_default() += bytes;
+        }
+    }
+    acc
+}
+
+/// One series of a volume answer.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct VolumeSeries {
+    pub key: VolumeKey,
+    /// (bucket end ns, bytes), oldest first.
+    pub samples: Vec<(i64, u64)>,
+}
+
+/// A volume answer: the buckets' results per series, and whether it is a matrix (some series
+/// has more than one sample; Loki decides the result type so).
+pub(crate) fn collect_buckets(
+    buckets: Vec<(i64, Vec<(VolumeKey, u64)>)>,
+) -> (Vec<VolumeSeries>, bool) {
+    let mut by_key: BTreeMap<VolumeKey, Vec<(i64, u64)>> = BTreeMap::new();
+    for (ts, results) in buckets {
+        for (k, v) in results {
+            by_key.entry(k).or_default().push((ts, v));
+        }
+    }
+    let matrix = by_key.values().any(|s| s.len() > 1);
+    let mut series: Vec<(String, VolumeSeries)> = by_key
+        .into_iter()
+        .map(|(key, mut samples)| {
+            samples.sort_by_key(|(ts, _)| *ts);
+            (key.name(), VolumeSeries { key, samples })
+        })
+        .collect();
+    // by the first sample, largest first, ties by name
+    series.sort_by(|a, b| {
+        let (va, vb) = (a.1.samples[0].1, b.1.samples[0].1);
+        vb.cmp(&va).then_with(|| a.0.cmp(&b.0))
+    });
+    (series.into_iter().map(|(_, s)| s).collect(), matrix)
+}
+
+fn volume_json(series: &[VolumeSeries], matrix: bool, splits: usize, exec_secs: f64) -> Value {
+    let result: Vec<Value> = series
+        .iter()
+        .map(|s| {
+            let metric = match &s.key {
+                VolumeKey::Series(l) => marshal::labels_json(l),
+                VolumeKey::Label(n) => {
+                    let mut m = Map::new();
+                    m.insert(n.clone(), Value::String(String::new()));
+                    Value::Object(m)
+                }
+            };
+            let point = |&(ts, v): &(i64, u64)| {
+                json!([marshal::ts_seconds(ts), marshal::format_value(v as f64)])
+            };
+            if matrix {
+                json!({"metric": metric, "values": s.samples.iter().map(point).collect::<Vec<_>>()})
+            } else {
+                json!({"metric": metric, "value": point(&s.samples[0])})
+            }
+        })
+        .collect();
+    let mut stats = marshal::stats_json(&Stats::default(), exec_secs);
+    if let Some(summary) = stats.get_mut("summary").and_then(Value::as_object_mut) {
+        summary.insert("totalEntriesReturned".into(), json!(series.len()));
+        summary.insert("splits".into(), json!(splits));
+    }
+    json!({
+        "status": "success",
+        "data": {
+            "resultType": if matrix { "matrix" } else { "vector" },
+            "result": result,
+            "stats": stats,
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The endpoints.
+
+impl Querier {
+    fn stats_matchers(&self, p: &Params) -> Result<Vec<LabelMatcher>, QuerierError> {
+        syntax::parse_matchers(p.get("query").unwrap_or(""))
+            .map_err(|e| QuerierError::BadRequest(e.to_string()))
+    }
+
+    /// The chunks of streams matching `matchers` that overlap `[from_ms, through_ms]`, from
+    /// the index and (when the range reaches into `query_ingesters_within`) the ingesters,
+    /// each chunk once.
+    async fn chunk_stats(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        from_ms: i64,
+        through_ms: i64,
+    ) -> Result<Vec<StreamStats>, QuerierError> {
+        let _permit = self
+            .concurrency
+            .acquire()
+            .await
+            .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
+        // a millisecond of margin each side: the exact overlap is decided in milliseconds
+        let (start, end) = ((from_ms - 1) * MS, (through_ms + 1) * MS);
+        let timeout = self.limits.query_timeout;
+        let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
+        let gather = async {
+            // (from, through, checksum, entries, bytes) per stream: the same chunk from
+            // several replicas, or from an ingester and the index, counts once
+            type Key = (i64, i64, u32, u32, u64);
+            let mut chunks: BTreeMap<Labels, BTreeSet<Key>> = BTreeMap::new();
+            let within = self.config.query_ingesters_within_ns();
+            let ask_ingesters = within == 0 || end > params::now_ns().saturating_sub(within);
+            if let (Some(ing), true) = (&self.ingester, ask_ingesters) {
+                let q =
+                    IngesterQuery { matchers: matchers.to_vec(), start, end, ..Default::default() };
+                for s in ing.chunk_stats(tenant, q).await? {
+                    let set = chunks.entry(s.labels).or_default();
+                    set.extend(
+                        s.chunks
+                            .iter()
+                            .map(|c| (c.from, c.through, c.checksum, c.entries, c.bytes)),
+                    );
+                }
+            }
+            let series = self
+                .index
+                .series(tenant, matchers, start, end)
+                .await
+                .map_err(|e| QuerierError::Unavailable(format!("index lookup failed: {e}")))?;
+            for s in series {
+                let set = chunks.entry(s.labels).or_default();
+                set.extend(
+                    s.chunks
+                        .iter()
+                        .map(|c| (c.from, c.through, c.checksum, c.entries, c.stats_bytes)),
+                );
+            }
+            Ok::<_, QuerierError>(chunks)
+        };
+        let chunks =
+            tokio::time::timeout(timeout, gather).await.map_err(|_| QuerierError::Timeout)??;
+        Ok(chunks
+            .into_iter()
+            .map(|(labels, set)| StreamStats {
+                labels,
+                chunks: set
+                    .into_iter()
+                    .map(|(from, through, _, entries, bytes)| {
+                        ChunkStat::new(from, through, entries, bytes)
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// `/loki/api/v1/index/stats`: `{"streams","chunks","bytes","entries"}`.
+    pub async fn index_stats(&self, tenant: &str, p: &Params) -> Result<Value, QuerierError> {
+        let (start, end, _) = parse_range_query(p, true)?;
+        let (from_ms, through_ms) = round_to_ms(start, end);
+        self.check_query_length(from_ms * MS, through_ms * MS)?;
+        let matchers = self.stats_matchers(p)?;
+        let pieces = day_pieces(from_ms, through_ms);
+        // several tenants (`a|b`) add up, as in Loki
+        let mut streams = Vec::new();
+        for t in tenants(tenant) {
+            streams.extend(self.chunk_stats(t, &matchers, from_ms, through_ms).await?);
+        }
+        let s = index_stats(&streams, &pieces);
+        Ok(
+            json!({"streams": s.streams, "chunks": s.chunks, "bytes": s.bytes, "entries": s.entries}),
+        )
+    }
+
+    /// `/loki/api/v1/index/volume` (`range = false`, a vector at `end`) and
+    /// `/loki/api/v1/index/volume_range` (one sample per `step` bucket, stamped with the
+    /// bucket's end).
+    pub async fn volume(
+        &self,
+        tenant: &str,
+        p: &Params,
+        range: bool,
+    ) -> Result<Value, QuerierError> {
+        let started = Instant::now();
+        let limit = volume_limit(p)?;
+        let (start, end, step) = if range {
+            parse_range_query(p, false)?
+        } else {
+            params::parse_timestamp(p.get("time"), 0)?;
+            params::parse_direction(p.get("direction"))?;
+            let (start, end) = params::parse_range(p, HOUR)?;
+            if end < start {
+                return Err(QuerierError::BadRequest(
+                    "end timestamp must not be before or equal to start time".into(),
+                ));
+            }
+            (start, end, 0)
+        };
+        let by_labels = aggregate_by_labels(p)?;
+        let targets = target_labels(p);
+        if !self.limits.volume_enabled {
+            return Err(QuerierError::Status { status: 404, message: "not found".into() });
+        }
+        let (from_ms, through_ms) = round_to_ms(start, end);
+        // One request per bucket, stamped with the bucket's end: `[start, start + step)` cut
+        // at multiples of the step (in whole milliseconds), each asked in whole seconds.
+        let step_ms = step.div_euclid(MS);
+        let buckets: Vec<(i64, i64, i64)> =
+            for_interval(step_ms * MS, from_ms * MS, through_ms * MS, true)
+                .into_iter()
+                .map(|(s, e)| (e, whole_seconds_ms(s), whole_seconds_ms(e)))
+                .collect();
+        for &(_, s, e) in &buckets {
+            self.check_query_length(s * MS, e * MS)?;
+        }
+        let query = p.get("query").unwrap_or("");
+        let match_any = query == MATCH_ANY;
+        let matchers = if match_any { Vec::new() } else { self.stats_matchers(p)? };
+        let (spec, matchers, matches_nothing) =
+            VolumeSpec::new(matchers, match_any, targets, by_labels, limit);
+        let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
+            return Ok(volume_json(&[], false, 0, started.elapsed().as_secs_f64()));
+        };
+        let mut streams: Vec<Vec<StreamStats>> = Vec::new();
+        if !matches_nothing {
+            for t in tenants(tenant) {
+                streams.push(self.chunk_stats(t, &matchers, first.1, last.2).await?);
+            }
+        }
+        let results: Vec<(i64, Vec<(VolumeKey, u64)>)> = buckets
+            .iter()
+            .map(|&(stamp, s, e)| (stamp, volumes(&streams, &spec, &day_pieces(s, e))))
+            .collect();
+        let (series, matrix) = collect_buckets(results);
+        Ok(volume_json(&series, matrix, buckets.len(), started.elapsed().as_secs_f64()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const T0: i64 = 1_793_491_200_000; // 2026-11-01T00:00:00Z, ms
+
+    fn labels(s: &str) -> Labels {
+        Labels::parse(s).unwrap()
+    }
+
+    fn stream(l: &str, chunks: &[(i64, i64, u32, u64)]) -> StreamStats {
+        StreamStats {
+            labels: labels(l),
+            chunks: chunks
+                .iter()
+                .map(|&(f, t, entries, kib)| ChunkStat { from_ms: f, through_ms: t, entries, kib })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn chunk_bounds_round_outwards_and_size_to_nearest_kib() {
+        let c = ChunkStat::new(1_500_000, 2_000_001, 3, 1535);
+        assert_eq!((c.from_ms, c.through_ms, c.kib), (1, 3, 1));
+        let c = ChunkStat::new(1_000_000, 2_000_000, 3, 1536);
+        assert_eq!((c.from_ms, c.through_ms, c.kib), (1, 2, 2));
+    }
+
+    #[test]
+    fn partly_covered_chunks_are_pro_rated_and_truncated() {
+        // openssh node-0 in the reference data: 1000 entries over 999 s, 115 KiB; the first
+        // 10 minutes hold 599.993 s of it
+        let s = stream(r#"{job="openssh"}"#, &[(T0 + 7, T0 + 999_007, 1000, 115)]);
+        let st = index_stats(std::slice::from_ref(&s), &[(T0, T0 + 600_000)]);
+        assert_eq!(st, IndexStats { streams: 1, chunks: 1, bytes: 69 << 10, entries: 600 });
+        // wholly inside: everything
+        let st = index_stats(std::slice::from_ref(&s), &[(T0, T0 + 7_200_000)]);
+        assert_eq!(st, IndexStats { streams: 1, chunks: 1, bytes: 115 << 10, entries: 1000 });
+        // `through` is exclusive for the overlap: a chunk starting there is not counted
+        let st = index_stats(std::slice::from_ref(&s), &[(T0 - 100, T0 + 7)]);
+        assert_eq!(st, IndexStats::default());
+        // a chunk of one instant counts whole
+        let one = stream(r#"{job="x"}"#, &[(T0 + 5, T0 + 5, 1, 2)]);
+        assert_eq!(index_stats(&[one], &[(T0, T0 + 6)]).bytes, 2 << 10);
+        // a stream whose share rounds down to no entry is not counted
+        let thin = stream(r#"{job="y"}"#, &[(T0, T0 + 1_000_000, 1, 100)]);
+        assert_eq!(index_stats(&[thin], &[(T0, T0 + 10)]), IndexStats::default());
+    }
+
+    #[test]
+    fn splits_like_lokis_frontend() {
+        // steps of 30 minutes over 2 hours: every bucket but the last ends 1 ms early
+        let b = for_interval(1_800_000 * MS, T0 * MS, (T0 + 7_200_000) * MS, true);
+        assert_eq!(b.len(), 4);
+        assert_eq!(b[0], (T0 * MS, (T0 + 1_799_999) * MS));
+        assert_eq!(b[3], ((T0 + 5_400_000) * MS, (T0 + 7_200_000) * MS));
+        // the first bucket starts at the range's start, the rest at multiples of the step
+        let b = for_interval(10 * SECOND, 25 * SECOND, 50 * SECOND, true);
+        assert_eq!(
+            b,
+            vec![
+                (25 * SECOND, 30 * SECOND - MS),
+                (30 * SECOND, 40 * SECOND - MS),
+                (40 * SECOND, 50 * SECOND)
+            ]
+        );
+        // an empty range: nothing when it starts at a multiple, else one empty piece (as Go)
+        assert!(for_interval(10 * SECOND, 10 * SECOND, 10 * SECOND, true).is_empty());
+        assert_eq!(for_interval(10 * SECOND, 5, 5, true), vec![(5, 5)]);
+        assert_eq!(for_interval(0, 5, 9, true), vec![(5, 9)]);
+        // per-day index requests in whole seconds: 1 s lost at each day boundary
+        let d = day_pieces(T0 - 3_600_500, T0 + 3_600_000);
+        assert_eq!(d, vec![(T0 - 3_601_000, T0 - 1000), (T0, T0 + 3_600_000)]);
+        // an empty range: in whole seconds, or as it is on a day boundary
+        assert_eq!(day_pieces(T0 + 5, T0 + 5), vec![(T0, T0)]);
+        assert_eq!(day_pieces(T0, T0), vec![(T0, T0)]);
+    }
+
+    fn reference_streams() -> Vec<StreamStats> {
+        vec![
+            stream(
+                r#"{env="test", host="node-0", job="a", source="loghub"}"#,
+                &[(T0, T0 + 999_000, 1000, 100)],
+            ),
+            stream(
+                r#"{env="test", host="node-1", job="a", source="loghub"}"#,
+                &[(T0 + 500, T0 + 999_500, 1000, 90)],
+            ),
+            stream(
+                r#"{env="test", host="node-1", job="b", source="loghub"}"#,
+                &[(T0 + 1, T0 + 999_001, 1000, 50)],
+            ),
+            // two chunks, cut at a sync point
+            stream(
+                r#"{env="test", format="json", job="web"}"#,
+                &[
+                    (T0 + 580, T0 + 1_327_306, 664, 157),
+                    (T0 + 1_328_715, T0 + 4_927_641, 1800, 426),
+                ],
+            ),
+        ]
+    }
+
+    fn spec(
+        matchers: &[(&str, &str)],
+        targets: &[&str],
+        by_labels: bool,
+        limit: usize,
+    ) -> VolumeSpec {
+        let ms = matchers
+            .iter()
+            .map(|(n, v)| LabelMatcher::new(*n, MatchType::Equal, *v).unwrap())
+            .collect();
+        VolumeSpec::new(
+            ms,
+            false,
+            targets.iter().map(|t| t.to_string()).collect(),
+            by_labels,
+            limit,
+        )
+        .0
+    }
+
+    #[test]
+    fn volume_by_series_keeps_the_matched_labels() {
+        let all = [(T0, T0 + 7_200_000)];
+        let v = volumes(&[reference_streams()], &spec(&[("env", "test")], &[], false, 100), &all);
+        assert_eq!(
+            v,
+            vec![(VolumeKey::Series(labels(r#"{env="test"}"#)), (100 + 90 + 50 + 157 + 426) << 10)]
+        );
+    }
+
+    #[test]
+    fn target_labels_select_and_group() {
+        let (s, ms, none) = VolumeSpec::new(
+            vec![LabelMatcher::new("env", MatchType::Equal, "test").unwrap()],
+            false,
+            vec!["source".into(), "host".into()],
+            false,
+            5,
+        );
+        assert!(!none);
+        // streams lacking a target label are not selected
+        assert_eq!(ms.len(), 3);
+        assert!(ms.iter().any(|m| m.name == "host" && m.op == MatchType::Regex && m.value == ".+"));
+        let streams: Vec<StreamStats> = reference_streams()
+            .into_iter()
+            .filter(|st| LabelMatcher::all_match(&ms, &st.labels))
+            .collect();
+        let v = volumes(std::slice::from_ref(&streams), &s, &[(T0, T0 + 7_200_000)]);
+        assert_eq!(
+            v,
+            vec![
+                (VolumeKey::Series(labels(r#"{host="node-1", source="loghub"}"#)), 140 << 10),
+                (VolumeKey::Series(labels(r#"{host="node-0", source="loghub"}"#)), 100 << 10),
+            ]
+        );
+        // limit keeps the largest
+        let v = volumes(&[streams], &VolumeSpec { limit: 1, ..s }, &[(T0, T0 + 7_200_000)]);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].1, 140 << 10);
+    }
+
+    #[test]
+    fn aggregate_by_labels_sums_per_label_name() {
+        let v = volumes(
+            &[reference_streams()[..3].to_vec()],
+            &spec(&[("source", "loghub")], &[], true, 100),
+            &[(T0, T0 + 7_200_000)],
+        );
+        let names: Vec<(String, u64)> = v
+            .iter()
+            .map(|(k, n)| match k {
+                VolumeKey::Label(l) => (l.clone(), *n),
+                VolumeKey::Series(_) => unreachable!(),
+            })
+            .collect();
+        // equal volumes: sorted by name
+        assert_eq!(
+            names,
+            ["env", "host", "job", "source"]
+                .iter()
+                .map(|n| (n.to_string(), 240u64 << 10))
+                .collect::<Vec<_>>()
+        );
+        // with target labels, only those
+        let v = volumes(
+            &[reference_streams()[..3].to_vec()],
+            &spec(&[("source", "loghub")], &["host"], true, 100),
+            &[(T0, T0 + 7_200_000)],
+        );
+        assert_eq!(v, vec![(VolumeKey::Label("host".into()), 240 << 10)]);
+    }
+
+    #[test]
+    fn volume_range_buckets_pro_rate_each_chunk() {
+        // web's three chunks in the reference data, cut where Loki's sync points cut them
+        let web = StreamStats {
+            labels: labels(r#"{job="web"}"#),
+            chunks: vec![
+                ChunkStat::new(1_793_491_200_580_250_000, 1_793_492_527_305_250_000, 664, 160_510),
+                ChunkStat::new(1_793_492_528_715_250_000, 1_793_496_127_640_250_000, 1800, 436_604),
+                ChunkStat::new(1_793_496_129_708_250_000, 1_793_497_198_097_250_000, 536, 129_617),
+            ],
+        };
+        let s = spec(&[("job", "web")], &[], false, 100);
+        let buckets: Vec<(i64, Vec<(VolumeKey, u64)>)> =
+            for_interval(1_800_000 * MS, T0 * MS, (T0 + 7_200_000) * MS, true)
+                .into_iter()
+                .map(|(a, b)| {
+                    let pieces = day_pieces(whole_seconds_ms(a), whole_seconds_ms(b));
+                    (b, volumes(&[vec![web.clone()]], &s, &pieces))
+                })
+                .collect();
+        let (series, matrix) = collect_buckets(buckets);
+        assert!(matrix);
+        assert_eq!(series.len(), 1);
+        // what Loki answered (index_volume_range): 212, 212, 212 and 71 KiB
+        let kib: Vec<u64> = series[0].samples.iter().map(|(_, v)| v >> 10).collect();
+        assert_eq!(kib, vec![212, 212, 212, 71]);
+        let stamps: Vec<i64> = series[0].samples.iter().map(|(t, _)| *t).collect();
+        assert_eq!(stamps[0], (T0 + 1_799_999) * MS);
+        assert_eq!(stamps[3], (T0 + 7_200_000) * MS);
+        // the whole range in one request: 157 + 426 + 127 KiB, as index_stats says for web
+        let all = volumes(&[vec![web]], &s, &day_pieces(T0, T0 + 7_200_000));
+        assert_eq!(all[0].1, 710 << 10);
+    }
+
+    #[test]
+    fn tenants_add_up_and_match_any_keeps_every_label() {
+        let a = vec![stream(r#"{job="x", pod="1"}"#, &[(T0, T0 + 10, 5, 3)])];
+        let b = vec![
+            stream(r#"{job="x", pod="1"}"#, &[(T0, T0 + 10, 5, 4)]),
+            stream(r#"{job="y", pod="2"}"#, &[(T0, T0 + 10, 5, 1)]),
+        ];
+        let all = [(T0, T0 + 100)];
+        let v = volumes(&[a.clone(), b.clone()], &spec(&[("job", "x")], &[], false, 100), &all);
+        assert_eq!(v[0], (VolumeKey::Series(labels(r#"{job="x"}"#)), 7 << 10));
+        // `{}`: every label of every stream
+        let (any, ms, _) = VolumeSpec::new(Vec::new(), true, Vec::new(), false, 100);
+        assert!(ms.is_empty());
+        let v = volumes(&[a, b], &any, &all);
+        assert_eq!(
+            v,
+            vec![
+                (VolumeKey::Series(labels(r#"{job="x", pod="1"}"#)), 7 << 10),
+                (VolumeKey::Series(labels(r#"{job="y", pod="2"}"#)), 1 << 10),
+            ]
+        );
+    }
+
+    #[test]
+    fn results_sort_by_first_value_then_name() {
+        let a = VolumeKey::Label("a".into());
+        let b = VolumeKey::Label("b".into());
+        let c = VolumeKey::Label("c".into());
+        let (series, matrix) = collect_buckets(vec![
+            (10, vec![(b.clone(), 5), (a.clone(), 5)]),
+            (20, vec![(c.clone(), 9)]),
+        ]);
+        assert!(!matrix, "one sample each: a vector");
+        let keys: Vec<&VolumeKey> = series.iter().map(|s| &s.key).collect();
+        assert_eq!(keys, vec![&c, &a, &b]);
+    }
+
+    #[test]
+    fn parameters() {
+        let mut p = Params::default();
+        p.extend_from_urlencoded(b"limit=0&aggregateBy=labels&targetLabels=a,b");
+        assert_eq!(volume_limit(&p).unwrap(), 100);
+        assert!(aggregate_by_labels(&p).unwrap());
+        assert_eq!(target_labels(&p), vec!["a", "b"]);
+        let mut p = Params::default();
+        p.extend_from_urlencoded(b"limit=-3&aggregateBy=streams");
+        assert_eq!(volume_limit(&p).unwrap_err().to_string(), "limit must be a positive value");
+        assert_eq!(aggregate_by_labels(&p).unwrap_err().to_string(), "invalid aggregation option");
+        assert!(target_labels(&p).is_empty());
+        assert_eq!(round_to_ms(1_500_000, 2_000_001), (1, 3));
+    }
+}
