@@ -1,7 +1,10 @@
 //! Compiles every .proto under `proto/` with the pure-Rust `protox` compiler (no `protoc` needed).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../proto");
+    // Read at run time: a build-script binary reused from another checkout (a shared target
+    // directory) must still look at this checkout's protos.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    let root = std::path::Path::new(&manifest_dir).join("../../../proto");
     let files = [
         root.join("third-party/loki/push.proto"),
         root.join("skald/ingester/v1/ingester.proto"),

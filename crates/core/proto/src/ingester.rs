@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use skald_model::{LabelMatcher, Labels, Stream};
 
-use crate::ServiceError;
+use crate::{ErrorCode, ServiceError};
 
 /// A request for recent data held by an ingester.
 #[derive(Debug, Clone, Default)]
@@ -75,6 +75,29 @@ pub fn merge_samples(answers: impl IntoIterator<Item = SeriesSamples>) -> Vec<Se
         .collect()
 }
 
+/// An entry a live tail missed because its reader could not keep up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedEntry {
+    /// The stream's labels.
+    pub labels: Labels,
+    /// The entry's timestamp, ns.
+    pub ts: i64,
+}
+
+/// One message of a live tail: entries pushed since the previous one, raw (the reader runs
+/// the pipeline for output), and entries dropped since.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TailBatch {
+    /// Entries, per stream, in push order.
+    pub streams: Vec<Stream>,
+    /// Entries this tail dropped because its reader was too slow.
+    pub dropped: Vec<DroppedEntry>,
+}
+
+/// A live tail: ends when the ingester stops or fails; dropping it unsubscribes.
+pub type TailStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<TailBatch, ServiceError>> + Send>>;
+
 /// What an ingester serves. Implemented by `skald_ingester::Ingester` (in-process) and by
 /// [`GrpcIngesterClient`](crate::ingester::GrpcIngesterClient) (remote).
 #[async_trait]
@@ -117,6 +140,15 @@ pub trait IngesterService: Send + Sync + 'static {
 
     /// Flushes every in-memory chunk to storage.
     async fn flush_all(&self) -> Result<(), ServiceError>;
+
+    /// Subscribes to the entries pushed from now on to streams matching `query.matchers` that
+    /// `query.pipeline` accepts (`start`, `end`, `limit` are ignored). The subscription is in
+    /// place when this returns. The default refuses: only real ingesters (and the clients
+    /// that reach them) can tail.
+    async fn tail(&self, tenant: &str, query: IngesterQuery) -> Result<TailStream, ServiceError> {
+        let _ = (tenant, query);
+        Err(ServiceError::new(ErrorCode::Unavailable, "this ingester service cannot tail"))
+    }
 }
 
 /// A shared handle to an ingester, local or remote.
@@ -308,6 +340,28 @@ impl IngesterService for GrpcIngesterClient {
         self.inner.clone().flush_all(crate::skald_ingester_v1::FlushRequest {}).await?;
         Ok(())
     }
+
+    async fn tail(&self, tenant: &str, query: IngesterQuery) -> Result<TailStream, ServiceError> {
+        use futures::StreamExt;
+        let req = query_to_pb(tenant, query);
+        let stream = self.inner.clone().tail(req).await?.into_inner();
+        Ok(Box::pin(stream.map(|r| {
+            match r {
+                Ok(m) => Ok(TailBatch {
+                    streams: m.streams.into_iter().map(convert::stream_from_pb).collect(),
+                    dropped: m
+                        .dropped
+                        .into_iter()
+                        .map(|d| DroppedEntry {
+                            labels: convert::labels_from_pb(d.labels),
+                            ts: d.ts,
+                        })
+                        .collect(),
+                }),
+                Err(status) => Err(ServiceError::from(status)),
+            }
+        })))
+    }
 }
 
 /// Serves any [`IngesterService`] over gRPC.
@@ -459,6 +513,40 @@ impl crate::skald_ingester_v1::ingester_server::Ingester for IngesterGrpcServer 
             }
         }
         Ok(tonic::Response::new(Box::pin(futures::stream::iter(batches))))
+    }
+
+    type TailStream = std::pin::Pin<
+        Box<
+            dyn futures::Stream<
+                    Item = Result<crate::skald_ingester_v1::TailResponse, tonic::Status>,
+                > + Send
+                + 'static,
+        >,
+    >;
+
+    async fn tail(
+        &self,
+        request: tonic::Request<crate::skald_ingester_v1::QueryRequest>,
+    ) -> Result<tonic::Response<Self::TailStream>, tonic::Status> {
+        use futures::StreamExt;
+        let (tenant, query) = query_from_pb(request.into_inner())?;
+        let stream = self.inner.tail(&tenant, query).await?;
+        Ok(tonic::Response::new(Box::pin(stream.map(|r| {
+            match r {
+                Ok(b) => Ok(crate::skald_ingester_v1::TailResponse {
+                    streams: b.streams.into_iter().map(convert::stream_to_pb).collect(),
+                    dropped: b
+                        .dropped
+                        .iter()
+                        .map(|d| crate::skald_ingester_v1::DroppedEntry {
+                            labels: convert::labels_to_pb(&d.labels),
+                            ts: d.ts,
+                        })
+                        .collect(),
+                }),
+                Err(e) => Err(tonic::Status::from(e)),
+            }
+        }))))
     }
 
     async fn flush_all(

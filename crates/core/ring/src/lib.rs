@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod membership;
 pub mod replicated;
+pub mod tail;
 
 /// An instance's lifecycle state, as in Loki's lifecycler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use skald_model::{Labels, Stream};
 use skald_proto::ingester::{
-    merge_samples, IngesterClient, IngesterQuery, IngesterService, SeriesSamples,
+    merge_samples, IngesterClient, IngesterQuery, IngesterService, SeriesSamples, TailStream,
 };
 use skald_proto::{ErrorCode, ServiceError};
 
@@ -92,6 +92,17 @@ impl ReplicatedIngesters {
     /// The ring (for status pages).
     pub fn ring(&self) -> &Ring {
         &self.ring
+    }
+
+    /// The members a read reaches: (address, client) of every instance healthy for reads.
+    pub fn read_members(&self) -> Vec<(String, IngesterClient)> {
+        self.ring
+            .instances()
+            .iter()
+            .zip(&self.clients)
+            .filter(|(d, _)| d.is_healthy(Operation::Read, self.now_ms, self.heartbeat_timeout_ms))
+            .map(|(d, c)| (d.addr.clone(), c.clone()))
+            .collect()
     }
 
     /// Failures a read may meet and still be complete: every stream is on `rf` ingesters, so
@@ -292,6 +303,18 @@ impl IngesterService for ReplicatedIngesters {
         let results = futures::future::join_all(self.clients.iter().map(|c| c.flush_all())).await;
         results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
     }
+
+    async fn tail(&self, tenant: &str, query: IngesterQuery) -> Result<TailStream, ServiceError> {
+        let members = self.read_members();
+        if members.is_empty() {
+            return Err(crate::tail::no_ingesters());
+        }
+        let list: crate::tail::Members = std::sync::Arc::new(move || {
+            let members = members.clone();
+            Box::pin(async move { Ok(members) })
+        });
+        crate::tail::fan_out(tenant, query, list).await
+    }
 }
 
 /// Builds a client for a `host:port` address.
@@ -301,6 +324,10 @@ pub type Connect = Box<dyn Fn(&str) -> Result<IngesterClient, ServiceError> + Se
 /// reads the ring from the live members and reaches every instance at its address (clients
 /// are created once per address and kept).
 pub struct GossipIngesters {
+    state: std::sync::Arc<GossipState>,
+}
+
+struct GossipState {
     membership: std::sync::Arc<crate::membership::Membership>,
     connect: Connect,
     clients: parking_lot::Mutex<std::collections::HashMap<String, IngesterClient>>,
@@ -322,15 +349,23 @@ impl GossipIngesters {
         heartbeat_timeout_ms: i64,
     ) -> Self {
         GossipIngesters {
-            membership,
-            connect,
-            clients: parking_lot::Mutex::new(std::collections::HashMap::new()),
-            ring: parking_lot::Mutex::new(None),
-            replication_factor,
-            heartbeat_timeout_ms,
+            state: std::sync::Arc::new(GossipState {
+                membership,
+                connect,
+                clients: parking_lot::Mutex::new(std::collections::HashMap::new()),
+                ring: parking_lot::Mutex::new(None),
+                replication_factor,
+                heartbeat_timeout_ms,
+            }),
         }
     }
 
+    async fn current(&self) -> Result<ReplicatedIngesters, ServiceError> {
+        self.state.current().await
+    }
+}
+
+impl GossipState {
     async fn current(&self) -> Result<ReplicatedIngesters, ServiceError> {
         // Reading the ring parses every member's entry and sorts the tokens: once per
         // RING_REFRESH, not once per request.
@@ -410,6 +445,16 @@ impl IngesterService for GossipIngesters {
 
     async fn flush_all(&self) -> Result<(), ServiceError> {
         self.current().await?.flush_all().await
+    }
+
+    async fn tail(&self, tenant: &str, query: IngesterQuery) -> Result<TailStream, ServiceError> {
+        // the member list is read again on every reconnect round: ingesters come and go
+        let state = self.state.clone();
+        let list: crate::tail::Members = std::sync::Arc::new(move || {
+            let state = state.clone();
+            Box::pin(async move { Ok(state.current().await?.read_members()) })
+        });
+        crate::tail::fan_out(tenant, query, list).await
     }
 }
 

@@ -9,6 +9,7 @@ mod chunk_stats;
 mod config;
 mod metrics;
 mod stream;
+mod tail;
 pub mod wal;
 
 use std::collections::HashMap;
@@ -26,7 +27,7 @@ use skald_logql::engine::{push_down, SelectLimit};
 use skald_logql::log::{Pipeline, SampleExtractor};
 use skald_model::{fingerprint, LabelMatcher, Labels, Stream};
 use skald_proto::ingester::{
-    sample_hash, IngesterQuery, IngesterService, PushedSample, SeriesSamples,
+    sample_hash, IngesterQuery, IngesterService, PushedSample, SeriesSamples, TailStream,
 };
 use skald_proto::{ErrorCode, ServiceError};
 use tokio::sync::watch;
@@ -61,6 +62,8 @@ struct Inner {
     flush_on_shutdown: std::sync::atomic::AtomicBool,
     /// The storage outage the periodic flush is in, if any.
     flush_trouble: Mutex<Option<FlushTrouble>>,
+    /// Live-tail subscribers.
+    tailers: tail::Tailers,
 }
 
 /// Flushes failing in a row: what the periodic flush backs off on and `/ready` reports.
@@ -93,6 +96,7 @@ impl Ingester {
                     config.wal.flush_on_shutdown || !config.wal.enabled,
                 ),
                 flush_trouble: Mutex::new(None),
+                tailers: tail::Tailers::default(),
                 config,
                 limits,
                 chunks,
@@ -104,6 +108,12 @@ impl Ingester {
                 checkpoint_lock: tokio::sync::Mutex::new(()),
             }),
         }
+    }
+
+    /// Ends every live tail (at shutdown, so that no open stream holds the server up).
+    pub fn close_tails(&self) {
+        self.inner.tailers.close_all();
+        self.inner.metrics.tailers.set(0);
     }
 
     fn tenant(&self, tenant: &str) -> Arc<Mutex<TenantStreams>> {
@@ -484,6 +494,9 @@ impl Ingester {
         let max_streams = self.inner.limits.max_global_streams_per_user;
         let mut errors: Vec<String> = Vec::new();
         let (mut accepted, mut rejected) = (0u64, 0u64);
+        // live tails get what this push added, once it is acknowledged
+        let tailers = if log { self.inner.tailers.of(tenant) } else { Vec::new() };
+        let mut tailed: Vec<Stream> = Vec::new();
         for s in streams {
             let fp = fingerprint(&s.labels);
             if !guard.streams.contains_key(&fp) {
@@ -503,9 +516,16 @@ impl Ingester {
             }
             let total = s.entries.len();
             let mut too_far: Vec<AppendError> = Vec::new();
+            let mut tail_copy = (!tailers.is_empty()
+                && tail::Tailers::any_wants(&tailers, &s.labels))
+            .then(|| Stream { labels: s.labels.clone(), entries: Vec::new() });
             for e in s.entries {
                 let mark = record.as_mut().map(|r| r.entry(&e));
+                let copy = tail_copy.as_ref().map(|_| e.clone());
                 let res = st.append(e, &self.inner.config);
+                if let (Ok(()), Some(t), Some(copy)) = (&res, tail_copy.as_mut(), copy) {
+                    t.entries.push(copy);
+                }
                 if let (Some(r), Some(mark)) = (record.as_mut(), mark) {
                     if res.is_err() {
                         r.rollback(mark);
@@ -519,6 +539,9 @@ impl Ingester {
                         too_far.push(err);
                     }
                 }
+            }
+            if let Some(t) = tail_copy {
+                tailed.push(t);
             }
             if let Some(first) = too_far.first() {
                 errors.push(format!(
@@ -543,6 +566,11 @@ impl Ingester {
         }
         self.inner.metrics.entries.with_label_values(&["accepted"]).inc_by(accepted);
         self.inner.metrics.entries.with_label_values(&["rejected"]).inc_by(rejected);
+        if !tailed.is_empty() {
+            let dropped = self.inner.tailers.dispatch(tenant, &tailers, &tailed);
+            self.inner.metrics.tail_dropped_entries.inc_by(dropped as u64);
+            self.inner.metrics.tailers.set(self.inner.tailers.count() as i64);
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -697,6 +725,14 @@ impl IngesterService for Ingester {
 
     async fn flush_all(&self) -> Result<(), ServiceError> {
         self.flush(true).await
+    }
+
+    async fn tail(&self, tenant: &str, query: IngesterQuery) -> Result<TailStream, ServiceError> {
+        let pipeline = compile_pipeline(&query.pipeline)?;
+        let (tailer, rx) = tail::Tailer::new(query.matchers, pipeline);
+        self.inner.tailers.add(tenant, tailer);
+        self.inner.metrics.tailers.set(self.inner.tailers.count() as i64);
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok)))
     }
 }
 

@@ -36,6 +36,10 @@ pub struct IngesterMetrics {
     /// `skald_ingester_flush_backoff_seconds`: wait before the next flush attempt after
     /// storage failures (0 while flushes work).
     pub flush_backoff_seconds: prometheus::Gauge,
+    /// `loki_ingester_tailers`: live-tail subscribers.
+    pub tailers: IntGauge,
+    /// `skald_ingester_tail_dropped_entries_total`: entries a slow tail subscriber missed.
+    pub tail_dropped_entries: IntCounter,
 }
 
 // Names and help texts are constants, so construction cannot fail (invariant: valid names).
@@ -105,6 +109,11 @@ impl IngesterMetrics {
                 "Seconds the ingester waits before retrying a failed flush (0 while flushes work).",
             )
             .expect("constant metric name is valid"),
+            tailers: gauge("loki_ingester_tailers", "Live-tail subscribers."),
+            tail_dropped_entries: counter(
+                "skald_ingester_tail_dropped_entries_total",
+                "Entries dropped for live-tail subscribers that could not keep up.",
+            ),
         };
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.chunks_flushed.clone()),
@@ -122,6 +131,8 @@ impl IngesterMetrics {
             Box::new(m.checkpoints.clone()),
             Box::new(m.checkpoint_failures.clone()),
             Box::new(m.checkpoint_bytes.clone()),
+            Box::new(m.tailers.clone()),
+            Box::new(m.tail_dropped_entries.clone()),
         ];
         for c in collectors {
             if let Err(error) = registry.register(c) {
