@@ -298,10 +298,14 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         terminate: terminate.clone(),
         ring: ring_view,
         membership: membership.clone(),
+        config: Arc::new(config.clone()),
+        services: Arc::new(mods.iter().map(|m| m.service_name().to_string()).collect()),
     };
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
         .saturating_add(1);
+    let closing_querier = querier.clone();
+    let closing_ingester = ingester.clone();
     let app = http::router(state, distributor, querier)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =
@@ -317,6 +321,13 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
             tokio::select! {
                 _ = shutdown_signal() => {}
                 _ = terminate.notified() => tracing::info!("stopping: requested over HTTP"),
+            }
+            // open live tails would hold the servers up: end them first
+            if let Some(q) = &closing_querier {
+                q.close_tails();
+            }
+            if let Some(i) = &closing_ingester {
+                i.close_tails();
             }
         })
         .await

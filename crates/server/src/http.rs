@@ -32,6 +32,10 @@ pub struct HttpState {
     pub ring: Option<skald_ring::Ring>,
     /// Gossip membership, when configured: `/ring` shows the gossiped ring instead.
     pub membership: Option<Arc<skald_ring::membership::Membership>>,
+    /// The effective configuration (`/config`).
+    pub config: Arc<crate::config::Config>,
+    /// The services this process runs (`/services`).
+    pub services: Arc<Vec<String>>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -43,7 +47,11 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 
 /// Resolves the tenant from `X-Scope-OrgID` (or `fake` without auth), validates it, and puts
 /// a [`TenantId`] into the request extensions.
-async fn tenant_layer(State(auth_enabled): State<bool>, mut req: Request, next: Next) -> Response {
+async fn tenant_layer(
+    State((auth_enabled, multi_tenant)): State<(bool, bool)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let header = req
         .headers()
         .get("X-Scope-OrgID")
@@ -60,13 +68,26 @@ async fn tenant_layer(State(auth_enabled): State<bool>, mut req: Request, next: 
         Ok(ids) => ids,
         Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
     };
+    // Several tenants (`a|b`) only for queries, and only when enabled, as in Loki; pushes and
+    // live tails always act for one tenant.
     if ids.len() != 1 {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "multi-tenant queries are not supported by this Skald version",
-        );
+        let path = req.uri().path();
+        let query_path = !path.ends_with("/push")
+            && !path.ends_with("/tail")
+            && !path.contains("otlp")
+            && !path.contains("_bulk");
+        if !multi_tenant || !query_path {
+            return text(
+                StatusCode::BAD_REQUEST,
+                if multi_tenant {
+                    "multiple org IDs present: this endpoint acts for a single tenant"
+                } else {
+                    "multiple org IDs present: cross-tenant queries need querier.multi_tenant_queries_enabled"
+                },
+            );
+        }
     }
-    req.extensions_mut().insert(TenantId(ids[0].clone()));
+    req.extensions_mut().insert(TenantId(ids.join("|")));
     next.run(req).await
 }
 
@@ -292,8 +313,10 @@ pub fn router(
     if let Some(q) = querier {
         tenant_routes = tenant_routes.merge(skald_querier::http::router(q));
     }
-    let tenant_routes =
-        tenant_routes.layer(middleware::from_fn_with_state(state.auth_enabled, tenant_layer));
+    let tenant_routes = tenant_routes.layer(middleware::from_fn_with_state(
+        (state.auth_enabled, state.config.querier.multi_tenant_queries_enabled),
+        tenant_layer,
+    ));
     let ops = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -301,6 +324,12 @@ pub fn router(
         .route("/flush", post(flush).get(flush))
         .route("/ingester/shutdown", post(ingester_shutdown).get(ingester_shutdown))
         .route("/ring", get(ring_page))
+        .route("/config", get(crate::ops::config))
+        .route("/services", get(crate::ops::services))
+        .route(
+            "/log_level",
+            get(crate::ops::log_level).post(crate::ops::log_level).put(crate::ops::log_level),
+        )
         .route("/distributor/ring", get(ring_page))
         .route(
             "/ingester/prepare_shutdown",

@@ -7,6 +7,7 @@ mod flags;
 mod http;
 mod ingest_http;
 mod modules;
+mod ops;
 mod storage;
 
 use tracing_subscriber::EnvFilter;
@@ -42,8 +43,19 @@ fn main() -> std::process::ExitCode {
         cfg.server.grpc_listen_port = p;
     }
     let level = flags.log_level.clone().unwrap_or_else(|| cfg.server.log_level.clone());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
+    // the filter can be changed at run time (`/log_level`)
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
+    }
+    ops::set_log_handle(handle, &level);
     if let Err(e) = cfg.validate() {
         eprintln!("error: invalid config: {e}");
         return std::process::ExitCode::from(1);

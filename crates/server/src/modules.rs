@@ -20,6 +20,21 @@ pub enum Module {
     TableManager,
 }
 
+impl Module {
+    /// The name `/services` shows.
+    pub fn service_name(self) -> &'static str {
+        match self {
+            Module::Server => "server",
+            Module::Store => "store",
+            Module::Ingester => "ingester",
+            Module::IngesterClient => "ingester-querier",
+            Module::Distributor => "distributor",
+            Module::Querier => "querier",
+            Module::TableManager => "table-manager",
+        }
+    }
+}
+
 fn deps(m: Module) -> &'static [Module] {
     match m {
         Module::Server => &[],

@@ -20,6 +20,7 @@ use skald_model::{LabelMatcher, Labels};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
+use crate::multitenant::{self, MultiTenantSource};
 use crate::params::{self, Params};
 use crate::source::StoreSource;
 use crate::{marshal, Querier};
@@ -77,7 +78,7 @@ pub(crate) fn collect_params(
     p
 }
 
-fn categorize(headers: &HeaderMap) -> bool {
+pub(crate) fn categorize(headers: &HeaderMap) -> bool {
     headers
         .get_all("X-Loki-Response-Encoding-Flags")
         .iter()
@@ -99,9 +100,26 @@ pub fn router(querier: Arc<Querier>) -> Router {
         .route("/api/prom/label", get(labels))
         .route("/api/prom/label/{name}/values", get(label_values))
         .route("/api/prom/series", get(series).post(series))
+        .route("/api/prom/query", get(legacy_query))
         .with_state(querier.clone())
+        .merge(crate::discovery::router(querier.clone()))
         .merge(crate::volume::router(querier.clone()))
-        .merge(crate::discovery::router(querier))
+        .merge(crate::tail::router(querier))
+}
+
+/// `/api/prom/query`: Loki's deprecated log query, answered in the legacy shape
+/// (`{"streams": [{"labels": "{..}", "entries": [{"ts", "line"}]}]}`). `regexp` adds a
+/// `|~` filter.
+async fn legacy_query(
+    State(q): State<Arc<Querier>>,
+    Extension(tenant): Extension<TenantId>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut p = Params::default();
+    if let Some(query) = query {
+        p.extend_from_urlencoded(query.as_bytes());
+    }
+    reply(q.legacy_query(&tenant.0, &p).await)
 }
 
 async fn query_range(
@@ -190,12 +208,12 @@ fn default_step_ns(start: i64, end: i64) -> i64 {
 }
 
 impl Querier {
-    fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
+    pub(crate) fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
         syntax::parse_expr(p.get("query").unwrap_or(""))
             .map_err(|e| QuerierError::BadRequest(e.to_string()))
     }
 
-    fn check_limit(&self, limit: u32) -> Result<(), QuerierError> {
+    pub(crate) fn check_limit(&self, limit: u32) -> Result<(), QuerierError> {
         let max = self.limits.max_entries_limit_per_query;
         if max > 0 && limit as u64 > max as u64 {
             return Err(QuerierError::BadRequest(format!(
@@ -295,6 +313,49 @@ impl Querier {
         self.run(tenant, expr, qp, categorize).await
     }
 
+    /// `/api/prom/query`.
+    pub async fn legacy_query(
+        self: &Arc<Self>,
+        tenant: &str,
+        p: &Params,
+    ) -> Result<Value, QuerierError> {
+        let (start, end) = params::parse_range(p, HOUR_NS)?;
+        let limit = params::parse_limit(p.get("limit"))?;
+        let direction = params::parse_direction(p.get("direction"))?;
+        let mut expr = self.parse_query(p)?;
+        let Expr::Log(sel) = &mut expr else {
+            return Err(QuerierError::BadRequest(
+                "legacy endpoints only support streams result type".into(),
+            ));
+        };
+        if let Some(re) = p.get("regexp").filter(|r| !r.is_empty()) {
+            let text = format!("{sel} |~ {}", goutil::go_quote(re));
+            expr =
+                syntax::parse_expr(&text).map_err(|e| QuerierError::BadRequest(e.to_string()))?;
+        }
+        self.check_limit(limit)?;
+        self.check_query_length(start, end)?;
+        let qp = QueryParams {
+            start,
+            end,
+            step_ns: 0,
+            interval_ns: 0,
+            limit,
+            direction,
+            instant: false,
+            categorize_labels: false,
+        };
+        let out = self.evaluate(tenant, expr, qp).await?;
+        match &out.result {
+            engine::QueryResult::Streams(streams) => {
+                Ok(json!({"streams": marshal::legacy_streams_json(streams)}))
+            }
+            _ => Err(QuerierError::BadRequest(
+                "legacy endpoints only support streams result type".into(),
+            )),
+        }
+    }
+
     /// `/loki/api/v1/query`.
     pub async fn query_instant(
         self: &Arc<Self>,
@@ -326,43 +387,58 @@ impl Querier {
         qp: QueryParams,
         categorize: bool,
     ) -> Result<Value, QuerierError> {
+        let started = Instant::now();
+        let out = self.evaluate(tenant, expr, qp).await?;
+        let exec = started.elapsed().as_secs_f64();
+        Ok(json!({"status": "success", "data": marshal::query_data(&out, categorize, exec)}))
+    }
+
+    /// Evaluates a parsed query over the store and the ingesters, within the concurrency
+    /// limit and the query timeout.
+    pub(crate) async fn evaluate(
+        self: &Arc<Self>,
+        tenant: &str,
+        expr: Expr,
+        qp: QueryParams,
+    ) -> Result<engine::QueryOutput, QuerierError> {
         self.check_shard_aggregations(&expr, qp.instant)?;
         let _permit = self
             .concurrency
             .acquire()
             .await
             .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
-        let started = Instant::now();
         let mut guard = CancelOnDrop { flag: Arc::new(AtomicBool::new(false)), finished: false };
-        let source = StoreSource {
+        let store = |t: &str| StoreSource {
             querier: self.clone(),
-            tenant: tenant.to_string(),
+            tenant: t.to_string(),
             handle: tokio::runtime::Handle::current(),
             cancel: guard.flag.clone(),
+        };
+        let ids = multitenant::tenants(tenant);
+        let source: Box<dyn engine::Source> = if ids.len() > 1 {
+            Box::new(MultiTenantSource { sources: ids.iter().map(|t| store(t)).collect() })
+        } else {
+            Box::new(store(tenant))
         };
         let limits = engine::Limits {
             max_query_series: self.limits.max_query_series,
             max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
         };
-        let task =
-            tokio::task::spawn_blocking(move || engine::evaluate(&expr, &qp, &limits, &source));
+        let task = tokio::task::spawn_blocking(move || {
+            engine::evaluate(&expr, &qp, &limits, source.as_ref())
+        });
         let timeout = self.limits.query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
         let result = tokio::time::timeout(timeout, task).await;
         guard.finished = true;
-        let out = match result {
-            Err(_) => return Err(QuerierError::Timeout),
-            Ok(Err(e)) => return Err(QuerierError::Internal(format!("query task failed: {e}"))),
+        match result {
+            Err(_) => Err(QuerierError::Timeout),
+            Ok(Err(e)) => Err(QuerierError::Internal(format!("query task failed: {e}"))),
             Ok(Ok(Err(e))) => {
-                return Err(QuerierError::Status {
-                    status: e.status_code(),
-                    message: e.to_string(),
-                });
+                Err(QuerierError::Status { status: e.status_code(), message: e.to_string() })
             }
-            Ok(Ok(Ok(out))) => out,
-        };
-        let exec = started.elapsed().as_secs_f64();
-        Ok(json!({"status": "success", "data": marshal::query_data(&out, categorize, exec)}))
+            Ok(Ok(Ok(out))) => Ok(out),
+        }
     }
 
     fn selector_matchers(&self, q: Option<&str>) -> Result<Vec<LabelMatcher>, QuerierError> {
@@ -383,6 +459,16 @@ impl Querier {
         start: i64,
         end: i64,
     ) -> Result<BTreeSet<Labels>, QuerierError> {
+        let ids = multitenant::tenants(tenant);
+        if ids.len() > 1 {
+            let (picked, rest) = multitenant::pick(&ids, matchers);
+            let mut out = BTreeSet::new();
+            for t in picked {
+                let one = Box::pin(self.stream_labels(t, &rest, start, end)).await?;
+                out.extend(one.iter().map(|l| multitenant::with_tenant(l, t)));
+            }
+            return Ok(out);
+        }
         let mut out = BTreeSet::new();
         let series = self
             .index

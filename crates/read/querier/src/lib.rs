@@ -11,9 +11,11 @@ mod drilldown;
 pub mod error;
 pub mod http;
 pub mod marshal;
+pub mod multitenant;
 pub mod params;
 pub mod patterns;
 mod source;
+mod tail;
 pub mod volume;
 
 use std::sync::Arc;
@@ -37,11 +39,21 @@ pub struct QuerierConfig {
     pub query_ingesters_within: Duration,
     /// Queries evaluated at once.
     pub max_concurrent: usize,
+    /// Whether `X-Scope-OrgID: a|b` queries several tenants at once (Loki's key).
+    pub multi_tenant_queries_enabled: bool,
+    /// How long a live tail (`/loki/api/v1/tail`) may stay open.
+    #[serde(with = "skald_common::units::duration")]
+    pub tail_max_duration: Duration,
 }
 
 impl Default for QuerierConfig {
     fn default() -> Self {
-        QuerierConfig { query_ingesters_within: Duration::from_secs(3 * 3600), max_concurrent: 4 }
+        QuerierConfig {
+            query_ingesters_within: Duration::from_secs(3 * 3600),
+            max_concurrent: 4,
+            multi_tenant_queries_enabled: false,
+            tail_max_duration: Duration::from_secs(3600),
+        }
     }
 }
 
@@ -60,6 +72,10 @@ pub struct Querier {
     pub(crate) index: Arc<dyn IndexStore>,
     pub(crate) ingester: Option<IngesterClient>,
     pub(crate) concurrency: tokio::sync::Semaphore,
+    /// Open live tails per tenant.
+    pub(crate) tails: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
+    /// Set at shutdown: open tails close ("going away").
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
     /// Pattern detection (`/loki/api/v1/patterns`), Loki's `pattern_ingester` block.
     pub(crate) pattern_ingester: PatternIngesterConfig,
 }
@@ -81,8 +97,16 @@ impl Querier {
             index,
             ingester,
             concurrency: tokio::sync::Semaphore::new(permits),
+            tails: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            closing: tokio::sync::watch::channel(false).0,
             pattern_ingester: PatternIngesterConfig::default(),
         }
+    }
+
+    /// Closes every open live tail (at shutdown: an open WebSocket would hold the HTTP
+    /// server's graceful shutdown up).
+    pub fn close_tails(&self) {
+        self.closing.send_replace(true);
     }
 
     /// Sets the `pattern_ingester` block (pattern detection for `/loki/api/v1/patterns`).

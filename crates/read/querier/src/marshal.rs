@@ -1,7 +1,7 @@
 //! Loki's JSON response shapes.
 
 use serde_json::{json, Map, Value};
-use skald_logql::engine::{QueryOutput, QueryResult, Stats};
+use skald_logql::engine::{QueryOutput, QueryResult, ResultStream, Stats};
 use skald_model::Labels;
 
 /// Formats a sample value the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does.
@@ -60,6 +60,70 @@ pub fn stats_json(stats: &Stats, exec_secs: f64) -> Value {
     v
 }
 
+/// Log streams as Loki writes them: `{"stream": {..}, "values": [[ts, line], ..]}`, or with
+/// categorize-labels `[ts, line, {"structuredMetadata": .., "parsed": ..}]`.
+pub fn streams_json(streams: &[ResultStream], categorize: bool) -> Vec<Value> {
+    streams
+        .iter()
+        .map(|s| {
+            let values: Vec<Value> = s
+                .entries
+                .iter()
+                .map(|e| {
+                    if categorize {
+                        let mut meta = Map::new();
+                        if !e.structured_metadata.is_empty() {
+                            meta.insert(
+                                "structuredMetadata".into(),
+                                labels_json(&e.structured_metadata),
+                            );
+                        }
+                        if !e.parsed.is_empty() {
+                            meta.insert("parsed".into(), labels_json(&e.parsed));
+                        }
+                        json!([e.ts.to_string(), e.line, Value::Object(meta)])
+                    } else {
+                        json!([e.ts.to_string(), e.line])
+                    }
+                })
+                .collect();
+            json!({"stream": labels_json(&s.labels), "values": values})
+        })
+        .collect()
+}
+
+/// Log streams in the legacy (`/api/prom`) shape: `{"labels": "{a=\"b\"}", "entries":
+/// [{"ts": "<RFC3339Nano>", "line": ..}]}`.
+pub fn legacy_streams_json(streams: &[ResultStream]) -> Vec<Value> {
+    streams
+        .iter()
+        .map(|s| {
+            let entries: Vec<Value> = s
+                .entries
+                .iter()
+                .map(|e| json!({"ts": rfc3339_nano(e.ts), "line": e.line}))
+                .collect();
+            json!({"labels": s.labels.to_string(), "entries": entries})
+        })
+        .collect()
+}
+
+/// A timestamp as Go's `time.RFC3339Nano` in UTC (trailing zeros of the fraction dropped).
+pub fn rfc3339_nano(ns: i64) -> String {
+    let (secs, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32);
+    let Some(t) = chrono::DateTime::from_timestamp(secs, 0) else {
+        return ns.to_string();
+    };
+    let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    if nanos > 0 {
+        let frac = format!("{nanos:09}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+    out.push('Z');
+    out
+}
+
 /// The `data` object of a query answer.
 pub fn query_data(out: &QueryOutput, categorize: bool, exec_secs: f64) -> Value {
     let mut data = Map::new();
@@ -69,33 +133,7 @@ pub fn query_data(out: &QueryOutput, categorize: bool, exec_secs: f64) -> Value 
             if categorize {
                 data.insert("encodingFlags".into(), json!(["categorize-labels"]));
             }
-            let result: Vec<Value> = streams
-                .iter()
-                .map(|s| {
-                    let values: Vec<Value> = s
-                        .entries
-                        .iter()
-                        .map(|e| {
-                            if categorize {
-                                let mut meta = Map::new();
-                                if !e.structured_metadata.is_empty() {
-                                    meta.insert(
-                                        "structuredMetadata".into(),
-                                        labels_json(&e.structured_metadata),
-                                    );
-                                }
-                                if !e.parsed.is_empty() {
-                                    meta.insert("parsed".into(), labels_json(&e.parsed));
-                                }
-                                json!([e.ts.to_string(), e.line, Value::Object(meta)])
-                            } else {
-                                json!([e.ts.to_string(), e.line])
-                            }
-                        })
-                        .collect();
-                    json!({"stream": labels_json(&s.labels), "values": values})
-                })
-                .collect();
+            let result = streams_json(streams, categorize);
             data.insert("result".into(), Value::Array(result));
         }
         QueryResult::Vector(samples) => {
@@ -144,5 +182,8 @@ mod tests {
         assert_eq!(format_value(f64::INFINITY), "+Inf");
         assert_eq!(ts_seconds(1793491200000000000), json!(1793491200));
         assert_eq!(ts_seconds(1793491200500000000), json!(1793491200.5));
+        assert_eq!(rfc3339_nano(1793491200500000000), "2026-11-01T00:00:00.5Z");
+        assert_eq!(rfc3339_nano(1793491200000000001), "2026-11-01T00:00:00.000000001Z");
+        assert_eq!(rfc3339_nano(1793491200000000000), "2026-11-01T00:00:00Z");
     }
 }
