@@ -350,8 +350,8 @@ mod tests {
 
     #[test]
     fn prometheus_hash_is_xxhash64_of_the_label_bytes() {
-        let l = Labels::parse(r#"{env="test", format="json", job="web", service_name="web"}"#)
-            .unwrap();
+        let l =
+            Labels::parse(r#"{env="test", format="json", job="web", service_name="web"}"#).unwrap();
         let raw = b"env\xfftest\xffformat\xffjson\xffjob\xffweb\xffservice_name\xffweb\xff";
         assert_eq!(l.prometheus_hash(), xxhash_rust::xxh64::xxh64(raw, 0));
         // the fingerprint that reproduces Loki's chunk cuts of web in the reference recording

@@ -56,7 +56,9 @@ pub fn stats_kib(bytes: u64) -> u64 {
 
 /// Sorts chunk refs by time and drops duplicates (same fingerprint, bounds and checksum).
 pub(crate) fn sort_dedup(chunks: &mut Vec<ChunkRef>) {
-    chunks.sort_by_key(|c| (c.identity(), c.entries, c.uncompressed_bytes, c.compressed_bytes, c.stats_bytes));
+    chunks.sort_by_key(|c| {
+        (c.identity(), c.entries, c.uncompressed_bytes, c.compressed_bytes, c.stats_bytes)
+    });
     chunks.dedup_by_key(|c| c.identity());
 }
 
