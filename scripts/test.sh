@@ -57,7 +57,7 @@ for d in crates/read/logql crates/write/distributor crates/write/ingester crates
 done
 
 # Python clients for tests/tests/shippers.rs (its python_clients test skips without them).
-v=.test-servers/python; { [ -x $v/bin/python ] || python3 -m venv $v; } && $v/bin/pip install -q elasticsearch python-logging-loki && export SKALD_PYTHON="$PWD/$v/bin/python" || echo "== python clients not installed: shippers::python_clients will skip"
+v=.test-servers/python; { [ -x $v/bin/python ] || python3 -m venv $v; } && $v/bin/pip install -q elasticsearch==9.5.1 python-logging-loki==0.3.1 && export SKALD_PYTHON="$PWD/$v/bin/python" || echo "== python clients not installed: shippers::python_clients will skip"
 
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
