@@ -14,14 +14,10 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use skald_integration_tests::{data_dir, get, now_ns, post, temp_dir, Resp, Skald};
-use tungstenite::client::ClientRequestBuilder;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
 
 const TENANT: &str = "grafana-org";
 const GRAFANA_VERSION: &str = "12.2.0";
@@ -39,7 +35,7 @@ const SEC: i64 = 1_000_000_000;
 const MIN: i64 = 60 * SEC;
 const MS: i64 = 1_000_000;
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+use skald_integration_tests::ws::{self, Ws};
 type Check = Result<(), String>;
 /// A label set of an answer.
 type LabelMap = Map<String, Value>;
@@ -950,41 +946,16 @@ fn check(name: &str, r: &Resp, ctx: &Ctx) -> Check {
 
 // ------------------------------------------------------------------------------ live tail
 
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn read_frames(
-    ws: &mut Ws,
+    w: &mut Ws,
     deadline: Instant,
-    mut done: impl FnMut(&[Value]) -> bool,
+    done: impl FnMut(&[Value]) -> bool,
 ) -> Result<Vec<Value>, String> {
-    let mut frames = Vec::new();
-    while Instant::now() < deadline && !done(&frames) {
-        match ws.read() {
-            Ok(Message::Text(t)) => frames.push(
-                serde_json::from_str(t.as_str())
-                    .map_err(|e| format!("frame is not JSON ({e}): {t}"))?,
-            ),
-            Ok(Message::Close(c)) => return Err(format!("tail closed: {c:?}")),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(format!("tail read failed: {e}")),
-        }
+    let r = ws::read(w, deadline, done)?;
+    match r.closed {
+        Some(c) => Err(format!("tail closed: {c:?}")),
+        None => Ok(r.frames),
     }
-    Ok(frames)
 }
 
 /// `(stream, ts, line)` of tail frames, checking the shape Grafana's LiveStreams reads:
@@ -1016,28 +987,18 @@ fn tail_entries(frames: &[Value]) -> Result<Vec<(LabelMap, i64, String)>, String
 }
 
 fn check_live_tail(url: &str, req: &Value, ctx: &Ctx) -> Check {
-    let qs: Vec<String> =
-        params_of(req, ctx).iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-    let ws_url = format!(
-        "{}{}?{}",
-        url.replacen("http://", "ws://", 1),
-        req["path"].as_str().unwrap(),
-        qs.join("&")
-    );
-    let mut builder = ClientRequestBuilder::new(ws_url.parse().unwrap());
-    for (k, v) in headers_of(req, ctx) {
-        builder = builder.with_header(k, v);
-    }
-    let mut ws = match tungstenite::connect(builder) {
-        Ok((ws, _)) => ws,
-        Err(tungstenite::Error::Http(resp)) => {
-            return Err(format!("upgrade refused with {}", resp.status()))
+    let params = params_of(req, ctx);
+    let headers = headers_of(req, ctx);
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let headers: Vec<(&str, &str)> =
+        headers.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let mut ws = match ws::open(url, req["path"].as_str().unwrap(), &params, &headers) {
+        Ok(w) => w,
+        Err(ws::OpenError::Refused(status)) => {
+            return Err(format!("upgrade refused with {status}"))
         }
-        Err(e) => return Err(format!("tail connection failed: {e}")),
+        Err(ws::OpenError::Failed(e)) => return Err(format!("tail connection failed: {e}")),
     };
-    if let MaybeTlsStream::Plain(s) = ws.get_mut() {
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    }
     // history: Loki's defaults (start now-1h, limit 100) for the web stream
     let web = ctx.data.job("web");
     let want_history = web.len().min(100);

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -21,9 +20,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use skald_integration_tests::{data_dir, get, now_ns, post, temp_dir, Resp, Skald};
-use tungstenite::client::ClientRequestBuilder;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
 
 const TENANT: &str = "logcli-tenant";
 const LOGCLI_VERSION: &str = "3.7.6";
@@ -597,19 +593,7 @@ fn keys_of(m: &BTreeMap<String, f64>) -> BTreeSet<String> {
 
 // ------------------------------------------------------------------------------ tail
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+use skald_integration_tests::ws::{self, Ws};
 
 /// `(ts, line)` of `loghttp.TailResponse` frames: `streams[].stream`, `streams[].values[] =
 /// [ns, line]`, optional `dropped_entries[] = {labels, timestamp}`.
@@ -636,48 +620,27 @@ fn tail_entries(frames: &[Value]) -> Result<Vec<(i64, String)>, String> {
     Ok(out)
 }
 
-fn read_frames(ws: &mut Ws, deadline: Instant, want: usize) -> Result<Vec<Value>, String> {
-    let mut frames = Vec::new();
-    while Instant::now() < deadline && tail_entries(&frames)?.len() < want {
-        match ws.read() {
-            Ok(Message::Text(t)) => frames
-                .push(serde_json::from_str(t.as_str()).map_err(|e| format!("frame ({e}): {t}"))?),
-            Ok(Message::Close(c)) => return Err(format!("tail closed: {c:?}")),
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(format!("tail read failed: {e}")),
-        }
+fn read_frames(w: &mut Ws, deadline: Instant, want: usize) -> Result<Vec<Value>, String> {
+    let r = ws::read(w, deadline, |f| tail_entries(f).map(|e| e.len() >= want).unwrap_or(true))?;
+    match r.closed {
+        Some(c) => Err(format!("tail closed: {c:?}")),
+        None => Ok(r.frames),
     }
-    Ok(frames)
 }
 
 fn check_tail(url: &str, req: &Value, ctx: &Ctx) -> Check {
-    let qs: Vec<String> =
-        pairs(&req["params"], ctx).iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-    let ws_url = format!(
-        "{}{}?{}",
-        url.replacen("http://", "ws://", 1),
-        req["path"].as_str().unwrap(),
-        qs.join("&")
-    );
-    let mut b = ClientRequestBuilder::new(ws_url.parse().unwrap());
-    for (k, v) in pairs(&req["headers"], ctx) {
-        b = b.with_header(k, v);
-    }
-    let mut ws = match tungstenite::connect(b) {
-        Ok((ws, _)) => ws,
-        Err(tungstenite::Error::Http(resp)) => {
-            return Err(format!("upgrade refused with {}", resp.status()))
+    let params = pairs(&req["params"], ctx);
+    let headers = pairs(&req["headers"], ctx);
+    let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let headers: Vec<(&str, &str)> =
+        headers.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let mut ws = match ws::open(url, req["path"].as_str().unwrap(), &params, &headers) {
+        Ok(w) => w,
+        Err(ws::OpenError::Refused(status)) => {
+            return Err(format!("upgrade refused with {status}"))
         }
-        Err(e) => return Err(format!("tail connection failed: {e}")),
+        Err(ws::OpenError::Failed(e)) => return Err(format!("tail connection failed: {e}")),
     };
-    if let MaybeTlsStream::Plain(s) = ws.get_mut() {
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    }
     let history =
         tail_entries(&read_frames(&mut ws, Instant::now() + Duration::from_secs(10), 30)?)?;
     let mut got = history.clone();

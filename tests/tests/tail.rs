@@ -5,76 +5,31 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use skald_integration_tests::ws::{self, OpenError, Ws};
 use skald_integration_tests::{now_ns, post, start_cluster, temp_dir, Skald};
-use tungstenite::client::ClientRequestBuilder;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
 
 const TENANT: &str = "tail-tenant";
 
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn ws_url(http_url: &str, path_and_query: &str) -> String {
-    format!("{}{}", http_url.replacen("http://", "ws://", 1), path_and_query)
-}
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Opens a tail; `Err(status)` when the server refused the upgrade.
+/// Opens a tail for [`TENANT`]; `Err(status)` when the server refused the upgrade.
 fn connect(http_url: &str, path: &str, params: &[(&str, &str)]) -> Result<Ws, u16> {
-    let qs: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
-    let url = ws_url(http_url, &format!("{path}?{}", qs.join("&")));
-    let req = ClientRequestBuilder::new(url.parse().unwrap()).with_header("X-Scope-OrgID", TENANT);
-    match tungstenite::connect(req) {
-        Ok((mut ws, _)) => {
-            if let MaybeTlsStream::Plain(s) = ws.get_mut() {
-                s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-            }
-            Ok(ws)
-        }
-        Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("tail connection failed: {e}"),
+    match ws::open(http_url, path, params, &[("X-Scope-OrgID", TENANT)]) {
+        Ok(w) => Ok(w),
+        Err(OpenError::Refused(status)) => Err(status),
+        Err(OpenError::Failed(e)) => panic!("tail connection failed: {e}"),
     }
 }
 
-/// Reads frames until `deadline`; returns the JSON frames and the number of pings.
+/// Reads frames until `deadline` or `done`; returns the JSON frames and the number of pings.
 fn read_until(
-    ws: &mut Ws,
+    w: &mut Ws,
     deadline: Instant,
-    mut done: impl FnMut(&[Value]) -> bool,
+    done: impl FnMut(&[Value]) -> bool,
 ) -> (Vec<Value>, usize) {
-    let mut frames = Vec::new();
-    let mut pings = 0;
-    while Instant::now() < deadline && !done(&frames) {
-        match ws.read() {
-            Ok(Message::Text(t)) => frames.push(serde_json::from_str(t.as_str()).unwrap()),
-            Ok(Message::Ping(_)) => pings += 1,
-            Ok(Message::Close(_)) => break,
-            Ok(_) => {}
-            Err(tungstenite::Error::Io(e))
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
-            Err(e) => panic!("tail read failed: {e}"),
-        }
-    }
-    (frames, pings)
+    let r = ws::read(w, deadline, done).unwrap();
+    (r.frames, r.pings)
 }
 
 /// (ts, line, labels) of every entry in v1 frames, in frame order.

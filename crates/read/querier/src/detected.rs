@@ -718,7 +718,7 @@ impl Querier {
             max_entries_limit_per_query: max_entries,
         };
         let out = self
-            .on_store_source(tenant, move |source| engine::evaluate(&expr, &qp, &limits, source))
+            .on_source(tenant, move |source, _| engine::evaluate(&expr, &qp, &limits, source))
             .await?;
         match out.result {
             QueryResult::Streams(streams) => {

@@ -10,13 +10,14 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use skald_logql::engine::EngineError;
+use skald_logql::engine::{EngineError, Source};
 
 use crate::error::QuerierError;
-use crate::http::{collect_params, reply, TenantId};
+use crate::http::{collect_params, reply, CancelOnDrop, TenantId};
+use crate::multitenant::{self, MultiTenantSource};
 use crate::source::StoreSource;
 use crate::Querier;
 
@@ -95,42 +96,41 @@ async fn drilldown_limits(
     resp
 }
 
-/// Sets the flag when dropped (the request went away or timed out), so that the source stops
-/// reading.
-struct CancelOnDrop(Arc<AtomicBool>);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-}
-
 impl Querier {
-    /// Runs `f` on a blocking thread with a [`StoreSource`] for `tenant` (index, chunks and
-    /// ingesters), within the querier's concurrency limit and the query timeout; the source
-    /// stops reading when the request goes away or the time is up.
-    pub(crate) async fn on_store_source<T: Send + 'static>(
+    /// Runs `f` on a blocking thread with the query source of `tenant` (index, chunks and
+    /// ingesters; one source per tenant, read as one, for `a|b`) and its cancel flag, within
+    /// the querier's concurrency limit and the query timeout; the source stops reading when the
+    /// request goes away or the time is up.
+    pub(crate) async fn on_source<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
-        f: impl FnOnce(&StoreSource) -> Result<T, EngineError> + Send + 'static,
+        f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
         let _permit = self
             .concurrency
             .acquire()
             .await
             .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
-        let cancel = Arc::new(AtomicBool::new(false));
-        let _guard = CancelOnDrop(cancel.clone());
-        let source = StoreSource {
+        let mut guard = CancelOnDrop { flag: Arc::new(AtomicBool::new(false)), finished: false };
+        let store = |t: &str| StoreSource {
             querier: self.clone(),
-            tenant: tenant.to_string(),
+            tenant: t.to_string(),
             handle: tokio::runtime::Handle::current(),
-            cancel,
+            cancel: guard.flag.clone(),
         };
-        let task = tokio::task::spawn_blocking(move || f(&source));
+        let ids = multitenant::tenants(tenant);
+        let source: Box<dyn Source> = if ids.len() > 1 {
+            Box::new(MultiTenantSource { sources: ids.iter().map(|t| store(t)).collect() })
+        } else {
+            Box::new(store(tenant))
+        };
+        let cancel = guard.flag.clone();
+        let task = tokio::task::spawn_blocking(move || f(source.as_ref(), &cancel));
         let timeout = self.limits.query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
-        match tokio::time::timeout(timeout, task).await {
+        let result = tokio::time::timeout(timeout, task).await;
+        guard.finished = true;
+        match result {
             Err(_) => Err(QuerierError::Timeout),
             Ok(Err(e)) => Err(QuerierError::Internal(format!("query task failed: {e}"))),
             Ok(Ok(Err(e))) => {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -20,9 +20,8 @@ use skald_model::{LabelMatcher, Labels};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
-use crate::multitenant::{self, MultiTenantSource};
+use crate::multitenant;
 use crate::params::{self, Params};
-use crate::source::StoreSource;
 use crate::{marshal, Querier};
 
 /// The tenant a request acts for, put into request extensions by the server after it checked
@@ -402,43 +401,12 @@ impl Querier {
         qp: QueryParams,
     ) -> Result<engine::QueryOutput, QuerierError> {
         self.check_shard_aggregations(&expr, qp.instant)?;
-        let _permit = self
-            .concurrency
-            .acquire()
-            .await
-            .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
-        let mut guard = CancelOnDrop { flag: Arc::new(AtomicBool::new(false)), finished: false };
-        let store = |t: &str| StoreSource {
-            querier: self.clone(),
-            tenant: t.to_string(),
-            handle: tokio::runtime::Handle::current(),
-            cancel: guard.flag.clone(),
-        };
-        let ids = multitenant::tenants(tenant);
-        let source: Box<dyn engine::Source> = if ids.len() > 1 {
-            Box::new(MultiTenantSource { sources: ids.iter().map(|t| store(t)).collect() })
-        } else {
-            Box::new(store(tenant))
-        };
         let limits = engine::Limits {
             max_query_series: self.limits.max_query_series,
             max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
         };
-        let task = tokio::task::spawn_blocking(move || {
-            engine::evaluate(&expr, &qp, &limits, source.as_ref())
-        });
-        let timeout = self.limits.query_timeout;
-        let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
-        let result = tokio::time::timeout(timeout, task).await;
-        guard.finished = true;
-        match result {
-            Err(_) => Err(QuerierError::Timeout),
-            Ok(Err(e)) => Err(QuerierError::Internal(format!("query task failed: {e}"))),
-            Ok(Ok(Err(e))) => {
-                Err(QuerierError::Status { status: e.status_code(), message: e.to_string() })
-            }
-            Ok(Ok(Ok(out))) => Ok(out),
-        }
+        self.on_source(tenant, move |source, _| engine::evaluate(&expr, &qp, &limits, source))
+            .await
     }
 
     fn selector_matchers(&self, q: Option<&str>) -> Result<Vec<LabelMatcher>, QuerierError> {
@@ -542,9 +510,9 @@ impl Querier {
 
 /// Stops a query's blocking evaluation when its request future is dropped (the client
 /// disconnected: Loki's 499) or the query timed out.
-struct CancelOnDrop {
-    flag: Arc<AtomicBool>,
-    finished: bool,
+pub(crate) struct CancelOnDrop {
+    pub(crate) flag: Arc<AtomicBool>,
+    pub(crate) finished: bool,
 }
 
 impl Drop for CancelOnDrop {

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use skald_logql::engine::{EngineError, Source};
+use skald_logql::engine::EngineError;
 use skald_logql::syntax::{self, ast::LogSelectorExpr};
 use skald_model::{LabelMatcher, Labels};
 
@@ -326,9 +326,9 @@ impl Querier {
         let settings = self.pattern_ingester.drain_settings();
         let selector = LogSelectorExpr { matchers, stages: Vec::new() };
         let series = self
-            .on_store_source(tenant, move |source| {
+            .on_source(tenant, move |source, cancel| {
                 let streams = source.select(&selector, from, end, None)?;
-                mine(streams, &settings, from_ms, through_ms, step_ms, &source.cancel)
+                mine(streams, &settings, from_ms, through_ms, step_ms, cancel)
             })
             .await?;
         Ok(json!({"status": "success", "data": series_json(&series)}))
