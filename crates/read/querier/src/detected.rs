@@ -635,20 +635,8 @@ fn fields_request(p: &Params) -> Result<FieldsRequest, QuerierError> {
     }
     let line_limit = positive_int(p, &["line_limit"], DEFAULT_LINE_LIMIT)? as u32;
     let limit = positive_int(p, &["limit", "field_limit"], DEFAULT_FIELD_LIMIT)? as usize;
-    let step = match p.get("step").filter(|s| !s.is_empty()) {
-        Some(s) => params::parse_seconds_or_duration(s)?,
-        None => crate::patterns::default_step_ns(start, end),
-    };
-    if step <= 0 {
-        return Err(bad(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    if (end - start) / step > 11_000 {
-        return Err(bad(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
+    // `step` is validated as Loki validates it, and not used otherwise
+    params::parse_step(p, start, end)?;
     Ok(FieldsRequest { start, end, line_limit, limit })
 }
 

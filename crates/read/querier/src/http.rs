@@ -201,11 +201,6 @@ async fn format_query(
 const HOUR_NS: i64 = 3_600_000_000_000;
 
 /// Loki's default step: `max(1s, floor((end - start) / 250))`, in whole seconds.
-fn default_step_ns(start: i64, end: i64) -> i64 {
-    let secs = ((end - start) as f64 / 1e9 / 250.0).floor().max(1.0);
-    (secs as i64) * 1_000_000_000
-}
-
 impl Querier {
     pub(crate) fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
         syntax::parse_expr(p.get("query").unwrap_or(""))
@@ -276,20 +271,7 @@ impl Querier {
         }
         let limit = params::parse_limit(p.get("limit"))?;
         let direction = params::parse_direction(p.get("direction"))?;
-        let step_ns = match p.get("step").filter(|s| !s.is_empty()) {
-            Some(s) => params::parse_seconds_or_duration(s)?,
-            None => default_step_ns(start, end),
-        };
-        if step_ns <= 0 {
-            return Err(QuerierError::BadRequest(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-        if (end - start) / step_ns > 11_000 {
-            return Err(QuerierError::BadRequest(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-            ));
-        }
+        let step_ns = params::parse_step(p, start, end)?;
         let interval_ns = match p.get("interval").filter(|s| !s.is_empty()) {
             Some(s) => params::parse_seconds_or_duration(s)?,
             None => 0,
@@ -405,8 +387,7 @@ impl Querier {
             max_query_series: self.limits.max_query_series,
             max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
         };
-        self.on_source(tenant, move |source, _| engine::evaluate(&expr, &qp, &limits, source))
-            .await
+        self.on_source(tenant, move |source, _| engine::evaluate(&expr, &qp, &limits, source)).await
     }
 
     fn selector_matchers(&self, q: Option<&str>) -> Result<Vec<LabelMatcher>, QuerierError> {

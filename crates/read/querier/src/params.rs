@@ -172,6 +172,32 @@ pub fn parse_range(params: &Params, default_lookback_ns: i64) -> Result<(i64, i6
     Ok((start, end))
 }
 
+/// Loki's default step: `max(1s, floor((end - start) / 250))`, in whole seconds.
+pub fn default_step_ns(start: i64, end: i64) -> i64 {
+    let secs = ((end - start) as f64 / 1e9 / 250.0).floor().max(1.0);
+    (secs as i64) * 1_000_000_000
+}
+
+/// `step` (a duration or float seconds; default [`default_step_ns`]), checked as Loki checks
+/// it: positive, and at most 11,000 points over `[start, end]`.
+pub fn parse_step(params: &Params, start: i64, end: i64) -> Result<i64, QuerierError> {
+    let step_ns = match params.get("step").filter(|s| !s.is_empty()) {
+        Some(s) => parse_seconds_or_duration(s)?,
+        None => default_step_ns(start, end),
+    };
+    if step_ns <= 0 {
+        return Err(QuerierError::BadRequest(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+        ));
+    }
+    if (end - start) / step_ns > 11_000 {
+        return Err(QuerierError::BadRequest(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    Ok(step_ns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,12 +182,6 @@ fn level_of(metadata: &[skald_model::Label]) -> String {
     }
 }
 
-/// Loki's default step: `max(1s, floor((end - start) / 250))`, in whole seconds.
-pub(crate) fn default_step_ns(start: i64, end: i64) -> i64 {
-    let secs = ((end - start) as f64 / 1e9 / 250.0).floor().max(1.0);
-    (secs as i64) * 1_000_000_000
-}
-
 /// One pattern of the answer.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PatternSeries {
@@ -292,20 +286,7 @@ impl Querier {
         p: &Params,
     ) -> Result<Value, QuerierError> {
         let (start, end) = params::parse_range(p, HOUR_NS)?;
-        let step_ns = match p.get("step").filter(|s| !s.is_empty()) {
-            Some(s) => params::parse_seconds_or_duration(s)?,
-            None => default_step_ns(start, end),
-        };
-        if step_ns <= 0 {
-            return Err(QuerierError::BadRequest(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-        if (end - start) / step_ns > 11_000 {
-            return Err(QuerierError::BadRequest(
-                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-            ));
-        }
+        let step_ns = params::parse_step(p, start, end)?;
         let matchers = matchers(p.get("query").unwrap_or(""))?;
         let empty = json!({"status": "success", "data": []});
         // Only lines the pattern ingester would still hold are mined.
