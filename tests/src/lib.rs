@@ -3,9 +3,11 @@
 
 pub mod compare;
 
+pub mod answer;
+
 use std::collections::HashMap;
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -903,4 +905,62 @@ pub mod ws {
         }
         Ok(r)
     }
+}
+
+/// `ns` as JavaScript's `Date.prototype.toISOString()` writes it (ms precision, `Z`).
+pub fn iso_ms(ns: i64) -> String {
+    let ms = ns.div_euclid(1_000_000);
+    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
+}
+
+/// Sends `raw` as is on a new connection (a recorded request, byte for byte) and returns
+/// (status, response head, body); a `HEAD` request's answer has no body.
+pub fn send_raw(port: u16, raw: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).expect("connect to skald");
+    conn.set_read_timeout(Some(Duration::from_secs(30))).expect("set a read timeout");
+    conn.write_all(raw).expect("send the request");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = conn.read(&mut chunk).expect("read the response");
+        assert!(n > 0, "connection closed before the response head");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status line");
+    let is_head = raw.starts_with(b"HEAD ");
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let want = if is_head { 0 } else { len };
+    while buf.len() < head_end + want {
+        let n = conn.read(&mut chunk).expect("read the response");
+        assert!(n > 0, "connection closed inside the body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (status, head, buf[head_end..head_end + want].to_vec())
 }

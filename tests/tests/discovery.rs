@@ -232,22 +232,7 @@ fn discovery_endpoints_on_recent_data() {
     // `shard` (1, 2, 3) looks like an ID and is left out
     assert_eq!(detected_labels(&v), expected, "{v}");
     // Drilldown sends ISO-8601 times; an empty query means every stream
-    let iso = |ns: i64| {
-        let secs = ns / SEC;
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        // civil date from days since the epoch (Howard Hinnant's algorithm)
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let d = doy - (153 * mp + 2) / 5 + 1;
-        let m = if mp < 10 { mp + 3 } else { mp - 9 };
-        let y = yoe + era * 400 + i64::from(m <= 2);
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-    };
+    let iso = skald_integration_tests::iso_ms;
     let (iso_start, iso_end) = (iso(now - 3600 * SEC), iso(now + 60 * SEC));
     let v = ok(
         &s,

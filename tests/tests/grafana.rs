@@ -35,19 +35,11 @@ const SEC: i64 = 1_000_000_000;
 const MIN: i64 = 60 * SEC;
 const MS: i64 = 1_000_000;
 
+use skald_integration_tests::answer::{
+    label_keys, matrix, set, short, success, vector, Check, LabelMap,
+};
 use skald_integration_tests::ws::{self, Ws};
-type Check = Result<(), String>;
-/// A label set of an answer.
-type LabelMap = Map<String, Value>;
-
-macro_rules! ensure {
-    ($cond:expr, $($arg:tt)+) => {
-        let ok: bool = $cond;
-        if !ok {
-            return Err(format!($($arg)+));
-        }
-    };
-}
+use skald_integration_tests::{ensure, iso_ms as iso};
 
 // ------------------------------------------------------------------------------ the data
 
@@ -191,29 +183,6 @@ fn requests() -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-/// `ns` as JavaScript's `Date.prototype.toISOString()` writes it (ms precision, `Z`).
-fn iso(ns: i64) -> String {
-    let ms = ns.div_euclid(MS);
-    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
 fn substitute(s: &str, ctx: &Ctx) -> String {
     s.replace("${TENANT}", TENANT)
         .replace("${GRAFANA_VERSION}", GRAFANA_VERSION)
@@ -252,26 +221,11 @@ fn replay(url: &str, req: &Value, ctx: &Ctx) -> Resp {
 
 // ------------------------------------------------------------------------------ answer shapes
 
-fn short(s: &str) -> String {
-    s.chars().take(400).collect()
-}
-
 /// A 200 answer with a JSON body.
 fn json_of(r: &Resp) -> Result<Value, String> {
     ensure!(r.status == 200, "status {}: {}", r.status, short(&r.body));
     ensure!(r.content_type.starts_with("application/json"), "content type {:?}", r.content_type);
     serde_json::from_str(&r.body).map_err(|e| format!("not JSON ({e}): {}", short(&r.body)))
-}
-
-fn success(b: &Value, result_type: &str) -> Check {
-    ensure!(b["status"] == "success", "status field {}", b["status"]);
-    ensure!(
-        b["data"]["resultType"] == result_type,
-        "resultType {} (want {result_type})",
-        b["data"]["resultType"]
-    );
-    ensure!(b["data"]["result"].is_array(), "data.result is not an array");
-    Ok(())
 }
 
 /// One entry of a streams answer.
@@ -339,58 +293,11 @@ fn meta_field<'a>(g: &'a Got, kind: &str, key: &str) -> Option<&'a str> {
     g.meta.as_ref()?.get(kind)?.get(key)?.as_str()
 }
 
-/// `(metric, [(seconds, value)])` of a matrix answer; values must be `[number, "string"]`.
-type Series = (Map<String, Value>, Vec<(f64, f64)>);
-
-fn matrix(b: &Value) -> Result<Vec<Series>, String> {
-    success(b, "matrix")?;
-    let mut out = Vec::new();
-    for s in b["data"]["result"].as_array().unwrap() {
-        let metric = s["metric"].as_object().ok_or("a series without metric")?.clone();
-        let mut points = Vec::new();
-        for p in s["values"].as_array().ok_or("a series without values")? {
-            let t = p[0].as_f64().ok_or_else(|| format!("point time is not a number: {p}"))?;
-            let v: f64 = p[1]
-                .as_str()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("point value is not a number string: {p}"))?;
-            points.push((t, v));
-        }
-        out.push((metric, points));
-    }
-    Ok(out)
-}
-
-/// `(metric, seconds, value)` of a vector answer.
-fn vector(b: &Value) -> Result<Vec<(LabelMap, f64, f64)>, String> {
-    success(b, "vector")?;
-    let mut out = Vec::new();
-    for s in b["data"]["result"].as_array().unwrap() {
-        let metric = s["metric"].as_object().ok_or("a sample without metric")?.clone();
-        let p = &s["value"];
-        let t = p[0].as_f64().ok_or_else(|| format!("sample time is not a number: {p}"))?;
-        let v: f64 = p[1]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("sample value is not a number string: {p}"))?;
-        out.push((metric, t, v));
-    }
-    Ok(out)
-}
-
 fn string_set(v: &Value) -> Result<BTreeSet<String>, String> {
     let a = v.as_array().ok_or_else(|| format!("not an array: {v}"))?;
     a.iter()
         .map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("not a string: {x}")))
         .collect()
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-fn label_keys(m: &Map<String, Value>) -> BTreeSet<String> {
-    m.keys().cloned().collect()
 }
 
 /// `(ts, line)` newest first.

@@ -33,19 +33,6 @@ const SEC: i64 = 1_000_000_000;
 const MIN: i64 = 60 * SEC;
 const MS: i64 = 1_000_000;
 
-type Check = Result<(), String>;
-/// A label set of an answer.
-type LabelMap = Map<String, Value>;
-
-macro_rules! ensure {
-    ($cond:expr, $($arg:tt)+) => {
-        let ok: bool = $cond;
-        if !ok {
-            return Err(format!($($arg)+));
-        }
-    };
-}
-
 // ------------------------------------------------------------------------------ the data
 
 #[derive(Debug, Clone)]
@@ -191,21 +178,10 @@ fn send(url: &str, path: &str, params: &[(String, String)], headers: &[(String, 
 
 // ------------------------------------------------------------------------------ what logcli decodes
 
-fn short(s: &str) -> String {
-    s.chars().take(400).collect()
-}
-
 /// logcli treats every non-2xx answer as a failure, then decodes the body as JSON.
 fn json_of(r: &Resp) -> Result<Value, String> {
     ensure!(r.status / 100 == 2, "status {}: {}", r.status, short(&r.body));
     serde_json::from_str(&r.body).map_err(|e| format!("not JSON ({e}): {}", short(&r.body)))
-}
-
-fn success(b: &Value, result_type: &str) -> Check {
-    ensure!(b["status"] == "success", "status field {}", b["status"]);
-    ensure!(b["data"]["resultType"] == result_type, "resultType {}", b["data"]["resultType"]);
-    ensure!(b["data"]["result"].is_array(), "data.result is not an array");
-    Ok(())
 }
 
 /// `(stream labels, ts, line)` of a streams answer as `loghttp.QueryResponse` decodes it:
@@ -226,48 +202,6 @@ fn streams(b: &Value) -> Result<Vec<(LabelMap, i64, String)>, String> {
         }
     }
     Ok(out)
-}
-
-type Series = (Map<String, Value>, Vec<(f64, f64)>);
-
-fn matrix(b: &Value) -> Result<Vec<Series>, String> {
-    success(b, "matrix")?;
-    let mut out = Vec::new();
-    for s in b["data"]["result"].as_array().unwrap() {
-        let metric = s["metric"].as_object().ok_or("a series without metric")?.clone();
-        let mut points = Vec::new();
-        for p in s["values"].as_array().ok_or("a series without values")? {
-            let t = p[0].as_f64().ok_or_else(|| format!("point {p}"))?;
-            let v =
-                p[1].as_str().and_then(|v| v.parse().ok()).ok_or_else(|| format!("point {p}"))?;
-            points.push((t, v));
-        }
-        out.push((metric, points));
-    }
-    Ok(out)
-}
-
-fn vector(b: &Value) -> Result<Vec<(LabelMap, f64)>, String> {
-    success(b, "vector")?;
-    let mut out = Vec::new();
-    for s in b["data"]["result"].as_array().unwrap() {
-        let metric = s["metric"].as_object().ok_or("a sample without metric")?.clone();
-        ensure!(s["value"][0].is_number(), "sample time {}", s["value"]);
-        let v = s["value"][1]
-            .as_str()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("sample {}", s["value"]))?;
-        out.push((metric, v));
-    }
-    Ok(out)
-}
-
-fn set(items: &[&str]) -> BTreeSet<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-fn keys(m: &Map<String, Value>) -> BTreeSet<String> {
-    m.keys().cloned().collect()
 }
 
 /// `(ts, line)` of `lines`, newest first.
@@ -360,7 +294,7 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
             let m = matrix(&json_of(r)?)?;
             let mut sums: BTreeMap<String, f64> = BTreeMap::new();
             for (metric, points) in &m {
-                ensure!(keys(metric) == set(&["detected_level"]), "metric {metric:?}");
+                ensure!(label_keys(metric) == set(&["detected_level"]), "metric {metric:?}");
                 for (t, _) in points {
                     let ns = (t * 1000.0).round() as i64 * MS;
                     ensure!((ns - ctx.start) % (60 * SEC) == 0, "point {t} off the 60 s step grid");
@@ -398,7 +332,7 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
             Ok(())
         }
         "instant_query" => {
-            let v = vector(&json_of(r)?)?;
+            let v = samples(&json_of(r)?)?;
             ensure!(v.len() == 1 && v[0].1 == 300.0, "samples {v:?} (want one of 300)");
             Ok(())
         }
@@ -434,7 +368,7 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
         "stats" => {
             let b = json_of(r)?;
             ensure!(
-                keys(b.as_object().ok_or("not an object")?)
+                label_keys(b.as_object().ok_or("not an object")?)
                     == set(&["bytes", "chunks", "entries", "streams"]),
                 "keys of {b}"
             );
@@ -444,17 +378,20 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
             check_index_stats(n("streams")?, n("chunks")?, n("entries")?, &ts, 1)
         }
         "volume" => {
-            let v = vector(&json_of(r)?)?;
+            let v = samples(&json_of(r)?)?;
             let jobs: BTreeSet<String> = v
                 .iter()
                 .map(|(m, _)| m.get("job").and_then(Value::as_str).unwrap_or_default().to_string())
                 .collect();
-            ensure!(v.iter().all(|(m, x)| keys(m) == set(&["job"]) && *x > 0.0), "samples {v:?}");
+            ensure!(
+                v.iter().all(|(m, x)| label_keys(m) == set(&["job"]) && *x > 0.0),
+                "samples {v:?}"
+            );
             ensure!(jobs == set(&["openssh", "web", "worker"]), "jobs {jobs:?}");
             Ok(())
         }
         "volume_target_labels" => {
-            let v = vector(&json_of(r)?)?;
+            let v = samples(&json_of(r)?)?;
             let hosts: BTreeSet<String> =
                 v.iter().map(|(m, _)| Value::Object(m.clone()).to_string()).collect();
             ensure!(
@@ -464,7 +401,7 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
             Ok(())
         }
         "volume_aggregate_by_labels" => {
-            let v = vector(&json_of(r)?)?;
+            let v = samples(&json_of(r)?)?;
             let mut by = BTreeMap::new();
             for (m, x) in &v {
                 ensure!(
@@ -488,7 +425,7 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
             // step 1h usually has one), a matrix otherwise (queryrange.ToPrometheusResponse)
             let b = json_of(r)?;
             let totals: Vec<(Map<String, Value>, f64)> = if b["data"]["resultType"] == "vector" {
-                vector(&b)?
+                samples(&b)?
             } else {
                 matrix(&b)?.into_iter().map(|(m, p)| (m, p.iter().map(|x| x.1).sum())).collect()
             };
@@ -497,14 +434,17 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
                 .map(|(m, _)| m.get("job").and_then(Value::as_str).unwrap_or_default().to_string())
                 .collect();
             ensure!(jobs == set(&["openssh", "web", "worker"]), "jobs {jobs:?}");
-            ensure!(totals.iter().all(|(m, _)| keys(m) == set(&["job"])), "series {totals:?}");
+            ensure!(
+                totals.iter().all(|(m, _)| label_keys(m) == set(&["job"])),
+                "series {totals:?}"
+            );
             // the same bytes as the instant volume
             let mut params: Vec<(String, String)> =
                 pairs(&req["params"], ctx).into_iter().filter(|p| p.0 != "step").collect();
             params.sort();
             let headers = pairs(&req["headers"], ctx);
             let instant =
-                vector(&json_of(&send(url, "/loki/api/v1/index/volume", &params, &headers))?)?;
+                samples(&json_of(&send(url, "/loki/api/v1/index/volume", &params, &headers))?)?;
             for (metric, total) in &totals {
                 let want = instant.iter().find(|(i, _)| i == metric).map(|x| x.1);
                 ensure!(
@@ -593,6 +533,10 @@ fn keys_of(m: &BTreeMap<String, f64>) -> BTreeSet<String> {
 
 // ------------------------------------------------------------------------------ tail
 
+use skald_integration_tests::answer::{
+    label_keys, matrix, set, short, success, vector, Check, LabelMap,
+};
+use skald_integration_tests::ensure;
 use skald_integration_tests::ws::{self, Ws};
 
 /// `(ts, line)` of `loghttp.TailResponse` frames: `streams[].stream`, `streams[].values[] =
@@ -982,4 +926,9 @@ fn real_logcli_against_skald_when_on_path() {
     let (skald, lines, _, _) = start_with_data("logcli-real");
     let failures = real_checks(&bin, &skald.url, &lines);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `(metric, value)` of a vector answer, as logcli prints them.
+fn samples(b: &Value) -> Result<Vec<(LabelMap, f64)>, String> {
+    Ok(vector(b)?.into_iter().map(|(m, _, v)| (m, v)).collect())
 }

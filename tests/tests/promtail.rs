@@ -18,8 +18,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -162,38 +161,6 @@ fn expected(recs: &[Recorded]) -> BTreeMap<Labels, Vec<Row>> {
 }
 
 // ------------------------------------------------------------------------------ talking to skald
-
-/// Sends `raw` as is on a new connection; returns the status code and the response head.
-fn send_raw(port: u16, raw: &[u8]) -> (u16, String, String) {
-    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    conn.write_all(raw).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = conn.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before the response head");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = conn.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed inside the body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    (status, head, String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string())
-}
 
 /// The recorded request as bytes for `port`: its request line and headers in the recorded
 /// order (only `Host` rewritten), then the body.
@@ -428,7 +395,9 @@ fn recorded_promtail_pushes_replayed() {
     let dir = temp_dir("promtail-replay");
     let skald = Skald::start(&dir, CONFIG);
     for r in &recs {
-        let (status, _, body) = send_raw(skald.http_port, &raw_request(r, skald.http_port));
+        let (status, _, body) =
+            skald_integration_tests::send_raw(skald.http_port, &raw_request(r, skald.http_port));
+        let body = String::from_utf8_lossy(&body).to_string();
         assert_eq!(status, 204, "{}: {body}", r.name);
     }
     // The recording's timestamps are old by now: queriers read them from the store.

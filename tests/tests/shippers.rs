@@ -6,10 +6,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use prost::Message;
 use serde_json::{json, Value};
 use skald_integration_tests::{data_dir, get, gzip, now_ns, post, temp_dir, Skald};
@@ -72,36 +68,7 @@ fn query(s: &Skald, tenant: Option<&str>, q: &str, start: i64, end: i64) -> Vec<
 
 /// Sends the exact bytes of a recorded request and returns (status, headers, body).
 fn replay(s: &Skald, raw: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut conn = TcpStream::connect(("127.0.0.1", s.http_port)).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    conn.write_all(raw).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = conn.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed before the response head");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let is_head = raw.starts_with(b"HEAD ");
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let want = if is_head { 0 } else { len };
-    while buf.len() < head_end + want {
-        let n = conn.read(&mut chunk).unwrap();
-        assert!(n > 0, "connection closed inside the body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    (status, head, buf[head_end..head_end + want].to_vec())
+    skald_integration_tests::send_raw(s.http_port, raw)
 }
 
 /// Old timestamps are read from the store only (queriers ask ingesters about recent data), so

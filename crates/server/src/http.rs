@@ -68,24 +68,13 @@ async fn tenant_layer(
         Ok(ids) => ids,
         Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
     };
-    // Several tenants (`a|b`) only for queries, and only when enabled, as in Loki; pushes and
-    // live tails always act for one tenant.
-    if ids.len() != 1 {
-        let path = req.uri().path();
-        let query_path = !path.ends_with("/push")
-            && !path.ends_with("/tail")
-            && !path.contains("otlp")
-            && !path.contains("_bulk");
-        if !multi_tenant || !query_path {
-            return text(
-                StatusCode::BAD_REQUEST,
-                if multi_tenant {
-                    "multiple org IDs present: this endpoint acts for a single tenant"
-                } else {
-                    "multiple org IDs present: cross-tenant queries need querier.multi_tenant_queries_enabled"
-                },
-            );
-        }
+    // Several tenants (`a|b`): only on the routes that allow them (queries, when
+    // `querier.multi_tenant_queries_enabled`), as in Loki.
+    if ids.len() != 1 && !multi_tenant {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "multiple org IDs present: this endpoint acts for a single tenant (cross-tenant queries need querier.multi_tenant_queries_enabled)",
+        );
     }
     req.extensions_mut().insert(TenantId(ids.join("|")));
     next.run(req).await
@@ -300,23 +289,28 @@ pub fn router(
     distributor: Option<Arc<Distributor>>,
     querier: Option<Arc<skald_querier::Querier>>,
 ) -> Router {
+    let tenant = |multi_tenant: bool| {
+        middleware::from_fn_with_state((state.auth_enabled, multi_tenant), tenant_layer)
+    };
     let mut tenant_routes: Router = Router::new();
     let mut es_handshake: Router = Router::new();
     if let Some(d) = distributor {
         es_handshake = crate::ingest_http::public_routes(d.clone());
-        tenant_routes = tenant_routes
-            .route("/loki/api/v1/push", post(push))
-            .route("/api/prom/push", post(push))
-            .merge(crate::ingest_http::tenant_routes(&d))
-            .layer(Extension(d));
+        // a push always acts for one tenant
+        tenant_routes = tenant_routes.merge(
+            Router::new()
+                .route("/loki/api/v1/push", post(push))
+                .route("/api/prom/push", post(push))
+                .merge(crate::ingest_http::tenant_routes(&d))
+                .layer(Extension(d))
+                .layer(tenant(false)),
+        );
     }
     if let Some(q) = querier {
-        tenant_routes = tenant_routes.merge(skald_querier::http::router(q));
+        // queries may read several tenants when enabled (the tail refuses them itself)
+        let multi = state.config.querier.multi_tenant_queries_enabled;
+        tenant_routes = tenant_routes.merge(skald_querier::http::router(q).layer(tenant(multi)));
     }
-    let tenant_routes = tenant_routes.layer(middleware::from_fn_with_state(
-        (state.auth_enabled, state.config.querier.multi_tenant_queries_enabled),
-        tenant_layer,
-    ));
     let ops = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -2,9 +2,8 @@
 //! `/detected_fields`, `/detected_field/<name>/values`, `/patterns` and `/drilldown-limits`.
 //! The logic lives in `detected.rs`, `patterns.rs` (with `drain.rs`) and `drilldown.rs`.
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -16,7 +15,7 @@ use std::time::Duration;
 use skald_logql::engine::{EngineError, Source};
 
 use crate::error::QuerierError;
-use crate::http::{collect_params, reply, CancelOnDrop, TenantId};
+use crate::http::{reply, CancelOnDrop, LokiRequest, TenantId};
 use crate::multitenant::{self, MultiTenantSource};
 use crate::source::StoreSource;
 use crate::Querier;
@@ -35,53 +34,24 @@ pub fn router(querier: Arc<Querier>) -> Router {
         .with_state(querier)
 }
 
-async fn detected_labels(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.detected_labels(&tenant.0, &p).await)
+async fn detected_labels(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.detected_labels(&r.tenant, &r.params).await)
 }
 
-async fn detected_fields(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.detected_fields(&tenant.0, &p).await)
+async fn detected_fields(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.detected_fields(&r.tenant, &r.params).await)
 }
 
 async fn detected_field_values(
     State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
     Path(name): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
+    r: LokiRequest,
 ) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.detected_field_values(&tenant.0, &name, &p).await)
+    reply(q.detected_field_values(&r.tenant, &name, &r.params).await)
 }
 
-async fn patterns(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.patterns(&tenant.0, &p).await)
+async fn patterns(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.patterns(&r.tenant, &r.params).await)
 }
 
 /// Loki answers with Go's `json.Encoder` (a trailing newline) and `application/json`.

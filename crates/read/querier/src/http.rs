@@ -11,7 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use serde_json::{json, Value};
 use skald_logql::engine::{self, QueryParams};
 use skald_logql::syntax::ast::{Expr, VectorOp};
@@ -57,7 +57,7 @@ pub(crate) fn reply(r: Result<Value, QuerierError>) -> Response {
 }
 
 /// Collects query-string and form-body parameters.
-pub(crate) fn collect_params(
+fn collect_params(
     method: &Method,
     headers: &HeaderMap,
     query: Option<String>,
@@ -75,6 +75,30 @@ pub(crate) fn collect_params(
         p.extend_from_urlencoded(body);
     }
     p
+}
+
+/// What a query endpoint reads from a request: the tenant (put there by the server's tenant
+/// layer), the parameters (query string, plus the form body of a POST) and the headers.
+pub(crate) struct LokiRequest {
+    pub(crate) tenant: String,
+    pub(crate) params: Params,
+    pub(crate) headers: HeaderMap,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for LokiRequest {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let Some(tenant) = req.extensions().get::<TenantId>().map(|t| t.0.clone()) else {
+            return Err(error_response(&QuerierError::Internal("no tenant on the request".into())));
+        };
+        let method = req.method().clone();
+        let headers = req.headers().clone();
+        let query = req.uri().query().map(str::to_string);
+        let body = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let params = collect_params(&method, &headers, query, &body);
+        Ok(LokiRequest { tenant, params, headers })
+    }
 }
 
 pub(crate) fn categorize(headers: &HeaderMap) -> bool {
@@ -109,77 +133,32 @@ pub fn router(querier: Arc<Querier>) -> Router {
 /// `/api/prom/query`: Loki's deprecated log query, answered in the legacy shape
 /// (`{"streams": [{"labels": "{..}", "entries": [{"ts", "line"}]}]}`). `regexp` adds a
 /// `|~` filter.
-async fn legacy_query(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let mut p = Params::default();
-    if let Some(query) = query {
-        p.extend_from_urlencoded(query.as_bytes());
-    }
-    reply(q.legacy_query(&tenant.0, &p).await)
+async fn legacy_query(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.legacy_query(&r.tenant, &r.params).await)
 }
 
-async fn query_range(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.query_range(&tenant.0, &p, categorize(&headers)).await)
+async fn query_range(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.query_range(&r.tenant, &r.params, categorize(&r.headers)).await)
 }
 
-async fn query_instant(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.query_instant(&tenant.0, &p, categorize(&headers)).await)
+async fn query_instant(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.query_instant(&r.tenant, &r.params, categorize(&r.headers)).await)
 }
 
-async fn labels(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.labels(&tenant.0, &p, None).await)
+async fn labels(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.labels(&r.tenant, &r.params, None).await)
 }
 
 async fn label_values(
     State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
     Path(name): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
+    r: LokiRequest,
 ) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.labels(&tenant.0, &p, Some(&name)).await)
+    reply(q.labels(&r.tenant, &r.params, Some(&name)).await)
 }
 
-async fn series(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, &headers, raw, &body);
-    reply(q.series(&tenant.0, &p).await)
+async fn series(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.series(&r.tenant, &r.params).await)
 }
 
 async fn format_query(

@@ -20,11 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use skald_logql::engine::{
@@ -35,7 +34,7 @@ use skald_model::{Direction, Entry, LabelMatcher, Labels, Stream, StreamBatch};
 use skald_proto::ingester::{DroppedEntry, IngesterQuery, TailBatch, TailStream};
 
 use crate::error::QuerierError;
-use crate::http::{categorize, error_response, TenantId};
+use crate::http::{categorize, error_response, LokiRequest};
 use crate::params::{self, Params};
 use crate::{marshal, Querier};
 
@@ -57,24 +56,14 @@ pub(crate) fn router(querier: Arc<Querier>) -> Router {
         .with_state(querier)
 }
 
-async fn tail_v1(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    open(q, tenant.0, &headers, query, ws, false).await
+type Upgrade = Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>;
+
+async fn tail_v1(State(q): State<Arc<Querier>>, ws: Upgrade, r: LokiRequest) -> Response {
+    open(q, r, ws, false).await
 }
 
-async fn tail_legacy(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-) -> Response {
-    open(q, tenant.0, &headers, query, ws, true).await
+async fn tail_legacy(State(q): State<Arc<Querier>>, ws: Upgrade, r: LokiRequest) -> Response {
+    open(q, r, ws, true).await
 }
 
 /// A parsed tail request.
@@ -172,24 +161,14 @@ impl Drop for TailSlot {
 
 /// Checks the request, subscribes to the ingesters, then upgrades: every error that can be
 /// known before the upgrade is a plain HTTP error.
-async fn open(
-    q: Arc<Querier>,
-    tenant: String,
-    headers: &HeaderMap,
-    query: Option<String>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
-    legacy: bool,
-) -> Response {
-    let mut p = Params::default();
-    if let Some(query) = query {
-        p.extend_from_urlencoded(query.as_bytes());
-    }
+async fn open(q: Arc<Querier>, r: LokiRequest, ws: Upgrade, legacy: bool) -> Response {
+    let tenant = r.tenant;
     if tenant.contains('|') {
         return error_response(&QuerierError::BadRequest(
             "tail is not supported for multiple tenants".into(),
         ));
     }
-    let req = match q.parse_tail(&p, categorize(headers), legacy) {
+    let req = match q.parse_tail(&r.params, categorize(&r.headers), legacy) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };

@@ -19,12 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Router;
 use serde_json::{json, Map, Value};
 use skald_index::stats_kib;
 use skald_logql::engine::Stats;
@@ -33,7 +31,7 @@ use skald_model::{LabelMatcher, Labels, MatchType};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
-use crate::http::{error_response, TenantId};
+use crate::http::{reply, LokiRequest};
 use crate::params::{self, Params};
 use crate::{marshal, Querier};
 
@@ -61,63 +59,16 @@ pub fn router(querier: Arc<Querier>) -> Router {
         .with_state(querier)
 }
 
-fn collect_params(method: &Method, raw: Option<String>, body: &Bytes) -> Params {
-    let mut p = Params::default();
-    if let Some(q) = raw {
-        p.extend_from_urlencoded(q.as_bytes());
-    }
-    if *method == Method::POST && !body.is_empty() {
-        p.extend_from_urlencoded(body);
-    }
-    p
+async fn stats_handler(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.index_stats(&r.tenant, &r.params).await)
 }
 
-fn reply(r: Result<Value, QuerierError>) -> Response {
-    match r {
-        Ok(v) => {
-            let body = serde_json::to_vec(&v).unwrap_or_default();
-            let mut resp = (StatusCode::OK, body).into_response();
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json; charset=UTF-8"),
-            );
-            resp
-        }
-        Err(e) => error_response(&e),
-    }
+async fn volume_handler(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.volume(&r.tenant, &r.params, false).await)
 }
 
-async fn stats_handler(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, raw, &body);
-    reply(q.index_stats(&tenant.0, &p).await)
-}
-
-async fn volume_handler(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, raw, &body);
-    reply(q.volume(&tenant.0, &p, false).await)
-}
-
-async fn volume_range_handler(
-    State(q): State<Arc<Querier>>,
-    Extension(tenant): Extension<TenantId>,
-    method: Method,
-    RawQuery(raw): RawQuery,
-    body: Bytes,
-) -> Response {
-    let p = collect_params(&method, raw, &body);
-    reply(q.volume(&tenant.0, &p, true).await)
+async fn volume_range_handler(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
+    reply(q.volume(&r.tenant, &r.params, true).await)
 }
 
 // ---------------------------------------------------------------------------------------------
