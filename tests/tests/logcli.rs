@@ -45,9 +45,8 @@ struct Line {
 }
 
 /// 300 OpenSSH lines (two hosts), 300 JSON lines and 300 logfmt lines, one per stream every
-/// 4 s, from 40 to about 20 minutes before `base`: all inside logcli's default `--since 1h`.
-fn dataset(base: i64) -> Vec<Line> {
-    let first = base - 40 * MIN;
+/// 4 s, over the 20 minutes from `first`.
+fn dataset(first: i64) -> Vec<Line> {
     let ssh = std::fs::read_to_string(data_dir().join("loghub").join("OpenSSH_2k.log")).unwrap();
     let mut lines: Vec<Line> = ssh
         .split('\n')
@@ -127,7 +126,7 @@ fn push(url: &str, lines: &[&Line]) {
 fn start_with_data(tag: &str) -> (Skald, Vec<Line>, i64, i64) {
     let dir = temp_dir(tag);
     let skald = Skald::start(&dir, CONFIG);
-    let lines = dataset(now_ns() / MS * MS);
+    let lines = dataset(data_start(now_ns() / MS * MS));
     for j in ["openssh", "web", "worker"] {
         push(&skald.url, &job(&lines, j));
     }
@@ -135,6 +134,25 @@ fn start_with_data(tag: &str) -> (Skald, Vec<Line>, i64, i64) {
     assert_eq!(r.status, 204, "flush: {}", r.body);
     let end = (now_ns() / MS + 1) * MS;
     (skald, lines, end - 60 * MIN, end)
+}
+
+/// Where the dataset starts: inside logcli's default `--since 1h` (1 to 58 minutes before
+/// `now`), about 40 minutes before `now` unless that would put a whole hour inside the data.
+/// `volume_range --step 1h` cuts at whole hours and Loki pro-rates a chunk across a cut
+/// into each step with truncation (unit tests in the querier's `volume.rs` cover that), so the
+/// steps add up to the instant volume only when no chunk crosses an hour.
+fn data_start(now: i64) -> i64 {
+    const SPAN: i64 = 20 * MIN;
+    let first = now - 40 * MIN;
+    let hour = 60 * MIN;
+    let cut = (first.div_euclid(hour) + 1) * hour;
+    if cut > first + SPAN {
+        first
+    } else if cut + 30 * SEC + SPAN <= now - MIN {
+        cut + 30 * SEC
+    } else {
+        cut - 30 * SEC - SPAN
+    }
 }
 
 // ------------------------------------------------------------------------------ requests.json
@@ -931,4 +949,18 @@ fn real_logcli_against_skald_when_on_path() {
 /// `(metric, value)` of a vector answer, as logcli prints them.
 fn samples(b: &Value) -> Result<Vec<(LabelMap, f64)>, String> {
     Ok(vector(b)?.into_iter().map(|(m, _, v)| (m, v)).collect())
+}
+
+#[test]
+fn the_dataset_never_spans_a_whole_hour() {
+    let hour = 60 * MIN;
+    let base = 1_793_491_200 * SEC; // 2026-11-01T00:00:00Z
+    for s in (0..2 * 3600).step_by(7) {
+        let now = base + s * SEC;
+        let lines = dataset(data_start(now));
+        let (lo, hi) =
+            lines.iter().fold((i64::MAX, i64::MIN), |(a, b), l| (a.min(l.ts), b.max(l.ts)));
+        assert!(lo >= now - 58 * MIN && hi <= now - MIN, "now +{s}s: {lo}..{hi}");
+        assert_eq!(lo.div_euclid(hour), hi.div_euclid(hour), "now +{s}s: {lo}..{hi}");
+    }
 }
