@@ -8,7 +8,7 @@
 //! 4. the line: a level field in a JSON object (up to the configured depth) or in logfmt
 //!    pairs, else the first standalone level keyword in the line, else `unknown`.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 
 use skald_model::Label;
 
@@ -52,7 +52,6 @@ pub fn normalize_level(v: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct LevelDetector {
     fields: Vec<String>,
-    field_set: HashSet<String>,
     json_max_depth: i64,
 }
 
@@ -65,24 +64,34 @@ impl LevelDetector {
         } else {
             fields.to_vec()
         };
-        let field_set = fields.iter().cloned().collect();
-        LevelDetector { fields, field_set, json_max_depth }
+        LevelDetector { fields, json_max_depth }
+    }
+
+    /// The level a stream's labels give every entry of it (step 2's first half), normalized;
+    /// computed once per stream and passed to [`LevelDetector::detect`].
+    pub fn stream_level(&self, stream_labels: &[Label]) -> Option<String> {
+        self.first_field(stream_labels).map(normalize_level)
     }
 
     /// Returns the `detected_level` to append to an entry, or `None` when the entry already
-    /// has one (whose value is then normalized in place).
+    /// has one (whose value is then normalized in place). `stream_level` is
+    /// [`LevelDetector::stream_level`] of the entry's stream.
     pub fn detect(
         &self,
-        stream_labels: &[Label],
+        stream_level: Option<&str>,
         metadata: &mut [Label],
         line: &str,
     ) -> Option<String> {
         if let Some(existing) = metadata.iter_mut().find(|l| l.name == DETECTED_LEVEL) {
-            existing.value = normalize_level(&existing.value);
+            if let Some(level) = canonical(existing.value.as_bytes()) {
+                if existing.value != level {
+                    existing.value = level.to_string();
+                }
+            }
             return None;
         }
-        if let Some(v) = self.first_field(stream_labels) {
-            return Some(normalize_level(v));
+        if let Some(v) = stream_level {
+            return Some(v.to_string());
         }
         if let Some(v) = self.first_field(metadata) {
             return Some(normalize_level(v));
@@ -104,7 +113,7 @@ impl LevelDetector {
     /// Detects the level of a bare log line (steps 4 above). Always returns a level.
     pub fn detect_from_line(&self, line: &str) -> &'static str {
         let level = if looks_like_json(line) {
-            json_level(line.as_bytes(), &self.field_set, self.json_max_depth).and_then(canonical)
+            json_level(line.as_bytes(), &self.fields, self.json_max_depth).and_then(canonical)
         } else if !line.is_empty() && line.contains('=') {
             logfmt_level(line.as_bytes(), &self.fields)
         } else {
@@ -138,11 +147,11 @@ fn looks_like_json(line: &str) -> bool {
 /// Walks the object's members in order, descending into nested objects while
 /// `depth < max_depth`, and returns the raw value of the first string member whose key is a
 /// level field. Stops quietly at the first syntax error.
-fn json_level<'a>(line: &'a [u8], fields: &HashSet<String>, max_depth: i64) -> Option<&'a [u8]> {
+fn json_level<'a>(line: &'a [u8], fields: &[String], max_depth: i64) -> Option<&'a [u8]> {
     fn walk<'a>(
         c: &mut Cursor<'a>,
         depth: i64,
-        fields: &HashSet<String>,
+        fields: &[String],
         max: i64,
     ) -> Result<Option<(usize, usize)>, ()> {
         if max > 0 && depth >= max {
@@ -157,7 +166,7 @@ fn json_level<'a>(line: &'a [u8], fields: &HashSet<String>, max_depth: i64) -> O
             match c.kind().map_err(|_| ())? {
                 Kind::String => {
                     let span = c.raw_string().map_err(|_| ())?;
-                    if fields.contains(key.as_ref()) {
+                    if fields.iter().any(|f| f.as_str() == key.as_ref()) {
                         return Ok(Some(span));
                     }
                 }
@@ -186,15 +195,15 @@ fn json_level<'a>(line: &'a [u8], fields: &HashSet<String>, max_depth: i64) -> O
 /// `fields`, first occurrence), stopping at the first syntax error.
 fn logfmt_level(line: &[u8], fields: &[String]) -> Option<&'static str> {
     let mut best_rank = fields.len();
-    let mut best: Option<Vec<u8>> = None;
+    let mut best: Option<Cow<'_, [u8]>> = None;
     let mut sc = LogfmtScanner { line, pos: 0 };
     while sc.pos < line.len() {
         let Some((key, value)) = sc.next_pair() else { break };
-        let Ok(k) = std::str::from_utf8(key) else { continue };
-        for (rank, f) in fields.iter().enumerate() {
-            if rank < best_rank && k.eq_ignore_ascii_case(f) {
+        // (a key that is not UTF-8 cannot equal a field name, which is)
+        for (rank, f) in fields.iter().enumerate().take(best_rank) {
+            if key.eq_ignore_ascii_case(f.as_bytes()) {
                 best_rank = rank;
-                best = Some(value.clone().unwrap_or_default());
+                best = Some(value.unwrap_or_default());
                 break;
             }
         }
@@ -205,14 +214,17 @@ fn logfmt_level(line: &[u8], fields: &[String]) -> Option<&'static str> {
     best.and_then(|v| canonical(&v))
 }
 
+/// A logfmt key and its value (`None` for a bare key), borrowed unless it had escapes.
+type Pair<'a> = (&'a [u8], Option<Cow<'a, [u8]>>);
+
 struct LogfmtScanner<'a> {
     line: &'a [u8],
     pos: usize,
 }
 
-impl LogfmtScanner<'_> {
+impl<'a> LogfmtScanner<'a> {
     /// Reads the next `key[=value]`. `None` means end of line or a syntax error.
-    fn next_pair(&mut self) -> Option<(&[u8], Option<Vec<u8>>)> {
+    fn next_pair(&mut self) -> Option<Pair<'a>> {
         let line = self.line;
         while self.pos < line.len() && line[self.pos] <= b' ' {
             self.pos += 1;
@@ -254,9 +266,9 @@ impl LogfmtScanner<'_> {
                         self.pos = i + 1;
                         let raw = &line[qstart..i];
                         let v = if has_esc {
-                            crate::json::unescape(raw).ok()?.into_owned().into_bytes()
+                            Cow::Owned(crate::json::unescape(raw).ok()?.into_owned().into_bytes())
                         } else {
-                            raw.to_vec()
+                            Cow::Borrowed(raw)
                         };
                         return Some((key, Some(v)));
                     }
@@ -274,63 +286,64 @@ impl LogfmtScanner<'_> {
                 _ => self.pos += 1,
             }
         }
-        Some((key, Some(line[vstart..self.pos].to_vec())))
+        Some((key, Some(Cow::Borrowed(&line[vstart..self.pos]))))
     }
 }
 
-fn left_boundary(s: &[u8], pos: Option<usize>) -> bool {
-    match pos.and_then(|p| s.get(p)) {
-        None => true,
-        Some(c) => {
-            matches!(c, b' ' | b'\t' | b'\n' | b'[' | b'(' | b'{' | b'"' | b'\'' | b'=' | b'|')
+const ALPHA: u8 = 1;
+/// May precede a keyword.
+const LEFT: u8 = 2;
+/// May follow a keyword.
+const RIGHT: u8 = 4;
+
+/// Each byte's classes for the keyword scan.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if (c as u8).is_ascii_alphabetic() {
+            t[c] = ALPHA;
         }
+        c += 1;
     }
-}
-
-fn right_boundary(s: &[u8], pos: usize) -> bool {
-    match s.get(pos) {
-        None => true,
-        Some(c) => matches!(
-            c,
-            b' ' | b'\t'
-                | b'\n'
-                | b'['
-                | b']'
-                | b'('
-                | b')'
-                | b'{'
-                | b'}'
-                | b':'
-                | b','
-                | b'!'
-                | b'"'
-                | b'\''
-                | b'='
-                | b'|'
-        ),
+    let left = b" \t\n[({\"'=|";
+    let mut i = 0;
+    while i < left.len() {
+        t[left[i] as usize] |= LEFT;
+        i += 1;
     }
-}
+    let right = b" \t\n[]()={}:,!\"'|";
+    let mut i = 0;
+    while i < right.len() {
+        t[right[i] as usize] |= RIGHT;
+        i += 1;
+    }
+    t
+};
 
 /// The level of the earliest standalone level keyword in the line (ASCII case-insensitive), or
 /// `unknown`.
 ///
 /// One pass over the bytes: a keyword can only be a whole run of ASCII letters that starts
 /// after a left boundary (or at the start) and ends at a right boundary (or the end), so only
-/// such runs of 3 to 8 letters are compared. The keywords are ASCII, so comparing the
-/// original bytes case-insensitively finds exactly what a lowercased copy would.
+/// such runs of 3 to 8 letters are compared, each with at most one keyword. The keywords are
+/// ASCII, so comparing the original bytes case-insensitively finds exactly what a lowercased
+/// copy would.
 fn keyword_level(line: &str) -> &'static str {
     let hay = line.as_bytes();
     let mut i = 0;
     while i < hay.len() {
-        if !hay[i].is_ascii_alphabetic() || !left_boundary(hay, i.checked_sub(1)) {
+        if CLASS[hay[i] as usize] & ALPHA == 0 {
             i += 1;
             continue;
         }
         let mut j = i + 1;
-        while j < hay.len() && hay[j].is_ascii_alphabetic() {
+        while j < hay.len() && CLASS[hay[j] as usize] & ALPHA != 0 {
             j += 1;
         }
-        if (3..=8).contains(&(j - i)) && right_boundary(hay, j) {
+        let left = i == 0 || CLASS[hay[i - 1] as usize] & LEFT != 0;
+        let right = j == hay.len() || CLASS[hay[j] as usize] & RIGHT != 0;
+        if left && right && (3..=8).contains(&(j - i)) {
             if let Some(level) = keyword(&hay[i..j]) {
                 return level;
             }
@@ -340,19 +353,22 @@ fn keyword_level(line: &str) -> &'static str {
     LEVEL_UNKNOWN
 }
 
+/// The level a run of ASCII letters spells, if any: at most one keyword has its length and
+/// first letter.
 fn keyword(word: &[u8]) -> Option<&'static str> {
-    const WORDS: &[(&[u8], &str)] = &[
-        (b"trace", "trace"),
-        (b"debug", "debug"),
-        (b"fatal", "fatal"),
-        (b"critical", "critical"),
-        (b"error", "error"),
-        (b"err", "error"),
-        (b"warning", "warn"),
-        (b"warn", "warn"),
-        (b"info", "info"),
-    ];
-    WORDS.iter().find(|(w, _)| w.eq_ignore_ascii_case(word)).map(|(_, level)| *level)
+    let (spelling, level): (&[u8], &'static str) = match (word.len(), word[0] | 0x20) {
+        (3, b'e') => (b"err", "error"),
+        (4, b'w') => (b"warn", "warn"),
+        (4, b'i') => (b"info", "info"),
+        (5, b't') => (b"trace", "trace"),
+        (5, b'd') => (b"debug", "debug"),
+        (5, b'f') => (b"fatal", "fatal"),
+        (5, b'e') => (b"error", "error"),
+        (7, b'w') => (b"warning", "warn"),
+        (8, b'c') => (b"critical", "critical"),
+        _ => return None,
+    };
+    spelling.eq_ignore_ascii_case(word).then_some(level)
 }
 
 #[cfg(test)]
@@ -396,14 +412,108 @@ mod tests {
     #[test]
     fn labels_and_metadata_first() {
         let d = d();
-        let stream = vec![Label::new("level", "ERR")];
-        assert_eq!(d.detect(&stream, &mut [], "info line").as_deref(), Some("error"));
+        let stream = d.stream_level(&[Label::new("level", "ERR")]);
+        assert_eq!(stream.as_deref(), Some("error"));
+        assert_eq!(d.detect(stream.as_deref(), &mut [], "info line").as_deref(), Some("error"));
+        assert_eq!(d.stream_level(&[Label::new("job", "x")]), None);
         let mut sm = vec![Label::new("severity", "custom")];
-        assert_eq!(d.detect(&[], &mut sm, "info line").as_deref(), Some("custom"));
+        assert_eq!(d.detect(None, &mut sm, "info line").as_deref(), Some("custom"));
         let mut sm = vec![Label::new("detected_level", "WARN")];
-        assert_eq!(d.detect(&[], &mut sm, "info line"), None);
+        assert_eq!(d.detect(None, &mut sm, "info line"), None);
         assert_eq!(sm[0].value, "warn");
+        let mut sm = vec![Label::new("detected_level", "Custom")];
+        assert_eq!(d.detect(stream.as_deref(), &mut sm, "info line"), None);
+        assert_eq!(sm[0].value, "Custom");
         let mut sm = vec![Label::new("severity_number", "17")];
-        assert_eq!(d.detect(&[], &mut sm, "info line").as_deref(), Some("error"));
+        assert_eq!(d.detect(None, &mut sm, "info line").as_deref(), Some("error"));
+    }
+
+    /// The scan as first written (a boundary check per byte, nine comparisons per word).
+    fn keyword_level_plain(line: &str) -> &'static str {
+        fn left(s: &[u8], pos: Option<usize>) -> bool {
+            pos.and_then(|p| s.get(p)).is_none_or(|c| b" \t\n[({\"'=|".contains(c))
+        }
+        fn right(s: &[u8], pos: usize) -> bool {
+            s.get(pos).is_none_or(|c| b" \t\n[](){}:,!\"'=|".contains(c))
+        }
+        const WORDS: &[(&[u8], &str)] = &[
+            (b"trace", "trace"),
+            (b"debug", "debug"),
+            (b"fatal", "fatal"),
+            (b"critical", "critical"),
+            (b"error", "error"),
+            (b"err", "error"),
+            (b"warning", "warn"),
+            (b"warn", "warn"),
+            (b"info", "info"),
+        ];
+        let hay = line.as_bytes();
+        let mut i = 0;
+        while i < hay.len() {
+            if !hay[i].is_ascii_alphabetic() || !left(hay, i.checked_sub(1)) {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < hay.len() && hay[j].is_ascii_alphabetic() {
+                j += 1;
+            }
+            if (3..=8).contains(&(j - i)) && right(hay, j) {
+                let w = &hay[i..j];
+                if let Some((_, level)) = WORDS.iter().find(|(k, _)| k.eq_ignore_ascii_case(w)) {
+                    return level;
+                }
+            }
+            i = j;
+        }
+        LEVEL_UNKNOWN
+    }
+
+    #[test]
+    fn keyword_scan_matches_the_plain_scan() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../tests/data/loghub");
+        let mut lines = 0;
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|e| e == "log") {
+                for line in std::fs::read_to_string(&path).unwrap().lines() {
+                    assert_eq!(keyword_level(line), keyword_level_plain(line), "{line}");
+                    lines += 1;
+                }
+            }
+        }
+        assert!(lines > 10_000, "{lines} loghub lines");
+        // every keyword in every case pattern next to every byte
+        let words =
+            ["trace", "debug", "fatal", "critical", "error", "err", "warning", "warn", "info"];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for w in words {
+            for b in 0u8..128 {
+                for case in 0..4u64 {
+                    seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    let w: String = w
+                        .chars()
+                        .enumerate()
+                        .map(|(i, c)| {
+                            if (seed >> (i + case as usize)) & 1 == 1 {
+                                c.to_ascii_uppercase()
+                            } else {
+                                c
+                            }
+                        })
+                        .collect();
+                    let c = char::from(b);
+                    for line in [
+                        format!("{c}{w}"),
+                        format!("{w}{c}"),
+                        format!("x{c}{w}{c}y"),
+                        format!("{w}s {c}{w}"),
+                    ] {
+                        assert_eq!(keyword_level(&line), keyword_level_plain(&line), "{line:?}");
+                    }
+                }
+            }
+        }
     }
 }

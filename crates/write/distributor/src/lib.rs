@@ -604,6 +604,8 @@ impl Distributor {
             }
             let mut kept: Vec<Entry> = Vec::with_capacity(p.entries.len());
             let mut prev_ts = p.entries[0].ts;
+            let stream_level =
+                if detect_levels { self.levels.stream_level(&p.labels) } else { None };
             for mut e in std::mem::take(&mut p.entries) {
                 if let Err((why, msg)) = self.validate_entry(&p.labels_str, &e, now) {
                     self.metrics.discard(why, tenant, 1, entry_size(&e));
@@ -619,9 +621,11 @@ impl Distributor {
                 }
                 e.structured_metadata.sort_by(|a, b| a.name.cmp(&b.name));
                 if detect_levels {
-                    if let Some(level) =
-                        self.levels.detect(&p.labels, &mut e.structured_metadata, &e.line)
-                    {
+                    if let Some(level) = self.levels.detect(
+                        stream_level.as_deref(),
+                        &mut e.structured_metadata,
+                        &e.line,
+                    ) {
                         e.structured_metadata.push(Label::new(DETECTED_LEVEL, level));
                     }
                 }
@@ -680,19 +684,21 @@ impl Distributor {
             if l.per_stream_rate_limit > 0 {
                 let key = (tenant.to_string(), labels.hash());
                 let total = entries.len();
+                let mut refused = vec![false; entries.len()];
+                self.stream_limiters.allow_each(
+                    &key,
+                    clock,
+                    l.per_stream_rate_limit as f64,
+                    l.per_stream_rate_limit_burst as f64,
+                    entries.iter().map(|e| entry_size(e) as f64),
+                    |i| refused[i] = true,
+                );
                 let mut failed: Vec<(i64, u64)> = Vec::new();
-                for e in entries {
-                    let size = entry_size(&e);
-                    if self.stream_limiters.allow_n(
-                        &key,
-                        clock,
-                        size as f64,
-                        l.per_stream_rate_limit as f64,
-                        l.per_stream_rate_limit_burst as f64,
-                    ) {
-                        kept.push(e);
+                for (e, refused) in entries.into_iter().zip(refused) {
+                    if refused {
+                        failed.push((e.ts, entry_size(&e)));
                     } else {
-                        failed.push((e.ts, size));
+                        kept.push(e);
                     }
                 }
                 if !failed.is_empty() {

@@ -65,6 +65,21 @@ impl<K: Hash + Eq + Clone> Limiters<K> {
     /// `AllowN` on the bucket for `key`. A `rate` of 0 with a `burst` of 0 rejects everything
     /// non-empty, as in Go; callers treat "no limit" by not calling this.
     pub(crate) fn allow_n(&self, key: &K, now: Instant, n: f64, rate: f64, burst: f64) -> bool {
+        self.allow_each(key, now, rate, burst, std::iter::once(n), |_| {}) == 1
+    }
+
+    /// `AllowN` on the bucket for `key` for each of `sizes` in turn, as that many calls of
+    /// [`Limiters::allow_n`] at `now` would, under one lock and one lookup; `refused` gets
+    /// the index of each size refused. Returns how many were allowed.
+    pub(crate) fn allow_each(
+        &self,
+        key: &K,
+        now: Instant,
+        rate: f64,
+        burst: f64,
+        sizes: impl IntoIterator<Item = f64>,
+        mut refused: impl FnMut(usize),
+    ) -> usize {
         let mut inner = self.inner.lock();
         if now.saturating_duration_since(inner.last_sweep) >= SWEEP_EVERY {
             inner.last_sweep = now;
@@ -74,9 +89,19 @@ impl<K: Hash + Eq + Clone> Limiters<K> {
                 b2.tokens < burst
             });
         }
-        let bucket =
-            inner.buckets.entry(key.clone()).or_insert_with(|| TokenBucket::new(burst, now));
-        bucket.allow_n(now, n, rate, burst)
+        if !inner.buckets.contains_key(key) {
+            inner.buckets.insert(key.clone(), TokenBucket::new(burst, now));
+        }
+        let Some(bucket) = inner.buckets.get_mut(key) else { return 0 };
+        let mut allowed = 0;
+        for (i, n) in sizes.into_iter().enumerate() {
+            if bucket.allow_n(now, n, rate, burst) {
+                allowed += 1;
+            } else {
+                refused(i);
+            }
+        }
+        allowed
     }
 
     /// Number of tracked buckets (for tests).
@@ -105,5 +130,25 @@ mod tests {
         // buckets that refilled are swept
         assert!(l.allow_n(&"c", t0 + Duration::from_secs(3600), 1.0, 10.0, 100.0));
         assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn allow_each_is_allow_n_in_turn() {
+        let (one, each): (Limiters<&str>, Limiters<&str>) = (Limiters::new(), Limiters::new());
+        let t0 = Instant::now();
+        let sizes = [30.0, 50.0, 40.0, 20.0, 101.0, 0.0, 5.0];
+        let want: Vec<bool> =
+            sizes.iter().map(|&n| one.allow_n(&"s", t0, n, 10.0, 100.0)).collect();
+        assert_eq!(want, [true, true, false, true, false, true, false]);
+        let mut refused = Vec::new();
+        let allowed = each.allow_each(&"s", t0, 10.0, 100.0, sizes, |i| refused.push(i));
+        assert_eq!((allowed, refused), (4, vec![2, 4, 6]));
+        // the buckets are left alike
+        let later = t0 + Duration::from_millis(2500);
+        assert_eq!(
+            one.allow_n(&"s", later, 25.0, 10.0, 100.0),
+            each.allow_n(&"s", later, 25.0, 10.0, 100.0)
+        );
+        assert!(!one.allow_n(&"s", later, 1.0, 10.0, 100.0));
     }
 }

@@ -4,7 +4,7 @@
 //! describe them once they are flushed.
 
 use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use skald_model::{Entry, LabelMatcher};
 use skald_proto::chunk_stats::StreamChunks;
@@ -32,8 +32,29 @@ pub(crate) struct StatsSize {
     /// Hashes of the distinct structured-metadata strings seen (names and values share one
     /// table, as in Loki). Hashes rather than the strings keep unique values such as trace
     /// ids from being held twice.
-    symbols: HashSet<u64>,
+    symbols: HashSet<u64, BuildHasherDefault<SymbolHasher>>,
     symbol_bytes: u64,
+}
+
+/// The symbols are already xxh3 hashes: the set uses them as they are.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct SymbolHasher(u64);
+
+impl Hasher for SymbolHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // only `write_u64` is used by `HashSet<u64>`; fold anything else in
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl StatsSize {
@@ -42,9 +63,7 @@ impl StatsSize {
         self.entry_bytes += entry_stats_bytes(e);
         for l in &e.structured_metadata {
             for s in [&l.name, &l.value] {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                s.hash(&mut h);
-                if self.symbols.insert(h.finish()) {
+                if self.symbols.insert(xxhash_rust::xxh3::xxh3_64(s.as_bytes())) {
                     self.symbol_bytes += s.len() as u64;
                 }
             }

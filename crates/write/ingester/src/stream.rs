@@ -174,7 +174,12 @@ impl StreamState {
         if self.builder.is_some() && e.ts < self.builder_max_ts {
             self.close_open_chunk(config);
         }
-        let pos = self.head.partition_point(|h| (h.ts, &h.line) < (e.ts, &e.line));
+        // Entries mostly arrive in order: check the newest first.
+        let pos = match self.head.last() {
+            None => 0,
+            Some(h) if h.ts < e.ts || (h.ts == e.ts && h.line < e.line) => self.head.len(),
+            Some(_) => self.head.partition_point(|h| (h.ts, &h.line) < (e.ts, &e.line)),
+        };
         if let Some(h) = self.head.get(pos) {
             if h.ts == e.ts && h.line == e.line {
                 return Err(AppendError::Duplicate);
