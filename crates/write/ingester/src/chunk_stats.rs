@@ -231,10 +231,10 @@ mod tests {
                     line: line.clone(),
                     structured_metadata: vec![Label::new("detected_level", "info")],
                 };
-                st.append(e, config).unwrap();
+                st.append(e, std::time::Instant::now(), config).unwrap();
             }
             let e = Entry { ts: base + S, line: line.clone(), structured_metadata: vec![] };
-            st.append(e, config).unwrap();
+            st.append(e, std::time::Instant::now(), config).unwrap();
             let mut held = st.held_chunks(i64::MIN, i64::MAX);
             held.sort();
             held

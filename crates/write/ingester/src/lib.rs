@@ -35,8 +35,8 @@ use tokio::sync::watch;
 pub use config::{IngesterConfig, LifecyclerConfig, LifecyclerRing};
 pub use metrics::IngesterMetrics;
 use stream::{AppendError, ClosedChunk, StreamState};
+use wal::{wal_size, RecordBuilder, Wal};
 pub use wal::{FsyncPolicy, ReplayStats, WalConfig};
-use wal::{RecordBuilder, Wal};
 
 /// One tenant's streams.
 #[derive(Default)]
@@ -488,7 +488,9 @@ impl Ingester {
     /// entries to the WAL before returning: a push is acknowledged only once it is logged.
     fn push_sync(&self, tenant: &str, streams: Vec<Stream>, log: bool) -> Result<(), ServiceError> {
         let wal = if log { self.inner.wal.get() } else { None };
-        let mut record = wal.map(|_| RecordBuilder::new(tenant));
+        // (sized for the whole push up front: growing a megabyte record copies it again)
+        let mut record = wal.map(|_| RecordBuilder::with_capacity(tenant, wal_size(&streams)));
+        let now = Instant::now();
         let t = self.tenant(tenant);
         let mut guard = t.lock();
         let max_streams = self.inner.limits.max_global_streams_per_user;
@@ -522,7 +524,7 @@ impl Ingester {
             for e in s.entries {
                 let mark = record.as_mut().map(|r| r.entry(&e));
                 let copy = tail_copy.as_ref().map(|_| e.clone());
-                let res = st.append(e, &self.inner.config);
+                let res = st.append(e, now, &self.inner.config);
                 if let (Ok(()), Some(t), Some(copy)) = (&res, tail_copy.as_mut(), copy) {
                     t.entries.push(copy);
                 }

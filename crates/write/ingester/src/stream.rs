@@ -152,7 +152,13 @@ impl StreamState {
         open || self.closed.iter().any(|c| c.chunk_ref.from < end && c.chunk_ref.through >= start)
     }
 
-    pub fn append(&mut self, e: Entry, config: &IngesterConfig) -> Result<(), AppendError> {
+    /// Appends an entry received at `now`.
+    pub fn append(
+        &mut self,
+        e: Entry,
+        now: Instant,
+        config: &IngesterConfig,
+    ) -> Result<(), AppendError> {
         let window = (config.max_chunk_age.as_nanos() / 2) as i64;
         if self.max_ts != i64::MIN {
             let oldest = self.max_ts.saturating_sub(window);
@@ -188,7 +194,7 @@ impl StreamState {
         self.head_stats_bytes += entry_stats_bytes(&e);
         self.open_size.add(&e);
         self.max_ts = self.max_ts.max(e.ts);
-        self.last_append = Instant::now();
+        self.last_append = now;
         if self.opened_at.is_none() {
             self.opened_at = Some(self.last_append);
         }

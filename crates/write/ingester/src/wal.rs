@@ -108,6 +108,26 @@ fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     buf.extend_from_slice(b);
 }
 
+/// About the size of the record that logs all of `streams` (exact up to the varints, which
+/// are counted at their largest).
+pub(crate) fn wal_size(streams: &[Stream]) -> usize {
+    const VARINT: usize = 10;
+    let bytes = |s: &str| VARINT + s.len();
+    let mut n = HEADER + 64;
+    for s in streams {
+        n += 1 + VARINT + s.labels.iter().map(|l| bytes(&l.name) + bytes(&l.value)).sum::<usize>();
+        for e in &s.entries {
+            n += 1 + 8 + bytes(&e.line) + VARINT;
+            n += e
+                .structured_metadata
+                .iter()
+                .map(|l| bytes(&l.name) + bytes(&l.value))
+                .sum::<usize>();
+        }
+    }
+    n
+}
+
 /// Builds one framed record while a push is applied: entries that memory rejects are rolled
 /// back, streams left without entries are dropped.
 pub(crate) struct RecordBuilder {
@@ -119,7 +139,12 @@ pub(crate) struct RecordBuilder {
 
 impl RecordBuilder {
     pub(crate) fn new(tenant: &str) -> Self {
-        let mut buf = Vec::with_capacity(4096);
+        Self::with_capacity(tenant, 4096)
+    }
+
+    /// A builder whose buffer first holds `capacity` bytes (see [`wal_size`]).
+    pub(crate) fn with_capacity(tenant: &str, capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity.max(HEADER + 16 + tenant.len()));
         buf.extend_from_slice(&[0u8; HEADER]);
         buf.push(TAG_TENANT);
         put_bytes(&mut buf, tenant.as_bytes());
@@ -605,6 +630,28 @@ mod tests {
         assert_eq!(streams[1].entries, vec![entry(-5, "", &[])]);
         assert!(RecordBuilder::new("t").finish().is_none());
         assert!(decode_record(b"\x01\x05ab").is_err());
+        // the size estimate covers the record, within its slack
+        let long = "x".repeat(300);
+        let sm = [("trace_id", "abc"), ("detected_level", "info")];
+        let streams = vec![
+            Stream {
+                labels: Labels::parse(r#"{job="x"}"#).unwrap(),
+                entries: (0..200).map(|i| entry(i, &long, &sm)).collect(),
+            },
+            Stream {
+                labels: Labels::parse(r#"{job="y"}"#).unwrap(),
+                entries: vec![entry(1, "", &[])],
+            },
+        ];
+        let mut b = RecordBuilder::with_capacity("tenant-a", wal_size(&streams));
+        for s in &streams {
+            b.begin_stream(&s.labels);
+            for e in &s.entries {
+                b.entry(e);
+            }
+        }
+        let (len, estimate) = (b.finish().unwrap().len(), wal_size(&streams));
+        assert!(len <= estimate && estimate < len + len / 4, "{len} bytes, {estimate} estimated");
     }
 
     #[test]
