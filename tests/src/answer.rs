@@ -85,3 +85,37 @@ pub fn set(items: &[&str]) -> BTreeSet<String> {
 pub fn label_keys(m: &LabelMap) -> BTreeSet<String> {
     m.keys().cloned().collect()
 }
+
+/// Named checks reported as they run (`ok    name` / `FAIL  name: why`) and asserted together
+/// at the end, so one run shows every failing request.
+#[derive(Debug, Default)]
+pub struct Tally {
+    total: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Reports one check's outcome.
+    pub fn record(&mut self, name: &str, outcome: Check) {
+        self.total += 1;
+        match outcome {
+            Ok(()) => println!("ok    {name}"),
+            Err(e) => {
+                println!("FAIL  {name}: {e}");
+                self.failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+
+    /// Prints `<what>: <passed> of <total> <how>` and fails the test unless every check passed.
+    pub fn assert_all(self, what: &str, how: &str) {
+        let total = self.total;
+        println!("{what}: {} of {total} {how}", total - self.failures.len());
+        assert!(
+            self.failures.is_empty(),
+            "{} of {total} failed:\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
+    }
+}

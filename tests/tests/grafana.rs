@@ -36,7 +36,7 @@ const MIN: i64 = 60 * SEC;
 const MS: i64 = 1_000_000;
 
 use skald_integration_tests::answer::{
-    label_keys, matrix, set, short, success, vector, Check, LabelMap,
+    label_keys, matrix, set, short, success, vector, Check, LabelMap, Tally,
 };
 use skald_integration_tests::ws::{self, Ws};
 use skald_integration_tests::{ensure, iso_ms as iso};
@@ -1008,9 +1008,8 @@ fn grafana_and_drilldown_requests_get_the_answers_they_read() {
     let ctx = Ctx { start, end, mid: start + 15 * MIN, data };
 
     let doc = requests();
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     let mut websockets = Vec::new();
-    let total = doc["requests"].as_array().unwrap().len();
     for req in doc["requests"].as_array().unwrap() {
         let name = req["name"].as_str().unwrap();
         if req["websocket"] == true {
@@ -1029,33 +1028,11 @@ fn grafana_and_drilldown_requests_get_the_answers_they_read() {
             )
             .unwrap();
         }
-        match check(name, &resp, &ctx) {
-            Ok(()) => println!("ok    {name}"),
-            Err(e) => {
-                println!("FAIL  {name}: {e}");
-                failures.push(format!("{name}: {e}"));
-            }
-        }
+        tally.record(name, check(name, &resp, &ctx));
     }
     // last: the tail pushes new lines
     for req in websockets {
-        let name = req["name"].as_str().unwrap();
-        match check_live_tail(&skald.url, req, &ctx) {
-            Ok(()) => println!("ok    {name}"),
-            Err(e) => {
-                println!("FAIL  {name}: {e}");
-                failures.push(format!("{name}: {e}"));
-            }
-        }
+        tally.record(req["name"].as_str().unwrap(), check_live_tail(&skald.url, req, &ctx));
     }
-    println!(
-        "grafana requests: {} of {total} answered as Grafana/Drilldown read them",
-        total - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {total} requests failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    tally.assert_all("grafana requests", "answered as Grafana/Drilldown read them");
 }

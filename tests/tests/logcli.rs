@@ -552,7 +552,7 @@ fn keys_of(m: &BTreeMap<String, f64>) -> BTreeSet<String> {
 // ------------------------------------------------------------------------------ tail
 
 use skald_integration_tests::answer::{
-    label_keys, matrix, set, short, success, vector, Check, LabelMap,
+    label_keys, matrix, set, short, success, vector, Check, LabelMap, Tally,
 };
 use skald_integration_tests::ensure;
 use skald_integration_tests::ws::{self, Ws};
@@ -631,9 +631,8 @@ fn logcli_requests_get_the_answers_logcli_decodes() {
     let (skald, lines, start, end) = start_with_data("logcli-replay");
     let ctx = Ctx { start, end, lines };
     let doc = requests();
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     let mut tails = Vec::new();
-    let total = doc["requests"].as_array().unwrap().len();
     for req in doc["requests"].as_array().unwrap() {
         let name = req["name"].as_str().unwrap();
         assert_eq!(req["method"], "GET", "{name}");
@@ -649,29 +648,12 @@ fn logcli_requests_get_the_answers_logcli_decodes() {
         }
         let r =
             send(&skald.url, req["path"].as_str().unwrap(), &pairs(&req["params"], &ctx), &headers);
-        match check(name, &skald.url, req, &r, &ctx) {
-            Ok(()) => println!("ok    {name}"),
-            Err(e) => {
-                println!("FAIL  {name}: {e}");
-                failures.push(format!("{name}: {e}"));
-            }
-        }
+        tally.record(name, check(name, &skald.url, req, &r, &ctx));
     }
     for req in tails {
-        let name = req["name"].as_str().unwrap();
-        match check_tail(&skald.url, req, &ctx) {
-            Ok(()) => println!("ok    {name}"),
-            Err(e) => {
-                println!("FAIL  {name}: {e}");
-                failures.push(format!("{name}: {e}"));
-            }
-        }
+        tally.record(req["name"].as_str().unwrap(), check_tail(&skald.url, req, &ctx));
     }
-    println!(
-        "logcli requests: {} of {total} answered as logcli decodes them",
-        total - failures.len()
-    );
-    assert!(failures.is_empty(), "{} of {total} failed:\n{}", failures.len(), failures.join("\n"));
+    tally.assert_all("logcli requests", "answered as logcli decodes them");
 }
 
 // ------------------------------------------------------------------------------ a real logcli
@@ -722,7 +704,7 @@ fn out_lines(s: &str) -> Vec<String> {
 /// Checks what a logcli command printed.
 type PrintCheck = Box<dyn Fn(&str) -> Check>;
 
-fn real_checks(bin: &PathBuf, url: &str, lines: &[Line]) -> Vec<String> {
+fn real_checks(bin: &PathBuf, url: &str, lines: &[Line]) -> Tally {
     let web = job(lines, "web");
     let mut newest_web: Vec<String> = newest_first(&web).into_iter().map(|e| e.1).collect();
     newest_web.truncate(30);
@@ -856,23 +838,12 @@ fn real_checks(bin: &PathBuf, url: &str, lines: &[Line]) -> Vec<String> {
             }),
         ),
     ];
-    let mut failures = Vec::new();
+    let mut tally = Tally::default();
     for (name, args, check) in cases {
-        match run(bin, url, &args).and_then(|o| check(&o)) {
-            Ok(()) => println!("ok    logcli {name}"),
-            Err(e) => {
-                println!("FAIL  logcli {name}: {e}");
-                failures.push(format!("logcli {name}: {e}"));
-            }
-        }
+        tally.record(&format!("logcli {name}"), run(bin, url, &args).and_then(|o| check(&o)));
     }
-    if let Err(e) = real_tail(bin, url, lines) {
-        println!("FAIL  logcli query --tail: {e}");
-        failures.push(format!("logcli query --tail: {e}"));
-    } else {
-        println!("ok    logcli query --tail");
-    }
-    failures
+    tally.record("logcli query --tail", real_tail(bin, url, lines));
+    tally
 }
 
 /// `logcli query --tail`: the 30 newest lines, then a line pushed afterwards.
@@ -942,8 +913,7 @@ fn real_logcli_against_skald_when_on_path() {
     };
     println!("running {}", bin.display());
     let (skald, lines, _, _) = start_with_data("logcli-real");
-    let failures = real_checks(&bin, &skald.url, &lines);
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    real_checks(&bin, &skald.url, &lines).assert_all("real logcli", "checks passed");
 }
 
 /// `(metric, value)` of a vector answer, as logcli prints them.

@@ -336,27 +336,8 @@ impl Distributor {
         content_type: Option<&str>,
         content_encoding: Option<&str>,
     ) -> Result<PushOutcome, PushError> {
-        let limits = DecodeLimits {
-            max_recv_msg_size: self.config.max_recv_msg_size,
-            max_decompressed_size: self.config.max_decompressed_size,
-        };
-        let raw = match decode_push_body(&body, content_type, content_encoding, &limits) {
-            Ok(raw) => raw,
-            Err(DecodeError::TooLarge(msg)) => {
-                self.metrics
-                    .discarded_bytes
-                    .with_label_values(&[
-                        reason::REQUEST_BODY_TOO_LARGE,
-                        tenant,
-                        "",
-                        "",
-                        FORMAT_LOKI,
-                    ])
-                    .inc_by(body.len() as u64);
-                return Err(PushError::BodyTooLarge(msg));
-            }
-            Err(DecodeError::Invalid(msg)) => return Err(PushError::BadRequest(msg)),
-        };
+        let raw = decode_push_body(&body, content_type, content_encoding, &self.decode_limits())
+            .map_err(|e| self.decode_error(tenant, body.len(), e))?;
         self.push_raw(tenant, raw).await
     }
 
