@@ -34,10 +34,10 @@ impl HeadBlock {
     }
 
     /// Raw bytes `entry` would add to this block (an upper bound for the timestamp varint).
-    pub(crate) fn entry_raw_len(entry: &Entry) -> usize {
-        let mut n = 10 + uvarint_len(entry.line.len() as u64) + entry.line.len();
-        n += uvarint_len(entry.structured_metadata.len() as u64);
-        for l in &entry.structured_metadata {
+    pub(crate) fn entry_raw_len(line: &str, structured_metadata: &[Label]) -> usize {
+        let mut n = 10 + uvarint_len(line.len() as u64) + line.len();
+        n += uvarint_len(structured_metadata.len() as u64);
+        for l in structured_metadata {
             n += uvarint_len(l.name.len() as u64) + l.name.len();
             n += uvarint_len(l.value.len() as u64) + l.value.len();
         }
@@ -45,19 +45,19 @@ impl HeadBlock {
     }
 
     /// Appends one entry; the caller guarantees `entry.ts >= self.max_ts` when not empty.
-    pub(crate) fn push(&mut self, entry: &Entry) {
+    pub(crate) fn push(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) {
         if self.entries == 0 {
-            put_uvarint(&mut self.timestamps, zigzag(entry.ts));
-            self.min_ts = entry.ts;
+            put_uvarint(&mut self.timestamps, zigzag(ts));
+            self.min_ts = ts;
         } else {
             // Sorted input: the delta is non-negative and fits in u64 even across the i64 range.
-            put_uvarint(&mut self.timestamps, entry.ts.wrapping_sub(self.max_ts) as u64);
+            put_uvarint(&mut self.timestamps, ts.wrapping_sub(self.max_ts) as u64);
         }
-        self.max_ts = entry.ts;
-        put_uvarint(&mut self.line_lens, entry.line.len() as u64);
-        self.lines.extend_from_slice(entry.line.as_bytes());
-        put_uvarint(&mut self.metadata, entry.structured_metadata.len() as u64);
-        for l in &entry.structured_metadata {
+        self.max_ts = ts;
+        put_uvarint(&mut self.line_lens, line.len() as u64);
+        self.lines.extend_from_slice(line.as_bytes());
+        put_uvarint(&mut self.metadata, structured_metadata.len() as u64);
+        for l in structured_metadata {
             put_uvarint(&mut self.metadata, l.name.len() as u64);
             self.metadata.extend_from_slice(l.name.as_bytes());
             put_uvarint(&mut self.metadata, l.value.len() as u64);
@@ -66,15 +66,16 @@ impl HeadBlock {
         self.entries += 1;
     }
 
-    /// Concatenates the columns into the raw block layout and resets the head.
-    pub(crate) fn take_raw(&mut self) -> Vec<u8> {
-        let mut raw = Vec::with_capacity(self.raw_len());
+    /// Writes the columns into `raw` (cleared first) in the raw block layout, and resets the
+    /// head, keeping its buffers' capacity.
+    pub(crate) fn take_raw_into(&mut self, raw: &mut Vec<u8>) {
+        raw.clear();
+        raw.reserve(self.raw_len());
         raw.append(&mut self.timestamps);
         raw.append(&mut self.line_lens);
         raw.append(&mut self.lines);
         raw.append(&mut self.metadata);
         self.entries = 0;
-        raw
     }
 }
 
@@ -278,10 +279,11 @@ mod tests {
     fn build(entries: &[Entry]) -> DecodedBlock {
         let mut h = HeadBlock::default();
         for x in entries {
-            h.push(x);
+            h.push(x.ts, &x.line, &x.structured_metadata);
         }
         let (n, min, max) = (h.entries, h.min_ts, h.max_ts);
-        let raw = h.take_raw();
+        let mut raw = b"stale".to_vec();
+        h.take_raw_into(&mut raw);
         DecodedBlock::decode(&raw, n, min, max).unwrap()
     }
 
