@@ -76,6 +76,15 @@ impl EntryBatch {
         }
     }
 
+    /// Removes every entry, keeping the buffers' capacity.
+    pub fn clear(&mut self) {
+        self.ts.clear();
+        self.text.clear();
+        self.ends.clear();
+        self.sets.truncate(1);
+        self.set_of.clear();
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.ts.len()
@@ -286,6 +295,20 @@ mod tests {
             ]
         );
         assert_eq!(b.get(1).structured_metadata[0].value, "first");
+    }
+
+    #[test]
+    fn clear_empties_and_the_batch_is_reusable() {
+        let mut b = EntryBatch::from([e(1, "a", &[("k", "v")]), e(2, "b", &[])].as_slice());
+        b.clear();
+        assert!(b.is_empty());
+        assert_eq!((b.line_bytes(), b.metadata_sets()), (0, 1));
+        let again = [e(3, "c", &[("k", "w")]), e(4, "", &[])];
+        for x in &again {
+            b.push(x.ts, &x.line, &x.structured_metadata);
+        }
+        assert_eq!(b.to_entries(), again);
+        assert_eq!(b.get(1).metadata_id, 0);
     }
 
     #[test]
