@@ -31,6 +31,18 @@ pub fn skald_bin() -> PathBuf {
     bin
 }
 
+/// A Grafana command-line tool (`logcli`, `promtail`) on PATH, if one is there and its
+/// `--version` names it (`<name>, version ...`), so that another program of the same name is
+/// not mistaken for it.
+pub fn grafana_tool_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    let bin = std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())?;
+    let out = Command::new(&bin).arg("--version").output().ok()?;
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    text.contains(&format!("{name}, version")).then_some(bin)
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde_json::Value;
-use skald_integration_tests::{data_dir, get, now_ns, post, temp_dir, Skald};
+use skald_integration_tests::{data_dir, get, grafana_tool_on_path, now_ns, post, temp_dir, Skald};
 use skald_proto::logproto::PushRequest;
 
 const CONFIG: &str = "auth_enabled: true
@@ -286,6 +286,9 @@ fn diff(want: &BTreeMap<Labels, Vec<Row>>, got: &BTreeMap<Labels, Vec<Row>>) -> 
 
 /// Loki's default `limits_config.discover_service_name`: without a `service_name` label, the
 /// distributor adds one from the first of these labels the stream has (else `unknown_service`).
+/// Written out from Loki's documentation on purpose rather than taken from
+/// `skald_common::limits::DEFAULT_DISCOVER_SERVICE_NAME`: the test's expectation stays
+/// independent of the server's own list, so a wrong entry there fails here.
 const SERVICE_NAME_SOURCES: [&str; 13] = [
     "service",
     "app",
@@ -457,16 +460,6 @@ fn recorded_promtail_pushes_replayed() {
 
 // ------------------------------------------------------------------------------ a real promtail
 
-/// Grafana's promtail on PATH (`promtail --version` names itself), if any.
-fn promtail_on_path() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let bin = std::env::split_paths(&path).map(|d| d.join("promtail")).find(|p| p.is_file())?;
-    let out = Command::new(&bin).arg("--version").output().ok()?;
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    text.contains("promtail, version").then_some(bin)
-}
-
 /// Kills the promtail process when the test ends, however it ends.
 struct Running(Child);
 
@@ -527,7 +520,7 @@ fn wait_for(url: &str, tenant: &str, start: i64, n: usize) -> Vec<(Labels, Vec<R
 
 #[test]
 fn real_promtail_against_skald_when_on_path() {
-    let Some(bin) = promtail_on_path() else {
+    let Some(bin) = grafana_tool_on_path("promtail") else {
         println!("skipped: no Grafana promtail on PATH (see tests/README.md)");
         return;
     };

@@ -134,8 +134,11 @@ impl Head {
                 (h.ts, h.line) < key
             }),
         };
-        if pos < n && (self.sorted(pos).ts, self.sorted(pos).line) == key {
-            return false;
+        if pos < n {
+            let h = self.sorted(pos);
+            if (h.ts, h.line) == key {
+                return false;
+            }
         }
         let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         self.entries.push(e.ts, &e.line, &e.structured_metadata);
