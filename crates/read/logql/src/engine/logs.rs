@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BinaryHeap};
 use skald_model::{Direction, Labels};
 
 use super::{
-    account, EngineError, Limits, QueryParams, QueryResult, ResultEntry, ResultStream, SelectLimit,
-    Source, Stats,
+    account, result_too_large, CancelCheck, EngineError, Limits, QueryParams, QueryResult,
+    ResultEntry, ResultStream, SelectLimit, Source, Stats,
 };
 use crate::log::Pipeline;
 use crate::syntax::ast;
@@ -33,6 +33,12 @@ struct Candidate {
 }
 
 impl Candidate {
+    /// What this entry adds to the response: its line and the labels returned with it.
+    fn size(&self) -> usize {
+        let labels = |l: &Labels| l.iter().map(|l| l.name.len() + l.value.len()).sum::<usize>();
+        self.entry.line.len() + labels(&self.entry.structured_metadata) + labels(&self.entry.parsed)
+    }
+
     /// Rank order: the best entry first.
     fn rank(&self, other: &Self) -> Ordering {
         let by_ts = if self.backward { other.ts.cmp(&self.ts) } else { self.ts.cmp(&other.ts) };
@@ -68,10 +74,15 @@ enum Keeper {
 pub(super) fn evaluate_logs(
     sel: &ast::LogSelectorExpr,
     params: &QueryParams,
+    limits: &Limits,
     source: &dyn Source,
     stats: &mut Stats,
 ) -> Result<QueryResult, EngineError> {
     let limit = params.limit as usize;
+    let max_bytes = limits.max_result_bytes;
+    // Bytes of the entries kept so far: they are what the response will hold.
+    let mut kept_bytes = 0usize;
+    let mut check = CancelCheck::new(source);
     let backward = params.direction == Direction::Backward;
     if limit == 0 || params.end <= params.start {
         return Ok(QueryResult::Streams(Vec::new()));
@@ -90,6 +101,7 @@ pub(super) fn evaluate_logs(
         let stream = batch?;
         let mut sp = pipeline.for_stream(&stream.labels);
         for e in stream.entries.iter() {
+            check.tick()?;
             if e.ts < params.start || e.ts >= params.end {
                 continue;
             }
@@ -129,17 +141,27 @@ pub(super) fn evaluate_logs(
                 (key, entry)
             };
             let cand = Candidate { ts: e.ts, backward, key, entry };
+            let size = cand.size();
             match &mut keeper {
                 Keeper::Heap(h) => {
                     if h.len() < limit {
+                        kept_bytes += size;
                         h.push(cand);
                     } else if let Some(mut worst) = h.peek_mut() {
                         if cand < *worst {
+                            kept_bytes = kept_bytes.saturating_sub(worst.size()) + size;
                             *worst = cand;
                         }
                     }
                 }
-                Keeper::All(v) => v.push(cand),
+                Keeper::All(v) => {
+                    kept_bytes += size;
+                    v.push(cand);
+                }
+            }
+            // Stop as soon as the kept entries outgrow the cap, before they take more memory.
+            if max_bytes > 0 && kept_bytes > max_bytes {
+                return Err(result_too_large(max_bytes));
             }
         }
     }

@@ -8,7 +8,8 @@ use skald_model::{LabelMatcher, Labels, MatchType, Sample};
 
 use super::ops;
 use super::{
-    account, EngineError, Limits, QueryParams, QueryResult, Series, Source, Stats, VectorSample,
+    account, CancelCheck, EngineError, Limits, QueryParams, QueryResult, Series, Source, Stats,
+    VectorSample,
 };
 use crate::log::SampleExtractor;
 use crate::syntax::ast::{self, Grouping, LabelFilterExpr, RangeOp, SampleExpr, Stage, VectorOp};
@@ -96,7 +97,9 @@ pub(super) fn evaluate_metric(
             }
             let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
             let mut series: Vec<Series> = Vec::new();
+            let mut check = CancelCheck::new(source);
             for (k, vec) in vectors.into_iter().enumerate() {
+                check.tick()?;
                 if k == 0 && vec.len() > limits.max_query_series {
                     return Err(series_limit_error(limits.max_query_series));
                 }
@@ -261,6 +264,7 @@ struct Evaluator<'a> {
 
 impl Evaluator<'_> {
     fn eval(&mut self, e: &SampleExpr, pushdown: Option<&Grouping>) -> Result<Value, EngineError> {
+        self.source.check_canceled()?;
         match e {
             SampleExpr::Paren(inner) => self.eval(inner, pushdown),
             SampleExpr::Literal(v) => Ok(Value::Scalar(*v)),
@@ -299,9 +303,13 @@ impl Evaluator<'_> {
                         "vector aggregations need a vector argument, not a scalar".to_string(),
                     ));
                 };
+                let mut check = CancelCheck::new(self.source);
                 let out = vectors
                     .into_iter()
-                    .map(|v| ops::vector_aggregation(*op, *param, g, v))
+                    .map(|v| {
+                        check.tick()?;
+                        ops::vector_aggregation(*op, *param, g, v)
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Value::Steps(out))
             }
@@ -384,6 +392,7 @@ impl Evaluator<'_> {
         }
         // Only an entry at a timestamp some pushed sample has can be one already counted.
         let counted_ts: std::collections::HashSet<i64> = counted.iter().map(|c| c.0).collect();
+        let mut check = CancelCheck::new(self.source);
         for batch in selected {
             let stream = batch?;
             let fp = if counted.is_empty() { 0 } else { stream.labels.hash() };
@@ -392,6 +401,7 @@ impl Evaluator<'_> {
             let mut seen: Vec<Option<usize>> =
                 if fast { vec![None; stream.entries.metadata_sets()] } else { Vec::new() };
             for e in stream.entries.iter() {
+                check.tick()?;
                 if e.ts <= from || e.ts >= to {
                     continue;
                 }
@@ -442,6 +452,7 @@ impl Evaluator<'_> {
             }
             let (mut lo, mut hi) = (0usize, 0usize);
             for (k, &t) in self.steps.iter().enumerate() {
+                check.tick()?;
                 let end = t.saturating_sub(range.offset_ns);
                 let start = end.saturating_sub(range.range_ns);
                 while hi < s.points.len() && s.points[hi].0 <= end {

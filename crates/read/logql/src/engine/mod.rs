@@ -74,6 +74,48 @@ pub trait Source: Send + Sync {
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {
         Ok(None)
     }
+
+    /// `Err` once the query should stop (its client went away, or its time is up). The engine
+    /// asks every few entries, steps and series, so a canceled query stops within
+    /// milliseconds whatever stage it is in. The default never stops.
+    fn check_canceled(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+}
+
+/// How many entries (or steps) the engine handles between two
+/// [`Source::check_canceled`] calls: an atomic load every few microseconds of work.
+const CANCEL_EVERY: u32 = 32;
+
+/// Asks a source every [`CANCEL_EVERY`] calls whether the query should stop.
+pub(crate) struct CancelCheck<'a> {
+    source: &'a dyn Source,
+    n: u32,
+}
+
+impl<'a> CancelCheck<'a> {
+    pub(crate) fn new(source: &'a dyn Source) -> Self {
+        CancelCheck { source, n: 0 }
+    }
+
+    /// Counts one unit of work; every [`CANCEL_EVERY`] units, asks the source.
+    pub(crate) fn tick(&mut self) -> Result<(), EngineError> {
+        self.n += 1;
+        if self.n >= CANCEL_EVERY {
+            self.n = 0;
+            self.source.check_canceled()
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The error of a query whose result outgrows `limit` bytes
+/// ([`Limits::max_result_bytes`]; the querier's `skald_max_query_response_size`).
+pub fn result_too_large(limit: usize) -> EngineError {
+    EngineError::Limit(format!(
+        "the query result is larger than the response size limit ({limit} bytes, querier.skald_max_query_response_size); narrow the query (a smaller limit, a shorter time range, shorter lines from line_format) or raise the limit"
+    ))
 }
 
 /// Samples of one output series of a range aggregation, extracted by a data holder.
@@ -127,12 +169,15 @@ pub struct Limits {
     pub max_query_series: usize,
     /// Maximum `limit` of a log query.
     pub max_entries_limit_per_query: u32,
+    /// Largest total size (line bytes plus returned label bytes) of the entries a log query
+    /// keeps while it runs; past it the query fails with [`result_too_large`] (0: no cap).
+    pub max_result_bytes: usize,
 }
 
 impl Default for Limits {
-    /// Loki's defaults: 500 series, 5000 entries.
+    /// Loki's defaults: 500 series, 5000 entries; no cap on the result size.
     fn default() -> Self {
-        Limits { max_query_series: 500, max_entries_limit_per_query: 5000 }
+        Limits { max_query_series: 500, max_entries_limit_per_query: 5000, max_result_bytes: 0 }
     }
 }
 
@@ -278,7 +323,7 @@ pub fn evaluate(
                 return Err(EngineError::Unsupported(INSTANT_LOG_QUERY_MSG.to_string()));
             }
             check_entries_limit(params.limit, limits)?;
-            logs::evaluate_logs(sel, params, source, &mut stats)?
+            logs::evaluate_logs(sel, params, limits, source, &mut stats)?
         }
         ast::Expr::Sample(e) => metric::evaluate_metric(e, params, limits, source, &mut stats)?,
     };

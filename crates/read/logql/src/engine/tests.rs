@@ -705,3 +705,92 @@ fn metadata_run_fast_path_matches_general_path() {
         assert_eq!(a, b, "{fast}");
     }
 }
+
+/// One wide stream, as one batch, that a query cancels after its `cancel_after`-th check.
+struct CancelingSource {
+    stream: Stream,
+    checks: std::sync::atomic::AtomicUsize,
+    cancel_after: usize,
+}
+
+impl CancelingSource {
+    fn new(lines: usize, cancel_after: usize) -> Self {
+        let line = format!(r#"{{"level":"info","msg":"{}","n":1}}"#, "x".repeat(200));
+        let entries = (0..lines).map(|i| Entry {
+            ts: T0 + i as i64,
+            line: line.clone(),
+            structured_metadata: vec![],
+        });
+        CancelingSource {
+            stream: Stream {
+                labels: Labels::from_pairs([("job", "wide".to_string())]),
+                entries: entries.collect(),
+            },
+            checks: std::sync::atomic::AtomicUsize::new(0),
+            cancel_after,
+        }
+    }
+}
+
+impl Source for CancelingSource {
+    fn select(
+        &self,
+        _selector: &LogSelectorExpr,
+        _start: i64,
+        _end: i64,
+        _limit: Option<SelectLimit>,
+    ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>
+    {
+        let batch = StreamBatch {
+            labels: self.stream.labels.clone(),
+            entries: EntryBatch::from(self.stream.entries.as_slice()),
+        };
+        Ok(Box::new(std::iter::once(Ok(batch))))
+    }
+
+    fn check_canceled(&self) -> Result<(), EngineError> {
+        let n = self.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if n >= self.cancel_after {
+            return Err(EngineError::Canceled("context canceled".into()));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_canceled_query_stops_inside_its_pipeline_and_aggregation() {
+    let queries = [
+        r#"{job="wide"} | json | level="info""#,
+        r#"sum by (level) (count_over_time({job="wide"} | json [1h]))"#,
+        r#"count_over_time({job="wide"} | json [1h]) + count_over_time({job="wide"} | json [1h])"#,
+    ];
+    for q in queries {
+        let expr = crate::syntax::parse_expr(q).unwrap();
+        // one batch of 100k entries: without checks inside the loops the whole batch is read
+        let source = CancelingSource::new(100_000, 3);
+        let p = QueryParams { limit: 5000, ..range_params(T0, T0 + 3600 * SEC, 60 * SEC) };
+        let res = evaluate(&expr, &p, &Limits::default(), &source);
+        assert!(matches!(res, Err(EngineError::Canceled(_))), "{q}: {:?}", res.map(|o| o.stats));
+        // it stopped at the first check that said so
+        assert_eq!(source.checks.load(std::sync::atomic::Ordering::Relaxed), 3, "{q}");
+    }
+}
+
+#[test]
+fn a_log_query_keeping_more_than_max_result_bytes_fails_early() {
+    let source = CancelingSource::new(200, usize::MAX);
+    // ~1 MB per line: 200 MB kept without the cap
+    let inflate = r#"{job="wide"} | line_format "{{ repeat 4000 __line__ }}""#;
+    let expr = crate::syntax::parse_expr(inflate).unwrap();
+    let p = QueryParams { limit: 200, ..range_params(T0, T0 + 3600 * SEC, 0) };
+    let limits = Limits { max_result_bytes: 50 << 20, ..Limits::default() };
+    let res = evaluate(&expr, &p, &limits, &source);
+    let Err(EngineError::Limit(msg)) = res else { panic!("not a limit error") };
+    assert!(msg.contains("skald_max_query_response_size"), "{msg}");
+    // stopped as the cap was passed (~55 entries in): the source was asked about canceling
+    // once or twice, not once per 32 of the 200 entries
+    assert!(source.checks.load(std::sync::atomic::Ordering::Relaxed) <= 2);
+    // the same query under the cap answers
+    let small = QueryParams { limit: 10, ..p };
+    assert!(evaluate(&expr, &small, &limits, &source).is_ok());
+}
