@@ -701,10 +701,8 @@ impl Querier {
             0 => u32::MAX,
             n => n.min(u32::MAX as usize) as u32,
         };
-        let limits = engine::Limits {
-            max_query_series: self.limits.max_query_series,
-            max_entries_limit_per_query: max_entries,
-        };
+        let limits =
+            engine::Limits { max_entries_limit_per_query: max_entries, ..self.engine_limits() };
         let out = self
             .on_source(tenant, move |source, _| engine::evaluate(&expr, &qp, &limits, source))
             .await?;

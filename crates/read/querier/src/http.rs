@@ -56,6 +56,18 @@ pub(crate) fn reply(r: Result<Value, QuerierError>) -> Response {
     }
 }
 
+/// A JSON body written already (a query answer, marshalled on the query's blocking thread).
+fn reply_body(r: Result<Vec<u8>, QuerierError>) -> Response {
+    match r {
+        Ok(body) => {
+            let mut resp = (StatusCode::OK, body).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UPPER));
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
 /// Collects query-string and form-body parameters.
 fn collect_params(
     method: &Method,
@@ -138,11 +150,11 @@ async fn legacy_query(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response
 }
 
 async fn query_range(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    reply(q.query_range(&r.tenant, &r.params, categorize(&r.headers)).await)
+    reply_body(q.query_range(&r.tenant, &r.params, categorize(&r.headers)).await)
 }
 
 async fn query_instant(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    reply(q.query_instant(&r.tenant, &r.params, categorize(&r.headers)).await)
+    reply_body(q.query_instant(&r.tenant, &r.params, categorize(&r.headers)).await)
 }
 
 async fn labels(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
@@ -235,13 +247,13 @@ impl Querier {
         Ok(())
     }
 
-    /// `/loki/api/v1/query_range`.
+    /// `/loki/api/v1/query_range`: the JSON answer.
     pub async fn query_range(
         self: &Arc<Self>,
         tenant: &str,
         p: &Params,
         categorize: bool,
-    ) -> Result<Value, QuerierError> {
+    ) -> Result<Vec<u8>, QuerierError> {
         let (start, end) = params::parse_range(p, HOUR_NS)?;
         if end < start {
             return Err(QuerierError::BadRequest(
@@ -316,13 +328,13 @@ impl Querier {
         }
     }
 
-    /// `/loki/api/v1/query`.
+    /// `/loki/api/v1/query`: the JSON answer.
     pub async fn query_instant(
         self: &Arc<Self>,
         tenant: &str,
         p: &Params,
         categorize: bool,
-    ) -> Result<Value, QuerierError> {
+    ) -> Result<Vec<u8>, QuerierError> {
         let ts = params::parse_timestamp(p.get("time"), params::now_ns())?;
         let limit = params::parse_limit(p.get("limit"))?;
         let direction = params::parse_direction(p.get("direction"))?;
@@ -340,17 +352,23 @@ impl Querier {
         self.run(tenant, expr, qp, categorize).await
     }
 
+    /// Evaluates the query and writes its JSON answer, both on the query's blocking thread:
+    /// marshalling stops too when the query is canceled or times out, and when the answer
+    /// outgrows `skald_max_query_response_size`.
     async fn run(
         self: &Arc<Self>,
         tenant: &str,
         expr: Expr,
         qp: QueryParams,
         categorize: bool,
-    ) -> Result<Value, QuerierError> {
+    ) -> Result<Vec<u8>, QuerierError> {
         let started = Instant::now();
-        let out = self.evaluate(tenant, expr, qp).await?;
-        let exec = started.elapsed().as_secs_f64();
-        Ok(json!({"status": "success", "data": marshal::query_data(&out, categorize, exec)}))
+        let max_bytes = self.config.max_response_bytes();
+        self.evaluate_then(tenant, expr, qp, move |out, cancel| {
+            let exec = started.elapsed().as_secs_f64();
+            marshal::query_body(&out, categorize, exec, max_bytes, cancel)
+        })
+        .await
     }
 
     /// Evaluates a parsed query over the store and the ingesters, within the concurrency
@@ -361,12 +379,35 @@ impl Querier {
         expr: Expr,
         qp: QueryParams,
     ) -> Result<engine::QueryOutput, QuerierError> {
+        self.evaluate_then(tenant, expr, qp, |out, _| Ok(out)).await
+    }
+
+    /// [`evaluate`](Self::evaluate), then `then` on the output, on the same blocking thread
+    /// and under the same cancel flag.
+    async fn evaluate_then<T: Send + 'static>(
+        self: &Arc<Self>,
+        tenant: &str,
+        expr: Expr,
+        qp: QueryParams,
+        then: impl FnOnce(engine::QueryOutput, &AtomicBool) -> Result<T, engine::EngineError>
+            + Send
+            + 'static,
+    ) -> Result<T, QuerierError> {
         self.check_shard_aggregations(&expr, qp.instant)?;
-        let limits = engine::Limits {
+        let limits = self.engine_limits();
+        self.on_source(tenant, move |source, cancel| {
+            then(engine::evaluate(&expr, &qp, &limits, source)?, cancel)
+        })
+        .await
+    }
+
+    /// The per-tenant limits the engine enforces, and the response size cap.
+    pub(crate) fn engine_limits(&self) -> engine::Limits {
+        engine::Limits {
             max_query_series: self.limits.max_query_series,
             max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
-        };
-        self.on_source(tenant, move |source, _| engine::evaluate(&expr, &qp, &limits, source)).await
+            max_result_bytes: self.config.max_response_bytes(),
+        }
     }
 
     fn selector_matchers(&self, q: Option<&str>) -> Result<Vec<LabelMatcher>, QuerierError> {

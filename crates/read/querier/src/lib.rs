@@ -44,7 +44,16 @@ pub struct QuerierConfig {
     /// How long a live tail (`/loki/api/v1/tail`) may stay open.
     #[serde(with = "skald_common::units::duration")]
     pub tail_max_duration: Duration,
+    /// Skald's cap on the size of one query's answer (Loki has none of its own; its
+    /// `server.grpc_server_max_send_msg_size` plays the part between querier and frontend).
+    /// The lines a log query keeps, and the JSON written for any query, may not exceed it:
+    /// past it the query stops and fails with a 400 naming this key (0 = no cap).
+    #[serde(with = "skald_common::units::bytesize")]
+    pub skald_max_query_response_size: u64,
 }
+
+/// Default of [`QuerierConfig::skald_max_query_response_size`]: 100 MiB.
+pub const DEFAULT_MAX_QUERY_RESPONSE_SIZE: u64 = 100 << 20;
 
 impl Default for QuerierConfig {
     fn default() -> Self {
@@ -53,6 +62,7 @@ impl Default for QuerierConfig {
             max_concurrent: 4,
             multi_tenant_queries_enabled: false,
             tail_max_duration: Duration::from_secs(3600),
+            skald_max_query_response_size: DEFAULT_MAX_QUERY_RESPONSE_SIZE,
         }
     }
 }
@@ -61,6 +71,11 @@ impl QuerierConfig {
     /// `query_ingesters_within` in nanoseconds.
     pub fn query_ingesters_within_ns(&self) -> i64 {
         self.query_ingesters_within.as_nanos().min(i64::MAX as u128) as i64
+    }
+
+    /// `skald_max_query_response_size` in bytes (0 = no cap).
+    pub fn max_response_bytes(&self) -> usize {
+        usize::try_from(self.skald_max_query_response_size).unwrap_or(usize::MAX)
     }
 }
 

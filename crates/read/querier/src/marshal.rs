@@ -1,7 +1,11 @@
 //! Loki's JSON response shapes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::{json, Map, Value};
-use skald_logql::engine::{QueryOutput, QueryResult, ResultStream, Stats};
+use skald_logql::engine::{
+    result_too_large, EngineError, QueryOutput, QueryResult, ResultEntry, ResultStream, Stats,
+};
 use skald_model::Labels;
 
 /// Formats a sample value the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does.
@@ -60,33 +64,30 @@ pub fn stats_json(stats: &Stats, exec_secs: f64) -> Value {
     v
 }
 
+/// One log entry as Loki writes it: `[ts, line]`, or with categorize-labels
+/// `[ts, line, {"structuredMetadata": .., "parsed": ..}]`.
+fn entry_json(e: &ResultEntry, categorize: bool) -> Value {
+    if categorize {
+        let mut meta = Map::new();
+        if !e.structured_metadata.is_empty() {
+            meta.insert("structuredMetadata".into(), labels_json(&e.structured_metadata));
+        }
+        if !e.parsed.is_empty() {
+            meta.insert("parsed".into(), labels_json(&e.parsed));
+        }
+        json!([e.ts.to_string(), e.line, Value::Object(meta)])
+    } else {
+        json!([e.ts.to_string(), e.line])
+    }
+}
+
 /// Log streams as Loki writes them: `{"stream": {..}, "values": [[ts, line], ..]}`, or with
 /// categorize-labels `[ts, line, {"structuredMetadata": .., "parsed": ..}]`.
 pub fn streams_json(streams: &[ResultStream], categorize: bool) -> Vec<Value> {
     streams
         .iter()
         .map(|s| {
-            let values: Vec<Value> = s
-                .entries
-                .iter()
-                .map(|e| {
-                    if categorize {
-                        let mut meta = Map::new();
-                        if !e.structured_metadata.is_empty() {
-                            meta.insert(
-                                "structuredMetadata".into(),
-                                labels_json(&e.structured_metadata),
-                            );
-                        }
-                        if !e.parsed.is_empty() {
-                            meta.insert("parsed".into(), labels_json(&e.parsed));
-                        }
-                        json!([e.ts.to_string(), e.line, Value::Object(meta)])
-                    } else {
-                        json!([e.ts.to_string(), e.line])
-                    }
-                })
-                .collect();
+            let values: Vec<Value> = s.entries.iter().map(|e| entry_json(e, categorize)).collect();
             json!({"stream": labels_json(&s.labels), "values": values})
         })
         .collect()
@@ -171,6 +172,107 @@ pub fn query_data(out: &QueryOutput, categorize: bool, exec_secs: f64) -> Value 
     Value::Object(data)
 }
 
+/// How many values are written between two looks at the cancel flag and the size cap.
+const CHECK_EVERY: usize = 64;
+
+/// Writes a query answer as it goes, failing as soon as the query is canceled or the body
+/// passes the response size cap (`max_bytes`, 0 = none).
+struct BodyWriter<'a> {
+    buf: Vec<u8>,
+    max_bytes: usize,
+    cancel: &'a AtomicBool,
+    n: usize,
+}
+
+impl BodyWriter<'_> {
+    fn raw(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+
+    fn value<T: serde::Serialize + ?Sized>(&mut self, v: &T) -> Result<(), EngineError> {
+        serde_json::to_writer(&mut self.buf, v)
+            .map_err(|e| EngineError::Execution(format!("cannot write the answer: {e}")))?;
+        self.n += 1;
+        if self.n.is_multiple_of(CHECK_EVERY) {
+            self.check()?;
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), EngineError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Canceled(crate::source::CANCELED_MSG.to_string()));
+        }
+        if self.max_bytes > 0 && self.buf.len() > self.max_bytes {
+            return Err(result_too_large(self.max_bytes));
+        }
+        Ok(())
+    }
+}
+
+/// The whole answer of `/query` and `/query_range` (`{"data": .., "status": "success"}`,
+/// the same bytes as serialising [`query_data`]), written directly: streams and matrices
+/// never exist as a `serde_json::Value` tree, a canceled query stops writing, and an answer
+/// larger than `max_bytes` (0 = no cap) fails with [`result_too_large`] once it passes it.
+pub fn query_body(
+    out: &QueryOutput,
+    categorize: bool,
+    exec_secs: f64,
+    max_bytes: usize,
+    cancel: &AtomicBool,
+) -> Result<Vec<u8>, EngineError> {
+    let mut w = BodyWriter { buf: Vec::new(), max_bytes, cancel, n: 0 };
+    match &out.result {
+        QueryResult::Streams(streams) => {
+            w.raw("{\"data\":{");
+            if categorize {
+                w.raw("\"encodingFlags\":[\"categorize-labels\"],");
+            }
+            w.raw("\"result\":[");
+            for (i, s) in streams.iter().enumerate() {
+                w.raw(if i == 0 { "{\"stream\":" } else { ",{\"stream\":" });
+                w.value(&labels_json(&s.labels))?;
+                w.raw(",\"values\":[");
+                for (j, e) in s.entries.iter().enumerate() {
+                    if j > 0 {
+                        w.raw(",");
+                    }
+                    w.value(&entry_json(e, categorize))?;
+                }
+                w.raw("]}");
+            }
+            w.raw("],\"resultType\":\"streams\",\"stats\":");
+        }
+        QueryResult::Matrix(series) => {
+            w.raw("{\"data\":{\"result\":[");
+            for (i, s) in series.iter().enumerate() {
+                w.raw(if i == 0 { "{\"metric\":" } else { ",{\"metric\":" });
+                w.value(&labels_json(&s.labels))?;
+                w.raw(",\"values\":[");
+                for (j, p) in s.samples.iter().enumerate() {
+                    if j > 0 {
+                        w.raw(",");
+                    }
+                    w.value(&(ts_seconds(p.ts), format_value(p.value)))?;
+                }
+                w.raw("]}");
+            }
+            w.raw("],\"resultType\":\"matrix\",\"stats\":");
+        }
+        QueryResult::Vector(_) | QueryResult::Scalar { .. } => {
+            // small: at most one value per series
+            let v = json!({"status": "success", "data": query_data(out, categorize, exec_secs)});
+            w.value(&v)?;
+            w.check()?;
+            return Ok(w.buf);
+        }
+    }
+    w.value(&stats_json(&out.stats, exec_secs))?;
+    w.raw("},\"status\":\"success\"}");
+    w.check()?;
+    Ok(w.buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +287,73 @@ mod tests {
         assert_eq!(rfc3339_nano(1793491200500000000), "2026-11-01T00:00:00.5Z");
         assert_eq!(rfc3339_nano(1793491200000000001), "2026-11-01T00:00:00.000000001Z");
         assert_eq!(rfc3339_nano(1793491200000000000), "2026-11-01T00:00:00Z");
+    }
+
+    fn streams_output(lines: usize, line: &str) -> QueryOutput {
+        let entry = |i: usize| ResultEntry {
+            ts: 1_700_000_000_000_000_000 + i as i64,
+            line: line.to_string(),
+            structured_metadata: Labels::parse(r#"{trace="t\"1"}"#).unwrap_or_default(),
+            parsed: Labels::parse(r#"{level="info"}"#).unwrap_or_default(),
+        };
+        let stream = |app: &str| ResultStream {
+            labels: Labels::parse(&format!(r#"{{app="{app}"}}"#)).unwrap_or_default(),
+            entries: (0..lines).map(entry).collect(),
+        };
+        QueryOutput {
+            result: QueryResult::Streams(vec![stream("a"), stream("b")]),
+            stats: Stats { total_lines_processed: 7, ..Stats::default() },
+        }
+    }
+
+    fn as_value(out: &QueryOutput, categorize: bool) -> Vec<u8> {
+        let v = json!({"status": "success", "data": query_data(out, categorize, 0.5)});
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
+    #[test]
+    fn body_is_the_bytes_of_the_value_answer() {
+        let no = AtomicBool::new(false);
+        let matrix = QueryOutput {
+            result: QueryResult::Matrix(vec![
+                skald_logql::engine::Series {
+                    labels: Labels::parse(r#"{a="1"}"#).unwrap_or_default(),
+                    samples: vec![
+                        skald_model::Sample { ts: 1_000_000_000, value: 0.5 },
+                        skald_model::Sample { ts: 2_000_000_000, value: f64::NAN },
+                    ],
+                },
+                skald_logql::engine::Series { labels: Labels::default(), samples: vec![] },
+            ]),
+            stats: Stats::default(),
+        };
+        let scalar = QueryOutput {
+            result: QueryResult::Scalar { ts: 1_000_000_000, value: 2.0 },
+            stats: Stats::default(),
+        };
+        let empty = QueryOutput { result: QueryResult::Streams(vec![]), stats: Stats::default() };
+        for out in [streams_output(100, "a \"quoted\" line\n"), matrix, scalar, empty] {
+            for categorize in [false, true] {
+                let body = query_body(&out, categorize, 0.5, 0, &no).unwrap_or_default();
+                assert_eq!(
+                    String::from_utf8_lossy(&body),
+                    String::from_utf8_lossy(&as_value(&out, categorize))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn body_past_the_cap_fails_and_a_canceled_one_stops() {
+        let out = streams_output(1000, &"x".repeat(1000));
+        let full = as_value(&out, false).len();
+        let no = AtomicBool::new(false);
+        assert!(query_body(&out, false, 0.0, full, &no).is_ok());
+        let err = query_body(&out, false, 0.0, full / 2, &no).err();
+        let Some(EngineError::Limit(msg)) = err else { panic!("not a limit error: {err:?}") };
+        assert!(msg.contains("skald_max_query_response_size"), "{msg}");
+        let yes = AtomicBool::new(true);
+        let err = query_body(&out, false, 0.0, 0, &yes).err();
+        assert!(matches!(err, Some(EngineError::Canceled(_))), "{err:?}");
     }
 }

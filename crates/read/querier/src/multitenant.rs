@@ -49,6 +49,11 @@ pub(crate) struct MultiTenantSource {
 }
 
 impl Source for MultiTenantSource {
+    fn check_canceled(&self) -> Result<(), EngineError> {
+        // every tenant's source shares the query's one cancel flag
+        self.sources.first().map_or(Ok(()), Source::check_canceled)
+    }
+
     fn select(
         &self,
         selector: &LogSelectorExpr,

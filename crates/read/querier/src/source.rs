@@ -45,7 +45,28 @@ fn check_cancel(cancel: &AtomicBool) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// How often a wait on storage or an ingester looks at the cancel flag.
+const CANCEL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 impl StoreSource {
+    /// Drives `fut` to completion on the runtime, unless the query is canceled first: then
+    /// `fut` is dropped (an in-process ingester's query stops with it, a gRPC one is reset)
+    /// and the query fails with the cancel error.
+    fn wait<F: std::future::Future>(&self, fut: F) -> Result<F::Output, EngineError> {
+        let cancel = self.cancel.clone();
+        self.handle.block_on(async move {
+            let canceled = async {
+                while !cancel.load(Ordering::Relaxed) {
+                    tokio::time::sleep(CANCEL_POLL).await;
+                }
+            };
+            tokio::select! {
+                out = fut => Ok(out),
+                () = canceled => Err(EngineError::Canceled(CANCELED_MSG.to_string())),
+            }
+        })
+    }
+
     /// True when the range reaches into what ingesters may still hold.
     fn asks_ingesters(&self, end: i64) -> bool {
         let within = self.querier.config.query_ingesters_within_ns();
@@ -60,13 +81,12 @@ impl StoreSource {
         end: i64,
     ) -> Result<BTreeMap<Labels, PendingStream>, EngineError> {
         let series = self
-            .handle
-            .block_on(self.querier.index.series(
+            .wait(self.querier.index.series(
                 &self.tenant,
                 &selector.matchers,
                 start,
                 end.saturating_sub(1),
-            ))
+            ))?
             .map_err(|e| source_err(format!("index lookup failed: {e}")))?;
         let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
         for s in series {
@@ -113,8 +133,7 @@ impl StoreSource {
                 ..self.ingester_query(selector, start, end)
             };
             recent = self
-                .handle
-                .block_on(ingester.query(&self.tenant, query))
+                .wait(ingester.query(&self.tenant, query))?
                 .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
         }
         let mut streams = self.index_plan(selector, start, end)?;
@@ -129,6 +148,10 @@ impl StoreSource {
 }
 
 impl Source for StoreSource {
+    fn check_canceled(&self) -> Result<(), EngineError> {
+        check_cancel(&self.cancel)
+    }
+
     fn select(
         &self,
         selector: &LogSelectorExpr,
@@ -174,8 +197,7 @@ impl Source for StoreSource {
             ..self.ingester_query(selector, from.saturating_add(1), to)
         };
         let recent = self
-            .handle
-            .block_on(ingester.query_samples(&self.tenant, query))
+            .wait(ingester.query_samples(&self.tenant, query))?
             .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
         let mut counted = HashSet::new();
         let series = recent
@@ -217,8 +239,7 @@ impl StoreSource {
         let store = q.chunks.clone();
         let keys: Vec<_> = pending.chunks.iter().map(|c| c.key(&tenant)).collect();
         let fetched: Vec<bytes::Bytes> = self
-            .handle
-            .block_on(async move {
+            .wait(async move {
                 use futures::StreamExt;
                 let results = futures::stream::iter(keys.into_iter().map(|k| {
                     let store = store.clone();
@@ -228,7 +249,7 @@ impl StoreSource {
                 .collect::<Vec<_>>()
                 .await;
                 results.into_iter().collect::<Result<Vec<_>, _>>()
-            })
+            })?
             .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))?;
 
         let scan = LiteralScan::new(literals);

@@ -430,8 +430,11 @@ fn run_pipeline(req: &TailRequest, streams: Vec<Stream>) -> Result<Vec<ResultStr
         instant: false,
         categorize_labels: req.categorize,
     };
-    let limits =
-        engine::Limits { max_query_series: usize::MAX, max_entries_limit_per_query: u32::MAX };
+    let limits = engine::Limits {
+        max_query_series: usize::MAX,
+        max_entries_limit_per_query: u32::MAX,
+        max_result_bytes: 0,
+    };
     let out = engine::evaluate(&Expr::Log(req.selector.clone()), &qp, &limits, &source)
         .map_err(|e| e.to_string())?;
     match out.result {
