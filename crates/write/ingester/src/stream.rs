@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use skald_chunk::{Chunk, ChunkBuilder};
+use skald_chunk::{BlockReader, Chunk, ChunkBuilder};
 use skald_index::ChunkRef;
 use skald_model::{Entry, EntryBatch, EntryRef, Labels};
 use skald_proto::chunk_stats::HeldChunk;
@@ -155,6 +155,53 @@ impl Head {
     fn clear(&mut self) {
         self.entries.clear();
         self.order.clear();
+    }
+}
+
+/// A stream's data as one query reads it ([`StreamState::snapshot`]), outside the tenant
+/// lock: entries are decoded one block at a time and handed out borrowed, so a query
+/// materialises only what it keeps.
+pub struct StreamSnapshot {
+    pub labels: Labels,
+    chunks: Vec<Bytes>,
+    head: EntryBatch,
+}
+
+impl StreamSnapshot {
+    /// Calls `f` with every entry in `[start, end)`: each chunk's in time order, the head's
+    /// last (chunks may overlap in time). Stops at `f`'s first error.
+    pub fn for_each(
+        &self,
+        start: i64,
+        end: i64,
+        mut f: impl FnMut(EntryRef<'_>) -> Result<(), ServiceError>,
+    ) -> Result<(), ServiceError> {
+        let corrupt =
+            |e: skald_chunk::Error| ServiceError::internal(format!("corrupt in-memory chunk: {e}"));
+        let mut reader = BlockReader::new();
+        for bytes in &self.chunks {
+            let chunk = Chunk::from_bytes(bytes.clone()).map_err(corrupt)?;
+            let blocks: Vec<usize> = chunk.blocks_overlapping(start, end).collect();
+            for i in blocks {
+                let raw = reader.raw_block(&chunk, i).map_err(corrupt)?;
+                let block = chunk.decode_raw_block(i, raw).map_err(corrupt)?;
+                for k in 0..block.len() {
+                    let ts = block.ts(k);
+                    if ts >= start && ts < end {
+                        f(EntryRef {
+                            ts,
+                            line: block.line(k),
+                            structured_metadata: block.structured_metadata_slice(k),
+                            metadata_id: 0,
+                        })?;
+                    }
+                }
+            }
+        }
+        for e in self.head.iter() {
+            f(e)?;
+        }
+        Ok(())
     }
 }
 
@@ -394,6 +441,35 @@ impl StreamState {
 
     pub fn remove_flushed(&mut self, chunk: &Arc<ClosedChunk>) {
         self.closed.retain(|c| !Arc::ptr_eq(c, chunk));
+    }
+
+    /// What a query reads of this stream in `[start, end)`, cheap to take under the tenant
+    /// lock: the overlapping closed chunks (shared, not copied), the open chunk's compressed
+    /// blocks, and a copy of the head's entries in range (at most one block). `None` when
+    /// nothing overlaps.
+    pub fn snapshot(&self, start: i64, end: i64) -> Result<Option<StreamSnapshot>, ServiceError> {
+        let mut chunks: Vec<Bytes> = self
+            .closed
+            .iter()
+            .filter(|c| c.chunk_ref.from < end && c.chunk_ref.through >= start)
+            .map(|c| c.bytes.clone())
+            .collect();
+        if let Some(b) = &self.builder {
+            if builder_overlaps(b, start, end) {
+                let encoded = b
+                    .snapshot()
+                    .map_err(|e| ServiceError::internal(format!("failed to encode chunk: {e}")))?;
+                chunks.push(Bytes::from(encoded.bytes));
+            }
+        }
+        let mut head = EntryBatch::new();
+        for e in self.head.iter().filter(|e| e.ts >= start && e.ts < end) {
+            head.push_ref(e);
+        }
+        if chunks.is_empty() && head.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(StreamSnapshot { labels: self.labels.clone(), chunks, head }))
     }
 
     /// Every held entry in `[start, end)`, sorted by timestamp.
