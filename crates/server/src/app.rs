@@ -316,12 +316,18 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
     tracing::info!(addr = %listener.local_addr()?, target, "HTTP listening; Skald is ready");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    // In-flight requests get `server.graceful_shutdown_timeout` to finish after the signal;
+    // then the server stops waiting for them (dropped with the runtime, their queries stop).
+    let grace = config.server.graceful_shutdown_timeout;
+    let draining = Arc::new(tokio::sync::Notify::new());
+    let drain_started = draining.clone();
+    let serve = std::future::IntoFuture::into_future(
+        axum::serve(listener, app).with_graceful_shutdown(async move {
             tokio::select! {
                 _ = shutdown_signal() => {}
                 _ = terminate.notified() => tracing::info!("stopping: requested over HTTP"),
             }
+            drain_started.notify_one();
             // open live tails would hold the servers up: end them first
             if let Some(q) = &closing_querier {
                 q.close_tails();
@@ -329,9 +335,18 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
             if let Some(i) = &closing_ingester {
                 i.close_tails();
             }
-        })
-        .await
-        .context("HTTP server failed")?;
+        }),
+    );
+    tokio::select! {
+        res = serve => res.context("HTTP server failed")?,
+        () = async {
+            draining.notified().await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(
+            ?grace,
+            "requests still in flight after server.graceful_shutdown_timeout: not waiting for them"
+        ),
+    }
 
     // Stop accepting, then let the ingester flush everything before exit.
     // An ingester in the ring announces that it is leaving before it flushes or checkpoints.

@@ -69,7 +69,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    match runtime.block_on(app::run(cfg, &target)) {
+    let result = runtime.block_on(app::run(cfg, &target));
+    // A query still running past `server.graceful_shutdown_timeout` must not hold the exit
+    // up: dropping the runtime drops its request, which cancels it; its blocking thread gets
+    // a moment to notice, no more.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
