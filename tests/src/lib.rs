@@ -153,6 +153,11 @@ impl Skald {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// The process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Sends SIGTERM and waits for a clean exit (the ingester flushes first).
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
