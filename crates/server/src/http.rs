@@ -64,9 +64,14 @@ async fn tenant_layer(
         (true, None) => return text(StatusCode::UNAUTHORIZED, tenant::NO_ORG_ID_MSG),
         (true, Some(h)) => h,
     };
+    // A malformed id is a 400, as Loki answers it ("tenant ID 'a b' contains unsupported
+    // character ' '"); only a missing one is a 401.
     let ids = match tenant::parse_tenant_ids(&id) {
         Ok(ids) => ids,
-        Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
+        Err(tenant::TenantError::NoOrgId) => {
+            return text(StatusCode::UNAUTHORIZED, tenant::NO_ORG_ID_MSG)
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     // Several tenants (`a|b`): only on the routes that allow them (queries, when
     // `querier.multi_tenant_queries_enabled`), as in Loki.
