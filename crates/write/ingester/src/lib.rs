@@ -8,6 +8,7 @@
 mod chunk_stats;
 mod config;
 mod metrics;
+mod push_errors;
 mod stream;
 mod tail;
 pub mod wal;
@@ -494,7 +495,7 @@ impl Ingester {
         let t = self.tenant(tenant);
         let mut guard = t.lock();
         let max_streams = self.inner.limits.max_global_streams_per_user;
-        let mut errors: Vec<String> = Vec::new();
+        let mut errors = push_errors::PushErrors::default();
         let (mut accepted, mut rejected) = (0u64, 0u64);
         // live tails get what this push added, once it is acknowledged
         let tailers = if log { self.inner.tailers.of(tenant) } else { Vec::new() };
@@ -504,7 +505,7 @@ impl Ingester {
             if !guard.streams.contains_key(&fp) {
                 if max_streams > 0 && guard.streams.len() >= max_streams {
                     rejected += s.entries.len() as u64;
-                    errors.push(format!(
+                    errors.add(push_errors::Reason::StreamLimit, || format!(
                         "Maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
                         s.labels, tenant
                     ));
@@ -546,11 +547,13 @@ impl Ingester {
                 tailed.push(t);
             }
             if let Some(first) = too_far.first() {
-                errors.push(format!(
+                errors.add(push_errors::Reason::TooFarBehind, || {
+                    format!(
                     "{first} for stream: {},\nuser '{tenant}', total ignored: {} out of {total}",
                     s.labels,
                     too_far.len()
-                ));
+                )
+                });
             }
         }
         drop(guard);
@@ -576,7 +579,7 @@ impl Ingester {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ServiceError::new(ErrorCode::BadRequest, errors.join("\n")))
+            Err(ServiceError::new(ErrorCode::BadRequest, errors.message()))
         }
     }
 
