@@ -737,7 +737,7 @@ impl IngesterService for Ingester {
         let (tailer, rx) = tail::Tailer::new(query.matchers, pipeline);
         self.inner.tailers.add(tenant, tailer);
         self.inner.metrics.tailers.set(self.inner.tailers.count() as i64);
-        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok)))
+        Ok(Box::pin(rx.map(Ok)))
     }
 }
 
