@@ -268,6 +268,22 @@ fn a_tail_that_never_reads_keeps_the_server_memory_bounded() {
         growth >> 20,
         before >> 20
     );
+    // once the client reads again, it is told what it missed
+    let mut stuck = stuck;
+    let (frames, _) = read_until(&mut stuck, Instant::now() + Duration::from_secs(10), |f| {
+        f.iter().any(|x| x["dropped_entries"].as_array().is_some_and(|d| !d.is_empty()))
+    });
+    let told =
+        frames.iter().find_map(|x| x["dropped_entries"].as_array().filter(|d| !d.is_empty()));
+    let told = told.expect("dropped_entries reported");
+    assert!(told.len() <= 1000, "{}", told.len());
+    assert_eq!(
+        (&told[0]["labels"]["job"], &told[0]["labels"]["env"]),
+        (&json!("stuck"), &json!("tail")),
+        "{}",
+        told[0]
+    );
+    assert!(told[0]["timestamp"].as_str().unwrap().parse::<i64>().unwrap() >= base);
     drop(stuck);
 
     // a fresh tail works
