@@ -506,7 +506,7 @@ impl Ingester {
                 if max_streams > 0 && guard.streams.len() >= max_streams {
                     rejected += s.entries.len() as u64;
                     errors.add(push_errors::Reason::StreamLimit, || format!(
-                        "Maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
+                        "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
                         s.labels, tenant
                     ));
                     continue;
@@ -579,7 +579,7 @@ impl Ingester {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ServiceError::new(ErrorCode::BadRequest, errors.message()))
+            Err(ServiceError::new(errors.code(), errors.message()))
         }
     }
 

@@ -1,9 +1,12 @@
 //! The error of a push that refused some streams or entries, with a bounded size.
 //!
-//! Loki's ingester answers a push with one error however many streams it refused. Skald keeps
-//! one line per reason (the first stream's message, as Loki words it) and says how many more
-//! streams were refused for that reason, so a push of thousands of new streams over the
-//! stream limit gets a short answer instead of one line per stream.
+//! Loki's ingester answers a push with one error however many streams it refused (the last
+//! one's; 429 for the stream limit, 400 for entries too far behind). Skald keeps one line per
+//! reason (the first stream's message, as Loki words it) and says how many more streams were
+//! refused for that reason, so a push of thousands of new streams over the stream limit gets
+//! a short answer instead of one line per stream; the stream limit makes it a 429.
+
+use skald_proto::ErrorCode;
 
 /// Longest message kept for one reason (a stream's labels can be long).
 const MAX_MESSAGE_BYTES: usize = 1024;
@@ -35,6 +38,16 @@ impl PushErrors {
         match self.groups.iter_mut().find(|g| g.0 == reason) {
             Some(g) => g.2 += 1,
             None => self.groups.push((reason, truncate(message()), 1)),
+        }
+    }
+
+    /// The status: 429 when the stream limit refused a stream (as Loki answers it, so that
+    /// clients retry later), else 400.
+    pub(crate) fn code(&self) -> ErrorCode {
+        if self.groups.iter().any(|g| g.0 == Reason::StreamLimit) {
+            ErrorCode::TooManyRequests
+        } else {
+            ErrorCode::BadRequest
         }
     }
 
@@ -77,6 +90,7 @@ mod tests {
         }
         e.add(Reason::TooFarBehind, || "x".repeat(10_000));
         let m = e.message();
+        assert_eq!(e.code(), ErrorCode::TooManyRequests);
         assert!(
             m.starts_with("limit stream 0 (and 4999 more streams refused for the same reason)\n")
         );
@@ -84,6 +98,7 @@ mod tests {
         let mut one = PushErrors::default();
         one.add(Reason::TooFarBehind, || "only".into());
         assert_eq!(one.message(), "only");
+        assert_eq!(one.code(), ErrorCode::BadRequest);
     }
 
     /// A push of 5,000 new streams over a limit of 10 gets one short line naming the reason
@@ -114,8 +129,9 @@ mod tests {
             })
             .collect();
         let err = ing.push("t", streams).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::TooManyRequests);
         assert!(err.message.len() < 4096, "{} bytes", err.message.len());
-        assert!(err.message.starts_with("Maximum active stream limit exceeded"), "{}", err.message);
+        assert!(err.message.starts_with("maximum active stream limit exceeded"), "{}", err.message);
         assert!(err.message.contains("(and 4989 more streams refused"), "{}", err.message);
         assert_eq!(err.message.lines().count(), 1);
     }
