@@ -289,6 +289,15 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         });
     }
 
+    // Elasticsearch templates live with the tenant's chunks (a distributor alone opens the
+    // object store for them).
+    let es = &config.distributor.elasticsearch;
+    let es_objects = match (&distributor, chunk_store.clone()) {
+        (Some(_), Some(cs)) if es.enabled => Some(cs),
+        (Some(_), None) if es.enabled => Some(crate::storage::build_chunk_store(&config)?),
+        _ => None,
+    }
+    .map(|cs| Arc::new(crate::es_objects::EsObjects::new(cs, es.max_templates_per_tenant)));
     let terminate = Arc::new(tokio::sync::Notify::new());
     let state = HttpState {
         auth_enabled: config.auth_enabled,
@@ -300,6 +309,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         membership: membership.clone(),
         config: Arc::new(config.clone()),
         services: Arc::new(mods.iter().map(|m| m.service_name().to_string()).collect()),
+        es_objects,
     };
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)

@@ -36,6 +36,8 @@ pub struct HttpState {
     pub config: Arc<crate::config::Config>,
     /// The services this process runs (`/services`).
     pub services: Arc<Vec<String>>,
+    /// Where the Elasticsearch templates, policies and pipelines of tenants are kept.
+    pub es_objects: Option<Arc<crate::es_objects::EsObjects>>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -306,7 +308,7 @@ pub fn router(
             Router::new()
                 .route("/loki/api/v1/push", post(push))
                 .route("/api/prom/push", post(push))
-                .merge(crate::ingest_http::tenant_routes(&d))
+                .merge(crate::ingest_http::tenant_routes(&d, state.es_objects.clone()))
                 .layer(Extension(d))
                 .layer(tenant(false)),
         );

@@ -3,6 +3,7 @@
 
 mod app;
 mod config;
+mod es_objects;
 mod flags;
 mod http;
 mod ingest_http;

@@ -233,18 +233,15 @@ pub fn dynamo_client(config: &Config) -> anyhow::Result<aws_sdk_dynamodb::Client
     c.connect().map_err(anyhow::Error::msg)
 }
 
-/// The chunk store and the index the config describes.
-pub fn build_stores(
-    config: &Config,
-    registry: &prometheus::Registry,
-) -> anyhow::Result<(Arc<dyn ChunkStore>, Arc<dyn IndexStore>)> {
+/// The object store the config describes (chunks, index segments, Elasticsearch templates).
+pub fn build_chunk_store(config: &Config) -> anyhow::Result<Arc<dyn ChunkStore>> {
     let periods = &config.schema_config.configs;
     let uses_s3 = periods.iter().any(|p| matches!(p.object_store.as_str(), "s3" | "aws"));
     let uses_fs = periods.iter().any(|p| matches!(p.object_store.as_str(), "filesystem" | ""));
     if uses_s3 && uses_fs {
         anyhow::bail!("schema_config periods on different object stores (s3 and filesystem) are not supported yet");
     }
-    let chunks: Arc<dyn ChunkStore> = if uses_s3 {
+    Ok(if uses_s3 {
         let aws = config.storage_config.aws.as_ref().context(
             "a schema_config period keeps chunks in s3 but storage_config.aws is not set",
         )?;
@@ -260,7 +257,16 @@ pub fn build_stores(
             ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default())
                 .with_context(|| format!("cannot open {}", dir.display()))?,
         )
-    };
+    })
+}
+
+/// The chunk store and the index the config describes.
+pub fn build_stores(
+    config: &Config,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<(Arc<dyn ChunkStore>, Arc<dyn IndexStore>)> {
+    let periods = &config.schema_config.configs;
+    let chunks = build_chunk_store(config)?;
     let object_index: Arc<dyn IndexStore> =
         Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
     if !periods.iter().any(|p| is_dynamo_store(&p.store)) {

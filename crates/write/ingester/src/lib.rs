@@ -8,6 +8,7 @@
 mod chunk_stats;
 mod config;
 mod metrics;
+mod push_errors;
 mod stream;
 mod tail;
 pub mod wal;
@@ -593,7 +594,7 @@ impl Ingester {
         let t = self.tenant(tenant);
         let mut guard = t.lock();
         let max_streams = self.inner.limits.max_global_streams_per_user;
-        let mut errors: Vec<String> = Vec::new();
+        let mut errors = push_errors::PushErrors::default();
         let (mut accepted, mut rejected) = (0u64, 0u64);
         // live tails get what this push added, once it is acknowledged
         let tailers = if log { self.inner.tailers.of(tenant) } else { Vec::new() };
@@ -603,8 +604,8 @@ impl Ingester {
             if !guard.streams.contains_key(&fp) {
                 if max_streams > 0 && guard.streams.len() >= max_streams {
                     rejected += s.entries.len() as u64;
-                    errors.push(format!(
-                        "Maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
+                    errors.add(push_errors::Reason::StreamLimit, || format!(
+                        "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
                         s.labels, tenant
                     ));
                     continue;
@@ -645,11 +646,13 @@ impl Ingester {
                 tailed.push(t);
             }
             if let Some(first) = too_far.first() {
-                errors.push(format!(
+                errors.add(push_errors::Reason::TooFarBehind, || {
+                    format!(
                     "{first} for stream: {},\nuser '{tenant}', total ignored: {} out of {total}",
                     s.labels,
                     too_far.len()
-                ));
+                )
+                });
             }
         }
         // Logged before the tenant's lock is released: a later push whose entries this one
@@ -678,7 +681,7 @@ impl Ingester {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ServiceError::new(ErrorCode::BadRequest, errors.join("\n")))
+            Err(ServiceError::new(errors.code(), errors.message()))
         }
     }
 
@@ -866,7 +869,7 @@ impl IngesterService for Ingester {
         let (tailer, rx) = tail::Tailer::new(query.matchers, pipeline);
         self.inner.tailers.add(tenant, tailer);
         self.inner.metrics.tailers.set(self.inner.tailers.count() as i64);
-        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok)))
+        Ok(Box::pin(rx.map(Ok)))
     }
 }
 
