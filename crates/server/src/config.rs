@@ -203,7 +203,7 @@ impl Config {
                         .aws
                         .as_ref()
                         .and_then(|a| a.dynamodb.as_ref())
-                        .map(|d| d.dynamodb_url.as_str())
+                        .map(|d| d.dynamodb_url.expose())
                         .unwrap_or("");
                     if url.is_empty() {
                         return Err(format!(

@@ -8,6 +8,7 @@ mod http;
 mod ingest_http;
 mod modules;
 mod ops;
+mod secret;
 mod storage;
 
 use tracing_subscriber::EnvFilter;
