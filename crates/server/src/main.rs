@@ -6,6 +6,7 @@ mod config;
 mod flags;
 mod http;
 mod ingest_http;
+mod listen;
 mod modules;
 mod ops;
 mod secret;
