@@ -330,7 +330,33 @@ impl http_body::Body for DeadlineBody {
     }
 }
 
-/// Counts a request as in flight until its response is ready.
+/// A response body that keeps its request in flight until hyper is done with it.
+struct GuardedBody {
+    inner: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Counts a request as in flight until its response is written.
 struct InFlight(Arc<ConnState>);
 
 impl Drop for InFlight {
@@ -479,7 +505,10 @@ impl Connection {
                 if resp.status() == hyper::StatusCode::SWITCHING_PROTOCOLS {
                     state.upgraded.store(true, Ordering::Relaxed);
                 }
-                drop(guard);
+                // in flight until the response body is written: a body that streams slowly
+                // is not an idle connection
+                let resp =
+                    resp.map(|inner| axum::body::Body::new(GuardedBody { inner, _guard: guard }));
                 Ok::<_, std::convert::Infallible>(resp)
             }
         });
@@ -618,6 +647,66 @@ mod tests {
         s.in_flight.fetch_sub(1, Ordering::Relaxed);
         s.request_start.store(0, Ordering::Relaxed);
         assert!(!s.idle_for(Duration::ZERO), "a request being read is not idle");
+    }
+
+    async fn pair(timeouts: HttpTimeouts) -> (TimedIo, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        let io = TimedIo {
+            inner: server,
+            state: Arc::new(ConnState::new()),
+            timeouts,
+            read_sleep: None,
+            write_sleep: None,
+        };
+        (io, client)
+    }
+
+    const SHORT: HttpTimeouts = HttpTimeouts {
+        read: Duration::from_millis(300),
+        read_header: Duration::from_millis(300),
+        write: Duration::from_millis(300),
+        idle: Duration::from_millis(300),
+    };
+
+    #[tokio::test]
+    async fn a_blocked_write_times_out() {
+        use tokio::io::AsyncWriteExt;
+        let (mut io, _client) = pair(SHORT).await;
+        // the client never reads: the socket buffers fill, then the write blocks
+        let chunk = vec![0u8; 1 << 20];
+        let err = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let Err(e) = io.write_all(&chunk).await {
+                    return e;
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn idle_and_partial_headers_time_out_but_a_request_in_flight_does_not() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = [0u8; 64];
+        // idle
+        let (mut io, _client) = pair(SHORT).await;
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // headers that never end
+        let (mut io, mut client) = pair(SHORT).await;
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert!(err.to_string().contains("headers"), "{err}");
+        // while a request is handled, reads wait without a deadline
+        let (mut io, _client) = pair(SHORT).await;
+        io.state.in_flight.fetch_add(1, Ordering::Relaxed);
+        let r = tokio::time::timeout(Duration::from_secs(1), io.read(&mut buf)).await;
+        assert!(r.is_err(), "the read ended: {r:?}");
     }
 
     #[test]
