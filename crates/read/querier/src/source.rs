@@ -381,3 +381,86 @@ fn select_block(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use skald_chunk_store::ObjectChunkStore;
+    use skald_common::limits::Limits;
+    use skald_index::{ObjectIndexStore, ObjectIndexStoreConfig};
+    use skald_logql::syntax::ast::Expr;
+
+    use super::*;
+    use crate::QuerierConfig;
+
+    fn source(limits: Limits) -> StoreSource {
+        let chunks = Arc::new(ObjectChunkStore::in_memory());
+        let index =
+            Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
+        let querier = Querier::new(QuerierConfig::default(), limits, chunks, index, None);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        StoreSource {
+            querier: Arc::new(querier),
+            tenant: "t".into(),
+            handle: runtime.handle().clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            chunks_seen: AtomicUsize::new(0),
+        }
+    }
+
+    fn selector(q: &str) -> LogSelectorExpr {
+        match skald_logql::syntax::parse_expr(q).unwrap() {
+            Expr::Log(s) => s,
+            other => panic!("not a log selector: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn matchers_per_selector_are_limited() {
+        let s = source(Limits { max_streams_matchers_per_query: 2, ..Limits::default() });
+        let now = crate::params::now_ns();
+        let err = s.limit_range(&selector(r#"{a="1", b="2", c!="3"}"#), 0, now).unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        assert_eq!(
+            err.to_string(),
+            "max streams matchers per query exceeded, matchers-count > limit (3 > 2)"
+        );
+        assert_eq!(s.limit_range(&selector(r#"{a="1", b="2"}"#), 0, now).unwrap(), Some((0, now)));
+    }
+
+    #[test]
+    fn lookback_moves_the_start_up_and_empties_older_ranges() {
+        let hour = 3_600_000_000_000i64;
+        let s = source(Limits {
+            max_query_lookback: Duration::from_secs(3600),
+            max_streams_matchers_per_query: 1,
+            ..Limits::default()
+        });
+        let now = crate::params::now_ns();
+        let (start, end) =
+            s.limit_range(&selector(r#"{a="1"}"#), now - 3 * hour, now).unwrap().unwrap();
+        assert_eq!(end, now);
+        assert!(start >= now - hour - 1_000_000_000 && start <= now - hour + 1_000_000_000);
+        // entirely older: nothing to read, before the matchers are counted (Loki's frontend)
+        let old = s.limit_range(&selector(r#"{a="1", b="2"}"#), now - 3 * hour, now - 2 * hour);
+        assert_eq!(old.unwrap(), None);
+    }
+
+    #[test]
+    fn chunk_refs_are_counted_per_query() {
+        let s = source(Limits { max_chunks_per_query: 3, ..Limits::default() });
+        s.count_chunks(2).unwrap();
+        s.count_chunks(1).unwrap();
+        let err = s.count_chunks(1).unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        assert_eq!(
+            err.to_string(),
+            "the query hit the max number of chunks limit (limit: 3 chunks)"
+        );
+        let off = source(Limits { max_chunks_per_query: 0, ..Limits::default() });
+        off.count_chunks(usize::MAX / 2).unwrap();
+    }
+}
