@@ -87,6 +87,13 @@ fn matchers_lookback_chunks_and_volume_limits() {
     let (status, body) = query_range(url, r#"{env="x"}"#, old_start, old_end);
     assert_eq!(status, 200, "{body}");
     assert!(lines(&body).is_empty(), "{body}");
+    // a metric query too; and a range longer than max_query_length answers empty as well
+    let (status, body) = query_range(url, r#"count_over_time({env="x"}[1m])"#, old_start, old_end);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["data"]["result"], json!([]));
+    let (status, body) = query_range(url, r#"{env="x"}"#, now - 800 * HOUR, now - 2 * HOUR);
+    assert_eq!(status, 200, "{body}");
+    assert!(lines(&body).is_empty(), "{body}");
     // like Loki's frontend, an answer for nothing is empty before the matchers are counted
     let (status, _) = query_range(url, r#"{app="a", env="x", x!="y"}"#, old_start, old_end);
     assert_eq!(status, 200);

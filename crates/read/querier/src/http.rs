@@ -275,9 +275,10 @@ impl Querier {
         if matches!(expr, Expr::Log(_)) {
             self.check_limit(limit)?;
         }
-        // older than `max_query_lookback`: the steps start later (an empty answer when nothing
-        // is recent enough: the store reads nothing)
-        let start = self.lookback_range(start, end).map_or(start, |(s, _)| s);
+        // older than `max_query_lookback`: the steps start later; when nothing is recent
+        // enough the range shrinks to its end, where the store reads nothing (an empty
+        // answer, before `max_query_length` is checked, as in Loki's frontend)
+        let start = self.lookback_range(start, end).map_or(end, |(s, _)| s);
         self.check_query_length(start, end)?;
         let qp = QueryParams {
             start,
