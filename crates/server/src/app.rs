@@ -246,9 +246,10 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
         let svc = IngesterGrpcServer::into_service(Arc::new(ing.clone()) as IngesterClient);
         let mut rx = shutdown_rx.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = crate::listen::grpc_incoming(listener);
+        let mut server = grpc_server(&config.server);
         grpc_task = Some(tokio::spawn(async move {
-            let res = tonic::transport::Server::builder()
+            let res = server
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = rx.wait_for(|v| *v).await;
@@ -326,22 +327,23 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
     tracing::info!(addr = %listener.local_addr()?, target, "HTTP listening; Skald is ready");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = terminate.notified() => tracing::info!("stopping: requested over HTTP"),
-            }
-            // open live tails would hold the servers up: end them first
-            if let Some(q) = &closing_querier {
-                q.close_tails();
-            }
-            if let Some(i) = &closing_ingester {
-                i.close_tails();
-            }
-        })
-        .await
-        .context("HTTP server failed")?;
+    crate::listen::watch_fds(shutdown_rx.clone());
+    let timeouts = crate::listen::HttpTimeouts::from_config(&config.server);
+    crate::listen::serve_http(listener, app, timeouts, async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = terminate.notified() => tracing::info!("stopping: requested over HTTP"),
+        }
+        // open live tails would hold the servers up: end them first
+        if let Some(q) = &closing_querier {
+            q.close_tails();
+        }
+        if let Some(i) = &closing_ingester {
+            i.close_tails();
+        }
+    })
+    .await
+    .context("HTTP server failed")?;
 
     // Stop accepting, then let the ingester flush everything before exit.
     // An ingester in the ring announces that it is leaving before it flushes or checkpoints.
@@ -367,6 +369,29 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     }
     tracing::info!("Skald stopped");
     Ok(())
+}
+
+/// The gRPC server with the `server` block's keepalive, connection-age and stream limits
+/// (Loki's keys; `grpc_server_max_connection_idle` and the client ping policy are not
+/// enforceable with tonic, see `config.rs`).
+fn grpc_server(s: &crate::config::ServerConfig) -> tonic::transport::Server {
+    // 0 means off, and so does Loki's "infinity" (2562047h47m16.854775807s)
+    let nonzero =
+        |d: std::time::Duration| (!d.is_zero() && d < crate::listen::FOREVER).then_some(d);
+    let mut b = tonic::transport::Server::builder()
+        .http2_keepalive_interval(nonzero(s.grpc_server_keepalive_time))
+        .http2_keepalive_timeout(nonzero(s.grpc_server_keepalive_timeout))
+        .max_concurrent_streams(
+            (s.grpc_server_max_concurrent_streams > 0)
+                .then_some(s.grpc_server_max_concurrent_streams),
+        );
+    if let Some(age) = nonzero(s.grpc_server_max_connection_age) {
+        b = b.max_connection_age(age);
+        if let Some(grace) = nonzero(s.grpc_server_max_connection_age_grace) {
+            b = b.max_connection_age_grace(grace);
+        }
+    }
+    b
 }
 
 /// The ingester's ring tokens: from `tokens_file_path` when it holds them, otherwise derived

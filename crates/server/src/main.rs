@@ -7,8 +7,10 @@ mod es_objects;
 mod flags;
 mod http;
 mod ingest_http;
+mod listen;
 mod modules;
 mod ops;
+mod secret;
 mod storage;
 
 use tracing_subscriber::EnvFilter;
