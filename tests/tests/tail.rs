@@ -230,3 +230,76 @@ fn cluster_tail_reaches_every_ingester_and_sends_each_line_once() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// A client that opens a tail and never reads must not make the server buffer what is pushed
+/// meanwhile: the ingester and the querier each hold a few MiB per tail and drop the rest
+/// (reported in `dropped_entries`). 400 MB pushed past such a tail leave the server's memory
+/// well under that, and a fresh tail still works.
+#[test]
+fn a_tail_that_never_reads_keeps_the_server_memory_bounded() {
+    let dir = temp_dir("tail-stuck");
+    let skald = Skald::start(
+        &dir,
+        "auth_enabled: true\nlimits_config:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100GB\n  per_stream_rate_limit_burst: 100GB\n",
+    );
+    let push_url = format!("{}/loki/api/v1/push", skald.url);
+    let line = |i: i64| format!("{i:08} {}", "stuck tail line ".repeat(6400)); // ~100 KB
+    let base = now_ns();
+    // warm up (allocator arenas, the stream's head) before measuring
+    for p in 0..5i64 {
+        let lines: Vec<(i64, String)> = (0..20).map(|i| (base + p * 20 + i, line(i))).collect();
+        push(&push_url, "stuck", &lines);
+    }
+    let before = skald.rss_bytes();
+    let stuck = connect(&skald.url, "/loki/api/v1/tail", &[("query", r#"{env="tail"}"#)]).unwrap();
+    let base = now_ns();
+    for p in 0..200i64 {
+        // 2 MB per push, 400 MB in all
+        let lines: Vec<(i64, String)> = (0..20).map(|i| (base + p * 20 + i, line(i))).collect();
+        push(&push_url, "stuck", &lines);
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after = skald.rss_bytes();
+    let growth = after.saturating_sub(before);
+    eprintln!("RSS {} MB before, {} MB after 400 MB past a stuck tail", before >> 20, after >> 20);
+    assert!(
+        growth < 200 << 20,
+        "RSS grew by {} MB (from {} MB) with a tail that never reads",
+        growth >> 20,
+        before >> 20
+    );
+    // once the client reads again, it is told what it missed
+    let mut stuck = stuck;
+    let (frames, _) = read_until(&mut stuck, Instant::now() + Duration::from_secs(10), |f| {
+        f.iter().any(|x| x["dropped_entries"].as_array().is_some_and(|d| !d.is_empty()))
+    });
+    let told =
+        frames.iter().find_map(|x| x["dropped_entries"].as_array().filter(|d| !d.is_empty()));
+    let told = told.expect("dropped_entries reported");
+    assert!(told.len() <= 1000, "{}", told.len());
+    assert_eq!(
+        (&told[0]["labels"]["job"], &told[0]["labels"]["env"]),
+        (&json!("stuck"), &json!("tail")),
+        "{}",
+        told[0]
+    );
+    assert!(told[0]["timestamp"].as_str().unwrap().parse::<i64>().unwrap() >= base);
+    drop(stuck);
+
+    // a fresh tail works
+    let mut ws = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ws.is_none() && Instant::now() < deadline {
+        ws = connect(&skald.url, "/loki/api/v1/tail", &[("query", r#"{job="fresh"}"#)]).ok();
+        if ws.is_none() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    let mut ws = ws.expect("a fresh tail opens");
+    let _ = read_until(&mut ws, Instant::now() + Duration::from_millis(300), |_| false);
+    push(&push_url, "fresh", &[(now_ns(), "after the stuck tail".to_string())]);
+    let (frames, _) =
+        read_until(&mut ws, Instant::now() + Duration::from_secs(5), |f| !entries(f).is_empty());
+    let got: Vec<String> = entries(&frames).into_iter().map(|e| e.1).collect();
+    assert_eq!(got, vec!["after the stuck tail".to_string()]);
+}

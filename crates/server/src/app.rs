@@ -246,9 +246,10 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
         let svc = IngesterGrpcServer::into_service(Arc::new(ing.clone()) as IngesterClient);
         let mut rx = shutdown_rx.clone();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let incoming = crate::listen::grpc_incoming(listener);
+        let mut server = grpc_server(&config.server);
         grpc_task = Some(tokio::spawn(async move {
-            let res = tonic::transport::Server::builder()
+            let res = server
                 .add_service(svc)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = rx.wait_for(|v| *v).await;
@@ -289,6 +290,15 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         });
     }
 
+    // Elasticsearch templates live with the tenant's chunks (a distributor alone opens the
+    // object store for them).
+    let es = &config.distributor.elasticsearch;
+    let es_objects = match (&distributor, chunk_store.clone()) {
+        (Some(_), Some(cs)) if es.enabled => Some(cs),
+        (Some(_), None) if es.enabled => Some(crate::storage::build_chunk_store(&config)?),
+        _ => None,
+    }
+    .map(|cs| Arc::new(crate::es_objects::EsObjects::new(cs, es.max_templates_per_tenant)));
     let terminate = Arc::new(tokio::sync::Notify::new());
     let state = HttpState {
         auth_enabled: config.auth_enabled,
@@ -300,6 +310,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         membership: membership.clone(),
         config: Arc::new(config.clone()),
         services: Arc::new(mods.iter().map(|m| m.service_name().to_string()).collect()),
+        es_objects,
     };
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
@@ -316,27 +327,27 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
     tracing::info!(addr = %listener.local_addr()?, target, "HTTP listening; Skald is ready");
+    crate::listen::watch_fds(shutdown_rx.clone());
+    let timeouts = crate::listen::HttpTimeouts::from_config(&config.server);
     // In-flight requests get `server.graceful_shutdown_timeout` to finish after the signal;
     // then the server stops waiting for them (dropped with the runtime, their queries stop).
     let grace = config.server.graceful_shutdown_timeout;
     let draining = Arc::new(tokio::sync::Notify::new());
     let drain_started = draining.clone();
-    let serve = std::future::IntoFuture::into_future(
-        axum::serve(listener, app).with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown_signal() => {}
-                _ = terminate.notified() => tracing::info!("stopping: requested over HTTP"),
-            }
-            drain_started.notify_one();
-            // open live tails would hold the servers up: end them first
-            if let Some(q) = &closing_querier {
-                q.close_tails();
-            }
-            if let Some(i) = &closing_ingester {
-                i.close_tails();
-            }
-        }),
-    );
+    let serve = crate::listen::serve_http(listener, app, timeouts, async move {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = terminate.notified() => tracing::info!("stopping: requested over HTTP"),
+        }
+        drain_started.notify_one();
+        // open live tails would hold the servers up: end them first
+        if let Some(q) = &closing_querier {
+            q.close_tails();
+        }
+        if let Some(i) = &closing_ingester {
+            i.close_tails();
+        }
+    });
     tokio::select! {
         res = serve => res.context("HTTP server failed")?,
         () = async {
@@ -372,6 +383,29 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     }
     tracing::info!("Skald stopped");
     Ok(())
+}
+
+/// The gRPC server with the `server` block's keepalive, connection-age and stream limits
+/// (Loki's keys; `grpc_server_max_connection_idle` and the client ping policy are not
+/// enforceable with tonic, see `config.rs`).
+fn grpc_server(s: &crate::config::ServerConfig) -> tonic::transport::Server {
+    // 0 means off, and so does Loki's "infinity" (2562047h47m16.854775807s)
+    let nonzero =
+        |d: std::time::Duration| (!d.is_zero() && d < crate::listen::FOREVER).then_some(d);
+    let mut b = tonic::transport::Server::builder()
+        .http2_keepalive_interval(nonzero(s.grpc_server_keepalive_time))
+        .http2_keepalive_timeout(nonzero(s.grpc_server_keepalive_timeout))
+        .max_concurrent_streams(
+            (s.grpc_server_max_concurrent_streams > 0)
+                .then_some(s.grpc_server_max_concurrent_streams),
+        );
+    if let Some(age) = nonzero(s.grpc_server_max_connection_age) {
+        b = b.max_connection_age(age);
+        if let Some(grace) = nonzero(s.grpc_server_max_connection_age_grace) {
+            b = b.max_connection_age_grace(grace);
+        }
+    }
+    b
 }
 
 /// The ingester's ring tokens: from `tokens_file_path` when it holds them, otherwise derived

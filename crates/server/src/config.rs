@@ -203,7 +203,7 @@ impl Config {
                         .aws
                         .as_ref()
                         .and_then(|a| a.dynamodb.as_ref())
-                        .map(|d| d.dynamodb_url.as_str())
+                        .map(|d| d.dynamodb_url.expose())
                         .unwrap_or("");
                     if url.is_empty() {
                         return Err(format!(
@@ -266,10 +266,53 @@ pub struct ServerConfig {
     pub grpc_listen_port: u16,
     /// Log level: debug, info, warn, error.
     pub log_level: String,
-    /// Largest gRPC message received.
+    /// Largest gRPC message received. Accepted; Skald's ingester API always allows
+    /// 256 MiB, since a query's answer travels in one message where Loki streams batches.
     pub grpc_server_max_recv_msg_size: usize,
-    /// Largest gRPC message sent.
+    /// Largest gRPC message sent (accepted; see `grpc_server_max_recv_msg_size`).
     pub grpc_server_max_send_msg_size: usize,
+    /// Longest time to read a whole request, headers and body (Loki's default 30s); a
+    /// client that sends slower is disconnected. 0 disables it.
+    #[serde(with = "skald_common::units::duration")]
+    pub http_server_read_timeout: std::time::Duration,
+    /// Longest time to read a request's headers; 0 (Loki's default) means
+    /// `http_server_read_timeout`.
+    #[serde(with = "skald_common::units::duration")]
+    pub http_server_read_header_timeout: std::time::Duration,
+    /// Longest time a response write may stay blocked on a client that does not read
+    /// (Loki's default 30s); 0 disables it. Unlike Go's, it does not bound the time a
+    /// handler computes: only a stalled write.
+    #[serde(with = "skald_common::units::duration")]
+    pub http_server_write_timeout: std::time::Duration,
+    /// Longest time a keep-alive connection may wait for its next request (Loki's default
+    /// 2m); 0 means `http_server_read_timeout`.
+    #[serde(with = "skald_common::units::duration")]
+    pub http_server_idle_timeout: std::time::Duration,
+    /// gRPC: close a connection idle this long (0, Loki's default: never). Accepted, not
+    /// enforced (tonic has no such setting).
+    #[serde(with = "skald_common::units::duration")]
+    pub grpc_server_max_connection_idle: std::time::Duration,
+    /// gRPC: close a connection after this long (0, Loki's default: never), with a GOAWAY.
+    #[serde(with = "skald_common::units::duration")]
+    pub grpc_server_max_connection_age: std::time::Duration,
+    /// gRPC: time given to in-flight calls after `grpc_server_max_connection_age`.
+    #[serde(with = "skald_common::units::duration")]
+    pub grpc_server_max_connection_age_grace: std::time::Duration,
+    /// gRPC: HTTP/2 ping interval on idle connections (Loki's default 2h).
+    #[serde(with = "skald_common::units::duration")]
+    pub grpc_server_keepalive_time: std::time::Duration,
+    /// gRPC: how long to wait for a ping's answer before closing (Loki's default 20s).
+    #[serde(with = "skald_common::units::duration")]
+    pub grpc_server_keepalive_timeout: std::time::Duration,
+    /// gRPC: shortest interval between client pings (Loki's default 10s). Accepted, not
+    /// enforced (hyper's HTTP/2 server has no ping policy).
+    #[serde(with = "skald_common::units::duration")]
+    pub grpc_server_min_time_between_pings: std::time::Duration,
+    /// gRPC: whether clients may ping without active streams (Loki's default true).
+    /// Accepted, not enforced (see `grpc_server_min_time_between_pings`).
+    pub grpc_server_ping_without_stream_allowed: bool,
+    /// gRPC: most concurrent streams per connection (Loki's default 100); 0: no limit.
+    pub grpc_server_max_concurrent_streams: u32,
     /// Seconds to wait for in-flight requests at shutdown.
     #[serde(with = "skald_common::units::duration")]
     pub graceful_shutdown_timeout: std::time::Duration,
@@ -287,6 +330,18 @@ impl Default for ServerConfig {
             log_level: "info".to_string(),
             grpc_server_max_recv_msg_size: 4 * 1024 * 1024,
             grpc_server_max_send_msg_size: 4 * 1024 * 1024,
+            http_server_read_timeout: std::time::Duration::from_secs(30),
+            http_server_read_header_timeout: std::time::Duration::ZERO,
+            http_server_write_timeout: std::time::Duration::from_secs(30),
+            http_server_idle_timeout: std::time::Duration::from_secs(120),
+            grpc_server_max_connection_idle: std::time::Duration::ZERO,
+            grpc_server_max_connection_age: std::time::Duration::ZERO,
+            grpc_server_max_connection_age_grace: std::time::Duration::ZERO,
+            grpc_server_keepalive_time: std::time::Duration::from_secs(2 * 3600),
+            grpc_server_keepalive_timeout: std::time::Duration::from_secs(20),
+            grpc_server_min_time_between_pings: std::time::Duration::from_secs(10),
+            grpc_server_ping_without_stream_allowed: true,
+            grpc_server_max_concurrent_streams: 100,
             graceful_shutdown_timeout: std::time::Duration::from_secs(30),
             http_path_prefix: String::new(),
         }
@@ -536,6 +591,36 @@ mod tests {
         assert!(err.contains("http_listen_prot"), "{err}");
         let err = parse("nonsense: 1\n").unwrap_err();
         assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn lokis_server_timeouts_load() {
+        let cfg = parse(
+            "server:
+  http_server_read_timeout: 31s
+  http_server_read_header_timeout: 0s
+  http_server_write_timeout: 1m
+  http_server_idle_timeout: 2m1s
+  grpc_server_max_connection_idle: 2562047h47m16.854775807s
+  grpc_server_max_connection_age: 2562047h47m16.854775807s
+  grpc_server_max_connection_age_grace: 2562047h47m16.854775807s
+  grpc_server_keepalive_time: 2h0m0s
+  grpc_server_keepalive_timeout: 20s
+  grpc_server_min_time_between_pings: 10s
+  grpc_server_ping_without_stream_allowed: true
+  grpc_server_max_concurrent_streams: 100
+",
+        )
+        .unwrap();
+        let s = &cfg.server;
+        assert_eq!(s.http_server_read_timeout.as_secs(), 31);
+        assert_eq!(s.http_server_write_timeout.as_secs(), 60);
+        assert_eq!(s.http_server_idle_timeout.as_secs(), 121);
+        assert_eq!(s.grpc_server_keepalive_timeout.as_secs(), 20);
+        assert_eq!(s.grpc_server_max_concurrent_streams, 100);
+        let d = ServerConfig::default();
+        assert_eq!(d.http_server_read_timeout.as_secs(), 30);
+        assert_eq!(d.http_server_idle_timeout.as_secs(), 120);
     }
 
     #[test]

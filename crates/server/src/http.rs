@@ -36,6 +36,8 @@ pub struct HttpState {
     pub config: Arc<crate::config::Config>,
     /// The services this process runs (`/services`).
     pub services: Arc<Vec<String>>,
+    /// Where the Elasticsearch templates, policies and pipelines of tenants are kept.
+    pub es_objects: Option<Arc<crate::es_objects::EsObjects>>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -64,9 +66,14 @@ async fn tenant_layer(
         (true, None) => return text(StatusCode::UNAUTHORIZED, tenant::NO_ORG_ID_MSG),
         (true, Some(h)) => h,
     };
+    // A malformed id is a 400, as Loki answers it ("tenant ID 'a b' contains unsupported
+    // character ' '"); only a missing one is a 401.
     let ids = match tenant::parse_tenant_ids(&id) {
         Ok(ids) => ids,
-        Err(e) => return text(StatusCode::UNAUTHORIZED, e.to_string()),
+        Err(tenant::TenantError::NoOrgId) => {
+            return text(StatusCode::UNAUTHORIZED, tenant::NO_ORG_ID_MSG)
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     // Several tenants (`a|b`): only on the routes that allow them (queries, when
     // `querier.multi_tenant_queries_enabled`), as in Loki.
@@ -301,7 +308,7 @@ pub fn router(
             Router::new()
                 .route("/loki/api/v1/push", post(push))
                 .route("/api/prom/push", post(push))
-                .merge(crate::ingest_http::tenant_routes(&d))
+                .merge(crate::ingest_http::tenant_routes(&d, state.es_objects.clone()))
                 .layer(Extension(d))
                 .layer(tenant(false)),
         );

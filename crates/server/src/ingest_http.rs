@@ -7,16 +7,18 @@
 //! - `POST|PUT /_bulk`, `POST|PUT /{index}/_bulk` (tenant routes): Elasticsearch's bulk
 //!   response; whole-request failures as Elasticsearch error bodies.
 //! - Handshake (no tenant needed): `GET|HEAD /` (cluster info and version), `GET /_license`,
-//!   `GET /_xpack`, `GET /_cluster/health`, and `GET|HEAD|PUT|DELETE` of `_index_template`,
-//!   `_template`, `_component_template`, `_ilm/policy`, `_ingest/pipeline` and `_data_stream`
-//!   objects, which are remembered in memory (per process) so that a client that checks for
-//!   its template after putting it finds it. Nothing in them changes how logs are stored.
+//!   `GET /_xpack`, `GET /_cluster/health`.
+//! - Objects (tenant routes): `GET|HEAD|PUT|POST|DELETE` of `_index_template`, `_template`,
+//!   `_component_template`, `_ilm/policy`, `_ingest/pipeline` and `_data_stream` objects, kept
+//!   per tenant in the object store ([`crate::es_objects`]), capped in size and number, so that
+//!   a client that checks for its template after putting it finds it, also after a restart.
+//!   Nothing in them changes how logs are stored.
 //!
 //! Every Elasticsearch-compatible answer carries `X-Elastic-Product: Elasticsearch`, which the
 //! official clients (elasticsearch-py, -js, -ruby 8+) require.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
@@ -27,6 +29,8 @@ use axum::{Extension, Router};
 use serde_json::{json, Value};
 use skald_distributor::{elastic, otlp, Distributor};
 use skald_querier::http::TenantId;
+
+use crate::es_objects::EsObjects;
 
 const ELASTIC_PRODUCT: &str = "X-Elastic-Product";
 
@@ -126,20 +130,9 @@ async fn bulk_index(
     bulk_at(distributor, tenant, Some(index), params, headers, body).await
 }
 
-/// Routes that need a tenant (behind the tenant layer): OTLP and the bulk API.
-pub fn tenant_routes(distributor: &Distributor) -> Router {
-    let mut r = Router::new().route("/otlp/v1/logs", post(otlp_logs));
-    if distributor.config().elasticsearch.enabled {
-        r = r
-            .route("/_bulk", post(bulk).put(bulk))
-            .route("/{index}/_bulk", post(bulk_index).put(bulk_index));
-    }
-    r
-}
-
-/// Index templates, ILM policies, pipelines and data streams clients put before shipping.
-#[derive(Clone, Default)]
-struct Objects(Arc<Mutex<HashMap<(String, String), Value>>>);
+/// Where index templates, ILM policies, pipelines and data streams are kept.
+#[derive(Clone)]
+struct Objects(Option<Arc<EsObjects>>);
 
 async fn root(method: Method, Extension(d): Extension<Arc<Distributor>>) -> Response {
     es_answer(&method, StatusCode::OK, &elastic::root_info(&d.config().elasticsearch))
@@ -188,28 +181,58 @@ fn list_shape(kind: &str, name: &str, v: &Value) -> Value {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn object(
     method: Method,
     Extension(objects): Extension<Objects>,
     Extension(distributor): Extension<Arc<Distributor>>,
+    Extension(tenant): Extension<TenantId>,
     headers: HeaderMap,
     kind: &'static str,
     name: String,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let key = (kind.to_string(), name.clone());
+    let Some(objects) = objects.0 else {
+        return es_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "status_exception",
+            "this process keeps no Elasticsearch objects (no object store)",
+        );
+    };
     let missing = || {
         let reason = format!("{kind} [{name}] missing");
-        let kind_err = match kind {
-            "_data_stream" | "_index_template" | "_template" | "_component_template" => {
-                "resource_not_found_exception"
-            }
-            _ => "resource_not_found_exception",
-        };
-        es_answer(&method, StatusCode::NOT_FOUND, &elastic::error_response(404, kind_err, &reason))
+        es_answer(
+            &method,
+            StatusCode::NOT_FOUND,
+            &elastic::error_response(404, "resource_not_found_exception", &reason),
+        )
+    };
+    let failed = |e: crate::es_objects::ObjectError| {
+        let (status, kind) = e.status();
+        if status >= 500 {
+            tracing::warn!(error = %e, tenant = %tenant.0, "Elasticsearch object request failed");
+        }
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        es_answer(&method, status, &elastic::error_response(status.as_u16(), kind, &e.to_string()))
     };
     match method {
         Method::PUT | Method::POST => {
+            // read no more than a template may hold (the route's limit is the push's)
+            let max = distributor.config().elasticsearch.max_template_bytes;
+            let limit =
+                if max == 0 { usize::MAX } else { usize::try_from(max).unwrap_or(usize::MAX) };
+            let body = match axum::body::to_bytes(body, limit).await {
+                Ok(b) => b,
+                Err(_) => {
+                    return es_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "content_too_long_exception",
+                        &format!(
+                            "the {kind} body is over distributor.elasticsearch.max_template_bytes ({max} bytes)"
+                        ),
+                    )
+                }
+            };
             let ce = header_str(&headers, header::CONTENT_ENCODING);
             let body = match distributor.decompress_elastic_body(&body, ce) {
                 Ok(b) => b,
@@ -233,25 +256,21 @@ async fn object(
                     }
                 }
             };
-            if let Ok(mut m) = objects.0.lock() {
-                m.insert(key, v);
-            }
-            es_json(StatusCode::OK, &json!({"acknowledged": true}))
-        }
-        Method::DELETE => {
-            let removed = objects.0.lock().ok().and_then(|mut m| m.remove(&key));
-            match removed {
-                Some(_) => es_json(StatusCode::OK, &json!({"acknowledged": true})),
-                None => missing(),
+            match objects.put(&tenant.0, kind, &name, &v).await {
+                Ok(()) => es_json(StatusCode::OK, &json!({"acknowledged": true})),
+                Err(e) => failed(e),
             }
         }
-        _ => {
-            let found = objects.0.lock().ok().and_then(|m| m.get(&key).cloned());
-            match found {
-                Some(v) => es_answer(&method, StatusCode::OK, &list_shape(kind, &name, &v)),
-                None => missing(),
-            }
-        }
+        Method::DELETE => match objects.delete(&tenant.0, kind, &name).await {
+            Ok(true) => es_json(StatusCode::OK, &json!({"acknowledged": true})),
+            Ok(false) => missing(),
+            Err(e) => failed(e),
+        },
+        _ => match objects.get(&tenant.0, kind, &name).await {
+            Ok(Some(v)) => es_answer(&method, StatusCode::OK, &list_shape(kind, &name, &v)),
+            Ok(None) => missing(),
+            Err(e) => failed(e),
+        },
     }
 }
 
@@ -260,10 +279,11 @@ macro_rules! object_route {
         |method: Method,
          objects: Extension<Objects>,
          distributor: Extension<Arc<Distributor>>,
+         tenant: Extension<TenantId>,
          Path(name): Path<String>,
          headers: HeaderMap,
-         body: Bytes| async move {
-            object(method, objects, distributor, headers, $kind, name, body).await
+         body: axum::body::Body| async move {
+            object(method, objects, distributor, tenant, headers, $kind, name, body).await
         }
     };
 }
@@ -276,6 +296,25 @@ where
     get(h.clone()).put(h.clone()).post(h.clone()).delete(h)
 }
 
+/// Routes that need a tenant (behind the tenant layer): OTLP, the bulk API and the objects
+/// (kept in `objects`; without it, the object routes answer 503).
+pub fn tenant_routes(distributor: &Distributor, objects: Option<Arc<EsObjects>>) -> Router {
+    let mut r = Router::new().route("/otlp/v1/logs", post(otlp_logs));
+    if distributor.config().elasticsearch.enabled {
+        r = r
+            .route("/_bulk", post(bulk).put(bulk))
+            .route("/{index}/_bulk", post(bulk_index).put(bulk_index))
+            .route("/_index_template/{name}", any(object_route!("_index_template")))
+            .route("/_template/{name}", any(object_route!("_template")))
+            .route("/_component_template/{name}", any(object_route!("_component_template")))
+            .route("/_ilm/policy/{name}", any(object_route!("_ilm/policy")))
+            .route("/_ingest/pipeline/{name}", any(object_route!("_ingest/pipeline")))
+            .route("/_data_stream/{name}", any(object_route!("_data_stream")))
+            .layer(Extension(Objects(objects)));
+    }
+    r
+}
+
 /// The handshake routes (no tenant needed). Empty when `elasticsearch.enabled` is false.
 pub fn public_routes(distributor: Arc<Distributor>) -> Router {
     if !distributor.config().elasticsearch.enabled {
@@ -286,12 +325,5 @@ pub fn public_routes(distributor: Arc<Distributor>) -> Router {
         .route("/_license", get(license))
         .route("/_xpack", get(xpack))
         .route("/_cluster/health", get(cluster_health))
-        .route("/_index_template/{name}", any(object_route!("_index_template")))
-        .route("/_template/{name}", any(object_route!("_template")))
-        .route("/_component_template/{name}", any(object_route!("_component_template")))
-        .route("/_ilm/policy/{name}", any(object_route!("_ilm/policy")))
-        .route("/_ingest/pipeline/{name}", any(object_route!("_ingest/pipeline")))
-        .route("/_data_stream/{name}", any(object_route!("_data_stream")))
-        .layer(Extension(Objects::default()))
         .layer(Extension(distributor))
 }

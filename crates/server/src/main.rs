@@ -3,11 +3,14 @@
 
 mod app;
 mod config;
+mod es_objects;
 mod flags;
 mod http;
 mod ingest_http;
+mod listen;
 mod modules;
 mod ops;
+mod secret;
 mod storage;
 
 use tracing_subscriber::EnvFilter;

@@ -4,6 +4,7 @@
 //! - `/config` writes the effective configuration as YAML (`text/plain; charset=utf-8`, as
 //!   Loki does so that browsers show it); `mode=defaults` writes the defaults, `mode=diffs`
 //!   only the keys whose values differ from the defaults.
+//!   Secrets show as `********` and URL passwords as `xxxxx`, as in Loki (`crate::secret`).
 //! - `/services` lists the services this process runs and their state, one `name => State`
 //!   line each.
 //! - `/log_level`: `GET` says the current level; `POST`/`PUT` with `log_level=<level>` (query
@@ -54,8 +55,12 @@ fn query_param(query: &Option<String>, name: &str) -> Option<String> {
 
 /// `/config`.
 pub async fn config(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
-    let actual = serde_yaml::to_value(&*state.config).unwrap_or(Value::Null);
-    let defaults = serde_yaml::to_value(crate::config::Config::default()).unwrap_or(Value::Null);
+    // typed secrets serialize masked; the raw blocks (`ruler`, `compactor`, ...) are masked here
+    let mut actual = serde_yaml::to_value(&*state.config).unwrap_or(Value::Null);
+    crate::secret::redact_value(&mut actual);
+    let mut defaults =
+        serde_yaml::to_value(crate::config::Config::default()).unwrap_or(Value::Null);
+    crate::secret::redact_value(&mut defaults);
     match query_param(&query, "mode").as_deref() {
         Some("defaults") => yaml_response(&defaults),
         Some("diffs") => {

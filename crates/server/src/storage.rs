@@ -15,6 +15,7 @@ use skald_index::{
 };
 
 use crate::config::{Config, PeriodConfig};
+use crate::secret::{redact_url, scrub, Secret, SecretUrl};
 
 /// `storage_config.aws`, with Loki's keys.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -23,7 +24,7 @@ pub struct AwsStorageConfig {
     /// `s3://region/bucket`, `s3://key:secret@region/bucket` or
     /// `s3://key:secret@host:port/bucket` (a host with a dot or a port is an endpoint reached
     /// over HTTP); key and secret URL-escaped.
-    pub s3: String,
+    pub s3: SecretUrl,
     /// Bucket name (instead of the URL's); one bucket.
     pub bucketnames: String,
     /// Endpoint (`host:port` or a URL); `https` unless `insecure` or the URL says `http`.
@@ -32,10 +33,10 @@ pub struct AwsStorageConfig {
     pub region: String,
     /// Access key id (else the URL's, else `AWS_ACCESS_KEY_ID`).
     pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Session token.
-    pub session_token: String,
+    /// Secret access key (shown as `********`).
+    pub secret_access_key: Secret,
+    /// Session token (shown as `********`).
+    pub session_token: Secret,
     /// Plain HTTP to `endpoint`.
     pub insecure: bool,
     /// Path-style requests (`endpoint/bucket/key`).
@@ -66,8 +67,9 @@ pub struct AwsStorageConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DynamoDbConfig {
-    /// `dynamodb://region` or `dynamodb://key:secret@host:port`.
-    pub dynamodb_url: String,
+    /// `dynamodb://region` or `dynamodb://key:secret@host:port` (shown with the secret as
+    /// `xxxxx`).
+    pub dynamodb_url: SecretUrl,
     /// Accepted and ignored (Loki's rate limits, autoscaling metrics, chunk fetch tuning).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_limit: Option<serde_yaml::Value>,
@@ -101,7 +103,7 @@ impl AwsStorageConfig {
         let mut out = S3Config { region: "us-east-1".to_string(), ..Default::default() };
         let mut region_from_url = false;
         if !self.s3.is_empty() {
-            let rest = self.s3.strip_prefix("s3://").with_context(|| {
+            let rest = self.s3.expose().strip_prefix("s3://").with_context(|| {
                 format!("storage_config.aws.s3 `{}` must start with s3://", self.s3)
             })?;
             let (userinfo, hostpath) = match rest.rsplit_once('@') {
@@ -163,8 +165,9 @@ impl AwsStorageConfig {
         if !self.access_key_id.is_empty() {
             out.credentials = Some(S3Credentials {
                 access_key_id: self.access_key_id.clone(),
-                secret_access_key: self.secret_access_key.clone(),
-                session_token: (!self.session_token.is_empty()).then(|| self.session_token.clone()),
+                secret_access_key: self.secret_access_key.expose().to_string(),
+                session_token: (!self.session_token.is_empty())
+                    .then(|| self.session_token.expose().to_string()),
             });
         }
         Ok(out)
@@ -226,31 +229,39 @@ pub fn dynamo_client(config: &Config) -> anyhow::Result<aws_sdk_dynamodb::Client
         .aws
         .as_ref()
         .and_then(|a| a.dynamodb.as_ref())
-        .map(|d| d.dynamodb_url.as_str())
+        .map(|d| d.dynamodb_url.expose())
         .filter(|u| !u.is_empty())
         .context("a schema_config period stores its index in DynamoDB (store: aws) but storage_config.aws.dynamodb.dynamodb_url is not set")?;
     let c = DynamoClientConfig::from_url(url).map_err(anyhow::Error::msg)?;
-    c.connect().map_err(anyhow::Error::msg)
+    let secret = c.credentials.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
+    c.connect().map_err(|e| anyhow::anyhow!("{}", scrub(&e, &[&secret])))
 }
 
-/// The chunk store and the index the config describes.
-pub fn build_stores(
-    config: &Config,
-    registry: &prometheus::Registry,
-) -> anyhow::Result<(Arc<dyn ChunkStore>, Arc<dyn IndexStore>)> {
+/// The object store the config describes (chunks, index segments, Elasticsearch templates).
+pub fn build_chunk_store(config: &Config) -> anyhow::Result<Arc<dyn ChunkStore>> {
     let periods = &config.schema_config.configs;
     let uses_s3 = periods.iter().any(|p| matches!(p.object_store.as_str(), "s3" | "aws"));
     let uses_fs = periods.iter().any(|p| matches!(p.object_store.as_str(), "filesystem" | ""));
     if uses_s3 && uses_fs {
         anyhow::bail!("schema_config periods on different object stores (s3 and filesystem) are not supported yet");
     }
-    let chunks: Arc<dyn ChunkStore> = if uses_s3 {
+    Ok(if uses_s3 {
         let aws = config.storage_config.aws.as_ref().context(
             "a schema_config period keeps chunks in s3 but storage_config.aws is not set",
         )?;
         let s3 = aws.s3_config()?;
-        tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, region = %s3.region, "storing chunks in S3");
-        Arc::new(ObjectChunkStore::s3(&s3, ObjectChunkStoreConfig::default())?)
+        let endpoint = s3.endpoint.as_deref().map(redact_url);
+        tracing::info!(bucket = %s3.bucket, endpoint = ?endpoint, region = %s3.region, "storing chunks in S3");
+        let secrets: Vec<&str> = s3
+            .credentials
+            .iter()
+            .flat_map(|c| [c.secret_access_key.as_str(), c.session_token.as_deref().unwrap_or("")])
+            .collect();
+        // object_store's messages may quote the endpoint: no credential in them
+        let store = ObjectChunkStore::s3(&s3, ObjectChunkStoreConfig::default()).map_err(|e| {
+            anyhow::anyhow!("{}", scrub(&format!("{:#}", anyhow::Error::from(e)), &secrets))
+        })?;
+        Arc::new(store)
     } else {
         let dir = config.data_dir();
         std::fs::create_dir_all(&dir)
@@ -260,7 +271,16 @@ pub fn build_stores(
             ObjectChunkStore::local(&dir, ObjectChunkStoreConfig::default())
                 .with_context(|| format!("cannot open {}", dir.display()))?,
         )
-    };
+    })
+}
+
+/// The chunk store and the index the config describes.
+pub fn build_stores(
+    config: &Config,
+    registry: &prometheus::Registry,
+) -> anyhow::Result<(Arc<dyn ChunkStore>, Arc<dyn IndexStore>)> {
+    let periods = &config.schema_config.configs;
+    let chunks = build_chunk_store(config)?;
     let object_index: Arc<dyn IndexStore> =
         Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
     if !periods.iter().any(|p| is_dynamo_store(&p.store)) {

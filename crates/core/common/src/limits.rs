@@ -14,6 +14,9 @@ use crate::units;
 /// Bytes in one "MB" of `ingestion_rate_mb` (Loki uses 2^20).
 pub const BYTES_IN_MB: f64 = 1_048_576.0;
 
+/// Loki's default `max_querier_bytes_read` (150GB).
+pub const DEFAULT_MAX_QUERIER_BYTES_READ: u64 = 150 << 30;
+
 /// How the per-tenant ingestion rate is shared between distributors.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -39,6 +42,15 @@ pub enum LimitsError {
     /// `otlp_config` has a bad rule.
     #[error("{0}")]
     Otlp(String),
+    /// A Loki limit Skald does not enforce yet is set to a value other than the one that
+    /// means "off" (or Loki's default).
+    #[error("`{field}` is not supported yet: remove it or set it to {accepted}")]
+    Unsupported {
+        /// Key name.
+        field: &'static str,
+        /// The values accepted.
+        accepted: &'static str,
+    },
 }
 
 /// Per-tenant limits (`limits_config`). `Default` gives Loki's defaults.
@@ -109,11 +121,14 @@ pub struct Limits {
     pub unordered_writes: bool,
 
     // ---- querier / frontend ----
-    /// Most chunks one query may fetch.
+    /// Most chunk refs one query may take from the index (chunks still in ingesters are not
+    /// counted); over it the query fails with 400 `the query hit the max number of chunks
+    /// limit (limit: N chunks)`. 0 disables it.
     pub max_chunks_per_query: usize,
     /// Most series a metric query may return.
     pub max_query_series: usize,
-    /// How far back queries may look; 0 means no limit.
+    /// How far back queries may look; 0 means no limit. As in Loki, an older start is moved
+    /// up to `now - max_query_lookback`, and a range entirely older gives an empty answer.
     #[serde(with = "units::duration")]
     pub max_query_lookback: Duration,
     /// Longest query range; 0 means no limit.
@@ -126,9 +141,12 @@ pub struct Limits {
     pub max_query_parallelism: usize,
     /// Sub-queries scheduled in parallel per query for TSDB schemas.
     pub tsdb_max_query_parallelism: usize,
-    /// Cardinality limit for index queries.
+    /// Cardinality limit for index queries. Loki 3 (TSDB) no longer enforces it (only its
+    /// removed chunk-index store did); accepted so Loki configs load, and, as there, it has
+    /// no effect.
     pub cardinality_limit: usize,
-    /// Most stream matchers per query.
+    /// Most matchers in one stream selector of a query; over it the query fails with 400
+    /// `max streams matchers per query exceeded, matchers-count > limit (N > M)`.
     pub max_streams_matchers_per_query: usize,
     /// Concurrent tail requests per tenant.
     pub max_concurrent_tail_requests: usize,
@@ -143,18 +161,22 @@ pub struct Limits {
     /// Queries are split into sub-queries of this length; 0 disables splitting.
     #[serde(with = "units::duration")]
     pub split_queries_by_interval: Duration,
-    /// Most bytes a query may read; 0 means no limit.
+    /// Most bytes a query may read. Not enforced yet: only 0 (no limit, Loki's default) is
+    /// accepted.
     #[serde(with = "units::bytesize")]
     pub max_query_bytes_read: u64,
     /// Aggregations the query frontend may shard (Loki's `shard_aggregations`); only
     /// `approx_topk` is recognised, and without it `approx_topk` queries are refused.
     pub shard_aggregations: Vec<String>,
-    /// Most bytes one sub-query may read; 0 means no limit.
+    /// Most bytes one sub-query may read. Not enforced yet: only 0 (no limit) and Loki's
+    /// default (150GB) are accepted.
     #[serde(with = "units::bytesize")]
     pub max_querier_bytes_read: u64,
     /// Whether `/index/volume` endpoints are served.
     pub volume_enabled: bool,
-    /// Most series a volume response may aggregate.
+    /// Most series (or label names) one index request of a volume query may aggregate; over
+    /// it the query fails as in Loki: 500 `rpc error: code = Unknown desc = the query hit the
+    /// max number of series limit (limit: N series)`. 0 disables it.
     pub volume_max_series: usize,
 
     // ---- retention / compactor ----
@@ -254,7 +276,7 @@ impl Default for Limits {
             split_queries_by_interval: hours(1),
             max_query_bytes_read: 0,
             shard_aggregations: Vec::new(),
-            max_querier_bytes_read: 150 << 30,
+            max_querier_bytes_read: DEFAULT_MAX_QUERIER_BYTES_READ,
             volume_enabled: true,
             volume_max_series: 1000,
             retention_period: Duration::ZERO,
@@ -286,6 +308,18 @@ impl Limits {
             }
         }
         self.otlp_config.validate().map_err(LimitsError::Otlp)?;
+        if self.max_query_bytes_read != 0 {
+            return Err(LimitsError::Unsupported {
+                field: "max_query_bytes_read",
+                accepted: "0 (no limit, Loki's default)",
+            });
+        }
+        if !matches!(self.max_querier_bytes_read, 0 | DEFAULT_MAX_QUERIER_BYTES_READ) {
+            return Err(LimitsError::Unsupported {
+                field: "max_querier_bytes_read",
+                accepted: "0 (no limit) or 150GB (Loki's default)",
+            });
+        }
         Ok(())
     }
 }
@@ -351,6 +385,23 @@ discover_service_name: []
         assert_eq!(v["ingestion_rate_strategy"], "global");
         let back: Limits = serde_json::from_value(v).unwrap();
         assert_eq!(back, Limits::default());
+    }
+
+    #[test]
+    fn bytes_read_limits_are_refused_unless_off() {
+        let l: Limits =
+            serde_yaml::from_str("max_query_bytes_read: 0\nmax_querier_bytes_read: 150GB\n")
+                .unwrap();
+        assert!(l.validate().is_ok());
+        let l: Limits = serde_yaml::from_str("max_querier_bytes_read: 0\n").unwrap();
+        assert!(l.validate().is_ok());
+        let l: Limits = serde_yaml::from_str("max_query_bytes_read: 10GB\n").unwrap();
+        assert_eq!(
+            l.validate().unwrap_err().to_string(),
+            "`max_query_bytes_read` is not supported yet: remove it or set it to 0 (no limit, Loki's default)"
+        );
+        let l: Limits = serde_yaml::from_str("max_querier_bytes_read: 1GB\n").unwrap();
+        assert!(l.validate().unwrap_err().to_string().contains("`max_querier_bytes_read`"));
     }
 
     #[test]

@@ -3,6 +3,12 @@
 //! Rules: characters `a-z A-Z 0-9 ! - _ . * ' ( )`, at most 150 bytes, and not `.` or `..`.
 //! A header may name several tenants separated by `|` (multi-tenant reads). Each part may carry
 //! metadata after a `:` (`tenant:key=value`), which is stripped and not validated, as dskit does.
+//!
+//! One deliberate difference: a part that is empty once its metadata is stripped (`:x`, `a|:x`)
+//! is refused ([`TenantError::Empty`]). Loki accepts `X-Scope-OrgID: :x` on a push as the empty
+//! tenant, whose data no query can then read (its queries answer 500 "empty tenant is not
+//! allowed"); Skald refuses it at the edge so that no empty tenant ever reaches the WAL or a
+//! storage path.
 
 /// Loki's response body (without the trailing newline) when `X-Scope-OrgID` is missing and
 /// `auth_enabled` is true. The status is 401.
@@ -40,6 +46,10 @@ pub enum TenantError {
     /// `.` or `..`.
     #[error("tenant ID is '.' or '..'")]
     Unsafe,
+    /// A tenant id that is empty once its `:` metadata is stripped (`:x`). Not a dskit error:
+    /// Loki accepts such a push as the empty tenant (see the module docs).
+    #[error("tenant ID is empty")]
+    Empty,
     /// Several different tenants where exactly one is required.
     #[error("multiple org IDs present")]
     TooManyOrgIds,
@@ -74,6 +84,16 @@ fn trim_metadata(org_id: &str) -> &str {
     }
 }
 
+/// Checks one tenant id as it will be used (a WAL record, a storage path): dskit's rules and
+/// not empty. What every path that takes a tenant id from outside (a header, a gRPC call, a
+/// WAL record) checks.
+pub fn validate_stored_tenant_id(id: &str) -> Result<(), TenantError> {
+    if id.is_empty() {
+        return Err(TenantError::Empty);
+    }
+    validate_tenant_id(id)
+}
+
 /// Resolves a header value that must name exactly one tenant (the write path and most reads).
 /// `t1|t1` is accepted as `t1`; `t1|t2` is [`TenantError::TooManyOrgIds`]; an empty value is
 /// [`TenantError::NoOrgId`]. Metadata after `:` is stripped.
@@ -83,9 +103,11 @@ pub fn parse_tenant_id(org_id: &str) -> Result<String, TenantError> {
     }
     let mut parts = org_id.split(TENANT_SEPARATOR);
     let first = trim_metadata(parts.next().unwrap_or_default());
-    validate_tenant_id(first)?;
+    validate_stored_tenant_id(first)?;
     for p in parts {
-        if trim_metadata(p) != first {
+        let p = trim_metadata(p);
+        validate_stored_tenant_id(p)?;
+        if p != first {
             return Err(TenantError::TooManyOrgIds);
         }
     }
@@ -102,7 +124,7 @@ pub fn parse_tenant_ids(org_id: &str) -> Result<Vec<String>, TenantError> {
     let mut ids = Vec::new();
     for part in org_id.split(TENANT_SEPARATOR) {
         let id = trim_metadata(part);
-        validate_tenant_id(id)?;
+        validate_stored_tenant_id(id)?;
         ids.push(id.to_string());
     }
     ids.sort();
@@ -161,6 +183,16 @@ mod tests {
         assert_eq!(parse_tenant_ids("b|a|b").unwrap(), vec!["a".to_string(), "b".to_string()]);
         assert_eq!(parse_tenant_ids("a:x=y|c").unwrap(), vec!["a".to_string(), "c".to_string()]);
         assert!(parse_tenant_ids("a|b/c").is_err());
+        // an id that is empty once its metadata is stripped is refused (Loki takes it as the
+        // empty tenant, whose flushes and queries then fail)
+        for header in [":x", ":", "a|:x", ":x|a", "a|"] {
+            assert_eq!(parse_tenant_id(header), Err(TenantError::Empty), "{header}");
+            assert_eq!(parse_tenant_ids(header), Err(TenantError::Empty), "{header}");
+        }
+        assert_eq!(TenantError::Empty.to_string(), "tenant ID is empty");
+        assert_eq!(validate_stored_tenant_id(""), Err(TenantError::Empty));
+        assert_eq!(validate_stored_tenant_id("a"), Ok(()));
+        assert!(validate_stored_tenant_id("a/b").is_err());
         assert_eq!(join_tenant_ids(&parse_tenant_ids("b|a").unwrap()), "a|b");
     }
 }

@@ -87,6 +87,7 @@ impl Querier {
             tenant: t.to_string(),
             handle: tokio::runtime::Handle::current(),
             cancel: guard.flag.clone(),
+            chunks_seen: Default::default(),
         };
         let ids = multitenant::tenants(tenant);
         let source: Box<dyn Source> = if ids.len() > 1 {

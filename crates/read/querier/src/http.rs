@@ -228,6 +228,22 @@ impl Querier {
         Ok(())
     }
 
+    /// Loki's `max_query_lookback` (0 disables it): a range that ends before
+    /// `now - max_query_lookback` gives an empty answer (`None`); one that starts before it
+    /// starts there instead. In whole milliseconds, as Loki's frontend decides it.
+    pub(crate) fn lookback_range(&self, start: i64, end: i64) -> Option<(i64, i64)> {
+        let lookback = self.limits.max_query_lookback;
+        if lookback.is_zero() {
+            return Some((start, end));
+        }
+        let lookback_ms = lookback.as_millis().min(i64::MAX as u128) as i64;
+        let min_start_ms = (params::now_ns() / 1_000_000).saturating_sub(lookback_ms);
+        if end.div_euclid(1_000_000) < min_start_ms {
+            return None;
+        }
+        Some((start.max(min_start_ms.saturating_mul(1_000_000)), end))
+    }
+
     /// Loki's `max_query_length` check (query frontend): the range, in whole milliseconds as
     /// the frontend sees it, must not exceed the limit (0 disables it).
     pub(crate) fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
@@ -271,6 +287,10 @@ impl Querier {
         if matches!(expr, Expr::Log(_)) {
             self.check_limit(limit)?;
         }
+        // older than `max_query_lookback`: the steps start later; when nothing is recent
+        // enough the range shrinks to its end, where the store reads nothing (an empty
+        // answer, before `max_query_length` is checked, as in Loki's frontend)
+        let start = self.lookback_range(start, end).map_or(end, |(s, _)| s);
         self.check_query_length(start, end)?;
         let qp = QueryParams {
             start,
@@ -472,6 +492,9 @@ impl Querier {
             ));
         }
         let matchers = self.selector_matchers(p.get("query"))?;
+        let Some((start, end)) = self.lookback_range(start, end) else {
+            return Ok(json!({"status": "success"}));
+        };
         let streams = self.stream_labels(tenant, &matchers, start, end).await?;
         let mut values: BTreeSet<String> = BTreeSet::new();
         for labels in &streams {
@@ -500,6 +523,9 @@ impl Querier {
             return Err(QuerierError::BadRequest("0 matchers provided".into()));
         }
         let mut all: BTreeSet<Labels> = BTreeSet::new();
+        let Some((start, end)) = self.lookback_range(start, end) else {
+            return Ok(json!({"status": "success", "data": []}));
+        };
         for s in selectors {
             let matchers = self.selector_matchers(Some(s))?;
             all.extend(self.stream_labels(tenant, &matchers, start, end).await?);

@@ -2,7 +2,7 @@
 //! the recent data ingesters still hold, deduplicated, in timestamp order per stream.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use skald_chunk::{BlockReader, Chunk};
@@ -24,6 +24,8 @@ pub struct StoreSource {
     pub(crate) handle: tokio::runtime::Handle,
     /// Set when the client disconnected or the query timed out: stop reading.
     pub(crate) cancel: Arc<AtomicBool>,
+    /// Chunk refs this query took from the index so far (`max_chunks_per_query`).
+    pub(crate) chunks_seen: AtomicUsize,
 }
 
 /// Loki's error text for a query whose client went away (status 499).
@@ -73,6 +75,40 @@ impl StoreSource {
         self.querier.ingester.is_some() && (within == 0 || end > crate::params::now_ns() - within)
     }
 
+    /// Loki's querier checks per selector: `max_streams_matchers_per_query` (400), and
+    /// `max_query_lookback`, which moves `start` up to `now - lookback` (`None`: nothing of
+    /// `[start, end)` is recent enough, the answer is empty as in Loki's frontend).
+    fn limit_range(
+        &self,
+        selector: &LogSelectorExpr,
+        start: i64,
+        end: i64,
+    ) -> Result<Option<(i64, i64)>, EngineError> {
+        let Some((start, end)) = self.querier.lookback_range(start, end) else {
+            return Ok(None);
+        };
+        let max = self.querier.limits.max_streams_matchers_per_query;
+        let count = selector.matchers.len();
+        if count > max {
+            return Err(EngineError::Limit(format!(
+                "max streams matchers per query exceeded, matchers-count > limit ({count} > {max})"
+            )));
+        }
+        Ok(Some((start, end)))
+    }
+
+    /// Loki's `max_chunks_per_query`: the chunk refs one query takes from the index.
+    fn count_chunks(&self, n: usize) -> Result<(), EngineError> {
+        let max = self.querier.limits.max_chunks_per_query;
+        let total = self.chunks_seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
+        if max > 0 && total > max {
+            return Err(EngineError::Limit(format!(
+                "the query hit the max number of chunks limit (limit: {max} chunks)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Streams and their chunks from the index.
     fn index_plan(
         &self,
@@ -88,6 +124,7 @@ impl StoreSource {
                 end.saturating_sub(1),
             ))?
             .map_err(|e| source_err(format!("index lookup failed: {e}")))?;
+        self.count_chunks(series.iter().map(|s| s.chunks.len()).sum())?;
         let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
         for s in series {
             streams
@@ -160,6 +197,9 @@ impl Source for StoreSource {
         limit: Option<SelectLimit>,
     ) -> Result<Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_>, EngineError>
     {
+        let Some((start, end)) = self.limit_range(selector, start, end)? else {
+            return Ok(Box::new(std::iter::empty()));
+        };
         let plan = self.plan(selector, start, end, limit)?;
         let literals = skald_logql::log::required_literals(&selector.stages);
         let iter = plan.into_iter().map(move |(labels, pending)| {
@@ -183,6 +223,11 @@ impl Source for StoreSource {
         to: i64,
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {
         let selector = &range.selector;
+        // `from` is exclusive here, `start` of `limit_range` inclusive
+        let Some((start, to)) = self.limit_range(selector, from.saturating_add(1), to)? else {
+            return Ok(None);
+        };
+        let from = start.saturating_sub(1);
         let (true, Some(ingester)) = (self.asks_ingesters(to), &self.querier.ingester) else {
             return Ok(None);
         };
@@ -356,4 +401,87 @@ fn select_block(
             out.push(ts, block.line(i), block.structured_metadata_slice(i));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use skald_chunk_store::ObjectChunkStore;
+    use skald_common::limits::Limits;
+    use skald_index::{ObjectIndexStore, ObjectIndexStoreConfig};
+    use skald_logql::syntax::ast::Expr;
+
+    use super::*;
+    use crate::QuerierConfig;
+
+    fn source(limits: Limits) -> StoreSource {
+        let chunks = Arc::new(ObjectChunkStore::in_memory());
+        let index =
+            Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
+        let querier = Querier::new(QuerierConfig::default(), limits, chunks, index, None);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        StoreSource {
+            querier: Arc::new(querier),
+            tenant: "t".into(),
+            handle: runtime.handle().clone(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            chunks_seen: AtomicUsize::new(0),
+        }
+    }
+
+    fn selector(q: &str) -> LogSelectorExpr {
+        match skald_logql::syntax::parse_expr(q).unwrap() {
+            Expr::Log(s) => s,
+            other => panic!("not a log selector: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn matchers_per_selector_are_limited() {
+        let s = source(Limits { max_streams_matchers_per_query: 2, ..Limits::default() });
+        let now = crate::params::now_ns();
+        let err = s.limit_range(&selector(r#"{a="1", b="2", c!="3"}"#), 0, now).unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        assert_eq!(
+            err.to_string(),
+            "max streams matchers per query exceeded, matchers-count > limit (3 > 2)"
+        );
+        assert_eq!(s.limit_range(&selector(r#"{a="1", b="2"}"#), 0, now).unwrap(), Some((0, now)));
+    }
+
+    #[test]
+    fn lookback_moves_the_start_up_and_empties_older_ranges() {
+        let hour = 3_600_000_000_000i64;
+        let s = source(Limits {
+            max_query_lookback: Duration::from_secs(3600),
+            max_streams_matchers_per_query: 1,
+            ..Limits::default()
+        });
+        let now = crate::params::now_ns();
+        let (start, end) =
+            s.limit_range(&selector(r#"{a="1"}"#), now - 3 * hour, now).unwrap().unwrap();
+        assert_eq!(end, now);
+        assert!(start >= now - hour - 1_000_000_000 && start <= now - hour + 1_000_000_000);
+        // entirely older: nothing to read, before the matchers are counted (Loki's frontend)
+        let old = s.limit_range(&selector(r#"{a="1", b="2"}"#), now - 3 * hour, now - 2 * hour);
+        assert_eq!(old.unwrap(), None);
+    }
+
+    #[test]
+    fn chunk_refs_are_counted_per_query() {
+        let s = source(Limits { max_chunks_per_query: 3, ..Limits::default() });
+        s.count_chunks(2).unwrap();
+        s.count_chunks(1).unwrap();
+        let err = s.count_chunks(1).unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        assert_eq!(
+            err.to_string(),
+            "the query hit the max number of chunks limit (limit: 3 chunks)"
+        );
+        let off = source(Limits { max_chunks_per_query: 0, ..Limits::default() });
+        off.count_chunks(usize::MAX / 2).unwrap();
+    }
 }

@@ -12,10 +12,17 @@
 //! slow writers can catch up; frames go out every [`FLUSH_EVERY`]. A ping frame is sent every
 //! [`PING_EVERY`]. The tail ends when the client closes it, after `querier.tail_max_duration`,
 //! or when the ingesters go away.
+//!
+//! A client that reads slowly, or never, does not make the querier buffer without bound: frames
+//! wait for the WebSocket in a queue of at most [`WS_BUFFER_BYTES`] (plus one frame), entries
+//! wait for `delay_for` in at most [`HELD_BYTES`], and what does not fit is dropped and reported
+//! in the next frame's `dropped_entries`, as Loki's querier does. The ingesters bound what they
+//! hold per tail the same way.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +31,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use futures::StreamExt;
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use skald_logql::engine::{
     self, EngineError, QueryParams, QueryResult, ResultStream, SelectLimit, Source,
@@ -48,6 +56,17 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 const REMEMBER_SENT: Duration = Duration::from_secs(120);
 /// Default look-back of `start`.
 const HOUR_NS: i64 = 3_600_000_000_000;
+/// Bytes of frames waiting for the WebSocket before further frames are dropped (a frame is
+/// always queued when nothing waits).
+const WS_BUFFER_BYTES: usize = 8 << 20;
+/// Frames waiting for the WebSocket, at most.
+const WS_BUFFER_FRAMES: usize = 64;
+/// Bytes of live entries held for `delay_for` before further ones are dropped.
+const HELD_BYTES: usize = 8 << 20;
+/// Dropped entries remembered to report to the client (as the ingester's list, bounded).
+const MAX_DROPPED_REPORTED: usize = 1000;
+/// How long the last frames (and the close frame) may take to leave once the tail ends.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) fn router(querier: Arc<Querier>) -> Router {
     Router::new()
@@ -250,7 +269,88 @@ struct Session {
     sent: Sent,
     /// Live batches not sent yet, with the time they arrived.
     held: Vec<(Instant, Stream)>,
+    /// The bytes of `held` (as [`stream_bytes`] counts them).
+    held_bytes: usize,
     dropped: Vec<DroppedEntry>,
+}
+
+/// The memory a live stream holds, roughly.
+fn stream_bytes(s: &Stream) -> usize {
+    let labels: usize = s.labels.iter().map(|l| l.name.len() + l.value.len() + 16).sum();
+    let entries: usize = s
+        .entries
+        .iter()
+        .map(|e| {
+            let sm: usize =
+                e.structured_metadata.iter().map(|m| m.name.len() + m.value.len() + 16).sum();
+            e.line.len() + sm + 48
+        })
+        .sum();
+    labels + entries + 64
+}
+
+/// The sending half of the WebSocket: frames go through a bounded queue to a task that writes
+/// them, so that a client that does not read cannot stall the tail nor grow its memory.
+struct Out {
+    tx: tokio::sync::mpsc::Sender<(Message, usize)>,
+    /// Bytes queued and not written yet.
+    queued: Arc<AtomicUsize>,
+}
+
+/// What became of a frame offered to [`Out`].
+#[derive(Debug, PartialEq, Eq)]
+enum Offer {
+    Queued,
+    /// The queue is full: the frame was dropped.
+    Full,
+    /// The writer stopped (the client went away).
+    Closed,
+}
+
+impl Out {
+    fn start(sink: SplitSink<WebSocket, Message>) -> (Out, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(WS_BUFFER_FRAMES);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(write_frames(sink, rx, queued.clone()));
+        (Out { tx, queued }, task)
+    }
+
+    /// Queues a frame unless [`WS_BUFFER_BYTES`] are already waiting.
+    fn offer(&self, msg: Message, bytes: usize) -> Offer {
+        let before = self.queued.fetch_add(bytes, Ordering::Relaxed);
+        if before > 0 && before + bytes > WS_BUFFER_BYTES {
+            self.queued.fetch_sub(bytes, Ordering::Relaxed);
+            return Offer::Full;
+        }
+        match self.tx.try_send((msg, bytes)) {
+            Ok(()) => Offer::Queued,
+            Err(e) => {
+                self.queued.fetch_sub(bytes, Ordering::Relaxed);
+                match e {
+                    tokio::sync::mpsc::error::TrySendError::Full(_) => Offer::Full,
+                    tokio::sync::mpsc::error::TrySendError::Closed(_) => Offer::Closed,
+                }
+            }
+        }
+    }
+}
+
+/// Writes queued frames until the queue closes or the client goes away, then closes the
+/// socket (which also sends the reply to a client's close frame).
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: tokio::sync::mpsc::Receiver<(Message, usize)>,
+    queued: Arc<AtomicUsize>,
+) {
+    while let Some((msg, bytes)) = rx.recv().await {
+        let closing = matches!(msg, Message::Close(_));
+        let sent = sink.send(msg).await;
+        queued.fetch_sub(bytes, Ordering::Relaxed);
+        if sent.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
 }
 
 enum End {
@@ -268,24 +368,59 @@ impl Session {
             req,
             sent: Sent::default(),
             held: Vec::new(),
+            held_bytes: 0,
             dropped: Vec::new(),
         }
     }
 
-    async fn run(mut self, mut socket: WebSocket, live: TailStream) {
-        match self.serve(&mut socket, live).await {
-            End::Close(code, reason) => {
-                let frame = CloseFrame { code, reason: reason.into() };
-                let _ = socket.send(Message::Close(Some(frame))).await;
-            }
-            // the reply to the client's close frame is queued: send it
-            End::Client => {
-                let _ = futures::SinkExt::flush(&mut socket).await;
-            }
+    async fn run(mut self, socket: WebSocket, live: TailStream) {
+        let (sink, mut incoming) = socket.split();
+        let (out, mut writer) = Out::start(sink);
+        if let End::Close(code, reason) = self.serve(&mut incoming, &out, live).await {
+            let frame = CloseFrame { code, reason: reason.into() };
+            // (a close frame is tiny: it is queued even past the byte budget)
+            let _ = out.tx.try_send((Message::Close(Some(frame)), 0));
+        }
+        drop(out);
+        // what is queued may take a moment to leave; a client that does not read gets no more
+        if tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await.is_err() {
+            writer.abort();
         }
     }
 
-    async fn serve(&mut self, socket: &mut WebSocket, mut live: TailStream) -> End {
+    /// Remembers dropped entries to report (at most [`MAX_DROPPED_REPORTED`]).
+    fn note_dropped(&mut self, entries: impl IntoIterator<Item = DroppedEntry>) {
+        for d in entries {
+            if self.dropped.len() >= MAX_DROPPED_REPORTED {
+                break;
+            }
+            self.dropped.push(d);
+        }
+    }
+
+    /// Holds live streams for `delay_for`, dropping what does not fit in [`HELD_BYTES`].
+    fn hold(&mut self, streams: Vec<Stream>) {
+        let now = Instant::now();
+        for s in streams {
+            let n = stream_bytes(&s);
+            if !self.held.is_empty() && self.held_bytes + n > HELD_BYTES {
+                let labels = s.labels.clone();
+                self.note_dropped(
+                    s.entries.iter().map(|e| DroppedEntry { labels: labels.clone(), ts: e.ts }),
+                );
+                continue;
+            }
+            self.held_bytes += n;
+            self.held.push((now, s));
+        }
+    }
+
+    async fn serve(
+        &mut self,
+        socket: &mut SplitStream<WebSocket>,
+        out: &Out,
+        mut live: TailStream,
+    ) -> End {
         let deadline = tokio::time::Instant::now() + self.querier.config.tail_max_duration;
         // the history: the last `limit` entries since `start`, oldest first
         let history = QueryParams {
@@ -300,13 +435,13 @@ impl Session {
         };
         let expr = Expr::Log(self.req.selector.clone());
         match self.querier.evaluate(&self.tenant, expr, history).await {
-            Ok(out) => {
-                if let QueryResult::Streams(mut streams) = out.result {
+            Ok(found) => {
+                if let QueryResult::Streams(mut streams) = found.result {
                     for s in &mut streams {
                         s.entries.reverse();
                     }
                     streams.sort_by_key(|s| s.entries.first().map(|e| e.ts));
-                    if let Err(end) = self.send(socket, streams).await {
+                    if let Err(end) = self.send(out, streams) {
                         return end;
                     }
                 }
@@ -324,26 +459,26 @@ impl Session {
                 _ = closing.changed() => {
                     return End::Close(1001, "the server is shutting down".into());
                 }
-                msg = socket.recv() => match msg {
+                msg = socket.next() => match msg {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return End::Client,
                     Some(Ok(_)) => {}
                 },
                 batch = live.next() => match batch {
                     Some(Ok(TailBatch { streams, dropped })) => {
-                        let now = Instant::now();
-                        self.held.extend(streams.into_iter().map(|s| (now, s)));
-                        self.dropped.extend(dropped);
+                        self.note_dropped(dropped);
+                        self.hold(streams);
                     }
                     Some(Err(e)) => return End::Close(1011, format!("tail failed: {}", e.message)),
                     None => return End::Close(1011, "the ingesters ended the tail".into()),
                 },
                 _ = flush.tick() => {
-                    if let Err(end) = self.flush_due(socket).await {
+                    if let Err(end) = self.flush_due(out) {
                         return end;
                     }
                 }
                 _ = ping.tick() => {
-                    if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    // a ping that does not fit is skipped: the queue shows the client is slow
+                    if out.offer(Message::Ping(Vec::new().into()), 0) == Offer::Closed {
                         return End::Client;
                     }
                 }
@@ -355,7 +490,7 @@ impl Session {
     }
 
     /// Sends the held entries that waited `delay_for`, through the pipeline.
-    async fn flush_due(&mut self, socket: &mut WebSocket) -> Result<(), End> {
+    fn flush_due(&mut self, out: &Out) -> Result<(), End> {
         if self.held.is_empty() && self.dropped.is_empty() {
             return Ok(());
         }
@@ -364,17 +499,15 @@ impl Session {
         let (due, keep): (Vec<_>, Vec<_>) =
             self.held.drain(..).partition(|(at, _)| now.duration_since(*at) >= delay);
         self.held = keep;
+        self.held_bytes = self.held.iter().map(|(_, s)| stream_bytes(s)).sum();
         let streams: Vec<Stream> = due.into_iter().map(|(_, s)| s).collect();
-        let out = run_pipeline(&self.req, streams).map_err(|e| End::Close(1011, e))?;
-        self.send(socket, out).await
+        let result = run_pipeline(&self.req, streams).map_err(|e| End::Close(1011, e))?;
+        self.send(out, result)
     }
 
-    /// Sends one frame with what was not sent before, plus the dropped entries.
-    async fn send(
-        &mut self,
-        socket: &mut WebSocket,
-        streams: Vec<ResultStream>,
-    ) -> Result<(), End> {
+    /// Queues one frame with what was not sent before, plus the dropped entries. When the
+    /// client is too far behind, the frame's entries are dropped and reported later instead.
+    fn send(&mut self, out: &Out, streams: Vec<ResultStream>) -> Result<(), End> {
         let mut fresh: Vec<ResultStream> = Vec::with_capacity(streams.len());
         for mut s in streams {
             s.entries.retain(|e| self.sent.first(&s.labels, e.ts, &e.line));
@@ -408,7 +541,21 @@ impl Session {
             v
         };
         let text = serde_json::to_string(&frame).unwrap_or_default();
-        socket.send(Message::Text(text.into())).await.map_err(|_| End::Client)
+        let bytes = text.len();
+        match out.offer(Message::Text(text.into()), bytes) {
+            Offer::Queued => Ok(()),
+            Offer::Closed => Err(End::Client),
+            Offer::Full => {
+                self.dropped = dropped;
+                for s in &fresh {
+                    let labels = &s.labels;
+                    self.note_dropped(
+                        s.entries.iter().map(|e| DroppedEntry { labels: labels.clone(), ts: e.ts }),
+                    );
+                }
+                Ok(())
+            }
+        }
     }
 }
 

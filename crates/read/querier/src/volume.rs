@@ -405,6 +405,31 @@ pub(crate) fn volumes(
     top(merged, spec.limit)
 }
 
+/// Loki's `volume_max_series`: an index request whose tenant volumes aggregate more than
+/// `max` series (or label names) fails, with Loki's message and status as its single binary
+/// answers them (the index's error comes back through its internal gRPC hop: 500,
+/// `rpc error: code = Unknown desc = ...`). 0 disables the check.
+pub(crate) fn check_max_series(
+    tenants: &[Vec<StreamStats>],
+    spec: &VolumeSpec,
+    pieces: &[(i64, i64)],
+    max: usize,
+) -> Result<(), QuerierError> {
+    if max == 0 {
+        return Ok(());
+    }
+    for &(from, through) in pieces {
+        for streams in tenants {
+            if tenant_volumes(streams, spec, from, through).len() > max {
+                return Err(QuerierError::Internal(format!(
+                    "rpc error: code = Unknown desc = the query hit the max number of series limit (limit: {max} series)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One tenant's volumes for one index request.
 fn tenant_volumes(
     streams: &[StreamStats],
@@ -585,6 +610,9 @@ impl Querier {
     /// `/loki/api/v1/index/stats`: `{"streams","chunks","bytes","entries"}`.
     pub async fn index_stats(&self, tenant: &str, p: &Params) -> Result<Value, QuerierError> {
         let (start, end, _) = parse_range_query(p, true)?;
+        let Some((start, end)) = self.lookback_range(start, end) else {
+            return Ok(json!({"streams": 0, "chunks": 0, "bytes": 0, "entries": 0}));
+        };
         let (from_ms, through_ms) = round_to_ms(start, end);
         self.check_query_length(from_ms * MS, through_ms * MS)?;
         let matchers = self.stats_matchers(p)?;
@@ -629,6 +657,9 @@ impl Querier {
         if !self.limits.volume_enabled {
             return Err(QuerierError::Status { status: 404, message: "not found".into() });
         }
+        let Some((start, end)) = self.lookback_range(start, end) else {
+            return Ok(volume_json(&[], false, 0, started.elapsed().as_secs_f64()));
+        };
         let (from_ms, through_ms) = round_to_ms(start, end);
         // One request per bucket, stamped with the bucket's end: `[start, start + step)` cut
         // at multiples of the step (in whole milliseconds), each asked in whole seconds.
@@ -654,6 +685,9 @@ impl Querier {
             for t in tenants(tenant) {
                 streams.push(self.chunk_stats(t, &matchers, first.1, last.2).await?);
             }
+        }
+        for &(_, s, e) in &buckets {
+            check_max_series(&streams, &spec, &day_pieces(s, e), self.limits.volume_max_series)?;
         }
         let results: Vec<(i64, Vec<(VolumeKey, u64)>)> = buckets
             .iter()
@@ -828,6 +862,24 @@ mod tests {
         let v = volumes(&[streams], &VolumeSpec { limit: 1, ..s }, &[(T0, T0 + 7_200_000)]);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].1, 140 << 10);
+    }
+
+    #[test]
+    fn volume_max_series_fails_like_loki() {
+        let all = [(T0, T0 + 7_200_000)];
+        let streams = [reference_streams()];
+        // by label name: env, format, host, job, source
+        let s = spec(&[("env", "test")], &[], true, 100);
+        let names = volumes(&streams, &s, &all).len();
+        assert!(names > 1);
+        assert!(check_max_series(&streams, &s, &all, names).is_ok());
+        assert!(check_max_series(&streams, &s, &all, 0).is_ok());
+        let err = check_max_series(&streams, &s, &all, names - 1).unwrap_err();
+        assert_eq!(err.status_code(), 500);
+        assert_eq!(
+            err.to_string(),
+            format!("rpc error: code = Unknown desc = the query hit the max number of series limit (limit: {} series)", names - 1)
+        );
     }
 
     #[test]

@@ -52,8 +52,8 @@ const LONG_RANGE_DAYS: i64 = 32;
 /// Days read at once by one query.
 const DAYS_IN_FLIGHT: usize = 4;
 
-/// Where and how to reach DynamoDB.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and how to reach DynamoDB. `{:?}` masks the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct DynamoClientConfig {
     /// Region (`us-east-1`); for endpoints of emulated services any name works.
     pub region: String,
@@ -64,22 +64,43 @@ pub struct DynamoClientConfig {
     pub credentials: Option<(String, String)>,
 }
 
+impl std::fmt::Debug for DynamoClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoClientConfig")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.credentials.as_ref().map(|(k, _)| k))
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with the password of its `user:password@` part replaced by `xxxxx` (Go's
+/// `url.Redacted`), for messages.
+fn redacted_url(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else { return url.to_string() };
+    let rest = &url[start..];
+    match rest.rfind('@').and_then(|at| rest[..at].find(':').map(|c| (c, at))) {
+        Some((colon, at)) => format!("{}{}:xxxxx{}", &url[..start], &rest[..colon], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 impl DynamoClientConfig {
     /// Parses Loki's `dynamodb_url`: `dynamodb://region`, or
     /// `dynamodb://key:secret@host:port` (a host with a dot or a port is an endpoint, reached
     /// over plain HTTP, as Loki did; the region is then `AWS_REGION` or `dummy`). Key and
     /// secret are URL-escaped.
     pub fn from_url(url: &str) -> std::result::Result<Self, String> {
-        let rest = url
-            .strip_prefix("dynamodb://")
-            .ok_or_else(|| format!("dynamodb_url `{url}` must start with dynamodb://"))?;
+        let rest = url.strip_prefix("dynamodb://").ok_or_else(|| {
+            format!("dynamodb_url `{}` must start with dynamodb://", redacted_url(url))
+        })?;
         let (userinfo, hostpath) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
         let host = hostpath.split('/').next().unwrap_or_default();
         if host.is_empty() {
-            return Err(format!("dynamodb_url `{url}` names no region or host"));
+            return Err(format!("dynamodb_url `{}` names no region or host", redacted_url(url)));
         }
         let credentials = match userinfo {
             Some(u) => {
@@ -835,6 +856,13 @@ mod tests {
         assert_eq!(c.credentials, Some(("k/ey".to_string(), "se@cret".to_string())));
         assert!(DynamoClientConfig::from_url("http://x").is_err());
         assert!(DynamoClientConfig::from_url("dynamodb://").is_err());
+        // the secret shows neither in errors nor in `{:?}`
+        let err = DynamoClientConfig::from_url("http://k:Sup3rS3cret@h:1").unwrap_err();
+        assert!(err.contains("http://k:xxxxx@h:1"), "{err}");
+        let err = DynamoClientConfig::from_url("dynamodb://k:Sup3rS3cret@").unwrap_err();
+        assert!(!err.contains("Sup3rS3cret"), "{err}");
+        let c = DynamoClientConfig::from_url("dynamodb://k:Sup3rS3cret@127.0.0.1:8000").unwrap();
+        assert!(!format!("{c:?}").contains("Sup3rS3cret"));
     }
 
     #[test]

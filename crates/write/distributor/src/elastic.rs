@@ -53,6 +53,14 @@ pub struct ElasticConfig {
     pub keep_label_fields: bool,
     /// Field with the entry's time (RFC 3339 or epoch milliseconds); empty: time of arrival.
     pub timestamp_field: String,
+    /// Largest body of an index template, component template, ILM policy, ingest pipeline or
+    /// data stream (`PUT /_index_template/<name>`, ...), compressed or not; larger: 413.
+    /// 0: only `max_recv_msg_size` and `max_decompressed_size` apply.
+    #[serde(with = "skald_common::units::bytesize")]
+    pub max_template_bytes: u64,
+    /// Most such objects (of all kinds together) a tenant may keep; one more: 400.
+    /// 0: no limit.
+    pub max_templates_per_tenant: usize,
 }
 
 impl Default for ElasticConfig {
@@ -76,6 +84,9 @@ impl Default for ElasticConfig {
             label_prefixes: [("kubernetes.labels".to_string(), String::new())].into(),
             keep_label_fields: false,
             timestamp_field: "@timestamp".to_string(),
+            // Filebeat's index template, the largest a shipper puts, is 100-200 KB
+            max_template_bytes: 1 << 20,
+            max_templates_per_tenant: 100,
         }
     }
 }
@@ -695,15 +706,26 @@ fn filter(v: Value, spec: &str) -> Value {
 
 impl Distributor {
     /// Decompresses the body of an Elasticsearch API call other than `_bulk` (index
-    /// templates, pipelines, ...) under the same caps as a bulk body.
+    /// templates, pipelines, ...) under the caps of a bulk body and
+    /// `elasticsearch.max_template_bytes` (before and after decompression).
     pub fn decompress_elastic_body(
         &self,
         body: &[u8],
         content_encoding: Option<&str>,
     ) -> Result<Vec<u8>, PushError> {
-        match decompress(body, content_encoding, &self.decode_limits()) {
+        let mut limits = self.decode_limits();
+        let max = self.config.elasticsearch.max_template_bytes;
+        let capped = |limit: u64| if limit == 0 { max } else { limit.min(max) };
+        if max > 0 {
+            limits.max_recv_msg_size = capped(limits.max_recv_msg_size);
+            limits.max_decompressed_size = capped(limits.max_decompressed_size);
+        }
+        match decompress(body, content_encoding, &limits) {
             Ok(Some(d)) => Ok(d),
             Ok(None) => Ok(body.to_vec()),
+            Err(DecodeError::TooLarge(m)) if max > 0 => Err(PushError::BodyTooLarge(format!(
+                "{m} (distributor.elasticsearch.max_template_bytes: {max})"
+            ))),
             Err(DecodeError::TooLarge(m)) => Err(PushError::BodyTooLarge(m)),
             Err(DecodeError::Invalid(m)) => Err(PushError::BadRequest(m)),
         }

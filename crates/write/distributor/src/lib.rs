@@ -163,21 +163,30 @@ fn humanize_bytes(s: u64) -> String {
     }
 }
 
+/// Distinct messages a validation error lists; the others are counted (`... and N more
+/// errors`), so that a push of thousands of bad streams gets a short answer.
+const MAX_ERROR_GROUPS: usize = 10;
+
 /// Joins validation errors as Loki's `GroupedErrors` does: identical messages are counted
-/// (`N errors like: msg`), distinct ones joined with `; ` (here in first-seen order).
+/// (`N errors like: msg`), distinct ones joined with `; ` (here in first-seen order), at most
+/// [`MAX_ERROR_GROUPS`] of them.
 fn group_errors(errors: &[String]) -> Option<String> {
     if errors.is_empty() {
         return None;
     }
     let mut groups: Vec<(&str, usize)> = Vec::new();
+    let mut more = 0usize;
     for e in errors {
-        match groups.iter_mut().find(|(m, _)| *m == e.as_str()) {
-            Some(g) => g.1 += 1,
-            None => groups.push((e.as_str(), 1)),
+        if let Some(g) = groups.iter_mut().find(|(m, _)| *m == e.as_str()) {
+            g.1 += 1;
+        } else if groups.len() < MAX_ERROR_GROUPS {
+            groups.push((e.as_str(), 1));
+        } else {
+            more += 1;
         }
     }
-    let many = groups.len() > 1;
-    let parts: Vec<String> = groups
+    let many = groups.len() > 1 || more > 0;
+    let mut parts: Vec<String> = groups
         .iter()
         .map(
             |(m, n)| {
@@ -189,6 +198,9 @@ fn group_errors(errors: &[String]) -> Option<String> {
             },
         )
         .collect();
+    if more > 0 {
+        parts.push(format!("... and {more} more errors"));
+    }
     Some(parts.join("; "))
 }
 
@@ -745,6 +757,12 @@ mod tests {
             group_errors(&["a".into(), "b".into(), "a".into()]).as_deref(),
             Some("2 errors like: a; 1 errors like: b")
         );
+        // distinct messages are capped: the rest are counted
+        let many: Vec<String> = (0..5000).map(|i| format!("bad stream {i}")).collect();
+        let m = group_errors(&many).unwrap();
+        assert!(m.starts_with("1 errors like: bad stream 0; "), "{m}");
+        assert!(m.ends_with("; 1 errors like: bad stream 9; ... and 4990 more errors"), "{m}");
+        assert!(m.len() < 400, "{}", m.len());
     }
 
     #[test]

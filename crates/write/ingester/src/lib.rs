@@ -8,6 +8,7 @@
 mod chunk_stats;
 mod config;
 mod metrics;
+mod push_errors;
 mod stream;
 mod tail;
 pub mod wal;
@@ -23,6 +24,7 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use skald_chunk_store::ChunkStore;
 use skald_common::limits::Limits;
+use skald_common::tenant;
 use skald_index::{ChunkRef, IndexStore};
 use skald_logql::engine::SelectLimit;
 use skald_logql::log::{Pipeline, SampleExtractor};
@@ -43,6 +45,39 @@ pub use wal::{FsyncPolicy, ReplayStats, WalConfig};
 #[derive(Default)]
 struct TenantStreams {
     streams: HashMap<u64, StreamState>,
+    /// WAL records whose write failed (a full disk): their entries are in memory, but their
+    /// push was refused. They are written, in order, before any later push of the tenant is
+    /// acknowledged, so that a retry of the refused push, whose entries memory now holds and
+    /// the retry's own record therefore leaves out as duplicates, is never acknowledged before
+    /// they are logged.
+    unlogged: Vec<Vec<u8>>,
+    /// Flushes of this tenant failing in a row (its index writes): when the next may run.
+    /// Another tenant's failures never delay this tenant's flushes.
+    flush_backoff: Option<Backoff>,
+    /// The same for single streams whose chunk uploads fail; other streams go on.
+    stream_backoff: HashMap<u64, Backoff>,
+}
+
+/// Failures in a row of one tenant's or one stream's flush, and when to try again.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    failures: u32,
+    next_attempt: Instant,
+}
+
+impl Backoff {
+    /// The backoff after one more failure: the check period doubled per failure, at most 16
+    /// periods or 5 minutes.
+    pub(crate) fn after_failure(previous: Option<Backoff>, period: Duration, now: Instant) -> Self {
+        let failures = previous.map_or(0, |b| b.failures) + 1;
+        let wait = period.saturating_mul(1 << (failures - 1).min(4)).min(Duration::from_secs(300));
+        Backoff { failures, next_attempt: now + wait }
+    }
+
+    /// Whether a flush may be tried at `now`.
+    pub(crate) fn due(backoff: Option<Backoff>, now: Instant) -> bool {
+        backoff.is_none_or(|b| now >= b.next_attempt)
+    }
 }
 
 struct Inner {
@@ -146,9 +181,24 @@ impl Ingester {
         let path = dir.to_path_buf();
         let ceiling = config.replay_memory_ceiling;
         let handle = tokio::runtime::Handle::current();
+        let skipped = Arc::new(Mutex::new((0u64, 0u64))); // (records, entries)
+        let skipped_in_replay = skipped.clone();
         let stats = tokio::task::spawn_blocking(move || {
             let mut held = 0u64;
             wal::replay(&path, |tenant, streams| {
+                // A record of a tenant id no push may use today (an empty one, written by an
+                // older version) is skipped and counted: it can never be flushed, and it must
+                // not hold the rest of the log back.
+                if let Err(error) = tenant::validate_stored_tenant_id(&tenant) {
+                    let entries: usize = streams.iter().map(|s| s.entries.len()).sum();
+                    let mut skipped = skipped_in_replay.lock();
+                    if skipped.0 == 0 {
+                        tracing::warn!(%error, tenant, "WAL record of an invalid tenant id skipped");
+                    }
+                    skipped.0 += 1;
+                    skipped.1 += entries as u64;
+                    return;
+                }
                 held += streams
                     .iter()
                     .flat_map(|s| s.entries.iter())
@@ -169,8 +219,14 @@ impl Ingester {
         .await
         .map_err(|e| format!("WAL replay task failed: {e}"))?
         .map_err(|e| format!("cannot replay the WAL in {}: {e}", dir.display()))?;
+        let mut stats = stats;
+        let (skipped_records, skipped_entries) = *skipped.lock();
+        stats.skipped_records = skipped_records;
+        stats.records -= skipped_records.min(stats.records);
+        stats.entries -= skipped_entries.min(stats.entries);
         self.inner.metrics.wal_corruptions.inc_by(stats.corruptions);
         self.inner.metrics.wal_recovered_entries.inc_by(stats.entries);
+        self.inner.metrics.wal_skipped_records.inc_by(stats.skipped_records);
         let wal = Wal::open(dir, config, stats.next_segment)
             .map_err(|e| format!("cannot open the WAL in {}: {e}", dir.display()))?;
         if self.inner.wal.set(wal).is_err() {
@@ -182,6 +238,7 @@ impl Ingester {
             records = stats.records,
             entries = stats.entries,
             corruptions = stats.corruptions,
+            skipped_records = stats.skipped_records,
             segments = stats.segments,
             checkpoint = ?stats.checkpoint,
             elapsed = ?started.elapsed(),
@@ -280,12 +337,12 @@ impl Ingester {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
-                    let due = self.inner.flush_trouble.lock().as_ref().map(|t| t.next_attempt);
-                    if due.is_some_and(|d| Instant::now() < d) {
-                        continue; // backing off: storage failed recently
+                    // Tenants and streams whose flushes failed recently back off on their own
+                    // (see `flush_round`); the others flush on every tick.
+                    let (result, backing_off) = self.flush_round(false).await;
+                    if result.is_err() || !backing_off {
+                        self.note_flush_result(&result, period);
                     }
-                    let result = self.flush(false).await;
-                    self.note_flush_result(&result, period);
                     if let Err(error) = result {
                         tracing::warn!(%error, "periodic flush failed; will retry with backoff");
                     }
@@ -342,8 +399,9 @@ impl Ingester {
         tracing::error!("ingester could not flush all chunks before exit");
     }
 
-    /// Records a periodic flush's outcome: failures in a row push the next attempt back
-    /// (the check period, doubled per failure, at most 16 periods or 5 minutes).
+    /// Records a periodic flush's outcome for `/ready` and the backoff gauge (failures in a
+    /// row: the check period, doubled per failure, at most 16 periods or 5 minutes). The
+    /// backoff itself is kept per tenant and per stream (`flush_round`).
     fn note_flush_result(&self, result: &Result<(), ServiceError>, period: Duration) {
         let mut trouble = self.inner.flush_trouble.lock();
         match result {
@@ -390,20 +448,41 @@ impl Ingester {
         ))
     }
 
-    /// Cuts chunks that are due (all open chunks when `force`) and uploads every closed chunk.
+    /// Cuts chunks that are due (all open chunks when `force`) and uploads every closed chunk,
+    /// whatever backoff earlier failures set.
     pub async fn flush(&self, force: bool) -> Result<(), ServiceError> {
+        self.flush_round(force).await.0
+    }
+
+    /// One flush: cuts chunks that are due (all open chunks when `force`) and uploads every
+    /// closed chunk, skipping (unless `force`) the tenants and streams whose recent failures
+    /// put them in backoff. A failure backs off only the tenant (an index write) or the stream
+    /// (a chunk upload) it happened to. Returns the first error and whether anything was
+    /// skipped for backoff.
+    async fn flush_round(&self, force: bool) -> (Result<(), ServiceError>, bool) {
         let _guard = self.inner.flush_lock.lock().await;
         let now = Instant::now();
+        let period = self.inner.config.flush_check_period;
         let tenants: Vec<(String, Arc<Mutex<TenantStreams>>)> =
             self.inner.tenants.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut first_error: Option<ServiceError> = None;
+        let mut backing_off = false;
         for (tenant, streams) in tenants {
             // Collect closed chunks (cutting due ones) under the lock; upload without it.
             let mut pending: Vec<(u64, Labels, Arc<ClosedChunk>)> = Vec::new();
             {
                 let mut guard = streams.lock();
-                for (fp, st) in guard.streams.iter_mut() {
+                if !force && !Backoff::due(guard.flush_backoff, now) {
+                    backing_off = true;
+                    continue;
+                }
+                let TenantStreams { streams: held, stream_backoff, .. } = &mut *guard;
+                for (fp, st) in held.iter_mut() {
                     st.cut_if_due(now, &self.inner.config, force);
+                    if !force && !Backoff::due(stream_backoff.get(fp).copied(), now) {
+                        backing_off = true;
+                        continue;
+                    }
                     for c in st.closed_chunks() {
                         pending.push((*fp, st.labels.clone(), c));
                     }
@@ -426,16 +505,30 @@ impl Ingester {
             .collect::<Vec<_>>()
             .await;
             let mut stored: Vec<(u64, Labels, Arc<ClosedChunk>)> = Vec::new();
+            let mut failed: Vec<u64> = Vec::new();
             for (fp, labels, chunk, res) in uploads {
                 match res {
                     Ok(()) => stored.push((fp, labels, chunk)),
                     Err(error) => {
                         self.inner.metrics.flush_failures.inc();
                         tracing::warn!(tenant = %tenant, %error, "failed to upload chunk");
+                        failed.push(fp);
                         first_error.get_or_insert(ServiceError::new(
                             ErrorCode::Unavailable,
                             format!("failed to upload chunk: {error}"),
                         ));
+                    }
+                }
+            }
+            {
+                let mut guard = streams.lock();
+                for fp in &failed {
+                    let previous = guard.stream_backoff.get(fp).copied();
+                    guard.stream_backoff.insert(*fp, Backoff::after_failure(previous, period, now));
+                }
+                for (fp, _, _) in &stored {
+                    if !failed.contains(fp) {
+                        guard.stream_backoff.remove(fp);
                     }
                 }
             }
@@ -447,6 +540,9 @@ impl Ingester {
             if let Err(error) = self.inner.index.write_chunks(&tenant, refs).await {
                 self.inner.metrics.flush_failures.inc();
                 tracing::warn!(tenant = %tenant, %error, "failed to write index segment");
+                let mut guard = streams.lock();
+                guard.flush_backoff =
+                    Some(Backoff::after_failure(guard.flush_backoff, period, now));
                 first_error.get_or_insert(ServiceError::new(
                     ErrorCode::Unavailable,
                     format!("failed to write index: {error}"),
@@ -455,6 +551,7 @@ impl Ingester {
             }
             // Durable now: drop them from memory.
             let mut guard = streams.lock();
+            guard.flush_backoff = None;
             for (fp, _, chunk) in &stored {
                 self.inner.metrics.chunks_flushed.inc();
                 self.inner.metrics.stored_bytes.inc_by(chunk.bytes.len() as u64);
@@ -464,12 +561,15 @@ impl Ingester {
             }
             // Forget streams that hold nothing any more.
             guard.streams.retain(|_, st| !st.is_empty());
+            let TenantStreams { streams: held, stream_backoff, .. } = &mut *guard;
+            stream_backoff.retain(|fp, _| held.contains_key(fp));
         }
         self.update_gauges();
-        match first_error {
+        let result = match first_error {
             Some(e) => Err(e),
             None => Ok(()),
-        }
+        };
+        (result, backing_off)
     }
 
     fn update_gauges(&self) {
@@ -495,7 +595,7 @@ impl Ingester {
         let t = self.tenant(tenant);
         let mut guard = t.lock();
         let max_streams = self.inner.limits.max_global_streams_per_user;
-        let mut errors: Vec<String> = Vec::new();
+        let mut errors = push_errors::PushErrors::default();
         let (mut accepted, mut rejected) = (0u64, 0u64);
         // live tails get what this push added, once it is acknowledged
         let tailers = if log { self.inner.tailers.of(tenant) } else { Vec::new() };
@@ -505,8 +605,8 @@ impl Ingester {
             if !guard.streams.contains_key(&fp) {
                 if max_streams > 0 && guard.streams.len() >= max_streams {
                     rejected += s.entries.len() as u64;
-                    errors.push(format!(
-                        "Maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
+                    errors.add(push_errors::Reason::StreamLimit, || format!(
+                        "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
                         s.labels, tenant
                     ));
                     continue;
@@ -547,16 +647,22 @@ impl Ingester {
                 tailed.push(t);
             }
             if let Some(first) = too_far.first() {
-                errors.push(format!(
+                errors.add(push_errors::Reason::TooFarBehind, || {
+                    format!(
                     "{first} for stream: {},\nuser '{tenant}', total ignored: {} out of {total}",
                     s.labels,
                     too_far.len()
-                ));
+                )
+                });
             }
         }
-        drop(guard);
-        if let (Some(wal), Some(bytes)) = (wal, record.and_then(RecordBuilder::finish)) {
-            if let Err(error) = wal.append(&bytes) {
+        // Logged before the tenant's lock is released: a later push whose entries this one
+        // added (a retry) finds them as duplicates and leaves them out of its own record, so
+        // it must not be acknowledged before this record (or, if it failed, the record kept
+        // in `unlogged`) is in the WAL.
+        if let Some(wal) = wal {
+            let bytes = record.and_then(RecordBuilder::finish);
+            if let Err(error) = self.log_locked(wal, &mut guard, bytes) {
                 self.inner.metrics.wal_failures.inc();
                 tracing::error!(%error, tenant, "WAL write failed; push refused");
                 return Err(ServiceError::new(
@@ -564,9 +670,8 @@ impl Ingester {
                     format!("failed to write to the WAL: {error}"),
                 ));
             }
-            self.inner.metrics.wal_records.inc();
-            self.inner.metrics.wal_bytes.inc_by(bytes.len() as u64);
         }
+        drop(guard);
         self.inner.metrics.entries.with_label_values(&["accepted"]).inc_by(accepted);
         self.inner.metrics.entries.with_label_values(&["rejected"]).inc_by(rejected);
         if !tailed.is_empty() {
@@ -577,8 +682,35 @@ impl Ingester {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(ServiceError::new(ErrorCode::BadRequest, errors.join("\n")))
+            Err(ServiceError::new(errors.code(), errors.message()))
         }
+    }
+
+    /// Writes the tenant's records that failed before (`unlogged`, in order), then `record`.
+    /// A record that cannot be written joins `unlogged`, and the push fails: its entries stay
+    /// in memory, and the next push of the tenant writes the record before it is acknowledged.
+    fn log_locked(
+        &self,
+        wal: &Wal,
+        streams: &mut TenantStreams,
+        record: Option<Vec<u8>>,
+    ) -> std::io::Result<()> {
+        let mut result = Ok(());
+        let pending = std::mem::take(&mut streams.unlogged);
+        for bytes in pending.into_iter().chain(record) {
+            if result.is_ok() {
+                match wal.append(&bytes) {
+                    Ok(()) => {
+                        self.inner.metrics.wal_records.inc();
+                        self.inner.metrics.wal_bytes.inc_by(bytes.len() as u64);
+                        continue;
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
+            streams.unlogged.push(bytes);
+        }
+        result
     }
 
     /// What a query reads of the streams matching `query`: taken under the tenant lock,
@@ -832,6 +964,9 @@ fn compile_pipeline(text: &str) -> Result<Option<Pipeline>, ServiceError> {
 #[async_trait]
 impl IngesterService for Ingester {
     async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
+        // The HTTP edge validated it already; a gRPC caller may not have.
+        tenant::validate_stored_tenant_id(tenant)
+            .map_err(|e| ServiceError::new(ErrorCode::BadRequest, e.to_string()))?;
         self.push_sync(tenant, streams, true)
     }
 
@@ -903,7 +1038,7 @@ impl IngesterService for Ingester {
         let (tailer, rx) = tail::Tailer::new(query.matchers, pipeline);
         self.inner.tailers.add(tenant, tailer);
         self.inner.metrics.tailers.set(self.inner.tailers.count() as i64);
-        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok)))
+        Ok(Box::pin(rx.map(Ok)))
     }
 }
 
@@ -947,6 +1082,154 @@ mod tests {
             ..Default::default()
         };
         ing.query("t", q).await.unwrap().iter().map(|s| s.entries.len()).sum()
+    }
+
+    fn temp_wal(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("skald-ingester-wal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retry_after_a_failed_wal_write_is_logged_before_it_is_acknowledged() {
+        let dir = temp_wal("full");
+        let ing = ingester(IngesterConfig::default());
+        ing.open_wal(&dir).await.unwrap();
+        ing.push("t", streams(0, 100)).await.unwrap();
+        // the disk is full for two writes: the push and its first retry are refused
+        let wal = ing.inner.wal.get().unwrap();
+        wal.fail_appends.store(2, std::sync::atomic::Ordering::Relaxed);
+        let err = ing.push("t", streams(100, 200)).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Unavailable, "{err:?}");
+        assert!(ing.push("t", streams(100, 200)).await.is_err());
+        // the retry that succeeds finds every entry in memory already (duplicates): it is
+        // acknowledged only once the refused pushes' records are written
+        ing.push("t", streams(100, 200)).await.unwrap();
+        drop(ing); // SIGKILL: no flush, no checkpoint
+
+        let again = ingester(IngesterConfig::default());
+        let stats = again.open_wal(&dir).await.unwrap();
+        assert_eq!(held(&again).await, 300, "{stats:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wal_records_of_an_invalid_tenant_are_skipped_at_replay() {
+        let dir = temp_wal("bad-tenant");
+        let next = wal::replay(&dir, |_, _| {}).unwrap().next_segment;
+        let log = Wal::open(&dir, WalConfig::default(), next).unwrap();
+        for tenant in ["", "t", "a/b"] {
+            let mut rec = RecordBuilder::new(tenant);
+            let s = &streams(0, 10)[0];
+            rec.begin_stream(&s.labels);
+            for e in &s.entries {
+                rec.entry(e);
+            }
+            log.append(&rec.finish().unwrap()).unwrap();
+        }
+        drop(log);
+        let ing = ingester(IngesterConfig::default());
+        let stats = ing.open_wal(&dir).await.unwrap();
+        assert_eq!((stats.skipped_records, stats.records, stats.entries), (2, 1, 10), "{stats:?}");
+        assert_eq!(held(&ing).await, 10);
+        assert_eq!(ing.inner.metrics.wal_skipped_records.get(), 2);
+        // and nothing of them is flushed or kept
+        ing.flush(true).await.unwrap();
+        assert!(ing.inner.tenants.lock().keys().all(|t| t == "t"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_push_for_an_invalid_tenant_is_refused() {
+        let ing = ingester(IngesterConfig::default());
+        for tenant in ["", "a/b", ".."] {
+            let err = ing.push(tenant, streams(0, 1)).await.unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadRequest, "{tenant}: {err:?}");
+        }
+        assert!(ing.inner.tenants.lock().is_empty());
+    }
+
+    /// A chunk store whose puts fail for one tenant.
+    struct FailingFor {
+        tenant: &'static str,
+        inner: ObjectChunkStore,
+    }
+
+    #[async_trait]
+    impl ChunkStore for FailingFor {
+        async fn put(
+            &self,
+            key: &skald_chunk_store::ChunkKey,
+            bytes: bytes::Bytes,
+        ) -> skald_chunk_store::Result<()> {
+            if key.tenant == self.tenant {
+                return Err(skald_chunk_store::Error::InvalidTenant {
+                    tenant: key.tenant.clone(),
+                    reason: "refused by the test",
+                });
+            }
+            self.inner.put(key, bytes).await
+        }
+        async fn get(
+            &self,
+            key: &skald_chunk_store::ChunkKey,
+        ) -> skald_chunk_store::Result<bytes::Bytes> {
+            self.inner.get(key).await
+        }
+        async fn delete(&self, key: &skald_chunk_store::ChunkKey) -> skald_chunk_store::Result<()> {
+            self.inner.delete(key).await
+        }
+        async fn put_object(
+            &self,
+            path: &str,
+            bytes: bytes::Bytes,
+        ) -> skald_chunk_store::Result<()> {
+            self.inner.put_object(path, bytes).await
+        }
+        async fn get_object(&self, path: &str) -> skald_chunk_store::Result<bytes::Bytes> {
+            self.inner.get_object(path).await
+        }
+        async fn delete_object(&self, path: &str) -> skald_chunk_store::Result<()> {
+            self.inner.delete_object(path).await
+        }
+        async fn list_prefix(&self, prefix: &str) -> skald_chunk_store::Result<Vec<String>> {
+            self.inner.list_prefix(prefix).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_tenants_failing_flushes_never_delay_anothers() {
+        let config = IngesterConfig {
+            flush_check_period: Duration::from_millis(100),
+            chunk_idle_period: Duration::from_millis(10),
+            ..IngesterConfig::default()
+        };
+        let chunks = Arc::new(FailingFor { tenant: "bad", inner: ObjectChunkStore::in_memory() });
+        let ing = Ingester::new(
+            config,
+            Limits::default(),
+            chunks,
+            Arc::new(MemIndexStore::new()),
+            &prometheus::Registry::new(),
+        );
+        let (tx, rx) = watch::channel(false);
+        let run = tokio::spawn(ing.clone().run(rx));
+        ing.push("bad", streams(0, 10)).await.unwrap();
+        // the bad tenant fails its flushes in a row, into a backoff of 16 check periods (1.6 s;
+        // with one backoff for all, the next flush of anyone would be about 1.2 s away)
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        assert!(ing.inner.metrics.flush_failures.get() >= 4);
+        assert!(ing.flush_health().is_some());
+        // a good tenant's idle stream is flushed at the next check all the same
+        ing.push("good", streams(0, 10)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let held_by =
+            |t: &str| ing.inner.tenants.lock().get(t).map_or(0, |s| s.lock().streams.len());
+        assert_eq!(held_by("good"), 0, "the good tenant's chunk is flushed");
+        assert_eq!(held_by("bad"), 1, "the bad tenant's chunk is held");
+        tx.send(true).unwrap();
+        run.abort();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

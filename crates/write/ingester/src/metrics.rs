@@ -25,6 +25,9 @@ pub struct IngesterMetrics {
     pub wal_corruptions: IntCounter,
     /// `skald_ingester_wal_write_failures_total`: pushes refused because the WAL write failed.
     pub wal_failures: IntCounter,
+    /// `skald_ingester_wal_skipped_records_total`: records of an invalid tenant id skipped
+    /// during replay.
+    pub wal_skipped_records: IntCounter,
     /// `loki_ingester_wal_recovered_entries_total`: entries replayed at start.
     pub wal_recovered_entries: IntCounter,
     /// `loki_ingester_checkpoint_creations_total`
@@ -88,6 +91,10 @@ impl IngesterMetrics {
                 "skald_ingester_wal_write_failures_total",
                 "Pushes refused because their WAL write failed.",
             ),
+            wal_skipped_records: counter(
+                "skald_ingester_wal_skipped_records_total",
+                "WAL records of an invalid tenant id skipped during replay.",
+            ),
             wal_recovered_entries: counter(
                 "loki_ingester_wal_recovered_entries_total",
                 "Entries replayed from the WAL at start.",
@@ -127,6 +134,7 @@ impl IngesterMetrics {
             Box::new(m.wal_bytes.clone()),
             Box::new(m.wal_corruptions.clone()),
             Box::new(m.wal_failures.clone()),
+            Box::new(m.wal_skipped_records.clone()),
             Box::new(m.wal_recovered_entries.clone()),
             Box::new(m.checkpoints.clone()),
             Box::new(m.checkpoint_failures.clone()),

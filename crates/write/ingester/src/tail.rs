@@ -2,13 +2,16 @@
 //! matching stream is forwarded, after the pipeline's filters, once it is acknowledged (in
 //! memory and, when on, in the WAL).
 //!
-//! A subscriber that cannot keep up does not slow pushes down: its batches are bounded, and
-//! what does not fit is dropped and reported to it (`dropped_entries`) with the next batch
-//! that fits, as Loki's ingester tailers do.
+//! A subscriber that cannot keep up does not slow pushes down: what waits for it is bounded
+//! in batches ([`TAIL_BUFFER_BATCHES`]) and in bytes ([`TAIL_BUFFER_BYTES`]), and what does
+//! not fit is dropped, counted (`skald_ingester_tail_dropped_entries_total`) and reported to
+//! it (`dropped_entries`) with the next batch that fits, as Loki's ingester tailers do.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use parking_lot::Mutex;
 use skald_logql::engine::push_down;
@@ -19,6 +22,10 @@ use tokio::sync::mpsc;
 
 /// Batches a subscriber may have in flight before new entries are dropped for it.
 const TAIL_BUFFER_BATCHES: usize = 256;
+/// Bytes (lines, labels and metadata, as [`batch_bytes`] counts them) a subscriber may have in
+/// flight before new entries are dropped for it. A batch larger than this still goes through
+/// when nothing else waits, so that one large push reaches a subscriber that keeps up.
+pub(crate) const TAIL_BUFFER_BYTES: usize = 8 << 20;
 /// Dropped entries remembered per subscriber until they can be reported (Loki keeps a bounded
 /// list too); the rest are counted only in the metric.
 const MAX_DROPPED_REPORTED: usize = 1000;
@@ -29,15 +36,99 @@ pub(crate) struct Tailer {
     pipeline: Option<Pipeline>,
     tx: mpsc::Sender<TailBatch>,
     dropped: Mutex<Vec<DroppedEntry>>,
+    /// Bytes sent and not yet taken by the receiver.
+    buffered: Arc<AtomicUsize>,
+    /// The byte budget ([`TAIL_BUFFER_BYTES`]; smaller in tests).
+    max_bytes: usize,
+}
+
+/// The memory a batch holds, roughly: lines, label and metadata strings, and a fixed cost per
+/// entry and stream.
+fn batch_bytes(batch: &TailBatch) -> usize {
+    let streams: usize = batch
+        .streams
+        .iter()
+        .map(|s| {
+            let labels: usize = s.labels.iter().map(|l| l.name.len() + l.value.len() + 16).sum();
+            let entries: usize = s
+                .entries
+                .iter()
+                .map(|e| {
+                    let sm: usize = e
+                        .structured_metadata
+                        .iter()
+                        .map(|m| m.name.len() + m.value.len() + 16)
+                        .sum();
+                    e.line.len() + sm + 48
+                })
+                .sum();
+            labels + entries + 64
+        })
+        .sum();
+    streams + batch.dropped.len() * 64
+}
+
+/// What a subscriber receives: its batches, each given back to the byte budget once taken.
+pub(crate) struct TailReceiver {
+    rx: mpsc::Receiver<TailBatch>,
+    buffered: Arc<AtomicUsize>,
+}
+
+impl TailReceiver {
+    fn taken(&self, batch: TailBatch) -> TailBatch {
+        self.buffered.fetch_sub(batch_bytes(&batch), Ordering::Relaxed);
+        batch
+    }
+
+    /// The next batch if one waits (tests).
+    #[cfg(test)]
+    fn try_recv(&mut self) -> Result<TailBatch, mpsc::error::TryRecvError> {
+        let b = self.rx.try_recv()?;
+        Ok(self.taken(b))
+    }
+}
+
+impl futures::Stream for TailReceiver {
+    type Item = TailBatch;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TailBatch>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(b)) => Poll::Ready(Some(self.taken(b))),
+            other => other,
+        }
+    }
 }
 
 impl Tailer {
     pub(crate) fn new(
         matchers: Vec<LabelMatcher>,
         pipeline: Option<Pipeline>,
-    ) -> (Arc<Tailer>, mpsc::Receiver<TailBatch>) {
+    ) -> (Arc<Tailer>, TailReceiver) {
+        Self::with_budget(matchers, pipeline, TAIL_BUFFER_BYTES)
+    }
+
+    fn with_budget(
+        matchers: Vec<LabelMatcher>,
+        pipeline: Option<Pipeline>,
+        max_bytes: usize,
+    ) -> (Arc<Tailer>, TailReceiver) {
         let (tx, rx) = mpsc::channel(TAIL_BUFFER_BATCHES);
-        (Arc::new(Tailer { matchers, pipeline, tx, dropped: Mutex::new(Vec::new()) }), rx)
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let tailer = Tailer {
+            matchers,
+            pipeline,
+            tx,
+            dropped: Mutex::new(Vec::new()),
+            buffered: buffered.clone(),
+            max_bytes,
+        };
+        (Arc::new(tailer), TailReceiver { rx, buffered })
+    }
+
+    /// Bytes waiting for the receiver.
+    #[cfg(test)]
+    fn buffered(&self) -> usize {
+        self.buffered.load(Ordering::Relaxed)
     }
 
     /// Whether entries of a stream with these labels go to this subscriber.
@@ -59,7 +150,19 @@ impl Tailer {
             return Some(0);
         }
         let dropped = std::mem::take(&mut *self.dropped.lock());
-        match self.tx.try_send(TailBatch { streams, dropped }) {
+        let batch = TailBatch { streams, dropped };
+        let size = batch_bytes(&batch);
+        // reserve the bytes first: concurrent pushes of one tenant cannot overshoot together
+        let before = self.buffered.fetch_add(size, Ordering::Relaxed);
+        let sent = if before > 0 && before + size > self.max_bytes {
+            Err(mpsc::error::TrySendError::Full(batch))
+        } else {
+            self.tx.try_send(batch)
+        };
+        if sent.is_err() {
+            self.buffered.fetch_sub(size, Ordering::Relaxed);
+        }
+        match sent {
             Ok(()) => Some(0),
             Err(mpsc::error::TrySendError::Closed(_)) => None,
             Err(mpsc::error::TrySendError::Full(batch)) => {
@@ -220,5 +323,36 @@ mod tests {
         tailers.dispatch("t1", &subs, &[stream("a", &[(7000, "keep")])]);
         assert_eq!(tailers.count(), 0);
         assert!(tailers.of("t1").is_empty());
+    }
+
+    #[test]
+    fn a_subscriber_that_never_receives_holds_a_bounded_number_of_bytes() {
+        let tailers = Tailers::default();
+        let m = vec![LabelMatcher::new("job", MatchType::Equal, "a").unwrap()];
+        let (t, mut rx) = Tailer::new(m, None);
+        tailers.add("t1", t.clone());
+        let subs = tailers.of("t1");
+        let line = "x".repeat(64 << 10);
+        let lines: Vec<(i64, &str)> = (0..16).map(|i| (i, line.as_str())).collect();
+        // 100 pushes of 1 MiB each: the first 7 fit in the 8 MiB budget, the rest are dropped
+        let mut dropped = 0;
+        for _ in 0..100 {
+            dropped += tailers.dispatch("t1", &subs, &[stream("a", &lines)]);
+            assert!(t.buffered() <= TAIL_BUFFER_BYTES, "{} bytes buffered", t.buffered());
+        }
+        let kept = TAIL_BUFFER_BYTES
+            / batch_bytes(&TailBatch { streams: vec![stream("a", &lines)], dropped: vec![] });
+        assert_eq!(dropped, (100 - kept) * 16);
+        // once the receiver takes what waits, the budget is free again and the drops are told
+        let mut got = 0;
+        while let Ok(b) = rx.try_recv() {
+            got += b.streams[0].entries.len();
+        }
+        assert_eq!(got, kept * 16);
+        assert_eq!(t.buffered(), 0);
+        assert_eq!(tailers.dispatch("t1", &subs, &[stream("a", &[(99, "small")])]), 0);
+        let b = rx.try_recv().unwrap();
+        assert_eq!(b.dropped.len(), MAX_DROPPED_REPORTED.min(dropped));
+        assert_eq!(t.buffered(), 0);
     }
 }

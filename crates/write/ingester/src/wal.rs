@@ -412,6 +412,9 @@ pub struct ReplayStats {
     pub segments: u64,
     /// The number the next segment gets.
     pub next_segment: u64,
+    /// Records skipped because their tenant id is not valid (see `Ingester::open_wal`); not
+    /// counted in `records`.
+    pub skipped_records: u64,
 }
 
 /// Replays `dir` (see the module docs), giving every record's tenant and streams to `apply`.
@@ -471,6 +474,10 @@ pub(crate) struct Wal {
     dir: PathBuf,
     config: WalConfig,
     writer: Mutex<Writer>,
+    /// Appends still to fail as a full disk fails them (unit tests; the integration test
+    /// fills a real tmpfs).
+    #[cfg(test)]
+    pub(crate) fail_appends: std::sync::atomic::AtomicU32,
 }
 
 fn open_segment(dir: &Path, seq: u64) -> io::Result<File> {
@@ -489,11 +496,20 @@ impl Wal {
             dir: dir.to_path_buf(),
             config,
             writer: Mutex::new(Writer { seq: next_segment, file, size, unsynced: false }),
+            #[cfg(test)]
+            fail_appends: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
     /// Appends one framed record; returns once it is written (and synced, with `always`).
     pub(crate) fn append(&self, record: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            if self.fail_appends.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
+                return Err(io::Error::new(io::ErrorKind::StorageFull, "no space left on device"));
+            }
+        }
         let mut w = self.writer.lock();
         if w.size > 0 && w.size + record.len() as u64 > self.config.segment_size {
             self.rotate_locked(&mut w)?;

@@ -1,0 +1,203 @@
+//! Query limits of `limits_config` that Loki enforces, over real HTTP, with Loki's statuses and
+//! messages: `max_streams_matchers_per_query`, `max_query_lookback`, `max_chunks_per_query`,
+//! `volume_max_series`; and the byte limits Skald refuses at startup unless they are off.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use skald_integration_tests::{free_port, get, now_ns, post, skald_bin, temp_dir, Skald};
+
+const HOUR: i64 = 3_600_000_000_000;
+
+fn push(url: &str, now: i64) {
+    for app in ["a", "b", "c"] {
+        let body = json!({"streams": [{"stream": {"app": app, "env": "x"}, "values": [
+            [(now - 2 * HOUR).to_string(), format!("old {app}")],
+            [now.to_string(), format!("new {app}")],
+        ]}]});
+        let r = post(
+            &format!("{url}/loki/api/v1/push"),
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+}
+
+fn query_range(url: &str, query: &str, start: i64, end: i64) -> (u16, String) {
+    let r = get(
+        &format!("{url}/loki/api/v1/query_range"),
+        &[("query", query), ("start", &start.to_string()), ("end", &end.to_string())],
+        &[],
+    );
+    (r.status, r.body)
+}
+
+fn lines(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap();
+    let mut out: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["values"].as_array().unwrap().iter())
+        .map(|e| e[1].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn matchers_lookback_chunks_and_volume_limits() {
+    let dir = temp_dir("query-limits");
+    let skald = Skald::start(
+        &dir,
+        "limits_config:
+  reject_old_samples: false
+  max_streams_matchers_per_query: 2
+  max_query_lookback: 1h
+  max_chunks_per_query: 2
+",
+    );
+    let url = &skald.url;
+    let now = now_ns();
+    push(url, now);
+    let (start, end) = (now - 3 * HOUR, now + 1_000_000_000);
+
+    // max_streams_matchers_per_query: per selector, logs and metrics
+    let want = "max streams matchers per query exceeded, matchers-count > limit (3 > 2)";
+    for q in [
+        r#"{app="a", env="x", x!="y"}"#,
+        r#"sum(count_over_time({app=~".+", env="x", x!="y"}[1m]))"#,
+        r#"count_over_time({env="x"}[1m]) / count_over_time({app="a", env="x", x!="y"}[1m])"#,
+    ] {
+        let (status, body) = query_range(url, q, start, end);
+        assert_eq!((status, body.trim()), (400, want), "{q}");
+    }
+    let (status, _) = query_range(url, r#"{app="a", env="x"}"#, start, end);
+    assert_eq!(status, 200);
+
+    // max_query_lookback: the old lines are cut off, a range entirely older answers empty
+    let (status, body) = query_range(url, r#"{env="x"}"#, start, end);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(lines(&body), vec!["new a", "new b", "new c"]);
+    let (old_start, old_end) = (now - 2 * HOUR - 1_000_000_000, now - 2 * HOUR + 1_000_000_000);
+    let (status, body) = query_range(url, r#"{env="x"}"#, old_start, old_end);
+    assert_eq!(status, 200, "{body}");
+    assert!(lines(&body).is_empty(), "{body}");
+    // a metric query too; and a range longer than max_query_length answers empty as well
+    let (status, body) = query_range(url, r#"count_over_time({env="x"}[1m])"#, old_start, old_end);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["data"]["result"], json!([]));
+    let (status, body) = query_range(url, r#"{env="x"}"#, now - 800 * HOUR, now - 2 * HOUR);
+    assert_eq!(status, 200, "{body}");
+    assert!(lines(&body).is_empty(), "{body}");
+    // like Loki's frontend, an answer for nothing is empty before the matchers are counted
+    let (status, _) = query_range(url, r#"{app="a", env="x", x!="y"}"#, old_start, old_end);
+    assert_eq!(status, 200);
+    let range = [("start", old_start.to_string()), ("end", old_end.to_string())];
+    let range: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut params = range.clone();
+    params.push(("match[]", r#"{env="x"}"#));
+    let s = get(&format!("{url}/loki/api/v1/series"), &params, &[]);
+    assert_eq!((s.status, s.json()), (200, json!({"status": "success", "data": []})));
+    let l = get(&format!("{url}/loki/api/v1/labels"), &range, &[]);
+    assert_eq!((l.status, l.json()), (200, json!({"status": "success"})));
+
+    // max_chunks_per_query: once flushed, the index holds 3 chunks for {env="x"}
+    let f = post(&format!("{url}/flush"), &[], b"");
+    assert!(f.status < 300, "{}", f.body);
+    let want = "the query hit the max number of chunks limit (limit: 2 chunks)";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = query_range(url, r#"{env="x"}"#, start, end);
+        if status == 400 {
+            assert_eq!(body.trim(), want);
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(Instant::now() < deadline, "the chunks limit never applied: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body) =
+        query_range(url, r#"sum(count_over_time({env="x"}[5m]))"#, now - HOUR / 2, end);
+    assert_eq!((status, body.trim()), (400, want));
+    // one stream's chunks are within the limit
+    let (status, body) = query_range(url, r#"{app="a"}"#, start, end);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(lines(&body), vec!["new a"]);
+}
+
+fn start_fails(limits: &str) -> String {
+    let dir = temp_dir("query-limits-refused");
+    let config = format!(
+        "server:\n  http_listen_port: {}\n  grpc_listen_port: {}\ncommon:\n  path_prefix: {}\nlimits_config:\n{limits}",
+        free_port(),
+        free_port(),
+        dir.join("data").display()
+    );
+    let path = dir.join("skald.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(skald_bin())
+        .arg(format!("-config.file={}", path.display()))
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "skald started with {limits}");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[test]
+fn byte_read_limits_are_refused_unless_off() {
+    let err = start_fails("  max_query_bytes_read: 10GB\n");
+    assert!(err.contains("`max_query_bytes_read` is not supported yet"), "{err}");
+    let err = start_fails("  max_querier_bytes_read: 1GB\n");
+    assert!(err.contains("`max_querier_bytes_read` is not supported yet"), "{err}");
+    // the values that mean "off" (and Loki's defaults) load
+    let dir = temp_dir("query-limits-defaults");
+    let skald = Skald::start(
+        &dir,
+        "limits_config:\n  max_query_bytes_read: 0\n  max_querier_bytes_read: 150GB\n  cardinality_limit: 100000\n",
+    );
+    assert_eq!(get(&format!("{}/ready", skald.url), &[], &[]).status, 200);
+}
+
+#[test]
+fn volume_max_series_fails_like_loki() {
+    let dir = temp_dir("query-limits-volume");
+    let skald =
+        Skald::start(&dir, "limits_config:\n  reject_old_samples: false\n  volume_max_series: 2\n");
+    let url = &skald.url;
+    let now = now_ns();
+    push(url, now);
+    assert!(post(&format!("{url}/flush"), &[], b"").status < 300);
+    let start = (now - 3 * HOUR).to_string();
+    let volume = |query: &str, by: &str| {
+        get(
+            &format!("{url}/loki/api/v1/index/volume"),
+            &[("query", query), ("aggregateBy", by), ("start", &start)],
+            &[],
+        )
+    };
+    // 3 label names (app, env, service_name) > 2
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let v = loop {
+        let v = volume(r#"{env="x"}"#, "labels");
+        if v.status != 200 || Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(v.status, 500, "{}", v.body);
+    assert_eq!(
+        v.body.trim(),
+        "rpc error: code = Unknown desc = the query hit the max number of series limit (limit: 2 series)"
+    );
+    // 2 series are within the limit
+    let v = volume(r#"{app=~"a|b"}"#, "series");
+    assert_eq!(v.status, 200, "{}", v.body);
+    assert_eq!(v.json()["data"]["result"].as_array().map(Vec::len), Some(2), "{}", v.body);
+}
