@@ -1,0 +1,482 @@
+//! Go's `time.Time`: the instant and its civil fields, `Time.Format` layouts,
+//! `time.ParseDuration` and Sprig's `unixToTime`.
+
+use std::fmt::Write as _;
+
+use super::functions::CallError;
+
+/// A time value: an instant plus the zone it is shown in.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct GoTime {
+    pub(super) secs: i64,
+    pub(super) nsec: u32,
+    pub(super) offset: i32,
+    /// Zone abbreviation; `None` prints the numeric offset (Go's unnamed fixed zone).
+    pub(super) name: Option<String>,
+}
+
+impl GoTime {
+    pub(super) fn utc(secs: i64, nsec: u32) -> Self {
+        GoTime { secs, nsec, offset: 0, name: Some("UTC".to_string()) }
+    }
+
+    pub(super) fn from_unix_nanos(ns: i64) -> Self {
+        Self::utc(ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32)
+    }
+
+    /// Go's zero `time.Time`: January 1, year 1, 00:00:00 UTC.
+    pub(super) fn zero() -> Self {
+        Self::utc(-62_135_596_800, 0)
+    }
+
+    pub(super) fn now() -> Self {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => Self::utc(d.as_secs() as i64, d.subsec_nanos()),
+            Err(e) => {
+                let d = e.duration();
+                Self::from_unix_nanos(-(d.as_nanos().min(i64::MAX as u128) as i64))
+            }
+        }
+    }
+
+    pub(super) fn to_utc(&self) -> Self {
+        Self::utc(self.secs, self.nsec)
+    }
+
+    pub(super) fn unix_milli(&self) -> i64 {
+        self.secs.wrapping_mul(1000).wrapping_add(self.nsec as i64 / 1_000_000)
+    }
+
+    pub(super) fn unix_micro(&self) -> i64 {
+        self.secs.wrapping_mul(1_000_000).wrapping_add(self.nsec as i64 / 1000)
+    }
+
+    pub(super) fn unix_nano(&self) -> i64 {
+        self.secs.wrapping_mul(1_000_000_000).wrapping_add(self.nsec as i64)
+    }
+
+    /// Civil fields in the time's own zone.
+    pub(super) fn civil(&self) -> Civil {
+        let local = self.secs.saturating_add(self.offset as i64);
+        let days = local.div_euclid(86_400);
+        let sod = local.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        Civil {
+            year,
+            month,
+            day,
+            hour: (sod / 3600) as u32,
+            minute: (sod % 3600 / 60) as u32,
+            second: (sod % 60) as u32,
+            weekday: (days + 4).rem_euclid(7) as u32,
+            yday: (days - days_from_civil(year, 1, 1) + 1) as u32,
+        }
+    }
+}
+
+pub(super) struct Civil {
+    pub(super) year: i64,
+    pub(super) month: u32,
+    pub(super) day: u32,
+    pub(super) hour: u32,
+    pub(super) minute: u32,
+    pub(super) second: u32,
+    pub(super) weekday: u32,
+    pub(super) yday: u32,
+}
+
+pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Std {
+    LongMonth,
+    Month,
+    NumMonth,
+    ZeroMonth,
+    LongWeekDay,
+    WeekDay,
+    Day,
+    UnderDay,
+    ZeroDay,
+    UnderYearDay,
+    ZeroYearDay,
+    Hour,
+    Hour12,
+    ZeroHour12,
+    Minute,
+    ZeroMinute,
+    Second,
+    ZeroSecond,
+    LongYear,
+    Year,
+    PM,
+    Pm,
+    TZ,
+    /// Numeric zone: (`Z` for UTC?, colons?, minutes?, seconds?)
+    NumTZ {
+        iso: bool,
+        colon: bool,
+        minutes: bool,
+        seconds: bool,
+    },
+    /// Fractional seconds: (digits, trim trailing zeros?, separator)
+    Frac {
+        n: usize,
+        trim: bool,
+        sep: u8,
+    },
+}
+
+pub(super) const LONG_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+pub(super) const LONG_DAYS: [&str; 7] =
+    ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+
+/// Splits `layout` into (literal prefix, std chunk and its length).
+pub(super) fn next_std(layout: &str) -> (usize, Option<(Std, usize)>) {
+    let l = layout.as_bytes();
+    let has = |i: usize, s: &str| layout.get(i..).is_some_and(|r| r.starts_with(s));
+    let lower_at = |i: usize| l.get(i).is_some_and(|c| c.is_ascii_lowercase());
+    let digit_at = |i: usize| l.get(i).is_some_and(|c| c.is_ascii_digit());
+    for i in 0..l.len() {
+        let found = match l[i] {
+            b'J' if has(i, "January") => Some((Std::LongMonth, 7)),
+            b'J' if has(i, "Jan") && !lower_at(i + 3) => Some((Std::Month, 3)),
+            b'M' if has(i, "Monday") => Some((Std::LongWeekDay, 6)),
+            b'M' if has(i, "Mon") && !lower_at(i + 3) => Some((Std::WeekDay, 3)),
+            b'M' if has(i, "MST") => Some((Std::TZ, 3)),
+            b'0' if has(i, "002") => Some((Std::ZeroYearDay, 3)),
+            b'0' if l.get(i + 1).is_some_and(|c| (b'1'..=b'6').contains(c)) => Some((
+                [
+                    Std::ZeroMonth,
+                    Std::ZeroDay,
+                    Std::ZeroHour12,
+                    Std::ZeroMinute,
+                    Std::ZeroSecond,
+                    Std::Year,
+                ][(l[i + 1] - b'1') as usize],
+                2,
+            )),
+            b'1' if has(i, "15") => Some((Std::Hour, 2)),
+            b'1' => Some((Std::NumMonth, 1)),
+            b'2' if has(i, "2006") => Some((Std::LongYear, 4)),
+            b'2' => Some((Std::Day, 1)),
+            b'_' if has(i, "_2006") => return (i + 1, Some((Std::LongYear, 4))),
+            b'_' if has(i, "__2") => Some((Std::UnderYearDay, 3)),
+            b'_' if has(i, "_2") => Some((Std::UnderDay, 2)),
+            b'3' => Some((Std::Hour12, 1)),
+            b'4' => Some((Std::Minute, 1)),
+            b'5' => Some((Std::Second, 1)),
+            b'P' if has(i, "PM") => Some((Std::PM, 2)),
+            b'p' if has(i, "pm") => Some((Std::Pm, 2)),
+            b'-' | b'Z' => {
+                let iso = l[i] == b'Z';
+                let tz = |colon, minutes, seconds| Std::NumTZ { iso, colon, minutes, seconds };
+                let p = if iso { "Z" } else { "-" };
+                if has(i, &format!("{p}070000")) {
+                    Some((tz(false, true, true), 7))
+                } else if has(i, &format!("{p}07:00:00")) {
+                    Some((tz(true, true, true), 9))
+                } else if has(i, &format!("{p}0700")) {
+                    Some((tz(false, true, false), 5))
+                } else if has(i, &format!("{p}07:00")) {
+                    Some((tz(true, true, false), 6))
+                } else if has(i, &format!("{p}07")) {
+                    Some((tz(false, false, false), 3))
+                } else {
+                    None
+                }
+            }
+            b'.' | b',' if l.get(i + 1).is_some_and(|&c| c == b'0' || c == b'9') => {
+                let ch = l[i + 1];
+                let mut j = i + 1;
+                while j < l.len() && l[j] == ch {
+                    j += 1;
+                }
+                if !digit_at(j) {
+                    Some((Std::Frac { n: j - i - 1, trim: ch == b'9', sep: l[i] }, j - i))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(f) = found {
+            return (i, Some(f));
+        }
+    }
+    (l.len(), None)
+}
+
+/// Go's `Time.Format`.
+pub(super) fn go_format_time(t: &GoTime, layout: &str) -> String {
+    let c = t.civil();
+    let mut out = String::with_capacity(layout.len() + 10);
+    let mut rest = layout;
+    loop {
+        let (plen, std) = next_std(rest);
+        out.push_str(&rest[..plen]);
+        let Some((std, slen)) = std else { break };
+        rest = &rest[plen + slen..];
+        let hour12 = if c.hour.is_multiple_of(12) { 12 } else { c.hour % 12 };
+        let _ = match std {
+            Std::LongMonth => write!(out, "{}", LONG_MONTHS[(c.month - 1) as usize]),
+            Std::Month => write!(out, "{}", &LONG_MONTHS[(c.month - 1) as usize][..3]),
+            Std::NumMonth => write!(out, "{}", c.month),
+            Std::ZeroMonth => write!(out, "{:02}", c.month),
+            Std::LongWeekDay => write!(out, "{}", LONG_DAYS[c.weekday as usize]),
+            Std::WeekDay => write!(out, "{}", &LONG_DAYS[c.weekday as usize][..3]),
+            Std::Day => write!(out, "{}", c.day),
+            Std::UnderDay => write!(out, "{:>2}", c.day),
+            Std::ZeroDay => write!(out, "{:02}", c.day),
+            Std::UnderYearDay => write!(out, "{:>3}", c.yday),
+            Std::ZeroYearDay => write!(out, "{:03}", c.yday),
+            Std::Hour => write!(out, "{:02}", c.hour),
+            Std::Hour12 => write!(out, "{hour12}"),
+            Std::ZeroHour12 => write!(out, "{hour12:02}"),
+            Std::Minute => write!(out, "{}", c.minute),
+            Std::ZeroMinute => write!(out, "{:02}", c.minute),
+            Std::Second => write!(out, "{}", c.second),
+            Std::ZeroSecond => write!(out, "{:02}", c.second),
+            Std::LongYear => {
+                if c.year < 0 {
+                    write!(out, "-{:04}", -c.year)
+                } else {
+                    write!(out, "{:04}", c.year)
+                }
+            }
+            Std::Year => write!(out, "{:02}", c.year.abs() % 100),
+            Std::PM => write!(out, "{}", if c.hour >= 12 { "PM" } else { "AM" }),
+            Std::Pm => write!(out, "{}", if c.hour >= 12 { "pm" } else { "am" }),
+            Std::TZ => match &t.name {
+                Some(n) => write!(out, "{n}"),
+                None => {
+                    let z = t.offset / 60;
+                    write!(
+                        out,
+                        "{}{:02}{:02}",
+                        if z < 0 { '-' } else { '+' },
+                        z.abs() / 60,
+                        z.abs() % 60
+                    )
+                }
+            },
+            Std::NumTZ { iso, colon, minutes, seconds } => {
+                if iso && t.offset == 0 {
+                    out.push('Z');
+                } else {
+                    let z = t.offset / 60;
+                    let abs = t.offset.abs();
+                    out.push(if z < 0 { '-' } else { '+' });
+                    let _ = write!(out, "{:02}", z.abs() / 60);
+                    if minutes {
+                        if colon {
+                            out.push(':');
+                        }
+                        let _ = write!(out, "{:02}", z.abs() % 60);
+                    }
+                    if seconds {
+                        if colon {
+                            out.push(':');
+                        }
+                        let _ = write!(out, "{:02}", abs % 60);
+                    }
+                }
+                Ok(())
+            }
+            Std::Frac { n, trim, sep } => {
+                if !(trim && (n == 0 || t.nsec == 0)) {
+                    let mut frac = format!("{:09}", t.nsec);
+                    frac.truncate(n.min(9));
+                    if trim {
+                        while frac.ends_with('0') {
+                            frac.pop();
+                        }
+                    }
+                    if !frac.is_empty() || !trim {
+                        out.push(sep as char);
+                        out.push_str(&frac);
+                    }
+                }
+                Ok(())
+            }
+        };
+    }
+    out
+}
+
+/// Go's `Time.String`.
+pub(super) fn time_string(t: &GoTime) -> String {
+    go_format_time(t, "2006-01-02 15:04:05.999999999 -0700 MST")
+}
+
+pub(super) fn unix_to_time(epoch: &str) -> Result<GoTime, CallError> {
+    let body = epoch.strip_prefix(['+', '-']).unwrap_or(epoch);
+    let parsed = if !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit()) {
+        epoch.parse::<i64>().map_err(|_| "value out of range")
+    } else {
+        Err("invalid syntax")
+    };
+    let i = match parsed {
+        Ok(i) => i,
+        Err(why) => {
+            return Err(format!(
+                "unable to parse time '{epoch}': strconv.ParseInt: parsing {}: {why}",
+                skald_model::labels::go_quote(epoch)
+            )
+            .into())
+        }
+    };
+    Ok(match epoch.len() {
+        5 => GoTime::utc(i.wrapping_mul(86_400), 0),
+        10 => GoTime::utc(i, 0),
+        13 => GoTime::from_unix_nanos(i.wrapping_mul(1_000_000)),
+        16 => GoTime::from_unix_nanos(i.wrapping_mul(1000)),
+        19 => GoTime::from_unix_nanos(i),
+        _ => return Err(format!("unable to parse time '{epoch}': %!w(<nil>)").into()),
+    })
+}
+
+/// Go's `time.ParseDuration`, in nanoseconds.
+pub(super) fn parse_go_duration(orig: &str) -> Result<i64, CallError> {
+    let invalid = || {
+        CallError::Plain(format!("time: invalid duration {}", skald_model::labels::go_quote(orig)))
+    };
+    let mut s = orig;
+    let mut neg = false;
+    if let Some(c) = s.chars().next() {
+        if c == '-' || c == '+' {
+            neg = c == '-';
+            s = &s[1..];
+        }
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut d: u64 = 0;
+    while !s.is_empty() {
+        let b = s.as_bytes();
+        if !(b[0] == b'.' || b[0].is_ascii_digit()) {
+            return Err(invalid());
+        }
+        let ndig = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let pre = ndig > 0;
+        let mut v: u64 = 0;
+        for &c in &b[..ndig] {
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add((c - b'0') as u64))
+                .ok_or_else(invalid)?;
+        }
+        s = &s[ndig..];
+        let mut frac: u64 = 0;
+        let mut scale: f64 = 1.0;
+        let mut post = false;
+        if s.starts_with('.') {
+            s = &s[1..];
+            let nf = s.bytes().take_while(|c| c.is_ascii_digit()).count();
+            post = nf > 0;
+            let mut overflow = false;
+            for &c in &s.as_bytes()[..nf] {
+                if overflow {
+                    continue;
+                }
+                match frac.checked_mul(10).and_then(|f| f.checked_add((c - b'0') as u64)) {
+                    Some(f) if f < (1 << 62) => {
+                        frac = f;
+                        scale *= 10.0;
+                    }
+                    _ => overflow = true,
+                }
+            }
+            s = &s[nf..];
+        }
+        if !pre && !post {
+            return Err(invalid());
+        }
+        let nu = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        if nu == 0 {
+            return Err(format!(
+                "time: missing unit in duration {}",
+                skald_model::labels::go_quote(orig)
+            )
+            .into());
+        }
+        let u = &s[..nu];
+        s = &s[nu..];
+        let unit: u64 = match u {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => {
+                return Err(format!(
+                    "time: unknown unit {} in duration {}",
+                    skald_model::labels::go_quote(u),
+                    skald_model::labels::go_quote(orig)
+                )
+                .into())
+            }
+        };
+        if v > (1u64 << 63) / unit {
+            return Err(invalid());
+        }
+        v *= unit;
+        if frac > 0 {
+            v = v.checked_add((frac as f64 * (unit as f64 / scale)) as u64).ok_or_else(invalid)?;
+            if v > 1 << 63 {
+                return Err(invalid());
+            }
+        }
+        d = d.checked_add(v).ok_or_else(invalid)?;
+        if d > 1 << 63 {
+            return Err(invalid());
+        }
+    }
+    if neg {
+        return Ok((d as i128).wrapping_neg() as i64);
+    }
+    if d > i64::MAX as u64 {
+        return Err(invalid());
+    }
+    Ok(d as i64)
+}
