@@ -327,6 +327,36 @@ mod tests {
     use crate::testing::streams;
     use crate::IngesterConfig;
 
+    #[test]
+    fn a_backoff_doubles_per_failure_up_to_16_periods_or_5_minutes() {
+        let now = Instant::now();
+        let waits = |period: Duration, n: usize| {
+            let mut b: Option<Backoff> = None;
+            (0..n)
+                .map(|_| {
+                    let next = Backoff::after_failure(b, period, now);
+                    b = Some(next);
+                    (next.failures, next.next_attempt - now)
+                })
+                .collect::<Vec<_>>()
+        };
+        let s = Duration::from_secs;
+        assert_eq!(
+            waits(s(1), 7),
+            [(1, s(1)), (2, s(2)), (3, s(4)), (4, s(8)), (5, s(16)), (6, s(16)), (7, s(16))]
+        );
+        assert_eq!(
+            waits(s(30), 6).into_iter().map(|w| w.1).collect::<Vec<_>>(),
+            [s(30), s(60), s(120), s(240), s(300), s(300)]
+        );
+        // due again once the wait is over; never backing off without a failure
+        let b = Backoff::after_failure(None, s(10), now);
+        assert!(!Backoff::due(Some(b), now));
+        assert!(!Backoff::due(Some(b), now + s(9)));
+        assert!(Backoff::due(Some(b), now + s(10)));
+        assert!(Backoff::due(None, now));
+    }
+
     /// A chunk store whose puts fail for one tenant.
     struct FailingFor {
         tenant: &'static str,

@@ -167,11 +167,80 @@ impl Ingester {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::sync::Arc;
+
+    use skald_chunk_store::ObjectChunkStore;
+    use skald_common::limits::Limits;
+    use skald_index::MemIndexStore;
+    use skald_model::{Entry, Labels, Stream};
     use skald_proto::ingester::IngesterService;
     use skald_proto::ErrorCode;
 
+    use crate::error::IngesterError;
     use crate::testing::{held, ingester, streams, temp_wal};
-    use crate::IngesterConfig;
+    use crate::{Ingester, IngesterConfig};
+
+    fn stream(app: &str, ts: i64) -> Stream {
+        Stream {
+            labels: Labels::parse(&format!(r#"{{app="{app}"}}"#)).unwrap(),
+            entries: vec![Entry { ts, line: format!("{app} {ts}"), structured_metadata: vec![] }],
+        }
+    }
+
+    /// With `max_global_streams_per_user: 2`, a push that would create a third stream has
+    /// that stream refused with a 429, once per reason however many streams it refused, while
+    /// its entries for streams held already are taken; entries too far behind add a 400 line.
+    #[test]
+    fn the_stream_limit_refuses_new_streams_only() {
+        let limits = Limits { max_global_streams_per_user: 2, ..Default::default() };
+        let ing = Ingester::new(
+            IngesterConfig::default(),
+            limits,
+            Arc::new(ObjectChunkStore::in_memory()),
+            Arc::new(MemIndexStore::new()),
+            &prometheus::Registry::new(),
+        );
+        ing.push_sync("t", vec![stream("a", 1_000), stream("b", 1_000)], true).unwrap();
+        let push = vec![
+            stream("c", 1_000),
+            stream("a", 2_000),
+            stream("d", 1_000),
+            stream("e", 1_000),
+            stream("b", -1 << 50),
+        ];
+        let err = ing.push_sync("t", push, true).unwrap_err();
+        let IngesterError::PushRefused { stream_limit: true, message } = &err else {
+            panic!("{err:?}")
+        };
+        let lines: Vec<&str> = message.lines().collect();
+        assert_eq!(lines.len(), 3, "{message}");
+        assert!(
+            lines[0].starts_with(
+                "maximum active stream limit exceeded when trying to create stream {app=\"c\"}"
+            ),
+            "{message}"
+        );
+        assert!(
+            lines[0].ends_with("user: 't' (and 2 more streams refused for the same reason)"),
+            "{message}"
+        );
+        assert!(lines[2].starts_with("user 't', total ignored: 1 out of 1"), "{message}");
+        assert_eq!(skald_proto::ServiceError::from(err).code, ErrorCode::TooManyRequests);
+        // the held streams took their new entry; no stream was created
+        let guard = ing.inner.tenants.lock().get("t").cloned().unwrap();
+        let t = guard.lock();
+        assert_eq!(t.streams.len(), 2);
+        let held: usize =
+            t.streams.values().map(|s| s.entries_in_range(i64::MIN, i64::MAX).unwrap().len()).sum();
+        assert_eq!(held, 3);
+        drop(t);
+        // another tenant has its own limit
+        ing.push_sync("u", vec![stream("c", 1_000), stream("d", 1_000)], true).unwrap();
+        // without the stream limit, only the entries too far behind: a 400
+        let err = ing.push_sync("t", vec![stream("a", -1 << 50)], true).unwrap_err();
+        assert!(matches!(err, IngesterError::PushRefused { stream_limit: false, .. }), "{err:?}");
+        assert_eq!(err.code(), ErrorCode::BadRequest);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_retry_after_a_failed_wal_write_is_logged_before_it_is_acknowledged() {

@@ -343,6 +343,49 @@ mod tests {
         }
     }
 
+    /// A query's `|=` literals, its pipeline and its limit are all applied at the ingester:
+    /// only the `limit` entries nearest the edge that pass every filter come back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn line_filters_the_pipeline_and_the_limit_are_pushed_down() {
+        let ing = ingester(IngesterConfig::default());
+        ing.push("t", streams(0, 100)).await.unwrap();
+        let lines = |backward: bool, limit: u32| {
+            let q = IngesterQuery {
+                matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
+                start: i64::MIN,
+                end: i64::MAX,
+                line_contains: vec!["line 1".to_string()],
+                pipeline: r#"{job="replay"} |= "line 1" != "line 10" |~ "[0-9]$""#.to_string(),
+                limit,
+                backward,
+                ..Default::default()
+            };
+            let got: Vec<String> = flat(ing.query_sync("t", &q, &AtomicBool::new(false)).unwrap())
+                .into_iter()
+                .map(|(_, _, line)| line)
+                .collect();
+            got
+        };
+        // "line 1" and "line 11".."line 19" pass; "line 10" does not
+        assert_eq!(lines(false, 3), ["line 1", "line 11", "line 12"]);
+        assert_eq!(lines(true, 2), ["line 18", "line 19"]);
+        assert_eq!(lines(false, 0).len(), 10);
+        // a literal alone filters too (the querier sends it with the pipeline it came from)
+        let q = IngesterQuery {
+            matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
+            start: i64::MIN,
+            end: i64::MAX,
+            line_contains: vec!["line 9".to_string()],
+            ..Default::default()
+        };
+        assert_eq!(flat(ing.query_sync("t", &q, &AtomicBool::new(false)).unwrap()).len(), 11);
+        // a pipeline that is not a log selector is a 400
+        let q = IngesterQuery { pipeline: "sum(rate({job=\"replay\"}[1m]))".into(), ..q };
+        let err = ing.query_sync("t", &q, &AtomicBool::new(false)).unwrap_err();
+        assert!(matches!(err, IngesterError::InvalidPipeline { .. }), "{err:?}");
+        assert_eq!(err.code(), ErrorCode::BadRequest);
+    }
+
     #[test]
     fn a_pruner_keeps_the_limit_nearest_and_their_ties() {
         let entries = |ts: &[i64]| Stream {
