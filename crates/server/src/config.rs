@@ -186,7 +186,7 @@ impl Config {
 
     /// Checks every block before start.
     pub fn validate(&self) -> Result<(), String> {
-        self.ingester.validate()?;
+        self.ingester.validate().map_err(|e| e.to_string())?;
         self.limits_config.validate().map_err(|e| format!("limits_config: {e}"))?;
         self.distributor.validate()?;
         self.pattern_ingester.validate()?;

@@ -188,7 +188,7 @@ async fn ingester_shutdown(
     ing.set_flush_on_shutdown(flush);
     if flush {
         if let Err(e) = ing.flush(true).await {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, e.message);
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
     }
     if terminate {

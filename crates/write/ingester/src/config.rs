@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{IngesterError, Result};
 use crate::wal::WalConfig;
 
 /// The `ingester` block.
@@ -115,25 +116,26 @@ impl Default for IngesterConfig {
 
 impl IngesterConfig {
     /// Checks the values before start.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |key, requirement| Err(IngesterError::InvalidConfig { key, requirement });
         if self.chunk_block_size < 1024 {
-            return Err("ingester.chunk_block_size must be at least 1024".to_string());
+            return invalid("chunk_block_size", "at least 1024");
         }
         if self.max_chunk_age.is_zero() {
-            return Err("ingester.max_chunk_age must be positive".to_string());
+            return invalid("max_chunk_age", "positive");
         }
         if !self.sync_min_utilization.is_finite() {
-            return Err("ingester.sync_min_utilization must be a number".to_string());
+            return invalid("sync_min_utilization", "a number");
         }
         if self.flush_check_period.is_zero() {
-            return Err("ingester.flush_check_period must be positive".to_string());
+            return invalid("flush_check_period", "positive");
         }
         if self.wal.enabled {
             if self.wal.checkpoint_duration.is_zero() {
-                return Err("ingester.wal.checkpoint_duration must be positive".to_string());
+                return invalid("wal.checkpoint_duration", "positive");
             }
             if self.wal.fsync_interval.is_zero() {
-                return Err("ingester.wal.fsync_interval must be positive".to_string());
+                return invalid("wal.fsync_interval", "positive");
             }
         }
         Ok(())

@@ -6,7 +6,7 @@
 //! refused for that reason, so a push of thousands of new streams over the stream limit gets
 //! a short answer instead of one line per stream; the stream limit makes it a 429.
 
-use skald_proto::ErrorCode;
+use crate::error::IngesterError;
 
 /// Longest message kept for one reason (a stream's labels can be long).
 const MAX_MESSAGE_BYTES: usize = 1024;
@@ -41,14 +41,14 @@ impl PushErrors {
         }
     }
 
-    /// The status: 429 when the stream limit refused a stream (as Loki answers it, so that
-    /// clients retry later), else 400.
-    pub(crate) fn code(&self) -> ErrorCode {
-        if self.groups.iter().any(|g| g.0 == Reason::StreamLimit) {
-            ErrorCode::TooManyRequests
-        } else {
-            ErrorCode::BadRequest
+    /// The push's error, if anything was refused: a 429 when the stream limit refused a
+    /// stream (as Loki answers it, so that clients retry later), else a 400.
+    pub(crate) fn into_error(self) -> Option<IngesterError> {
+        if self.is_empty() {
+            return None;
         }
+        let stream_limit = self.groups.iter().any(|g| g.0 == Reason::StreamLimit);
+        Some(IngesterError::PushRefused { stream_limit, message: self.message() })
     }
 
     /// The answer: one line per reason, then how many more streams it refused.
@@ -79,7 +79,14 @@ fn truncate(mut m: String) -> String {
 
 #[cfg(test)]
 mod tests {
+    use skald_proto::{ErrorCode, ServiceError};
+
     use super::*;
+
+    /// The wire status of what was refused.
+    fn code(e: PushErrors) -> ErrorCode {
+        ServiceError::from(e.into_error().unwrap()).code
+    }
 
     #[test]
     fn one_line_per_reason_with_a_count_and_a_bounded_size() {
@@ -90,7 +97,7 @@ mod tests {
         }
         e.add(Reason::TooFarBehind, || "x".repeat(10_000));
         let m = e.message();
-        assert_eq!(e.code(), ErrorCode::TooManyRequests);
+        assert_eq!(code(e), ErrorCode::TooManyRequests);
         assert!(
             m.starts_with("limit stream 0 (and 4999 more streams refused for the same reason)\n")
         );
@@ -98,7 +105,8 @@ mod tests {
         let mut one = PushErrors::default();
         one.add(Reason::TooFarBehind, || "only".into());
         assert_eq!(one.message(), "only");
-        assert_eq!(one.code(), ErrorCode::BadRequest);
+        assert_eq!(code(one), ErrorCode::BadRequest);
+        assert!(PushErrors::default().into_error().is_none());
     }
 
     /// A push of 5,000 new streams over a limit of 10 gets one short line naming the reason

@@ -9,9 +9,9 @@ use skald_chunk::{BlockReader, Chunk, ChunkBuilder};
 use skald_index::ChunkRef;
 use skald_model::{Entry, EntryBatch, EntryRef, Labels};
 use skald_proto::chunk_stats::HeldChunk;
-use skald_proto::ServiceError;
 
 use crate::chunk_stats::{entry_stats_bytes, sync_cut_due, utilization, StatsSize};
+use crate::error::{IngesterError, Result};
 use crate::IngesterConfig;
 
 /// Why an entry was not appended.
@@ -174,10 +174,9 @@ impl StreamSnapshot {
         &self,
         start: i64,
         end: i64,
-        mut f: impl FnMut(EntryRef<'_>) -> Result<(), ServiceError>,
-    ) -> Result<(), ServiceError> {
-        let corrupt =
-            |e: skald_chunk::Error| ServiceError::internal(format!("corrupt in-memory chunk: {e}"));
+        mut f: impl FnMut(EntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let corrupt = |cause| IngesterError::CorruptChunk { cause };
         let mut reader = BlockReader::new();
         for bytes in &self.chunks {
             let chunk = Chunk::from_bytes(bytes.clone()).map_err(corrupt)?;
@@ -447,7 +446,7 @@ impl StreamState {
     /// lock: the overlapping closed chunks (shared, not copied), the open chunk's compressed
     /// blocks, and a copy of the head's entries in range (at most one block). `None` when
     /// nothing overlaps.
-    pub fn snapshot(&self, start: i64, end: i64) -> Result<Option<StreamSnapshot>, ServiceError> {
+    pub fn snapshot(&self, start: i64, end: i64) -> Result<Option<StreamSnapshot>> {
         let mut chunks: Vec<Bytes> = self
             .closed
             .iter()
@@ -456,9 +455,7 @@ impl StreamState {
             .collect();
         if let Some(b) = &self.builder {
             if builder_overlaps(b, start, end) {
-                let encoded = b
-                    .snapshot()
-                    .map_err(|e| ServiceError::internal(format!("failed to encode chunk: {e}")))?;
+                let encoded = b.snapshot().map_err(|cause| IngesterError::EncodeChunk { cause })?;
                 chunks.push(Bytes::from(encoded.bytes));
             }
         }
@@ -473,15 +470,13 @@ impl StreamState {
     }
 
     /// Every held entry in `[start, end)`, sorted by timestamp.
-    pub fn entries_in_range(&self, start: i64, end: i64) -> Result<Vec<Entry>, ServiceError> {
+    pub fn entries_in_range(&self, start: i64, end: i64) -> Result<Vec<Entry>> {
         let mut out: Vec<Entry> = Vec::new();
-        let mut decode = |bytes: &[u8]| -> Result<(), ServiceError> {
-            let chunk = Chunk::parse(bytes)
-                .map_err(|e| ServiceError::internal(format!("corrupt in-memory chunk: {e}")))?;
+        let corrupt = |cause| IngesterError::CorruptChunk { cause };
+        let mut decode = |bytes: &[u8]| -> Result<()> {
+            let chunk = Chunk::parse(bytes).map_err(corrupt)?;
             for e in chunk.iter_entries(start, end) {
-                out.push(e.map_err(|e| {
-                    ServiceError::internal(format!("corrupt in-memory chunk: {e}"))
-                })?);
+                out.push(e.map_err(corrupt)?);
             }
             Ok(())
         };
@@ -492,9 +487,7 @@ impl StreamState {
         }
         if let Some(b) = &self.builder {
             if builder_overlaps(b, start, end) {
-                let encoded = b
-                    .snapshot()
-                    .map_err(|e| ServiceError::internal(format!("failed to encode chunk: {e}")))?;
+                let encoded = b.snapshot().map_err(|cause| IngesterError::EncodeChunk { cause })?;
                 decode(&encoded.bytes)?;
             }
         }

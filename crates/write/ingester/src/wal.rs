@@ -32,6 +32,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use skald_model::{Entry, Label, Labels, Stream};
 
+use crate::error::{IngesterError, Result};
+
 /// When WAL writes are synced to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -219,32 +221,36 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn varint(&mut self) -> Result<u64, String> {
+    fn varint(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let c = *self.b.get(self.pos).ok_or("truncated varint")?;
+            let c = *self.b.get(self.pos).ok_or_else(|| bad("truncated varint"))?;
             self.pos += 1;
             v |= u64::from(c & 0x7f) << shift;
             if c < 0x80 {
                 return Ok(v);
             }
         }
-        Err("varint too long".to_string())
+        Err(bad("varint too long"))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let n = usize::try_from(self.varint()?).map_err(|_| "length too large")?;
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or("truncated")?;
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = usize::try_from(self.varint()?).map_err(|_| bad("length too large"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| bad("truncated"))?;
         let out = &self.b[self.pos..end];
         self.pos = end;
         Ok(out)
     }
 
-    fn string(&mut self) -> Result<String, String> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| "invalid UTF-8".to_string())
+    fn string(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| bad("invalid UTF-8"))
     }
 
-    fn labels(&mut self) -> Result<Vec<Label>, String> {
+    fn labels(&mut self) -> Result<Vec<Label>> {
         let n = self.varint()?;
         let mut out = Vec::new();
         for _ in 0..n {
@@ -256,11 +262,15 @@ impl<'a> Cursor<'a> {
     }
 }
 
+fn bad(reason: &str) -> IngesterError {
+    IngesterError::bad_record(reason)
+}
+
 /// Decodes a record payload into its tenant and streams.
-pub fn decode_record(payload: &[u8]) -> Result<(String, Vec<Stream>), String> {
+pub fn decode_record(payload: &[u8]) -> Result<(String, Vec<Stream>)> {
     let mut c = Cursor { b: payload, pos: 0 };
     if payload.first() != Some(&TAG_TENANT) {
-        return Err("record does not start with a tenant".to_string());
+        return Err(bad("record does not start with a tenant"));
     }
     c.pos = 1;
     let tenant = c.string()?;
@@ -277,18 +287,18 @@ pub fn decode_record(payload: &[u8]) -> Result<(String, Vec<Stream>), String> {
                 let ts_bytes: [u8; 8] = payload
                     .get(c.pos..ts_end)
                     .and_then(|b| b.try_into().ok())
-                    .ok_or("truncated timestamp")?;
+                    .ok_or_else(|| bad("truncated timestamp"))?;
                 c.pos = ts_end;
                 let line = c.string()?;
                 let structured_metadata = c.labels()?;
-                let s = streams.last_mut().ok_or("entry before any stream")?;
+                let s = streams.last_mut().ok_or_else(|| bad("entry before any stream"))?;
                 s.entries.push(Entry {
                     ts: i64::from_le_bytes(ts_bytes),
                     line,
                     structured_metadata,
                 });
             }
-            t => return Err(format!("unknown item tag {t}")),
+            t => return Err(IngesterError::bad_record(format!("unknown item tag {t}"))),
         }
     }
     Ok((tenant, streams))
@@ -304,10 +314,7 @@ pub enum FileEnd {
 }
 
 /// Reads the framed records of `path` in order, giving each verified payload to `f`.
-pub(crate) fn read_file(
-    path: &Path,
-    f: impl FnMut(&[u8]) -> Result<(), String>,
-) -> io::Result<FileEnd> {
+pub(crate) fn read_file(path: &Path, f: impl FnMut(&[u8]) -> Result<()>) -> io::Result<FileEnd> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     read_records(BufReader::with_capacity(1 << 20, file), len, f)
@@ -318,7 +325,7 @@ pub(crate) fn read_file(
 pub fn read_records(
     mut r: impl Read,
     len: u64,
-    mut f: impl FnMut(&[u8]) -> Result<(), String>,
+    mut f: impl FnMut(&[u8]) -> Result<()>,
 ) -> io::Result<FileEnd> {
     let total = len;
     let mut offset = 0u64;
@@ -355,8 +362,8 @@ pub fn read_records(
         if crc32c::crc32c(&payload) != crc {
             return corrupt("checksum mismatch");
         }
-        if let Err(reason) = f(&payload) {
-            return corrupt(&format!("undecodable record: {reason}"));
+        if let Err(e) = f(&payload) {
+            return corrupt(&e.to_string());
         }
         offset += (HEADER + len) as u64;
     }
@@ -425,7 +432,7 @@ pub(crate) fn replay(
     fs::create_dir_all(dir)?;
     let (segments, checkpoints) = list(dir)?;
     let mut stats = ReplayStats::default();
-    let mut on_record = |payload: &[u8], stats: &mut ReplayStats| -> Result<(), String> {
+    let mut on_record = |payload: &[u8], stats: &mut ReplayStats| -> Result<()> {
         let (tenant, streams) = decode_record(payload)?;
         stats.records += 1;
         stats.entries += streams.iter().map(|s| s.entries.len() as u64).sum::<u64>();
