@@ -17,7 +17,7 @@ targets=("$@")
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 
-declare -A dirs=([logql]=crates/read/logql [distributor]=crates/write/distributor [chunk]=crates/store/chunk [ingester]=crates/write/ingester)
+declare -A dirs=([logql]=crates/core/logql [distributor]=crates/write/distributor [chunk]=crates/store/chunk [ingester]=crates/write/ingester)
 export CARGO_TARGET_DIR="$root/target/fuzz"
 for t in "${targets[@]}"; do
   crate=${t%%:*}
