@@ -6,7 +6,7 @@
 //! push encodings, raw requests, the reference dataset), [`load`] (numbered pushes and loss
 //! accounting), [`proxy`] (a cuttable TCP proxy), [`aws`] (the S3 and DynamoDB test servers and
 //! their storage configs), [`ws`] (live tail over WebSocket) and [`tools`] (Grafana's logcli and
-//! promtail).
+//! promtail, and tests that could not run without them).
 
 pub mod compare;
 
