@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use skald_integration_tests::{
-    data_dir, get, grafana_tool_on_path, now_ns, post, temp_dir, Resp, Skald,
+    data_dir, get, grafana_tool_on_path, not_run, now_ns, post, temp_dir, Resp, Skald,
 };
 
 const TENANT: &str = "logcli-tenant";
@@ -903,7 +903,10 @@ fn real_tail(bin: &PathBuf, url: &str, lines: &[Line]) -> Check {
 #[test]
 fn real_logcli_against_skald_when_on_path() {
     let Some(bin) = grafana_tool_on_path("logcli") else {
-        println!("skipped: no Grafana logcli on PATH (it needs Go >= 1.26 to build; see tests/README.md)");
+        not_run(
+            "logcli::real_logcli_against_skald_when_on_path",
+            "no Grafana logcli on PATH (scripts/test.sh puts one there from ../shared/tools/grafana; see tests/README.md)",
+        );
         return;
     };
     println!("running {}", bin.display());

@@ -25,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use serde_json::Value;
-use skald_integration_tests::{data_dir, get, grafana_tool_on_path, now_ns, post, temp_dir, Skald};
+use skald_integration_tests::{
+    data_dir, get, grafana_tool_on_path, not_run, now_ns, post, temp_dir, Skald,
+};
 use skald_proto::logproto::PushRequest;
 
 const CONFIG: &str = "auth_enabled: true
@@ -521,7 +523,10 @@ fn wait_for(url: &str, tenant: &str, start: i64, n: usize) -> Vec<(Labels, Vec<R
 #[test]
 fn real_promtail_against_skald_when_on_path() {
     let Some(bin) = grafana_tool_on_path("promtail") else {
-        println!("skipped: no Grafana promtail on PATH (see tests/README.md)");
+        not_run(
+            "promtail::real_promtail_against_skald_when_on_path",
+            "no Grafana promtail on PATH (scripts/test.sh puts one there from ../shared/tools/grafana; see tests/README.md)",
+        );
         return;
     };
     println!("running {}", bin.display());

@@ -8,7 +8,7 @@
 
 use prost::Message;
 use serde_json::{json, Value};
-use skald_integration_tests::{data_dir, get, gzip, now_ns, post, temp_dir, Skald};
+use skald_integration_tests::{data_dir, get, gzip, not_run, now_ns, post, temp_dir, Skald};
 use skald_proto::otlp::collector::ExportLogsServiceRequest;
 use skald_proto::otlp::common::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use skald_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs};
@@ -475,8 +475,8 @@ fn fluent_bit_es_output_replayed() {
 }
 
 /// The Python `elasticsearch` client (`helpers.bulk`) and `python-logging-loki`'s LokiHandler.
-/// Skipped with a message when python3 or the packages are missing (`scripts/test.sh` installs
-/// them; `SKALD_PYTHON` names another interpreter).
+/// Reported as not run (`not_run`) when python3 or the packages are missing (`scripts/test.sh`
+/// installs them; `SKALD_PYTHON` names another interpreter).
 #[test]
 fn python_clients() {
     let python = std::env::var("SKALD_PYTHON").unwrap_or_else(|_| "python3".to_string());
@@ -486,14 +486,15 @@ fn python_clients() {
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
-            println!(
-                "SKIPPED python_clients: {python} lacks elasticsearch or python-logging-loki: {}",
+            let why = format!(
+                "{python} lacks elasticsearch or python-logging-loki: {}",
                 String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
             );
+            not_run("shippers::python_clients", &why);
             return;
         }
         Err(e) => {
-            println!("SKIPPED python_clients: cannot run {python}: {e}");
+            not_run("shippers::python_clients", &format!("cannot run {python}: {e}"));
             return;
         }
     }

@@ -1,6 +1,7 @@
 //! Wire types and service contracts. Every .proto under `proto/` is compiled here; every
 //! cross-service call goes through a trait defined here, with an in-process implementation (the
 //! single binary, tests) and a tonic gRPC implementation (microservices).
+#![warn(missing_docs)]
 
 pub mod chunk_stats;
 pub mod error;

@@ -1,0 +1,377 @@
+//! The process sandbox: free loopback ports, scratch directories, a running `skald` process
+//! ([`Skald`]) and loopback clusters of them ([`Cluster`]: static or gossip ring).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds the `skald` binary: `$SKALD_BIN`, or `target/<profile>/skald` next to the test
+/// executable's `deps/` folder.
+pub fn skald_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("SKALD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = profile_dir.join("skald");
+    assert!(
+        bin.try_exists().unwrap_or(false),
+        "{} not found: build it first with `cargo build -p skald-server --bin skald` (the README test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Two distinct free ports (HTTP and gRPC): both probe listeners are held at once, so the OS
+/// cannot hand out the same port twice, as two calls to [`free_port`] can.
+pub fn free_port_pair() -> (u16, u16) {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    let b = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    (a.local_addr().expect("local addr").port(), b.local_addr().expect("local addr").port())
+}
+
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("skald-test-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// The repository's `tests/data` folder.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// A running `skald` process.
+pub struct Skald {
+    child: Option<Child>,
+    /// Base URL, e.g. `http://127.0.0.1:41234`.
+    pub url: String,
+    /// HTTP port.
+    pub http_port: u16,
+    /// gRPC port.
+    pub grpc_port: u16,
+    /// Working directory (data lives under it).
+    pub dir: PathBuf,
+    /// The config file used.
+    pub config_path: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Skald {
+    /// Starts `skald` with `extra_yaml` appended to a config that listens on free ports and
+    /// keeps data under `dir`. Waits until `/ready` answers.
+    pub fn start(dir: &Path, extra_yaml: &str) -> Skald {
+        let (http_port, grpc_port) = free_port_pair();
+        let config = format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http_port}\n  grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {grpc_port}\n  log_level: info\ncommon:\n  path_prefix: {}\n{extra_yaml}",
+            dir.join("data").display()
+        );
+        let config_path = dir.join("skald.yaml");
+        std::fs::write(&config_path, config).expect("write config");
+        Self::start_with_config(dir, &config_path, http_port, grpc_port)
+    }
+
+    /// Starts `skald -config.file=<config_path>` (ports must match the file).
+    pub fn start_with_config(
+        dir: &Path,
+        config_path: &Path,
+        http_port: u16,
+        grpc_port: u16,
+    ) -> Skald {
+        let log_path = dir.join(format!("skald-{http_port}.log"));
+        let log = std::fs::File::create(&log_path).expect("create log file");
+        let log2 = log.try_clone().expect("clone log handle");
+        let child = Command::new(skald_bin())
+            .arg(format!("-config.file={}", config_path.display()))
+            .current_dir(dir)
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .expect("spawn skald");
+        let s = Skald {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{http_port}"),
+            http_port,
+            grpc_port,
+            dir: dir.to_path_buf(),
+            config_path: config_path.to_path_buf(),
+            log_path,
+        };
+        s.wait_ready(Duration::from_secs(30));
+        s
+    }
+
+    fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(r) =
+                ureq::get(&format!("{}/ready", self.url)).timeout(Duration::from_secs(1)).call()
+            {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("skald did not become ready within {timeout:?}; log:\n{}", self.log());
+    }
+
+    /// The process's resident memory (`VmRSS` of `/proc/<pid>/status`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS in /proc/<pid>/status")
+            * 1024
+    }
+
+    /// The process's log output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The process id (while it runs).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit (the ingester flushes first).
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("skald did not stop within 60s after SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process without letting it flush.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the process to exit by itself (e.g. after `/ingester/shutdown`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("skald did not exit within {timeout:?}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the process again with the same config and ports (after it exited).
+    pub fn start_again(&mut self) {
+        let s = Self::start_with_config(
+            &self.dir.clone(),
+            &self.config_path.clone(),
+            self.http_port,
+            self.grpc_port,
+        );
+        *self = s;
+    }
+
+    /// SIGKILLs the process (no flush, no checkpoint) and starts it again with the same
+    /// config and ports.
+    pub fn kill_and_restart(&mut self) {
+        self.kill();
+        let s = Self::start_with_config(
+            &self.dir.clone(),
+            &self.config_path.clone(),
+            self.http_port,
+            self.grpc_port,
+        );
+        *self = s;
+    }
+
+    /// Restarts with the same config and ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        let s = Self::start_with_config(
+            &self.dir.clone(),
+            &self.config_path.clone(),
+            self.http_port,
+            self.grpc_port,
+        );
+        *self = s;
+    }
+}
+
+impl Drop for Skald {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A cluster on loopback: 3 ingesters (`-target=ingester`, each with its own WAL and data
+/// directory), a distributor and a querier, over a static ring with replication factor 3 and
+/// one shared filesystem store.
+pub struct Cluster {
+    /// The ingesters.
+    pub ingesters: Vec<Skald>,
+    /// Where pushes go.
+    pub distributor: Skald,
+    /// Where queries go.
+    pub querier: Skald,
+}
+
+/// Starts one process of a cluster under `dir/<name>` with `body` as the rest of its config.
+fn start_member(dir: &Path, name: &str, body: &str) -> Skald {
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).expect("member dir");
+    let (http, grpc) = free_port_pair();
+    let config = format!(
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {grpc}\n  log_level: info\n{body}"
+    );
+    let path = dir.join("skald.yaml");
+    std::fs::write(&path, config).expect("write config");
+    Skald::start_with_config(&dir, &path, http, grpc)
+}
+
+/// Starts a [`Cluster`]; `extra` (top-level YAML blocks other than `common`, `ingester`,
+/// `storage_config`, `ingester_client` and `target`, e.g. `limits_config`) goes to every
+/// process.
+pub fn start_cluster(dir: &Path, extra: &str) -> Cluster {
+    let shared = dir.join("shared-chunks");
+    let storage = format!("storage_config:\n  filesystem:\n    directory: {}\n", shared.display());
+    let common = |name: &str| {
+        format!(
+            "common:\n  path_prefix: {}\n  replication_factor: 3\n",
+            dir.join(name).join("data").display()
+        )
+    };
+    let ingesters: Vec<Skald> = (0..3)
+        .map(|i| {
+            let name = format!("ingester-{i}");
+            let body = format!(
+                "target: ingester\n{}{storage}{extra}ingester:\n  chunk_idle_period: 1s\n  flush_check_period: 1s\n  wal:\n    checkpoint_duration: 2s\n",
+                common(&name)
+            );
+            start_member(dir, &name, &body)
+        })
+        .collect();
+    let addrs: String =
+        ingesters.iter().map(|s| format!("    - 127.0.0.1:{}\n", s.grpc_port)).collect();
+    let client = format!("ingester_client:\n  addresses:\n{addrs}");
+    let distributor = start_member(
+        dir,
+        "distributor",
+        &format!("target: distributor\n{}{extra}{client}", common("distributor")),
+    );
+    let querier = start_member(
+        dir,
+        "querier",
+        &format!("target: querier\n{}{storage}{extra}{client}", common("querier")),
+    );
+    Cluster { ingesters, distributor, querier }
+}
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+    s.local_addr().expect("local addr").port()
+}
+
+/// Like [`start_cluster`], but the ingesters are found through gossip (`memberlist` with
+/// `join_members`, as in Loki's configs) instead of `ingester_client.addresses`: ingesters
+/// publish JOINING, then ACTIVE once their WAL is replayed, and heartbeat their ring entry.
+pub fn start_gossip_cluster(dir: &Path, extra: &str) -> Cluster {
+    let shared = dir.join("shared-chunks");
+    let storage = format!("storage_config:\n  filesystem:\n    directory: {}\n", shared.display());
+    let seed_port = free_udp_port();
+    let memberlist = |name: &str, port: u16| {
+        format!(
+            "memberlist:\n  node_name: {name}\n  bind_addr: [127.0.0.1]\n  bind_port: {port}\n  gossip_interval: 100ms\n  join_members: [127.0.0.1:{seed_port}]\n"
+        )
+    };
+    let common = |name: &str| {
+        format!(
+            "common:\n  path_prefix: {}\n  replication_factor: 3\n",
+            dir.join(name).join("data").display()
+        )
+    };
+    let lifecycler =
+        "  lifecycler:\n    heartbeat_period: 500ms\n    ring:\n      heartbeat_timeout: 10s\n";
+    let ingesters: Vec<Skald> = (0..3)
+        .map(|i| {
+            let name = format!("ingester-{i}");
+            let port = if i == 0 { seed_port } else { free_udp_port() };
+            let body = format!(
+                "target: ingester\n{}{storage}{extra}{}ingester:\n  chunk_idle_period: 1s\n  flush_check_period: 1s\n{lifecycler}  wal:\n    checkpoint_duration: 2s\n",
+                common(&name),
+                memberlist(&name, port)
+            );
+            start_member(dir, &name, &body)
+        })
+        .collect();
+    let client_side = |name: &str, target: &str, storage: &str| {
+        format!(
+            "target: {target}\n{}{storage}{extra}{}ingester:\n{lifecycler}",
+            common(name),
+            memberlist(name, free_udp_port())
+        )
+    };
+    let distributor =
+        start_member(dir, "distributor", &client_side("distributor", "distributor", ""));
+    let querier = start_member(dir, "querier", &client_side("querier", "querier", &storage));
+    Cluster { ingesters, distributor, querier }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// A small pseudo-random number below `max` from the clock (when to kill a process).
+pub fn jitter_ms(max: u64) -> u64 {
+    (now_ns() as u64 / 1000).wrapping_mul(6_364_136_223_846_793_005) % max.max(1)
+}
+
+/// Bytes of the files under `dir`.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_bytes(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            }
+        })
+        .sum()
+}

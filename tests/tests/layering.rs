@@ -1,0 +1,200 @@
+//! The workspace's layering, checked on the declared crate graph (`cargo metadata --no-deps`).
+//!
+//! Layers come from where a crate's manifest sits, never from its name: `crates/core/*`,
+//! `crates/store/*`, `crates/write/*`, `crates/read/*`, `crates/server`, and `tests`/`benches`.
+//! Arrows point down only: `core ← store ← write, read ← server`. A crate may use crates of its
+//! own layer; write and read never use each other; tests and benches may use anything. Every kind
+//! of dependency counts (normal, dev and build): a test-only arrow across layers is a coupling
+//! too.
+//!
+//! The two storage SDKs stay with the crates that own storage: `aws-sdk-dynamodb` in
+//! `skald-index` and `skald-table-manager`, `object_store` in `skald-chunk-store`
+//! (`deny.toml`'s `wrappers` say the same for the whole dependency tree).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Arrows that break the layering today, each with the step that removes it. An entry that no
+/// longer matches a dependency fails the test, so the list cannot outlive its reason.
+const KNOWN_LAYER_VIOLATIONS: &[(&str, &str, &str)] = &[
+    // The ingester compiles LogQL pipelines it pushes down (write → read). logql depends on
+    // skald-model only; this entry goes away when `crates/read/logql` moves to
+    // `crates/core/logql` (REVIEW-2026-12 §8 step 3), which makes the arrow point down.
+    ("skald-ingester", "skald-logql", "logql moves to crates/core/logql"),
+];
+
+/// Which workspace crates may depend on each storage SDK.
+const STORAGE_SDK_OWNERS: &[(&str, &[&str])] = &[
+    ("aws-sdk-dynamodb", &["skald-index", "skald-table-manager"]),
+    ("object_store", &["skald-chunk-store"]),
+];
+
+/// Storage-SDK uses outside their owners, each with the step that removes it (stale entries
+/// fail the test too).
+const KNOWN_STORAGE_SDK_USES: &[(&str, &str, &str)] = &[
+    // `crates/server/src/storage.rs` builds the DynamoDB client from Loki's `dynamodb_url`.
+    // This entry goes away when that parsing moves into skald-index (REVIEW-2026-12 §8 step 5).
+    ("skald-server", "aws-sdk-dynamodb", "the DynamoDB URL parsing moves into skald-index"),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Layer {
+    Core,
+    Store,
+    Write,
+    Read,
+    Server,
+    /// `tests/` and `benches/`: may depend on anything.
+    Harness,
+}
+
+impl Layer {
+    /// The layer of a crate whose manifest is `rel` (relative to the workspace root).
+    fn of(rel: &Path) -> Option<Layer> {
+        let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+        match parts.as_slice() {
+            ["crates", "core", _, "Cargo.toml"] => Some(Layer::Core),
+            ["crates", "store", _, "Cargo.toml"] => Some(Layer::Store),
+            ["crates", "write", _, "Cargo.toml"] => Some(Layer::Write),
+            ["crates", "read", _, "Cargo.toml"] => Some(Layer::Read),
+            ["crates", "server", "Cargo.toml"] => Some(Layer::Server),
+            ["tests", "Cargo.toml"] | ["benches", "Cargo.toml"] => Some(Layer::Harness),
+            _ => None,
+        }
+    }
+
+    /// Whether a crate of layer `self` may depend on one of layer `to`.
+    fn may_use(self, to: Layer) -> bool {
+        use Layer::*;
+        match self {
+            Core => to == Core,
+            Store => matches!(to, Core | Store),
+            Write => matches!(to, Core | Store | Write),
+            Read => matches!(to, Core | Store | Read),
+            Server => matches!(to, Core | Store | Write | Read),
+            Harness => true,
+        }
+    }
+}
+
+/// One workspace crate: its layer and the names of everything it depends on (any kind).
+struct Crate {
+    layer: Layer,
+    deps: BTreeSet<String>,
+}
+
+/// The workspace's crates from `cargo metadata --format-version 1 --no-deps`.
+fn workspace() -> BTreeMap<String, Crate> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .arg(root.join("Cargo.toml"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let mut crates = BTreeMap::new();
+    let mut unplaced = Vec::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        let name = p["name"].as_str().expect("package name").to_string();
+        let manifest = Path::new(p["manifest_path"].as_str().expect("manifest_path"));
+        let rel = manifest.strip_prefix(root).unwrap_or(manifest);
+        let Some(layer) = Layer::of(rel) else {
+            unplaced.push(format!("{name} ({})", rel.display()));
+            continue;
+        };
+        let deps = p["dependencies"]
+            .as_array()
+            .expect("dependencies")
+            .iter()
+            .map(|d| d["name"].as_str().expect("dependency name").to_string())
+            .collect();
+        crates.insert(name, Crate { layer, deps });
+    }
+    assert!(
+        unplaced.is_empty(),
+        "workspace crates outside crates/{{core,store,write,read}}/*, crates/server, tests, benches: {unplaced:?}"
+    );
+    crates
+}
+
+#[test]
+fn crate_dependencies_point_down_only() {
+    let crates = workspace();
+    assert!(crates.len() >= 10, "only {} workspace crates found", crates.len());
+    let mut bad = Vec::new();
+    let mut used = BTreeSet::new();
+    for (name, c) in &crates {
+        for dep in &c.deps {
+            let Some(to) = crates.get(dep) else { continue }; // not a workspace crate
+            if c.layer.may_use(to.layer) {
+                continue;
+            }
+            match KNOWN_LAYER_VIOLATIONS.iter().find(|(f, t, _)| f == name && t == dep) {
+                Some(known) => {
+                    used.insert(*known);
+                }
+                None => bad.push(format!("{name} ({:?}) -> {dep} ({:?})", c.layer, to.layer)),
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "dependencies that point up or sideways (layers: core <- store <- write, read <- server; \
+         write and read never use each other):\n  {}",
+        bad.join("\n  ")
+    );
+    let stale: Vec<_> = KNOWN_LAYER_VIOLATIONS.iter().filter(|k| !used.contains(*k)).collect();
+    assert!(
+        stale.is_empty(),
+        "KNOWN_LAYER_VIOLATIONS entries that no longer break the layering (remove them): {stale:?}"
+    );
+}
+
+#[test]
+fn storage_sdks_stay_with_the_crates_that_own_storage() {
+    let crates = workspace();
+    let mut bad = Vec::new();
+    let mut used = BTreeSet::new();
+    for (sdk, owners) in STORAGE_SDK_OWNERS {
+        for (name, c) in &crates {
+            if !c.deps.contains(*sdk) || owners.contains(&name.as_str()) {
+                continue;
+            }
+            match KNOWN_STORAGE_SDK_USES.iter().find(|(f, s, _)| f == name && s == sdk) {
+                Some(known) => {
+                    used.insert(*known);
+                }
+                None => bad.push(format!("{name} depends on {sdk} (owned by {owners:?})")),
+            }
+        }
+    }
+    assert!(bad.is_empty(), "storage SDKs outside their owners:\n  {}", bad.join("\n  "));
+    let stale: Vec<_> = KNOWN_STORAGE_SDK_USES.iter().filter(|k| !used.contains(*k)).collect();
+    assert!(
+        stale.is_empty(),
+        "KNOWN_STORAGE_SDK_USES entries that no longer apply (remove them): {stale:?}"
+    );
+}
+
+#[test]
+fn layers_come_from_folders() {
+    let l = |p: &str| Layer::of(Path::new(p));
+    assert_eq!(l("crates/read/logql/Cargo.toml"), Some(Layer::Read));
+    assert_eq!(l("crates/core/logql/Cargo.toml"), Some(Layer::Core));
+    assert_eq!(l("crates/server/Cargo.toml"), Some(Layer::Server));
+    assert_eq!(l("benches/Cargo.toml"), Some(Layer::Harness));
+    assert_eq!(l("crates/read/logql/fuzz/Cargo.toml"), None);
+    assert!(Layer::Write.may_use(Layer::Core) && Layer::Write.may_use(Layer::Store));
+    assert!(!Layer::Write.may_use(Layer::Read) && !Layer::Read.may_use(Layer::Write));
+    assert!(!Layer::Core.may_use(Layer::Store) && !Layer::Store.may_use(Layer::Write));
+    assert!(!Layer::Server.may_use(Layer::Harness));
+}
