@@ -56,17 +56,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 # a test: tests/tests/layering.rs.
 echo "== cargo machete (unused dependencies)"
 cargo machete --version >/dev/null 2>&1 || cargo install --locked cargo-machete@0.9.2
-# Being restructured in issue 14, so checked once their own Cargo.toml is fixed (then remove
-# them here): crates/write/ingester (thiserror and tokio-stream unused) and crates/read/logql
-# (chrono unused; tz-rs is imported as `tz` and needs a [package.metadata.cargo-machete] entry).
-machete_pending="crates/write/ingester crates/read/logql"
 machete_dirs=()
 for m in crates/*/*/Cargo.toml crates/server/Cargo.toml tests/Cargo.toml benches/Cargo.toml; do
-  d=$(dirname "$m")
-  case " $machete_pending " in *" $d "*) continue ;; esac
-  machete_dirs+=("$d")
+  machete_dirs+=("$(dirname "$m")")
 done
-[ -z "$machete_pending" ] || echo "   not checked yet: $machete_pending"
 machete_out=$(cargo machete "${machete_dirs[@]}" 2>&1) || { echo "$machete_out"; exit 1; }
 
 echo "== cargo deny check licenses bans (deny.toml)"

@@ -20,10 +20,7 @@ use serde_json::Value;
 /// Arrows that break the layering today, each with the step that removes it. An entry that no
 /// longer matches a dependency fails the test, so the list cannot outlive its reason.
 const KNOWN_LAYER_VIOLATIONS: &[(&str, &str, &str)] = &[
-    // The ingester compiles LogQL pipelines it pushes down (write → read). logql depends on
-    // skald-model only; this entry goes away when `crates/read/logql` moves to
-    // `crates/core/logql` (REVIEW-2026-12 §8 step 3), which makes the arrow point down.
-    ("skald-ingester", "skald-logql", "logql moves to crates/core/logql"),
+    // (none: the ingester → logql edge went away when logql moved to crates/core/logql)
 ];
 
 /// Which workspace crates may depend on each storage SDK.
