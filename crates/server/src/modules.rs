@@ -19,8 +19,8 @@ use skald_index::IndexStore;
 use skald_ingester::Ingester;
 use skald_proto::ingester::IngesterClient;
 use skald_querier::Querier;
+use skald_ring::lifecycler::Lifecycler;
 use skald_ring::membership::{Membership, MembershipConfig};
-use skald_ring::InstanceDesc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -76,10 +76,10 @@ pub struct Modules {
     pub shutdown: watch::Receiver<bool>,
     /// The `memberlist` block, when gossip is configured (set by the server module).
     pub memberlist: Option<MembershipConfig>,
-    /// Gossip membership: the ingester's (with its ring entry) or a ring client's.
+    /// Gossip membership: the ingester's lifecycler's or a ring client's.
     pub membership: Option<Arc<Membership>>,
     /// This process's ingester's entry in the gossiped ring.
-    pub ring_entry: Option<InstanceDesc>,
+    pub lifecycler: Option<Lifecycler>,
     /// Chunk store (the store module).
     pub chunk_store: Option<Arc<dyn ChunkStore>>,
     /// Index store (the store module).
@@ -113,7 +113,7 @@ impl Modules {
             shutdown,
             memberlist: None,
             membership: None,
-            ring_entry: None,
+            lifecycler: None,
             chunk_store: None,
             index_store: None,
             ingester: None,
