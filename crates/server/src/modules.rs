@@ -1,5 +1,31 @@
 //! The module graph: which services a `-target` runs and in which order they start, as Loki's
-//! `pkg/loki/modules.go` dependency map does (written anew here).
+//! `pkg/loki/modules.go` dependency map does (written anew here), and the driver that starts
+//! them: each module has one file under `modules/` with an `init_*` that builds it into the
+//! shared [`Modules`]. Adding a target is adding a [`Module`], its dependencies, and its file.
+
+mod distributor;
+pub mod ingester;
+mod ingester_client;
+mod querier;
+pub mod server;
+mod store;
+mod table_manager;
+
+use std::sync::Arc;
+
+use skald_chunk_store::ChunkStore;
+use skald_distributor::Distributor;
+use skald_index::IndexStore;
+use skald_ingester::Ingester;
+use skald_proto::ingester::IngesterClient;
+use skald_querier::Querier;
+use skald_ring::lifecycler::Lifecycler;
+use skald_ring::membership::{Membership, MembershipConfig};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::es_objects::EsObjects;
 
 /// A startable unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,10 +61,107 @@ impl Module {
     }
 }
 
+/// What the started modules share: each `init_*` reads the modules it depends on from here
+/// and puts its own in. A module the target does not run stays `None`.
+pub struct Modules {
+    /// The root configuration.
+    pub config: Config,
+    /// The `-target` this process runs.
+    pub target: String,
+    /// The modules of the target, dependencies first: the start order, and `/services`.
+    pub order: Vec<Module>,
+    /// The metrics registry `/metrics` serves.
+    pub registry: prometheus::Registry,
+    /// Turns `true` when the process stops: background tasks end on it.
+    pub shutdown: watch::Receiver<bool>,
+    /// The `memberlist` block, when gossip is configured (set by the server module).
+    pub memberlist: Option<MembershipConfig>,
+    /// Gossip membership: the ingester's lifecycler's or a ring client's.
+    pub membership: Option<Arc<Membership>>,
+    /// This process's ingester's entry in the gossiped ring.
+    pub lifecycler: Option<Lifecycler>,
+    /// Chunk store (the store module).
+    pub chunk_store: Option<Arc<dyn ChunkStore>>,
+    /// Index store (the store module).
+    pub index_store: Option<Arc<dyn IndexStore>>,
+    /// The ingester, when this process runs one.
+    pub ingester: Option<Ingester>,
+    /// The ingester's flush loop; it ends (after the final flush) on shutdown.
+    pub ingester_task: Option<JoinHandle<()>>,
+    /// The ingester's gRPC server; it ends on shutdown.
+    pub grpc_task: Option<JoinHandle<()>>,
+    /// How the distributor and querier reach ingesters.
+    pub ingester_client: Option<IngesterClient>,
+    /// The push path.
+    pub distributor: Option<Arc<Distributor>>,
+    /// Where the Elasticsearch templates, policies and pipelines of tenants are kept.
+    pub es_objects: Option<Arc<EsObjects>>,
+    /// The query path.
+    pub querier: Option<Arc<Querier>>,
+}
+
+impl Modules {
+    /// The empty context for `target`, and the sender that stops its background tasks.
+    pub fn new(config: Config, target: &str) -> anyhow::Result<(Self, watch::Sender<bool>)> {
+        let order = resolve(target).map_err(anyhow::Error::msg)?;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let modules = Modules {
+            config,
+            target: target.to_string(),
+            order,
+            registry: prometheus::Registry::new(),
+            shutdown,
+            memberlist: None,
+            membership: None,
+            lifecycler: None,
+            chunk_store: None,
+            index_store: None,
+            ingester: None,
+            ingester_task: None,
+            grpc_task: None,
+            ingester_client: None,
+            distributor: None,
+            es_objects: None,
+            querier: None,
+        };
+        Ok((modules, shutdown_tx))
+    }
+
+    /// Builds every module of the target, in the graph's order.
+    pub async fn init_all(&mut self) -> anyhow::Result<()> {
+        for module in self.order.clone() {
+            self.init(module).await?;
+        }
+        Ok(())
+    }
+
+    /// Builds `module`; the modules it depends on are already built.
+    async fn init(&mut self, module: Module) -> anyhow::Result<()> {
+        match module {
+            Module::Server => server::init_server(self),
+            Module::Store => store::init_store(self),
+            Module::Ingester => ingester::init_ingester(self).await,
+            Module::IngesterClient => ingester_client::init_ingester_client(self).await,
+            Module::Distributor => distributor::init_distributor(self),
+            Module::Querier => querier::init_querier(self),
+            Module::TableManager => table_manager::init_table_manager(self),
+        }
+    }
+
+    /// The chunk and index stores, for a module that needs them.
+    fn stores(&self, who: &str) -> anyhow::Result<(Arc<dyn ChunkStore>, Arc<dyn IndexStore>)> {
+        match (&self.chunk_store, &self.index_store) {
+            (Some(cs), Some(is)) => Ok((cs.clone(), is.clone())),
+            _ => anyhow::bail!("the {who} needs the store module"),
+        }
+    }
+}
+
 fn deps(m: Module) -> &'static [Module] {
     match m {
         Module::Server => &[],
-        Module::Store => &[],
+        // the store registers its metrics in the server's registry
+        Module::Store => &[Module::Server],
         Module::Ingester => &[Module::Server, Module::Store],
         Module::IngesterClient => &[],
         Module::Distributor => &[Module::Server, Module::IngesterClient],
@@ -99,5 +222,64 @@ mod tests {
         assert!(resolve("nope").unwrap_err().contains("nope"));
         assert_eq!(resolve("table-manager").unwrap(), vec![Module::Server, Module::TableManager]);
         assert!(pos(Module::TableManager) < pos(Module::Ingester));
+    }
+
+    #[test]
+    fn all_starts_every_module() {
+        assert_eq!(
+            resolve("all").unwrap(),
+            vec![
+                Module::Server,
+                Module::TableManager,
+                Module::Store,
+                Module::Ingester,
+                Module::IngesterClient,
+                Module::Distributor,
+                Module::Querier,
+            ]
+        );
+        assert_eq!(resolve("").unwrap(), resolve("all").unwrap());
+    }
+
+    #[test]
+    fn distributor_starts_no_store_and_no_ingester() {
+        assert_eq!(
+            resolve("distributor").unwrap(),
+            vec![Module::Server, Module::IngesterClient, Module::Distributor]
+        );
+    }
+
+    #[test]
+    fn ingester_starts_the_store_and_no_client() {
+        assert_eq!(
+            resolve("ingester").unwrap(),
+            vec![Module::Server, Module::Store, Module::Ingester]
+        );
+    }
+
+    #[test]
+    fn querier_starts_the_store_and_a_client() {
+        assert_eq!(
+            resolve("querier").unwrap(),
+            vec![Module::Server, Module::Store, Module::IngesterClient, Module::Querier]
+        );
+    }
+
+    #[test]
+    fn table_manager_starts_no_store() {
+        assert_eq!(resolve("table-manager").unwrap(), vec![Module::Server, Module::TableManager]);
+    }
+
+    #[test]
+    fn every_dependency_starts_before_its_module() {
+        for target in ["all", "distributor", "ingester", "querier", "table-manager"] {
+            let order = resolve(target).unwrap();
+            for (i, m) in order.iter().enumerate() {
+                for d in deps(*m) {
+                    let at = order.iter().position(|x| x == d);
+                    assert!(at.is_some_and(|at| at < i), "{target}: {d:?} before {m:?}");
+                }
+            }
+        }
     }
 }

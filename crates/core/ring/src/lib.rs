@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod lifecycler;
 pub mod membership;
 pub mod replicated;
 pub mod tail;

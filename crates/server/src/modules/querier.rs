@@ -1,0 +1,23 @@
+//! The querier module: the query path over the store and, when there is one, the ingesters.
+
+use std::sync::Arc;
+
+use skald_querier::Querier;
+
+use super::Modules;
+
+/// Builds the querier over the stores and the ingester client.
+pub fn init_querier(m: &mut Modules) -> anyhow::Result<()> {
+    let (cs, is) = m.stores("querier")?;
+    let config = &m.config;
+    let querier = Querier::new(
+        config.querier.clone(),
+        config.limits_config.clone(),
+        cs,
+        is,
+        m.ingester_client.clone(),
+    )
+    .with_pattern_ingester(config.pattern_ingester.clone());
+    m.querier = Some(Arc::new(querier));
+    Ok(())
+}
