@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs Skald's cargo-fuzz targets, each for SECONDS (default 600), one after another.
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
-# Targets: logql:parse logql:pipeline distributor:decode_push chunk:parse_chunk
-# ingester:wal_records (default: all).
+# Targets: logql:parse logql:pipeline distributor:decode_push distributor:decode_otlp_es
+# chunk:parse_chunk ingester:wal_records (default: all).
 # Needs a nightly toolchain and cargo-fuzz; installs them when missing. Corpora live in
 # target/fuzz-corpus/<target> (seeded from the crate's fuzz/seeds/<target> when present);
 # crashes land in the crate's fuzz/artifacts/.
@@ -12,7 +12,7 @@ root=$PWD
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(logql:parse logql:pipeline distributor:decode_push chunk:parse_chunk ingester:wal_records)
+[ ${#targets[@]} -eq 0 ] && targets=(logql:parse logql:pipeline distributor:decode_push distributor:decode_otlp_es chunk:parse_chunk ingester:wal_records)
 
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked

@@ -191,7 +191,6 @@ async fn format_query(
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
-/// Loki's default step: `max(1s, floor((end - start) / 250))`, in whole seconds.
 impl Querier {
     pub(crate) fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
         syntax::parse_expr(p.get("query").unwrap_or(""))

@@ -23,7 +23,7 @@
 //! transport failures are retried with exponential backoff and counted. Every query follows
 //! `LastEvaluatedKey` to the end.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,15 +32,22 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use parking_lot::Mutex;
-use skald_model::{Label, LabelMatcher, Labels};
+use skald_model::{LabelMatcher, Labels};
 
 use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
 use crate::store::{
     days_spanned, group_by_day, label_names_of, label_values_of, IndexStore, Merger, SeriesChunks,
-    NANOS_PER_DAY,
 };
-use crate::varint::{put_uvarint, Reader};
+
+mod config;
+mod rows;
+
+pub use config::{DynamoClientConfig, DynamoIndexConfig, DynamoMetrics};
+use rows::{
+    blob, chunk_hash, chunk_range_key, chunk_value, days_hash, decode_chunk, decode_labels,
+    labels_value, row, series_hash, ts_from_key, ts_key, Item,
+};
 
 /// Items per `BatchWriteItem` call (DynamoDB's limit).
 pub const BATCH_WRITE_ITEMS: usize = 25;
@@ -51,219 +58,6 @@ const PER_SERIES_QUERY_MAX: usize = 8;
 const LONG_RANGE_DAYS: i64 = 32;
 /// Days read at once by one query.
 const DAYS_IN_FLIGHT: usize = 4;
-
-/// Where and how to reach DynamoDB. `{:?}` masks the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DynamoClientConfig {
-    /// Region (`us-east-1`); for endpoints of emulated services any name works.
-    pub region: String,
-    /// Endpoint URL (`http://127.0.0.1:8000`); `None` = AWS's endpoint for the region.
-    pub endpoint: Option<String>,
-    /// Static credentials (access key id, secret); `None` = `AWS_ACCESS_KEY_ID` /
-    /// `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` from the environment.
-    pub credentials: Option<(String, String)>,
-}
-
-impl std::fmt::Debug for DynamoClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DynamoClientConfig")
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("access_key_id", &self.credentials.as_ref().map(|(k, _)| k))
-            .finish_non_exhaustive()
-    }
-}
-
-/// `url` with the password of its `user:password@` part replaced by `xxxxx` (Go's
-/// `url.Redacted`), for messages.
-fn redacted_url(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else { return url.to_string() };
-    let rest = &url[start..];
-    match rest.rfind('@').and_then(|at| rest[..at].find(':').map(|c| (c, at))) {
-        Some((colon, at)) => format!("{}{}:xxxxx{}", &url[..start], &rest[..colon], &rest[at..]),
-        None => url.to_string(),
-    }
-}
-
-impl DynamoClientConfig {
-    /// Parses Loki's `dynamodb_url`: `dynamodb://region`, or
-    /// `dynamodb://key:secret@host:port` (a host with a dot or a port is an endpoint, reached
-    /// over plain HTTP, as Loki did; the region is then `AWS_REGION` or `dummy`). Key and
-    /// secret are URL-escaped.
-    pub fn from_url(url: &str) -> std::result::Result<Self, String> {
-        let rest = url.strip_prefix("dynamodb://").ok_or_else(|| {
-            format!("dynamodb_url `{}` must start with dynamodb://", redacted_url(url))
-        })?;
-        let (userinfo, hostpath) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let host = hostpath.split('/').next().unwrap_or_default();
-        if host.is_empty() {
-            return Err(format!("dynamodb_url `{}` names no region or host", redacted_url(url)));
-        }
-        let credentials = match userinfo {
-            Some(u) => {
-                let (k, s) = u.split_once(':').unwrap_or((u, ""));
-                let unescape = |s: &str| {
-                    percent_encoding::percent_decode_str(s)
-                        .decode_utf8()
-                        .map(|c| c.into_owned())
-                        .map_err(|e| format!("dynamodb_url credentials: {e}"))
-                };
-                Some((unescape(k)?, unescape(s)?))
-            }
-            None => None,
-        };
-        if host.contains('.') || host.contains(':') {
-            let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "dummy".to_string());
-            Ok(DynamoClientConfig { region, endpoint: Some(format!("http://{host}")), credentials })
-        } else {
-            Ok(DynamoClientConfig { region: host.to_string(), endpoint: None, credentials })
-        }
-    }
-
-    /// Builds a client. Retries are left to the callers, which count them.
-    pub fn connect(&self) -> std::result::Result<Client, String> {
-        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-        let credentials = match &self.credentials {
-            Some((k, s)) => Credentials::new(k, s, None, None, "skald-config"),
-            None => {
-                let k = std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| {
-                    "no DynamoDB credentials: put them in dynamodb_url or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_string()
-                })?;
-                let s = std::env::var("AWS_SECRET_ACCESS_KEY")
-                    .map_err(|_| "AWS_SECRET_ACCESS_KEY is not set".to_string())?;
-                Credentials::new(k, s, std::env::var("AWS_SESSION_TOKEN").ok(), None, "env")
-            }
-        };
-        let http = match &self.endpoint {
-            Some(e) if e.starts_with("http://") => {
-                aws_smithy_http_client::Builder::new().build_http()
-            }
-            _ => aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        };
-        let mut b = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(self.region.clone()))
-            .credentials_provider(credentials)
-            .http_client(http)
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(30))
-                    .build(),
-            );
-        if let Some(e) = &self.endpoint {
-            b = b.endpoint_url(e);
-        }
-        Ok(Client::from_conf(b.build()))
-    }
-}
-
-/// Settings of one DynamoDB index period.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DynamoIndexConfig {
-    /// Table name prefix (`index.prefix`, e.g. `loki_`).
-    pub prefix: String,
-    /// Table period in seconds (`index.period`; 168h for Loki's `aws` store). A multiple of 24h.
-    pub period_secs: i64,
-    /// Retries of a throttled or failed request before giving up.
-    pub max_retries: u32,
-    /// First backoff; doubled per retry up to `max_backoff`.
-    pub min_backoff: Duration,
-    /// Largest backoff.
-    pub max_backoff: Duration,
-    /// Series rows remembered as written, per process (bounds the write-dedup set).
-    pub written_series_cache: usize,
-}
-
-impl Default for DynamoIndexConfig {
-    fn default() -> Self {
-        DynamoIndexConfig {
-            prefix: "loki_".to_string(),
-            period_secs: 7 * 86_400,
-            max_retries: 5,
-            min_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-            written_series_cache: 1 << 20,
-        }
-    }
-}
-
-impl DynamoIndexConfig {
-    /// The table holding index day `day`.
-    pub fn table_for_day(&self, day: i64) -> String {
-        let secs = day.saturating_mul(NANOS_PER_DAY / 1_000_000_000);
-        format!("{}{}", self.prefix, secs.div_euclid(self.period_secs.max(86_400)))
-    }
-}
-
-/// Counters of DynamoDB use, registered by the caller.
-#[derive(Debug, Clone)]
-pub struct DynamoMetrics {
-    /// Requests retried after throttling, by operation.
-    pub throttled: prometheus::IntCounterVec,
-    /// Failed requests (after the last retry or not retryable), by operation.
-    pub failures: prometheus::IntCounterVec,
-    /// Items written.
-    pub items_written: prometheus::IntCounter,
-    /// Capacity units DynamoDB reports as consumed, by operation.
-    pub consumed_capacity: prometheus::CounterVec,
-}
-
-impl DynamoMetrics {
-    /// Creates the counters (not registered).
-    pub fn new() -> Self {
-        // Names and help texts are constants, so construction cannot fail.
-        let opts = |n: &str, h: &str| prometheus::Opts::new(n, h);
-        DynamoMetrics {
-            throttled: prometheus::IntCounterVec::new(
-                opts("loki_dynamo_throttled_total", "DynamoDB requests throttled and retried."),
-                &["operation"],
-            )
-            .expect("constant metric name is valid"),
-            failures: prometheus::IntCounterVec::new(
-                opts("loki_dynamo_failures_total", "DynamoDB requests that failed."),
-                &["operation"],
-            )
-            .expect("constant metric name is valid"),
-            items_written: prometheus::IntCounter::with_opts(opts(
-                "skald_dynamo_items_written_total",
-                "Index items written to DynamoDB.",
-            ))
-            .expect("constant metric name is valid"),
-            consumed_capacity: prometheus::CounterVec::new(
-                opts(
-                    "loki_dynamo_consumed_capacity_total",
-                    "Capacity units DynamoDB reported as consumed.",
-                ),
-                &["operation"],
-            )
-            .expect("constant metric name is valid"),
-        }
-    }
-
-    /// Registers every counter into `registry`.
-    pub fn register(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
-        registry.register(Box::new(self.throttled.clone()))?;
-        registry.register(Box::new(self.failures.clone()))?;
-        registry.register(Box::new(self.items_written.clone()))?;
-        registry.register(Box::new(self.consumed_capacity.clone()))?;
-        Ok(())
-    }
-}
-
-impl Default for DynamoMetrics {
-    fn default() -> Self {
-        DynamoMetrics::new()
-    }
-}
 
 /// The index in DynamoDB periodic tables. See the module docs for the row layout.
 pub struct DynamoIndexStore {
@@ -277,121 +71,6 @@ pub struct DynamoIndexStore {
 impl std::fmt::Debug for DynamoIndexStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DynamoIndexStore").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-type Item = HashMap<String, AttributeValue>;
-
-/// An index row: hash key `h`, range key `r`, payload `v` when there is one.
-fn row(h: String, r: Vec<u8>, v: Option<Vec<u8>>) -> Item {
-    let mut item = Item::with_capacity(3);
-    item.insert("h".into(), AttributeValue::S(h));
-    item.insert("r".into(), AttributeValue::B(Blob::new(r)));
-    if let Some(v) = v {
-        item.insert("v".into(), AttributeValue::B(Blob::new(v)));
-    }
-    item
-}
-
-fn series_hash(tenant: &str, day: i64) -> String {
-    format!("{tenant}:d{day}:s")
-}
-
-fn days_hash(tenant: &str) -> String {
-    format!("{tenant}:days")
-}
-
-fn chunk_hash(tenant: &str, day: i64) -> String {
-    format!("{tenant}:d{day}:c")
-}
-
-fn ts_key(ts: i64) -> [u8; 8] {
-    ((ts as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn ts_from_key(b: &[u8]) -> i64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(b);
-    (u64::from_be_bytes(a) ^ (1 << 63)) as i64
-}
-
-fn chunk_range_key(c: &ChunkRef) -> Vec<u8> {
-    let mut r = Vec::with_capacity(28);
-    r.extend_from_slice(&c.fingerprint.to_be_bytes());
-    r.extend_from_slice(&ts_key(c.from));
-    r.extend_from_slice(&ts_key(c.through));
-    r.extend_from_slice(&c.checksum.to_be_bytes());
-    r
-}
-
-fn chunk_value(c: &ChunkRef) -> Vec<u8> {
-    let mut v = Vec::with_capacity(16);
-    put_uvarint(&mut v, u64::from(c.entries));
-    put_uvarint(&mut v, c.uncompressed_bytes);
-    put_uvarint(&mut v, c.compressed_bytes);
-    put_uvarint(&mut v, c.stats_bytes);
-    v
-}
-
-fn decode_chunk(r: &[u8], v: &[u8]) -> Result<ChunkRef> {
-    if r.len() != 28 {
-        return Err(Error::corrupt(format!("chunk row key of {} bytes", r.len())));
-    }
-    let mut fp = [0u8; 8];
-    fp.copy_from_slice(&r[..8]);
-    let mut cs = [0u8; 4];
-    cs.copy_from_slice(&r[24..28]);
-    let mut rd = Reader::new(v);
-    let entries = u32::try_from(rd.uvarint()?).map_err(|_| Error::corrupt("chunk entries"))?;
-    let uncompressed_bytes = rd.uvarint()?;
-    let compressed_bytes = rd.uvarint()?;
-    // rows written before the stats size existed end here: their raw size stands in for it
-    let stats_bytes = if rd.remaining() == 0 { uncompressed_bytes } else { rd.uvarint()? };
-    Ok(ChunkRef {
-        fingerprint: u64::from_be_bytes(fp),
-        from: ts_from_key(&r[8..16]),
-        through: ts_from_key(&r[16..24]),
-        checksum: u32::from_be_bytes(cs),
-        entries,
-        uncompressed_bytes,
-        compressed_bytes,
-        stats_bytes,
-    })
-}
-
-fn labels_value(labels: &Labels) -> Vec<u8> {
-    let mut v = Vec::new();
-    put_uvarint(&mut v, labels.len() as u64);
-    for l in labels.iter() {
-        put_uvarint(&mut v, l.name.len() as u64);
-        v.extend_from_slice(l.name.as_bytes());
-        put_uvarint(&mut v, l.value.len() as u64);
-        v.extend_from_slice(l.value.as_bytes());
-    }
-    v
-}
-
-fn decode_labels(v: &[u8]) -> Result<Labels> {
-    let mut rd = Reader::new(v);
-    let n = rd.count(2)?;
-    let mut out = Vec::with_capacity(n);
-    let string = |rd: &mut Reader<'_>| -> Result<String> {
-        let len = rd.count(1)?;
-        let b = rd.bytes(len)?;
-        String::from_utf8(b.to_vec()).map_err(|_| Error::corrupt("label is not UTF-8"))
-    };
-    for _ in 0..n {
-        let name = string(&mut rd)?;
-        let value = string(&mut rd)?;
-        out.push(Label::new(name, value));
-    }
-    Ok(Labels::from_vec(out))
-}
-
-fn blob(item: &Item, name: &str) -> Result<Vec<u8>> {
-    match item.get(name) {
-        Some(AttributeValue::B(b)) => Ok(b.as_ref().to_vec()),
-        _ => Err(Error::corrupt(format!("index row without binary `{name}`"))),
     }
 }
 
@@ -838,69 +517,5 @@ impl IndexStore for DynamoIndexStore {
         matchers: &[LabelMatcher],
     ) -> Result<Vec<String>> {
         Ok(label_values_of(&self.series(tenant, matchers, from, through).await?, name))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let c = DynamoClientConfig::from_url("dynamodb://ap-northeast-1").unwrap();
-        assert_eq!(c.region, "ap-northeast-1");
-        assert_eq!(c.endpoint, None);
-        assert_eq!(c.credentials, None);
-        let c = DynamoClientConfig::from_url("dynamodb://k%2Fey:se%40cret@127.0.0.1:8000").unwrap();
-        assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:8000"));
-        assert_eq!(c.credentials, Some(("k/ey".to_string(), "se@cret".to_string())));
-        assert!(DynamoClientConfig::from_url("http://x").is_err());
-        assert!(DynamoClientConfig::from_url("dynamodb://").is_err());
-        // the secret shows neither in errors nor in `{:?}`
-        let err = DynamoClientConfig::from_url("http://k:Sup3rS3cret@h:1").unwrap_err();
-        assert!(err.contains("http://k:xxxxx@h:1"), "{err}");
-        let err = DynamoClientConfig::from_url("dynamodb://k:Sup3rS3cret@").unwrap_err();
-        assert!(!err.contains("Sup3rS3cret"), "{err}");
-        let c = DynamoClientConfig::from_url("dynamodb://k:Sup3rS3cret@127.0.0.1:8000").unwrap();
-        assert!(!format!("{c:?}").contains("Sup3rS3cret"));
-    }
-
-    #[test]
-    fn keys_round_trip_and_sort_by_time() {
-        let c = ChunkRef {
-            fingerprint: 0xdead_beef,
-            from: -5,
-            through: 1_700_000_000_000_000_000,
-            checksum: 7,
-            entries: 3,
-            uncompressed_bytes: 100,
-            compressed_bytes: 40,
-            stats_bytes: 90,
-        };
-        assert_eq!(decode_chunk(&chunk_range_key(&c), &chunk_value(&c)).unwrap(), c);
-        // a row from before the stats size: three varints
-        let mut old_row = Vec::new();
-        for v in [3u64, 100, 40] {
-            put_uvarint(&mut old_row, v);
-        }
-        let old = decode_chunk(&chunk_range_key(&c), &old_row).unwrap();
-        assert_eq!(old, ChunkRef { stats_bytes: 100, ..c });
-        assert!(ts_key(-5) < ts_key(0) && ts_key(0) < ts_key(5));
-        let l = Labels::parse(r#"{app="a", env="é"}"#).unwrap();
-        assert_eq!(decode_labels(&labels_value(&l)).unwrap(), l);
-        assert!(decode_labels(&[5, 1]).is_err());
-    }
-
-    #[test]
-    fn tables_follow_periods() {
-        let c = DynamoIndexConfig {
-            prefix: "loki_".into(),
-            period_secs: 7 * 86_400,
-            ..Default::default()
-        };
-        // 2020-05-15 is day 18397; weekly tables are numbered from the epoch
-        assert_eq!(c.table_for_day(18_397), format!("loki_{}", 18_397 / 7));
-        assert_eq!(c.table_for_day(6), "loki_0");
-        assert_eq!(c.table_for_day(7), "loki_1");
     }
 }
