@@ -58,7 +58,9 @@ pub struct Config {
     #[allow(missing_docs)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compactor: Option<serde_yaml::Value>,
-    #[allow(missing_docs)]
+    /// Loki's `memberlist` block: gossip membership for the ring, read by
+    /// [`Config::memberlist`]. Unlike its neighbours it is acted on; it sits among them only to
+    /// keep `/config`'s key order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memberlist: Option<serde_yaml::Value>,
     #[allow(missing_docs)]

@@ -169,7 +169,8 @@ fn go_bool(v: Option<&String>, default: bool) -> Result<bool, String> {
 }
 
 /// Loki's `/ingester/shutdown`: flush (default) and stop the process (default), answering
-/// 204 once the flush is done. `delete_ring_tokens` is accepted; there is no ring yet.
+/// 204 once the flush is done. `delete_ring_tokens` is parsed (400 on a bad value) but not
+/// acted on: the tokens file is kept.
 async fn ingester_shutdown(
     State(state): State<HttpState>,
     axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
