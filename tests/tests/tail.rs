@@ -238,7 +238,7 @@ fn cluster_tail_reaches_every_ingester_and_sends_each_line_once() {
 #[test]
 fn a_tail_that_never_reads_keeps_the_server_memory_bounded() {
     let dir = temp_dir("tail-stuck");
-    let skald = Skald::start(
+    let mut skald = Skald::start(
         &dir,
         "auth_enabled: true\nlimits_config:\n  ingestion_rate_mb: 100000\n  ingestion_burst_size_mb: 100000\n  per_stream_rate_limit: 100GB\n  per_stream_rate_limit_burst: 100GB\n",
     );
@@ -302,4 +302,8 @@ fn a_tail_that_never_reads_keeps_the_server_memory_bounded() {
         read_until(&mut ws, Instant::now() + Duration::from_secs(5), |f| !entries(f).is_empty());
     let got: Vec<String> = entries(&frames).into_iter().map(|e| e.1).collect();
     assert_eq!(got, vec!["after the stuck tail".to_string()]);
+    // its WAL holds the 400 MB pushed: give the disk back
+    drop(ws);
+    skald.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
