@@ -1,4 +1,4 @@
-//! go-humanize's `ParseBytes`, with its error texts.
+//! go-humanize's `ParseBytes` (with its error texts) and `Bytes`, in both of Loki's spellings.
 
 use crate::strconv::parse_float;
 
@@ -56,6 +56,29 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     }
 }
 
+/// go-humanize's `Bytes`: SI units, one decimal below 10 (`5 B`, `1.5 kB`, `20 MB`). Loki's
+/// validation errors print this spelling.
+pub fn bytes(s: u64) -> String {
+    if s < 10 {
+        return format!("{s} B");
+    }
+    const SIZES: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let e = ((s as f64).ln() / 1000f64.ln()).floor() as usize;
+    let e = e.min(SIZES.len() - 1);
+    let val = ((s as f64) / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    if val < 10.0 {
+        format!("{val:.1} {}", SIZES[e])
+    } else {
+        format!("{val:.0} {}", SIZES[e])
+    }
+}
+
+/// [`bytes`] with the space removed (`5B`, `1.5kB`, `20MB`), as Loki's LogQL printer writes
+/// byte literals.
+pub fn bytes_compact(s: u64) -> String {
+    bytes(s).replace(' ', "")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +95,18 @@ mod tests {
         assert_eq!(parse_bytes("1,024 kb"), Ok(1_024_000));
         assert_eq!(parse_bytes("5 xb"), Err("unhandled size name: xb".into()));
         assert!(parse_bytes("abc").is_err());
+    }
+
+    #[test]
+    fn format() {
+        assert_eq!(bytes(5), "5 B");
+        assert_eq!(bytes(1536), "1.5 kB");
+        assert_eq!(bytes(5_000_000), "5.0 MB");
+        assert_eq!(bytes(20_000_000), "20 MB");
+        assert_eq!(bytes(u64::MAX), "18 EB");
+        assert_eq!(bytes_compact(5_000_000), "5.0MB");
+        assert_eq!(bytes_compact(20_000_000), "20MB");
+        assert_eq!(bytes_compact(1536), "1.5kB");
+        assert_eq!(bytes_compact(5), "5B");
     }
 }

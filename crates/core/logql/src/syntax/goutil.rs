@@ -244,20 +244,7 @@ pub fn humanize_parse_bytes(s: &str) -> Option<u64> {
 }
 
 /// Formats a byte count like go-humanize's `Bytes` with spaces removed (`5.0MB`, `20MB`, `5B`).
-pub fn humanize_bytes(s: u64) -> String {
-    if s < 10 {
-        return format!("{s}B");
-    }
-    let sizes = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let e = ((s as f64).ln() / 1000f64.ln()).floor();
-    let idx = (e as usize).min(sizes.len() - 1);
-    let val = ((s as f64) / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
-    if val < 10.0 {
-        format!("{val:.1}{}", sizes[idx])
-    } else {
-        format!("{val:.0}{}", sizes[idx])
-    }
-}
+pub use skald_gocompat::humanize::bytes_compact as humanize_bytes;
 
 /// Turns a regex that failed to compile into Go's `regexp/syntax` error text, e.g.
 /// ``error parsing regexp: missing closing ): `(unclosed` ``. `src` is the full pattern given
