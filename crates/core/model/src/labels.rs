@@ -244,30 +244,9 @@ pub fn is_valid_label_name(name: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
-/// Quotes `s` the way Go's `strconv.Quote` does.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Quotes `s` like Go's `strconv.Quote` for ASCII, leaving non-ASCII runes as they are
+/// (`skald_gocompat::strconv::quote_lenient`; `skald_gocompat::strconv::quote` is the exact one).
+pub use skald_gocompat::strconv::quote_lenient as go_quote;
 
 /// Reads one Go string literal (double-quoted with escapes, or backtick raw) at the start of
 /// `s`. Returns the unescaped value and the number of bytes consumed.

@@ -1,31 +1,9 @@
-//! LEB128 varints, zigzag and a bounds-checked byte reader.
+//! A bounds-checked byte reader; the LEB128 varints and zigzag are `skald_gocompat::varint`.
 
 use crate::error::{Error, Result};
+use skald_gocompat::varint::{read_uvarint, VarintError};
 
-/// Appends `v` as an unsigned LEB128 varint.
-pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-/// Number of bytes `put_uvarint(v)` writes.
-pub(crate) fn uvarint_len(v: u64) -> usize {
-    let bits = 64 - (v | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
-}
-
-/// Maps a signed integer onto an unsigned one so that small magnitudes stay small.
-pub(crate) fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-/// Inverse of [`zigzag`].
-pub(crate) fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
+pub(crate) use skald_gocompat::varint::{put_uvarint, unzigzag, uvarint_len, zigzag};
 
 /// A cursor over a byte slice whose every read is bounds-checked.
 pub(crate) struct Reader<'a> {
@@ -43,21 +21,17 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn uvarint(&mut self, what: &str) -> Result<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(Error::corrupt(format!("truncated varint in {what}")));
-            };
-            self.pos += 1;
-            if shift == 63 && b > 1 {
-                return Err(Error::corrupt(format!("varint overflow in {what}")));
+        match read_uvarint(&self.buf[self.pos..]) {
+            Ok((v, n)) => {
+                self.pos += n;
+                Ok(v)
             }
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
+            Err(VarintError::Truncated) => {
+                Err(Error::corrupt(format!("truncated varint in {what}")))
             }
+            Err(VarintError::Overflow) => Err(Error::corrupt(format!("varint overflow in {what}"))),
+            Err(VarintError::TooLong) => Err(Error::corrupt(format!("varint too long in {what}"))),
         }
-        Err(Error::corrupt(format!("varint too long in {what}")))
     }
 
     pub(crate) fn bytes(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {

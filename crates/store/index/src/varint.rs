@@ -1,18 +1,10 @@
-//! LEB128 varints, zigzag and a bounds-checked byte reader for segment decoding.
+//! A bounds-checked byte reader for segment decoding; the LEB128 varints and zigzag are
+//! `skald_gocompat::varint`.
 
 use crate::error::{Error, Result};
+use skald_gocompat::varint::{read_uvarint, unzigzag, VarintError};
 
-pub(crate) fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-pub(crate) fn put_zvarint(buf: &mut Vec<u8>, v: i64) {
-    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
-}
+pub(crate) use skald_gocompat::varint::{put_uvarint, put_zvarint};
 
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
@@ -29,26 +21,19 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn uvarint(&mut self) -> Result<u64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(Error::corrupt("truncated varint"));
-            };
-            self.pos += 1;
-            if shift == 63 && b > 1 {
-                return Err(Error::corrupt("varint overflow"));
+        match read_uvarint(&self.buf[self.pos..]) {
+            Ok((v, n)) => {
+                self.pos += n;
+                Ok(v)
             }
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
+            Err(VarintError::Truncated) => Err(Error::corrupt("truncated varint")),
+            Err(VarintError::Overflow) => Err(Error::corrupt("varint overflow")),
+            Err(VarintError::TooLong) => Err(Error::corrupt("varint too long")),
         }
-        Err(Error::corrupt("varint too long"))
     }
 
     pub(crate) fn zvarint(&mut self) -> Result<i64> {
-        let v = self.uvarint()?;
-        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+        Ok(unzigzag(self.uvarint()?))
     }
 
     /// Reads a count of items that each take at least `min_item_len` bytes, refusing counts

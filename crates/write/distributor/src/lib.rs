@@ -147,21 +147,7 @@ fn duration_ns(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// go-humanize `Bytes`: SI units, one decimal below 10.
-fn humanize_bytes(s: u64) -> String {
-    if s < 10 {
-        return format!("{s} B");
-    }
-    const SIZES: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let e = ((s as f64).ln() / 1000f64.ln()).floor() as usize;
-    let e = e.min(SIZES.len() - 1);
-    let val = ((s as f64) / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
-    if val < 10.0 {
-        format!("{val:.1} {}", SIZES[e])
-    } else {
-        format!("{val:.0} {}", SIZES[e])
-    }
-}
+use skald_gocompat::humanize::bytes as humanize_bytes;
 
 /// Distinct messages a validation error lists; the others are counted (`... and N more
 /// errors`), so that a push of thousands of bad streams gets a short answer.

@@ -4,53 +4,7 @@
 //! exact texts Loki prints.
 
 /// Quotes `s` the way Go's `strconv.Quote` does (non-printable runes escaped).
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `strconv.IsPrint`: ASCII graphic characters and space, and any
-/// non-ASCII character that is not a control, format or non-ASCII space character.
-fn is_go_printable(c: char) -> bool {
-    let u = c as u32;
-    if u < 0x80 {
-        return (0x20..0x7f).contains(&u);
-    }
-    if c.is_control() {
-        return false;
-    }
-    !matches!(
-        u,
-        0xa0 | 0xad
-            | 0x1680
-            | 0x2000..=0x200f
-            | 0x2028..=0x202f
-            | 0x205f..=0x2064
-            | 0x3000
-            | 0xfeff
-            | 0xfff9..=0xfffb
-            | 0xe000..=0xf8ff
-    )
-}
+pub use skald_gocompat::strconv::quote as go_quote;
 
 /// Formats a float like Go's `fmt.Sprint(f)` (`%v`: shortest `%g`, e.g. `7`, `0.5`, `1e+06`).
 pub fn go_float_v(f: f64) -> String {
@@ -245,138 +199,11 @@ pub fn prom_parse_duration(s: &str) -> Result<i64, String> {
 
 /// Parses a Go `time.ParseDuration` string (`1.5s`, `-250ms`, `1h2m`, `3us`).
 pub fn go_parse_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: u128 = 0;
-    while !rest.is_empty() {
-        let b = rest.as_bytes();
-        let mut i = 0;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let int_part = &rest[..i];
-        let mut frac_part = "";
-        if i < b.len() && b[i] == b'.' {
-            let st = i + 1;
-            i += 1;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            frac_part = &rest[st..i];
-        }
-        if int_part.is_empty() && frac_part.is_empty() {
-            return None;
-        }
-        let ust = i;
-        while i < rest.len() {
-            let c = rest[i..].chars().next()?;
-            if c == '.' || c.is_ascii_digit() {
-                break;
-            }
-            i += c.len_utf8();
-        }
-        let unit: u128 = match &rest[ust..i] {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        let iv: u128 = if int_part.is_empty() { 0 } else { int_part.parse().ok()? };
-        let mut v = iv.checked_mul(unit)?;
-        if !frac_part.is_empty() {
-            // Go's leadingFraction: digits are taken while they fit in an int64, the rest are
-            // ignored, and the fraction is applied in float64.
-            let (mut fv, mut scale, mut overflow) = (0u64, 1f64, false);
-            for d in frac_part.bytes() {
-                if overflow || fv > (i64::MAX as u64) / 10 {
-                    overflow = true;
-                    continue;
-                }
-                let y = fv * 10 + u64::from(d - b'0');
-                if y > 1u64 << 63 {
-                    overflow = true;
-                    continue;
-                }
-                fv = y;
-                scale *= 10.0;
-            }
-            v += (fv as f64 * (unit as f64 / scale)) as u128;
-        }
-        total = total.checked_add(v)?;
-        if total > 1u128 << 63 {
-            return None;
-        }
-        rest = &rest[i..];
-    }
-    if neg {
-        if total > 1u128 << 63 {
-            return None;
-        }
-        Some((total as i128).wrapping_neg() as i64)
-    } else {
-        i64::try_from(total).ok()
-    }
+    skald_gocompat::duration::parse_duration(s).ok()
 }
 
 /// Formats nanoseconds like Go's `time.Duration.String()` (`1h0m0s`, `250ms`, `1.5s`).
-pub fn go_duration_string(d: i64) -> String {
-    if d == 0 {
-        return "0s".into();
-    }
-    let neg = d < 0;
-    let u = d.unsigned_abs();
-    let mut s = String::new();
-    if u < 1_000_000_000 {
-        let (div, unit) = if u < 1_000 {
-            (1, "ns")
-        } else if u < 1_000_000 {
-            (1_000, "µs")
-        } else {
-            (1_000_000, "ms")
-        };
-        s.push_str(&frac(u, div));
-        s.push_str(unit);
-    } else {
-        let secs = u / 1_000_000_000;
-        let h = secs / 3600;
-        let m = (secs / 60) % 60;
-        if h > 0 {
-            s.push_str(&format!("{h}h{m}m"));
-        } else if m > 0 {
-            s.push_str(&format!("{m}m"));
-        }
-        s.push_str(&frac(u % 60_000_000_000, 1_000_000_000));
-        s.push('s');
-    }
-    if neg {
-        format!("-{s}")
-    } else {
-        s
-    }
-}
-
-fn frac(v: u64, div: u64) -> String {
-    let ip = v / div;
-    let fp = v % div;
-    if fp == 0 {
-        return ip.to_string();
-    }
-    let width = div.to_string().len() - 1;
-    let f = format!("{fp:0width$}");
-    format!("{ip}.{}", f.trim_end_matches('0'))
-}
+pub use skald_gocompat::duration::duration_string as go_duration_string;
 
 /// Formats nanoseconds like Prometheus' `model.Duration.String()` (`5m`, `1h30m`, `1w`).
 pub fn prom_duration_string(d: i64) -> String {
@@ -413,61 +240,11 @@ pub fn prom_duration_string(d: i64) -> String {
 
 /// Parses a byte size like go-humanize's `ParseBytes` (`5MB`, `1.5KiB`, `512B`, `3k`).
 pub fn humanize_parse_bytes(s: &str) -> Option<u64> {
-    let mut last = 0;
-    let mut has_comma = false;
-    for (i, c) in s.char_indices() {
-        if !(c.is_ascii_digit() || c == '.' || c == ',') {
-            break;
-        }
-        if c == ',' {
-            has_comma = true;
-        }
-        last = i + 1;
-    }
-    let mut num = s[..last].to_string();
-    if has_comma {
-        num = num.replace(',', "");
-    }
-    let f = go_parse_float(&num).ok()?;
-    let extra = s[last..].trim().to_ascii_lowercase();
-    let m: u64 = match extra.as_str() {
-        "b" | "" => 1,
-        "kib" | "ki" => 1 << 10,
-        "kb" | "k" => 1_000,
-        "mib" | "mi" => 1 << 20,
-        "mb" | "m" => 1_000_000,
-        "gib" | "gi" => 1 << 30,
-        "gb" | "g" => 1_000_000_000,
-        "tib" | "ti" => 1 << 40,
-        "tb" | "t" => 1_000_000_000_000,
-        "pib" | "pi" => 1 << 50,
-        "pb" | "p" => 1_000_000_000_000_000,
-        "eib" | "ei" => 1 << 60,
-        "eb" | "e" => 1_000_000_000_000_000_000,
-        _ => return None,
-    };
-    let v = f * m as f64;
-    if v >= u64::MAX as f64 {
-        return None;
-    }
-    Some(v as u64)
+    skald_gocompat::humanize::parse_bytes(s).ok()
 }
 
 /// Formats a byte count like go-humanize's `Bytes` with spaces removed (`5.0MB`, `20MB`, `5B`).
-pub fn humanize_bytes(s: u64) -> String {
-    if s < 10 {
-        return format!("{s}B");
-    }
-    let sizes = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let e = ((s as f64).ln() / 1000f64.ln()).floor();
-    let idx = (e as usize).min(sizes.len() - 1);
-    let val = ((s as f64) / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
-    if val < 10.0 {
-        format!("{val:.1}{}", sizes[idx])
-    } else {
-        format!("{val:.0}{}", sizes[idx])
-    }
-}
+pub use skald_gocompat::humanize::bytes_compact as humanize_bytes;
 
 /// Turns a regex that failed to compile into Go's `regexp/syntax` error text, e.g.
 /// ``error parsing regexp: missing closing ): `(unclosed` ``. `src` is the full pattern given

@@ -265,38 +265,5 @@ pub(super) fn go_min(a: f64, b: f64) -> f64 {
 
 /// go-humanize's `ParseBytes`.
 pub(super) fn parse_bytes(s: &str) -> Result<f64, CallError> {
-    let last = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ',')).unwrap_or(s.len());
-    let num = s[..last].replace(',', "");
-    let f: f64 = match go_parse_float(&num) {
-        Some(f) if !num.is_empty() => f,
-        _ => {
-            return Err(format!(
-                "strconv.ParseFloat: parsing {}: invalid syntax",
-                skald_model::labels::go_quote(&num)
-            )
-            .into())
-        }
-    };
-    let extra = s[last..].trim().to_lowercase();
-    let m: u64 = match extra.as_str() {
-        "b" | "" => 1,
-        "kib" | "ki" => 1 << 10,
-        "kb" | "k" => 1_000,
-        "mib" | "mi" => 1 << 20,
-        "mb" | "m" => 1_000_000,
-        "gib" | "gi" => 1 << 30,
-        "gb" | "g" => 1_000_000_000,
-        "tib" | "ti" => 1 << 40,
-        "tb" | "t" => 1_000_000_000_000,
-        "pib" | "pi" => 1 << 50,
-        "pb" | "p" => 1_000_000_000_000_000,
-        "eib" | "ei" => 1 << 60,
-        "eb" | "e" => 1_000_000_000_000_000_000,
-        _ => return Err(format!("unhandled size name: {extra}").into()),
-    };
-    let f = f * m as f64;
-    if f >= u64::MAX as f64 {
-        return Err(format!("too large: {s}").into());
-    }
-    Ok((f as u64) as f64)
+    Ok(skald_gocompat::humanize::parse_bytes(s)? as f64)
 }

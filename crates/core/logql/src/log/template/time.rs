@@ -85,29 +85,9 @@ pub(super) struct Civil {
     pub(super) yday: u32,
 }
 
-pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub(super) use skald_gocompat::civil::civil_from_days;
 
-pub(super) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = m as i64;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+pub(super) use skald_gocompat::civil::days_from_civil;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Std {
@@ -373,110 +353,5 @@ pub(super) fn unix_to_time(epoch: &str) -> Result<GoTime, CallError> {
 
 /// Go's `time.ParseDuration`, in nanoseconds.
 pub(super) fn parse_go_duration(orig: &str) -> Result<i64, CallError> {
-    let invalid = || {
-        CallError::Plain(format!("time: invalid duration {}", skald_model::labels::go_quote(orig)))
-    };
-    let mut s = orig;
-    let mut neg = false;
-    if let Some(c) = s.chars().next() {
-        if c == '-' || c == '+' {
-            neg = c == '-';
-            s = &s[1..];
-        }
-    }
-    if s == "0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    let mut d: u64 = 0;
-    while !s.is_empty() {
-        let b = s.as_bytes();
-        if !(b[0] == b'.' || b[0].is_ascii_digit()) {
-            return Err(invalid());
-        }
-        let ndig = b.iter().take_while(|c| c.is_ascii_digit()).count();
-        let pre = ndig > 0;
-        let mut v: u64 = 0;
-        for &c in &b[..ndig] {
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add((c - b'0') as u64))
-                .ok_or_else(invalid)?;
-        }
-        s = &s[ndig..];
-        let mut frac: u64 = 0;
-        let mut scale: f64 = 1.0;
-        let mut post = false;
-        if s.starts_with('.') {
-            s = &s[1..];
-            let nf = s.bytes().take_while(|c| c.is_ascii_digit()).count();
-            post = nf > 0;
-            let mut overflow = false;
-            for &c in &s.as_bytes()[..nf] {
-                if overflow {
-                    continue;
-                }
-                match frac.checked_mul(10).and_then(|f| f.checked_add((c - b'0') as u64)) {
-                    Some(f) if f < (1 << 62) => {
-                        frac = f;
-                        scale *= 10.0;
-                    }
-                    _ => overflow = true,
-                }
-            }
-            s = &s[nf..];
-        }
-        if !pre && !post {
-            return Err(invalid());
-        }
-        let nu = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
-        if nu == 0 {
-            return Err(format!(
-                "time: missing unit in duration {}",
-                skald_model::labels::go_quote(orig)
-            )
-            .into());
-        }
-        let u = &s[..nu];
-        s = &s[nu..];
-        let unit: u64 = match u {
-            "ns" => 1,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    skald_model::labels::go_quote(u),
-                    skald_model::labels::go_quote(orig)
-                )
-                .into())
-            }
-        };
-        if v > (1u64 << 63) / unit {
-            return Err(invalid());
-        }
-        v *= unit;
-        if frac > 0 {
-            v = v.checked_add((frac as f64 * (unit as f64 / scale)) as u64).ok_or_else(invalid)?;
-            if v > 1 << 63 {
-                return Err(invalid());
-            }
-        }
-        d = d.checked_add(v).ok_or_else(invalid)?;
-        if d > 1 << 63 {
-            return Err(invalid());
-        }
-    }
-    if neg {
-        return Ok((d as i128).wrapping_neg() as i64);
-    }
-    if d > i64::MAX as u64 {
-        return Err(invalid());
-    }
-    Ok(d as i64)
+    Ok(skald_gocompat::duration::parse_duration(orig)?)
 }

@@ -1,0 +1,194 @@
+//! Go's `strconv`: `Quote` and `ParseFloat`, with Go's error texts.
+
+/// Quotes `s` the way Go's `strconv.Quote` does (non-printable runes escaped).
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if is_go_printable(c) => out.push(c),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// An approximation of Go's `strconv.IsPrint`: ASCII graphic characters and space, and any
+/// non-ASCII character that is not a control, format or non-ASCII space character.
+fn is_go_printable(c: char) -> bool {
+    let u = c as u32;
+    if u < 0x80 {
+        return (0x20..0x7f).contains(&u);
+    }
+    if c.is_control() {
+        return false;
+    }
+    !matches!(
+        u,
+        0xa0 | 0xad
+            | 0x1680
+            | 0x2000..=0x200f
+            | 0x2028..=0x202f
+            | 0x205f..=0x2064
+            | 0x3000
+            | 0xfeff
+            | 0xfff9..=0xfffb
+            | 0xe000..=0xf8ff
+    )
+}
+
+/// Quotes `s` like Go's `strconv.Quote` for ASCII input, but leaves every non-ASCII rune as it
+/// is (Go escapes non-printable ones such as U+0085 or U+200B; [`quote`] does too).
+///
+/// This is the quote Skald's label printer and the Go-error texts of `ParseFloat`,
+/// `ParseDuration` and `ParseBytes` have always used; it is kept apart from [`quote`] so that
+/// those texts do not change.
+pub fn quote_lenient(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Parses a float like Go's `strconv.ParseFloat(s, 64)`. The error text is Go's.
+pub fn parse_float(s: &str) -> Result<f64, String> {
+    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", quote_lenient(s));
+    if s.is_empty() {
+        return Err(syntax());
+    }
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let lower = body.to_ascii_lowercase();
+    if lower == "inf" || lower == "infinity" || lower == "nan" {
+        return s.parse::<f64>().map_err(|_| syntax());
+    }
+    if lower.starts_with("0x") {
+        return parse_hex_float(s).ok_or_else(syntax);
+    }
+    // Rust accepts a few forms Go rejects and vice versa; check the decimal grammar first:
+    // digits [. digits] [e [+-] digits], with at least one digit in the mantissa. Go also
+    // accepts underscores only after a base prefix, so none here.
+    let b = body.as_bytes();
+    let mut i = 0;
+    let mut mant_digits = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+        mant_digits += 1;
+    }
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+            mant_digits += 1;
+        }
+    }
+    if mant_digits == 0 {
+        return Err(syntax());
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start {
+            return Err(syntax());
+        }
+    }
+    if i != b.len() {
+        return Err(syntax());
+    }
+    let v: f64 = s.parse().map_err(|_| syntax())?;
+    if v.is_infinite() {
+        return Err(format!(
+            "strconv.ParseFloat: parsing {}: value out of range",
+            quote_lenient(s)
+        ));
+    }
+    Ok(v)
+}
+
+/// Go hexadecimal float (`0x1.8p3`); the `p` exponent is mandatory.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let body = body.get(2..)?.replace('_', "");
+    let (mant, exp) = body.split_once(['p', 'P'])?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if neg { -v } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("a\"b\\\n\u{1}é\u{a0}"), "\"a\\\"b\\\\\\n\\x01é\\u00a0\"");
+        assert_eq!(quote_lenient("a\"b\\\n\u{1}é\u{a0}"), "\"a\\\"b\\\\\\n\\x01é\u{a0}\"");
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(parse_float("154.085"), Ok(154.085));
+        assert_eq!(parse_float("-1e3"), Ok(-1000.0));
+        assert_eq!(parse_float(".5"), Ok(0.5));
+        assert_eq!(parse_float("0x1p4"), Ok(16.0));
+        assert!(parse_float("+Inf").is_ok_and(|f| f.is_infinite()));
+        assert_eq!(
+            parse_float("83ms"),
+            Err(r#"strconv.ParseFloat: parsing "83ms": invalid syntax"#.to_string())
+        );
+        assert!(parse_float("").is_err());
+        assert!(parse_float("1_0").is_err());
+        assert!(parse_float("1e400").is_err_and(|e| e.ends_with("value out of range")));
+    }
+}
