@@ -2,6 +2,8 @@
 //! parsers, formatters) and the evaluator for log and metric queries. The crate does no I/O: the
 //! querier hands it streams through the [`engine::Source`] trait.
 
+#![warn(missing_docs)]
+
 pub mod engine;
 pub mod log;
 pub mod syntax;
