@@ -79,23 +79,11 @@ pub fn quote_lenient(s: &str) -> String {
     out
 }
 
-/// Parses a float like Go's `strconv.ParseFloat(s, 64)`. The error text is Go's.
-pub fn parse_float(s: &str) -> Result<f64, String> {
-    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", quote_lenient(s));
-    if s.is_empty() {
-        return Err(syntax());
-    }
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let lower = body.to_ascii_lowercase();
-    if lower == "inf" || lower == "infinity" || lower == "nan" {
-        return s.parse::<f64>().map_err(|_| syntax());
-    }
-    if lower.starts_with("0x") {
-        return parse_hex_float(s).ok_or_else(syntax);
-    }
-    // Rust accepts a few forms Go rejects and vice versa; check the decimal grammar first:
-    // digits [. digits] [e [+-] digits], with at least one digit in the mantissa. Go also
-    // accepts underscores only after a base prefix, so none here.
+/// Whether `body` (a float without its sign) is in Go's decimal grammar: digits [. digits]
+/// [e [+-] digits], with at least one digit in the mantissa. Rust's `f64::from_str` accepts a
+/// few forms Go rejects and vice versa, so this is checked first; Go accepts underscores only
+/// after a base prefix, so none here.
+pub fn is_decimal_syntax(body: &str) -> bool {
     let b = body.as_bytes();
     let mut i = 0;
     let mut mant_digits = 0;
@@ -111,7 +99,7 @@ pub fn parse_float(s: &str) -> Result<f64, String> {
         }
     }
     if mant_digits == 0 {
-        return Err(syntax());
+        return false;
     }
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
         i += 1;
@@ -123,10 +111,27 @@ pub fn parse_float(s: &str) -> Result<f64, String> {
             i += 1;
         }
         if i == start {
-            return Err(syntax());
+            return false;
         }
     }
-    if i != b.len() {
+    i == b.len()
+}
+
+/// Parses a float like Go's `strconv.ParseFloat(s, 64)`. The error text is Go's.
+pub fn parse_float(s: &str) -> Result<f64, String> {
+    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", quote_lenient(s));
+    if s.is_empty() {
+        return Err(syntax());
+    }
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let lower = body.to_ascii_lowercase();
+    if lower == "inf" || lower == "infinity" || lower == "nan" {
+        return s.parse::<f64>().map_err(|_| syntax());
+    }
+    if lower.starts_with("0x") {
+        return parse_hex_float(s).ok_or_else(syntax);
+    }
+    if !is_decimal_syntax(body) {
         return Err(syntax());
     }
     let v: f64 = s.parse().map_err(|_| syntax())?;

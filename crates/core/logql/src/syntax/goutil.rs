@@ -85,40 +85,8 @@ pub fn go_float_f(f: f64) -> String {
 /// errors carry Go's text, e.g. `strconv.ParseFloat: parsing "0x10": invalid syntax`.
 pub fn go_parse_float(s: &str) -> Result<f64, String> {
     let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(s));
-    let b = s.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-    }
-    let mut digits = 0;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-        digits += 1;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-            digits += 1;
-        }
-    }
-    if digits == 0 {
-        return Err(syntax());
-    }
-    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-        i += 1;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-            i += 1;
-        }
-        let st = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if st == i {
-            return Err(syntax());
-        }
-    }
-    if i != b.len() {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if !skald_gocompat::strconv::is_decimal_syntax(body) {
         return Err(syntax());
     }
     let v: f64 = s.parse().map_err(|_| syntax())?;
