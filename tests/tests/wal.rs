@@ -105,8 +105,9 @@ fn a_full_wal_disk_loses_no_acknowledged_line() {
     let dir = temp_dir("wal-full");
     let wal_dir = dir.join("wal-tmpfs");
     let Some(_tmpfs) = Tmpfs::mount(&wal_dir, "4m") else {
-        println!(
-            "SKIPPED a_full_wal_disk_loses_no_acknowledged_line: cannot mount a tmpfs (needs root)"
+        skald_integration_tests::not_run(
+            "wal::a_full_wal_disk_loses_no_acknowledged_line",
+            "cannot mount a tmpfs (needs root)",
         );
         return;
     };
