@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use skald_common::tenant;
+use skald_common::tenant::TenantId;
 use skald_distributor::Distributor;
 use skald_proto::ingester::IngesterClient;
-use skald_querier::http::TenantId;
 
 /// What the HTTP layer needs.
 #[derive(Clone)]

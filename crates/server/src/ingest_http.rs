@@ -27,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Value};
+use skald_common::tenant::TenantId;
 use skald_distributor::{elastic, otlp, Distributor};
-use skald_querier::http::TenantId;
 
 use crate::es_objects::EsObjects;
 

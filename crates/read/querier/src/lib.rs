@@ -5,15 +5,16 @@
 //! only through `skald_chunk_store::ChunkStore` and `skald_index::IndexStore`.
 
 pub mod detected;
-mod discovery;
 mod drain;
 mod drilldown;
 pub mod error;
 pub mod http;
+mod labels;
 pub mod marshal;
 pub mod multitenant;
 pub mod params;
 pub mod patterns;
+mod query;
 mod source;
 mod tail;
 pub mod volume;
