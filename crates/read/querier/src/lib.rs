@@ -29,7 +29,7 @@ use skald_index::IndexStore;
 use skald_proto::ingester::IngesterClient;
 
 pub use error::QuerierError;
-pub use patterns::PatternIngesterConfig;
+pub use patterns::{PatternConfigError, PatternIngesterConfig};
 
 /// The `querier` block, with Loki's key names.
 #[derive(Debug, Clone, Serialize, Deserialize)]
