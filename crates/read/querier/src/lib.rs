@@ -1,6 +1,10 @@
 //! The querier: Loki's query HTTP API over chunks in the object store and recent data in
 //! ingesters. It runs LogQL through `skald-logql` and writes Loki's JSON.
 //!
+//! [`http`] is its HTTP edge (axum routes, Loki's replies and errors); the other modules are
+//! the domain it calls (the query runner, labels, index stats and volume, detected fields,
+//! patterns, Drilldown limits, the live tail), which know nothing of HTTP.
+//!
 //! Boundary: reaches ingesters only through `skald_proto::ingester::IngesterClient`, storage
 //! only through `skald_chunk_store::ChunkStore` and `skald_index::IndexStore`.
 

@@ -1,6 +1,6 @@
 //! The querier's files do not import each other in a circle: the HTTP edge (`src/http/`)
-//! imports the domain modules, and no domain module imports the edge or, through others,
-//! itself.
+//! imports the domain modules, and no domain module imports the edge (nor uses axum) or,
+//! through others, itself.
 //!
 //! Reads every `src/**/*.rs` file's production part (before its first `#[cfg(test)]`), takes
 //! each path that starts with `crate::` or `super::` (in `use` lines and in code), resolves it
@@ -211,7 +211,15 @@ fn querier_modules_import_each_other_without_cycles() {
     if let Some(cycle) = find_cycle(&edges) {
         panic!("the querier's modules import each other in a circle: {}", cycle.join(" -> "));
     }
-    // and no domain module imports the HTTP edge
+    // no domain module imports the HTTP edge, nor knows axum
+    for (module, text) in &files {
+        if !module.starts_with("http") {
+            assert!(
+                !production_code(text).contains("axum"),
+                "the domain module `{module}` uses axum: HTTP belongs in src/http/"
+            );
+        }
+    }
     for (module, to) in &edges {
         if !module.starts_with("http") {
             let edge: Vec<_> = to.iter().filter(|t| t.starts_with("http")).collect();
