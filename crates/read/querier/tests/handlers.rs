@@ -284,3 +284,98 @@ async fn patterns_are_mined_from_recent_lines() {
     assert_eq!(total, 40);
     assert!(samples.windows(2).all(|w| w[1][0].as_i64() > w[0][0].as_i64()), "{samples:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_form_body_is_read_like_a_query_string() {
+    let r = router(T0).await;
+    let rg = range();
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in with_range(&[("query", r#"{app="web"}"#), ("limit", "1")], &rg) {
+        form.append_pair(k, v);
+    }
+    let req = Request::builder()
+        .method("POST")
+        .uri("/loki/api/v1/query_range")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .extension(TenantId("fake".into()))
+        .body(Body::from(form.finish()))
+        .unwrap();
+    let resp = r.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["data"]["result"][0]["values"],
+        json!([[(T0 + 39 * SECOND).to_string(), r#"{"path":"/page/39","bytes":3900}"#]])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_query_answers_in_lowercase_utf_8() {
+    let r = router(T0).await;
+    let p = [("query", r#"{app="api"}|="x""#)];
+    let (status, ct, body) = get(&r, &uri("/loki/api/v1/format_query", &p)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct, "application/json; charset=utf-8");
+    assert_eq!(body, r#"{"data":"{app=\"api\"} |= \"x\"","status":"success"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_query_answers_in_the_legacy_shape() {
+    let r = router(T0).await;
+    let rg = range();
+    let p =
+        with_range(&[("query", r#"{app="api"}"#), ("limit", "1"), ("regexp", "took=3.ms")], &rg);
+    let v = get_json(&r, &uri("/api/prom/query", &p)).await;
+    assert_eq!(
+        v,
+        json!({"streams": [{"labels": r#"{app="api", env="prod"}"#, "entries": [
+            {"ts": "2024-01-01T00:00:39Z", "line": "level=info msg=\"request done\" status=500 took=39ms"}
+        ]}]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_volume_sums_by_the_matched_labels() {
+    let r = router(T0).await;
+    let rg = range();
+    let p = with_range(&[("query", r#"{env="prod"}"#)], &rg);
+    let v = get_json(&r, &uri("/loki/api/v1/index/volume", &p)).await;
+    assert_eq!(v["data"]["resultType"], "vector");
+    // series keep the labels the selector names (Loki's default), at the range's end
+    assert_eq!(
+        v["data"]["result"],
+        json!([{"metric": {"env": "prod"}, "value": [T0 / SECOND + 60, "3072"]}])
+    );
+    let p = with_range(&[("query", r#"{env="prod"}"#), ("targetLabels", "app")], &rg);
+    let v = get_json(&r, &uri("/loki/api/v1/index/volume", &p)).await;
+    assert_eq!(
+        v["data"]["result"],
+        json!([
+            {"metric": {"app": "api"}, "value": [T0 / SECOND + 60, "2048"]},
+            {"metric": {"app": "web"}, "value": [T0 / SECOND + 60, "1024"]},
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drilldown_limits_end_with_a_newline() {
+    let r = router(T0).await;
+    let (status, ct, body) = get(&r, "/loki/api/v1/drilldown-limits").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ct, "application/json");
+    assert!(body.ends_with("}\n"), "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["pattern_ingester_enabled"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_tenant_is_a_500() {
+    // the server's tenant layer always puts one there; without it the edge refuses
+    let r = router(T0).await;
+    let req = Request::builder().uri("/loki/api/v1/labels").body(Body::empty()).unwrap();
+    let resp = r.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(&body[..], b"no tenant on the request");
+}
