@@ -1,4 +1,7 @@
-//! Go's `strconv`: `Quote` and `ParseFloat`, with Go's error texts.
+//! Go's `strconv`: `Quote`, `QuoteRune`, `ParseFloat`, `ParseInt`/`Atoi` and
+//! `FormatFloat(f, 'f', -1, 64)`, with Go's error texts ([`NumError`]).
+
+use std::fmt;
 
 /// Quotes `s` the way Go's `strconv.Quote` does (non-printable runes escaped).
 pub fn quote(s: &str) -> String {
@@ -117,9 +120,49 @@ pub fn is_decimal_syntax(body: &str) -> bool {
     i == b.len()
 }
 
+/// Why a number did not parse: Go's `strconv.ErrSyntax` or `strconv.ErrRange`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumErrorKind {
+    /// `invalid syntax`.
+    Syntax,
+    /// `value out of range`.
+    Range,
+}
+
+/// Go's `*strconv.NumError`: prints `strconv.<Func>: parsing "<input>": <reason>`.
+///
+/// The input is quoted with [`quote_lenient`], as Skald's texts always have been.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumError {
+    /// The Go function that failed: `ParseFloat`, `ParseInt` or `Atoi`.
+    pub func: &'static str,
+    /// The input.
+    pub num: String,
+    /// Why it failed.
+    pub kind: NumErrorKind,
+}
+
+impl NumError {
+    fn new(func: &'static str, num: &str, kind: NumErrorKind) -> Self {
+        NumError { func, num: num.to_string(), kind }
+    }
+}
+
+impl fmt::Display for NumError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let why = match self.kind {
+            NumErrorKind::Syntax => "invalid syntax",
+            NumErrorKind::Range => "value out of range",
+        };
+        write!(f, "strconv.{}: parsing {}: {why}", self.func, quote_lenient(&self.num))
+    }
+}
+
+impl std::error::Error for NumError {}
+
 /// Parses a float like Go's `strconv.ParseFloat(s, 64)`. The error text is Go's.
-pub fn parse_float(s: &str) -> Result<f64, String> {
-    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", quote_lenient(s));
+pub fn parse_float(s: &str) -> Result<f64, NumError> {
+    let syntax = || NumError::new("ParseFloat", s, NumErrorKind::Syntax);
     if s.is_empty() {
         return Err(syntax());
     }
@@ -136,12 +179,64 @@ pub fn parse_float(s: &str) -> Result<f64, String> {
     }
     let v: f64 = s.parse().map_err(|_| syntax())?;
     if v.is_infinite() {
-        return Err(format!(
-            "strconv.ParseFloat: parsing {}: value out of range",
-            quote_lenient(s)
-        ));
+        return Err(NumError::new("ParseFloat", s, NumErrorKind::Range));
     }
     Ok(v)
+}
+
+/// Parses a decimal integer like Go's `strconv.ParseInt(s, 10, 64)`: an optional sign and
+/// ASCII digits only (no underscores, no base prefix). The error text is Go's.
+pub fn parse_int(s: &str) -> Result<i64, NumError> {
+    parse_int_as(s, "ParseInt")
+}
+
+/// Go's `strconv.Atoi` (`ParseInt(s, 10, 0)` on a 64-bit platform; its errors name `Atoi`).
+pub fn atoi(s: &str) -> Result<i64, NumError> {
+    parse_int_as(s, "Atoi")
+}
+
+fn parse_int_as(s: &str, func: &'static str) -> Result<i64, NumError> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if body.is_empty() || !body.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(NumError::new(func, s, NumErrorKind::Syntax));
+    }
+    s.parse::<i64>().map_err(|_| NumError::new(func, s, NumErrorKind::Range))
+}
+
+/// Formats like Go's `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest digits that round-trip,
+/// never an exponent (`2.5`, `1000000000000000000000`, `NaN`, `+Inf`, `-Inf`).
+pub fn format_float_f(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    format!("{f}")
+}
+
+/// Quotes one rune like Go's `strconv.QuoteRune` (`'='`, `'"'`, `'\''`, `'\n'`, `'\x00'`,
+/// `'\u00a0'`): what `fmt`'s `%q` prints for a byte or rune.
+pub fn quote_rune(c: char) -> String {
+    let mut out = String::with_capacity(4);
+    out.push('\'');
+    match c {
+        '\'' => out.push_str("\\'"),
+        '\\' => out.push_str("\\\\"),
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        c if is_go_printable(c) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push_str(&format!("\\U{:08x}", c as u32)),
+    }
+    out.push('\'');
+    out
 }
 
 /// Go hexadecimal float (`0x1.8p3`); the `p` exponent is mandatory.
@@ -189,11 +284,51 @@ mod tests {
         assert_eq!(parse_float("0x1p4"), Ok(16.0));
         assert!(parse_float("+Inf").is_ok_and(|f| f.is_infinite()));
         assert_eq!(
-            parse_float("83ms"),
+            parse_float("83ms").map_err(|e| e.to_string()),
             Err(r#"strconv.ParseFloat: parsing "83ms": invalid syntax"#.to_string())
         );
         assert!(parse_float("").is_err());
         assert!(parse_float("1_0").is_err());
-        assert!(parse_float("1e400").is_err_and(|e| e.ends_with("value out of range")));
+        assert!(parse_float("1e400").is_err_and(|e| e.to_string().ends_with("value out of range")));
+    }
+
+    #[test]
+    fn ints() {
+        assert_eq!(atoi("42"), Ok(42));
+        assert_eq!(atoi("+7"), Ok(7));
+        assert_eq!(atoi("-0012"), Ok(-12));
+        assert_eq!(parse_int("-9223372036854775808"), Ok(i64::MIN));
+        for bad in ["", "-", "1_000", "0x10", " 1", "1.0", "+-1"] {
+            assert_eq!(atoi(bad).map_err(|e| e.kind), Err(NumErrorKind::Syntax), "{bad:?}");
+        }
+        assert_eq!(
+            atoi("x").map_err(|e| e.to_string()),
+            Err(r#"strconv.Atoi: parsing "x": invalid syntax"#.to_string())
+        );
+        assert_eq!(
+            parse_int("99999999999999999999").map_err(|e| e.to_string()),
+            Err(r#"strconv.ParseInt: parsing "99999999999999999999": value out of range"#
+                .to_string())
+        );
+    }
+
+    #[test]
+    fn format_f() {
+        assert_eq!(format_float_f(1e21), "1000000000000000000000");
+        assert_eq!(format_float_f(2.5), "2.5");
+        assert_eq!(format_float_f(f64::NAN), "NaN");
+        assert_eq!(format_float_f(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
+    fn runes() {
+        assert_eq!(quote_rune('='), "'='");
+        assert_eq!(quote_rune('"'), "'\"'");
+        assert_eq!(quote_rune('\''), r"'\''");
+        assert_eq!(quote_rune('\\'), r"'\\'");
+        assert_eq!(quote_rune('\n'), r"'\n'");
+        assert_eq!(quote_rune('\u{0}'), r"'\x00'");
+        assert_eq!(quote_rune('é'), "'é'");
+        assert_eq!(quote_rune('\u{a0}'), r"'\u00a0'");
     }
 }

@@ -2,9 +2,9 @@
 //! uses (spf13/cast), decimal arithmetic like shopspring/decimal, and go-humanize's byte
 //! sizes.
 
-use super::format::go_float_v;
 use super::functions::CallError;
 use super::value::Value;
+use skald_gocompat::fmt::float_v as go_float_v;
 
 /// Parses a Go integer literal with base prefix (`0x`, `0o`, `0b`, leading `0` = octal) and
 /// underscores, like `strconv.ParseInt(s, 0, 64)`.
@@ -265,5 +265,5 @@ pub(super) fn go_min(a: f64, b: f64) -> f64 {
 
 /// go-humanize's `ParseBytes`.
 pub(super) fn parse_bytes(s: &str) -> Result<f64, CallError> {
-    Ok(skald_gocompat::humanize::parse_bytes(s)? as f64)
+    skald_gocompat::humanize::parse_bytes(s).map(|b| b as f64).map_err(|e| e.to_string().into())
 }
