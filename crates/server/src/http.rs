@@ -160,11 +160,9 @@ async fn flush(State(state): State<HttpState>) -> Response {
 
 /// Go's `strconv.ParseBool`, with a default for a missing value.
 fn go_bool(v: Option<&String>, default: bool) -> Result<bool, String> {
-    match v.map(String::as_str) {
+    match v {
         None => Ok(default),
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
-        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-        Some(other) => Err(format!("strconv.ParseBool: parsing {other:?}: invalid syntax")),
+        Some(v) => skald_gocompat::strconv::parse_bool(v).map_err(|e| e.to_string()),
     }
 }
 

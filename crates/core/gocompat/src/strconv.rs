@@ -1,4 +1,4 @@
-//! Go's `strconv`: `Quote`, `QuoteRune`, `ParseFloat`, `ParseInt`/`Atoi` and
+//! Go's `strconv`: `Quote`, `QuoteRune`, `ParseFloat`, `ParseInt`/`Atoi`, `ParseBool` and
 //! `FormatFloat(f, 'f', -1, 64)`, with Go's error texts ([`NumError`]).
 
 use std::fmt;
@@ -134,7 +134,7 @@ pub enum NumErrorKind {
 /// The input is quoted with [`quote_lenient`], as Skald's texts always have been.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NumError {
-    /// The Go function that failed: `ParseFloat`, `ParseInt` or `Atoi`.
+    /// The Go function that failed: `ParseFloat`, `ParseInt`, `Atoi` or `ParseBool`.
     pub func: &'static str,
     /// The input.
     pub num: String,
@@ -201,6 +201,69 @@ fn parse_int_as(s: &str, func: &'static str) -> Result<i64, NumError> {
         return Err(NumError::new(func, s, NumErrorKind::Syntax));
     }
     s.parse::<i64>().map_err(|_| NumError::new(func, s, NumErrorKind::Range))
+}
+
+/// Parses a Go integer literal with base prefix (`0x`, `0o`, `0b`, leading `0` = octal) and
+/// underscores, like `strconv.ParseInt(s, 0, 64)`. Every failure is reported as
+/// `invalid syntax` (Go says `value out of range` for an overflow; no caller prints it).
+pub fn parse_int_base0(s: &str) -> Result<i64, NumError> {
+    parse_int_base0_opt(s).ok_or_else(|| NumError::new("ParseInt", s, NumErrorKind::Syntax))
+}
+
+fn parse_int_base0_opt(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let (radix, digits, prefixed) =
+        if body.len() > 2 && (body.starts_with("0x") || body.starts_with("0X")) {
+            (16, &body[2..], true)
+        } else if body.len() > 2 && (body.starts_with("0o") || body.starts_with("0O")) {
+            (8, &body[2..], true)
+        } else if body.len() > 2 && (body.starts_with("0b") || body.starts_with("0B")) {
+            (2, &body[2..], true)
+        } else if body.len() > 1 && body.starts_with('0') {
+            (8, &body[1..], true)
+        } else {
+            (10, body, false)
+        };
+    if digits.is_empty() {
+        return None;
+    }
+    if digits.contains('_') {
+        // underscores only between digits (or after the prefix)
+        let bytes = digits.as_bytes();
+        if (!prefixed && bytes[0] == b'_')
+            || bytes[bytes.len() - 1] == b'_'
+            || digits.contains("__")
+        {
+            return None;
+        }
+    }
+    let clean: String = digits.chars().filter(|&c| c != '_').collect();
+    if clean.is_empty() || clean.starts_with('+') || clean.starts_with('-') {
+        return None;
+    }
+    let mag = u64::from_str_radix(&clean, radix).ok()?;
+    if neg {
+        if mag <= i64::MAX as u64 + 1 {
+            Some((mag as i64).wrapping_neg())
+        } else {
+            None
+        }
+    } else {
+        i64::try_from(mag).ok()
+    }
+}
+
+/// Parses like Go's `strconv.ParseBool`: `1 t T TRUE true True` and `0 f F FALSE false False`.
+pub fn parse_bool(s: &str) -> Result<bool, NumError> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(NumError::new("ParseBool", s, NumErrorKind::Syntax)),
+    }
 }
 
 /// Formats like Go's `strconv.FormatFloat(f, 'f', -1, 64)`: the shortest digits that round-trip,
@@ -330,5 +393,33 @@ mod tests {
         assert_eq!(quote_rune('\u{0}'), r"'\x00'");
         assert_eq!(quote_rune('é'), "'é'");
         assert_eq!(quote_rune('\u{a0}'), r"'\u00a0'");
+    }
+
+    #[test]
+    fn bools() {
+        for t in ["1", "t", "T", "TRUE", "true", "True"] {
+            assert_eq!(parse_bool(t), Ok(true));
+        }
+        for f in ["0", "f", "F", "FALSE", "false", "False"] {
+            assert_eq!(parse_bool(f), Ok(false));
+        }
+        assert_eq!(
+            parse_bool("yes").map_err(|e| e.to_string()),
+            Err(r#"strconv.ParseBool: parsing "yes": invalid syntax"#.to_string())
+        );
+    }
+
+    #[test]
+    fn ints_with_base_prefix() {
+        assert_eq!(parse_int_base0("0x1f"), Ok(31));
+        assert_eq!(parse_int_base0("0o17"), Ok(15));
+        assert_eq!(parse_int_base0("017"), Ok(15));
+        assert_eq!(parse_int_base0("0b101"), Ok(5));
+        assert_eq!(parse_int_base0("-1_000"), Ok(-1000));
+        assert_eq!(parse_int_base0("0x_1f"), Ok(31));
+        assert_eq!(parse_int_base0("-9223372036854775808"), Ok(i64::MIN));
+        for bad in ["", "_1", "1_", "1__0", "0x", "9223372036854775808", "1.5", "+-1"] {
+            assert!(parse_int_base0(bad).is_err(), "{bad:?}");
+        }
     }
 }
