@@ -6,5 +6,7 @@
 pub mod civil;
 pub mod duration;
 pub mod humanize;
+pub mod json;
+pub mod logfmt;
 pub mod strconv;
 pub mod varint;
