@@ -234,7 +234,7 @@ impl OtlpRules {
     /// Compiles `config`; `defaults` is the distributor's list of resource attributes indexed
     /// unless `ignore_defaults` is set.
     pub fn new(defaults: &[String], config: &OtlpConfig) -> Result<OtlpRules, String> {
-        config.validate()?;
+        config.validate().map_err(|e| e.to_string())?;
         let compile = |rules: &[OtlpAttributesConfig]| -> Result<Vec<Rule>, String> {
             rules.iter().map(Rule::compile).collect()
         };
