@@ -5,7 +5,7 @@
 //! scanning errors ([`JsonError::message`]) carry jsonparser's texts.
 //!
 //! Quirks kept: byte offsets are exposed (`Cursor::pos`) for error context; scalars are
-//! validated only by their alphabet (`+1e` is a number); nesting beyond 512 levels is a
+//! validated only by their alphabet (`1-2e+` is a number); nesting beyond 512 levels is a
 //! syntax error instead of a stack overflow; [`unescape`] turns a lone surrogate into U+FFFD
 //! and invalid UTF-8 into U+FFFD.
 //!
