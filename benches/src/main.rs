@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use prost::Message;
-use skald_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
+use skald_common::splitmix::SplitMix64 as Rng;
+use skald_integration_tests::aws::{aws_storage_block, host_port, test_servers_from_env};
+use skald_integration_tests::http::encode_push_streams;
 
 const SYSTEMS: [&str; 10] =
     ["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "OpenSSH", "Spark", "Zookeeper"];
@@ -110,18 +111,6 @@ const USAGE: &str =
   --instances N streams per loghub system (default 10, so 100 streams)
   --keep        keep the server's data directory afterwards";
 
-/// SplitMix64, for reproducible variation.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// Varies the numbers and ids in a line: each run of 2+ digits is replaced, with probability
 /// 1/2, by random digits of the same length (so ids, ports, pids and block numbers change
 /// while the shape of the line stays).
@@ -136,9 +125,9 @@ fn vary(line: &str, rng: &mut Rng) -> String {
                 i += 1;
             }
             let run = &b[start..i];
-            if run.len() >= 2 && rng.next() & 1 == 0 {
+            if run.len() >= 2 && rng.next_u64() & 1 == 0 {
                 for _ in 0..run.len() {
-                    out.push(b'0' + (rng.next() % 10) as u8);
+                    out.push(b'0' + (rng.next_u64() % 10) as u8);
                 }
             } else {
                 out.extend_from_slice(run);
@@ -372,30 +361,10 @@ fn dir_bytes(dir: &Path) -> u64 {
     n
 }
 
+/// The push body of `streams`: protobuf + raw snappy, the harness encoder the integration
+/// tests use.
 fn push_body(streams: Vec<(String, Vec<(i64, String)>)>) -> Result<Vec<u8>> {
-    let req = PushRequest {
-        streams: streams
-            .into_iter()
-            .map(|(labels, entries)| StreamAdapter {
-                labels,
-                entries: entries
-                    .into_iter()
-                    .map(|(ts, line)| EntryAdapter {
-                        timestamp: Some(prost_types::Timestamp {
-                            seconds: ts.div_euclid(1_000_000_000),
-                            nanos: ts.rem_euclid(1_000_000_000) as i32,
-                        }),
-                        line,
-                        structured_metadata: vec![],
-                        parsed: vec![],
-                    })
-                    .collect(),
-                hash: 0,
-            })
-            .collect(),
-        format: String::new(),
-    };
-    Ok(snap::raw::Encoder::new().compress_vec(&req.encode_to_vec())?)
+    Ok(encode_push_streams(streams)?)
 }
 
 fn post(url: &str, body: &[u8]) -> Result<()> {
@@ -467,12 +436,7 @@ fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
 
 /// Loki's Helm `aws` storage block on the test servers, with a table prefix of this run.
 fn aws_storage_yaml() -> Result<String> {
-    let var = |k: &str| {
-        std::env::var(k).with_context(|| {
-            format!("{k} is not set: run scripts/test-servers/start.sh and source its env file")
-        })
-    };
-    let host = |u: String| u.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let servers = test_servers_from_env()?;
     Ok(format!(
         "schema_config:
   configs:
@@ -482,24 +446,17 @@ fn aws_storage_yaml() -> Result<String> {
     schema: v11
     index:
       prefix: bench{pid}_
-storage_config:
-  aws:
-    s3: s3://{key}:{secret}@{s3}/{bucket}
-    dynamodb:
-      dynamodb_url: dynamodb://{dkey}:{dsecret}@{ddb}
-table_manager:
+{storage}table_manager:
   index_tables_provisioning:
     enable_ondemand_throughput_mode: true
     enable_inactive_throughput_on_demand_mode: true
 ",
         pid = std::process::id(),
-        key = var("SKALD_TEST_S3_ACCESS_KEY")?,
-        secret = var("SKALD_TEST_S3_SECRET_KEY")?,
-        s3 = host(var("SKALD_TEST_S3_ENDPOINT")?),
-        bucket = var("SKALD_TEST_S3_BUCKET")?,
-        dkey = var("SKALD_TEST_DYNAMODB_ACCESS_KEY")?,
-        dsecret = var("SKALD_TEST_DYNAMODB_SECRET_KEY")?,
-        ddb = host(var("SKALD_TEST_DYNAMODB_ENDPOINT")?),
+        storage = aws_storage_block(
+            &servers,
+            &host_port(&servers.s3_endpoint),
+            &host_port(&servers.dynamodb_endpoint)
+        ),
     ))
 }
 
@@ -589,7 +546,7 @@ fn main() -> Result<()> {
         workers.push(std::thread::spawn(move || -> Result<()> {
             // each worker owns half of the streams
             let mine: Vec<usize> = (0..streams).filter(|s| s % 2 == w).collect();
-            let mut rng = Rng(0x5eed ^ w as u64);
+            let mut rng = Rng::new(0x5eed ^ w as u64);
             let mut cursor = vec![0usize; streams];
             let mut sent = vec![0usize; streams];
             let mut done = false;

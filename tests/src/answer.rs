@@ -119,3 +119,73 @@ impl Tally {
         );
     }
 }
+
+const DAY_NS: i64 = 86_400 * 1_000_000_000;
+
+/// `index/stats` answer `(streams s, chunks c, entries e)` for lines at `ts` (ns) in `streams`
+/// streams, the way Loki computes it: per UTC day and summed, so lines that span midnight count
+/// their streams (and chunks) once per day and each day's share of a chunk is pro-rated, which
+/// may round a few entries away. Within one day the numbers are exact. `got` describes the
+/// answer in the message.
+pub fn index_stats(got: &str, (s, c, e): (u64, u64, u64), ts: &[i64], streams: u64) -> Check {
+    let lo = ts.iter().min().copied().unwrap_or_default();
+    let hi = ts.iter().max().copied().unwrap_or_default();
+    let days = (hi.div_euclid(DAY_NS) - lo.div_euclid(DAY_NS) + 1) as u64;
+    let n = ts.len() as u64;
+    if days == 1 {
+        ensure!(
+            s == streams && e == n && c >= streams,
+            "{got} (want {streams} streams, {n} entries)"
+        );
+    } else {
+        ensure!(
+            (streams..=streams * days).contains(&s) && e <= n && e + c >= n && c >= streams,
+            "{got} for {n} lines over {days} UTC days (want {streams}..{} streams, {n} entries less rounding)",
+            streams * days
+        );
+    }
+    Ok(())
+}
+
+/// `(stream, ts, line)` of live-tail frames (`loghttp.TailResponse`), checking the shape
+/// Grafana's LiveStreams and logcli read: `streams[].stream` labels, `streams[].values[] =
+/// [ns string, line]`, and an optional `dropped_entries[] = {labels, timestamp}`.
+pub fn tail_entries(frames: &[Value]) -> Result<Vec<(LabelMap, i64, String)>, String> {
+    let mut out = Vec::new();
+    for f in frames {
+        if let Some(d) = f.get("dropped_entries").filter(|d| !d.is_null()) {
+            for e in d.as_array().ok_or_else(|| format!("dropped_entries {d}"))? {
+                ensure!(e["timestamp"].is_string() && e["labels"].is_object(), "dropped entry {e}");
+            }
+        }
+        let streams =
+            f["streams"].as_array().ok_or_else(|| format!("frame without streams: {f}"))?;
+        for s in streams {
+            let stream = s["stream"].as_object().ok_or("tail stream without labels")?.clone();
+            for v in s["values"].as_array().ok_or("tail stream without values")? {
+                let t = v.as_array().ok_or("tail value is not an array")?;
+                ensure!(t.len() == 2, "tail value {v} (want [ts, line])");
+                let ts = t[0]
+                    .as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| format!("tail ts {}", t[0]))?;
+                out.push((stream.clone(), ts, t[1].as_str().ok_or("tail line")?.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads live-tail frames until `deadline` or `done(frames)`; a tail the server closed is an
+/// error.
+pub fn read_tail_frames(
+    w: &mut crate::ws::Ws,
+    deadline: std::time::Instant,
+    done: impl FnMut(&[Value]) -> bool,
+) -> Result<Vec<Value>, String> {
+    let r = crate::ws::read(w, deadline, done)?;
+    match r.closed {
+        Some(c) => Err(format!("tail closed: {c:?}")),
+        None => Ok(r.frames),
+    }
+}

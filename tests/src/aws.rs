@@ -25,22 +25,39 @@ pub struct TestServers {
     pub dynamodb_secret: String,
 }
 
+/// A test-server variable that is not set, with what to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingServerVar(pub &'static str);
+
+impl std::fmt::Display for MissingServerVar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is not set: run scripts/test-servers/start.sh and source the env file it writes",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for MissingServerVar {}
+
+/// Reads the servers' environment (the integration tests and `skald-bench --aws`).
+pub fn test_servers_from_env() -> Result<TestServers, MissingServerVar> {
+    let var = |k: &'static str| std::env::var(k).map_err(|_| MissingServerVar(k));
+    Ok(TestServers {
+        s3_endpoint: var("SKALD_TEST_S3_ENDPOINT")?,
+        s3_bucket: var("SKALD_TEST_S3_BUCKET")?,
+        s3_key: var("SKALD_TEST_S3_ACCESS_KEY")?,
+        s3_secret: var("SKALD_TEST_S3_SECRET_KEY")?,
+        dynamodb_endpoint: var("SKALD_TEST_DYNAMODB_ENDPOINT")?,
+        dynamodb_key: var("SKALD_TEST_DYNAMODB_ACCESS_KEY")?,
+        dynamodb_secret: var("SKALD_TEST_DYNAMODB_SECRET_KEY")?,
+    })
+}
+
 /// Reads the servers' environment; a missing variable fails the test with what to run.
 pub fn test_servers() -> TestServers {
-    let var = |k: &str| {
-        std::env::var(k).unwrap_or_else(|_| {
-            panic!("{k} is not set: run scripts/test-servers/start.sh and source the env file it writes (the README's test command does both)")
-        })
-    };
-    TestServers {
-        s3_endpoint: var("SKALD_TEST_S3_ENDPOINT"),
-        s3_bucket: var("SKALD_TEST_S3_BUCKET"),
-        s3_key: var("SKALD_TEST_S3_ACCESS_KEY"),
-        s3_secret: var("SKALD_TEST_S3_SECRET_KEY"),
-        dynamodb_endpoint: var("SKALD_TEST_DYNAMODB_ENDPOINT"),
-        dynamodb_key: var("SKALD_TEST_DYNAMODB_ACCESS_KEY"),
-        dynamodb_secret: var("SKALD_TEST_DYNAMODB_SECRET_KEY"),
-    }
+    test_servers_from_env().unwrap_or_else(|e| panic!("{e} (the README's test command does both)"))
 }
 
 /// `host:port` of an `http://host:port` URL.

@@ -64,21 +64,31 @@ pub fn get(url: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> Resp
 /// Encodes a Loki `PushRequest` as protobuf and compresses it with raw snappy, the way
 /// promtail sends it.
 pub fn encode_push_protobuf(streams: &[(&str, Vec<(i64, String)>)]) -> Vec<u8> {
+    let owned = streams.iter().map(|(labels, entries)| (labels.to_string(), entries.clone()));
+    encode_push_streams(owned.collect()).expect("snappy compress")
+}
+
+/// [`encode_push_protobuf`] for owned streams (`(labels, [(ns, line)])`), moving the lines into
+/// the message instead of copying them: the benchmark harness (`skald-bench`) encodes its
+/// batches with it.
+pub fn encode_push_streams(
+    streams: Vec<(String, Vec<(i64, String)>)>,
+) -> Result<Vec<u8>, snap::Error> {
     use prost::Message;
     use skald_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
     let req = PushRequest {
         streams: streams
-            .iter()
+            .into_iter()
             .map(|(labels, entries)| StreamAdapter {
-                labels: labels.to_string(),
+                labels,
                 entries: entries
-                    .iter()
+                    .into_iter()
                     .map(|(ts, line)| EntryAdapter {
                         timestamp: Some(prost_types::Timestamp {
                             seconds: ts.div_euclid(1_000_000_000),
                             nanos: ts.rem_euclid(1_000_000_000) as i32,
                         }),
-                        line: line.clone(),
+                        line,
                         structured_metadata: vec![],
                         parsed: vec![],
                     })
@@ -88,8 +98,7 @@ pub fn encode_push_protobuf(streams: &[(&str, Vec<(i64, String)>)]) -> Vec<u8> {
             .collect(),
         format: String::new(),
     };
-    let raw = req.encode_to_vec();
-    snap::raw::Encoder::new().compress_vec(&raw).expect("snappy compress")
+    snap::raw::Encoder::new().compress_vec(&req.encode_to_vec())
 }
 
 /// Gzips `data`.

@@ -36,9 +36,10 @@ const MIN: i64 = 60 * SEC;
 const MS: i64 = 1_000_000;
 
 use skald_integration_tests::answer::{
-    label_keys, matrix, set, short, success, vector, Check, LabelMap, Tally,
+    index_stats, label_keys, matrix, read_tail_frames, set, short, success, tail_entries, vector,
+    Check, Tally,
 };
-use skald_integration_tests::ws::{self, Ws};
+use skald_integration_tests::ws;
 use skald_integration_tests::{ensure, iso_ms as iso};
 
 // ------------------------------------------------------------------------------ the data
@@ -402,34 +403,14 @@ fn check_detected_fields(b: &Value, limit: Option<u64>) -> Check {
     Ok(())
 }
 
-const DAY: i64 = 86_400 * SEC;
-
-/// `index/stats` for `lines` in `streams` streams, the way Loki computes it: per UTC day and
-/// summed, so lines that span midnight count their streams (and chunks) once per day and each
-/// day's share of a chunk is pro-rated, which may round a few entries away. Within one day the
-/// numbers are exact.
+/// `index/stats` for `lines` in `streams` streams (the rules: `answer::index_stats`).
 fn check_index_stats(b: &Value, lines: &[&Line], streams: u64) -> Check {
-    let (lo, hi) =
-        (lines.iter().map(|l| l.ts).min().unwrap(), lines.iter().map(|l| l.ts).max().unwrap());
-    let days = (hi.div_euclid(DAY) - lo.div_euclid(DAY) + 1) as u64;
-    let n = lines.len() as u64;
     let (s, c, e) = (b["streams"].as_u64(), b["chunks"].as_u64(), b["entries"].as_u64());
     let (Some(s), Some(c), Some(e)) = (s, c, e) else {
         return Err(format!("stats {b}"));
     };
-    if days == 1 {
-        ensure!(
-            s == streams && e == n && c >= streams,
-            "stats {b} (want {streams} streams, {n} entries)"
-        );
-    } else {
-        ensure!(
-            (streams..=streams * days).contains(&s) && e <= n && e + c >= n && c >= streams,
-            "stats {b} for {n} lines over {days} UTC days (want {streams}..{} streams, {n} entries less rounding)",
-            streams * days
-        );
-    }
-    Ok(())
+    let ts: Vec<i64> = lines.iter().map(|l| l.ts).collect();
+    index_stats(&format!("stats {b}"), (s, c, e), &ts, streams)
 }
 
 fn detected_labels(b: &Value) -> Result<BTreeMap<String, u64>, String> {
@@ -853,46 +834,6 @@ fn check(name: &str, r: &Resp, ctx: &Ctx) -> Check {
 
 // ------------------------------------------------------------------------------ live tail
 
-fn read_frames(
-    w: &mut Ws,
-    deadline: Instant,
-    done: impl FnMut(&[Value]) -> bool,
-) -> Result<Vec<Value>, String> {
-    let r = ws::read(w, deadline, done)?;
-    match r.closed {
-        Some(c) => Err(format!("tail closed: {c:?}")),
-        None => Ok(r.frames),
-    }
-}
-
-/// `(stream, ts, line)` of tail frames, checking the shape Grafana's LiveStreams reads:
-/// `streams[].stream` and `streams[].values[] = [ns string, line]`, optional `dropped_entries`.
-fn tail_entries(frames: &[Value]) -> Result<Vec<(LabelMap, i64, String)>, String> {
-    let mut out = Vec::new();
-    for f in frames {
-        let streams =
-            f["streams"].as_array().ok_or_else(|| format!("frame without streams: {f}"))?;
-        ensure!(
-            f.get("dropped_entries").is_none_or(|d| d.is_array() || d.is_null()),
-            "dropped_entries {}",
-            f["dropped_entries"]
-        );
-        for s in streams {
-            let stream = s["stream"].as_object().ok_or("tail stream without labels")?.clone();
-            for v in s["values"].as_array().ok_or("tail stream without values")? {
-                let t = v.as_array().ok_or("tail value is not an array")?;
-                ensure!(t.len() == 2, "tail value {v} (want [ts, line])");
-                let ts = t[0]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| format!("tail ts {}", t[0]))?;
-                out.push((stream.clone(), ts, t[1].as_str().ok_or("tail line")?.to_string()));
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn check_live_tail(url: &str, req: &Value, ctx: &Ctx) -> Check {
     let params = params_of(req, ctx);
     let headers = headers_of(req, ctx);
@@ -909,7 +850,7 @@ fn check_live_tail(url: &str, req: &Value, ctx: &Ctx) -> Check {
     // history: Loki's defaults (start now-1h, limit 100) for the web stream
     let web = ctx.data.job("web");
     let want_history = web.len().min(100);
-    let frames = read_frames(&mut ws, Instant::now() + Duration::from_secs(10), |f| {
+    let frames = read_tail_frames(&mut ws, Instant::now() + Duration::from_secs(10), |f| {
         tail_entries(f).map(|e| e.len() >= want_history).unwrap_or(true)
     })?;
     let history = tail_entries(&frames)?;
@@ -940,7 +881,7 @@ fn check_live_tail(url: &str, req: &Value, ctx: &Ctx) -> Check {
         &json!({"streams": [{"stream": {"job": "web", "env": "grafana"}, "values": values}]}),
     );
     let pushed = Instant::now();
-    let frames = read_frames(&mut ws, pushed + Duration::from_secs(5), |f| {
+    let frames = read_tail_frames(&mut ws, pushed + Duration::from_secs(5), |f| {
         tail_entries(f).map(|e| e.len() >= live.len()).unwrap_or(true)
     })?;
     let got: Vec<(i64, String)> = tail_entries(&frames)?.into_iter().map(|e| (e.1, e.2)).collect();

@@ -520,31 +520,9 @@ fn check(name: &str, url: &str, req: &Value, r: &Resp, ctx: &Ctx) -> Check {
     }
 }
 
-const DAY: i64 = 86_400 * SEC;
-
-/// `index/stats` for `lines` in `streams` streams, the way Loki computes it: per UTC day and
-/// summed, so lines that span midnight count their streams (and chunks) once per day and each
-/// day's share of a chunk is pro-rated, which may round a few entries away. Within one day the
-/// numbers are exact.
+/// `index/stats` for lines at `ts` in `streams` streams (the rules: `answer::index_stats`).
 fn check_index_stats(s: u64, c: u64, e: u64, ts: &[i64], streams: u64) -> Check {
-    let lo = ts.iter().min().copied().unwrap_or_default();
-    let hi = ts.iter().max().copied().unwrap_or_default();
-    let days = (hi.div_euclid(DAY) - lo.div_euclid(DAY) + 1) as u64;
-    let n = ts.len() as u64;
-    let got = format!("streams {s}, chunks {c}, entries {e}");
-    if days == 1 {
-        ensure!(
-            s == streams && e == n && c >= streams,
-            "{got} (want {streams} streams, {n} entries)"
-        );
-    } else {
-        ensure!(
-            (streams..=streams * days).contains(&s) && e <= n && e + c >= n && c >= streams,
-            "{got} for {n} lines over {days} UTC days (want {streams}..{} streams, {n} entries less rounding)",
-            streams * days
-        );
-    }
-    Ok(())
+    index_stats(&format!("streams {s}, chunks {c}, entries {e}"), (s, c, e), ts, streams)
 }
 
 fn keys_of(m: &BTreeMap<String, f64>) -> BTreeSet<String> {
@@ -554,42 +532,19 @@ fn keys_of(m: &BTreeMap<String, f64>) -> BTreeSet<String> {
 // ------------------------------------------------------------------------------ tail
 
 use skald_integration_tests::answer::{
-    label_keys, matrix, set, short, success, vector, Check, LabelMap, Tally,
+    self, index_stats, label_keys, matrix, read_tail_frames, set, short, success, vector, Check,
+    LabelMap, Tally,
 };
 use skald_integration_tests::ensure;
 use skald_integration_tests::ws::{self, Ws};
 
-/// `(ts, line)` of `loghttp.TailResponse` frames: `streams[].stream`, `streams[].values[] =
-/// [ns, line]`, optional `dropped_entries[] = {labels, timestamp}`.
+/// `(ts, line)` of `loghttp.TailResponse` frames (shape checked by `answer::tail_entries`).
 fn tail_entries(frames: &[Value]) -> Result<Vec<(i64, String)>, String> {
-    let mut out = Vec::new();
-    for f in frames {
-        if let Some(d) = f.get("dropped_entries").filter(|d| !d.is_null()) {
-            for e in d.as_array().ok_or("dropped_entries is not an array")? {
-                ensure!(e["timestamp"].is_string() && e["labels"].is_object(), "dropped entry {e}");
-            }
-        }
-        for s in f["streams"].as_array().ok_or_else(|| format!("frame without streams: {f}"))? {
-            ensure!(s["stream"].is_object(), "tail stream without labels");
-            for v in s["values"].as_array().ok_or("tail stream without values")? {
-                ensure!(v.as_array().is_some_and(|a| a.len() == 2), "tail value {v}");
-                let ts = v[0]
-                    .as_str()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| format!("tail ts {}", v[0]))?;
-                out.push((ts, v[1].as_str().ok_or("tail line")?.to_string()));
-            }
-        }
-    }
-    Ok(out)
+    Ok(answer::tail_entries(frames)?.into_iter().map(|(_, ts, line)| (ts, line)).collect())
 }
 
 fn read_frames(w: &mut Ws, deadline: Instant, want: usize) -> Result<Vec<Value>, String> {
-    let r = ws::read(w, deadline, |f| tail_entries(f).map(|e| e.len() >= want).unwrap_or(true))?;
-    match r.closed {
-        Some(c) => Err(format!("tail closed: {c:?}")),
-        None => Ok(r.frames),
-    }
+    read_tail_frames(w, deadline, |f| tail_entries(f).map(|e| e.len() >= want).unwrap_or(true))
 }
 
 fn check_tail(url: &str, req: &Value, ctx: &Ctx) -> Check {

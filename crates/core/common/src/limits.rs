@@ -40,8 +40,8 @@ pub enum LimitsError {
         value: f64,
     },
     /// `otlp_config` has a bad rule.
-    #[error("{0}")]
-    Otlp(String),
+    #[error(transparent)]
+    Otlp(#[from] crate::otlp::OtlpConfigError),
     /// A Loki limit Skald does not enforce yet is set to a value other than the one that
     /// means "off" (or Loki's default).
     #[error("`{field}` is not supported yet: remove it or set it to {accepted}")]
@@ -307,7 +307,7 @@ impl Limits {
                 return Err(LimitsError::NegativeRate { field, value });
             }
         }
-        self.otlp_config.validate().map_err(LimitsError::Otlp)?;
+        self.otlp_config.validate()?;
         if self.max_query_bytes_read != 0 {
             return Err(LimitsError::Unsupported {
                 field: "max_query_bytes_read",

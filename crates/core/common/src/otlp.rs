@@ -64,26 +64,69 @@ pub struct OtlpConfig {
     pub severity_text_as_label: bool,
 }
 
+/// A bad `otlp_config` rule, named by its section and index (Loki's wording).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OtlpConfigError {
+    /// `index_label` in `scope_attributes`.
+    #[error(
+        "otlp_config.{section}[{index}]: index_label action is only supported for resource_attributes and log_attributes"
+    )]
+    IndexLabelNotAllowed {
+        /// The rule list (`scope_attributes`, ...).
+        section: &'static str,
+        /// The rule's position in it.
+        index: usize,
+    },
+    /// A rule with neither `attributes` nor `regex`.
+    #[error("otlp_config.{section}[{index}]: attributes or regex must be set")]
+    NoAttributesOrRegex {
+        /// The rule list.
+        section: &'static str,
+        /// The rule's position in it.
+        index: usize,
+    },
+    /// A rule with both `attributes` and `regex`.
+    #[error("otlp_config.{section}[{index}]: only one of attributes or regex must be set")]
+    AttributesAndRegex {
+        /// The rule list.
+        section: &'static str,
+        /// The rule's position in it.
+        index: usize,
+    },
+    /// A `regex` that does not compile.
+    #[error("otlp_config.{section}[{index}]: invalid regex {regex:?}: {reason}")]
+    InvalidRegex {
+        /// The rule list.
+        section: &'static str,
+        /// The rule's position in it.
+        index: usize,
+        /// The regex as written.
+        regex: String,
+        /// Why it does not compile.
+        reason: regex::Error,
+    },
+}
+
 fn check_rules(
-    section: &str,
+    section: &'static str,
     rules: &[OtlpAttributesConfig],
     index_allowed: bool,
-) -> Result<(), String> {
-    for (i, r) in rules.iter().enumerate() {
-        let at = format!("otlp_config.{section}[{i}]");
+) -> Result<(), OtlpConfigError> {
+    for (index, r) in rules.iter().enumerate() {
         if r.action == OtlpAction::IndexLabel && !index_allowed {
-            return Err(format!(
-                "{at}: index_label action is only supported for resource_attributes and log_attributes"
-            ));
+            return Err(OtlpConfigError::IndexLabelNotAllowed { section, index });
         }
         match (&r.regex, r.attributes.is_empty()) {
-            (None, true) => return Err(format!("{at}: attributes or regex must be set")),
-            (Some(_), false) => {
-                return Err(format!("{at}: only one of attributes or regex must be set"))
-            }
+            (None, true) => return Err(OtlpConfigError::NoAttributesOrRegex { section, index }),
+            (Some(_), false) => return Err(OtlpConfigError::AttributesAndRegex { section, index }),
             (Some(re), true) => {
-                if let Err(e) = regex::Regex::new(&anchored(re)) {
-                    return Err(format!("{at}: invalid regex {re:?}: {e}"));
+                if let Err(reason) = regex::Regex::new(&anchored(re)) {
+                    return Err(OtlpConfigError::InvalidRegex {
+                        section,
+                        index,
+                        regex: re.clone(),
+                        reason,
+                    });
                 }
             }
             (None, false) => {}
@@ -100,7 +143,7 @@ pub fn anchored(re: &str) -> String {
 impl OtlpConfig {
     /// Checks the rules: each needs `attributes` or `regex` (not both), regexes must compile,
     /// and `index_label` is refused for scope attributes.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), OtlpConfigError> {
         check_rules(
             "resource_attributes.attributes_config",
             &self.resource_attributes.attributes_config,
@@ -152,20 +195,24 @@ severity_text_as_label: true
 
         let bad = |yaml: &str| serde_yaml::from_str::<OtlpConfig>(yaml).unwrap().validate();
         assert_eq!(
-            bad("scope_attributes:\n  - action: index_label\n    attributes: [a]\n").unwrap_err(),
+            bad("scope_attributes:\n  - action: index_label\n    attributes: [a]\n")
+                .unwrap_err()
+                .to_string(),
             "otlp_config.scope_attributes[0]: index_label action is only supported for resource_attributes and log_attributes"
         );
         assert_eq!(
-            bad("log_attributes:\n  - action: drop\n").unwrap_err(),
+            bad("log_attributes:\n  - action: drop\n").unwrap_err().to_string(),
             "otlp_config.log_attributes[0]: attributes or regex must be set"
         );
         assert_eq!(
             bad("log_attributes:\n  - action: drop\n    regex: a\n    attributes: [b]\n")
-                .unwrap_err(),
+                .unwrap_err()
+                .to_string(),
             "otlp_config.log_attributes[0]: only one of attributes or regex must be set"
         );
         assert!(bad("resource_attributes:\n  attributes_config:\n    - regex: '('\n")
             .unwrap_err()
+            .to_string()
             .starts_with("otlp_config.resource_attributes.attributes_config[0]: invalid regex"));
     }
 }

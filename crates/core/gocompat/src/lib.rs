@@ -8,6 +8,7 @@ pub mod duration;
 pub mod fmt;
 pub mod humanize;
 pub mod json;
+pub mod logfmt;
 pub mod strconv;
 pub mod time;
 pub mod varint;

@@ -182,7 +182,7 @@ impl Labels {
             }
             i += 1;
             skip_ws(&mut i);
-            let (value, next) = unquote_at(&s.trim()[i..]).map_err(|m| err(&m))?;
+            let (value, next) = unquote_at(&s.trim()[i..]).map_err(|m| err(&m.to_string()))?;
             i += next;
             out.push(Label::new(name, value));
             skip_ws(&mut i);
@@ -248,14 +248,34 @@ pub fn is_valid_label_name(name: &str) -> bool {
 /// (`skald_gocompat::strconv::quote_lenient`; `skald_gocompat::strconv::quote` is the exact one).
 pub use skald_gocompat::strconv::quote_lenient as go_quote;
 
+/// Why [`unquote_at`] could not read a Go string literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnquoteError {
+    /// A backtick string without its closing backtick.
+    #[error("unterminated raw string")]
+    UnterminatedRaw,
+    /// A double-quoted string without its closing quote.
+    #[error("unterminated string")]
+    Unterminated,
+    /// A raw newline inside a double-quoted string.
+    #[error("newline in string")]
+    Newline,
+    /// A backslash escape Go does not know, or a bad code point.
+    #[error("invalid escape")]
+    InvalidEscape,
+    /// The input does not start with `"` or a backtick.
+    #[error("expected a quoted string")]
+    NotQuoted,
+}
+
 /// Reads one Go string literal (double-quoted with escapes, or backtick raw) at the start of
 /// `s`. Returns the unescaped value and the number of bytes consumed.
-pub fn unquote_at(s: &str) -> Result<(String, usize), String> {
+pub fn unquote_at(s: &str) -> Result<(String, usize), UnquoteError> {
     let b = s.as_bytes();
     match b.first() {
         Some(b'`') => match s[1..].find('`') {
             Some(end) => Ok((s[1..1 + end].to_string(), end + 2)),
-            None => Err("unterminated raw string".to_string()),
+            None => Err(UnquoteError::UnterminatedRaw),
         },
         Some(b'"') => {
             let mut out = String::new();
@@ -286,16 +306,16 @@ pub fn unquote_at(s: &str) -> Result<(String, usize), String> {
                                 for _ in 0..n {
                                     match chars.next() {
                                         Some((_, h)) => hex.push(h),
-                                        None => return Err("invalid escape".to_string()),
+                                        None => return Err(UnquoteError::InvalidEscape),
                                     }
                                 }
                                 let v = u32::from_str_radix(&hex, 16)
-                                    .map_err(|_| "invalid escape".to_string())?;
+                                    .map_err(|_| UnquoteError::InvalidEscape)?;
                                 if e == 'x' {
                                     // Go \x is a byte; treat values < 0x80 as chars
-                                    out.push(char::from_u32(v).ok_or("invalid escape")?);
+                                    out.push(char::from_u32(v).ok_or(UnquoteError::InvalidEscape)?);
                                 } else {
-                                    out.push(char::from_u32(v).ok_or("invalid escape")?);
+                                    out.push(char::from_u32(v).ok_or(UnquoteError::InvalidEscape)?);
                                 }
                             }
                             '0'..='7' => {
@@ -303,23 +323,23 @@ pub fn unquote_at(s: &str) -> Result<(String, usize), String> {
                                 for _ in 0..2 {
                                     match chars.next() {
                                         Some((_, h)) => oct.push(h),
-                                        None => return Err("invalid escape".to_string()),
+                                        None => return Err(UnquoteError::InvalidEscape),
                                     }
                                 }
                                 let v = u32::from_str_radix(&oct, 8)
-                                    .map_err(|_| "invalid escape".to_string())?;
-                                out.push(char::from_u32(v).ok_or("invalid escape")?);
+                                    .map_err(|_| UnquoteError::InvalidEscape)?;
+                                out.push(char::from_u32(v).ok_or(UnquoteError::InvalidEscape)?);
                             }
-                            _ => return Err("invalid escape".to_string()),
+                            _ => return Err(UnquoteError::InvalidEscape),
                         }
                     }
-                    '\n' => return Err("newline in string".to_string()),
+                    '\n' => return Err(UnquoteError::Newline),
                     c => out.push(c),
                 }
             }
-            Err("unterminated string".to_string())
+            Err(UnquoteError::Unterminated)
         }
-        _ => Err("expected a quoted string".to_string()),
+        _ => Err(UnquoteError::NotQuoted),
     }
 }
 

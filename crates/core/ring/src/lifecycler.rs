@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::membership::{Membership, MembershipConfig};
+use crate::membership::{Membership, MembershipConfig, MembershipError};
 use crate::{now_ms, tokens_for, InstanceDesc, InstanceState};
 
 /// Why the tokens could not be kept.
@@ -66,7 +66,7 @@ impl Lifecycler {
         config: MembershipConfig,
         addr: String,
         tokens: Vec<u32>,
-    ) -> Result<Lifecycler, String> {
+    ) -> Result<Lifecycler, MembershipError> {
         let entry = InstanceDesc {
             id: config.node_name.clone(),
             addr,
@@ -97,7 +97,7 @@ impl Lifecycler {
         &mut self,
         heartbeat_period: Duration,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), MembershipError> {
         self.entry.state = InstanceState::Active;
         self.entry.heartbeat_ms = now_ms();
         self.membership.publish(&self.entry).await?;

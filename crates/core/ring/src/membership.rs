@@ -38,6 +38,25 @@ pub struct MembershipConfig {
     pub dead_after: Duration,
 }
 
+/// Why gossip could not start, publish or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// The ring entry cannot be encoded.
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+    /// The gossip socket cannot be opened.
+    #[error("cannot start gossip on {bind}: {reason}")]
+    Start {
+        /// The address it should listen on.
+        bind: std::net::SocketAddr,
+        /// What chitchat said.
+        reason: String,
+    },
+    /// Chitchat did not shut down cleanly.
+    #[error("{0}")]
+    Shutdown(String),
+}
+
 /// A running gossip member.
 pub struct Membership {
     handle: ChitchatHandle,
@@ -57,7 +76,7 @@ impl Membership {
     pub async fn join(
         config: MembershipConfig,
         entry: Option<&InstanceDesc>,
-    ) -> Result<Membership, String> {
+    ) -> Result<Membership, MembershipError> {
         let failure_detector_config = FailureDetectorConfig {
             initial_interval: config.gossip_interval,
             max_interval: config.dead_after,
@@ -77,18 +96,18 @@ impl Membership {
         };
         let mut initial = Vec::new();
         if let Some(e) = entry {
-            let json = serde_json::to_string(e).map_err(|e| e.to_string())?;
+            let json = serde_json::to_string(e)?;
             initial.push((RING_KEY.to_string(), json));
         }
         let handle = spawn_chitchat(chitchat_config, initial, &UdpTransport)
             .await
-            .map_err(|e| format!("cannot start gossip on {}: {e}", config.bind))?;
+            .map_err(|e| MembershipError::Start { bind: config.bind, reason: e.to_string() })?;
         Ok(Membership { handle, known: parking_lot::Mutex::new(Default::default()) })
     }
 
     /// Publishes (or replaces) this member's ring entry: state changes and heartbeats.
-    pub async fn publish(&self, entry: &InstanceDesc) -> Result<(), String> {
-        let json = serde_json::to_string(entry).map_err(|e| e.to_string())?;
+    pub async fn publish(&self, entry: &InstanceDesc) -> Result<(), MembershipError> {
+        let json = serde_json::to_string(entry)?;
         self.handle.with_chitchat(|c| c.self_node_state().set(RING_KEY, &json)).await;
         Ok(())
     }
@@ -134,8 +153,8 @@ impl Membership {
     }
 
     /// Stops gossiping.
-    pub async fn leave(self) -> Result<(), String> {
-        self.handle.shutdown().await.map_err(|e| e.to_string())
+    pub async fn leave(self) -> Result<(), MembershipError> {
+        self.handle.shutdown().await.map_err(|e| MembershipError::Shutdown(e.to_string()))
     }
 }
 

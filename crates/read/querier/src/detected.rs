@@ -157,154 +157,20 @@ fn reject_label(values: &BTreeSet<String>) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A small JSON walker for key paths (document order)
+// JSON key paths (document order), walked by gocompat's jsonparser_paths
 
-/// What a JSON object member holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JsonLeaf<'a> {
-    /// A string; the text between the quotes, still escaped.
-    String(&'a str),
-    /// A number, `true` or `false`.
-    Scalar,
-    /// `null`, an array or anything else that yields no field.
-    Other,
-}
-
-struct JsonScan<'a> {
-    s: &'a str,
-    i: usize,
-}
-
-impl<'a> JsonScan<'a> {
-    fn ws(&mut self) {
-        let b = self.s.as_bytes();
-        while self.i < b.len() && matches!(b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.s.as_bytes().get(self.i).copied()
-    }
-
-    /// At a `"`: the escaped text up to the closing quote, which is consumed.
-    fn string(&mut self) -> Option<&'a str> {
-        let b = self.s.as_bytes();
-        let start = self.i + 1;
-        let mut j = start;
-        while j < b.len() {
-            match b[j] {
-                b'\\' => j += 2,
-                b'"' => {
-                    self.i = j + 1;
-                    return self.s.get(start..j);
-                }
-                _ => j += 1,
-            }
-        }
-        None
-    }
-
-    /// At `[` or `{`: skips the block.
-    fn skip_block(&mut self) -> Option<()> {
-        let b = self.s.as_bytes();
-        let mut depth = 0usize;
-        while self.i < b.len() {
-            match b[self.i] {
-                b'"' => {
-                    self.string()?;
-                    continue;
-                }
-                b'[' | b'{' => depth += 1,
-                b']' | b'}' => {
-                    depth = depth.checked_sub(1)?;
-                    if depth == 0 {
-                        self.i += 1;
-                        return Some(());
-                    }
-                }
-                _ => {}
-            }
-            self.i += 1;
-        }
-        None
-    }
-
-    fn object(
-        &mut self,
-        path: &mut Vec<String>,
-        visit: &mut dyn FnMut(&[String], JsonLeaf<'a>),
-    ) -> Option<()> {
-        if self.peek()? != b'{' || path.len() >= MAX_JSON_DEPTH {
-            return None;
-        }
-        self.i += 1;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
-            return Some(());
-        }
-        loop {
-            self.ws();
-            if self.peek()? != b'"' {
-                return None;
-            }
-            let raw = self.string()?;
-            let key = if raw.contains('\\') {
-                serde_json::from_str::<String>(&format!("\"{raw}\"")).ok()?
-            } else {
-                raw.to_string()
-            };
-            self.ws();
-            if self.peek()? != b':' {
-                return None;
-            }
-            self.i += 1;
-            self.ws();
-            path.push(key);
-            match self.peek()? {
-                b'{' => self.object(path, visit)?,
-                b'[' => {
-                    self.skip_block()?;
-                    visit(path, JsonLeaf::Other);
-                }
-                b'"' => {
-                    let v = self.string()?;
-                    visit(path, JsonLeaf::String(v));
-                }
-                _ => {
-                    let b = self.s.as_bytes();
-                    let start = self.i;
-                    while self.i < b.len()
-                        && !matches!(b[self.i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-                    {
-                        self.i += 1;
-                    }
-                    let token = &self.s[start..self.i];
-                    let leaf = if token == "null" { JsonLeaf::Other } else { JsonLeaf::Scalar };
-                    visit(path, leaf);
-                }
-            }
-            path.pop();
-            self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
-            }
-        }
-    }
-}
+pub(crate) use skald_gocompat::json::jsonparser_paths::Leaf as JsonLeaf;
 
 /// Visits the members of the JSON object `line` in document order, nested objects included,
-/// with their key paths (unescaped keys). Stops at the first syntax error.
-pub(crate) fn walk_json(line: &str, mut visit: impl FnMut(&[String], JsonLeaf<'_>)) {
-    let mut scan = JsonScan { s: line, i: 0 };
-    scan.ws();
-    let _ = scan.object(&mut Vec::new(), &mut visit);
+/// with their key paths (keys unescaped strictly, by serde_json). Stops at the first syntax
+/// error.
+pub(crate) fn walk_json(line: &str, visit: impl FnMut(&[String], JsonLeaf<'_>)) {
+    skald_gocompat::json::jsonparser_paths::walk_object(
+        line,
+        MAX_JSON_DEPTH,
+        |raw| serde_json::from_str::<String>(&format!("\"{raw}\"")).ok(),
+        visit,
+    );
 }
 
 /// True when brackets outside strings nest deeper than `max` somewhere in `line`.

@@ -241,79 +241,25 @@ fn is_variable_key(key: &str) -> bool {
         || key.eq_ignore_ascii_case("timestamp")
 }
 
-/// Reads logfmt pairs. `None` when the line is not clean logfmt (a quote inside a key or an
-/// unquoted value, an empty key, an unterminated or badly escaped quoted value).
+/// Reads logfmt pairs (go-logfmt's scan, `skald_gocompat::logfmt::go_logfmt`). `None` when
+/// the line is not clean logfmt (a quote inside a key or an unquoted value, an empty key, an
+/// unterminated or badly escaped quoted value; escapes are unescaped strictly, as JSON).
 fn parse_logfmt_pairs(line: &str) -> Option<Vec<(String, String)>> {
-    let b = line.as_bytes();
-    let mut i = 0;
+    use skald_gocompat::logfmt::go_logfmt::{Scanner, Value};
+    let mut sc = Scanner::new(line.as_bytes());
     let mut pairs = Vec::new();
-    loop {
-        while i < b.len() && b[i] <= b' ' {
-            i += 1;
-        }
-        if i >= b.len() {
-            return Some(pairs);
-        }
-        let key_start = i;
-        while i < b.len() && b[i] > b' ' && b[i] != b'=' {
-            if b[i] == b'"' {
-                return None;
+    while let Some(pair) = sc.next_pair().ok()? {
+        let key = line.get(pair.key)?;
+        let value = match pair.value {
+            Value::None => String::new(),
+            Value::Plain(r) | Value::Quoted { raw: r, escaped: false } => line.get(r)?.to_string(),
+            Value::Quoted { raw, escaped: true } => {
+                serde_json::from_str::<String>(line.get(raw.start - 1..raw.end + 1)?).ok()?
             }
-            i += 1;
-        }
-        let key = line.get(key_start..i)?;
-        if i >= b.len() || b[i] != b'=' {
-            // a bare key
-            pairs.push((key.to_string(), String::new()));
-            continue;
-        }
-        if key.is_empty() {
-            return None;
-        }
-        i += 1; // '='
-        if i >= b.len() || b[i] <= b' ' {
-            pairs.push((key.to_string(), String::new()));
-            continue;
-        }
-        if b[i] == b'"' {
-            let open = i;
-            i += 1;
-            let mut escaped = false;
-            let mut has_escape = false;
-            loop {
-                if i >= b.len() {
-                    return None; // unterminated
-                }
-                match b[i] {
-                    _ if escaped => escaped = false,
-                    b'\\' => {
-                        escaped = true;
-                        has_escape = true;
-                    }
-                    b'"' => break,
-                    _ => {}
-                }
-                i += 1;
-            }
-            let raw = line.get(open..=i)?;
-            i += 1;
-            let value = if has_escape {
-                serde_json::from_str::<String>(raw).ok()?
-            } else {
-                raw[1..raw.len() - 1].to_string()
-            };
-            pairs.push((key.to_string(), value));
-        } else {
-            let value_start = i;
-            while i < b.len() && b[i] > b' ' {
-                if b[i] == b'=' || b[i] == b'"' {
-                    return None;
-                }
-                i += 1;
-            }
-            pairs.push((key.to_string(), line.get(value_start..i)?.to_string()));
-        }
+        };
+        pairs.push((key.to_string(), value));
     }
+    Some(pairs)
 }
 
 /// Writes one logfmt value, quoted and escaped when it holds white space, `=`, `"` or control

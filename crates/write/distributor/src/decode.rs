@@ -16,7 +16,7 @@ use skald_model::labels::go_quote;
 use skald_model::{Entry, Label};
 use skald_proto::logproto;
 
-use crate::json::{Cursor, JsonError, Kind};
+use skald_gocompat::json::jsoniter::{error_context as jsoniter_error, Cursor, JsonError, Kind};
 
 /// A decoded stream, before label parsing and validation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -248,21 +248,6 @@ pub(crate) fn parse_media_type(v: &str) -> Result<String, String> {
         }
     }
     Ok(base)
-}
-
-/// Formats an error the way json-iterator reports one at byte `head` of `buf`.
-fn jsoniter_error(op: &str, msg: &str, buf: &[u8], head: usize) -> String {
-    let head = head.min(buf.len());
-    let peek_start = head.saturating_sub(10);
-    let peek_end = (head + 10).min(buf.len());
-    let ctx_start = head.saturating_sub(50);
-    let ctx_end = (head + 50).min(buf.len());
-    format!(
-        "{op}: {msg}, error found in #{} byte of ...|{}|..., bigger context ...|{}|...",
-        head - peek_start,
-        String::from_utf8_lossy(&buf[peek_start..peek_end]),
-        String::from_utf8_lossy(&buf[ctx_start..ctx_end]),
-    )
 }
 
 const STREAMS_OP: &str = "loghttp.PushRequest.Streams: []loghttp.LogProtoStream";

@@ -56,7 +56,7 @@ pub(crate) fn parse_stream_labels(s: &str) -> Result<Vec<Label>, String> {
         }
         // label name: identifier or quoted string
         let name = if b[i] == b'"' || b[i] == b'`' {
-            let (n, used) = unquote_at(&s[i..]).map_err(|m| err(i, &m))?;
+            let (n, used) = unquote_at(&s[i..]).map_err(|m| err(i, &m.to_string()))?;
             i += used;
             n
         } else {
@@ -89,7 +89,7 @@ pub(crate) fn parse_stream_labels(s: &str) -> Result<Vec<Label>, String> {
         if i >= b.len() {
             return Err(err(i, "unexpected end of input, expected label value"));
         }
-        let (value, used) = unquote_at(&s[i..]).map_err(|m| err(i, &m))?;
+        let (value, used) = unquote_at(&s[i..]).map_err(|m| err(i, &m.to_string()))?;
         i += used;
         out.push(Label::new(name, value));
         skip_ws(&mut i);

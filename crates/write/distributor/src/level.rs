@@ -10,9 +10,9 @@
 
 use std::borrow::Cow;
 
+use skald_gocompat::json::jsoniter::{self, Cursor, Kind};
+use skald_gocompat::logfmt::go_logfmt as logfmt;
 use skald_model::Label;
-
-use crate::json::{Cursor, Kind};
 
 /// The structured-metadata name Loki writes the level under.
 pub const DETECTED_LEVEL: &str = "detected_level";
@@ -191,14 +191,25 @@ fn json_level<'a>(line: &'a [u8], fields: &[String], max_depth: i64) -> Option<&
     }
 }
 
-/// Scans logfmt pairs; returns the value of the best-ranked level field (earliest in
-/// `fields`, first occurrence), stopping at the first syntax error.
+/// Scans logfmt pairs (go-logfmt's scan, `skald_gocompat::logfmt::go_logfmt`); returns the
+/// value of the best-ranked level field (earliest in `fields`, first occurrence), stopping at
+/// the first syntax error (a quoted value with a bad escape is one).
 fn logfmt_level(line: &[u8], fields: &[String]) -> Option<&'static str> {
     let mut best_rank = fields.len();
     let mut best: Option<Cow<'_, [u8]>> = None;
-    let mut sc = LogfmtScanner { line, pos: 0 };
-    while sc.pos < line.len() {
-        let Some((key, value)) = sc.next_pair() else { break };
+    let mut sc = logfmt::Scanner::new(line);
+    while let Ok(Some(pair)) = sc.next_pair() {
+        let key = &line[pair.key];
+        let value = match pair.value {
+            logfmt::Value::None => None,
+            logfmt::Value::Plain(r) | logfmt::Value::Quoted { raw: r, escaped: false } => {
+                Some(Cow::Borrowed(&line[r]))
+            }
+            logfmt::Value::Quoted { raw, escaped: true } => match jsoniter::unescape(&line[raw]) {
+                Ok(v) => Some(Cow::Owned(v.into_owned().into_bytes())),
+                Err(_) => break,
+            },
+        };
         // (a key that is not UTF-8 cannot equal a field name, which is)
         for (rank, f) in fields.iter().enumerate().take(best_rank) {
             if key.eq_ignore_ascii_case(f.as_bytes()) {
@@ -212,82 +223,6 @@ fn logfmt_level(line: &[u8], fields: &[String]) -> Option<&'static str> {
         }
     }
     best.and_then(|v| canonical(&v))
-}
-
-/// A logfmt key and its value (`None` for a bare key), borrowed unless it had escapes.
-type Pair<'a> = (&'a [u8], Option<Cow<'a, [u8]>>);
-
-struct LogfmtScanner<'a> {
-    line: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> LogfmtScanner<'a> {
-    /// Reads the next `key[=value]`. `None` means end of line or a syntax error.
-    fn next_pair(&mut self) -> Option<Pair<'a>> {
-        let line = self.line;
-        while self.pos < line.len() && line[self.pos] <= b' ' {
-            self.pos += 1;
-        }
-        if self.pos >= line.len() {
-            return None;
-        }
-        let start = self.pos;
-        while self.pos < line.len() {
-            match line[self.pos] {
-                b'=' => break,
-                b'"' => return None,
-                c if c <= b' ' => return Some((&line[start..self.pos], None)),
-                _ => self.pos += 1,
-            }
-        }
-        if self.pos >= line.len() {
-            return Some((&line[start..], None));
-        }
-        if self.pos == start {
-            return None; // '=' without a key
-        }
-        let key = &line[start..self.pos];
-        self.pos += 1; // '='
-        if self.pos >= line.len() || line[self.pos] <= b' ' {
-            return Some((key, None));
-        }
-        if line[self.pos] == b'"' {
-            let qstart = self.pos + 1;
-            let mut i = qstart;
-            let mut has_esc = false;
-            while i < line.len() {
-                match line[i] {
-                    b'\\' => {
-                        has_esc = true;
-                        i += 2;
-                    }
-                    b'"' => {
-                        self.pos = i + 1;
-                        let raw = &line[qstart..i];
-                        let v = if has_esc {
-                            Cow::Owned(crate::json::unescape(raw).ok()?.into_owned().into_bytes())
-                        } else {
-                            Cow::Borrowed(raw)
-                        };
-                        return Some((key, Some(v)));
-                    }
-                    _ => i += 1,
-                }
-            }
-            self.pos = line.len();
-            return None;
-        }
-        let vstart = self.pos;
-        while self.pos < line.len() {
-            match line[self.pos] {
-                b'=' | b'"' => return None,
-                c if c <= b' ' => break,
-                _ => self.pos += 1,
-            }
-        }
-        Some((key, Some(Cow::Borrowed(&line[vstart..self.pos]))))
-    }
 }
 
 const ALPHA: u8 = 1;

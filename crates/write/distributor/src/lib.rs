@@ -17,12 +17,11 @@ mod config;
 pub mod decode;
 pub mod elastic;
 mod error;
-mod json;
 mod labels;
 pub mod level;
 mod metrics;
 pub mod otlp;
-mod otlp_json;
+mod otlp_protojson;
 mod rate;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -3,7 +3,7 @@
 //! `pkg/loghttp/push/otlp.go`, not ported).
 //!
 //! - **Body.** `Content-Type` `application/x-protobuf` (an `ExportLogsServiceRequest`) or
-//!   `application/json` (OTLP's JSON mapping, [`crate::otlp_json`]); any other type is a 400.
+//!   `application/json` (OTLP's JSON mapping, [`crate::otlp_protojson`]); any other type is a 400.
 //!   `Content-Encoding` none, `gzip`, `zstd` or `lz4` (frame format); decompression is capped
 //!   at `max_decompressed_size` (413) and the body as received at `max_recv_msg_size` (413).
 //! - **Index labels.** Resource attributes whose rule says `index_label` (by default Loki's
@@ -159,7 +159,7 @@ pub fn decode_otlp_body(
         APPLICATION_PROTOBUF => ExportLogsServiceRequest::decode(data)
             .map(|r| (r, OtlpFormat::Protobuf))
             .map_err(|e| DecodeError::Invalid(format!("proto: {e}"))),
-        APPLICATION_JSON => crate::otlp_json::parse(data)
+        APPLICATION_JSON => crate::otlp_protojson::parse(data)
             .map(|r| (r, OtlpFormat::Json))
             .map_err(DecodeError::Invalid),
         _ => Err(DecodeError::Invalid(format!("content type: {raw_type} is not supported"))),
@@ -235,7 +235,7 @@ impl OtlpRules {
     /// Compiles `config`; `defaults` is the distributor's list of resource attributes indexed
     /// unless `ignore_defaults` is set.
     pub fn new(defaults: &[String], config: &OtlpConfig) -> Result<OtlpRules, String> {
-        config.validate()?;
+        config.validate().map_err(|e| e.to_string())?;
         let compile = |rules: &[OtlpAttributesConfig]| -> Result<Vec<Rule>, String> {
             rules.iter().map(Rule::compile).collect()
         };

@@ -6,24 +6,9 @@
 use std::io::Write;
 
 use prost::Message;
+use skald_common::splitmix::SplitMix64 as Rng;
 use skald_distributor::{decode_push_body, parse_push_labels, DecodeLimits, LevelDetector};
 use skald_proto::logproto::{EntryAdapter, PushRequest, StreamAdapter};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut v = seed.to_vec();
@@ -31,7 +16,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         match rng.below(4) {
             0 if !v.is_empty() => {
                 let i = rng.below(v.len());
-                v[i] = rng.next() as u8;
+                v[i] = rng.next_u64() as u8;
             }
             1 if !v.is_empty() => {
                 let i = rng.below(v.len());
@@ -77,11 +62,11 @@ fn decoding_never_panics() {
     ];
     let limits = DecodeLimits { max_recv_msg_size: 1 << 16, max_decompressed_size: 1 << 18 };
     let detector = LevelDetector::new(&[], 2);
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for i in 0..30_000 {
         let (seed, ct, ce) = seeds[i % seeds.len()];
         let body = if i % 10 == 0 {
-            (0..rng.below(64)).map(|_| rng.next() as u8).collect()
+            (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect()
         } else {
             mutate(&mut rng, seed)
         };

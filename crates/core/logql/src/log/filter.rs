@@ -4,6 +4,7 @@
 use memchr::memmem;
 use regex::Regex;
 
+use super::error::{RegexError, StageError};
 use super::ip::IpMatcher;
 use super::pattern::Pattern;
 use crate::syntax::ast::{LineFilter, LineFilterOp, LineFilterValue};
@@ -44,7 +45,7 @@ pub(crate) struct LineFilterC {
 
 impl LineFilterC {
     /// Compiles a filter. Errors carry Loki's message (without the stage prefix).
-    pub(crate) fn new(f: &LineFilter) -> Result<LineFilterC, String> {
+    pub(crate) fn new(f: &LineFilter) -> Result<LineFilterC, StageError> {
         let negate = matches!(
             f.op,
             LineFilterOp::NotContains | LineFilterOp::NotRegex | LineFilterOp::NotPattern
@@ -63,11 +64,11 @@ impl LineFilterC {
     }
 }
 
-fn compile_test(op: LineFilterOp, v: &LineFilterValue) -> Result<Test, String> {
+fn compile_test(op: LineFilterOp, v: &LineFilterValue) -> Result<Test, StageError> {
     match v {
         LineFilterValue::Ip(p) => match op {
             LineFilterOp::Contains | LineFilterOp::NotContains => Ok(Test::Ip(IpMatcher::new(p)?)),
-            _ => Err("ip: invalid operation".to_string()),
+            _ => Err(StageError::IpOperation),
         },
         LineFilterValue::Literal(s) => match op {
             LineFilterOp::Contains | LineFilterOp::NotContains => {
@@ -108,7 +109,7 @@ pub(crate) fn plain_literal(re: &str) -> Option<&str> {
 /// Compiles a Go RE2 expression with Go's semantics where they differ from the `regex` crate
 /// (ASCII-only `\d`, `\w`, `\s`, `\b`; `\Q...\E` quoting). With `anchored`, the whole value
 /// must match (label filters). Errors use Go's `regexp` wording.
-pub(crate) fn compile_go_regex(src: &str, anchored: bool) -> Result<Regex, String> {
+pub(crate) fn compile_go_regex(src: &str, anchored: bool) -> Result<Regex, RegexError> {
     let translated = translate_go_regex(src);
     // validate with regex-syntax to report Go-style errors
     if let Err(e) = regex_syntax::ast::parse::Parser::new().parse(&translated) {
@@ -117,9 +118,9 @@ pub(crate) fn compile_go_regex(src: &str, anchored: bool) -> Result<Regex, Strin
     let pat = if anchored { format!("^(?:{translated})$") } else { translated };
     Regex::new(&pat).map_err(|e| match e {
         regex::Error::CompiledTooBig(_) => {
-            format!("error parsing regexp: expression too large: `{src}`")
+            RegexError { code: "expression too large".to_string(), expr: src.to_string() }
         }
-        other => format!("error parsing regexp: {}: `{src}`", first_line(&other.to_string())),
+        other => RegexError { code: first_line(&other.to_string()), expr: src.to_string() },
     })
 }
 
@@ -128,7 +129,7 @@ fn first_line(s: &str) -> String {
 }
 
 /// Maps a regex-syntax error to Go's `regexp/syntax` message.
-fn go_regex_error(src: &str, e: &regex_syntax::ast::Error) -> String {
+fn go_regex_error(src: &str, e: &regex_syntax::ast::Error) -> RegexError {
     use regex_syntax::ast::ErrorKind as K;
     let span = e.span();
     let frag = |s: usize, t: usize| -> String {
@@ -171,11 +172,7 @@ fn go_regex_error(src: &str, e: &regex_syntax::ast::Error) -> String {
         K::NestLimitExceeded(_) => ("expression nests too deeply", src.to_string()),
         _ => ("invalid or unsupported Perl syntax", frag(span.start.offset, span.end.offset)),
     };
-    if arg.is_empty() {
-        format!("error parsing regexp: {code}: ``")
-    } else {
-        format!("error parsing regexp: {code}: `{arg}`")
-    }
+    RegexError { code: code.to_string(), expr: arg }
 }
 
 /// Rewrites Go-only or differently-behaving constructs for the `regex` crate.
@@ -314,13 +311,13 @@ mod tests {
             or: vec![],
         })
         .unwrap_err();
-        assert_eq!(e, "error parsing regexp: missing closing ): `(unclosed`");
+        assert_eq!(e.to_string(), "error parsing regexp: missing closing ): `(unclosed`");
         assert_eq!(
-            compile_go_regex("a[b", false).unwrap_err(),
+            compile_go_regex("a[b", false).unwrap_err().to_string(),
             "error parsing regexp: missing closing ]: `[b`"
         );
         assert_eq!(
-            compile_go_regex("*a", false).unwrap_err(),
+            compile_go_regex("*a", false).unwrap_err().to_string(),
             "error parsing regexp: missing argument to repetition operator: `*`"
         );
         assert!(compile_go_regex("[]a]", false).unwrap().is_match("]"));
@@ -341,6 +338,6 @@ mod tests {
             value: LineFilterValue::Ip("1.1.1.1".into()),
             or: vec![],
         });
-        assert_eq!(bad.unwrap_err(), "ip: invalid operation");
+        assert_eq!(bad.unwrap_err().to_string(), "ip: invalid operation");
     }
 }

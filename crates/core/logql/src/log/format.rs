@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 use skald_model::{LabelMatcher, Labels};
 
+use super::error::StageError;
 use super::labels::{Category, LabelsBuilder, ERROR_DETAILS_LABEL, ERROR_LABEL};
 use super::template::Template;
 use crate::syntax::ast::{LabelFormatOp, NamedMatcher};
@@ -35,8 +36,8 @@ fn simple_key(src: &str) -> Option<String> {
 }
 
 impl LineFormatter {
-    pub(crate) fn new(src: &str) -> Result<LineFormatter, String> {
-        let template = Template::parse(src).map_err(|e| format!("invalid line template: {e}"))?;
+    pub(crate) fn new(src: &str) -> Result<LineFormatter, StageError> {
+        let template = Template::parse(src).map_err(StageError::LineTemplate)?;
         Ok(LineFormatter { template, simple_key: simple_key(src) })
     }
 
@@ -69,7 +70,7 @@ pub(crate) struct LabelFormatter {
 }
 
 impl LabelFormatter {
-    pub(crate) fn new(ops: &[LabelFormatOp]) -> Result<LabelFormatter, String> {
+    pub(crate) fn new(ops: &[LabelFormatOp]) -> Result<LabelFormatter, StageError> {
         let mut seen: Vec<&str> = Vec::new();
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
@@ -77,12 +78,10 @@ impl LabelFormatter {
                 LabelFormatOp::Rename { dst, .. } | LabelFormatOp::Template { dst, .. } => dst,
             };
             if dst == ERROR_LABEL {
-                return Err(format!("{dst} cannot be formatted"));
+                return Err(StageError::LabelCannotBeFormatted(dst.clone()));
             }
             if seen.contains(&dst.as_str()) {
-                return Err(format!(
-                    "multiple label name '{dst}' not allowed in a single format operation"
-                ));
+                return Err(StageError::DuplicateFormattedLabel(dst.clone()));
             }
             seen.push(dst);
             out.push(match op {
@@ -91,8 +90,9 @@ impl LabelFormatter {
                 }
                 LabelFormatOp::Template { dst, template } => LabelFmt::Template {
                     dst: dst.clone(),
-                    template: Template::parse_named("label", template)
-                        .map_err(|e| format!("invalid template for label '{dst}': {e}"))?,
+                    template: Template::parse_named("label", template).map_err(|reason| {
+                        StageError::LabelTemplate { label: dst.clone(), reason }
+                    })?,
                 },
             });
         }

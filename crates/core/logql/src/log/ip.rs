@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::error::StageError;
+
 const IPV4_CHARSET: &[u8] = b"0123456789.";
 const IPV6_CHARSET: &[u8] = b"0123456789abcdefABCDEF:.";
 
@@ -44,8 +46,8 @@ fn to_u128(a: &IpAddr) -> u128 {
 impl IpMatcher {
     /// Compiles a pattern: `192.168.0.1`, `192.168.0.0/16`, `192.168.0.1-192.168.0.23` or the
     /// IPv6 equivalents.
-    pub(crate) fn new(pattern: &str) -> Result<IpMatcher, String> {
-        let invalid = || format!("ip: invalid pattern: {}", skald_model::labels::go_quote(pattern));
+    pub(crate) fn new(pattern: &str) -> Result<IpMatcher, StageError> {
+        let invalid = || StageError::IpPattern(pattern.to_string());
         if let Some(a) = parse_addr(pattern) {
             return Ok(IpMatcher { m: Matcher::Addr(a) });
         }
@@ -164,6 +166,9 @@ mod tests {
         assert!(one.matches_in("x ::1"));
         assert!(IpMatcher::new("300.1.1.1").is_err());
         assert!(IpMatcher::new("1.2.3.4-1.2.3.1").is_err());
-        assert_eq!(IpMatcher::new("nope").unwrap_err(), r#"ip: invalid pattern: "nope""#);
+        assert_eq!(
+            IpMatcher::new("nope").unwrap_err().to_string(),
+            r#"ip: invalid pattern: "nope""#
+        );
     }
 }

@@ -5,6 +5,7 @@ use regex::Regex;
 use skald_model::{LabelMatcher, MatchType};
 
 use super::conv::{parse_bytes, parse_duration, parse_float};
+use super::error::StageError;
 use super::filter::compile_go_regex;
 use super::ip::IpMatcher;
 use super::labels::{LabelsBuilder, ERROR_LABEL};
@@ -38,7 +39,7 @@ fn cmp<T: PartialOrd>(op: CmpOp, a: T, b: T) -> bool {
 
 impl LabelFilterC {
     /// Compiles a filter expression. Errors carry Loki's message.
-    pub(crate) fn new(e: &LabelFilterExpr) -> Result<LabelFilterC, String> {
+    pub(crate) fn new(e: &LabelFilterExpr) -> Result<LabelFilterC, StageError> {
         Ok(match e {
             LabelFilterExpr::And(a, b) => {
                 LabelFilterC::And(Box::new(Self::new(a)?), Box::new(Self::new(b)?))
@@ -65,7 +66,7 @@ impl LabelFilterC {
         })
     }
 
-    fn from_matcher(m: &LabelMatcher) -> Result<LabelFilterC, String> {
+    fn from_matcher(m: &LabelMatcher) -> Result<LabelFilterC, StageError> {
         let regex = match m.op {
             MatchType::Regex | MatchType::NotRegex => Some(compile_go_regex(&m.value, true)?),
             _ => None,

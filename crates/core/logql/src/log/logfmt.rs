@@ -1,258 +1,16 @@
-//! The `logfmt` parser stage: a tolerant key=value decoder with Loki's error positions and
-//! messages, and the `logfmt a="key"` expression form.
+//! The `logfmt` parser stage and the `logfmt a="key"` expression form, built on the tolerant
+//! key=value decoder with Loki's error positions and messages
+//! (`skald_gocompat::logfmt::loki_decoder`). What stays here is LogQL's: label names,
+//! collisions, `--strict` and `--keep-empty`.
 
+use skald_gocompat::logfmt::loki_decoder::Decoder;
+
+use super::error::StageError;
 use super::json::sanitize_label_key;
 use super::labels::{Category, LabelsBuilder, DUPLICATE_SUFFIX};
 
 /// The logfmt parser error label value.
 pub(crate) const LOGFMT_PARSER_ERR: &str = "LogfmtParserErr";
-
-/// A streaming logfmt decoder over one line.
-struct Decoder<'a> {
-    line: &'a [u8],
-    pos: usize,
-    key: Option<&'a [u8]>,
-    value: Option<std::borrow::Cow<'a, [u8]>>,
-    err: Option<String>,
-}
-
-impl<'a> Decoder<'a> {
-    fn new(line: &'a [u8]) -> Self {
-        Decoder { line, pos: 0, key: None, value: None, err: None }
-    }
-
-    fn eol(&self) -> bool {
-        self.pos >= self.line.len()
-    }
-
-    fn syntax_error(&mut self, msg: &str) {
-        self.err = Some(format!("logfmt syntax error at pos {} : {msg}", self.pos + 1));
-    }
-
-    fn unexpected_byte(&mut self, c: u8) {
-        self.err = Some(format!(
-            "logfmt syntax error at pos {} : unexpected {}",
-            self.pos + 1,
-            skald_gocompat::strconv::quote_rune(char::from(c))
-        ));
-    }
-
-    fn invalid_key(key: &[u8]) -> bool {
-        // Go's decoder rejects keys holding U+FFFD (also what invalid UTF-8 decodes to)
-        String::from_utf8_lossy(key).contains('\u{FFFD}')
-    }
-
-    fn skip_value(&mut self) -> bool {
-        let line = self.line;
-        match line[self.pos..].iter().position(|&c| c <= b' ') {
-            Some(p) => self.pos += p,
-            None => self.pos = line.len(),
-        }
-        false
-    }
-
-    /// Scans the next key/value pair. False when the pair is invalid (or only blanks remain).
-    fn scan(&mut self) -> bool {
-        self.key = None;
-        self.value = None;
-        let line = self.line;
-        match line[self.pos..].iter().position(|&c| c > b' ') {
-            Some(p) => self.pos += p,
-            None => {
-                self.pos = line.len();
-                return false;
-            }
-        }
-        // key
-        let start = self.pos;
-        let mut multibyte = false;
-        let mut i = self.pos;
-        loop {
-            if i >= line.len() {
-                self.pos = line.len();
-                if self.pos > start {
-                    let key = &line[start..self.pos];
-                    if multibyte && Self::invalid_key(key) {
-                        self.syntax_error("invalid key");
-                        return false;
-                    }
-                    self.key = Some(key);
-                }
-                return true;
-            }
-            let c = line[i];
-            if c == b'=' {
-                self.pos = i;
-                if self.pos > start {
-                    let key = &line[start..self.pos];
-                    if multibyte && Self::invalid_key(key) {
-                        self.syntax_error("invalid key");
-                        return self.skip_value();
-                    }
-                    self.key = Some(key);
-                }
-                if self.key.is_none() {
-                    self.unexpected_byte(c);
-                    return self.skip_value();
-                }
-                break;
-            } else if c == b'"' {
-                self.pos = i;
-                self.unexpected_byte(c);
-                return self.skip_value();
-            } else if c <= b' ' {
-                self.pos = i;
-                if self.pos > start {
-                    let key = &line[start..self.pos];
-                    if multibyte && Self::invalid_key(key) {
-                        self.syntax_error("invalid key");
-                        return false;
-                    }
-                    self.key = Some(key);
-                }
-                return true;
-            } else if c >= 0x80 {
-                multibyte = true;
-            }
-            i += 1;
-        }
-        // equal sign
-        self.pos += 1;
-        if self.pos >= line.len() {
-            return true;
-        }
-        let c = line[self.pos];
-        if c <= b' ' {
-            return true;
-        }
-        if c == b'"' {
-            return self.quoted_value();
-        }
-        let start = self.pos;
-        let mut i = self.pos;
-        while i < line.len() {
-            let c = line[i];
-            if c == b'=' || c == b'"' {
-                self.pos = i;
-                self.unexpected_byte(c);
-                return self.skip_value();
-            }
-            if c <= b' ' {
-                self.pos = i;
-                if self.pos > start {
-                    self.value = Some(std::borrow::Cow::Borrowed(&line[start..self.pos]));
-                }
-                return true;
-            }
-            i += 1;
-        }
-        self.pos = line.len();
-        if self.pos > start {
-            self.value = Some(std::borrow::Cow::Borrowed(&line[start..self.pos]));
-        }
-        true
-    }
-
-    fn quoted_value(&mut self) -> bool {
-        let line = self.line;
-        let start = self.pos;
-        let mut has_esc = false;
-        let mut from = self.pos + 1;
-        while let Some(p) = memchr::memchr2(b'"', b'\\', &line[from..]) {
-            let at = from + p;
-            if line[at] == b'\\' {
-                has_esc = true;
-                from = at + 2;
-                if from > line.len() {
-                    break;
-                }
-                continue;
-            }
-            self.pos = at + 1;
-            if has_esc {
-                match unquote(&line[start..self.pos]) {
-                    Some(v) => self.value = Some(std::borrow::Cow::Owned(v)),
-                    None => {
-                        self.syntax_error("invalid quoted value");
-                        return false;
-                    }
-                }
-            } else {
-                let s = start + 1;
-                let e = self.pos - 1;
-                if e > s {
-                    self.value = Some(std::borrow::Cow::Borrowed(&line[s..e]));
-                }
-            }
-            return true;
-        }
-        self.pos = line.len();
-        self.syntax_error("unterminated quoted value");
-        false
-    }
-}
-
-fn hex4(b: &[u8]) -> Option<u32> {
-    if b.len() < 6 || b[0] != b'\\' || b[1] != b'u' {
-        return None;
-    }
-    let s = std::str::from_utf8(&b[2..6]).ok()?;
-    u32::from_str_radix(s, 16).ok()
-}
-
-/// Unquotes a JSON-style quoted value (with its quotes).
-fn unquote(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() < 2 || s[0] != b'"' || s[s.len() - 1] != b'"' {
-        return None;
-    }
-    let s = &s[1..s.len() - 1];
-    let mut out = Vec::with_capacity(s.len());
-    let mut r = 0;
-    while r < s.len() {
-        let c = s[r];
-        if c == b'\\' {
-            r += 1;
-            let e = *s.get(r)?;
-            let simple = match e {
-                b'"' | b'\\' | b'/' | b'\'' => Some(e),
-                b'b' => Some(8),
-                b'f' => Some(12),
-                b'n' => Some(b'\n'),
-                b'r' => Some(b'\r'),
-                b't' => Some(b'\t'),
-                b'u' => None,
-                _ => return None,
-            };
-            if let Some(x) = simple {
-                out.push(x);
-                r += 1;
-                continue;
-            }
-            r -= 1;
-            let rr = hex4(&s[r..])?;
-            r += 6;
-            let mut ch = char::from_u32(rr);
-            if (0xD800..0xE000).contains(&rr) {
-                ch = None;
-                if let Some(rr1) = hex4(&s[r..]) {
-                    if (0xD800..0xDC00).contains(&rr) && (0xDC00..0xE000).contains(&rr1) {
-                        ch = char::from_u32(((rr - 0xD800) << 10 | (rr1 - 0xDC00)) + 0x10000);
-                        r += 6;
-                    }
-                }
-            }
-            let ch = ch.unwrap_or('\u{FFFD}');
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-        } else if c == b'"' {
-            return None;
-        } else {
-            out.push(c);
-            r += 1;
-        }
-    }
-    Some(out)
-}
 
 fn to_label_value(v: &[u8]) -> std::borrow::Cow<'_, str> {
     super::json::lossy_with_spaces(v)
@@ -303,9 +61,9 @@ pub(crate) struct LogfmtExpressions {
 }
 
 impl LogfmtExpressions {
-    pub(crate) fn new(exprs: &[(String, String)], strict: bool) -> Result<Self, String> {
+    pub(crate) fn new(exprs: &[(String, String)], strict: bool) -> Result<Self, StageError> {
         if exprs.is_empty() {
-            return Err("no logfmt expression provided".to_string());
+            return Err(StageError::NoLogfmtExpression);
         }
         let mut out = Vec::new();
         for (id, expr) in exprs {
@@ -313,10 +71,10 @@ impl LogfmtExpressions {
             let valid = key.bytes().next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
                 && key.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
             if !valid {
-                return Err(format!("cannot parse expression [{expr}]: syntax error"));
+                return Err(StageError::LogfmtExpression(expr.clone()));
             }
             if !skald_model::labels::is_valid_label_name(id) {
-                return Err(format!("invalid extracted label name '{id}'"));
+                return Err(StageError::InvalidExtractedLabelName(id.clone()));
             }
             // like a map keyed by label name: the last expression for a name wins
             out.retain(|(i, _): &(String, String)| i != id);

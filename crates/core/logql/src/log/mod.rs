@@ -5,6 +5,7 @@
 //! streams; [`Pipeline::for_stream`] gives the per-stream state that processes entries.
 
 mod conv;
+mod error;
 mod filter;
 mod format;
 mod ip;
@@ -22,6 +23,7 @@ use regex::Regex;
 use skald_model::labels::go_quote;
 use skald_model::{Label, Labels};
 
+pub use self::error::{JsonPathError, PatternError, RegexError, StageError};
 use self::filter::{compile_go_regex, plain_literal, LineFilterC};
 use self::format::{LabelFormatter, LineFormatter};
 use self::json::{sanitize_label_key, JsonExpressions};
@@ -45,12 +47,12 @@ pub const SAMPLE_EXTRACTION_ERR: &str = "SampleExtractionErr";
 pub enum PipelineError {
     /// A stage could not be compiled (bad regex, template, pattern, IP range...). Displays
     /// like Loki: `parse error : stage '|~ "(x"' : error parsing regexp: ...`.
-    #[error("parse error : stage '{stage}' : {message}")]
+    #[error("parse error : stage '{stage}' : {reason}")]
     Stage {
         /// The stage as written (Loki's printing).
         stage: String,
         /// What is wrong with it.
-        message: String,
+        reason: StageError,
     },
 }
 
@@ -204,24 +206,24 @@ fn extraction_pairs(ex: &[ast::LabelExtraction]) -> Vec<(String, String)> {
     ex.iter().map(|e| (e.name.clone(), e.expr.clone().unwrap_or_else(|| e.name.clone()))).collect()
 }
 
-fn compile_regexp_parser(src: &str) -> Result<CStage, String> {
+fn compile_regexp_parser(src: &str) -> Result<CStage, StageError> {
     let regex = compile_go_regex(src, false)?;
     let mut names = Vec::new();
     for (i, n) in regex.capture_names().enumerate() {
         if let Some(n) = n {
             if !skald_model::labels::is_valid_label_name(n) {
-                return Err(format!("invalid extracted label name '{n}'"));
+                return Err(StageError::InvalidExtractedLabelName(n.to_string()));
             }
             names.push((i, n.to_string()));
         }
     }
     if names.is_empty() {
-        return Err("at least one named capture must be supplied".to_string());
+        return Err(StageError::NoNamedCapture);
     }
     Ok(CStage::Regexp { regex, names })
 }
 
-fn compile_one(s: &Stage) -> Result<CStage, String> {
+fn compile_one(s: &Stage) -> Result<CStage, StageError> {
     Ok(match s {
         Stage::LineFilter(f) => CStage::Filters(vec![LineFilterC::new(f)?]),
         Stage::Parser(p) => match p {
@@ -253,9 +255,9 @@ fn compile(stages: &[Stage]) -> Result<Vec<CStage>, PipelineError> {
             let mut filters = Vec::with_capacity(group.len());
             for s in &group {
                 if let Stage::LineFilter(f) = s {
-                    let c = LineFilterC::new(f).map_err(|message| PipelineError::Stage {
+                    let c = LineFilterC::new(f).map_err(|reason| PipelineError::Stage {
                         stage: group.iter().map(|s| stage_str(s)).collect::<Vec<_>>().join(" "),
-                        message,
+                        reason,
                     })?;
                     filters.push(c);
                 }
@@ -263,7 +265,7 @@ fn compile(stages: &[Stage]) -> Result<Vec<CStage>, PipelineError> {
             out.push(CStage::Filters(filters));
         } else if let Some(s) = group.first() {
             let c = compile_one(s)
-                .map_err(|message| PipelineError::Stage { stage: stage_str(s), message })?;
+                .map_err(|reason| PipelineError::Stage { stage: stage_str(s), reason })?;
             out.push(c);
         }
     }
@@ -474,9 +476,9 @@ impl SampleExtractor {
             Some(u) => {
                 let mut post = Vec::with_capacity(u.post_filters.len());
                 for f in &u.post_filters {
-                    post.push(LabelFilterC::new(f).map_err(|message| PipelineError::Stage {
+                    post.push(LabelFilterC::new(f).map_err(|reason| PipelineError::Stage {
                         stage: stage_str(&Stage::LabelFilter(f.clone())),
-                        message,
+                        reason,
                     })?);
                 }
                 Some(UnwrapC { label: u.label.clone(), conversion: u.conversion, post })

@@ -1,6 +1,8 @@
 //! Loki's pattern language: `<name>` captures, `<_>` wildcards and literal text. Used by the
 //! `| pattern "..."` parser and the `|>` / `!>` line filters.
 
+use super::error::PatternError;
+
 /// One node of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
@@ -54,10 +56,10 @@ fn parse_nodes(src: &str) -> Vec<Node> {
     nodes
 }
 
-fn check_consecutive(nodes: &[Node]) -> Result<(), String> {
+fn check_consecutive(nodes: &[Node]) -> Result<(), PatternError> {
     for w in nodes.windows(2) {
         if let (Node::Capture(a), Node::Capture(b)) = (&w[0], &w[1]) {
-            return Err(format!("found consecutive capture '<{a}><{b}>': invalid expression"));
+            return Err(PatternError::ConsecutiveCaptures(a.clone(), b.clone()));
         }
     }
     Ok(())
@@ -66,10 +68,10 @@ fn check_consecutive(nodes: &[Node]) -> Result<(), String> {
 impl Pattern {
     /// Compiles a pattern for the `pattern` parser: at least one named capture, no two
     /// captures in a row, unique names.
-    pub(crate) fn for_parser(src: &str) -> Result<Pattern, String> {
+    pub(crate) fn for_parser(src: &str) -> Result<Pattern, PatternError> {
         let nodes = parse_nodes(src);
         if nodes.is_empty() {
-            return Err("syntax error: unexpected $end".to_string());
+            return Err(PatternError::Empty);
         }
         let names: Vec<String> = nodes
             .iter()
@@ -79,25 +81,25 @@ impl Pattern {
             })
             .collect();
         if names.is_empty() {
-            return Err("at least one capture is required".to_string());
+            return Err(PatternError::NoCapture);
         }
         check_consecutive(&nodes)?;
         for (i, n) in names.iter().enumerate() {
             if names[..i].contains(n) {
-                return Err(format!("duplicate capture name ({n}): invalid expression"));
+                return Err(PatternError::DuplicateCapture(n.clone()));
             }
         }
         Ok(Pattern { nodes, names })
     }
 
     /// Compiles a pattern for the `|>` / `!>` line filters: only `<_>` captures, none in a row.
-    pub(crate) fn for_filter(src: &str) -> Result<Pattern, String> {
+    pub(crate) fn for_filter(src: &str) -> Result<Pattern, PatternError> {
         let nodes = parse_nodes(src);
         check_consecutive(&nodes)?;
         if let Some(Node::Capture(c)) =
             nodes.iter().find(|n| matches!(n, Node::Capture(c) if c != "_"))
         {
-            return Err(format!("named captures are not allowed: found '<{c}>'"));
+            return Err(PatternError::NamedCaptureInFilter(c.clone()));
         }
         Ok(Pattern { nodes, names: Vec::new() })
     }

@@ -34,15 +34,37 @@ pub fn go_atoi(s: &str) -> Option<i64> {
 
 const NS_MS: u64 = 1_000_000;
 
+/// Why a Prometheus `model.Duration` does not parse; prints Prometheus' text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PromDurationError {
+    /// `""`.
+    #[error("empty duration string")]
+    Empty,
+    /// Not `<digits><unit>...` with units in decreasing order.
+    #[error("not a valid duration string: {}", go_quote(.0))]
+    Invalid(String),
+    /// A unit other than `y`, `w`, `d`, `h`, `m`, `s`, `ms`.
+    #[error("unknown unit {} in duration {}", go_quote(.unit), go_quote(.duration))]
+    UnknownUnit {
+        /// The unit as written.
+        unit: String,
+        /// The whole duration.
+        duration: String,
+    },
+    /// More than `i64::MAX` nanoseconds.
+    #[error("duration out of range")]
+    OutOfRange,
+}
+
 /// Parses a Prometheus `model.Duration` (`1h30m`, `5m`, `1d`, `2w`, `1y`, `100ms`, `0`),
-/// returning nanoseconds, or Prometheus' error text.
-pub fn prom_parse_duration(s: &str) -> Result<i64, String> {
+/// returning nanoseconds, or Prometheus' error.
+pub fn prom_parse_duration(s: &str) -> Result<i64, PromDurationError> {
     match s {
         "0" => return Ok(0),
-        "" => return Err("empty duration string".into()),
+        "" => return Err(PromDurationError::Empty),
         _ => {}
     }
-    let invalid = || format!("not a valid duration string: {}", go_quote(s));
+    let invalid = || PromDurationError::Invalid(s.to_string());
     let units: [(&str, u64, u32); 7] = [
         ("y", 365 * 24 * 3600 * 1000 * NS_MS, 1),
         ("w", 7 * 24 * 3600 * 1000 * NS_MS, 2),
@@ -75,18 +97,21 @@ pub fn prom_parse_duration(s: &str) -> Result<i64, String> {
         // `i` stops at an ASCII digit or the end, so this slice is on char boundaries.
         let u = &s[ust..i];
         let Some(&(_, mult, pos)) = units.iter().find(|(n, _, _)| *n == u) else {
-            return Err(format!("unknown unit {} in duration {}", go_quote(u), go_quote(s)));
+            return Err(PromDurationError::UnknownUnit {
+                unit: u.to_string(),
+                duration: s.to_string(),
+            });
         };
         if pos <= last_pos {
             return Err(invalid());
         }
         last_pos = pos;
         if v > (1u64 << 63) / mult {
-            return Err("duration out of range".into());
+            return Err(PromDurationError::OutOfRange);
         }
         total = total.saturating_add(v * mult);
         if total > i64::MAX as u64 {
-            return Err("duration out of range".into());
+            return Err(PromDurationError::OutOfRange);
         }
     }
     Ok(total as i64)
@@ -323,7 +348,7 @@ mod tests {
         assert_eq!(prom_parse_duration("5m").unwrap(), 300_000_000_000);
         assert_eq!(prom_parse_duration("1h30m").unwrap(), 5_400_000_000_000);
         assert_eq!(
-            prom_parse_duration("5minutes").unwrap_err(),
+            prom_parse_duration("5minutes").unwrap_err().to_string(),
             "unknown unit \"minutes\" in duration \"5minutes\""
         );
         assert!(prom_parse_duration("1.5s").is_err());

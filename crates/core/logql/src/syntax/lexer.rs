@@ -595,7 +595,7 @@ impl<'a> Lexer<'a> {
                                 t.text = inner.to_string();
                                 Ok(t)
                             }
-                            Err(e) => Err(self.error_at(e, 0, col)),
+                            Err(e) => Err(self.error_at(e.to_string(), 0, col)),
                         };
                     }
                     self.bump();

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use skald_model::{Entry, Label};
 
 use super::ElasticConfig;
-use crate::json::{Cursor, Kind};
 use crate::{normalize_metadata_name, PushError};
+use skald_gocompat::json::jsoniter::{Cursor, Kind};
 
 /// One item's outcome.
 #[derive(Debug, Clone, PartialEq)]

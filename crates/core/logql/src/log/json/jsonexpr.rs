@@ -1,15 +1,16 @@
 //! The path expressions of `| json a="b.c"`, with the grammar and error texts of Loki's
 //! `jsonexpr` package.
 
+use crate::log::error::JsonPathError;
+
 /// Parses a `json` extraction expression (`a.b[0]`, `["a b"].c`) into path segments; array
 /// indexes become `[N]`.
-pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, JsonPathError> {
     let chars: Vec<char> = expr.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
     let mut expect_field = true; // at start a field is allowed, after a DOT a field is required
     let mut after_dot = false;
-    let syntax = |m: &str| format!("syntax error: {m}");
     while i < chars.len() {
         let c = chars[i];
         if c == ' ' || c == '\t' || c == '\n' {
@@ -18,7 +19,7 @@ pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, String> {
         }
         if c == '.' {
             if out.is_empty() || after_dot {
-                return Err(syntax("unexpected DOT"));
+                return Err(JsonPathError::Syntax("unexpected DOT"));
             }
             after_dot = true;
             i += 1;
@@ -26,7 +27,7 @@ pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, String> {
         }
         if c.is_ascii_alphabetic() || c == '_' {
             if !expect_field && !after_dot {
-                return Err(syntax("unexpected FIELD"));
+                return Err(JsonPathError::Syntax("unexpected FIELD"));
             }
             let start = i;
             while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
@@ -39,7 +40,7 @@ pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, String> {
         }
         if c == '[' {
             if after_dot {
-                return Err(syntax("unexpected LSB, expecting FIELD"));
+                return Err(JsonPathError::Syntax("unexpected LSB, expecting FIELD"));
             }
             i += 1;
             while i < chars.len() && chars[i].is_whitespace() {
@@ -61,28 +62,28 @@ pub(crate) fn parse_json_path(expr: &str) -> Result<Vec<String>, String> {
                     i += 1;
                 }
                 if i < chars.len() && chars[i] == '.' {
-                    return Err("cannot use float as array index".to_string());
+                    return Err(JsonPathError::FloatIndex);
                 }
                 let n: String = chars[start..i].iter().collect();
-                let n: usize = n.parse().map_err(|_| format!("non-integer value: {n}"))?;
+                let n: usize = n.parse().map_err(|_| JsonPathError::NonInteger(n.clone()))?;
                 out.push(format!("[{n}]"));
             } else {
-                return Err(syntax("unexpected end of index"));
+                return Err(JsonPathError::Syntax("unexpected end of index"));
             }
             while i < chars.len() && chars[i].is_whitespace() {
                 i += 1;
             }
             if i >= chars.len() || chars[i] != ']' {
-                return Err(syntax("missing RSB"));
+                return Err(JsonPathError::Syntax("missing RSB"));
             }
             i += 1;
             expect_field = false;
             continue;
         }
-        return Err(format!("unexpected char {c}"));
+        return Err(JsonPathError::UnexpectedChar(c));
     }
     if out.is_empty() || after_dot {
-        return Err(syntax("unexpected $end"));
+        return Err(JsonPathError::Syntax("unexpected $end"));
     }
     Ok(out)
 }

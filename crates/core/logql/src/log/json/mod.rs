@@ -1,16 +1,18 @@
-//! The `json`, `json a="b.c"` and `unpack` parser stages, built on a JSON scanner with the
-//! exact tolerance and error messages of the `jsonparser` library Loki uses (`jsonparser.rs`)
-//! and on the path expressions of Loki's `jsonexpr` package (`jsonexpr.rs`).
+//! The `json`, `json a="b.c"` and `unpack` parser stages, built on the JSON scanner with the
+//! exact tolerance and error messages of the `jsonparser` library Loki uses
+//! (`skald_gocompat::json::jsonparser`) and on the path expressions of Loki's `jsonexpr`
+//! package (`jsonexpr.rs`). What stays here is LogQL's: label names, sanitising, collisions.
 
 mod jsonexpr;
-mod jsonparser;
 
 use std::borrow::Cow;
 
-use self::jsonexpr::parse_json_path;
-use self::jsonparser::{
+use skald_gocompat::json::jsonparser::{
     each_key, object_each, unescape, EachKeyResult, ObjectEachError, ValueType,
 };
+
+use self::jsonexpr::parse_json_path;
+use super::error::StageError;
 use super::labels::{Category, LabelsBuilder, DUPLICATE_SUFFIX};
 
 const ERR_UNEXPECTED_OBJECT: &str = "expecting json object(6), but it is not";
@@ -188,14 +190,14 @@ pub(crate) struct JsonExpressions {
 }
 
 impl JsonExpressions {
-    pub(crate) fn new(exprs: &[(String, String)]) -> Result<JsonExpressions, String> {
+    pub(crate) fn new(exprs: &[(String, String)]) -> Result<JsonExpressions, StageError> {
         let mut ids = Vec::new();
         let mut paths = Vec::new();
         for (id, expr) in exprs {
             let path = parse_json_path(expr)
-                .map_err(|e| format!("cannot parse expression [{expr}]: {e}"))?;
+                .map_err(|reason| StageError::JsonPath { expr: expr.clone(), reason })?;
             if !skald_model::labels::is_valid_label_name(id) {
-                return Err(format!("invalid extracted label name '{id}'"));
+                return Err(StageError::InvalidExtractedLabelName(id.clone()));
             }
             ids.push(id.clone());
             paths.push(path);
@@ -292,8 +294,10 @@ pub(crate) fn unpack(line: &str, lbs: &mut LabelsBuilder) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::jsonparser::{ERR_MALFORMED_ARRAY, ERR_MALFORMED_JSON, ERR_MALFORMED_STRING};
     use super::*;
+    use skald_gocompat::json::jsonparser::{
+        ERR_MALFORMED_ARRAY, ERR_MALFORMED_JSON, ERR_MALFORMED_STRING,
+    };
     use skald_model::Labels;
 
     fn builder() -> LabelsBuilder {

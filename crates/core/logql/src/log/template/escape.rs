@@ -22,9 +22,14 @@ pub(super) fn base64_encode(data: &[u8]) -> String {
     out
 }
 
+/// Go's `base64.CorruptInputError`: the byte offset of the first bad input byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("illegal base64 data at input byte {0}")]
+pub(super) struct CorruptInputError(usize);
+
 /// Standard base64 decoding with padding; `\r` and `\n` are ignored like Go does.
-pub(super) fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    let bad = |i: usize| format!("illegal base64 data at input byte {i}");
+pub(super) fn base64_decode(s: &str) -> Result<Vec<u8>, CorruptInputError> {
+    let bad = CorruptInputError;
     let chars: Vec<(usize, u8)> =
         s.bytes().enumerate().filter(|(_, c)| *c != b'\r' && *c != b'\n').collect();
     let mut out = Vec::with_capacity(chars.len() / 4 * 3);

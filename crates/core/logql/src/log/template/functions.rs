@@ -340,7 +340,7 @@ impl State<'_> {
                 }
                 Value::Str(match base64_decode(&v) {
                     Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                    Err(e) => e,
+                    Err(e) => e.to_string(),
                 })
             }
             Bytes => Value::Float(parse_bytes(s(0))?),

@@ -182,10 +182,12 @@ fn lex_action(
             '"' => {
                 let (v, n) = match skald_model::labels::unquote_at(&src[pos..]) {
                     Ok(x) => x,
-                    Err(e) if e.contains("unterminated") || e.contains("newline") => {
-                        return Err((pos, "unterminated quoted string".to_string()))
-                    }
-                    Err(e) => return Err((pos, e)),
+                    Err(
+                        skald_model::labels::UnquoteError::Unterminated
+                        | skald_model::labels::UnquoteError::UnterminatedRaw
+                        | skald_model::labels::UnquoteError::Newline,
+                    ) => return Err((pos, "unterminated quoted string".to_string())),
+                    Err(e) => return Err((pos, e.to_string())),
                 };
                 toks.push((start, Tok::Str(v, src[pos..pos + n].to_string())));
                 pos += n;

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use skald_model::Labels;
 
 use self::eval::{Fail, State};
+use self::functions::CallError;
 use self::lexer::lex;
 use self::node::{Arg, ArgKind, Node, Pipe};
 use self::parser::Parser;
@@ -163,16 +164,15 @@ impl Template {
         &self.src
     }
 
-    fn regex(&self, re: &str) -> Result<regex::Regex, String> {
+    fn regex(&self, re: &str) -> Result<regex::Regex, CallError> {
         if let Ok(cache) = self.regex_cache.lock() {
             if let Some(r) = cache.get(re) {
                 return Ok(r.clone());
             }
         }
-        let r = regex::RegexBuilder::new(re)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|e| format!("error parsing regexp: {}", first_line(&e.to_string())))?;
+        let r = regex::RegexBuilder::new(re).size_limit(1 << 20).build().map_err(|e| {
+            CallError::Plain(format!("error parsing regexp: {}", first_line(&e.to_string())))
+        })?;
         if let Ok(mut cache) = self.regex_cache.lock() {
             if cache.len() >= REGEX_CACHE_SIZE {
                 cache.clear();

@@ -347,8 +347,12 @@ impl Parser<'_> {
             }
             Tok::Bool(b) => ArgKind::Bool(b),
             Tok::Str(value, quoted) => ArgKind::Str { value, quoted },
-            Tok::Number(text) => ArgKind::Num(parse_number(&text).map_err(|e| (pos, e))?),
-            Tok::CharConst(text) => ArgKind::Num(parse_char_const(&text).map_err(|e| (pos, e))?),
+            Tok::Number(text) => {
+                ArgKind::Num(parse_number(&text).map_err(|e| (pos, e.to_string()))?)
+            }
+            Tok::CharConst(text) => {
+                ArgKind::Num(parse_char_const(&text).map_err(|e| (pos, e.to_string()))?)
+            }
             Tok::LParen => ArgKind::Pipe(Box::new(self.paren_pipeline(pos)?)),
             t => return Err(self.unexpected(pos, &t, "operand")),
         };
@@ -420,7 +424,18 @@ fn tok_desc(t: &Tok) -> String {
     }
 }
 
-fn parse_number(text: &str) -> Result<Number, String> {
+/// Why a number or character constant in a template does not parse (Go's texts).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NumberError {
+    #[error("integer overflow: {0:?}")]
+    Overflow(String),
+    #[error("illegal number syntax: {0:?}")]
+    Illegal(String),
+    #[error("malformed character constant: {0}")]
+    MalformedChar(String),
+}
+
+fn parse_number(text: &str) -> Result<Number, NumberError> {
     let mut n = Number { text: text.to_string(), int: None, float: None };
     if let Some(i) = go_parse_int(text) {
         n.int = Some(i);
@@ -430,7 +445,7 @@ fn parse_number(text: &str) -> Result<Number, String> {
     if let Some(f) = go_parse_float(text) {
         let looks_float = text.contains(['.', 'e', 'E', 'p', 'P']) && !is_hex_int(text);
         if !looks_float {
-            return Err(format!("integer overflow: {text:?}"));
+            return Err(NumberError::Overflow(text.to_string()));
         }
         n.float = Some(f);
         if f.fract() == 0.0 && f.abs() < 9.2e18 {
@@ -438,7 +453,7 @@ fn parse_number(text: &str) -> Result<Number, String> {
         }
         return Ok(n);
     }
-    Err(format!("illegal number syntax: {text:?}"))
+    Err(NumberError::Illegal(text.to_string()))
 }
 
 pub(super) fn is_hex_int(text: &str) -> bool {
@@ -446,7 +461,7 @@ pub(super) fn is_hex_int(text: &str) -> bool {
     (t.starts_with("0x") || t.starts_with("0X")) && !t.contains(['p', 'P'])
 }
 
-fn parse_char_const(text: &str) -> Result<Number, String> {
+fn parse_char_const(text: &str) -> Result<Number, NumberError> {
     let inner = &text[1..text.len() - 1];
     let c = if let Some(esc) = inner.strip_prefix('\\') {
         match esc {
@@ -469,14 +484,14 @@ fn parse_char_const(text: &str) -> Result<Number, String> {
                     u32::from_str_radix(esc, 8).ok()
                 };
                 v.and_then(char::from_u32)
-                    .ok_or_else(|| format!("malformed character constant: {text}"))?
+                    .ok_or_else(|| NumberError::MalformedChar(text.to_string()))?
             }
         }
     } else {
         let mut it = inner.chars();
         match (it.next(), it.next()) {
             (Some(c), None) => c,
-            _ => return Err(format!("malformed character constant: {text}")),
+            _ => return Err(NumberError::MalformedChar(text.to_string())),
         }
     };
     Ok(Number { text: text.to_string(), int: Some(c as i64), float: Some(c as u32 as f64) })

@@ -1,14 +1,22 @@
-//! A small, allocation-light JSON scanner with byte offsets.
+//! A strict pull cursor over JSON bytes, as Loki's push decoding behaves: the body is read
+//! with json-iterator (github.com/json-iterator/go, MIT; `ReadObjectCB`, `ReadArrayCB`,
+//! `Skip`), whose error context [`error_context`] reproduces, while the stream and entry
+//! values inside it are Loki `UnmarshalJSON` methods built on buger/jsonparser, so the
+//! scanning errors ([`JsonError::message`]) carry jsonparser's texts.
 //!
-//! The push decoder needs Loki's lenient, position-aware behaviour (string timestamps, raw
-//! label values, jsoniter-style error context) and the level detector needs to walk an object's
-//! members in order without building a tree, so neither uses serde_json.
+//! Quirks kept: byte offsets are exposed (`Cursor::pos`) for error context; scalars are
+//! validated only by their alphabet (`1-2e+` is a number); nesting beyond 512 levels is a
+//! syntax error instead of a stack overflow; [`unescape`] turns a lone surrogate into U+FFFD
+//! and invalid UTF-8 into U+FFFD.
+//!
+//! Users: the distributor's JSON push decoder and its `detected_level` JSON walk, and the
+//! Elasticsearch bulk rewriter.
 
 use std::borrow::Cow;
 
 /// The kind of a JSON value, judged by its first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub enum Kind {
     String,
     Number,
     Object,
@@ -19,7 +27,7 @@ pub(crate) enum Kind {
 
 /// A scanning error; the texts are the ones of `buger/jsonparser`, which Loki uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum JsonError {
+pub enum JsonError {
     Eof,
     MalformedJson,
     MalformedString,
@@ -31,7 +39,7 @@ pub(crate) enum JsonError {
 }
 
 impl JsonError {
-    pub(crate) fn message(self) -> &'static str {
+    pub fn message(self) -> &'static str {
         match self {
             JsonError::Eof => "EOF",
             JsonError::MalformedJson => "Malformed JSON error",
@@ -53,17 +61,17 @@ impl JsonError {
 const MAX_NESTING: usize = 512;
 
 /// A cursor over JSON bytes.
-pub(crate) struct Cursor<'a> {
-    pub(crate) b: &'a [u8],
-    pub(crate) pos: usize,
+pub struct Cursor<'a> {
+    pub b: &'a [u8],
+    pub pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    pub(crate) fn new(b: &'a [u8]) -> Self {
+    pub fn new(b: &'a [u8]) -> Self {
         Cursor { b, pos: 0 }
     }
 
-    pub(crate) fn skip_ws(&mut self) {
+    pub fn skip_ws(&mut self) {
         while let Some(c) = self.b.get(self.pos) {
             if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
                 self.pos += 1;
@@ -74,13 +82,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips whitespace and returns the next byte without consuming it.
-    pub(crate) fn peek(&mut self) -> Option<u8> {
+    pub fn peek(&mut self) -> Option<u8> {
         self.skip_ws();
         self.b.get(self.pos).copied()
     }
 
     /// Consumes `c` (after whitespace) and returns whether it was there.
-    pub(crate) fn eat(&mut self, c: u8) -> bool {
+    pub fn eat(&mut self, c: u8) -> bool {
         if self.peek() == Some(c) {
             self.pos += 1;
             true
@@ -90,7 +98,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The kind of the next value.
-    pub(crate) fn kind(&mut self) -> Result<Kind, JsonError> {
+    pub fn kind(&mut self) -> Result<Kind, JsonError> {
         match self.peek() {
             None => Err(JsonError::Eof),
             Some(b'"') => Ok(Kind::String),
@@ -104,7 +112,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes a string and returns the byte range of its raw (still escaped) contents.
-    pub(crate) fn raw_string(&mut self) -> Result<(usize, usize), JsonError> {
+    pub fn raw_string(&mut self) -> Result<(usize, usize), JsonError> {
         if !self.eat(b'"') {
             return Err(JsonError::MalformedString);
         }
@@ -124,13 +132,13 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes a string and returns its unescaped value.
-    pub(crate) fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
+    pub fn string(&mut self) -> Result<Cow<'a, str>, JsonError> {
         let (s, e) = self.raw_string()?;
         unescape(&self.b[s..e])
     }
 
     /// Consumes a scalar (number, bool, null) and returns its raw bytes.
-    pub(crate) fn scalar(&mut self) -> Result<&'a [u8], JsonError> {
+    pub fn scalar(&mut self) -> Result<&'a [u8], JsonError> {
         self.skip_ws();
         let start = self.pos;
         while let Some(c) = self.b.get(self.pos) {
@@ -157,7 +165,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips one value of any kind and returns its kind and byte range.
-    pub(crate) fn skip_value(&mut self) -> Result<(Kind, usize, usize), JsonError> {
+    pub fn skip_value(&mut self) -> Result<(Kind, usize, usize), JsonError> {
         self.skip_value_at(0)
     }
 
@@ -213,7 +221,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Starts an object: consumes `{`. Returns false for an empty object (also consumed).
-    pub(crate) fn begin_object(&mut self) -> Result<bool, JsonError> {
+    pub fn begin_object(&mut self) -> Result<bool, JsonError> {
         if !self.eat(b'{') {
             return Err(JsonError::MalformedObject);
         }
@@ -221,7 +229,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads the next member key and the colon.
-    pub(crate) fn member_key(&mut self) -> Result<Cow<'a, str>, JsonError> {
+    pub fn member_key(&mut self) -> Result<Cow<'a, str>, JsonError> {
         let k = self.string().map_err(|e| match e {
             JsonError::BadEscape => e,
             _ => JsonError::MalformedObject,
@@ -233,7 +241,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// After a member value: returns true when another member follows, false at `}`.
-    pub(crate) fn next_member(&mut self) -> Result<bool, JsonError> {
+    pub fn next_member(&mut self) -> Result<bool, JsonError> {
         if self.eat(b',') {
             Ok(true)
         } else if self.eat(b'}') {
@@ -244,7 +252,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Starts an array: consumes `[`. Returns false for an empty array (also consumed).
-    pub(crate) fn begin_array(&mut self) -> Result<bool, JsonError> {
+    pub fn begin_array(&mut self) -> Result<bool, JsonError> {
         if !self.eat(b'[') {
             return Err(JsonError::MalformedArray);
         }
@@ -252,7 +260,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// After an element: returns true when another element follows, false at `]`.
-    pub(crate) fn next_element(&mut self) -> Result<bool, JsonError> {
+    pub fn next_element(&mut self) -> Result<bool, JsonError> {
         if self.eat(b',') {
             Ok(true)
         } else if self.eat(b']') {
@@ -272,7 +280,7 @@ fn hex4(b: &[u8]) -> Option<u32> {
 }
 
 /// Unescapes the raw contents of a JSON string. Invalid UTF-8 is replaced with U+FFFD.
-pub(crate) fn unescape(raw: &[u8]) -> Result<Cow<'_, str>, JsonError> {
+pub fn unescape(raw: &[u8]) -> Result<Cow<'_, str>, JsonError> {
     if !raw.contains(&b'\\') {
         return Ok(String::from_utf8_lossy(raw));
     }
@@ -331,6 +339,22 @@ pub(crate) fn unescape(raw: &[u8]) -> Result<Cow<'_, str>, JsonError> {
     }))
 }
 
+/// Formats an error the way json-iterator reports one at byte `head` of `buf`:
+/// `{op}: {msg}, error found in #N byte of ...|peek|..., bigger context ...|context|...`.
+pub fn error_context(op: &str, msg: &str, buf: &[u8], head: usize) -> String {
+    let head = head.min(buf.len());
+    let peek_start = head.saturating_sub(10);
+    let peek_end = (head + 10).min(buf.len());
+    let ctx_start = head.saturating_sub(50);
+    let ctx_end = (head + 50).min(buf.len());
+    format!(
+        "{op}: {msg}, error found in #{} byte of ...|{}|..., bigger context ...|{}|...",
+        head - peek_start,
+        String::from_utf8_lossy(&buf[peek_start..peek_end]),
+        String::from_utf8_lossy(&buf[ctx_start..ctx_end]),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +371,18 @@ mod tests {
         assert!(Cursor::new(b"{\"a\" 1}").skip_value().is_err());
         let deep = "[".repeat(10_000);
         assert!(Cursor::new(deep.as_bytes()).skip_value().is_err());
+    }
+
+    #[test]
+    fn error_context_is_jsoniters() {
+        assert_eq!(
+            error_context("op", "msg", b"0123456789abcdefghij", 12),
+            "op: msg, error found in #10 byte of ...|23456789abcdefghij|..., \
+             bigger context ...|0123456789abcdefghij|..."
+        );
+        assert_eq!(
+            error_context("op", "m", b"", 9),
+            "op: m, error found in #0 byte of ...||..., bigger context ...||..."
+        );
     }
 }

@@ -2,17 +2,16 @@
 //! `jsonparser` library Loki uses (github.com/buger/jsonparser, MIT): fields are visited in
 //! order and fields seen before a syntax error stay extracted.
 
-pub(crate) const ERR_MALFORMED_JSON: &str = "Malformed JSON error";
-pub(crate) const ERR_MALFORMED_STRING: &str = "Value is string, but can't find closing '\"' symbol";
-pub(crate) const ERR_MALFORMED_ARRAY: &str = "Value is array, but can't find closing ']' symbol";
-pub(crate) const ERR_MALFORMED_OBJECT: &str =
-    "Value looks like object, but can't find closing '}' symbol";
-pub(crate) const ERR_UNKNOWN_TYPE: &str = "Unknown value type";
-pub(crate) const ERR_STRING_ESCAPE: &str = "Encountered an invalid escape sequence in a string";
+pub const ERR_MALFORMED_JSON: &str = "Malformed JSON error";
+pub const ERR_MALFORMED_STRING: &str = "Value is string, but can't find closing '\"' symbol";
+pub const ERR_MALFORMED_ARRAY: &str = "Value is array, but can't find closing ']' symbol";
+pub const ERR_MALFORMED_OBJECT: &str = "Value looks like object, but can't find closing '}' symbol";
+pub const ERR_UNKNOWN_TYPE: &str = "Unknown value type";
+pub const ERR_STRING_ESCAPE: &str = "Encountered an invalid escape sequence in a string";
 
 /// JSON value types as jsonparser reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueType {
+pub enum ValueType {
     NotExist,
     String,
     Number,
@@ -88,16 +87,16 @@ fn token_end(data: &[u8]) -> usize {
 /// A located value: `data[start..end]` is the value (quotes stripped for strings) and
 /// `next` is the offset just past it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Value {
-    pub(crate) start: usize,
-    pub(crate) end: usize,
-    pub(crate) next: usize,
-    pub(crate) ty: ValueType,
+pub struct Value {
+    pub start: usize,
+    pub end: usize,
+    pub next: usize,
+    pub ty: ValueType,
 }
 
 /// Reads the value at the start of `data` (after whitespace), like jsonparser's `Get` with
 /// no keys.
-pub(crate) fn get_value(data: &[u8]) -> Result<Value, &'static str> {
+pub fn get_value(data: &[u8]) -> Result<Value, &'static str> {
     let off = next_token(data).ok_or(ERR_MALFORMED_JSON)?;
     let c = data[off];
     match c {
@@ -142,7 +141,7 @@ fn hex4(b: &[u8]) -> Option<u32> {
 }
 
 /// Unescapes a JSON string body like jsonparser's `Unescape`. Invalid escapes are an error.
-pub(crate) fn unescape(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> {
+pub fn unescape(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'static str> {
     let Some(first) = memchr::memchr(b'\\', input) else {
         return Ok(std::borrow::Cow::Borrowed(input));
     };
@@ -200,7 +199,7 @@ pub(crate) fn unescape(input: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, &'sta
 
 /// Visits each field of the object at the start of `data`, like jsonparser's `ObjectEach`.
 /// The callback gets the (unescaped) key and the value; its error stops the walk.
-pub(crate) fn object_each<E>(
+pub fn object_each<E>(
     data: &[u8],
     mut cb: impl FnMut(&[u8], &[u8], Value) -> Result<(), E>,
 ) -> Result<(), ObjectEachError<E>> {
@@ -251,7 +250,7 @@ pub(crate) fn object_each<E>(
 
 /// Why [`object_each`] stopped.
 #[derive(Debug)]
-pub(crate) enum ObjectEachError<E> {
+pub enum ObjectEachError<E> {
     /// A jsonparser syntax error (its message).
     Syntax(&'static str),
     /// The callback's error.
@@ -397,15 +396,11 @@ fn same_tree(p1: &[String], p2: &[String]) -> bool {
 
 /// One `EachKey` callback: path index (`None` for a document-level error), the value bytes
 /// and its type, or the error.
-pub(super) type EachKeyResult<'a> = (Option<usize>, Result<(&'a [u8], ValueType), &'static str>);
+pub type EachKeyResult<'a> = (Option<usize>, Result<(&'a [u8], ValueType), &'static str>);
 
 /// jsonparser's `EachKey`: finds the values at several paths in one pass. The callback gets
 /// the path index (or `None` for a document-level error) and the value or its error.
-pub(crate) fn each_key<'a>(
-    data: &'a [u8],
-    paths: &[Vec<String>],
-    mut cb: impl FnMut(EachKeyResult<'a>),
-) {
+pub fn each_key<'a>(data: &'a [u8], paths: &[Vec<String>], mut cb: impl FnMut(EachKeyResult<'a>)) {
     let ln = data.len();
     let mut level: i64 = 0;
     let mut paths_matched = 0usize;
@@ -566,5 +561,54 @@ pub(crate) fn each_key<'a>(
             _ => {}
         }
         i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_value_and_unescape() {
+        let v = get_value(br#"  "a\"b" , 1"#).unwrap();
+        assert_eq!((v.start, v.end, v.next, v.ty), (3, 7, 8, ValueType::String));
+        assert_eq!(get_value(b"-12,").unwrap().ty, ValueType::Number);
+        assert_eq!(get_value(b"nul").unwrap_err(), ERR_UNKNOWN_TYPE);
+        assert_eq!(get_value(b"[1, 2").unwrap_err(), ERR_MALFORMED_ARRAY);
+        assert_eq!(get_value(b"\"open").unwrap_err(), ERR_MALFORMED_STRING);
+        assert_eq!(&*unescape(br"x\u00e9\n").unwrap(), "xé\n".as_bytes());
+        assert_eq!(unescape(br"\q").unwrap_err(), ERR_STRING_ESCAPE);
+    }
+
+    #[test]
+    fn object_each_keeps_fields_before_an_error() {
+        let mut seen = Vec::new();
+        let r = object_each(br#"{"a": 1, "b\u0041": "x", "c" 3}"#, |k, v, _| {
+            seen.push((
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            ));
+            Ok::<(), ()>(())
+        });
+        assert!(matches!(r, Err(ObjectEachError::Syntax(ERR_MALFORMED_JSON))));
+        assert_eq!(seen, vec![("a".into(), "1".into()), ("bA".into(), "x".into())]);
+    }
+
+    #[test]
+    fn each_key_finds_several_paths() {
+        let paths =
+            vec![vec!["a".to_string(), "b".to_string()], vec!["c".to_string(), "[1]".to_string()]];
+        let mut got = Vec::new();
+        each_key(br#"{"a": {"b": "x"}, "c": [1, 2]}"#, &paths, |(i, r)| {
+            let (v, ty) = r.unwrap();
+            got.push((i, String::from_utf8_lossy(v).into_owned(), ty));
+        });
+        assert_eq!(
+            got,
+            vec![
+                (Some(0), "x".to_string(), ValueType::String),
+                (Some(1), "2".to_string(), ValueType::Number)
+            ]
+        );
     }
 }

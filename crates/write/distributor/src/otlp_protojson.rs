@@ -8,6 +8,12 @@
 //! - `doubleValue` as a number or `"NaN"`, `"Infinity"`, `"-Infinity"`;
 //! - `null` is the same as an absent field; unknown fields are ignored.
 //!
+//! This follows protojson (google.golang.org/protobuf/encoding/protojson) with OTLP/HTTP's
+//! exceptions, as the OpenTelemetry collector's pdata JSON unmarshaler accepts it. It stays
+//! here rather than in `skald_gocompat::json` (whose table lists it) because it has no
+//! tokenizer of its own: serde_json parses, and this file maps the values onto `skald-proto`'s
+//! OTLP types.
+//!
 //! Errors name the JSON path: `otlp json: resourceLogs[0].scopeLogs[0].logRecords[2].timeUnixNano:
 //! expected an integer, got "soon"`.
 
