@@ -23,6 +23,12 @@ pub const DEFAULT_TENANT: &str = "fake";
 /// The longest tenant id accepted, in bytes.
 pub const MAX_TENANT_ID_LENGTH: usize = 150;
 
+/// The tenant a request acts for: what the server's tenant layer puts into the request's
+/// extensions once it has checked `X-Scope-OrgID` (one id, or several joined by `|` for a
+/// multi-tenant query). Every service's routes read it from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantId(pub String);
+
 const TENANT_SEPARATOR: char = '|';
 const METADATA_SEPARATOR: char = ':';
 

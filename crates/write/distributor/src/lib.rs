@@ -17,6 +17,7 @@ mod config;
 pub mod decode;
 pub mod elastic;
 mod error;
+pub mod http;
 mod json;
 mod labels;
 pub mod level;

@@ -26,6 +26,7 @@ use crate::{labels, Distributor, Prepared, PushError};
 
 mod answers;
 mod bulk;
+pub mod objects;
 
 pub use answers::{error_response, error_type, license, root_info, xpack, BulkOutcome};
 pub use bulk::{bulk_documents, BulkDocument};
