@@ -36,7 +36,9 @@ use skald_proto::ingester::IngesterClient;
 
 pub use config::{DistributorConfig, DistributorOtlpConfig, DEFAULT_OTLP_INDEX_LABEL_ATTRIBUTES};
 pub use decode::{decode_push_body, DecodeError, DecodeLimits, RawStream};
-pub use error::PushError;
+pub use error::{
+    ConfigError, ElasticConfigError, LabelsError, MediaTypeError, MetadataNameError, PushError,
+};
 pub use level::{LevelDetector, DETECTED_LEVEL};
 pub use metrics::DistributorMetrics;
 
@@ -88,7 +90,7 @@ pub mod reason {
 
 /// Parses a pushed label string the way the push path does (duplicates kept, empty values
 /// dropped, sorted by name). The error text follows `couldn't parse labels: ` in responses.
-pub fn parse_push_labels(s: &str) -> Result<Vec<Label>, String> {
+pub fn parse_push_labels(s: &str) -> Result<Vec<Label>, LabelsError> {
     labels::parse_stream_labels(s)
 }
 
@@ -193,9 +195,9 @@ fn group_errors(errors: &[String]) -> Option<String> {
 
 /// Structured-metadata name normalization (OTLP translator rules, as Loki applies them):
 /// invalid characters become `_`, runs of `_` collapse, a leading digit gets `key_`.
-pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, String> {
+pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, MetadataNameError> {
     if name.is_empty() {
-        return Err("label name is empty".to_string());
+        return Err(MetadataNameError::Empty);
     }
     if skald_model::labels::is_valid_label_name(name) && !name.contains("__") {
         return Ok(name.to_string());
@@ -226,11 +228,7 @@ pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, String> {
         out = format!("key_{out}");
     }
     if out.chars().all(|c| c == '_') {
-        return Err(format!(
-            "normalization for label name {} resulted in invalid name {}",
-            skald_model::labels::go_quote(name),
-            skald_model::labels::go_quote(&out)
-        ));
+        return Err(MetadataNameError::Invalid { name: name.to_string(), normalized: out });
     }
     Ok(out)
 }
@@ -593,8 +591,8 @@ impl Distributor {
                     continue;
                 }
                 for sm in &mut e.structured_metadata {
-                    let normalized =
-                        normalize_metadata_name(&sm.name).map_err(PushError::BadRequest)?;
+                    let normalized = normalize_metadata_name(&sm.name)
+                        .map_err(|e| PushError::BadRequest(e.to_string()))?;
                     if normalized != sm.name {
                         sm.name = normalized;
                     }
@@ -767,7 +765,7 @@ mod tests {
         assert_eq!(normalize_metadata_name("a..b").unwrap(), "a_b");
         assert_eq!(normalize_metadata_name("1x").unwrap(), "key_1x");
         assert_eq!(normalize_metadata_name("__x.y__").unwrap(), "__x_y__");
-        assert_eq!(normalize_metadata_name("").unwrap_err(), "label name is empty");
+        assert_eq!(normalize_metadata_name("").unwrap_err().to_string(), "label name is empty");
         assert!(normalize_metadata_name("..").is_err());
     }
 }
