@@ -5,8 +5,8 @@
 //! enrichment (`service_name` label, `detected_level` structured metadata), validates streams
 //! and entries against the tenant's [`Limits`] with Loki's messages, enforces the tenant
 //! ingestion rate and the per-stream rate, and forwards the valid streams to an ingester through
-//! [`IngesterClient`]. It has no HTTP types: the server maps [`PushError::status_code`] and
-//! `Display` to the response.
+//! [`IngesterClient`]. Its HTTP edge ([`http`]) is a thin layer over that: the handlers map
+//! [`PushError::status_code`] and `Display` to the response, and the server mounts the routers.
 //!
 //! `max_global_streams_per_user` / `max_streams_per_user` are enforced by the ingester, which
 //! knows the active streams; the distributor does not check them.
