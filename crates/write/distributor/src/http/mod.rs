@@ -33,6 +33,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
     r
 }
 
+/// A header's value, when it is there and visible ASCII.
 fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use skald_common::tenant::TenantId;
 
-use super::text;
+use super::{header_str, text};
 use crate::Distributor;
 
 pub(super) async fn push(
@@ -19,8 +19,8 @@ pub(super) async fn push(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let ce = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let ct = header_str(&headers, header::CONTENT_TYPE);
+    let ce = header_str(&headers, header::CONTENT_ENCODING);
     match distributor.push(&tenant.0, body, ct, ce).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => {
