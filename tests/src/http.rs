@@ -158,27 +158,10 @@ pub fn metric_sum(url: &str, name: &str) -> f64 {
         + 0.0 // an empty sum is -0.0
 }
 
-/// `ns` as JavaScript's `Date.prototype.toISOString()` writes it (ms precision, `Z`).
+/// `ns` as JavaScript's `Date.prototype.toISOString()` writes it (ms precision, `Z`), which
+/// is Go's `2006-01-02T15:04:05.000Z07:00` in UTC.
 pub fn iso_ms(ns: i64) -> String {
-    let ms = ns.div_euclid(1_000_000);
-    let (secs, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    skald_gocompat::time::rfc3339_millis(ns.div_euclid(1_000_000))
 }
 
 /// Sends `raw` as is on a new connection (a recorded request, byte for byte) and returns

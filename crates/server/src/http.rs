@@ -82,10 +82,7 @@ async fn tenant_layer(
             "multiple org IDs present: this endpoint acts for a single tenant (cross-tenant queries need querier.multi_tenant_queries_enabled)",
         );
     }
-    let id = ids.join("|");
-    // the querier still reads its own `TenantId` until it takes skald-common's
-    req.extensions_mut().insert(skald_querier::http::TenantId(id.clone()));
-    req.extensions_mut().insert(TenantId(id));
+    req.extensions_mut().insert(TenantId(ids.join("|")));
     next.run(req).await
 }
 
@@ -144,11 +141,9 @@ async fn flush(State(state): State<HttpState>) -> Response {
 
 /// Go's `strconv.ParseBool`, with a default for a missing value.
 fn go_bool(v: Option<&String>, default: bool) -> Result<bool, String> {
-    match v.map(String::as_str) {
+    match v {
         None => Ok(default),
-        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
-        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-        Some(other) => Err(format!("strconv.ParseBool: parsing {other:?}: invalid syntax")),
+        Some(v) => skald_gocompat::strconv::parse_bool(v).map_err(|e| e.to_string()),
     }
 }
 
@@ -204,12 +199,6 @@ async fn prepare_shutdown(method: axum::http::Method, State(state): State<HttpSt
     }
 }
 
-fn rfc3339_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default()
-}
-
 /// `/ring` (and `/distributor/ring`): the ingester ring, as HTML or, with
 /// `Accept: application/json`, as JSON in Loki's shape (`shards`, `now`).
 async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Response {
@@ -231,8 +220,8 @@ async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Respon
                 "id": d.id,
                 "state": d.state,
                 "address": d.addr,
-                "timestamp": rfc3339_ms(d.heartbeat_ms),
-                "registered_timestamp": rfc3339_ms(d.heartbeat_ms),
+                "timestamp": skald_gocompat::time::rfc3339_millis(d.heartbeat_ms),
+                "registered_timestamp": skald_gocompat::time::rfc3339_millis(d.heartbeat_ms),
                 "zone": "",
                 "tokens": d.tokens,
                 "ownership": own * 100.0,
@@ -244,7 +233,7 @@ async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Respon
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
     if wants_json {
-        let body = serde_json::json!({ "shards": shards, "now": rfc3339_ms(now) });
+        let body = serde_json::json!({ "shards": shards, "now": skald_gocompat::time::rfc3339_millis(now) });
         let mut r = (StatusCode::OK, body.to_string()).into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return r;
@@ -256,14 +245,14 @@ async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Respon
             html_escape(&d.id),
             d.state,
             html_escape(&d.addr),
-            rfc3339_ms(d.heartbeat_ms),
+            skald_gocompat::time::rfc3339_millis(d.heartbeat_ms),
             d.tokens.len(),
             own * 100.0
         ));
     }
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Ingester ring</title></head><body>\n<h1>Ingester ring</h1>\n<p>Current time: {}</p>\n<table border=\"1\">\n<thead><tr><th>Instance ID</th><th>State</th><th>Address</th><th>Last heartbeat</th><th>Tokens</th><th>Ownership</th></tr></thead>\n<tbody>\n{rows}</tbody></table>\n</body></html>\n",
-        rfc3339_ms(now)
+        skald_gocompat::time::rfc3339_millis(now)
     );
     let mut r = (StatusCode::OK, body).into_response();
     r.headers_mut()

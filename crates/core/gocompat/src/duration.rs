@@ -1,11 +1,45 @@
 //! Go's `time.ParseDuration` and `time.Duration.String`, with Go's error texts.
 
+use std::fmt;
+
 use crate::strconv::quote_lenient as go_quote;
+
+/// Why Go's `time.ParseDuration` refused its input; prints Go's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DurationError {
+    /// `time: invalid duration "<input>"`.
+    Invalid(String),
+    /// `time: missing unit in duration "<input>"`.
+    MissingUnit(String),
+    /// `time: unknown unit "<unit>" in duration "<input>"`.
+    UnknownUnit {
+        /// The unit as written.
+        unit: String,
+        /// The whole input.
+        input: String,
+    },
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurationError::Invalid(s) => write!(f, "time: invalid duration {}", go_quote(s)),
+            DurationError::MissingUnit(s) => {
+                write!(f, "time: missing unit in duration {}", go_quote(s))
+            }
+            DurationError::UnknownUnit { unit, input } => {
+                write!(f, "time: unknown unit {} in duration {}", go_quote(unit), go_quote(input))
+            }
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
 
 /// Parses a Go duration (`1h2m3.5s`, `250ms`, `-1.5h`) into nanoseconds, like Go's
 /// `time.ParseDuration`. The error text is Go's.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let invalid = || format!("time: invalid duration {}", go_quote(s));
+pub fn parse_duration(s: &str) -> Result<i64, DurationError> {
+    let invalid = || DurationError::Invalid(s.to_string());
     let mut rest = s;
     let mut neg = false;
     if let Some(r) = rest.strip_prefix('-') {
@@ -72,7 +106,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             i += 1;
         }
         if i == ustart {
-            return Err(format!("time: missing unit in duration {}", go_quote(s)));
+            return Err(DurationError::MissingUnit(s.to_string()));
         }
         let unit = &rest[ustart..i];
         let mult: u64 = match unit {
@@ -83,11 +117,10 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
             _ => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    go_quote(unit),
-                    go_quote(s)
-                ))
+                return Err(DurationError::UnknownUnit {
+                    unit: unit.to_string(),
+                    input: s.to_string(),
+                })
             }
         };
         rest = &rest[i..];
@@ -177,9 +210,18 @@ mod tests {
         assert_eq!(parse_duration("-1h"), Ok(-3_600_000_000_000));
         assert_eq!(parse_duration("-250ms"), Ok(-250_000_000));
         assert_eq!(parse_duration("0"), Ok(0));
-        assert_eq!(parse_duration("1"), Err(r#"time: missing unit in duration "1""#.into()));
-        assert_eq!(parse_duration("abc"), Err(r#"time: invalid duration "abc""#.into()));
-        assert_eq!(parse_duration("1x"), Err(r#"time: unknown unit "x" in duration "1x""#.into()));
+        assert_eq!(
+            parse_duration("1").map_err(|e| e.to_string()),
+            Err(r#"time: missing unit in duration "1""#.into())
+        );
+        assert_eq!(
+            parse_duration("abc").map_err(|e| e.to_string()),
+            Err(r#"time: invalid duration "abc""#.into())
+        );
+        assert_eq!(
+            parse_duration("1x").map_err(|e| e.to_string()),
+            Err(r#"time: unknown unit "x" in duration "1x""#.into())
+        );
         assert!(parse_duration("").is_err());
         assert_eq!(parse_duration("-9223372036854775808ns"), Ok(i64::MIN));
         assert!(parse_duration("9223372036854775808ns").is_err());

@@ -1,10 +1,35 @@
 //! go-humanize's `ParseBytes` (with its error texts) and `Bytes`, in both of Loki's spellings.
 
-use crate::strconv::parse_float;
+use std::fmt;
+
+use crate::strconv::{parse_float, NumError};
+
+/// Why go-humanize's `ParseBytes` refused its input; prints go-humanize's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseBytesError {
+    /// The number part is not a float (`strconv.ParseFloat: parsing ...`).
+    Number(NumError),
+    /// `too large: <input>`.
+    TooLarge(String),
+    /// `unhandled size name: <unit>` (the unit trimmed and lowercased).
+    UnknownUnit(String),
+}
+
+impl fmt::Display for ParseBytesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseBytesError::Number(e) => e.fmt(f),
+            ParseBytesError::TooLarge(s) => write!(f, "too large: {s}"),
+            ParseBytesError::UnknownUnit(u) => write!(f, "unhandled size name: {u}"),
+        }
+    }
+}
+
+impl std::error::Error for ParseBytesError {}
 
 /// Parses humanized bytes (`5MB`, `3KiB`, `512 B`, `1,024`) like go-humanize's `ParseBytes`.
 /// The error text is go-humanize's.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub fn parse_bytes(s: &str) -> Result<u64, ParseBytesError> {
     let mut last = 0;
     let mut has_comma = false;
     for (i, c) in s.char_indices() {
@@ -24,7 +49,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     } else {
         num
     };
-    let f = parse_float(num)?;
+    let f = parse_float(num).map_err(ParseBytesError::Number)?;
     let extra = s[last..].trim().to_lowercase();
     let mult: Option<f64> = match extra.as_str() {
         "" | "b" => Some(1.0),
@@ -46,13 +71,13 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         Some(m) => {
             let v = f * m;
             if v >= u64::MAX as f64 {
-                return Err(format!("too large: {s}"));
+                return Err(ParseBytesError::TooLarge(s.to_string()));
             }
             // Go converts a negative float to uint64 in an implementation-defined way;
             // the parser never produces one here since '-' is not accepted.
             Ok(v as u64)
         }
-        None => Err(format!("unhandled size name: {extra}")),
+        None => Err(ParseBytesError::UnknownUnit(extra)),
     }
 }
 
@@ -93,7 +118,10 @@ mod tests {
         assert_eq!(parse_bytes("3k"), Ok(3000));
         assert_eq!(parse_bytes("42"), Ok(42));
         assert_eq!(parse_bytes("1,024 kb"), Ok(1_024_000));
-        assert_eq!(parse_bytes("5 xb"), Err("unhandled size name: xb".into()));
+        assert_eq!(
+            parse_bytes("5 xb").map_err(|e| e.to_string()),
+            Err("unhandled size name: xb".into())
+        );
         assert!(parse_bytes("abc").is_err());
     }
 

@@ -5,6 +5,9 @@
 
 pub mod civil;
 pub mod duration;
+pub mod fmt;
 pub mod humanize;
+pub mod json;
 pub mod strconv;
+pub mod time;
 pub mod varint;

@@ -1,19 +1,24 @@
 //! The querier: Loki's query HTTP API over chunks in the object store and recent data in
 //! ingesters. It runs LogQL through `skald-logql` and writes Loki's JSON.
 //!
+//! [`http`] is its HTTP edge (axum routes, Loki's replies and errors); the other modules are
+//! the domain it calls (the query runner, labels, index stats and volume, detected fields,
+//! patterns, Drilldown limits, the live tail), which know nothing of HTTP.
+//!
 //! Boundary: reaches ingesters only through `skald_proto::ingester::IngesterClient`, storage
 //! only through `skald_chunk_store::ChunkStore` and `skald_index::IndexStore`.
 
 pub mod detected;
-mod discovery;
 mod drain;
 mod drilldown;
 pub mod error;
 pub mod http;
+mod labels;
 pub mod marshal;
 pub mod multitenant;
 pub mod params;
 pub mod patterns;
+mod query;
 mod source;
 mod tail;
 pub mod volume;
@@ -28,7 +33,7 @@ use skald_index::IndexStore;
 use skald_proto::ingester::IngesterClient;
 
 pub use error::QuerierError;
-pub use patterns::PatternIngesterConfig;
+pub use patterns::{PatternConfigError, PatternIngesterConfig};
 
 /// The `querier` block, with Loki's key names.
 #[derive(Debug, Clone, Serialize, Deserialize)]

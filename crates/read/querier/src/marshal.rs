@@ -8,16 +8,13 @@ use skald_logql::engine::{
 };
 use skald_model::Labels;
 
-/// Formats a sample value the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does.
+/// Formats a sample value the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does, except
+/// that negative zero prints as `0`.
 pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
-    } else if v == 0.0 {
+    if v == 0.0 {
         "0".to_string()
     } else {
-        format!("{v}")
+        skald_gocompat::strconv::format_float_f(v)
     }
 }
 
@@ -110,20 +107,7 @@ pub fn legacy_streams_json(streams: &[ResultStream]) -> Vec<Value> {
 }
 
 /// A timestamp as Go's `time.RFC3339Nano` in UTC (trailing zeros of the fraction dropped).
-pub fn rfc3339_nano(ns: i64) -> String {
-    let (secs, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000) as u32);
-    let Some(t) = chrono::DateTime::from_timestamp(secs, 0) else {
-        return ns.to_string();
-    };
-    let mut out = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    if nanos > 0 {
-        let frac = format!("{nanos:09}");
-        out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
+pub use skald_gocompat::time::rfc3339_nano;
 
 /// The `data` object of a query answer.
 pub fn query_data(out: &QueryOutput, categorize: bool, exec_secs: f64) -> Value {
@@ -284,9 +268,7 @@ mod tests {
         assert_eq!(format_value(f64::INFINITY), "+Inf");
         assert_eq!(ts_seconds(1793491200000000000), json!(1793491200));
         assert_eq!(ts_seconds(1793491200500000000), json!(1793491200.5));
-        assert_eq!(rfc3339_nano(1793491200500000000), "2026-11-01T00:00:00.5Z");
-        assert_eq!(rfc3339_nano(1793491200000000001), "2026-11-01T00:00:00.000000001Z");
-        assert_eq!(rfc3339_nano(1793491200000000000), "2026-11-01T00:00:00Z");
+        assert_eq!(format_value(-0.0), "0");
     }
 
     fn streams_output(lines: usize, line: &str) -> QueryOutput {

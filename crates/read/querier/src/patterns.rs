@@ -120,26 +120,53 @@ impl Default for PatternIngesterConfig {
     }
 }
 
+/// Why a `pattern_ingester` block was refused (Loki's rules; the messages name the block).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatternConfigError {
+    /// `retain_for` shorter than `max_chunk_age`.
+    #[error("pattern_ingester: retain_for ({retain_for:?}) must be greater than or equal to max_chunk_age ({max_chunk_age:?})")]
+    RetainForBelowMaxChunkAge {
+        /// `retain_for`.
+        retain_for: Duration,
+        /// `max_chunk_age`.
+        max_chunk_age: Duration,
+    },
+    /// `pattern_sample_interval` under a millisecond.
+    #[error("pattern_ingester: pattern_sample_interval must be at least 1ms")]
+    SampleIntervalBelowOneMs,
+    /// `max_chunk_age` shorter than `pattern_sample_interval`.
+    #[error("pattern_ingester: max_chunk_age ({max_chunk_age:?}) must be greater than or equal to pattern_sample_interval ({sample_interval:?})")]
+    MaxChunkAgeBelowSampleInterval {
+        /// `max_chunk_age`.
+        max_chunk_age: Duration,
+        /// `pattern_sample_interval`.
+        sample_interval: Duration,
+    },
+    /// `max_eviction_ratio` outside `[0, 1]`.
+    #[error("pattern_ingester: max_eviction_ratio must be between 0 and 1")]
+    EvictionRatioOutOfRange,
+}
+
 impl PatternIngesterConfig {
     /// Checks the values with Loki's rules.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PatternConfigError> {
         if self.retain_for < self.max_chunk_age {
-            return Err(format!(
-                "pattern_ingester: retain_for ({:?}) must be greater than or equal to max_chunk_age ({:?})",
-                self.retain_for, self.max_chunk_age
-            ));
+            return Err(PatternConfigError::RetainForBelowMaxChunkAge {
+                retain_for: self.retain_for,
+                max_chunk_age: self.max_chunk_age,
+            });
         }
         if self.pattern_sample_interval.as_millis() == 0 {
-            return Err("pattern_ingester: pattern_sample_interval must be at least 1ms".into());
+            return Err(PatternConfigError::SampleIntervalBelowOneMs);
         }
         if self.max_chunk_age < self.pattern_sample_interval {
-            return Err(format!(
-                "pattern_ingester: max_chunk_age ({:?}) must be greater than or equal to pattern_sample_interval ({:?})",
-                self.max_chunk_age, self.pattern_sample_interval
-            ));
+            return Err(PatternConfigError::MaxChunkAgeBelowSampleInterval {
+                max_chunk_age: self.max_chunk_age,
+                sample_interval: self.pattern_sample_interval,
+            });
         }
         if !(0.0..=1.0).contains(&self.max_eviction_ratio) {
-            return Err("pattern_ingester: max_eviction_ratio must be between 0 and 1".into());
+            return Err(PatternConfigError::EvictionRatioOutOfRange);
         }
         Ok(())
     }
@@ -401,7 +428,12 @@ mod tests {
         assert_eq!(c.retain_for, Duration::from_secs(10_800));
         assert!(c.validate().is_ok());
         let bad = PatternIngesterConfig { retain_for: Duration::from_secs(60), ..c.clone() };
-        assert!(bad.validate().is_err());
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "pattern_ingester: retain_for (60s) must be greater than or equal to max_chunk_age (3600s)"
+        );
+        let bad = PatternIngesterConfig { max_eviction_ratio: 1.5, ..c.clone() };
+        assert_eq!(bad.validate(), Err(PatternConfigError::EvictionRatioOutOfRange));
         let parsed: PatternIngesterConfig = serde_json::from_value(
             json!({"enabled": true, "retain_for": "8760h", "concurrent_flushes": 4}),
         )

@@ -16,13 +16,8 @@
 //! is being flushed, counts once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Map, Value};
 use skald_index::stats_kib;
 use skald_logql::engine::Stats;
@@ -31,7 +26,6 @@ use skald_model::{LabelMatcher, Labels, MatchType};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
-use crate::http::{reply, LokiRequest};
 use crate::params::{self, Params};
 use crate::{marshal, Querier};
 
@@ -46,30 +40,6 @@ const SPLIT_GAP: i64 = MS;
 const DEFAULT_VOLUME_LIMIT: usize = 100;
 /// Volume request matching every stream (`seriesvolume.MatchAny`).
 const MATCH_ANY: &str = "{}";
-
-/// The router for the three endpoints. Expects a [`TenantId`] extension on each request.
-pub fn router(querier: Arc<Querier>) -> Router {
-    Router::new()
-        .route("/loki/api/v1/index/stats", get(stats_handler).post(stats_handler))
-        .route("/loki/api/v1/index/volume", get(volume_handler).post(volume_handler))
-        .route(
-            "/loki/api/v1/index/volume_range",
-            get(volume_range_handler).post(volume_range_handler),
-        )
-        .with_state(querier)
-}
-
-async fn stats_handler(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    reply(q.index_stats(&r.tenant, &r.params).await)
-}
-
-async fn volume_handler(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    reply(q.volume(&r.tenant, &r.params, false).await)
-}
-
-async fn volume_range_handler(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    reply(q.volume(&r.tenant, &r.params, true).await)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Request parameters, as Loki's `loghttp` parses them.

@@ -25,7 +25,6 @@ mod metrics;
 pub mod otlp;
 mod otlp_json;
 mod rate;
-mod time;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -465,8 +464,8 @@ impl Distributor {
                     reason::GREATER_THAN_MAX_SAMPLE_AGE,
                     format!(
                         "entry for stream '{labels_str}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
-                        time::rfc3339(e.ts),
-                        time::rfc3339(oldest)
+                        skald_gocompat::time::rfc3339(e.ts),
+                        skald_gocompat::time::rfc3339(oldest)
                     ),
                 ));
             }
@@ -476,7 +475,7 @@ impl Distributor {
                 reason::TOO_FAR_IN_FUTURE,
                 format!(
                     "entry for stream '{labels_str}' has timestamp too new: {}",
-                    time::rfc3339(e.ts)
+                    skald_gocompat::time::rfc3339(e.ts)
                 ),
             ));
         }
@@ -693,7 +692,7 @@ impl Distributor {
                     {
                         msg.push_str(&format!(
                             "entry with timestamp {} ignored, reason: 'Per stream rate limit exceeded (limit: {}/sec) while attempting to ingest for stream '{labels_str}' totaling {}, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased',\n",
-                            time::go_time_string(*ts),
+                            skald_gocompat::time::utc_string(*ts),
                             skald_common::units::format_bytes(l.per_stream_rate_limit),
                             skald_common::units::format_bytes(*size),
                         ));

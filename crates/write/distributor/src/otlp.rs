@@ -32,6 +32,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use regex::Regex;
 use skald_common::otlp::{anchored, OtlpAction, OtlpAttributesConfig, OtlpConfig};
+use skald_gocompat::json;
 use skald_model::labels::go_quote;
 use skald_model::{Entry, Label};
 use skald_proto::otlp::collector::ExportLogsServiceRequest;
@@ -263,45 +264,8 @@ impl OtlpRules {
 // ---------------------------------------------------------------------------------------------
 // Value stringification (the OTel collector's `pcommon.Value.AsString`)
 
-/// Go's `encoding/json` float format (also `AsString`'s for doubles): shortest round-trip
-/// digits, exponent form below 1e-6 and from 1e21 on (`1e-7`, `1e+21`).
-fn go_float(f: f64) -> String {
-    let abs = f.abs();
-    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        let s = format!("{f:e}");
-        match s.split_once('e') {
-            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
-            _ => s,
-        }
-    } else {
-        format!("{f}")
-    }
-}
-
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-/// Appends `s` as a JSON string the way Go's `json.Marshal` writes it (HTML-safe escapes).
-fn go_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", u32::from(c)));
-            }
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Writes `v` as Go's `json.Marshal(v.AsRaw())` would; `None` when Go's marshal fails (a NaN or
@@ -309,16 +273,16 @@ fn go_json_string(out: &mut String, s: &str) {
 fn go_json(out: &mut String, v: Option<&any_value::Value>) -> Option<()> {
     match v {
         None => out.push_str("null"),
-        Some(any_value::Value::StringValue(s)) => go_json_string(out, s),
+        Some(any_value::Value::StringValue(s)) => json::write_string(out, s),
         Some(any_value::Value::BoolValue(b)) => out.push_str(if *b { "true" } else { "false" }),
         Some(any_value::Value::IntValue(i)) => out.push_str(&i.to_string()),
         Some(any_value::Value::DoubleValue(d)) => {
             if !d.is_finite() {
                 return None;
             }
-            out.push_str(&go_float(*d));
+            out.push_str(&json::format_float(*d));
         }
-        Some(any_value::Value::BytesValue(b)) => go_json_string(out, &b64(b)),
+        Some(any_value::Value::BytesValue(b)) => json::write_string(out, &b64(b)),
         Some(any_value::Value::ArrayValue(a)) => {
             out.push('[');
             for (i, x) in a.values.iter().enumerate() {
@@ -341,7 +305,7 @@ fn go_json(out: &mut String, v: Option<&any_value::Value>) -> Option<()> {
                 if i > 0 {
                     out.push(',');
                 }
-                go_json_string(out, k);
+                json::write_string(out, k);
                 out.push(':');
                 go_json(out, v)?;
             }
@@ -363,7 +327,7 @@ pub fn value_as_string(v: Option<&AnyValue>) -> String {
         Some(any_value::Value::IntValue(i)) => i.to_string(),
         Some(any_value::Value::DoubleValue(d)) => {
             if d.is_finite() {
-                go_float(*d)
+                json::format_float(*d)
             } else {
                 let g = if d.is_nan() {
                     "NaN"

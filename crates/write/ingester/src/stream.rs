@@ -30,36 +30,12 @@ impl std::fmt::Display for AppendError {
             AppendError::TooFarBehind { ts, oldest } => write!(
                 f,
                 "entry with timestamp {} ignored, reason: 'entry too far behind, entry timestamp is: {}, oldest acceptable timestamp is: {}'",
-                format_ts(*ts),
-                format_ts(*ts),
-                format_ts(*oldest)
+                skald_gocompat::time::rfc3339_nano(*ts),
+                skald_gocompat::time::rfc3339_nano(*ts),
+                skald_gocompat::time::rfc3339_nano(*oldest)
             ),
         }
     }
-}
-
-fn format_ts(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let nanos = ns.rem_euclid(1_000_000_000) as u32;
-    match chrono_like(secs, nanos) {
-        Some(s) => s,
-        None => ns.to_string(),
-    }
-}
-
-// RFC3339 in UTC without pulling a date crate into the ingester.
-fn chrono_like(secs: i64, nanos: u32) -> Option<String> {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    let (y, mo, d) = skald_gocompat::civil::civil_from_days(days);
-    let frac = if nanos == 0 {
-        String::new()
-    } else {
-        let f = format!(".{nanos:09}");
-        f.trim_end_matches('0').to_string()
-    };
-    Some(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}{frac}Z"))
 }
 
 fn builder_overlaps(b: &ChunkBuilder, start: i64, end: i64) -> bool {

@@ -95,21 +95,21 @@ impl LabelFilterC {
                 let Some(v) = lbs.get(name) else { return false };
                 match parse_float(v) {
                     Ok(x) => cmp(*op, x, *value),
-                    Err(e) => conversion_error(lbs, &e),
+                    Err(e) => conversion_error(lbs, &e.to_string()),
                 }
             }
             LabelFilterC::Duration { name, op, value_ns } => {
                 let Some(v) = lbs.get(name) else { return false };
                 match parse_duration(v) {
                     Ok(x) => cmp(*op, x, *value_ns),
-                    Err(e) => conversion_error(lbs, &e),
+                    Err(e) => conversion_error(lbs, &e.to_string()),
                 }
             }
             LabelFilterC::Bytes { name, op, value } => {
                 let Some(v) = lbs.get(name) else { return false };
                 match parse_bytes(v) {
                     Ok(x) => cmp(*op, x, *value),
-                    Err(e) => conversion_error(lbs, &e),
+                    Err(e) => conversion_error(lbs, &e.to_string()),
                 }
             }
             LabelFilterC::Ip { name, equal, matcher } => {

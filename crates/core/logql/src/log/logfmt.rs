@@ -16,15 +16,6 @@ struct Decoder<'a> {
     err: Option<String>,
 }
 
-fn go_quote_byte(c: u8) -> String {
-    match c {
-        b'\'' => "'\\''".to_string(),
-        b'\\' => "'\\\\'".to_string(),
-        c if (0x20..0x7f).contains(&c) => format!("'{}'", c as char),
-        c => format!("'\\x{c:02x}'"),
-    }
-}
-
 impl<'a> Decoder<'a> {
     fn new(line: &'a [u8]) -> Self {
         Decoder { line, pos: 0, key: None, value: None, err: None }
@@ -42,7 +33,7 @@ impl<'a> Decoder<'a> {
         self.err = Some(format!(
             "logfmt syntax error at pos {} : unexpected {}",
             self.pos + 1,
-            go_quote_byte(c)
+            skald_gocompat::strconv::quote_rune(char::from(c))
         ));
     }
 

@@ -546,11 +546,13 @@ impl StreamSampleExtractor<'_> {
             _ => return None,
         };
         let converted = match u.conversion {
-            UnwrapConversion::None => conv::parse_float(&raw),
+            UnwrapConversion::None => conv::parse_float(&raw).map_err(|e| e.to_string()),
             UnwrapConversion::Duration | UnwrapConversion::DurationSeconds => {
-                conv::parse_duration(&raw).map(|ns| ns as f64 / 1e9)
+                conv::parse_duration(&raw).map(|ns| ns as f64 / 1e9).map_err(|e| e.to_string())
             }
-            UnwrapConversion::Bytes => conv::parse_bytes(&raw).map(|b| b as f64),
+            UnwrapConversion::Bytes => {
+                conv::parse_bytes(&raw).map(|b| b as f64).map_err(|e| e.to_string())
+            }
         };
         let v = match converted {
             Ok(v) => v,

@@ -9,9 +9,9 @@ use super::format::fmt_v;
 use super::functions::{CallError, Func};
 use super::node::{Arg, ArgKind, Branch, Cmd, Node, Number, Pipe};
 use super::parser::is_hex_int;
-use super::time::{go_format_time, time_string, GoTime};
 use super::value::{as_str, truth, Ty, Value};
 use super::{line_of, Template, TemplateError, MAX_ITERATIONS, MAX_OUTPUT};
+use skald_gocompat::time::{layout, time_string, Time as GoTime};
 
 pub(super) enum Fail {
     Error(TemplateError),
@@ -464,7 +464,7 @@ impl<'t> State<'t> {
                     (None, None) => Value::Str(String::new()),
                 };
                 self.at = Some(At::Arg(node));
-                Value::Str(go_format_time(t, as_str(&layout)))
+                Value::Str(layout::format(t, as_str(&layout)))
             }
         })
     }

@@ -3,6 +3,7 @@
 
 use std::rc::Rc;
 
+use skald_gocompat::time::{layout, zone, Time as GoTime};
 use skald_model::Labels;
 
 use super::escape::{
@@ -14,10 +15,8 @@ use super::number::{
     dec_add, dec_div, dec_mul, dec_sub, decimal_op, go_max, go_min, parse_bytes, to_float64,
     to_int64,
 };
-use super::time::{go_format_time, parse_go_duration, unix_to_time, GoTime};
-use super::time_parse::{go_parse_time, go_parse_time_in};
+use super::time::{parse_go_duration, unix_to_time};
 use super::value::{as_int, as_str, as_time, truth, Ty, Value};
-use super::zone::load_zone;
 use super::MAX_OUTPUT;
 
 pub(super) enum CallError {
@@ -296,17 +295,18 @@ impl State<'_> {
                     Value::Int(x) | Value::Int64(x) => GoTime::utc(*x, 0),
                     _ => GoTime::now(),
                 };
-                Value::Str(go_format_time(&t.to_utc(), s(0)))
+                Value::Str(layout::format(&t.to_utc(), s(0)))
             }
             Duration | DurationSeconds => {
                 let ns = parse_go_duration(s(0))?;
                 Value::Float((ns / 1_000_000_000) as f64 + (ns % 1_000_000_000) as f64 / 1e9)
             }
-            ToDate => Value::Time(go_parse_time(s(0), s(1)).unwrap_or_else(GoTime::zero)),
+            ToDate => Value::Time(layout::parse(s(0), s(1)).unwrap_or_else(GoTime::zero)),
             ToDateInZone => {
-                let zone = load_zone(s(1));
+                let zone = zone::load_zone(s(1));
                 Value::Time(
-                    go_parse_time_in(s(0), s(2), zone.as_deref()).unwrap_or_else(GoTime::zero),
+                    layout::parse_in_location(s(0), s(2), zone.as_deref())
+                        .unwrap_or_else(GoTime::zero),
                 )
             }
             UnixEpoch => Value::Str(as_time(&a[0]).secs.to_string()),

@@ -21,9 +21,7 @@ mod node;
 mod number;
 mod parser;
 mod time;
-mod time_parse;
 mod value;
-mod zone;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -2,57 +2,13 @@
 //! uses (spf13/cast), decimal arithmetic like shopspring/decimal, and go-humanize's byte
 //! sizes.
 
-use super::format::go_float_v;
 use super::functions::CallError;
 use super::value::Value;
+use skald_gocompat::fmt::float_v as go_float_v;
 
-/// Parses a Go integer literal with base prefix (`0x`, `0o`, `0b`, leading `0` = octal) and
-/// underscores, like `strconv.ParseInt(s, 0, 64)`.
+/// Go's `strconv.ParseInt(s, 0, 64)` (base prefixes, underscores); `None` on any error.
 pub(super) fn go_parse_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let (radix, digits, prefixed) =
-        if body.len() > 2 && (body.starts_with("0x") || body.starts_with("0X")) {
-            (16, &body[2..], true)
-        } else if body.len() > 2 && (body.starts_with("0o") || body.starts_with("0O")) {
-            (8, &body[2..], true)
-        } else if body.len() > 2 && (body.starts_with("0b") || body.starts_with("0B")) {
-            (2, &body[2..], true)
-        } else if body.len() > 1 && body.starts_with('0') {
-            (8, &body[1..], true)
-        } else {
-            (10, body, false)
-        };
-    if digits.is_empty() {
-        return None;
-    }
-    if digits.contains('_') {
-        // underscores only between digits (or after the prefix)
-        let bytes = digits.as_bytes();
-        if (!prefixed && bytes[0] == b'_')
-            || bytes[bytes.len() - 1] == b'_'
-            || digits.contains("__")
-        {
-            return None;
-        }
-    }
-    let clean: String = digits.chars().filter(|&c| c != '_').collect();
-    if clean.is_empty() || clean.starts_with('+') || clean.starts_with('-') {
-        return None;
-    }
-    let mag = u64::from_str_radix(&clean, radix).ok()?;
-    if neg {
-        if mag <= i64::MAX as u64 + 1 {
-            Some((mag as i64).wrapping_neg())
-        } else {
-            None
-        }
-    } else {
-        i64::try_from(mag).ok()
-    }
+    skald_gocompat::strconv::parse_int_base0(s).ok()
 }
 
 /// Parses a Go float literal (decimal or hexadecimal, underscores allowed) like
@@ -265,5 +221,5 @@ pub(super) fn go_min(a: f64, b: f64) -> f64 {
 
 /// go-humanize's `ParseBytes`.
 pub(super) fn parse_bytes(s: &str) -> Result<f64, CallError> {
-    Ok(skald_gocompat::humanize::parse_bytes(s)? as f64)
+    skald_gocompat::humanize::parse_bytes(s).map(|b| b as f64).map_err(|e| e.to_string().into())
 }

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::time::{days_from_civil, go_format_time};
-use super::time_parse::go_parse_time_in;
-use super::zone::{date_in_zone, zone_offset_by_name, ZONEINFO_DIRS};
+use skald_gocompat::time::zone::ZONEINFO_DIRS;
+
 use super::*;
 
 const TS: i64 = 1_793_491_398_920_250_000; // 2026-11-01T00:03:18.92025Z
@@ -269,32 +268,6 @@ fn string_functions() {
         ),
         "Abbbacddxq"
     );
-}
-
-#[test]
-fn dates_in_a_zone_follow_go() {
-    // US Eastern as a POSIX rule: no files needed.
-    let z = tz::TimeZone::from_posix_tz("EST5EDT,M3.2.0,M11.1.0").unwrap();
-    let local = |y: i64, mo: u32, d: u32, h: i64, mi: i64| {
-        days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60
-    };
-    // summer: EDT
-    let t = date_in_zone(&z, local(2021, 11, 2, 0, 0), 0);
-    assert_eq!((t.secs, t.offset, t.name.as_deref()), (1_635_825_600, -14_400, Some("EDT")));
-    // winter: EST
-    let t = date_in_zone(&z, local(2021, 12, 2, 0, 0), 0);
-    assert_eq!((t.secs - 1_638_403_200, t.offset), (18_000, -18_000));
-    // in the spring-forward gap Go lands an hour earlier, in EST
-    let t = date_in_zone(&z, local(2021, 3, 14, 2, 30), 0);
-    assert_eq!(go_format_time(&t, "15:04 MST"), "01:30 EST");
-    assert_eq!(zone_offset_by_name(&z, "EDT", local(2021, 7, 1, 0, 0)), Some(-14_400));
-    assert_eq!(zone_offset_by_name(&z, "CET", 0), None);
-    let t = go_parse_time_in("2006-01-02 15:04 MST", "2021-07-01 10:00 EDT", Some(&z)).unwrap();
-    assert_eq!(t.secs, local(2021, 7, 1, 14, 0));
-    let t = go_parse_time_in("2006-01-02 -0700", "2021-07-01 -0400", Some(&z)).unwrap();
-    assert_eq!(t.name.as_deref(), Some("EDT"));
-    let t = go_parse_time_in("2006-01-02 -0700", "2021-07-01 +0100", Some(&z)).unwrap();
-    assert_eq!((t.offset, t.name), (3600, None));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use skald_model::Labels;
 
-use super::time::GoTime;
+use skald_gocompat::time::Time as GoTime;
 
 #[derive(Debug, Clone)]
 pub(super) enum Value {

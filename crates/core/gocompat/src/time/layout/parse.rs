@@ -1,9 +1,9 @@
 //! Go's `time.Parse` and `time.ParseInLocation`.
 
-use super::time::{
-    civil_from_days, days_from_civil, next_std, GoTime, Std, LONG_DAYS, LONG_MONTHS,
-};
-use super::zone::{date_in_zone, time_in_zone, zone_at, zone_offset_by_name};
+use super::{next_std, Std, LONG_DAYS, LONG_MONTHS};
+use crate::civil::{civil_from_days, days_from_civil};
+use crate::time::zone::{date_in_zone, time_in_zone, zone_at, zone_offset_by_name};
+use crate::time::Time as GoTime;
 
 fn getnum(v: &str, fixed: bool) -> Option<(i64, &str)> {
     let b = v.as_bytes();
@@ -41,18 +41,14 @@ fn lookup_name<'a>(names: &[&str], v: &'a str, len: Option<usize>) -> Option<(us
     None
 }
 
-/// Go's `time.ParseInLocation` with the UTC location; `None` when the value does not match.
-pub(super) fn go_parse_time(layout: &str, value: &str) -> Option<GoTime> {
-    go_parse_time_in(layout, value, None)
+/// Go's `time.Parse` (`ParseInLocation` with the UTC location); `None` when the value does not match.
+pub fn parse(layout: &str, value: &str) -> Option<GoTime> {
+    parse_in_location(layout, value, None)
 }
 
 /// Go's `time.ParseInLocation` in `zone` (`None` = UTC); `None` when the value does not
 /// match.
-pub(super) fn go_parse_time_in(
-    layout: &str,
-    value: &str,
-    zone: Option<&tz::TimeZone>,
-) -> Option<GoTime> {
+pub fn parse_in_location(layout: &str, value: &str, zone: Option<&tz::TimeZone>) -> Option<GoTime> {
     let (mut year, mut month, mut day, mut yday) = (1i64, -1i64, -1i64, -1i64);
     let (mut hour, mut min, mut sec, mut nsec) = (0i64, 0i64, 0i64, 0i64);
     let (mut pm_set, mut am_set) = (false, false);

@@ -1,0 +1,323 @@
+//! The query runner: `query_range`, `query` (instant) and the legacy `/api/prom/query`, from
+//! their parameters to Loki's JSON answer. Every query (and every other read that goes through
+//! the LogQL engine: detected fields, patterns, the tail's history) runs on a blocking thread
+//! with a cancel flag, within the querier's concurrency limit and the query timeout
+//! ([`Querier::on_source`]); the query limits Loki's frontend applies are checked here.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use skald_logql::engine::{self, EngineError, QueryParams, Source};
+use skald_logql::syntax::ast::{Expr, VectorOp};
+use skald_logql::syntax::{self, goutil};
+
+use crate::error::QuerierError;
+use crate::multitenant::{self, MultiTenantSource};
+use crate::params::{self, Params};
+use crate::source::StoreSource;
+use crate::{marshal, Querier};
+
+pub(crate) const HOUR_NS: i64 = 3_600_000_000_000;
+
+impl Querier {
+    pub(crate) fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
+        syntax::parse_expr(p.get("query").unwrap_or(""))
+            .map_err(|e| QuerierError::BadRequest(e.to_string()))
+    }
+
+    pub(crate) fn check_limit(&self, limit: u32) -> Result<(), QuerierError> {
+        let max = self.limits.max_entries_limit_per_query;
+        if max > 0 && limit as u64 > max as u64 {
+            return Err(QuerierError::BadRequest(format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Loki's query frontend refuses `approx_topk` unless `shard_aggregations` lists it, and
+    /// then runs it (on count-min sketches) for instant queries only; both answers are 500s.
+    /// Skald computes it exactly, which is within any sketch's error bound.
+    fn check_shard_aggregations(&self, expr: &Expr, instant: bool) -> Result<(), QuerierError> {
+        let Expr::Sample(e) = expr else { return Ok(()) };
+        if !e.uses_vector_op(VectorOp::ApproxTopk) {
+            return Ok(());
+        }
+        let status = 500;
+        if !self.limits.shard_aggregations.iter().any(|a| a == "approx_topk") {
+            let message = "approx_topk is not enabled. See -limits.shard_aggregations".to_string();
+            return Err(QuerierError::Status { status, message });
+        }
+        if !instant {
+            let message = "count min sketches are only supported on instant queries".to_string();
+            return Err(QuerierError::Status { status, message });
+        }
+        Ok(())
+    }
+
+    /// Loki's `max_query_lookback` (0 disables it): a range that ends before
+    /// `now - max_query_lookback` gives an empty answer (`None`); one that starts before it
+    /// starts there instead. In whole milliseconds, as Loki's frontend decides it.
+    pub(crate) fn lookback_range(&self, start: i64, end: i64) -> Option<(i64, i64)> {
+        let lookback = self.limits.max_query_lookback;
+        if lookback.is_zero() {
+            return Some((start, end));
+        }
+        let lookback_ms = lookback.as_millis().min(i64::MAX as u128) as i64;
+        let min_start_ms = (params::now_ns() / 1_000_000).saturating_sub(lookback_ms);
+        if end.div_euclid(1_000_000) < min_start_ms {
+            return None;
+        }
+        Some((start.max(min_start_ms.saturating_mul(1_000_000)), end))
+    }
+
+    /// Loki's `max_query_length` check (query frontend): the range, in whole milliseconds as
+    /// the frontend sees it, must not exceed the limit (0 disables it).
+    pub(crate) fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
+        let max = self.limits.max_query_length;
+        if max.is_zero() {
+            return Ok(());
+        }
+        let max_ns = max.as_nanos().min(i64::MAX as u128) as i64;
+        let len_ns = (end.div_euclid(1_000_000) - start.div_euclid(1_000_000)) * 1_000_000;
+        if len_ns > max_ns {
+            return Err(QuerierError::BadRequest(format!(
+                "the query time range exceeds the limit (query length: {}, limit: {})",
+                goutil::go_duration_string(len_ns),
+                goutil::prom_duration_string(max_ns)
+            )));
+        }
+        Ok(())
+    }
+
+    /// `/loki/api/v1/query_range`: the JSON answer.
+    pub async fn query_range(
+        self: &Arc<Self>,
+        tenant: &str,
+        p: &Params,
+        categorize: bool,
+    ) -> Result<Vec<u8>, QuerierError> {
+        let (start, end) = params::parse_range(p, HOUR_NS)?;
+        if end < start {
+            return Err(QuerierError::BadRequest(
+                "end timestamp must not be before or equal to start time".into(),
+            ));
+        }
+        let limit = params::parse_limit(p.get("limit"))?;
+        let direction = params::parse_direction(p.get("direction"))?;
+        let step_ns = params::parse_step(p, start, end)?;
+        let interval_ns = match p.get("interval").filter(|s| !s.is_empty()) {
+            Some(s) => params::parse_seconds_or_duration(s)?,
+            None => 0,
+        };
+        let expr = self.parse_query(p)?;
+        if matches!(expr, Expr::Log(_)) {
+            self.check_limit(limit)?;
+        }
+        // older than `max_query_lookback`: the steps start later; when nothing is recent
+        // enough the range shrinks to its end, where the store reads nothing (an empty
+        // answer, before `max_query_length` is checked, as in Loki's frontend)
+        let start = self.lookback_range(start, end).map_or(end, |(s, _)| s);
+        self.check_query_length(start, end)?;
+        let qp = QueryParams {
+            start,
+            end,
+            step_ns,
+            interval_ns,
+            limit,
+            direction,
+            instant: false,
+            categorize_labels: categorize,
+        };
+        self.run(tenant, expr, qp, categorize).await
+    }
+
+    /// `/api/prom/query`.
+    pub async fn legacy_query(
+        self: &Arc<Self>,
+        tenant: &str,
+        p: &Params,
+    ) -> Result<Value, QuerierError> {
+        let (start, end) = params::parse_range(p, HOUR_NS)?;
+        let limit = params::parse_limit(p.get("limit"))?;
+        let direction = params::parse_direction(p.get("direction"))?;
+        let mut expr = self.parse_query(p)?;
+        let Expr::Log(sel) = &mut expr else {
+            return Err(QuerierError::BadRequest(
+                "legacy endpoints only support streams result type".into(),
+            ));
+        };
+        if let Some(re) = p.get("regexp").filter(|r| !r.is_empty()) {
+            let text = format!("{sel} |~ {}", goutil::go_quote(re));
+            expr =
+                syntax::parse_expr(&text).map_err(|e| QuerierError::BadRequest(e.to_string()))?;
+        }
+        self.check_limit(limit)?;
+        self.check_query_length(start, end)?;
+        let qp = QueryParams {
+            start,
+            end,
+            step_ns: 0,
+            interval_ns: 0,
+            limit,
+            direction,
+            instant: false,
+            categorize_labels: false,
+        };
+        let out = self.evaluate(tenant, expr, qp).await?;
+        match &out.result {
+            engine::QueryResult::Streams(streams) => {
+                Ok(json!({"streams": marshal::legacy_streams_json(streams)}))
+            }
+            _ => Err(QuerierError::BadRequest(
+                "legacy endpoints only support streams result type".into(),
+            )),
+        }
+    }
+
+    /// `/loki/api/v1/query`: the JSON answer.
+    pub async fn query_instant(
+        self: &Arc<Self>,
+        tenant: &str,
+        p: &Params,
+        categorize: bool,
+    ) -> Result<Vec<u8>, QuerierError> {
+        let ts = params::parse_timestamp(p.get("time"), params::now_ns())?;
+        let limit = params::parse_limit(p.get("limit"))?;
+        let direction = params::parse_direction(p.get("direction"))?;
+        let expr = self.parse_query(p)?;
+        let qp = QueryParams {
+            start: ts,
+            end: ts,
+            step_ns: 0,
+            interval_ns: 0,
+            limit,
+            direction,
+            instant: true,
+            categorize_labels: categorize,
+        };
+        self.run(tenant, expr, qp, categorize).await
+    }
+
+    /// Evaluates the query and writes its JSON answer, both on the query's blocking thread:
+    /// marshalling stops too when the query is canceled or times out, and when the answer
+    /// outgrows `skald_max_query_response_size`.
+    async fn run(
+        self: &Arc<Self>,
+        tenant: &str,
+        expr: Expr,
+        qp: QueryParams,
+        categorize: bool,
+    ) -> Result<Vec<u8>, QuerierError> {
+        let started = Instant::now();
+        let max_bytes = self.config.max_response_bytes();
+        self.evaluate_then(tenant, expr, qp, move |out, cancel| {
+            let exec = started.elapsed().as_secs_f64();
+            marshal::query_body(&out, categorize, exec, max_bytes, cancel)
+        })
+        .await
+    }
+
+    /// Evaluates a parsed query over the store and the ingesters, within the concurrency
+    /// limit and the query timeout.
+    pub(crate) async fn evaluate(
+        self: &Arc<Self>,
+        tenant: &str,
+        expr: Expr,
+        qp: QueryParams,
+    ) -> Result<engine::QueryOutput, QuerierError> {
+        self.evaluate_then(tenant, expr, qp, |out, _| Ok(out)).await
+    }
+
+    /// [`evaluate`](Self::evaluate), then `then` on the output, on the same blocking thread
+    /// and under the same cancel flag.
+    async fn evaluate_then<T: Send + 'static>(
+        self: &Arc<Self>,
+        tenant: &str,
+        expr: Expr,
+        qp: QueryParams,
+        then: impl FnOnce(engine::QueryOutput, &AtomicBool) -> Result<T, engine::EngineError>
+            + Send
+            + 'static,
+    ) -> Result<T, QuerierError> {
+        self.check_shard_aggregations(&expr, qp.instant)?;
+        let limits = self.engine_limits();
+        self.on_source(tenant, move |source, cancel| {
+            then(engine::evaluate(&expr, &qp, &limits, source)?, cancel)
+        })
+        .await
+    }
+
+    /// The per-tenant limits the engine enforces, and the response size cap.
+    pub(crate) fn engine_limits(&self) -> engine::Limits {
+        engine::Limits {
+            max_query_series: self.limits.max_query_series,
+            max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
+            max_result_bytes: self.config.max_response_bytes(),
+        }
+    }
+}
+
+/// Stops a query's blocking evaluation when its request future is dropped (the client
+/// disconnected: Loki's 499) or the query timed out.
+pub(crate) struct CancelOnDrop {
+    pub(crate) flag: Arc<AtomicBool>,
+    pub(crate) finished: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.flag.store(true, Ordering::Relaxed);
+        if !self.finished {
+            tracing::info!(status = 499, "query canceled: the client closed the request");
+        }
+    }
+}
+
+impl Querier {
+    /// Runs `f` on a blocking thread with the query source of `tenant` (index, chunks and
+    /// ingesters; one source per tenant, read as one, for `a|b`) and its cancel flag, within
+    /// the querier's concurrency limit and the query timeout; the source stops reading when the
+    /// request goes away or the time is up.
+    pub(crate) async fn on_source<T: Send + 'static>(
+        self: &Arc<Self>,
+        tenant: &str,
+        f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, QuerierError> {
+        let _permit = self
+            .concurrency
+            .acquire()
+            .await
+            .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
+        let mut guard = CancelOnDrop { flag: Arc::new(AtomicBool::new(false)), finished: false };
+        let store = |t: &str| StoreSource {
+            querier: self.clone(),
+            tenant: t.to_string(),
+            handle: tokio::runtime::Handle::current(),
+            cancel: guard.flag.clone(),
+            chunks_seen: Default::default(),
+        };
+        let ids = multitenant::tenants(tenant);
+        let source: Box<dyn Source> = if ids.len() > 1 {
+            Box::new(MultiTenantSource { sources: ids.iter().map(|t| store(t)).collect() })
+        } else {
+            Box::new(store(tenant))
+        };
+        let cancel = guard.flag.clone();
+        let task = tokio::task::spawn_blocking(move || f(source.as_ref(), &cancel));
+        let timeout = self.limits.query_timeout;
+        let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
+        let result = tokio::time::timeout(timeout, task).await;
+        guard.finished = true;
+        match result {
+            Err(_) => Err(QuerierError::Timeout),
+            Ok(Err(e)) => Err(QuerierError::Internal(format!("query task failed: {e}"))),
+            Ok(Ok(Err(e))) => {
+                Err(QuerierError::Status { status: e.status_code(), message: e.to_string() })
+            }
+            Ok(Ok(Ok(v))) => Ok(v),
+        }
+    }
+}
