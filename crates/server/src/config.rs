@@ -190,7 +190,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         self.ingester.validate().map_err(|e| e.to_string())?;
         self.limits_config.validate().map_err(|e| format!("limits_config: {e}"))?;
-        self.distributor.validate()?;
+        self.distributor.validate().map_err(|e| e.to_string())?;
         self.pattern_ingester.validate().map_err(|e| e.to_string())?;
         if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
             return Err("server.http_listen_address must be set".to_string());

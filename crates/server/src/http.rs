@@ -1,15 +1,14 @@
-//! HTTP wiring: tenant resolution, the push endpoint, operational endpoints, and the
-//! querier's router, all on one listener.
+//! HTTP wiring: tenant resolution, the operational endpoints, and the distributor's and the
+//! querier's routers, all on one listener.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::Router;
 use skald_common::tenant;
 use skald_common::tenant::TenantId;
 use skald_distributor::Distributor;
@@ -37,7 +36,7 @@ pub struct HttpState {
     /// The services this process runs (`/services`).
     pub services: Arc<Vec<String>>,
     /// Where the Elasticsearch templates, policies and pipelines of tenants are kept.
-    pub es_objects: Option<Arc<crate::es_objects::EsObjects>>,
+    pub es_objects: Option<Arc<skald_distributor::elastic::objects::EsObjects>>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -85,24 +84,6 @@ async fn tenant_layer(
     }
     req.extensions_mut().insert(TenantId(ids.join("|")));
     next.run(req).await
-}
-
-async fn push(
-    Extension(distributor): Extension<Arc<Distributor>>,
-    Extension(tenant): Extension<TenantId>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let ce = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
-    match distributor.push(&tenant.0, body, ct, ce).await {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => {
-            let status =
-                StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            text(status, e.to_string())
-        }
-    }
 }
 
 /// 200 `ready` once serving. An ingester riding out a storage outage stays ready (it keeps
@@ -295,14 +276,10 @@ pub fn router(
     let mut tenant_routes: Router = Router::new();
     let mut es_handshake: Router = Router::new();
     if let Some(d) = distributor {
-        es_handshake = crate::ingest_http::public_routes(d.clone());
+        es_handshake = skald_distributor::http::public_routes(d.clone());
         // a push always acts for one tenant
         tenant_routes = tenant_routes.merge(
-            Router::new()
-                .route("/loki/api/v1/push", post(push))
-                .route("/api/prom/push", post(push))
-                .merge(crate::ingest_http::tenant_routes(&d, state.es_objects.clone()))
-                .layer(Extension(d))
+            skald_distributor::http::tenant_routes(d, state.es_objects.clone())
                 .layer(tenant(false)),
         );
     }

@@ -3,10 +3,8 @@
 
 mod app;
 mod config;
-mod es_objects;
 mod flags;
 mod http;
-mod ingest_http;
 mod listen;
 mod modules;
 mod ops;

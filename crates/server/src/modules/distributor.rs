@@ -7,7 +7,7 @@ use anyhow::Context;
 use skald_distributor::Distributor;
 
 use super::Modules;
-use crate::es_objects::EsObjects;
+use skald_distributor::elastic::objects::EsObjects;
 
 /// Builds the distributor over the ingester client and, when the Elasticsearch API is on,
 /// the store of the tenants' templates (kept with their chunks: a distributor alone opens

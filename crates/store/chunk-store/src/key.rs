@@ -5,27 +5,24 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-/// Longest tenant id accepted (Loki's limit).
-pub const MAX_TENANT_LEN: usize = 150;
-
-/// Checks that `tenant` is safe to use as a path segment, with Loki's rules: 1 to 150
-/// characters from `[A-Za-z0-9!-_.*'()]`, and neither `.` nor `..`.
+/// Checks that `tenant` is safe to use as a path segment: Loki's rules
+/// ([`skald_common::tenant::validate_tenant_id`]: characters `[A-Za-z0-9!-_.*'()]`, at most
+/// [`MAX_TENANT_ID_LENGTH`](skald_common::tenant::MAX_TENANT_ID_LENGTH) bytes, neither `.` nor
+/// `..`), and not empty.
 pub fn validate_tenant(tenant: &str) -> Result<()> {
-    let fail = |reason| Err(Error::InvalidTenant { tenant: tenant.to_string(), reason });
-    if tenant.is_empty() {
-        return fail("empty");
-    }
-    if tenant.len() > MAX_TENANT_LEN {
-        return fail("longer than 150 characters");
-    }
-    if tenant == "." || tenant == ".." {
-        return fail("reserved name");
-    }
-    let ok = |c: u8| c.is_ascii_alphanumeric() || b"!-_.*'()".contains(&c);
-    if !tenant.bytes().all(ok) {
-        return fail("unsupported character");
-    }
-    Ok(())
+    use skald_common::tenant::{validate_tenant_id, TenantError};
+    let result =
+        if tenant.is_empty() { Err(TenantError::Empty) } else { validate_tenant_id(tenant) };
+    result.map_err(|e| Error::InvalidTenant {
+        tenant: tenant.to_string(),
+        reason: match e {
+            TenantError::Empty | TenantError::NoOrgId => "empty",
+            TenantError::TooLong => "longer than 150 characters",
+            TenantError::Unsafe => "reserved name",
+            TenantError::UnsupportedCharacter { .. } => "unsupported character",
+            TenantError::TooManyOrgIds => "several tenants",
+        },
+    })
 }
 
 /// The identity of one stored chunk. Its object path is
@@ -186,8 +183,21 @@ mod tests {
         for ok in ["fake", "a.b", "x_y-z", "(team)*'!", &"a".repeat(150)] {
             validate_tenant(ok).unwrap();
         }
-        for bad in ["", ".", "..", "a/b", "a b", "ü", &"a".repeat(151)] {
-            assert!(validate_tenant(bad).is_err(), "{bad}");
+        for (bad, reason) in [
+            ("", "empty"),
+            (".", "reserved name"),
+            ("..", "reserved name"),
+            ("a/b", "unsupported character"),
+            ("a b", "unsupported character"),
+            ("ü", "unsupported character"),
+            (&"a".repeat(151), "longer than 150 characters"),
+            ("a|b", "unsupported character"),
+        ] {
+            let err = validate_tenant(bad).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidTenant { tenant, reason: r } if tenant == bad && *r == reason),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -18,7 +18,7 @@ mod store;
 pub mod testsuite;
 
 pub use error::{Error, Result};
-pub use key::{validate_tenant, ChunkKey, MAX_TENANT_LEN};
+pub use key::{validate_tenant, ChunkKey};
 pub use store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials};
 
 /// Re-export of the `object_store` crate, so callers can build backends without depending on

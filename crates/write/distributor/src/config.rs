@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use skald_common::units;
 
+use crate::error::ConfigError;
+
 /// Settings of the push path.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -25,12 +27,12 @@ pub struct DistributorConfig {
 
 impl DistributorConfig {
     /// Checks the values serde cannot check.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         for (tenant, c) in &self.otlp_config.tenant_overrides {
             c.validate()
-                .map_err(|e| format!("distributor.otlp_config.tenant_overrides.{tenant}: {e}"))?;
+                .map_err(|message| ConfigError::OtlpOverride { tenant: tenant.clone(), message })?;
         }
-        self.elasticsearch.validate().map_err(|e| format!("distributor.{e}"))
+        self.elasticsearch.validate().map_err(ConfigError::Elastic)
     }
 }
 

@@ -16,7 +16,14 @@ use skald_model::labels::go_quote;
 use skald_model::{Entry, Label};
 use skald_proto::logproto;
 
-use skald_gocompat::json::jsoniter::{error_context as jsoniter_error, Cursor, JsonError, Kind};
+use crate::error::MediaTypeError;
+use skald_gocompat::json::jsoniter::{error_context, Cursor, JsonError, Kind};
+
+/// Formats an error the way json-iterator reports one at byte `head` of `buf`
+/// ([`error_context`]).
+fn jsoniter_error(op: &str, msg: &str, buf: &[u8], head: usize) -> DecodeError {
+    DecodeError::Invalid(error_context(op, msg, buf, head))
+}
 
 /// A decoded stream, before label parsing and validation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -98,9 +105,10 @@ pub fn decode_push_body(
         }
     };
     let data: &[u8] = decompressed.as_deref().unwrap_or(body);
-    let media_type = parse_media_type(content_type.unwrap_or("")).map_err(DecodeError::Invalid)?;
+    let media_type = parse_media_type(content_type.unwrap_or(""))
+        .map_err(|e| DecodeError::Invalid(e.to_string()))?;
     if media_type == APPLICATION_JSON {
-        return decode_json(data).map_err(DecodeError::Invalid);
+        return decode_json(data);
     }
     decode_snappy_proto(data, limits)
 }
@@ -186,7 +194,7 @@ fn consume_token(s: &str) -> (&str, &str) {
 
 /// Go's `mime.ParseMediaType`, reduced to what matters here: returns the lower-cased media
 /// type, or Go's error text.
-pub(crate) fn parse_media_type(v: &str) -> Result<String, String> {
+pub(crate) fn parse_media_type(v: &str) -> Result<String, MediaTypeError> {
     let (base, mut rest) = match v.find(';') {
         Some(i) => (&v[..i], &v[i..]),
         None => (v, ""),
@@ -194,18 +202,18 @@ pub(crate) fn parse_media_type(v: &str) -> Result<String, String> {
     let base = base.trim().to_ascii_lowercase();
     let (tok, after) = consume_token(&base);
     if tok.is_empty() {
-        return Err("mime: no media type".to_string());
+        return Err(MediaTypeError::NoMediaType);
     }
     if !after.is_empty() {
         let Some(sub) = after.strip_prefix('/') else {
-            return Err("mime: expected slash after first token".to_string());
+            return Err(MediaTypeError::ExpectedSlash);
         };
         let (subtok, tail) = consume_token(sub);
         if subtok.is_empty() {
-            return Err("mime: expected token after slash".to_string());
+            return Err(MediaTypeError::ExpectedToken);
         }
         if !tail.is_empty() {
-            return Err("mime: unexpected content after media subtype".to_string());
+            return Err(MediaTypeError::UnexpectedContent);
         }
     }
     let mut seen: Vec<String> = Vec::new();
@@ -238,13 +246,13 @@ pub(crate) fn parse_media_type(v: &str) -> Result<String, String> {
             Some(r) => {
                 let k = key.to_ascii_lowercase();
                 if seen.contains(&k) {
-                    return Err("mime: duplicate parameter name".to_string());
+                    return Err(MediaTypeError::DuplicateParameter);
                 }
                 seen.push(k);
                 rest = r;
             }
             None if rest.trim() == ";" => break,
-            None => return Err("mime: invalid media parameter".to_string()),
+            None => return Err(MediaTypeError::InvalidParameter),
         }
     }
     Ok(base)
@@ -253,10 +261,10 @@ pub(crate) fn parse_media_type(v: &str) -> Result<String, String> {
 const STREAMS_OP: &str = "loghttp.PushRequest.Streams: []loghttp.LogProtoStream";
 
 /// Decodes the JSON push format. Errors carry Loki-like texts.
-pub(crate) fn decode_json(b: &[u8]) -> Result<Vec<RawStream>, String> {
+pub(crate) fn decode_json(b: &[u8]) -> Result<Vec<RawStream>, DecodeError> {
     let mut c = Cursor::new(b);
     match c.peek() {
-        None => return Err("EOF".to_string()),
+        None => return Err(DecodeError::Invalid("EOF".to_string())),
         Some(b'n') => {
             return match c.scalar() {
                 Ok(b"null") => Ok(Vec::new()),
@@ -496,17 +504,17 @@ mod tests {
             parse_media_type("application/json; charset=\"utf-8\"").unwrap(),
             "application/json"
         );
-        assert_eq!(parse_media_type("").unwrap_err(), "mime: no media type");
+        assert_eq!(parse_media_type("").unwrap_err().to_string(), "mime: no media type");
         assert_eq!(
-            parse_media_type("application/json; charsetutf-8").unwrap_err(),
+            parse_media_type("application/json; charsetutf-8").unwrap_err().to_string(),
             "mime: invalid media parameter"
         );
         assert_eq!(
-            parse_media_type("application/").unwrap_err(),
+            parse_media_type("application/").unwrap_err().to_string(),
             "mime: expected token after slash"
         );
         assert_eq!(
-            parse_media_type("a/b; x=1; x=2").unwrap_err(),
+            parse_media_type("a/b; x=1; x=2").unwrap_err().to_string(),
             "mime: duplicate parameter name"
         );
         assert_eq!(parse_media_type("application/jsonn").unwrap(), "application/jsonn");
@@ -527,9 +535,10 @@ mod tests {
         assert_eq!(s[0].entries[1].ts, -5);
         assert!(decode_json(br#"{"streams": null}"#).unwrap().is_empty());
         assert!(decode_json(b"null").unwrap().is_empty());
-        assert_eq!(decode_json(b"").unwrap_err(), "EOF");
-        let err =
-            decode_json(br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"x"]]}]}"#).unwrap_err();
+        assert_eq!(decode_json(b"").unwrap_err().to_string(), "EOF");
+        let err = decode_json(br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"x"]]}]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(
                 "loghttp.PushRequest.Streams: []loghttp.LogProtoStream: unmarshalerDecoder: Value is string, but can't find closing '\"' symbol, error found in #10 byte of ...|"

@@ -47,3 +47,117 @@ impl PushError {
         matches!(self, PushError::Validation(_) | PushError::StreamRateLimited(_))
     }
 }
+
+/// A pushed label string that does not parse. `Display` is Prometheus' parser text (what
+/// follows `couldn't parse labels: ` in a push answer).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("1:{column}: parse error: {message}")]
+pub struct LabelsError {
+    /// 1-based byte column of the problem.
+    pub column: usize,
+    /// What is wrong there.
+    pub message: String,
+}
+
+/// Go's `mime.ParseMediaType` errors, with Go's texts (a push answers them with 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MediaTypeError {
+    /// Empty, or no token before the `/`.
+    #[error("mime: no media type")]
+    NoMediaType,
+    /// Something other than `/` after the type.
+    #[error("mime: expected slash after first token")]
+    ExpectedSlash,
+    /// Nothing after the `/`.
+    #[error("mime: expected token after slash")]
+    ExpectedToken,
+    /// Something after the subtype that is not a parameter.
+    #[error("mime: unexpected content after media subtype")]
+    UnexpectedContent,
+    /// A parameter given twice.
+    #[error("mime: duplicate parameter name")]
+    DuplicateParameter,
+    /// A parameter that is not `name=value`.
+    #[error("mime: invalid media parameter")]
+    InvalidParameter,
+}
+
+/// A structured-metadata name that cannot be normalized (a push answers it with 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataNameError {
+    /// The empty name.
+    #[error("label name is empty")]
+    Empty,
+    /// A name with nothing left but `_` once normalized.
+    #[error(
+        "normalization for label name {} resulted in invalid name {}",
+        skald_model::labels::go_quote(.name),
+        skald_model::labels::go_quote(.normalized)
+    )]
+    Invalid {
+        /// The name as pushed.
+        name: String,
+        /// What normalization made of it.
+        normalized: String,
+    },
+}
+
+/// A distributor setting that is refused. `Display` is what the config check prints.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// An `otlp_config` block that `skald_common::otlp::OtlpConfig::validate` refuses.
+    #[error("{0}")]
+    Otlp(skald_common::otlp::OtlpConfigError),
+    /// An `otlp_config` rule whose regex does not compile.
+    #[error("regex {regex:?}: {message}")]
+    OtlpRegex {
+        /// The regex as configured.
+        regex: String,
+        /// The regex compiler's message.
+        message: String,
+    },
+    /// A tenant's `distributor.otlp_config.tenant_overrides` entry.
+    #[error("distributor.otlp_config.tenant_overrides.{tenant}: {message}")]
+    OtlpOverride {
+        /// The tenant.
+        tenant: String,
+        /// What `OtlpConfig::validate` said.
+        message: skald_common::otlp::OtlpConfigError,
+    },
+    /// `distributor.elasticsearch`.
+    #[error("distributor.{0}")]
+    Elastic(ElasticConfigError),
+}
+
+/// A `distributor.elasticsearch` setting that is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElasticConfigError {
+    /// `index_label` is not a label name.
+    #[error("elasticsearch.index_label {0:?} is not a valid label name")]
+    IndexLabel(String),
+    /// A `label_fields` key that is not a dotted path.
+    #[error("elasticsearch.label_fields: bad field path {0:?}")]
+    FieldPath(String),
+    /// A `label_fields` value that is not a label name.
+    #[error("elasticsearch.label_fields.{field}: {label:?} is not a valid label name")]
+    FieldLabel {
+        /// The field path.
+        field: String,
+        /// The label it maps to.
+        label: String,
+    },
+    /// A `label_prefixes` key that is not a dotted path.
+    #[error("elasticsearch.label_prefixes: bad object path {0:?}")]
+    PrefixPath(String),
+    /// A `label_prefixes` value that cannot start a label name.
+    #[error("elasticsearch.label_prefixes.{path}: {prefix:?} is not a valid label-name prefix")]
+    Prefix {
+        /// The object path.
+        path: String,
+        /// The prefix.
+        prefix: String,
+    },
+    /// `version` is not `major.minor.patch`.
+    #[error("elasticsearch.version {0:?} must look like 8.19.0")]
+    Version(String),
+}

@@ -5,13 +5,15 @@
 use skald_model::labels::{is_valid_label_name, unquote_at};
 use skald_model::Label;
 
+use crate::error::LabelsError;
+
 /// Parses a Prometheus-style series description: an optional metric name (which becomes
 /// `__name__`) followed by `{name="value", ...}`. Names may be quoted (`{"a"="b"}`) but must be
 /// valid label names. Values are Go string literals (double-quoted or backtick).
-pub(crate) fn parse_stream_labels(s: &str) -> Result<Vec<Label>, String> {
+pub(crate) fn parse_stream_labels(s: &str) -> Result<Vec<Label>, LabelsError> {
     let b = s.as_bytes();
     let mut i = 0;
-    let err = |pos: usize, msg: &str| format!("1:{}: parse error: {msg}", pos + 1);
+    let err = |pos: usize, msg: &str| LabelsError { column: pos + 1, message: msg.to_string() };
     let skip_ws = |i: &mut usize| {
         while *i < b.len() && b[*i].is_ascii_whitespace() {
             *i += 1;

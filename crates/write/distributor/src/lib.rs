@@ -5,8 +5,8 @@
 //! enrichment (`service_name` label, `detected_level` structured metadata), validates streams
 //! and entries against the tenant's [`Limits`] with Loki's messages, enforces the tenant
 //! ingestion rate and the per-stream rate, and forwards the valid streams to an ingester through
-//! [`IngesterClient`]. It has no HTTP types: the server maps [`PushError::status_code`] and
-//! `Display` to the response.
+//! [`IngesterClient`]. Its HTTP edge ([`http`]) is a thin layer over that: the handlers map
+//! [`PushError::status_code`] and `Display` to the response, and the server mounts the routers.
 //!
 //! `max_global_streams_per_user` / `max_streams_per_user` are enforced by the ingester, which
 //! knows the active streams; the distributor does not check them.
@@ -17,6 +17,7 @@ mod config;
 pub mod decode;
 pub mod elastic;
 mod error;
+pub mod http;
 mod labels;
 pub mod level;
 mod metrics;
@@ -33,7 +34,9 @@ use skald_proto::ingester::IngesterClient;
 
 pub use config::{DistributorConfig, DistributorOtlpConfig, DEFAULT_OTLP_INDEX_LABEL_ATTRIBUTES};
 pub use decode::{decode_push_body, DecodeError, DecodeLimits, RawStream};
-pub use error::PushError;
+pub use error::{
+    ConfigError, ElasticConfigError, LabelsError, MediaTypeError, MetadataNameError, PushError,
+};
 pub use level::{LevelDetector, DETECTED_LEVEL};
 pub use metrics::DistributorMetrics;
 
@@ -85,7 +88,7 @@ pub mod reason {
 
 /// Parses a pushed label string the way the push path does (duplicates kept, empty values
 /// dropped, sorted by name). The error text follows `couldn't parse labels: ` in responses.
-pub fn parse_push_labels(s: &str) -> Result<Vec<Label>, String> {
+pub fn parse_push_labels(s: &str) -> Result<Vec<Label>, LabelsError> {
     labels::parse_stream_labels(s)
 }
 
@@ -190,9 +193,9 @@ fn group_errors(errors: &[String]) -> Option<String> {
 
 /// Structured-metadata name normalization (OTLP translator rules, as Loki applies them):
 /// invalid characters become `_`, runs of `_` collapse, a leading digit gets `key_`.
-pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, String> {
+pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, MetadataNameError> {
     if name.is_empty() {
-        return Err("label name is empty".to_string());
+        return Err(MetadataNameError::Empty);
     }
     if skald_model::labels::is_valid_label_name(name) && !name.contains("__") {
         return Ok(name.to_string());
@@ -223,11 +226,7 @@ pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, String> {
         out = format!("key_{out}");
     }
     if out.chars().all(|c| c == '_') {
-        return Err(format!(
-            "normalization for label name {} resulted in invalid name {}",
-            skald_model::labels::go_quote(name),
-            skald_model::labels::go_quote(&out)
-        ));
+        return Err(MetadataNameError::Invalid { name: name.to_string(), normalized: out });
     }
     Ok(out)
 }
@@ -590,8 +589,8 @@ impl Distributor {
                     continue;
                 }
                 for sm in &mut e.structured_metadata {
-                    let normalized =
-                        normalize_metadata_name(&sm.name).map_err(PushError::BadRequest)?;
+                    let normalized = normalize_metadata_name(&sm.name)
+                        .map_err(|e| PushError::BadRequest(e.to_string()))?;
                     if normalized != sm.name {
                         sm.name = normalized;
                     }
@@ -764,7 +763,7 @@ mod tests {
         assert_eq!(normalize_metadata_name("a..b").unwrap(), "a_b");
         assert_eq!(normalize_metadata_name("1x").unwrap(), "key_1x");
         assert_eq!(normalize_metadata_name("__x.y__").unwrap(), "__x_y__");
-        assert_eq!(normalize_metadata_name("").unwrap_err(), "label name is empty");
+        assert_eq!(normalize_metadata_name("").unwrap_err().to_string(), "label name is empty");
         assert!(normalize_metadata_name("..").is_err());
     }
 }

@@ -41,6 +41,7 @@ use skald_proto::otlp::common::{any_value, AnyValue, KeyValue};
 use crate::decode::{
     parse_media_type, read_capped, too_large, DecodeError, DecodeLimits, RawStream,
 };
+use crate::error::ConfigError;
 use crate::{normalize_metadata_name, Distributor, PushError, PushOutcome, SERVICE_NAME_LABEL};
 
 const APPLICATION_JSON: &str = "application/json";
@@ -154,7 +155,7 @@ pub fn decode_otlp_body(
     };
     let data: &[u8] = decompressed.as_deref().unwrap_or(body);
     let raw_type = content_type.unwrap_or("");
-    let media = parse_media_type(raw_type).map_err(DecodeError::Invalid)?;
+    let media = parse_media_type(raw_type).map_err(|e| DecodeError::Invalid(e.to_string()))?;
     match media.as_str() {
         APPLICATION_PROTOBUF => ExportLogsServiceRequest::decode(data)
             .map(|r| (r, OtlpFormat::Protobuf))
@@ -189,9 +190,12 @@ struct Rule {
 }
 
 impl Rule {
-    fn compile(c: &OtlpAttributesConfig) -> Result<Rule, String> {
+    fn compile(c: &OtlpAttributesConfig) -> Result<Rule, ConfigError> {
         let regex = match &c.regex {
-            Some(re) => Some(Regex::new(&anchored(re)).map_err(|e| format!("regex {re:?}: {e}"))?),
+            Some(re) => Some(Regex::new(&anchored(re)).map_err(|e| ConfigError::OtlpRegex {
+                regex: re.clone(),
+                message: e.to_string(),
+            })?),
             None => None,
         };
         Ok(Rule { action: c.action, attributes: c.attributes.clone(), regex })
@@ -234,9 +238,9 @@ impl OtlpRules {
 
     /// Compiles `config`; `defaults` is the distributor's list of resource attributes indexed
     /// unless `ignore_defaults` is set.
-    pub fn new(defaults: &[String], config: &OtlpConfig) -> Result<OtlpRules, String> {
-        config.validate().map_err(|e| e.to_string())?;
-        let compile = |rules: &[OtlpAttributesConfig]| -> Result<Vec<Rule>, String> {
+    pub fn new(defaults: &[String], config: &OtlpConfig) -> Result<OtlpRules, ConfigError> {
+        config.validate().map_err(ConfigError::Otlp)?;
+        let compile = |rules: &[OtlpAttributesConfig]| -> Result<Vec<Rule>, ConfigError> {
             rules.iter().map(Rule::compile).collect()
         };
         let mut resource = Vec::new();
@@ -566,7 +570,11 @@ pub(crate) struct OtlpRuleSet {
 impl Distributor {
     /// Sets (or replaces) one tenant's `otlp_config`, overriding `limits_config.otlp_config`
     /// for that tenant (Loki's per-tenant overrides).
-    pub fn set_tenant_otlp_config(&self, tenant: &str, config: &OtlpConfig) -> Result<(), String> {
+    pub fn set_tenant_otlp_config(
+        &self,
+        tenant: &str,
+        config: &OtlpConfig,
+    ) -> Result<(), ConfigError> {
         let rules = OtlpRules::new(
             &self.config.otlp_config.default_resource_attributes_as_index_labels,
             config,

@@ -2,57 +2,19 @@
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use prost::Message;
 use skald_common::limits::Limits;
 use skald_distributor::{Distributor, DistributorConfig, PushError};
-use skald_model::{Label, Labels, Stream};
-use skald_proto::ingester::{IngesterQuery, IngesterService};
+use skald_model::Label;
 use skald_proto::logproto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
 use skald_proto::{ErrorCode, ServiceError};
 
-#[derive(Default)]
-struct MockIngester {
-    pushed: Mutex<Vec<(String, Vec<Stream>)>>,
-    fail: Option<ServiceError>,
-}
-
-#[async_trait]
-impl IngesterService for MockIngester {
-    async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
-        if let Some(e) = &self.fail {
-            return Err(e.clone());
-        }
-        self.pushed.lock().unwrap().push((tenant.to_string(), streams));
-        Ok(())
-    }
-    async fn query(&self, _: &str, _: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {
-        Ok(vec![])
-    }
-    async fn series(&self, _: &str, _: IngesterQuery) -> Result<Vec<Labels>, ServiceError> {
-        Ok(vec![])
-    }
-    async fn query_samples(
-        &self,
-        _: &str,
-        _: IngesterQuery,
-    ) -> Result<Vec<skald_proto::ingester::SeriesSamples>, ServiceError> {
-        Ok(vec![])
-    }
-    async fn flush_all(&self) -> Result<(), ServiceError> {
-        Ok(())
-    }
-}
-
-impl MockIngester {
-    fn streams(&self) -> Vec<Stream> {
-        self.pushed.lock().unwrap().iter().flat_map(|(_, s)| s.clone()).collect()
-    }
-}
+mod support;
+use support::MockIngester;
 
 struct Fixture {
     d: Distributor,

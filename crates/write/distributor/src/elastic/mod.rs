@@ -22,10 +22,12 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::decode::{read_capped, too_large, DecodeError, DecodeLimits, RawStream};
+use crate::error::ElasticConfigError;
 use crate::{labels, Distributor, Prepared, PushError};
 
 mod answers;
 mod bulk;
+pub mod objects;
 
 pub use answers::{error_response, error_type, license, root_info, xpack, BulkOutcome};
 pub use bulk::{bulk_documents, BulkDocument};
@@ -99,36 +101,35 @@ fn valid_label_name(s: &str) -> bool {
 
 impl ElasticConfig {
     /// Checks label names, paths and the version string.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ElasticConfigError> {
         if !self.index_label.is_empty() && !valid_label_name(&self.index_label) {
-            return Err(format!(
-                "elasticsearch.index_label {:?} is not a valid label name",
-                self.index_label
-            ));
+            return Err(ElasticConfigError::IndexLabel(self.index_label.clone()));
         }
         for (field, label) in &self.label_fields {
             if field.is_empty() || field.split('.').any(str::is_empty) {
-                return Err(format!("elasticsearch.label_fields: bad field path {field:?}"));
+                return Err(ElasticConfigError::FieldPath(field.clone()));
             }
             if !valid_label_name(label) {
-                return Err(format!(
-                    "elasticsearch.label_fields.{field}: {label:?} is not a valid label name"
-                ));
+                return Err(ElasticConfigError::FieldLabel {
+                    field: field.clone(),
+                    label: label.clone(),
+                });
             }
         }
         for (path, prefix) in &self.label_prefixes {
             if path.is_empty() || path.split('.').any(str::is_empty) {
-                return Err(format!("elasticsearch.label_prefixes: bad object path {path:?}"));
+                return Err(ElasticConfigError::PrefixPath(path.clone()));
             }
             if !prefix.is_empty() && !valid_label_name(prefix) {
-                return Err(format!(
-                    "elasticsearch.label_prefixes.{path}: {prefix:?} is not a valid label-name prefix"
-                ));
+                return Err(ElasticConfigError::Prefix {
+                    path: path.clone(),
+                    prefix: prefix.clone(),
+                });
             }
         }
         let parts: Vec<&str> = self.version.split('.').collect();
         if parts.len() != 3 || parts.iter().any(|p| p.parse::<u32>().is_err()) {
-            return Err(format!("elasticsearch.version {:?} must look like 8.19.0", self.version));
+            return Err(ElasticConfigError::Version(self.version.clone()));
         }
         Ok(())
     }
@@ -287,15 +288,15 @@ mod tests {
     fn default_config_is_valid_and_bad_values_are_named() {
         assert!(cfg().validate().is_ok());
         let c = ElasticConfig { index_label: "in-dex".into(), ..cfg() };
-        assert!(c.validate().unwrap_err().contains("index_label"));
+        assert!(c.validate().unwrap_err().to_string().contains("index_label"));
         let mut c = cfg();
         c.label_fields.insert("a..b".into(), "x".into());
-        assert!(c.validate().unwrap_err().contains("bad field path"));
+        assert!(c.validate().unwrap_err().to_string().contains("bad field path"));
         let mut c = cfg();
         c.label_fields.insert("a".into(), "1x".into());
-        assert!(c.validate().unwrap_err().contains("not a valid label name"));
+        assert!(c.validate().unwrap_err().to_string().contains("not a valid label name"));
         let c = ElasticConfig { version: "8".into(), ..cfg() };
-        assert!(c.validate().unwrap_err().contains("8.19.0"));
+        assert!(c.validate().unwrap_err().to_string().contains("8.19.0"));
         let err = serde_yaml::from_str::<ElasticConfig>("label_field: {}\n").unwrap_err();
         assert!(err.to_string().contains("label_field"), "{err}");
     }

@@ -1,17 +1,14 @@
-//! Shipper endpoints besides Loki's push: OTLP/HTTP logs and the Elasticsearch bulk API with
-//! the handshake calls Elasticsearch clients make before their first bulk request.
+//! The Elasticsearch bulk API, with the handshake calls Elasticsearch clients make before their
+//! first bulk request.
 //!
-//! - `POST /otlp/v1/logs` (tenant routes): 200 with an empty `ExportLogsServiceResponse` in the
-//!   request's encoding; errors as a `google.rpc.Status` in that encoding, with Loki's statuses
-//!   (400, 413, 429; 500 answered as 503).
 //! - `POST|PUT /_bulk`, `POST|PUT /{index}/_bulk` (tenant routes): Elasticsearch's bulk
 //!   response; whole-request failures as Elasticsearch error bodies.
 //! - Handshake (no tenant needed): `GET|HEAD /` (cluster info and version), `GET /_license`,
 //!   `GET /_xpack`, `GET /_cluster/health`.
 //! - Objects (tenant routes): `GET|HEAD|PUT|POST|DELETE` of `_index_template`, `_template`,
 //!   `_component_template`, `_ilm/policy`, `_ingest/pipeline` and `_data_stream` objects, kept
-//!   per tenant in the object store ([`crate::es_objects`]), capped in size and number, so that
-//!   a client that checks for its template after putting it finds it, also after a restart.
+//!   per tenant in the object store ([`crate::elastic::objects`]), capped in size and number, so
+//!   that a client that checks for its template after putting it finds it, also after a restart.
 //!   Nothing in them changes how logs are stored.
 //!
 //! Every Elasticsearch-compatible answer carries `X-Elastic-Product: Elasticsearch`, which the
@@ -28,9 +25,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use serde_json::{json, Value};
 use skald_common::tenant::TenantId;
-use skald_distributor::{elastic, otlp, Distributor};
 
-use crate::es_objects::EsObjects;
+use super::header_str;
+use crate::elastic::{self, objects::EsObjects};
+use crate::Distributor;
 
 const ELASTIC_PRODUCT: &str = "X-Elastic-Product";
 
@@ -55,34 +53,6 @@ fn es_answer(method: &Method, status: StatusCode, body: &Value) -> Response {
         return r;
     }
     es_json(status, body)
-}
-
-fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    h.get(name).and_then(|v| v.to_str().ok())
-}
-
-async fn otlp_logs(
-    Extension(distributor): Extension<Arc<Distributor>>,
-    Extension(tenant): Extension<TenantId>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let ct = header_str(&headers, header::CONTENT_TYPE);
-    let ce = header_str(&headers, header::CONTENT_ENCODING);
-    let format = otlp::OtlpFormat::from_content_type(ct);
-    let (status, body) = match distributor.push_otlp(&tenant.0, body, ct, ce).await {
-        Ok(_) => (StatusCode::OK, otlp::success_body(format)),
-        Err(e) => {
-            let status = otlp::error_status(&e);
-            (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                otlp::error_body(format, status, &e.to_string()),
-            )
-        }
-    };
-    let mut r = (status, body).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    r
 }
 
 async fn bulk_at(
@@ -207,7 +177,7 @@ async fn object(
             &elastic::error_response(404, "resource_not_found_exception", &reason),
         )
     };
-    let failed = |e: crate::es_objects::ObjectError| {
+    let failed = |e: elastic::objects::ObjectError| {
         let (status, kind) = e.status();
         if status >= 500 {
             tracing::warn!(error = %e, tenant = %tenant.0, "Elasticsearch object request failed");
@@ -296,10 +266,11 @@ where
     get(h.clone()).put(h.clone()).post(h.clone()).delete(h)
 }
 
-/// Routes that need a tenant (behind the tenant layer): OTLP, the bulk API and the objects
-/// (kept in `objects`; without it, the object routes answer 503).
-pub fn tenant_routes(distributor: &Distributor, objects: Option<Arc<EsObjects>>) -> Router {
-    let mut r = Router::new().route("/otlp/v1/logs", post(otlp_logs));
+/// Routes that need a tenant (behind the tenant layer): the bulk API and the objects (kept in
+/// `objects`; without it, the object routes answer 503). Empty when `elasticsearch.enabled`
+/// is false.
+pub(super) fn tenant_routes(distributor: &Distributor, objects: Option<Arc<EsObjects>>) -> Router {
+    let mut r = Router::new();
     if distributor.config().elasticsearch.enabled {
         r = r
             .route("/_bulk", post(bulk).put(bulk))
@@ -316,7 +287,7 @@ pub fn tenant_routes(distributor: &Distributor, objects: Option<Arc<EsObjects>>)
 }
 
 /// The handshake routes (no tenant needed). Empty when `elasticsearch.enabled` is false.
-pub fn public_routes(distributor: Arc<Distributor>) -> Router {
+pub(super) fn public_routes(distributor: Arc<Distributor>) -> Router {
     if !distributor.config().elasticsearch.enabled {
         return Router::new();
     }
