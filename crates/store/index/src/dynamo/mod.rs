@@ -35,9 +35,7 @@ use skald_model::{LabelMatcher, Labels};
 
 use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
-use crate::store::{
-    days_spanned, group_by_day, label_names_of, label_values_of, IndexStore, Merger, SeriesChunks,
-};
+use crate::store::{days_spanned, group_by_day, IndexStore, Merger, SeriesChunks};
 
 mod config;
 mod failure;
@@ -460,26 +458,5 @@ impl IndexStore for DynamoIndexStore {
             }
         }
         Ok(merged.finish())
-    }
-
-    async fn label_names(
-        &self,
-        tenant: &str,
-        from: i64,
-        through: i64,
-        matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>> {
-        Ok(label_names_of(&self.series(tenant, matchers, from, through).await?))
-    }
-
-    async fn label_values(
-        &self,
-        tenant: &str,
-        name: &str,
-        from: i64,
-        through: i64,
-        matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>> {
-        Ok(label_values_of(&self.series(tenant, matchers, from, through).await?, name))
     }
 }
