@@ -32,9 +32,7 @@ const STORAGE_SDK_OWNERS: &[(&str, &[&str])] = &[
 /// Storage-SDK uses outside their owners, each with the step that removes it (stale entries
 /// fail the test too).
 const KNOWN_STORAGE_SDK_USES: &[(&str, &str, &str)] = &[
-    // `crates/server/src/storage.rs` builds the DynamoDB client from Loki's `dynamodb_url`.
-    // This entry goes away when that parsing moves into skald-index (REVIEW-2026-12 §8 step 5).
-    ("skald-server", "aws-sdk-dynamodb", "the DynamoDB URL parsing moves into skald-index"),
+    // (none: the server's DynamoDB client construction moved into skald-index)
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

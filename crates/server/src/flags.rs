@@ -40,15 +40,52 @@ Flags:
   -help                      print this help and exit
 ";
 
+/// Why the command line cannot be used (Go's `flag` package messages).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    /// An argument that is not a flag.
+    #[error("unexpected argument `{arg}`")]
+    Unexpected {
+        /// The argument.
+        arg: String,
+    },
+    /// A flag that needs a value is last.
+    #[error("flag needs an argument: -{name}")]
+    NeedsArgument {
+        /// The flag, without its dash.
+        name: String,
+    },
+    /// A boolean flag with another value than `true`, `1`, `false` or `0`.
+    #[error("invalid boolean value `{value}` for -{name}")]
+    InvalidBool {
+        /// The value given.
+        value: String,
+        /// The flag, without its dash.
+        name: String,
+    },
+    /// A port that is not a number from 0 to 65535.
+    #[error("invalid port `{value}`")]
+    InvalidPort {
+        /// The value given.
+        value: String,
+    },
+    /// A flag this binary does not know.
+    #[error("flag provided but not defined: -{name}")]
+    Undefined {
+        /// The flag, without its dash.
+        name: String,
+    },
+}
+
 /// Parses arguments (without the program name).
-pub fn parse(args: &[String]) -> Result<Flags, String> {
+pub fn parse(args: &[String]) -> Result<Flags, FlagError> {
     let mut f = Flags::default();
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
         let stripped = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'));
         let Some(body) = stripped else {
-            return Err(format!("unexpected argument `{arg}`"));
+            return Err(FlagError::Unexpected { arg: arg.clone() });
         };
         let (name, inline) = match body.split_once('=') {
             Some((n, v)) => (n, Some(v.to_string())),
@@ -61,12 +98,14 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
             v
         } else {
             i += 1;
-            args.get(i).cloned().ok_or_else(|| format!("flag needs an argument: -{name}"))?
+            args.get(i)
+                .cloned()
+                .ok_or_else(|| FlagError::NeedsArgument { name: name.to_string() })?
         };
         let as_bool = |v: &str| match v {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
-            _ => Err(format!("invalid boolean value `{v}` for -{name}")),
+            _ => Err(FlagError::InvalidBool { value: v.to_string(), name: name.to_string() }),
         };
         match name {
             "config.file" => f.config_file = Some(value),
@@ -74,14 +113,18 @@ pub fn parse(args: &[String]) -> Result<Flags, String> {
             "target" => f.target = Some(value),
             "log.level" => f.log_level = Some(value),
             "server.http-listen-port" => {
-                f.http_port = Some(value.parse().map_err(|_| format!("invalid port `{value}`"))?)
+                f.http_port = Some(
+                    value.parse().map_err(|_| FlagError::InvalidPort { value: value.clone() })?,
+                )
             }
             "server.grpc-listen-port" => {
-                f.grpc_port = Some(value.parse().map_err(|_| format!("invalid port `{value}`"))?)
+                f.grpc_port = Some(
+                    value.parse().map_err(|_| FlagError::InvalidPort { value: value.clone() })?,
+                )
             }
             "version" => f.version = as_bool(&value)?,
             "help" | "h" => f.help = as_bool(&value)?,
-            other => return Err(format!("flag provided but not defined: -{other}")),
+            other => return Err(FlagError::Undefined { name: other.to_string() }),
         }
         i += 1;
     }
@@ -103,7 +146,25 @@ mod tests {
         assert_eq!(f.config_file.as_deref(), Some("a.yaml"));
         assert_eq!(f.target.as_deref(), Some("querier"));
         assert!(f.expand_env);
-        assert!(parse(&s(&["-nope"])).unwrap_err().contains("nope"));
+        // an unknown flag takes a value first, as the known non-boolean ones do
+        assert_eq!(parse(&s(&["-nope"])).unwrap_err().to_string(), "flag needs an argument: -nope");
+        assert_eq!(
+            parse(&s(&["-nope", "1"])).unwrap_err().to_string(),
+            "flag provided but not defined: -nope"
+        );
+        assert_eq!(
+            parse(&s(&["-target"])).unwrap_err().to_string(),
+            "flag needs an argument: -target"
+        );
+        assert_eq!(
+            parse(&s(&["-version=maybe"])).unwrap_err().to_string(),
+            "invalid boolean value `maybe` for -version"
+        );
+        assert_eq!(
+            parse(&s(&["-server.http-listen-port", "70000"])).unwrap_err().to_string(),
+            "invalid port `70000`"
+        );
+        assert_eq!(parse(&s(&["x"])).unwrap_err().to_string(), "unexpected argument `x`");
         assert!(parse(&s(&["-version"])).unwrap().version);
     }
 }

@@ -1,5 +1,10 @@
 //! Storage wiring: Loki's `storage_config.aws` block (S3 chunks, DynamoDB index), the
 //! `schema_config` periods, and the stores and table-manager periods built from them.
+//!
+//! Only the serde blocks and the choice of stores per period live here: reading Loki's S3 keys
+//! and opening the bucket is `skald-chunk-store`'s (`S3Config::from_loki`,
+//! `ObjectChunkStore::s3`), reading `dynamodb_url` and building the DynamoDB client is
+//! `skald-index`'s (`DynamoClientConfig::from_url`, `connect`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use skald_chunk_store::{
-    ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials,
+    ChunkStore, LokiS3Settings, ObjectChunkStore, ObjectChunkStoreConfig, S3Config,
 };
 use skald_index::{
     DynamoClientConfig, DynamoIndexConfig, DynamoIndexStore, DynamoMetrics, IndexStore,
@@ -90,87 +95,25 @@ pub struct DynamoDbConfig {
     pub backoff_config: Option<serde_yaml::Value>,
 }
 
-fn unescape(s: &str) -> anyhow::Result<String> {
-    Ok(percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .context("storage_config.aws.s3: credentials are not valid UTF-8")?
-        .into_owned())
-}
-
 impl AwsStorageConfig {
+    /// The S3 keys of this block, for `skald-chunk-store` to read.
+    pub fn s3_settings(&self) -> LokiS3Settings {
+        LokiS3Settings {
+            s3: self.s3.expose().to_string(),
+            bucketnames: self.bucketnames.clone(),
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.expose().to_string(),
+            session_token: self.session_token.expose().to_string(),
+            insecure: self.insecure,
+            s3forcepathstyle: self.s3forcepathstyle,
+        }
+    }
+
     /// The bucket and how to reach it, from the URL and the explicit keys (which win).
     pub fn s3_config(&self) -> anyhow::Result<S3Config> {
-        let mut out = S3Config { region: "us-east-1".to_string(), ..Default::default() };
-        let mut region_from_url = false;
-        if !self.s3.is_empty() {
-            let rest = self.s3.expose().strip_prefix("s3://").with_context(|| {
-                format!("storage_config.aws.s3 `{}` must start with s3://", self.s3)
-            })?;
-            let (userinfo, hostpath) = match rest.rsplit_once('@') {
-                Some((u, h)) => (Some(u), h),
-                None => (None, rest),
-            };
-            let (host, bucket) = hostpath.split_once('/').unwrap_or((hostpath, ""));
-            if let Some(u) = userinfo {
-                let (k, s) = u.split_once(':').unwrap_or((u, ""));
-                out.credentials = Some(S3Credentials {
-                    access_key_id: unescape(k)?,
-                    secret_access_key: unescape(s)?,
-                    session_token: None,
-                });
-            }
-            if host.contains('.') || host.contains(':') {
-                out.endpoint = Some(format!("http://{host}"));
-                out.force_path_style = true;
-            } else if !host.is_empty() {
-                out.region = host.to_string();
-                region_from_url = true;
-            }
-            out.bucket = bucket.trim_matches('/').to_string();
-        }
-        if !self.bucketnames.is_empty() {
-            let names: Vec<&str> =
-                self.bucketnames.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-            if names.len() > 1 {
-                anyhow::bail!(
-                    "storage_config.aws.bucketnames: several buckets are not supported yet; name one"
-                );
-            }
-            out.bucket = names.first().map(|s| s.to_string()).unwrap_or_default();
-        }
-        if out.bucket.is_empty() {
-            anyhow::bail!(
-                "storage_config.aws names no bucket (s3: s3://<region>/<bucket>, or bucketnames)"
-            );
-        }
-        if !self.endpoint.is_empty() {
-            out.endpoint = Some(if self.endpoint.contains("://") {
-                self.endpoint.clone()
-            } else if self.insecure {
-                format!("http://{}", self.endpoint)
-            } else {
-                format!("https://{}", self.endpoint)
-            });
-        }
-        if !self.region.is_empty() {
-            out.region = self.region.clone();
-        } else if !region_from_url {
-            if let Ok(r) = std::env::var("AWS_REGION") {
-                out.region = r;
-            }
-        }
-        if self.s3forcepathstyle {
-            out.force_path_style = true;
-        }
-        if !self.access_key_id.is_empty() {
-            out.credentials = Some(S3Credentials {
-                access_key_id: self.access_key_id.clone(),
-                secret_access_key: self.secret_access_key.expose().to_string(),
-                session_token: (!self.session_token.is_empty())
-                    .then(|| self.session_token.expose().to_string()),
-            });
-        }
-        Ok(out)
+        Ok(S3Config::from_loki(&self.s3_settings())?)
     }
 }
 
@@ -222,19 +165,18 @@ pub fn table_periods(
     Ok(out)
 }
 
-/// A DynamoDB client from `storage_config.aws.dynamodb.dynamodb_url`.
-pub fn dynamo_client(config: &Config) -> anyhow::Result<aws_sdk_dynamodb::Client> {
+/// Where DynamoDB is, from `storage_config.aws.dynamodb.dynamodb_url`; `connect()` builds the
+/// client.
+pub fn dynamo_client_config(config: &Config) -> anyhow::Result<DynamoClientConfig> {
     let url = config
         .storage_config
         .aws
         .as_ref()
         .and_then(|a| a.dynamodb.as_ref())
+        .filter(|d| !d.dynamodb_url.is_empty())
         .map(|d| d.dynamodb_url.expose())
-        .filter(|u| !u.is_empty())
         .context("a schema_config period stores its index in DynamoDB (store: aws) but storage_config.aws.dynamodb.dynamodb_url is not set")?;
-    let c = DynamoClientConfig::from_url(url).map_err(anyhow::Error::msg)?;
-    let secret = c.credentials.as_ref().map(|(_, s)| s.clone()).unwrap_or_default();
-    c.connect().map_err(|e| anyhow::anyhow!("{}", scrub(&e, &[&secret])))
+    Ok(DynamoClientConfig::from_url(url)?)
 }
 
 /// The object store the config describes (chunks, index segments, Elasticsearch templates).
@@ -252,11 +194,7 @@ pub fn build_chunk_store(config: &Config) -> anyhow::Result<Arc<dyn ChunkStore>>
         let s3 = aws.s3_config()?;
         let endpoint = s3.endpoint.as_deref().map(redact_url);
         tracing::info!(bucket = %s3.bucket, endpoint = ?endpoint, region = %s3.region, "storing chunks in S3");
-        let secrets: Vec<&str> = s3
-            .credentials
-            .iter()
-            .flat_map(|c| [c.secret_access_key.as_str(), c.session_token.as_deref().unwrap_or("")])
-            .collect();
+        let secrets = s3.secrets();
         // object_store's messages may quote the endpoint: no credential in them
         let store = ObjectChunkStore::s3(&s3, ObjectChunkStoreConfig::default()).map_err(|e| {
             anyhow::anyhow!("{}", scrub(&format!("{:#}", anyhow::Error::from(e)), &secrets))
@@ -286,7 +224,7 @@ pub fn build_stores(
     if !periods.iter().any(|p| is_dynamo_store(&p.store)) {
         return Ok((chunks, object_index));
     }
-    let client = dynamo_client(config)?;
+    let client = dynamo_client_config(config)?.connect()?;
     let metrics = DynamoMetrics::new();
     metrics.register(registry).context("cannot register DynamoDB metrics")?;
     let mut by_period: Vec<(i64, Arc<dyn IndexStore>)> = Vec::new();

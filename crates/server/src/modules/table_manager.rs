@@ -14,7 +14,7 @@ pub fn init_table_manager(m: &mut Modules) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let client = crate::storage::dynamo_client(&m.config)?;
+    let client = crate::storage::dynamo_client_config(&m.config)?.connect()?;
     let tm = skald_table_manager::TableManager::new(
         m.config.table_manager.clone(),
         periods,

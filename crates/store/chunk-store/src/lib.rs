@@ -6,6 +6,9 @@
 //! `object_store::ObjectStore` with bounded concurrency, retries with backoff on transient
 //! errors, and a bytes-bounded LRU chunk cache ([`cache::ByteLru`]).
 //!
+//! [`S3Config::from_loki`] reads Loki's `storage_config.aws` keys ([`LokiS3Settings`]) into the
+//! [`S3Config`] that [`ObjectChunkStore::s3`] opens a bucket with.
+//!
 //! This is the only crate that imports `object_store`. The conformance suite for
 //! implementations is `testsuite` (feature `testsuite`).
 #![warn(missing_docs)]
@@ -13,12 +16,14 @@
 pub mod cache;
 mod error;
 mod key;
+mod loki_s3;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
 
 pub use error::{Error, Result};
 pub use key::{validate_tenant, ChunkKey};
+pub use loki_s3::{redact_url, LokiS3Settings, S3SettingsError, URL_PASSWORD_MASK};
 pub use store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig, S3Config, S3Credentials};
 
 /// Re-export of the `object_store` crate, so callers can build backends without depending on

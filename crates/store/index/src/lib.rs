@@ -24,7 +24,9 @@ pub mod testsuite;
 mod varint;
 
 pub use chunk_ref::{stats_kib, ChunkRef};
-pub use dynamo::{DynamoClientConfig, DynamoIndexConfig, DynamoIndexStore, DynamoMetrics};
+pub use dynamo::{
+    DynamoClientConfig, DynamoConfigError, DynamoIndexConfig, DynamoIndexStore, DynamoMetrics,
+};
 pub use error::{Error, Result};
 pub use mem::MemIndexStore;
 pub use object::{segment_path, ObjectIndexStore, ObjectIndexStoreConfig};

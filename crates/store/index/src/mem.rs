@@ -1,6 +1,6 @@
 //! [`MemIndexStore`]: a brute-force in-memory reference implementation for tests.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use parking_lot::RwLock;
@@ -70,38 +70,5 @@ impl IndexStore for MemIndexStore {
     ) -> Result<Vec<SeriesChunks>> {
         skald_chunk_store::validate_tenant(tenant)?;
         Ok(self.matching(tenant, matchers, from, through))
-    }
-
-    async fn label_names(
-        &self,
-        tenant: &str,
-        from: i64,
-        through: i64,
-        matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>> {
-        skald_chunk_store::validate_tenant(tenant)?;
-        let names: BTreeSet<String> = self
-            .matching(tenant, matchers, from, through)
-            .into_iter()
-            .flat_map(|s| s.labels.into_vec().into_iter().map(|l| l.name))
-            .collect();
-        Ok(names.into_iter().collect())
-    }
-
-    async fn label_values(
-        &self,
-        tenant: &str,
-        name: &str,
-        from: i64,
-        through: i64,
-        matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>> {
-        skald_chunk_store::validate_tenant(tenant)?;
-        let values: BTreeSet<String> = self
-            .matching(tenant, matchers, from, through)
-            .into_iter()
-            .filter_map(|s| s.labels.get(name).filter(|v| !v.is_empty()).map(str::to_owned))
-            .collect();
-        Ok(values.into_iter().collect())
     }
 }

@@ -58,15 +58,22 @@ pub trait IndexStore: Send + Sync {
     ) -> Result<Vec<SeriesChunks>>;
 
     /// Sorted, distinct label names of the series `series(matchers, from, through)` returns.
+    ///
+    /// By default derived from [`IndexStore::series`]; a store with a cheaper way (names from
+    /// a symbol table, say) overrides it.
     async fn label_names(
         &self,
         tenant: &str,
         from: i64,
         through: i64,
         matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>>;
+    ) -> Result<Vec<String>> {
+        Ok(label_names_of(&self.series(tenant, matchers, from, through).await?))
+    }
 
     /// Sorted, distinct non-empty values of label `name` over the same series.
+    ///
+    /// By default derived from [`IndexStore::series`], like [`IndexStore::label_names`].
     async fn label_values(
         &self,
         tenant: &str,
@@ -74,7 +81,9 @@ pub trait IndexStore: Send + Sync {
         from: i64,
         through: i64,
         matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>>;
+    ) -> Result<Vec<String>> {
+        Ok(label_values_of(&self.series(tenant, matchers, from, through).await?, name))
+    }
 }
 
 /// Checks the tenant and every chunk ref, then groups refs by index day.
@@ -150,14 +159,14 @@ impl Merger {
 }
 
 /// Sorted, distinct label names of `series`.
-pub(crate) fn label_names_of(series: &[SeriesChunks]) -> Vec<String> {
+fn label_names_of(series: &[SeriesChunks]) -> Vec<String> {
     let names: BTreeSet<&str> =
         series.iter().flat_map(|s| s.labels.iter().map(|l| l.name.as_str())).collect();
     names.into_iter().map(str::to_owned).collect()
 }
 
 /// Sorted, distinct non-empty values of label `name` in `series`.
-pub(crate) fn label_values_of(series: &[SeriesChunks], name: &str) -> Vec<String> {
+fn label_values_of(series: &[SeriesChunks], name: &str) -> Vec<String> {
     let values: BTreeSet<&str> =
         series.iter().filter_map(|s| s.labels.get(name)).filter(|v| !v.is_empty()).collect();
     values.into_iter().map(str::to_owned).collect()

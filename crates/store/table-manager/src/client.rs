@@ -6,10 +6,8 @@ use crate::error::Result;
 use crate::tables::{TableDesc, Throughput};
 
 /// Key schema every table created through a [`TableClient`] must have: `h` (string) is the
-/// hash key and `r` (binary) the range key. The index store relies on it.
-pub const HASH_KEY: &str = "h";
-/// The range key attribute (binary); see [`HASH_KEY`].
-pub const RANGE_KEY: &str = "r";
+/// hash key and `r` (binary) the range key. `skald-index` owns it (its `dynamo::schema`).
+pub use skald_index::dynamo::{HASH_KEY, RANGE_KEY};
 
 /// Lifecycle state of a table, as DynamoDB reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

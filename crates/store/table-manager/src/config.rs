@@ -177,7 +177,7 @@ impl PeriodicTableConfig {
 
     /// Returns the table name for table number `n`.
     pub fn table_name(&self, n: i64) -> String {
-        format!("{}{n}", self.prefix)
+        skald_index::dynamo::table_name(&self.prefix, n)
     }
 
     /// Returns the number of the table holding data at `unix_secs`.

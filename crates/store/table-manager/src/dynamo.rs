@@ -2,21 +2,19 @@
 //! DynamoDB-compatible server).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ProvisionedThroughput,
-    ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{BillingMode, ProvisionedThroughput};
+use skald_index::dynamo::{self as schema, classify, error_text, FailureKind};
 use tracing::debug;
 
-use crate::client::{TableClient, TableState, TableStatus, HASH_KEY, RANGE_KEY};
+use crate::client::{TableClient, TableState, TableStatus};
 use crate::error::{Error, Operation, Result};
 use crate::tables::{TableDesc, Throughput};
 
 /// Manages tables through an already configured `aws_sdk_dynamodb::Client`.
 ///
-/// Tables are created with attribute definitions `h` (S) and `r` (B) and key schema
-/// `h` HASH, `r` RANGE; billing `PAY_PER_REQUEST` for [`Throughput::OnDemand`], otherwise
+/// Tables are created with `skald-index`'s schema (attribute definitions `h` (S) and `r` (B),
+/// key schema `h` HASH, `r` RANGE: `skald_index::dynamo::{attribute_definitions, key_schema}`);
+/// billing `PAY_PER_REQUEST` for [`Throughput::OnDemand`], otherwise
 /// `PROVISIONED` with the given capacity. No tags are set (DynamoDB Local does not support
 /// tagging).
 #[derive(Debug, Clone)]
@@ -39,12 +37,10 @@ impl DynamoTableClient {
     }
 }
 
+/// A failed table operation; the message is the SDK's, with its error chain
+/// (`skald_index::dynamo::error_text`, as the index store reports its failures).
 fn client_error(operation: Operation, table: &str, err: impl std::error::Error) -> Error {
-    Error::Client {
-        operation,
-        table: table.to_string(),
-        message: DisplayErrorContext(&err).to_string(),
-    }
+    Error::Client { operation, table: table.to_string(), message: error_text(&err) }
 }
 
 fn provisioned(
@@ -87,10 +83,15 @@ impl TableClient for DynamoTableClient {
         let out = match self.client.describe_table().table_name(name).send().await {
             Ok(out) => out,
             Err(e) => {
-                if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
+                let failure = classify(&e);
+                if failure.kind == FailureKind::MissingTable {
                     return Err(Error::TableNotFound { table: name.to_string() });
                 }
-                return Err(client_error(Operation::Describe, name, e));
+                return Err(Error::Client {
+                    operation: Operation::Describe,
+                    table: name.to_string(),
+                    message: failure.message,
+                });
             }
         };
         let Some(table) = out.table() else {
@@ -128,28 +129,14 @@ impl TableClient for DynamoTableClient {
     async fn create_table(&self, desc: &TableDesc) -> Result<()> {
         let name = desc.name.as_str();
         let op = Operation::Create;
-        let attr = |attr: &str, ty: ScalarAttributeType| {
-            AttributeDefinition::builder()
-                .attribute_name(attr)
-                .attribute_type(ty)
-                .build()
-                .map_err(|e| client_error(op, name, e))
-        };
-        let key = |attr: &str, ty: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(attr)
-                .key_type(ty)
-                .build()
-                .map_err(|e| client_error(op, name, e))
-        };
         let mut request = self
             .client
             .create_table()
             .table_name(name)
-            .attribute_definitions(attr(HASH_KEY, ScalarAttributeType::S)?)
-            .attribute_definitions(attr(RANGE_KEY, ScalarAttributeType::B)?)
-            .key_schema(key(HASH_KEY, KeyType::Hash)?)
-            .key_schema(key(RANGE_KEY, KeyType::Range)?);
+            .set_attribute_definitions(Some(
+                schema::attribute_definitions().map_err(|e| client_error(op, name, e))?,
+            ))
+            .set_key_schema(Some(schema::key_schema().map_err(|e| client_error(op, name, e))?));
         request = match desc.throughput {
             Throughput::OnDemand => request.billing_mode(BillingMode::PayPerRequest),
             Throughput::Provisioned { read, write } => request
@@ -158,11 +145,17 @@ impl TableClient for DynamoTableClient {
         };
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {
-                debug!(table = name, "table already exists");
-                Ok(())
-            }
-            Err(e) => Err(client_error(op, name, e)),
+            Err(e) => match classify(&e) {
+                f if f.kind == FailureKind::TableInUse => {
+                    debug!(table = name, "table already exists");
+                    Ok(())
+                }
+                f => Err(Error::Client {
+                    operation: op,
+                    table: name.to_string(),
+                    message: f.message,
+                }),
+            },
         }
     }
 
@@ -186,10 +179,14 @@ impl TableClient for DynamoTableClient {
     async fn delete_table(&self, name: &str) -> Result<()> {
         match self.client.delete_table().table_name(name).send().await {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
-                Ok(())
-            }
-            Err(e) => Err(client_error(Operation::Delete, name, e)),
+            Err(e) => match classify(&e) {
+                f if f.kind == FailureKind::MissingTable => Ok(()),
+                f => Err(Error::Client {
+                    operation: Operation::Delete,
+                    table: name.to_string(),
+                    message: f.message,
+                }),
+            },
         }
     }
 }

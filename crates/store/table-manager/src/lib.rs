@@ -11,7 +11,8 @@
 //!
 //! [`DynamoTableClient`] talks to DynamoDB (or DynamoDB Local) through `aws-sdk-dynamodb`;
 //! [`MemTableClient`] is an in-memory fake for tests. Every table is created with the key
-//! schema the index store relies on: `h` (S) HASH, `r` (B) RANGE.
+//! schema the index store defines (`skald_index::dynamo::key_schema`): `h` (S) HASH, `r` (B)
+//! RANGE.
 #![warn(missing_docs)]
 
 mod client;

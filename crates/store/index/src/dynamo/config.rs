@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use skald_chunk_store::redact_url;
 
 use crate::store::NANOS_PER_DAY;
 
@@ -29,15 +30,34 @@ impl std::fmt::Debug for DynamoClientConfig {
     }
 }
 
-/// `url` with the password of its `user:password@` part replaced by `xxxxx` (Go's
-/// `url.Redacted`), for messages.
-fn redacted_url(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else { return url.to_string() };
-    let rest = &url[start..];
-    match rest.rfind('@').and_then(|at| rest[..at].find(':').map(|c| (c, at))) {
-        Some((colon, at)) => format!("{}{}:xxxxx{}", &url[..start], &rest[..colon], &rest[at..]),
-        None => url.to_string(),
-    }
+/// Why Loki's `dynamodb_url`, or the credentials it leaves to the environment, cannot be used.
+/// No message holds the URL's password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DynamoConfigError {
+    /// The URL is not a `dynamodb://` URL.
+    #[error("dynamodb_url `{url}` must start with dynamodb://")]
+    NotDynamoUrl {
+        /// The URL, its password masked.
+        url: String,
+    },
+    /// The URL names neither a region nor a host.
+    #[error("dynamodb_url `{url}` names no region or host")]
+    NoHost {
+        /// The URL, its password masked.
+        url: String,
+    },
+    /// The URL's key or secret is not UTF-8 once unescaped.
+    #[error("dynamodb_url credentials: {0}")]
+    Credentials(std::str::Utf8Error),
+    /// Neither the URL nor `AWS_ACCESS_KEY_ID` gives credentials.
+    #[error(
+        "no DynamoDB credentials: put them in dynamodb_url or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    )]
+    NoCredentials,
+    /// `AWS_ACCESS_KEY_ID` is set but `AWS_SECRET_ACCESS_KEY` is not.
+    #[error("AWS_SECRET_ACCESS_KEY is not set")]
+    NoSecret,
 }
 
 impl DynamoClientConfig {
@@ -45,17 +65,18 @@ impl DynamoClientConfig {
     /// `dynamodb://key:secret@host:port` (a host with a dot or a port is an endpoint, reached
     /// over plain HTTP, as Loki did; the region is then `AWS_REGION` or `dummy`). Key and
     /// secret are URL-escaped.
-    pub fn from_url(url: &str) -> std::result::Result<Self, String> {
-        let rest = url.strip_prefix("dynamodb://").ok_or_else(|| {
-            format!("dynamodb_url `{}` must start with dynamodb://", redacted_url(url))
-        })?;
+    pub fn from_url(url: &str) -> std::result::Result<Self, DynamoConfigError> {
+        let shown = || redact_url(url).into_owned();
+        let rest = url
+            .strip_prefix("dynamodb://")
+            .ok_or_else(|| DynamoConfigError::NotDynamoUrl { url: shown() })?;
         let (userinfo, hostpath) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
         let host = hostpath.split('/').next().unwrap_or_default();
         if host.is_empty() {
-            return Err(format!("dynamodb_url `{}` names no region or host", redacted_url(url)));
+            return Err(DynamoConfigError::NoHost { url: shown() });
         }
         let credentials = match userinfo {
             Some(u) => {
@@ -64,7 +85,7 @@ impl DynamoClientConfig {
                     percent_encoding::percent_decode_str(s)
                         .decode_utf8()
                         .map(|c| c.into_owned())
-                        .map_err(|e| format!("dynamodb_url credentials: {e}"))
+                        .map_err(DynamoConfigError::Credentials)
                 };
                 Some((unescape(k)?, unescape(s)?))
             }
@@ -79,16 +100,15 @@ impl DynamoClientConfig {
     }
 
     /// Builds a client. Retries are left to the callers, which count them.
-    pub fn connect(&self) -> std::result::Result<Client, String> {
+    pub fn connect(&self) -> std::result::Result<Client, DynamoConfigError> {
         use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
         let credentials = match &self.credentials {
             Some((k, s)) => Credentials::new(k, s, None, None, "skald-config"),
             None => {
-                let k = std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| {
-                    "no DynamoDB credentials: put them in dynamodb_url or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".to_string()
-                })?;
+                let k = std::env::var("AWS_ACCESS_KEY_ID")
+                    .map_err(|_| DynamoConfigError::NoCredentials)?;
                 let s = std::env::var("AWS_SECRET_ACCESS_KEY")
-                    .map_err(|_| "AWS_SECRET_ACCESS_KEY is not set".to_string())?;
+                    .map_err(|_| DynamoConfigError::NoSecret)?;
                 Credentials::new(k, s, std::env::var("AWS_SESSION_TOKEN").ok(), None, "env")
             }
         };
@@ -155,7 +175,7 @@ impl DynamoIndexConfig {
     /// The table holding index day `day`.
     pub fn table_for_day(&self, day: i64) -> String {
         let secs = day.saturating_mul(NANOS_PER_DAY / 1_000_000_000);
-        format!("{}{}", self.prefix, secs.div_euclid(self.period_secs.max(86_400)))
+        super::table_name(&self.prefix, secs.div_euclid(self.period_secs.max(86_400)))
     }
 }
 
@@ -236,10 +256,11 @@ mod tests {
         assert!(DynamoClientConfig::from_url("http://x").is_err());
         assert!(DynamoClientConfig::from_url("dynamodb://").is_err());
         // the secret shows neither in errors nor in `{:?}`
-        let err = DynamoClientConfig::from_url("http://k:Sup3rS3cret@h:1").unwrap_err();
-        assert!(err.contains("http://k:xxxxx@h:1"), "{err}");
-        let err = DynamoClientConfig::from_url("dynamodb://k:Sup3rS3cret@").unwrap_err();
-        assert!(!err.contains("Sup3rS3cret"), "{err}");
+        let err = DynamoClientConfig::from_url("http://k:Sup3rS3cret@h:1").unwrap_err().to_string();
+        assert_eq!(err, "dynamodb_url `http://k:xxxxx@h:1` must start with dynamodb://");
+        let err =
+            DynamoClientConfig::from_url("dynamodb://k:Sup3rS3cret@").unwrap_err().to_string();
+        assert_eq!(err, "dynamodb_url `dynamodb://k:xxxxx@` names no region or host");
         let c = DynamoClientConfig::from_url("dynamodb://k:Sup3rS3cret@127.0.0.1:8000").unwrap();
         assert!(!format!("{c:?}").contains("Sup3rS3cret"));
     }

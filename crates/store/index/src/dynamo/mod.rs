@@ -27,7 +27,6 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
 use aws_sdk_dynamodb::Client;
@@ -36,18 +35,20 @@ use skald_model::{LabelMatcher, Labels};
 
 use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
-use crate::store::{
-    days_spanned, group_by_day, label_names_of, label_values_of, IndexStore, Merger, SeriesChunks,
-};
+use crate::store::{days_spanned, group_by_day, IndexStore, Merger, SeriesChunks};
 
 mod config;
+mod failure;
 mod rows;
+mod schema;
 
-pub use config::{DynamoClientConfig, DynamoIndexConfig, DynamoMetrics};
+pub use config::{DynamoClientConfig, DynamoConfigError, DynamoIndexConfig, DynamoMetrics};
+pub use failure::{classify, error_text, Failure, FailureKind};
 use rows::{
     blob, chunk_hash, chunk_range_key, chunk_value, days_hash, decode_chunk, decode_labels,
     labels_value, row, series_hash, ts_from_key, ts_key, Item,
 };
+pub use schema::{attribute_definitions, key_schema, table_name, HASH_KEY, RANGE_KEY, VALUE};
 
 /// Items per `BatchWriteItem` call (DynamoDB's limit).
 pub const BATCH_WRITE_ITEMS: usize = 25;
@@ -71,39 +72,6 @@ pub struct DynamoIndexStore {
 impl std::fmt::Debug for DynamoIndexStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DynamoIndexStore").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-/// Why a DynamoDB call failed, for retry decisions.
-enum Failure {
-    Throttled(String),
-    Transient(String),
-    MissingTable,
-    Fatal(String),
-}
-
-fn classify<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    use aws_sdk_dynamodb::error::SdkError;
-    let text = aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string();
-    match e {
-        SdkError::ServiceError(s) => match s.err().code() {
-            Some(
-                "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded",
-            ) => Failure::Throttled(text),
-            Some("ResourceNotFoundException") => Failure::MissingTable,
-            Some("InternalServerError" | "ServiceUnavailable") => Failure::Transient(text),
-            _ => Failure::Fatal(text),
-        },
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            Failure::Transient(text)
-        }
-        _ => Failure::Fatal(text),
     }
 }
 
@@ -184,29 +152,28 @@ impl DynamoIndexStore {
                         }
                         pending = left;
                     }
-                    Err(e) => match classify(&e) {
-                        Failure::Throttled(msg) | Failure::Transient(msg)
-                            if attempt < self.config.max_retries =>
-                        {
-                            if matches!(classify(&e), Failure::Throttled(_)) {
+                    Err(e) => {
+                        let failure = classify(&e);
+                        if failure.is_retryable() && attempt < self.config.max_retries {
+                            if failure.kind == FailureKind::Throttled {
                                 self.metrics.throttled.with_label_values(&[OP]).inc();
                             }
-                            tracing::warn!(table, error = %msg, attempt, "DynamoDB write failed, retrying");
+                            tracing::warn!(table, error = %failure.message, attempt, "DynamoDB write failed, retrying");
                             tokio::time::sleep(self.backoff(attempt)).await;
                             attempt += 1;
-                        }
-                        Failure::MissingTable => {
+                        } else if failure.kind == FailureKind::MissingTable {
                             return Err(self.store_error(
                                 OP,
                                 format!(
                                     "table {table} does not exist (is the table-manager running?)"
                                 ),
-                            ))
+                            ));
+                        } else {
+                            return Err(
+                                self.store_error(OP, format!("{table}: {}", failure.message))
+                            );
                         }
-                        Failure::Throttled(msg) | Failure::Transient(msg) | Failure::Fatal(msg) => {
-                            return Err(self.store_error(OP, format!("{table}: {msg}")))
-                        }
-                    },
+                    }
                 }
             }
         }
@@ -236,6 +203,7 @@ impl DynamoIndexStore {
                 .set_exclusive_start_key(start.clone());
             q = match &between {
                 Some((lo, hi)) => q
+                    // `h` and `r` are HASH_KEY and RANGE_KEY
                     .key_condition_expression("h = :h AND r BETWEEN :lo AND :hi")
                     .expression_attribute_values(":lo", AttributeValue::B(Blob::new(lo.clone())))
                     .expression_attribute_values(":hi", AttributeValue::B(Blob::new(hi.clone()))),
@@ -253,22 +221,21 @@ impl DynamoIndexStore {
                     }
                     attempt = 0;
                 }
-                Err(e) => match classify(&e) {
-                    Failure::MissingTable => return Ok(out),
-                    Failure::Throttled(msg) | Failure::Transient(msg)
-                        if attempt < self.config.max_retries =>
-                    {
-                        if matches!(classify(&e), Failure::Throttled(_)) {
+                Err(e) => {
+                    let failure = classify(&e);
+                    if failure.kind == FailureKind::MissingTable {
+                        return Ok(out);
+                    } else if failure.is_retryable() && attempt < self.config.max_retries {
+                        if failure.kind == FailureKind::Throttled {
                             self.metrics.throttled.with_label_values(&[OP]).inc();
                         }
-                        tracing::warn!(table, error = %msg, attempt, "DynamoDB query failed, retrying");
+                        tracing::warn!(table, error = %failure.message, attempt, "DynamoDB query failed, retrying");
                         tokio::time::sleep(self.backoff(attempt)).await;
                         attempt += 1;
+                    } else {
+                        return Err(self.store_error(OP, format!("{table}: {}", failure.message)));
                     }
-                    Failure::Throttled(msg) | Failure::Transient(msg) | Failure::Fatal(msg) => {
-                        return Err(self.store_error(OP, format!("{table}: {msg}")))
-                    }
-                },
+                }
             }
         }
     }
@@ -289,9 +256,9 @@ impl DynamoIndexStore {
             if hi < first || lo > last {
                 continue;
             }
-            let table = format!("{}{n}", self.config.prefix);
+            let table = table_name(&self.config.prefix, n);
             for item in self.query_all(&table, &days_hash(tenant), None).await? {
-                let r = blob(&item, "r")?;
+                let r = blob(&item, RANGE_KEY)?;
                 if r.len() != 8 {
                     return Err(Error::corrupt("day row key"));
                 }
@@ -319,12 +286,7 @@ impl DynamoIndexStore {
                 .limit(100)
                 .send()
                 .await
-                .map_err(|e| {
-                    self.store_error(
-                        OP,
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-                    )
-                })?;
+                .map_err(|e| self.store_error(OP, error_text(&e)))?;
             for name in resp.table_names() {
                 if let Some(n) =
                     name.strip_prefix(&self.config.prefix).and_then(|n| n.parse::<i64>().ok())
@@ -350,11 +312,11 @@ impl DynamoIndexStore {
         let items = self.query_all(&table, &series_hash(tenant, day), None).await?;
         let mut out = BTreeMap::new();
         for item in items {
-            let r = blob(&item, "r")?;
+            let r = blob(&item, RANGE_KEY)?;
             let fp = <[u8; 8]>::try_from(r.as_slice())
                 .map(u64::from_be_bytes)
                 .map_err(|_| Error::corrupt("series row key"))?;
-            let labels = decode_labels(&blob(&item, "v")?)?;
+            let labels = decode_labels(&blob(&item, VALUE)?)?;
             if LabelMatcher::all_match(matchers, &labels) {
                 out.insert(fp, labels);
             }
@@ -400,7 +362,7 @@ impl DynamoIndexStore {
         };
         let mut out = Vec::new();
         for item in items {
-            let c = decode_chunk(&blob(&item, "r")?, &blob(&item, "v")?)?;
+            let c = decode_chunk(&blob(&item, RANGE_KEY)?, &blob(&item, VALUE)?)?;
             if fps.contains(&c.fingerprint) && c.overlaps(from, through) {
                 out.push(c);
             }
@@ -496,26 +458,5 @@ impl IndexStore for DynamoIndexStore {
             }
         }
         Ok(merged.finish())
-    }
-
-    async fn label_names(
-        &self,
-        tenant: &str,
-        from: i64,
-        through: i64,
-        matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>> {
-        Ok(label_names_of(&self.series(tenant, matchers, from, through).await?))
-    }
-
-    async fn label_values(
-        &self,
-        tenant: &str,
-        name: &str,
-        from: i64,
-        through: i64,
-        matchers: &[LabelMatcher],
-    ) -> Result<Vec<String>> {
-        Ok(label_values_of(&self.series(tenant, matchers, from, through).await?, name))
     }
 }

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use skald_model::{Label, Labels};
 
+use super::schema::{HASH_KEY, RANGE_KEY, VALUE};
 use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
 use crate::varint::{put_uvarint, Reader};
@@ -16,10 +17,10 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 /// An index row: hash key `h`, range key `r`, payload `v` when there is one.
 pub(super) fn row(h: String, r: Vec<u8>, v: Option<Vec<u8>>) -> Item {
     let mut item = Item::with_capacity(3);
-    item.insert("h".into(), AttributeValue::S(h));
-    item.insert("r".into(), AttributeValue::B(Blob::new(r)));
+    item.insert(HASH_KEY.into(), AttributeValue::S(h));
+    item.insert(RANGE_KEY.into(), AttributeValue::B(Blob::new(r)));
     if let Some(v) = v {
-        item.insert("v".into(), AttributeValue::B(Blob::new(v)));
+        item.insert(VALUE.into(), AttributeValue::B(Blob::new(v)));
     }
     item
 }
