@@ -113,7 +113,18 @@ impl IngesterService for Ingester {
     async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
         // The HTTP edge validated it already; a gRPC caller may not have.
         tenant::validate_stored_tenant_id(tenant).map_err(IngesterError::from)?;
-        Ok(self.push_sync(tenant, streams, true)?)
+        // Appending seals full head blocks (zstd), and the WAL write (with `fsync: always`,
+        // its fsync) waits for the disk; a push may also wait for its tenant's lock. None of
+        // that may hold an async runtime worker: the push runs on the blocking pool, whole,
+        // so its WAL record is still written under the tenant's lock (see `push_sync`). A
+        // caller that goes away does not stop it: the push is applied and logged, as a push
+        // whose answer was lost.
+        let this = self.clone();
+        let tenant = tenant.to_string();
+        let res = tokio::task::spawn_blocking(move || this.push_sync(&tenant, streams, true))
+            .await
+            .map_err(|cause| IngesterError::Task { task: "ingester push", cause })?;
+        Ok(res?)
     }
 
     async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {
@@ -155,14 +166,20 @@ impl IngesterService for Ingester {
             Some(t) => t.clone(),
             None => return Ok(Vec::new()),
         };
-        let guard = t.lock();
-        Ok(guard
-            .streams
-            .values()
-            .filter(|st| LabelMatcher::all_match(&query.matchers, &st.labels))
-            .filter(|st| st.overlaps(query.start, query.end))
-            .map(|st| st.labels.clone())
-            .collect())
+        // the tenant's lock may be held by a push sealing a block: wait for it off the runtime
+        let series = tokio::task::spawn_blocking(move || {
+            let guard = t.lock();
+            guard
+                .streams
+                .values()
+                .filter(|st| LabelMatcher::all_match(&query.matchers, &st.labels))
+                .filter(|st| st.overlaps(query.start, query.end))
+                .map(|st| st.labels.clone())
+                .collect()
+        })
+        .await
+        .map_err(|cause| IngesterError::Task { task: "ingester series", cause })?;
+        Ok(series)
     }
 
     async fn chunk_stats(
@@ -170,7 +187,12 @@ impl IngesterService for Ingester {
         tenant: &str,
         query: IngesterQuery,
     ) -> Result<Vec<skald_proto::chunk_stats::StreamChunks>, ServiceError> {
-        Ok(self.chunk_stats_sync(tenant, &query))
+        let this = self.clone();
+        let tenant = tenant.to_string();
+        let stats = tokio::task::spawn_blocking(move || this.chunk_stats_sync(&tenant, &query))
+            .await
+            .map_err(|cause| IngesterError::Task { task: "ingester chunk stats", cause })?;
+        Ok(stats)
     }
 
     async fn flush_all(&self) -> Result<(), ServiceError> {
