@@ -41,7 +41,8 @@ impl Ingester {
     /// Applies a push to memory and, when `log` and a WAL is open, writes the accepted
     /// entries to the WAL before returning: a push is acknowledged only once it is logged.
     /// Blocking (it waits for the tenant's lock, seals blocks, writes and may sync the WAL):
-    /// `IngesterService::push` runs it on the blocking pool, never on a runtime worker.
+    /// `IngesterService::push` runs it off the runtime's workers (`block_in_place` or the
+    /// blocking pool).
     pub(crate) fn push_sync(&self, tenant: &str, streams: Vec<Stream>, log: bool) -> Result<()> {
         let wal = if log { self.inner.wal.get() } else { None };
         // (sized for the whole push up front: growing a megabyte record copies it again)
@@ -276,11 +277,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A push runs on the blocking pool: one waiting for its tenant's lock (held by another
-    /// push sealing a block, say) or for the disk leaves the runtime free. On a one-thread
-    /// runtime, a timer still fires on time meanwhile.
+    /// A push runs off the runtime's workers: one waiting for its tenant's lock (held by
+    /// another push sealing a block, say) or for the disk leaves the runtime free. On a
+    /// one-thread runtime (the push goes to the blocking pool), a timer still fires on time
+    /// meanwhile.
     #[tokio::test(flavor = "current_thread")]
     async fn a_push_waiting_for_its_tenant_leaves_the_runtime_free() {
+        push_waiting_for_its_tenant().await;
+    }
+
+    /// The same on a multi-thread runtime with one worker (the push hands the worker's duty
+    /// to another thread, `block_in_place`): the worker's timer still fires on time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_push_waiting_for_its_tenant_leaves_the_only_worker_free() {
+        // (the test's body runs outside the worker: run it as a task, on the worker)
+        tokio::spawn(push_waiting_for_its_tenant()).await.unwrap();
+    }
+
+    async fn push_waiting_for_its_tenant() {
         let ing = ingester(IngesterConfig::default());
         ing.push("t", streams(0, 1)).await.unwrap();
         let (locked, holder) = hold_tenant(&ing, "t", Duration::from_millis(600));

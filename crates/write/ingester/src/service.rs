@@ -15,6 +15,7 @@ use skald_index::IndexStore;
 use skald_model::{LabelMatcher, Labels, Stream};
 use skald_proto::ingester::{IngesterQuery, IngesterService, SeriesSamples, TailStream};
 use skald_proto::ServiceError;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::error::IngesterError;
 use crate::flush::FlushTrouble;
@@ -115,10 +116,17 @@ impl IngesterService for Ingester {
         tenant::validate_stored_tenant_id(tenant).map_err(IngesterError::from)?;
         // Appending seals full head blocks (zstd), and the WAL write (with `fsync: always`,
         // its fsync) waits for the disk; a push may also wait for its tenant's lock. None of
-        // that may hold an async runtime worker: the push runs on the blocking pool, whole,
-        // so its WAL record is still written under the tenant's lock (see `push_sync`). A
-        // caller that goes away does not stop it: the push is applied and logged, as a push
-        // whose answer was lost.
+        // that may hold an async runtime worker. On the multi-thread runtime (the server's)
+        // `block_in_place` runs the push on this thread after handing the worker's duty (its
+        // queued tasks, the drivers) to another thread, so the push's entries, decoded here,
+        // are appended and freed by the thread that allocated them; handing them to a
+        // blocking-pool thread (`spawn_blocking`) measured more ingest CPU per GB
+        // (benches/RESULTS.md, 2026-12-04). On a one-thread runtime, where `block_in_place`
+        // is not available, it goes to the blocking pool. Either way the push runs whole, so
+        // its WAL record is still written under the tenant's lock (see `push_sync`).
+        if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+            return Ok(tokio::task::block_in_place(|| self.push_sync(tenant, streams, true))?);
+        }
         let this = self.clone();
         let tenant = tenant.to_string();
         let res = tokio::task::spawn_blocking(move || this.push_sync(&tenant, streams, true))
