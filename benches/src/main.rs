@@ -5,7 +5,9 @@
 //!
 //! `cargo run --release -p skald-benches -- --mb 1024` (see benches/README.md).
 
-use std::io::Read;
+mod burst;
+mod load;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,9 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use skald_common::splitmix::SplitMix64 as Rng;
 use skald_integration_tests::aws::{aws_storage_block, host_port, test_servers_from_env};
-use skald_integration_tests::http::encode_push_streams;
+
+use crate::load::{post, push_body};
 
 const SYSTEMS: [&str; 10] =
     ["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "OpenSSH", "Spark", "Zookeeper"];
@@ -38,6 +40,8 @@ struct Args {
     aws: bool,
     /// Streams per loghub system.
     instances: usize,
+    /// Measure query latency while a push burst runs instead of the usual run.
+    query_during_burst: bool,
 }
 
 fn parse_args() -> Result<Args> {
@@ -52,6 +56,7 @@ fn parse_args() -> Result<Args> {
         cluster: false,
         aws: false,
         instances: INSTANCES,
+        query_during_burst: false,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -81,6 +86,7 @@ fn parse_args() -> Result<Args> {
             "--keep" => a.keep = true,
             "--cluster" => a.cluster = true,
             "--aws" => a.aws = true,
+            "--query-during-burst" => a.query_during_burst = true,
             "--instances" => {
                 a.instances = v()?.parse::<usize>()?.max(1);
                 i += 1;
@@ -97,7 +103,7 @@ fn parse_args() -> Result<Args> {
 }
 
 const USAGE: &str =
-    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws] [--instances N] [--keep]
+    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws] [--instances N] [--keep] [--query-during-burst]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
   --data DIR    the loghub samples to replicate (default tests/data/loghub)
@@ -109,36 +115,12 @@ const USAGE: &str =
   --aws         chunks in S3 and the index in DynamoDB tables (Loki's Helm `aws` storage
                 block), on the servers of scripts/test-servers/start.sh: source its env file
   --instances N streams per loghub system (default 10, so 100 streams)
-  --keep        keep the server's data directory afterwards";
-
-/// Varies the numbers and ids in a line: each run of 2+ digits is replaced, with probability
-/// 1/2, by random digits of the same length (so ids, ports, pids and block numbers change
-/// while the shape of the line stays).
-fn vary(line: &str, rng: &mut Rng) -> String {
-    let b = line.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i].is_ascii_digit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            let run = &b[start..i];
-            if run.len() >= 2 && rng.next_u64() & 1 == 0 {
-                for _ in 0..run.len() {
-                    out.push(b'0' + (rng.next_u64() % 10) as u8);
-                }
-            } else {
-                out.extend_from_slice(run);
-            }
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap_or_else(|_| line.to_string())
-}
+  --keep        keep the server's data directory afterwards
+  --query-during-burst
+                instead of the usual run: after a warm-up push (a sixteenth of --mb), time
+                a labels and a small query_range request, repeated, for 10 s with no push
+                running, then while --mb is pushed as fast as the server takes it; prints
+                p50/p99/max latency of each (single process only)";
 
 fn load_lines(dir: &Path) -> Result<Vec<Vec<String>>> {
     SYSTEMS
@@ -361,24 +343,6 @@ fn dir_bytes(dir: &Path) -> u64 {
     n
 }
 
-/// The push body of `streams`: protobuf + raw snappy, the harness encoder the integration
-/// tests use.
-fn push_body(streams: Vec<(String, Vec<(i64, String)>)>) -> Result<Vec<u8>> {
-    Ok(encode_push_streams(streams)?)
-}
-
-fn post(url: &str, body: &[u8]) -> Result<()> {
-    match ureq::post(url).set("Content-Type", "application/x-protobuf").send_bytes(body) {
-        Ok(_) => Ok(()),
-        Err(ureq::Error::Status(code, r)) => {
-            let mut t = String::new();
-            let _ = r.into_reader().take(2000).read_to_string(&mut t);
-            bail!("push failed with {code}: {t}")
-        }
-        Err(e) => bail!("push failed: {e}"),
-    }
-}
-
 fn query(
     url: &str,
     q: &str,
@@ -495,6 +459,9 @@ fn main() -> Result<()> {
         args.config.push_str(&aws_storage_yaml()?);
     }
     let lines = load_lines(&args.data)?;
+    if args.query_during_burst {
+        return burst::query_during_burst(&args, lines);
+    }
     if !args.aws {
         // measured on the filesystem, where stored bytes are a directory's size
         compression_once(&args, &lines)?;
@@ -537,70 +504,17 @@ fn main() -> Result<()> {
     let lines_total = Arc::new(AtomicUsize::new(0));
     let cpu0 = server.cpu_seconds();
     let started = Instant::now();
-    let lines = Arc::new(lines);
-    let mut workers = Vec::new();
-    for w in 0..2usize {
-        let (lines, url, raw_total, lines_total) =
-            (lines.clone(), url.clone(), raw_total.clone(), lines_total.clone());
-        let batch_bytes = args.batch_kb * 1024;
-        workers.push(std::thread::spawn(move || -> Result<()> {
-            // each worker owns half of the streams
-            let mine: Vec<usize> = (0..streams).filter(|s| s % 2 == w).collect();
-            let mut rng = Rng::new(0x5eed ^ w as u64);
-            let mut cursor = vec![0usize; streams];
-            let mut sent = vec![0usize; streams];
-            let mut done = false;
-            let mut needles = 0;
-            while !done {
-                done = true;
-                let mut batch: Vec<(String, Vec<(i64, String)>)> = Vec::new();
-                let mut batch_size = 0;
-                for &s in &mine {
-                    if sent[s] >= per_stream {
-                        continue;
-                    }
-                    done = false;
-                    let sys = s % SYSTEMS.len();
-                    let inst = s / SYSTEMS.len();
-                    let src = &lines[sys];
-                    let share = batch_bytes / mine.len() + 1;
-                    let mut entries = Vec::new();
-                    let mut got = 0;
-                    while got < share && sent[s] < per_stream {
-                        let i = cursor[s];
-                        cursor[s] += 1;
-                        let mut line = vary(&src[i % src.len()], &mut rng);
-                        needles += 1;
-                        if needles % 777_777 == 0 {
-                            line.push(' ');
-                            line.push_str(NEEDLE);
-                        }
-                        // stream-local time: spread per_stream bytes over the span
-                        let ts = t0
-                            + (sent[s] as i128 * span as i128 / per_stream as i128) as i64
-                            + (i % 1000) as i64;
-                        got += line.len();
-                        sent[s] += line.len();
-                        entries.push((ts, line));
-                    }
-                    raw_total.fetch_add(got, Ordering::Relaxed);
-                    lines_total.fetch_add(entries.len(), Ordering::Relaxed);
-                    batch_size += got;
-                    batch.push((
-                        format!(
-                            "{{job=\"{}\", instance=\"i-{inst}\"}}",
-                            SYSTEMS[sys].to_lowercase()
-                        ),
-                        entries,
-                    ));
-                }
-                if batch_size > 0 {
-                    post(&url, &push_body(batch)?)?;
-                }
-            }
-            Ok(())
-        }));
-    }
+    let load = load::PushLoad {
+        lines: Arc::new(lines),
+        url,
+        streams,
+        per_stream,
+        batch_bytes: args.batch_kb * 1024,
+        t0,
+        span,
+        seed: 0x5eed,
+    };
+    let workers = load.spawn(&raw_total, &lines_total);
     for w in workers {
         w.join().map_err(|_| anyhow::anyhow!("worker panicked"))??;
     }

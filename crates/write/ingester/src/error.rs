@@ -124,7 +124,7 @@ pub enum IngesterError {
     /// A blocking task died (500).
     #[error("{task} task failed: {cause}")]
     Task {
-        /// Which task (`WAL replay`, `checkpoint`, `ingester query`).
+        /// Which task (`WAL replay`, `checkpoint`, `ingester push`, `ingester query`, ...).
         task: &'static str,
         /// Why.
         cause: tokio::task::JoinError,

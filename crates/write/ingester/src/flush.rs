@@ -84,10 +84,16 @@ impl Ingester {
                     }
                 }
                 _ = sync_tick.tick(), if syncing => {
-                    if let Some(wal) = self.inner.wal.get() {
-                        if let Err(error) = wal.sync() {
-                            tracing::warn!(%error, "WAL sync failed");
-                        }
+                    // an fsync waits for the disk: on the blocking pool
+                    let this = self.clone();
+                    let synced = tokio::task::spawn_blocking(move || {
+                        this.inner.wal.get().map_or(Ok(()), |wal| wal.sync())
+                    })
+                    .await;
+                    match synced {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => tracing::warn!(%error, "WAL sync failed"),
+                        Err(error) => tracing::warn!(%error, "WAL sync task failed"),
                     }
                 }
                 changed = shutdown.changed() => {
@@ -185,6 +191,36 @@ impl Ingester {
         self.flush_round(force).await.0
     }
 
+    /// Under the tenant's lock, closes the open chunks that are due (all when `force`) and
+    /// returns the closed chunks to upload, leaving out (unless `force`) the tenant or the
+    /// streams in backoff; true when something was left out so. Blocking: runs on the
+    /// blocking pool.
+    fn cut_due(
+        &self,
+        streams: &Mutex<TenantStreams>,
+        now: Instant,
+        force: bool,
+    ) -> (Vec<(u64, Labels, Arc<ClosedChunk>)>, bool) {
+        let mut pending: Vec<(u64, Labels, Arc<ClosedChunk>)> = Vec::new();
+        let mut guard = streams.lock();
+        if !force && !Backoff::due(guard.flush_backoff, now) {
+            return (pending, true);
+        }
+        let mut backing_off = false;
+        let TenantStreams { streams: held, stream_backoff, .. } = &mut *guard;
+        for (fp, st) in held.iter_mut() {
+            st.cut_if_due(now, &self.inner.config, force);
+            if !force && !Backoff::due(stream_backoff.get(fp).copied(), now) {
+                backing_off = true;
+                continue;
+            }
+            for c in st.closed_chunks() {
+                pending.push((*fp, st.labels.clone(), c));
+            }
+        }
+        (pending, backing_off)
+    }
+
     /// One flush: cuts chunks that are due (all open chunks when `force`) and uploads every
     /// closed chunk, skipping (unless `force`) the tenants and streams whose recent failures
     /// put them in backoff. A failure backs off only the tenant (an index write) or the stream
@@ -200,25 +236,20 @@ impl Ingester {
         let mut backing_off = false;
         for (tenant, streams) in tenants {
             // Collect closed chunks (cutting due ones) under the lock; upload without it.
-            let mut pending: Vec<(u64, Labels, Arc<ClosedChunk>)> = Vec::new();
-            {
-                let mut guard = streams.lock();
-                if !force && !Backoff::due(guard.flush_backoff, now) {
-                    backing_off = true;
+            // Cutting seals head blocks (zstd) and the lock may be held by a push: both on the
+            // blocking pool, not on a runtime worker.
+            let cut = {
+                let (this, streams) = (self.clone(), streams.clone());
+                tokio::task::spawn_blocking(move || this.cut_due(&streams, now, force)).await
+            };
+            let (pending, skipped) = match cut {
+                Ok(cut) => cut,
+                Err(cause) => {
+                    first_error.get_or_insert(IngesterError::Task { task: "chunk cut", cause });
                     continue;
                 }
-                let TenantStreams { streams: held, stream_backoff, .. } = &mut *guard;
-                for (fp, st) in held.iter_mut() {
-                    st.cut_if_due(now, &self.inner.config, force);
-                    if !force && !Backoff::due(stream_backoff.get(fp).copied(), now) {
-                        backing_off = true;
-                        continue;
-                    }
-                    for c in st.closed_chunks() {
-                        pending.push((*fp, st.labels.clone(), c));
-                    }
-                }
-            }
+            };
+            backing_off |= skipped;
             if pending.is_empty() {
                 continue;
             }

@@ -40,6 +40,9 @@ impl Ingester {
 
     /// Applies a push to memory and, when `log` and a WAL is open, writes the accepted
     /// entries to the WAL before returning: a push is acknowledged only once it is logged.
+    /// Blocking (it waits for the tenant's lock, seals blocks, writes and may sync the WAL):
+    /// `IngesterService::push` runs it off the runtime's workers (`block_in_place` or the
+    /// blocking pool).
     pub(crate) fn push_sync(&self, tenant: &str, streams: Vec<Stream>, log: bool) -> Result<()> {
         let wal = if log { self.inner.wal.get() } else { None };
         // (sized for the whole push up front: growing a megabyte record copies it again)
@@ -168,6 +171,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use std::sync::Arc;
+    use std::time::{Duration, Instant};
 
     use skald_chunk_store::ObjectChunkStore;
     use skald_common::limits::Limits;
@@ -251,17 +255,165 @@ mod tests {
         // the disk is full for two writes: the push and its first retry are refused
         let wal = ing.inner.wal.get().unwrap();
         wal.fail_appends.store(2, std::sync::atomic::Ordering::Relaxed);
+        let unlogged = || ing.tenant("t").lock().unlogged.len();
         let err = ing.push("t", streams(100, 200)).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::Unavailable, "{err:?}");
+        assert!(err.message.contains("no space left on device"), "{err:?}");
+        assert_eq!(unlogged(), 1, "the refused push's record is kept");
+        // the retry's own record is empty (its entries are duplicates now): only the kept
+        // record is left to write, and it fails again
         assert!(ing.push("t", streams(100, 200)).await.is_err());
+        assert_eq!(unlogged(), 1);
         // the retry that succeeds finds every entry in memory already (duplicates): it is
         // acknowledged only once the refused pushes' records are written
         ing.push("t", streams(100, 200)).await.unwrap();
+        assert_eq!(unlogged(), 0);
+        assert_eq!(ing.inner.metrics.wal_failures.get(), 2);
         drop(ing); // SIGKILL: no flush, no checkpoint
 
         let again = ingester(IngesterConfig::default());
         let stats = again.open_wal(&dir).await.unwrap();
         assert_eq!(held(&again).await, 300, "{stats:?}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A push runs off the runtime's workers: one waiting for its tenant's lock (held by
+    /// another push sealing a block, say) or for the disk leaves the runtime free. On a
+    /// one-thread runtime (the push goes to the blocking pool), a timer still fires on time
+    /// meanwhile.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_push_waiting_for_its_tenant_leaves_the_runtime_free() {
+        push_waiting_for_its_tenant().await;
+    }
+
+    /// The same on a multi-thread runtime with one worker (the push hands the worker's duty
+    /// to another thread, `block_in_place`): the worker's timer still fires on time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_push_waiting_for_its_tenant_leaves_the_only_worker_free() {
+        // (the test's body runs outside the worker: run it as a task, on the worker)
+        tokio::spawn(push_waiting_for_its_tenant()).await.unwrap();
+    }
+
+    async fn push_waiting_for_its_tenant() {
+        let ing = ingester(IngesterConfig::default());
+        ing.push("t", streams(0, 1)).await.unwrap();
+        let (locked, holder) = hold_tenant(&ing, "t", Duration::from_millis(600));
+        locked.recv().unwrap();
+        let push = tokio::spawn({
+            let ing = ing.clone();
+            async move { ing.push("t", streams(1, 1)).await }
+        });
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(!push.is_finished(), "the push waits for the tenant's lock");
+        push.await.unwrap().unwrap();
+        holder.join().unwrap();
+        assert_eq!(held(&ing).await, 2);
+    }
+
+    /// The same for the flush loop's cut (which seals and encodes chunks under the lock).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flush_cutting_chunks_leaves_the_runtime_free() {
+        let ing = ingester(IngesterConfig::default());
+        ing.push("t", streams(0, 10)).await.unwrap();
+        let (locked, holder) = hold_tenant(&ing, "t", Duration::from_millis(600));
+        locked.recv().unwrap();
+        let flush = tokio::spawn({
+            let ing = ing.clone();
+            async move { ing.flush(true).await }
+        });
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+        assert!(!flush.is_finished());
+        flush.await.unwrap().unwrap();
+        holder.join().unwrap();
+        assert!(ing.tenant("t").lock().streams.is_empty(), "flushed");
+    }
+
+    /// Holds tenant `tenant`'s lock on another thread for `hold`; the receiver hears once it
+    /// is held.
+    fn hold_tenant(
+        ing: &Ingester,
+        tenant: &str,
+        hold: Duration,
+    ) -> (std::sync::mpsc::Receiver<()>, std::thread::JoinHandle<()>) {
+        let t = ing.tenant(tenant);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let _guard = t.lock();
+            tx.send(()).unwrap();
+            std::thread::sleep(hold);
+        });
+        (rx, holder)
+    }
+
+    /// Pushes of one tenant that run at once are logged in the order memory applied them.
+    /// Which entries are taken depends on that order (with a 100 ns out-of-order window, an
+    /// entry older than the window behind the newest taken is refused, and a record holds only
+    /// the entries taken), so a replay of the WAL rebuilds exactly what memory held only if
+    /// the records are in the order their pushes were applied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_pushes_of_one_tenant_are_logged_in_the_order_they_were_applied() {
+        let config =
+            IngesterConfig { max_chunk_age: Duration::from_nanos(200), ..Default::default() };
+        let dir = temp_wal("order");
+        let ing = ingester(config.clone());
+        ing.open_wal(&dir).await.unwrap();
+        let mut pushes = Vec::new();
+        for p in 0..64i64 {
+            let ing = ing.clone();
+            pushes.push(tokio::spawn(async move {
+                // each push: a few entries around its own point in time, spread over 0..2000
+                let base = (p * 7_919) % 2_000;
+                let entries = (0..8)
+                    .map(|j| Entry {
+                        ts: base + j * 37 % 150,
+                        line: format!("push {p} entry {j}"),
+                        structured_metadata: vec![],
+                    })
+                    .collect();
+                let labels = Labels::parse(r#"{job="replay"}"#).unwrap();
+                // refusals (too far behind) are part of the test: only the taken entries count
+                let _ = ing.push("t", vec![Stream { labels, entries }]).await;
+            }));
+        }
+        for p in pushes {
+            p.await.unwrap();
+        }
+        let before = entries(&ing).await;
+        assert!(!before.is_empty() && before.len() < 64 * 8, "{} entries taken", before.len());
+        drop(ing); // SIGKILL: no flush, no checkpoint
+
+        let again = ingester(config);
+        again.open_wal(&dir).await.unwrap();
+        assert_eq!(entries(&again).await, before);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Every entry tenant `t` holds, sorted.
+    async fn entries(ing: &Ingester) -> Vec<(i64, String)> {
+        let q = skald_proto::ingester::IngesterQuery {
+            matchers: vec![skald_model::LabelMatcher::new(
+                "job",
+                skald_model::MatchType::Equal,
+                "replay",
+            )
+            .unwrap()],
+            start: i64::MIN,
+            end: i64::MAX,
+            limit: 1_000_000,
+            ..Default::default()
+        };
+        let mut out: Vec<(i64, String)> = ing
+            .query("t", q)
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|s| s.entries.into_iter().map(|e| (e.ts, e.line)))
+            .collect();
+        out.sort();
+        out
     }
 }

@@ -15,6 +15,7 @@ use skald_index::IndexStore;
 use skald_model::{LabelMatcher, Labels, Stream};
 use skald_proto::ingester::{IngesterQuery, IngesterService, SeriesSamples, TailStream};
 use skald_proto::ServiceError;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::error::IngesterError;
 use crate::flush::FlushTrouble;
@@ -113,7 +114,25 @@ impl IngesterService for Ingester {
     async fn push(&self, tenant: &str, streams: Vec<Stream>) -> Result<(), ServiceError> {
         // The HTTP edge validated it already; a gRPC caller may not have.
         tenant::validate_stored_tenant_id(tenant).map_err(IngesterError::from)?;
-        Ok(self.push_sync(tenant, streams, true)?)
+        // Appending seals full head blocks (zstd), and the WAL write (with `fsync: always`,
+        // its fsync) waits for the disk; a push may also wait for its tenant's lock. None of
+        // that may hold an async runtime worker. On the multi-thread runtime (the server's)
+        // `block_in_place` runs the push on this thread after handing the worker's duty (its
+        // queued tasks, the drivers) to another thread, so the push's entries, decoded here,
+        // are appended and freed by the thread that allocated them; handing them to a
+        // blocking-pool thread (`spawn_blocking`) measured more ingest CPU per GB
+        // (benches/RESULTS.md, 2026-12-04). On a one-thread runtime, where `block_in_place`
+        // is not available, it goes to the blocking pool. Either way the push runs whole, so
+        // its WAL record is still written under the tenant's lock (see `push_sync`).
+        if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+            return Ok(tokio::task::block_in_place(|| self.push_sync(tenant, streams, true))?);
+        }
+        let this = self.clone();
+        let tenant = tenant.to_string();
+        let res = tokio::task::spawn_blocking(move || this.push_sync(&tenant, streams, true))
+            .await
+            .map_err(|cause| IngesterError::Task { task: "ingester push", cause })?;
+        Ok(res?)
     }
 
     async fn query(&self, tenant: &str, query: IngesterQuery) -> Result<Vec<Stream>, ServiceError> {
@@ -155,14 +174,20 @@ impl IngesterService for Ingester {
             Some(t) => t.clone(),
             None => return Ok(Vec::new()),
         };
-        let guard = t.lock();
-        Ok(guard
-            .streams
-            .values()
-            .filter(|st| LabelMatcher::all_match(&query.matchers, &st.labels))
-            .filter(|st| st.overlaps(query.start, query.end))
-            .map(|st| st.labels.clone())
-            .collect())
+        // the tenant's lock may be held by a push sealing a block: wait for it off the runtime
+        let series = tokio::task::spawn_blocking(move || {
+            let guard = t.lock();
+            guard
+                .streams
+                .values()
+                .filter(|st| LabelMatcher::all_match(&query.matchers, &st.labels))
+                .filter(|st| st.overlaps(query.start, query.end))
+                .map(|st| st.labels.clone())
+                .collect()
+        })
+        .await
+        .map_err(|cause| IngesterError::Task { task: "ingester series", cause })?;
+        Ok(series)
     }
 
     async fn chunk_stats(
@@ -170,7 +195,12 @@ impl IngesterService for Ingester {
         tenant: &str,
         query: IngesterQuery,
     ) -> Result<Vec<skald_proto::chunk_stats::StreamChunks>, ServiceError> {
-        Ok(self.chunk_stats_sync(tenant, &query))
+        let this = self.clone();
+        let tenant = tenant.to_string();
+        let stats = tokio::task::spawn_blocking(move || this.chunk_stats_sync(&tenant, &query))
+            .await
+            .map_err(|cause| IngesterError::Task { task: "ingester chunk stats", cause })?;
+        Ok(stats)
     }
 
     async fn flush_all(&self) -> Result<(), ServiceError> {
