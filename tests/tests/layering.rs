@@ -193,3 +193,54 @@ fn layers_come_from_folders() {
     assert!(!Layer::Core.may_use(Layer::Store) && !Layer::Store.may_use(Layer::Write));
     assert!(!Layer::Server.may_use(Layer::Harness));
 }
+
+/// The production part of a source file: its lines before the first `#[cfg(test)]` at the
+/// start of a line (a file's unit tests sit at its end, STYLE.md).
+fn production_lines(text: &str) -> usize {
+    text.lines().take_while(|l| !l.starts_with("#[cfg(test)]")).count()
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Issue 14's rule: no source file (`src/` of every crate, the test harness and the benches)
+/// holds more than 800 lines of production code, so that a file is read in one sitting.
+/// Integration-test files (a crate's `tests/`, `tests/tests/`) are all test code and are not
+/// counted.
+#[test]
+fn no_source_file_has_more_than_800_production_lines() {
+    const MAX: usize = 800;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let mut files = Vec::new();
+    for dir in ["crates", "tests/src", "benches/src"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    // a crate's own `tests/` (integration tests) and `benches/` folders are not production
+    files.retain(|f| {
+        let rel = f.strip_prefix(root).unwrap_or(f);
+        rel.components().any(|c| c.as_os_str() == "src")
+            && !rel.components().any(|c| c.as_os_str() == "tests" && !rel.starts_with("tests/src"))
+    });
+    assert!(files.len() > 100, "found only {} source files", files.len());
+    let mut big: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            let n = production_lines(&text);
+            (n > MAX).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    big.sort();
+    assert!(big.is_empty(), "files over {MAX} production lines: {big:#?}");
+    assert_eq!(production_lines("a\nb\n#[cfg(test)]\nmod tests {}\n"), 2);
+}

@@ -14,6 +14,7 @@ mod storage;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
+    cap_malloc_arenas();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flags = match flags::parse(&args) {
         Ok(f) => f,
@@ -93,3 +94,26 @@ fn load_config(flags: &flags::Flags) -> Result<config::Config, String> {
     let text = if flags.expand_env { config::expand_env(&text) } else { text };
     config::parse(&text).map_err(|e| format!("{path}: {e}"))
 }
+
+/// Caps glibc's malloc arenas at two per core unless the operator set `MALLOC_ARENA_MAX`.
+///
+/// glibc gives threads that allocate at the same time their own arena (up to eight per core)
+/// and keeps freed memory in each. The ingester's push runs under `block_in_place`, so the
+/// runtime brings in extra threads while pushes hold theirs; with the default, their arenas
+/// raised the RSS after a 1 GB ingest by about 40% at the same CPU cost
+/// (`benches/RESULTS.md`, 2026-12-04). Runs first in `main`, before any thread exists.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn cap_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return; // glibc read it at start-up
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let arenas = i32::try_from(2 * cores).unwrap_or(i32::MAX);
+    // SAFETY: `mallopt` only sets an allocator parameter; no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn cap_malloc_arenas() {}
