@@ -8,6 +8,104 @@ use skald_distributor::DistributorConfig;
 use skald_ingester::IngesterConfig;
 use skald_querier::QuerierConfig;
 
+/// A config file that does not load or is refused by [`Config::validate`]. `Display` is what
+/// the startup check prints after `error: ` (or `error: invalid config: ` for a refusal).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The YAML does not parse or does not fit [`Config`] (names an unknown key).
+    #[error("invalid config: {0}")]
+    Yaml(serde_yaml::Error),
+    /// A block Skald fills in (`ingester`, `ingester.lifecycler`, `...ring`, `common`) is
+    /// not a mapping.
+    #[error("invalid config: `{0}` must be a mapping")]
+    NotMapping(String),
+    /// A ring kvstore other than memberlist or inmemory.
+    #[error(
+        "{at}.kvstore.store `{store}` is not supported: Skald's ring runs on memberlist (gossip) or inmemory"
+    )]
+    KvStore {
+        /// The ring's path, `common.ring` or `ingester.lifecycler.ring`.
+        at: &'static str,
+        /// The store named.
+        store: String,
+    },
+    /// The `ingester` block.
+    #[error("{0}")]
+    Ingester(skald_ingester::IngesterError),
+    /// The `limits_config` block.
+    #[error("limits_config: {0}")]
+    Limits(skald_common::limits::LimitsError),
+    /// The `distributor` block.
+    #[error("{0}")]
+    Distributor(skald_distributor::ConfigError),
+    /// The `pattern_ingester` block.
+    #[error("{0}")]
+    PatternIngester(skald_querier::PatternConfigError),
+    /// `server.http_listen_port: 0` without an address.
+    #[error("server.http_listen_address must be set")]
+    NoHttpListenAddress,
+    /// A DynamoDB index store without `dynamodb_url`.
+    #[error(
+        "schema_config.configs[{index}].store `{store}` keeps the index in DynamoDB: set storage_config.aws.dynamodb.dynamodb_url"
+    )]
+    NoDynamoUrl {
+        /// The period's position.
+        index: usize,
+        /// `aws` or `aws-dynamo`.
+        store: String,
+    },
+    /// A DynamoDB period whose `index.period` is not whole days.
+    #[error("schema_config.configs[{0}].index.period must be a multiple of 24h")]
+    DynamoPeriod(usize),
+    /// An index store Skald does not have.
+    #[error(
+        "schema_config.configs[{index}].store `{store}` is not supported (supported: tsdb, boltdb-shipper (both use Skald's object-store index), aws, aws-dynamo (DynamoDB tables))"
+    )]
+    UnsupportedStore {
+        /// The period's position.
+        index: usize,
+        /// The store named.
+        store: String,
+    },
+    /// An S3 object store without `storage_config.aws`.
+    #[error("schema_config.configs[{index}].object_store `{store}` needs storage_config.aws")]
+    NoAwsStorage {
+        /// The period's position.
+        index: usize,
+        /// `s3` or `aws`.
+        store: String,
+    },
+    /// An object store Skald does not have.
+    #[error(
+        "schema_config.configs[{index}].object_store `{store}` is not supported (supported: filesystem, s3, aws)"
+    )]
+    UnsupportedObjectStore {
+        /// The period's position.
+        index: usize,
+        /// The store named.
+        store: String,
+    },
+    /// A period's `from` or `index.period` that does not parse (the outermost message of
+    /// [`crate::storage::period_from_secs`] / [`crate::storage::index_period`]).
+    #[error("{0}")]
+    Period(String),
+    /// Periods not in increasing `from` order.
+    #[error("schema_config.configs[{0}].from must be after the previous period's")]
+    PeriodOrder(usize),
+    /// `memberlist.bind_port` that is not a port number.
+    #[error("memberlist.bind_port must be a port number")]
+    BindPort,
+    /// `memberlist.bind_addr` and `bind_port` do not make a socket address.
+    #[error("memberlist.bind_addr/bind_port: {0}")]
+    BindAddr(std::net::AddrParseError),
+    /// `memberlist.advertise_addr` and `bind_port` do not make a socket address.
+    #[error("memberlist.advertise_addr: {0}")]
+    AdvertiseAddr(std::net::AddrParseError),
+    /// `memberlist.gossip_interval` is not a duration.
+    #[error("{0}")]
+    GossipInterval(skald_common::units::UnitError),
+}
+
 /// The whole YAML file. An unknown key is an error that names it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -118,7 +216,9 @@ impl Config {
     /// Gossip settings from Loki's `memberlist` block (`node_name`, `bind_addr`, `bind_port`,
     /// `advertise_addr`, `join_members`, `cluster_label`, `gossip_interval`; other keys are
     /// ignored). `None` when the block is absent or names no members and no port.
-    pub fn memberlist(&self) -> Result<Option<skald_ring::membership::MembershipConfig>, String> {
+    pub fn memberlist(
+        &self,
+    ) -> Result<Option<skald_ring::membership::MembershipConfig>, ConfigError> {
         use serde_yaml::Value;
         let Some(Value::Mapping(m)) = &self.memberlist else { return Ok(None) };
         let get = |k: &str| m.get(Value::String(k.to_string()));
@@ -133,11 +233,9 @@ impl Config {
         };
         let join_members = strings("join_members");
         let port = match get("bind_port") {
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|p| u16::try_from(p).ok())
-                    .ok_or("memberlist.bind_port must be a port number")?,
-            ),
+            Some(v) => {
+                Some(v.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or(ConfigError::BindPort)?)
+            }
             None => None,
         };
         if join_members.is_empty() && port.is_none() {
@@ -149,12 +247,10 @@ impl Config {
                 || if bind_ip == "0.0.0.0" { "127.0.0.1".into() } else { bind_ip.clone() },
             );
         let port = port.unwrap_or(7946);
-        let bind: std::net::SocketAddr = format!("{bind_ip}:{port}")
-            .parse()
-            .map_err(|e| format!("memberlist.bind_addr/bind_port: {e}"))?;
-        let advertise: std::net::SocketAddr = format!("{advertise}:{port}")
-            .parse()
-            .map_err(|e| format!("memberlist.advertise_addr: {e}"))?;
+        let bind: std::net::SocketAddr =
+            format!("{bind_ip}:{port}").parse().map_err(ConfigError::BindAddr)?;
+        let advertise: std::net::SocketAddr =
+            format!("{advertise}:{port}").parse().map_err(ConfigError::AdvertiseAddr)?;
         let node_name = get("node_name")
             .and_then(Value::as_str)
             .map(str::to_string)
@@ -163,7 +259,9 @@ impl Config {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| format!("skald-{port}"));
         let gossip_interval = match get("gossip_interval").and_then(Value::as_str) {
-            Some(s) => skald_common::units::parse_duration(s).map_err(|e| e.to_string())?,
+            Some(s) => {
+                skald_common::units::parse_duration(s).map_err(ConfigError::GossipInterval)?
+            }
             None => std::time::Duration::from_millis(200),
         };
         Ok(Some(skald_ring::membership::MembershipConfig {
@@ -187,13 +285,13 @@ impl Config {
     }
 
     /// Checks every block before start.
-    pub fn validate(&self) -> Result<(), String> {
-        self.ingester.validate().map_err(|e| e.to_string())?;
-        self.limits_config.validate().map_err(|e| format!("limits_config: {e}"))?;
-        self.distributor.validate().map_err(|e| e.to_string())?;
-        self.pattern_ingester.validate().map_err(|e| e.to_string())?;
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.ingester.validate().map_err(ConfigError::Ingester)?;
+        self.limits_config.validate().map_err(ConfigError::Limits)?;
+        self.distributor.validate().map_err(ConfigError::Distributor)?;
+        self.pattern_ingester.validate().map_err(ConfigError::PatternIngester)?;
         if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
-            return Err("server.http_listen_address must be set".to_string());
+            return Err(ConfigError::NoHttpListenAddress);
         }
         let mut last_from = i64::MIN;
         for (i, p) in self.schema_config.configs.iter().enumerate() {
@@ -208,45 +306,42 @@ impl Config {
                         .map(|d| d.dynamodb_url.expose())
                         .unwrap_or("");
                     if url.is_empty() {
-                        return Err(format!(
-                            "schema_config.configs[{i}].store `{}` keeps the index in DynamoDB: set storage_config.aws.dynamodb.dynamodb_url",
-                            p.store
-                        ));
+                        return Err(ConfigError::NoDynamoUrl { index: i, store: p.store.clone() });
                     }
-                    let period = crate::storage::index_period(p).map_err(|e| e.to_string())?;
+                    let period = crate::storage::index_period(p)
+                        .map_err(|e| ConfigError::Period(e.to_string()))?;
                     if period.is_zero() || period.as_secs() % 86_400 != 0 {
-                        return Err(format!(
-                            "schema_config.configs[{i}].index.period must be a multiple of 24h"
-                        ));
+                        return Err(ConfigError::DynamoPeriod(i));
                     }
                 }
                 other => {
-                    return Err(format!(
-                        "schema_config.configs[{i}].store `{other}` is not supported (supported: tsdb, boltdb-shipper (both use Skald's object-store index), aws, aws-dynamo (DynamoDB tables))"
-                    ))
+                    return Err(ConfigError::UnsupportedStore {
+                        index: i,
+                        store: other.to_string(),
+                    })
                 }
             }
             match p.object_store.as_str() {
                 "filesystem" | "" => {}
                 "s3" | "aws" => {
                     if self.storage_config.aws.is_none() {
-                        return Err(format!(
-                            "schema_config.configs[{i}].object_store `{}` needs storage_config.aws",
-                            p.object_store
-                        ));
+                        return Err(ConfigError::NoAwsStorage {
+                            index: i,
+                            store: p.object_store.clone(),
+                        });
                     }
                 }
                 other => {
-                    return Err(format!(
-                        "schema_config.configs[{i}].object_store `{other}` is not supported (supported: filesystem, s3, aws)"
-                    ))
+                    return Err(ConfigError::UnsupportedObjectStore {
+                        index: i,
+                        store: other.to_string(),
+                    })
                 }
             }
-            let from = crate::storage::period_from_secs(p).map_err(|e| e.to_string())?;
+            let from = crate::storage::period_from_secs(p)
+                .map_err(|e| ConfigError::Period(e.to_string()))?;
             if from <= last_from {
-                return Err(format!(
-                    "schema_config.configs[{i}].from must be after the previous period's"
-                ));
+                return Err(ConfigError::PeriodOrder(i));
             }
             last_from = from;
         }
@@ -518,42 +613,39 @@ pub fn expand_env(s: &str) -> String {
 }
 
 /// Parses YAML text into a config.
-pub fn parse(text: &str) -> Result<Config, String> {
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
     if text.trim().is_empty() {
         return Ok(Config::default());
     }
-    let mut value: serde_yaml::Value =
-        serde_yaml::from_str(text).map_err(|e| format!("invalid config: {e}"))?;
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(ConfigError::Yaml)?;
     apply_common_ring(&mut value)?;
-    serde_yaml::from_value::<Config>(value).map_err(|e| format!("invalid config: {e}"))
+    serde_yaml::from_value::<Config>(value).map_err(ConfigError::Yaml)
 }
 
 /// Loki's `common.ring` is the default of every ring: its keys fill the ingester's
 /// `lifecycler` where that does not set them itself, and `lifecycler.ring.replication_factor`
 /// (Loki's own place for it) wins over `common.replication_factor`. The key-value store must be
 /// `memberlist` (gossip) or `inmemory` (one process); Consul and etcd are refused by name.
-fn apply_common_ring(root: &mut serde_yaml::Value) -> Result<(), String> {
+fn apply_common_ring(root: &mut serde_yaml::Value) -> Result<(), ConfigError> {
     use serde_yaml::{Mapping, Value};
     fn key(k: &str) -> Value {
         Value::String(k.to_string())
     }
-    fn child<'a>(m: &'a mut Mapping, k: &str) -> Result<&'a mut Mapping, String> {
+    fn child<'a>(m: &'a mut Mapping, k: &str) -> Result<&'a mut Mapping, ConfigError> {
         let v = m.entry(key(k)).or_insert_with(|| Value::Mapping(Mapping::new()));
         if v.is_null() {
             *v = Value::Mapping(Mapping::new());
         }
-        v.as_mapping_mut().ok_or_else(|| format!("invalid config: `{k}` must be a mapping"))
+        v.as_mapping_mut().ok_or_else(|| ConfigError::NotMapping(k.to_string()))
     }
-    fn check_store(ring: Option<&Value>, at: &str) -> Result<(), String> {
+    fn check_store(ring: Option<&Value>, at: &'static str) -> Result<(), ConfigError> {
         let store = ring
             .and_then(|r| r.get("kvstore"))
             .and_then(|k| k.get("store"))
             .and_then(Value::as_str);
         match store {
             None | Some("memberlist") | Some("inmemory") => Ok(()),
-            Some(other) => Err(format!(
-                "{at}.kvstore.store `{other}` is not supported: Skald's ring runs on memberlist (gossip) or inmemory"
-            )),
+            Some(other) => Err(ConfigError::KvStore { at, store: other.to_string() }),
         }
     }
     let Some(root) = root.as_mapping_mut() else { return Ok(()) };
@@ -589,9 +681,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let err = parse("server:\n  http_listen_prot: 3100\n").unwrap_err();
+        let err = parse("server:\n  http_listen_prot: 3100\n").unwrap_err().to_string();
         assert!(err.contains("http_listen_prot"), "{err}");
-        let err = parse("nonsense: 1\n").unwrap_err();
+        let err = parse("nonsense: 1\n").unwrap_err().to_string();
         assert!(err.contains("nonsense"), "{err}");
     }
 
@@ -653,11 +745,13 @@ mod tests {
             std::time::Duration::from_secs(9)
         );
         assert_eq!(cfg.common.replication_factor, 2);
-        let err = parse("common:\n  ring:\n    kvstore:\n      store: consul\n").unwrap_err();
+        let err =
+            parse("common:\n  ring:\n    kvstore:\n      store: consul\n").unwrap_err().to_string();
         assert!(err.contains("common.ring.kvstore.store `consul` is not supported"), "{err}");
         let err =
             parse("ingester:\n  lifecycler:\n    ring:\n      kvstore:\n        store: etcd\n")
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("ingester.lifecycler.ring.kvstore.store `etcd`"), "{err}");
     }
 
@@ -704,7 +798,7 @@ mod yaml_corners {
     }
 
     fn error(text: &str) -> String {
-        parse(text).unwrap_err()
+        parse(text).unwrap_err().to_string()
     }
 
     #[test]
@@ -768,6 +862,33 @@ mod yaml_corners {
         assert_eq!(
             serde_yaml::to_string(&v).unwrap(),
             "a: ''\nb: '123'\nc: null\nd: yes\ne: |-\n  two\n  lines\nf: 1.5\ng:\n- x\n- 'y: z'\nh: {}\ni: !t 5\nj: 'null'\nk: -0.0\nl: .inf\n"
+        );
+    }
+
+    #[test]
+    fn refusals_keep_their_texts() {
+        let refused = |text: &str| parse(text).unwrap().validate().unwrap_err().to_string();
+        assert_eq!(
+            refused("schema_config:\n  configs:\n  - from: 2024-01-01\n    store: cassandra\n"),
+            "schema_config.configs[0].store `cassandra` is not supported (supported: tsdb, boltdb-shipper (both use Skald's object-store index), aws, aws-dynamo (DynamoDB tables))"
+        );
+        assert_eq!(
+            refused("schema_config:\n  configs:\n  - from: 2024-01-01\n    object_store: gcs\n"),
+            "schema_config.configs[0].object_store `gcs` is not supported (supported: filesystem, s3, aws)"
+        );
+        assert_eq!(
+            refused("schema_config:\n  configs:\n  - from: 2024-01-01\n  - from: 2024-01-01\n"),
+            "schema_config.configs[1].from must be after the previous period's"
+        );
+        assert_eq!(
+            refused("schema_config:\n  configs:\n  - from: 2024-01-01\n    store: aws\n"),
+            "schema_config.configs[0].store `aws` keeps the index in DynamoDB: set storage_config.aws.dynamodb.dynamodb_url"
+        );
+        let bad_port = parse("memberlist:\n  bind_port: x\n").unwrap().memberlist().unwrap_err();
+        assert_eq!(bad_port.to_string(), "memberlist.bind_port must be a port number");
+        assert_eq!(
+            parse("ingester: 3\n").unwrap_err().to_string(),
+            "invalid config: `ingester` must be a mapping"
         );
     }
 }

@@ -140,10 +140,10 @@ async fn flush(State(state): State<HttpState>) -> Response {
 }
 
 /// Go's `strconv.ParseBool`, with a default for a missing value.
-fn go_bool(v: Option<&String>, default: bool) -> Result<bool, String> {
+fn go_bool(v: Option<&String>, default: bool) -> Result<bool, skald_gocompat::strconv::NumError> {
     match v {
         None => Ok(default),
-        Some(v) => skald_gocompat::strconv::parse_bool(v).map_err(|e| e.to_string()),
+        Some(v) => skald_gocompat::strconv::parse_bool(v),
     }
 }
 
@@ -160,10 +160,10 @@ async fn ingester_shutdown(
     let (flush, terminate) =
         match (go_bool(params.get("flush"), true), go_bool(params.get("terminate"), true)) {
             (Ok(f), Ok(t)) => (f, t),
-            (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e),
+            (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
         };
     if let Err(e) = go_bool(params.get("delete_ring_tokens"), false) {
-        return text(StatusCode::BAD_REQUEST, e);
+        return text(StatusCode::BAD_REQUEST, e.to_string());
     }
     ing.set_flush_on_shutdown(flush);
     if flush {

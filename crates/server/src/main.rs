@@ -85,14 +85,36 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn load_config(flags: &flags::Flags) -> Result<config::Config, String> {
+/// Why the config file given by `-config.file` could not be loaded (printed after `error: `).
+#[derive(Debug, thiserror::Error)]
+enum LoadConfigError {
+    /// The file cannot be read.
+    #[error("cannot read config file {path}: {error}")]
+    Read {
+        /// The path as given.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file does not parse.
+    #[error("{path}: {error}")]
+    Parse {
+        /// The path as given.
+        path: String,
+        /// Why (boxed: a config error is large).
+        error: Box<config::ConfigError>,
+    },
+}
+
+fn load_config(flags: &flags::Flags) -> Result<config::Config, LoadConfigError> {
     let Some(path) = &flags.config_file else {
         return Ok(config::Config::default());
     };
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read config file {path}: {e}"))?;
+        .map_err(|error| LoadConfigError::Read { path: path.clone(), error })?;
     let text = if flags.expand_env { config::expand_env(&text) } else { text };
-    config::parse(&text).map_err(|e| format!("{path}: {e}"))
+    config::parse(&text)
+        .map_err(|error| LoadConfigError::Parse { path: path.clone(), error: Box::new(error) })
 }
 
 /// Caps glibc's malloc arenas at two per core unless the operator set `MALLOC_ARENA_MAX`.

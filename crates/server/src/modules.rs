@@ -170,8 +170,13 @@ fn deps(m: Module) -> &'static [Module] {
     }
 }
 
+/// A target that names no module; `Display` is what startup prints.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unrecognised target `{0}` (known: all, distributor, ingester, querier, table-manager)")]
+pub struct UnknownTarget(pub String);
+
 /// The modules a target needs, dependencies first.
-pub fn resolve(target: &str) -> Result<Vec<Module>, String> {
+pub fn resolve(target: &str) -> Result<Vec<Module>, UnknownTarget> {
     let roots: &[Module] = match target {
         "all" | "" => {
             &[Module::TableManager, Module::Ingester, Module::Distributor, Module::Querier]
@@ -180,11 +185,7 @@ pub fn resolve(target: &str) -> Result<Vec<Module>, String> {
         "ingester" => &[Module::Ingester],
         "distributor" => &[Module::Distributor],
         "querier" => &[Module::Querier],
-        other => {
-            return Err(format!(
-                "unrecognised target `{other}` (known: all, distributor, ingester, querier, table-manager)"
-            ))
-        }
+        other => return Err(UnknownTarget(other.to_string())),
     };
     let mut out: Vec<Module> = Vec::new();
     fn visit(m: Module, out: &mut Vec<Module>) {
@@ -219,7 +220,7 @@ mod tests {
             vec![Module::Server, Module::IngesterClient, Module::Distributor]
         );
         assert!(!resolve("querier").unwrap().contains(&Module::Ingester));
-        assert!(resolve("nope").unwrap_err().contains("nope"));
+        assert!(resolve("nope").unwrap_err().to_string().contains("nope"));
         assert_eq!(resolve("table-manager").unwrap(), vec![Module::Server, Module::TableManager]);
         assert!(pos(Module::TableManager) < pos(Module::Ingester));
     }

@@ -102,6 +102,25 @@ pub enum MetadataNameError {
     },
 }
 
+/// An OTLP/JSON push body that does not map onto `ExportLogsServiceRequest`. `Display` is
+/// the text a push answers with (400), e.g. `otlp json: resourceLogs[0].scopeLogs: expected
+/// an array, got {}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OtlpJsonError {
+    /// serde_json refused the body (syntax, or the nesting limit).
+    #[error("otlp json: invalid JSON: {0}")]
+    InvalidJson(String),
+    /// A value of the wrong type or out of range, at a JSON path such as
+    /// `resourceLogs[0].scopeLogs[0].logRecords[2].timeUnixNano`.
+    #[error("otlp json: {path}: {message}")]
+    At {
+        /// Where in the document (`$` for the root).
+        path: String,
+        /// What is wrong there.
+        message: String,
+    },
+}
+
 /// A distributor setting that is refused. `Display` is what the config check prints.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {

@@ -35,7 +35,8 @@ use skald_proto::ingester::IngesterClient;
 pub use config::{DistributorConfig, DistributorOtlpConfig, DEFAULT_OTLP_INDEX_LABEL_ATTRIBUTES};
 pub use decode::{decode_push_body, DecodeError, DecodeLimits, RawStream};
 pub use error::{
-    ConfigError, ElasticConfigError, LabelsError, MediaTypeError, MetadataNameError, PushError,
+    ConfigError, ElasticConfigError, LabelsError, MediaTypeError, MetadataNameError, OtlpJsonError,
+    PushError,
 };
 pub use level::{LevelDetector, DETECTED_LEVEL};
 pub use metrics::DistributorMetrics;

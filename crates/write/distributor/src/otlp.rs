@@ -162,7 +162,7 @@ pub fn decode_otlp_body(
             .map_err(|e| DecodeError::Invalid(format!("proto: {e}"))),
         APPLICATION_JSON => crate::otlp_protojson::parse(data)
             .map(|r| (r, OtlpFormat::Json))
-            .map_err(DecodeError::Invalid),
+            .map_err(|e| DecodeError::Invalid(e.to_string())),
         _ => Err(DecodeError::Invalid(format!("content type: {raw_type} is not supported"))),
     }
 }

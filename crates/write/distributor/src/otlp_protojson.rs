@@ -26,10 +26,12 @@ use skald_proto::otlp::common::{
 use skald_proto::otlp::logs::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
 use skald_proto::otlp::resource::Resource;
 
-type R<T> = Result<T, String>;
+use crate::error::OtlpJsonError;
+
+type R<T> = Result<T, OtlpJsonError>;
 
 fn err<T>(path: &str, msg: impl std::fmt::Display) -> R<T> {
-    Err(format!("otlp json: {path}: {msg}"))
+    Err(OtlpJsonError::At { path: path.to_string(), message: msg.to_string() })
 }
 
 fn short(v: &Value) -> String {
@@ -239,11 +241,9 @@ fn severity(o: &Map<String, Value>, path: &str) -> R<i32> {
             }
         }
         Some(v) => int_field(o, "severityNumber", "severity_number", path, 0, i128::from(i32::MAX))
-            .map_err(|_| {
-                format!(
-                    "otlp json: {path}.severityNumber: expected a severity number, got {}",
-                    short(v)
-                )
+            .map_err(|_| OtlpJsonError::At {
+                path: format!("{path}.severityNumber"),
+                message: format!("expected a severity number, got {}", short(v)),
             })
             .map(|n| n as i32),
     }
@@ -304,7 +304,7 @@ fn scope(v: &Value, path: &str) -> R<InstrumentationScope> {
 /// Parses an OTLP JSON logs body.
 pub(crate) fn parse(body: &[u8]) -> R<ExportLogsServiceRequest> {
     let root: Value =
-        serde_json::from_slice(body).map_err(|e| format!("otlp json: invalid JSON: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| OtlpJsonError::InvalidJson(e.to_string()))?;
     let o = object(&root, "$")?;
     let mut req = ExportLogsServiceRequest::default();
     for (i, rl) in array(o, "resourceLogs", "resource_logs", "$")?.iter().enumerate() {
@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_types_with_a_path() {
-        let bad = |s: &str| parse(s.as_bytes()).unwrap_err();
+        let bad = |s: &str| parse(s.as_bytes()).unwrap_err().to_string();
         assert!(bad("").starts_with("otlp json: invalid JSON"));
         assert!(bad("[]").starts_with("otlp json: $: expected an object"));
         assert_eq!(

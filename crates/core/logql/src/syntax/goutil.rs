@@ -3,6 +3,8 @@
 //! Prometheus `model.Duration` parsing/printing, and go-humanize byte sizes. They reproduce the
 //! exact texts Loki prints.
 
+use skald_gocompat::strconv::{NumError, NumErrorKind};
+
 /// Quotes `s` the way Go's `strconv.Quote` does (non-printable runes escaped).
 pub use skald_gocompat::strconv::quote as go_quote;
 
@@ -13,16 +15,17 @@ pub use skald_gocompat::fmt::float_v as go_float_v;
 pub use skald_gocompat::strconv::format_float_f as go_float_f;
 
 /// Parses like Go's `strconv.ParseFloat(s, 64)` for the decimal forms the LogQL lexer produces;
-/// errors carry Go's text, e.g. `strconv.ParseFloat: parsing "0x10": invalid syntax`.
-pub fn go_parse_float(s: &str) -> Result<f64, String> {
-    let syntax = || format!("strconv.ParseFloat: parsing {}: invalid syntax", go_quote(s));
+/// errors are Go's `*strconv.NumError`, e.g. `strconv.ParseFloat: parsing "0x10": invalid
+/// syntax` (a NUMBER token is ASCII, so gocompat's lenient quoting is Go's `strconv.Quote`).
+pub fn go_parse_float(s: &str) -> Result<f64, NumError> {
+    let err = |kind| NumError { func: "ParseFloat", num: s.to_string(), kind };
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     if !skald_gocompat::strconv::is_decimal_syntax(body) {
-        return Err(syntax());
+        return Err(err(NumErrorKind::Syntax));
     }
-    let v: f64 = s.parse().map_err(|_| syntax())?;
+    let v: f64 = s.parse().map_err(|_| err(NumErrorKind::Syntax))?;
     if v.is_infinite() {
-        return Err(format!("strconv.ParseFloat: parsing {}: value out of range", go_quote(s)));
+        return Err(err(NumErrorKind::Range));
     }
     Ok(v)
 }
@@ -337,10 +340,10 @@ mod tests {
     fn floats() {
         assert_eq!(go_parse_float("1.5").unwrap(), 1.5);
         assert_eq!(
-            go_parse_float("0x10").unwrap_err(),
+            go_parse_float("0x10").unwrap_err().to_string(),
             "strconv.ParseFloat: parsing \"0x10\": invalid syntax"
         );
-        assert!(go_parse_float("1e400").unwrap_err().ends_with("value out of range"));
+        assert!(go_parse_float("1e400").unwrap_err().to_string().ends_with("value out of range"));
     }
 
     #[test]

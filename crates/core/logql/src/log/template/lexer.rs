@@ -1,6 +1,6 @@
 //! The lexer: template source to tokens (Go's `text/template/parse` lexer).
 
-use super::MAX_DEPTH;
+use super::{SyntaxError, MAX_DEPTH};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {
@@ -38,7 +38,7 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
-type LexResult<T> = Result<T, (usize, String)>;
+type LexResult<T> = Result<T, SyntaxError>;
 
 pub(super) fn lex(src: &str) -> LexResult<Vec<(usize, Tok)>> {
     let b = src.as_bytes();
@@ -74,7 +74,7 @@ pub(super) fn lex(src: &str) -> LexResult<Vec<(usize, Tok)>> {
         // comment
         if src[p..].starts_with("/*") {
             let Some(close) = src[p + 2..].find("*/") else {
-                return Err((lpos, "unclosed comment".to_string()));
+                return Err(SyntaxError::new(lpos, "unclosed comment"));
             };
             let mut q = p + 2 + close + 2;
             if b.len() >= q + 2
@@ -86,7 +86,7 @@ pub(super) fn lex(src: &str) -> LexResult<Vec<(usize, Tok)>> {
                 q += 2;
             }
             if !src[q..].starts_with("}}") {
-                return Err((lpos, "comment ends before closing delimiter".to_string()));
+                return Err(SyntaxError::new(lpos, "comment ends before closing delimiter"));
             }
             pos = q + 2;
             continue;
@@ -113,7 +113,7 @@ fn lex_action(
             && src[pos + 2..].starts_with("}}")
         {
             if parens > 0 {
-                return Err((pos, "unclosed left paren".to_string()));
+                return Err(SyntaxError::new(pos, "unclosed left paren"));
             }
             toks.push((pos, Tok::Right));
             *trim_next = true;
@@ -121,13 +121,13 @@ fn lex_action(
         }
         if src[pos..].starts_with("}}") {
             if parens > 0 {
-                return Err((pos, "unclosed left paren".to_string()));
+                return Err(SyntaxError::new(pos, "unclosed left paren"));
             }
             toks.push((pos, Tok::Right));
             return Ok(pos + 2);
         }
         let Some(c) = src[pos..].chars().next() else {
-            return Err((pos, "unclosed action".to_string()));
+            return Err(SyntaxError::new(pos, "unclosed action"));
         };
         let start = pos;
         match c {
@@ -150,7 +150,7 @@ fn lex_action(
             }
             ':' => {
                 if b.get(pos + 1) != Some(&b'=') {
-                    return Err((pos, "expected :=".to_string()));
+                    return Err(SyntaxError::new(pos, "expected :="));
                 }
                 toks.push((start, Tok::Declare));
                 pos += 2;
@@ -166,14 +166,14 @@ fn lex_action(
             '(' => {
                 parens += 1;
                 if parens > MAX_DEPTH {
-                    return Err((pos, "template nesting too deep".to_string()));
+                    return Err(SyntaxError::new(pos, "template nesting too deep"));
                 }
                 toks.push((start, Tok::LParen));
                 pos += 1;
             }
             ')' => {
                 if parens == 0 {
-                    return Err((pos, "unexpected right paren".to_string()));
+                    return Err(SyntaxError::new(pos, "unexpected right paren"));
                 }
                 parens -= 1;
                 toks.push((start, Tok::RParen));
@@ -186,15 +186,15 @@ fn lex_action(
                         skald_model::labels::UnquoteError::Unterminated
                         | skald_model::labels::UnquoteError::UnterminatedRaw
                         | skald_model::labels::UnquoteError::Newline,
-                    ) => return Err((pos, "unterminated quoted string".to_string())),
-                    Err(e) => return Err((pos, e.to_string())),
+                    ) => return Err(SyntaxError::new(pos, "unterminated quoted string")),
+                    Err(e) => return Err(SyntaxError::new(pos, e.to_string())),
                 };
                 toks.push((start, Tok::Str(v, src[pos..pos + n].to_string())));
                 pos += n;
             }
             '`' => {
                 let Some(end) = src[pos + 1..].find('`') else {
-                    return Err((pos, "unterminated raw quoted string".to_string()));
+                    return Err(SyntaxError::new(pos, "unterminated raw quoted string"));
                 };
                 let v = src[pos + 1..pos + 1 + end].replace('\r', "");
                 toks.push((start, Tok::Str(v, src[pos..pos + end + 2].to_string())));
@@ -205,7 +205,7 @@ fn lex_action(
                 loop {
                     match b.get(q) {
                         None | Some(b'\n') => {
-                            return Err((pos, "unterminated character constant".to_string()))
+                            return Err(SyntaxError::new(pos, "unterminated character constant"))
                         }
                         Some(b'\\') => q += 2,
                         Some(b'\'') => break,
@@ -214,7 +214,7 @@ fn lex_action(
                 }
                 let text = src
                     .get(pos..q + 1)
-                    .ok_or((pos, "unterminated character constant".to_string()))?;
+                    .ok_or_else(|| SyntaxError::new(pos, "unterminated character constant"))?;
                 toks.push((start, Tok::CharConst(text.to_string())));
                 pos = q + 1;
             }
@@ -247,7 +247,10 @@ fn lex_action(
                     || text == "."
                 {
                     let bad_end = pos + src[pos..].chars().next().map_or(0, |c| c.len_utf8());
-                    return Err((start, format!("bad number syntax: {:?}", &src[start..bad_end])));
+                    return Err(SyntaxError::new(
+                        start,
+                        format!("bad number syntax: {:?}", &src[start..bad_end]),
+                    ));
                 }
                 toks.push((start, Tok::Number(text.to_string())));
             }
@@ -268,7 +271,7 @@ fn lex_action(
                 toks.push((start, tok));
             }
             c => {
-                return Err((
+                return Err(SyntaxError::new(
                     pos,
                     format!("unrecognized character in action: {}", go_rune_debug(c)),
                 ));
@@ -287,7 +290,7 @@ fn check_terminator(src: &str, pos: usize) -> LexResult<()> {
         None => Ok(()),
         Some(' ' | '\t' | '\r' | '\n' | '.' | ',' | '|' | ':' | ')' | '(') => Ok(()),
         Some(_) if rest.starts_with("}}") => Ok(()),
-        Some(c) => Err((pos, format!("bad character {}", go_rune_debug(c)))),
+        Some(c) => Err(SyntaxError::new(pos, format!("bad character {}", go_rune_debug(c)))),
     }
 }
 

@@ -82,10 +82,10 @@ impl Template {
 
     /// Parses Go text/template source; `name` only appears in error messages.
     pub fn parse_named(name: &str, src: &str) -> Result<Template, TemplateError> {
-        let tokens = lex(src).map_err(|(pos, msg)| parse_error(name, src, pos, &msg))?;
+        let tokens = lex(src).map_err(|e| parse_error(name, src, &e))?;
         let mut p =
             Parser { toks: &tokens, i: 0, vars: vec!["$".to_string()], depth: 0, range_depth: 0 };
-        let root = p.parse_root().map_err(|(pos, msg)| parse_error(name, src, pos, &msg))?;
+        let root = p.parse_root().map_err(|e| parse_error(name, src, &e))?;
         Ok(Template {
             name: Arc::from(name),
             src: Arc::from(src),
@@ -192,8 +192,25 @@ fn line_of(src: &str, pos: usize) -> usize {
     1 + src.as_bytes()[..pos].iter().filter(|&&b| b == b'\n').count()
 }
 
-fn parse_error(name: &str, src: &str, pos: usize, msg: &str) -> TemplateError {
-    TemplateError::new(format!("template: {}:{}: {}", name, line_of(src, pos), msg))
+fn parse_error(name: &str, src: &str, e: &SyntaxError) -> TemplateError {
+    TemplateError::new(format!("template: {}:{}: {}", name, line_of(src, e.pos), e.message))
+}
+
+/// A lexer or parser error: the byte offset in the source (which [`parse_error`] turns into
+/// the line Go's `template: name:line:` prefix names) and Go's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+struct SyntaxError {
+    /// Byte offset of the problem in the template source.
+    pos: usize,
+    /// Go's text/template message, e.g. `unexpected EOF in if`.
+    message: String,
+}
+
+impl SyntaxError {
+    fn new(pos: usize, message: impl Into<String>) -> Self {
+        SyntaxError { pos, message: message.into() }
+    }
 }
 
 #[cfg(test)]

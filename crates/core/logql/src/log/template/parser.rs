@@ -5,7 +5,7 @@ use super::functions::Func;
 use super::lexer::Tok;
 use super::node::{Arg, ArgKind, Branch, Cmd, Node, Number, Pipe};
 use super::number::{go_parse_float, go_parse_int};
-use super::MAX_DEPTH;
+use super::{SyntaxError, MAX_DEPTH};
 
 pub(super) struct Parser<'a> {
     pub(super) toks: &'a [(usize, Tok)],
@@ -15,7 +15,7 @@ pub(super) struct Parser<'a> {
     pub(super) range_depth: usize,
 }
 
-type PResult<T> = Result<T, (usize, String)>;
+type PResult<T> = Result<T, SyntaxError>;
 
 /// How an item list ended.
 enum ListEnd {
@@ -57,16 +57,16 @@ impl Parser<'_> {
         self.peek()
     }
 
-    fn unexpected(&self, pos: usize, t: &Tok, context: &str) -> (usize, String) {
-        (pos, format!("unexpected {} in {}", tok_desc(t), context))
+    fn unexpected(&self, pos: usize, t: &Tok, context: &str) -> SyntaxError {
+        SyntaxError::new(pos, format!("unexpected {} in {}", tok_desc(t), context))
     }
 
     pub(super) fn parse_root(&mut self) -> PResult<Vec<Node>> {
         let (list, end) = self.item_list()?;
         match end {
             ListEnd::Eof => Ok(list),
-            ListEnd::End => Err((self.pos(), "unexpected {{end}}".to_string())),
-            ListEnd::Else(p) => Err((p, "unexpected {{else}}".to_string())),
+            ListEnd::End => Err(SyntaxError::new(self.pos(), "unexpected {{end}}")),
+            ListEnd::Else(p) => Err(SyntaxError::new(p, "unexpected {{else}}")),
         }
     }
 
@@ -99,13 +99,19 @@ impl Parser<'_> {
                         }
                         Tok::Keyword(k @ ("break" | "continue")) => {
                             if self.range_depth == 0 {
-                                return Err((kpos, format!("{{{{{k}}}}} outside {{{{range}}}}")));
+                                return Err(SyntaxError::new(
+                                    kpos,
+                                    format!("{{{{{k}}}}} outside {{{{range}}}}"),
+                                ));
                             }
                             self.expect_right(k)?;
                             list.push(if k == "break" { Node::Break } else { Node::Continue });
                         }
                         Tok::Keyword(k @ ("define" | "template" | "block")) => {
-                            return Err((kpos, format!("{k} actions are not supported")));
+                            return Err(SyntaxError::new(
+                                kpos,
+                                format!("{k} actions are not supported"),
+                            ));
                         }
                         _ => {
                             self.i -= 1;
@@ -132,7 +138,7 @@ impl Parser<'_> {
     fn control(&mut self, kind: &'static str) -> PResult<Branch> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err((self.pos(), "template nesting too deep".to_string()));
+            return Err(SyntaxError::new(self.pos(), "template nesting too deep"));
         }
         let mark = self.vars.len();
         let res = self.control_inner(kind);
@@ -147,7 +153,9 @@ impl Parser<'_> {
         let (list, end) = self.item_list()?;
         self.vars.truncate(inner_mark);
         let else_list = match end {
-            ListEnd::Eof => return Err((self.pos(), format!("unexpected EOF in {kind}"))),
+            ListEnd::Eof => {
+                return Err(SyntaxError::new(self.pos(), format!("unexpected EOF in {kind}")))
+            }
             ListEnd::End => None,
             ListEnd::Else(epos) => {
                 let t = self.peek_non_space().clone();
@@ -169,10 +177,13 @@ impl Parser<'_> {
                         match end {
                             ListEnd::End => Some(else_list),
                             ListEnd::Eof => {
-                                return Err((self.pos(), format!("unexpected EOF in {kind}")))
+                                return Err(SyntaxError::new(
+                                    self.pos(),
+                                    format!("unexpected EOF in {kind}"),
+                                ))
                             }
                             ListEnd::Else(p) => {
-                                return Err((p, "expected end; found {{else}}".to_string()))
+                                return Err(SyntaxError::new(p, "expected end; found {{else}}"))
                             }
                         }
                     }
@@ -204,7 +215,7 @@ impl Parser<'_> {
                     self.i += 1;
                     let (p2, t2) = self.next_non_space();
                     let Tok::Variable(v2) = t2 else {
-                        return Err((
+                        return Err(SyntaxError::new(
                             p2,
                             format!("range can only initialize variables; found {}", tok_desc(&t2)),
                         ));
@@ -224,17 +235,17 @@ impl Parser<'_> {
         if is_assign {
             for v in &decl {
                 if !self.vars.contains(v) {
-                    return Err((pos, format!("undefined variable {v:?}")));
+                    return Err(SyntaxError::new(pos, format!("undefined variable {v:?}")));
                 }
             }
         }
         let mut cmds = Vec::new();
         if matches!(self.peek_non_space(), Tok::Right) {
-            return Err((pos, format!("missing value for {context}")));
+            return Err(SyntaxError::new(pos, format!("missing value for {context}")));
         }
         loop {
             if matches!(self.peek_non_space(), Tok::Right | Tok::Pipe) {
-                return Err((self.pos(), "missing command".to_string()));
+                return Err(SyntaxError::new(self.pos(), "missing command"));
             }
             cmds.push(self.command(false)?);
             let tpos = self.pos();
@@ -245,7 +256,7 @@ impl Parser<'_> {
             }
         }
         if cmds.is_empty() {
-            return Err((pos, format!("missing value for {context}")));
+            return Err(SyntaxError::new(pos, format!("missing value for {context}")));
         }
         check_pipeline(&cmds, pos)?;
         if !is_assign {
@@ -258,7 +269,7 @@ impl Parser<'_> {
     fn paren_pipeline(&mut self, pos: usize) -> PResult<Pipe> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err((pos, "template nesting too deep".to_string()));
+            return Err(SyntaxError::new(pos, "template nesting too deep"));
         }
         let mut decl = Vec::new();
         let mut is_assign = false;
@@ -271,7 +282,7 @@ impl Parser<'_> {
                     self.i += 1;
                     is_assign = t == Tok::Assign;
                     if is_assign && !self.vars.contains(&v) {
-                        return Err((pos, format!("undefined variable {v:?}")));
+                        return Err(SyntaxError::new(pos, format!("undefined variable {v:?}")));
                     }
                     decl.push(v);
                 }
@@ -286,7 +297,7 @@ impl Parser<'_> {
                 } else {
                     "missing command"
                 };
-                return Err((self.pos(), msg.to_string()));
+                return Err(SyntaxError::new(self.pos(), msg.to_string()));
             }
             cmds.push(self.command(true)?);
             let tpos = self.pos();
@@ -324,7 +335,7 @@ impl Parser<'_> {
             }
         }
         if args.is_empty() {
-            return Err((self.pos(), "empty command".to_string()));
+            return Err(SyntaxError::new(self.pos(), "empty command"));
         }
         Ok(Cmd { args })
     }
@@ -334,25 +345,27 @@ impl Parser<'_> {
         let kind = match t {
             Tok::Ident(name) => match Func::from_name(&name) {
                 Some(f) => ArgKind::Func(f),
-                None => return Err((pos, format!("function {name:?} not defined"))),
+                None => {
+                    return Err(SyntaxError::new(pos, format!("function {name:?} not defined")))
+                }
             },
             Tok::Keyword("nil") => ArgKind::Nil,
             Tok::Dot => ArgKind::Dot,
             Tok::Field(name) => ArgKind::Field(vec![name]),
             Tok::Variable(v) => {
                 if !self.vars.contains(&v) {
-                    return Err((pos, format!("undefined variable {v:?}")));
+                    return Err(SyntaxError::new(pos, format!("undefined variable {v:?}")));
                 }
                 ArgKind::Var(v, Vec::new())
             }
             Tok::Bool(b) => ArgKind::Bool(b),
             Tok::Str(value, quoted) => ArgKind::Str { value, quoted },
             Tok::Number(text) => {
-                ArgKind::Num(parse_number(&text).map_err(|e| (pos, e.to_string()))?)
+                ArgKind::Num(parse_number(&text).map_err(|e| SyntaxError::new(pos, e.to_string()))?)
             }
-            Tok::CharConst(text) => {
-                ArgKind::Num(parse_char_const(&text).map_err(|e| (pos, e.to_string()))?)
-            }
+            Tok::CharConst(text) => ArgKind::Num(
+                parse_char_const(&text).map_err(|e| SyntaxError::new(pos, e.to_string()))?,
+            ),
             Tok::LParen => ArgKind::Pipe(Box::new(self.paren_pipeline(pos)?)),
             t => return Err(self.unexpected(pos, &t, "operand")),
         };
@@ -375,7 +388,12 @@ impl Parser<'_> {
                 k @ (ArgKind::Pipe(_) | ArgKind::Func(_)) => {
                     ArgKind::Chain(Box::new(Arg { pos, kind: k }), chain)
                 }
-                _ => return Err((pos, format!("unexpected . after term {:?}", arg.to_string()))),
+                _ => {
+                    return Err(SyntaxError::new(
+                        pos,
+                        format!("unexpected . after term {:?}", arg.to_string()),
+                    ))
+                }
             };
         }
         Ok(arg)
@@ -393,7 +411,10 @@ fn check_pipeline(cmds: &[Cmd], pos: usize) -> PResult<()> {
                     | ArgKind::Num(_)
                     | ArgKind::Str { .. }
             ) {
-                return Err((pos, format!("non executable command in pipeline stage {}", i + 1)));
+                return Err(SyntaxError::new(
+                    pos,
+                    format!("non executable command in pipeline stage {}", i + 1),
+                ));
             }
         }
     }
