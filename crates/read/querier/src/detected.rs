@@ -63,29 +63,9 @@ fn is_go_bool(v: &str) -> bool {
     )
 }
 
-/// Go's `strconv.ParseFloat` special values: `inf`, `infinity` (signed) and `nan`, any case.
-fn is_go_float_special(v: &str) -> bool {
-    let lower = v.to_ascii_lowercase();
-    let unsigned = lower.strip_prefix(['+', '-']).unwrap_or(&lower);
-    matches!(unsigned, "inf" | "infinity") || lower == "nan"
-}
-
-/// Go's hexadecimal float form: `0x1.8p3` (the `p` exponent is required).
-fn is_go_hex_float(v: &str) -> bool {
-    let s = v.strip_prefix(['+', '-']).unwrap_or(v);
-    let Some(body) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) else { return false };
-    let Some((mantissa, exp)) = body.split_once(['p', 'P']) else { return false };
-    let digits = mantissa.chars().filter(|c| c.is_ascii_hexdigit()).count();
-    let mantissa_ok = digits > 0
-        && mantissa.chars().filter(|&c| c == '.').count() <= 1
-        && mantissa.chars().all(|c| c.is_ascii_hexdigit() || c == '.');
-    let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-    mantissa_ok && !exp.is_empty() && exp.bytes().all(|c| c.is_ascii_digit())
-}
-
-/// True when Go's `strconv.ParseFloat(v, 64)` accepts `v`.
+/// True when Go's `strconv.ParseFloat(v, 64)` accepts `v` (a value out of range is an error).
 pub(crate) fn is_go_float(v: &str) -> bool {
-    goutil::go_parse_float(v).is_ok() || is_go_float_special(v) || is_go_hex_float(v)
+    skald_gocompat::strconv::parse_float(v).is_ok()
 }
 
 /// The detected type of one value: the first of Go's `ParseInt`, `ParseFloat`, `ParseBool`,
@@ -474,9 +454,7 @@ fn fields_json(fields: BTreeMap<String, Field>) -> Vec<Value> {
 fn positive_int(p: &Params, names: &[&str], default: i64) -> Result<i64, QuerierError> {
     let raw = names.iter().find_map(|n| p.get(n).filter(|v| !v.is_empty()));
     let Some(raw) = raw else { return Ok(default) };
-    let n = goutil::go_atoi(raw).ok_or_else(|| {
-        bad(format!("strconv.Atoi: parsing {}: invalid syntax", goutil::go_quote(raw)))
-    })?;
+    let n = skald_gocompat::strconv::atoi(raw).map_err(|e| bad(e.go_text()))?;
     if n <= 0 {
         return Err(bad("limit must be a positive value"));
     }
@@ -660,6 +638,16 @@ mod tests {
             ("10.0.0.1", "string"),
             ("1e400", "string"),
             ("0x10", "string"),
+            // Go's ParseFloat grammar: underscores between digits, hex with a `p` exponent,
+            // signed inf but unsigned nan; out of range is an error
+            ("1_000", "float"),
+            ("1__0", "string"),
+            ("0x1.8p3", "float"),
+            ("0x_1p0", "float"),
+            ("0x1p1024", "string"),
+            ("-Infinity", "float"),
+            ("NaN", "float"),
+            ("+nan", "string"),
             ("1d", "string"),
         ] {
             assert_eq!(determine_type(v), ty, "{v:?}");

@@ -166,6 +166,33 @@ mod tests {
         assert_eq!(b.err_details(), r#"strconv.ParseFloat: parsing "abc": invalid syntax"#);
     }
 
+    /// Go's `ParseFloat` grammar, as a real Loki answered `{job="x"} | logfmt | v > 999`
+    /// (2026-12): `1_000` and `1e3` pass, `0x10p0` is 16, `1__0` and `+nan` are invalid
+    /// syntax, `1e400` and `0x1p1024` out of range.
+    #[test]
+    fn numbers_follow_go_parse_float() {
+        let f = LabelFilterC::new(&num("v", CmpOp::Gt, 999.0)).unwrap();
+        for v in ["1_000", "1e3"] {
+            let mut b = lbs(&[("v", v)]);
+            assert!(f.process(&mut b), "{v}");
+            assert_eq!(b.err(), "", "{v}");
+        }
+        let mut b = lbs(&[("v", "0x10p0")]);
+        assert!(!f.process(&mut b));
+        assert_eq!(b.err(), "");
+        for (v, why) in [
+            ("1__0", "invalid syntax"),
+            ("+nan", "invalid syntax"),
+            ("1e400", "value out of range"),
+            ("0x1p1024", "value out of range"),
+        ] {
+            let mut b = lbs(&[("v", v)]);
+            assert!(f.process(&mut b), "{v}");
+            assert_eq!(b.err(), LABEL_FILTER_ERR);
+            assert_eq!(b.err_details(), format!("strconv.ParseFloat: parsing \"{v}\": {why}"));
+        }
+    }
+
     #[test]
     fn nested_and_or() {
         // (status = 500 or status = 503) and latency_ms > 900 or upstream_host = "static-1" and method = "DELETE"

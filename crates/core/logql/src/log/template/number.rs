@@ -11,42 +11,11 @@ pub(super) fn go_parse_int(s: &str) -> Option<i64> {
     skald_gocompat::strconv::parse_int_base0(s).ok()
 }
 
-/// Parses a Go float literal (decimal or hexadecimal, underscores allowed) like
-/// `strconv.ParseFloat(s, 64)`.
+/// Go's `strconv.ParseFloat(s, 64)` (decimal, hexadecimal, underscores, `inf`/`nan`);
+/// `None` on any error, a value out of range included (Go's callers here drop the ±Inf it
+/// returns with that error: spf13/cast answers 0, `text/template` an illegal number).
 pub(super) fn go_parse_float(s: &str) -> Option<f64> {
-    let t = s.trim_start_matches(['+', '-']);
-    let neg = s.starts_with('-');
-    let lower = t.to_ascii_lowercase();
-    match lower.as_str() {
-        "inf" | "infinity" => return Some(if neg { f64::NEG_INFINITY } else { f64::INFINITY }),
-        "nan" => return Some(f64::NAN),
-        _ => {}
-    }
-    if let Some(hex) = lower.strip_prefix("0x") {
-        let body: String = hex.chars().filter(|&c| c != '_').collect();
-        let (mant, exp) = body.split_once('p')?;
-        let exp: i32 = exp.parse().ok()?;
-        let (ip, fp) = mant.split_once('.').unwrap_or((mant, ""));
-        let mut v = 0f64;
-        for c in ip.chars() {
-            v = v * 16.0 + c.to_digit(16)? as f64;
-        }
-        let mut scale = 1.0 / 16.0;
-        for c in fp.chars() {
-            v += c.to_digit(16)? as f64 * scale;
-            scale /= 16.0;
-        }
-        let v = v * 2f64.powi(exp);
-        return Some(if neg { -v } else { v });
-    }
-    if !t
-        .bytes()
-        .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-' | b'_'))
-    {
-        return None;
-    }
-    let clean: String = s.chars().filter(|&c| c != '_').collect();
-    clean.parse::<f64>().ok()
+    skald_gocompat::strconv::parse_float(s).ok()
 }
 
 /// Sprig's `toInt64` (spf13/cast): unparsable → 0.
