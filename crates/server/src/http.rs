@@ -23,9 +23,11 @@ pub struct HttpState {
     pub registry: prometheus::Registry,
     /// Ingester to flush on `/flush`, when this process runs one.
     pub ingester: Option<IngesterClient>,
-    /// The same ingester, for `/ingester/shutdown` and `/ingester/prepare_shutdown`.
+    /// The same ingester, for `/ready` and the ingester's own routes
+    /// (`skald_ingester::http::admin_routes`).
     pub local_ingester: Option<skald_ingester::Ingester>,
-    /// Notified to stop the process as SIGTERM would (`/ingester/shutdown?terminate=true`).
+    /// Notified to stop the process as SIGTERM would (`/ingester/shutdown?terminate=true`,
+    /// answered by the ingester's routes).
     pub terminate: Arc<tokio::sync::Notify>,
     /// The ingester ring this process uses (for `/ring`), when it has ingesters.
     pub ring: Option<skald_ring::Ring>,
@@ -139,66 +141,6 @@ async fn flush(State(state): State<HttpState>) -> Response {
     }
 }
 
-/// Go's `strconv.ParseBool`, with a default for a missing value.
-fn go_bool(v: Option<&String>, default: bool) -> Result<bool, skald_gocompat::strconv::NumError> {
-    match v {
-        None => Ok(default),
-        Some(v) => skald_gocompat::strconv::parse_bool(v),
-    }
-}
-
-/// Loki's `/ingester/shutdown`: flush (default) and stop the process (default), answering
-/// 204 once the flush is done. `delete_ring_tokens` is parsed (400 on a bad value) but not
-/// acted on: the tokens file is kept.
-async fn ingester_shutdown(
-    State(state): State<HttpState>,
-    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Response {
-    let Some(ing) = &state.local_ingester else {
-        return text(StatusCode::NOT_FOUND, "no ingester runs in this process");
-    };
-    let (flush, terminate) =
-        match (go_bool(params.get("flush"), true), go_bool(params.get("terminate"), true)) {
-            (Ok(f), Ok(t)) => (f, t),
-            (Err(e), _) | (_, Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-        };
-    if let Err(e) = go_bool(params.get("delete_ring_tokens"), false) {
-        return text(StatusCode::BAD_REQUEST, e.to_string());
-    }
-    ing.set_flush_on_shutdown(flush);
-    if flush {
-        if let Err(e) = ing.flush(true).await {
-            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-        }
-    }
-    if terminate {
-        tracing::info!(flush, "shutdown requested over HTTP");
-        state.terminate.notify_one();
-    }
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// Loki's `/ingester/prepare_shutdown`: GET tells whether the next shutdown flushes ("set")
-/// or not ("unset"), POST makes it flush, DELETE undoes that.
-async fn prepare_shutdown(method: axum::http::Method, State(state): State<HttpState>) -> Response {
-    let Some(ing) = &state.local_ingester else {
-        return text(StatusCode::NOT_FOUND, "no ingester runs in this process");
-    };
-    match method {
-        axum::http::Method::GET => {
-            text(StatusCode::OK, if ing.flush_on_shutdown() { "set" } else { "unset" })
-        }
-        axum::http::Method::DELETE => {
-            ing.set_flush_on_shutdown(false);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        _ => {
-            ing.set_flush_on_shutdown(true);
-            StatusCode::NO_CONTENT.into_response()
-        }
-    }
-}
-
 /// `/ring` (and `/distributor/ring`): the ingester ring, as HTML or, with
 /// `Accept: application/json`, as JSON in Loki's shape (`shards`, `now`).
 async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Response {
@@ -293,7 +235,6 @@ pub fn router(
         .route("/metrics", get(metrics))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
         .route("/flush", post(flush).get(flush))
-        .route("/ingester/shutdown", post(ingester_shutdown).get(ingester_shutdown))
         .route("/ring", get(ring_page))
         .route("/config", get(crate::ops::config))
         .route("/services", get(crate::ops::services))
@@ -302,10 +243,7 @@ pub fn router(
             get(crate::ops::log_level).post(crate::ops::log_level).put(crate::ops::log_level),
         )
         .route("/distributor/ring", get(ring_page))
-        .route(
-            "/ingester/prepare_shutdown",
-            get(prepare_shutdown).post(prepare_shutdown).delete(prepare_shutdown),
-        )
-        .with_state(state);
-    tenant_routes.merge(ops).merge(es_handshake)
+        .with_state(state.clone());
+    let ingester = skald_ingester::http::admin_routes(state.local_ingester, state.terminate);
+    tenant_routes.merge(ops).merge(ingester).merge(es_handshake)
 }

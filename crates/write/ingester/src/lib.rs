@@ -14,6 +14,7 @@ mod chunk_stats;
 mod config;
 mod error;
 mod flush;
+pub mod http;
 mod instance;
 mod metrics;
 mod push_errors;
