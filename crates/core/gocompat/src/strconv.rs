@@ -8,21 +8,7 @@ pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if is_go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
-        }
+        append_escaped_rune(&mut out, c, '"', false);
     }
     out.push('"');
     out
@@ -62,24 +48,39 @@ pub fn quote_lenient(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
+        append_escaped_rune(&mut out, c, '"', true);
     }
     out.push('"');
     out
+}
+
+/// Appends `c` as Go's `appendEscapedRune` writes it inside a literal delimited by `quote`
+/// (`"` for `Quote`, `'` for `QuoteRune`): the delimiter and `\` backslashed, printable runes
+/// as they are, `\a \b \f \n \r \t \v` by name, other runes as `\x`, `\u` or `\U`.
+/// `lenient` leaves every non-ASCII rune as it is ([`quote_lenient`]).
+fn append_escaped_rune(out: &mut String, c: char, quote: char, lenient: bool) {
+    use std::fmt::Write as _;
+    if c == quote || c == '\\' {
+        out.push('\\');
+        out.push(c);
+        return;
+    }
+    if is_go_printable(c) || (lenient && !c.is_ascii()) {
+        out.push(c);
+        return;
+    }
+    let _ = match c {
+        '\u{7}' => out.write_str("\\a"),
+        '\u{8}' => out.write_str("\\b"),
+        '\u{c}' => out.write_str("\\f"),
+        '\n' => out.write_str("\\n"),
+        '\r' => out.write_str("\\r"),
+        '\t' => out.write_str("\\t"),
+        '\u{b}' => out.write_str("\\v"),
+        c if (c as u32) < 0x80 => write!(out, "\\x{:02x}", c as u32),
+        c if (c as u32) < 0x10000 => write!(out, "\\u{:04x}", c as u32),
+        c => write!(out, "\\U{:08x}", c as u32),
+    };
 }
 
 /// Whether `body` (a float without its sign) is in Go's decimal grammar without underscores:
@@ -404,21 +405,7 @@ pub fn format_float_f(f: f64) -> String {
 pub fn quote_rune(c: char) -> String {
     let mut out = String::with_capacity(4);
     out.push('\'');
-    match c {
-        '\'' => out.push_str("\\'"),
-        '\\' => out.push_str("\\\\"),
-        '\u{7}' => out.push_str("\\a"),
-        '\u{8}' => out.push_str("\\b"),
-        '\u{c}' => out.push_str("\\f"),
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\u{b}' => out.push_str("\\v"),
-        c if is_go_printable(c) => out.push(c),
-        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-        c => out.push_str(&format!("\\U{:08x}", c as u32)),
-    }
+    append_escaped_rune(&mut out, c, '\'', false);
     out.push('\'');
     out
 }
