@@ -1,6 +1,7 @@
 //! The Loki compatibility test: replays every recorded push body into a real `skald` process,
 //! runs every recorded request, and compares each answer with what real Loki answered
-//! (tests/data/reference, stats ignored). Prints `matched N of M`.
+//! (tests/data/reference: `queries.json` and `queries-unaligned.json`, stats ignored). Prints
+//! `matched N of M`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -93,13 +94,19 @@ fn aws_storage_answers_match_real_loki() {
 fn compare_with_loki(query_url: &str) {
     let reference = data_dir().join("reference");
 
-    let queries: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(reference.join("queries.json")).unwrap())
-            .unwrap();
+    // the 114 requests of the first recording, then 8 range queries (7 metric, 1 log) whose
+    // start, end and step are not multiples of each other (answers in `loki-unaligned/`)
+    let mut queries: Vec<(Value, &str)> = Vec::new();
+    for (list, answers) in [("queries.json", "loki"), ("queries-unaligned.json", "loki-unaligned")]
+    {
+        let text = std::fs::read_to_string(reference.join(list)).unwrap();
+        let items: Vec<Value> = serde_json::from_str(&text).unwrap();
+        queries.extend(items.into_iter().map(|q| (q, answers)));
+    }
     let mut matched = 0;
     let mut failed_in_scope: Vec<String> = Vec::new();
     let mut failed_later: BTreeSet<String> = BTreeSet::new();
-    for q in &queries {
+    for (q, answers) in &queries {
         let name = q["name"].as_str().unwrap();
         let path = q["path"].as_str().unwrap();
         let mut params: Vec<(String, String)> = Vec::new();
@@ -128,7 +135,7 @@ fn compare_with_loki(query_url: &str) {
             "body": body,
         });
         let loki: Value = serde_json::from_str(
-            &std::fs::read_to_string(reference.join("loki").join(format!("{name}.json"))).unwrap(),
+            &std::fs::read_to_string(reference.join(answers).join(format!("{name}.json"))).unwrap(),
         )
         .unwrap();
         let diffs = compare::compare(loki, ours);

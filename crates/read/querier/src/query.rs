@@ -92,6 +92,17 @@ impl Querier {
         Ok(())
     }
 
+    /// The range a metric range query is evaluated over, as Loki's frontend splits it: when
+    /// `split_queries_by_interval` is set, `start` moves down and `end` up to a multiple of
+    /// `step` counted from the Unix epoch, so the steps fall on those multiples (both ends
+    /// included) whatever `start` the client sent.
+    pub(crate) fn align_to_step(&self, start: i64, end: i64, step_ns: i64) -> (i64, i64) {
+        if self.limits.split_queries_by_interval.is_zero() {
+            return (start, end);
+        }
+        align_to_step(start, end, step_ns)
+    }
+
     /// `/loki/api/v1/query_range`: the JSON answer.
     pub async fn query_range(
         self: &Arc<Self>,
@@ -121,6 +132,11 @@ impl Querier {
         // answer, before `max_query_length` is checked, as in Loki's frontend)
         let start = self.lookback_range(start, end).map_or(end, |(s, _)| s);
         self.check_query_length(start, end)?;
+        let (start, end) = if matches!(expr, Expr::Log(_)) {
+            (start, end)
+        } else {
+            self.align_to_step(start, end, step_ns)
+        };
         let qp = QueryParams {
             start,
             end,
@@ -319,5 +335,56 @@ impl Querier {
             }
             Ok(Ok(Ok(v))) => Ok(v),
         }
+    }
+}
+
+/// Loki's step alignment of a split metric query (`splitMetricByTime`): the step in whole
+/// milliseconds, `start` rounded down and `end` up to a multiple of it (Go's truncating
+/// remainder, kept for times before the epoch). A step under a millisecond leaves the range as
+/// it is.
+fn align_to_step(start: i64, end: i64, step_ns: i64) -> (i64, i64) {
+    let step = step_ns / 1_000_000 * 1_000_000;
+    if step <= 0 {
+        return (start, end);
+    }
+    let start = start - start % step;
+    let end = match end % step {
+        0 => end,
+        rem => end.saturating_add(step - rem),
+    };
+    (start, end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::align_to_step;
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn steps_fall_on_multiples_of_the_step_from_the_epoch() {
+        // start down, end up (Loki evaluated 1793491200..=1793494260 for these)
+        assert_eq!(
+            align_to_step(1793491217 * S, 1793494243 * S, 60 * S),
+            (1793491200 * S, 1793494260 * S)
+        );
+        // a step longer than the range
+        assert_eq!(
+            align_to_step(1793491323 * S, 1793494200 * S, 3600 * S),
+            (1793491200 * S, 1793494800 * S)
+        );
+        // a fractional step: 1793491245 is 39,417,390 steps of 45.5 s
+        assert_eq!(
+            align_to_step(1793491207 * S + S / 2, 1793492403 * S, 45_500_000_000),
+            (1793491199 * S + S / 2, 1793492428 * S)
+        );
+        // already aligned: unchanged
+        assert_eq!(
+            align_to_step(1793491200 * S, 1793494800 * S, 60 * S),
+            (1793491200 * S, 1793494800 * S)
+        );
+        // the step counts in whole milliseconds, as Loki's frontend carries it
+        assert_eq!(align_to_step(1_500_000, 2_500_000, 1_000_500), (1_000_000, 3_000_000));
+        assert_eq!(align_to_step(1_500, 2_500, 999_999), (1_500, 2_500));
     }
 }
