@@ -174,31 +174,45 @@ impl EntryBatch {
         }
     }
 
-    /// Sorts by timestamp, then line, and keeps one entry of each equal (timestamp, line)
-    /// pair: the first in the current order.
+    /// Sorts by timestamp, keeping entries with the same timestamp in their current order (the
+    /// order they arrived in, as Loki returns them), and keeps one entry of each equal
+    /// (timestamp, line) pair: the first in the current order.
     pub fn sort_dedup(&mut self) {
         let n = self.len();
-        let sorted = (1..n).all(|i| {
-            let (a, b) = (self.get(i - 1), self.get(i));
-            (a.ts, a.line) < (b.ts, b.line)
-        });
-        if sorted {
+        // entries with one timestamp are few: a pairwise look within the run is cheapest
+        let run_has_dup = |run: &[usize]| {
+            run.iter()
+                .enumerate()
+                .any(|(k, &i)| run[..k].iter().any(|&j| self.get(j).line == self.get(i).line))
+        };
+        let in_order = (1..n).all(|i| self.ts[i - 1] <= self.ts[i]);
+        if in_order && (1..n).all(|i| self.ts[i - 1] < self.ts[i]) {
             return;
         }
         let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (self.get(a), self.get(b));
-            a.ts.cmp(&b.ts).then_with(|| a.line.cmp(b.line))
-        });
+        if !in_order {
+            // stable: equal timestamps keep their order
+            order.sort_by_key(|&i| self.ts[i]);
+        }
         let mut out = EntryBatch::with_capacity(n, self.text.len());
-        let mut last: Option<EntryRef<'_>> = None;
-        for i in order {
-            let e = self.get(i);
-            if last.is_some_and(|l| l.ts == e.ts && l.line == e.line) {
-                continue;
+        let mut run_start = 0;
+        while run_start < n {
+            let ts = self.ts[order[run_start]];
+            let run_end =
+                run_start + order[run_start..].iter().take_while(|&&i| self.ts[i] == ts).count();
+            let run = &order[run_start..run_end];
+            if run.len() == 1 || !run_has_dup(run) {
+                run.iter().for_each(|&i| out.push_ref(self.get(i)));
+            } else {
+                let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+                for &i in run {
+                    let e = self.get(i);
+                    if seen.insert(e.line) {
+                        out.push_ref(e);
+                    }
+                }
             }
-            out.push_ref(e);
-            last = Some(e);
+            run_start = run_end;
         }
         *self = out;
     }
@@ -271,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn sort_dedup_orders_by_ts_then_line_and_keeps_first() {
+    fn sort_dedup_orders_by_ts_keeps_arrival_order_and_the_first_duplicate() {
         let mut b = EntryBatch::from(
             [
                 e(5, "x", &[]),
@@ -288,13 +302,20 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (1, "a".to_string(), 0),
                 (1, "b".to_string(), 1),
+                (1, "a".to_string(), 0),
                 (3, "y".to_string(), 0),
                 (5, "x".to_string(), 0)
             ]
         );
-        assert_eq!(b.get(1).structured_metadata[0].value, "first");
+        assert_eq!(b.get(0).structured_metadata[0].value, "first");
+        // already in order with a duplicate in a run: it still goes
+        let mut b = EntryBatch::from(
+            [e(1, "z", &[]), e(1, "a", &[]), e(1, "z", &[]), e(2, "q", &[])].as_slice(),
+        );
+        b.sort_dedup();
+        let got: Vec<(i64, &str)> = b.iter().map(|e| (e.ts, e.line)).collect();
+        assert_eq!(got, vec![(1, "z"), (1, "a"), (2, "q")]);
     }
 
     #[test]

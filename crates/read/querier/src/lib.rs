@@ -39,7 +39,10 @@ pub use patterns::{PatternConfigError, PatternIngesterConfig};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuerierConfig {
-    /// Ingesters are asked only for data newer than this (0 = always).
+    /// Loki asks ingesters only for data newer than this, so data pushed with old timestamps
+    /// (backfill) stays invisible until it is flushed. Skald accepts the key and asks the
+    /// ingesters for any range: one that holds nothing in it answers at once (it skips every
+    /// stream without data in the range), and one that does is always heard.
     #[serde(with = "skald_common::units::duration")]
     pub query_ingesters_within: Duration,
     /// Queries evaluated at once.
@@ -73,11 +76,6 @@ impl Default for QuerierConfig {
 }
 
 impl QuerierConfig {
-    /// `query_ingesters_within` in nanoseconds.
-    pub fn query_ingesters_within_ns(&self) -> i64 {
-        self.query_ingesters_within.as_nanos().min(i64::MAX as u128) as i64
-    }
-
     /// `skald_max_query_response_size` in bytes (0 = no cap).
     pub fn max_response_bytes(&self) -> usize {
         usize::try_from(self.skald_max_query_response_size).unwrap_or(usize::MAX)

@@ -69,10 +69,11 @@ impl StoreSource {
         })
     }
 
-    /// True when the range reaches into what ingesters may still hold.
-    fn asks_ingesters(&self, end: i64) -> bool {
-        let within = self.querier.config.query_ingesters_within_ns();
-        self.querier.ingester.is_some() && (within == 0 || end > crate::params::now_ns() - within)
+    /// True when there are ingesters to ask: they are asked for any range, since data pushed
+    /// with old timestamps may be held there whatever `query_ingesters_within` says (see
+    /// [`crate::QuerierConfig::query_ingesters_within`]).
+    fn asks_ingesters(&self, _end: i64) -> bool {
+        self.querier.ingester.is_some()
     }
 
     /// Loki's querier checks per selector: `max_streams_matchers_per_query` (400), and

@@ -509,7 +509,7 @@ impl Querier {
     }
 
     /// The chunks of streams matching `matchers` that overlap `[from_ms, through_ms]`, from
-    /// the index and (when the range reaches into `query_ingesters_within`) the ingesters,
+    /// the index and the ingesters (for any range: see `QuerierConfig::query_ingesters_within`),
     /// each chunk once.
     async fn chunk_stats(
         &self,
@@ -532,9 +532,8 @@ impl Querier {
             // several replicas, or from an ingester and the index, counts once
             type Key = (i64, i64, u32, u32, u64);
             let mut chunks: BTreeMap<Labels, BTreeSet<Key>> = BTreeMap::new();
-            let within = self.config.query_ingesters_within_ns();
-            let ask_ingesters = within == 0 || end > params::now_ns().saturating_sub(within);
-            if let (Some(ing), true) = (&self.ingester, ask_ingesters) {
+            // every range: backfilled data may be held whatever its age
+            if let Some(ing) = &self.ingester {
                 let q =
                     IngesterQuery { matchers: matchers.to_vec(), start, end, ..Default::default() };
                 for s in ing.chunk_stats(tenant, q).await? {

@@ -56,8 +56,9 @@ pub struct ClosedChunk {
 /// A stream's entries not yet compressed. They are stored column-wise (one text buffer, the
 /// metadata sets interned), so an append copies the entry and frees its allocations at once
 /// instead of holding thousands of small allocations until the block is sealed (freeing them
-/// then was a tenth of the ingest CPU). `order` lists the entries sorted by (ts, line); as
-/// entries mostly arrive in order it is mostly the identity.
+/// then was a tenth of the ingest CPU). `order` lists the entries sorted by timestamp, entries
+/// with the same timestamp in arrival order (as Loki's head block keeps them, so that `limit`
+/// picks the same lines); as entries mostly arrive in order it is mostly the identity.
 #[derive(Debug, Default)]
 struct Head {
     entries: EntryBatch,
@@ -73,7 +74,7 @@ impl Head {
         self.order.is_empty()
     }
 
-    /// The `k`-th entry in (ts, line) order.
+    /// The `k`-th entry in (ts, arrival) order.
     fn sorted(&self, k: usize) -> EntryRef<'_> {
         self.entries.get(self.order[k] as usize)
     }
@@ -86,25 +87,20 @@ impl Head {
         self.len().checked_sub(1).map(|k| self.sorted(k))
     }
 
-    /// Inserts a copy of `e` in order. False, and nothing inserted, when an entry with the
-    /// same timestamp and line is already held.
+    /// Inserts a copy of `e` after every held entry with its timestamp or an older one. False,
+    /// and nothing inserted, when an entry with the same timestamp and line is already held.
     fn insert(&mut self, e: &Entry) -> bool {
         let n = self.len();
-        let key = (e.ts, e.line.as_str());
         // Entries mostly arrive in order: check the newest first.
         let pos = match self.last() {
             None => 0,
-            Some(h) if (h.ts, h.line) < key => n,
-            Some(_) => self.order.partition_point(|&i| {
-                let h = self.entries.get(i as usize);
-                (h.ts, h.line) < key
-            }),
+            Some(h) if h.ts < e.ts => n,
+            Some(_) => self.order.partition_point(|&i| self.entries.get(i as usize).ts <= e.ts),
         };
-        if pos < n {
-            let h = self.sorted(pos);
-            if (h.ts, h.line) == key {
-                return false;
-            }
+        // the entries with the same timestamp sit just before `pos`
+        let same_ts = self.order[..pos].iter().rev().map(|&i| self.entries.get(i as usize));
+        if same_ts.take_while(|h| h.ts == e.ts).any(|h| h.line == e.line) {
+            return false;
         }
         let index = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
         self.entries.push(e.ts, &e.line, &e.structured_metadata);
@@ -112,7 +108,7 @@ impl Head {
         true
     }
 
-    /// The entries in (ts, line) order.
+    /// The entries in (ts, arrival) order.
     fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> + '_ {
         (0..self.len()).map(|k| self.sorted(k))
     }
@@ -490,15 +486,19 @@ mod tests {
             let lines = ["", "a", "ab", "b"];
             let levels = ["info", "warn", "error"];
             let mut head = Head::default();
-            let mut model: BTreeMap<(i64, &str), Entry> = BTreeMap::new();
+            // by timestamp, then in arrival order; the first of a (ts, line) pair wins
+            let mut model: BTreeMap<i64, Vec<Entry>> = BTreeMap::new();
             for (ts, line, level) in input {
                 let e = entry(ts, lines[line], level.map(|l| levels[l]));
-                let fresh = !model.contains_key(&(ts, lines[line]));
+                let group = model.entry(ts).or_default();
+                let fresh = !group.iter().any(|g| g.line == lines[line]);
                 prop_assert_eq!(head.insert(&e), fresh);
-                model.entry((ts, lines[line])).or_insert(e);
+                if fresh {
+                    group.push(e);
+                }
             }
             let got: Vec<Entry> = head.iter().map(|e| e.to_entry()).collect();
-            let want: Vec<Entry> = model.into_values().collect();
+            let want: Vec<Entry> = model.into_values().flatten().collect();
             prop_assert_eq!(got, want);
         }
     }

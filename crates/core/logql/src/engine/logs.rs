@@ -2,7 +2,7 @@
 //! query's starting edge (`end` for backward, `start` for forward).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
 use skald_model::{Direction, Labels};
 
@@ -29,6 +29,9 @@ struct Candidate {
     ts: i64,
     backward: bool,
     key: Labels,
+    /// Position in the source's order: a stream's entries with one timestamp come in arrival
+    /// order, which Loki keeps (reversed for `backward`).
+    seq: u64,
     entry: ResultEntry,
 }
 
@@ -39,12 +42,20 @@ impl Candidate {
         self.entry.line.len() + labels(&self.entry.structured_metadata) + labels(&self.entry.parsed)
     }
 
-    /// Rank order: the best entry first.
+    /// Rank order: the best entry first. Nearest the edge first; then by labels; then in
+    /// arrival order (forward) or its reverse (backward).
     fn rank(&self, other: &Self) -> Ordering {
-        let by_ts = if self.backward { other.ts.cmp(&self.ts) } else { self.ts.cmp(&other.ts) };
-        by_ts
+        let (near, far) = if self.backward { (other, self) } else { (self, other) };
+        near.ts
+            .cmp(&far.ts)
             .then_with(|| self.key.cmp(&other.key))
-            .then_with(|| self.entry.line.cmp(&other.entry.line))
+            .then_with(|| near.seq.cmp(&far.seq))
+    }
+
+    /// What makes two entries one in Loki's answer: the same labels, timestamp and line
+    /// (Loki's result iterator merges them, e.g. after a `line_format` made two lines equal).
+    fn identity(&self) -> (i64, u64) {
+        (self.ts, skald_model::entry_hash(self.key.hash(), &self.entry.line))
     }
 }
 
@@ -95,8 +106,17 @@ pub(super) fn evaluate_logs(
         Keeper::Heap(BinaryHeap::with_capacity(limit.min(1 << 16) + 1))
     };
 
+    // The identities of the kept entries: an entry equal to a kept one is the same entry.
+    let mut kept: HashSet<(i64, u64)> = HashSet::new();
+    let mut seq = 0u64;
     // Interval thinning reaches past the `limit` nearest entries, so only a plain limit is a hint.
-    let hint = (params.interval_ns == 0).then_some(SelectLimit { limit, backward });
+    // Nor when stages can make two entries one (equal lines or equal labels): the
+    // `limit` nearest entries the source keeps may then merge into fewer.
+    let merges = sel.stages.iter().any(|s| {
+        use ast::Stage::*;
+        matches!(s, LineFormat(_) | Decolorize | LabelFormat(_) | Drop(_) | Keep(_))
+    });
+    let hint = (params.interval_ns == 0 && !merges).then_some(SelectLimit { limit, backward });
     for batch in source.select(sel, params.start, params.end, hint)? {
         let stream = batch?;
         let mut sp = pipeline.for_stream(&stream.labels);
@@ -140,22 +160,31 @@ pub(super) fn evaluate_logs(
                 };
                 (key, entry)
             };
-            let cand = Candidate { ts: e.ts, backward, key, entry };
+            seq += 1;
+            let cand = Candidate { ts: e.ts, backward, key, seq, entry };
             let size = cand.size();
+            let identity = cand.identity();
+            if kept.contains(&identity) {
+                continue;
+            }
             match &mut keeper {
                 Keeper::Heap(h) => {
                     if h.len() < limit {
                         kept_bytes += size;
+                        kept.insert(identity);
                         h.push(cand);
                     } else if let Some(mut worst) = h.peek_mut() {
                         if cand < *worst {
                             kept_bytes = kept_bytes.saturating_sub(worst.size()) + size;
+                            kept.remove(&worst.identity());
+                            kept.insert(identity);
                             *worst = cand;
                         }
                     }
                 }
                 Keeper::All(v) => {
                     kept_bytes += size;
+                    kept.insert(identity);
                     v.push(cand);
                 }
             }
