@@ -40,6 +40,17 @@ pub(crate) fn vary(line: &str, rng: &mut Rng) -> String {
     String::from_utf8(out).unwrap_or_else(|_| line.to_string())
 }
 
+/// How many lines with the needle the load sent (every 777,777th line of each client).
+pub(crate) static NEEDLES_SENT: AtomicUsize = AtomicUsize::new(0);
+
+/// Stream `s`'s labels, as `../shared/tools/logbench.py` labels its streams (so its queries run
+/// unchanged): `{job="<system>", env="bench", pod="<system>-<s, 3 digits>"}`, plus the
+/// instance of the system.
+pub(crate) fn stream_labels(s: usize, inst: usize) -> String {
+    let job = SYSTEMS[s % SYSTEMS.len()].to_lowercase();
+    format!("{{job=\"{job}\", env=\"bench\", pod=\"{job}-{s:03}\", instance=\"i-{inst}\"}}")
+}
+
 /// The push body of `streams`: protobuf + raw snappy, the harness encoder the integration
 /// tests use.
 pub(crate) fn push_body(streams: Vec<(String, Vec<(i64, String)>)>) -> Result<Vec<u8>> {
@@ -123,6 +134,7 @@ impl PushLoad {
                     if needles % 777_777 == 0 {
                         line.push(' ');
                         line.push_str(NEEDLE);
+                        NEEDLES_SENT.fetch_add(1, Ordering::Relaxed);
                     }
                     // stream-local time: spread per_stream bytes over the span
                     let ts = t0
@@ -135,10 +147,7 @@ impl PushLoad {
                 raw_total.fetch_add(got, Ordering::Relaxed);
                 lines_total.fetch_add(entries.len(), Ordering::Relaxed);
                 batch_size += got;
-                batch.push((
-                    format!("{{job=\"{}\", instance=\"i-{inst}\"}}", SYSTEMS[sys].to_lowercase()),
-                    entries,
-                ));
+                batch.push((stream_labels(s, inst), entries));
             }
             if batch_size > 0 {
                 post(url, &push_body(batch)?)?;

@@ -7,6 +7,7 @@
 
 mod burst;
 mod load;
+mod logbench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -604,6 +605,15 @@ fn main() -> Result<()> {
             if cpu > 0.0 { mb / cpu } else { 0.0 }
         );
     }
+    let pushed = logbench::Pushed {
+        mb,
+        lines: nlines as usize,
+        needles: load::NEEDLES_SENT.load(Ordering::Relaxed),
+        start: t0,
+        // one past the newest timestamp the load can write (see load.rs), not on any step
+        end: t0 + span + 1000,
+    };
+    logbench::run(&server.query_url, &pushed, &|| server.cpu_seconds())?;
     println!("peak RSS overall: {:.0} MB", server.peak_rss_mb());
     server.stop()?;
     if !args.keep {

@@ -1,0 +1,113 @@
+//! The five queries of `../shared/tools/logbench.py` (the workload real Loki was measured
+//! with), sent exactly as logbench sends them: over the pushed range with an unaligned start
+//! and end (nanoseconds, not on any step), `limit=1000`, `direction=backward`, step 60 (3600
+//! for the `[1h]` query). Each prints its latency, the server CPU it took, raw MB per
+//! CPU-second, and its answer, checked where the answer is known.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::NEEDLE;
+
+/// What the five queries know about the pushed data.
+pub(crate) struct Pushed {
+    /// Raw megabytes pushed.
+    pub(crate) mb: f64,
+    /// Lines pushed.
+    pub(crate) lines: usize,
+    /// Lines carrying the needle.
+    pub(crate) needles: usize,
+    /// First and one past the last pushed timestamp (ns).
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+}
+
+fn get(url: &str, q: &str, start: i64, end: i64, step: Option<&str>) -> Result<serde_json::Value> {
+    let (s, e) = (start.to_string(), end.to_string());
+    let mut req = ureq::get(&format!("{url}/loki/api/v1/query_range"))
+        .timeout(Duration::from_secs(900))
+        .query("query", q)
+        .query("start", &s)
+        .query("end", &e)
+        .query("limit", "1000")
+        .query("direction", "backward");
+    if let Some(step) = step {
+        req = req.query("step", step);
+    }
+    let resp = req.call().map_err(|e| anyhow::anyhow!("query {q} failed: {e}"))?;
+    Ok(serde_json::from_reader(resp.into_reader())?)
+}
+
+/// The sum of every value of every series of a matrix.
+fn total(v: &serde_json::Value) -> f64 {
+    let values = |s: &serde_json::Value| -> f64 {
+        s["values"]
+            .as_array()
+            .map_or(0.0, |vs| vs.iter().filter_map(|p| p[1].as_str()?.parse::<f64>().ok()).sum())
+    };
+    v["data"]["result"].as_array().map_or(0.0, |a| a.iter().map(values).sum())
+}
+
+fn entries(v: &serde_json::Value) -> usize {
+    v["data"]["result"]
+        .as_array()
+        .map_or(0, |a| a.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum())
+}
+
+/// Runs the five queries against `url`; `cpu` reads the server's CPU seconds so far.
+pub(crate) fn run(url: &str, pushed: &Pushed, cpu: &dyn Fn() -> f64) -> Result<()> {
+    let qs: [(&str, String, Option<&str>); 5] = [
+        (
+            "needle_count",
+            format!("sum(count_over_time({{env=\"bench\"}} |= \"{NEEDLE}\" [1h]))"),
+            Some("3600"),
+        ),
+        ("needle_lines", format!("{{env=\"bench\"}} |= \"{NEEDLE}\""), None),
+        (
+            "count_by_job",
+            "sum by (job) (count_over_time({env=\"bench\"}[1m]))".to_string(),
+            Some("60"),
+        ),
+        (
+            "error_rate_by_job",
+            "sum by (job) (rate({env=\"bench\"} |~ \"(?i)error\" [5m]))".to_string(),
+            Some("60"),
+        ),
+        ("recent_one_stream", "{job=\"apache\", pod=\"apache-001\"}".to_string(), None),
+    ];
+    println!(
+        "logbench's five queries, start {} and end {} (unaligned ns), limit 1000, backward:",
+        pushed.start, pushed.end
+    );
+    for (name, q, step) in qs {
+        let cpu_before = cpu();
+        let t = Instant::now();
+        let v = get(url, &q, pushed.start, pushed.end, step)?;
+        let took = t.elapsed().as_secs_f64();
+        let cpu_s = cpu() - cpu_before;
+        let answer = match name {
+            "needle_count" => {
+                let got = total(&v);
+                format!("{got} needles (pushed {})", pushed.needles)
+            }
+            "needle_lines" => format!("{} lines (pushed {})", entries(&v), pushed.needles),
+            "count_by_job" => {
+                let got = total(&v);
+                let verdict = if got as usize == pushed.lines { "each once" } else { "MISMATCH" };
+                format!("{got} lines counted (pushed {}: {verdict})", pushed.lines)
+            }
+            "error_rate_by_job" => {
+                format!("{} series", v["data"]["result"].as_array().map_or(0, Vec::len))
+            }
+            _ => format!("{} lines", entries(&v)),
+        };
+        println!(
+            "  {name}: {:.1} ms, {:.3} CPU-s = {:.0} MB raw per CPU-s; {answer}",
+            took * 1e3,
+            cpu_s,
+            if cpu_s > 0.0 { pushed.mb / cpu_s } else { f64::INFINITY },
+        );
+    }
+    Ok(())
+}
