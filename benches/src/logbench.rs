@@ -39,14 +39,14 @@ fn get(url: &str, q: &str, start: i64, end: i64, step: Option<&str>) -> Result<s
     Ok(serde_json::from_reader(resp.into_reader())?)
 }
 
-/// The sum of every value of every series of a matrix.
+/// The sum of every value of every series of a matrix (0, not the -0 of an empty `sum`).
 fn total(v: &serde_json::Value) -> f64 {
     let values = |s: &serde_json::Value| -> f64 {
-        s["values"]
-            .as_array()
-            .map_or(0.0, |vs| vs.iter().filter_map(|p| p[1].as_str()?.parse::<f64>().ok()).sum())
+        s["values"].as_array().map_or(0.0, |vs| {
+            vs.iter().filter_map(|p| p[1].as_str()?.parse::<f64>().ok()).fold(0.0, |a, b| a + b)
+        })
     };
-    v["data"]["result"].as_array().map_or(0.0, |a| a.iter().map(values).sum())
+    v["data"]["result"].as_array().map_or(0.0, |a| a.iter().map(values).fold(0.0, |a, b| a + b))
 }
 
 fn entries(v: &serde_json::Value) -> usize {
