@@ -1,0 +1,317 @@
+//! Log queries with a limit read only what they need: a stream's chunks and blocks are read
+//! nearest the query's edge first (newest first for `backward`, oldest first for `forward`),
+//! and reading stops as soon as `limit` entries the pipeline accepts are certain to lie
+//! strictly nearer the edge than anything still unread. A block or chunk that cannot hold such
+//! an entry is never fetched or decoded.
+//!
+//! What comes out is exactly what reading everything would give ([`StoreSource::load_stream`])
+//! minus the entries strictly farther from the edge than the `limit`-th nearest accepted one,
+//! which [`Source::select`](skald_logql::engine::Source::select) allows a source to drop (the
+//! engine would never return them). The parts are merged in the same order as a full read, so
+//! entries with equal timestamps keep their relative order.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use skald_chunk::{BlockMeta, BlockReader, Chunk};
+use skald_index::ChunkRef;
+use skald_logql::engine::{EngineError, SelectLimit};
+use skald_logql::log::{LiteralScan, Pipeline, StreamPipeline};
+use skald_logql::syntax::ast::Stage;
+use skald_model::{EntryBatch, Labels};
+
+use super::decode::select_block;
+use super::prefetch::{Fetched, Slot};
+use super::{check_cancel, source_err, PendingStream, StoreSource};
+
+/// How the source tells which entries count toward the limit: only entries the engine's
+/// pipeline accepts may count, each distinct `(ts, line)` once.
+enum Counting {
+    /// No stages: every entry counts.
+    All,
+    /// Line filters only: an entry counts when it passes them; one that does not is dropped
+    /// at once (acceptance depends on the line alone, so every copy of it agrees).
+    Filters(Pipeline),
+    /// Parsers, label filters and label changes that keep the line: an entry counts when
+    /// every copy of it seen (copies may differ in structured metadata) passes the pipeline;
+    /// nothing is dropped before the end.
+    Pipeline(Pipeline),
+}
+
+/// A limited read of a log query's streams.
+pub(super) struct Limited {
+    counting: Counting,
+    limit: usize,
+    backward: bool,
+    /// Chunks fetched so far (for tests and statistics).
+    pub(super) chunks_fetched: AtomicUsize,
+    /// Blocks decoded so far.
+    pub(super) blocks_decoded: AtomicUsize,
+}
+
+/// Marks a chunk (not yet fetched) among the units to read.
+const WHOLE_CHUNK: usize = usize::MAX;
+
+impl Limited {
+    /// `None` when the limit cannot shorten the read: no limit, or a pipeline that may rewrite
+    /// lines (after `line_format` or `decolorize`, distinct entries can end up as one result
+    /// entry, so counting source entries could stop too early), or one that does not build
+    /// (the engine reports that).
+    pub(super) fn new(stages: &[Stage], limit: SelectLimit) -> Option<Limited> {
+        if limit.limit == 0 {
+            return None;
+        }
+        let counting = if stages.is_empty() {
+            Counting::All
+        } else if stages.iter().any(|s| matches!(s, Stage::LineFormat(_) | Stage::Decolorize)) {
+            return None;
+        } else {
+            let pipeline = Pipeline::new(stages).ok()?;
+            if stages.iter().all(|s| matches!(s, Stage::LineFilter(_))) {
+                Counting::Filters(pipeline)
+            } else {
+                Counting::Pipeline(pipeline)
+            }
+        };
+        Some(Limited {
+            counting,
+            limit: limit.limit,
+            backward: limit.backward,
+            chunks_fetched: AtomicUsize::new(0),
+            blocks_decoded: AtomicUsize::new(0),
+        })
+    }
+
+    /// Orders timestamps by nearness to the edge: the nearest has the smallest key.
+    fn key(&self, ts: i64) -> i64 {
+        if self.backward {
+            !ts
+        } else {
+            ts
+        }
+    }
+
+    /// The key of the nearest timestamp in `[start, end)` that `[min, max]` can hold.
+    fn bound_key(&self, min: i64, max: i64, start: i64, end: i64) -> i64 {
+        if self.backward {
+            self.key(max.min(end.saturating_sub(1)))
+        } else {
+            self.key(min.max(start))
+        }
+    }
+
+    /// The stream's entries in `[start, end)` that contain the literals of `scan`, less those
+    /// the limit makes useless.
+    pub(super) fn load(
+        &self,
+        source: &StoreSource,
+        labels: &Labels,
+        pending: PendingStream,
+        mut slots: Vec<Option<Slot>>,
+        (start, end): (i64, i64),
+        scan: &LiteralScan,
+    ) -> Result<EntryBatch, EngineError> {
+        let mut sp = match &self.counting {
+            Counting::All => None,
+            Counting::Filters(p) | Counting::Pipeline(p) => Some(p.for_stream(labels)),
+        };
+        let mut nearest = Nearest::new(self.limit);
+        // (chunk, block) → entries; the ingesters' entries come after every chunk's
+        let mut parts: Vec<((usize, usize), EntryBatch)> = Vec::new();
+        let recent: EntryBatch = pending.recent.iter().collect();
+        let recent = self.count(&mut sp, &mut nearest, recent);
+        parts.push(((usize::MAX, 0), recent));
+
+        let chunks = &pending.chunks;
+        // Units to read, nearest first: (key of the nearest timestamp it can hold, chunk, block)
+        let mut units: BinaryHeap<Reverse<(i64, usize, usize)>> = chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.from < end && c.through >= start)
+            .map(|(i, c)| Reverse((self.bound_key(c.from, c.through, start, end), i, WHOLE_CHUNK)))
+            .collect();
+        let mut fetched: Vec<Option<Chunk>> = vec![None; chunks.len()];
+        let mut reader = BlockReader::new();
+        while let Some(&Reverse((key, ci, bi))) = units.peek() {
+            if nearest.bound.is_some_and(|b| self.key(b) < key) {
+                break; // `limit` accepted entries lie strictly nearer than anything unread
+            }
+            units.pop();
+            check_cancel(&source.cancel)?;
+            if bi == WHOLE_CHUNK {
+                if fetched[ci].is_some() {
+                    continue;
+                }
+                let group = group(chunks, ci, |j| fetched[j].is_none());
+                let got = source.take_chunks(chunks, &mut slots, &group)?;
+                self.chunks_fetched.fetch_add(got.len(), Ordering::Relaxed);
+                for (j, got) in group.into_iter().zip(got) {
+                    let Fetched::Raw(bytes) = got else {
+                        return Err(source_err("a limited read got a decoded chunk"));
+                    };
+                    let chunk = Chunk::from_bytes(bytes)
+                        .map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
+                    for (b, meta) in chunk.blocks().iter().enumerate() {
+                        if meta.max_ts >= start && meta.min_ts < end {
+                            units.push(Reverse((self.block_key(meta, start, end), j, b)));
+                        }
+                    }
+                    fetched[j] = Some(chunk);
+                }
+                continue;
+            }
+            let Some(chunk) = &fetched[ci] else { continue };
+            let raw = reader
+                .raw_block(chunk, bi)
+                .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+            if !scan.may_match(raw) {
+                continue;
+            }
+            let block = chunk
+                .decode_raw_block(bi, raw)
+                .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+            self.blocks_decoded.fetch_add(1, Ordering::Relaxed);
+            let mut out = EntryBatch::new();
+            select_block(&block, start, end, scan, &mut out);
+            let out = self.count(&mut sp, &mut nearest, out);
+            parts.push(((ci, bi), out));
+        }
+
+        // A full read's order: chunks as listed, blocks in order, the ingesters' entries last.
+        parts.sort_by_key(|p| p.0);
+        let keep = |ts: i64| nearest.bound.is_none_or(|b| self.key(ts) <= self.key(b));
+        let n = parts.iter().map(|p| p.1.len()).sum();
+        let bytes = parts.iter().map(|p| p.1.line_bytes()).sum();
+        let mut entries = EntryBatch::with_capacity(n, bytes);
+        for (_, p) in &parts {
+            for e in p.iter().filter(|e| keep(e.ts)) {
+                entries.push_ref(e);
+            }
+        }
+        entries.sort_dedup();
+        Ok(entries)
+    }
+
+    /// The chunks a limited read of `chunks` fetches first: the one that can hold the entry
+    /// nearest the edge, with those overlapping it.
+    pub(super) fn first_group(&self, chunks: &[ChunkRef], start: i64, end: i64) -> Vec<usize> {
+        let first = chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.from < end && c.through >= start)
+            .min_by_key(|&(i, c)| (self.bound_key(c.from, c.through, start, end), i));
+        match first {
+            Some((ci, _)) => group(chunks, ci, |_| true),
+            None => Vec::new(),
+        }
+    }
+
+    fn block_key(&self, meta: &BlockMeta, start: i64, end: i64) -> i64 {
+        self.bound_key(meta.min_ts, meta.max_ts, start, end)
+    }
+
+    /// Counts the accepted entries of `batch` and returns what is worth keeping of it.
+    fn count(
+        &self,
+        sp: &mut Option<StreamPipeline<'_>>,
+        nearest: &mut Nearest,
+        batch: EntryBatch,
+    ) -> EntryBatch {
+        let out = match (&self.counting, sp) {
+            (Counting::Pipeline(_), Some(sp)) => {
+                for e in batch.iter() {
+                    if !nearest.is_farther(self, e.ts) {
+                        let accepted =
+                            sp.process_ref(e.ts, e.line, e.structured_metadata).is_some();
+                        nearest.add(self, e.ts, e.line, accepted);
+                    }
+                }
+                batch
+            }
+            (counting, sp) => {
+                // Every copy of an entry agrees here, so the bound only moves nearer: what
+                // lies beyond it now, or fails the filters, is never needed.
+                let mut kept = EntryBatch::with_capacity(batch.len(), batch.line_bytes());
+                for e in batch.iter() {
+                    if nearest.is_farther(self, e.ts) {
+                        continue;
+                    }
+                    let accepted = match (counting, sp.as_mut()) {
+                        (Counting::Filters(_), Some(sp)) => {
+                            sp.process_ref(e.ts, e.line, e.structured_metadata).is_some()
+                        }
+                        _ => true,
+                    };
+                    if accepted {
+                        nearest.add(self, e.ts, e.line, true);
+                        kept.push_ref(e);
+                    }
+                }
+                kept
+            }
+        };
+        nearest.refresh(self);
+        out
+    }
+}
+
+/// Chunk `ci` and the chunks overlapping it that `open` admits: their entries interleave,
+/// so they are fetched together.
+fn group(chunks: &[ChunkRef], ci: usize, open: impl Fn(usize) -> bool) -> Vec<usize> {
+    let c = &chunks[ci];
+    (0..chunks.len())
+        .filter(|&j| j == ci || (open(j) && chunks[j].overlaps(c.from, c.through)))
+        .collect()
+}
+
+/// The distinct entries seen nearest the edge, enough to know the `limit`-th nearest
+/// accepted one. Undercounting is always safe (it only reads and keeps more), so distinct
+/// lines that share a hash count once.
+struct Nearest {
+    limit: usize,
+    /// By nearness key: line hash → whether every copy seen was accepted.
+    seen: BTreeMap<i64, HashMap<u64, bool>>,
+    /// The timestamp of the `limit`-th nearest accepted entry, once there are that many.
+    bound: Option<i64>,
+}
+
+impl Nearest {
+    fn new(limit: usize) -> Self {
+        Nearest { limit, seen: BTreeMap::new(), bound: None }
+    }
+
+    /// True when `ts` lies strictly farther than the bound: such an entry cannot count.
+    fn is_farther(&self, l: &Limited, ts: i64) -> bool {
+        self.bound.is_some_and(|b| l.key(ts) > l.key(b))
+    }
+
+    fn add(&mut self, l: &Limited, ts: i64, line: &str, accepted: bool) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        line.hash(&mut h);
+        self.seen
+            .entry(l.key(ts))
+            .or_default()
+            .entry(h.finish())
+            .and_modify(|a| *a &= accepted)
+            .or_insert(accepted);
+    }
+
+    /// Recomputes the bound and forgets what lies beyond it.
+    fn refresh(&mut self, l: &Limited) {
+        let mut accepted = 0usize;
+        let mut bound = None;
+        for (&key, lines) in &self.seen {
+            accepted += lines.values().filter(|&&a| a).count();
+            if accepted >= self.limit {
+                bound = Some(key);
+                break;
+            }
+        }
+        self.bound = bound.map(|key| if l.backward { !key } else { key });
+        if let Some(next) = bound.and_then(|key| key.checked_add(1)) {
+            self.seen.split_off(&next);
+        }
+    }
+}
