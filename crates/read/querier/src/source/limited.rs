@@ -2,7 +2,10 @@
 //! nearest the query's edge first (newest first for `backward`, oldest first for `forward`),
 //! and reading stops as soon as `limit` entries the pipeline accepts are certain to lie
 //! strictly nearer the edge than anything still unread. A block or chunk that cannot hold such
-//! an entry is never fetched or decoded.
+//! an entry is never decoded. The first chunk group of each stream is fetched ahead (see
+//! [`super::prefetch`]); after it, each fetch takes twice as many chunks as the one before
+//! (at most [`MAX_FETCH_AHEAD`]), so a read that needs many chunks pays few round trips and
+//! fetches at most about twice what it needs.
 //!
 //! What comes out is exactly what reading everything would give ([`StoreSource::load_stream`])
 //! minus the entries strictly farther from the edge than the `limit`-th nearest accepted one,
@@ -53,6 +56,9 @@ pub(super) struct Limited {
 
 /// Marks a chunk (not yet fetched) among the units to read.
 const WHOLE_CHUNK: usize = usize::MAX;
+
+/// Most chunks one stream's limited read fetches at once.
+const MAX_FETCH_AHEAD: usize = 32;
 
 impl Limited {
     /// `None` when the limit cannot shorten the read: no limit, or a pipeline that may rewrite
@@ -132,6 +138,12 @@ impl Limited {
             .filter(|(_, c)| c.from < end && c.through >= start)
             .map(|(i, c)| Reverse((self.bound_key(c.from, c.through, start, end), i, WHOLE_CHUNK)))
             .collect();
+        // chunks in the order they would be read, for fetching ahead
+        let mut order: Vec<(i64, usize)> = units.iter().map(|u| (u.0 .0, u.0 .1)).collect();
+        order.sort_unstable();
+        // chunks per fetch after the first group: doubles each time, so that a read that
+        // needs many chunks pays few round trips and fetches at most twice what it needs
+        let mut ahead = 1;
         let mut fetched: Vec<Option<Chunk>> = vec![None; chunks.len()];
         let mut reader = BlockReader::new();
         while let Some(&Reverse((key, ci, bi))) = units.peek() {
@@ -144,7 +156,17 @@ impl Limited {
                 if fetched[ci].is_some() {
                     continue;
                 }
-                let group = group(chunks, ci, |j| fetched[j].is_none());
+                let mut group = group(chunks, ci, |j| fetched[j].is_none());
+                let unfetched = order.iter().map(|o| o.1).filter(|&j| fetched[j].is_none());
+                for j in unfetched {
+                    if group.len() >= ahead {
+                        break;
+                    }
+                    if !group.contains(&j) {
+                        group.push(j);
+                    }
+                }
+                ahead = (ahead * 2).min(MAX_FETCH_AHEAD);
                 let got = source.take_chunks(chunks, &mut slots, &group)?;
                 self.chunks_fetched.fetch_add(got.len(), Ordering::Relaxed);
                 for (j, got) in group.into_iter().zip(got) {
