@@ -29,7 +29,10 @@ use super::{check_cancel, decode::decode_chunk, source_err, StoreSource};
 
 /// Bytes of chunks fetched (compressed size) and decoded (raw size) ahead of the engine,
 /// in flight or waiting to be taken.
-pub(super) const WINDOW_BYTES: usize = 64 << 20;
+pub(super) const WINDOW_BYTES: usize = 32 << 20;
+
+/// The sizes assumed for a chunk whose index entry has none (compressed, raw): a full chunk.
+const UNKNOWN_CHUNK_BYTES: (u64, u64) = (2 << 20, 8 << 20);
 
 /// Chunk requests in flight at once.
 const FETCHES_IN_FLIGHT: usize = 32;
@@ -110,10 +113,11 @@ impl Prefetch {
             let (tx, rx) = oneshot::channel();
             slots[s][c] = Some(rx);
             let chunk = &streams[s][c];
-            let mut weight = chunk.compressed_bytes;
-            if decode.is_some() {
-                weight = weight.saturating_add(chunk.uncompressed_bytes);
-            }
+            let (compressed, raw) = match (chunk.compressed_bytes, chunk.uncompressed_bytes) {
+                (0, _) | (_, 0) => UNKNOWN_CHUNK_BYTES,
+                sizes => sizes,
+            };
+            let weight = if decode.is_some() { compressed.saturating_add(raw) } else { compressed };
             let weight = weight.clamp(1, window as u64) as u32;
             jobs.push((chunk.key(&source.tenant), weight, tx));
         }
