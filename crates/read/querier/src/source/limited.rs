@@ -7,6 +7,10 @@
 //! (at most [`MAX_FETCH_AHEAD`]), so a read that needs many chunks pays few round trips and
 //! fetches at most about twice what it needs.
 //!
+//! The limit counts across the query's streams too: once the streams read so far hold `limit`
+//! accepted entries, a later stream's chunks and blocks strictly farther than the `limit`-th
+//! of them are not read (unless stages can give two streams the same labels).
+//!
 //! What comes out is exactly what reading everything would give ([`StoreSource::load_stream`])
 //! minus the entries strictly farther from the edge than the `limit`-th nearest accepted one,
 //! which [`Source::select`](skald_logql::engine::Source::select) allows a source to drop (the
@@ -17,6 +21,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use skald_chunk::{BlockMeta, BlockReader, Chunk};
 use skald_index::ChunkRef;
@@ -52,6 +57,12 @@ pub(super) struct Limited {
     pub(super) chunks_fetched: AtomicUsize,
     /// Blocks decoded so far.
     pub(super) blocks_decoded: AtomicUsize,
+    /// The nearness keys of the `limit` nearest accepted entries of the streams read so far
+    /// (a max-heap: the farthest on top), when the limit may count across streams: then a
+    /// stream's entries strictly farther than the top are useless too. `None` when stages
+    /// may give two streams the same labels (`drop`, `keep`, `label_format`): their equal
+    /// entries could then be merged into one result entry.
+    global: Option<Mutex<BinaryHeap<i64>>>,
 }
 
 /// Marks a chunk (not yet fetched) among the units to read.
@@ -81,7 +92,11 @@ impl Limited {
                 Counting::Pipeline(pipeline)
             }
         };
+        let global = !stages
+            .iter()
+            .any(|s| matches!(s, Stage::Drop(_) | Stage::Keep(_) | Stage::LabelFormat(_)));
         Some(Limited {
+            global: global.then(|| Mutex::new(BinaryHeap::new())),
             counting,
             limit: limit.limit,
             backward: limit.backward,
@@ -123,7 +138,7 @@ impl Limited {
             Counting::All => None,
             Counting::Filters(p) | Counting::Pipeline(p) => Some(p.for_stream(labels)),
         };
-        let mut nearest = Nearest::new(self.limit);
+        let mut nearest = Nearest::new(self.limit, self.global_bound());
         // (chunk, block) → entries; the ingesters' entries come after every chunk's
         let mut parts: Vec<((usize, usize), EntryBatch)> = Vec::new();
         let recent: EntryBatch = pending.recent.iter().collect();
@@ -213,7 +228,37 @@ impl Limited {
             }
         }
         entries.sort_dedup();
+        self.add_global(&nearest);
         Ok(entries)
+    }
+
+    /// The timestamp of the `limit`-th nearest accepted entry of the streams read so far.
+    fn global_bound(&self) -> Option<i64> {
+        let heap = self.global.as_ref()?.lock().unwrap_or_else(|e| e.into_inner());
+        let key = *heap.peek().filter(|_| heap.len() >= self.limit)?;
+        Some(if self.backward { !key } else { key })
+    }
+
+    /// Adds a read stream's accepted entries (those nearer than its bound, every copy of
+    /// which was read) to the global bound.
+    fn add_global(&self, nearest: &Nearest) {
+        let Some(global) = &self.global else { return };
+        let mut heap = global.lock().unwrap_or_else(|e| e.into_inner());
+        for (&key, lines) in &nearest.seen {
+            if nearest.bound.is_some_and(|b| key > self.key(b)) {
+                break;
+            }
+            for _ in lines.values().filter(|&&a| a) {
+                if heap.len() < self.limit {
+                    heap.push(key);
+                } else if heap.peek().is_some_and(|&top| key < top) {
+                    heap.pop();
+                    heap.push(key);
+                } else {
+                    return;
+                }
+            }
+        }
     }
 
     /// The chunks a limited read of `chunks` fetches first: the one that can hold the entry
@@ -293,15 +338,18 @@ fn group(chunks: &[ChunkRef], ci: usize, open: impl Fn(usize) -> bool) -> Vec<us
 /// lines that share a hash count once.
 struct Nearest {
     limit: usize,
+    /// The bound known before this stream was read (from the other streams).
+    floor: Option<i64>,
     /// By nearness key: line hash → whether every copy seen was accepted.
     seen: BTreeMap<i64, HashMap<u64, bool>>,
-    /// The timestamp of the `limit`-th nearest accepted entry, once there are that many.
+    /// The timestamp of the `limit`-th nearest accepted entry, once there are that many, or
+    /// the floor when it is nearer.
     bound: Option<i64>,
 }
 
 impl Nearest {
-    fn new(limit: usize) -> Self {
-        Nearest { limit, seen: BTreeMap::new(), bound: None }
+    fn new(limit: usize, floor: Option<i64>) -> Self {
+        Nearest { limit, floor, seen: BTreeMap::new(), bound: floor }
     }
 
     /// True when `ts` lies strictly farther than the bound: such an entry cannot count.
@@ -331,6 +379,10 @@ impl Nearest {
                 break;
             }
         }
+        let bound = match (bound, self.floor.map(|ts| l.key(ts))) {
+            (Some(own), Some(floor)) => Some(own.min(floor)),
+            (own, floor) => own.or(floor),
+        };
         self.bound = bound.map(|key| if l.backward { !key } else { key });
         if let Some(next) = bound.and_then(|key| key.checked_add(1)) {
             self.seen.split_off(&next);

@@ -443,3 +443,43 @@ fn a_read_dropped_early_stops_its_prefetch() {
     let plan = s.plan(&sel, 0, 2_000 * SEC, None).unwrap();
     assert_eq!(batches(s.read_streams(plan, &sel, (0, 2_000 * SEC), None, 1)).len(), 3);
 }
+
+#[test]
+fn the_limit_counts_across_streams_unless_stages_can_merge_them() {
+    let s = store_source();
+    let e = |ts: i64| Entry { ts, line: format!("l{ts}"), structured_metadata: vec![] };
+    let (a, b) = (
+        Labels::from_vec(vec![skald_model::Label::new("app", "a")]),
+        Labels::from_vec(vec![skald_model::Label::new("app", "b")]),
+    );
+    // `a` holds the newest entries; `b` only older ones
+    write_chunk(&s, &a, &(900..1000).map(|t| e(t * SEC)).collect::<Vec<_>>(), 256);
+    write_chunk(&s, &b, &(0..100).map(|t| e(t * SEC)).collect::<Vec<_>>(), 256);
+    let read = |stages: &str| {
+        let sel = selector(&format!(r#"{{app=~"a|b"}}{stages}"#));
+        let limited =
+            limited::Limited::new(&sel.stages, SelectLimit { limit: 10, backward: true }).unwrap();
+        let scan = LiteralScan::new(&skald_logql::log::required_literals(&sel.stages));
+        let plan = s.plan(&sel, 0, 2_000 * SEC, None).unwrap();
+        let got: Vec<(String, usize, usize)> = plan
+            .into_iter()
+            .map(|(labels, pending)| {
+                let before = limited.chunks_fetched.load(Ordering::Relaxed);
+                let out = limited
+                    .load(&s, &labels, pending, Vec::new(), (0, 2_000 * SEC), &scan)
+                    .unwrap();
+                let fetched = limited.chunks_fetched.load(Ordering::Relaxed) - before;
+                (labels.to_string(), out.len(), fetched)
+            })
+            .collect();
+        got
+    };
+    // 10 entries of `a` are nearer than all of `b`: `b` is not even fetched
+    assert_eq!(
+        read(""),
+        vec![(r#"{app="a"}"#.to_string(), 10, 1), (r#"{app="b"}"#.to_string(), 0, 0)]
+    );
+    assert_eq!(read(r#" |= "l""#)[1], (r#"{app="b"}"#.to_string(), 0, 0));
+    // `drop app` makes both streams one: each is read on its own account
+    assert_eq!(read(" | drop app")[1], (r#"{app="b"}"#.to_string(), 10, 1));
+}
