@@ -4,7 +4,7 @@
 //! One module per concern, everything re-exported here (`skald_integration_tests::Skald`, ...):
 //! [`sandbox`] (ports, scratch directories, `skald` processes and clusters), [`http`] (requests,
 //! push encodings, raw requests, the reference dataset), [`load`] (numbered pushes and loss
-//! accounting), [`proxy`] (a cuttable TCP proxy), [`aws`] (the S3 and DynamoDB test servers and
+//! accounting), [`proxy`] (a cuttable TCP proxy, a delaying one), [`aws`] (the S3 and DynamoDB test servers and
 //! their storage configs), [`ws`] (live tail over WebSocket) and [`tools`] (Grafana's logcli and
 //! promtail, and tests that could not run without them).
 

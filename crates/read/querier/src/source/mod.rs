@@ -1,11 +1,17 @@
 //! The querier's data source for the LogQL engine: chunks found through the index, merged with
 //! the recent data ingesters still hold, deduplicated, in timestamp order per stream.
 
+mod decode;
+mod limited;
+mod prefetch;
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use skald_chunk::{BlockReader, Chunk};
+use skald_chunk::BlockReader;
 use skald_index::ChunkRef;
 use skald_logql::engine::{EngineError, PushedSamples, SampleBatch, SelectLimit, Source};
 use skald_logql::log::LiteralScan;
@@ -202,13 +208,10 @@ impl Source for StoreSource {
             return Ok(Box::new(std::iter::empty()));
         };
         let plan = self.plan(selector, start, end, limit)?;
-        let literals = skald_logql::log::required_literals(&selector.stages);
-        let iter = plan.into_iter().map(move |(labels, pending)| {
-            check_cancel(&self.cancel)?;
-            let entries = self.load_stream(pending, start, end, &literals)?;
-            Ok(StreamBatch { labels, entries })
-        });
-        Ok(Box::new(iter.filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))))
+        // With a limit, each stream is read nearest the edge first and only as far as needed.
+        let limited = limit.and_then(|l| limited::Limited::new(&selector.stages, l));
+        let iter = self.read_streams(plan, selector, (start, end), limited, prefetch::WINDOW_BYTES);
+        Ok(Box::new(iter))
     }
 
     /// When the range reaches into the ingesters: they extract the samples of what they hold
@@ -257,83 +260,85 @@ impl Source for StoreSource {
             })
             .collect();
         let plan = self.index_plan(selector, from.saturating_add(1), to)?;
-        let literals = skald_logql::log::required_literals(&selector.stages);
-        let (start, end) = (from.saturating_add(1), to);
-        let rest = plan.into_iter().map(move |(labels, pending)| {
-            check_cancel(&self.cancel)?;
-            let entries = self.load_stream(pending, start, end, &literals)?;
-            Ok(StreamBatch { labels, entries })
-        });
-        Ok(Some(PushedSamples {
-            series,
-            counted,
-            rest: Box::new(rest.filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))),
-        }))
+        let range = (from.saturating_add(1), to);
+        let rest = self.read_streams(plan, selector, range, None, prefetch::WINDOW_BYTES);
+        Ok(Some(PushedSamples { series, counted, rest: Box::new(rest) }))
     }
 }
 
 impl StoreSource {
+    /// The planned streams in order, their chunks fetched (and, for a full read, decoded)
+    /// ahead of the engine across streams (see [`prefetch`]).
+    fn read_streams(
+        &self,
+        plan: BTreeMap<Labels, PendingStream>,
+        selector: &LogSelectorExpr,
+        (start, end): (i64, i64),
+        limited: Option<limited::Limited>,
+        window: usize,
+    ) -> impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_ {
+        let plan: Vec<(Labels, PendingStream)> = plan.into_iter().collect();
+        let scan =
+            Arc::new(LiteralScan::new(&skald_logql::log::required_literals(&selector.stages)));
+        let chunks: Vec<&[ChunkRef]> = plan.iter().map(|(_, p)| p.chunks.as_slice()).collect();
+        // a full read takes every chunk; a limited one surely its first group of each stream
+        let wanted: Vec<(usize, usize)> = chunks
+            .iter()
+            .enumerate()
+            .flat_map(|(s, c)| {
+                let which = match &limited {
+                    Some(l) => l.first_group(c, start, end),
+                    None => (0..c.len()).collect(),
+                };
+                which.into_iter().map(move |j| (s, j))
+            })
+            .collect();
+        let decode = limited.is_none().then(|| prefetch::Decode {
+            start,
+            end,
+            scan: scan.clone(),
+            cancel: self.cancel.clone(),
+        });
+        let mut prefetch = prefetch::Prefetch::start(self, &chunks, wanted, decode, window);
+        drop(chunks);
+        let iter = plan.into_iter().enumerate().map(move |(i, (labels, pending))| {
+            check_cancel(&self.cancel)?;
+            let slots = prefetch.take_stream(i);
+            let entries = match &limited {
+                Some(limited) => {
+                    limited.load(self, &labels, pending, slots, (start, end), &scan)?
+                }
+                None => self.load_stream(pending, slots, start, end, &scan)?,
+            };
+            Ok(StreamBatch { labels, entries })
+        });
+        iter.filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))
+    }
+
+    /// Every entry of a stream in `[start, end)` that contains the literals: all its chunks,
+    /// merged with the ingesters' entries.
     fn load_stream(
         &self,
         pending: PendingStream,
+        mut slots: Vec<Option<prefetch::Slot>>,
         start: i64,
         end: i64,
-        literals: &[String],
+        scan: &LiteralScan,
     ) -> Result<EntryBatch, EngineError> {
-        let q = &self.querier;
-        let tenant = self.tenant.clone();
-        let store = q.chunks.clone();
-        let keys: Vec<_> = pending.chunks.iter().map(|c| c.key(&tenant)).collect();
-        let fetched: Vec<bytes::Bytes> = self
-            .wait(async move {
-                use futures::StreamExt;
-                let results = futures::stream::iter(keys.into_iter().map(|k| {
-                    let store = store.clone();
-                    async move { store.get(&k).await }
-                }))
-                .buffered(16)
-                .collect::<Vec<_>>()
-                .await;
-                results.into_iter().collect::<Result<Vec<_>, _>>()
-            })?
-            .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))?;
-
-        let scan = LiteralScan::new(literals);
-        let decode_group = |group: &[bytes::Bytes]| -> Result<Vec<EntryBatch>, EngineError> {
-            let mut reader = BlockReader::new();
-            group
-                .iter()
-                .map(|bytes| {
+        let all: Vec<usize> = (0..pending.chunks.len()).collect();
+        let fetched = self.take_chunks(&pending.chunks, &mut slots, &all)?;
+        drop(slots);
+        let mut reader = BlockReader::new();
+        let mut parts = Vec::with_capacity(fetched.len() + 1);
+        for f in fetched {
+            parts.push(match f {
+                prefetch::Fetched::Decoded(entries) => entries,
+                prefetch::Fetched::Raw(bytes) => {
                     check_cancel(&self.cancel)?;
-                    decode_chunk(bytes, start, end, &scan, &mut reader)
-                })
-                .collect()
-        };
-        let mut parts: Vec<EntryBatch> = if fetched.len() > 1 {
-            // decode chunks in parallel on scoped threads
-            let workers = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .min(fetched.len());
-            let chunks_per = fetched.len().div_ceil(workers);
-            let results: Vec<Result<Vec<EntryBatch>, EngineError>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = fetched
-                    .chunks(chunks_per)
-                    .map(|group| scope.spawn(move || decode_group(group)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(source_err("chunk decoder panicked"))))
-                    .collect()
+                    decode::decode_chunk(&bytes, start, end, scan, &mut reader)?
+                }
             });
-            let mut parts = Vec::new();
-            for r in results {
-                parts.extend(r?);
-            }
-            parts
-        } else {
-            decode_group(&fetched)?
-        };
+        }
         // The ingesters already kept only lines the pipeline accepts (the engine reruns it).
         parts.push(pending.recent.iter().collect());
         parts.retain(|p| !p.is_empty());
@@ -354,135 +359,5 @@ impl StoreSource {
         // an ingester (or in two replicas): keep one.
         entries.sort_dedup();
         Ok(entries)
-    }
-}
-
-/// Decodes the entries of one chunk in `[start, end)` that contain every literal. A block
-/// whose raw bytes lack the first literal is skipped before it is decoded: its line region is
-/// a contiguous part of those bytes, so no line in it can match.
-fn decode_chunk(
-    bytes: &bytes::Bytes,
-    start: i64,
-    end: i64,
-    scan: &LiteralScan,
-    reader: &mut BlockReader,
-) -> Result<EntryBatch, EngineError> {
-    let chunk =
-        Chunk::from_bytes(bytes.clone()).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
-    let mut out = EntryBatch::new();
-    for (i, meta) in chunk.blocks().iter().enumerate() {
-        if meta.max_ts < start || meta.min_ts >= end {
-            continue;
-        }
-        let raw = reader
-            .raw_block(&chunk, i)
-            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-        if !scan.may_match(raw) {
-            continue;
-        }
-        let block = chunk
-            .decode_raw_block(i, raw)
-            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-        select_block(&block, start, end, scan, &mut out);
-    }
-    Ok(out)
-}
-
-/// Appends the block's entries in `[start, end)` that contain every literal.
-fn select_block(
-    block: &skald_chunk::DecodedBlock,
-    start: i64,
-    end: i64,
-    scan: &LiteralScan,
-    out: &mut EntryBatch,
-) {
-    scan.for_each_match(block.lines_bytes(), block.line_ends(), |i| {
-        let ts = block.ts(i);
-        if ts >= start && ts < end {
-            out.push(ts, block.line(i), block.structured_metadata_slice(i));
-        }
-    });
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use std::time::Duration;
-
-    use skald_chunk_store::ObjectChunkStore;
-    use skald_common::limits::Limits;
-    use skald_index::{ObjectIndexStore, ObjectIndexStoreConfig};
-    use skald_logql::syntax::ast::Expr;
-
-    use super::*;
-    use crate::QuerierConfig;
-
-    fn source(limits: Limits) -> StoreSource {
-        let chunks = Arc::new(ObjectChunkStore::in_memory());
-        let index =
-            Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
-        let querier = Querier::new(QuerierConfig::default(), limits, chunks, index, None);
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        StoreSource {
-            querier: Arc::new(querier),
-            tenant: "t".into(),
-            handle: runtime.handle().clone(),
-            cancel: Arc::new(AtomicBool::new(false)),
-            chunks_seen: AtomicUsize::new(0),
-        }
-    }
-
-    fn selector(q: &str) -> LogSelectorExpr {
-        match skald_logql::syntax::parse_expr(q).unwrap() {
-            Expr::Log(s) => s,
-            other => panic!("not a log selector: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn matchers_per_selector_are_limited() {
-        let s = source(Limits { max_streams_matchers_per_query: 2, ..Limits::default() });
-        let now = crate::params::now_ns();
-        let err = s.limit_range(&selector(r#"{a="1", b="2", c!="3"}"#), 0, now).unwrap_err();
-        assert_eq!(err.status_code(), 400);
-        assert_eq!(
-            err.to_string(),
-            "max streams matchers per query exceeded, matchers-count > limit (3 > 2)"
-        );
-        assert_eq!(s.limit_range(&selector(r#"{a="1", b="2"}"#), 0, now).unwrap(), Some((0, now)));
-    }
-
-    #[test]
-    fn lookback_moves_the_start_up_and_empties_older_ranges() {
-        let hour = 3_600_000_000_000i64;
-        let s = source(Limits {
-            max_query_lookback: Duration::from_secs(3600),
-            max_streams_matchers_per_query: 1,
-            ..Limits::default()
-        });
-        let now = crate::params::now_ns();
-        let (start, end) =
-            s.limit_range(&selector(r#"{a="1"}"#), now - 3 * hour, now).unwrap().unwrap();
-        assert_eq!(end, now);
-        assert!(start >= now - hour - 1_000_000_000 && start <= now - hour + 1_000_000_000);
-        // entirely older: nothing to read, before the matchers are counted (Loki's frontend)
-        let old = s.limit_range(&selector(r#"{a="1", b="2"}"#), now - 3 * hour, now - 2 * hour);
-        assert_eq!(old.unwrap(), None);
-    }
-
-    #[test]
-    fn chunk_refs_are_counted_per_query() {
-        let s = source(Limits { max_chunks_per_query: 3, ..Limits::default() });
-        s.count_chunks(2).unwrap();
-        s.count_chunks(1).unwrap();
-        let err = s.count_chunks(1).unwrap_err();
-        assert_eq!(err.status_code(), 400);
-        assert_eq!(
-            err.to_string(),
-            "the query hit the max number of chunks limit (limit: 3 chunks)"
-        );
-        let off = source(Limits { max_chunks_per_query: 0, ..Limits::default() });
-        off.count_chunks(usize::MAX / 2).unwrap();
     }
 }

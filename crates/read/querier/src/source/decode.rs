@@ -1,0 +1,56 @@
+//! Decoding a fetched chunk: the blocks that overlap the query's range, with the literal
+//! prefilter that skips blocks (and lines) that cannot match.
+
+use skald_chunk::{BlockReader, Chunk};
+use skald_logql::engine::EngineError;
+use skald_logql::log::LiteralScan;
+use skald_model::EntryBatch;
+
+use super::source_err;
+
+/// Decodes the entries of one chunk in `[start, end)` that contain every literal. A block
+/// whose raw bytes lack the first literal is skipped before it is decoded: its line region is
+/// a contiguous part of those bytes, so no line in it can match.
+pub(super) fn decode_chunk(
+    bytes: &bytes::Bytes,
+    start: i64,
+    end: i64,
+    scan: &LiteralScan,
+    reader: &mut BlockReader,
+) -> Result<EntryBatch, EngineError> {
+    let chunk =
+        Chunk::from_bytes(bytes.clone()).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
+    let mut out = EntryBatch::new();
+    for (i, meta) in chunk.blocks().iter().enumerate() {
+        if meta.max_ts < start || meta.min_ts >= end {
+            continue;
+        }
+        let raw = reader
+            .raw_block(&chunk, i)
+            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+        if !scan.may_match(raw) {
+            continue;
+        }
+        let block = chunk
+            .decode_raw_block(i, raw)
+            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+        select_block(&block, start, end, scan, &mut out);
+    }
+    Ok(out)
+}
+
+/// Appends the block's entries in `[start, end)` that contain every literal.
+pub(super) fn select_block(
+    block: &skald_chunk::DecodedBlock,
+    start: i64,
+    end: i64,
+    scan: &LiteralScan,
+    out: &mut EntryBatch,
+) {
+    scan.for_each_match(block.lines_bytes(), block.line_ends(), |i| {
+        let ts = block.ts(i);
+        if ts >= start && ts < end {
+            out.push(ts, block.line(i), block.structured_metadata_slice(i));
+        }
+    });
+}
