@@ -17,6 +17,14 @@ pub const BYTES_IN_MB: f64 = 1_048_576.0;
 /// Loki's default `max_querier_bytes_read` (150GB).
 pub const DEFAULT_MAX_QUERIER_BYTES_READ: u64 = 150 << 30;
 
+/// Skald's default `max_query_memory` (1GB): above what an answer within the other default
+/// limits can take (a 100MB response, 500 series of 11,000 points), with room for the
+/// intermediate state of heavy legitimate queries (`count_over_time` over ~60 million lines
+/// holds one 16-byte point per line); with `querier.max_concurrent` (4) queries at once, 4GB
+/// of query memory at most. A fixed amount, not a share of the machine's memory, so that
+/// whether a query answers does not depend on the host it runs on.
+pub const DEFAULT_MAX_QUERY_MEMORY: u64 = 1 << 30;
+
 /// How the per-tenant ingestion rate is shared between distributors.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -127,6 +135,12 @@ pub struct Limits {
     pub max_chunks_per_query: usize,
     /// Most series a metric query may return.
     pub max_query_series: usize,
+    /// Skald's own: most memory one query may hold while it is evaluated (buffered entries
+    /// and batches, series and their label sets, points, the vectors and matrix being built;
+    /// estimated). Past it the query stops at once with 400 `the query needs more than N of
+    /// memory (limits_config.max_query_memory); ...`. 0 disables it.
+    #[serde(with = "units::bytesize")]
+    pub max_query_memory: u64,
     /// How far back queries may look; 0 means no limit. As in Loki, an older start is moved
     /// up to `now - max_query_lookback`, and a range entirely older gives an empty answer.
     #[serde(with = "units::duration")]
@@ -262,6 +276,7 @@ impl Default for Limits {
             unordered_writes: true,
             max_chunks_per_query: 2_000_000,
             max_query_series: 500,
+            max_query_memory: DEFAULT_MAX_QUERY_MEMORY,
             max_query_lookback: Duration::ZERO,
             max_query_length: hours(721),
             max_query_range: Duration::ZERO,
@@ -337,6 +352,7 @@ mod tests {
         assert_eq!(l.reject_old_samples_max_age, Duration::from_secs(604_800));
         assert_eq!(l.discover_service_name.last().map(String::as_str), Some("k8s_job_name"));
         assert_eq!(l.max_structured_metadata_size, 65536);
+        assert_eq!(l.max_query_memory, 1 << 30);
         assert!(l.validate().is_ok());
         // an empty section gives the defaults
         let parsed: Limits = serde_yaml::from_str("{}").unwrap();
@@ -380,6 +396,7 @@ discover_service_name: []
     fn serializes_loki_style() {
         let v = serde_json::to_value(Limits::default()).unwrap();
         assert_eq!(v["max_line_size"], "256KB");
+        assert_eq!(v["max_query_memory"], "1GB");
         assert_eq!(v["max_query_length"], "30d1h");
         assert_eq!(v["reject_old_samples_max_age"], "1w");
         assert_eq!(v["ingestion_rate_strategy"], "global");
@@ -402,6 +419,15 @@ discover_service_name: []
         );
         let l: Limits = serde_yaml::from_str("max_querier_bytes_read: 1GB\n").unwrap();
         assert!(l.validate().unwrap_err().to_string().contains("`max_querier_bytes_read`"));
+    }
+
+    #[test]
+    fn max_query_memory_takes_loki_byte_sizes() {
+        let l: Limits = serde_yaml::from_str("max_query_memory: 512MB\n").unwrap();
+        assert_eq!(l.max_query_memory, 512 << 20);
+        let l: Limits = serde_yaml::from_str("max_query_memory: 0\n").unwrap();
+        assert_eq!(l.max_query_memory, 0);
+        assert!(serde_yaml::from_str::<Limits>("max_query_memory: lots\n").is_err());
     }
 
     #[test]

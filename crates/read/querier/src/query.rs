@@ -272,6 +272,7 @@ impl Querier {
             max_query_series: self.limits.max_query_series,
             max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
             max_result_bytes: self.config.max_response_bytes(),
+            max_query_memory: self.limits.max_query_memory,
         }
     }
 }
