@@ -50,15 +50,6 @@ pub enum LimitsError {
     /// `otlp_config` has a bad rule.
     #[error(transparent)]
     Otlp(#[from] crate::otlp::OtlpConfigError),
-    /// A Loki limit Skald does not enforce yet is set to a value other than the one that
-    /// means "off" (or Loki's default).
-    #[error("`{field}` is not supported yet: remove it or set it to {accepted}")]
-    Unsupported {
-        /// Key name.
-        field: &'static str,
-        /// The values accepted.
-        accepted: &'static str,
-    },
 }
 
 /// Per-tenant limits (`limits_config`). `Default` gives Loki's defaults.
@@ -175,15 +166,18 @@ pub struct Limits {
     /// Queries are split into sub-queries of this length; 0 disables splitting.
     #[serde(with = "units::duration")]
     pub split_queries_by_interval: Duration,
-    /// Most bytes a query may read. Not enforced yet: only 0 (no limit, Loki's default) is
-    /// accepted.
+    /// Most bytes a query may read, estimated from index statistics before it runs; over it
+    /// the query fails with Loki's 400 `the query would read too many bytes (query: N,
+    /// limit: M); ...`. Not applied to a bare stream selector (as in Loki). 0 disables it.
     #[serde(with = "units::bytesize")]
     pub max_query_bytes_read: u64,
     /// Aggregations the query frontend may shard (Loki's `shard_aggregations`); only
     /// `approx_topk` is recognised, and without it `approx_topk` queries are refused.
     pub shard_aggregations: Vec<String>,
-    /// Most bytes one sub-query may read. Not enforced yet: only 0 (no limit) and Loki's
-    /// default (150GB) are accepted.
+    /// Most bytes one sub-query may read: the largest `split_queries_by_interval` piece of a
+    /// query's range, estimated from index statistics; over it the query fails with Loki's
+    /// 400 `shard query is too large to execute on a single querier: ...` (`un-shardable
+    /// query too large ...` for the range functions Loki does not shard). 0 disables it.
     #[serde(with = "units::bytesize")]
     pub max_querier_bytes_read: u64,
     /// Whether `/index/volume` endpoints are served.
@@ -323,18 +317,6 @@ impl Limits {
             }
         }
         self.otlp_config.validate()?;
-        if self.max_query_bytes_read != 0 {
-            return Err(LimitsError::Unsupported {
-                field: "max_query_bytes_read",
-                accepted: "0 (no limit, Loki's default)",
-            });
-        }
-        if !matches!(self.max_querier_bytes_read, 0 | DEFAULT_MAX_QUERIER_BYTES_READ) {
-            return Err(LimitsError::Unsupported {
-                field: "max_querier_bytes_read",
-                accepted: "0 (no limit) or 150GB (Loki's default)",
-            });
-        }
         Ok(())
     }
 }
@@ -405,20 +387,14 @@ discover_service_name: []
     }
 
     #[test]
-    fn bytes_read_limits_are_refused_unless_off() {
+    fn bytes_read_limits_take_loki_byte_sizes() {
         let l: Limits =
-            serde_yaml::from_str("max_query_bytes_read: 0\nmax_querier_bytes_read: 150GB\n")
+            serde_yaml::from_str("max_query_bytes_read: 10GB\nmax_querier_bytes_read: 1KB\n")
                 .unwrap();
         assert!(l.validate().is_ok());
-        let l: Limits = serde_yaml::from_str("max_querier_bytes_read: 0\n").unwrap();
-        assert!(l.validate().is_ok());
-        let l: Limits = serde_yaml::from_str("max_query_bytes_read: 10GB\n").unwrap();
-        assert_eq!(
-            l.validate().unwrap_err().to_string(),
-            "`max_query_bytes_read` is not supported yet: remove it or set it to 0 (no limit, Loki's default)"
-        );
-        let l: Limits = serde_yaml::from_str("max_querier_bytes_read: 1GB\n").unwrap();
-        assert!(l.validate().unwrap_err().to_string().contains("`max_querier_bytes_read`"));
+        assert_eq!((l.max_query_bytes_read, l.max_querier_bytes_read), (10 << 30, 1024));
+        let d = Limits::default();
+        assert_eq!((d.max_query_bytes_read, d.max_querier_bytes_read), (0, 150 << 30));
     }
 
     #[test]

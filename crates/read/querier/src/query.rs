@@ -2,7 +2,8 @@
 //! their parameters to Loki's JSON answer. Every query (and every other read that goes through
 //! the LogQL engine: detected fields, patterns, the tail's history) runs on a blocking thread
 //! with a cancel flag, within the querier's concurrency limit and the query timeout
-//! ([`Querier::on_source`]); the query limits Loki's frontend applies are checked here.
+//! ([`Querier::on_source`]); the query limits Loki's frontend applies are checked here (the query-size ones in
+//! [`crate::bytes_read`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -147,6 +148,7 @@ impl Querier {
             instant: false,
             categorize_labels: categorize,
         };
+        self.check_bytes_read(tenant, &expr, start, end).await?;
         self.run(tenant, expr, qp, categorize).await
     }
 
@@ -214,6 +216,9 @@ impl Querier {
             instant: true,
             categorize_labels: categorize,
         };
+        if matches!(expr, Expr::Sample(_)) {
+            self.check_bytes_read(tenant, &expr, ts, ts).await?;
+        }
         self.run(tenant, expr, qp, categorize).await
     }
 

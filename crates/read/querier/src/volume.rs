@@ -518,6 +518,18 @@ impl Querier {
         from_ms: i64,
         through_ms: i64,
     ) -> Result<Vec<StreamStats>, QuerierError> {
+        self.chunk_stats_from(tenant, matchers, from_ms, through_ms, true).await
+    }
+
+    /// [`chunk_stats`](Self::chunk_stats), asking the ingesters only when `ingesters` is set.
+    pub(crate) async fn chunk_stats_from(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        from_ms: i64,
+        through_ms: i64,
+        ingesters: bool,
+    ) -> Result<Vec<StreamStats>, QuerierError> {
         let _permit = self
             .concurrency
             .acquire()
@@ -533,7 +545,8 @@ impl Querier {
             type Key = (i64, i64, u32, u32, u64);
             let mut chunks: BTreeMap<Labels, BTreeSet<Key>> = BTreeMap::new();
             let within = self.config.query_ingesters_within_ns();
-            let ask_ingesters = within == 0 || end > params::now_ns().saturating_sub(within);
+            let ask_ingesters =
+                ingesters && (within == 0 || end > params::now_ns().saturating_sub(within));
             if let (Some(ing), true) = (&self.ingester, ask_ingesters) {
                 let q =
                     IngesterQuery { matchers: matchers.to_vec(), start, end, ..Default::default() };
