@@ -21,11 +21,17 @@ pub(crate) const POINT_BYTES: u64 = 16;
 /// Bytes a `Vec` header takes (pointer, capacity, length).
 pub(crate) const VEC_BYTES: u64 = size_of::<Vec<u8>>() as u64;
 
-/// Bookkeeping of one series or group beyond its labels: hash-map slot, index, vector headers.
-pub(crate) const SERIES_OVERHEAD: u64 = 96;
+/// Bookkeeping of one series or group beyond its labels: its hash-map slot, its place in the
+/// series and points vectors, with the slack those keep as they double (and, while one grows,
+/// its old and new buffers at once).
+pub(crate) const SERIES_OVERHEAD: u64 = 160;
 
-/// Bytes one label takes beyond its name and value (two `String` headers).
-const LABEL_OVERHEAD: u64 = size_of::<skald_model::Label>() as u64;
+/// What the allocator adds to each heap allocation (its header and rounding), on average.
+const ALLOC_OVERHEAD: u64 = 16;
+
+/// Bytes one label takes beyond its name and value: two `String` headers and the allocator's
+/// share of their two allocations.
+const LABEL_OVERHEAD: u64 = size_of::<skald_model::Label>() as u64 + 2 * ALLOC_OVERHEAD;
 
 /// Bytes one entry of an [`skald_model::EntryBatch`] takes beyond its line: timestamp, end
 /// offset and metadata-set index.
@@ -96,6 +102,7 @@ pub fn memory_limit_error(cap: u64) -> EngineError {
 /// The estimated heap size of a label set.
 pub(crate) fn labels_bytes(labels: &Labels) -> u64 {
     VEC_BYTES
+        + ALLOC_OVERHEAD
         + labels.iter().map(|l| LABEL_OVERHEAD + (l.name.len() + l.value.len()) as u64).sum::<u64>()
 }
 
