@@ -14,6 +14,8 @@
 
 mod logs;
 mod memory;
+#[cfg(test)]
+mod memory_tests;
 mod metric;
 mod ops;
 mod pushdown;
