@@ -1,14 +1,13 @@
 //! Query limits of `limits_config` that Loki enforces, over real HTTP, with Loki's statuses and
 //! messages: `max_streams_matchers_per_query`, `max_query_lookback`, `max_chunks_per_query`,
-//! `volume_max_series`; and the byte limits Skald refuses at startup unless they are off.
+//! `volume_max_series`, `max_query_bytes_read` and `max_querier_bytes_read`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use skald_integration_tests::{free_port, get, now_ns, post, skald_bin, temp_dir, Skald};
+use skald_integration_tests::{get, now_ns, post, temp_dir, Skald};
 
 const HOUR: i64 = 3_600_000_000_000;
 
@@ -130,39 +129,87 @@ fn matchers_lookback_chunks_and_volume_limits() {
     assert_eq!(lines(&body), vec!["new a"]);
 }
 
-fn start_fails(limits: &str) -> String {
-    let dir = temp_dir("query-limits-refused");
-    let config = format!(
-        "server:\n  http_listen_port: {}\n  grpc_listen_port: {}\ncommon:\n  path_prefix: {}\nlimits_config:\n{limits}",
-        free_port(),
-        free_port(),
-        dir.join("data").display()
+/// 200 lines of 87 bytes each (17,400 bytes, Loki's 17 KiB) in one stream, the last second
+/// newest.
+fn push_200(url: &str, now: i64) {
+    let values: Vec<Value> = (0..200)
+        .map(|i| {
+            let line = format!(
+                "line number {i} with some padding text to make it longer {}",
+                "x".repeat(23)
+            );
+            json!([(now - (200 - i) * 1_000_000_000).to_string(), line])
+        })
+        .collect();
+    let body = json!({"streams": [{"stream": {"job": "x"}, "values": values}]});
+    let r = post(
+        &format!("{url}/loki/api/v1/push"),
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
     );
-    let path = dir.join("skald.yaml");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(skald_bin())
-        .arg(format!("-config.file={}", path.display()))
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "skald started with {limits}");
-    String::from_utf8_lossy(&out.stderr).to_string()
+    assert_eq!(r.status, 204, "{}", r.body);
+    // the estimate reads the store's index, as Loki's did: flush (it returns once written)
+    let f = post(&format!("{url}/flush"), &[], b"");
+    assert!(f.status < 300, "{}", f.body);
 }
 
 #[test]
-fn byte_read_limits_are_refused_unless_off() {
-    let err = start_fails("  max_query_bytes_read: 10GB\n");
-    assert!(err.contains("`max_query_bytes_read` is not supported yet"), "{err}");
-    let err = start_fails("  max_querier_bytes_read: 1GB\n");
-    assert!(err.contains("`max_querier_bytes_read` is not supported yet"), "{err}");
-    // the values that mean "off" (and Loki's defaults) load
-    let dir = temp_dir("query-limits-defaults");
-    let skald = Skald::start(
-        &dir,
-        "limits_config:\n  max_query_bytes_read: 0\n  max_querier_bytes_read: 150GB\n  cardinality_limit: 100000\n",
+fn byte_read_limits_refuse_queries_as_loki_does() {
+    // Loki 3.x (main-65e30f8) with `max_query_bytes_read: 1KB` answered these with 400 over the
+    // same 200 lines once flushed (index/stats: 17408 bytes; before the flush Loki ran them);
+    // a bare selector is not sized
+    let dir = temp_dir("query-limits-bytes-read");
+    let skald = Skald::start(&dir, "limits_config:\n  max_query_bytes_read: 1KB\n");
+    let url = &skald.url;
+    let now = now_ns();
+    push_200(url, now);
+    let (start, end) = (now - HOUR, now);
+    let want = "the query would read too many bytes (query: 17 KiB, limit: 1.0 KiB); consider adding more specific stream selectors or reduce the time range of the query";
+    for q in [
+        r#"{job="x"} |= "line""#,
+        r#"count_over_time({job="x"}[5m])"#,
+        r#"sum(count_over_time({job="x"}[1h]))"#,
+    ] {
+        let (status, body) = query_range(url, q, start, end);
+        assert_eq!((status, body.trim()), (400, want), "{q}");
+    }
+    let r = get(
+        &format!("{url}/loki/api/v1/query"),
+        &[("query", r#"sum(count_over_time({job="x"}[1h]))"#), ("time", &now.to_string())],
+        &[],
     );
-    assert_eq!(get(&format!("{}/ready", skald.url), &[], &[]).status, 200);
+    assert_eq!((r.status, r.body.trim()), (400, want));
+    let (status, body) = query_range(url, r#"{job="x"}"#, start, end);
+    assert_eq!(status, 200, "{body}");
+    // a narrower range reads less: 10 s of the stream is under 1 KiB
+    let (status, body) =
+        query_range(url, r#"{job="x"} |= "line""#, now - 10_000_000_000, now - 5_000_000_000);
+    assert_eq!(status, 200, "{body}");
+    drop(skald);
+
+    // `max_querier_bytes_read: 1KB`: Loki answered the shard text, and the un-shardable one
+    // for a top-level quantile_over_time; every log query counts
+    let dir = temp_dir("query-limits-querier-bytes-read");
+    let skald = Skald::start(&dir, "limits_config:\n  max_querier_bytes_read: 1KB\n");
+    let url = &skald.url;
+    push_200(url, now);
+    let tail = "to execute on a single querier: (query: 17 KiB, limit: 1.0 KiB); consider adding more specific stream selectors or reduce the time range of the query";
+    for (q, what) in [
+        (r#"{job="x"}"#, "shard query is too large"),
+        (r#"topk(1, count_over_time({job="x"}[1h]))"#, "shard query is too large"),
+        (
+            r#"quantile_over_time(0.5, {job="x"} | regexp `number (?P<n>\d+)` | unwrap n [1h])"#,
+            "un-shardable query too large",
+        ),
+    ] {
+        let (status, body) = query_range(url, q, start, end);
+        assert_eq!((status, body.trim()), (400, format!("{what} {tail}").as_str()), "{q}");
+    }
+    // queries that read nothing answer
+    let (status, body) = query_range(url, r#"{job="nothing"}"#, start, end);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = query_range(url, "vector(1)", start, end);
+    assert_eq!(status, 200, "{body}");
 }
 
 #[test]

@@ -17,6 +17,14 @@ pub const BYTES_IN_MB: f64 = 1_048_576.0;
 /// Loki's default `max_querier_bytes_read` (150GB).
 pub const DEFAULT_MAX_QUERIER_BYTES_READ: u64 = 150 << 30;
 
+/// Skald's default `max_query_memory` (1GB): above what an answer within the other default
+/// limits can take (a 100MB response, 500 series of 11,000 points), with room for the
+/// intermediate state of heavy legitimate queries (`count_over_time` over ~60 million lines
+/// holds one 16-byte point per line); with `querier.max_concurrent` (4) queries at once, 4GB
+/// of query memory at most. A fixed amount, not a share of the machine's memory, so that
+/// whether a query answers does not depend on the host it runs on.
+pub const DEFAULT_MAX_QUERY_MEMORY: u64 = 1 << 30;
+
 /// How the per-tenant ingestion rate is shared between distributors.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
@@ -42,15 +50,6 @@ pub enum LimitsError {
     /// `otlp_config` has a bad rule.
     #[error(transparent)]
     Otlp(#[from] crate::otlp::OtlpConfigError),
-    /// A Loki limit Skald does not enforce yet is set to a value other than the one that
-    /// means "off" (or Loki's default).
-    #[error("`{field}` is not supported yet: remove it or set it to {accepted}")]
-    Unsupported {
-        /// Key name.
-        field: &'static str,
-        /// The values accepted.
-        accepted: &'static str,
-    },
 }
 
 /// Per-tenant limits (`limits_config`). `Default` gives Loki's defaults.
@@ -127,6 +126,12 @@ pub struct Limits {
     pub max_chunks_per_query: usize,
     /// Most series a metric query may return.
     pub max_query_series: usize,
+    /// Skald's own: most memory one query may hold while it is evaluated (buffered entries
+    /// and batches, series and their label sets, points, the vectors and matrix being built;
+    /// estimated). Past it the query stops at once with 400 `the query needs more than N of
+    /// memory (limits_config.max_query_memory); ...`. 0 disables it.
+    #[serde(with = "units::bytesize")]
+    pub max_query_memory: u64,
     /// How far back queries may look; 0 means no limit. As in Loki, an older start is moved
     /// up to `now - max_query_lookback`, and a range entirely older gives an empty answer.
     #[serde(with = "units::duration")]
@@ -161,15 +166,18 @@ pub struct Limits {
     /// Queries are split into sub-queries of this length; 0 disables splitting.
     #[serde(with = "units::duration")]
     pub split_queries_by_interval: Duration,
-    /// Most bytes a query may read. Not enforced yet: only 0 (no limit, Loki's default) is
-    /// accepted.
+    /// Most bytes a query may read, estimated from index statistics before it runs; over it
+    /// the query fails with Loki's 400 `the query would read too many bytes (query: N,
+    /// limit: M); ...`. Not applied to a bare stream selector (as in Loki). 0 disables it.
     #[serde(with = "units::bytesize")]
     pub max_query_bytes_read: u64,
     /// Aggregations the query frontend may shard (Loki's `shard_aggregations`); only
     /// `approx_topk` is recognised, and without it `approx_topk` queries are refused.
     pub shard_aggregations: Vec<String>,
-    /// Most bytes one sub-query may read. Not enforced yet: only 0 (no limit) and Loki's
-    /// default (150GB) are accepted.
+    /// Most bytes one sub-query may read: the largest `split_queries_by_interval` piece of a
+    /// query's range, estimated from index statistics; over it the query fails with Loki's
+    /// 400 `shard query is too large to execute on a single querier: ...` (`un-shardable
+    /// query too large ...` for the range functions Loki does not shard). 0 disables it.
     #[serde(with = "units::bytesize")]
     pub max_querier_bytes_read: u64,
     /// Whether `/index/volume` endpoints are served.
@@ -262,6 +270,7 @@ impl Default for Limits {
             unordered_writes: true,
             max_chunks_per_query: 2_000_000,
             max_query_series: 500,
+            max_query_memory: DEFAULT_MAX_QUERY_MEMORY,
             max_query_lookback: Duration::ZERO,
             max_query_length: hours(721),
             max_query_range: Duration::ZERO,
@@ -308,18 +317,6 @@ impl Limits {
             }
         }
         self.otlp_config.validate()?;
-        if self.max_query_bytes_read != 0 {
-            return Err(LimitsError::Unsupported {
-                field: "max_query_bytes_read",
-                accepted: "0 (no limit, Loki's default)",
-            });
-        }
-        if !matches!(self.max_querier_bytes_read, 0 | DEFAULT_MAX_QUERIER_BYTES_READ) {
-            return Err(LimitsError::Unsupported {
-                field: "max_querier_bytes_read",
-                accepted: "0 (no limit) or 150GB (Loki's default)",
-            });
-        }
         Ok(())
     }
 }
@@ -337,6 +334,7 @@ mod tests {
         assert_eq!(l.reject_old_samples_max_age, Duration::from_secs(604_800));
         assert_eq!(l.discover_service_name.last().map(String::as_str), Some("k8s_job_name"));
         assert_eq!(l.max_structured_metadata_size, 65536);
+        assert_eq!(l.max_query_memory, 1 << 30);
         assert!(l.validate().is_ok());
         // an empty section gives the defaults
         let parsed: Limits = serde_yaml::from_str("{}").unwrap();
@@ -380,6 +378,7 @@ discover_service_name: []
     fn serializes_loki_style() {
         let v = serde_json::to_value(Limits::default()).unwrap();
         assert_eq!(v["max_line_size"], "256KB");
+        assert_eq!(v["max_query_memory"], "1GB");
         assert_eq!(v["max_query_length"], "30d1h");
         assert_eq!(v["reject_old_samples_max_age"], "1w");
         assert_eq!(v["ingestion_rate_strategy"], "global");
@@ -388,20 +387,23 @@ discover_service_name: []
     }
 
     #[test]
-    fn bytes_read_limits_are_refused_unless_off() {
+    fn bytes_read_limits_take_loki_byte_sizes() {
         let l: Limits =
-            serde_yaml::from_str("max_query_bytes_read: 0\nmax_querier_bytes_read: 150GB\n")
+            serde_yaml::from_str("max_query_bytes_read: 10GB\nmax_querier_bytes_read: 1KB\n")
                 .unwrap();
         assert!(l.validate().is_ok());
-        let l: Limits = serde_yaml::from_str("max_querier_bytes_read: 0\n").unwrap();
-        assert!(l.validate().is_ok());
-        let l: Limits = serde_yaml::from_str("max_query_bytes_read: 10GB\n").unwrap();
-        assert_eq!(
-            l.validate().unwrap_err().to_string(),
-            "`max_query_bytes_read` is not supported yet: remove it or set it to 0 (no limit, Loki's default)"
-        );
-        let l: Limits = serde_yaml::from_str("max_querier_bytes_read: 1GB\n").unwrap();
-        assert!(l.validate().unwrap_err().to_string().contains("`max_querier_bytes_read`"));
+        assert_eq!((l.max_query_bytes_read, l.max_querier_bytes_read), (10 << 30, 1024));
+        let d = Limits::default();
+        assert_eq!((d.max_query_bytes_read, d.max_querier_bytes_read), (0, 150 << 30));
+    }
+
+    #[test]
+    fn max_query_memory_takes_loki_byte_sizes() {
+        let l: Limits = serde_yaml::from_str("max_query_memory: 512MB\n").unwrap();
+        assert_eq!(l.max_query_memory, 512 << 20);
+        let l: Limits = serde_yaml::from_str("max_query_memory: 0\n").unwrap();
+        assert_eq!(l.max_query_memory, 0);
+        assert!(serde_yaml::from_str::<Limits>("max_query_memory: lots\n").is_err());
     }
 
     #[test]

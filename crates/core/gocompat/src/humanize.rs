@@ -1,4 +1,4 @@
-//! go-humanize's `ParseBytes` (with its error texts) and `Bytes`, in both of Loki's spellings.
+//! go-humanize's `ParseBytes` (with its error texts), `Bytes` and `IBytes`, in Loki's spellings.
 
 use std::fmt;
 
@@ -84,17 +84,28 @@ pub fn parse_bytes(s: &str) -> Result<u64, ParseBytesError> {
 /// go-humanize's `Bytes`: SI units, one decimal below 10 (`5 B`, `1.5 kB`, `20 MB`). Loki's
 /// validation errors print this spelling.
 pub fn bytes(s: u64) -> String {
+    humanate(s, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB", "EB"])
+}
+
+/// go-humanize's `IBytes`: binary units, one decimal below 10 (`5 B`, `1.0 KiB`, `17 KiB`,
+/// `512 MiB`). Loki's query-size limit errors print this spelling.
+pub fn ibytes(s: u64) -> String {
+    humanate(s, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"])
+}
+
+/// go-humanize's `humanateBytes`: the value in the largest unit it reaches, rounded to one
+/// decimal, printed with that decimal only below 10.
+fn humanate(s: u64, base: f64, sizes: &[&str; 7]) -> String {
     if s < 10 {
         return format!("{s} B");
     }
-    const SIZES: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let e = ((s as f64).ln() / 1000f64.ln()).floor() as usize;
-    let e = e.min(SIZES.len() - 1);
-    let val = ((s as f64) / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
+    let e = ((s as f64).ln() / base.ln()).floor() as usize;
+    let e = e.min(sizes.len() - 1);
+    let val = ((s as f64) / base.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
     if val < 10.0 {
-        format!("{val:.1} {}", SIZES[e])
+        format!("{val:.1} {}", sizes[e])
     } else {
-        format!("{val:.0} {}", SIZES[e])
+        format!("{val:.0} {}", sizes[e])
     }
 }
 
@@ -136,5 +147,17 @@ mod tests {
         assert_eq!(bytes_compact(20_000_000), "20MB");
         assert_eq!(bytes_compact(1536), "1.5kB");
         assert_eq!(bytes_compact(5), "5B");
+    }
+
+    #[test]
+    fn format_binary() {
+        // Loki's query-size errors: 17408 bytes and a 1KB limit
+        assert_eq!(ibytes(17_408), "17 KiB");
+        assert_eq!(ibytes(1024), "1.0 KiB");
+        assert_eq!(ibytes(5_120), "5.0 KiB");
+        assert_eq!(ibytes(5), "5 B");
+        assert_eq!(ibytes(512 << 20), "512 MiB");
+        assert_eq!(ibytes(150 << 30), "150 GiB");
+        assert_eq!(ibytes(u64::MAX), "16 EiB");
     }
 }

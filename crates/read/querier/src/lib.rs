@@ -8,6 +8,7 @@
 //! Boundary: reaches ingesters only through `skald_proto::ingester::IngesterClient`, storage
 //! only through `skald_chunk_store::ChunkStore` and `skald_index::IndexStore`.
 
+mod bytes_read;
 pub mod detected;
 mod drain;
 mod drilldown;

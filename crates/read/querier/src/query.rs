@@ -2,7 +2,8 @@
 //! their parameters to Loki's JSON answer. Every query (and every other read that goes through
 //! the LogQL engine: detected fields, patterns, the tail's history) runs on a blocking thread
 //! with a cancel flag, within the querier's concurrency limit and the query timeout
-//! ([`Querier::on_source`]); the query limits Loki's frontend applies are checked here.
+//! ([`Querier::on_source`]); the query limits Loki's frontend applies are checked here (the query-size ones in
+//! [`crate::bytes_read`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -147,6 +148,7 @@ impl Querier {
             instant: false,
             categorize_labels: categorize,
         };
+        self.check_bytes_read(tenant, &expr, start, end).await?;
         self.run(tenant, expr, qp, categorize).await
     }
 
@@ -214,6 +216,9 @@ impl Querier {
             instant: true,
             categorize_labels: categorize,
         };
+        if matches!(expr, Expr::Sample(_)) {
+            self.check_bytes_read(tenant, &expr, ts, ts).await?;
+        }
         self.run(tenant, expr, qp, categorize).await
     }
 
@@ -261,7 +266,13 @@ impl Querier {
         self.check_shard_aggregations(&expr, qp.instant)?;
         let limits = self.engine_limits();
         self.on_source(tenant, move |source, cancel| {
-            then(engine::evaluate(&expr, &qp, &limits, source)?, cancel)
+            let mem = engine::QueryMemory::new(limits.max_query_memory);
+            let result = engine::evaluate_in(&expr, &qp, &limits, source, &mem)
+                .and_then(|out| then(out, cancel));
+            if mem.peak() >= GIVE_BACK_AFTER {
+                give_back_memory();
+            }
+            result
         })
         .await
     }
@@ -272,9 +283,30 @@ impl Querier {
             max_query_series: self.limits.max_query_series,
             max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
             max_result_bytes: self.config.max_response_bytes(),
+            max_query_memory: self.limits.max_query_memory,
         }
     }
 }
+
+/// A query that held at least this much (as its [`engine::QueryMemory`] counted) hands the
+/// memory it freed back to the system when it ends.
+const GIVE_BACK_AFTER: u64 = 32 << 20;
+
+/// Returns the allocator's free memory to the system. glibc keeps what a thread freed in that
+/// thread's arena, so without this every blocking thread that once ran a large query would
+/// keep its peak resident, and the process's memory would grow with the number of threads,
+/// not with the queries running. A few milliseconds, only after large queries.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back_memory() {
+    // SAFETY: `malloc_trim` only returns free pages of the allocator's arenas to the system;
+    // it takes the arenas' locks itself and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back_memory() {}
 
 /// Stops a query's blocking evaluation when its request future is dropped (the client
 /// disconnected: Loki's 499) or the query timed out.

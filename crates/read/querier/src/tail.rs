@@ -262,6 +262,8 @@ pub(crate) fn run_pipeline(
         max_query_series: usize::MAX,
         max_entries_limit_per_query: u32::MAX,
         max_result_bytes: 0,
+        // the live entries are in memory already, bounded by the tail's own buffers
+        max_query_memory: 0,
     };
     let out = engine::evaluate(&Expr::Log(req.selector.clone()), &qp, &limits, &source)
         .map_err(|e| QuerierError::Internal(e.to_string()))?;

@@ -518,6 +518,18 @@ impl Querier {
         from_ms: i64,
         through_ms: i64,
     ) -> Result<Vec<StreamStats>, QuerierError> {
+        self.chunk_stats_from(tenant, matchers, from_ms, through_ms, true).await
+    }
+
+    /// [`chunk_stats`](Self::chunk_stats), asking the ingesters only when `ingesters` is set.
+    pub(crate) async fn chunk_stats_from(
+        &self,
+        tenant: &str,
+        matchers: &[LabelMatcher],
+        from_ms: i64,
+        through_ms: i64,
+        ingesters: bool,
+    ) -> Result<Vec<StreamStats>, QuerierError> {
         let _permit = self
             .concurrency
             .acquire()
@@ -533,7 +545,7 @@ impl Querier {
             type Key = (i64, i64, u32, u32, u64);
             let mut chunks: BTreeMap<Labels, BTreeSet<Key>> = BTreeMap::new();
             // every range: backfilled data may be held whatever its age
-            if let Some(ing) = &self.ingester {
+            if let (Some(ing), true) = (&self.ingester, ingesters) {
                 let q =
                     IngesterQuery { matchers: matchers.to_vec(), start, end, ..Default::default() };
                 for s in ing.chunk_stats(tenant, q).await? {

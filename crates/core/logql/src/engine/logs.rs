@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashSet};
 
 use skald_model::{Direction, Labels};
 
+use super::memory::{batch_bytes, labels_bytes, QueryMemory};
 use super::{
     account, result_too_large, CancelCheck, EngineError, Limits, QueryParams, QueryResult,
     ResultEntry, ResultStream, SelectLimit, Source, Stats,
@@ -40,6 +41,16 @@ impl Candidate {
     fn size(&self) -> usize {
         let labels = |l: &Labels| l.iter().map(|l| l.name.len() + l.value.len()).sum::<usize>();
         self.entry.line.len() + labels(&self.entry.structured_metadata) + labels(&self.entry.parsed)
+    }
+
+    /// What keeping this entry takes from the query's memory: the candidate itself, its line,
+    /// its key and the labels returned with it.
+    fn held(&self) -> u64 {
+        std::mem::size_of::<Candidate>() as u64
+            + self.entry.line.len() as u64
+            + labels_bytes(&self.key)
+            + labels_bytes(&self.entry.structured_metadata)
+            + labels_bytes(&self.entry.parsed)
     }
 
     /// Rank order: the best entry first. Nearest the edge first; then by labels; then in
@@ -88,6 +99,7 @@ pub(super) fn evaluate_logs(
     limits: &Limits,
     source: &dyn Source,
     stats: &mut Stats,
+    mem: &QueryMemory,
 ) -> Result<QueryResult, EngineError> {
     let limit = params.limit as usize;
     let max_bytes = limits.max_result_bytes;
@@ -119,6 +131,9 @@ pub(super) fn evaluate_logs(
     let hint = (params.interval_ns == 0 && !merges).then_some(SelectLimit { limit, backward });
     for batch in source.select(sel, params.start, params.end, hint)? {
         let stream = batch?;
+        // the batch is held while its entries are processed
+        let batch_held = batch_bytes(&stream);
+        mem.charge(batch_held)?;
         let mut sp = pipeline.for_stream(&stream.labels);
         for e in stream.entries.iter() {
             check.tick()?;
@@ -170,11 +185,14 @@ pub(super) fn evaluate_logs(
             match &mut keeper {
                 Keeper::Heap(h) => {
                     if h.len() < limit {
+                        mem.charge(cand.held())?;
                         kept_bytes += size;
                         kept.insert(identity);
                         h.push(cand);
                     } else if let Some(mut worst) = h.peek_mut() {
                         if cand < *worst {
+                            mem.charge(cand.held())?;
+                            mem.release(worst.held());
                             kept_bytes = kept_bytes.saturating_sub(worst.size()) + size;
                             kept.remove(&worst.identity());
                             kept.insert(identity);
@@ -183,6 +201,7 @@ pub(super) fn evaluate_logs(
                     }
                 }
                 Keeper::All(v) => {
+                    mem.charge(cand.held())?;
                     kept_bytes += size;
                     kept.insert(identity);
                     v.push(cand);
@@ -193,6 +212,7 @@ pub(super) fn evaluate_logs(
                 return Err(result_too_large(max_bytes));
             }
         }
+        mem.release(batch_held);
     }
 
     let selected: Vec<Candidate> = match keeper {

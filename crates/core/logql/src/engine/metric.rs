@@ -6,6 +6,10 @@ use std::sync::Arc;
 
 use skald_model::{LabelMatcher, Labels, MatchType, Sample};
 
+use super::memory::{
+    batch_bytes, extend_points, labels_bytes, push_point, QueryMemory, POINT_BYTES,
+    SERIES_OVERHEAD, VEC_BYTES,
+};
 use super::ops;
 use super::{
     account, CancelCheck, EngineError, Limits, QueryParams, QueryResult, Series, Source, Stats,
@@ -66,11 +70,13 @@ pub(super) fn evaluate_metric(
     limits: &Limits,
     source: &dyn Source,
     stats: &mut Stats,
+    mem: &QueryMemory,
 ) -> Result<QueryResult, EngineError> {
     let steps = step_times(params)?;
-    let mut ev = Evaluator { source, stats, steps: &steps };
-    let value = ev.eval(expr, None)?;
-    match value {
+    mem.charge(steps.len() as u64 * 8)?;
+    let mut ev = Evaluator { source, stats, steps: &steps, mem };
+    let (value, held) = ev.eval(expr, None)?;
+    let result = match value {
         Value::Scalar(v) => {
             if params.instant {
                 Ok(QueryResult::Scalar { ts: params.start, value: v })
@@ -86,13 +92,15 @@ pub(super) fn evaluate_metric(
                     return Err(series_limit_error(limits.max_query_series));
                 }
                 let ts = out_ts(params.start);
-                let mut out: Vec<VectorSample> = vec
-                    .into_iter()
-                    .map(|p| VectorSample { labels: (*p.labels).clone(), ts, value: p.value })
-                    .collect();
+                let mut out: Vec<VectorSample> = Vec::with_capacity(vec.len());
+                for p in vec {
+                    mem.charge(labels_bytes(&p.labels) + POINT_BYTES + 8)?;
+                    out.push(VectorSample { labels: (*p.labels).clone(), ts, value: p.value });
+                }
                 if !has_sort(expr) {
                     out.sort_by(|a, b| a.labels.cmp(&b.labels));
                 }
+                mem.release(held);
                 return Ok(QueryResult::Vector(out));
             }
             let mut index: HashMap<Arc<Labels>, usize> = HashMap::new();
@@ -108,6 +116,7 @@ pub(super) fn evaluate_metric(
                     let i = match index.get(&p.labels) {
                         Some(&i) => i,
                         None => {
+                            mem.charge(labels_bytes(&p.labels) + SERIES_OVERHEAD)?;
                             index.insert(p.labels.clone(), series.len());
                             series
                                 .push(Series { labels: (*p.labels).clone(), samples: Vec::new() });
@@ -117,12 +126,39 @@ pub(super) fn evaluate_metric(
                             series.len() - 1
                         }
                     };
-                    series[i].samples.push(Sample { ts, value: p.value });
+                    push_point(mem, &mut series[i].samples, Sample { ts, value: p.value })?;
                 }
             }
             sort_matrix(&mut series, params.start, params.end);
             Ok(QueryResult::Matrix(series))
         }
+    };
+    mem.release(held);
+    result
+}
+
+/// The estimated memory of one step's vector as an operation left it: its points, and the
+/// label sets no other vector shares (those it shares are already counted where they were
+/// made).
+fn vector_bytes(v: &Vector) -> u64 {
+    VEC_BYTES
+        + v.iter()
+            .map(|p| {
+                let own = if Arc::strong_count(&p.labels) == 1 {
+                    labels_bytes(&p.labels) + 16
+                } else {
+                    0
+                };
+                POINT_BYTES + own
+            })
+            .sum::<u64>()
+}
+
+/// [`vector_bytes`] of every step of a value.
+fn value_bytes(v: &Value) -> u64 {
+    match v {
+        Value::Scalar(_) => 0,
+        Value::Steps(steps) => steps.iter().map(vector_bytes).sum(),
     }
 }
 
@@ -260,23 +296,35 @@ struct Evaluator<'a> {
     source: &'a dyn Source,
     stats: &'a mut Stats,
     steps: &'a [i64],
+    mem: &'a QueryMemory,
 }
 
 impl Evaluator<'_> {
-    fn eval(&mut self, e: &SampleExpr, pushdown: Option<&Grouping>) -> Result<Value, EngineError> {
+    /// Evaluates `e`; also returns the bytes the value holds, charged to the query's memory
+    /// (whoever consumes the value releases them).
+    fn eval(
+        &mut self,
+        e: &SampleExpr,
+        pushdown: Option<&Grouping>,
+    ) -> Result<(Value, u64), EngineError> {
         self.source.check_canceled()?;
         match e {
             SampleExpr::Paren(inner) => self.eval(inner, pushdown),
-            SampleExpr::Literal(v) => Ok(Value::Scalar(*v)),
-            SampleExpr::Vector(v) => Ok(Value::Steps(
-                self.steps
+            SampleExpr::Literal(v) => Ok((Value::Scalar(*v), 0)),
+            SampleExpr::Vector(v) => {
+                let bytes = self.steps.len() as u64 * (VEC_BYTES + POINT_BYTES + 16 + VEC_BYTES);
+                self.mem.charge(bytes)?;
+                let steps = self
+                    .steps
                     .iter()
                     .map(|_| vec![Point { labels: Arc::new(Labels::default()), value: *v }])
-                    .collect(),
-            )),
+                    .collect();
+                Ok((Value::Steps(steps), bytes))
+            }
             SampleExpr::RangeAggregation { op, range, param, grouping } => {
                 let eff = grouping.as_ref().or(pushdown);
-                self.range_aggregation(*op, range, *param, eff).map(Value::Steps)
+                let (steps, bytes) = self.range_aggregation(*op, range, *param, eff)?;
+                Ok((Value::Steps(steps), bytes))
             }
             SampleExpr::VectorAggregation { op, expr, param, grouping } => {
                 let by_nothing = Grouping { without: false, labels: Vec::new() };
@@ -297,35 +345,47 @@ impl Evaluator<'_> {
                     }
                     _ => None,
                 };
-                let inner = self.eval(expr, push)?;
+                let (inner, held) = self.eval(expr, push)?;
                 let Value::Steps(vectors) = inner else {
                     return Err(EngineError::BadQuery(
                         "vector aggregations need a vector argument, not a scalar".to_string(),
                     ));
                 };
                 let mut check = CancelCheck::new(self.source);
-                let out = vectors
-                    .into_iter()
-                    .map(|v| {
-                        check.tick()?;
-                        ops::vector_aggregation(*op, *param, g, v)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(Value::Steps(out))
+                let mut bytes = 0;
+                let mut out = Vec::with_capacity(vectors.len());
+                for v in vectors {
+                    check.tick()?;
+                    let agg = ops::vector_aggregation(*op, *param, g, v, self.mem)?;
+                    let b = vector_bytes(&agg);
+                    self.mem.charge(b)?;
+                    bytes += b;
+                    out.push(agg);
+                }
+                self.mem.release(held);
+                Ok((Value::Steps(out), bytes))
             }
             SampleExpr::Binary { op, lhs, rhs, return_bool, matching } => {
-                let l = self.eval(lhs, None)?;
-                let r = self.eval(rhs, None)?;
-                ops::binary(*op, l, r, *return_bool, matching)
+                let (l, lb) = self.eval(lhs, None)?;
+                let (r, rb) = self.eval(rhs, None)?;
+                let out = ops::binary(*op, l, r, *return_bool, matching)?;
+                let bytes = value_bytes(&out);
+                self.mem.charge(bytes)?;
+                self.mem.release(lb + rb);
+                Ok((out, bytes))
             }
             SampleExpr::LabelReplace { expr, dst, replacement, src, regex } => {
-                let inner = self.eval(expr, None)?;
+                let (inner, held) = self.eval(expr, None)?;
                 let Value::Steps(vectors) = inner else {
                     return Err(EngineError::BadQuery(
                         "label_replace needs a vector argument".to_string(),
                     ));
                 };
-                ops::label_replace(vectors, dst, replacement, src, regex).map(Value::Steps)
+                let out = Value::Steps(ops::label_replace(vectors, dst, replacement, src, regex)?);
+                let bytes = value_bytes(&out);
+                self.mem.charge(bytes)?;
+                self.mem.release(held);
+                Ok((out, bytes))
             }
         }
     }
@@ -336,7 +396,12 @@ impl Evaluator<'_> {
         range: &ast::LogRangeExpr,
         param: Option<f64>,
         grouping: Option<&Grouping>,
-    ) -> Result<Vec<Vector>, EngineError> {
+    ) -> Result<(Vec<Vector>, u64), EngineError> {
+        let mem = self.mem;
+        // what this function holds only while it runs (batches, points, the series index)
+        // and what its answer keeps (the vectors and the series' label sets)
+        let mut held_tmp = 0u64;
+        let mut held_out = 0u64;
         let preserve = preserves_errors(grouping, range);
         let extractor =
             SampleExtractor::new(range, op).map_err(|e| EngineError::Pipeline(e.to_string()))?;
@@ -347,15 +412,24 @@ impl Evaluator<'_> {
 
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut series: Vec<SeriesSamples> = Vec::new();
-        let mut series_of = |labels: Labels| -> usize {
+        let mut series_of = |labels: Labels,
+                             held_tmp: &mut u64,
+                             held_out: &mut u64|
+         -> Result<usize, EngineError> {
             let failing = !preserve && labels.get(ERROR_LABEL).is_some();
             let key = match grouping {
                 Some(g) if !failing => group_labels(&labels, g),
                 _ => labels,
             };
-            match index.get(&key) {
+            Ok(match index.get(&key) {
                 Some(&i) => i,
                 None => {
+                    // the index's copy of the key and the series' own (an `Arc` the answer keeps)
+                    let key_bytes = labels_bytes(&key);
+                    mem.charge(key_bytes + SERIES_OVERHEAD)?;
+                    *held_tmp += key_bytes + SERIES_OVERHEAD;
+                    mem.charge(key_bytes + 16)?;
+                    *held_out += key_bytes + 16;
                     index.insert(key.clone(), series.len());
                     series.push(SeriesSamples {
                         labels: Arc::new(key),
@@ -365,7 +439,7 @@ impl Evaluator<'_> {
                     });
                     series.len() - 1
                 }
-            }
+            })
         };
         // Without parsers or unwrap an entry's series only changes with its structured
         // metadata: resolve it once per run of equal metadata instead of once per entry.
@@ -381,20 +455,26 @@ impl Evaluator<'_> {
                 ),
             };
         for batch in pushed {
-            let i = series_of(batch.labels);
+            let i = series_of(batch.labels, &mut held_tmp, &mut held_out)?;
             if points.len() <= i {
                 points.resize_with(i + 1, Vec::new);
             }
             let kept = batch.points.into_iter().filter(|&(t, _)| t > from && t < to);
             let before = points[i].len();
-            points[i].extend(kept);
+            held_tmp += extend_points(mem, &mut points[i], kept)?;
             self.stats.total_post_filter_lines += (points[i].len() - before) as u64;
         }
         // Only an entry at a timestamp some pushed sample has can be one already counted.
         let counted_ts: std::collections::HashSet<i64> = counted.iter().map(|c| c.0).collect();
+        let counted_bytes = (counted.len() as u64) * 32 + (counted_ts.len() as u64) * 16;
+        mem.charge(counted_bytes)?;
+        held_tmp += counted_bytes;
         let mut check = CancelCheck::new(self.source);
         for batch in selected {
             let stream = batch?;
+            // the batch is held while its entries are processed
+            let batch_held = batch_bytes(&stream);
+            mem.charge(batch_held)?;
             let fp = if counted.is_empty() { 0 } else { stream.labels.hash() };
             let mut sx = extractor.for_stream(&stream.labels);
             // Series of each metadata set of this batch, once known (fast path only).
@@ -422,7 +502,7 @@ impl Evaluator<'_> {
                         else {
                             continue;
                         };
-                        let i = series_of(labels);
+                        let i = series_of(labels, &mut held_tmp, &mut held_out)?;
                         if let Some(slot) = seen.get_mut(e.metadata_id as usize) {
                             *slot = Some(i);
                         }
@@ -433,8 +513,9 @@ impl Evaluator<'_> {
                 if points.len() <= i {
                     points.resize_with(i + 1, Vec::new);
                 }
-                points[i].push((e.ts, value));
+                held_tmp += push_point(mem, &mut points[i], (e.ts, value))?;
             }
+            mem.release(batch_held);
         }
         for (s, p) in series.iter_mut().zip(points) {
             s.sorted = p.windows(2).all(|w| w[0].0 <= w[1].0);
@@ -445,6 +526,9 @@ impl Evaluator<'_> {
         // samples arrive per series, in no particular order): results and the series a
         // pipeline error names do not depend on it.
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let steps_bytes = self.steps.len() as u64 * VEC_BYTES;
+        mem.charge(steps_bytes)?;
+        held_out += steps_bytes;
         let mut out: Vec<Vector> = vec![Vec::new(); self.steps.len()];
         for s in &mut series {
             if !s.sorted {
@@ -468,8 +552,14 @@ impl Evaluator<'_> {
                     return Err(pipeline_error(&s.labels));
                 }
                 let window = &s.points[lo..hi];
+                // quantile_over_time sorts a copy of the window
+                let copy =
+                    if op == RangeOp::QuantileOverTime { window.len() as u64 * 8 } else { 0 };
+                mem.charge(copy)?;
                 let value = range_value(op, window, range, param, end)?;
-                out[k].push(Point { labels: s.labels.clone(), value });
+                mem.release(copy);
+                held_out +=
+                    push_point(mem, &mut out[k], Point { labels: s.labels.clone(), value })?;
             }
         }
 
@@ -483,7 +573,10 @@ impl Evaluator<'_> {
                 }
             }
         }
-        Ok(out)
+        // the points and the index go away here; the answer keeps its vectors and labels
+        drop(series);
+        mem.release(held_tmp);
+        Ok((out, held_out))
     }
 }
 

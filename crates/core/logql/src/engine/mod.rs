@@ -13,8 +13,13 @@
 //!   the query groups by `__error__`.
 
 mod logs;
+mod memory;
+#[cfg(test)]
+mod memory_tests;
 mod metric;
 mod ops;
+#[cfg(test)]
+mod order_tests;
 mod pushdown;
 #[cfg(test)]
 mod tests;
@@ -23,6 +28,7 @@ use crate::syntax::ast;
 use skald_model::{Direction, Labels, Sample, StreamBatch};
 
 pub use logs::check_entries_limit;
+pub use memory::{memory_limit_error, QueryMemory};
 pub use pushdown::push_down;
 
 /// Loki's text for a log query sent as an instant query.
@@ -172,12 +178,20 @@ pub struct Limits {
     /// Largest total size (line bytes plus returned label bytes) of the entries a log query
     /// keeps while it runs; past it the query fails with [`result_too_large`] (0: no cap).
     pub max_result_bytes: usize,
+    /// Most bytes a query may hold while it is evaluated ([`QueryMemory`]); past it the query
+    /// fails with [`memory_limit_error`] (0: no cap).
+    pub max_query_memory: u64,
 }
 
 impl Default for Limits {
-    /// Loki's defaults: 500 series, 5000 entries; no cap on the result size.
+    /// Loki's defaults: 500 series, 5000 entries; no cap on the result size or memory.
     fn default() -> Self {
-        Limits { max_query_series: 500, max_entries_limit_per_query: 5000, max_result_bytes: 0 }
+        Limits {
+            max_query_series: 500,
+            max_entries_limit_per_query: 5000,
+            max_result_bytes: 0,
+            max_query_memory: 0,
+        }
     }
 }
 
@@ -309,12 +323,25 @@ impl EngineError {
     }
 }
 
-/// Evaluates `expr` over the data `source` provides.
+/// Evaluates `expr` over the data `source` provides, within `limits.max_query_memory`.
 pub fn evaluate(
     expr: &ast::Expr,
     params: &QueryParams,
     limits: &Limits,
     source: &dyn Source,
+) -> Result<QueryOutput, EngineError> {
+    evaluate_in(expr, params, limits, source, &QueryMemory::new(limits.max_query_memory))
+}
+
+/// [`evaluate`], charging what the query holds to `mem` (whose cap applies instead of
+/// `limits.max_query_memory`), so that the caller can share the accountant with its source
+/// or read the peak afterwards.
+pub fn evaluate_in(
+    expr: &ast::Expr,
+    params: &QueryParams,
+    limits: &Limits,
+    source: &dyn Source,
+    mem: &QueryMemory,
 ) -> Result<QueryOutput, EngineError> {
     let mut stats = Stats::default();
     let result = match expr {
@@ -323,9 +350,11 @@ pub fn evaluate(
                 return Err(EngineError::Unsupported(INSTANT_LOG_QUERY_MSG.to_string()));
             }
             check_entries_limit(params.limit, limits)?;
-            logs::evaluate_logs(sel, params, limits, source, &mut stats)?
+            logs::evaluate_logs(sel, params, limits, source, &mut stats, mem)?
         }
-        ast::Expr::Sample(e) => metric::evaluate_metric(e, params, limits, source, &mut stats)?,
+        ast::Expr::Sample(e) => {
+            metric::evaluate_metric(e, params, limits, source, &mut stats, mem)?
+        }
     };
     Ok(QueryOutput { result, stats })
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use regex::Regex;
 use skald_model::Labels;
 
+use super::memory::{labels_bytes, QueryMemory, SERIES_OVERHEAD};
 use super::metric::{group_labels, Point, Value, Vector};
 use super::EngineError;
 use crate::syntax::ast::{BinOp, GroupSide, Grouping, VectorMatching, VectorOp};
@@ -31,12 +32,14 @@ fn by_value(a: f64, b: f64, desc: bool) -> Ordering {
     }
 }
 
-/// Applies a vector aggregation to one step's vector.
+/// Applies a vector aggregation to one step's vector. The groups' index is charged to `mem`
+/// while it is built and released at the end (the caller charges the output).
 pub(super) fn vector_aggregation(
     op: VectorOp,
     param: Option<f64>,
     grouping: &Grouping,
     v: Vector,
+    mem: &QueryMemory,
 ) -> Result<Vector, EngineError> {
     let k = match op {
         VectorOp::Topk | VectorOp::Bottomk | VectorOp::ApproxTopk => {
@@ -52,10 +55,14 @@ pub(super) fn vector_aggregation(
     };
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
+    let mut held = 0u64;
     for p in v {
         let key = group_labels(&p.labels, grouping);
         let f = p.value;
         let Some(&i) = index.get(&key) else {
+            let bytes = 2 * labels_bytes(&key) + SERIES_OVERHEAD;
+            mem.charge(bytes)?;
+            held += bytes;
             index.insert(key.clone(), groups.len());
             groups.push(Group {
                 labels: Arc::new(key),
@@ -136,6 +143,7 @@ pub(super) fn vector_aggregation(
         };
         out.push(Point { labels: g.labels, value });
     }
+    mem.release(held);
     Ok(out)
 }
 

@@ -7,12 +7,12 @@ use super::*;
 use crate::syntax::ast::*;
 use skald_model::{Entry, EntryBatch, Label, LabelMatcher, MatchType, Stream};
 
-const T0: i64 = 1_793_491_200_000_000_000;
-const SEC: i64 = 1_000_000_000;
+pub(super) const T0: i64 = 1_793_491_200_000_000_000;
+pub(super) const SEC: i64 = 1_000_000_000;
 const MIN: i64 = 60 * SEC;
 
-struct MemSource {
-    streams: Vec<Stream>,
+pub(super) struct MemSource {
+    pub(super) streams: Vec<Stream>,
 }
 
 impl Source for MemSource {
@@ -122,7 +122,7 @@ fn loghub(job: &str, system_index: i64) -> Vec<Stream> {
     hosts
 }
 
-fn source() -> MemSource {
+pub(super) fn source() -> MemSource {
     let mut streams = loghub("android", 0);
     streams.extend(loghub("apache", 1));
     MemSource { streams }
@@ -169,7 +169,7 @@ fn bin(op: BinOp, lhs: SampleExpr, rhs: SampleExpr) -> SampleExpr {
     }
 }
 
-fn range_params(start: i64, end: i64, step: i64) -> QueryParams {
+pub(super) fn range_params(start: i64, end: i64, step: i64) -> QueryParams {
     QueryParams {
         start,
         end,
@@ -186,7 +186,7 @@ fn instant_params(t: i64) -> QueryParams {
     QueryParams { instant: true, ..range_params(t, t, 0) }
 }
 
-fn log_params(limit: u32, direction: Direction) -> QueryParams {
+pub(super) fn log_params(limit: u32, direction: Direction) -> QueryParams {
     QueryParams { limit, direction, ..range_params(T0, T0 + 7200 * SEC, 0) }
 }
 
@@ -592,7 +592,7 @@ fn metric_range_value(op: RangeOp, w: &[(i64, f64)], r: &LogRangeExpr, end: i64)
     metric::range_value(op, w, r, None, end).unwrap()
 }
 
-fn streams(r: QueryResult) -> Vec<ResultStream> {
+pub(super) fn streams(r: QueryResult) -> Vec<ResultStream> {
     match r {
         QueryResult::Streams(s) => s,
         other => panic!("expected streams, got {other:?}"),
@@ -707,14 +707,14 @@ fn metadata_run_fast_path_matches_general_path() {
 }
 
 /// One wide stream, as one batch, that a query cancels after its `cancel_after`-th check.
-struct CancelingSource {
-    stream: Stream,
-    checks: std::sync::atomic::AtomicUsize,
+pub(super) struct CancelingSource {
+    pub(super) stream: Stream,
+    pub(super) checks: std::sync::atomic::AtomicUsize,
     cancel_after: usize,
 }
 
 impl CancelingSource {
-    fn new(lines: usize, cancel_after: usize) -> Self {
+    pub(super) fn new(lines: usize, cancel_after: usize) -> Self {
         let line = format!(r#"{{"level":"info","msg":"{}","n":1}}"#, "x".repeat(200));
         let entries = (0..lines).map(|i| Entry {
             ts: T0 + i as i64,
@@ -793,46 +793,4 @@ fn a_log_query_keeping_more_than_max_result_bytes_fails_early() {
     // the same query under the cap answers
     let small = QueryParams { limit: 10, ..p };
     assert!(evaluate(&expr, &small, &limits, &source).is_ok());
-}
-
-/// One stream whose entries share timestamps, in the order they arrived.
-fn same_ts_source() -> MemSource {
-    let labels = Labels::from_vec(vec![Label::new("job", "dup")]);
-    let lines = [(1, "b"), (1, "a"), (1, "c"), (2, "z"), (2, "y")];
-    let entries = lines
-        .iter()
-        .map(|&(t, l)| Entry { ts: T0 + t * SEC, line: l.into(), structured_metadata: vec![] })
-        .collect();
-    MemSource { streams: vec![Stream { labels, entries }] }
-}
-
-fn lines_of(q: &str, limit: u32, direction: Direction, src: &MemSource) -> Vec<String> {
-    let e = crate::syntax::parse_expr(q).unwrap();
-    let out = evaluate(&e, &log_params(limit, direction), &Limits::default(), src).unwrap();
-    streams(out.result).into_iter().flat_map(|s| s.entries).map(|e| e.line).collect()
-}
-
-#[test]
-fn entries_with_one_timestamp_come_in_arrival_order_reversed_backward() {
-    let src = same_ts_source();
-    let q = r#"{job="dup"}"#;
-    assert_eq!(lines_of(q, 100, Direction::Forward, &src), ["b", "a", "c", "z", "y"]);
-    assert_eq!(lines_of(q, 100, Direction::Backward, &src), ["y", "z", "c", "a", "b"]);
-    // the limit cuts in that order: the first arrivals forward, the last ones backward
-    assert_eq!(lines_of(q, 2, Direction::Forward, &src), ["b", "a"]);
-    assert_eq!(lines_of(q, 4, Direction::Backward, &src), ["y", "z", "c", "a"]);
-}
-
-#[test]
-fn entries_a_line_format_makes_equal_are_merged_before_the_limit() {
-    let src = same_ts_source();
-    // every line becomes "x": one entry per timestamp is left, as Loki's result iterator merges
-    let q = r#"{job="dup"} | line_format "x""#;
-    assert_eq!(lines_of(q, 100, Direction::Forward, &src), ["x", "x"]);
-    assert_eq!(lines_of(q, 2, Direction::Backward, &src), ["x", "x"]);
-    let e = crate::syntax::parse_expr(q).unwrap();
-    let out = evaluate(&e, &log_params(100, Direction::Backward), &Limits::default(), &src);
-    let ts: Vec<i64> =
-        streams(out.unwrap().result).into_iter().flat_map(|s| s.entries).map(|e| e.ts).collect();
-    assert_eq!(ts, [T0 + 2 * SEC, T0 + SEC]);
 }

@@ -1,0 +1,197 @@
+//! A query's memory accountant: what the engine holds while it evaluates one query, against
+//! the tenant's `limits_config.max_query_memory`.
+//!
+//! The engine charges what it keeps (the batch the source handed it, the best `limit` entries
+//! of a log query, the series, label sets and points of a metric query, the vectors and the
+//! matrix it builds) and releases what it drops. Sizes are estimates of the heap a structure
+//! takes: line and label bytes plus a fixed overhead per entry, label, series and point. A
+//! charge that would pass the cap fails the query at once with a 400 naming the limit, before
+//! the memory is taken, so no query can make the process run out of memory.
+
+use std::mem::size_of;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use skald_model::{Labels, StreamBatch};
+
+use super::EngineError;
+
+/// Bytes of one `(timestamp, value)` point or [`skald_model::Sample`].
+pub(crate) const POINT_BYTES: u64 = 16;
+
+/// Bytes a `Vec` header takes (pointer, capacity, length).
+pub(crate) const VEC_BYTES: u64 = size_of::<Vec<u8>>() as u64;
+
+/// Bookkeeping of one series or group beyond its labels: its hash-map slot, its place in the
+/// series and points vectors, with the slack those keep as they double (and, while one grows,
+/// its old and new buffers at once).
+pub(crate) const SERIES_OVERHEAD: u64 = 160;
+
+/// What the allocator adds to each heap allocation (its header and rounding), on average.
+const ALLOC_OVERHEAD: u64 = 16;
+
+/// Bytes one label takes beyond its name and value: two `String` headers and the allocator's
+/// share of their two allocations.
+const LABEL_OVERHEAD: u64 = size_of::<skald_model::Label>() as u64 + 2 * ALLOC_OVERHEAD;
+
+/// Bytes one entry of an [`skald_model::EntryBatch`] takes beyond its line: timestamp, end
+/// offset and metadata-set index.
+const BATCH_ENTRY_OVERHEAD: u64 = 20;
+
+/// The memory one query holds, and its cap (0: no cap). Shared by reference through the
+/// evaluation; atomic so that a source reading on other threads may charge it too.
+#[derive(Debug, Default)]
+pub struct QueryMemory {
+    cap: u64,
+    used: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl QueryMemory {
+    /// An accountant with `cap` bytes (0: unlimited; charges are still counted).
+    pub fn new(cap: u64) -> Self {
+        QueryMemory { cap, used: AtomicU64::new(0), peak: AtomicU64::new(0) }
+    }
+
+    /// Counts `bytes` more, or fails with [`memory_limit_error`] when that would pass the cap
+    /// (the bytes are then not counted).
+    pub fn charge(&self, bytes: u64) -> Result<(), EngineError> {
+        let before = self.used.fetch_add(bytes, Ordering::Relaxed);
+        let now = before.saturating_add(bytes);
+        if self.cap > 0 && now > self.cap {
+            self.used.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(memory_limit_error(self.cap));
+        }
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives back `bytes` charged earlier.
+    pub fn release(&self, bytes: u64) {
+        // never below zero, whatever a caller's estimate was
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)));
+    }
+
+    /// Bytes counted now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes counted at once so far.
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The cap (0: none).
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+}
+
+/// The error of a query that needs more memory than `cap` bytes: a 400 that names
+/// `limits_config.max_query_memory` and the amount (go-humanize's binary units, as Loki's
+/// query-size errors print them).
+pub fn memory_limit_error(cap: u64) -> EngineError {
+    EngineError::Limit(format!(
+        "the query needs more than {} of memory (limits_config.max_query_memory); narrow it (more specific stream selectors, fewer series, a shorter time range or a larger step) or raise the limit",
+        skald_gocompat::humanize::ibytes(cap)
+    ))
+}
+
+/// The estimated heap size of a label set.
+pub(crate) fn labels_bytes(labels: &Labels) -> u64 {
+    VEC_BYTES
+        + ALLOC_OVERHEAD
+        + labels.iter().map(|l| LABEL_OVERHEAD + (l.name.len() + l.value.len()) as u64).sum::<u64>()
+}
+
+/// The estimated heap size of a batch a source handed over.
+pub(crate) fn batch_bytes(batch: &StreamBatch) -> u64 {
+    labels_bytes(&batch.labels)
+        + batch.entries.line_bytes() as u64
+        + batch.entries.len() as u64 * BATCH_ENTRY_OVERHEAD
+}
+
+/// Pushes `p` onto `v`, charging the vector's growth (its new capacity, not its length, is
+/// what the allocator hands out). Returns the bytes charged.
+pub(crate) fn push_point<T>(mem: &QueryMemory, v: &mut Vec<T>, p: T) -> Result<u64, EngineError> {
+    let mut grown = 0;
+    if v.len() == v.capacity() {
+        let before = v.capacity();
+        v.reserve(1);
+        grown = ((v.capacity() - before) * size_of::<T>()) as u64;
+        mem.charge(grown)?;
+    }
+    v.push(p);
+    Ok(grown)
+}
+
+/// Extends `v` with `items`, charging the vector's growth. Returns the bytes charged.
+pub(crate) fn extend_points<T>(
+    mem: &QueryMemory,
+    v: &mut Vec<T>,
+    items: impl IntoIterator<Item = T>,
+) -> Result<u64, EngineError> {
+    let mut charged = 0;
+    for p in items {
+        charged += push_point(mem, v, p)?;
+    }
+    Ok(charged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_up_to_the_cap_and_gives_back() {
+        let m = QueryMemory::new(100);
+        m.charge(60).unwrap();
+        m.charge(40).unwrap();
+        assert_eq!(m.used(), 100);
+        let err = m.charge(1).unwrap_err();
+        assert_eq!(err.status_code(), 400);
+        assert!(err.to_string().starts_with(
+            "the query needs more than 100 B of memory (limits_config.max_query_memory)"
+        ));
+        // a refused charge is not counted
+        assert_eq!(m.used(), 100);
+        m.release(70);
+        assert_eq!(m.used(), 30);
+        m.charge(50).unwrap();
+        assert_eq!(m.peak(), 100);
+        m.release(1000);
+        assert_eq!(m.used(), 0);
+    }
+
+    #[test]
+    fn no_cap_counts_only() {
+        let m = QueryMemory::new(0);
+        m.charge(u64::MAX / 2).unwrap();
+        m.charge(u64::MAX / 2).unwrap();
+        assert_eq!(m.peak(), u64::MAX - 1);
+    }
+
+    #[test]
+    fn the_message_names_the_limit_and_amount() {
+        assert_eq!(
+            memory_limit_error(512 << 20).to_string(),
+            "the query needs more than 512 MiB of memory (limits_config.max_query_memory); narrow it (more specific stream selectors, fewer series, a shorter time range or a larger step) or raise the limit"
+        );
+    }
+
+    #[test]
+    fn vector_growth_is_charged_by_capacity() {
+        let m = QueryMemory::new(0);
+        let mut v: Vec<(i64, f64)> = Vec::new();
+        for i in 0..5 {
+            push_point(&m, &mut v, (i, 0.0)).unwrap();
+        }
+        assert_eq!(m.used(), v.capacity() as u64 * POINT_BYTES);
+        let tight = QueryMemory::new(64);
+        let mut v: Vec<(i64, f64)> = Vec::new();
+        let pushed = (0..100).take_while(|&i| push_point(&tight, &mut v, (i, 0.0)).is_ok()).count();
+        assert!(pushed <= 4, "{pushed}");
+    }
+}

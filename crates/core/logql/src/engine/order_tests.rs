@@ -1,0 +1,50 @@
+//! Engine tests of entry order and identity in log queries: entries of one stream with one
+//! timestamp come in arrival order (reversed backward), and entries the pipeline makes equal
+//! (same labels, timestamp and line) are one, as in Loki's answers.
+#![allow(clippy::unwrap_used)]
+
+use super::tests::{log_params, streams, MemSource, SEC, T0};
+use super::*;
+use skald_model::{Entry, Label, Stream};
+
+/// One stream whose entries share timestamps, in the order they arrived.
+fn same_ts_source() -> MemSource {
+    let labels = Labels::from_vec(vec![Label::new("job", "dup")]);
+    let lines = [(1, "b"), (1, "a"), (1, "c"), (2, "z"), (2, "y")];
+    let entries = lines
+        .iter()
+        .map(|&(t, l)| Entry { ts: T0 + t * SEC, line: l.into(), structured_metadata: vec![] })
+        .collect();
+    MemSource { streams: vec![Stream { labels, entries }] }
+}
+
+fn lines_of(q: &str, limit: u32, direction: Direction, src: &MemSource) -> Vec<String> {
+    let e = crate::syntax::parse_expr(q).unwrap();
+    let out = evaluate(&e, &log_params(limit, direction), &Limits::default(), src).unwrap();
+    streams(out.result).into_iter().flat_map(|s| s.entries).map(|e| e.line).collect()
+}
+
+#[test]
+fn entries_with_one_timestamp_come_in_arrival_order_reversed_backward() {
+    let src = same_ts_source();
+    let q = r#"{job="dup"}"#;
+    assert_eq!(lines_of(q, 100, Direction::Forward, &src), ["b", "a", "c", "z", "y"]);
+    assert_eq!(lines_of(q, 100, Direction::Backward, &src), ["y", "z", "c", "a", "b"]);
+    // the limit cuts in that order: the first arrivals forward, the last ones backward
+    assert_eq!(lines_of(q, 2, Direction::Forward, &src), ["b", "a"]);
+    assert_eq!(lines_of(q, 4, Direction::Backward, &src), ["y", "z", "c", "a"]);
+}
+
+#[test]
+fn entries_a_line_format_makes_equal_are_merged_before_the_limit() {
+    let src = same_ts_source();
+    // every line becomes "x": one entry per timestamp is left, as Loki's result iterator merges
+    let q = r#"{job="dup"} | line_format "x""#;
+    assert_eq!(lines_of(q, 100, Direction::Forward, &src), ["x", "x"]);
+    assert_eq!(lines_of(q, 2, Direction::Backward, &src), ["x", "x"]);
+    let e = crate::syntax::parse_expr(q).unwrap();
+    let out = evaluate(&e, &log_params(100, Direction::Backward), &Limits::default(), &src);
+    let ts: Vec<i64> =
+        streams(out.unwrap().result).into_iter().flat_map(|s| s.entries).map(|e| e.ts).collect();
+    assert_eq!(ts, [T0 + 2 * SEC, T0 + SEC]);
+}
