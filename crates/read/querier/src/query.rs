@@ -119,10 +119,7 @@ impl Querier {
         let limit = params::parse_limit(p.get("limit"))?;
         let direction = params::parse_direction(p.get("direction"))?;
         let step_ns = params::parse_step(p, start, end)?;
-        let interval_ns = match p.get("interval").filter(|s| !s.is_empty()) {
-            Some(s) => params::parse_seconds_or_duration(s)?,
-            None => 0,
-        };
+        let interval_ns = params::parse_interval(p)?;
         let expr = self.parse_query(p)?;
         if matches!(expr, Expr::Log(_)) {
             self.check_limit(limit)?;

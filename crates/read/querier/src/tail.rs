@@ -78,7 +78,8 @@ impl Querier {
         }
         let limit = params::parse_limit(p.get("limit"))?;
         self.check_limit(limit)?;
-        let start = params::parse_timestamp(p.get("start"), params::now_ns() - HOUR_NS)?;
+        // Loki reads `since`, `end` and `start` as for a range query, and uses the start
+        let (start, _) = params::parse_range(p, HOUR_NS)?;
         let delay = match p.get("delay_for").filter(|s| !s.is_empty()) {
             None => 0,
             Some(s) => s.trim().parse::<i64>().map_err(|_| {

@@ -58,34 +58,9 @@ fn parse_range_query(p: &Params, check_limit: bool) -> Result<(i64, i64, i64), Q
         params::parse_limit(p.get("limit"))?;
     }
     params::parse_direction(p.get("direction"))?;
-    let step = match p.get("step").filter(|s| !s.is_empty()) {
-        Some(s) => params::parse_seconds_or_duration(s)?,
-        None => default_step(start, end),
-    };
-    if step <= 0 {
-        return Err(QuerierError::BadRequest(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer"
-                .into(),
-        ));
-    }
-    if (end - start) / step > 11_000 {
-        return Err(QuerierError::BadRequest(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-        ));
-    }
-    if let Some(s) = p.get("interval").filter(|s| !s.is_empty()) {
-        if params::parse_seconds_or_duration(s)? < 0 {
-            return Err(QuerierError::BadRequest(
-                "negative query interval widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-    }
+    let step = params::parse_step(p, start, end)?;
+    params::parse_interval(p)?;
     Ok((start, end, step))
-}
-
-/// Loki's default step: `max(1s, floor((end - start) / 250))` in whole seconds.
-fn default_step(start: i64, end: i64) -> i64 {
-    (((end - start) as f64 / 1e9 / 250.0).floor().max(1.0) as i64) * SECOND
 }
 
 /// A volume request's `limit`: like a query's, but 0 (or absent) means 100.

@@ -56,6 +56,20 @@ pub(super) async fn tail_legacy(
     open(q, r, ws, true).await
 }
 
+/// A request that is not a WebSocket handshake, answered as Loki's WebSocket library
+/// answers it: the status text as the body, and the version it speaks.
+fn not_a_websocket(status: axum::http::StatusCode) -> Response {
+    let text = format!("{}\n", status.canonical_reason().unwrap_or("Bad Request"));
+    let mut resp = (status, text).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert("sec-websocket-version", axum::http::HeaderValue::from_static("13"));
+    resp
+}
+
 /// Checks the request, subscribes to the ingesters, then upgrades: every error that can be
 /// known before the upgrade is a plain HTTP error.
 async fn open(q: Arc<Querier>, r: LokiRequest, ws: Upgrade, legacy: bool) -> Response {
@@ -71,7 +85,7 @@ async fn open(q: Arc<Querier>, r: LokiRequest, ws: Upgrade, legacy: bool) -> Res
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return not_a_websocket(rejection.into_response().status()),
     };
     let slot = match q.take_tail_slot(&tenant) {
         Ok(s) => s,
