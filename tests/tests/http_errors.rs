@@ -352,3 +352,56 @@ fn time_parameter_errors_answer_like_loki() {
     let r = request(&s, "/loki/api/v1/tail", &[("query", q)]);
     assert_rejected(&r, 400, "Bad Request\n");
 }
+
+/// `max_query_length` holds for `labels`, `label/<name>/values`, `series` and
+/// `detected_labels` too (after `max_query_lookback` moved the start), and an end before the
+/// start is reported as data past the lookback; texts recorded from Loki 3.x (main-65e30f8).
+#[test]
+fn max_query_length_applies_to_labels_and_series() {
+    let dir = temp_dir("http-labels-length");
+    let s = Skald::start(&dir, LIMITS);
+    push_five_streams(&s);
+    let q = r#"{job="five"}"#;
+    let (st, long, short) = (
+        (T0 * NS).to_string(),
+        ((T0 + 3 * 3600 + 1) * NS).to_string(),
+        ((T0 + 7200) * NS).to_string(),
+    );
+    let too_long = "the query time range exceeds the limit (query length: 3h0m1s, limit: 2h)";
+    let endpoints: [(&str, &[(&str, &str)]); 4] = [
+        ("/loki/api/v1/labels", &[]),
+        ("/loki/api/v1/label/host/values", &[]),
+        ("/loki/api/v1/series", &[("match[]", q)]),
+        ("/loki/api/v1/detected_labels", &[("query", q)]),
+    ];
+    for (path, base) in endpoints {
+        let mut p = base.to_vec();
+        p.extend_from_slice(&[("start", st.as_str()), ("end", long.as_str())]);
+        assert_rejected(&request(&s, path, &p), 400, too_long);
+        let mut p = base.to_vec();
+        p.extend_from_slice(&[("start", st.as_str()), ("end", short.as_str())]);
+        let r = request(&s, path, &p);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.body.contains("host") || r.body.contains("h4"), "{path}: {}", r.body);
+        // the default range is an hour, within the limit
+        let r = request(&s, path, base);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let p = [("since", "3h")];
+        let mut with = base.to_vec();
+        with.extend_from_slice(&p);
+        assert_rejected(
+            &request(&s, path, &with),
+            400,
+            "the query time range exceeds the limit (query length: 3h0m0s, limit: 2h)",
+        );
+    }
+    for (path, base) in &endpoints[..3] {
+        let mut p = base.to_vec();
+        p.extend_from_slice(&[("start", short.as_str()), ("end", st.as_str())]);
+        assert_rejected(
+            &request(&s, path, &p),
+            400,
+            "this data is no longer available, it is past now - max_query_lookback (0s)",
+        );
+    }
+}
