@@ -303,12 +303,13 @@ impl Evaluator<'_> {
                         "vector aggregations need a vector argument, not a scalar".to_string(),
                     ));
                 };
+                let avg = ops::AvgArithmetic::for_inner(expr);
                 let mut check = CancelCheck::new(self.source);
                 let out = vectors
                     .into_iter()
                     .map(|v| {
                         check.tick()?;
-                        ops::vector_aggregation(*op, *param, g, v)
+                        ops::vector_aggregation(*op, *param, g, v, avg)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Value::Steps(out))

@@ -9,7 +9,9 @@ use skald_model::Labels;
 
 use super::metric::{group_labels, Point, Value, Vector};
 use super::EngineError;
-use crate::syntax::ast::{BinOp, GroupSide, Grouping, VectorMatching, VectorOp};
+use crate::syntax::ast::{
+    BinOp, GroupSide, Grouping, LabelFormatOp, RangeOp, SampleExpr, Stage, VectorMatching, VectorOp,
+};
 
 /// Running state of one aggregation group.
 struct Group {
@@ -31,12 +33,97 @@ fn by_value(a: f64, b: f64, desc: bool) -> Ordering {
     }
 }
 
+/// How `avg` adds up a group, as Loki computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AvgArithmetic {
+    /// Loki's engine: a running mean, `mean += (v - mean) / n`, in the vector's order (no
+    /// special case for infinities: `avg(+Inf, 1)` is NaN, as in Loki).
+    RunningMean,
+    /// Loki's query frontend rewrites `avg(x)` into `sum(x) / count(x)` whenever `x` is
+    /// shardable (see [`loki_shardable`]), so the answer is the sum divided by the count:
+    /// for integer values (counts, bytes) exactly the correctly rounded mean.
+    SumOverCount,
+}
+
+impl AvgArithmetic {
+    /// The arithmetic Loki uses for `avg` over `inner`: Loki's `VectorAggregationExpr.Shardable`
+    /// for `avg` asks that `inner` be shardable and not reduce labels.
+    pub(super) fn for_inner(inner: &SampleExpr) -> Self {
+        if loki_shardable(inner) && !reduces_labels(inner) {
+            AvgArithmetic::SumOverCount
+        } else {
+            AvgArithmetic::RunningMean
+        }
+    }
+}
+
+/// Whether Loki's shard mapper can split `e` across shards (its `Shardable`): range
+/// aggregations whose operator merges across streams, the vector aggregations `sum`, `avg`,
+/// `count`, `max`, `min` over such, `+` and `*` of such and literals. Not `label_replace`,
+/// `topk`, `sort`, other binary operators, or `quantile_over_time` and friends (sharded only
+/// with Loki's approximate options, which are off by default).
+pub(super) fn loki_shardable(e: &SampleExpr) -> bool {
+    match e {
+        SampleExpr::Paren(inner) => loki_shardable(inner),
+        SampleExpr::Literal(_) => true,
+        SampleExpr::Vector(_) | SampleExpr::LabelReplace { .. } => false,
+        SampleExpr::RangeAggregation { op, .. } => matches!(
+            op,
+            RangeOp::CountOverTime
+                | RangeOp::Rate
+                | RangeOp::BytesOverTime
+                | RangeOp::BytesRate
+                | RangeOp::SumOverTime
+                | RangeOp::MaxOverTime
+                | RangeOp::MinOverTime
+                | RangeOp::AvgOverTime
+                | RangeOp::FirstOverTime
+                | RangeOp::LastOverTime
+        ),
+        SampleExpr::VectorAggregation { op, expr, .. } => match op {
+            VectorOp::Sum | VectorOp::Max | VectorOp::Min => loki_shardable(expr),
+            VectorOp::Avg | VectorOp::Count => loki_shardable(expr) && !reduces_labels(expr),
+            _ => false,
+        },
+        SampleExpr::Binary { op, lhs, rhs, .. } => {
+            matches!(op, BinOp::Add | BinOp::Mul) && loki_shardable(lhs) && loki_shardable(rhs)
+        }
+    }
+}
+
+/// Loki's `ReducesLabels`: whether `e` anywhere groups by or without some labels, or keeps,
+/// drops or renames labels (series from different shards could then merge).
+pub(super) fn reduces_labels(e: &SampleExpr) -> bool {
+    let grouping = |g: &Option<Grouping>| g.as_ref().is_some_and(|g| !g.labels.is_empty());
+    match e {
+        SampleExpr::Paren(inner) | SampleExpr::LabelReplace { expr: inner, .. } => {
+            reduces_labels(inner)
+        }
+        SampleExpr::Literal(_) | SampleExpr::Vector(_) => false,
+        SampleExpr::RangeAggregation { range, grouping: g, .. } => {
+            grouping(g)
+                || range.selector.stages.iter().any(|s| match s {
+                    Stage::Keep(_) | Stage::Drop(_) => true,
+                    Stage::LabelFormat(ops) => {
+                        ops.iter().any(|op| matches!(op, LabelFormatOp::Rename { .. }))
+                    }
+                    _ => false,
+                })
+        }
+        SampleExpr::VectorAggregation { expr, grouping: g, .. } => {
+            grouping(g) || reduces_labels(expr)
+        }
+        SampleExpr::Binary { lhs, rhs, .. } => reduces_labels(lhs) || reduces_labels(rhs),
+    }
+}
+
 /// Applies a vector aggregation to one step's vector.
 pub(super) fn vector_aggregation(
     op: VectorOp,
     param: Option<f64>,
     grouping: &Grouping,
     v: Vector,
+    avg: AvgArithmetic,
 ) -> Result<Vector, EngineError> {
     let k = match op {
         VectorOp::Topk | VectorOp::Bottomk | VectorOp::ApproxTopk => {
@@ -71,10 +158,9 @@ pub(super) fn vector_aggregation(
             VectorOp::Sum => g.value += f,
             VectorOp::Avg => {
                 g.count += 1;
-                let skip = g.mean.is_infinite()
-                    && ((f.is_infinite() && (g.mean > 0.0) == (f > 0.0)) || f.is_finite());
-                if !skip {
-                    g.mean += (f - g.mean) / g.count as f64;
+                match avg {
+                    AvgArithmetic::RunningMean => g.mean += (f - g.mean) / g.count as f64,
+                    AvgArithmetic::SumOverCount => g.value += f,
                 }
             }
             VectorOp::Max => {
@@ -108,7 +194,10 @@ pub(super) fn vector_aggregation(
     for mut g in groups {
         let value = match op {
             VectorOp::Sum | VectorOp::Max | VectorOp::Min => g.value,
-            VectorOp::Avg => g.mean,
+            VectorOp::Avg => match avg {
+                AvgArithmetic::RunningMean => g.mean,
+                AvgArithmetic::SumOverCount => g.value / g.count as f64,
+            },
             VectorOp::Count => g.count as f64,
             VectorOp::Stdvar | VectorOp::Stddev => {
                 let var = if g.count == 1 { 0.0 } else { g.value / g.count as f64 };
@@ -428,4 +517,69 @@ pub(super) fn label_replace(
         out.push(step);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::{self, ast::Expr};
+
+    fn avg(values: &[f64], arithmetic: AvgArithmetic) -> f64 {
+        let v: Vector = values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| Point {
+                labels: Arc::new(Labels::from_pairs([("inst", format!("s{i:02}"))])),
+                value,
+            })
+            .collect();
+        let by_nothing = Grouping { without: false, labels: Vec::new() };
+        let out = vector_aggregation(VectorOp::Avg, None, &by_nothing, v, arithmetic).unwrap();
+        assert_eq!(out.len(), 1);
+        out[0].value
+    }
+
+    /// Counts whose running mean and sum/count differ in the last digit; the expected values
+    /// were recorded from Loki 3.x (main-65e30f8): `avg(count_over_time(...))` (sharded:
+    /// sum/count) and `avg(label_replace(count_over_time(...), ...))` (not sharded: a running
+    /// mean over the series sorted by labels).
+    const COUNTS: [f64; 12] = [21.0, 26.0, 4.0, 53.0, 7.0, 38.0, 10.0, 42.0, 5.0, 35.0, 24.0, 4.0];
+
+    #[test]
+    fn avg_follows_lokis_arithmetic() {
+        assert_eq!(avg(&COUNTS, AvgArithmetic::SumOverCount), 22.416666666666668);
+        assert_eq!(avg(&COUNTS, AvgArithmetic::RunningMean), 22.416666666666664);
+        // Loki's running mean has no special case for infinities
+        assert!(avg(&[f64::INFINITY, 1.0], AvgArithmetic::RunningMean).is_nan());
+        assert_eq!(avg(&[f64::INFINITY, 1.0], AvgArithmetic::SumOverCount), f64::INFINITY);
+    }
+
+    fn arithmetic(query: &str) -> AvgArithmetic {
+        let Ok(Expr::Sample(SampleExpr::VectorAggregation { op: VectorOp::Avg, expr, .. })) =
+            syntax::parse_expr(query)
+        else {
+            panic!("not an avg: {query}");
+        };
+        AvgArithmetic::for_inner(&expr)
+    }
+
+    #[test]
+    fn avg_is_sum_over_count_where_loki_shards_it() {
+        use AvgArithmetic::{RunningMean, SumOverCount};
+        for (q, want) in [
+            (r#"avg(count_over_time({job="a"}[5m]))"#, SumOverCount),
+            (r#"avg by (grp) (rate({job="a"} | logfmt [5m]))"#, SumOverCount),
+            (r#"avg(count_over_time({job="a"}[5m]) * 2)"#, SumOverCount),
+            (r#"avg(max(bytes_over_time({job="a"}[5m])))"#, SumOverCount),
+            (r#"avg(label_replace(rate({job="a"}[5m]), "x", "$1", "y", "(.*)"))"#, RunningMean),
+            (r#"avg(sum by (inst) (count_over_time({job="a"}[5m])))"#, RunningMean),
+            (r#"avg(count_over_time({job="a"} | drop inst [5m]))"#, RunningMean),
+            (r#"avg(count_over_time({job="a"} | label_format x=inst [5m]))"#, RunningMean),
+            (r#"avg(count_over_time({job="a"}[5m]) - 1)"#, RunningMean),
+            (r#"avg(stddev_over_time({job="a"} | unwrap x [5m]))"#, RunningMean),
+            (r#"avg(topk(2, count_over_time({job="a"}[5m])))"#, RunningMean),
+        ] {
+            assert_eq!(arithmetic(q), want, "{q}");
+        }
+    }
 }
