@@ -297,13 +297,25 @@ impl Evaluator<'_> {
                     }
                     _ => None,
                 };
-                let inner = self.eval(expr, push)?;
+                let mut avg = ops::AvgArithmetic::for_inner(expr);
+                let totals = match avg {
+                    ops::AvgArithmetic::SumOverCount { .. } if *op == VectorOp::Avg => {
+                        ops::totals_for_avg(expr)
+                    }
+                    _ => None,
+                };
+                let inner = match totals {
+                    Some((totals, secs)) => {
+                        avg = ops::AvgArithmetic::SumOverCount { per_second: Some(secs) };
+                        self.eval(&totals, push)?
+                    }
+                    None => self.eval(expr, push)?,
+                };
                 let Value::Steps(vectors) = inner else {
                     return Err(EngineError::BadQuery(
                         "vector aggregations need a vector argument, not a scalar".to_string(),
                     ));
                 };
-                let avg = ops::AvgArithmetic::for_inner(expr);
                 let mut check = CancelCheck::new(self.source);
                 let out = vectors
                     .into_iter()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use regex::Regex;
 use skald_model::Labels;
 
-use super::metric::{group_labels, Point, Value, Vector};
+use super::metric::{group_labels, unparen, Point, Value, Vector};
 use super::EngineError;
 use crate::syntax::ast::{
     BinOp, GroupSide, Grouping, LabelFormatOp, RangeOp, SampleExpr, Stage, VectorMatching, VectorOp,
@@ -34,15 +34,20 @@ fn by_value(a: f64, b: f64, desc: bool) -> Ordering {
 }
 
 /// How `avg` adds up a group, as Loki computes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum AvgArithmetic {
     /// Loki's engine: a running mean, `mean += (v - mean) / n`, in the vector's order (no
     /// special case for infinities: `avg(+Inf, 1)` is NaN, as in Loki).
     RunningMean,
     /// Loki's query frontend rewrites `avg(x)` into `sum(x) / count(x)` whenever `x` is
     /// shardable (see [`loki_shardable`]), so the answer is the sum divided by the count:
-    /// for integer values (counts, bytes) exactly the correctly rounded mean.
-    SumOverCount,
+    /// for integer values (counts, bytes) exactly the correctly rounded mean. With
+    /// `per_second`, the values are totals over a range of that many seconds (see
+    /// [`totals_for_avg`]): the sum is divided by it before the count, as Loki divides.
+    SumOverCount {
+        /// The range in seconds the summed totals are divided by.
+        per_second: Option<f64>,
+    },
 }
 
 impl AvgArithmetic {
@@ -50,11 +55,34 @@ impl AvgArithmetic {
     /// for `avg` asks that `inner` be shardable and not reduce labels.
     pub(super) fn for_inner(inner: &SampleExpr) -> Self {
         if loki_shardable(inner) && !reduces_labels(inner) {
-            AvgArithmetic::SumOverCount
+            AvgArithmetic::SumOverCount { per_second: None }
         } else {
             AvgArithmetic::RunningMean
         }
     }
+}
+
+/// For `avg(rate(...))` and `avg(bytes_rate(...))` (no grouping inside) that Loki shards:
+/// Loki's frontend splits a rate into its total over the range divided by the range
+/// (`count_over_time`, `sum_over_time` when unwrapped, `bytes_over_time`), and the sum of
+/// totals is divided once. Returns the total's expression and the range in seconds.
+pub(super) fn totals_for_avg(inner: &SampleExpr) -> Option<(SampleExpr, f64)> {
+    let SampleExpr::RangeAggregation { op, range, param, grouping: None } = unparen(inner) else {
+        return None;
+    };
+    let total = match op {
+        RangeOp::Rate if range.unwrap.is_some() => RangeOp::SumOverTime,
+        RangeOp::Rate => RangeOp::CountOverTime,
+        RangeOp::BytesRate => RangeOp::BytesOverTime,
+        _ => return None,
+    };
+    let e = SampleExpr::RangeAggregation {
+        op: total,
+        range: range.clone(),
+        param: *param,
+        grouping: None,
+    };
+    Some((e, range.range_ns as f64 / 1e9))
 }
 
 /// Whether Loki's shard mapper can split `e` across shards (its `Shardable`): range
@@ -160,7 +188,7 @@ pub(super) fn vector_aggregation(
                 g.count += 1;
                 match avg {
                     AvgArithmetic::RunningMean => g.mean += (f - g.mean) / g.count as f64,
-                    AvgArithmetic::SumOverCount => g.value += f,
+                    AvgArithmetic::SumOverCount { .. } => g.value += f,
                 }
             }
             VectorOp::Max => {
@@ -196,7 +224,10 @@ pub(super) fn vector_aggregation(
             VectorOp::Sum | VectorOp::Max | VectorOp::Min => g.value,
             VectorOp::Avg => match avg {
                 AvgArithmetic::RunningMean => g.mean,
-                AvgArithmetic::SumOverCount => g.value / g.count as f64,
+                AvgArithmetic::SumOverCount { per_second: None } => g.value / g.count as f64,
+                AvgArithmetic::SumOverCount { per_second: Some(secs) } => {
+                    g.value / secs / g.count as f64
+                }
             },
             VectorOp::Count => g.count as f64,
             VectorOp::Stdvar | VectorOp::Stddev => {
@@ -547,11 +578,18 @@ mod tests {
 
     #[test]
     fn avg_follows_lokis_arithmetic() {
-        assert_eq!(avg(&COUNTS, AvgArithmetic::SumOverCount), 22.416666666666668);
+        let sum_over_count = AvgArithmetic::SumOverCount { per_second: None };
+        assert_eq!(avg(&COUNTS, sum_over_count), 22.416666666666668);
+        // `avg(rate(...[5m]))`: Loki sums the counts and divides by 300 s, then by 12;
+        // recorded from Loki (the mean of the 12 rates, summed, is 0.07472222222222223)
+        let per_5m = AvgArithmetic::SumOverCount { per_second: Some(300.0) };
+        assert_eq!(avg(&COUNTS, per_5m), 0.07472222222222222);
+        let rates: Vec<f64> = COUNTS.iter().map(|c| c / 300.0).collect();
+        assert_eq!(avg(&rates, sum_over_count), 0.07472222222222223);
         assert_eq!(avg(&COUNTS, AvgArithmetic::RunningMean), 22.416666666666664);
         // Loki's running mean has no special case for infinities
         assert!(avg(&[f64::INFINITY, 1.0], AvgArithmetic::RunningMean).is_nan());
-        assert_eq!(avg(&[f64::INFINITY, 1.0], AvgArithmetic::SumOverCount), f64::INFINITY);
+        assert_eq!(avg(&[f64::INFINITY, 1.0], sum_over_count), f64::INFINITY);
     }
 
     fn arithmetic(query: &str) -> AvgArithmetic {
@@ -565,12 +603,13 @@ mod tests {
 
     #[test]
     fn avg_is_sum_over_count_where_loki_shards_it() {
-        use AvgArithmetic::{RunningMean, SumOverCount};
+        use AvgArithmetic::RunningMean;
+        let sum_over_count = AvgArithmetic::SumOverCount { per_second: None };
         for (q, want) in [
-            (r#"avg(count_over_time({job="a"}[5m]))"#, SumOverCount),
-            (r#"avg by (grp) (rate({job="a"} | logfmt [5m]))"#, SumOverCount),
-            (r#"avg(count_over_time({job="a"}[5m]) * 2)"#, SumOverCount),
-            (r#"avg(max(bytes_over_time({job="a"}[5m])))"#, SumOverCount),
+            (r#"avg(count_over_time({job="a"}[5m]))"#, sum_over_count),
+            (r#"avg by (grp) (rate({job="a"} | logfmt [5m]))"#, sum_over_count),
+            (r#"avg(count_over_time({job="a"}[5m]) * 2)"#, sum_over_count),
+            (r#"avg(max(bytes_over_time({job="a"}[5m])))"#, sum_over_count),
             (r#"avg(label_replace(rate({job="a"}[5m]), "x", "$1", "y", "(.*)"))"#, RunningMean),
             (r#"avg(sum by (inst) (count_over_time({job="a"}[5m])))"#, RunningMean),
             (r#"avg(count_over_time({job="a"} | drop inst [5m]))"#, RunningMean),
@@ -581,5 +620,26 @@ mod tests {
         ] {
             assert_eq!(arithmetic(q), want, "{q}");
         }
+        let total = |q: &str| {
+            let Ok(Expr::Sample(SampleExpr::VectorAggregation { expr, .. })) =
+                syntax::parse_expr(q)
+            else {
+                panic!("not an aggregation: {q}");
+            };
+            totals_for_avg(&expr).map(|(e, secs)| (e.to_string(), secs))
+        };
+        assert_eq!(
+            total(r#"avg(rate({job="a"}[5m]))"#),
+            Some((r#"count_over_time({job="a"}[5m])"#.to_string(), 300.0))
+        );
+        assert_eq!(
+            total(r#"avg(bytes_rate({job="a"}[1m]))"#),
+            Some((r#"bytes_over_time({job="a"}[1m])"#.to_string(), 60.0))
+        );
+        assert_eq!(
+            total(r#"avg(rate({job="a"} | unwrap x [1m]))"#),
+            Some((r#"sum_over_time({job="a"} | unwrap x[1m])"#.to_string(), 60.0))
+        );
+        assert_eq!(total(r#"avg(count_over_time({job="a"}[5m]))"#), None);
     }
 }
