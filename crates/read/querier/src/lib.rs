@@ -20,6 +20,7 @@ pub mod params;
 pub mod patterns;
 mod query;
 mod source;
+mod store_stats;
 mod tail;
 pub mod volume;
 
@@ -34,6 +35,7 @@ use skald_proto::ingester::IngesterClient;
 
 pub use error::QuerierError;
 pub use patterns::{PatternConfigError, PatternIngesterConfig};
+pub use store_stats::StoreFigures;
 
 /// The `querier` block, with Loki's key names.
 #[derive(Debug, Clone, Serialize, Deserialize)]

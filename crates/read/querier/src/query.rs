@@ -17,6 +17,7 @@ use crate::error::QuerierError;
 use crate::multitenant::{self, MultiTenantSource};
 use crate::params::{self, Params};
 use crate::source::StoreSource;
+use crate::store_stats::{StoreFigures, StoreStats};
 use crate::{marshal, Querier};
 
 pub(crate) const HOUR_NS: i64 = 3_600_000_000_000;
@@ -226,9 +227,9 @@ impl Querier {
     ) -> Result<Vec<u8>, QuerierError> {
         let started = Instant::now();
         let max_bytes = self.config.max_response_bytes();
-        self.evaluate_then(tenant, expr, qp, move |out, cancel| {
+        self.evaluate_then(tenant, expr, qp, move |out, cancel, store| {
             let exec = started.elapsed().as_secs_f64();
-            marshal::query_body(&out, categorize, exec, max_bytes, cancel)
+            marshal::query_body(&out, store, categorize, exec, max_bytes, cancel)
         })
         .await
     }
@@ -241,24 +242,27 @@ impl Querier {
         expr: Expr,
         qp: QueryParams,
     ) -> Result<engine::QueryOutput, QuerierError> {
-        self.evaluate_then(tenant, expr, qp, |out, _| Ok(out)).await
+        self.evaluate_then(tenant, expr, qp, |out, _, _| Ok(out)).await
     }
 
-    /// [`evaluate`](Self::evaluate), then `then` on the output, on the same blocking thread
-    /// and under the same cancel flag.
+    /// [`evaluate`](Self::evaluate), then `then` on the output and what the query read, on
+    /// the same blocking thread and under the same cancel flag.
     async fn evaluate_then<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         expr: Expr,
         qp: QueryParams,
-        then: impl FnOnce(engine::QueryOutput, &AtomicBool) -> Result<T, engine::EngineError>
+        then: impl FnOnce(engine::QueryOutput, &AtomicBool, &StoreFigures) -> Result<T, EngineError>
             + Send
             + 'static,
     ) -> Result<T, QuerierError> {
         self.check_shard_aggregations(&expr, qp.instant)?;
         let limits = self.engine_limits();
-        self.on_source(tenant, move |source, cancel| {
-            then(engine::evaluate(&expr, &qp, &limits, source)?, cancel)
+        let stats = Arc::new(StoreStats::default());
+        let read = stats.clone();
+        self.on_source_counted(tenant, stats, move |source, cancel| {
+            let out = engine::evaluate(&expr, &qp, &limits, source)?;
+            then(out, cancel, &read.snapshot())
         })
         .await
     }
@@ -299,6 +303,16 @@ impl Querier {
         tenant: &str,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
+        self.on_source_counted(tenant, Arc::default(), f).await
+    }
+
+    /// [`on_source`](Self::on_source), with the sources counting what they read into `stats`.
+    async fn on_source_counted<T: Send + 'static>(
+        self: &Arc<Self>,
+        tenant: &str,
+        stats: Arc<StoreStats>,
+        f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, QuerierError> {
         let _permit = self
             .concurrency
             .acquire()
@@ -311,6 +325,7 @@ impl Querier {
             handle: tokio::runtime::Handle::current(),
             cancel: guard.flag.clone(),
             chunks_seen: Default::default(),
+            stats: stats.clone(),
         };
         let ids = multitenant::tenants(tenant);
         let source: Box<dyn Source> = if ids.len() > 1 {

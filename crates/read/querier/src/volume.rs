@@ -27,7 +27,7 @@ use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
 use crate::params::{self, Params};
-use crate::{marshal, Querier};
+use crate::{marshal, Querier, StoreFigures};
 
 const MS: i64 = 1_000_000;
 const SECOND: i64 = 1_000_000_000;
@@ -459,7 +459,7 @@ fn volume_json(series: &[VolumeSeries], matrix: bool, splits: usize, exec_secs: 
             }
         })
         .collect();
-    let mut stats = marshal::stats_json(&Stats::default(), exec_secs);
+    let mut stats = marshal::stats_json(&Stats::default(), &StoreFigures::default(), exec_secs);
     if let Some(summary) = stats.get_mut("summary").and_then(Value::as_object_mut) {
         summary.insert("totalEntriesReturned".into(), json!(series.len()));
         summary.insert("splits".into(), json!(splits));
