@@ -347,6 +347,22 @@ fn time_parameter_errors_answer_like_loki() {
     let p = [("query", q), ("time", "bad")];
     assert_rejected(&request(&s, "/loki/api/v1/query", &p), 400, time_bad);
 
+    // The widest range there is: refused by max_query_length everywhere, never a crash.
+    let (min, max) = (i64::MIN.to_string(), i64::MAX.to_string());
+    for path in [
+        "/loki/api/v1/query_range",
+        "/loki/api/v1/labels",
+        "/loki/api/v1/series",
+        "/loki/api/v1/index/stats",
+        "/loki/api/v1/index/volume",
+        "/loki/api/v1/index/volume_range",
+    ] {
+        let p = [("query", q), ("match[]", q), ("start", &min), ("end", &max), ("step", "1e9")];
+        let r = request(&s, path, &p);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.body.starts_with("the query time range exceeds the limit"), "{}", r.body);
+    }
+
     // A tail request that passes the checks but is no WebSocket handshake: the WebSocket
     // library's answer.
     let r = request(&s, "/loki/api/v1/tail", &[("query", q)]);

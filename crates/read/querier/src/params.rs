@@ -61,7 +61,9 @@ fn parse_time(value: &str) -> Result<i64, strconv::NumError> {
         if let Ok(f) = strconv::parse_float(value) {
             let secs = f.trunc();
             let frac = ((f - secs) * 1000.0).round() / 1000.0;
-            return Ok((secs as i64).saturating_mul(1_000_000_000) + (frac * 1e9) as i64);
+            return Ok((secs as i64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add((frac * 1e9) as i64));
         }
     }
     match strconv::parse_int(value) {
@@ -238,7 +240,7 @@ fn param_error(name: &str, e: impl std::fmt::Display) -> QuerierError {
 
 /// Loki's default step: `max(1s, floor((end - start) / 250))`, in whole seconds.
 pub fn default_step_ns(start: i64, end: i64) -> i64 {
-    let secs = ((end - start) as f64 / 1e9 / 250.0).floor().max(1.0);
+    let secs = (end.saturating_sub(start) as f64 / 1e9 / 250.0).floor().max(1.0);
     (secs as i64) * 1_000_000_000
 }
 
@@ -305,6 +307,9 @@ mod tests {
         assert_eq!(parse_timestamp(Some("-123456789"), 0).unwrap(), -123_456_789_000_000_000);
         assert_eq!(parse_timestamp(Some("-1234567890"), 0).unwrap(), -1_234_567_890);
         assert_eq!(parse_timestamp(None, 7).unwrap(), 7);
+        // out of range: saturated, never a panic
+        assert_eq!(parse_timestamp(Some("9223372036.9"), 0).unwrap(), i64::MAX);
+        assert_eq!(parse_timestamp(Some("-1.5e300"), 0).unwrap(), i64::MIN);
         assert_eq!(parse_timestamp(Some(""), 7).unwrap(), 7);
     }
 

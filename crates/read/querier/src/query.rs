@@ -82,7 +82,8 @@ impl Querier {
             return Ok(());
         }
         let max_ns = max.as_nanos().min(i64::MAX as u128) as i64;
-        let len_ns = (end.div_euclid(1_000_000) - start.div_euclid(1_000_000)) * 1_000_000;
+        let len_ns =
+            (end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).saturating_mul(1_000_000);
         if len_ns > max_ns {
             return Err(QuerierError::BadRequest(format!(
                 "the query time range exceeds the limit (query length: {}, limit: {})",

@@ -138,7 +138,7 @@ fn tenants(org_id: &str) -> impl Iterator<Item = &str> {
 /// The index requests Loki's frontend makes for `[from_ms, through_ms]`: one per UTC day,
 /// each in whole seconds (as milliseconds). An empty range is asked as it is.
 pub(crate) fn day_pieces(from_ms: i64, through_ms: i64) -> Vec<(i64, i64)> {
-    let pieces = for_interval(DAY, from_ms * MS, through_ms * MS, true);
+    let pieces = for_interval(DAY, from_ms.saturating_mul(MS), through_ms.saturating_mul(MS), true);
     if pieces.is_empty() {
         return vec![(from_ms, through_ms)];
     }
@@ -499,7 +499,10 @@ impl Querier {
             .await
             .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
         // a millisecond of margin each side: the exact overlap is decided in milliseconds
-        let (start, end) = ((from_ms - 1) * MS, (through_ms + 1) * MS);
+        let (start, end) = (
+            from_ms.saturating_sub(1).saturating_mul(MS),
+            through_ms.saturating_add(1).saturating_mul(MS),
+        );
         let timeout = self.limits.query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
         let gather = async {
@@ -559,7 +562,7 @@ impl Querier {
             return Ok(json!({"streams": 0, "chunks": 0, "bytes": 0, "entries": 0}));
         };
         let (from_ms, through_ms) = round_to_ms(start, end);
-        self.check_query_length(from_ms * MS, through_ms * MS)?;
+        self.check_query_length(from_ms.saturating_mul(MS), through_ms.saturating_mul(MS))?;
         let matchers = self.stats_matchers(p)?;
         let pieces = day_pieces(from_ms, through_ms);
         // several tenants (`a|b`) add up, as in Loki
@@ -609,13 +612,17 @@ impl Querier {
         // One request per bucket, stamped with the bucket's end: `[start, start + step)` cut
         // at multiples of the step (in whole milliseconds), each asked in whole seconds.
         let step_ms = step.div_euclid(MS);
-        let buckets: Vec<(i64, i64, i64)> =
-            for_interval(step_ms * MS, from_ms * MS, through_ms * MS, true)
-                .into_iter()
-                .map(|(s, e)| (e, whole_seconds_ms(s), whole_seconds_ms(e)))
-                .collect();
+        let buckets: Vec<(i64, i64, i64)> = for_interval(
+            step_ms.saturating_mul(MS),
+            from_ms.saturating_mul(MS),
+            through_ms.saturating_mul(MS),
+            true,
+        )
+        .into_iter()
+        .map(|(s, e)| (e, whole_seconds_ms(s), whole_seconds_ms(e)))
+        .collect();
         for &(_, s, e) in &buckets {
-            self.check_query_length(s * MS, e * MS)?;
+            self.check_query_length(s.saturating_mul(MS), e.saturating_mul(MS))?;
         }
         let query = p.get("query").unwrap_or("");
         let match_any = query == MATCH_ANY;
