@@ -218,3 +218,206 @@ fn approx_topk_follows_shard_aggregations() {
         "count min sketches are only supported on instant queries",
     );
 }
+
+/// A request to `path` with `params`, as tenant `t`.
+fn request(s: &Skald, path: &str, params: &[(&str, &str)]) -> Resp {
+    get(&format!("{}{path}", s.url), params, &[("X-Scope-OrgID", "t")])
+}
+
+/// Every time parameter's parse error, per endpoint, with the status and exact text real Loki
+/// answers (recorded from Loki 3.x, main-65e30f8, with bad values for each parameter): range
+/// endpoints name the parameter (`could not parse 'start' parameter: ...`), the instant
+/// `time` does not; `since` is Prometheus' duration, `step` and `interval` Loki's
+/// seconds-or-duration; endpoints that do not read a parameter ignore it.
+#[test]
+fn time_parameter_errors_answer_like_loki() {
+    let dir = temp_dir("http-time-params");
+    let s = Skald::start(&dir, LIMITS);
+    let (st, en) = (T0.to_string(), (T0 + 600).to_string());
+    let q = r#"{job="five"}"#;
+    let metric = r#"count_over_time({job="five"}[1m])"#;
+    let start_abc =
+        r#"could not parse 'start' parameter: strconv.ParseInt: parsing "abc": invalid syntax"#;
+    let end_abc =
+        r#"could not parse 'end' parameter: strconv.ParseInt: parsing "abc": invalid syntax"#;
+    let end_1e400 =
+        r#"could not parse 'end' parameter: strconv.ParseInt: parsing "1e400": invalid syntax"#;
+    let start_range = r#"could not parse 'start' parameter: strconv.ParseInt: parsing "99999999999999999999": value out of range"#;
+    let start_rfc = r#"could not parse 'start' parameter: strconv.ParseInt: parsing "2026-13-01T00:00:00Z": invalid syntax"#;
+    let since_xyz = r#"could not parse 'since' parameter: not a valid duration string: "xyz""#;
+    let since_frac = r#"could not parse 'since' parameter: unknown unit "." in duration "1.5h""#;
+    let since_order = r#"could not parse 'since' parameter: not a valid duration string: "30m1h""#;
+    let since_ns = r#"could not parse 'since' parameter: unknown unit "ns" in duration "5ns""#;
+    let since_big = "could not parse 'since' parameter: duration out of range";
+    let time_bad = r#"strconv.ParseInt: parsing "bad": invalid syntax"#;
+    let step_abc = r#"cannot parse "abc" to a valid duration"#;
+    let step_1e400 = r#"cannot parse "1e400" to a valid duration"#;
+    let step_1e300 = r#"cannot parse "1e300" to a valid duration. It overflows int64"#;
+    let step_frac = r#"cannot parse "1.5m" to a valid duration"#;
+    let step_neg =
+        "zero or negative query resolution step widths are not accepted. Try a positive integer";
+    let points = "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter";
+    let interval_neg = "interval must be >= 0";
+    let limit_abc = r#"strconv.Atoi: parsing "abc": invalid syntax"#;
+
+    // The endpoints that read `start`, `end` and `since` (and the query they need).
+    let ranged: [(&str, &[(&str, &str)]); 11] = [
+        ("/loki/api/v1/query_range", &[("query", q)]),
+        ("/loki/api/v1/labels", &[]),
+        ("/loki/api/v1/label/job/values", &[]),
+        ("/loki/api/v1/series", &[("match[]", q)]),
+        ("/loki/api/v1/index/stats", &[("query", q)]),
+        ("/loki/api/v1/index/volume", &[("query", q)]),
+        ("/loki/api/v1/index/volume_range", &[("query", q)]),
+        ("/loki/api/v1/detected_labels", &[("query", q)]),
+        ("/loki/api/v1/detected_fields", &[("query", q)]),
+        ("/loki/api/v1/patterns", &[("query", q)]),
+        ("/loki/api/v1/tail", &[("query", q)]),
+    ];
+    for (path, base) in ranged {
+        for (bad, text) in [
+            (&[("start", "abc")][..], start_abc),
+            (&[("end", "abc")][..], end_abc),
+            (&[("end", "1e400")][..], end_1e400),
+            (&[("start", "99999999999999999999")][..], start_range),
+            (&[("start", "2026-13-01T00:00:00Z")][..], start_rfc),
+            (&[("since", "xyz")][..], since_xyz),
+            (&[("since", "1.5h")][..], since_frac),
+            (&[("since", "30m1h")][..], since_order),
+            (&[("since", "5ns")][..], since_ns),
+            (&[("since", "99999999y")][..], since_big),
+            // `since` is read first, then `end`, then `start`
+            (&[("end", "abc"), ("since", "xyz")][..], since_xyz),
+            (&[("end", "abc"), ("start", "abc")][..], end_abc),
+        ] {
+            let mut p = base.to_vec();
+            p.extend_from_slice(bad);
+            assert_rejected(&request(&s, path, &p), 400, text);
+        }
+    }
+
+    // `step` (and `interval`) where Loki reads them; the range is 10 minutes.
+    let stepped: [(&str, &[(&str, &str)]); 6] = [
+        ("/loki/api/v1/query_range", &[("query", metric)]),
+        ("/loki/api/v1/index/stats", &[("query", q)]),
+        ("/loki/api/v1/index/volume_range", &[("query", q)]),
+        ("/loki/api/v1/detected_fields", &[("query", q)]),
+        ("/loki/api/v1/detected_field/job/values", &[("query", q)]),
+        ("/loki/api/v1/patterns", &[("query", q)]),
+    ];
+    for (path, base) in stepped {
+        for (step, text) in [
+            ("abc", step_abc),
+            ("1e400", step_1e400),
+            ("1e300", step_1e300),
+            ("1.5m", step_frac),
+            ("-1", step_neg),
+            ("0", step_neg),
+            ("1e-10", step_neg),
+            ("0.01", points),
+        ] {
+            let mut p = base.to_vec();
+            p.extend_from_slice(&[("start", &st), ("end", &en), ("step", step)]);
+            assert_rejected(&request(&s, path, &p), 400, text);
+        }
+    }
+    for path in ["/loki/api/v1/query_range", "/loki/api/v1/index/stats"] {
+        let p = [("query", q), ("start", &st), ("end", &en), ("interval", "-1")];
+        assert_rejected(&request(&s, path, &p), 400, interval_neg);
+        let p = [("query", q), ("start", &st), ("end", &en), ("interval", "abc")];
+        assert_rejected(&request(&s, path, &p), 400, step_abc);
+        let p = [("query", q), ("start", &st), ("end", &en), ("limit", "abc")];
+        assert_rejected(&request(&s, path, &p), 400, limit_abc);
+    }
+    // ... and not elsewhere: `labels` ignores `step`, `patterns` ignores `interval`.
+    let p = [("start", st.as_str()), ("end", &en), ("step", "abc"), ("interval", "abc")];
+    assert_eq!(request(&s, "/loki/api/v1/labels", &p).status, 200);
+    let p = [("query", q), ("start", &st), ("end", &en), ("interval", "abc")];
+    assert_eq!(request(&s, "/loki/api/v1/patterns", &p).status, 200);
+
+    // `time`: the instant query and the volume read it, without naming it; range endpoints
+    // ignore it.
+    let p = [("query", metric), ("time", "bad")];
+    assert_rejected(&request(&s, "/loki/api/v1/query", &p), 400, time_bad);
+    let p = [("query", q), ("time", "bad")];
+    assert_rejected(&request(&s, "/loki/api/v1/index/volume", &p), 400, time_bad);
+    let p = [("query", q), ("start", &st), ("end", &en), ("time", "bad")];
+    assert_eq!(request(&s, "/loki/api/v1/query_range", &p).status, 200);
+    // the instant query reads `time` before it refuses a log query
+    let p = [("query", q), ("time", "bad")];
+    assert_rejected(&request(&s, "/loki/api/v1/query", &p), 400, time_bad);
+
+    // The widest range there is: refused by max_query_length everywhere, never a crash.
+    let (min, max) = (i64::MIN.to_string(), i64::MAX.to_string());
+    for path in [
+        "/loki/api/v1/query_range",
+        "/loki/api/v1/labels",
+        "/loki/api/v1/series",
+        "/loki/api/v1/index/stats",
+        "/loki/api/v1/index/volume",
+        "/loki/api/v1/index/volume_range",
+    ] {
+        let p = [("query", q), ("match[]", q), ("start", &min), ("end", &max), ("step", "1e9")];
+        let r = request(&s, path, &p);
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.body.starts_with("the query time range exceeds the limit"), "{}", r.body);
+    }
+
+    // A tail request that passes the checks but is no WebSocket handshake: the WebSocket
+    // library's answer.
+    let r = request(&s, "/loki/api/v1/tail", &[("query", q)]);
+    assert_rejected(&r, 400, "Bad Request\n");
+}
+
+/// `max_query_length` holds for `labels`, `label/<name>/values`, `series` and
+/// `detected_labels` too (after `max_query_lookback` moved the start), and an end before the
+/// start is reported as data past the lookback; texts recorded from Loki 3.x (main-65e30f8).
+#[test]
+fn max_query_length_applies_to_labels_and_series() {
+    let dir = temp_dir("http-labels-length");
+    let s = Skald::start(&dir, LIMITS);
+    push_five_streams(&s);
+    let q = r#"{job="five"}"#;
+    let (st, long, short) = (
+        (T0 * NS).to_string(),
+        ((T0 + 3 * 3600 + 1) * NS).to_string(),
+        ((T0 + 7200) * NS).to_string(),
+    );
+    let too_long = "the query time range exceeds the limit (query length: 3h0m1s, limit: 2h)";
+    let endpoints: [(&str, &[(&str, &str)]); 4] = [
+        ("/loki/api/v1/labels", &[]),
+        ("/loki/api/v1/label/host/values", &[]),
+        ("/loki/api/v1/series", &[("match[]", q)]),
+        ("/loki/api/v1/detected_labels", &[("query", q)]),
+    ];
+    for (path, base) in endpoints {
+        let mut p = base.to_vec();
+        p.extend_from_slice(&[("start", st.as_str()), ("end", long.as_str())]);
+        assert_rejected(&request(&s, path, &p), 400, too_long);
+        let mut p = base.to_vec();
+        p.extend_from_slice(&[("start", st.as_str()), ("end", short.as_str())]);
+        let r = request(&s, path, &p);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.body.contains("host") || r.body.contains("h4"), "{path}: {}", r.body);
+        // the default range is an hour, within the limit
+        let r = request(&s, path, base);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        let p = [("since", "3h")];
+        let mut with = base.to_vec();
+        with.extend_from_slice(&p);
+        assert_rejected(
+            &request(&s, path, &with),
+            400,
+            "the query time range exceeds the limit (query length: 3h0m0s, limit: 2h)",
+        );
+    }
+    for (path, base) in &endpoints[..3] {
+        let mut p = base.to_vec();
+        p.extend_from_slice(&[("start", short.as_str()), ("end", st.as_str())]);
+        assert_rejected(
+            &request(&s, path, &p),
+            400,
+            "this data is no longer available, it is past now - max_query_lookback (0s)",
+        );
+    }
+}

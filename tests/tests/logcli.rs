@@ -888,3 +888,138 @@ fn the_dataset_never_spans_a_whole_hour() {
         assert_eq!(lo.div_euclid(hour), hi.div_euclid(hour), "now +{s}s: {lo}..{hi}");
     }
 }
+
+// ------------------------------------------------------------------------------ stats
+
+/// Pushes `n` lines of `job` (`flush`: then flushes them to chunks), from `first`, 1 ms apart.
+fn push_counted(url: &str, job: &str, first: i64, n: i64, flush: bool) {
+    let values: Vec<Value> =
+        (0..n).map(|i| json!([(first + i * MS).to_string(), format!("{job} line {i}")])).collect();
+    let body = json!({"streams": [{"stream": {"job": job, "env": "stats"}, "values": values}]});
+    let r = post(
+        &format!("{url}/loki/api/v1/push"),
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", TENANT)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "push failed: {}", r.body);
+    if flush {
+        let r = post(&format!("{url}/flush"), &[], b"");
+        assert_eq!(r.status, 204, "flush: {}", r.body);
+    }
+}
+
+/// The `stats` of a query answer report what the query read: lines and bytes processed and
+/// returned, the chunks fetched from the store (refs, downloads, sizes, lines) and what the
+/// ingesters sent; the figures are non-zero and agree with each other.
+#[test]
+fn query_stats_report_what_was_read() {
+    let dir = temp_dir("logcli-stats");
+    let skald = Skald::start(&dir, CONFIG);
+    let first = now_ns() - 10 * MIN;
+    // 300 lines flushed to chunks, then 200 more that only the ingester holds
+    push_counted(&skald.url, "stored", first, 300, true);
+    push_counted(&skald.url, "recent", first, 200, false);
+    let (start, end) = ((first - MIN).to_string(), now_ns().to_string());
+    let query = |q: &str| {
+        let r = get(
+            &format!("{}/loki/api/v1/query_range", skald.url),
+            &[("query", q), ("start", &start), ("end", &end), ("limit", "1000"), ("step", "60")],
+            &[("X-Scope-OrgID", TENANT)],
+        );
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        serde_json::from_str::<Value>(&r.body).unwrap()
+    };
+    let v = query(r#"{env="stats"}"#);
+    let returned: u64 = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["values"].as_array().unwrap().len() as u64)
+        .sum();
+    assert_eq!(returned, 500);
+    let st = &v["data"]["stats"];
+    let n = |path: &[&str]| {
+        let mut at = st;
+        for k in path {
+            at = &at[*k];
+        }
+        at.as_u64().unwrap_or_else(|| panic!("{path:?} in {st}"))
+    };
+    assert_eq!(n(&["summary", "totalEntriesReturned"]), returned, "{st}");
+    assert!(n(&["summary", "totalLinesProcessed"]) >= 500, "{st}");
+    assert!(n(&["summary", "totalBytesProcessed"]) >= 500 * 12, "{st}");
+    assert!(st["summary"]["execTime"].as_f64().unwrap() > 0.0, "{st}");
+    let chunk = |k: &str| n(&["querier", "store", "chunk", k]);
+    assert!(n(&["querier", "store", "totalChunksRef"]) >= 1, "{st}");
+    assert_eq!(
+        n(&["querier", "store", "totalChunksDownloaded"]),
+        n(&["querier", "store", "totalChunksRef"]),
+        "{st}"
+    );
+    assert!(chunk("decompressedLines") >= 300, "{st}");
+    assert!(chunk("decompressedBytes") >= 300 * 12, "{st}");
+    assert!(chunk("compressedBytes") > 0, "{st}");
+    assert!(chunk("compressedBytes") < chunk("decompressedBytes"), "{st}");
+    assert!(n(&["ingester", "totalReached"]) >= 1, "{st}");
+    assert!(n(&["ingester", "totalLinesSent"]) >= 200, "{st}");
+    assert_eq!(
+        n(&["ingester", "store", "chunk", "headChunkLines"]),
+        n(&["ingester", "totalLinesSent"]),
+        "{st}"
+    );
+    assert!(n(&["ingester", "store", "chunk", "headChunkBytes"]) >= 200 * 12, "{st}");
+    // what was processed came from the chunks and the ingesters
+    assert!(
+        n(&["summary", "totalLinesProcessed"])
+            <= chunk("decompressedLines") + n(&["ingester", "totalLinesSent"]),
+        "{st}"
+    );
+
+    // a metric query reads the same chunks
+    let v = query(r#"sum(count_over_time({env="stats"}[1m]))"#);
+    let st = &v["data"]["stats"];
+    assert!(st["querier"]["store"]["chunk"]["decompressedLines"].as_u64().unwrap() >= 300);
+    assert!(st["querier"]["store"]["totalChunksDownloaded"].as_u64().unwrap() >= 1, "{st}");
+}
+
+/// `logcli query --stats` prints the answer's figures: non-zero ones for what was read.
+#[test]
+fn real_logcli_stats_are_not_zero_when_on_path() {
+    let Some(bin) = grafana_tool_on_path("logcli") else {
+        not_run(
+            "logcli::real_logcli_stats_are_not_zero_when_on_path",
+            "no Grafana logcli on PATH (scripts/test.sh puts one there from ../shared/tools/grafana; see tests/README.md)",
+        );
+        return;
+    };
+    let dir = temp_dir("logcli-stats-real");
+    let skald = Skald::start(&dir, CONFIG);
+    push_counted(&skald.url, "stored", now_ns() - 10 * MIN, 300, true);
+    let out = Command::new(&bin)
+        .args([&format!("--addr={}", skald.url), &format!("--org-id={TENANT}"), "--quiet"])
+        .args(["query", "--stats", "--since=1h", "--limit=1000", r#"{env="stats"}"#])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // logcli prints the statistics on stderr, `<Name> <tabs> <value>`
+    let printed = String::from_utf8_lossy(&out.stderr);
+    let figure = |name: &str| -> String {
+        printed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or_else(|| panic!("no {name} in:\n{printed}"))
+            .to_string()
+    };
+    assert_eq!(figure("Summary.TotalLinesProcessed"), "300", "{printed}");
+    assert_eq!(figure("Querier.DecompressedLines"), "300", "{printed}");
+    for name in ["Querier.TotalChunksRef", "Querier.TotalChunksDownloaded", "Ingester.TotalReached"]
+    {
+        assert_ne!(figure(name), "0", "{name}:\n{printed}");
+    }
+    for name in
+        ["Querier.CompressedBytes", "Querier.DecompressedBytes", "Summary.TotalBytesProcessed"]
+    {
+        assert_ne!(figure(name), "0", "{name}:\n{printed}");
+    }
+}

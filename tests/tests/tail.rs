@@ -157,6 +157,57 @@ fn tail_sends_history_then_live_lines_in_order_within_a_second() {
     assert!(reopened.is_some(), "a closed tail did not give its slot back");
 }
 
+/// Live frames of a plain selector carry the stream's labels only: Loki's ingester sends such
+/// entries as pushed, without structured metadata (nor `detected_level`, which is metadata)
+/// in the labels; with any pipeline stage, and in the history, the metadata are labels.
+/// Recorded from Loki 3.x (main-65e30f8) over a WebSocket tail.
+#[test]
+fn plain_tail_frames_carry_stream_labels_only() {
+    let dir = temp_dir("tail-metadata");
+    let skald = Skald::start(
+        &dir,
+        "auth_enabled: true\nlimits_config:\n  allow_structured_metadata: true\n",
+    );
+    let push_url = format!("{}/loki/api/v1/push", skald.url);
+    let push_with_metadata = |ts: i64, line: &str, trace: &str| {
+        let body = json!({"streams": [{"stream": {"job": "meta", "env": "tail"},
+            "values": [[ts.to_string(), line, {"trace_id": trace}]]}]});
+        let r = post(
+            &push_url,
+            &[("Content-Type", "application/json"), ("X-Scope-OrgID", TENANT)],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 204, "push failed: {}", r.body);
+    };
+    push_with_metadata(now_ns() - 30_000_000_000, "history line", "abc");
+    let mut plain =
+        connect(&skald.url, "/loki/api/v1/tail", &[("query", r#"{job="meta"}"#)]).unwrap();
+    let mut filtered =
+        connect(&skald.url, "/loki/api/v1/tail", &[("query", r#"{job="meta"} |= "line""#)])
+            .unwrap();
+    let with_metadata = |trace: &str| {
+        json!({"detected_level": "unknown", "env": "tail", "job": "meta",
+            "service_name": "meta", "trace_id": trace})
+    };
+    for w in [&mut plain, &mut filtered] {
+        let (frames, _) = read_until(w, Instant::now() + Duration::from_secs(5), |f| !f.is_empty());
+        let got = entries(&frames);
+        assert_eq!(got.len(), 1, "{frames:?}");
+        assert_eq!(got[0].2, with_metadata("abc"), "history: {frames:?}");
+    }
+    push_with_metadata(now_ns(), "live line", "def");
+    let live = |w: &mut Ws| {
+        let (frames, _) = read_until(w, Instant::now() + Duration::from_secs(3), |f| {
+            entries(f).iter().any(|e| e.1 == "live line")
+        });
+        let got = entries(&frames);
+        assert_eq!(got.len(), 1, "{frames:?}");
+        got[0].2.clone()
+    };
+    assert_eq!(live(&mut plain), json!({"env": "tail", "job": "meta", "service_name": "meta"}));
+    assert_eq!(live(&mut filtered), with_metadata("def"));
+}
+
 #[test]
 fn tail_refuses_bad_requests_like_loki() {
     let dir = temp_dir("tail-errors");

@@ -495,6 +495,7 @@ impl Querier {
             None => Vec::new(),
             Some(q) => syntax::parse_matchers(q).map_err(|e| bad(e.to_string()))?,
         };
+        self.check_query_length(start, end)?;
         let streams = self.stream_labels(tenant, &matchers, start, end).await?;
         let mut by_name: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for labels in &streams {

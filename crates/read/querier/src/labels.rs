@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use skald_logql::syntax;
+use skald_logql::syntax::{self, goutil};
 use skald_model::{LabelMatcher, Labels};
 use skald_proto::ingester::IngesterQuery;
 
@@ -21,6 +21,21 @@ impl Querier {
                 syntax::parse_matchers(s).map_err(|e| QuerierError::BadRequest(e.to_string()))
             }
         }
+    }
+
+    /// The checks Loki's querier applies to a `labels`, `label/<name>/values` or `series`
+    /// range once `max_query_lookback` has moved its start: `max_query_length`, then an end
+    /// before the start, which Loki reports as data past the lookback (whatever its value).
+    fn check_label_range(&self, start: i64, end: i64) -> Result<(), QuerierError> {
+        self.check_query_length(start, end)?;
+        if end < start {
+            let lookback = self.limits.max_query_lookback.as_nanos().min(i64::MAX as u128);
+            return Err(QuerierError::BadRequest(format!(
+                "this data is no longer available, it is past now - max_query_lookback ({})",
+                goutil::prom_duration_string(lookback as i64)
+            )));
+        }
+        Ok(())
     }
 
     /// Label sets of every stream matching `matchers` with data in `[start, end)`, from the
@@ -69,16 +84,12 @@ impl Querier {
         p: &Params,
         name: Option<&str>,
     ) -> Result<Value, QuerierError> {
-        let (start, end) = params::parse_range(p, 6 * HOUR_NS)?;
-        if end < start {
-            return Err(QuerierError::BadRequest(
-                "end timestamp must not be before or equal to start time".into(),
-            ));
-        }
+        let (start, end) = params::parse_range(p, HOUR_NS)?;
         let matchers = self.selector_matchers(p.get("query"))?;
         let Some((start, end)) = self.lookback_range(start, end) else {
             return Ok(json!({"status": "success"}));
         };
+        self.check_label_range(start, end)?;
         let streams = self.stream_labels(tenant, &matchers, start, end).await?;
         let mut values: BTreeSet<String> = BTreeSet::new();
         for labels in &streams {
@@ -95,12 +106,7 @@ impl Querier {
 
     /// `/loki/api/v1/series`.
     pub async fn series(&self, tenant: &str, p: &Params) -> Result<Value, QuerierError> {
-        let (start, end) = params::parse_range(p, 6 * HOUR_NS)?;
-        if end < start {
-            return Err(QuerierError::BadRequest(
-                "end timestamp must not be before or equal to start time".into(),
-            ));
-        }
+        let (start, end) = params::parse_range(p, HOUR_NS)?;
         let mut selectors = p.get_all("match[]");
         selectors.extend(p.get_all("match"));
         if selectors.is_empty() {
@@ -110,6 +116,7 @@ impl Querier {
         let Some((start, end)) = self.lookback_range(start, end) else {
             return Ok(json!({"status": "success", "data": []}));
         };
+        self.check_label_range(start, end)?;
         for s in selectors {
             let matchers = self.selector_matchers(Some(s))?;
             all.extend(self.stream_labels(tenant, &matchers, start, end).await?);

@@ -21,6 +21,7 @@ pub mod params;
 pub mod patterns;
 mod query;
 mod source;
+mod store_stats;
 mod tail;
 pub mod volume;
 
@@ -35,6 +36,7 @@ use skald_proto::ingester::IngesterClient;
 
 pub use error::QuerierError;
 pub use patterns::{PatternConfigError, PatternIngesterConfig};
+pub use store_stats::StoreFigures;
 
 /// The `querier` block, with Loki's key names.
 #[derive(Debug, Clone, Serialize, Deserialize)]

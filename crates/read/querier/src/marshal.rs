@@ -8,6 +8,8 @@ use skald_logql::engine::{
 };
 use skald_model::Labels;
 
+use crate::StoreFigures;
+
 /// Formats a sample value the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does, except
 /// that negative zero prints as `0`.
 pub fn format_value(v: f64) -> String {
@@ -40,7 +42,10 @@ pub fn labels_json(labels: &Labels) -> Value {
 static STATS_TEMPLATE: &str = include_str!("stats_template.json");
 
 /// The `stats` object in Loki's full shape, with the counters Skald tracks filled in.
-pub fn stats_json(stats: &Stats, exec_secs: f64) -> Value {
+/// The `stats` object: the engine's summary, and what the query read from the store and
+/// the ingesters (`store`; the chunk figures are those of the chunks fetched, as the index
+/// describes them).
+pub fn stats_json(stats: &Stats, store: &StoreFigures, exec_secs: f64) -> Value {
     let mut v: Value = serde_json::from_str(STATS_TEMPLATE).unwrap_or_else(|_| json!({}));
     let lines = stats.total_lines_processed;
     let bytes = stats.total_bytes_processed;
@@ -58,6 +63,30 @@ pub fn stats_json(stats: &Stats, exec_secs: f64) -> Value {
             json!(stats.total_structured_metadata_bytes_processed),
         );
     }
+    let set = |v: &mut Value, path: &[&str], n: u64| {
+        let mut at = v;
+        for key in path {
+            at = &mut at[*key];
+        }
+        *at = json!(n);
+    };
+    let chunk = ["querier", "store", "chunk"];
+    set(&mut v, &["querier", "store", "totalChunksRef"], store.chunk_refs);
+    set(&mut v, &["querier", "store", "totalChunksDownloaded"], store.chunks_downloaded);
+    set(&mut v, &[&chunk[..], &["compressedBytes"]].concat(), store.compressed_bytes);
+    set(&mut v, &[&chunk[..], &["decompressedBytes"]].concat(), store.decompressed_bytes);
+    set(&mut v, &[&chunk[..], &["decompressedLines"]].concat(), store.decompressed_lines);
+    // what passed the pipeline, less what the ingesters sent (they send only such lines)
+    let store_post_filter = stats.total_post_filter_lines.saturating_sub(store.ingester_lines);
+    set(&mut v, &[&chunk[..], &["postFilterLines"]].concat(), store_post_filter);
+    set(&mut v, &["index", "totalChunks"], store.chunk_refs);
+    set(&mut v, &["ingester", "totalReached"], store.ingester_requests);
+    set(&mut v, &["ingester", "totalBatches"], store.ingester_requests);
+    set(&mut v, &["ingester", "totalChunksMatched"], store.ingester_streams);
+    set(&mut v, &["ingester", "totalLinesSent"], store.ingester_lines);
+    let head = ["ingester", "store", "chunk"];
+    set(&mut v, &[&head[..], &["headChunkLines"]].concat(), store.ingester_lines);
+    set(&mut v, &[&head[..], &["headChunkBytes"]].concat(), store.ingester_bytes);
     v
 }
 
@@ -110,7 +139,12 @@ pub fn legacy_streams_json(streams: &[ResultStream]) -> Vec<Value> {
 pub use skald_gocompat::time::rfc3339_nano;
 
 /// The `data` object of a query answer.
-pub fn query_data(out: &QueryOutput, categorize: bool, exec_secs: f64) -> Value {
+pub fn query_data(
+    out: &QueryOutput,
+    store: &StoreFigures,
+    categorize: bool,
+    exec_secs: f64,
+) -> Value {
     let mut data = Map::new();
     match &out.result {
         QueryResult::Streams(streams) => {
@@ -152,7 +186,7 @@ pub fn query_data(out: &QueryOutput, categorize: bool, exec_secs: f64) -> Value 
             data.insert("result".into(), json!([ts.div_euclid(1_000_000), format_value(*value)]));
         }
     }
-    data.insert("stats".into(), stats_json(&out.stats, exec_secs));
+    data.insert("stats".into(), stats_json(&out.stats, store, exec_secs));
     Value::Object(data)
 }
 
@@ -200,6 +234,7 @@ impl BodyWriter<'_> {
 /// larger than `max_bytes` (0 = no cap) fails with [`result_too_large`] once it passes it.
 pub fn query_body(
     out: &QueryOutput,
+    store: &StoreFigures,
     categorize: bool,
     exec_secs: f64,
     max_bytes: usize,
@@ -245,13 +280,14 @@ pub fn query_body(
         }
         QueryResult::Vector(_) | QueryResult::Scalar { .. } => {
             // small: at most one value per series
-            let v = json!({"status": "success", "data": query_data(out, categorize, exec_secs)});
+            let data = query_data(out, store, categorize, exec_secs);
+            let v = json!({"status": "success", "data": data});
             w.value(&v)?;
             w.check()?;
             return Ok(w.buf);
         }
     }
-    w.value(&stats_json(&out.stats, exec_secs))?;
+    w.value(&stats_json(&out.stats, store, exec_secs))?;
     w.raw("},\"status\":\"success\"}");
     w.check()?;
     Ok(w.buf)
@@ -289,7 +325,7 @@ mod tests {
     }
 
     fn as_value(out: &QueryOutput, categorize: bool) -> Vec<u8> {
-        let v = json!({"status": "success", "data": query_data(out, categorize, 0.5)});
+        let v = json!({"status": "success", "data": query_data(out, &StoreFigures::default(), categorize, 0.5)});
         serde_json::to_vec(&v).unwrap_or_default()
     }
 
@@ -316,7 +352,8 @@ mod tests {
         let empty = QueryOutput { result: QueryResult::Streams(vec![]), stats: Stats::default() };
         for out in [streams_output(100, "a \"quoted\" line\n"), matrix, scalar, empty] {
             for categorize in [false, true] {
-                let body = query_body(&out, categorize, 0.5, 0, &no).unwrap_or_default();
+                let body = query_body(&out, &StoreFigures::default(), categorize, 0.5, 0, &no)
+                    .unwrap_or_default();
                 assert_eq!(
                     String::from_utf8_lossy(&body),
                     String::from_utf8_lossy(&as_value(&out, categorize))
@@ -330,12 +367,12 @@ mod tests {
         let out = streams_output(1000, &"x".repeat(1000));
         let full = as_value(&out, false).len();
         let no = AtomicBool::new(false);
-        assert!(query_body(&out, false, 0.0, full, &no).is_ok());
-        let err = query_body(&out, false, 0.0, full / 2, &no).err();
+        assert!(query_body(&out, &StoreFigures::default(), false, 0.0, full, &no).is_ok());
+        let err = query_body(&out, &StoreFigures::default(), false, 0.0, full / 2, &no).err();
         let Some(EngineError::Limit(msg)) = err else { panic!("not a limit error: {err:?}") };
         assert!(msg.contains("skald_max_query_response_size"), "{msg}");
         let yes = AtomicBool::new(true);
-        let err = query_body(&out, false, 0.0, 0, &yes).err();
+        let err = query_body(&out, &StoreFigures::default(), false, 0.0, 0, &yes).err();
         assert!(matches!(err, Some(EngineError::Canceled(_))), "{err:?}");
     }
 }

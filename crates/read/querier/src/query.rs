@@ -18,6 +18,7 @@ use crate::error::QuerierError;
 use crate::multitenant::{self, MultiTenantSource};
 use crate::params::{self, Params};
 use crate::source::StoreSource;
+use crate::store_stats::{StoreFigures, StoreStats};
 use crate::{marshal, Querier};
 
 pub(crate) const HOUR_NS: i64 = 3_600_000_000_000;
@@ -82,7 +83,8 @@ impl Querier {
             return Ok(());
         }
         let max_ns = max.as_nanos().min(i64::MAX as u128) as i64;
-        let len_ns = (end.div_euclid(1_000_000) - start.div_euclid(1_000_000)) * 1_000_000;
+        let len_ns =
+            (end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).saturating_mul(1_000_000);
         if len_ns > max_ns {
             return Err(QuerierError::BadRequest(format!(
                 "the query time range exceeds the limit (query length: {}, limit: {})",
@@ -120,10 +122,7 @@ impl Querier {
         let limit = params::parse_limit(p.get("limit"))?;
         let direction = params::parse_direction(p.get("direction"))?;
         let step_ns = params::parse_step(p, start, end)?;
-        let interval_ns = match p.get("interval").filter(|s| !s.is_empty()) {
-            Some(s) => params::parse_seconds_or_duration(s)?,
-            None => 0,
-        };
+        let interval_ns = params::parse_interval(p)?;
         let expr = self.parse_query(p)?;
         if matches!(expr, Expr::Log(_)) {
             self.check_limit(limit)?;
@@ -234,9 +233,9 @@ impl Querier {
     ) -> Result<Vec<u8>, QuerierError> {
         let started = Instant::now();
         let max_bytes = self.config.max_response_bytes();
-        self.evaluate_then(tenant, expr, qp, move |out, cancel| {
+        self.evaluate_then(tenant, expr, qp, move |out, cancel, store| {
             let exec = started.elapsed().as_secs_f64();
-            marshal::query_body(&out, categorize, exec, max_bytes, cancel)
+            marshal::query_body(&out, store, categorize, exec, max_bytes, cancel)
         })
         .await
     }
@@ -249,26 +248,28 @@ impl Querier {
         expr: Expr,
         qp: QueryParams,
     ) -> Result<engine::QueryOutput, QuerierError> {
-        self.evaluate_then(tenant, expr, qp, |out, _| Ok(out)).await
+        self.evaluate_then(tenant, expr, qp, |out, _, _| Ok(out)).await
     }
 
-    /// [`evaluate`](Self::evaluate), then `then` on the output, on the same blocking thread
-    /// and under the same cancel flag.
+    /// [`evaluate`](Self::evaluate), then `then` on the output and what the query read, on
+    /// the same blocking thread and under the same cancel flag.
     async fn evaluate_then<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         expr: Expr,
         qp: QueryParams,
-        then: impl FnOnce(engine::QueryOutput, &AtomicBool) -> Result<T, engine::EngineError>
+        then: impl FnOnce(engine::QueryOutput, &AtomicBool, &StoreFigures) -> Result<T, EngineError>
             + Send
             + 'static,
     ) -> Result<T, QuerierError> {
         self.check_shard_aggregations(&expr, qp.instant)?;
         let limits = self.engine_limits();
-        self.on_source(tenant, move |source, cancel| {
+        let stats = Arc::new(StoreStats::default());
+        let read = stats.clone();
+        self.on_source_counted(tenant, stats, move |source, cancel| {
             let mem = engine::QueryMemory::new(limits.max_query_memory);
             let result = engine::evaluate_in(&expr, &qp, &limits, source, &mem)
-                .and_then(|out| then(out, cancel));
+                .and_then(|out| then(out, cancel, &read.snapshot()));
             if mem.peak() >= GIVE_BACK_AFTER {
                 give_back_memory();
             }
@@ -334,6 +335,16 @@ impl Querier {
         tenant: &str,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
+        self.on_source_counted(tenant, Arc::default(), f).await
+    }
+
+    /// [`on_source`](Self::on_source), with the sources counting what they read into `stats`.
+    async fn on_source_counted<T: Send + 'static>(
+        self: &Arc<Self>,
+        tenant: &str,
+        stats: Arc<StoreStats>,
+        f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, QuerierError> {
         let _permit = self
             .concurrency
             .acquire()
@@ -346,6 +357,7 @@ impl Querier {
             handle: tokio::runtime::Handle::current(),
             cancel: guard.flag.clone(),
             chunks_seen: Default::default(),
+            stats: stats.clone(),
         };
         let ids = multitenant::tenants(tenant);
         let source: Box<dyn Source> = if ids.len() > 1 {

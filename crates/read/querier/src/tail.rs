@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use skald_logql::engine::{
-    self, EngineError, QueryParams, QueryResult, ResultStream, SelectLimit, Source,
+    self, EngineError, QueryParams, QueryResult, ResultEntry, ResultStream, SelectLimit, Source,
 };
 use skald_logql::syntax::ast::{Expr, LogSelectorExpr};
 use skald_model::{Direction, Entry, LabelMatcher, Labels, Stream, StreamBatch};
@@ -78,7 +78,8 @@ impl Querier {
         }
         let limit = params::parse_limit(p.get("limit"))?;
         self.check_limit(limit)?;
-        let start = params::parse_timestamp(p.get("start"), params::now_ns() - HOUR_NS)?;
+        // Loki reads `since`, `end` and `start` as for a range query, and uses the start
+        let (start, _) = params::parse_range(p, HOUR_NS)?;
         let delay = match p.get("delay_for").filter(|s| !s.is_empty()) {
             None => 0,
             Some(s) => s.trim().parse::<i64>().map_err(|_| {
@@ -273,6 +274,36 @@ pub(crate) fn run_pipeline(
     }
 }
 
+/// Whether live entries go out as Loki's ingester sends a plain selector's: as pushed, under
+/// their stream's labels only. Loki skips its no-op pipeline, so structured metadata (and
+/// `detected_level`, which is metadata) stay out of the labels; with `categorize-labels`
+/// they still come with each entry. Any pipeline stage makes the metadata labels again.
+pub(crate) fn sends_stream_labels_only(req: &TailRequest) -> bool {
+    req.selector.stages.is_empty() && !req.categorize
+}
+
+/// Puts each result stream back under the labels of the stream it was pushed in (the
+/// largest of `pushed` within its labels: a plain selector's result labels are the stream's
+/// plus the entry's metadata), merging those that meet, entries by time.
+pub(crate) fn under_stream_labels(
+    streams: Vec<ResultStream>,
+    pushed: &[Labels],
+) -> Vec<ResultStream> {
+    let mut by: BTreeMap<Labels, Vec<ResultEntry>> = BTreeMap::new();
+    for s in streams {
+        let within =
+            |p: &&Labels| p.iter().all(|l| s.labels.get(&l.name) == Some(l.value.as_str()));
+        let labels = pushed.iter().filter(within).max_by_key(|p| p.len()).cloned();
+        by.entry(labels.unwrap_or(s.labels)).or_default().extend(s.entries);
+    }
+    by.into_iter()
+        .map(|(labels, mut entries)| {
+            entries.sort_by_key(|e| e.ts);
+            ResultStream { labels, entries }
+        })
+        .collect()
+}
+
 /// Live entries as an engine source: streams merged by labels, entries sorted by time.
 struct LiveSource {
     streams: Vec<Stream>,
@@ -375,6 +406,36 @@ mod tests {
             out[0].entries.iter().map(|e| (e.ts, e.line.as_str())).collect();
         assert_eq!(lines, vec![(1, "one"), (2, "two"), (3, "three")]);
         assert_eq!(out[0].labels.to_string(), r#"{job="a", x="1"}"#);
+    }
+
+    #[test]
+    fn a_plain_selector_sends_stream_labels_only() {
+        assert!(sends_stream_labels_only(&req(r#"{job="a"}"#, false)));
+        assert!(!sends_stream_labels_only(&req(r#"{job="a"}"#, true)));
+        assert!(!sends_stream_labels_only(&req(r#"{job="a"} |= "x""#, false)));
+        let mut a = stream(&[("job", "a")], &[(3, "three"), (1, "one")]);
+        a.entries[0].structured_metadata = vec![Label::new("trace_id", "t3")];
+        a.entries[1].structured_metadata = vec![Label::new("trace_id", "t1")];
+        let b = stream(&[("job", "a"), ("pod", "p")], &[(2, "two")]);
+        let pushed = vec![a.labels.clone(), b.labels.clone()];
+        let r = req(r#"{job="a"}"#, false);
+        let out = run_pipeline(&r, vec![a, b]).unwrap();
+        // the pipeline's labels hold the metadata (what the history shows, and what copies
+        // are recognised by) ...
+        assert_eq!(out.len(), 3, "{out:?}");
+        // ... the frame does not
+        let out = under_stream_labels(out, &pushed);
+        let got: Vec<(String, Vec<i64>)> = out
+            .iter()
+            .map(|s| (s.labels.to_string(), s.entries.iter().map(|e| e.ts).collect()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (r#"{job="a"}"#.to_string(), vec![1, 3]),
+                (r#"{job="a", pod="p"}"#.to_string(), vec![2]),
+            ]
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
 use crate::params::{self, Params};
-use crate::{marshal, Querier};
+use crate::{marshal, Querier, StoreFigures};
 
 const MS: i64 = 1_000_000;
 const SECOND: i64 = 1_000_000_000;
@@ -58,34 +58,9 @@ fn parse_range_query(p: &Params, check_limit: bool) -> Result<(i64, i64, i64), Q
         params::parse_limit(p.get("limit"))?;
     }
     params::parse_direction(p.get("direction"))?;
-    let step = match p.get("step").filter(|s| !s.is_empty()) {
-        Some(s) => params::parse_seconds_or_duration(s)?,
-        None => default_step(start, end),
-    };
-    if step <= 0 {
-        return Err(QuerierError::BadRequest(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer"
-                .into(),
-        ));
-    }
-    if (end - start) / step > 11_000 {
-        return Err(QuerierError::BadRequest(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
-        ));
-    }
-    if let Some(s) = p.get("interval").filter(|s| !s.is_empty()) {
-        if params::parse_seconds_or_duration(s)? < 0 {
-            return Err(QuerierError::BadRequest(
-                "negative query interval widths are not accepted. Try a positive integer".into(),
-            ));
-        }
-    }
+    let step = params::parse_step(p, start, end)?;
+    params::parse_interval(p)?;
     Ok((start, end, step))
-}
-
-/// Loki's default step: `max(1s, floor((end - start) / 250))` in whole seconds.
-fn default_step(start: i64, end: i64) -> i64 {
-    (((end - start) as f64 / 1e9 / 250.0).floor().max(1.0) as i64) * SECOND
 }
 
 /// A volume request's `limit`: like a query's, but 0 (or absent) means 100.
@@ -163,7 +138,7 @@ fn tenants(org_id: &str) -> impl Iterator<Item = &str> {
 /// The index requests Loki's frontend makes for `[from_ms, through_ms]`: one per UTC day,
 /// each in whole seconds (as milliseconds). An empty range is asked as it is.
 pub(crate) fn day_pieces(from_ms: i64, through_ms: i64) -> Vec<(i64, i64)> {
-    let pieces = for_interval(DAY, from_ms * MS, through_ms * MS, true);
+    let pieces = for_interval(DAY, from_ms.saturating_mul(MS), through_ms.saturating_mul(MS), true);
     if pieces.is_empty() {
         return vec![(from_ms, through_ms)];
     }
@@ -484,7 +459,7 @@ fn volume_json(series: &[VolumeSeries], matrix: bool, splits: usize, exec_secs: 
             }
         })
         .collect();
-    let mut stats = marshal::stats_json(&Stats::default(), exec_secs);
+    let mut stats = marshal::stats_json(&Stats::default(), &StoreFigures::default(), exec_secs);
     if let Some(summary) = stats.get_mut("summary").and_then(Value::as_object_mut) {
         summary.insert("totalEntriesReturned".into(), json!(series.len()));
         summary.insert("splits".into(), json!(splits));
@@ -536,7 +511,10 @@ impl Querier {
             .await
             .map_err(|_| QuerierError::Unavailable("querier is shutting down".into()))?;
         // a millisecond of margin each side: the exact overlap is decided in milliseconds
-        let (start, end) = ((from_ms - 1) * MS, (through_ms + 1) * MS);
+        let (start, end) = (
+            from_ms.saturating_sub(1).saturating_mul(MS),
+            through_ms.saturating_add(1).saturating_mul(MS),
+        );
         let timeout = self.limits.query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
         let gather = async {
@@ -595,7 +573,7 @@ impl Querier {
             return Ok(json!({"streams": 0, "chunks": 0, "bytes": 0, "entries": 0}));
         };
         let (from_ms, through_ms) = round_to_ms(start, end);
-        self.check_query_length(from_ms * MS, through_ms * MS)?;
+        self.check_query_length(from_ms.saturating_mul(MS), through_ms.saturating_mul(MS))?;
         let matchers = self.stats_matchers(p)?;
         let pieces = day_pieces(from_ms, through_ms);
         // several tenants (`a|b`) add up, as in Loki
@@ -645,13 +623,17 @@ impl Querier {
         // One request per bucket, stamped with the bucket's end: `[start, start + step)` cut
         // at multiples of the step (in whole milliseconds), each asked in whole seconds.
         let step_ms = step.div_euclid(MS);
-        let buckets: Vec<(i64, i64, i64)> =
-            for_interval(step_ms * MS, from_ms * MS, through_ms * MS, true)
-                .into_iter()
-                .map(|(s, e)| (e, whole_seconds_ms(s), whole_seconds_ms(e)))
-                .collect();
+        let buckets: Vec<(i64, i64, i64)> = for_interval(
+            step_ms.saturating_mul(MS),
+            from_ms.saturating_mul(MS),
+            through_ms.saturating_mul(MS),
+            true,
+        )
+        .into_iter()
+        .map(|(s, e)| (e, whole_seconds_ms(s), whole_seconds_ms(e)))
+        .collect();
         for &(_, s, e) in &buckets {
-            self.check_query_length(s * MS, e * MS)?;
+            self.check_query_length(s.saturating_mul(MS), e.saturating_mul(MS))?;
         }
         let query = p.get("query").unwrap_or("");
         let match_any = query == MATCH_ANY;

@@ -345,7 +345,20 @@ impl Evaluator<'_> {
                     }
                     _ => None,
                 };
-                let (inner, held) = self.eval(expr, push)?;
+                let mut avg = ops::AvgArithmetic::for_inner(expr);
+                let totals = match avg {
+                    ops::AvgArithmetic::SumOverCount { .. } if *op == VectorOp::Avg => {
+                        ops::totals_for_avg(expr)
+                    }
+                    _ => None,
+                };
+                let (inner, held) = match totals {
+                    Some((totals, secs)) => {
+                        avg = ops::AvgArithmetic::SumOverCount { per_second: Some(secs) };
+                        self.eval(&totals, push)?
+                    }
+                    None => self.eval(expr, push)?,
+                };
                 let Value::Steps(vectors) = inner else {
                     return Err(EngineError::BadQuery(
                         "vector aggregations need a vector argument, not a scalar".to_string(),
@@ -356,7 +369,7 @@ impl Evaluator<'_> {
                 let mut out = Vec::with_capacity(vectors.len());
                 for v in vectors {
                     check.tick()?;
-                    let agg = ops::vector_aggregation(*op, *param, g, v, self.mem)?;
+                    let agg = ops::vector_aggregation(*op, *param, g, v, avg, self.mem)?;
                     let b = vector_bytes(&agg);
                     self.mem.charge(b)?;
                     bytes += b;

@@ -8,9 +8,11 @@ use regex::Regex;
 use skald_model::Labels;
 
 use super::memory::{labels_bytes, QueryMemory, SERIES_OVERHEAD};
-use super::metric::{group_labels, Point, Value, Vector};
+use super::metric::{group_labels, unparen, Point, Value, Vector};
 use super::EngineError;
-use crate::syntax::ast::{BinOp, GroupSide, Grouping, VectorMatching, VectorOp};
+use crate::syntax::ast::{
+    BinOp, GroupSide, Grouping, LabelFormatOp, RangeOp, SampleExpr, Stage, VectorMatching, VectorOp,
+};
 
 /// Running state of one aggregation group.
 struct Group {
@@ -32,6 +34,118 @@ fn by_value(a: f64, b: f64, desc: bool) -> Ordering {
     }
 }
 
+/// How `avg` adds up a group, as Loki computes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum AvgArithmetic {
+    /// Loki's engine: a running mean, `mean += (v - mean) / n`, in the vector's order (no
+    /// special case for infinities: `avg(+Inf, 1)` is NaN, as in Loki).
+    RunningMean,
+    /// Loki's query frontend rewrites `avg(x)` into `sum(x) / count(x)` whenever `x` is
+    /// shardable (see [`loki_shardable`]), so the answer is the sum divided by the count:
+    /// for integer values (counts, bytes) exactly the correctly rounded mean. With
+    /// `per_second`, the values are totals over a range of that many seconds (see
+    /// [`totals_for_avg`]): the sum is divided by it before the count, as Loki divides.
+    SumOverCount {
+        /// The range in seconds the summed totals are divided by.
+        per_second: Option<f64>,
+    },
+}
+
+impl AvgArithmetic {
+    /// The arithmetic Loki uses for `avg` over `inner`: Loki's `VectorAggregationExpr.Shardable`
+    /// for `avg` asks that `inner` be shardable and not reduce labels.
+    pub(super) fn for_inner(inner: &SampleExpr) -> Self {
+        if loki_shardable(inner) && !reduces_labels(inner) {
+            AvgArithmetic::SumOverCount { per_second: None }
+        } else {
+            AvgArithmetic::RunningMean
+        }
+    }
+}
+
+/// For `avg(rate(...))` and `avg(bytes_rate(...))` (no grouping inside) that Loki shards:
+/// Loki's frontend splits a rate into its total over the range divided by the range
+/// (`count_over_time`, `sum_over_time` when unwrapped, `bytes_over_time`), and the sum of
+/// totals is divided once. Returns the total's expression and the range in seconds.
+pub(super) fn totals_for_avg(inner: &SampleExpr) -> Option<(SampleExpr, f64)> {
+    let SampleExpr::RangeAggregation { op, range, param, grouping: None } = unparen(inner) else {
+        return None;
+    };
+    let total = match op {
+        RangeOp::Rate if range.unwrap.is_some() => RangeOp::SumOverTime,
+        RangeOp::Rate => RangeOp::CountOverTime,
+        RangeOp::BytesRate => RangeOp::BytesOverTime,
+        _ => return None,
+    };
+    let e = SampleExpr::RangeAggregation {
+        op: total,
+        range: range.clone(),
+        param: *param,
+        grouping: None,
+    };
+    Some((e, range.range_ns as f64 / 1e9))
+}
+
+/// Whether Loki's shard mapper can split `e` across shards (its `Shardable`): range
+/// aggregations whose operator merges across streams, the vector aggregations `sum`, `avg`,
+/// `count`, `max`, `min` over such, `+` and `*` of such and literals. Not `label_replace`,
+/// `topk`, `sort`, other binary operators, or `quantile_over_time` and friends (sharded only
+/// with Loki's approximate options, which are off by default).
+pub(super) fn loki_shardable(e: &SampleExpr) -> bool {
+    match e {
+        SampleExpr::Paren(inner) => loki_shardable(inner),
+        SampleExpr::Literal(_) => true,
+        SampleExpr::Vector(_) | SampleExpr::LabelReplace { .. } => false,
+        SampleExpr::RangeAggregation { op, .. } => matches!(
+            op,
+            RangeOp::CountOverTime
+                | RangeOp::Rate
+                | RangeOp::BytesOverTime
+                | RangeOp::BytesRate
+                | RangeOp::SumOverTime
+                | RangeOp::MaxOverTime
+                | RangeOp::MinOverTime
+                | RangeOp::AvgOverTime
+                | RangeOp::FirstOverTime
+                | RangeOp::LastOverTime
+        ),
+        SampleExpr::VectorAggregation { op, expr, .. } => match op {
+            VectorOp::Sum | VectorOp::Max | VectorOp::Min => loki_shardable(expr),
+            VectorOp::Avg | VectorOp::Count => loki_shardable(expr) && !reduces_labels(expr),
+            _ => false,
+        },
+        SampleExpr::Binary { op, lhs, rhs, .. } => {
+            matches!(op, BinOp::Add | BinOp::Mul) && loki_shardable(lhs) && loki_shardable(rhs)
+        }
+    }
+}
+
+/// Loki's `ReducesLabels`: whether `e` anywhere groups by or without some labels, or keeps,
+/// drops or renames labels (series from different shards could then merge).
+pub(super) fn reduces_labels(e: &SampleExpr) -> bool {
+    let grouping = |g: &Option<Grouping>| g.as_ref().is_some_and(|g| !g.labels.is_empty());
+    match e {
+        SampleExpr::Paren(inner) | SampleExpr::LabelReplace { expr: inner, .. } => {
+            reduces_labels(inner)
+        }
+        SampleExpr::Literal(_) | SampleExpr::Vector(_) => false,
+        SampleExpr::RangeAggregation { range, grouping: g, .. } => {
+            grouping(g)
+                || range.selector.stages.iter().any(|s| match s {
+                    Stage::Keep(_) | Stage::Drop(_) => true,
+                    Stage::LabelFormat(ops) => {
+                        ops.iter().any(|op| matches!(op, LabelFormatOp::Rename { .. }))
+                    }
+                    _ => false,
+                })
+        }
+        SampleExpr::VectorAggregation { expr, grouping: g, .. } => {
+            grouping(g) || reduces_labels(expr)
+        }
+        SampleExpr::Binary { lhs, rhs, .. } => reduces_labels(lhs) || reduces_labels(rhs),
+    }
+}
+
 /// Applies a vector aggregation to one step's vector. The groups' index is charged to `mem`
 /// while it is built and released at the end (the caller charges the output).
 pub(super) fn vector_aggregation(
@@ -39,6 +153,7 @@ pub(super) fn vector_aggregation(
     param: Option<f64>,
     grouping: &Grouping,
     v: Vector,
+    avg: AvgArithmetic,
     mem: &QueryMemory,
 ) -> Result<Vector, EngineError> {
     let k = match op {
@@ -78,10 +193,9 @@ pub(super) fn vector_aggregation(
             VectorOp::Sum => g.value += f,
             VectorOp::Avg => {
                 g.count += 1;
-                let skip = g.mean.is_infinite()
-                    && ((f.is_infinite() && (g.mean > 0.0) == (f > 0.0)) || f.is_finite());
-                if !skip {
-                    g.mean += (f - g.mean) / g.count as f64;
+                match avg {
+                    AvgArithmetic::RunningMean => g.mean += (f - g.mean) / g.count as f64,
+                    AvgArithmetic::SumOverCount { .. } => g.value += f,
                 }
             }
             VectorOp::Max => {
@@ -115,7 +229,13 @@ pub(super) fn vector_aggregation(
     for mut g in groups {
         let value = match op {
             VectorOp::Sum | VectorOp::Max | VectorOp::Min => g.value,
-            VectorOp::Avg => g.mean,
+            VectorOp::Avg => match avg {
+                AvgArithmetic::RunningMean => g.mean,
+                AvgArithmetic::SumOverCount { per_second: None } => g.value / g.count as f64,
+                AvgArithmetic::SumOverCount { per_second: Some(secs) } => {
+                    g.value / secs / g.count as f64
+                }
+            },
             VectorOp::Count => g.count as f64,
             VectorOp::Stdvar | VectorOp::Stddev => {
                 let var = if g.count == 1 { 0.0 } else { g.value / g.count as f64 };
@@ -436,4 +556,106 @@ pub(super) fn label_replace(
         out.push(step);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::{self, ast::Expr};
+
+    fn avg(values: &[f64], arithmetic: AvgArithmetic) -> f64 {
+        let v: Vector = values
+            .iter()
+            .enumerate()
+            .map(|(i, &value)| Point {
+                labels: Arc::new(Labels::from_pairs([("inst", format!("s{i:02}"))])),
+                value,
+            })
+            .collect();
+        let by_nothing = Grouping { without: false, labels: Vec::new() };
+        let out = vector_aggregation(
+            VectorOp::Avg,
+            None,
+            &by_nothing,
+            v,
+            arithmetic,
+            &QueryMemory::new(0),
+        )
+        .unwrap();
+        assert_eq!(out.len(), 1);
+        out[0].value
+    }
+
+    /// Counts whose running mean and sum/count differ in the last digit; the expected values
+    /// were recorded from Loki 3.x (main-65e30f8): `avg(count_over_time(...))` (sharded:
+    /// sum/count) and `avg(label_replace(count_over_time(...), ...))` (not sharded: a running
+    /// mean over the series sorted by labels).
+    const COUNTS: [f64; 12] = [21.0, 26.0, 4.0, 53.0, 7.0, 38.0, 10.0, 42.0, 5.0, 35.0, 24.0, 4.0];
+
+    #[test]
+    fn avg_follows_lokis_arithmetic() {
+        let sum_over_count = AvgArithmetic::SumOverCount { per_second: None };
+        assert_eq!(avg(&COUNTS, sum_over_count), 22.416666666666668);
+        // `avg(rate(...[5m]))`: Loki sums the counts and divides by 300 s, then by 12;
+        // recorded from Loki (the mean of the 12 rates, summed, is 0.07472222222222223)
+        let per_5m = AvgArithmetic::SumOverCount { per_second: Some(300.0) };
+        assert_eq!(avg(&COUNTS, per_5m), 0.07472222222222222);
+        let rates: Vec<f64> = COUNTS.iter().map(|c| c / 300.0).collect();
+        assert_eq!(avg(&rates, sum_over_count), 0.07472222222222223);
+        assert_eq!(avg(&COUNTS, AvgArithmetic::RunningMean), 22.416666666666664);
+        // Loki's running mean has no special case for infinities
+        assert!(avg(&[f64::INFINITY, 1.0], AvgArithmetic::RunningMean).is_nan());
+        assert_eq!(avg(&[f64::INFINITY, 1.0], sum_over_count), f64::INFINITY);
+    }
+
+    fn arithmetic(query: &str) -> AvgArithmetic {
+        let Ok(Expr::Sample(SampleExpr::VectorAggregation { op: VectorOp::Avg, expr, .. })) =
+            syntax::parse_expr(query)
+        else {
+            panic!("not an avg: {query}");
+        };
+        AvgArithmetic::for_inner(&expr)
+    }
+
+    #[test]
+    fn avg_is_sum_over_count_where_loki_shards_it() {
+        use AvgArithmetic::RunningMean;
+        let sum_over_count = AvgArithmetic::SumOverCount { per_second: None };
+        for (q, want) in [
+            (r#"avg(count_over_time({job="a"}[5m]))"#, sum_over_count),
+            (r#"avg by (grp) (rate({job="a"} | logfmt [5m]))"#, sum_over_count),
+            (r#"avg(count_over_time({job="a"}[5m]) * 2)"#, sum_over_count),
+            (r#"avg(max(bytes_over_time({job="a"}[5m])))"#, sum_over_count),
+            (r#"avg(label_replace(rate({job="a"}[5m]), "x", "$1", "y", "(.*)"))"#, RunningMean),
+            (r#"avg(sum by (inst) (count_over_time({job="a"}[5m])))"#, RunningMean),
+            (r#"avg(count_over_time({job="a"} | drop inst [5m]))"#, RunningMean),
+            (r#"avg(count_over_time({job="a"} | label_format x=inst [5m]))"#, RunningMean),
+            (r#"avg(count_over_time({job="a"}[5m]) - 1)"#, RunningMean),
+            (r#"avg(stddev_over_time({job="a"} | unwrap x [5m]))"#, RunningMean),
+            (r#"avg(topk(2, count_over_time({job="a"}[5m])))"#, RunningMean),
+        ] {
+            assert_eq!(arithmetic(q), want, "{q}");
+        }
+        let total = |q: &str| {
+            let Ok(Expr::Sample(SampleExpr::VectorAggregation { expr, .. })) =
+                syntax::parse_expr(q)
+            else {
+                panic!("not an aggregation: {q}");
+            };
+            totals_for_avg(&expr).map(|(e, secs)| (e.to_string(), secs))
+        };
+        assert_eq!(
+            total(r#"avg(rate({job="a"}[5m]))"#),
+            Some((r#"count_over_time({job="a"}[5m])"#.to_string(), 300.0))
+        );
+        assert_eq!(
+            total(r#"avg(bytes_rate({job="a"}[1m]))"#),
+            Some((r#"bytes_over_time({job="a"}[1m])"#.to_string(), 60.0))
+        );
+        assert_eq!(
+            total(r#"avg(rate({job="a"} | unwrap x [1m]))"#),
+            Some((r#"sum_over_time({job="a"} | unwrap x[1m])"#.to_string(), 60.0))
+        );
+        assert_eq!(total(r#"avg(count_over_time({job="a"}[5m]))"#), None);
+    }
 }

@@ -14,12 +14,14 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use skald_logql::engine::ResultStream;
-use skald_model::Stream;
+use skald_model::{Labels, Stream};
 use skald_proto::ingester::{DroppedEntry, TailBatch, TailStream};
 
 use super::reply::{categorize, error_response, LokiRequest};
 use crate::error::QuerierError;
-use crate::tail::{run_pipeline, stream_bytes, Sent, TailRequest};
+use crate::tail::{
+    run_pipeline, sends_stream_labels_only, stream_bytes, under_stream_labels, Sent, TailRequest,
+};
 use crate::{marshal, Querier};
 
 /// How often held entries are sent.
@@ -56,6 +58,20 @@ pub(super) async fn tail_legacy(
     open(q, r, ws, true).await
 }
 
+/// A request that is not a WebSocket handshake, answered as Loki's WebSocket library
+/// answers it: the status text as the body, and the version it speaks.
+fn not_a_websocket(status: axum::http::StatusCode) -> Response {
+    let text = format!("{}\n", status.canonical_reason().unwrap_or("Bad Request"));
+    let mut resp = (status, text).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert("sec-websocket-version", axum::http::HeaderValue::from_static("13"));
+    resp
+}
+
 /// Checks the request, subscribes to the ingesters, then upgrades: every error that can be
 /// known before the upgrade is a plain HTTP error.
 async fn open(q: Arc<Querier>, r: LokiRequest, ws: Upgrade, legacy: bool) -> Response {
@@ -71,7 +87,7 @@ async fn open(q: Arc<Querier>, r: LokiRequest, ws: Upgrade, legacy: bool) -> Res
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return not_a_websocket(rejection.into_response().status()),
     };
     let slot = match q.take_tail_slot(&tenant) {
         Ok(s) => s,
@@ -236,7 +252,7 @@ impl Session {
         // the history: the last `limit` entries since `start`, oldest first
         match self.querier.tail_history(&self.tenant, &self.req).await {
             Ok(streams) => {
-                if let Err(end) = self.send(out, streams) {
+                if let Err(end) = self.send(out, streams, None) {
                     return end;
                 }
             }
@@ -295,20 +311,33 @@ impl Session {
         self.held = keep;
         self.held_bytes = self.held.iter().map(|(_, s)| stream_bytes(s)).sum();
         let streams: Vec<Stream> = due.into_iter().map(|(_, s)| s).collect();
+        let pushed: Option<Vec<_>> = sends_stream_labels_only(&self.req)
+            .then(|| streams.iter().map(|s| s.labels.clone()).collect());
         let result =
             run_pipeline(&self.req, streams).map_err(|e| End::Close(1011, e.to_string()))?;
-        self.send(out, result)
+        self.send(out, result, pushed.as_deref())
     }
 
     /// Queues one frame with what was not sent before, plus the dropped entries. When the
     /// client is too far behind, the frame's entries are dropped and reported later instead.
-    fn send(&mut self, out: &Out, streams: Vec<ResultStream>) -> Result<(), End> {
+    /// With `pushed` (live entries of a plain selector), what is new goes out under the
+    /// labels of the streams it was pushed in; copies are recognised by the query's labels
+    /// all the same, as the history's are.
+    fn send(
+        &mut self,
+        out: &Out,
+        streams: Vec<ResultStream>,
+        pushed: Option<&[Labels]>,
+    ) -> Result<(), End> {
         let mut fresh: Vec<ResultStream> = Vec::with_capacity(streams.len());
         for mut s in streams {
             s.entries.retain(|e| self.sent.first(&s.labels, e.ts, &e.line));
             if !s.entries.is_empty() {
                 fresh.push(s);
             }
+        }
+        if let Some(pushed) = pushed {
+            fresh = under_stream_labels(fresh, pushed);
         }
         let dropped = std::mem::take(&mut self.dropped);
         if fresh.is_empty() && dropped.is_empty() {

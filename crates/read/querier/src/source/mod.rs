@@ -20,6 +20,7 @@ use skald_logql::syntax::ast::{LogRangeExpr, RangeOp, SampleExpr};
 use skald_model::{Entry, EntryBatch, Labels, StreamBatch};
 use skald_proto::ingester::IngesterQuery;
 
+use crate::store_stats::StoreStats;
 use crate::Querier;
 
 /// Reads one tenant's data for one query. Runs on a blocking thread; async storage calls are
@@ -32,6 +33,8 @@ pub struct StoreSource {
     pub(crate) cancel: Arc<AtomicBool>,
     /// Chunk refs this query took from the index so far (`max_chunks_per_query`).
     pub(crate) chunks_seen: AtomicUsize,
+    /// What the query read, for its answer's `stats`.
+    pub(crate) stats: Arc<StoreStats>,
 }
 
 /// Loki's error text for a query whose client went away (status 499).
@@ -107,6 +110,7 @@ impl StoreSource {
     /// Loki's `max_chunks_per_query`: the chunk refs one query takes from the index.
     fn count_chunks(&self, n: usize) -> Result<(), EngineError> {
         let max = self.querier.limits.max_chunks_per_query;
+        self.stats.add_chunk_refs(n);
         let total = self.chunks_seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if max > 0 && total > max {
             return Err(EngineError::Limit(format!(
@@ -179,6 +183,7 @@ impl StoreSource {
             recent = self
                 .wait(ingester.query(&self.tenant, query))?
                 .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
+            self.stats.add_ingester_streams(&recent);
         }
         let mut streams = self.index_plan(selector, start, end)?;
         for s in recent {
@@ -248,6 +253,7 @@ impl Source for StoreSource {
         let recent = self
             .wait(ingester.query_samples(&self.tenant, query))?
             .map_err(|e| source_err(format!("ingester query failed: {e}")))?;
+        self.stats.add_ingester_samples(&recent);
         let mut counted = HashSet::new();
         let series = recent
             .into_iter()

@@ -177,6 +177,8 @@ impl StoreSource {
         slots: &mut [Option<Slot>],
         which: &[usize],
     ) -> Result<Vec<Fetched>, EngineError> {
+        let taken: Vec<ChunkRef> = which.iter().filter_map(|&j| chunks.get(j).cloned()).collect();
+        self.stats.add_chunks(&taken);
         let store = self.querier.chunks.clone();
         let futures: Vec<ChunkFuture> = which
             .iter()

@@ -21,6 +21,7 @@ fn source(limits: Limits) -> StoreSource {
         handle: runtime.handle().clone(),
         cancel: Arc::new(AtomicBool::new(false)),
         chunks_seen: AtomicUsize::new(0),
+        stats: Default::default(),
     }
 }
 
@@ -93,6 +94,7 @@ fn store_source() -> StoreSource {
         handle: runtime().handle().clone(),
         cancel: Arc::new(AtomicBool::new(false)),
         chunks_seen: AtomicUsize::new(0),
+        stats: Default::default(),
     }
 }
 

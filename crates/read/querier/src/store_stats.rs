@@ -1,0 +1,141 @@
+//! What one query read from storage and from the ingesters, for the `stats` object of its
+//! answer (`querier.store`, `ingester`): plain counters the source adds to once per chunk
+//! list or ingester answer, never per line.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use skald_index::ChunkRef;
+use skald_model::Stream;
+use skald_proto::ingester::SeriesSamples;
+
+/// A query's counters, shared by its sources (one per tenant).
+#[derive(Debug, Default)]
+pub(crate) struct StoreStats {
+    chunk_refs: AtomicU64,
+    chunks_downloaded: AtomicU64,
+    compressed_bytes: AtomicU64,
+    decompressed_bytes: AtomicU64,
+    decompressed_lines: AtomicU64,
+    ingester_requests: AtomicU64,
+    ingester_streams: AtomicU64,
+    ingester_lines: AtomicU64,
+    ingester_bytes: AtomicU64,
+}
+
+/// A snapshot of [`StoreStats`], as the answer reports it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// Chunk refs the index gave (`totalChunksRef`).
+    pub chunk_refs: u64,
+    /// Chunks fetched from the object store (`totalChunksDownloaded`).
+    pub chunks_downloaded: u64,
+    /// Their size as stored (`compressedBytes`).
+    pub compressed_bytes: u64,
+    /// Their blocks' raw size (`decompressedBytes`), as the index records it.
+    pub decompressed_bytes: u64,
+    /// Their entries (`decompressedLines`), as the index records them.
+    pub decompressed_lines: u64,
+    /// Requests to the ingesters (`totalReached`, `totalBatches`).
+    pub ingester_requests: u64,
+    /// Streams (or series) the ingesters answered with (`totalChunksMatched`).
+    pub ingester_streams: u64,
+    /// Entries (or samples) the ingesters sent (`totalLinesSent`, `headChunkLines`).
+    pub ingester_lines: u64,
+    /// Bytes of the lines the ingesters sent (`headChunkBytes`).
+    pub ingester_bytes: u64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl StoreStats {
+    /// `n` chunk refs taken from the index.
+    pub(crate) fn add_chunk_refs(&self, n: usize) {
+        add(&self.chunk_refs, n as u64);
+    }
+
+    /// Chunks about to be fetched and decoded.
+    pub(crate) fn add_chunks(&self, chunks: &[ChunkRef]) {
+        add(&self.chunks_downloaded, chunks.len() as u64);
+        add(&self.compressed_bytes, chunks.iter().map(|c| c.compressed_bytes).sum());
+        add(&self.decompressed_bytes, chunks.iter().map(|c| c.uncompressed_bytes).sum());
+        add(&self.decompressed_lines, chunks.iter().map(|c| u64::from(c.entries)).sum());
+    }
+
+    /// One ingester answer of entries.
+    pub(crate) fn add_ingester_streams(&self, streams: &[Stream]) {
+        add(&self.ingester_requests, 1);
+        add(&self.ingester_streams, streams.len() as u64);
+        let entries = streams.iter().flat_map(|s| s.entries.iter());
+        let (lines, bytes) =
+            entries.fold((0u64, 0u64), |(n, b), e| (n + 1, b + e.line.len() as u64));
+        add(&self.ingester_lines, lines);
+        add(&self.ingester_bytes, bytes);
+    }
+
+    /// One ingester answer of samples (only samples travel: no line bytes).
+    pub(crate) fn add_ingester_samples(&self, series: &[SeriesSamples]) {
+        add(&self.ingester_requests, 1);
+        add(&self.ingester_streams, series.len() as u64);
+        add(&self.ingester_lines, series.iter().map(|s| s.samples.len() as u64).sum());
+    }
+
+    /// The figures so far.
+    pub(crate) fn snapshot(&self) -> StoreFigures {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StoreFigures {
+            chunk_refs: get(&self.chunk_refs),
+            chunks_downloaded: get(&self.chunks_downloaded),
+            compressed_bytes: get(&self.compressed_bytes),
+            decompressed_bytes: get(&self.decompressed_bytes),
+            decompressed_lines: get(&self.decompressed_lines),
+            ingester_requests: get(&self.ingester_requests),
+            ingester_streams: get(&self.ingester_streams),
+            ingester_lines: get(&self.ingester_lines),
+            ingester_bytes: get(&self.ingester_bytes),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_model::{Entry, Labels};
+
+    #[test]
+    fn counts_chunks_and_ingester_answers() {
+        let s = StoreStats::default();
+        s.add_chunk_refs(3);
+        let chunk = |entries, raw, stored| ChunkRef {
+            fingerprint: 1,
+            from: 0,
+            through: 1,
+            checksum: 0,
+            entries,
+            uncompressed_bytes: raw,
+            compressed_bytes: stored,
+            stats_bytes: raw,
+        };
+        s.add_chunks(&[chunk(10, 1000, 300), chunk(5, 500, 200)]);
+        let entry = |line: &str| Entry { ts: 1, line: line.into(), structured_metadata: vec![] };
+        s.add_ingester_streams(&[Stream {
+            labels: Labels::default(),
+            entries: vec![entry("abc"), entry("de")],
+        }]);
+        assert_eq!(
+            s.snapshot(),
+            StoreFigures {
+                chunk_refs: 3,
+                chunks_downloaded: 2,
+                compressed_bytes: 500,
+                decompressed_bytes: 1500,
+                decompressed_lines: 15,
+                ingester_requests: 1,
+                ingester_streams: 1,
+                ingester_lines: 2,
+                ingester_bytes: 5,
+            }
+        );
+    }
+}
