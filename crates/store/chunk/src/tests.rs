@@ -155,6 +155,7 @@ fn corruption_is_detected_never_panics() {
         if let Ok(c) = Chunk::parse(&bad) {
             for b in 0..c.blocks().len() {
                 let _ = c.decode_block(b);
+                let _ = c.block_stats(b);
             }
         }
         let _ = Chunk::parse(&enc.bytes[..i]);
@@ -183,6 +184,142 @@ fn uncompressed_codec_roundtrips() {
     assert_eq!(decode_all(&enc.bytes), entries);
 }
 
+/// The buckets of `entries` (one block's, ascending) as the statistics must record them.
+fn expected_buckets(entries: &[Entry], width: i64) -> Vec<Bucket> {
+    let mut out: Vec<Bucket> = Vec::new();
+    for e in entries {
+        let end = ((i128::from(e.ts) - 1).div_euclid(i128::from(width)) + 1) * i128::from(width);
+        let end = i64::try_from(end).unwrap();
+        match out.last_mut() {
+            Some(b) if b.end == end => {
+                b.entries += 1;
+                b.line_bytes += e.line.len() as u64;
+            }
+            _ => out.push(Bucket { end, entries: 1, line_bytes: e.line.len() as u64 }),
+        }
+    }
+    out
+}
+
+/// Checks every block's statistics against its decoded entries; returns how many blocks
+/// have statistics.
+fn check_stats(bytes: &[u8]) -> usize {
+    let c = Chunk::parse(bytes).unwrap();
+    let mut with = 0;
+    for i in 0..c.blocks().len() {
+        if let Some(buckets) = c.block_stats(i).unwrap() {
+            let width = c.stats_bucket_ns().unwrap();
+            let entries: Vec<Entry> = c.decode_block(i).unwrap().entries().collect();
+            assert!(entries.iter().all(|e| e.structured_metadata.is_empty()));
+            assert_eq!(buckets, expected_buckets(&entries, width), "block {i}");
+            with += 1;
+        }
+    }
+    with
+}
+
+#[test]
+fn blocks_carry_bucket_statistics() {
+    let s = 1_000_000_000i64;
+    let entries: Vec<Entry> =
+        (0..3000).map(|i| entry(5 * s + i * (s / 7), &format!("line {i}"))).collect();
+    let enc = build(&entries, 2048, Codec::Zstd);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(c.version(), FORMAT_VERSION);
+    assert_eq!(c.stats_bucket_ns(), Some(DEFAULT_STATS_BUCKET_NS));
+    assert!(c.blocks().len() > 5);
+    assert_eq!(check_stats(&enc.bytes), c.blocks().len());
+    // an entry exactly on a second belongs to the bucket ending there
+    let first = c.block_stats(0).unwrap().unwrap();
+    assert_eq!(first[0], Bucket { end: 5 * s, entries: 1, line_bytes: 6 });
+    let total: u64 = (0..c.blocks().len())
+        .flat_map(|i| c.block_stats(i).unwrap().unwrap())
+        .map(|b| u64::from(b.entries))
+        .sum();
+    assert_eq!(total, 3000);
+    // a coarser width is kept in the chunk
+    let mut b = ChunkBuilder::new(2048).with_stats_bucket_ns(10 * s);
+    for e in &entries {
+        b.append(e).unwrap();
+    }
+    let enc = b.finish().unwrap();
+    assert_eq!(Chunk::parse(&enc.bytes).unwrap().stats_bucket_ns(), Some(10 * s));
+    check_stats(&enc.bytes);
+}
+
+#[test]
+fn blocks_with_structured_metadata_have_no_statistics() {
+    let mut entries: Vec<Entry> = (0..400).map(|i| entry(i * 1_000_000, "plain line")).collect();
+    entries[250].structured_metadata = vec![Label::new("trace_id", "abc")];
+    let enc = build(&entries, 1024, Codec::Zstd);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    let without: Vec<usize> =
+        (0..c.blocks().len()).filter(|&i| c.block_stats(i).unwrap().is_none()).collect();
+    assert_eq!(without.len(), 1, "only the block holding entry 250");
+    let b = c.blocks()[without[0]];
+    assert!(b.min_ts <= 250 * 1_000_000 && b.max_ts >= 250 * 1_000_000);
+    check_stats(&enc.bytes);
+}
+
+#[test]
+fn possible_duplicates_drop_the_chunks_statistics() {
+    // the same line twice at one timestamp, in two blocks: readers keep it once
+    let entries = vec![entry(1, "a"), entry(2, "b"), entry(2, "c"), entry(2, "b"), entry(3, "d")];
+    let enc = build(&entries, 1, Codec::Zstd);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(c.blocks().len(), 5);
+    assert_eq!(c.stats_bucket_ns(), None);
+    assert!((0..5).all(|i| c.block_stats(i).unwrap().is_none()));
+    assert_eq!(decode_all(&enc.bytes), entries);
+    // different lines at one timestamp are fine
+    let enc = build(&[entry(2, "b"), entry(2, "c"), entry(3, "b")], 1, Codec::Zstd);
+    assert_eq!(check_stats(&enc.bytes), 3);
+}
+
+#[test]
+fn version_1_is_still_written_and_read() {
+    let entries = sample(2_000);
+    let mut b = ChunkBuilder::new(4096).with_format_version(FORMAT_VERSION_V1);
+    for e in &entries {
+        b.append(e).unwrap();
+    }
+    let enc = b.finish().unwrap();
+    assert_eq!(enc.bytes[4], 1);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(c.version(), FORMAT_VERSION_V1);
+    assert_eq!(c.stats_bucket_ns(), None);
+    assert!((0..c.blocks().len()).all(|i| c.block_stats(i).unwrap().is_none()));
+    assert_eq!(decode_all(&enc.bytes), entries);
+    // the same blocks as version 2 writes: only the header byte and the trailer differ
+    let v2 = build(&entries, 4096, Codec::Zstd);
+    let c2 = Chunk::parse(&v2.bytes).unwrap();
+    assert_eq!(c.blocks(), c2.blocks());
+    assert!(v2.bytes.len() > enc.bytes.len());
+}
+
+#[test]
+fn corrupt_statistics_are_rejected() {
+    let entries: Vec<Entry> = (0..50).map(|i| entry(i * 100_000_000, "x")).collect();
+    let enc = build(&entries, DEFAULT_BLOCK_SIZE, Codec::None);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(check_stats(&enc.bytes), 1);
+    // rewrite the (only) statistics record: count one entry too many, then fix the CRC
+    let trailer_len = u32::from_le_bytes(enc.bytes[enc.bytes.len() - 8..][..4].try_into().unwrap());
+    let trailer_start = enc.bytes.len() - FOOTER_LEN - trailer_len as usize;
+    let rec_start = trailer_start + 4 + BLOCK_META_LEN + 8 + 1;
+    let mut bad = enc.bytes.clone();
+    // record: count, first index, entries, bytes, ...: bump the first bucket's entries
+    let first_entries = rec_start + 2;
+    assert_eq!(bad[first_entries], c.block_stats(0).unwrap().unwrap()[0].entries as u8);
+    bad[first_entries] += 1;
+    let crc_at = enc.bytes.len() - FOOTER_LEN - 4;
+    let crc = crc32c::crc32c(&bad[trailer_start..crc_at]);
+    bad[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    let c = Chunk::parse(&bad).unwrap();
+    assert!(matches!(c.block_stats(0), Err(Error::Corrupt { .. })));
+    assert!(c.decode_block(0).is_ok());
+}
+
 fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
     let label = ("[a-z_]{0,8}", ".{0,12}").prop_map(|(n, v)| Label::new(n, v));
     let e = (0i64..1_000_000, ".{0,64}", prop::collection::vec(label, 0..4));
@@ -209,10 +346,44 @@ proptest! {
     }
 
     #[test]
+    fn statistics_match_the_entries(
+        raw in prop::collection::vec((0i64..3_000_000_000, "[ab]{0,3}", any::<bool>()), 1..300),
+        base in -5_000_000_000i64..5_000_000_000,
+        block_size in 1usize..2048,
+        width in prop::sample::select(vec![1i64, 7, 1_000_000, 1_000_000_000]),
+    ) {
+        let mut ts = base;
+        let mut entries = Vec::new();
+        for (delta, line, meta) in raw {
+            // many equal timestamps, some metadata
+            ts += if delta % 3 == 0 { 0 } else { delta / 1000 };
+            let structured_metadata =
+                if meta && delta % 5 == 0 { vec![Label::new("k", "v")] } else { vec![] };
+            entries.push(Entry { ts, line, structured_metadata });
+        }
+        let mut b = ChunkBuilder::new(block_size).with_stats_bucket_ns(width);
+        for e in &entries {
+            b.append(e).unwrap();
+        }
+        let enc = b.finish().unwrap();
+        check_stats(&enc.bytes);
+        let c = Chunk::parse(&enc.bytes).unwrap();
+        let mut keys: Vec<(i64, &str)> = entries.iter().map(|e| (e.ts, e.line.as_str())).collect();
+        keys.sort_unstable();
+        let dups = keys.windows(2).any(|w| w[0] == w[1]);
+        if dups {
+            prop_assert_eq!(c.stats_bucket_ns(), None);
+        }
+    }
+
+    #[test]
     fn extreme_timestamps_roundtrip(a in any::<i64>(), b in any::<i64>()) {
         let (lo, hi) = (a.min(b), a.max(b));
         let entries = vec![entry(lo, "a"), entry(hi, "b")];
-        prop_assert_eq!(decode_all(&build(&entries, 1 << 20, Codec::Zstd).bytes), entries);
+        let enc = build(&entries, 1 << 20, Codec::Zstd);
+        prop_assert_eq!(decode_all(&enc.bytes), entries);
+        // statistics of the extreme buckets are checked, or absent past the i64 range
+        let _ = Chunk::parse(&enc.bytes).unwrap().block_stats(0).unwrap();
     }
 
     #[test]
@@ -220,6 +391,7 @@ proptest! {
         if let Ok(c) = Chunk::parse(&data) {
             for i in 0..c.blocks().len() {
                 let _ = c.decode_block(i);
+                let _ = c.block_stats(i);
             }
         }
     }
