@@ -192,7 +192,7 @@ impl ChunkBuilder {
                 Err(pos) => self.same_ts_lines.insert(pos, crc),
             }
         }
-        self.stats_head.push(ts, line.len(), !structured_metadata.is_empty(), self.stats_bucket_ns);
+        self.stats_head.push(ts, line.len(), structured_metadata, self.stats_bucket_ns);
     }
 
     /// Compresses the open block and appends it to the chunk. Does nothing when it is empty.

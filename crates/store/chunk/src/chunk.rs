@@ -9,7 +9,7 @@ use crate::format::{
     BlockMeta, Codec, BLOCK_META_LEN, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_V1, HEADER_LEN,
     MAGIC, MAX_BLOCK_RAW_LEN,
 };
-use crate::stats::{decode_block_stats, Bucket};
+use crate::stats::{decode_block_stats, BlockStats};
 use crate::varint::Reader;
 
 /// A chunk whose header, footer and block index have been validated.
@@ -155,12 +155,13 @@ impl Chunk {
     }
 
     /// The statistics of block `index`: its entry count and line bytes per bucket of
-    /// [`Chunk::stats_bucket_ns`], ascending, only non-empty buckets. `Ok(None)` when the block
-    /// has none (a version 1 chunk, a block with structured metadata, a chunk that may hold
-    /// duplicate entries): it must be decoded. The record is checked against the block index
-    /// (counts add up to the block's entries, the first and last buckets hold its first and
-    /// last timestamps); every entry of the block, and only those, is counted once.
-    pub fn block_stats(&self, index: usize) -> Result<Option<Vec<Bucket>>> {
+    /// [`Chunk::stats_bucket_ns`] and structured-metadata set, ascending, only non-empty
+    /// buckets. `Ok(None)` when the block has none (a version 1 chunk, a block with too many
+    /// distinct metadata sets, a chunk that may hold duplicate entries): it must be decoded.
+    /// The record is checked against the block index (counts add up to the block's entries,
+    /// the first and last buckets hold its first and last timestamps); every entry of the
+    /// block, and only those, is counted once.
+    pub fn block_stats(&self, index: usize) -> Result<Option<BlockStats>> {
         let meta = self
             .blocks
             .get(index)

@@ -43,7 +43,9 @@ pub use format::{
     BlockMeta, Codec, BLOCK_META_LEN, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FOOTER_LEN,
     FORMAT_VERSION, FORMAT_VERSION_V1, HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
 };
-pub use stats::{Bucket, DEFAULT_STATS_BUCKET_NS};
+pub use stats::{
+    BlockStats, Bucket, DEFAULT_STATS_BUCKET_NS, MAX_STATS_METADATA_BYTES, MAX_STATS_METADATA_SETS,
+};
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,10 @@
 //! Per-block statistics (format version 2): how many entries, and how many line bytes, fall
-//! into each fixed time bucket. A metric query whose windows start and end on bucket edges
-//! (`count_over_time`, `bytes_over_time`, `rate`, `bytes_rate` over a bare selector) can be
-//! answered from them without decompressing the block. See `FORMAT.md`.
+//! into each fixed time bucket, per distinct structured-metadata set. A metric query whose
+//! windows start and end on bucket edges (`count_over_time`, `bytes_over_time`, `rate`,
+//! `bytes_rate` over a bare selector) can be answered from them without decompressing the
+//! block. See `FORMAT.md`.
+
+use skald_model::Label;
 
 use crate::error::{Error, Result};
 use crate::varint::{put_uvarint, unzigzag, zigzag, Reader};
@@ -10,7 +13,15 @@ use crate::varint::{put_uvarint, unzigzag, zigzag, Reader};
 /// step and range (what Grafana and Loki's clients send) falls on bucket edges.
 pub const DEFAULT_STATS_BUCKET_NS: i64 = 1_000_000_000;
 
-/// The entries of one block that fall into one time bucket `(end - width, end]`.
+/// Most distinct structured-metadata sets one block's statistics record; a block with more
+/// (say, a trace id per line) gets no statistics.
+pub const MAX_STATS_METADATA_SETS: usize = 16;
+
+/// Most bytes (names and values) those sets may take together.
+pub const MAX_STATS_METADATA_BYTES: usize = 1024;
+
+/// The entries of one block that fall into one time bucket `(end - width, end]` and carry
+/// one structured-metadata set.
 ///
 /// Buckets are closed on the right, as LogQL range windows are, so a window `(s, e]` whose
 /// edges are multiples of the width is exactly a run of whole buckets.
@@ -18,10 +29,22 @@ pub const DEFAULT_STATS_BUCKET_NS: i64 = 1_000_000_000;
 pub struct Bucket {
     /// The bucket's inclusive end, ns: a multiple of the bucket width.
     pub end: i64,
-    /// Entries with `end - width < ts <= end` (at least one).
+    /// Index into [`BlockStats::metadata_sets`]: the structured metadata of these entries.
+    pub set: u32,
+    /// Entries with `end - width < ts <= end` and that metadata (at least one).
     pub entries: u32,
     /// Sum of those entries' line lengths in bytes (structured metadata not included).
     pub line_bytes: u64,
+}
+
+/// The statistics of one block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockStats {
+    /// The distinct structured-metadata sets of the block's entries, each as the entries
+    /// carry it (pairs in their order); an entry without metadata has the empty set.
+    pub metadata_sets: Vec<Vec<Label>>,
+    /// Buckets ascending by `(end, set)`; only non-empty ones.
+    pub buckets: Vec<Bucket>,
 }
 
 /// Index of the bucket holding `ts`: bucket `b` covers `(b * width, (b + 1) * width]`.
@@ -38,51 +61,90 @@ fn bucket_end(index: i64, width: i64) -> Option<i64> {
 /// Statistics of the open block, kept while entries are appended.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct StatsHead {
-    /// (bucket index, entries, line bytes), ascending by index.
-    buckets: Vec<(i64, u32, u64)>,
-    /// False once an entry with structured metadata joined the block: its series in a metric
-    /// query then depend on the metadata, which buckets do not record.
-    plain: bool,
+    sets: Vec<Vec<Label>>,
+    set_bytes: usize,
+    /// Finished rows: (bucket index, set, entries, line bytes), ascending by (index, set).
+    rows: Vec<(i64, u32, u32, u64)>,
+    /// The bucket being filled, and its (set, entries, line bytes) so far.
+    current: Option<i64>,
+    current_rows: Vec<(u32, u32, u64)>,
+    /// False once the block has too many metadata sets to keep statistics.
+    usable: bool,
 }
 
 impl StatsHead {
     pub(crate) fn new() -> Self {
-        StatsHead { buckets: Vec::new(), plain: true }
+        StatsHead { usable: true, ..StatsHead::default() }
     }
 
     /// Counts one entry (timestamps arrive in ascending order).
-    pub(crate) fn push(&mut self, ts: i64, line_len: usize, has_metadata: bool, width: i64) {
-        if has_metadata {
-            self.plain = false;
-        }
-        if !self.plain {
+    pub(crate) fn push(&mut self, ts: i64, line_len: usize, metadata: &[Label], width: i64) {
+        if !self.usable {
             return;
         }
-        let index = bucket_index(ts, width);
-        match self.buckets.last_mut() {
-            Some((last, entries, bytes)) if *last == index => {
-                *entries += 1;
-                *bytes += line_len as u64;
+        let set = match self.sets.iter().position(|s| s.as_slice() == metadata) {
+            Some(i) => i as u32,
+            None => {
+                self.set_bytes +=
+                    metadata.iter().map(|l| l.name.len() + l.value.len()).sum::<usize>();
+                if self.sets.len() == MAX_STATS_METADATA_SETS
+                    || self.set_bytes > MAX_STATS_METADATA_BYTES
+                {
+                    self.usable = false;
+                    return;
+                }
+                self.sets.push(metadata.to_vec());
+                (self.sets.len() - 1) as u32
             }
-            _ => self.buckets.push((index, 1, line_len as u64)),
+        };
+        let index = bucket_index(ts, width);
+        if self.current != Some(index) {
+            self.close_bucket();
+            self.current = Some(index);
+        }
+        match self.current_rows.iter_mut().find(|r| r.0 == set) {
+            Some(r) => {
+                r.1 += 1;
+                r.2 += line_len as u64;
+            }
+            None => self.current_rows.push((set, 1, line_len as u64)),
         }
     }
 
-    /// Appends the block's statistics record (`uvarint len`, then the encoded buckets; `len` 0
-    /// when the block has none) to `out`, and resets for the next block.
+    fn close_bucket(&mut self) {
+        if let Some(index) = self.current.take() {
+            self.current_rows.sort_unstable_by_key(|r| r.0);
+            self.rows.extend(self.current_rows.drain(..).map(|(s, n, b)| (index, s, n, b)));
+        }
+    }
+
+    /// Appends the block's statistics record (`uvarint len`, then the record; `len` 0 when
+    /// the block has none) to `out`, and resets for the next block.
     pub(crate) fn take_into(&mut self, out: &mut Vec<u8>) {
-        if self.plain && !self.buckets.is_empty() {
-            let mut rec = Vec::with_capacity(self.buckets.len() * 4 + 4);
-            put_uvarint(&mut rec, self.buckets.len() as u64);
+        self.close_bucket();
+        if self.usable && !self.rows.is_empty() {
+            let mut rec = Vec::with_capacity(self.rows.len() * 5 + 8);
+            put_uvarint(&mut rec, self.sets.len() as u64);
+            for set in &self.sets {
+                put_uvarint(&mut rec, set.len() as u64);
+                for l in set {
+                    put_uvarint(&mut rec, l.name.len() as u64);
+                    rec.extend_from_slice(l.name.as_bytes());
+                    put_uvarint(&mut rec, l.value.len() as u64);
+                    rec.extend_from_slice(l.value.as_bytes());
+                }
+            }
+            put_uvarint(&mut rec, self.rows.len() as u64);
             let mut prev = 0i64;
-            for (i, &(index, entries, bytes)) in self.buckets.iter().enumerate() {
+            for (i, &(index, set, entries, bytes)) in self.rows.iter().enumerate() {
                 if i == 0 {
                     put_uvarint(&mut rec, zigzag(index));
                 } else {
-                    // ascending: the gap is positive and fits in u64
+                    // ascending: the gap is not negative and fits in u64
                     put_uvarint(&mut rec, index.wrapping_sub(prev) as u64);
                 }
                 prev = index;
+                put_uvarint(&mut rec, u64::from(set));
                 put_uvarint(&mut rec, u64::from(entries));
                 put_uvarint(&mut rec, bytes);
             }
@@ -91,9 +153,18 @@ impl StatsHead {
         } else {
             put_uvarint(out, 0);
         }
-        self.buckets.clear();
-        self.plain = true;
+        self.sets.clear();
+        self.set_bytes = 0;
+        self.rows.clear();
+        self.usable = true;
     }
+}
+
+fn read_string(r: &mut Reader<'_>, what: &str) -> Result<String> {
+    let len = usize::try_from(r.uvarint(what)?)
+        .map_err(|_| Error::corrupt(format!("{what} too long")))?;
+    let bytes = r.bytes(len, what)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt(format!("{what} is not utf-8")))
 }
 
 /// Decodes and checks one block's statistics record against the block's index entry: the
@@ -105,30 +176,56 @@ pub(crate) fn decode_block_stats(
     width: i64,
     meta: &crate::format::BlockMeta,
     index: usize,
-) -> Result<Option<Vec<Bucket>>> {
+) -> Result<Option<BlockStats>> {
     let bad = |reason: &str| Error::corrupt(format!("block {index} statistics: {reason}"));
     let mut r = Reader::new(rec);
+    let sets = r.uvarint("block statistics")?;
+    if sets == 0 || sets > MAX_STATS_METADATA_SETS as u64 {
+        return Err(bad("bad number of metadata sets"));
+    }
+    let mut metadata_sets = Vec::with_capacity(sets as usize);
+    for _ in 0..sets {
+        let pairs = r.uvarint("block statistics")?;
+        // every pair takes at least two bytes
+        if pairs > (r.remaining() / 2) as u64 {
+            return Err(bad("metadata pair count exceeds the record"));
+        }
+        let mut set = Vec::with_capacity(pairs as usize);
+        for _ in 0..pairs {
+            let name = read_string(&mut r, "statistics metadata name")?;
+            let value = read_string(&mut r, "statistics metadata value")?;
+            set.push(Label { name, value });
+        }
+        metadata_sets.push(set);
+    }
     let count = r.uvarint("block statistics")?;
-    // every bucket takes at least three bytes and holds at least one entry
-    if count == 0 || count > u64::from(meta.entries) || count > (r.remaining() / 3) as u64 {
+    // every row takes at least four bytes and holds at least one entry
+    if count == 0 || count > u64::from(meta.entries) || count > (r.remaining() / 4) as u64 {
         return Err(bad("bucket count does not fit"));
     }
-    let mut out = Vec::with_capacity(count as usize);
-    let mut bucket = 0i64;
+    let mut buckets = Vec::with_capacity(count as usize);
+    let (mut bucket, mut prev_set) = (0i64, 0u32);
     let (mut entries, mut bytes) = (0u64, 0u64);
     let mut in_range = true;
     for i in 0..count {
         let v = r.uvarint("block statistics")?;
+        let set = r.uvarint("block statistics")?;
+        let n = r.uvarint("block statistics")?;
+        let b = r.uvarint("block statistics")?;
+        let set = u32::try_from(set)
+            .ok()
+            .filter(|&s| (s as usize) < metadata_sets.len())
+            .ok_or_else(|| bad("unknown metadata set"))?;
         bucket = if i == 0 {
             unzigzag(v)
         } else {
+            let ascending = v > 0 || set > prev_set;
             i64::try_from(i128::from(bucket) + i128::from(v))
                 .ok()
-                .filter(|_| v > 0)
+                .filter(|_| ascending)
                 .ok_or_else(|| bad("buckets are not ascending"))?
         };
-        let n = r.uvarint("block statistics")?;
-        let b = r.uvarint("block statistics")?;
+        prev_set = set;
         let n = u32::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| bad("bad entry count"))?;
         entries += u64::from(n);
         bytes = bytes.checked_add(b).ok_or_else(|| bad("line bytes overflow"))?;
@@ -136,7 +233,7 @@ pub(crate) fn decode_block_stats(
             return Err(bad("first bucket does not hold the first entry"));
         }
         match bucket_end(bucket, width) {
-            Some(end) => out.push(Bucket { end, entries: n, line_bytes: b }),
+            Some(end) => buckets.push(Bucket { end, set, entries: n, line_bytes: b }),
             None => in_range = false,
         }
     }
@@ -152,7 +249,7 @@ pub(crate) fn decode_block_stats(
     if r.remaining() != 0 {
         return Err(bad("trailing bytes"));
     }
-    Ok(in_range.then_some(out))
+    Ok(in_range.then_some(BlockStats { metadata_sets, buckets }))
 }
 
 #[cfg(test)]
