@@ -9,7 +9,7 @@ use skald_model::{LabelMatcher, Labels, MatchType, Sample};
 use super::ops;
 use super::{
     account, CancelCheck, EngineError, Limits, QueryParams, QueryResult, Series, Source, Stats,
-    VectorSample,
+    StreamPart, VectorSample, WindowGrid,
 };
 use crate::log::SampleExtractor;
 use crate::syntax::ast::{self, Grouping, LabelFilterExpr, RangeOp, SampleExpr, Stage, VectorOp};
@@ -252,6 +252,8 @@ struct SeriesSamples {
     labels: Arc<Labels>,
     points: Vec<(i64, f64)>,
     sorted: bool,
+    /// Counts from statistics: (bucket end, entries, line bytes), ascending once evaluated.
+    buckets: Vec<(i64, u64, u64)>,
     /// Carries `__error__` that is not preserved: any value fails the query.
     failing: bool,
 }
@@ -330,6 +332,30 @@ impl Evaluator<'_> {
         }
     }
 
+    /// The windows of `op` over `range` when the source may answer them from entry counts:
+    /// `count_over_time`, `bytes_over_time`, `rate` and `bytes_rate` over a selector without
+    /// pipeline stages or unwrap, whose samples depend only on timestamps and line lengths.
+    fn window_grid(&self, op: RangeOp, range: &ast::LogRangeExpr) -> Option<WindowGrid> {
+        let countable = matches!(
+            op,
+            RangeOp::CountOverTime | RangeOp::BytesOverTime | RangeOp::Rate | RangeOp::BytesRate
+        );
+        if !countable || range.unwrap.is_some() || !range.selector.stages.is_empty() {
+            return None;
+        }
+        let first = *self.steps.first()?;
+        let step = match self.steps {
+            [a, b, ..] => b - a,
+            _ => 0,
+        };
+        Some(WindowGrid {
+            first_end: first.saturating_sub(range.offset_ns),
+            step,
+            count: self.steps.len(),
+            range: range.range_ns,
+        })
+    }
+
     fn range_aggregation(
         &mut self,
         op: RangeOp,
@@ -361,6 +387,7 @@ impl Evaluator<'_> {
                         labels: Arc::new(key),
                         points: Vec::new(),
                         sorted: true,
+                        buckets: Vec::new(),
                         failing,
                     });
                     series.len() - 1
@@ -371,15 +398,28 @@ impl Evaluator<'_> {
         // metadata: resolve it once per run of equal metadata instead of once per entry.
         let fast = extractor.labels_depend_on_metadata_only();
         let mut points: Vec<Vec<(i64, f64)>> = Vec::new();
-        let (pushed, counted, selected) =
-            match self.source.select_samples(range, op, param, from, to)? {
-                Some(p) => (p.series, p.counted, p.rest),
-                None => (
-                    Vec::new(),
-                    std::collections::HashSet::new(),
-                    self.source.select(&range.selector, from, to, None)?,
-                ),
-            };
+        let mut buckets: Vec<Vec<(i64, u64, u64)>> = Vec::new();
+        let bucketed = match self.window_grid(op, range) {
+            Some(grid) => self.source.select_bucket_counts(range, op, from, to, &grid)?,
+            None => None,
+        };
+        let (pushed, counted, selected) = match bucketed {
+            Some(b) => (b.series, b.counted, b.rest),
+            None => {
+                let (series, counted, rest) =
+                    match self.source.select_samples(range, op, param, from, to)? {
+                        Some(p) => (p.series, p.counted, p.rest),
+                        None => (
+                            Vec::new(),
+                            std::collections::HashSet::new(),
+                            self.source.select(&range.selector, from, to, None)?,
+                        ),
+                    };
+                let rest: Box<dyn Iterator<Item = Result<StreamPart, EngineError>> + Send + '_> =
+                    Box::new(rest.map(|r| r.map(StreamPart::Entries)));
+                (series, counted, rest)
+            }
+        };
         for batch in pushed {
             let i = series_of(batch.labels);
             if points.len() <= i {
@@ -393,8 +433,45 @@ impl Evaluator<'_> {
         // Only an entry at a timestamp some pushed sample has can be one already counted.
         let counted_ts: std::collections::HashSet<i64> = counted.iter().map(|c| c.0).collect();
         let mut check = CancelCheck::new(self.source);
-        for batch in selected {
-            let stream = batch?;
+        for part in selected {
+            let stream = match part? {
+                StreamPart::Entries(stream) => stream,
+                StreamPart::Buckets(b) => {
+                    // the series of each metadata set (no stages run: stream labels and
+                    // metadata), and the metadata bytes an entry with it accounts for
+                    let mut sx = extractor.for_stream(&b.labels);
+                    let mut set_series = Vec::with_capacity(b.metadata_sets.len());
+                    for set in &b.metadata_sets {
+                        let i = sx.process(0, "", set).map(|(_, labels)| series_of(labels));
+                        let bytes: usize = set.iter().map(|l| l.name.len() + l.value.len()).sum();
+                        set_series.push((i, bytes as u64));
+                    }
+                    for c in b.buckets {
+                        check.tick()?;
+                        if c.end <= from || c.end >= to || c.entries == 0 {
+                            continue;
+                        }
+                        let Some(&(series, metadata_bytes)) = set_series.get(c.set as usize) else {
+                            return Err(EngineError::Source(format!(
+                                "bucket refers to metadata set {} of {}",
+                                c.set,
+                                set_series.len()
+                            )));
+                        };
+                        self.stats.total_lines_processed += c.entries;
+                        self.stats.total_bytes_processed += c.line_bytes;
+                        self.stats.total_structured_metadata_bytes_processed +=
+                            c.entries * metadata_bytes;
+                        let Some(i) = series else { continue };
+                        self.stats.total_post_filter_lines += c.entries;
+                        if buckets.len() <= i {
+                            buckets.resize_with(i + 1, Vec::new);
+                        }
+                        buckets[i].push((c.end, c.entries, c.line_bytes));
+                    }
+                    continue;
+                }
+            };
             let fp = if counted.is_empty() { 0 } else { stream.labels.hash() };
             let mut sx = extractor.for_stream(&stream.labels);
             // Series of each metadata set of this batch, once known (fast path only).
@@ -440,6 +517,10 @@ impl Evaluator<'_> {
             s.sorted = p.windows(2).all(|w| w[0].0 <= w[1].0);
             s.points = p;
         }
+        for (s, mut b) in series.iter_mut().zip(buckets) {
+            b.sort_unstable_by_key(|c| c.0);
+            s.buckets = b;
+        }
 
         // Series in label order, whatever order the source produced them in (pushed-down
         // samples arrive per series, in no particular order): results and the series a
@@ -451,6 +532,8 @@ impl Evaluator<'_> {
                 s.points.sort_by_key(|&(t, _)| t);
             }
             let (mut lo, mut hi) = (0usize, 0usize);
+            // buckets in the window and their sums, moved along like `lo..hi`
+            let (mut blo, mut bhi, mut entries, mut bytes) = (0usize, 0usize, 0u64, 0u64);
             for (k, &t) in self.steps.iter().enumerate() {
                 check.tick()?;
                 let end = t.saturating_sub(range.offset_ns);
@@ -461,14 +544,28 @@ impl Evaluator<'_> {
                 while lo < hi && s.points[lo].0 <= start {
                     lo += 1;
                 }
-                if lo >= hi {
+                while bhi < s.buckets.len() && s.buckets[bhi].0 <= end {
+                    entries += s.buckets[bhi].1;
+                    bytes += s.buckets[bhi].2;
+                    bhi += 1;
+                }
+                while blo < bhi && s.buckets[blo].0 <= start {
+                    entries -= s.buckets[blo].1;
+                    bytes -= s.buckets[blo].2;
+                    blo += 1;
+                }
+                if lo >= hi && entries == 0 {
                     continue;
                 }
                 if s.failing {
                     return Err(pipeline_error(&s.labels));
                 }
                 let window = &s.points[lo..hi];
-                let value = range_value(op, window, range, param, end)?;
+                let value = if s.buckets.is_empty() {
+                    range_value(op, window, range, param, end)?
+                } else {
+                    bucketed_value(op, window, entries, bytes, range)?
+                };
                 out[k].push(Point { labels: s.labels.clone(), value });
             }
         }
@@ -485,6 +582,33 @@ impl Evaluator<'_> {
         }
         Ok(out)
     }
+}
+
+/// The value of `count_over_time`, `bytes_over_time`, `rate` or `bytes_rate` (without
+/// unwrap) over a window holding the samples `w` plus `entries` entries of `bytes` line bytes
+/// counted by bucket. The same as [`range_value`] over all those entries' samples: counts and
+/// byte sums are integers, exact in f64 below 2^53 whatever the order of addition.
+fn bucketed_value(
+    op: RangeOp,
+    w: &[(i64, f64)],
+    entries: u64,
+    bytes: u64,
+    range: &ast::LogRangeExpr,
+) -> Result<f64, EngineError> {
+    let secs = range.range_ns as f64 / 1e9;
+    let count = (w.len() as u64 + entries) as f64;
+    let sum = || w.iter().map(|p| p.1).sum::<f64>() + bytes as f64;
+    Ok(match op {
+        RangeOp::CountOverTime => count,
+        RangeOp::Rate => count / secs,
+        RangeOp::BytesOverTime => sum(),
+        RangeOp::BytesRate => sum() / secs,
+        _ => {
+            return Err(EngineError::Execution(format!(
+                "{op:?} cannot be computed from entry counts"
+            )))
+        }
+    })
 }
 
 /// The value of a range function over the samples of one window (non-empty, ascending).
