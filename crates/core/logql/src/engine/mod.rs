@@ -186,6 +186,20 @@ impl WindowGrid {
             && self.range.rem_euclid(width) == 0
             && (self.count <= 1 || self.step.rem_euclid(width) == 0)
     }
+
+    /// The largest width every window edge is a multiple of (0 when all edges are 0): counts
+    /// by buckets of any width dividing it can be summed into buckets of this width first.
+    pub fn edge_unit(&self) -> i64 {
+        fn gcd(mut a: u64, mut b: u64) -> u64 {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        }
+        let step = if self.count <= 1 { 0 } else { self.step.unsigned_abs() };
+        let g = gcd(gcd(self.first_end.unsigned_abs(), self.range.unsigned_abs()), step);
+        i64::try_from(g).unwrap_or(0)
+    }
 }
 
 /// How many entries, and how many line bytes, one stream has in one time bucket with one

@@ -929,4 +929,8 @@ fn window_grid_alignment() {
     assert!(one.aligned_to(SEC));
     assert!(!WindowGrid { first_end: -SEC - 1, ..g }.aligned_to(SEC));
     assert!(WindowGrid { first_end: -SEC, ..g }.aligned_to(SEC));
+    assert_eq!(g.edge_unit(), 15 * SEC);
+    assert_eq!(one.edge_unit(), 60 * SEC);
+    assert_eq!(WindowGrid { first_end: -SEC - 1, ..g }.edge_unit(), 1);
+    assert_eq!(WindowGrid { first_end: 0, step: 0, count: 1, range: 0 }.edge_unit(), 0);
 }

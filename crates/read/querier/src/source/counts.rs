@@ -97,8 +97,10 @@ impl StoreSource {
             let chunk = Chunk::from_bytes(bytes.clone())
                 .map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
             match chunk.stats_bucket_ns().filter(|&w| grid.aligned_to(w)) {
-                Some(_) => {
-                    let blocks = count_blocks(&chunk, start, end, counted_ts, &mut counts);
+                Some(width) => {
+                    // every edge is a multiple of `edge_unit`, and so is `width`
+                    let unit = grid.edge_unit().max(width);
+                    let blocks = count_blocks(&chunk, start, end, counted_ts, unit, &mut counts);
                     if !blocks.is_empty() {
                         work.push(Decode::Blocks(chunk, blocks));
                     }
@@ -249,14 +251,17 @@ fn solo_chunks(chunks: &[ChunkRef]) -> Vec<bool> {
 }
 
 /// Adds the buckets of `chunk`'s blocks in `[start, end)` that can be counted to `out` (its
-/// metadata sets shared by all the stream's blocks), and
-/// returns the blocks that must be decoded instead: those without statistics, and those
-/// holding a timestamp the ingesters counted (the engine recognises such entries by hash).
+/// metadata sets shared by all the stream's blocks), summed into buckets of width `unit` (a
+/// multiple of the chunk's width that every window edge is a multiple of, so the engine sums
+/// fewer of them), and returns the blocks that must be decoded instead: those without
+/// statistics, and those holding a timestamp the ingesters counted (the engine recognises
+/// such entries by hash).
 fn count_blocks(
     chunk: &Chunk,
     start: i64,
     end: i64,
     counted_ts: &[i64],
+    unit: i64,
     out: &mut BucketBatch,
 ) -> Vec<usize> {
     let mut decode = Vec::new();
@@ -281,23 +286,45 @@ fn count_blocks(
                     })
                     .collect();
                 // windows are aligned to the buckets, so `start - 1` and `end - 1` are bucket
-                // edges: a bucket is wholly inside the range or wholly outside
-                out.buckets.extend(
-                    stats.buckets.iter().filter(|b| b.end >= start && b.end < end).map(|b| {
-                        BucketCount {
-                            end: b.end,
-                            // the chunk checked that the set exists
-                            set: sets.get(b.set as usize).copied().unwrap_or(u32::MAX),
+                // edges: a bucket is wholly inside the range or wholly outside; and so is it
+                // of the coarser bucket that ends at the next multiple of `unit`
+                let mut coarse: Vec<BucketCount> = Vec::new();
+                for b in stats.buckets.iter().filter(|b| b.end >= start && b.end < end) {
+                    let Some(cend) = round_up(b.end, unit) else {
+                        coarse.clear();
+                        decode.push(i);
+                        break;
+                    };
+                    if coarse.first().is_some_and(|c| c.end != cend) {
+                        out.buckets.append(&mut coarse);
+                    }
+                    // the chunk checked that the set exists
+                    let set = sets.get(b.set as usize).copied().unwrap_or(u32::MAX);
+                    match coarse.iter_mut().find(|c| c.set == set) {
+                        Some(c) => {
+                            c.entries += u64::from(b.entries);
+                            c.line_bytes += b.line_bytes;
+                        }
+                        None => coarse.push(BucketCount {
+                            end: cend,
+                            set,
                             entries: u64::from(b.entries),
                             line_bytes: b.line_bytes,
-                        }
-                    }),
-                );
+                        }),
+                    }
+                }
+                out.buckets.append(&mut coarse);
             }
             _ => decode.push(i),
         }
     }
     decode
+}
+
+/// `t` rounded up to a multiple of `unit` (> 0), `None` past the i64 range.
+fn round_up(t: i64, unit: i64) -> Option<i64> {
+    let up = (i128::from(unit) - i128::from(t.rem_euclid(unit))) % i128::from(unit);
+    i64::try_from(i128::from(t) + up).ok()
 }
 
 #[cfg(test)]
@@ -645,6 +672,58 @@ mod tests {
         let params = range_params(BASE + 60 * SEC + 1, BASE + 180 * SEC, 60 * SEC);
         let err = evaluate(&expr, &params, &EngineLimits::default(), &source).unwrap_err();
         assert!(err.to_string().contains("corrupt chunk"), "{err}");
+    }
+
+    /// A rough timing, not a benchmark (debug build, in-memory store): run with
+    /// `cargo nextest run -p skald-querier timing --run-ignored only --no-capture`.
+    #[test]
+    #[ignore = "a timing to read, not a check"]
+    fn timing_of_count_over_time_from_statistics() {
+        let fx = Fixture::new();
+        let (streams, lines) = (100, 3000i64);
+        for s in 0..streams {
+            let l = Labels::from_vec(vec![
+                Label::new("env", "bench"),
+                Label::new("job", format!("job{}", s % 5)),
+                Label::new("pod", format!("pod{s}")),
+            ]);
+            let entries: Vec<Entry> = (0..lines)
+                .map(|i| Entry {
+                    // seven lines a second, as in the shared benchmark's workload
+                    ts: BASE + i * SEC / 7 + s * 1_000_003,
+                    line: format!(
+                        "ts={i} level=info pod={s} msg=\"request handled\" path=/api/v1/{}",
+                        i % 97
+                    ),
+                    structured_metadata: vec![Label::new("detected_level", "info")],
+                })
+                .collect();
+            fx.write(&l, &entries, 256 * 1024, 2);
+        }
+        let source = fx.source();
+        let q = r#"sum by (job) (count_over_time({env="bench"}[1m]))"#;
+        let params = range_params(BASE, BASE + lines * SEC / 7, 60 * SEC);
+        let time = |src: &dyn Source| {
+            let t = std::time::Instant::now();
+            let out = run(src, q, &params);
+            (t.elapsed(), out.result)
+        };
+        let (decoded, want) = time(&Decoding(&source));
+        let (from_stats, got) = time(&source);
+        assert_eq!(got, want);
+        eprintln!(
+            "{} lines: from statistics {from_stats:?}, decoded {decoded:?} ({:.1}x)",
+            streams * lines,
+            decoded.as_secs_f64() / from_stats.as_secs_f64()
+        );
+    }
+
+    #[test]
+    fn round_up_to_a_unit() {
+        assert_eq!(round_up(60 * SEC, 60 * SEC), Some(60 * SEC));
+        assert_eq!(round_up(61 * SEC, 60 * SEC), Some(120 * SEC));
+        assert_eq!(round_up(-59 * SEC, 60 * SEC), Some(0));
+        assert_eq!(round_up(i64::MAX - 5, 1 << 40), None);
     }
 
     #[test]
