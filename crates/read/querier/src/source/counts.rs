@@ -698,6 +698,16 @@ mod tests {
                     structured_metadata: vec![Label::new("detected_level", "info")],
                 })
                 .collect();
+            if s == 0 {
+                // what the statistics cost in storage
+                let size = |version| {
+                    let mut b = ChunkBuilder::new(256 * 1024).with_format_version(version);
+                    entries.iter().for_each(|e| b.append(e).unwrap());
+                    b.finish().unwrap().bytes.len()
+                };
+                let (v1, v2) = (size(1), size(2));
+                eprintln!("chunk of {lines} lines: {v1} bytes in version 1, {v2} in version 2");
+            }
             fx.write(&l, &entries, 256 * 1024, 2);
         }
         let source = fx.source();
