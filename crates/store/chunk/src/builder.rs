@@ -8,7 +8,7 @@ use crate::format::{
     BlockMeta, Codec, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FORMAT_VERSION, FORMAT_VERSION_V1,
     HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
 };
-use crate::stats::{StatsHead, DEFAULT_STATS_BUCKET_NS};
+use crate::stats::{put_record, StatsHead, DEFAULT_STATS_BUCKET_NS};
 
 /// Ratio assumed for the head block by [`ChunkBuilder::compressed_estimate`] before any block
 /// has been cut (zstd level 1 on typical log lines does better than this).
@@ -224,7 +224,15 @@ impl ChunkBuilder {
             self.data.extend_from_slice(payload);
             self.blocks.push(meta);
             if self.version != FORMAT_VERSION_V1 {
-                self.stats_head.take_into(&mut self.stats);
+                match self.stats_head.take_record() {
+                    None => self.stats.push(0),
+                    Some(rec) => {
+                        // zstd at the blocks' level when that is smaller (rows repeat a lot)
+                        let packed = self.codec == Codec::Zstd
+                            && compress_into(&rec, self.level, compressed).is_ok();
+                        put_record(&mut self.stats, &rec, packed.then_some(&compressed[..]));
+                    }
+                }
             }
             self.cut_raw_bytes += raw.len() as u64;
             // Keep the scratch for typical blocks only: one rare huge block should not pin

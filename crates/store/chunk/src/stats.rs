@@ -118,10 +118,11 @@ impl StatsHead {
         }
     }
 
-    /// Appends the block's statistics record (`uvarint len`, then the record; `len` 0 when
-    /// the block has none) to `out`, and resets for the next block.
-    pub(crate) fn take_into(&mut self, out: &mut Vec<u8>) {
+    /// The block's statistics record, uncompressed (`None` when the block has none), and
+    /// resets for the next block.
+    pub(crate) fn take_record(&mut self) -> Option<Vec<u8>> {
         self.close_bucket();
+        let mut out = None;
         if self.usable && !self.rows.is_empty() {
             let mut rec = Vec::with_capacity(self.rows.len() * 5 + 8);
             put_uvarint(&mut rec, self.sets.len() as u64);
@@ -148,15 +149,13 @@ impl StatsHead {
                 put_uvarint(&mut rec, u64::from(entries));
                 put_uvarint(&mut rec, bytes);
             }
-            put_uvarint(out, rec.len() as u64);
-            out.extend_from_slice(&rec);
-        } else {
-            put_uvarint(out, 0);
+            out = Some(rec);
         }
         self.sets.clear();
         self.set_bytes = 0;
         self.rows.clear();
         self.usable = true;
+        out
     }
 }
 
@@ -167,17 +166,66 @@ fn read_string(r: &mut Reader<'_>, what: &str) -> Result<String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt(format!("{what} is not utf-8")))
 }
 
-/// Decodes and checks one block's statistics record against the block's index entry: the
-/// counts must add up to its entry count, the first and last buckets must hold its first and
-/// last timestamps, and the line bytes cannot exceed its raw length. `None` when a bucket end
-/// lies outside the i64 range (no usable statistics).
+/// Record encodings (the first byte of a stored record).
+pub(crate) const RECORD_RAW: u8 = 0;
+pub(crate) const RECORD_ZSTD: u8 = 1;
+
+/// Largest uncompressed record a reader accepts for a block of `entries` entries: 40 bytes a
+/// row (four varints) and 64 KiB for the metadata sets, far above what writers produce.
+fn max_record_len(entries: u32) -> usize {
+    64 * 1024 + 40 * entries as usize
+}
+
+/// Appends a stored record for `rec` (its encoding byte, then the record, or its length and
+/// `packed`, a zstd frame of it, when that is given and smaller) to `out`, after its length.
+pub(crate) fn put_record(out: &mut Vec<u8>, rec: &[u8], packed: Option<&[u8]>) {
+    let raw_len = rec.len() as u64;
+    match packed.filter(|p| p.len() + crate::varint::uvarint_len(raw_len) < rec.len()) {
+        Some(p) => {
+            put_uvarint(out, (1 + crate::varint::uvarint_len(raw_len) + p.len()) as u64);
+            out.push(RECORD_ZSTD);
+            put_uvarint(out, raw_len);
+            out.extend_from_slice(p);
+        }
+        None => {
+            put_uvarint(out, 1 + raw_len);
+            out.push(RECORD_RAW);
+            out.extend_from_slice(rec);
+        }
+    }
+}
+
+/// Decodes and checks one block's stored statistics record against the block's index
+/// entry: the counts must add up to its entry count, the first and last buckets must hold its
+/// first and last timestamps, and the line bytes cannot exceed its raw length. `None` when a
+/// bucket end lies outside the i64 range (no usable statistics).
 pub(crate) fn decode_block_stats(
-    rec: &[u8],
+    stored: &[u8],
     width: i64,
     meta: &crate::format::BlockMeta,
     index: usize,
 ) -> Result<Option<BlockStats>> {
     let bad = |reason: &str| Error::corrupt(format!("block {index} statistics: {reason}"));
+    let (&encoding, body) = stored.split_first().ok_or_else(|| bad("empty record"))?;
+    let unpacked;
+    let rec = match encoding {
+        RECORD_RAW => body,
+        RECORD_ZSTD => {
+            let mut r = Reader::new(body);
+            let raw_len = usize::try_from(r.uvarint("block statistics")?)
+                .ok()
+                .filter(|&n| n <= max_record_len(meta.entries))
+                .ok_or_else(|| bad("record too long"))?;
+            let frame = &body[body.len() - r.remaining()..];
+            unpacked = crate::chunk::decompress_capped(frame, raw_len)
+                .map_err(|_| bad("record does not decompress"))?;
+            if unpacked.len() != raw_len {
+                return Err(bad("record length mismatch"));
+            }
+            unpacked.as_slice()
+        }
+        _ => return Err(bad("unknown record encoding")),
+    };
     let mut r = Reader::new(rec);
     let sets = r.uvarint("block statistics")?;
     if sets == 0 || sets > MAX_STATS_METADATA_SETS as u64 {

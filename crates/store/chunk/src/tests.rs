@@ -241,6 +241,15 @@ fn blocks_carry_bucket_statistics() {
     let c = Chunk::parse(&enc.bytes).unwrap();
     assert_eq!(c.version(), FORMAT_VERSION);
     assert_eq!(c.stats_bucket_ns(), Some(DEFAULT_STATS_BUCKET_NS));
+    // the records are compressed: far less than the raw four to five bytes a row
+    let v1 = {
+        let mut b = ChunkBuilder::new(2048).with_format_version(FORMAT_VERSION_V1);
+        entries.iter().for_each(|e| b.append(e).unwrap());
+        b.finish().unwrap().bytes.len()
+    };
+    let rows: usize =
+        (0..c.blocks().len()).map(|i| c.block_stats(i).unwrap().unwrap().buckets.len()).sum();
+    assert!(enc.bytes.len() - v1 < rows * 3, "{} bytes for {rows} rows", enc.bytes.len() - v1);
     assert!(c.blocks().len() > 5);
     assert_eq!(check_stats(&enc.bytes), c.blocks().len());
     // an entry exactly on a second belongs to the bucket ending there
@@ -338,9 +347,10 @@ fn corrupt_statistics_are_rejected() {
     let trailer_start = enc.bytes.len() - FOOTER_LEN - trailer_len as usize;
     let rec_start = trailer_start + 4 + BLOCK_META_LEN + 8 + 1;
     let mut bad = enc.bytes.clone();
-    // record: 1 set, 0 pairs, row count, first index, set, entries, bytes, ...: bump the
-    // first bucket's entries
-    let first_entries = rec_start + 5;
+    // record (raw with codec none): encoding, 1 set, 0 pairs, row count, first index, set,
+    // entries, bytes, ...: bump the first bucket's entries
+    assert_eq!(bad[rec_start], 0);
+    let first_entries = rec_start + 6;
     assert_eq!(bad[first_entries], c.block_stats(0).unwrap().unwrap().buckets[0].entries as u8);
     bad[first_entries] += 1;
     let crc_at = enc.bytes.len() - FOOTER_LEN - 4;
