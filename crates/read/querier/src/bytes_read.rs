@@ -192,6 +192,15 @@ impl Querier {
     }
 }
 
+/// A store failure while estimating answers as the query itself would fail on it: a 500, as
+/// Loki's querier answers (the index/stats endpoints answer such failures with a 503).
+fn store_failure(e: QuerierError) -> QuerierError {
+    match e {
+        QuerierError::Unavailable(message) => QuerierError::Internal(message),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,14 +267,5 @@ mod tests {
             "un-shardable query too large to execute on a single querier: (query: 34 KiB, limit: 1.0 KiB); consider adding more specific stream selectors or reduce the time range of the query"
         );
         assert_eq!(query_too_large(1, 1).status_code(), 400);
-    }
-}
-
-/// A store failure while estimating answers as the query itself would fail on it: a 500, as
-/// Loki's querier answers (the index/stats endpoints answer such failures with a 503).
-fn store_failure(e: QuerierError) -> QuerierError {
-    match e {
-        QuerierError::Unavailable(message) => QuerierError::Internal(message),
-        other => other,
     }
 }

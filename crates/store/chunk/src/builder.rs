@@ -5,9 +5,10 @@ use skald_model::{Entry, EntryRef, Label};
 use crate::block::HeadBlock;
 use crate::error::{Error, Result};
 use crate::format::{
-    BlockMeta, Codec, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FORMAT_VERSION, HEADER_LEN, MAGIC,
-    MAX_BLOCK_RAW_LEN,
+    BlockMeta, Codec, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FORMAT_VERSION, FORMAT_VERSION_V1,
+    HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
 };
+use crate::stats::{put_record, StatsHead, DEFAULT_STATS_BUCKET_NS};
 
 /// Ratio assumed for the head block by [`ChunkBuilder::compressed_estimate`] before any block
 /// has been cut (zstd level 1 on typical log lines does better than this).
@@ -48,6 +49,21 @@ pub struct ChunkBuilder {
     cut_raw_bytes: u64,
     min_ts: Option<i64>,
     max_ts: i64,
+    /// Format version written (2, or 1 for readers that predate statistics).
+    version: u8,
+    /// Width of the statistics buckets, ns.
+    stats_bucket_ns: i64,
+    /// Statistics of the open block.
+    stats_head: StatsHead,
+    /// The statistics records of the cut blocks, back to back (the trailer's stats section).
+    stats: Vec<u8>,
+    /// CRC32C of each line appended at timestamp `max_ts`, sorted: a second entry with the
+    /// same timestamp and line is a duplicate that readers keep once, which statistics
+    /// (counting both) would not.
+    same_ts_lines: Vec<u32>,
+    /// False once a possible duplicate was appended: the chunk is then written without
+    /// statistics, and queries decode it.
+    stats_usable: bool,
 }
 
 impl Default for ChunkBuilder {
@@ -76,7 +92,33 @@ impl ChunkBuilder {
             cut_raw_bytes: 0,
             min_ts: None,
             max_ts: i64::MIN,
+            version: FORMAT_VERSION,
+            stats_bucket_ns: DEFAULT_STATS_BUCKET_NS,
+            stats_head: StatsHead::new(),
+            stats: Vec::new(),
+            same_ts_lines: Vec::new(),
+            stats_usable: true,
         }
+    }
+
+    /// Writes format version 1 (no statistics), which readers older than version 2 can
+    /// read, e.g. while a cluster is upgraded. Any other value keeps the current version.
+    /// Call before the first append; later calls are ignored.
+    pub fn with_format_version(mut self, version: u8) -> Self {
+        if self.entries == 0 {
+            self.version = if version == FORMAT_VERSION_V1 { version } else { FORMAT_VERSION };
+            self.data[4] = self.version;
+        }
+        self
+    }
+
+    /// Sets the width of the statistics buckets in ns (default one second; values below
+    /// 1 ns are raised to 1). Call before the first append; later calls are ignored.
+    pub fn with_stats_bucket_ns(mut self, width: i64) -> Self {
+        if self.entries == 0 {
+            self.stats_bucket_ns = width.max(1);
+        }
+        self
     }
 
     /// Sets the codec. Call before the first append; later calls are ignored.
@@ -123,6 +165,9 @@ impl ChunkBuilder {
         if !self.head.is_empty() && self.head.raw_len() + size > MAX_BLOCK_RAW_LEN {
             self.cut_block()?;
         }
+        if self.version != FORMAT_VERSION_V1 {
+            self.track_stats(ts, line, structured_metadata);
+        }
         self.head.push(ts, line, structured_metadata);
         self.entries += 1;
         self.min_ts.get_or_insert(ts);
@@ -131,6 +176,23 @@ impl ChunkBuilder {
             self.cut_block()?;
         }
         Ok(())
+    }
+
+    /// Counts the entry into the open block's statistics and watches for duplicates.
+    fn track_stats(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) {
+        let crc = crc32c::crc32c(line.as_bytes());
+        if self.min_ts.is_none() || ts != self.max_ts {
+            self.same_ts_lines.clear();
+            self.same_ts_lines.push(crc);
+        } else if self.stats_usable {
+            match self.same_ts_lines.binary_search(&crc) {
+                // the same line at the same timestamp, or a CRC collision: either way the
+                // statistics could count an entry readers keep once
+                Ok(_) => self.stats_usable = false,
+                Err(pos) => self.same_ts_lines.insert(pos, crc),
+            }
+        }
+        self.stats_head.push(ts, line.len(), structured_metadata, self.stats_bucket_ns);
     }
 
     /// Compresses the open block and appends it to the chunk. Does nothing when it is empty.
@@ -161,6 +223,17 @@ impl ChunkBuilder {
             };
             self.data.extend_from_slice(payload);
             self.blocks.push(meta);
+            if self.version != FORMAT_VERSION_V1 {
+                match self.stats_head.take_record() {
+                    None => self.stats.push(0),
+                    Some(rec) => {
+                        // zstd at the blocks' level when that is smaller (rows repeat a lot)
+                        let packed = self.codec == Codec::Zstd
+                            && compress_into(&rec, self.level, compressed).is_ok();
+                        put_record(&mut self.stats, &rec, packed.then_some(&compressed[..]));
+                    }
+                }
+            }
             self.cut_raw_bytes += raw.len() as u64;
             // Keep the scratch for typical blocks only: one rare huge block should not pin
             // tens of MB per thread.
@@ -211,7 +284,9 @@ impl ChunkBuilder {
     }
 
     /// Estimated size of the finished chunk: exact for cut blocks, the open block scaled by
-    /// the ratio seen so far (or 4:1 before the first cut), plus trailer and footer.
+    /// the ratio seen so far (or 4:1 before the first cut), plus the block index and footer.
+    /// The statistics section is not included: it is small (a few bytes per second of data),
+    /// and chunks are cut at the same sizes whatever the format version.
     pub fn compressed_estimate(&self) -> usize {
         let cut_compressed = self.data.len() - HEADER_LEN;
         let head_raw = self.head.raw_len();
@@ -238,10 +313,22 @@ impl ChunkBuilder {
             return Err(Error::Empty);
         };
         let trailer_offset = self.data.len() as u64;
-        let mut trailer = Vec::with_capacity(8 + self.blocks.len() * crate::format::BLOCK_META_LEN);
+        let mut trailer = Vec::with_capacity(
+            8 + self.blocks.len() * crate::format::BLOCK_META_LEN + 8 + self.stats.len(),
+        );
         trailer.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
         for b in &self.blocks {
             b.write(&mut trailer);
+        }
+        if self.version != FORMAT_VERSION_V1 {
+            if self.stats_usable {
+                trailer.extend_from_slice(&(self.stats_bucket_ns as u64).to_le_bytes());
+                trailer.extend_from_slice(&self.stats);
+            } else {
+                // width 0: no statistics; each block's record is empty
+                trailer.extend_from_slice(&0u64.to_le_bytes());
+                trailer.extend(std::iter::repeat_n(0u8, self.blocks.len()));
+            }
         }
         let crc = crc32c::crc32c(&trailer);
         trailer.extend_from_slice(&crc.to_le_bytes());

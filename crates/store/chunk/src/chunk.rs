@@ -6,9 +6,10 @@ use skald_model::Entry;
 use crate::block::{DecodedBlock, MIN_ENTRY_RAW_LEN};
 use crate::error::{Error, Result};
 use crate::format::{
-    BlockMeta, Codec, BLOCK_META_LEN, FOOTER_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC,
-    MAX_BLOCK_RAW_LEN,
+    BlockMeta, Codec, BLOCK_META_LEN, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_V1, HEADER_LEN,
+    MAGIC, MAX_BLOCK_RAW_LEN,
 };
+use crate::stats::{decode_block_stats, BlockStats};
 use crate::varint::Reader;
 
 /// A chunk whose header, footer and block index have been validated.
@@ -19,8 +20,14 @@ use crate::varint::Reader;
 #[derive(Debug, Clone)]
 pub struct Chunk {
     data: Bytes,
+    version: u8,
     codec: Codec,
     blocks: Vec<BlockMeta>,
+    /// Width of the statistics buckets in ns; 0 when the chunk has none.
+    stats_bucket_ns: i64,
+    /// Where each block's statistics record lies in `data` (empty: none). Empty for
+    /// version 1.
+    stats: Vec<std::ops::Range<usize>>,
 }
 
 impl Chunk {
@@ -37,9 +44,11 @@ impl Chunk {
         if data[0..4] != MAGIC {
             return Err(Error::corrupt("bad header magic"));
         }
-        if data[4] != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion { version: data[4] });
+        let version = data[4];
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
+            return Err(Error::UnsupportedVersion { version });
         }
+        let v1 = version == FORMAT_VERSION_V1;
         let codec = Codec::from_byte(data[5])?;
         if data[6] != 0 || data[7] != 0 {
             return Err(Error::corrupt("reserved header bytes are not zero"));
@@ -56,8 +65,12 @@ impl Chunk {
             .ok()
             .filter(|&s| s >= HEADER_LEN && s.checked_add(trailer_len) == Some(footer_start))
             .ok_or_else(|| Error::corrupt("trailer position is out of bounds"))?;
-        if trailer_len < 8 || !(trailer_len - 8).is_multiple_of(BLOCK_META_LEN) {
+        if v1 && (trailer_len < 8 || !(trailer_len - 8).is_multiple_of(BLOCK_META_LEN)) {
             return Err(Error::corrupt("trailer length is not a whole number of blocks"));
+        }
+        // version 2: count, metas, bucket width, at least one byte of statistics per block, CRC
+        if !v1 && trailer_len < 4 + BLOCK_META_LEN + 8 + 1 + 4 {
+            return Err(Error::corrupt("trailer is too short"));
         }
         let trailer = &data[trailer_start..footer_start];
         let (body, crc) = trailer.split_at(trailer_len - 4);
@@ -68,7 +81,12 @@ impl Chunk {
 
         let mut r = Reader::new(body);
         let count = r.u32_le("trailer")? as usize;
-        if count == 0 || count != (trailer_len - 8) / BLOCK_META_LEN {
+        let fits = if v1 {
+            count == (trailer_len - 8) / BLOCK_META_LEN
+        } else {
+            count.checked_mul(BLOCK_META_LEN + 1).is_some_and(|n| n + 16 <= trailer_len)
+        };
+        if count == 0 || !fits {
             return Err(Error::corrupt("block count disagrees with the trailer length"));
         }
         let mut blocks = Vec::with_capacity(count);
@@ -103,7 +121,59 @@ impl Chunk {
         if blocks.iter().map(|b| u64::from(b.entries)).sum::<u64>() > u64::from(u32::MAX) {
             return Err(Error::corrupt("too many entries"));
         }
-        Ok(Chunk { data, codec, blocks })
+        let (mut stats_bucket_ns, mut stats) = (0, Vec::new());
+        if !v1 {
+            stats_bucket_ns = i64::try_from(r.u64_le("trailer")?)
+                .map_err(|_| Error::corrupt("statistics bucket width out of range"))?;
+            stats.reserve(count);
+            for i in 0..count {
+                let len = usize::try_from(r.uvarint("statistics")?)
+                    .map_err(|_| Error::corrupt("statistics record too long"))?;
+                if len > 0 && stats_bucket_ns == 0 {
+                    return Err(Error::corrupt(format!("block {i}: statistics without a width")));
+                }
+                let start = trailer_start + (body.len() - r.remaining());
+                r.bytes(len, "statistics")?;
+                stats.push(start..start + len);
+            }
+            if r.remaining() != 0 {
+                return Err(Error::corrupt("trailing bytes in the trailer"));
+            }
+        }
+        Ok(Chunk { data, version, codec, blocks, stats_bucket_ns, stats })
+    }
+
+    /// The format version named in the header (1 or 2).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Width in ns of the buckets of the per-block statistics, when the chunk has any
+    /// (version 2, written without possible duplicate entries).
+    pub fn stats_bucket_ns(&self) -> Option<i64> {
+        (self.stats_bucket_ns > 0).then_some(self.stats_bucket_ns)
+    }
+
+    /// The statistics of block `index`: its entry count and line bytes per bucket of
+    /// [`Chunk::stats_bucket_ns`] and structured-metadata set, ascending, only non-empty
+    /// buckets. `Ok(None)` when the block has none (a version 1 chunk, a block with too many
+    /// distinct metadata sets, a chunk that may hold duplicate entries): it must be decoded.
+    /// The record is checked against the block index (counts add up to the block's entries,
+    /// the first and last buckets hold its first and last timestamps); every entry of the
+    /// block, and only those, is counted once.
+    pub fn block_stats(&self, index: usize) -> Result<Option<BlockStats>> {
+        let meta = self
+            .blocks
+            .get(index)
+            .ok_or(Error::BlockOutOfRange { index, blocks: self.blocks.len() })?;
+        let Some(range) = self.stats.get(index).filter(|r| !r.is_empty()) else {
+            return Ok(None);
+        };
+        let rec = self
+            .data
+            .get(range.clone())
+            .ok_or_else(|| Error::corrupt("statistics out of bounds"))?;
+        decode_block_stats(rec, self.stats_bucket_ns, meta, index)
     }
 
     /// The chunk's bytes.

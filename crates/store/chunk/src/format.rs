@@ -5,8 +5,12 @@ use crate::varint::Reader;
 
 /// First four bytes of every chunk, and last four bytes of its footer.
 pub const MAGIC: [u8; 4] = *b"SKCK";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+/// The format version this build writes (and reads, as well as [`FORMAT_VERSION_V1`]).
+/// Version 2 added per-block statistics to the trailer.
+pub const FORMAT_VERSION: u8 = 2;
+/// The first format version: no statistics. Still read, and written on request
+/// ([`crate::ChunkBuilder::with_format_version`]).
+pub const FORMAT_VERSION_V1: u8 = 1;
 /// Size of the header: magic, version, codec, two reserved bytes.
 pub const HEADER_LEN: usize = 8;
 /// Size of the footer: trailer offset (u64), trailer length (u32), magic.

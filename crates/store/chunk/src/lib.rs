@@ -32,6 +32,7 @@ mod builder;
 mod chunk;
 mod error;
 mod format;
+mod stats;
 mod varint;
 
 pub use block::DecodedBlock;
@@ -40,7 +41,10 @@ pub use chunk::{decompress_capped, BlockReader, Chunk, ChunkEntries};
 pub use error::{Error, Result};
 pub use format::{
     BlockMeta, Codec, BLOCK_META_LEN, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FOOTER_LEN,
-    FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
+    FORMAT_VERSION, FORMAT_VERSION_V1, HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
+};
+pub use stats::{
+    BlockStats, Bucket, DEFAULT_STATS_BUCKET_NS, MAX_STATS_METADATA_BYTES, MAX_STATS_METADATA_SETS,
 };
 
 #[cfg(test)]

@@ -155,6 +155,7 @@ fn corruption_is_detected_never_panics() {
         if let Ok(c) = Chunk::parse(&bad) {
             for b in 0..c.blocks().len() {
                 let _ = c.decode_block(b);
+                let _ = c.block_stats(b);
             }
         }
         let _ = Chunk::parse(&enc.bytes[..i]);
@@ -183,6 +184,183 @@ fn uncompressed_codec_roundtrips() {
     assert_eq!(decode_all(&enc.bytes), entries);
 }
 
+/// The statistics of `entries` (one block's, ascending) as they must be recorded.
+fn expected_stats(entries: &[Entry], width: i64) -> BlockStats {
+    let mut out = BlockStats::default();
+    let mut rows: std::collections::BTreeMap<(i64, u32), (u32, u64)> = Default::default();
+    for e in entries {
+        let end = ((i128::from(e.ts) - 1).div_euclid(i128::from(width)) + 1) * i128::from(width);
+        let end = i64::try_from(end).unwrap();
+        let set = match out.metadata_sets.iter().position(|s| *s == e.structured_metadata) {
+            Some(i) => i as u32,
+            None => {
+                out.metadata_sets.push(e.structured_metadata.clone());
+                (out.metadata_sets.len() - 1) as u32
+            }
+        };
+        let row = rows.entry((end, set)).or_default();
+        row.0 += 1;
+        row.1 += e.line.len() as u64;
+    }
+    out.buckets = rows
+        .into_iter()
+        .map(|((end, set), (entries, line_bytes))| Bucket { end, set, entries, line_bytes })
+        .collect();
+    out
+}
+
+/// Checks every block's statistics against its decoded entries; returns how many blocks
+/// have statistics.
+fn check_stats(bytes: &[u8]) -> usize {
+    let c = Chunk::parse(bytes).unwrap();
+    let mut with = 0;
+    for i in 0..c.blocks().len() {
+        let entries: Vec<Entry> = c.decode_block(i).unwrap().entries().collect();
+        let sets: std::collections::HashSet<&[Label]> =
+            entries.iter().map(|e| e.structured_metadata.as_slice()).collect();
+        if let Some(stats) = c.block_stats(i).unwrap() {
+            let width = c.stats_bucket_ns().unwrap();
+            assert_eq!(stats, expected_stats(&entries, width), "block {i}");
+            with += 1;
+        } else if c.stats_bucket_ns().is_some() {
+            // only too many distinct metadata sets leave a block without statistics
+            let bytes: usize =
+                sets.iter().flat_map(|s| s.iter()).map(|l| l.name.len() + l.value.len()).sum();
+            assert!(sets.len() > MAX_STATS_METADATA_SETS || bytes > MAX_STATS_METADATA_BYTES);
+        }
+    }
+    with
+}
+
+#[test]
+fn blocks_carry_bucket_statistics() {
+    let s = 1_000_000_000i64;
+    let entries: Vec<Entry> =
+        (0..3000).map(|i| entry(5 * s + i * (s / 7), &format!("line {i}"))).collect();
+    let enc = build(&entries, 2048, Codec::Zstd);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(c.version(), FORMAT_VERSION);
+    assert_eq!(c.stats_bucket_ns(), Some(DEFAULT_STATS_BUCKET_NS));
+    // the records are compressed: far less than the raw four to five bytes a row
+    let v1 = {
+        let mut b = ChunkBuilder::new(2048).with_format_version(FORMAT_VERSION_V1);
+        entries.iter().for_each(|e| b.append(e).unwrap());
+        b.finish().unwrap().bytes.len()
+    };
+    let rows: usize =
+        (0..c.blocks().len()).map(|i| c.block_stats(i).unwrap().unwrap().buckets.len()).sum();
+    assert!(enc.bytes.len() - v1 < rows * 3, "{} bytes for {rows} rows", enc.bytes.len() - v1);
+    assert!(c.blocks().len() > 5);
+    assert_eq!(check_stats(&enc.bytes), c.blocks().len());
+    // an entry exactly on a second belongs to the bucket ending there
+    let first = c.block_stats(0).unwrap().unwrap();
+    assert_eq!(first.metadata_sets, vec![Vec::<Label>::new()]);
+    assert_eq!(first.buckets[0], Bucket { end: 5 * s, set: 0, entries: 1, line_bytes: 6 });
+    let total: u64 = (0..c.blocks().len())
+        .flat_map(|i| c.block_stats(i).unwrap().unwrap().buckets)
+        .map(|b| u64::from(b.entries))
+        .sum();
+    assert_eq!(total, 3000);
+    // a coarser width is kept in the chunk
+    let mut b = ChunkBuilder::new(2048).with_stats_bucket_ns(10 * s);
+    for e in &entries {
+        b.append(e).unwrap();
+    }
+    let enc = b.finish().unwrap();
+    assert_eq!(Chunk::parse(&enc.bytes).unwrap().stats_bucket_ns(), Some(10 * s));
+    check_stats(&enc.bytes);
+}
+
+#[test]
+fn statistics_are_kept_per_structured_metadata_set() {
+    let level = |v: &str| vec![Label::new("detected_level", v)];
+    let mut entries: Vec<Entry> = (0..400)
+        .map(|i| Entry {
+            ts: i * 100_000_000,
+            line: "plain line".into(),
+            structured_metadata: if i % 3 == 0 { level("info") } else { level("error") },
+        })
+        .collect();
+    entries[7].structured_metadata.clear();
+    // a trace id per line in one stretch: too many sets for those blocks
+    for (i, e) in entries.iter_mut().enumerate().skip(250).take(40) {
+        e.structured_metadata = vec![Label::new("trace_id", format!("t{i}"))];
+    }
+    let enc = build(&entries, 1024, Codec::Zstd);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    let first = c.block_stats(0).unwrap().unwrap();
+    assert_eq!(first.metadata_sets, vec![level("info"), level("error"), vec![]]);
+    assert_eq!(first.buckets[0], Bucket { end: 0, set: 0, entries: 1, line_bytes: 10 });
+    assert_eq!(first.buckets[1], Bucket { end: 1_000_000_000, set: 0, entries: 3, line_bytes: 30 });
+    assert_eq!(first.buckets[2], Bucket { end: 1_000_000_000, set: 1, entries: 6, line_bytes: 60 });
+    assert_eq!(first.buckets[3], Bucket { end: 1_000_000_000, set: 2, entries: 1, line_bytes: 10 });
+    let without: Vec<usize> =
+        (0..c.blocks().len()).filter(|&i| c.block_stats(i).unwrap().is_none()).collect();
+    assert!(!without.is_empty() && without.len() < 3, "{without:?}");
+    check_stats(&enc.bytes);
+}
+
+#[test]
+fn possible_duplicates_drop_the_chunks_statistics() {
+    // the same line twice at one timestamp, in two blocks: readers keep it once
+    let entries = vec![entry(1, "a"), entry(2, "b"), entry(2, "c"), entry(2, "b"), entry(3, "d")];
+    let enc = build(&entries, 1, Codec::Zstd);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(c.blocks().len(), 5);
+    assert_eq!(c.stats_bucket_ns(), None);
+    assert!((0..5).all(|i| c.block_stats(i).unwrap().is_none()));
+    assert_eq!(decode_all(&enc.bytes), entries);
+    // different lines at one timestamp are fine
+    let enc = build(&[entry(2, "b"), entry(2, "c"), entry(3, "b")], 1, Codec::Zstd);
+    assert_eq!(check_stats(&enc.bytes), 3);
+}
+
+#[test]
+fn version_1_is_still_written_and_read() {
+    let entries = sample(2_000);
+    let mut b = ChunkBuilder::new(4096).with_format_version(FORMAT_VERSION_V1);
+    for e in &entries {
+        b.append(e).unwrap();
+    }
+    let enc = b.finish().unwrap();
+    assert_eq!(enc.bytes[4], 1);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(c.version(), FORMAT_VERSION_V1);
+    assert_eq!(c.stats_bucket_ns(), None);
+    assert!((0..c.blocks().len()).all(|i| c.block_stats(i).unwrap().is_none()));
+    assert_eq!(decode_all(&enc.bytes), entries);
+    // the same blocks as version 2 writes: only the header byte and the trailer differ
+    let v2 = build(&entries, 4096, Codec::Zstd);
+    let c2 = Chunk::parse(&v2.bytes).unwrap();
+    assert_eq!(c.blocks(), c2.blocks());
+    assert!(v2.bytes.len() > enc.bytes.len());
+}
+
+#[test]
+fn corrupt_statistics_are_rejected() {
+    let entries: Vec<Entry> = (0..50).map(|i| entry(i * 100_000_000, "x")).collect();
+    let enc = build(&entries, DEFAULT_BLOCK_SIZE, Codec::None);
+    let c = Chunk::parse(&enc.bytes).unwrap();
+    assert_eq!(check_stats(&enc.bytes), 1);
+    // rewrite the (only) statistics record: count one entry too many, then fix the CRC
+    let trailer_len = u32::from_le_bytes(enc.bytes[enc.bytes.len() - 8..][..4].try_into().unwrap());
+    let trailer_start = enc.bytes.len() - FOOTER_LEN - trailer_len as usize;
+    let rec_start = trailer_start + 4 + BLOCK_META_LEN + 8 + 1;
+    let mut bad = enc.bytes.clone();
+    // record (raw with codec none): encoding, 1 set, 0 pairs, row count, first index, set,
+    // entries, bytes, ...: bump the first bucket's entries
+    assert_eq!(bad[rec_start], 0);
+    let first_entries = rec_start + 6;
+    assert_eq!(bad[first_entries], c.block_stats(0).unwrap().unwrap().buckets[0].entries as u8);
+    bad[first_entries] += 1;
+    let crc_at = enc.bytes.len() - FOOTER_LEN - 4;
+    let crc = crc32c::crc32c(&bad[trailer_start..crc_at]);
+    bad[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    let c = Chunk::parse(&bad).unwrap();
+    assert!(matches!(c.block_stats(0), Err(Error::Corrupt { .. })));
+    assert!(c.decode_block(0).is_ok());
+}
+
 fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
     let label = ("[a-z_]{0,8}", ".{0,12}").prop_map(|(n, v)| Label::new(n, v));
     let e = (0i64..1_000_000, ".{0,64}", prop::collection::vec(label, 0..4));
@@ -209,10 +387,49 @@ proptest! {
     }
 
     #[test]
+    fn statistics_match_the_entries(
+        raw in prop::collection::vec((0i64..3_000_000_000, "[ab]{0,3}", 0u8..40), 1..300),
+        base in -5_000_000_000i64..5_000_000_000,
+        block_size in 1usize..2048,
+        width in prop::sample::select(vec![1i64, 7, 1_000_000, 1_000_000_000]),
+    ) {
+        let mut ts = base;
+        let mut entries = Vec::new();
+        for (delta, line, meta) in raw {
+            // many equal timestamps, some metadata
+            ts += if delta % 3 == 0 { 0 } else { delta / 1000 };
+            // mostly a few sets; a stretch of many distinct ones now and then
+            let structured_metadata = match meta {
+                0..=9 => vec![],
+                10..=29 => vec![Label::new("level", if meta % 2 == 0 { "info" } else { "warn" })],
+                30..=38 => vec![Label::new("k", "v"), Label::new("level", "info")],
+                _ => vec![Label::new("id", format!("{delta}"))],
+            };
+            entries.push(Entry { ts, line, structured_metadata });
+        }
+        let mut b = ChunkBuilder::new(block_size).with_stats_bucket_ns(width);
+        for e in &entries {
+            b.append(e).unwrap();
+        }
+        let enc = b.finish().unwrap();
+        check_stats(&enc.bytes);
+        let c = Chunk::parse(&enc.bytes).unwrap();
+        let mut keys: Vec<(i64, &str)> = entries.iter().map(|e| (e.ts, e.line.as_str())).collect();
+        keys.sort_unstable();
+        let dups = keys.windows(2).any(|w| w[0] == w[1]);
+        if dups {
+            prop_assert_eq!(c.stats_bucket_ns(), None);
+        }
+    }
+
+    #[test]
     fn extreme_timestamps_roundtrip(a in any::<i64>(), b in any::<i64>()) {
         let (lo, hi) = (a.min(b), a.max(b));
         let entries = vec![entry(lo, "a"), entry(hi, "b")];
-        prop_assert_eq!(decode_all(&build(&entries, 1 << 20, Codec::Zstd).bytes), entries);
+        let enc = build(&entries, 1 << 20, Codec::Zstd);
+        prop_assert_eq!(decode_all(&enc.bytes), entries);
+        // statistics of the extreme buckets are checked, or absent past the i64 range
+        let _ = Chunk::parse(&enc.bytes).unwrap().block_stats(0).unwrap();
     }
 
     #[test]
@@ -220,6 +437,7 @@ proptest! {
         if let Ok(c) = Chunk::parse(&data) {
             for i in 0..c.blocks().len() {
                 let _ = c.decode_block(i);
+                let _ = c.block_stats(i);
             }
         }
     }

@@ -11,9 +11,11 @@ use super::memory::{
     SERIES_OVERHEAD, VEC_BYTES,
 };
 use super::ops;
+use super::range_fns::{bucketed_value, range_value};
+
 use super::{
     account, CancelCheck, EngineError, Limits, QueryParams, QueryResult, Series, Source, Stats,
-    VectorSample,
+    StreamPart, VectorSample, WindowGrid,
 };
 use crate::log::SampleExtractor;
 use crate::syntax::ast::{self, Grouping, LabelFilterExpr, RangeOp, SampleExpr, Stage, VectorOp};
@@ -288,6 +290,8 @@ struct SeriesSamples {
     labels: Arc<Labels>,
     points: Vec<(i64, f64)>,
     sorted: bool,
+    /// Counts from statistics: (bucket end, entries, line bytes), ascending once evaluated.
+    buckets: Vec<(i64, u64, u64)>,
     /// Carries `__error__` that is not preserved: any value fails the query.
     failing: bool,
 }
@@ -403,6 +407,30 @@ impl Evaluator<'_> {
         }
     }
 
+    /// The windows of `op` over `range` when the source may answer them from entry counts:
+    /// `count_over_time`, `bytes_over_time`, `rate` and `bytes_rate` over a selector without
+    /// pipeline stages or unwrap, whose samples depend only on timestamps and line lengths.
+    fn window_grid(&self, op: RangeOp, range: &ast::LogRangeExpr) -> Option<WindowGrid> {
+        let countable = matches!(
+            op,
+            RangeOp::CountOverTime | RangeOp::BytesOverTime | RangeOp::Rate | RangeOp::BytesRate
+        );
+        if !countable || range.unwrap.is_some() || !range.selector.stages.is_empty() {
+            return None;
+        }
+        let first = *self.steps.first()?;
+        let step = match self.steps {
+            [a, b, ..] => b - a,
+            _ => 0,
+        };
+        Some(WindowGrid {
+            first_end: first.saturating_sub(range.offset_ns),
+            step,
+            count: self.steps.len(),
+            range: range.range_ns,
+        })
+    }
+
     fn range_aggregation(
         &mut self,
         op: RangeOp,
@@ -448,6 +476,7 @@ impl Evaluator<'_> {
                         labels: Arc::new(key),
                         points: Vec::new(),
                         sorted: true,
+                        buckets: Vec::new(),
                         failing,
                     });
                     series.len() - 1
@@ -458,15 +487,28 @@ impl Evaluator<'_> {
         // metadata: resolve it once per run of equal metadata instead of once per entry.
         let fast = extractor.labels_depend_on_metadata_only();
         let mut points: Vec<Vec<(i64, f64)>> = Vec::new();
-        let (pushed, counted, selected) =
-            match self.source.select_samples(range, op, param, from, to)? {
-                Some(p) => (p.series, p.counted, p.rest),
-                None => (
-                    Vec::new(),
-                    std::collections::HashSet::new(),
-                    self.source.select(&range.selector, from, to, None)?,
-                ),
-            };
+        let mut buckets: Vec<Vec<(i64, u64, u64)>> = Vec::new();
+        let bucketed = match self.window_grid(op, range) {
+            Some(grid) => self.source.select_bucket_counts(range, op, from, to, &grid)?,
+            None => None,
+        };
+        let (pushed, counted, selected) = match bucketed {
+            Some(b) => (b.series, b.counted, b.rest),
+            None => {
+                let (series, counted, rest) =
+                    match self.source.select_samples(range, op, param, from, to)? {
+                        Some(p) => (p.series, p.counted, p.rest),
+                        None => (
+                            Vec::new(),
+                            std::collections::HashSet::new(),
+                            self.source.select(&range.selector, from, to, None)?,
+                        ),
+                    };
+                let rest: Box<dyn Iterator<Item = Result<StreamPart, EngineError>> + Send + '_> =
+                    Box::new(rest.map(|r| r.map(StreamPart::Entries)));
+                (series, counted, rest)
+            }
+        };
         for batch in pushed {
             let i = series_of(batch.labels, &mut held_tmp, &mut held_out)?;
             if points.len() <= i {
@@ -483,8 +525,52 @@ impl Evaluator<'_> {
         mem.charge(counted_bytes)?;
         held_tmp += counted_bytes;
         let mut check = CancelCheck::new(self.source);
-        for batch in selected {
-            let stream = batch?;
+        for part in selected {
+            let stream = match part? {
+                StreamPart::Entries(stream) => stream,
+                StreamPart::Buckets(b) => {
+                    // the series of each metadata set (no stages run: stream labels and
+                    // metadata), and the metadata bytes an entry with it accounts for
+                    let mut sx = extractor.for_stream(&b.labels);
+                    let mut set_series = Vec::with_capacity(b.metadata_sets.len());
+                    for set in &b.metadata_sets {
+                        let i = match sx.process(0, "", set) {
+                            Some((_, labels)) => {
+                                Some(series_of(labels, &mut held_tmp, &mut held_out)?)
+                            }
+                            None => None,
+                        };
+                        let bytes: usize = set.iter().map(|l| l.name.len() + l.value.len()).sum();
+                        set_series.push((i, bytes as u64));
+                    }
+                    for c in b.buckets {
+                        check.tick()?;
+                        if c.end <= from || c.end >= to || c.entries == 0 {
+                            continue;
+                        }
+                        let Some(&(series, metadata_bytes)) = set_series.get(c.set as usize) else {
+                            return Err(EngineError::Source(format!(
+                                "bucket refers to metadata set {} of {}",
+                                c.set,
+                                set_series.len()
+                            )));
+                        };
+                        self.stats.total_lines_processed += c.entries;
+                        self.stats.total_bytes_processed += c.line_bytes;
+                        self.stats.total_structured_metadata_bytes_processed +=
+                            c.entries * metadata_bytes;
+                        let Some(i) = series else { continue };
+                        self.stats.total_post_filter_lines += c.entries;
+                        if buckets.len() <= i {
+                            buckets.resize_with(i + 1, Vec::new);
+                        }
+                        mem.charge(24)?;
+                        held_tmp += 24;
+                        buckets[i].push((c.end, c.entries, c.line_bytes));
+                    }
+                    continue;
+                }
+            };
             // the batch is held while its entries are processed
             let batch_held = batch_bytes(&stream);
             mem.charge(batch_held)?;
@@ -534,6 +620,10 @@ impl Evaluator<'_> {
             s.sorted = p.windows(2).all(|w| w[0].0 <= w[1].0);
             s.points = p;
         }
+        for (s, mut b) in series.iter_mut().zip(buckets) {
+            b.sort_unstable_by_key(|c| c.0);
+            s.buckets = b;
+        }
 
         // Series in label order, whatever order the source produced them in (pushed-down
         // samples arrive per series, in no particular order): results and the series a
@@ -548,6 +638,8 @@ impl Evaluator<'_> {
                 s.points.sort_by_key(|&(t, _)| t);
             }
             let (mut lo, mut hi) = (0usize, 0usize);
+            // buckets in the window and their sums, moved along like `lo..hi`
+            let (mut blo, mut bhi, mut entries, mut bytes) = (0usize, 0usize, 0u64, 0u64);
             for (k, &t) in self.steps.iter().enumerate() {
                 check.tick()?;
                 let end = t.saturating_sub(range.offset_ns);
@@ -558,7 +650,17 @@ impl Evaluator<'_> {
                 while lo < hi && s.points[lo].0 <= start {
                     lo += 1;
                 }
-                if lo >= hi {
+                while bhi < s.buckets.len() && s.buckets[bhi].0 <= end {
+                    entries += s.buckets[bhi].1;
+                    bytes += s.buckets[bhi].2;
+                    bhi += 1;
+                }
+                while blo < bhi && s.buckets[blo].0 <= start {
+                    entries -= s.buckets[blo].1;
+                    bytes -= s.buckets[blo].2;
+                    blo += 1;
+                }
+                if lo >= hi && entries == 0 {
                     continue;
                 }
                 if s.failing {
@@ -569,7 +671,11 @@ impl Evaluator<'_> {
                 let copy =
                     if op == RangeOp::QuantileOverTime { window.len() as u64 * 8 } else { 0 };
                 mem.charge(copy)?;
-                let value = range_value(op, window, range, param, end)?;
+                let value = if s.buckets.is_empty() {
+                    range_value(op, window, range, param, end)?
+                } else {
+                    bucketed_value(op, window, entries, bytes, range)?
+                };
                 mem.release(copy);
                 held_out +=
                     push_point(mem, &mut out[k], Point { labels: s.labels.clone(), value })?;
@@ -591,139 +697,4 @@ impl Evaluator<'_> {
         mem.release(held_tmp);
         Ok((out, held_out))
     }
-}
-
-/// The value of a range function over the samples of one window (non-empty, ascending).
-pub(super) fn range_value(
-    op: RangeOp,
-    w: &[(i64, f64)],
-    range: &ast::LogRangeExpr,
-    param: Option<f64>,
-    window_end: i64,
-) -> Result<f64, EngineError> {
-    let secs = range.range_ns as f64 / 1e9;
-    let sum = || w.iter().map(|p| p.1).sum::<f64>();
-    Ok(match op {
-        RangeOp::CountOverTime => w.len() as f64,
-        RangeOp::Rate => {
-            if range.unwrap.is_some() {
-                sum() / secs
-            } else {
-                w.len() as f64 / secs
-            }
-        }
-        RangeOp::RateCounter => extrapolated_rate(w, range.range_ns, window_end),
-        RangeOp::BytesOverTime | RangeOp::SumOverTime => sum(),
-        RangeOp::BytesRate => sum() / secs,
-        RangeOp::AvgOverTime => {
-            let mut mean = 0.0f64;
-            let mut count = 0.0f64;
-            for &(_, v) in w {
-                count += 1.0;
-                if mean.is_infinite() {
-                    if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
-                        continue;
-                    }
-                    if v.is_finite() {
-                        continue;
-                    }
-                }
-                mean += v / count - mean / count;
-            }
-            mean
-        }
-        RangeOp::MinOverTime => {
-            w.iter().fold(w[0].1, |m, &(_, v)| if v < m || m.is_nan() { v } else { m })
-        }
-        RangeOp::MaxOverTime => {
-            w.iter().fold(w[0].1, |m, &(_, v)| if v > m || m.is_nan() { v } else { m })
-        }
-        RangeOp::StdvarOverTime => welford(w),
-        RangeOp::StddevOverTime => welford(w).sqrt(),
-        RangeOp::QuantileOverTime => {
-            let q = param.ok_or_else(|| {
-                EngineError::BadQuery("quantile_over_time needs a quantile parameter".to_string())
-            })?;
-            let mut values: Vec<f64> = w.iter().map(|p| p.1).collect();
-            quantile(q, &mut values)
-        }
-        RangeOp::FirstOverTime => w[0].1,
-        RangeOp::LastOverTime => w[w.len() - 1].1,
-        RangeOp::AbsentOverTime => 1.0,
-    })
-}
-
-/// Population variance with Welford's algorithm.
-fn welford(w: &[(i64, f64)]) -> f64 {
-    let (mut aux, mut count, mut mean) = (0.0f64, 0.0f64, 0.0f64);
-    for &(_, v) in w {
-        count += 1.0;
-        let delta = v - mean;
-        mean += delta / count;
-        aux += delta * (v - mean);
-    }
-    aux / count
-}
-
-/// Prometheus' quantile: linear interpolation between the closest ranks.
-pub(super) fn quantile(q: f64, values: &mut [f64]) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    // NaN sorts first, as in Loki.
-    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        _ => a.total_cmp(b),
-    });
-    let n = values.len() as f64;
-    let rank = q * (n - 1.0);
-    let lower = rank.floor().max(0.0);
-    let upper = (lower + 1.0).min(n - 1.0);
-    let weight = rank - rank.floor();
-    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
-}
-
-/// Counter-aware, extrapolated per-second rate over the window `(end - range, end]`, as
-/// Prometheus computes `rate()`.
-fn extrapolated_rate(w: &[(i64, f64)], range_ns: i64, range_end: i64) -> f64 {
-    if w.len() < 2 {
-        return 0.0;
-    }
-    let range_start = range_end - range_ns;
-    let (first_t, first_v) = w[0];
-    let (last_t, last_v) = w[w.len() - 1];
-    let mut result = last_v - first_v;
-    let mut prev = 0.0f64;
-    for &(_, v) in w {
-        if v < prev {
-            result += prev;
-        }
-        prev = v;
-    }
-    let mut to_start = (first_t - range_start) as f64 / 1e9;
-    let mut to_end = (range_end - last_t) as f64 / 1e9;
-    let sampled = (last_t - first_t) as f64 / 1e9;
-    let avg_gap = sampled / (w.len() - 1) as f64;
-    let threshold = avg_gap * 1.1;
-    if to_start >= threshold {
-        to_start = avg_gap / 2.0;
-    }
-    let to_zero =
-        if result > 0.0 && first_v >= 0.0 { sampled * (first_v / result) } else { to_start };
-    if to_zero < to_start {
-        to_start = to_zero;
-    }
-    if to_end >= threshold {
-        to_end = avg_gap / 2.0;
-    }
-    let extrapolated = sampled + to_start + to_end;
-    result * (extrapolated / sampled) / (range_ns as f64 / 1e9)
 }

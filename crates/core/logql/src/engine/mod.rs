@@ -12,6 +12,8 @@
 //! - samples that carry `__error__` make the query fail with Loki's "pipeline error" text unless
 //!   the query groups by `__error__`.
 
+#[cfg(test)]
+mod bucket_tests;
 mod logs;
 mod memory;
 #[cfg(test)]
@@ -21,6 +23,7 @@ mod ops;
 #[cfg(test)]
 mod order_tests;
 mod pushdown;
+mod range_fns;
 #[cfg(test)]
 mod tests;
 
@@ -78,6 +81,29 @@ pub trait Source: Send + Sync {
         _from: i64,
         _to: i64,
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {
+        Ok(None)
+    }
+
+    /// For `count_over_time`, `bytes_over_time`, `rate` and `bytes_rate` (`op`) over a
+    /// selector without pipeline stages and without `unwrap` (the engine asks only then):
+    /// what [`select_samples`](Self::select_samples) returns, except that the rest may also
+    /// come as [`BucketBatch`]es, entry counts and line bytes per time bucket, which a source
+    /// reads from statistics instead of decoding entries.
+    ///
+    /// A bucket `(end - width, end]` may only be returned when `grid.aligned_to(width)` (so
+    /// it lies wholly inside or outside every window) and it lies inside `(from, to)`. Every
+    /// entry of `(from, to)` is counted exactly once across `series`, the buckets and the
+    /// entries of the rest: an entry in a bucket is never one of `counted`, and never also
+    /// returned as an entry. `None` (the default): the engine asks
+    /// [`select_samples`](Self::select_samples), then [`select`](Self::select).
+    fn select_bucket_counts(
+        &self,
+        _range: &ast::LogRangeExpr,
+        _op: ast::RangeOp,
+        _from: i64,
+        _to: i64,
+        _grid: &WindowGrid,
+    ) -> Result<Option<BucketedSamples<'_>>, EngineError> {
         Ok(None)
     }
 
@@ -143,6 +169,93 @@ pub struct PushedSamples<'a> {
     /// The other entries (as [`Source::select`] gives them), for the engine to extract.
     #[allow(clippy::type_complexity)]
     pub rest: Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + 'a>,
+}
+
+/// The windows of a range aggregation: `(end - range, end]` for every
+/// `end = first_end + k * step`, `k < count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowGrid {
+    /// End of the first window, ns (the first step minus the offset).
+    pub first_end: i64,
+    /// Distance between window ends, ns (meaningless when `count` is 1).
+    pub step: i64,
+    /// Number of windows.
+    pub count: usize,
+    /// Length of each window, ns.
+    pub range: i64,
+}
+
+impl WindowGrid {
+    /// True when every window edge is a multiple of `width` ns (`width` > 0): a time bucket
+    /// `(e - width, e]` whose end `e` is a multiple of `width` then lies wholly inside or wholly
+    /// outside each window.
+    pub fn aligned_to(&self, width: i64) -> bool {
+        width > 0
+            && self.first_end.rem_euclid(width) == 0
+            && self.range.rem_euclid(width) == 0
+            && (self.count <= 1 || self.step.rem_euclid(width) == 0)
+    }
+
+    /// The largest width every window edge is a multiple of (0 when all edges are 0): counts
+    /// by buckets of any width dividing it can be summed into buckets of this width first.
+    pub fn edge_unit(&self) -> i64 {
+        fn gcd(mut a: u64, mut b: u64) -> u64 {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        }
+        let step = if self.count <= 1 { 0 } else { self.step.unsigned_abs() };
+        let g = gcd(gcd(self.first_end.unsigned_abs(), self.range.unsigned_abs()), step);
+        i64::try_from(g).unwrap_or(0)
+    }
+}
+
+/// How many entries, and how many line bytes, one stream has in one time bucket with one
+/// structured-metadata set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketCount {
+    /// The bucket's inclusive end, ns; the bucket is `(end - width, end]`.
+    pub end: i64,
+    /// Index into [`BucketBatch::metadata_sets`]: the entries' structured metadata.
+    pub set: u32,
+    /// Entries in the bucket.
+    pub entries: u64,
+    /// Sum of their line lengths in bytes.
+    pub line_bytes: u64,
+}
+
+/// Entry counts of one stream by time bucket and structured metadata (from chunk
+/// statistics), for a range aggregation over a selector without pipeline stages: an entry's
+/// series is then its stream labels and its structured metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketBatch {
+    /// The stream labels.
+    pub labels: Labels,
+    /// The structured-metadata sets the buckets refer to.
+    pub metadata_sets: Vec<Vec<skald_model::Label>>,
+    /// Buckets, in any order.
+    pub buckets: Vec<BucketCount>,
+}
+
+/// One part of the rest of [`BucketedSamples`]: entries to extract samples from, or counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamPart {
+    /// Entries, as [`Source::select`] gives them.
+    Entries(StreamBatch),
+    /// Counts by time bucket.
+    Buckets(BucketBatch),
+}
+
+/// What [`Source::select_bucket_counts`] returns.
+pub struct BucketedSamples<'a> {
+    /// Samples extracted where the data is, by output series (as in [`PushedSamples`]).
+    pub series: Vec<SampleBatch>,
+    /// `(ts, entry hash)` of every entry counted in `series` (as in [`PushedSamples`]).
+    pub counted: std::collections::HashSet<(i64, u64)>,
+    /// The other entries, as entries or as bucket counts.
+    #[allow(clippy::type_complexity)]
+    pub rest: Box<dyn Iterator<Item = Result<StreamPart, EngineError>> + Send + 'a>,
 }
 
 /// Parameters of one query evaluation.

@@ -9,7 +9,7 @@ use skald_model::{Entry, EntryBatch, Label, LabelMatcher, MatchType, Stream};
 
 pub(super) const T0: i64 = 1_793_491_200_000_000_000;
 pub(super) const SEC: i64 = 1_000_000_000;
-const MIN: i64 = 60 * SEC;
+pub(super) const MIN: i64 = 60 * SEC;
 
 pub(super) struct MemSource {
     pub(super) streams: Vec<Stream>,
@@ -128,15 +128,15 @@ pub(super) fn source() -> MemSource {
     MemSource { streams }
 }
 
-fn eq(name: &str, value: &str) -> LabelMatcher {
+pub(super) fn eq(name: &str, value: &str) -> LabelMatcher {
     LabelMatcher::new(name, MatchType::Equal, value).unwrap()
 }
 
-fn sel(matchers: Vec<LabelMatcher>, stages: Vec<Stage>) -> LogSelectorExpr {
+pub(super) fn sel(matchers: Vec<LabelMatcher>, stages: Vec<Stage>) -> LogSelectorExpr {
     LogSelectorExpr { matchers, stages }
 }
 
-fn range(selector: LogSelectorExpr, range_ns: i64) -> Box<LogRangeExpr> {
+pub(super) fn range(selector: LogSelectorExpr, range_ns: i64) -> Box<LogRangeExpr> {
     Box::new(LogRangeExpr {
         selector,
         range_ns,
@@ -147,15 +147,15 @@ fn range(selector: LogSelectorExpr, range_ns: i64) -> Box<LogRangeExpr> {
     })
 }
 
-fn ra(op: RangeOp, r: Box<LogRangeExpr>) -> SampleExpr {
+pub(super) fn ra(op: RangeOp, r: Box<LogRangeExpr>) -> SampleExpr {
     SampleExpr::RangeAggregation { op, range: r, param: None, grouping: None }
 }
 
-fn by(labels: &[&str]) -> Option<Grouping> {
+pub(super) fn by(labels: &[&str]) -> Option<Grouping> {
     Some(Grouping { without: false, labels: labels.iter().map(|s| s.to_string()).collect() })
 }
 
-fn vagg(op: VectorOp, grouping: Option<Grouping>, expr: SampleExpr) -> SampleExpr {
+pub(super) fn vagg(op: VectorOp, grouping: Option<Grouping>, expr: SampleExpr) -> SampleExpr {
     SampleExpr::VectorAggregation { op, expr: Box::new(expr), param: None, grouping }
 }
 
@@ -182,7 +182,7 @@ pub(super) fn range_params(start: i64, end: i64, step: i64) -> QueryParams {
     }
 }
 
-fn instant_params(t: i64) -> QueryParams {
+pub(super) fn instant_params(t: i64) -> QueryParams {
     QueryParams { instant: true, ..range_params(t, t, 0) }
 }
 
@@ -583,13 +583,13 @@ fn range_function_math() {
     // raw increase 3 - 5 + 5 (reset) = 3; to_start 0 -> threshold ... zero point at 10*5/3 s
     assert!(got > 0.0);
     let mut v = vec![4.0, 1.0, 3.0, 2.0];
-    assert_eq!(metric::quantile(0.5, &mut v), 2.5);
-    assert_eq!(metric::quantile(0.95, &mut v), 3.8499999999999996);
-    assert!(metric::quantile(0.5, &mut []).is_nan());
+    assert_eq!(range_fns::quantile(0.5, &mut v), 2.5);
+    assert_eq!(range_fns::quantile(0.95, &mut v), 3.8499999999999996);
+    assert!(range_fns::quantile(0.5, &mut []).is_nan());
 }
 
 fn metric_range_value(op: RangeOp, w: &[(i64, f64)], r: &LogRangeExpr, end: i64) -> f64 {
-    metric::range_value(op, w, r, None, end).unwrap()
+    range_fns::range_value(op, w, r, None, end).unwrap()
 }
 
 pub(super) fn streams(r: QueryResult) -> Vec<ResultStream> {

@@ -1,6 +1,7 @@
 //! The querier's data source for the LogQL engine: chunks found through the index, merged with
 //! the recent data ingesters still hold, deduplicated, in timestamp order per stream.
 
+mod counts;
 mod decode;
 mod limited;
 mod prefetch;
@@ -13,7 +14,9 @@ use std::sync::Arc;
 
 use skald_chunk::BlockReader;
 use skald_index::ChunkRef;
-use skald_logql::engine::{EngineError, PushedSamples, SampleBatch, SelectLimit, Source};
+use skald_logql::engine::{
+    BucketedSamples, EngineError, PushedSamples, SampleBatch, SelectLimit, Source, WindowGrid,
+};
 use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::LogSelectorExpr;
 use skald_logql::syntax::ast::{LogRangeExpr, RangeOp, SampleExpr};
@@ -237,6 +240,43 @@ impl Source for StoreSource {
             return Ok(None);
         };
         let from = start.saturating_sub(1);
+        let Some((series, counted)) = self.ingester_samples(range, op, param, from, to)? else {
+            return Ok(None);
+        };
+        let plan = self.index_plan(selector, from.saturating_add(1), to)?;
+        let range = (from.saturating_add(1), to);
+        let rest = self.read_streams(plan, selector, range, None, prefetch::WINDOW_BYTES);
+        Ok(Some(PushedSamples { series, counted, rest: Box::new(rest) }))
+    }
+
+    /// Answers `count_over_time`, `bytes_over_time`, `rate` and `bytes_rate` over a bare
+    /// selector from chunk statistics where it can (module `counts`).
+    fn select_bucket_counts(
+        &self,
+        range: &LogRangeExpr,
+        op: RangeOp,
+        from: i64,
+        to: i64,
+        grid: &WindowGrid,
+    ) -> Result<Option<BucketedSamples<'_>>, EngineError> {
+        self.bucket_counts(range, op, from, to, grid)
+    }
+}
+
+impl StoreSource {
+    /// The samples `op(range)` makes of what the ingesters hold in `(from, to)`, by series,
+    /// and `(ts, hash)` of every entry they counted; `None` when the range is too old for the
+    /// ingesters to be asked.
+    #[allow(clippy::type_complexity)]
+    fn ingester_samples(
+        &self,
+        range: &LogRangeExpr,
+        op: RangeOp,
+        param: Option<f64>,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<(Vec<SampleBatch>, HashSet<(i64, u64)>)>, EngineError> {
+        let selector = &range.selector;
         let (true, Some(ingester)) = (self.asks_ingesters(to), &self.querier.ingester) else {
             return Ok(None);
         };
@@ -265,14 +305,9 @@ impl Source for StoreSource {
                 }
             })
             .collect();
-        let plan = self.index_plan(selector, from.saturating_add(1), to)?;
-        let range = (from.saturating_add(1), to);
-        let rest = self.read_streams(plan, selector, range, None, prefetch::WINDOW_BYTES);
-        Ok(Some(PushedSamples { series, counted, rest: Box::new(rest) }))
+        Ok(Some((series, counted)))
     }
-}
 
-impl StoreSource {
     /// The planned streams in order, their chunks fetched (and, for a full read, decoded)
     /// ahead of the engine across streams (see [`prefetch`]).
     fn read_streams(

@@ -1,4 +1,5 @@
-//! Feeds arbitrary bytes to `Chunk::parse` and decodes every block of whatever parses.
+//! Feeds arbitrary bytes to `Chunk::parse` and decodes every block (and its statistics) of
+//! whatever parses.
 //! Run with `cargo fuzz run parse_chunk` from `crates/store/chunk`.
 #![no_main]
 
@@ -9,6 +10,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(chunk) = Chunk::parse(data) {
         let _ = chunk.verify();
         for i in 0..chunk.blocks().len() {
+            let _ = chunk.block_stats(i);
             if let Ok(block) = chunk.decode_block(i) {
                 for j in 0..block.len() {
                     let _ = block.entry(j);
