@@ -7,8 +7,10 @@
 //! Every entry counts once, exactly as on the decoding path, which keeps one entry per
 //! `(ts, line)` of a stream (`EntryBatch::sort_dedup`) and skips what the ingesters counted:
 //! - chunks with the same key (replicas that cut the same entries) are read once;
-//! - chunks of one stream whose time ranges overlap (replicas that cut differently, re-flushes,
-//!   out-of-order cuts) are decoded and deduplicated together, as before;
+//! - where chunks of one stream overlap in time (replicas that cut differently, re-flushes,
+//!   out-of-order cuts), the blocks of each that reach into another's time range are decoded
+//!   and deduplicated together, as before (only there can two chunks share an entry); their
+//!   other blocks are counted;
 //! - a block holding a timestamp the ingesters counted is decoded, so the engine can skip the
 //!   entries counted there by their hashes;
 //! - the chunk format writes no statistics for a chunk that may hold duplicate entries, nor
@@ -110,7 +112,8 @@ impl StoreSource {
         grid: &WindowGrid,
         counted_ts: &[i64],
     ) -> Result<Vec<StreamPart>, EngineError> {
-        let solo = solo_chunks(chunks);
+        let foreign: Vec<Vec<(i64, i64)>> =
+            (0..chunks.len()).map(|i| foreign_ranges(chunks, i)).collect();
         let fetched = fetched.into_iter().map(|f| match f {
             prefetch::Fetched::Raw(bytes) => bytes,
             // a fetch without a decoder hands out bytes only
@@ -119,18 +122,15 @@ impl StoreSource {
 
         let mut counts = BucketBatch { labels, metadata_sets: Vec::new(), buckets: Vec::new() };
         let mut work = Vec::new();
-        for (bytes, alone) in fetched.zip(solo) {
-            if !alone {
-                work.push(Decode::Chunk(bytes));
-                continue;
-            }
+        for (bytes, foreign) in fetched.zip(&foreign) {
             let chunk = Chunk::from_bytes(bytes.clone())
                 .map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
             match chunk.stats_bucket_ns().filter(|&w| grid.aligned_to(w)) {
                 Some(width) => {
                     // every edge is a multiple of `edge_unit`, and so is `width`
                     let unit = grid.edge_unit().max(width);
-                    let blocks = count_blocks(&chunk, start, end, counted_ts, unit, &mut counts);
+                    let decode_at = DecodeAt { counted_ts, foreign };
+                    let blocks = count_blocks(&chunk, start, end, &decode_at, unit, &mut counts);
                     if !blocks.is_empty() {
                         work.push(Decode::Blocks(chunk, blocks));
                     }
@@ -242,24 +242,32 @@ impl Decode {
     }
 }
 
-/// For each chunk (sorted by `from`), whether its time range `[from, through]` shares no
-/// instant with any other chunk's: only then can none of its entries be another's too.
-fn solo_chunks(chunks: &[ChunkRef]) -> Vec<bool> {
-    let mut solo = vec![true; chunks.len()];
-    // the largest `through` before `i`, and which chunk has it
-    let mut reach: Option<(i64, usize)> = None;
-    for (i, c) in chunks.iter().enumerate() {
-        if let Some((through, j)) = reach {
-            if c.from <= through {
-                solo[i] = false;
-                solo[j] = false;
-            }
-        }
-        if reach.is_none_or(|(through, _)| c.through > through) {
-            reach = Some((c.through, i));
-        }
+/// The time ranges `[from, through]` of the stream's other chunks that overlap chunk `i`'s:
+/// an entry of chunk `i` can be another chunk's too only at a timestamp inside one of them.
+fn foreign_ranges(chunks: &[ChunkRef], i: usize) -> Vec<(i64, i64)> {
+    let me = &chunks[i];
+    chunks
+        .iter()
+        .enumerate()
+        .filter(|&(j, c)| j != i && c.from <= me.through && c.through >= me.from)
+        .map(|(_, c)| (c.from, c.through))
+        .collect()
+}
+
+/// Where a block must be decoded rather than counted: it holds a timestamp the ingesters
+/// counted (the engine recognises such entries by hash), or it reaches into another chunk's
+/// time range (the two may share entries, which the decoding path keeps once).
+struct DecodeAt<'a> {
+    counted_ts: &'a [i64],
+    foreign: &'a [(i64, i64)],
+}
+
+impl DecodeAt<'_> {
+    fn must_decode(&self, min_ts: i64, max_ts: i64) -> bool {
+        let first_counted = self.counted_ts.partition_point(|&t| t < min_ts);
+        self.counted_ts.get(first_counted).is_some_and(|&t| t <= max_ts)
+            || self.foreign.iter().any(|&(from, through)| min_ts <= through && max_ts >= from)
     }
-    solo
 }
 
 /// Adds the buckets of `chunk`'s blocks in `[start, end)` that can be counted to `out` (its
@@ -272,7 +280,7 @@ fn count_blocks(
     chunk: &Chunk,
     start: i64,
     end: i64,
-    counted_ts: &[i64],
+    decode_at: &DecodeAt<'_>,
     unit: i64,
     out: &mut BucketBatch,
 ) -> Vec<usize> {
@@ -281,8 +289,7 @@ fn count_blocks(
         if meta.max_ts < start || meta.min_ts >= end {
             continue;
         }
-        let first_counted = counted_ts.partition_point(|&t| t < meta.min_ts);
-        let holds_counted = counted_ts.get(first_counted).is_some_and(|&t| t <= meta.max_ts);
+        let holds_counted = decode_at.must_decode(meta.min_ts, meta.max_ts);
         // a record that fails its checks is decoded instead: the block itself is checked then
         match chunk.block_stats(i) {
             Ok(Some(stats)) if !holds_counted => {
@@ -762,8 +769,17 @@ mod tests {
             stats_bytes: 0,
         };
         let chunks = [c(0, 10), c(11, 20), c(20, 30), c(31, 40), c(32, 33), c(50, 60)];
-        assert_eq!(solo_chunks(&chunks), vec![true, false, false, false, false, true]);
+        let foreign: Vec<Vec<(i64, i64)>> = (0..6).map(|i| foreign_ranges(&chunks, i)).collect();
+        assert_eq!(
+            foreign,
+            vec![vec![], vec![(20, 30)], vec![(11, 20)], vec![(32, 33)], vec![(31, 40)], vec![]]
+        );
         let nested = [c(0, 100), c(10, 20), c(30, 40), c(101, 102)];
-        assert_eq!(solo_chunks(&nested), vec![false, false, false, true]);
+        assert_eq!(foreign_ranges(&nested, 0), vec![(10, 20), (30, 40)]);
+        assert_eq!(foreign_ranges(&nested, 3), vec![]);
+        // a block decodes where it reaches into another chunk's range or a counted timestamp
+        let at = DecodeAt { counted_ts: &[55], foreign: &[(10, 20)] };
+        assert!(at.must_decode(0, 10) && at.must_decode(15, 16) && at.must_decode(50, 60));
+        assert!(!at.must_decode(0, 9) && !at.must_decode(21, 54));
     }
 }
