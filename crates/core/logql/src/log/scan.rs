@@ -1,13 +1,19 @@
 //! Block-level line filtering: the literals every matching line must contain (see
 //! [`super::required_literals`]) searched with `memchr::memmem` over a whole buffer of
-//! concatenated lines, mapping hits back to lines. No per-line call, allocation or regex.
+//! concatenated lines, mapping hits back to lines; then (built with
+//! [`LiteralScan::for_stages`]) the selector's line filters that apply to the stored line,
+//! so that the source hands on only lines the pipeline can accept.
 
 use memchr::memmem;
 
-/// A compiled set of required literals.
+use super::filter::LineFilterC;
+use crate::syntax::ast::{ParserStage, Stage};
+
+/// A compiled set of required literals, and of line filters on the stored line.
 #[derive(Debug, Clone)]
 pub struct LiteralScan {
     finders: Vec<memmem::Finder<'static>>,
+    filters: Vec<LineFilterC>,
 }
 
 impl LiteralScan {
@@ -19,12 +25,37 @@ impl LiteralScan {
             .filter(|l| !l.is_empty())
             .map(|l| memmem::Finder::new(l.as_bytes()).into_owned())
             .collect();
-        LiteralScan { finders }
+        LiteralScan { finders, filters: Vec::new() }
+    }
+
+    /// The required literals of `stages` (see [`super::required_literals`]) and every line
+    /// filter that applies to the stored line (those before any `line_format`, `decolorize`
+    /// or `unpack`): a line one of them rejects, the pipeline rejects. A filter that does not
+    /// compile is left out (the pipeline reports it).
+    pub fn for_stages(stages: &[Stage]) -> Self {
+        let mut scan = LiteralScan::new(&super::required_literals(stages));
+        for s in stages {
+            match s {
+                Stage::LineFilter(f) => scan.filters.extend(LineFilterC::new(f).ok()),
+                Stage::LineFormat(_) | Stage::Decolorize | Stage::Parser(ParserStage::Unpack) => {
+                    break
+                }
+                _ => {}
+            }
+        }
+        scan
     }
 
     /// True when there is nothing to search for (every line matches).
     pub fn is_empty(&self) -> bool {
-        self.finders.is_empty()
+        self.finders.is_empty() && self.filters.is_empty()
+    }
+
+    /// True when the line filters accept `line` (lines that are not UTF-8 are kept: the
+    /// pipeline decides about them).
+    fn filters_accept(&self, line: &[u8]) -> bool {
+        self.filters.is_empty()
+            || std::str::from_utf8(line).map_or(true, |l| self.filters.iter().all(|f| f.matches(l)))
     }
 
     /// False when no line stored anywhere in `buf` can match, because the first literal is
@@ -33,9 +64,9 @@ impl LiteralScan {
         self.finders.first().is_none_or(|f| f.find(buf).is_some())
     }
 
-    /// True when `line` contains every literal.
+    /// True when `line` contains every literal and passes the line filters.
     pub fn line_matches(&self, line: &[u8]) -> bool {
-        self.finders.iter().all(|f| f.find(line).is_some())
+        self.finders.iter().all(|f| f.find(line).is_some()) && self.filters_accept(line)
     }
 
     /// Calls `on_match` with the index of every line that contains every literal, ascending.
@@ -43,7 +74,14 @@ impl LiteralScan {
     /// must be ascending and within `buf`. Without literals every line matches.
     pub fn for_each_match(&self, buf: &[u8], line_ends: &[u32], mut on_match: impl FnMut(usize)) {
         let Some((first, rest)) = self.finders.split_first() else {
-            (0..line_ends.len()).for_each(on_match);
+            let mut start = 0usize;
+            for (i, &end) in line_ends.iter().enumerate() {
+                let end = (end as usize).min(buf.len());
+                if self.filters.is_empty() || self.filters_accept(&buf[start.min(end)..end]) {
+                    on_match(i);
+                }
+                start = end;
+            }
             return;
         };
         let end_of_lines = line_ends.last().map_or(0, |&e| (e as usize).min(buf.len()));
@@ -60,7 +98,7 @@ impl LiteralScan {
             // A hit that spans two lines does not count: look again inside this line.
             if hit + first.needle().len() <= end {
                 let line = &buf[start..end];
-                if rest.iter().all(|f| f.find(line).is_some()) {
+                if rest.iter().all(|f| f.find(line).is_some()) && self.filters_accept(line) {
                     on_match(i);
                 }
                 pos = end;
@@ -109,6 +147,26 @@ mod tests {
         // "ab" only occurs across the boundary of lines 0 and 1, then inside line 2.
         assert_eq!(matches(&["ab"], &["xa", "bx", "zabz"]), vec![2]);
         assert_eq!(matches(&["aa"], &["a", "a", "a", "aa"]), vec![3]);
+    }
+
+    #[test]
+    fn line_filters_on_the_stored_line_apply_too() {
+        let stages = |q: &str| match crate::syntax::parse_expr(q) {
+            Ok(crate::syntax::ast::Expr::Log(s)) => s.stages,
+            other => panic!("{other:?}"),
+        };
+        let (buf, ends) = block(&["an Error", "ok", "error x", "fine", "ERROR y"]);
+        let run = |q: &str| {
+            let mut out = Vec::new();
+            LiteralScan::for_stages(&stages(q)).for_each_match(&buf, &ends, |i| out.push(i));
+            out
+        };
+        assert_eq!(run(r#"{a="b"} |~ "(?i)error""#), vec![0, 2, 4]);
+        assert_eq!(run(r#"{a="b"} |= "error" != "x""#), Vec::<usize>::new());
+        assert_eq!(run(r#"{a="b"} | json |~ "^[a-z]+$""#), vec![1, 3]);
+        // after line_format the line is another: filters from there on are the pipeline's
+        assert_eq!(run(r#"{a="b"} | line_format "x" |~ "y""#), vec![0, 1, 2, 3, 4]);
+        assert!(LiteralScan::for_stages(&stages(r#"{a="b"} | json"#)).is_empty());
     }
 
     #[test]

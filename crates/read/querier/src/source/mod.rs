@@ -319,8 +319,7 @@ impl StoreSource {
         window: usize,
     ) -> impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_ {
         let plan: Vec<(Labels, PendingStream)> = plan.into_iter().collect();
-        let scan =
-            Arc::new(LiteralScan::new(&skald_logql::log::required_literals(&selector.stages)));
+        let scan = Arc::new(LiteralScan::for_stages(&selector.stages));
         let chunks: Vec<&[ChunkRef]> = plan.iter().map(|(_, p)| p.chunks.as_slice()).collect();
         // a full read takes every chunk; a limited one surely its first group of each stream
         let wanted: Vec<(usize, usize)> = chunks
