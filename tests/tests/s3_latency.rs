@@ -130,9 +130,10 @@ fn a_query_over_many_streams_costs_a_few_round_trips_not_one_per_stream() {
         );
         assert!(requests >= STREAMS as u64, "{q}: only {requests} requests reached S3");
         // what the proxy added, so that a loaded machine (which slows both) does not decide
+        // (one stream at a time adds at least `serial`; a loaded CI machine stretches the rest)
         let added = slow_took.saturating_sub(plain_took);
         assert!(
-            added < serial * 2 / 5,
+            added < serial * 3 / 4,
             "{q}: the proxy added {added:?} ({slow_took:?} vs {plain_took:?} direct), not well below {serial:?}"
         );
     }
