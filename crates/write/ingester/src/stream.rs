@@ -38,6 +38,22 @@ impl std::fmt::Display for AppendError {
     }
 }
 
+/// How far back in data time from its newest entry a sealed head keeps its entries
+/// uncompressed ([`StreamState::append`]). Entries of one stream pushed by concurrent clients
+/// arrive out of order by up to the time span of one push body (or a few, with more clients);
+/// an entry older than what is already compressed closes the open chunk, leaving chunks that
+/// overlap in time, so a head keeps this much of its newest data for such stragglers to join
+/// in order. 30 s covers two clients that each push bodies spanning ~12 s of data per stream
+/// (the shared benchmark's shape, whose chunks overlapped by up to ~5 s) with margin; for
+/// slower streams (the usual case) it holds few entries, and the bytes it holds are capped at
+/// half a block (see [`StreamState::seal_head`]).
+const SEAL_SLACK_NANOS: i64 = 30_000_000_000;
+
+/// [`entry_stats_bytes`] of an entry held in a batch.
+fn ref_stats_bytes(e: EntryRef<'_>) -> u64 {
+    e.line.len() as u64 + 8 * e.structured_metadata.len() as u64
+}
+
 fn builder_overlaps(b: &ChunkBuilder, start: i64, end: i64) -> bool {
     match (b.min_ts(), b.max_ts()) {
         (Some(min), Some(max)) => min < end && max >= start,
@@ -117,6 +133,24 @@ impl Head {
     fn clear(&mut self) {
         self.entries.clear();
         self.order.clear();
+    }
+
+    /// Drops the first `k` entries in (ts, arrival) order, keeping the rest in that order.
+    fn drop_first(&mut self, k: usize) {
+        if k == 0 {
+            return;
+        }
+        if k >= self.len() {
+            self.clear();
+            return;
+        }
+        let mut kept = Head::default();
+        for e in self.iter().skip(k) {
+            kept.entries.push_ref(e);
+        }
+        kept.order =
+            (0..kept.entries.len()).map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect();
+        *self = kept;
     }
 }
 
@@ -271,9 +305,10 @@ impl StreamState {
         }
         // The head becomes a block when it reaches `chunk_block_size` as Loki measures it
         // (lines and structured-metadata references), so blocks, and the fill that decides
-        // synchronised cuts, follow Loki's.
+        // synchronised cuts, follow Loki's. Its newest entries stay in the head (see
+        // `seal_head`) so that entries arriving slightly out of order still join this chunk.
         if self.head_stats_bytes >= config.chunk_block_size as u64 {
-            self.seal_head(config);
+            self.seal_head(config, true);
             let full = self
                 .builder
                 .as_ref()
@@ -285,9 +320,31 @@ impl StreamState {
         Ok(())
     }
 
-    /// Compresses the head block into the open chunk.
-    fn seal_head(&mut self, config: &IngesterConfig) {
-        if self.head.is_empty() {
+    /// How many of the head's oldest entries (in order) a seal that keeps the recent ones
+    /// compresses: those older than [`SEAL_SLACK_NANOS`] before the head's newest entry. When
+    /// the entries it would keep make half a block or more (a fast stream), all of them: so a
+    /// seal of a full head (one block) compresses at least half a block, and a head still
+    /// holds at most about one block (it is sealed as soon as it reaches one).
+    fn sealed_prefix(&self, config: &IngesterConfig) -> usize {
+        let n = self.head.len();
+        let Some(newest) = self.head.last() else { return 0 };
+        let cutoff = newest.ts.saturating_sub(SEAL_SLACK_NANOS);
+        let head = &self.head;
+        let k = head.order.partition_point(|&i| head.entries.get(i as usize).ts < cutoff);
+        let kept: u64 = (k..n).map(|j| ref_stats_bytes(head.sorted(j))).sum();
+        if kept.saturating_mul(2) >= config.chunk_block_size as u64 {
+            n
+        } else {
+            k
+        }
+    }
+
+    /// Compresses the head block into the open chunk: all of it, or with `keep_recent` only
+    /// its entries older than the slack ([`Self::sealed_prefix`]), the rest staying in the
+    /// head (and in its `head_stats_bytes`). Closing a chunk seals everything.
+    fn seal_head(&mut self, config: &IngesterConfig, keep_recent: bool) {
+        let sealed = if keep_recent { self.sealed_prefix(config) } else { self.head.len() };
+        if sealed == 0 {
             return;
         }
         // The head decides where blocks end; the builder's own limit (on its encoding, which
@@ -295,7 +352,7 @@ impl StreamState {
         let builder = self
             .builder
             .get_or_insert_with(|| ChunkBuilder::new(config.chunk_block_size.saturating_mul(2)));
-        for e in self.head.iter() {
+        for e in self.head.iter().take(sealed) {
             self.builder_max_ts = self.builder_max_ts.max(e.ts);
             // The head is sorted and never older than the builder's newest entry, and the
             // distributor caps line sizes far below a block's limit, so this cannot fail on
@@ -304,15 +361,15 @@ impl StreamState {
                 tracing::error!(%error, labels = %self.labels, "entry could not be added to its chunk");
             }
         }
-        self.head.clear();
         if let Err(error) = builder.cut_block() {
             tracing::error!(%error, labels = %self.labels, "failed to compress a block");
         }
-        self.head_stats_bytes = 0;
+        self.head.drop_first(sealed);
+        self.head_stats_bytes = self.head.iter().map(ref_stats_bytes).sum();
     }
 
     fn close_open_chunk(&mut self, config: &IngesterConfig) {
-        self.seal_head(config);
+        self.seal_head(config, false);
         // A closed chunk releases the head's buffers: an idle stream keeps none.
         self.head = Head::default();
         let stats_bytes = std::mem::take(&mut self.open_size).total();
@@ -406,7 +463,7 @@ impl StreamState {
 
     /// What a query reads of this stream in `[start, end)`, cheap to take under the tenant
     /// lock: the overlapping closed chunks (shared, not copied), the open chunk's compressed
-    /// blocks, and a copy of the head's entries in range (at most one block). `None` when
+    /// blocks, and a copy of the head's entries in range (at most about one block). `None` when
     /// nothing overlaps.
     pub fn snapshot(&self, start: i64, end: i64) -> Result<Option<StreamSnapshot>> {
         let mut chunks: Vec<Bytes> = self
@@ -522,5 +579,210 @@ mod tests {
         stream.cut_if_due(now, &config, true);
         assert_eq!(stream.entries_in_range(0, i64::MAX).unwrap(), pushed);
         assert!(stream.head.is_empty());
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    /// A block of 8 KiB and lines of ~50 bytes one second apart: a slow stream, whose
+    /// newest [`SEAL_SLACK_NANOS`] of data (~1.5 KB) stays in the head when it is sealed.
+    fn slow_config() -> IngesterConfig {
+        IngesterConfig {
+            chunk_block_size: 8192,
+            chunk_target_size: 1 << 30,
+            sync_period: std::time::Duration::ZERO,
+            ..IngesterConfig::default()
+        }
+    }
+
+    fn line(i: i64) -> String {
+        format!("{i:08} the quick brown fox jumps over the lazy dog")
+    }
+
+    fn sorted_by_ts_line(mut v: Vec<Entry>) -> Vec<Entry> {
+        v.sort_by(|a, b| (a.ts, &a.line).cmp(&(b.ts, &b.line)));
+        v
+    }
+
+    /// What two concurrent clients deliver: bodies of ten entries one second apart, every
+    /// pair of bodies arriving newest first, so entries come up to 20 s out of order.
+    fn two_client_order(bodies: i64) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for pair in 0..bodies / 2 {
+            for body in [2 * pair + 1, 2 * pair] {
+                for k in 0..10 {
+                    let i = body * 10 + k;
+                    out.push(entry(
+                        1_000 * SEC + i * SEC,
+                        &line(i),
+                        (i % 7 == 0).then_some("warn"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn stragglers_within_the_slack_join_the_open_chunk() {
+        let config = slow_config();
+        let labels = Labels::from_vec(vec![Label::new("job", "test")]);
+        let mut stream = StreamState::new(labels, &config);
+        let now = Instant::now();
+        let pushed = two_client_order(200);
+        for e in &pushed {
+            stream.append(e.clone(), now, &config).unwrap();
+        }
+        // Several blocks were sealed, none of them closed the chunk.
+        let blocks = stream.builder.as_ref().map_or(0, ChunkBuilder::blocks_cut);
+        assert!(blocks >= 5, "{blocks} blocks");
+        assert!(stream.closed.is_empty());
+        assert!(!stream.head.is_empty());
+        let want = sorted_by_ts_line(pushed);
+        assert_eq!(stream.entries_in_range(0, i64::MAX).unwrap(), want);
+        stream.cut_if_due(now, &config, true);
+        assert_eq!(stream.closed.len(), 1, "one chunk, no overlapping ones");
+        assert!(stream.head.is_empty() && stream.builder.is_none());
+        assert_eq!(stream.head_stats_bytes, 0);
+        assert_eq!(stream.entries_in_range(0, i64::MAX).unwrap(), want);
+        let chunk = Chunk::parse(&stream.closed[0].bytes).unwrap();
+        let stored: Vec<Entry> =
+            chunk.iter_entries(i64::MIN, i64::MAX).map(|e| e.unwrap()).collect();
+        assert_eq!(stored, want, "the chunk holds every entry in order");
+    }
+
+    #[test]
+    fn a_seal_keeps_the_newest_entries_in_the_head() {
+        let config = slow_config();
+        let labels = Labels::from_vec(vec![Label::new("job", "test")]);
+        let mut stream = StreamState::new(labels, &config);
+        let now = Instant::now();
+        let mut i = 0;
+        while stream.builder.is_none() {
+            stream.append(entry(i * SEC, &line(i), None), now, &config).unwrap();
+            i += 1;
+        }
+        // The entries of the last 30 s (the newest one included) stayed, with their size.
+        let newest = (i - 1) * SEC;
+        let kept: Vec<i64> = stream.head.iter().map(|e| e.ts).collect();
+        let want: Vec<i64> =
+            (0..i).map(|j| j * SEC).filter(|&ts| ts >= newest - SEAL_SLACK_NANOS).collect();
+        assert_eq!(kept, want);
+        assert_eq!(stream.head_stats_bytes, kept.len() as u64 * line(0).len() as u64);
+        assert_eq!(stream.builder_max_ts, newest - SEAL_SLACK_NANOS - SEC);
+        // A duplicate of an entry kept in the head is still dropped.
+        let dup = entry(newest, &line(i - 1), None);
+        assert!(matches!(stream.append(dup, now, &config), Err(AppendError::Duplicate)));
+        // An entry older than the sealed ones still closes the chunk; nothing is lost.
+        stream.append(entry(3 * SEC, "late", None), now, &config).unwrap();
+        assert_eq!(stream.closed.len(), 1);
+        assert_eq!(stream.entries_in_range(0, i64::MAX).unwrap().len() as i64, i + 1);
+    }
+
+    #[test]
+    fn a_fast_stream_seals_whole_blocks() {
+        // 100-byte lines a millisecond apart: a block's worth is far less than the slack.
+        let config = IngesterConfig {
+            chunk_block_size: 1024,
+            chunk_target_size: 1 << 30,
+            sync_period: std::time::Duration::ZERO,
+            ..IngesterConfig::default()
+        };
+        let labels = Labels::from_vec(vec![Label::new("job", "test")]);
+        let mut stream = StreamState::new(labels, &config);
+        let now = Instant::now();
+        let text = "x".repeat(100);
+        let mut pushed = Vec::new();
+        for i in 0..1000i64 {
+            let e = entry(i * 1_000_000, &text, None);
+            pushed.push(e.clone());
+            stream.append(e, now, &config).unwrap();
+            // the head never holds a block
+            assert!(stream.head_stats_bytes < 1024);
+            if i % 11 == 10 {
+                assert!(stream.head.is_empty(), "sealed whole at {i}");
+            }
+        }
+        assert_eq!(stream.builder.as_ref().unwrap().blocks_cut(), 1000 / 11);
+        stream.cut_if_due(now, &config, true);
+        assert_eq!(stream.closed.len(), 1);
+        assert_eq!(stream.entries_in_range(0, i64::MAX).unwrap(), pushed);
+    }
+
+    #[test]
+    fn closing_the_chunk_seals_the_kept_entries_too() {
+        let config = slow_config();
+        let labels = Labels::from_vec(vec![Label::new("job", "test")]);
+        let now = Instant::now();
+        // Closed by force, by a full chunk, and by a synchronised cut.
+        let sync = IngesterConfig {
+            sync_period: std::time::Duration::from_secs(60),
+            sync_min_utilization: 0.0,
+            ..slow_config()
+        };
+        let full = IngesterConfig { chunk_target_size: 4096, ..slow_config() };
+        for (name, config) in [("force", &config), ("full", &full), ("sync", &sync)] {
+            let mut stream = StreamState::new(labels.clone(), config);
+            let pushed = two_client_order(100);
+            for e in &pushed {
+                stream.append(e.clone(), now, config).unwrap();
+            }
+            stream.cut_if_due(now, config, true);
+            assert!(stream.head.is_empty() && stream.builder.is_none(), "{name}");
+            assert!(!stream.closed.is_empty(), "{name}");
+            let mut stored = Vec::new();
+            for c in &stream.closed {
+                let chunk = Chunk::parse(&c.bytes).unwrap();
+                let entries: Vec<Entry> =
+                    chunk.iter_entries(i64::MIN, i64::MAX).map(|e| e.unwrap()).collect();
+                assert!(entries.windows(2).all(|w| w[0].ts <= w[1].ts), "{name}");
+                assert_eq!(c.chunk_ref.entries as usize, entries.len(), "{name}");
+                stored.extend(entries);
+            }
+            assert_eq!(sorted_by_ts_line(stored), sorted_by_ts_line(pushed), "{name}");
+        }
+    }
+
+    proptest! {
+        /// Whatever the arrival order and block size, every accepted entry is read back,
+        /// before and after the chunk is closed, and every chunk is in time order.
+        #[test]
+        fn out_of_order_appends_read_back_complete(
+            jitter in prop::collection::vec(0i64..60, 1..400),
+            step_ms in prop::sample::select(vec![1i64, 100, 1_000, 5_000]),
+            block_size in prop::sample::select(vec![256usize, 1024, 4096]),
+        ) {
+            let config = IngesterConfig {
+                chunk_block_size: block_size,
+                chunk_target_size: 1 << 30,
+                sync_period: std::time::Duration::ZERO,
+                ..IngesterConfig::default()
+            };
+            let labels = Labels::from_vec(vec![Label::new("job", "test")]);
+            let mut stream = StreamState::new(labels, &config);
+            let now = Instant::now();
+            let mut pushed = Vec::new();
+            for (i, j) in jitter.iter().enumerate() {
+                let i = i as i64;
+                // up to 60 steps behind the arrival position
+                let ts = 10_000 * SEC + (i - j) * step_ms * 1_000_000;
+                let e = entry(ts, &line(i), (i % 3 == 0).then_some("info"));
+                stream.append(e.clone(), now, &config).unwrap();
+                pushed.push(e);
+            }
+            let want = sorted_by_ts_line(pushed);
+            let got = stream.entries_in_range(i64::MIN, i64::MAX).unwrap();
+            prop_assert_eq!(sorted_by_ts_line(got), want.clone());
+            stream.cut_if_due(now, &config, true);
+            prop_assert!(stream.head.is_empty() && stream.builder.is_none());
+            let mut stored = Vec::new();
+            for c in &stream.closed {
+                let chunk = Chunk::parse(&c.bytes).unwrap();
+                let entries: Vec<Entry> =
+                    chunk.iter_entries(i64::MIN, i64::MAX).map(|e| e.unwrap()).collect();
+                prop_assert!(entries.windows(2).all(|w| w[0].ts <= w[1].ts));
+                stored.extend(entries);
+            }
+            prop_assert_eq!(sorted_by_ts_line(stored), want);
+        }
     }
 }
