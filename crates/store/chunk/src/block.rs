@@ -8,6 +8,9 @@ use skald_model::{Entry, Label};
 use crate::error::{Error, Result};
 use crate::varint::{put_uvarint, unzigzag, uvarint_len, zigzag, Reader};
 
+/// How many of the latest distinct metadata sets a decoding entry is compared with.
+const RECENT_SETS: usize = 8;
+
 /// Smallest raw size of one entry: a one-byte timestamp varint, line length and metadata count.
 pub(crate) const MIN_ENTRY_RAW_LEN: usize = 3;
 
@@ -90,8 +93,10 @@ pub struct DecodedBlock {
     timestamps: Vec<i64>,
     line_ends: Vec<u32>,
     lines: String,
-    metadata_ends: Vec<u32>,
-    metadata: Vec<Label>,
+    /// The metadata set of each entry (an index into `sets`).
+    set_of: Vec<u32>,
+    /// The distinct metadata sets of the block.
+    sets: Vec<Vec<Label>>,
 }
 
 impl DecodedBlock {
@@ -136,25 +141,59 @@ impl DecodedBlock {
             return Err(Error::corrupt("a line boundary splits a utf-8 character"));
         }
 
-        let mut metadata_ends = Vec::with_capacity(n);
-        let mut metadata = Vec::new();
+        // Entries of a block mostly share a few metadata sets (e.g. `detected_level`): each
+        // distinct encoding is decoded once and the entries point at it, so decoding
+        // allocates per set, not per entry.
+        let mut set_of = Vec::with_capacity(n);
+        let mut sets: Vec<Vec<Label>> = Vec::new();
+        let mut spans: Vec<&[u8]> = Vec::new();
         for _ in 0..n {
+            let at = raw.len() - r.remaining();
             let pairs = r.uvarint("metadata")?;
             // Every pair takes at least two bytes, so this bound also caps the allocation.
             if pairs > (r.remaining() / 2) as u64 {
                 return Err(Error::corrupt("metadata pair count exceeds the block"));
             }
             for _ in 0..pairs {
-                let name = read_string(&mut r, "metadata name")?;
-                let value = read_string(&mut r, "metadata value")?;
-                metadata.push(Label { name, value });
+                for what in ["metadata name", "metadata value"] {
+                    let len = r.uvarint(what)?;
+                    let len = usize::try_from(len)
+                        .map_err(|_| Error::corrupt(format!("{what} too long")))?;
+                    r.bytes(len, what)?;
+                }
             }
-            metadata_ends.push(metadata.len() as u32);
+            let span = &raw[at..raw.len() - r.remaining()];
+            // the previous entry's set first (runs of one set are the common case), then the
+            // few latest sets: a block of all-distinct sets (a trace id per entry) stays linear
+            let found = match set_of.last() {
+                Some(&k) if spans.get(k as usize) == Some(&span) => Some(k),
+                _ => {
+                    let from = spans.len().saturating_sub(RECENT_SETS);
+                    spans[from..].iter().position(|s| *s == span).map(|k| (from + k) as u32)
+                }
+            };
+            let k = match found {
+                Some(k) => k,
+                None => {
+                    let mut sr = Reader::new(span);
+                    sr.uvarint("metadata")?;
+                    let mut set = Vec::with_capacity(pairs as usize);
+                    for _ in 0..pairs {
+                        let name = read_string(&mut sr, "metadata name")?;
+                        let value = read_string(&mut sr, "metadata value")?;
+                        set.push(Label { name, value });
+                    }
+                    sets.push(set);
+                    spans.push(span);
+                    (sets.len() - 1) as u32
+                }
+            };
+            set_of.push(k);
         }
         if r.remaining() != 0 {
             return Err(Error::corrupt("trailing bytes after the block's metadata"));
         }
-        Ok(DecodedBlock { timestamps, line_ends, lines, metadata_ends, metadata })
+        Ok(DecodedBlock { timestamps, line_ends, lines, set_of, sets })
     }
 
     /// Number of entries.
@@ -218,8 +257,7 @@ impl DecodedBlock {
     /// # Panics
     /// When `i >= self.len()`.
     pub fn structured_metadata_slice(&self, i: usize) -> &[Label] {
-        let start = if i == 0 { 0 } else { self.metadata_ends[i - 1] as usize };
-        &self.metadata[start..self.metadata_ends[i] as usize]
+        self.sets.get(self.set_of[i] as usize).map_or(&[], Vec::as_slice)
     }
 
     /// Structured metadata of entry `i`, owned.
