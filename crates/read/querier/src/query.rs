@@ -271,7 +271,7 @@ impl Querier {
             let result = engine::evaluate_in(&expr, &qp, &limits, source, &mem)
                 .and_then(|out| then(out, cancel, &read.snapshot()));
             if mem.peak() >= GIVE_BACK_AFTER {
-                give_back_memory();
+                skald_common::memory::give_back();
             }
             result
         })
@@ -292,22 +292,6 @@ impl Querier {
 /// A query that held at least this much (as its [`engine::QueryMemory`] counted) hands the
 /// memory it freed back to the system when it ends.
 const GIVE_BACK_AFTER: u64 = 32 << 20;
-
-/// Returns the allocator's free memory to the system. glibc keeps what a thread freed in that
-/// thread's arena, so without this every blocking thread that once ran a large query would
-/// keep its peak resident, and the process's memory would grow with the number of threads,
-/// not with the queries running. A few milliseconds, only after large queries.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn give_back_memory() {
-    // SAFETY: `malloc_trim` only returns free pages of the allocator's arenas to the system;
-    // it takes the arenas' locks itself and touches no memory in use.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn give_back_memory() {}
 
 /// Stops a query's blocking evaluation when its request future is dropped (the client
 /// disconnected: Loki's 499) or the query timed out.

@@ -70,14 +70,16 @@ impl HeadBlock {
     }
 
     /// Writes the columns into `raw` (cleared first) in the raw block layout, and resets the
-    /// head, keeping its buffers' capacity.
+    /// head, releasing its buffers: a builder between blocks holds no raw data (the ingester
+    /// fills a block and cuts it at once, and kept a block-sized idle buffer per stream).
     pub(crate) fn take_raw_into(&mut self, raw: &mut Vec<u8>) {
         raw.clear();
         raw.reserve(self.raw_len());
-        raw.append(&mut self.timestamps);
-        raw.append(&mut self.line_lens);
-        raw.append(&mut self.lines);
-        raw.append(&mut self.metadata);
+        for column in
+            [&mut self.timestamps, &mut self.line_lens, &mut self.lines, &mut self.metadata]
+        {
+            raw.extend_from_slice(&std::mem::take(column));
+        }
         self.entries = 0;
     }
 }

@@ -44,7 +44,15 @@ pub struct ChunkBuilder {
     level: i32,
     head: HeadBlock,
     blocks: Vec<BlockMeta>,
-    data: Vec<u8>,
+    /// The chunk's header.
+    header: [u8; HEADER_LEN],
+    /// Each cut block's compressed bytes, in its own exact-size allocation. One growing
+    /// buffer per open chunk doubled and copied its way up to a megabyte, and with a hundred
+    /// streams doing that the freed smaller copies left the allocator holding about as much
+    /// again as the chunks themselves; [`ChunkBuilder::finish`] joins the blocks once.
+    block_data: Vec<Box<[u8]>>,
+    /// Header plus the cut blocks' bytes: the offset of the next block.
+    data_len: usize,
     entries: u32,
     cut_raw_bytes: u64,
     min_ts: Option<i64>,
@@ -76,18 +84,19 @@ impl ChunkBuilder {
     /// Creates a zstd (level 1) builder that cuts a block once its raw size reaches
     /// `block_size` bytes. The size is clamped to `1..=MAX_BLOCK_RAW_LEN`.
     pub fn new(block_size: usize) -> Self {
-        let mut data = Vec::with_capacity(HEADER_LEN);
-        data.extend_from_slice(&MAGIC);
-        data.push(FORMAT_VERSION);
-        data.push(Codec::Zstd.to_byte());
-        data.extend_from_slice(&[0, 0]);
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(&MAGIC);
+        header[4] = FORMAT_VERSION;
+        header[5] = Codec::Zstd.to_byte();
         ChunkBuilder {
             block_size: block_size.clamp(1, MAX_BLOCK_RAW_LEN),
             codec: Codec::Zstd,
             level: DEFAULT_ZSTD_LEVEL,
             head: HeadBlock::default(),
             blocks: Vec::new(),
-            data,
+            header,
+            block_data: Vec::new(),
+            data_len: HEADER_LEN,
             entries: 0,
             cut_raw_bytes: 0,
             min_ts: None,
@@ -107,7 +116,7 @@ impl ChunkBuilder {
     pub fn with_format_version(mut self, version: u8) -> Self {
         if self.entries == 0 {
             self.version = if version == FORMAT_VERSION_V1 { version } else { FORMAT_VERSION };
-            self.data[4] = self.version;
+            self.header[4] = self.version;
         }
         self
     }
@@ -125,7 +134,7 @@ impl ChunkBuilder {
     pub fn with_codec(mut self, codec: Codec) -> Self {
         if self.entries == 0 {
             self.codec = codec;
-            self.data[5] = codec.to_byte();
+            self.header[5] = codec.to_byte();
         }
         self
     }
@@ -216,12 +225,13 @@ impl ChunkBuilder {
                 min_ts,
                 max_ts,
                 entries,
-                offset: self.data.len() as u64,
+                offset: self.data_len as u64,
                 compressed_len: payload.len() as u32,
                 raw_len: raw.len() as u32,
                 crc32c: crc32c::crc32c(payload),
             };
-            self.data.extend_from_slice(payload);
+            self.block_data.push(Box::from(payload));
+            self.data_len += payload.len();
             self.blocks.push(meta);
             if self.version != FORMAT_VERSION_V1 {
                 match self.stats_head.take_record() {
@@ -275,7 +285,7 @@ impl ChunkBuilder {
 
     /// Compressed size of the blocks cut so far (the open block not included).
     pub fn cut_compressed_bytes(&self) -> u64 {
-        (self.data.len() - HEADER_LEN) as u64
+        (self.data_len - HEADER_LEN) as u64
     }
 
     /// Number of blocks cut so far (the open block not included).
@@ -288,7 +298,7 @@ impl ChunkBuilder {
     /// The statistics section is not included: it is small (a few bytes per second of data),
     /// and chunks are cut at the same sizes whatever the format version.
     pub fn compressed_estimate(&self) -> usize {
-        let cut_compressed = self.data.len() - HEADER_LEN;
+        let cut_compressed = self.data_len - HEADER_LEN;
         let head_raw = self.head.raw_len();
         let head = if self.cut_raw_bytes > 0 && cut_compressed > 0 {
             (head_raw as u128 * cut_compressed as u128 / u128::from(self.cut_raw_bytes)) as usize
@@ -296,23 +306,33 @@ impl ChunkBuilder {
             head_raw / ASSUMED_RATIO
         };
         let trailer = 8 + (self.blocks.len() + 1) * crate::format::BLOCK_META_LEN;
-        self.data.len() + head + trailer + crate::format::FOOTER_LEN
+        self.data_len + head + trailer + crate::format::FOOTER_LEN
     }
 
     /// Encodes what has been appended so far as a complete chunk, leaving the builder as it
     /// is (the open block is compressed into the copy only). Lets an ingester serve reads of
     /// a chunk it is still filling.
     pub fn snapshot(&self) -> Result<EncodedChunk> {
-        self.clone().finish()
+        if self.head.is_empty() {
+            self.encode()
+        } else {
+            self.clone().finish()
+        }
     }
 
     /// Cuts the open block and writes the trailer and footer.
     pub fn finish(mut self) -> Result<EncodedChunk> {
         self.cut_block()?;
+        self.encode()
+    }
+
+    /// Joins the header, the cut blocks, the trailer and the footer (the open block must be
+    /// empty) into one exact-size buffer.
+    fn encode(&self) -> Result<EncodedChunk> {
         let Some(from) = self.min_ts else {
             return Err(Error::Empty);
         };
-        let trailer_offset = self.data.len() as u64;
+        let trailer_offset = self.data_len as u64;
         let mut trailer = Vec::with_capacity(
             8 + self.blocks.len() * crate::format::BLOCK_META_LEN + 8 + self.stats.len(),
         );
@@ -333,7 +353,12 @@ impl ChunkBuilder {
         let crc = crc32c::crc32c(&trailer);
         trailer.extend_from_slice(&crc.to_le_bytes());
 
-        let mut bytes = self.data;
+        let mut bytes =
+            Vec::with_capacity(self.data_len + trailer.len() + crate::format::FOOTER_LEN);
+        bytes.extend_from_slice(&self.header);
+        for block in &self.block_data {
+            bytes.extend_from_slice(block);
+        }
         bytes.extend_from_slice(&trailer);
         bytes.extend_from_slice(&trailer_offset.to_le_bytes());
         bytes.extend_from_slice(&(trailer.len() as u32).to_le_bytes());

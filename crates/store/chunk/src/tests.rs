@@ -82,6 +82,28 @@ fn builder_accounting() {
     assert!(estimate.abs_diff(actual) * 5 < actual, "estimate {estimate} actual {actual}");
 }
 
+/// A snapshot, with or without an open block, encodes what a finish would, and the builder
+/// keeps appending after it.
+#[test]
+fn snapshot_matches_finish_and_keeps_the_builder() {
+    let entries = sample(3000);
+    let mut b = ChunkBuilder::new(4096);
+    for (i, e) in entries.iter().enumerate() {
+        b.append(e).unwrap();
+        if i % 700 == 0 {
+            let snap = b.snapshot().unwrap();
+            assert_eq!(snap, b.clone().finish().unwrap());
+            assert_eq!(decode_all(&snap.bytes), entries[..=i].to_vec());
+        }
+    }
+    b.cut_block().unwrap();
+    let snap = b.snapshot().unwrap();
+    let done = b.finish().unwrap();
+    assert_eq!(snap, done);
+    assert_eq!(done, build(&entries, 4096, Codec::Zstd));
+    assert_eq!(decode_all(&done.bytes), entries);
+}
+
 #[test]
 fn identical_input_gives_identical_bytes() {
     let entries = sample(3_000);

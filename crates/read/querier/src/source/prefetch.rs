@@ -65,14 +65,32 @@ pub(super) struct Decode {
 
 impl Decode {
     fn run(&self, bytes: &Bytes) -> Result<EntryBatch, EngineError> {
-        thread_local! {
-            static READER: std::cell::RefCell<BlockReader> = std::cell::RefCell::new(BlockReader::new());
-        }
         check_cancel(&self.cancel)?;
-        READER.with(|r| {
-            let mut reader = r.borrow_mut();
-            decode_chunk(bytes, self.start, self.end, &self.scan, &mut reader)
-        })
+        let mut reader = take_reader();
+        let out = decode_chunk(bytes, self.start, self.end, &self.scan, &mut reader);
+        give_reader(reader);
+        out
+    }
+}
+
+/// Block readers (a block-sized buffer and a zstd context each) kept between decodes.
+/// Shared, not one per thread: decodes run on the blocking pool, which grows to dozens of
+/// threads when the store's reads use it too, and a reader per thread kept a block buffer
+/// for each (44 MB after one logbench query, 78 threads).
+static READERS: std::sync::Mutex<Vec<BlockReader>> = std::sync::Mutex::new(Vec::new());
+
+/// Readers kept at most: decodes run at most one per core.
+const READERS_KEPT: usize = 8;
+
+fn take_reader() -> BlockReader {
+    let mut kept = READERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    kept.pop().unwrap_or_default()
+}
+
+fn give_reader(reader: BlockReader) {
+    let mut kept = READERS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if kept.len() < READERS_KEPT {
+        kept.push(reader);
     }
 }
 
