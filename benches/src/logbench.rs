@@ -4,8 +4,6 @@
 //! for the `[1h]` query). Each prints its latency, the server CPU it took, raw MB per
 //! CPU-second, and its answer, checked where the answer is known.
 
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
 
 use crate::NEEDLE;
@@ -21,22 +19,6 @@ pub(crate) struct Pushed {
     /// First and one past the last pushed timestamp (ns).
     pub(crate) start: i64,
     pub(crate) end: i64,
-}
-
-fn get(url: &str, q: &str, start: i64, end: i64, step: Option<&str>) -> Result<serde_json::Value> {
-    let (s, e) = (start.to_string(), end.to_string());
-    let mut req = ureq::get(&format!("{url}/loki/api/v1/query_range"))
-        .timeout(Duration::from_secs(900))
-        .query("query", q)
-        .query("start", &s)
-        .query("end", &e)
-        .query("limit", "1000")
-        .query("direction", "backward");
-    if let Some(step) = step {
-        req = req.query("step", step);
-    }
-    let resp = req.call().map_err(|e| anyhow::anyhow!("query {q} failed: {e}"))?;
-    Ok(serde_json::from_reader(resp.into_reader())?)
 }
 
 /// The sum of every value of every series of a matrix (0, not the -0 of an empty `sum`).
@@ -82,9 +64,9 @@ pub(crate) fn run(url: &str, pushed: &Pushed, cpu: &dyn Fn() -> f64) -> Result<(
     );
     for (name, q, step) in qs {
         let cpu_before = cpu();
-        let t = Instant::now();
-        let v = get(url, &q, pushed.start, pushed.end, step)?;
-        let took = t.elapsed().as_secs_f64();
+        let (took, v) =
+            crate::query(url, &q, (pushed.start, pushed.end), step, &[("direction", "backward")])?;
+        let took = took.as_secs_f64();
         let cpu_s = cpu() - cpu_before;
         let answer = match name {
             "needle_count" => {

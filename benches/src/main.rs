@@ -344,12 +344,13 @@ fn dir_bytes(dir: &Path) -> u64 {
     n
 }
 
+/// A `query_range` request (`limit=1000`, plus `extra` parameters): its latency and answer.
 fn query(
     url: &str,
     q: &str,
-    start: i64,
-    end: i64,
+    (start, end): (i64, i64),
     step: Option<&str>,
+    extra: &[(&str, &str)],
 ) -> Result<(Duration, serde_json::Value)> {
     let t = Instant::now();
     let (s, e) = (start.to_string(), end.to_string());
@@ -361,6 +362,9 @@ fn query(
         .query("limit", "1000");
     if let Some(step) = step {
         req = req.query("step", step);
+    }
+    for (k, v) in extra {
+        req = req.query(k, v);
     }
     let resp = req.call().map_err(|e| anyhow::anyhow!("query {q} failed: {e}"))?;
     let v: serde_json::Value = serde_json::from_reader(resp.into_reader())?;
@@ -590,7 +594,7 @@ fn main() -> Result<()> {
     ];
     for (name, q, step) in qs {
         let cpu_before = server.cpu_seconds();
-        let (took, v) = query(&server.query_url, &q, t0 - 1, end, step)?;
+        let (took, v) = query(&server.query_url, &q, (t0 - 1, end), step, &[])?;
         let cpu = server.cpu_seconds() - cpu_before;
         let n = v["data"]["result"].as_array().map(|a| a.len()).unwrap_or(0);
         let found: usize = v["data"]["result"]

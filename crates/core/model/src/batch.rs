@@ -174,6 +174,21 @@ impl EntryBatch {
         }
     }
 
+    /// The entries of every part, in order, as one batch (a single non-empty part is moved).
+    pub fn concat(mut parts: Vec<EntryBatch>) -> EntryBatch {
+        parts.retain(|p| !p.is_empty());
+        if parts.len() <= 1 {
+            return parts.pop().unwrap_or_default();
+        }
+        let n = parts.iter().map(EntryBatch::len).sum();
+        let bytes = parts.iter().map(EntryBatch::line_bytes).sum();
+        let mut all = EntryBatch::with_capacity(n, bytes);
+        for p in &parts {
+            all.extend_from(p);
+        }
+        all
+    }
+
     /// Sorts by timestamp, keeping entries with the same timestamp in their current order (the
     /// order they arrived in, as Loki returns them), and keeps one entry of each equal
     /// (timestamp, line) pair: the first in the current order.
@@ -316,6 +331,21 @@ mod tests {
         b.sort_dedup();
         let got: Vec<(i64, &str)> = b.iter().map(|e| (e.ts, e.line)).collect();
         assert_eq!(got, vec![(1, "z"), (1, "a"), (2, "q")]);
+    }
+
+    #[test]
+    fn concat_keeps_order_and_skips_empty_parts() {
+        let a = EntryBatch::from([e(1, "a", &[("k", "v")])].as_slice());
+        let b = EntryBatch::from([e(2, "b", &[]), e(3, "c", &[("k", "w")])].as_slice());
+        let all = EntryBatch::concat(vec![EntryBatch::new(), a.clone(), EntryBatch::new(), b]);
+        let got: Vec<(i64, &str, usize)> =
+            all.iter().map(|e| (e.ts, e.line, e.structured_metadata.len())).collect();
+        assert_eq!(got, vec![(1, "a", 1), (2, "b", 0), (3, "c", 1)]);
+        assert_eq!(
+            EntryBatch::concat(vec![EntryBatch::new(), a.clone()]).to_entries(),
+            a.to_entries()
+        );
+        assert!(EntryBatch::concat(Vec::new()).is_empty());
     }
 
     #[test]

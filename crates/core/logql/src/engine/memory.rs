@@ -26,12 +26,24 @@ pub(crate) const VEC_BYTES: u64 = size_of::<Vec<u8>>() as u64;
 /// its old and new buffers at once).
 pub(crate) const SERIES_OVERHEAD: u64 = 160;
 
-/// What the allocator adds to each heap allocation (its header and rounding), on average.
-const ALLOC_OVERHEAD: u64 = 16;
+/// What one heap allocation of `len` bytes takes, as glibc's malloc lays it out: an 8-byte
+/// header, the size rounded up to 16 bytes, 32 bytes at the least. The labels of a query
+/// with many series are mostly short strings, where this is twice their length or more.
+pub(crate) const fn heap_bytes(len: u64) -> u64 {
+    let chunk = (len + 8 + 15) & !15;
+    if chunk < 32 {
+        32
+    } else {
+        chunk
+    }
+}
 
-/// Bytes one label takes beyond its name and value: two `String` headers and the allocator's
-/// share of their two allocations.
-const LABEL_OVERHEAD: u64 = size_of::<skald_model::Label>() as u64 + 2 * ALLOC_OVERHEAD;
+/// Bytes one label takes: its `String` headers and the two allocations of name and value.
+fn label_bytes(l: &skald_model::Label) -> u64 {
+    size_of::<skald_model::Label>() as u64
+        + heap_bytes(l.name.len() as u64)
+        + heap_bytes(l.value.len() as u64)
+}
 
 /// Bytes one entry of an [`skald_model::EntryBatch`] takes beyond its line: timestamp, end
 /// offset and metadata-set index.
@@ -101,9 +113,9 @@ pub fn memory_limit_error(cap: u64) -> EngineError {
 
 /// The estimated heap size of a label set.
 pub(crate) fn labels_bytes(labels: &Labels) -> u64 {
-    VEC_BYTES
-        + ALLOC_OVERHEAD
-        + labels.iter().map(|l| LABEL_OVERHEAD + (l.name.len() + l.value.len()) as u64).sum::<u64>()
+    let items = labels.iter().map(label_bytes).sum::<u64>();
+    // the vector's header, and its buffer of label headers (counted in `label_bytes`)
+    VEC_BYTES + heap_bytes(0) + items
 }
 
 /// The estimated heap size of a batch a source handed over.

@@ -26,7 +26,7 @@ use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::{LogRangeExpr, RangeOp};
 use skald_model::{EntryBatch, Labels};
 
-use super::decode::{decode_chunk, select_block};
+use super::decode::{decode_block, decode_chunk, select_block};
 use super::{check_cancel, prefetch, source_err, StoreSource};
 
 impl StoreSource {
@@ -80,7 +80,7 @@ impl StoreSource {
             .flat_map(|(s, c)| (0..c.len()).map(move |j| (s, j)))
             .collect();
         let mut prefetch =
-            prefetch::Prefetch::start(self, &slices, wanted, None, prefetch::WINDOW_BYTES);
+            prefetch::Prefetch::start(self, &slices, wanted, None, self.prefetch_window());
         drop(slices);
         let grid = *grid;
         let rest = plan.into_iter().enumerate().flat_map(move |(i, (labels, chunks))| {
@@ -190,20 +190,7 @@ impl StoreSource {
         } else {
             run(&work)?
         };
-        let mut parts: Vec<EntryBatch> = parts.into_iter().filter(|p| !p.is_empty()).collect();
-        Ok(match parts.len() {
-            0 => EntryBatch::new(),
-            1 => parts.pop().unwrap_or_default(),
-            _ => {
-                let n = parts.iter().map(EntryBatch::len).sum();
-                let bytes = parts.iter().map(EntryBatch::line_bytes).sum();
-                let mut all = EntryBatch::with_capacity(n, bytes);
-                for p in &parts {
-                    all.extend_from(p);
-                }
-                all
-            }
-        })
+        Ok(EntryBatch::concat(parts))
     }
 }
 
@@ -228,13 +215,9 @@ impl Decode {
             Decode::Blocks(chunk, blocks) => {
                 let mut out = EntryBatch::new();
                 for &i in blocks {
-                    let raw = reader
-                        .raw_block(chunk, i)
-                        .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-                    let block = chunk
-                        .decode_raw_block(i, raw)
-                        .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-                    select_block(&block, start, end, scan, &mut out);
+                    if let Some(block) = decode_block(chunk, i, scan, reader)? {
+                        select_block(&block, start, end, scan, &mut out);
+                    }
                 }
                 Ok(out)
             }
@@ -372,25 +355,7 @@ mod tests {
     /// Far in the past, so that no ingester would be asked.
     const BASE: i64 = 1_600_000_000 * SEC;
 
-    /// xorshift64*: a small seeded generator, so that a failure can be replayed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-
-        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
-            from[self.below(from.len() as u64) as usize]
-        }
-    }
+    use crate::source::tests::Rng;
 
     /// The decoding path: the same source without `select_bucket_counts`.
     struct Decoding<'a>(&'a StoreSource);
@@ -692,60 +657,6 @@ mod tests {
         let params = range_params(BASE + 60 * SEC + 1, BASE + 180 * SEC, 60 * SEC);
         let err = evaluate(&expr, &params, &EngineLimits::default(), &source).unwrap_err();
         assert!(err.to_string().contains("corrupt chunk"), "{err}");
-    }
-
-    /// A rough timing, not a benchmark (debug build, in-memory store): run with
-    /// `cargo nextest run -p skald-querier timing --run-ignored only --no-capture`.
-    #[test]
-    #[ignore = "a timing to read, not a check"]
-    fn timing_of_count_over_time_from_statistics() {
-        let fx = Fixture::new();
-        let (streams, lines) = (100, 3000i64);
-        for s in 0..streams {
-            let l = Labels::from_vec(vec![
-                Label::new("env", "bench"),
-                Label::new("job", format!("job{}", s % 5)),
-                Label::new("pod", format!("pod{s}")),
-            ]);
-            let entries: Vec<Entry> = (0..lines)
-                .map(|i| Entry {
-                    // seven lines a second, as in the shared benchmark's workload
-                    ts: BASE + i * SEC / 7 + s * 1_000_003,
-                    line: format!(
-                        "ts={i} level=info pod={s} msg=\"request handled\" path=/api/v1/{}",
-                        i % 97
-                    ),
-                    structured_metadata: vec![Label::new("detected_level", "info")],
-                })
-                .collect();
-            if s == 0 {
-                // what the statistics cost in storage
-                let size = |version| {
-                    let mut b = ChunkBuilder::new(256 * 1024).with_format_version(version);
-                    entries.iter().for_each(|e| b.append(e).unwrap());
-                    b.finish().unwrap().bytes.len()
-                };
-                let (v1, v2) = (size(1), size(2));
-                eprintln!("chunk of {lines} lines: {v1} bytes in version 1, {v2} in version 2");
-            }
-            fx.write(&l, &entries, 256 * 1024, 2);
-        }
-        let source = fx.source();
-        let q = r#"sum by (job) (count_over_time({env="bench"}[1m]))"#;
-        let params = range_params(BASE, BASE + lines * SEC / 7, 60 * SEC);
-        let time = |src: &dyn Source| {
-            let t = std::time::Instant::now();
-            let out = run(src, q, &params);
-            (t.elapsed(), out.result)
-        };
-        let (decoded, want) = time(&Decoding(&source));
-        let (from_stats, got) = time(&source);
-        assert_eq!(got, want);
-        eprintln!(
-            "{} lines: from statistics {from_stats:?}, decoded {decoded:?} ({:.1}x)",
-            streams * lines,
-            decoded.as_secs_f64() / from_stats.as_secs_f64()
-        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Decoding a fetched chunk: the blocks that overlap the query's range, with the literal
 //! prefilter that skips blocks (and lines) that cannot match.
 
-use skald_chunk::{BlockReader, Chunk};
+use skald_chunk::{BlockReader, Chunk, DecodedBlock};
 use skald_logql::engine::EngineError;
 use skald_logql::log::LiteralScan;
 use skald_model::EntryBatch;
@@ -25,23 +25,32 @@ pub(super) fn decode_chunk(
         if meta.max_ts < start || meta.min_ts >= end {
             continue;
         }
-        let raw = reader
-            .raw_block(&chunk, i)
-            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-        if !scan.may_match(raw) {
-            continue;
+        if let Some(block) = decode_block(&chunk, i, scan, reader)? {
+            select_block(&block, start, end, scan, &mut out);
         }
-        let block = chunk
-            .decode_raw_block(i, raw)
-            .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-        select_block(&block, start, end, scan, &mut out);
     }
     Ok(out)
 }
 
+/// Decompresses and decodes block `i` of `chunk`, unless its raw bytes lack the first
+/// literal (`None`: no line in it can match).
+pub(super) fn decode_block(
+    chunk: &Chunk,
+    i: usize,
+    scan: &LiteralScan,
+    reader: &mut BlockReader,
+) -> Result<Option<DecodedBlock>, EngineError> {
+    let corrupt = |e| source_err(format!("corrupt chunk block: {e}"));
+    let raw = reader.raw_block(chunk, i).map_err(corrupt)?;
+    if !scan.may_match(raw) {
+        return Ok(None);
+    }
+    chunk.decode_raw_block(i, raw).map(Some).map_err(corrupt)
+}
+
 /// Appends the block's entries in `[start, end)` that contain every literal.
 pub(super) fn select_block(
-    block: &skald_chunk::DecodedBlock,
+    block: &DecodedBlock,
     start: i64,
     end: i64,
     scan: &LiteralScan,

@@ -30,7 +30,7 @@ use skald_logql::log::{LiteralScan, Pipeline, StreamPipeline};
 use skald_logql::syntax::ast::Stage;
 use skald_model::{EntryBatch, Labels};
 
-use super::decode::select_block;
+use super::decode::{decode_block, select_block};
 use super::prefetch::{Fetched, Slot};
 use super::{check_cancel, source_err, PendingStream, StoreSource};
 
@@ -200,15 +200,7 @@ impl Limited {
                 continue;
             }
             let Some(chunk) = &fetched[ci] else { continue };
-            let raw = reader
-                .raw_block(chunk, bi)
-                .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
-            if !scan.may_match(raw) {
-                continue;
-            }
-            let block = chunk
-                .decode_raw_block(bi, raw)
-                .map_err(|e| source_err(format!("corrupt chunk block: {e}")))?;
+            let Some(block) = decode_block(chunk, bi, scan, &mut reader)? else { continue };
             self.blocks_decoded.fetch_add(1, Ordering::Relaxed);
             let mut out = EntryBatch::new();
             select_block(&block, start, end, scan, &mut out);

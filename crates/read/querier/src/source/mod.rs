@@ -81,11 +81,16 @@ impl StoreSource {
         })
     }
 
-    /// True when there are ingesters to ask: they are asked for any range, since data pushed
-    /// with old timestamps may be held there whatever `query_ingesters_within` says (see
-    /// [`crate::QuerierConfig::query_ingesters_within`]).
-    fn asks_ingesters(&self, _end: i64) -> bool {
-        self.querier.ingester.is_some()
+    /// How far ahead of the engine chunks are fetched and decoded: [`prefetch::WINDOW_BYTES`],
+    /// or a quarter of `max_query_memory` when that is smaller (the engine's accountant does
+    /// not see this window, so the cap bounds it here).
+    fn prefetch_window(&self) -> usize {
+        let cap = usize::try_from(self.querier.limits.max_query_memory).unwrap_or(usize::MAX);
+        if cap == 0 {
+            prefetch::WINDOW_BYTES
+        } else {
+            prefetch::WINDOW_BYTES.min(cap / 4)
+        }
     }
 
     /// Loki's querier checks per selector: `max_streams_matchers_per_query` (400), and
@@ -171,7 +176,9 @@ impl StoreSource {
         limit: Option<SelectLimit>,
     ) -> Result<BTreeMap<Labels, PendingStream>, EngineError> {
         let mut recent = Vec::new();
-        if let (true, Some(ingester)) = (self.asks_ingesters(end), &self.querier.ingester) {
+        // for any range: data pushed with old timestamps may be held there whatever
+        // `query_ingesters_within` says (see `QuerierConfig::query_ingesters_within`)
+        if let Some(ingester) = &self.querier.ingester {
             let query = IngesterQuery {
                 // the whole pipeline and the limit: ingesters send only usable lines
                 pipeline: if selector.stages.is_empty() {
@@ -218,7 +225,7 @@ impl Source for StoreSource {
         let plan = self.plan(selector, start, end, limit)?;
         // With a limit, each stream is read nearest the edge first and only as far as needed.
         let limited = limit.and_then(|l| limited::Limited::new(&selector.stages, l));
-        let iter = self.read_streams(plan, selector, (start, end), limited, prefetch::WINDOW_BYTES);
+        let iter = self.read_streams(plan, selector, (start, end), limited, self.prefetch_window());
         Ok(Box::new(iter))
     }
 
@@ -245,7 +252,7 @@ impl Source for StoreSource {
         };
         let plan = self.index_plan(selector, from.saturating_add(1), to)?;
         let range = (from.saturating_add(1), to);
-        let rest = self.read_streams(plan, selector, range, None, prefetch::WINDOW_BYTES);
+        let rest = self.read_streams(plan, selector, range, None, self.prefetch_window());
         Ok(Some(PushedSamples { series, counted, rest: Box::new(rest) }))
     }
 
@@ -265,8 +272,7 @@ impl Source for StoreSource {
 
 impl StoreSource {
     /// The samples `op(range)` makes of what the ingesters hold in `(from, to)`, by series,
-    /// and `(ts, hash)` of every entry they counted; `None` when the range is too old for the
-    /// ingesters to be asked.
+    /// and `(ts, hash)` of every entry they counted; `None` without ingesters.
     #[allow(clippy::type_complexity)]
     fn ingester_samples(
         &self,
@@ -277,7 +283,7 @@ impl StoreSource {
         to: i64,
     ) -> Result<Option<(Vec<SampleBatch>, HashSet<(i64, u64)>)>, EngineError> {
         let selector = &range.selector;
-        let (true, Some(ingester)) = (self.asks_ingesters(to), &self.querier.ingester) else {
+        let Some(ingester) = &self.querier.ingester else {
             return Ok(None);
         };
         let expr = SampleExpr::RangeAggregation {
@@ -381,20 +387,7 @@ impl StoreSource {
         }
         // The ingesters already kept only lines the pipeline accepts (the engine reruns it).
         parts.push(pending.recent.iter().collect());
-        parts.retain(|p| !p.is_empty());
-        let mut entries = match parts.len() {
-            0 => EntryBatch::new(),
-            1 => parts.pop().unwrap_or_default(),
-            _ => {
-                let n = parts.iter().map(EntryBatch::len).sum();
-                let bytes = parts.iter().map(EntryBatch::line_bytes).sum();
-                let mut all = EntryBatch::with_capacity(n, bytes);
-                for p in &parts {
-                    all.extend_from(p);
-                }
-                all
-            }
-        };
+        let mut entries = EntryBatch::concat(parts);
         // In (timestamp, line) order; the same entry can be in a flushed chunk and still in
         // an ingester (or in two replicas): keep one.
         entries.sort_dedup();

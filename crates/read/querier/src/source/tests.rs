@@ -123,19 +123,23 @@ fn write_chunk(s: &StoreSource, labels: &Labels, entries: &[Entry], block: usize
     });
 }
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
+/// A small deterministic generator (xorshift64*), so that a failure can be replayed.
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
+    }
+
+    pub(super) fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+        from[self.below(from.len() as u64) as usize]
     }
 }
 
@@ -305,72 +309,6 @@ fn a_limited_read_keeps_exactly_the_entries_up_to_the_limit_th_and_its_ties() {
         SelectLimit { limit: 1, backward: true }
     )
     .is_none());
-}
-
-/// Rough figures for the newest-lines query: `cargo nextest run -p skald-querier
-/// --run-ignored only newest_lines_timing --no-capture`.
-#[test]
-#[ignore = "a timing, not a check"]
-fn newest_lines_timing() {
-    use skald_logql::engine::{evaluate, Limits as EngineLimits, QueryParams};
-    let s = store_source();
-    let labels = Labels::from_vec(vec![
-        skald_model::Label::new("job", "apache"),
-        skald_model::Label::new("pod", "apache-001"),
-    ]);
-    // 50,000 Apache-like lines over 50 minutes, cut as the ingester does (256 KiB blocks,
-    // chunks of about 1.5 MiB compressed)
-    let mut rng = Rng(42);
-    let mut builder = skald_chunk::ChunkBuilder::new(262_144);
-    let mut run = Vec::new();
-    for i in 0..50_000i64 {
-        let line = format!(
-            "10.0.{}.{} - - [04/Dec/2026:10:00:00 +0000] \"GET /api/v1/item/{} HTTP/1.1\" {} {} \"-\" \"Mozilla/5.0 (X11; Linux x86_64)\"",
-            rng.below(256),
-            rng.below(256),
-            rng.below(100_000),
-            [200, 200, 200, 404, 500][rng.below(5) as usize],
-            rng.below(50_000)
-        );
-        let e = Entry { ts: 1_000 * SEC + i * 60_000_000, line, structured_metadata: vec![] };
-        builder.append(&e).unwrap();
-        run.push(e);
-        if builder.compressed_estimate() >= 1_572_864 {
-            write_chunk(&s, &labels, &run, 262_144);
-            run.clear();
-            builder = skald_chunk::ChunkBuilder::new(262_144);
-        }
-    }
-    write_chunk(&s, &labels, &run, 262_144);
-    let expr = skald_logql::syntax::parse_expr(r#"{job="apache", pod="apache-001"}"#).unwrap();
-    let params = QueryParams {
-        start: 0,
-        end: 2_000 * SEC + 3_000 * SEC,
-        step_ns: 0,
-        interval_ns: 0,
-        limit: 1000,
-        direction: skald_model::Direction::Backward,
-        instant: false,
-        categorize_labels: false,
-    };
-    let limits = EngineLimits::default();
-    let time = |source: &dyn Source| {
-        let mut times: Vec<Duration> = (0..7)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                let out = evaluate(&expr, &params, &limits, source).unwrap();
-                assert_eq!(out.stats.total_entries_returned, 1000);
-                t.elapsed()
-            })
-            .collect();
-        times.sort();
-        times[times.len() / 2]
-    };
-    let full = time(&FullRead(&s));
-    let limited = time(&s);
-    eprintln!(
-        "newest 1000 of 50,000 lines: full read {full:?}, limited read {limited:?} (median of 7)"
-    );
 }
 
 /// What a stream holds in `[start, end)`, read the simplest way: every chunk decoded whole.
