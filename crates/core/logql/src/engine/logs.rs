@@ -2,7 +2,8 @@
 //! query's starting edge (`end` for backward, `start` for forward).
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 
 use skald_model::{Direction, Labels};
 
@@ -25,11 +26,24 @@ pub fn check_entries_limit(limit: u32, limits: &Limits) -> Result<(), EngineErro
     Ok(())
 }
 
+/// A result stream's labels and their hash, shared by the kept entries that carry them.
+struct Key {
+    labels: Labels,
+    hash: u64,
+}
+
+impl Key {
+    fn new(labels: Labels) -> Arc<Key> {
+        let hash = labels.hash();
+        Arc::new(Key { labels, hash })
+    }
+}
+
 /// One kept entry. `Ord` puts the *worst* entry (the first to evict) at the top of a max-heap.
 struct Candidate {
     ts: i64,
     backward: bool,
-    key: Labels,
+    key: Arc<Key>,
     /// Position in the source's order: a stream's entries with one timestamp come in arrival
     /// order, which Loki keeps (reversed for `backward`).
     seq: u64,
@@ -48,7 +62,7 @@ impl Candidate {
     fn held(&self) -> u64 {
         std::mem::size_of::<Candidate>() as u64
             + self.entry.line.len() as u64
-            + labels_bytes(&self.key)
+            + labels_bytes(&self.key.labels)
             + labels_bytes(&self.entry.structured_metadata)
             + labels_bytes(&self.entry.parsed)
     }
@@ -59,14 +73,20 @@ impl Candidate {
         let (near, far) = if self.backward { (other, self) } else { (self, other) };
         near.ts
             .cmp(&far.ts)
-            .then_with(|| self.key.cmp(&other.key))
+            .then_with(|| {
+                if Arc::ptr_eq(&self.key, &other.key) {
+                    Ordering::Equal
+                } else {
+                    self.key.labels.cmp(&other.key.labels)
+                }
+            })
             .then_with(|| near.seq.cmp(&far.seq))
     }
 
     /// What makes two entries one in Loki's answer: the same labels, timestamp and line
     /// (Loki's result iterator merges them, e.g. after a `line_format` made two lines equal).
     fn identity(&self) -> (i64, u64) {
-        (self.ts, skald_model::entry_hash(self.key.hash(), &self.entry.line))
+        (self.ts, skald_model::entry_hash(self.key.hash, &self.entry.line))
     }
 }
 
@@ -86,6 +106,19 @@ impl Ord for Candidate {
         self.rank(other)
     }
 }
+
+/// The labels an entry is returned with: its result stream's key, and with
+/// `categorize_labels` its structured-metadata and parsed labels.
+#[derive(Clone)]
+struct EntryLabels {
+    key: Arc<Key>,
+    structured_metadata: Labels,
+    parsed: Labels,
+}
+
+/// Most structured-metadata sets of a batch whose entries share their labels (a batch with
+/// more, say a trace id per line, builds each entry's).
+const MAX_SHARED_KEYS: usize = 256;
 
 /// Where kept entries go: a bounded heap, or (with an interval) every candidate.
 enum Keeper {
@@ -129,12 +162,17 @@ pub(super) fn evaluate_logs(
         matches!(s, LineFormat(_) | Decolorize | LabelFormat(_) | Drop(_) | Keep(_))
     });
     let hint = (params.interval_ns == 0 && !merges).then_some(SelectLimit { limit, backward });
+    // Line filters leave the labels as the stream and the structured metadata make them.
+    let labels_fixed = sel.stages.iter().all(|s| matches!(s, ast::Stage::LineFilter(_)));
     for batch in source.select(sel, params.start, params.end, hint)? {
         let stream = batch?;
         // the batch is held while its entries are processed
         let batch_held = batch_bytes(&stream);
         mem.charge(batch_held)?;
         let mut sp = pipeline.for_stream(&stream.labels);
+        let sets = stream.entries.metadata_sets();
+        let mut shared: Vec<Option<EntryLabels>> =
+            vec![None; if labels_fixed && sets <= MAX_SHARED_KEYS { sets } else { 0 }];
         for e in stream.entries.iter() {
             check.tick()?;
             if e.ts < params.start || e.ts >= params.end {
@@ -156,24 +194,38 @@ pub(super) fn evaluate_logs(
                 continue;
             };
             stats.total_post_filter_lines += 1;
-            let (key, entry) = if params.categorize_labels {
-                let labels = p.labels();
-                let entry = ResultEntry {
-                    ts: e.ts,
-                    line: p.line.into_owned(),
-                    structured_metadata: labels.structured_metadata,
-                    parsed: labels.parsed,
-                };
-                (labels.stream, entry)
-            } else {
-                let key = p.all_labels();
-                let entry = ResultEntry {
-                    ts: e.ts,
-                    line: p.line.into_owned(),
-                    structured_metadata: Labels::default(),
-                    parsed: Labels::default(),
-                };
-                (key, entry)
+            // When the pipeline only filters lines, an entry's labels depend on its stream and
+            // structured metadata alone: entries with the same metadata set (the batch interns
+            // them) share one key instead of each building its own.
+            let labels = match shared.get(e.metadata_id as usize).and_then(Option::as_ref) {
+                Some(l) => l.clone(),
+                None => {
+                    let labels = if params.categorize_labels {
+                        let r = p.labels();
+                        EntryLabels {
+                            key: Key::new(r.stream),
+                            structured_metadata: r.structured_metadata,
+                            parsed: r.parsed,
+                        }
+                    } else {
+                        EntryLabels {
+                            key: Key::new(p.all_labels()),
+                            structured_metadata: Labels::default(),
+                            parsed: Labels::default(),
+                        }
+                    };
+                    if let Some(slot) = shared.get_mut(e.metadata_id as usize) {
+                        *slot = Some(labels.clone());
+                    }
+                    labels
+                }
+            };
+            let key = labels.key;
+            let entry = ResultEntry {
+                ts: e.ts,
+                line: p.line.into_owned(),
+                structured_metadata: labels.structured_metadata,
+                parsed: labels.parsed,
             };
             seq += 1;
             let cand = Candidate { ts: e.ts, backward, key, seq, entry };
@@ -224,14 +276,21 @@ pub(super) fn evaluate_logs(
     };
     stats.total_entries_returned = selected.len() as u64;
 
-    // Group by key; Loki sorts streams by their printed label set.
+    // Group by key; Loki sorts streams by their printed label set. Each shared key is
+    // printed once (it is held here, so its address names it for the whole loop).
+    let mut printed: HashMap<*const Key, (Arc<Key>, String)> = HashMap::new();
     let mut streams: BTreeMap<String, ResultStream> = BTreeMap::new();
     for c in selected {
-        streams
-            .entry(c.key.to_string())
-            .or_insert_with(|| ResultStream { labels: c.key.clone(), entries: Vec::new() })
-            .entries
-            .push(c.entry);
+        let (key, name) = printed
+            .entry(Arc::as_ptr(&c.key))
+            .or_insert_with(|| (c.key.clone(), c.key.labels.to_string()));
+        match streams.get_mut(name.as_str()) {
+            Some(s) => s.entries.push(c.entry),
+            None => {
+                let stream = ResultStream { labels: key.labels.clone(), entries: vec![c.entry] };
+                streams.insert(name.clone(), stream);
+            }
+        }
     }
     Ok(QueryResult::Streams(streams.into_values().collect()))
 }
