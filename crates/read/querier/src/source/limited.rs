@@ -18,8 +18,7 @@
 //! entries with equal timestamps keep their relative order.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -236,19 +235,17 @@ impl Limited {
     fn add_global(&self, nearest: &Nearest) {
         let Some(global) = &self.global else { return };
         let mut heap = global.lock().unwrap_or_else(|e| e.into_inner());
-        for (&key, lines) in &nearest.seen {
+        for (&(key, _), _) in nearest.seen.iter().filter(|(_, &accepted)| accepted) {
             if nearest.bound.is_some_and(|b| key > self.key(b)) {
                 break;
             }
-            for _ in lines.values().filter(|&&a| a) {
-                if heap.len() < self.limit {
-                    heap.push(key);
-                } else if heap.peek().is_some_and(|&top| key < top) {
-                    heap.pop();
-                    heap.push(key);
-                } else {
-                    return;
-                }
+            if heap.len() < self.limit {
+                heap.push(key);
+            } else if heap.peek().is_some_and(|&top| key < top) {
+                heap.pop();
+                heap.push(key);
+            } else {
+                return;
             }
         }
     }
@@ -332,8 +329,8 @@ struct Nearest {
     limit: usize,
     /// The bound known before this stream was read (from the other streams).
     floor: Option<i64>,
-    /// By nearness key: line hash → whether every copy seen was accepted.
-    seen: BTreeMap<i64, HashMap<u64, bool>>,
+    /// (nearness key, line hash) → whether every copy seen was accepted.
+    seen: BTreeMap<(i64, u64), bool>,
     /// The timestamp of the `limit`-th nearest accepted entry, once there are that many, or
     /// the floor when it is nearer.
     bound: Option<i64>,
@@ -350,22 +347,16 @@ impl Nearest {
     }
 
     fn add(&mut self, l: &Limited, ts: i64, line: &str, accepted: bool) {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        line.hash(&mut h);
-        self.seen
-            .entry(l.key(ts))
-            .or_default()
-            .entry(h.finish())
-            .and_modify(|a| *a &= accepted)
-            .or_insert(accepted);
+        let hash = xxhash_rust::xxh3::xxh3_64(line.as_bytes());
+        self.seen.entry((l.key(ts), hash)).and_modify(|a| *a &= accepted).or_insert(accepted);
     }
 
     /// Recomputes the bound and forgets what lies beyond it.
     fn refresh(&mut self, l: &Limited) {
         let mut accepted = 0usize;
         let mut bound = None;
-        for (&key, lines) in &self.seen {
-            accepted += lines.values().filter(|&&a| a).count();
+        for (&(key, _), _) in self.seen.iter().filter(|(_, &a)| a) {
+            accepted += 1;
             if accepted >= self.limit {
                 bound = Some(key);
                 break;
@@ -377,7 +368,7 @@ impl Nearest {
         };
         self.bound = bound.map(|key| if l.backward { !key } else { key });
         if let Some(next) = bound.and_then(|key| key.checked_add(1)) {
-            self.seen.split_off(&next);
+            self.seen.split_off(&(next, 0));
         }
     }
 }
