@@ -67,7 +67,10 @@ impl Decode {
     fn run(&self, bytes: &Bytes) -> Result<EntryBatch, EngineError> {
         check_cancel(&self.cancel)?;
         let mut reader = take_reader();
-        let out = decode_chunk(bytes, self.start, self.end, &self.scan, &mut reader);
+        // A copy per chunk: its regexes get their own cache pools, owned by this thread, so
+        // decodes on several threads do not queue on one pool's lock for every line.
+        let scan = LiteralScan::clone(&self.scan);
+        let out = decode_chunk(bytes, self.start, self.end, &scan, &mut reader);
         give_reader(reader);
         out
     }
