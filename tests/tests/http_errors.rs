@@ -421,3 +421,36 @@ fn max_query_length_applies_to_labels_and_series() {
         );
     }
 }
+
+/// `since` counts back from `end`, or from now when `end` is in the future, as Loki's
+/// `bounds` does: with `end` 3 h ahead and `since=1h` the range starts an hour ago, so it is
+/// about 4 h long and passes the 2 h `max_query_length`. Recorded from Loki 3.x (main-65e30f8):
+/// with `end` 3h10s ahead and `since=720h`, `query_range`, `labels` and `series` each answered
+/// `the query time range exceeds the limit (query length: 723h0m9.98s, limit: 30d1h)`.
+#[test]
+fn since_with_a_future_end_counts_back_from_now() {
+    let dir = temp_dir("http-since-future");
+    let s = Skald::start(&dir, LIMITS);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        as i64;
+    let end = (now + (3 * 3600 + 10) * NS).to_string();
+    for path in ["/loki/api/v1/query_range", "/loki/api/v1/labels"] {
+        let r = request(
+            &s,
+            path,
+            &[("query", r#"{job="five"}"#), ("end", end.as_str()), ("since", "1h")],
+        );
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        let (head, tail) =
+            ("the query time range exceeds the limit (query length: 4h0m", ", limit: 2h)");
+        assert!(r.body.starts_with(head) && r.body.ends_with(tail), "{path}: {}", r.body);
+    }
+    // `end` in the past: since counts back from it (1 h, within the limit)
+    let end = (now - 600 * NS).to_string();
+    let r = request(
+        &s,
+        "/loki/api/v1/query_range",
+        &[("query", r#"{job="five"}"#), ("end", end.as_str()), ("since", "1h")],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}

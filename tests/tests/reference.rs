@@ -1,7 +1,7 @@
 //! The Loki compatibility test: replays every recorded push body into a real `skald` process,
 //! runs every recorded request, and compares each answer with what real Loki answered
-//! (tests/data/reference: `queries.json` and `queries-unaligned.json`, stats ignored). Prints
-//! `matched N of M`.
+//! (tests/data/reference: `queries.json`, `queries-unaligned.json` and `queries-edges.json`,
+//! stats ignored). Prints `matched N of M`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -95,10 +95,17 @@ fn compare_with_loki(query_url: &str) {
     let reference = data_dir().join("reference");
 
     // the 114 requests of the first recording, then 8 range queries (7 metric, 1 log) whose
-    // start, end and step are not multiples of each other (answers in `loki-unaligned/`)
+    // start, end and step are not multiples of each other (answers in `loki-unaligned/`), then
+    // 37 requests on the evaluation edges of instant, log (also `/api/prom/query`) and metric
+    // queries: `time`, `start` and `end` exactly on an entry or 1 ns off it, forms of `time`,
+    // `offset`, `since`, start == end, a range shorter than the step and no step (answers in
+    // `loki-edges/`)
     let mut queries: Vec<(Value, &str)> = Vec::new();
-    for (list, answers) in [("queries.json", "loki"), ("queries-unaligned.json", "loki-unaligned")]
-    {
+    for (list, answers) in [
+        ("queries.json", "loki"),
+        ("queries-unaligned.json", "loki-unaligned"),
+        ("queries-edges.json", "loki-edges"),
+    ] {
         let text = std::fs::read_to_string(reference.join(list)).unwrap();
         let items: Vec<Value> = serde_json::from_str(&text).unwrap();
         queries.extend(items.into_iter().map(|q| (q, answers)));

@@ -217,21 +217,45 @@ pub fn now_ns() -> i64 {
 
 /// Start and end of a range request, as Loki's `bounds` reads them: `since` (a Prometheus
 /// duration, default `default_lookback_ns`), then `end` (default now), then `start` (default
-/// end - since). Each error names its parameter, in Loki's words.
+/// `since` before `end`, or before now when `end` is in the future). Each error names its
+/// parameter, in Loki's words.
 pub fn parse_range(params: &Params, default_lookback_ns: i64) -> Result<(i64, i64), QuerierError> {
+    parse_range_at(params, default_lookback_ns, now_ns())
+}
+
+/// [`parse_range`] with the current time given.
+fn parse_range_at(
+    params: &Params,
+    default_lookback_ns: i64,
+    now: i64,
+) -> Result<(i64, i64), QuerierError> {
     let since = match params.get("since").filter(|s| !s.is_empty()) {
         Some(s) => parse_model_duration(s).map_err(|e| param_error("since", e))?,
         None => default_lookback_ns,
     };
     let end = match params.get("end").filter(|s| !s.is_empty()) {
         Some(v) => parse_time(v).map_err(|e| param_error("end", e))?,
-        None => now_ns(),
+        None => now,
     };
     let start = match params.get("start").filter(|s| !s.is_empty()) {
         Some(v) => parse_time(v).map_err(|e| param_error("start", e))?,
-        None => end.saturating_sub(since),
+        // Loki counts `since` back from `end`, or from now when `end` is in the future (with
+        // `end` a year ahead, `since=1h` still means the last hour)
+        None => end.min(now).saturating_sub(since),
     };
     Ok((start, end))
+}
+
+/// The exclusive end a log query reads to. A log query reads `[start, end)`, except that
+/// Loki reads the entries at `start` when `start == end`: the range becomes one nanosecond
+/// long (recorded from Loki 3.x, main @ 65e30f8, `edge_log_start_equals_end_at_entry` in
+/// tests/data/reference/loki-edges, for `query_range` and `/api/prom/query` alike).
+pub fn log_query_end(start: i64, end: i64) -> i64 {
+    if start == end {
+        end.saturating_add(1)
+    } else {
+        end
+    }
 }
 
 fn param_error(name: &str, e: impl std::fmt::Display) -> QuerierError {
@@ -364,6 +388,33 @@ mod tests {
         );
         let (start, end) = parse_range(&params("end=7200&since=1h30m"), 0).unwrap();
         assert_eq!((start, end), (1_800_000_000_000, 7_200_000_000_000));
+    }
+
+    #[test]
+    fn since_counts_back_from_now_when_end_is_in_the_future() {
+        const H: i64 = 3_600_000_000_000;
+        let now = 1_000 * H;
+        let range = |q: &str| parse_range_at(&params(q), H, now).unwrap();
+        // end in the past or now: since before end (recorded edge_log_since_with_end)
+        assert_eq!(range(&format!("end={}&since=2h", 500 * H)), (498 * H, 500 * H));
+        assert_eq!(range(&format!("end={now}&since=2h")), (998 * H, now));
+        // end in the future: since before now, as in Loki 3.x (end 3h10s ahead and since=720h
+        // gave `query length: 723h0m9.98s`)
+        assert_eq!(range(&format!("end={}&since=2h", 2_000 * H)), (998 * H, 2_000 * H));
+        assert_eq!(range(&format!("end={}", 2_000 * H)), (999 * H, 2_000 * H));
+        assert_eq!(range(""), (999 * H, now));
+        // start wins over since (recorded edge_log_since_and_start)
+        assert_eq!(
+            range(&format!("start={}&end={}&since=2h", 10 * H, 2_000 * H)),
+            (10 * H, 2_000 * H)
+        );
+    }
+
+    #[test]
+    fn log_query_end_includes_start_when_start_equals_end() {
+        assert_eq!(log_query_end(5, 5), 6);
+        assert_eq!(log_query_end(5, 9), 9);
+        assert_eq!(log_query_end(i64::MAX, i64::MAX), i64::MAX);
     }
 
     #[test]

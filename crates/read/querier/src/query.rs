@@ -124,9 +124,12 @@ impl Querier {
         let step_ns = params::parse_step(p, start, end)?;
         let interval_ns = params::parse_interval(p)?;
         let expr = self.parse_query(p)?;
-        if matches!(expr, Expr::Log(_)) {
+        let end = if matches!(expr, Expr::Log(_)) {
             self.check_limit(limit)?;
-        }
+            params::log_query_end(start, end)
+        } else {
+            end
+        };
         // older than `max_query_lookback`: the steps start later; when nothing is recent
         // enough the range shrinks to its end, where the store reads nothing (an empty
         // answer, before `max_query_length` is checked, as in Loki's frontend)
@@ -173,6 +176,7 @@ impl Querier {
         }
         self.check_limit(limit)?;
         self.check_query_length(start, end)?;
+        let end = params::log_query_end(start, end);
         let qp = QueryParams {
             start,
             end,
