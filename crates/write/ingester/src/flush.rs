@@ -17,6 +17,9 @@ use crate::stream::ClosedChunk;
 use crate::wal::FsyncPolicy;
 use crate::Ingester;
 
+/// Bytes of chunks closed in one cut after which the allocator gives freed memory back.
+const TRIM_AFTER_CLOSED_BYTES: usize = 8 << 20;
+
 /// Failures in a row of one tenant's or one stream's flush, and when to try again.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff {
@@ -207,9 +210,21 @@ impl Ingester {
             return (pending, true);
         }
         let mut backing_off = false;
+        // Bytes of chunks closed since the allocator last gave memory back.
+        let mut closed_since_trim = 0usize;
         let TenantStreams { streams: held, stream_backoff, .. } = &mut *guard;
         for (fp, st) in held.iter_mut() {
+            let closed_before = st.closed_bytes();
             st.cut_if_due(now, &self.inner.config, force);
+            // Closing a chunk copies its blocks into one buffer and frees them, in pieces
+            // scattered over the heap that the next chunk's buffer cannot reuse: closing every
+            // stream at once (a forced flush, a synchronised cut) would hold both copies of all
+            // of them. Giving the freed pieces back every few MB bounds that to a few MB.
+            closed_since_trim += st.closed_bytes().saturating_sub(closed_before);
+            if closed_since_trim >= TRIM_AFTER_CLOSED_BYTES {
+                skald_common::memory::give_back();
+                closed_since_trim = 0;
+            }
             if !force && !Backoff::due(stream_backoff.get(fp).copied(), now) {
                 backing_off = true;
                 continue;

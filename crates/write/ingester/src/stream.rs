@@ -457,6 +457,11 @@ impl StreamState {
         self.closed.clone()
     }
 
+    /// Bytes of the closed chunks not yet flushed.
+    pub fn closed_bytes(&self) -> usize {
+        self.closed.iter().map(|c| c.bytes.len()).sum()
+    }
+
     pub fn remove_flushed(&mut self, chunk: &Arc<ClosedChunk>) {
         self.closed.retain(|c| !Arc::ptr_eq(c, chunk));
     }
