@@ -272,9 +272,17 @@ impl Querier {
         let read = stats.clone();
         self.on_source_counted(tenant, stats, move |source, cancel| {
             let mem = engine::QueryMemory::new(limits.max_query_memory);
-            let result = engine::evaluate_in(&expr, &qp, &limits, source, &mem)
+            // the chunks read ahead of the engine take up to the prefetch window
+            let window = crate::source::prefetch_window(limits.max_query_memory) as u64;
+            let result = mem
+                .charge(window)
+                .and_then(|()| engine::evaluate_in(&expr, &qp, &limits, source, &mem))
                 .and_then(|out| then(out, cancel, &read.snapshot()));
-            if mem.peak() >= GIVE_BACK_AFTER {
+            let figures = read.snapshot();
+            let read_bytes = figures.compressed_bytes + figures.decompressed_bytes;
+            if mem.peak().saturating_sub(window) >= GIVE_BACK_AFTER_HELD
+                || read_bytes >= GIVE_BACK_AFTER_READ
+            {
                 skald_common::memory::give_back();
             }
             result
@@ -293,9 +301,16 @@ impl Querier {
     }
 }
 
-/// A query that held at least this much (as its [`engine::QueryMemory`] counted) hands the
-/// memory it freed back to the system when it ends.
-const GIVE_BACK_AFTER: u64 = 32 << 20;
+/// A query whose engine held at least this much (as its [`engine::QueryMemory`] counted,
+/// beyond the prefetch window) hands the memory it freed back to the system when it ends:
+/// glibc keeps freed memory in the arenas of the threads that used it, so without this the
+/// process holds on to the peak of each such query, and the next one piles on top.
+const GIVE_BACK_AFTER_HELD: u64 = 8 << 20;
+
+/// The same after a query that read at least this much from the store (compressed chunks
+/// and their decoded blocks), whatever the engine kept: its reads went through buffers on
+/// every decoding thread. A trim takes a few milliseconds, small next to such a read.
+const GIVE_BACK_AFTER_READ: u64 = 32 << 20;
 
 /// Stops a query's blocking evaluation when its request future is dropped (the client
 /// disconnected: Loki's 499) or the query timed out.

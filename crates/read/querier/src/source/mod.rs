@@ -43,6 +43,17 @@ pub struct StoreSource {
 /// Loki's error text for a query whose client went away (status 499).
 pub(crate) const CANCELED_MSG: &str = "context canceled";
 
+/// How far ahead of the engine a query's chunks are fetched and decoded: at most
+/// [`prefetch::WINDOW_BYTES`], and a quarter of `max_query_memory` when that is smaller. The
+/// querier reserves it in the query's memory accountant before the engine runs, so the cap
+/// bounds the window and what the engine holds together.
+pub(crate) fn prefetch_window(max_query_memory: u64) -> usize {
+    match usize::try_from(max_query_memory).unwrap_or(usize::MAX) {
+        0 => prefetch::WINDOW_BYTES,
+        cap => prefetch::WINDOW_BYTES.min(cap / 4),
+    }
+}
+
 struct PendingStream {
     chunks: Vec<ChunkRef>,
     recent: Vec<Entry>,
@@ -81,16 +92,8 @@ impl StoreSource {
         })
     }
 
-    /// How far ahead of the engine chunks are fetched and decoded: [`prefetch::WINDOW_BYTES`],
-    /// or a quarter of `max_query_memory` when that is smaller (the engine's accountant does
-    /// not see this window, so the cap bounds it here).
     fn prefetch_window(&self) -> usize {
-        let cap = usize::try_from(self.querier.limits.max_query_memory).unwrap_or(usize::MAX);
-        if cap == 0 {
-            prefetch::WINDOW_BYTES
-        } else {
-            prefetch::WINDOW_BYTES.min(cap / 4)
-        }
+        prefetch_window(self.querier.limits.max_query_memory)
     }
 
     /// Loki's querier checks per selector: `max_streams_matchers_per_query` (400), and
