@@ -48,3 +48,38 @@ fn entries_a_line_format_makes_equal_are_merged_before_the_limit() {
         streams(out.unwrap().result).into_iter().flat_map(|s| s.entries).map(|e| e.ts).collect();
     assert_eq!(ts, [T0 + 2 * SEC, T0 + SEC]);
 }
+
+#[test]
+fn entries_sharing_metadata_sets_answer_as_entries_building_their_own_labels() {
+    // alternating structured-metadata sets, one colliding with a stream label
+    let labels = Labels::from_vec(vec![Label::new("job", "m"), Label::new("host", "a")]);
+    let sets = [
+        vec![Label::new("level", "info")],
+        vec![Label::new("level", "error")],
+        vec![],
+        vec![Label::new("host", "b"), Label::new("level", "info")],
+    ];
+    let entries = (0..40)
+        .map(|i| Entry {
+            ts: T0 + (i / 3) * SEC,
+            line: format!("line {} {}", i % 7, if i % 2 == 0 { "x" } else { "y" }),
+            structured_metadata: sets[(i % 4) as usize].clone(),
+        })
+        .collect();
+    let src = MemSource { streams: vec![Stream { labels, entries }] };
+    let answer = |q: &str, categorize: bool, limit: u32, direction: Direction| {
+        let e = crate::syntax::parse_expr(q).unwrap();
+        let p = QueryParams { categorize_labels: categorize, ..log_params(limit, direction) };
+        streams(evaluate(&e, &p, &Limits::default(), &src).unwrap().result)
+    };
+    for categorize in [false, true] {
+        for (limit, direction) in [(100, Direction::Backward), (7, Direction::Forward)] {
+            // only line filters: entries share their labels; a label filter that keeps every
+            // entry makes each build its own
+            let shared = answer(r#"{job="m"} |= "line""#, categorize, limit, direction);
+            let own = answer(r#"{job="m"} |= "line" | job="m""#, categorize, limit, direction);
+            assert!(!shared.is_empty());
+            assert_eq!(shared, own, "categorize {categorize}, limit {limit}");
+        }
+    }
+}
