@@ -24,15 +24,19 @@ pub struct LiteralScan {
 
 /// The regex of a `|~` filter as a search over a whole buffer of concatenated lines: `None`
 /// unless it has no look-around (`^`, `$`, `\b`: their meaning changes once lines are
-/// concatenated) and cannot match the empty string. Then a line contains a match exactly when
-/// the same bytes match inside the buffer, and a leftmost search from any position finds the
-/// first such line at or after it (or a match spanning lines before it, which is checked and
-/// skipped).
+/// concatenated), cannot match the empty string, and its matches have a bounded length. Then
+/// a line contains a match exactly when the same bytes match inside the buffer, and a
+/// leftmost search from any position finds the first such line at or after it (or a match
+/// spanning lines before it, which is checked and skipped). The bound keeps each search
+/// short: a greedy `.*` would scan to the end of the block from every line.
 fn block_searcher(src: &str) -> Option<regex::bytes::Regex> {
     let translated = translate_go_regex(src);
     let hir = regex_syntax::Parser::new().parse(&translated).ok()?;
     let props = hir.properties();
-    if !props.look_set().is_empty() || props.minimum_len().is_none_or(|n| n == 0) {
+    if !props.look_set().is_empty()
+        || props.minimum_len().is_none_or(|n| n == 0)
+        || props.maximum_len().is_none()
+    {
         return None;
     }
     regex::bytes::Regex::new(&translated).ok()
@@ -262,7 +266,8 @@ mod tests {
         for (re, searched) in [
             ("(?i)error", true),
             ("(?i)err.r", true),
-            ("fail.*e", true),
+            ("fail.*e", false),
+            ("fail.{0,3}e", true),
             ("a|b", true),
             ("(?i)s", true),
             ("^a", false),
