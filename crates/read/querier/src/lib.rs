@@ -17,7 +17,6 @@ pub mod http;
 mod labels;
 pub mod marshal;
 pub mod multitenant;
-pub mod params;
 pub mod patterns;
 mod query;
 mod source;

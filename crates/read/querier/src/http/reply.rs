@@ -7,9 +7,9 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use skald_common::tenant::TenantId;
+use skald_loghttp::params::Params;
 
 use crate::error::QuerierError;
-use crate::params::Params;
 
 pub(crate) const JSON_UPPER: &str = "application/json; charset=UTF-8";
 pub(crate) const JSON_LOWER: &str = "application/json; charset=utf-8";
