@@ -1,4 +1,8 @@
-//! The error of a request parameter Loki refuses.
+//! The error of a request parameter Loki refuses, and Loki's text for a canceled query.
+
+/// Loki's error text for a query whose client went away (status 499): Go's
+/// `context.Canceled`.
+pub const CANCELED_MSG: &str = "context canceled";
 
 /// A request parameter Loki refuses: always a 400, and the message (Loki's text, naming the
 /// parameter where Loki does) is shown verbatim. A service converts it into its own error

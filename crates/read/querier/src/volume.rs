@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 use skald_index::stats_kib;
 use skald_loghttp::params::{self, Params};
+use skald_loghttp::{marshal, StoreFigures};
 use skald_logql::engine::Stats;
 use skald_logql::syntax;
 use skald_model::{LabelMatcher, Labels, MatchType};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
-use crate::{marshal, Querier, StoreFigures};
+use crate::Querier;
 
 const MS: i64 = 1_000_000;
 const SECOND: i64 = 1_000_000_000;
