@@ -5,7 +5,8 @@
 //! Arrows point down only: `core ← store ← write, read ← server`. A crate may use crates of its
 //! own layer; write and read never use each other; tests and benches may use anything. Every kind
 //! of dependency counts (normal, dev and build): a test-only arrow across layers is a coupling
-//! too.
+//! too. A crate that the services of a layer share (`CORE_ONLY`: `skald-loghttp`) uses core
+//! crates only, so that it never brings a store or a service along.
 //!
 //! The two storage SDKs stay with the crates that own storage: `aws-sdk-dynamodb` in
 //! `skald-index` and `skald-table-manager`, `object_store` in `skald-chunk-store`
@@ -34,6 +35,10 @@ const STORAGE_SDK_OWNERS: &[(&str, &[&str])] = &[
 const KNOWN_STORAGE_SDK_USES: &[(&str, &str, &str)] = &[
     // (none: the server's DynamoDB client construction moved into skald-index)
 ];
+
+/// Crates that the services of a layer share, which may use core crates only (no store crate,
+/// no service): `skald-loghttp`, Loki's HTTP API shapes for every read service.
+const CORE_ONLY: &[&str] = &["skald-loghttp"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Layer {
@@ -152,6 +157,24 @@ fn crate_dependencies_point_down_only() {
         stale.is_empty(),
         "KNOWN_LAYER_VIOLATIONS entries that no longer break the layering (remove them): {stale:?}"
     );
+}
+
+#[test]
+fn shared_api_crates_use_core_crates_only() {
+    let crates = workspace();
+    let mut bad = Vec::new();
+    for name in CORE_ONLY {
+        let Some(c) = crates.get(*name) else {
+            bad.push(format!("{name} is not a workspace crate"));
+            continue;
+        };
+        for dep in &c.deps {
+            if let Some(to) = crates.get(dep).filter(|to| to.layer != Layer::Core) {
+                bad.push(format!("{name} -> {dep} ({:?})", to.layer));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "crates that may use core crates only:\n  {}", bad.join("\n  "));
 }
 
 #[test]

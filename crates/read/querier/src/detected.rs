@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
+use skald_loghttp::params::{self, Params};
 use skald_logql::engine::{self, QueryParams, QueryResult, ResultEntry};
 use skald_logql::log::{Pipeline, ERROR_DETAILS_LABEL, ERROR_LABEL};
 use skald_logql::syntax::ast::{Expr, ParserStage, Stage};
@@ -27,7 +28,6 @@ use skald_logql::syntax::{self, goutil};
 use skald_model::{Direction, Labels};
 
 use crate::error::QuerierError;
-use crate::params::{self, Params};
 use crate::Querier;
 
 /// Labels Loki always reports when they have values, whatever those look like.

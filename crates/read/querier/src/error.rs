@@ -43,3 +43,21 @@ impl From<skald_proto::ServiceError> for QuerierError {
         QuerierError::Status { status: e.code.http_status_code(), message: e.message }
     }
 }
+
+impl From<skald_loghttp::ParamError> for QuerierError {
+    fn from(e: skald_loghttp::ParamError) -> Self {
+        QuerierError::BadRequest(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parameter_error_is_a_bad_request_with_its_text() {
+        let e = QuerierError::from(skald_loghttp::ParamError("interval must be >= 0".into()));
+        assert!(matches!(&e, QuerierError::BadRequest(m) if m == "interval must be >= 0"));
+        assert_eq!(e.status_code(), 400);
+    }
+}

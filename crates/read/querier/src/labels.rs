@@ -4,14 +4,15 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
+use skald_loghttp::marshal;
+use skald_loghttp::params::{self, Params};
 use skald_logql::syntax::{self, goutil};
 use skald_model::{LabelMatcher, Labels};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
-use crate::params::{self, Params};
 use crate::query::HOUR_NS;
-use crate::{marshal, multitenant, Querier};
+use crate::{multitenant, Querier};
 
 impl Querier {
     fn selector_matchers(&self, q: Option<&str>) -> Result<Vec<LabelMatcher>, QuerierError> {

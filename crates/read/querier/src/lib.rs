@@ -15,9 +15,7 @@ mod drilldown;
 pub mod error;
 pub mod http;
 mod labels;
-pub mod marshal;
 pub mod multitenant;
-pub mod params;
 pub mod patterns;
 mod query;
 mod source;
@@ -36,7 +34,6 @@ use skald_proto::ingester::IngesterClient;
 
 pub use error::QuerierError;
 pub use patterns::{PatternConfigError, PatternIngesterConfig};
-pub use store_stats::StoreFigures;
 
 /// The `querier` block, with Loki's key names.
 #[derive(Debug, Clone, Serialize, Deserialize)]

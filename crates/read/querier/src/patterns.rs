@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use skald_loghttp::params::{self, Params};
 use skald_logql::engine::EngineError;
 use skald_logql::syntax::{self, ast::LogSelectorExpr};
 use skald_model::{LabelMatcher, Labels};
 
 use crate::drain::{detect_format, Drain, DrainSettings, LineFormat};
 use crate::error::QuerierError;
-use crate::params::{self, Params};
 use crate::Querier;
 
 /// Loki's querier drops patterns with fewer lines than this.

@@ -10,16 +10,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use skald_loghttp::marshal;
+use skald_loghttp::params::{self, Params};
+use skald_loghttp::StoreFigures;
 use skald_logql::engine::{self, EngineError, QueryParams, Source};
 use skald_logql::syntax::ast::{Expr, VectorOp};
 use skald_logql::syntax::{self, goutil};
 
 use crate::error::QuerierError;
 use crate::multitenant::{self, MultiTenantSource};
-use crate::params::{self, Params};
 use crate::source::StoreSource;
-use crate::store_stats::{StoreFigures, StoreStats};
-use crate::{marshal, Querier};
+use crate::store_stats::StoreStats;
+use crate::Querier;
 
 pub(crate) const HOUR_NS: i64 = 3_600_000_000_000;
 

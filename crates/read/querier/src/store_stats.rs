@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use skald_index::ChunkRef;
+use skald_loghttp::StoreFigures;
 use skald_model::Stream;
 use skald_proto::ingester::SeriesSamples;
 
@@ -20,29 +21,6 @@ pub(crate) struct StoreStats {
     ingester_streams: AtomicU64,
     ingester_lines: AtomicU64,
     ingester_bytes: AtomicU64,
-}
-
-/// A snapshot of [`StoreStats`], as the answer reports it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct StoreFigures {
-    /// Chunk refs the index gave (`totalChunksRef`).
-    pub chunk_refs: u64,
-    /// Chunks fetched from the object store (`totalChunksDownloaded`).
-    pub chunks_downloaded: u64,
-    /// Their size as stored (`compressedBytes`).
-    pub compressed_bytes: u64,
-    /// Their blocks' raw size (`decompressedBytes`), as the index records it.
-    pub decompressed_bytes: u64,
-    /// Their entries (`decompressedLines`), as the index records them.
-    pub decompressed_lines: u64,
-    /// Requests to the ingesters (`totalReached`, `totalBatches`).
-    pub ingester_requests: u64,
-    /// Streams (or series) the ingesters answered with (`totalChunksMatched`).
-    pub ingester_streams: u64,
-    /// Entries (or samples) the ingesters sent (`totalLinesSent`, `headChunkLines`).
-    pub ingester_lines: u64,
-    /// Bytes of the lines the ingesters sent (`headChunkBytes`).
-    pub ingester_bytes: u64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -81,7 +59,7 @@ impl StoreStats {
         add(&self.ingester_lines, series.iter().map(|s| s.samples.len() as u64).sum());
     }
 
-    /// The figures so far.
+    /// The figures so far (a snapshot, as the answer reports it).
     pub(crate) fn snapshot(&self) -> StoreFigures {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StoreFigures {

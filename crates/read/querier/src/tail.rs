@@ -25,6 +25,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use skald_loghttp::params::{self, Params};
 use skald_logql::engine::{
     self, EngineError, QueryParams, QueryResult, ResultEntry, ResultStream, SelectLimit, Source,
 };
@@ -33,7 +34,6 @@ use skald_model::{Direction, Entry, LabelMatcher, Labels, Stream, StreamBatch};
 use skald_proto::ingester::{IngesterQuery, TailStream};
 
 use crate::error::QuerierError;
-use crate::params::{self, Params};
 use crate::Querier;
 
 /// Largest `delay_for` Loki accepts, in seconds.

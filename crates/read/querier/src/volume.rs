@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 use skald_index::stats_kib;
+use skald_loghttp::params::{self, Params};
+use skald_loghttp::{marshal, StoreFigures};
 use skald_logql::engine::Stats;
 use skald_logql::syntax;
 use skald_model::{LabelMatcher, Labels, MatchType};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
-use crate::params::{self, Params};
-use crate::{marshal, Querier, StoreFigures};
+use crate::Querier;
 
 const MS: i64 = 1_000_000;
 const SECOND: i64 = 1_000_000_000;
@@ -68,7 +69,7 @@ fn volume_limit(p: &Params) -> Result<usize, QuerierError> {
     match p.get("limit").filter(|l| !l.is_empty()) {
         None => Ok(DEFAULT_VOLUME_LIMIT),
         Some(l) if l.parse::<i64>() == Ok(0) => Ok(DEFAULT_VOLUME_LIMIT),
-        Some(l) => params::parse_limit(Some(l)).map(|n| n as usize),
+        Some(l) => Ok(params::parse_limit(Some(l))? as usize),
     }
 }
 

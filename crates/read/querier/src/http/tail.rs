@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use skald_loghttp::marshal;
 use skald_logql::engine::ResultStream;
 use skald_model::{Labels, Stream};
 use skald_proto::ingester::{DroppedEntry, TailBatch, TailStream};
@@ -22,7 +23,7 @@ use crate::error::QuerierError;
 use crate::tail::{
     run_pipeline, sends_stream_labels_only, stream_bytes, under_stream_labels, Sent, TailRequest,
 };
-use crate::{marshal, Querier};
+use crate::Querier;
 
 /// How often held entries are sent.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);

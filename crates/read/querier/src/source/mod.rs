@@ -41,7 +41,7 @@ pub struct StoreSource {
 }
 
 /// Loki's error text for a query whose client went away (status 499).
-pub(crate) const CANCELED_MSG: &str = "context canceled";
+pub(crate) use skald_loghttp::error::CANCELED_MSG;
 
 /// How far ahead of the engine a query's chunks are fetched and decoded: at most
 /// [`prefetch::WINDOW_BYTES`], and a quarter of `max_query_memory` when that is smaller. The

@@ -35,7 +35,7 @@ fn selector(q: &str) -> LogSelectorExpr {
 #[test]
 fn matchers_per_selector_are_limited() {
     let s = source(Limits { max_streams_matchers_per_query: 2, ..Limits::default() });
-    let now = crate::params::now_ns();
+    let now = skald_loghttp::params::now_ns();
     let err = s.limit_range(&selector(r#"{a="1", b="2", c!="3"}"#), 0, now).unwrap_err();
     assert_eq!(err.status_code(), 400);
     assert_eq!(
@@ -53,7 +53,7 @@ fn lookback_moves_the_start_up_and_empties_older_ranges() {
         max_streams_matchers_per_query: 1,
         ..Limits::default()
     });
-    let now = crate::params::now_ns();
+    let now = skald_loghttp::params::now_ns();
     let (start, end) =
         s.limit_range(&selector(r#"{a="1"}"#), now - 3 * hour, now).unwrap().unwrap();
     assert_eq!(end, now);

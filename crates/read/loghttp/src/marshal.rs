@@ -8,6 +8,7 @@ use skald_logql::engine::{
 };
 use skald_model::Labels;
 
+use crate::error::CANCELED_MSG;
 use crate::StoreFigures;
 
 /// Formats a sample value the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does, except
@@ -219,7 +220,7 @@ impl BodyWriter<'_> {
 
     fn check(&self) -> Result<(), EngineError> {
         if self.cancel.load(Ordering::Relaxed) {
-            return Err(EngineError::Canceled(crate::source::CANCELED_MSG.to_string()));
+            return Err(EngineError::Canceled(CANCELED_MSG.to_string()));
         }
         if self.max_bytes > 0 && self.buf.len() > self.max_bytes {
             return Err(result_too_large(self.max_bytes));

@@ -7,7 +7,7 @@ use skald_gocompat::strconv;
 use skald_gocompat::time::layout::parse;
 use skald_model::Direction;
 
-use crate::error::QuerierError;
+use crate::error::ParamError;
 
 /// Request parameters, from the query string and (for POST) the form body.
 #[derive(Debug, Default, Clone)]
@@ -51,9 +51,9 @@ const RFC3339_NANO: &str = "2006-01-02T15:04:05.999999999Z07:00";
 /// sign included) or nanoseconds, else RFC 3339. Empty → `default`. The error is Go's
 /// `strconv.ParseInt` text, which Loki answers as it is for `time` (see [`parse_range`] for
 /// `start` and `end`).
-pub fn parse_timestamp(value: Option<&str>, default: i64) -> Result<i64, QuerierError> {
+pub fn parse_timestamp(value: Option<&str>, default: i64) -> Result<i64, ParamError> {
     let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(default) };
-    parse_time(value).map_err(|e| QuerierError::BadRequest(e.to_string()))
+    parse_time(value).map_err(|e| ParamError(e.to_string()))
 }
 
 fn parse_time(value: &str) -> Result<i64, strconv::NumError> {
@@ -79,13 +79,13 @@ fn parse_time(value: &str) -> Result<i64, strconv::NumError> {
 /// Parses a duration as Loki's `parseSecondsOrDuration` does (`step`, `interval`): float
 /// seconds (Go's `ParseFloat`, truncated to nanoseconds), else a Prometheus duration
 /// ([`parse_model_duration`]); returns nanoseconds, with Loki's texts.
-pub fn parse_seconds_or_duration(value: &str) -> Result<i64, QuerierError> {
+pub fn parse_seconds_or_duration(value: &str) -> Result<i64, ParamError> {
     if let Ok(f) = strconv::parse_float(value) {
         let ns = f * 1e9;
         // Go compares with float64(MaxInt64), i.e. 2^63
         const LIMIT: f64 = 9_223_372_036_854_775_808.0;
         if !ns.is_nan() && !(-LIMIT..=LIMIT).contains(&ns) {
-            return Err(QuerierError::BadRequest(format!(
+            return Err(ParamError(format!(
                 "cannot parse {} to a valid duration. It overflows int64",
                 strconv::quote(value)
             )));
@@ -95,10 +95,7 @@ pub fn parse_seconds_or_duration(value: &str) -> Result<i64, QuerierError> {
         return Ok(if ns == LIMIT || ns.is_nan() { i64::MIN } else { ns as i64 });
     }
     parse_model_duration(value).map_err(|_| {
-        QuerierError::BadRequest(format!(
-            "cannot parse {} to a valid duration",
-            strconv::quote(value)
-        ))
+        ParamError(format!("cannot parse {} to a valid duration", strconv::quote(value)))
     })
 }
 
@@ -181,26 +178,23 @@ pub fn parse_model_duration(s: &str) -> Result<i64, ModelDurationError> {
 }
 
 /// Parses `direction`.
-pub fn parse_direction(value: Option<&str>) -> Result<Direction, QuerierError> {
+pub fn parse_direction(value: Option<&str>) -> Result<Direction, ParamError> {
     match value.map(|v| v.to_ascii_lowercase()) {
         None => Ok(Direction::Backward),
         Some(v) if v.is_empty() || v == "backward" => Ok(Direction::Backward),
         Some(v) if v == "forward" => Ok(Direction::Forward),
-        Some(_) => Err(QuerierError::BadRequest(format!(
-            "invalid direction '{}'",
-            value.unwrap_or_default()
-        ))),
+        Some(_) => Err(ParamError(format!("invalid direction '{}'", value.unwrap_or_default()))),
     }
 }
 
 /// Parses `limit` (default 100) as Loki does: Go's `strconv.Atoi`, then positive.
-pub fn parse_limit(value: Option<&str>) -> Result<u32, QuerierError> {
+pub fn parse_limit(value: Option<&str>) -> Result<u32, ParamError> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(100),
         Some(v) => {
-            let n = strconv::atoi(v).map_err(|e| QuerierError::BadRequest(e.to_string()))?;
+            let n = strconv::atoi(v).map_err(|e| ParamError(e.to_string()))?;
             if n <= 0 {
-                return Err(QuerierError::BadRequest("limit must be a positive value".to_string()));
+                return Err(ParamError("limit must be a positive value".to_string()));
             }
             Ok(n.min(u32::MAX as i64) as u32)
         }
@@ -219,7 +213,7 @@ pub fn now_ns() -> i64 {
 /// duration, default `default_lookback_ns`), then `end` (default now), then `start` (default
 /// `since` before `end`, or before now when `end` is in the future). Each error names its
 /// parameter, in Loki's words.
-pub fn parse_range(params: &Params, default_lookback_ns: i64) -> Result<(i64, i64), QuerierError> {
+pub fn parse_range(params: &Params, default_lookback_ns: i64) -> Result<(i64, i64), ParamError> {
     parse_range_at(params, default_lookback_ns, now_ns())
 }
 
@@ -228,7 +222,7 @@ fn parse_range_at(
     params: &Params,
     default_lookback_ns: i64,
     now: i64,
-) -> Result<(i64, i64), QuerierError> {
+) -> Result<(i64, i64), ParamError> {
     let since = match params.get("since").filter(|s| !s.is_empty()) {
         Some(s) => parse_model_duration(s).map_err(|e| param_error("since", e))?,
         None => default_lookback_ns,
@@ -258,8 +252,8 @@ pub fn log_query_end(start: i64, end: i64) -> i64 {
     }
 }
 
-fn param_error(name: &str, e: impl std::fmt::Display) -> QuerierError {
-    QuerierError::BadRequest(format!("could not parse '{name}' parameter: {e}"))
+fn param_error(name: &str, e: impl std::fmt::Display) -> ParamError {
+    ParamError(format!("could not parse '{name}' parameter: {e}"))
 }
 
 /// Loki's default step: `max(1s, floor((end - start) / 250))`, in whole seconds.
@@ -270,18 +264,18 @@ pub fn default_step_ns(start: i64, end: i64) -> i64 {
 
 /// `step` (a duration or float seconds; default [`default_step_ns`]), checked as Loki checks
 /// it: positive, and at most 11,000 points over `[start, end]`.
-pub fn parse_step(params: &Params, start: i64, end: i64) -> Result<i64, QuerierError> {
+pub fn parse_step(params: &Params, start: i64, end: i64) -> Result<i64, ParamError> {
     let step_ns = match params.get("step").filter(|s| !s.is_empty()) {
         Some(s) => parse_seconds_or_duration(s)?,
         None => default_step_ns(start, end),
     };
     if step_ns <= 0 {
-        return Err(QuerierError::BadRequest(
+        return Err(ParamError(
             "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
         ));
     }
     if end.saturating_sub(start) / step_ns > 11_000 {
-        return Err(QuerierError::BadRequest(
+        return Err(ParamError(
             "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter".into(),
         ));
     }
@@ -289,13 +283,13 @@ pub fn parse_step(params: &Params, start: i64, end: i64) -> Result<i64, QuerierE
 }
 
 /// `interval` (a duration or float seconds; default 0), which must not be negative.
-pub fn parse_interval(params: &Params) -> Result<i64, QuerierError> {
+pub fn parse_interval(params: &Params) -> Result<i64, ParamError> {
     let interval = match params.get("interval").filter(|s| !s.is_empty()) {
         Some(s) => parse_seconds_or_duration(s)?,
         None => 0,
     };
     if interval < 0 {
-        return Err(QuerierError::BadRequest("interval must be >= 0".into()));
+        return Err(ParamError("interval must be >= 0".into()));
     }
     Ok(interval)
 }
@@ -304,7 +298,7 @@ pub fn parse_interval(params: &Params) -> Result<i64, QuerierError> {
 mod tests {
     use super::*;
 
-    fn err(r: Result<i64, QuerierError>) -> String {
+    fn err(r: Result<i64, ParamError>) -> String {
         r.unwrap_err().to_string()
     }
 

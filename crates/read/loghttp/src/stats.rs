@@ -1,0 +1,25 @@
+//! The store figures of a query's `stats` object.
+
+/// What one query read from storage and from the ingesters, as the `stats` object of its
+/// answer reports it (`querier.store`, `ingester`): the querier's snapshot of its counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// Chunk refs the index gave (`totalChunksRef`).
+    pub chunk_refs: u64,
+    /// Chunks fetched from the object store (`totalChunksDownloaded`).
+    pub chunks_downloaded: u64,
+    /// Their size as stored (`compressedBytes`).
+    pub compressed_bytes: u64,
+    /// Their blocks' raw size (`decompressedBytes`), as the index records it.
+    pub decompressed_bytes: u64,
+    /// Their entries (`decompressedLines`), as the index records them.
+    pub decompressed_lines: u64,
+    /// Requests to the ingesters (`totalReached`, `totalBatches`).
+    pub ingester_requests: u64,
+    /// Streams (or series) the ingesters answered with (`totalChunksMatched`).
+    pub ingester_streams: u64,
+    /// Entries (or samples) the ingesters sent (`totalLinesSent`, `headChunkLines`).
+    pub ingester_lines: u64,
+    /// Bytes of the lines the ingesters sent (`headChunkBytes`).
+    pub ingester_bytes: u64,
+}
