@@ -24,6 +24,9 @@ pub(crate) struct HeadBlock {
     pub(crate) entries: u32,
     pub(crate) min_ts: i64,
     pub(crate) max_ts: i64,
+    /// Column lengths (plus an eighth) of the last block cut: what the next block reserves
+    /// when its first entry arrives.
+    last_block_lens: [usize; 4],
 }
 
 impl HeadBlock {
@@ -37,9 +40,17 @@ impl HeadBlock {
     }
 
     /// Raw bytes `entry` would add to this block (an upper bound for the timestamp varint).
+    #[inline]
     pub(crate) fn entry_raw_len(line: &str, structured_metadata: &[Label]) -> usize {
-        let mut n = 10 + uvarint_len(line.len() as u64) + line.len();
-        n += uvarint_len(structured_metadata.len() as u64);
+        10 + uvarint_len(line.len() as u64)
+            + line.len()
+            + Self::metadata_raw_len(structured_metadata)
+    }
+
+    /// Raw bytes of one entry's structured metadata in the metadata column.
+    #[inline]
+    fn metadata_raw_len(structured_metadata: &[Label]) -> usize {
+        let mut n = uvarint_len(structured_metadata.len() as u64);
         for l in structured_metadata {
             n += uvarint_len(l.name.len() as u64) + l.name.len();
             n += uvarint_len(l.value.len() as u64) + l.value.len();
@@ -50,6 +61,13 @@ impl HeadBlock {
     /// Appends one entry; the caller guarantees `entry.ts >= self.max_ts` when not empty.
     pub(crate) fn push(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) {
         if self.entries == 0 {
+            // the columns were released at the last cut: make room for a block like that
+            // one at once rather than growing (and copying) their way up to it
+            let [t, n, l, m] = self.last_block_lens;
+            self.timestamps.reserve(t);
+            self.line_lens.reserve(n);
+            self.lines.reserve(l);
+            self.metadata.reserve(m);
             put_uvarint(&mut self.timestamps, zigzag(ts));
             self.min_ts = ts;
         } else {
@@ -69,12 +87,20 @@ impl HeadBlock {
         self.entries += 1;
     }
 
+    /// The last `len` bytes of the line column: the last line pushed, when `len` is its length.
+    pub(crate) fn last_line(&self, len: usize) -> &[u8] {
+        &self.lines[self.lines.len().saturating_sub(len)..]
+    }
+
     /// Writes the columns into `raw` (cleared first) in the raw block layout, and resets the
     /// head, releasing its buffers: a builder between blocks holds no raw data (the ingester
     /// fills a block and cuts it at once, and kept a block-sized idle buffer per stream).
     pub(crate) fn take_raw_into(&mut self, raw: &mut Vec<u8>) {
         raw.clear();
         raw.reserve(self.raw_len());
+        // a little more than this block's lengths: blocks of a stream are much alike
+        self.last_block_lens = [&self.timestamps, &self.line_lens, &self.lines, &self.metadata]
+            .map(|c| c.len() + c.len() / 8);
         for column in
             [&mut self.timestamps, &mut self.line_lens, &mut self.lines, &mut self.metadata]
         {

@@ -1,6 +1,6 @@
 //! [`ChunkBuilder`]: appends sorted entries, cuts compressed blocks, writes the trailer.
 
-use skald_model::{Entry, EntryRef, Label};
+use skald_model::{Entry, EntryBatch, EntryRef, Label};
 
 use crate::block::HeadBlock;
 use crate::error::{Error, Result};
@@ -67,8 +67,13 @@ pub struct ChunkBuilder {
     stats: Vec<u8>,
     /// CRC32C of each line appended at timestamp `max_ts`, sorted: a second entry with the
     /// same timestamp and line is a duplicate that readers keep once, which statistics
-    /// (counting both) would not.
+    /// (counting both) would not. Computed lazily: while only one entry has that timestamp
+    /// (the usual case) its CRC is not needed, and `pending_line` holds that line's length
+    /// instead (it is the last line of the open block, or its CRC was taken at the cut).
     same_ts_lines: Vec<u32>,
+    /// Length of the open block's last line when it is the only entry at `max_ts` so far and
+    /// its CRC has not been computed.
+    pending_line: Option<usize>,
     /// False once a possible duplicate was appended: the chunk is then written without
     /// statistics, and queries decode it.
     stats_usable: bool,
@@ -106,6 +111,7 @@ impl ChunkBuilder {
             stats_head: StatsHead::new(),
             stats: Vec::new(),
             same_ts_lines: Vec::new(),
+            pending_line: None,
             stats_usable: true,
         }
     }
@@ -160,7 +166,42 @@ impl ChunkBuilder {
         self.append_parts(entry.ts, entry.line, entry.structured_metadata)
     }
 
+    /// Appends the entries of `batch` at `indices`, in that order, as
+    /// [`ChunkBuilder::append_ref`] would one by one; an entry that fails is passed to
+    /// `on_error` and skipped. Faster than single appends: the statistics look each of the
+    /// batch's metadata sets up once, by its [`EntryRef::metadata_id`], rather than comparing
+    /// every entry's labels.
+    pub fn append_batch(
+        &mut self,
+        batch: &EntryBatch,
+        indices: &[u32],
+        mut on_error: impl FnMut(Error),
+    ) {
+        // ids name sets of this batch only
+        self.stats_head.forget_ids();
+        for &i in indices {
+            let e = batch.get(i as usize);
+            let id = Some(e.metadata_id);
+            if let Err(error) = self.append_inner(e.ts, e.line, e.structured_metadata, id) {
+                on_error(error);
+            }
+        }
+        self.stats_head.forget_ids();
+    }
+
     fn append_parts(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) -> Result<()> {
+        self.append_inner(ts, line, structured_metadata, None)
+    }
+
+    /// Appends one entry; `metadata_id`, when given, is the id of `structured_metadata` in the
+    /// batch the current [`ChunkBuilder::append_batch`] reads.
+    fn append_inner(
+        &mut self,
+        ts: i64,
+        line: &str,
+        structured_metadata: &[Label],
+        metadata_id: Option<u32>,
+    ) -> Result<()> {
         if self.min_ts.is_some() && ts < self.max_ts {
             return Err(Error::OutOfOrder { ts, last: self.max_ts });
         }
@@ -175,7 +216,7 @@ impl ChunkBuilder {
             self.cut_block()?;
         }
         if self.version != FORMAT_VERSION_V1 {
-            self.track_stats(ts, line, structured_metadata);
+            self.track_stats(ts, line, structured_metadata, metadata_id);
         }
         self.head.push(ts, line, structured_metadata);
         self.entries += 1;
@@ -188,12 +229,21 @@ impl ChunkBuilder {
     }
 
     /// Counts the entry into the open block's statistics and watches for duplicates.
-    fn track_stats(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) {
-        let crc = crc32c::crc32c(line.as_bytes());
+    /// Called before the entry is pushed into the open block.
+    fn track_stats(
+        &mut self,
+        ts: i64,
+        line: &str,
+        structured_metadata: &[Label],
+        metadata_id: Option<u32>,
+    ) {
         if self.min_ts.is_none() || ts != self.max_ts {
+            // a new timestamp: its line's CRC is only needed if another entry joins it
             self.same_ts_lines.clear();
-            self.same_ts_lines.push(crc);
+            self.pending_line = Some(line.len());
         } else if self.stats_usable {
+            self.settle_pending_line();
+            let crc = crc32c::crc32c(line.as_bytes());
             match self.same_ts_lines.binary_search(&crc) {
                 // the same line at the same timestamp, or a CRC collision: either way the
                 // statistics could count an entry readers keep once
@@ -201,7 +251,22 @@ impl ChunkBuilder {
                 Err(pos) => self.same_ts_lines.insert(pos, crc),
             }
         }
-        self.stats_head.push(ts, line.len(), structured_metadata, self.stats_bucket_ns);
+        self.stats_head.push(
+            ts,
+            line.len(),
+            structured_metadata,
+            metadata_id,
+            self.stats_bucket_ns,
+        );
+    }
+
+    /// Computes the CRC of the line `pending_line` stands for (the open block's last line)
+    /// into `same_ts_lines`, which then holds that one CRC.
+    fn settle_pending_line(&mut self) {
+        if let Some(len) = self.pending_line.take() {
+            self.same_ts_lines.clear();
+            self.same_ts_lines.push(crc32c::crc32c(self.head.last_line(len)));
+        }
     }
 
     /// Compresses the open block and appends it to the chunk. Does nothing when it is empty.
@@ -209,6 +274,8 @@ impl ChunkBuilder {
         if self.head.is_empty() {
             return Ok(());
         }
+        // the pending line leaves the open block now
+        self.settle_pending_line();
         let (entries, min_ts, max_ts) = (self.head.entries, self.head.min_ts, self.head.max_ts);
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();

@@ -67,9 +67,15 @@ pub(crate) struct StatsHead {
     rows: Vec<(i64, u32, u32, u64)>,
     /// The bucket being filled, and its (set, entries, line bytes) so far.
     current: Option<i64>,
+    /// The inclusive end of bucket `current` (`i64::MAX` past the range): a later timestamp
+    /// up to it falls in the same bucket, without a division.
+    current_end: i64,
     current_rows: Vec<(u32, u32, u64)>,
     /// False once the block has too many metadata sets to keep statistics.
     usable: bool,
+    /// Index into `sets` of each metadata id of the batch being appended
+    /// ([`crate::ChunkBuilder::append_batch`]), `u32::MAX` when not yet looked up.
+    set_of_id: Vec<u32>,
 }
 
 impl StatsHead {
@@ -77,30 +83,47 @@ impl StatsHead {
         StatsHead { usable: true, ..StatsHead::default() }
     }
 
-    /// Counts one entry (timestamps arrive in ascending order).
-    pub(crate) fn push(&mut self, ts: i64, line_len: usize, metadata: &[Label], width: i64) {
+    /// Forgets the metadata ids of [`StatsHead::push`]: they name another batch's sets now.
+    pub(crate) fn forget_ids(&mut self) {
+        self.set_of_id.clear();
+    }
+
+    /// Counts one entry (timestamps arrive in ascending order). `id`, when given, stands for
+    /// `metadata`: equal ids come with equal metadata until [`StatsHead::forget_ids`].
+    pub(crate) fn push(
+        &mut self,
+        ts: i64,
+        line_len: usize,
+        metadata: &[Label],
+        id: Option<u32>,
+        width: i64,
+    ) {
         if !self.usable {
             return;
         }
-        let set = match self.sets.iter().position(|s| s.as_slice() == metadata) {
-            Some(i) => i as u32,
-            None => {
-                self.set_bytes +=
-                    metadata.iter().map(|l| l.name.len() + l.value.len()).sum::<usize>();
-                if self.sets.len() == MAX_STATS_METADATA_SETS
-                    || self.set_bytes > MAX_STATS_METADATA_BYTES
-                {
-                    self.usable = false;
-                    return;
+        let known = id.and_then(|id| self.set_of_id.get(id as usize)).filter(|&&s| s != u32::MAX);
+        let set = match known {
+            Some(&set) => set,
+            None => match self.find_set(metadata) {
+                Some(set) => {
+                    if let Some(id) = id {
+                        let id = id as usize;
+                        if self.set_of_id.len() <= id {
+                            self.set_of_id.resize(id + 1, u32::MAX);
+                        }
+                        self.set_of_id[id] = set;
+                    }
+                    set
                 }
-                self.sets.push(metadata.to_vec());
-                (self.sets.len() - 1) as u32
-            }
+                None => return,
+            },
         };
-        let index = bucket_index(ts, width);
-        if self.current != Some(index) {
+        // timestamps ascend: one at most `current_end` is in the current bucket
+        if self.current.is_none() || ts > self.current_end {
+            let index = bucket_index(ts, width);
             self.close_bucket();
             self.current = Some(index);
+            self.current_end = bucket_end(index, width).unwrap_or(i64::MAX);
         }
         match self.current_rows.iter_mut().find(|r| r.0 == set) {
             Some(r) => {
@@ -108,6 +131,26 @@ impl StatsHead {
                 r.2 += line_len as u64;
             }
             None => self.current_rows.push((set, 1, line_len as u64)),
+        }
+    }
+
+    /// The index of `metadata` in `sets`, added when new; `None` (and the statistics unusable)
+    /// when there is no room for it.
+    fn find_set(&mut self, metadata: &[Label]) -> Option<u32> {
+        match self.sets.iter().position(|s| s.as_slice() == metadata) {
+            Some(i) => Some(i as u32),
+            None => {
+                self.set_bytes +=
+                    metadata.iter().map(|l| l.name.len() + l.value.len()).sum::<usize>();
+                if self.sets.len() == MAX_STATS_METADATA_SETS
+                    || self.set_bytes > MAX_STATS_METADATA_BYTES
+                {
+                    self.usable = false;
+                    return None;
+                }
+                self.sets.push(metadata.to_vec());
+                Some((self.sets.len() - 1) as u32)
+            }
         }
     }
 
@@ -152,6 +195,7 @@ impl StatsHead {
             out = Some(rec);
         }
         self.sets.clear();
+        self.set_of_id.clear();
         self.set_bytes = 0;
         self.rows.clear();
         self.usable = true;

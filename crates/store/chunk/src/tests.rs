@@ -441,7 +441,52 @@ proptest! {
         let dups = keys.windows(2).any(|w| w[0] == w[1]);
         if dups {
             prop_assert_eq!(c.stats_bucket_ns(), None);
+        } else {
+            prop_assert_eq!(c.stats_bucket_ns(), Some(width));
         }
+    }
+
+    /// Appending from batches (metadata sets looked up by id, line CRCs taken only for
+    /// entries that share a timestamp) writes the same bytes as appending entry by entry.
+    #[test]
+    fn batch_appends_write_the_same_chunk(
+        raw in prop::collection::vec((0i64..3_000_000_000, "[ab]{0,3}", 0u8..40), 1..300),
+        split in 0usize..300,
+        block_size in 1usize..2048,
+        width in prop::sample::select(vec![1i64, 7, 1_000_000, 1_000_000_000]),
+    ) {
+        let mut ts = 1_000_000_000i64;
+        let mut entries = Vec::new();
+        for (delta, line, meta) in raw {
+            ts += if delta % 3 == 0 { 0 } else { delta / 1000 };
+            let structured_metadata = match meta {
+                0..=9 => vec![],
+                10..=29 => vec![Label::new("level", if meta % 2 == 0 { "info" } else { "warn" })],
+                30..=38 => vec![Label::new("k", "v"), Label::new("level", "info")],
+                _ => vec![Label::new("id", format!("{delta}"))],
+            };
+            entries.push(Entry { ts, line, structured_metadata });
+        }
+        let mut one = ChunkBuilder::new(block_size).with_stats_bucket_ns(width);
+        for e in &entries {
+            one.append(e).unwrap();
+        }
+        let want = one.finish().unwrap();
+        // two batches, whose metadata ids differ, read back to front by their indices
+        let split = split.min(entries.len());
+        let mut b = ChunkBuilder::new(block_size).with_stats_bucket_ns(width);
+        for part in [&entries[..split], &entries[split..]] {
+            let batch: skald_model::EntryBatch = part.iter().rev().collect();
+            let indices: Vec<u32> = (0..part.len() as u32).rev().collect();
+            let mid = indices.len() / 2;
+            b.append_batch(&batch, &indices[..mid], |e| panic!("{e}"));
+            if mid > 0 {
+                let snap = b.snapshot().unwrap();
+                prop_assert_eq!(snap.entries as usize, b.entries() as usize);
+            }
+            b.append_batch(&batch, &indices[mid..], |e| panic!("{e}"));
+        }
+        prop_assert_eq!(b.finish().unwrap(), want);
     }
 
     #[test]
