@@ -1,0 +1,19 @@
+//! Query planning for the query-frontend: how a query is cut into time splits, and how the
+//! answers of the splits are put back together into the answer of the whole query.
+//!
+//! Pure functions, no I/O. The frontend evaluates each split (with
+//! [`engine::evaluate`](crate::engine::evaluate) on a querier) and merges the parts here; the
+//! tests prove `evaluate(q) == merge(evaluate(split) for each split)`.
+//!
+//! - [`split_range`]: the splits of a metric range query (Loki's `split_queries_by_interval`).
+//! - [`split_log_range`]: the splits of a log query.
+//! - [`max_range`]: the largest `[range]` of an expression, which widens the split interval.
+//! - [`merge_matrix`] and [`merge_streams`]: the merged answer, in the engine's own order.
+
+mod merge;
+mod split;
+#[cfg(test)]
+mod tests;
+
+pub use merge::{merge_matrix, merge_streams};
+pub use split::{max_range, split_log_range, split_range};
