@@ -15,13 +15,14 @@ use crate::syntax::ast::{Expr, SampleExpr};
 /// epoch:
 /// - the interval widens to `max_range` (the largest `[range]` of the query, [`max_range`])
 ///   when that is larger;
-/// - with `step >= interval` every step is its own split `(t, t)` (Loki cuts
-///   `[t, t + step]` pieces that share their edges and drops the duplicate sample when
-///   merging; the evaluation times are the same);
+/// - with `step >= interval` the query is split per step: Loki cuts `[t0, t1], [t1, t2],
+///   ...` (pieces that share their edges; its merge drops the duplicate sample), here
+///   `(t0, t1), (t2, t2), (t3, t3), ...`: as many splits, each holding the steps Loki's piece
+///   adds, so that no step is evaluated twice (two steps or fewer: the query whole);
 /// - otherwise a split starting at `s` ends on the last step before the next multiple of the
 ///   interval after `s`, and the next split starts one step later; a split whose end is the
 ///   query's last step or the one before it runs to `end`;
-/// - `interval <= 0` (splitting off), `end <= start` or a range inside one interval give the
+/// - `interval <= 0` (splitting off), `step <= 0`, `end <= start` or a range inside one interval give the
 ///   query whole: `[(start, end)]`.
 pub fn split_range(
     start: i64,
@@ -35,14 +36,18 @@ pub fn split_range(
     }
     let interval = interval.max(max_range);
     if step >= interval {
+        // Loki's pieces [t0, t1], [t1, t2], ... as disjoint splits: (t0, t1), (t2, t2), ...
+        // (as many as Loki's, each holding the steps Loki's piece adds).
         let mut out = Vec::new();
-        let mut t = start;
-        while t <= end {
-            out.push((t, t));
-            match t.checked_add(step) {
-                Some(n) => t = n,
-                None => break,
-            }
+        let first_end = start.saturating_add(step);
+        if first_end >= end {
+            return vec![(start, end)];
+        }
+        out.push((start, first_end));
+        let mut t = first_end;
+        while let Some(n) = t.checked_add(step).filter(|&n| n <= end) {
+            out.push((n, n));
+            t = n;
         }
         return out;
     }

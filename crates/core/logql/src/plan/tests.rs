@@ -74,21 +74,56 @@ fn a_large_range_widens_the_interval_and_a_large_step_splits_per_step() {
         split_range(T0, T0 + 3 * HOUR, MIN, HOUR, 2 * HOUR),
         vec![(T0, T0 + 119 * MIN), (T0 + 2 * HOUR, T0 + 3 * HOUR)]
     );
-    // step 1h >= 1h: one split per step
+    // step 1h >= 1h: one split per step, the first holding two (Loki: [0,1h] [1h,2h] [2h,3h])
     assert_eq!(
         split_range(T0, T0 + 3 * HOUR, HOUR, HOUR, 0),
-        vec![
-            (T0, T0),
-            (T0 + HOUR, T0 + HOUR),
-            (T0 + 2 * HOUR, T0 + 2 * HOUR),
-            (T0 + 3 * HOUR, T0 + 3 * HOUR)
-        ]
+        vec![(T0, T0 + HOUR), (T0 + 2 * HOUR, T0 + 2 * HOUR), (T0 + 3 * HOUR, T0 + 3 * HOUR)]
     );
+    assert_eq!(split_range(T0, T0 + HOUR, HOUR, HOUR, 0), vec![(T0, T0 + HOUR)]);
     // step 30m < widened interval 2h: split normally
     assert_eq!(
         split_range(T0, T0 + 3 * HOUR, 30 * MIN, HOUR, 2 * HOUR),
         vec![(T0, T0 + 90 * MIN), (T0 + 2 * HOUR, T0 + 3 * HOUR)]
     );
+}
+
+/// The cases of Loki's `Test_splitMetricQuery` (pkg/querier/queryrange/split_by_interval_test.go,
+/// read for behaviour), on requests already aligned to the step from the epoch.
+#[test]
+fn metric_splits_match_lokis_own_cases() {
+    let h = HOUR;
+    // 17s steps, 3h: [2h-9s, 3h-5s] [3h+12s, 6h-10s] [6h+7s, 9h+2s]
+    assert_eq!(
+        split_range(2 * h - 9 * SEC, 9 * h + 2 * SEC, 17 * SEC, 3 * h, MIN),
+        vec![
+            (2 * h - 9 * SEC, 3 * h - 5 * SEC),
+            (3 * h + 12 * SEC, 6 * h - 10 * SEC),
+            (6 * h + 7 * SEC, 9 * h + 2 * SEC)
+        ]
+    );
+    // 15s steps, 24h, from 3h to 3d: [3h, 1d-15s] [1d, 2d-15s] [2d, 3d]
+    let d = 24 * h;
+    assert_eq!(
+        split_range(3 * h, 3 * d, 15 * SEC, d, MIN),
+        vec![(3 * h, d - 15 * SEC), (d, 2 * d - 15 * SEC), (2 * d, 3 * d)]
+    );
+    // 0..1h inside 3h and 0..3h with 3h: unsplit
+    assert_eq!(split_range(0, h, 15 * SEC, 3 * h, MIN), vec![(0, h)]);
+    assert_eq!(split_range(0, 3 * h, 15 * SEC, 3 * h, MIN), vec![(0, 3 * h)]);
+    // rate(..[6h]) with 1h: the interval widens to 6h: [2h, 6h-15s] [6h, 9h]
+    assert_eq!(
+        split_range(2 * h, 9 * h, 15 * SEC, h, 6 * h),
+        vec![(2 * h, 6 * h - 15 * SEC), (6 * h, 9 * h)]
+    );
+    // rate(..[7d]) with 15m: one split
+    assert_eq!(split_range(2 * h, 9 * h, 15 * SEC, 15 * MIN, 7 * d), vec![(2 * h, 9 * h)]);
+    // 6h steps over 15m, 0..30h: Loki's five pieces [0,6h] .. [24h,30h]
+    assert_eq!(
+        split_range(0, 30 * h, 6 * h, 15 * MIN, MIN),
+        vec![(0, 6 * h), (12 * h, 12 * h), (18 * h, 18 * h), (24 * h, 24 * h), (30 * h, 30 * h)]
+    );
+    // 6h steps, 0..6h: Loki's one piece [0, 6h]
+    assert_eq!(split_range(0, 6 * h, 6 * h, 15 * MIN, MIN), vec![(0, 6 * h)]);
 }
 
 #[test]
