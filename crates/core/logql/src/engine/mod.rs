@@ -34,7 +34,7 @@ pub use logs::check_entries_limit;
 pub use memory::{memory_limit_error, QueryMemory};
 pub use pushdown::push_down;
 
-pub(crate) use metric::sort_matrix;
+pub(crate) use metric::{series_limit_error, sort_matrix};
 
 /// Loki's text for a log query sent as an instant query.
 pub const INSTANT_LOG_QUERY_MSG: &str =

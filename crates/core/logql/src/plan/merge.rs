@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use skald_model::{Direction, Labels};
 
-use crate::engine::{ResultStream, Series};
+use crate::engine::{EngineError, ResultStream, Series};
 
 /// The matrix of a range query from the matrices of its splits (as [`split_range`] cuts
 /// them; `parts` oldest first): each series' samples concatenated in time order (a series
@@ -13,7 +13,8 @@ use crate::engine::{ResultStream, Series};
 /// query `start..=end` (which depends on how many hours it spans; see
 /// `engine::metric::sort_matrix`).
 ///
-/// The caller checks the series limit: the whole may hold more series than any part.
+/// The whole may hold more series than any part: [`check_series_limit`] gives the engine's
+/// error for it.
 ///
 /// [`split_range`]: super::split_range
 pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64) -> Vec<Series> {
@@ -32,6 +33,16 @@ pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64) -> Vec<Series
     }
     crate::engine::sort_matrix(&mut out, start, end);
     out
+}
+
+/// The engine's error for a range query whose matrix holds more than `max_series` series
+/// (`limits_config.max_query_series`), for a matrix merged by [`merge_matrix`]: the whole
+/// query fails exactly when one of its splits fails or the merged matrix is too large.
+pub fn check_series_limit(series: &[Series], max_series: usize) -> Result<(), EngineError> {
+    if series.len() > max_series {
+        return Err(crate::engine::series_limit_error(max_series));
+    }
+    Ok(())
 }
 
 /// The streams of a log query from the streams of its splits (as [`split_log_range`] cuts

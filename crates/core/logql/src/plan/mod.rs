@@ -8,12 +8,13 @@
 //! - [`split_range`]: the splits of a metric range query (Loki's `split_queries_by_interval`).
 //! - [`split_log_range`]: the splits of a log query.
 //! - [`max_range`]: the largest `[range]` of an expression, which widens the split interval.
-//! - [`merge_matrix`] and [`merge_streams`]: the merged answer, in the engine's own order.
+//! - [`merge_matrix`] and [`merge_streams`]: the merged answer, in the engine's own order;
+//!   [`check_series_limit`]: the series limit over the merged matrix.
 
 mod merge;
 mod split;
 #[cfg(test)]
 mod tests;
 
-pub use merge::{merge_matrix, merge_streams};
+pub use merge::{check_series_limit, merge_matrix, merge_streams};
 pub use split::{max_range, split_log_range, split_range};

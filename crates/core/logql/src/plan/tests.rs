@@ -319,6 +319,47 @@ fn a_split_metric_query_equals_the_whole_query() {
     assert!(non_empty > METRIC_QUERIES.len() * 3, "too few split queries had data: {non_empty}");
 }
 
+#[test]
+fn the_series_limit_fails_a_split_query_exactly_when_it_fails_the_whole() {
+    let mut rng = Rng(0x5eed_0003);
+    let src = random_source(&mut rng);
+    let (mut failed, mut passed) = (0, 0);
+    for q in METRIC_QUERIES {
+        let expr = parse_expr(q).unwrap();
+        for _ in 0..6 {
+            let max_query_series = rng.below(9) as usize;
+            let limits = Limits { max_query_series, ..Limits::default() };
+            let step = rng.pick(&[MIN, 7 * MIN, HOUR]);
+            let start = T0 + rng.below(3 * HOUR as u64) as i64;
+            let (start, end) = align(start, start + rng.below(3 * HOUR as u64) as i64, step);
+            let whole = evaluate(&expr, &params(start, end, step), &limits, &src)
+                .map(|o| matrix(o.result))
+                .map_err(|e| e.to_string());
+            let split = split_range(start, end, step, 20 * MIN, max_range(&expr))
+                .iter()
+                .map(|&(s, e)| {
+                    evaluate(&expr, &params(s, e, step), &limits, &src).map(|o| matrix(o.result))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|parts| {
+                    let merged = merge_matrix(parts, start, end);
+                    check_series_limit(&merged, max_query_series).map(|()| merged)
+                })
+                .map_err(|e| e.to_string());
+            assert_eq!(
+                split, whole,
+                "{q} start={start} end={end} step={step} max={max_query_series}"
+            );
+            if whole.is_err() {
+                failed += 1;
+            } else {
+                passed += 1;
+            }
+        }
+    }
+    assert!(failed > 10 && passed > 10, "failed {failed}, passed {passed}");
+}
+
 /// Every step of `start..=end` is in exactly one split, and the splits keep the step grid.
 fn check_splits_cover(start: i64, end: i64, step: i64, splits: &[(i64, i64)]) {
     let mut expect = start;
