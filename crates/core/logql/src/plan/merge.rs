@@ -45,6 +45,42 @@ pub fn check_series_limit(series: &[Series], max_series: usize) -> Result<(), En
     Ok(())
 }
 
+/// The error of a split query from the errors of its failed splits (in split order): the
+/// error the engine gives the whole query.
+///
+/// The engine fails a range aggregation on the first series (in label order) carrying
+/// `__error__` that has a sample in one of the query's windows, so when every error is such
+/// a pipeline error, the whole query's names the smallest series any split names. Exact
+/// when one range aggregation fails; when several would (both sides of a binary operation),
+/// the engine fails on the first it evaluates, which the errors no longer tell. Other
+/// errors: the first in split order. `None` when `errors` is empty.
+pub fn merge_errors(errors: Vec<EngineError>) -> Option<EngineError> {
+    let named: Option<Vec<Labels>> = errors.iter().map(pipeline_error_series).collect();
+    match named {
+        Some(series) if !errors.is_empty() => {
+            let (i, _) = series.iter().enumerate().min_by(|a, b| a.1.cmp(b.1))?;
+            errors.into_iter().nth(i)
+        }
+        _ => errors.into_iter().next(),
+    }
+}
+
+/// The series a pipeline error names (`... for series: '{a="1", ...}'.`), read back with the
+/// selector parser (the labels are printed with Go's quoting, which it reads).
+fn pipeline_error_series(e: &EngineError) -> Option<Labels> {
+    let EngineError::Pipeline(msg) = e else { return None };
+    let rest = msg.strip_prefix("pipeline error: ")?;
+    let (_, rest) = rest.split_once(" for series: '")?;
+    let (printed, _) = rest.split_once("'.\n")?;
+    if printed == "{}" {
+        return Some(Labels::default());
+    }
+    let matchers = crate::syntax::parse_matchers(printed).ok()?;
+    Some(Labels::from_vec(
+        matchers.into_iter().map(|m| skald_model::Label::new(m.name, m.value)).collect(),
+    ))
+}
+
 /// The streams of a log query from the streams of its splits (as [`split_log_range`] cuts
 /// them; `parts` in `direction` order, newest first for `Backward`): each stream's entries
 /// concatenated, then cut to the `limit` entries nearest the query's edge overall, as the

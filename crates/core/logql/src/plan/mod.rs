@@ -9,12 +9,15 @@
 //! - [`split_log_range`]: the splits of a log query.
 //! - [`max_range`]: the largest `[range]` of an expression, which widens the split interval.
 //! - [`merge_matrix`] and [`merge_streams`]: the merged answer, in the engine's own order;
-//!   [`check_series_limit`]: the series limit over the merged matrix.
+//!   [`check_series_limit`]: the series limit over the merged matrix; [`merge_errors`]: the
+//!   error of the whole query from the errors of its splits.
 
+#[cfg(test)]
+mod golden_tests;
 mod merge;
 mod split;
 #[cfg(test)]
 mod tests;
 
-pub use merge::{check_series_limit, merge_matrix, merge_streams};
+pub use merge::{check_series_limit, merge_errors, merge_matrix, merge_streams};
 pub use split::{max_range, split_log_range, split_range};

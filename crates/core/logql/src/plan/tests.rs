@@ -480,3 +480,39 @@ fn entries_on_a_split_edge_belong_to_the_later_split_only() {
         }
     }
 }
+
+#[test]
+fn merged_errors_name_the_smallest_failing_series() {
+    let src = MemSource {
+        streams: ["b", "a", "c"]
+            .iter()
+            .map(|app| Stream {
+                labels: Labels::from_pairs([("app", app.to_string())]),
+                entries: vec![Entry {
+                    ts: T0 + if *app == "b" { 10 * MIN } else { 70 * MIN },
+                    line: "n=x".to_string(),
+                    structured_metadata: Vec::new(),
+                }],
+            })
+            .collect(),
+    };
+    let expr = parse_expr(r#"sum_over_time({app=~".+"} | logfmt | unwrap n [1m])"#).unwrap();
+    let run = |s, e| evaluate(&expr, &params(s, e, MIN), &limits(), &src).map(|o| o.result);
+    let whole = run(T0, T0 + 2 * HOUR).unwrap_err().to_string();
+    assert!(whole.contains(r#"app="a""#), "{whole}");
+    // the first split names app="b", the second app="a", which the whole query names
+    let errors: Vec<_> = split_range(T0, T0 + 2 * HOUR, MIN, HOUR, MIN)
+        .into_iter()
+        .filter_map(|(s, e)| run(s, e).err())
+        .collect();
+    assert_eq!(errors.len(), 2);
+    assert!(errors[0].to_string().contains(r#"app="b""#));
+    assert_eq!(merge_errors(errors).unwrap().to_string(), whole);
+    // other errors: the first
+    let errors = vec![
+        crate::engine::EngineError::Execution("x".into()),
+        crate::engine::EngineError::Execution("y".into()),
+    ];
+    assert_eq!(merge_errors(errors).unwrap().to_string(), "x");
+    assert!(merge_errors(Vec::new()).is_none());
+}
