@@ -6,4 +6,5 @@
 
 pub mod engine;
 pub mod log;
+pub mod plan;
 pub mod syntax;

@@ -165,7 +165,7 @@ fn value_bytes(v: &Value) -> u64 {
 }
 
 /// Loki's message when a query returns too many series.
-pub(super) fn series_limit_error(max: usize) -> EngineError {
+pub(crate) fn series_limit_error(max: usize) -> EngineError {
     EngineError::Limit(format!(
         "maximum number of series ({max}) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()"
     ))

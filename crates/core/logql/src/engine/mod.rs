@@ -25,7 +25,7 @@ mod order_tests;
 mod pushdown;
 mod range_fns;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::syntax::ast;
 use skald_model::{Direction, Labels, Sample, StreamBatch};
@@ -33,6 +33,8 @@ use skald_model::{Direction, Labels, Sample, StreamBatch};
 pub use logs::check_entries_limit;
 pub use memory::{memory_limit_error, QueryMemory};
 pub use pushdown::push_down;
+
+pub(crate) use metric::{series_limit_error, sort_matrix};
 
 /// Loki's text for a log query sent as an instant query.
 pub const INSTANT_LOG_QUERY_MSG: &str =

@@ -11,8 +11,8 @@ pub(super) const T0: i64 = 1_793_491_200_000_000_000;
 pub(super) const SEC: i64 = 1_000_000_000;
 pub(super) const MIN: i64 = 60 * SEC;
 
-pub(super) struct MemSource {
-    pub(super) streams: Vec<Stream>,
+pub(crate) struct MemSource {
+    pub(crate) streams: Vec<Stream>,
 }
 
 impl Source for MemSource {
