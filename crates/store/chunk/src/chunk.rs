@@ -337,12 +337,25 @@ impl BlockReader {
     }
 }
 
+thread_local! {
+    /// One zstd decompression context per thread for [`decompress_capped`]: creating one per
+    /// frame (a few hundred bytes of statistics per block) took most of a statistics query.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Decompresses one zstd frame into at most `cap` bytes: the output buffer is allocated once
 /// with capacity `cap` and a frame that would grow past it is an error.
 pub fn decompress_capped(payload: &[u8], cap: usize) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(cap);
-    let mut d = zstd::bulk::Decompressor::new()?;
-    d.decompress_to_buffer(payload, &mut out)?;
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let d = match &mut *slot {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        d.decompress_to_buffer(payload, &mut out)
+    })?;
     Ok(out)
 }
 
