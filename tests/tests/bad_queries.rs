@@ -8,9 +8,9 @@
 //! into a label value. It is pushed two hours back and flushed, and the querier asks the
 //! ingesters only about the last hour, so the queries read the store through the engine.
 //!
-//! After a query that held 8MB or more, or read 32MB or more, the querier gives its freed
-//! memory back to the system (glibc keeps it per thread otherwise): the resident memory after
-//! each query is printed.
+//! After a query that held 8MB or more, or grew the resident memory by 16MB, the querier
+//! gives its freed memory back to the system (glibc keeps it per thread otherwise): the
+//! resident memory after each query is printed.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 

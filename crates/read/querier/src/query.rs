@@ -273,6 +273,7 @@ impl Querier {
         let stats = Arc::new(StoreStats::default());
         let read = stats.clone();
         self.on_source_counted(tenant, stats, move |source, cancel| {
+            let resident_before = skald_common::memory::resident_bytes();
             let mem = engine::QueryMemory::new(limits.max_query_memory);
             // the chunks read ahead of the engine take up to the prefetch window
             let window = crate::source::prefetch_window(limits.max_query_memory) as u64;
@@ -280,11 +281,10 @@ impl Querier {
                 .charge(window)
                 .and_then(|()| engine::evaluate_in(&expr, &qp, &limits, source, &mem))
                 .and_then(|out| then(out, cancel, &read.snapshot()));
-            let figures = read.snapshot();
-            let read_bytes = figures.compressed_bytes + figures.decompressed_bytes;
-            if mem.peak().saturating_sub(window) >= GIVE_BACK_AFTER_HELD
-                || read_bytes >= GIVE_BACK_AFTER_READ
-            {
+            let grown = skald_common::memory::resident_bytes().zip(resident_before).is_some_and(
+                |(after, before)| after >= before.saturating_add(GIVE_BACK_AFTER_GROWTH),
+            );
+            if mem.peak().saturating_sub(window) >= GIVE_BACK_AFTER_HELD || grown {
                 skald_common::memory::give_back();
             }
             result
@@ -309,10 +309,11 @@ impl Querier {
 /// process holds on to the peak of each such query, and the next one piles on top.
 const GIVE_BACK_AFTER_HELD: u64 = 8 << 20;
 
-/// The same after a query that read at least this much from the store (compressed chunks
-/// and their decoded blocks), whatever the engine kept: its reads went through buffers on
-/// every decoding thread. A trim takes a few milliseconds, small next to such a read.
-const GIVE_BACK_AFTER_READ: u64 = 32 << 20;
+/// The same after a query during which the process's resident memory grew by this much,
+/// whatever the engine counted: its reads went through buffers on every decoding thread. A
+/// query that reuses what the one before it left (the same dashboard again) does not trim,
+/// so it does not pay for faulting that memory in again.
+const GIVE_BACK_AFTER_GROWTH: u64 = 16 << 20;
 
 /// Stops a query's blocking evaluation when its request future is dropped (the client
 /// disconnected: Loki's 499) or the query timed out.

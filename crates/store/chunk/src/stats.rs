@@ -49,8 +49,11 @@ pub struct BlockStats {
 
 /// Index of the bucket holding `ts`: bucket `b` covers `(b * width, (b + 1) * width]`.
 pub(crate) fn bucket_index(ts: i64, width: i64) -> i64 {
-    // i128: `ts - 1` must not overflow at i64::MIN; the quotient always fits an i64.
-    (i128::from(ts) - 1).div_euclid(i128::from(width)) as i64
+    match ts.checked_sub(1) {
+        Some(t) => t.div_euclid(width),
+        // i128 only at i64::MIN, where `ts - 1` overflows; the quotient always fits an i64
+        None => (i128::from(ts) - 1).div_euclid(i128::from(width)) as i64,
+    }
 }
 
 /// The inclusive end of bucket `index`, `None` past the i64 range.
