@@ -397,6 +397,24 @@ fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
     })
 }
 
+/// Entries from `(delta, line, metadata kind)` triples, from `base` on: many equal
+/// timestamps, mostly a few metadata sets, and now and then a stretch of distinct ones.
+fn stats_entries(raw: Vec<(i64, String, u8)>, base: i64) -> Vec<Entry> {
+    let mut ts = base;
+    let mut entries = Vec::new();
+    for (delta, line, meta) in raw {
+        ts += if delta % 3 == 0 { 0 } else { delta / 1000 };
+        let structured_metadata = match meta {
+            0..=9 => vec![],
+            10..=29 => vec![Label::new("level", if meta % 2 == 0 { "info" } else { "warn" })],
+            30..=38 => vec![Label::new("k", "v"), Label::new("level", "info")],
+            _ => vec![Label::new("id", format!("{delta}"))],
+        };
+        entries.push(Entry { ts, line, structured_metadata });
+    }
+    entries
+}
+
 proptest! {
     #[test]
     fn encode_decode_is_identity(entries in arb_entries(), block_size in 1usize..4096, raw in any::<bool>()) {
@@ -415,20 +433,7 @@ proptest! {
         block_size in 1usize..2048,
         width in prop::sample::select(vec![1i64, 7, 1_000_000, 1_000_000_000]),
     ) {
-        let mut ts = base;
-        let mut entries = Vec::new();
-        for (delta, line, meta) in raw {
-            // many equal timestamps, some metadata
-            ts += if delta % 3 == 0 { 0 } else { delta / 1000 };
-            // mostly a few sets; a stretch of many distinct ones now and then
-            let structured_metadata = match meta {
-                0..=9 => vec![],
-                10..=29 => vec![Label::new("level", if meta % 2 == 0 { "info" } else { "warn" })],
-                30..=38 => vec![Label::new("k", "v"), Label::new("level", "info")],
-                _ => vec![Label::new("id", format!("{delta}"))],
-            };
-            entries.push(Entry { ts, line, structured_metadata });
-        }
+        let entries = stats_entries(raw, base);
         let mut b = ChunkBuilder::new(block_size).with_stats_bucket_ns(width);
         for e in &entries {
             b.append(e).unwrap();
@@ -455,18 +460,7 @@ proptest! {
         block_size in 1usize..2048,
         width in prop::sample::select(vec![1i64, 7, 1_000_000, 1_000_000_000]),
     ) {
-        let mut ts = 1_000_000_000i64;
-        let mut entries = Vec::new();
-        for (delta, line, meta) in raw {
-            ts += if delta % 3 == 0 { 0 } else { delta / 1000 };
-            let structured_metadata = match meta {
-                0..=9 => vec![],
-                10..=29 => vec![Label::new("level", if meta % 2 == 0 { "info" } else { "warn" })],
-                30..=38 => vec![Label::new("k", "v"), Label::new("level", "info")],
-                _ => vec![Label::new("id", format!("{delta}"))],
-            };
-            entries.push(Entry { ts, line, structured_metadata });
-        }
+        let entries = stats_entries(raw, 1_000_000_000);
         let mut one = ChunkBuilder::new(block_size).with_stats_bucket_ns(width);
         for e in &entries {
             one.append(e).unwrap();

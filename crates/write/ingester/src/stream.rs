@@ -646,15 +646,21 @@ mod tests {
 
     const SEC: i64 = 1_000_000_000;
 
-    /// A block of 8 KiB and lines of ~50 bytes one second apart: a slow stream, whose
-    /// newest [`SEAL_SLACK_NANOS`] of data (~1.5 KB) stays in the head when it is sealed.
-    fn slow_config() -> IngesterConfig {
+    /// Blocks of `block_size` bytes, chunks that never fill and no synchronised cuts: seals
+    /// are decided by the head alone.
+    fn block_config(block_size: usize) -> IngesterConfig {
         IngesterConfig {
-            chunk_block_size: 8192,
+            chunk_block_size: block_size,
             chunk_target_size: 1 << 30,
             sync_period: std::time::Duration::ZERO,
             ..IngesterConfig::default()
         }
+    }
+
+    /// A block of 8 KiB and lines of ~50 bytes one second apart: a slow stream, whose
+    /// newest [`SEAL_SLACK_NANOS`] of data (~1.5 KB) stays in the head when it is sealed.
+    fn slow_config() -> IngesterConfig {
+        block_config(8192)
     }
 
     fn line(i: i64) -> String {
@@ -744,12 +750,7 @@ mod tests {
     #[test]
     fn a_fast_stream_seals_whole_blocks() {
         // 100-byte lines a millisecond apart: a block's worth is far less than the slack.
-        let config = IngesterConfig {
-            chunk_block_size: 1024,
-            chunk_target_size: 1 << 30,
-            sync_period: std::time::Duration::ZERO,
-            ..IngesterConfig::default()
-        };
+        let config = block_config(1024);
         let labels = Labels::from_vec(vec![Label::new("job", "test")]);
         let mut stream = StreamState::new(labels, &config);
         let now = Instant::now();
@@ -814,12 +815,7 @@ mod tests {
             step_ms in prop::sample::select(vec![1i64, 100, 1_000, 5_000]),
             block_size in prop::sample::select(vec![256usize, 1024, 4096]),
         ) {
-            let config = IngesterConfig {
-                chunk_block_size: block_size,
-                chunk_target_size: 1 << 30,
-                sync_period: std::time::Duration::ZERO,
-                ..IngesterConfig::default()
-            };
+            let config = block_config(block_size);
             let labels = Labels::from_vec(vec![Label::new("job", "test")]);
             let mut stream = StreamState::new(labels, &config);
             let now = Instant::now();

@@ -169,7 +169,7 @@ fn bin(op: BinOp, lhs: SampleExpr, rhs: SampleExpr) -> SampleExpr {
     }
 }
 
-pub(super) fn range_params(start: i64, end: i64, step: i64) -> QueryParams {
+pub(crate) fn range_params(start: i64, end: i64, step: i64) -> QueryParams {
     QueryParams {
         start,
         end,

@@ -6,7 +6,7 @@
 use skald_model::{Direction, Entry, Label, Labels, Stream};
 
 use super::*;
-use crate::engine::tests::MemSource;
+use crate::engine::tests::{range_params as params, MemSource};
 use crate::engine::{evaluate, Limits, QueryParams, QueryResult};
 use crate::syntax::parse_expr;
 
@@ -224,19 +224,6 @@ fn random_source(rng: &mut Rng) -> MemSource {
         }
     }
     MemSource { streams }
-}
-
-fn params(start: i64, end: i64, step: i64) -> QueryParams {
-    QueryParams {
-        start,
-        end,
-        step_ns: step,
-        interval_ns: 0,
-        limit: 100,
-        direction: Direction::Backward,
-        instant: false,
-        categorize_labels: false,
-    }
 }
 
 fn limits() -> Limits {
