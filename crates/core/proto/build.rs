@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         root.join("third-party/loki/push.proto"),
         root.join("skald/ingester/v1/ingester.proto"),
+        root.join("skald/querier/v1/query_part.proto"),
         // OTLP logs (vendored opentelemetry-proto; messages only are used, see the README).
         root.join("third-party/opentelemetry/proto/collector/logs/v1/logs_service.proto"),
     ];

@@ -23,6 +23,13 @@ pub mod skald_ingester_v1 {
     tonic::include_proto!("skald.ingester.v1");
 }
 
+/// The answer of one part of a query, from a querier to the query-frontend
+/// (`proto/skald/querier/v1/query_part.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod skald_querier_v1 {
+    tonic::include_proto!("skald.querier.v1");
+}
+
 /// OpenTelemetry's OTLP logs protocol (vendored Apache-2.0 opentelemetry-proto v1.11.0), for
 /// `POST /otlp/v1/logs`. Only the messages are used; the generated gRPC service is not served.
 /// The modules nest like the proto packages because prost's generated paths are relative.
