@@ -27,6 +27,11 @@ pub use reply::error_response;
 ///
 /// [`TenantId`]: skald_common::tenant::TenantId
 pub fn router(querier: Arc<Querier>) -> Router {
+    query_routes(querier.clone()).merge(tail_routes(querier))
+}
+
+/// Every route of [`router`] but the live tail: what a query-frontend sends to a querier.
+pub fn query_routes(querier: Arc<Querier>) -> Router {
     Router::new()
         // queries
         .route("/loki/api/v1/query_range", get(query::query_range).post(query::query_range))
@@ -66,7 +71,13 @@ pub fn router(querier: Arc<Querier>) -> Router {
         )
         .route("/loki/api/v1/patterns", get(patterns::patterns).post(patterns::patterns))
         .route("/loki/api/v1/drilldown-limits", get(detected::drilldown_limits))
-        // live tail (WebSocket)
+        .with_state(querier)
+}
+
+/// The live tail's routes (WebSocket), which go to a querier directly, never through a
+/// query-frontend.
+pub fn tail_routes(querier: Arc<Querier>) -> Router {
+    Router::new()
         .route("/loki/api/v1/tail", get(tail::tail_v1))
         .route("/api/prom/tail", get(tail::tail_legacy))
         .with_state(querier)
