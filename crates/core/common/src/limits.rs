@@ -157,7 +157,9 @@ pub struct Limits {
     pub max_concurrent_tail_requests: usize,
     /// Largest `limit` a log query may ask for.
     pub max_entries_limit_per_query: usize,
-    /// Results newer than this are not cached.
+    /// Most recent allowed cacheable result (Loki's key and default, 10m): the
+    /// query-frontend's results cache never stores a split that ends later than `now -
+    /// max_cache_freshness_per_query`, as it may still change. 0 caches up to now.
     #[serde(with = "units::duration")]
     pub max_cache_freshness_per_query: Duration,
     /// Timeout for one query against the backends.
