@@ -47,11 +47,11 @@ pub struct ResultsCacheSettings {
     pub cache_results: bool,
     /// The results cache. With no backend configured, the embedded cache is used (as Loki).
     pub results_cache: ResultsCacheConfig,
-    /// Cache index stats results. Loki's default true (not yet acted on by Skald).
+    /// Cache index stats results. Loki's default true.
     pub cache_index_stats_results: bool,
     #[allow(missing_docs)]
     pub index_stats_results_cache: ResultsCacheConfig,
-    /// Cache volume results. Loki's default true (not yet acted on by Skald).
+    /// Cache volume results. Loki's default true.
     pub cache_volume_results: bool,
     #[allow(missing_docs)]
     pub volume_results_cache: ResultsCacheConfig,
@@ -61,11 +61,11 @@ pub struct ResultsCacheSettings {
     pub instant_metric_results_cache: ResultsCacheConfig,
     /// Loki's default false; accepted, no effect.
     pub instant_metric_query_split_align: bool,
-    /// Cache series results. Loki's default true (not yet acted on by Skald).
+    /// Cache series results. Loki's default true.
     pub cache_series_results: bool,
     #[allow(missing_docs)]
     pub series_results_cache: ResultsCacheConfig,
-    /// Cache label results. Loki's default true (not yet acted on by Skald).
+    /// Cache label results. Loki's default true.
     pub cache_label_results: bool,
     #[allow(missing_docs)]
     pub label_results_cache: ResultsCacheConfig,
@@ -125,6 +125,10 @@ pub struct CacheLimits {
     pub max_cache_freshness: Duration,
     /// Whether the cache is bypassed for the tenant (`max_query_bytes_read` set).
     pub bypass: bool,
+    /// `max_metadata_cache_freshness` (labels, label values, series).
+    pub max_metadata_cache_freshness: Duration,
+    /// `max_stats_cache_freshness` (index stats, volume).
+    pub max_stats_cache_freshness: Duration,
 }
 
 impl From<&Limits> for CacheLimits {
@@ -135,6 +139,8 @@ impl From<&Limits> for CacheLimits {
             // `max_querier_bytes_read` is not a reason: Loki checks it after its results
             // cache, on the misses only (and its 150GB default would turn caching off).
             bypass: l.max_query_bytes_read != 0,
+            max_metadata_cache_freshness: l.max_metadata_cache_freshness,
+            max_stats_cache_freshness: l.max_stats_cache_freshness,
         }
     }
 }
@@ -196,14 +202,14 @@ struct Part {
     step: Option<i64>,
 }
 
-fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
-fn duration_ns(d: Duration) -> i64 {
+pub(crate) fn duration_ns(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
 
