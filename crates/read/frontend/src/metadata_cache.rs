@@ -138,7 +138,7 @@ struct Inner {
 
 impl MetadataCache {
     /// The caches in front of `next`, with limits looked up per tenant (see
-    /// [`crate::results_cache::ResultsCache::new`] for one `Limits` for all).
+    /// [`crate::results_cache::same_limits`] for one `Limits` for all).
     pub fn new(next: Arc<dyn RoundTrip>, caches: MetadataCaches, limits: TenantLimits) -> Self {
         MetadataCache {
             inner: Arc::new(Inner {
@@ -261,6 +261,7 @@ mod tests {
     use skald_common::limits::Limits;
 
     use super::*;
+    use crate::results_cache::same_limits;
 
     #[derive(Default)]
     struct Fake {
@@ -289,8 +290,7 @@ mod tests {
         let fake = Arc::new(Fake::default());
         let settings = ResultsCacheSettings::default();
         let caches = MetadataCaches::from_settings(&settings, None);
-        let l = CacheLimits::from(&Limits::default());
-        (fake.clone(), MetadataCache::new(fake, caches, Arc::new(move |_: &str| l)))
+        (fake.clone(), MetadataCache::new(fake, caches, same_limits(&Limits::default())))
     }
 
     fn get(uri: &str, headers: &[(&str, &str)]) -> HttpRequest {

@@ -148,6 +148,12 @@ impl From<&Limits> for CacheLimits {
 /// A tenant's [`CacheLimits`].
 pub type TenantLimits = Arc<dyn Fn(&str) -> CacheLimits + Send + Sync>;
 
+/// `limits` for every tenant (the server has no per-tenant overrides yet).
+pub fn same_limits(limits: &Limits) -> TenantLimits {
+    let l = CacheLimits::from(limits);
+    Arc::new(move |_: &str| l)
+}
+
 /// The metric results cache, a [`RoundTrip`] in front of `inner` (see the module doc).
 #[derive(Clone)]
 pub struct ResultsCache {
@@ -166,8 +172,7 @@ impl ResultsCache {
     /// The cache in front of `next`, with the same `limits` for every tenant (the server
     /// has no per-tenant overrides yet).
     pub fn new(next: Arc<dyn RoundTrip>, cache: Arc<dyn Cache>, limits: &Limits) -> Self {
-        let l = CacheLimits::from(limits);
-        Self::with_tenant_limits(next, cache, Arc::new(move |_: &str| l))
+        Self::with_tenant_limits(next, cache, same_limits(limits))
     }
 
     /// The cache in front of `next`, with limits looked up per tenant.
