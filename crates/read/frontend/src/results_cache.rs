@@ -1,0 +1,738 @@
+//! The results cache (Loki's `query_range.cache_results` with `results_cache.cache`): the
+//! answers of the time splits of metric range queries, kept as extents so that a dashboard
+//! refreshing "last 24 hours" recomputes only its newest split.
+//!
+//! [`ResultsCache`] is a [`RoundTrip`] in front of another. It acts only on part requests
+//! (`/loki/api/v1/query_range` with `skald_part_start` / `skald_part_end` and the part
+//! `Accept` type, which the splitting sends) whose answer is a matrix; everything else passes
+//! through untouched. A part `[PS, PE]` is looked up under tenant + query + step + interval +
+//! encoding flags + split interval + `floor(PS / split interval)`; an extent `[es, ee]` of
+//! that key with `es <= PS`, `PE <= ee` on the same step grid answers it, sliced to the
+//! samples in `[PS, PE]` (stats and store figures zeroed: nothing was read). Otherwise the
+//! part is forwarded and a 200 matrix answer is stored as a new extent. Never cached: parts
+//! ending within `max_cache_freshness_per_query` of now, requests with `Cache-Control:
+//! no-cache` (neither read nor written, as Loki), and every request of a tenant with
+//! `max_query_bytes_read` set (the querier checks it on every part; a hit would skip it).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use skald_cache::{Cache, CacheConfig};
+use skald_common::limits::Limits;
+use skald_proto::prost::Message;
+use skald_proto::skald_querier_v1::{query_part, EngineStats, Matrix, QueryPart, StoreFigures};
+
+use crate::transport::{FrontendError, HttpRequest, HttpResponse, RoundTrip};
+
+/// The content type of a part answer (and the `Accept` of a part request).
+pub const PART_CONTENT_TYPE: &str = "application/vnd.skald.query-part.v1+protobuf";
+
+/// Most extents kept under one key (the newest win).
+pub const MAX_EXTENTS: usize = 8;
+
+/// The path of range queries.
+const QUERY_RANGE_PATH: &str = "/loki/api/v1/query_range";
+
+/// Loki's `query_range` keys about the results caches, to mount (flattened) in the
+/// `query_range` block. The cache blocks of the other kinds fall back to `results_cache`
+/// when they configure nothing, as in Loki.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResultsCacheSettings {
+    /// Cache metric range query results. Loki's default false.
+    pub cache_results: bool,
+    /// The results cache. With no backend configured, the embedded cache is used (as Loki).
+    pub results_cache: ResultsCacheConfig,
+    /// Cache index stats results. Loki's default true.
+    pub cache_index_stats_results: bool,
+    #[allow(missing_docs)]
+    pub index_stats_results_cache: ResultsCacheConfig,
+    /// Cache volume results. Loki's default true.
+    pub cache_volume_results: bool,
+    #[allow(missing_docs)]
+    pub volume_results_cache: ResultsCacheConfig,
+    /// Cache instant metric results. Loki's default false (not acted on by Skald).
+    pub cache_instant_metric_results: bool,
+    #[allow(missing_docs)]
+    pub instant_metric_results_cache: ResultsCacheConfig,
+    /// Loki's default false; accepted, no effect.
+    pub instant_metric_query_split_align: bool,
+    /// Cache series results. Loki's default true.
+    pub cache_series_results: bool,
+    #[allow(missing_docs)]
+    pub series_results_cache: ResultsCacheConfig,
+    /// Cache label results. Loki's default true.
+    pub cache_label_results: bool,
+    #[allow(missing_docs)]
+    pub label_results_cache: ResultsCacheConfig,
+}
+
+impl Default for ResultsCacheSettings {
+    fn default() -> Self {
+        ResultsCacheSettings {
+            cache_results: false,
+            results_cache: ResultsCacheConfig::default(),
+            cache_index_stats_results: true,
+            index_stats_results_cache: ResultsCacheConfig::default(),
+            cache_volume_results: true,
+            volume_results_cache: ResultsCacheConfig::default(),
+            cache_instant_metric_results: false,
+            instant_metric_results_cache: ResultsCacheConfig::default(),
+            instant_metric_query_split_align: false,
+            cache_series_results: true,
+            series_results_cache: ResultsCacheConfig::default(),
+            cache_label_results: true,
+            label_results_cache: ResultsCacheConfig::default(),
+        }
+    }
+}
+
+impl ResultsCacheSettings {
+    /// The cache of the metric results cache: `None` unless `cache_results`; the configured
+    /// backends, or the embedded cache when none is configured (Loki enables it then).
+    pub fn build_results_cache(&self) -> Option<Arc<dyn Cache>> {
+        if !self.cache_results {
+            return None;
+        }
+        let mut c = self.results_cache.cache.clone();
+        if !c.is_configured() {
+            c.embedded_cache.enabled = true;
+        }
+        skald_cache::build(&c)
+    }
+}
+
+/// Loki's `results_cache` block (and the blocks of the other kinds).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResultsCacheConfig {
+    /// Where the results live.
+    pub cache: CacheConfig,
+    /// `snappy` or "" (Loki's default ""); accepted, Skald does not compress.
+    pub compression: String,
+}
+
+/// What the results cache needs of a tenant's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// `split_queries_by_interval` (part of the key).
+    pub split_interval: Duration,
+    /// `max_cache_freshness_per_query`.
+    pub max_cache_freshness: Duration,
+    /// Whether the cache is bypassed for the tenant (`max_query_bytes_read` set).
+    pub bypass: bool,
+    /// `max_metadata_cache_freshness` (labels, label values, series).
+    pub max_metadata_cache_freshness: Duration,
+    /// `max_stats_cache_freshness` (index stats, volume).
+    pub max_stats_cache_freshness: Duration,
+}
+
+impl From<&Limits> for CacheLimits {
+    fn from(l: &Limits) -> Self {
+        CacheLimits {
+            split_interval: l.split_queries_by_interval,
+            max_cache_freshness: l.max_cache_freshness_per_query,
+            // `max_querier_bytes_read` is not a reason: Loki checks it after its results
+            // cache, on the misses only (and its 150GB default would turn caching off).
+            bypass: l.max_query_bytes_read != 0,
+            max_metadata_cache_freshness: l.max_metadata_cache_freshness,
+            max_stats_cache_freshness: l.max_stats_cache_freshness,
+        }
+    }
+}
+
+/// A tenant's [`CacheLimits`].
+pub type TenantLimits = Arc<dyn Fn(&str) -> CacheLimits + Send + Sync>;
+
+/// `limits` for every tenant (the server has no per-tenant overrides yet).
+pub fn same_limits(limits: &Limits) -> TenantLimits {
+    let l = CacheLimits::from(limits);
+    Arc::new(move |_: &str| l)
+}
+
+/// The metric results cache, a [`RoundTrip`] in front of `inner` (see the module doc).
+#[derive(Clone)]
+pub struct ResultsCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    next: Arc<dyn RoundTrip>,
+    cache: Arc<dyn Cache>,
+    limits: TenantLimits,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl ResultsCache {
+    /// The cache in front of `next`, with the same `limits` for every tenant (the server
+    /// has no per-tenant overrides yet).
+    pub fn new(next: Arc<dyn RoundTrip>, cache: Arc<dyn Cache>, limits: &Limits) -> Self {
+        Self::with_tenant_limits(next, cache, same_limits(limits))
+    }
+
+    /// The cache in front of `next`, with limits looked up per tenant.
+    pub fn with_tenant_limits(
+        next: Arc<dyn RoundTrip>,
+        cache: Arc<dyn Cache>,
+        limits: TenantLimits,
+    ) -> Self {
+        ResultsCache {
+            inner: Arc::new(Inner {
+                next,
+                cache,
+                limits,
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Parts answered from the cache, and parts looked up and not found (or not usable).
+    pub fn hits_and_misses(&self) -> (u64, u64) {
+        (self.inner.hits.load(Ordering::Relaxed), self.inner.misses.load(Ordering::Relaxed))
+    }
+}
+
+/// A part request's fields that matter here.
+struct Part {
+    key: String,
+    start: i64,
+    end: i64,
+    /// The step in ns when it is a plain integer (else only `start == es` matches).
+    step: Option<i64>,
+}
+
+pub(crate) fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+pub(crate) fn duration_ns(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// The part this request asks for, or `None` when it is not a cacheable part request.
+fn part_of(tenant: &str, req: &HttpRequest, limits: &CacheLimits) -> Option<Part> {
+    let (path, query) = req.uri.split_once('?').unwrap_or((&req.uri, ""));
+    if path != QUERY_RANGE_PATH
+        || !req.header("Accept").is_some_and(|a| a.contains(PART_CONTENT_TYPE))
+    {
+        return None;
+    }
+    let mut params: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    if req.method.eq_ignore_ascii_case("POST") {
+        params.extend(url::form_urlencoded::parse(&req.body).into_owned());
+    }
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let start: i64 = get("skald_part_start")?.parse().ok()?;
+    let end: i64 = get("skald_part_end")?.parse().ok()?;
+    if end < start {
+        return None;
+    }
+    let step_raw = get("step").unwrap_or("");
+    let step = step_raw.parse::<i64>().ok().filter(|s| *s > 0);
+    let split = duration_ns(limits.split_interval);
+    let bucket = if split > 0 { start.div_euclid(split) } else { 0 };
+    let flags = req.header("X-Loki-Response-Encoding-Flags").unwrap_or("");
+    // Length-prefixed fields: no value can be mistaken for another's boundary.
+    let mut key = String::from("skald-rc-v1");
+    for f in [tenant, get("query").unwrap_or(""), step_raw, get("interval").unwrap_or(""), flags] {
+        key.push_str(&format!(":{}:{f}", f.len()));
+    }
+    key.push_str(&format!(":{split}:{bucket}"));
+    Some(Part { key, start, end, step })
+}
+
+/// One cached answer: the part `[start, end]` and its `QueryPart` bytes.
+#[derive(Debug, Clone, PartialEq)]
+struct Extent {
+    start: i64,
+    end: i64,
+    part: Bytes,
+}
+
+const EXTENTS_VERSION: u8 = 1;
+
+fn encode_extents(extents: &[Extent]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_u8(EXTENTS_VERSION);
+    b.put_u32(u32::try_from(extents.len()).unwrap_or(u32::MAX));
+    for e in extents {
+        b.put_i64(e.start);
+        b.put_i64(e.end);
+        b.put_u32(u32::try_from(e.part.len()).unwrap_or(u32::MAX));
+        b.put_slice(&e.part);
+    }
+    b.freeze()
+}
+
+/// The extents of a cached value; `None` for anything malformed (treated as a miss).
+fn decode_extents(mut b: Bytes) -> Option<Vec<Extent>> {
+    if b.remaining() < 5 || b.get_u8() != EXTENTS_VERSION {
+        return None;
+    }
+    let n = b.get_u32() as usize;
+    let mut out = Vec::with_capacity(n.min(MAX_EXTENTS * 2));
+    for _ in 0..n {
+        if b.remaining() < 20 {
+            return None;
+        }
+        let (start, end, len) = (b.get_i64(), b.get_i64(), b.get_u32() as usize);
+        if b.remaining() < len {
+            return None;
+        }
+        out.push(Extent { start, end, part: b.split_to(len) });
+    }
+    (!b.has_remaining()).then_some(out)
+}
+
+/// The matrix of `part` sliced to `[start, end]`, stats and store figures zeroed.
+fn slice(part: &[u8], start: i64, end: i64) -> Option<Bytes> {
+    let mut p = QueryPart::decode(part).ok()?;
+    let Some(query_part::Result::Matrix(m)) = p.result.take() else {
+        return None;
+    };
+    let mut series = Vec::with_capacity(m.series.len());
+    for mut s in m.series {
+        if s.ts.len() != s.values.len() {
+            return None;
+        }
+        let (ts, values): (Vec<i64>, Vec<f64>) =
+            s.ts.iter()
+                .zip(&s.values)
+                .filter(|(t, _)| (start..=end).contains(*t))
+                .map(|(t, v)| (*t, *v))
+                .unzip();
+        if !ts.is_empty() {
+            s.ts = ts;
+            s.values = values;
+            series.push(s);
+        }
+    }
+    p.result = Some(query_part::Result::Matrix(Matrix { series }));
+    p.stats = p.stats.map(|_| EngineStats::default());
+    p.store = p.store.map(|_| StoreFigures::default());
+    Some(Bytes::from(p.encode_to_vec()))
+}
+
+fn covers(e: &Extent, part: &Part) -> bool {
+    e.start <= part.start
+        && part.end <= e.end
+        && match part.step {
+            Some(step) => (part.start - e.start) % step == 0,
+            None => part.start == e.start,
+        }
+}
+
+fn is_matrix(body: &[u8]) -> bool {
+    matches!(
+        QueryPart::decode(body),
+        Ok(QueryPart { result: Some(query_part::Result::Matrix(_)), .. })
+    )
+}
+
+/// `extents` with `new` added: those it covers go, the newest [`MAX_EXTENTS`] stay.
+fn merge(mut extents: Vec<Extent>, new: Extent) -> Vec<Extent> {
+    extents.retain(|e| !(new.start <= e.start && e.end <= new.end));
+    extents.push(new);
+    let drop = extents.len().saturating_sub(MAX_EXTENTS);
+    extents.drain(..drop);
+    extents
+}
+
+fn part_response(body: Bytes) -> HttpResponse {
+    HttpResponse {
+        status: 200,
+        headers: vec![("Content-Type".to_string(), PART_CONTENT_TYPE.to_string())],
+        body,
+    }
+}
+
+impl Inner {
+    async fn serve(&self, tenant: String, req: HttpRequest) -> Result<HttpResponse, FrontendError> {
+        let limits = (self.limits)(&tenant);
+        let no_cache =
+            req.header("Cache-Control").is_some_and(|v| v.trim().eq_ignore_ascii_case("no-cache"));
+        let part = match part_of(&tenant, &req, &limits) {
+            Some(p) if !no_cache && !limits.bypass => p,
+            _ => return self.next.round_trip(&tenant, req).await,
+        };
+        let max_cache_time = now_ns().saturating_sub(duration_ns(limits.max_cache_freshness));
+        if part.end > max_cache_time {
+            return self.next.round_trip(&tenant, req).await;
+        }
+        let keys = [part.key.clone()];
+        let extents = self
+            .cache
+            .fetch(&keys)
+            .await
+            .remove(&part.key)
+            .and_then(decode_extents)
+            .unwrap_or_default();
+        if let Some(body) = extents
+            .iter()
+            .filter(|e| covers(e, &part))
+            .find_map(|e| slice(&e.part, part.start, part.end))
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(part_response(body));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let resp = self.next.round_trip(&tenant, req).await?;
+        let cacheable = resp.status == 200
+            && resp.header("Content-Type").is_some_and(|c| c.starts_with(PART_CONTENT_TYPE))
+            && !resp.header("Cache-Control").is_some_and(|c| c.contains("no-store"))
+            && is_matrix(&resp.body);
+        if cacheable {
+            let new = Extent { start: part.start, end: part.end, part: resp.body.clone() };
+            let value = encode_extents(&merge(extents, new));
+            self.cache.store(vec![(part.key, value)]).await;
+        }
+        Ok(resp)
+    }
+}
+
+impl RoundTrip for ResultsCache {
+    fn round_trip(
+        &self,
+        tenant: &str,
+        req: HttpRequest,
+    ) -> BoxFuture<'static, Result<HttpResponse, FrontendError>> {
+        let inner = self.inner.clone();
+        let tenant = tenant.to_string();
+        Box::pin(async move { inner.serve(tenant, req).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use skald_cache::{EmbeddedCache, EmbeddedCacheConfig};
+    use skald_proto::skald_querier_v1::{Label, Series, Vector};
+
+    use super::*;
+
+    const STEP: i64 = 60_000_000_000;
+    const HOUR: i64 = 3_600_000_000_000;
+    /// 2020-09-13T12:26:40Z: far older than any freshness window.
+    const T0: i64 = 1_600_000_000_000_000_000 / HOUR * HOUR;
+
+    /// A querier that answers any part with a matrix computed from the timestamps alone,
+    /// and counts its calls.
+    #[derive(Default)]
+    struct FakeQuerier {
+        calls: AtomicUsize,
+        status: AtomicU64,
+    }
+
+    fn label(v: &str) -> Vec<Label> {
+        vec![Label { name: "job".into(), value: v.into() }]
+    }
+
+    /// What the querier answers for `[start, end]` (stats and store figures not zero).
+    fn expected(start: i64, end: i64) -> QueryPart {
+        let mut a = Series { labels: label("a"), ..Default::default() };
+        let mut b = Series { labels: label("b"), ..Default::default() };
+        let mut ts = start;
+        while ts <= end {
+            a.ts.push(ts);
+            a.values.push((ts / STEP % 1000) as f64 * 0.5);
+            // `b` has a sample every fifth step only (so some slices drop it).
+            if (ts / STEP) % 5 == 0 {
+                b.ts.push(ts);
+                b.values.push(1.0);
+            }
+            ts += STEP;
+        }
+        let series = [a, b].into_iter().filter(|s| !s.ts.is_empty()).collect();
+        QueryPart {
+            result: Some(query_part::Result::Matrix(Matrix { series })),
+            stats: Some(EngineStats { total_lines_processed: 7, ..Default::default() }),
+            store: Some(StoreFigures { chunks_downloaded: 3, ..Default::default() }),
+        }
+    }
+
+    impl RoundTrip for FakeQuerier {
+        fn round_trip(
+            &self,
+            _tenant: &str,
+            req: HttpRequest,
+        ) -> BoxFuture<'static, Result<HttpResponse, FrontendError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let status = self.status.load(Ordering::SeqCst);
+            let (_, q) = req.uri.split_once('?').unwrap_or(("", ""));
+            let params: Vec<(String, String)> =
+                url::form_urlencoded::parse(q.as_bytes()).into_owned().collect();
+            let get = |n: &str| {
+                params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default()
+            };
+            let resp = if status != 0 && status != 200 {
+                HttpResponse {
+                    status: status as u16,
+                    headers: vec![],
+                    body: Bytes::from_static(b"boom"),
+                }
+            } else {
+                let start: i64 = get("skald_part_start").parse().unwrap_or(0);
+                let end: i64 = get("skald_part_end").parse().unwrap_or(0);
+                let mut p = expected(start, end);
+                if get("query").starts_with("vector") {
+                    p.result = Some(query_part::Result::Vector(Vector::default()));
+                }
+                part_response(Bytes::from(p.encode_to_vec()))
+            };
+            Box::pin(async move { Ok(resp) })
+        }
+    }
+
+    fn req(start: i64, end: i64, extra: &[(&str, &str)]) -> HttpRequest {
+        req_q("sum(rate({job=~\".+\"}[1m]))", start, end, extra)
+    }
+
+    fn req_q(query: &str, start: i64, end: i64, extra: &[(&str, &str)]) -> HttpRequest {
+        let qs: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("query", query)
+            .append_pair("start", &(start - 7 * HOUR).to_string())
+            .append_pair("end", &(end + 3).to_string())
+            .append_pair("step", &STEP.to_string())
+            .append_pair("skald_part_start", &start.to_string())
+            .append_pair("skald_part_end", &end.to_string())
+            .finish();
+        let mut headers = vec![("Accept".to_string(), PART_CONTENT_TYPE.to_string())];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        HttpRequest {
+            method: "GET".into(),
+            uri: format!("{QUERY_RANGE_PATH}?{qs}"),
+            headers,
+            body: Bytes::new(),
+        }
+    }
+
+    fn embedded() -> Arc<dyn Cache> {
+        Arc::new(EmbeddedCache::new(&EmbeddedCacheConfig { enabled: true, ..Default::default() }))
+    }
+
+    fn setup_with(cache: Arc<dyn Cache>, limits: Limits) -> (Arc<FakeQuerier>, ResultsCache) {
+        let q = Arc::new(FakeQuerier::default());
+        let rc = ResultsCache::new(q.clone(), cache, &limits);
+        (q, rc)
+    }
+
+    fn setup() -> (Arc<FakeQuerier>, ResultsCache) {
+        setup_with(embedded(), Limits::default())
+    }
+
+    fn calls(q: &FakeQuerier) -> usize {
+        q.calls.load(Ordering::SeqCst)
+    }
+
+    fn zeroed(mut p: QueryPart) -> QueryPart {
+        p.stats = Some(EngineStats::default());
+        p.store = Some(StoreFigures::default());
+        p
+    }
+
+    fn decode(r: &HttpResponse) -> QueryPart {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("Content-Type"), Some(PART_CONTENT_TYPE));
+        QueryPart::decode(r.body.as_ref()).expect("a QueryPart")
+    }
+
+    #[tokio::test]
+    async fn a_repeated_part_is_a_hit() {
+        let (q, rc) = setup();
+        let (s, e) = (T0, T0 + HOUR - STEP);
+        let first = rc.round_trip("a", req(s, e, &[])).await.expect("answer");
+        assert_eq!(decode(&first), expected(s, e));
+        let second = rc.round_trip("a", req(s, e, &[])).await.expect("answer");
+        assert_eq!(calls(&q), 1, "the second came from the cache");
+        assert_eq!(decode(&second), zeroed(expected(s, e)));
+        assert_eq!(rc.hits_and_misses(), (1, 1));
+        // The whole query's start and end are not part of the key (a dashboard refresh).
+        let mut moved = req(s, e, &[]);
+        moved.uri = moved.uri.replace("&end=", "&end=1");
+        rc.round_trip("a", moved).await.expect("answer");
+        assert_eq!(calls(&q), 1);
+    }
+
+    #[tokio::test]
+    async fn a_narrower_part_on_the_grid_is_served_sliced() {
+        let (q, rc) = setup();
+        rc.round_trip("a", req(T0, T0 + HOUR - STEP, &[])).await.expect("answer");
+        for (s, e) in [(T0 + 2 * STEP, T0 + 30 * STEP), (T0 + STEP, T0 + 4 * STEP), (T0, T0)] {
+            let got = rc.round_trip("a", req(s, e, &[])).await.expect("answer");
+            assert_eq!(decode(&got), zeroed(expected(s, e)), "[{s}, {e}]");
+        }
+        assert_eq!(calls(&q), 1);
+        // Off the grid, or past the extent: asked again.
+        rc.round_trip("a", req(T0 + STEP / 2, T0 + 10 * STEP, &[])).await.expect("answer");
+        rc.round_trip("a", req(T0 + STEP, T0 + HOUR, &[])).await.expect("answer");
+        assert_eq!(calls(&q), 3);
+        // The wider answer replaced the extent it covers; both ranges are served.
+        rc.round_trip("a", req(T0 + 5 * STEP, T0 + HOUR, &[])).await.expect("answer");
+        assert_eq!(calls(&q), 3);
+    }
+
+    #[tokio::test]
+    async fn another_tenant_never_gets_the_answer() {
+        let (q, rc) = setup();
+        rc.round_trip("a", req(T0, T0 + HOUR - STEP, &[])).await.expect("answer");
+        rc.round_trip("b", req(T0, T0 + HOUR - STEP, &[])).await.expect("answer");
+        assert_eq!(calls(&q), 2);
+        // Nor another query, or other encoding flags.
+        rc.round_trip("a", req_q("count_over_time({a=\"b\"}[1m])", T0, T0 + HOUR - STEP, &[]))
+            .await
+            .expect("answer");
+        rc.round_trip(
+            "a",
+            req(T0, T0 + HOUR - STEP, &[("X-Loki-Response-Encoding-Flags", "categorize-labels")]),
+        )
+        .await
+        .expect("answer");
+        assert_eq!(calls(&q), 4);
+    }
+
+    #[tokio::test]
+    async fn parts_within_the_freshness_window_are_never_cached() {
+        let (q, rc) = setup();
+        let end = now_ns() / STEP * STEP - 5 * STEP; // 5 minutes ago; the window is 10m
+        for _ in 0..2 {
+            rc.round_trip("a", req(end - 30 * STEP, end, &[])).await.expect("answer");
+        }
+        assert_eq!(calls(&q), 2);
+        assert_eq!(rc.hits_and_misses(), (0, 0));
+        // A part that ended before the window is.
+        let old = end - 10 * STEP;
+        for _ in 0..2 {
+            rc.round_trip("a", req(old - 30 * STEP, old, &[])).await.expect("answer");
+        }
+        assert_eq!(calls(&q), 3);
+    }
+
+    #[tokio::test]
+    async fn no_cache_neither_reads_nor_writes() {
+        let (q, rc) = setup();
+        let nc = [("Cache-Control", "no-cache")];
+        rc.round_trip("a", req(T0, T0 + 10 * STEP, &[])).await.expect("answer");
+        rc.round_trip("a", req(T0, T0 + 10 * STEP, &nc)).await.expect("answer");
+        assert_eq!(calls(&q), 2, "not read");
+        rc.round_trip("a", req(T0 + HOUR, T0 + HOUR + 10 * STEP, &nc)).await.expect("answer");
+        rc.round_trip("a", req(T0 + HOUR, T0 + HOUR + 10 * STEP, &[])).await.expect("answer");
+        assert_eq!(calls(&q), 4, "not written");
+    }
+
+    #[tokio::test]
+    async fn errors_and_other_answers_are_not_cached() {
+        let (q, rc) = setup();
+        q.status.store(500, Ordering::SeqCst);
+        for _ in 0..2 {
+            let r = rc.round_trip("a", req(T0, T0 + 10 * STEP, &[])).await.expect("answer");
+            assert_eq!((r.status, r.body.as_ref()), (500, &b"boom"[..]));
+        }
+        assert_eq!(calls(&q), 2);
+        q.status.store(200, Ordering::SeqCst);
+        for _ in 0..2 {
+            rc.round_trip("a", req_q("vector(1)", T0, T0 + 10 * STEP, &[])).await.expect("answer");
+        }
+        assert_eq!(calls(&q), 4, "a vector answer is not cached");
+        // Not a part request (no part Accept type): passed through untouched.
+        let mut plain = req(T0, T0 + 10 * STEP, &[]);
+        plain.headers.clear();
+        for _ in 0..2 {
+            rc.round_trip("a", plain.clone()).await.expect("answer");
+        }
+        assert_eq!(calls(&q), 6);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_with_max_query_bytes_read_bypasses_the_cache() {
+        let limits = Limits { max_query_bytes_read: 1 << 30, ..Limits::default() };
+        let (q, rc) = setup_with(embedded(), limits);
+        for _ in 0..2 {
+            rc.round_trip("a", req(T0, T0 + 10 * STEP, &[])).await.expect("answer");
+        }
+        assert_eq!(calls(&q), 2);
+    }
+
+    #[tokio::test]
+    async fn split_buckets_are_keyed_apart() {
+        // Two parts in different split intervals never share a key, even if one extent
+        // could cover both.
+        let (q, rc) = setup();
+        rc.round_trip("a", req(T0, T0 + 2 * HOUR, &[])).await.expect("answer");
+        rc.round_trip("a", req(T0 + HOUR, T0 + HOUR + STEP, &[])).await.expect("answer");
+        assert_eq!(calls(&q), 2);
+    }
+
+    #[tokio::test]
+    async fn works_over_a_real_memcached() {
+        let mut cfg = CacheConfig::default();
+        cfg.memcached_client.addresses = skald_cache::memcached_from_test_env();
+        cfg.memcached_client.timeout = Duration::from_millis(500);
+        let cache = skald_cache::build(&cfg).expect("memcached configured");
+        let (q, rc) = setup_with(cache.clone(), Limits::default());
+        // A query of this run only, so earlier runs' entries do not answer.
+        let query = format!("sum(count_over_time({{run=\"{}\"}}[1m]))", now_ns());
+        let (s, e) = (T0, T0 + HOUR - STEP);
+        rc.round_trip("a", req_q(&query, s, e, &[])).await.expect("answer");
+        let got = rc.round_trip("a", req_q(&query, s + STEP, e, &[])).await.expect("answer");
+        assert_eq!(calls(&q), 1);
+        assert_eq!(decode(&got), zeroed(expected(s + STEP, e)));
+        // A second frontend sharing the memcached sees it too; another tenant does not.
+        let (q2, rc2) = setup_with(cache, Limits::default());
+        rc2.round_trip("a", req_q(&query, s, e, &[])).await.expect("answer");
+        rc2.round_trip("b", req_q(&query, s, e, &[])).await.expect("answer");
+        assert_eq!(calls(&q2), 1);
+    }
+
+    #[test]
+    fn extents_round_trip_and_garbage_is_a_miss() {
+        let ex = vec![
+            Extent { start: 1, end: 2, part: Bytes::from_static(b"x") },
+            Extent { start: -5, end: 9, part: Bytes::new() },
+        ];
+        assert_eq!(decode_extents(encode_extents(&ex)), Some(ex.clone()));
+        let enc = encode_extents(&ex);
+        assert_eq!(decode_extents(enc.slice(..enc.len() - 1)), None);
+        assert_eq!(decode_extents(Bytes::from_static(b"\x09")), None);
+        // Merging keeps the newest MAX_EXTENTS and drops what the new one covers.
+        let mut all = Vec::new();
+        for i in 0..20 {
+            all = merge(all, Extent { start: i * 10, end: i * 10 + 5, part: Bytes::new() });
+        }
+        assert_eq!(all.len(), MAX_EXTENTS);
+        assert_eq!(all[0].start, 120);
+        let all = merge(all, Extent { start: 0, end: 1000, part: Bytes::new() });
+        assert_eq!(all.len(), 1);
+    }
+
+    #[test]
+    fn loki_query_range_cache_keys_load() {
+        let s: ResultsCacheSettings = serde_yaml::from_str(
+            "cache_results: true\nresults_cache:\n  cache:\n    embedded_cache:\n      enabled: true\n      max_size_mb: 50\n  compression: snappy\ncache_label_results: false\n",
+        )
+        .expect("loads");
+        assert!(s.cache_results && !s.cache_label_results && s.cache_series_results);
+        assert_eq!(s.results_cache.cache.embedded_cache.max_size_mb, 50);
+        assert_eq!(
+            s.build_results_cache().map(|c| c.name().to_string()).as_deref(),
+            Some("embedded")
+        );
+        // Nothing configured: the embedded cache (Loki's default); caching off: none.
+        let on = ResultsCacheSettings { cache_results: true, ..Default::default() };
+        assert_eq!(
+            on.build_results_cache().map(|c| c.name().to_string()).as_deref(),
+            Some("embedded")
+        );
+        assert!(ResultsCacheSettings::default().build_results_cache().is_none());
+    }
+}
