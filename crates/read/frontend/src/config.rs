@@ -22,9 +22,9 @@ pub enum ConfigError {
     },
 }
 
-/// The `frontend` block (Loki's `frontend`). Skald acts on `max_outstanding_per_tenant`;
-/// `address`/`port` and `downstream_url` are read by the server's wiring; the other keys
-/// are accepted for Loki configs and have no effect.
+/// The `frontend` block (Loki's `frontend`). Skald acts on `max_outstanding_per_tenant`
+/// and refuses `scheduler_address`; the other keys are accepted for Loki configs and have no
+/// effect (queriers find the frontend through their own `frontend_worker.frontend_address`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FrontendConfig {

@@ -56,3 +56,80 @@ pub(crate) async fn run(work: Work, handler: &dyn Handler) {
         _ = responder.canceled() => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+
+    use super::*;
+    use crate::transport::{HttpRequest, HttpResponse, RoundTrip};
+
+    /// Answers with the request's uri; `/hang` never answers and records when its future is
+    /// dropped.
+    struct Echo {
+        started: Arc<AtomicBool>,
+        dropped: Arc<AtomicBool>,
+    }
+
+    struct SetOnDrop(Arc<AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Handler for Echo {
+        fn handle(&self, req: HttpRequest) -> BoxFuture<'static, HttpResponse> {
+            let (started, dropped) = (self.started.clone(), self.dropped.clone());
+            async move {
+                if req.uri == "/hang" {
+                    let _guard = SetOnDrop(dropped);
+                    started.store(true, Ordering::SeqCst);
+                    futures::future::pending::<()>().await;
+                }
+                HttpResponse { status: 200, body: req.uri.into(), ..HttpResponse::default() }
+            }
+            .boxed()
+        }
+    }
+
+    async fn wait_for(flag: &AtomicBool) -> bool {
+        for _ in 0..100 {
+            if flag.load(Ordering::SeqCst) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn local_workers_answer_and_drop_canceled_requests() {
+        let queue = RequestQueue::new(100);
+        let (started, dropped) =
+            (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let handler = Arc::new(Echo { started: started.clone(), dropped: dropped.clone() });
+        let (stop, shutdown) = watch::channel(false);
+        let workers = spawn_local_workers(queue.clone(), 2, handler, shutdown);
+        let req = |uri: &str| HttpRequest { uri: uri.into(), ..HttpRequest::default() };
+        let answer = queue.round_trip("a", req("/x")).await.expect("answered");
+        assert_eq!(answer.body, "/x");
+
+        let hanging = tokio::spawn(queue.round_trip("a", req("/hang")));
+        assert!(wait_for(&started).await, "the handler started");
+        hanging.abort();
+        assert!(wait_for(&dropped).await, "the handler's future was dropped");
+        // the worker is free again
+        assert_eq!(queue.round_trip("b", req("/y")).await.expect("answered").body, "/y");
+
+        stop.send(true).expect("workers listen");
+        for w in workers {
+            tokio::time::timeout(Duration::from_secs(1), w).await.expect("stopped").expect("ran");
+        }
+    }
+}

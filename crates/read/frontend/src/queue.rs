@@ -318,7 +318,13 @@ mod tests {
         let _a2 = queue.round_trip("a", req("/2"));
         let err = queue.round_trip("a", req("/3")).await.expect_err("the queue is full");
         assert_eq!(err, FrontendError::TooManyOutstanding);
+        // Recorded from Loki 3.x (main-65e30f8, `-target=query-frontend` with
+        // `frontend.max_outstanding_per_tenant: 1`, a querier attached through
+        // `frontend_worker.frontend_address`, concurrent query_range requests): 429,
+        // `Content-Type: text/plain; charset=utf-8`, `X-Content-Type-Options: nosniff`, and the
+        // body `too many outstanding requests` (29 bytes, no newline).
         assert_eq!(err.status_code(), 429);
+        assert_eq!(err.to_string(), "too many outstanding requests");
         let _b = queue.round_trip("b", req("/b"));
         assert_eq!(queue.queue_length("b"), 1);
         // a taken request frees its place
