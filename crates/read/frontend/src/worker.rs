@@ -60,8 +60,14 @@ pub fn spawn_grpc_workers(
         .collect())
 }
 
+/// The host's name (as Loki's default worker id), else `querier`.
 fn default_worker_id() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "querier".to_string())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "querier".to_string())
 }
 
 /// One lazily connected channel (one HTTP/2 connection) for all streams; it reconnects by
@@ -71,22 +77,28 @@ fn channel(address: &str, client: &GrpcClientConfig) -> Result<Channel, WorkerEr
     if address.is_empty() {
         return Err(invalid("empty".into()));
     }
-    let uri =
-        if address.contains("://") { address.to_string() } else { format!("http://{address}") };
+    // gRPC-Go's `dns:///host:port` target names the same host:port
+    let host_port = address.strip_prefix("dns:///").unwrap_or(address);
+    let uri = if host_port.contains("://") {
+        host_port.to_string()
+    } else {
+        format!("http://{host_port}")
+    };
     let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
     let mut endpoint = Endpoint::from_shared(uri)
         .map_err(|e| invalid(e.to_string()))?
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(nonzero(client.keepalive_time).unwrap_or(Duration::MAX))
-        .keep_alive_timeout(client.keepalive_timeout)
-        .keep_alive_while_idle(true)
         .initial_stream_window_size(window(client.initial_stream_window_size.0))
         .initial_connection_window_size(window(client.initial_connection_window_size.0));
     if let Some(timeout) = nonzero(client.connect_timeout) {
         endpoint = endpoint.connect_timeout(timeout);
     }
-    if client.keepalive_time.is_zero() {
-        endpoint = endpoint.keep_alive_while_idle(false);
+    // pings keep a worker's idle stream alive through proxies and find a dead frontend
+    if let Some(interval) = nonzero(client.keepalive_time) {
+        endpoint = endpoint
+            .http2_keep_alive_interval(interval)
+            .keep_alive_timeout(client.keepalive_timeout)
+            .keep_alive_while_idle(true);
     }
     Ok(endpoint.connect_lazy())
 }
@@ -252,5 +264,20 @@ fn too_large(size: usize, max: usize) -> HttpResponse {
         status: 413,
         headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
         body: format!("response larger than the max ({size} vs {max})").into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn frontend_addresses() {
+        let client = GrpcClientConfig::default();
+        assert!(channel("query-frontend:9095", &client).is_ok());
+        assert!(channel("dns:///query-frontend:9095", &client).is_ok());
+        assert!(channel("http://127.0.0.1:9095", &client).is_ok());
+        assert!(channel("", &client).is_err());
+        assert!(channel("a b:9095", &client).is_err());
     }
 }
