@@ -18,6 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::config::{GrpcClientConfig, WorkerConfig};
 use crate::grpc::{from_pb_request, to_pb_response};
+use crate::local::handle;
 use crate::transport::{Handler, HttpResponse};
 
 /// Why the gRPC workers cannot start.
@@ -129,14 +130,26 @@ async fn worker_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let min = backoff.min_period.max(Duration::from_millis(1));
     let max = backoff.max_period.max(min);
     let mut delay = min;
+    // one warning per outage; the attempts in between are debug
+    let mut outage_logged = false;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        match run_stream(&shared, &mut shutdown, &mut delay, min).await {
+        let mut opened = false;
+        let ended = run_stream(&shared, &mut shutdown, &mut opened).await;
+        if opened {
+            delay = min;
+            outage_logged = false;
+        }
+        match ended {
             Ended::Shutdown => return,
+            Ended::Broken(error) if !outage_logged => {
+                outage_logged = true;
+                tracing::warn!(address = %shared.address, %error, "cannot reach the query-frontend; retrying");
+            }
             Ended::Broken(error) => {
-                tracing::debug!(address = %shared.address, %error, ?delay, "frontend stream ended; reconnecting");
+                tracing::debug!(address = %shared.address, %error, ?delay, "cannot reach the query-frontend; retrying");
             }
         }
         tokio::select! {
@@ -147,12 +160,12 @@ async fn worker_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// Opens one stream and serves it until it ends. `delay` is reset once the frontend answered.
+/// Opens one stream and serves it until it ends; `opened` tells whether the frontend
+/// answered.
 async fn run_stream(
     shared: &Shared,
     shutdown: &mut watch::Receiver<bool>,
-    delay: &mut Duration,
-    min_delay: Duration,
+    opened: &mut bool,
 ) -> Ended {
     let max_send = usize::try_from(shared.client.max_send_msg_size).unwrap_or(usize::MAX);
     let max_recv = usize::try_from(shared.client.max_recv_msg_size).unwrap_or(usize::MAX);
@@ -168,18 +181,18 @@ async fn run_stream(
     if tx.send(hello).await.is_err() {
         return Ended::Broken("outbound stream closed".into());
     }
-    let opened = tokio::select! {
-        opened = client.process(ReceiverStream::new(rx)) => opened,
+    let answered = tokio::select! {
+        answered = client.process(ReceiverStream::new(rx)) => answered,
         changed = shutdown.changed() => {
             let _ = changed;
             return Ended::Shutdown;
         }
     };
-    let mut inbound = match opened {
+    let mut inbound = match answered {
         Ok(response) => response.into_inner(),
         Err(status) => return Ended::Broken(status.message().to_string()),
     };
-    *delay = min_delay;
+    *opened = true;
     loop {
         let message = tokio::select! {
             message = inbound.message() => message,
@@ -240,8 +253,8 @@ async fn run_request(
     request: pb::HttpRequest,
     inbound: &mut Streaming<pb::FrontendMessage>,
 ) -> Running {
-    let id = request.id;
-    let answer = shared.handler.handle(from_pb_request(request));
+    let (id, tenant) = (request.id, request.tenant.clone());
+    let answer = handle(shared.handler.as_ref(), &tenant, from_pb_request(request));
     tokio::pin!(answer);
     loop {
         tokio::select! {

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
 /// A querier's handler: sleeps `?sleep_ms=N`, answers with the uri and names its pool in
-/// `X-Pool`; `/hang` never answers and records when its future is dropped.
+/// `X-Pool`; `/tenant` answers with the request's `X-Scope-OrgID`; `/hang` never answers and records when its future is dropped.
 struct TestHandler {
     pool: &'static str,
     started: Arc<AtomicBool>,
@@ -50,6 +50,14 @@ impl Handler for TestHandler {
     fn handle(&self, req: HttpRequest) -> BoxFuture<'static, HttpResponse> {
         let (pool, started, dropped) = (self.pool, self.started.clone(), self.dropped.clone());
         async move {
+            if req.uri == "/tenant" {
+                let tenant = req.header("X-Scope-OrgID").unwrap_or_default().to_string();
+                return HttpResponse {
+                    status: 200,
+                    body: tenant.into(),
+                    ..HttpResponse::default()
+                };
+            }
             if req.uri == "/hang" {
                 let _guard = SetOnDrop(dropped);
                 started.store(true, Ordering::SeqCst);
@@ -160,6 +168,9 @@ async fn requests_are_spread_over_both_worker_pools() {
         *pools.entry(answer.header("x-pool").expect("pool").to_string()).or_insert(0) += 1;
     }
     assert_eq!(pools.len(), 2, "both pools ran requests: {pools:?}");
+    // the tenant travels with the request
+    let answer = within(5, queue.round_trip("t9", get("/tenant"))).await.expect("answered");
+    assert_eq!(answer.body, "t9");
     p1.stop().await;
     p2.stop().await;
 }
