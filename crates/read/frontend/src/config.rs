@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use skald_common::units::duration as go_duration;
 
-use crate::queue::DEFAULT_MAX_OUTSTANDING_PER_TENANT;
+use crate::queue::{RequestQueue, DEFAULT_MAX_OUTSTANDING_PER_TENANT};
 
 /// Why a `frontend` or `frontend_worker` block cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +113,11 @@ impl Default for FrontendConfig {
 }
 
 impl FrontendConfig {
+    /// The frontend's request queue, bounded by `max_outstanding_per_tenant`.
+    pub fn queue(&self) -> RequestQueue {
+        RequestQueue::new(self.max_outstanding_per_tenant)
+    }
+
     /// Refuses a query-scheduler.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.scheduler_address.is_empty() {

@@ -11,11 +11,13 @@ pub mod config;
 pub mod grpc;
 pub mod local;
 pub mod queue;
+pub mod router;
 pub mod transport;
 pub mod worker;
 
 pub use config::{FrontendConfig, WorkerConfig};
 pub use local::spawn_local_workers;
 pub use queue::{RequestQueue, Responder, Work};
+pub use router::RouterHandler;
 pub use transport::{FrontendError, Handler, HttpRequest, HttpResponse, RoundTrip};
 pub use worker::spawn_grpc_workers;
