@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("third-party/loki/push.proto"),
         root.join("skald/ingester/v1/ingester.proto"),
         root.join("skald/querier/v1/query_part.proto"),
+        root.join("skald/frontend/v1/frontend.proto"),
         // OTLP logs (vendored opentelemetry-proto; messages only are used, see the README).
         root.join("third-party/opentelemetry/proto/collector/logs/v1/logs_service.proto"),
     ];
@@ -17,6 +18,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let includes = [root.join("third-party"), root.clone()];
     let fds = protox::compile(&files, &includes)?;
-    tonic_prost_build::configure().build_server(true).build_client(true).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        // request and response bodies travel as `bytes::Bytes`, shared without copies
+        .bytes(".skald.frontend.v1")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -30,6 +30,13 @@ pub mod skald_querier_v1 {
     tonic::include_proto!("skald.querier.v1");
 }
 
+/// The query-frontend's queue protocol: querier workers pull HTTP requests from the frontend
+/// and answer them (`proto/skald/frontend/v1/frontend.proto`).
+#[allow(missing_docs, clippy::all)]
+pub mod skald_frontend_v1 {
+    tonic::include_proto!("skald.frontend.v1");
+}
+
 /// OpenTelemetry's OTLP logs protocol (vendored Apache-2.0 opentelemetry-proto v1.11.0), for
 /// `POST /otlp/v1/logs`. Only the messages are used; the generated gRPC service is not served.
 /// The modules nest like the proto packages because prost's generated paths are relative.

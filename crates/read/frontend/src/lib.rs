@@ -7,8 +7,19 @@
 //! Boundary: knows queriers only as HTTP handlers behind [`RoundTrip`] (the queue and its
 //! workers) and speaks Loki's API through `skald-loghttp`; it never reads storage.
 
+pub mod config;
+pub mod grpc;
+pub mod local;
 pub mod metadata_cache;
+pub mod queue;
 pub mod results_cache;
+pub mod router;
 pub mod transport;
+pub mod worker;
 
+pub use config::{FrontendConfig, WorkerConfig};
+pub use local::spawn_local_workers;
+pub use queue::{RequestQueue, Responder, Work};
+pub use router::RouterHandler;
 pub use transport::{FrontendError, Handler, HttpRequest, HttpResponse, RoundTrip};
+pub use worker::spawn_grpc_workers;
