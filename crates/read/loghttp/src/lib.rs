@@ -12,6 +12,7 @@
 pub mod error;
 pub mod marshal;
 pub mod params;
+pub mod part;
 pub mod reply;
 mod stats;
 
