@@ -7,6 +7,9 @@
 //! Boundary: knows queriers only as HTTP handlers behind [`RoundTrip`] (the queue and its
 //! workers) and speaks Loki's API through `skald-loghttp`; it never reads storage.
 
+pub mod frontend;
+pub mod query_range;
 pub mod transport;
 
+pub use frontend::{router, QueryFrontend, QueryFrontendConfig};
 pub use transport::{FrontendError, Handler, HttpRequest, HttpResponse, RoundTrip};
