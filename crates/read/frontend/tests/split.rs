@@ -246,6 +246,7 @@ const LOG_QUERIES: &[&str] = &[
     r#"{app="a"} |= "warn""#,
     r#"{app=~".+"} | logfmt | n > 3"#,
     r#"{app=~"a|b"} | logfmt | line_format "{{.level}} {{.msg}}""#,
+    r#"{app="c"} | logfmt | level="error" | drop dur"#,
     r#"{app="none"}"#,
 ];
 
@@ -317,8 +318,15 @@ async fn split_log_queries_answer_as_the_whole() {
                     // thinned: runs whole
                     p.push(("interval", "30s".into()));
                 }
+                let mut req = get(&p);
+                if k == 4 {
+                    req.headers.push((
+                        "X-Loki-Response-Encoding-Flags".into(),
+                        "categorize-labels".into(),
+                    ));
+                }
                 runs += 1;
-                let was_split = compare(&s, get(&p)).await;
+                let was_split = compare(&s, req).await;
                 assert!(!(was_split && k == 5), "a query with interval was split");
                 split_runs += usize::from(was_split);
             }
