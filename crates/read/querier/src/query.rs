@@ -106,15 +106,18 @@ impl Querier {
             (start.max(q.start), end.min(q.end))
         } else {
             // the first step of the whole query's grid at or after `start`
-            let k = (start.saturating_sub(q.start).max(0) + q.step_ns - 1) / q.step_ns;
+            let k = start.saturating_sub(q.start).max(0).saturating_add(q.step_ns - 1) / q.step_ns;
             (q.start.saturating_add(k.saturating_mul(q.step_ns)), end.min(q.end))
         };
+        self.check_shard_aggregations(&q.expr, false)?;
         if start > end {
-            // no step of the whole query in the part
-            let out = engine::QueryOutput {
-                result: engine::QueryResult::Matrix(Vec::new()),
-                stats: engine::Stats::default(),
+            // nothing of the whole query in the part
+            let result = if q.is_log() {
+                engine::QueryResult::Streams(Vec::new())
+            } else {
+                engine::QueryResult::Matrix(Vec::new())
             };
+            let out = engine::QueryOutput { result, stats: engine::Stats::default() };
             return Ok(part::encode_part(&out, &StoreFigures::default()));
         }
         let qp = range_params(&q, start, end, categorize);

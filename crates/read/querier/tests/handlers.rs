@@ -423,6 +423,10 @@ async fn a_part_request_answers_the_part_alone() {
     let points: Vec<(i64, f64)> = m[0].samples.iter().map(|s| (s.ts, s.value)).collect();
     assert_eq!(points, vec![(T0 + 20 * SECOND, 10.0), (T0 + 30 * SECOND, 10.0)]);
     assert_eq!(store.chunk_refs, 1);
+    // a part outside the whole query holds nothing
+    let resp = send(part_uri(T0 + 61 * SECOND, T0 + 90 * SECOND), true).await.unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(decode_part(&body).unwrap().0.result, QueryResult::Matrix(vec![]));
     // the whole query's checks still apply: a bad step is the querier's 400
     let bad = part_uri(T0, T0).replace("step=10000000000", "step=0");
     let resp = send(bad, true).await.unwrap();
