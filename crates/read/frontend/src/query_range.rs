@@ -276,3 +276,82 @@ fn add_figures(sum: &mut StoreFigures, f: &StoreFigures) {
     sum.ingester_lines += f.ingester_lines;
     sum.ingester_bytes += f.ingester_bytes;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_loghttp::params::Params;
+    use skald_logql::engine::ResultEntry;
+    use skald_model::Labels;
+
+    fn failure(status: u16, text: &str) -> HttpResponse {
+        text_response(status, text)
+    }
+
+    #[test]
+    fn the_failure_of_the_whole_is_chosen() {
+        let pipeline = |series: &str| {
+            format!("pipeline error: 'SampleExtractionErr' for series: '{series}'.\nUse a label filter to intercept this error.")
+        };
+        let a = pipeline(r#"{app="b"}"#);
+        let b = pipeline(r#"{app="a"}"#);
+        // pipeline errors: the smallest series
+        let chosen = choose_failure(vec![failure(400, &a), failure(400, &b)]);
+        assert_eq!(chosen.body, b.as_bytes());
+        // any other: the first in split order
+        let chosen =
+            choose_failure(vec![failure(504, "timed out"), failure(400, &b), failure(500, "x")]);
+        assert_eq!((chosen.status, &chosen.body[..]), (504, &b"timed out"[..]));
+    }
+
+    #[test]
+    fn part_requests_carry_the_whole_range_and_ask_for_a_part() {
+        let client = HttpRequest {
+            method: "POST".into(),
+            uri: "/loki/api/v1/query_range".into(),
+            headers: vec![
+                ("Content-Type".into(), "application/x-www-form-urlencoded".into()),
+                ("Accept".into(), "application/json".into()),
+                ("X-Scope-OrgID".into(), " a ".into()),
+                ("X-Loki-Response-Encoding-Flags".into(), "categorize-labels".into()),
+            ],
+            body: "query=%7Ba%3D%22b%22%7D&start=1793491200&end=1793498400&limit=5".into(),
+        };
+        let p = crate::frontend::request_params(&client);
+        let limits = skald_common::limits::Limits::default();
+        let q = RangeQuery::prepare(&p, &limits, 1_793_500_000_000_000_000).unwrap_or_else(|e| {
+            panic!("{e}");
+        });
+        let r = part_request(&client, "a", r#"{a="b"}"#, &q, (q.start, q.start + 1));
+        assert_eq!(r.method, "GET");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("Accept"), Some(PART_CONTENT_TYPE));
+        assert_eq!(r.header("X-Scope-OrgID"), Some("a"));
+        assert_eq!(r.header("Content-Type"), None);
+        assert_eq!(r.header("X-Loki-Response-Encoding-Flags"), Some("categorize-labels"));
+        let (path, query) = r.uri.split_once('?').unwrap_or_default();
+        assert_eq!(path, QUERY_RANGE_PATH);
+        let mut back = Params::default();
+        back.extend_from_urlencoded(query.as_bytes());
+        assert_eq!(back.get("start"), Some("1793491200000000000"));
+        assert_eq!(back.get("end"), Some("1793498400000000000"));
+        assert_eq!(back.get("skald_part_end"), Some("1793491200000000001"));
+        assert_eq!(back.get("limit"), Some("5"));
+    }
+
+    #[test]
+    fn entries_are_counted_across_streams() {
+        let entry = |ts| ResultEntry {
+            ts,
+            line: String::new(),
+            structured_metadata: Labels::default(),
+            parsed: Labels::default(),
+        };
+        let s = |n: i64| ResultStream {
+            labels: Labels::default(),
+            entries: (0..n).map(entry).collect(),
+        };
+        assert_eq!(result_entries(&QueryResult::Streams(vec![s(2), s(3)])), 5);
+        assert_eq!(result_entries(&QueryResult::Matrix(vec![])), 0);
+    }
+}
