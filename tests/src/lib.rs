@@ -6,7 +6,8 @@
 //! push encodings, raw requests, the reference dataset), [`load`] (numbered pushes and loss
 //! accounting), [`proxy`] (a cuttable TCP proxy, a delaying one), [`aws`] (the S3 and DynamoDB test servers and
 //! their storage configs), [`ws`] (live tail over WebSocket) and [`tools`] (Grafana's logcli and
-//! promtail, and tests that could not run without them).
+//! promtail, and tests that could not run without them); [`replay`] holds the golden queries and
+//! the reference requests as requests any server can be asked.
 
 pub mod compare;
 
@@ -16,6 +17,7 @@ pub mod aws;
 pub mod http;
 pub mod load;
 pub mod proxy;
+pub mod replay;
 pub mod sandbox;
 pub mod tools;
 pub mod ws;

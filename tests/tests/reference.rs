@@ -8,8 +8,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use skald_integration_tests::replay::reference_requests;
 use skald_integration_tests::{
-    compare, data_dir, dir_bytes, get, helm_aws_storage_yaml, host_port, metric_sum, post,
+    compare, data_dir, dir_bytes, helm_aws_storage_yaml, host_port, metric_sum, post,
     push_reference_dataset, push_reference_dataset_to, start_cluster, temp_dir, test_servers,
     unique_prefix, wait_tables_synced, Skald, REFERENCE_CONFIG,
 };
@@ -93,46 +94,13 @@ fn aws_storage_answers_match_real_loki() {
 
 fn compare_with_loki(query_url: &str) {
     let reference = data_dir().join("reference");
-
-    // the 114 requests of the first recording, then 8 range queries (7 metric, 1 log) whose
-    // start, end and step are not multiples of each other (answers in `loki-unaligned/`), then
-    // 37 requests on the evaluation edges of instant, log (also `/api/prom/query`) and metric
-    // queries: `time`, `start` and `end` exactly on an entry or 1 ns off it, forms of `time`,
-    // `offset`, `since`, start == end, a range shorter than the step and no step (answers in
-    // `loki-edges/`)
-    let mut queries: Vec<(Value, &str)> = Vec::new();
-    for (list, answers) in [
-        ("queries.json", "loki"),
-        ("queries-unaligned.json", "loki-unaligned"),
-        ("queries-edges.json", "loki-edges"),
-    ] {
-        let text = std::fs::read_to_string(reference.join(list)).unwrap();
-        let items: Vec<Value> = serde_json::from_str(&text).unwrap();
-        queries.extend(items.into_iter().map(|q| (q, answers)));
-    }
+    let queries = reference_requests();
     let mut matched = 0;
     let mut failed_in_scope: Vec<String> = Vec::new();
     let mut failed_later: BTreeSet<String> = BTreeSet::new();
     for (q, answers) in &queries {
-        let name = q["name"].as_str().unwrap();
-        let path = q["path"].as_str().unwrap();
-        let mut params: Vec<(String, String)> = Vec::new();
-        for (k, v) in q["params"].as_object().unwrap() {
-            match v {
-                Value::Array(items) => params
-                    .extend(items.iter().map(|i| (k.clone(), i.as_str().unwrap().to_string()))),
-                other => params.push((k.clone(), other.as_str().unwrap().to_string())),
-            }
-        }
-        let mut headers: Vec<(String, String)> = vec![("X-Scope-OrgID".into(), "tenant-a".into())];
-        if let Some(h) = q["headers"].as_object() {
-            for (k, v) in h {
-                headers.push((k.clone(), v.as_str().unwrap().to_string()));
-            }
-        }
-        let p: Vec<(&str, &str)> = params.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let h: Vec<(&str, &str)> = headers.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        let resp = get(&format!("{query_url}{path}"), &p, &h);
+        let (name, path) = (q.name.as_str(), q.path.as_str());
+        let resp = q.send(query_url);
         let body: Value =
             serde_json::from_str(&resp.body).unwrap_or(Value::String(resp.body.clone()));
         let ours = serde_json::json!({

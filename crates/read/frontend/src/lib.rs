@@ -8,9 +8,11 @@
 //! workers) and speaks Loki's API through `skald-loghttp`; it never reads storage.
 
 pub mod config;
+pub mod frontend;
 pub mod grpc;
 pub mod local;
 pub mod metadata_cache;
+pub mod query_range;
 pub mod queue;
 pub mod results_cache;
 pub mod router;
@@ -18,6 +20,7 @@ pub mod transport;
 pub mod worker;
 
 pub use config::{FrontendConfig, WorkerConfig};
+pub use frontend::{router, QueryFrontend, QueryFrontendConfig};
 pub use local::spawn_local_workers;
 pub use queue::{RequestQueue, Responder, Work};
 pub use router::RouterHandler;

@@ -12,6 +12,8 @@
 pub mod error;
 pub mod marshal;
 pub mod params;
+pub mod part;
+pub mod query;
 pub mod reply;
 mod stats;
 

@@ -42,11 +42,31 @@ pub fn labels_json(labels: &Labels) -> Value {
 
 static STATS_TEMPLATE: &str = include_str!("stats_template.json");
 
+/// How a query was cut up, as `stats.summary` reports it (`splits`, `shards`): Loki's
+/// figures, see [`crate::query::shards_per_split`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PlanFigures {
+    /// The time splits that ran (0 when the query ran whole).
+    pub splits: u64,
+    /// The shards that ran, over every split.
+    pub shards: u64,
+}
+
 /// The `stats` object in Loki's full shape, with the counters Skald tracks filled in.
 /// The `stats` object: the engine's summary, and what the query read from the store and
 /// the ingesters (`store`; the chunk figures are those of the chunks fetched, as the index
 /// describes them).
 pub fn stats_json(stats: &Stats, store: &StoreFigures, exec_secs: f64) -> Value {
+    planned_stats_json(stats, store, &PlanFigures::default(), exec_secs)
+}
+
+/// [`stats_json`] with the query's splits and shards.
+pub fn planned_stats_json(
+    stats: &Stats,
+    store: &StoreFigures,
+    plan: &PlanFigures,
+    exec_secs: f64,
+) -> Value {
     let mut v: Value = serde_json::from_str(STATS_TEMPLATE).unwrap_or_else(|_| json!({}));
     let lines = stats.total_lines_processed;
     let bytes = stats.total_bytes_processed;
@@ -58,6 +78,8 @@ pub fn stats_json(stats: &Stats, store: &StoreFigures, exec_secs: f64) -> Value 
         s.insert("totalLinesProcessed".into(), json!(lines));
         s.insert("execTime".into(), json!(exec_secs));
         s.insert("totalEntriesReturned".into(), json!(stats.total_entries_returned));
+        s.insert("splits".into(), json!(plan.splits));
+        s.insert("shards".into(), json!(plan.shards));
         s.insert("totalPostFilterLines".into(), json!(stats.total_post_filter_lines));
         s.insert(
             "totalStructuredMetadataBytesProcessed".into(),
@@ -143,6 +165,7 @@ pub use skald_gocompat::time::rfc3339_nano;
 pub fn query_data(
     out: &QueryOutput,
     store: &StoreFigures,
+    plan: &PlanFigures,
     categorize: bool,
     exec_secs: f64,
 ) -> Value {
@@ -187,7 +210,7 @@ pub fn query_data(
             data.insert("result".into(), json!([ts.div_euclid(1_000_000), format_value(*value)]));
         }
     }
-    data.insert("stats".into(), stats_json(&out.stats, store, exec_secs));
+    data.insert("stats".into(), planned_stats_json(&out.stats, store, plan, exec_secs));
     Value::Object(data)
 }
 
@@ -236,6 +259,7 @@ impl BodyWriter<'_> {
 pub fn query_body(
     out: &QueryOutput,
     store: &StoreFigures,
+    plan: &PlanFigures,
     categorize: bool,
     exec_secs: f64,
     max_bytes: usize,
@@ -281,14 +305,14 @@ pub fn query_body(
         }
         QueryResult::Vector(_) | QueryResult::Scalar { .. } => {
             // small: at most one value per series
-            let data = query_data(out, store, categorize, exec_secs);
+            let data = query_data(out, store, plan, categorize, exec_secs);
             let v = json!({"status": "success", "data": data});
             w.value(&v)?;
             w.check()?;
             return Ok(w.buf);
         }
     }
-    w.value(&stats_json(&out.stats, store, exec_secs))?;
+    w.value(&planned_stats_json(&out.stats, store, plan, exec_secs))?;
     w.raw("},\"status\":\"success\"}");
     w.check()?;
     Ok(w.buf)
@@ -325,8 +349,12 @@ mod tests {
         }
     }
 
+    fn plan() -> PlanFigures {
+        PlanFigures { splits: 3, shards: 6 }
+    }
+
     fn as_value(out: &QueryOutput, categorize: bool) -> Vec<u8> {
-        let v = json!({"status": "success", "data": query_data(out, &StoreFigures::default(), categorize, 0.5)});
+        let v = json!({"status": "success", "data": query_data(out, &StoreFigures::default(), &plan(), categorize, 0.5)});
         serde_json::to_vec(&v).unwrap_or_default()
     }
 
@@ -353,8 +381,9 @@ mod tests {
         let empty = QueryOutput { result: QueryResult::Streams(vec![]), stats: Stats::default() };
         for out in [streams_output(100, "a \"quoted\" line\n"), matrix, scalar, empty] {
             for categorize in [false, true] {
-                let body = query_body(&out, &StoreFigures::default(), categorize, 0.5, 0, &no)
-                    .unwrap_or_default();
+                let body =
+                    query_body(&out, &StoreFigures::default(), &plan(), categorize, 0.5, 0, &no)
+                        .unwrap_or_default();
                 assert_eq!(
                     String::from_utf8_lossy(&body),
                     String::from_utf8_lossy(&as_value(&out, categorize))
@@ -368,12 +397,13 @@ mod tests {
         let out = streams_output(1000, &"x".repeat(1000));
         let full = as_value(&out, false).len();
         let no = AtomicBool::new(false);
-        assert!(query_body(&out, &StoreFigures::default(), false, 0.0, full, &no).is_ok());
-        let err = query_body(&out, &StoreFigures::default(), false, 0.0, full / 2, &no).err();
+        assert!(query_body(&out, &StoreFigures::default(), &plan(), false, 0.0, full, &no).is_ok());
+        let err =
+            query_body(&out, &StoreFigures::default(), &plan(), false, 0.0, full / 2, &no).err();
         let Some(EngineError::Limit(msg)) = err else { panic!("not a limit error: {err:?}") };
         assert!(msg.contains("skald_max_query_response_size"), "{msg}");
         let yes = AtomicBool::new(true);
-        let err = query_body(&out, &StoreFigures::default(), false, 0.0, 0, &yes).err();
+        let err = query_body(&out, &StoreFigures::default(), &plan(), false, 0.0, 0, &yes).err();
         assert!(matches!(err, Some(EngineError::Canceled(_))), "{err:?}");
     }
 }

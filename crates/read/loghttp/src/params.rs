@@ -218,7 +218,7 @@ pub fn parse_range(params: &Params, default_lookback_ns: i64) -> Result<(i64, i6
 }
 
 /// [`parse_range`] with the current time given.
-fn parse_range_at(
+pub fn parse_range_at(
     params: &Params,
     default_lookback_ns: i64,
     now: i64,
@@ -269,6 +269,13 @@ pub fn parse_step(params: &Params, start: i64, end: i64) -> Result<i64, ParamErr
         Some(s) => parse_seconds_or_duration(s)?,
         None => default_step_ns(start, end),
     };
+    check_step(step_ns, start, end)?;
+    Ok(step_ns)
+}
+
+/// `step`'s checks, as Loki makes them: positive, and at most 11,000 points over
+/// `[start, end]`.
+pub fn check_step(step_ns: i64, start: i64, end: i64) -> Result<(), ParamError> {
     if step_ns <= 0 {
         return Err(ParamError(
             "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -279,7 +286,7 @@ pub fn parse_step(params: &Params, start: i64, end: i64) -> Result<i64, ParamErr
             "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter".into(),
         ));
     }
-    Ok(step_ns)
+    Ok(())
 }
 
 /// `interval` (a duration or float seconds; default 0), which must not be negative.

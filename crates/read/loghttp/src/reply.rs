@@ -48,15 +48,24 @@ pub fn collect_params(
     query: Option<String>,
     body: &Bytes,
 ) -> Params {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    params_of(method == Method::POST, content_type, query.as_deref(), body)
+}
+
+/// [`collect_params`] from the parts of a request: the query string, then the body of a
+/// `POST` (`post`) that is a form or not empty.
+pub fn params_of(
+    post: bool,
+    content_type: Option<&str>,
+    query: Option<&str>,
+    body: &[u8],
+) -> Params {
     let mut p = Params::default();
     if let Some(q) = query {
         p.extend_from_urlencoded(q.as_bytes());
     }
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if *method == Method::POST && (is_form || !body.is_empty()) {
+    let is_form = content_type.is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if post && (is_form || !body.is_empty()) {
         p.extend_from_urlencoded(body);
     }
     p
@@ -91,12 +100,27 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for LokiRequest {
 
 /// Whether the request asks for `categorize-labels` (`X-Loki-Response-Encoding-Flags`).
 pub fn categorize(headers: &HeaderMap) -> bool {
-    headers
-        .get_all("X-Loki-Response-Encoding-Flags")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|f| f.trim() == "categorize-labels")
+    categorize_flags(
+        headers.get_all("X-Loki-Response-Encoding-Flags").iter().filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// [`categorize`] from the values of the `X-Loki-Response-Encoding-Flags` headers.
+pub fn categorize_flags<'a>(values: impl IntoIterator<Item = &'a str>) -> bool {
+    values.into_iter().flat_map(|v| v.split(',')).any(|f| f.trim() == "categorize-labels")
+}
+
+/// `/loki/api/v1/format_query`: the query formatted as Loki prints what its parser accepts
+/// (without building the pipeline), or the parser's error as a 400. Needs no querier: the
+/// querier and the query-frontend both answer it here.
+pub fn format_query(p: &Params) -> Response {
+    match skald_logql::syntax::parse_expr_unchecked(p.get("query").unwrap_or("")) {
+        Ok(expr) => json_response(
+            &serde_json::json!({"status": "success", "data": expr.to_string()}),
+            JSON_LOWER,
+        ),
+        Err(e) => error_response(400, &e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use skald_loghttp::marshal;
 use skald_loghttp::params::{self, Params};
-use skald_loghttp::StoreFigures;
+use skald_loghttp::query::{self, PartQuery, RangeQuery};
+use skald_loghttp::{marshal, part, ParamError, StoreFigures};
 use skald_logql::engine::{self, EngineError, QueryParams, Source};
 use skald_logql::syntax::ast::{Expr, VectorOp};
 use skald_logql::syntax::{self, goutil};
@@ -23,22 +23,15 @@ use crate::source::StoreSource;
 use crate::store_stats::StoreStats;
 use crate::Querier;
 
-pub(crate) const HOUR_NS: i64 = 3_600_000_000_000;
+pub(crate) use skald_loghttp::query::HOUR_NS;
 
 impl Querier {
     pub(crate) fn parse_query(&self, p: &Params) -> Result<Expr, QuerierError> {
-        syntax::parse_expr(p.get("query").unwrap_or(""))
-            .map_err(|e| QuerierError::BadRequest(e.to_string()))
+        Ok(query::parse_query(p)?)
     }
 
     pub(crate) fn check_limit(&self, limit: u32) -> Result<(), QuerierError> {
-        let max = self.limits.max_entries_limit_per_query;
-        if max > 0 && limit as u64 > max as u64 {
-            return Err(QuerierError::BadRequest(format!(
-                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({limit} > {max})"
-            )));
-        }
-        Ok(())
+        Ok(query::check_limit(&self.limits, limit)?)
     }
 
     /// Loki's query frontend refuses `approx_topk` unless `shard_aggregations` lists it, and
@@ -61,99 +54,75 @@ impl Querier {
         Ok(())
     }
 
-    /// Loki's `max_query_lookback` (0 disables it): a range that ends before
-    /// `now - max_query_lookback` gives an empty answer (`None`); one that starts before it
-    /// starts there instead. In whole milliseconds, as Loki's frontend decides it.
+    /// Loki's `max_query_lookback` ([`query::lookback_range`]) at the current time.
     pub(crate) fn lookback_range(&self, start: i64, end: i64) -> Option<(i64, i64)> {
-        let lookback = self.limits.max_query_lookback;
-        if lookback.is_zero() {
-            return Some((start, end));
-        }
-        let lookback_ms = lookback.as_millis().min(i64::MAX as u128) as i64;
-        let min_start_ms = (params::now_ns() / 1_000_000).saturating_sub(lookback_ms);
-        if end.div_euclid(1_000_000) < min_start_ms {
-            return None;
-        }
-        Some((start.max(min_start_ms.saturating_mul(1_000_000)), end))
+        query::lookback_range(&self.limits, start, end, params::now_ns())
     }
 
-    /// Loki's `max_query_length` check (query frontend): the range, in whole milliseconds as
-    /// the frontend sees it, must not exceed the limit (0 disables it).
+    /// Loki's `max_query_length` check ([`query::check_query_length`]).
     pub(crate) fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
-        let max = self.limits.max_query_length;
-        if max.is_zero() {
-            return Ok(());
-        }
-        let max_ns = max.as_nanos().min(i64::MAX as u128) as i64;
-        let len_ns =
-            (end.div_euclid(1_000_000) - start.div_euclid(1_000_000)).saturating_mul(1_000_000);
-        if len_ns > max_ns {
-            return Err(QuerierError::BadRequest(format!(
-                "the query time range exceeds the limit (query length: {}, limit: {})",
-                goutil::go_duration_string(len_ns),
-                goutil::prom_duration_string(max_ns)
-            )));
-        }
-        Ok(())
+        Ok(query::check_query_length(&self.limits, start, end)?)
     }
 
-    /// The range a metric range query is evaluated over, as Loki's frontend splits it: when
-    /// `split_queries_by_interval` is set, `start` moves down and `end` up to a multiple of
-    /// `step` counted from the Unix epoch, so the steps fall on those multiples (both ends
-    /// included) whatever `start` the client sent.
-    pub(crate) fn align_to_step(&self, start: i64, end: i64, step_ns: i64) -> (i64, i64) {
-        if self.limits.split_queries_by_interval.is_zero() {
-            return (start, end);
-        }
-        align_to_step(start, end, step_ns)
-    }
-
-    /// `/loki/api/v1/query_range`: the JSON answer.
+    /// `/loki/api/v1/query_range`: the JSON answer. The parameters are read and checked by
+    /// [`RangeQuery::prepare`] (shared with the query-frontend).
     pub async fn query_range(
         self: &Arc<Self>,
         tenant: &str,
         p: &Params,
         categorize: bool,
     ) -> Result<Vec<u8>, QuerierError> {
-        let (start, end) = params::parse_range(p, HOUR_NS)?;
-        if end < start {
-            return Err(QuerierError::BadRequest(
-                "end timestamp must not be before or equal to start time".into(),
-            ));
+        let q = RangeQuery::prepare(p, &self.limits, params::now_ns())?;
+        let qp = range_params(&q, q.start, q.end, categorize);
+        self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
+        self.run(tenant, q.expr, qp, categorize).await
+    }
+
+    /// One part of a query the query-frontend split (a `query_range` request with
+    /// `skald_part_start` and `skald_part_end`): every check of the whole query, as
+    /// [`query_range`](Self::query_range) makes them, then the evaluation of the part alone
+    /// (a metric query's steps inside `[part_start, part_end]`, a log query's entries in
+    /// `[part_start, part_end)`), answered as an encoded `QueryPart`
+    /// ([`skald_loghttp::part`]). `None` when the request is not a part request.
+    pub async fn query_range_part(
+        self: &Arc<Self>,
+        tenant: &str,
+        p: &Params,
+        categorize: bool,
+    ) -> Option<Result<Vec<u8>, QuerierError>> {
+        let part = RangeQuery::prepare_part(p, &self.limits, params::now_ns())?;
+        Some(self.run_part(tenant, part, categorize).await)
+    }
+
+    async fn run_part(
+        self: &Arc<Self>,
+        tenant: &str,
+        part: Result<PartQuery, ParamError>,
+        categorize: bool,
+    ) -> Result<Vec<u8>, QuerierError> {
+        let PartQuery { whole: q, start, end } = part?;
+        self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
+        let (start, end) = if q.is_log() {
+            (start.max(q.start), end.min(q.end))
+        } else {
+            // the first step of the whole query's grid at or after `start`
+            let k = start.saturating_sub(q.start).max(0).saturating_add(q.step_ns - 1) / q.step_ns;
+            (q.start.saturating_add(k.saturating_mul(q.step_ns)), end.min(q.end))
+        };
+        self.check_shard_aggregations(&q.expr, false)?;
+        if start > end {
+            // nothing of the whole query in the part
+            let result = if q.is_log() {
+                engine::QueryResult::Streams(Vec::new())
+            } else {
+                engine::QueryResult::Matrix(Vec::new())
+            };
+            let out = engine::QueryOutput { result, stats: engine::Stats::default() };
+            return Ok(part::encode_part(&out, &StoreFigures::default()));
         }
-        let limit = params::parse_limit(p.get("limit"))?;
-        let direction = params::parse_direction(p.get("direction"))?;
-        let step_ns = params::parse_step(p, start, end)?;
-        let interval_ns = params::parse_interval(p)?;
-        let expr = self.parse_query(p)?;
-        let end = if matches!(expr, Expr::Log(_)) {
-            self.check_limit(limit)?;
-            params::log_query_end(start, end)
-        } else {
-            end
-        };
-        // older than `max_query_lookback`: the steps start later; when nothing is recent
-        // enough the range shrinks to its end, where the store reads nothing (an empty
-        // answer, before `max_query_length` is checked, as in Loki's frontend)
-        let start = self.lookback_range(start, end).map_or(end, |(s, _)| s);
-        self.check_query_length(start, end)?;
-        let (start, end) = if matches!(expr, Expr::Log(_)) {
-            (start, end)
-        } else {
-            self.align_to_step(start, end, step_ns)
-        };
-        let qp = QueryParams {
-            start,
-            end,
-            step_ns,
-            interval_ns,
-            limit,
-            direction,
-            instant: false,
-            categorize_labels: categorize,
-        };
-        self.check_bytes_read(tenant, &expr, start, end).await?;
-        self.run(tenant, expr, qp, categorize).await
+        let qp = range_params(&q, start, end, categorize);
+        self.evaluate_then(tenant, q.expr, qp, |out, _, store| Ok(part::encode_part(&out, store)))
+            .await
     }
 
     /// `/api/prom/query`.
@@ -239,9 +208,11 @@ impl Querier {
     ) -> Result<Vec<u8>, QuerierError> {
         let started = Instant::now();
         let max_bytes = self.config.max_response_bytes();
+        // run whole: no split, and the shards Loki would report for it
+        let plan = marshal::PlanFigures { splits: 0, shards: query::shards_per_split(&expr) };
         self.evaluate_then(tenant, expr, qp, move |out, cancel, store| {
             let exec = started.elapsed().as_secs_f64();
-            marshal::query_body(&out, store, categorize, exec, max_bytes, cancel)
+            marshal::query_body(&out, store, &plan, categorize, exec, max_bytes, cancel)
         })
         .await
     }
@@ -388,53 +359,16 @@ impl Querier {
     }
 }
 
-/// Loki's step alignment of a split metric query (`splitMetricByTime`): the step in whole
-/// milliseconds, `start` rounded down and `end` up to a multiple of it (Go's truncating
-/// remainder, kept for times before the epoch). A step under a millisecond leaves the range as
-/// it is.
-fn align_to_step(start: i64, end: i64, step_ns: i64) -> (i64, i64) {
-    let step = step_ns / 1_000_000 * 1_000_000;
-    if step <= 0 {
-        return (start, end);
-    }
-    let start = start - start % step;
-    let end = match end % step {
-        0 => end,
-        rem => end.saturating_add(step - rem),
-    };
-    (start, end)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::align_to_step;
-
-    const S: i64 = 1_000_000_000;
-
-    #[test]
-    fn steps_fall_on_multiples_of_the_step_from_the_epoch() {
-        // start down, end up (Loki evaluated 1793491200..=1793494260 for these)
-        assert_eq!(
-            align_to_step(1793491217 * S, 1793494243 * S, 60 * S),
-            (1793491200 * S, 1793494260 * S)
-        );
-        // a step longer than the range
-        assert_eq!(
-            align_to_step(1793491323 * S, 1793494200 * S, 3600 * S),
-            (1793491200 * S, 1793494800 * S)
-        );
-        // a fractional step: 1793491245 is 39,417,390 steps of 45.5 s
-        assert_eq!(
-            align_to_step(1793491207 * S + S / 2, 1793492403 * S, 45_500_000_000),
-            (1793491199 * S + S / 2, 1793492428 * S)
-        );
-        // already aligned: unchanged
-        assert_eq!(
-            align_to_step(1793491200 * S, 1793494800 * S, 60 * S),
-            (1793491200 * S, 1793494800 * S)
-        );
-        // the step counts in whole milliseconds, as Loki's frontend carries it
-        assert_eq!(align_to_step(1_500_000, 2_500_000, 1_000_500), (1_000_000, 3_000_000));
-        assert_eq!(align_to_step(1_500, 2_500, 999_999), (1_500, 2_500));
+/// The engine's parameters of a prepared range query over `[start, end]`.
+fn range_params(q: &RangeQuery, start: i64, end: i64, categorize: bool) -> QueryParams {
+    QueryParams {
+        start,
+        end,
+        step_ns: q.step_ns,
+        interval_ns: q.interval_ns,
+        limit: q.limit,
+        direction: q.direction,
+        instant: false,
+        categorize_labels: categorize,
     }
 }

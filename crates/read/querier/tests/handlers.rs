@@ -383,3 +383,56 @@ async fn a_request_without_a_tenant_is_a_500() {
     let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
     assert_eq!(&body[..], b"no tenant on the request");
 }
+
+/// A part request of the query-frontend (`skald_part_start`, `skald_part_end`, the part's
+/// `Accept`) is answered with the encoded part of the steps inside it; without that `Accept`
+/// the same request is an ordinary query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_request_answers_the_part_alone() {
+    use skald_loghttp::part::{decode_part, PART_CONTENT_TYPE};
+    use skald_logql::engine::QueryResult;
+    let r = router(T0).await;
+    let part_uri = |part_start: i64, part_end: i64| {
+        uri(
+            "/loki/api/v1/query_range",
+            &[
+                ("query", r#"count_over_time({app="api"}[10s])"#),
+                ("start", &T0.to_string()),
+                ("end", &(T0 + 60 * SECOND).to_string()),
+                ("step", &(10 * SECOND).to_string()),
+                ("skald_part_start", &part_start.to_string()),
+                ("skald_part_end", &part_end.to_string()),
+            ],
+        )
+    };
+    let send = |uri: String, accept: bool| {
+        let mut b = Request::builder().uri(uri).extension(TenantId("fake".into()));
+        if accept {
+            b = b.header(header::ACCEPT, PART_CONTENT_TYPE);
+        }
+        let req = b.body(Body::empty()).unwrap();
+        r.clone().oneshot(req)
+    };
+    // the steps at 20 s and 30 s: 10 lines in each window
+    let resp = send(part_uri(T0 + 15 * SECOND, T0 + 30 * SECOND), true).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), PART_CONTENT_TYPE);
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    let (out, store) = decode_part(&body).unwrap();
+    let QueryResult::Matrix(m) = out.result else { panic!("not a matrix") };
+    let points: Vec<(i64, f64)> = m[0].samples.iter().map(|s| (s.ts, s.value)).collect();
+    assert_eq!(points, vec![(T0 + 20 * SECOND, 10.0), (T0 + 30 * SECOND, 10.0)]);
+    assert_eq!(store.chunk_refs, 1);
+    // a part outside the whole query holds nothing
+    let resp = send(part_uri(T0 + 61 * SECOND, T0 + 90 * SECOND), true).await.unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    assert_eq!(decode_part(&body).unwrap().0.result, QueryResult::Matrix(vec![]));
+    // the whole query's checks still apply: a bad step is the querier's 400
+    let bad = part_uri(T0, T0).replace("step=10000000000", "step=0");
+    let resp = send(bad, true).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // without the part's Accept: an ordinary answer (the step read as seconds, Loki's way)
+    let plain = part_uri(T0, T0).replace("step=10000000000", "step=10");
+    let resp = send(plain, false).await.unwrap();
+    assert_eq!(resp.headers().get(header::CONTENT_TYPE).unwrap(), JSON);
+}

@@ -9,9 +9,7 @@ use skald_loghttp::reply::{json_body_response, JSON_UPPER};
 
 use crate::error::QuerierError;
 
-pub(crate) use skald_loghttp::reply::{
-    categorize, collect_params, json_response, LokiRequest, JSON_LOWER,
-};
+pub(crate) use skald_loghttp::reply::{categorize, collect_params, json_response, LokiRequest};
 
 /// Writes a plain-text error the way Loki's `WriteError` does.
 pub fn error_response(err: &QuerierError) -> Response {

@@ -1,0 +1,357 @@
+//! `/loki/api/v1/query_range` through the frontend: the query is prepared as the querier
+//! prepares it ([`RangeQuery::prepare`]), cut into time splits (`split_queries_by_interval`,
+//! [`plan::split_range`] for a metric query, [`plan::split_log_range`] for a log query), each
+//! split sent to a querier as a part request (the whole, prepared range and the split's own:
+//! [`query::part_params`]) at most `max_query_parallelism` at once, and the parts merged
+//! ([`plan::merge_matrix`], [`plan::merge_streams`]) into the answer of the whole query,
+//! written as the querier writes it ([`marshal::query_body`]). The answer is byte for byte
+//! the querier's, `stats` aside.
+//!
+//! A log query runs its splits in its direction (newest first for `backward`) and stops once
+//! the splits done in order hold `limit` entries: the splits after them are dropped, which
+//! cancels them wherever they are. A query that cannot be split goes to a querier whole,
+//! unchanged: one that fails its checks (the querier answers with exactly its error), a log
+//! query with `interval` (its thinning carries across split edges), a query with splitting
+//! off (`split_queries_by_interval: 0`) or inside one split.
+
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use futures::StreamExt;
+use skald_loghttp::marshal::{self, PlanFigures};
+use skald_loghttp::params;
+use skald_loghttp::part::{self, PART_CONTENT_TYPE};
+use skald_loghttp::query::{self, RangeQuery};
+use skald_loghttp::reply::JSON_UPPER;
+use skald_loghttp::StoreFigures;
+use skald_logql::engine::{EngineError, QueryOutput, QueryResult, ResultStream, Series, Stats};
+use skald_logql::plan;
+
+use crate::frontend::{text_response, QueryFrontend};
+use crate::{HttpRequest, HttpResponse};
+
+/// The path of a part request.
+const QUERY_RANGE_PATH: &str = "/loki/api/v1/query_range";
+
+/// What one split answered: its part, or the querier's (or the queue's) failure, as an
+/// answer to send on as it is.
+enum Outcome {
+    Part(QueryOutput, StoreFigures),
+    Failed(HttpResponse),
+}
+
+impl QueryFrontend {
+    /// Answers a `query_range` request for `tenant`, split when it can be (see the module).
+    pub async fn query_range(&self, tenant: &str, req: HttpRequest) -> HttpResponse {
+        let started = Instant::now();
+        let p = crate::frontend::request_params(&req);
+        let Ok(q) = RangeQuery::prepare(&p, self.limits(), params::now_ns()) else {
+            return self.forward(tenant, req).await;
+        };
+        let splits = self.splits(&q);
+        if splits.len() <= 1 {
+            return self.forward(tenant, req).await;
+        }
+        let text = p.get("query").unwrap_or("").to_string();
+        let categorize = skald_loghttp::reply::categorize_flags(
+            req.headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("X-Loki-Response-Encoding-Flags"))
+                .map(|(_, v)| v.as_str()),
+        );
+        let requests: Vec<HttpRequest> =
+            splits.iter().map(|&s| part_request(&req, tenant, &text, &q, s)).collect();
+        let outcomes = self.run_parts(tenant, &q, requests).await;
+        let ran = outcomes.len() as u64;
+        let plan_figures =
+            PlanFigures { splits: ran, shards: ran * query::shards_per_split(&q.expr) };
+        self.merge(&q, outcomes, plan_figures, categorize, started)
+    }
+
+    /// The splits of a prepared query; one (the whole) when it cannot be split.
+    fn splits(&self, q: &RangeQuery) -> Vec<(i64, i64)> {
+        let interval = self.limits().split_queries_by_interval.as_nanos().min(i64::MAX as u128);
+        let interval = interval as i64;
+        if interval == 0 {
+            return vec![(q.start, q.end)];
+        }
+        if q.is_log() {
+            if q.interval_ns > 0 {
+                return vec![(q.start, q.end)];
+            }
+            plan::split_log_range(q.start, q.end, interval, q.direction)
+        } else {
+            plan::split_range(q.start, q.end, q.step_ns, interval, plan::max_range(&q.expr))
+        }
+    }
+
+    /// Runs the part requests, at most `max_query_parallelism` at once, and returns their
+    /// outcomes in split order: all of them for a metric query; for a log query, those up to
+    /// the first failure or up to the one that brings the entries to `limit` (the rest are
+    /// dropped, which cancels them).
+    async fn run_parts(
+        &self,
+        tenant: &str,
+        q: &RangeQuery,
+        requests: Vec<HttpRequest>,
+    ) -> Vec<Outcome> {
+        let parallelism = self.limits().max_query_parallelism.max(1);
+        let next = self.next();
+        let tenant = tenant.to_string();
+        let mut answers = futures::stream::iter(requests)
+            .map(move |r| next.round_trip(&tenant, r))
+            .buffered(parallelism);
+        let mut out = Vec::new();
+        let mut entries = 0usize;
+        while let Some(answer) = answers.next().await {
+            let outcome = outcome(answer);
+            if q.is_log() {
+                match &outcome {
+                    Outcome::Part(o, _) => entries += result_entries(&o.result),
+                    Outcome::Failed(_) => entries = usize::MAX,
+                }
+            }
+            out.push(outcome);
+            if q.is_log() && entries >= q.limit as usize {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The answer of the whole query from the outcomes of its splits.
+    fn merge(
+        &self,
+        q: &RangeQuery,
+        outcomes: Vec<Outcome>,
+        plan_figures: PlanFigures,
+        categorize: bool,
+        started: Instant,
+    ) -> HttpResponse {
+        let mut stats = Stats::default();
+        let mut store = StoreFigures::default();
+        let mut matrices: Vec<Vec<Series>> = Vec::new();
+        let mut streams: Vec<Vec<ResultStream>> = Vec::new();
+        let mut failed: Vec<HttpResponse> = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::Failed(resp) => failed.push(resp),
+                Outcome::Part(out, figures) => {
+                    add_stats(&mut stats, &out.stats);
+                    add_figures(&mut store, &figures);
+                    match out.result {
+                        QueryResult::Matrix(m) if !q.is_log() => matrices.push(m),
+                        QueryResult::Streams(s) if q.is_log() => streams.push(s),
+                        _ => failed
+                            .push(text_response(500, "a querier answered a part of another kind")),
+                    }
+                }
+            }
+        }
+        if !failed.is_empty() {
+            return choose_failure(failed);
+        }
+        let result = if q.is_log() {
+            QueryResult::Streams(plan::merge_streams(streams, q.limit as usize, q.direction))
+        } else {
+            let merged = plan::merge_matrix(matrices, q.start, q.end);
+            if let Err(e) = plan::check_series_limit(&merged, self.limits().max_query_series) {
+                return engine_error(&e);
+            }
+            QueryResult::Matrix(merged)
+        };
+        let out = QueryOutput { result, stats };
+        let exec = started.elapsed().as_secs_f64();
+        let no = AtomicBool::new(false);
+        let max_bytes = self.config().max_response_bytes();
+        match marshal::query_body(&out, &store, &plan_figures, categorize, exec, max_bytes, &no) {
+            Ok(body) => HttpResponse {
+                status: 200,
+                headers: vec![("Content-Type".into(), JSON_UPPER.into())],
+                body: body.into(),
+            },
+            Err(e) => engine_error(&e),
+        }
+    }
+}
+
+/// The part request of split `s`: a `GET` with the part parameters, the client's headers
+/// (less those of its body and its `Accept`), the tenant, and `Accept` asking for a part.
+fn part_request(
+    client: &HttpRequest,
+    tenant: &str,
+    text: &str,
+    q: &RangeQuery,
+    s: (i64, i64),
+) -> HttpRequest {
+    let mut headers: Vec<(String, String)> = client
+        .headers
+        .iter()
+        .filter(|(n, _)| {
+            !["accept", "content-type", "content-length", "x-scope-orgid", "transfer-encoding"]
+                .iter()
+                .any(|h| n.eq_ignore_ascii_case(h))
+        })
+        .cloned()
+        .collect();
+    headers.push(("X-Scope-OrgID".into(), tenant.into()));
+    headers.push(("Accept".into(), PART_CONTENT_TYPE.into()));
+    HttpRequest {
+        method: "GET".into(),
+        uri: format!("{QUERY_RANGE_PATH}?{}", query::part_params(text, q, s)),
+        headers,
+        body: Default::default(),
+    }
+}
+
+/// A split's answer as its outcome: a part, or an answer to send on (a querier's error, a
+/// part that does not decode, the queue's refusal).
+fn outcome(answer: Result<HttpResponse, crate::FrontendError>) -> Outcome {
+    let resp = match answer {
+        Ok(resp) => resp,
+        Err(e) => return Outcome::Failed(text_response(e.status_code(), &e.to_string())),
+    };
+    let is_part = resp.header("Content-Type").is_some_and(|ct| ct == PART_CONTENT_TYPE);
+    if resp.status != 200 || !is_part {
+        return Outcome::Failed(resp);
+    }
+    match part::decode_part(&resp.body) {
+        Ok((out, figures)) => Outcome::Part(out, figures),
+        Err(e) => Outcome::Failed(text_response(500, &e.to_string())),
+    }
+}
+
+/// The answer of a query whose splits failed: the failure the whole query gives
+/// ([`plan::merge_errors`]: the pipeline error naming the smallest series, else the first in
+/// split order), as its querier answered it.
+fn choose_failure(mut failed: Vec<HttpResponse>) -> HttpResponse {
+    let errors: Vec<EngineError> = failed
+        .iter()
+        .map(|r| {
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            if text.starts_with("pipeline error: ") {
+                EngineError::Pipeline(text)
+            } else {
+                EngineError::Execution(text)
+            }
+        })
+        .collect();
+    let chosen = match plan::merge_errors(errors) {
+        Some(EngineError::Pipeline(text)) => {
+            failed.iter().position(|r| r.body == text.as_bytes()).unwrap_or(0)
+        }
+        _ => 0,
+    };
+    failed.swap_remove(chosen)
+}
+
+/// An engine error as the querier answers it: its status and text.
+fn engine_error(e: &EngineError) -> HttpResponse {
+    text_response(e.status_code(), &e.to_string())
+}
+
+fn result_entries(r: &QueryResult) -> usize {
+    match r {
+        QueryResult::Streams(s) => s.iter().map(|s| s.entries.len()).sum(),
+        _ => 0,
+    }
+}
+
+fn add_stats(sum: &mut Stats, s: &Stats) {
+    sum.total_lines_processed += s.total_lines_processed;
+    sum.total_bytes_processed += s.total_bytes_processed;
+    sum.total_entries_returned += s.total_entries_returned;
+    sum.total_post_filter_lines += s.total_post_filter_lines;
+    sum.total_structured_metadata_bytes_processed += s.total_structured_metadata_bytes_processed;
+}
+
+fn add_figures(sum: &mut StoreFigures, f: &StoreFigures) {
+    sum.chunk_refs += f.chunk_refs;
+    sum.chunks_downloaded += f.chunks_downloaded;
+    sum.compressed_bytes += f.compressed_bytes;
+    sum.decompressed_bytes += f.decompressed_bytes;
+    sum.decompressed_lines += f.decompressed_lines;
+    sum.ingester_requests += f.ingester_requests;
+    sum.ingester_streams += f.ingester_streams;
+    sum.ingester_lines += f.ingester_lines;
+    sum.ingester_bytes += f.ingester_bytes;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_loghttp::params::Params;
+    use skald_logql::engine::ResultEntry;
+    use skald_model::Labels;
+
+    fn failure(status: u16, text: &str) -> HttpResponse {
+        text_response(status, text)
+    }
+
+    #[test]
+    fn the_failure_of_the_whole_is_chosen() {
+        let pipeline = |series: &str| {
+            format!("pipeline error: 'SampleExtractionErr' for series: '{series}'.\nUse a label filter to intercept this error.")
+        };
+        let a = pipeline(r#"{app="b"}"#);
+        let b = pipeline(r#"{app="a"}"#);
+        // pipeline errors: the smallest series
+        let chosen = choose_failure(vec![failure(400, &a), failure(400, &b)]);
+        assert_eq!(chosen.body, b.as_bytes());
+        // any other: the first in split order
+        let chosen =
+            choose_failure(vec![failure(504, "timed out"), failure(400, &b), failure(500, "x")]);
+        assert_eq!((chosen.status, &chosen.body[..]), (504, &b"timed out"[..]));
+    }
+
+    #[test]
+    fn part_requests_carry_the_whole_range_and_ask_for_a_part() {
+        let client = HttpRequest {
+            method: "POST".into(),
+            uri: "/loki/api/v1/query_range".into(),
+            headers: vec![
+                ("Content-Type".into(), "application/x-www-form-urlencoded".into()),
+                ("Accept".into(), "application/json".into()),
+                ("X-Scope-OrgID".into(), " a ".into()),
+                ("X-Loki-Response-Encoding-Flags".into(), "categorize-labels".into()),
+            ],
+            body: "query=%7Ba%3D%22b%22%7D&start=1793491200&end=1793498400&limit=5".into(),
+        };
+        let p = crate::frontend::request_params(&client);
+        let limits = skald_common::limits::Limits::default();
+        let q = RangeQuery::prepare(&p, &limits, 1_793_500_000_000_000_000).unwrap_or_else(|e| {
+            panic!("{e}");
+        });
+        let r = part_request(&client, "a", r#"{a="b"}"#, &q, (q.start, q.start + 1));
+        assert_eq!(r.method, "GET");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("Accept"), Some(PART_CONTENT_TYPE));
+        assert_eq!(r.header("X-Scope-OrgID"), Some("a"));
+        assert_eq!(r.header("Content-Type"), None);
+        assert_eq!(r.header("X-Loki-Response-Encoding-Flags"), Some("categorize-labels"));
+        let (path, query) = r.uri.split_once('?').unwrap_or_default();
+        assert_eq!(path, QUERY_RANGE_PATH);
+        let mut back = Params::default();
+        back.extend_from_urlencoded(query.as_bytes());
+        assert_eq!(back.get("start"), Some("1793491200000000000"));
+        assert_eq!(back.get("end"), Some("1793498400000000000"));
+        assert_eq!(back.get("skald_part_end"), Some("1793491200000000001"));
+        assert_eq!(back.get("limit"), Some("5"));
+    }
+
+    #[test]
+    fn entries_are_counted_across_streams() {
+        let entry = |ts| ResultEntry {
+            ts,
+            line: String::new(),
+            structured_metadata: Labels::default(),
+            parsed: Labels::default(),
+        };
+        let s = |n: i64| ResultStream {
+            labels: Labels::default(),
+            entries: (0..n).map(entry).collect(),
+        };
+        assert_eq!(result_entries(&QueryResult::Streams(vec![s(2), s(3)])), 5);
+        assert_eq!(result_entries(&QueryResult::Matrix(vec![])), 0);
+    }
+}
