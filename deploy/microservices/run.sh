@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the microservices set on loopback: 3 ingesters (replication factor 3), 1 distributor
-# (push to http://127.0.0.1:3100) and 1 querier (query http://127.0.0.1:3110), each a separate
-# `skald` process. Data and logs go under ./skald-cluster. Ctrl-C (or SIGTERM) stops them all.
+# (push to http://127.0.0.1:3100), 1 query-frontend (query http://127.0.0.1:3110) and 2
+# queriers that pull work from it, each a separate `skald` process. Data and logs go under ./skald-cluster. Ctrl-C (or SIGTERM) stops them all.
 #   bash deploy/microservices/run.sh            # from the repository root
 #   bash deploy/microservices/run.sh gossip     # the same, ingesters found through memberlist
 #   SKALD_BIN=/path/to/skald bash deploy/microservices/run.sh
@@ -40,9 +40,13 @@ wait_ready() {
 for i in 1 2 3; do start "ingester-$i"; done
 for i in 1 2 3; do wait_ready "310$i"; done
 start distributor
-start querier
+start query-frontend
+start querier-1
+start querier-2
 wait_ready 3100
 wait_ready 3110
+wait_ready 3111
+wait_ready 3112
 if [ "$configs" != "$here" ]; then
   # with gossip, pushes need the ingesters to be seen ACTIVE first
   for _ in $(seq 1 100); do

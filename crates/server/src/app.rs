@@ -5,7 +5,7 @@
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::modules::{ingester, server, Modules};
+use crate::modules::{ingester, query_frontend, server, Modules};
 
 /// Runs `target` with `config` until a shutdown signal, then stops cleanly (flushing the
 /// ingester's chunks).
@@ -13,6 +13,7 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
     let (mut modules, shutdown_tx) = Modules::new(config, target)?;
     modules.init_all().await?;
     server::start_grpc(&mut modules).await?;
+    query_frontend::start_workers(&mut modules)?;
     ingester::activate_in_ring(&mut modules).await?;
     server::serve_http(&modules).await?;
     shutdown(modules, shutdown_tx).await;
@@ -23,7 +24,12 @@ pub async fn run(config: Config, target: &str) -> anyhow::Result<()> {
 /// ring announces that it is leaving before it flushes or checkpoints, and lingers after.
 async fn shutdown(mut modules: Modules, shutdown_tx: watch::Sender<bool>) {
     ingester::leave_ring(&modules).await;
+    query_frontend::close_queue(&modules.frontend_queue);
     let _ = shutdown_tx.send(true);
+    // the HTTP server has drained: what a worker still runs has no one waiting for it
+    for t in modules.worker_tasks.drain(..) {
+        t.abort();
+    }
     if let Some(t) = modules.grpc_task.take() {
         let _ = t.await;
     }

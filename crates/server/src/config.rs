@@ -41,6 +41,9 @@ pub enum ConfigError {
     /// The `pattern_ingester` block.
     #[error("{0}")]
     PatternIngester(skald_querier::PatternConfigError),
+    /// The `frontend` or `frontend_worker` block.
+    #[error("{0}")]
+    Frontend(skald_frontend::config::ConfigError),
     /// `server.http_listen_port: 0` without an address.
     #[error("server.http_listen_address must be set")]
     NoHttpListenAddress,
@@ -137,16 +140,17 @@ pub struct Config {
     pub table_manager: skald_table_manager::TableManagerConfig,
     /// Pattern detection for `/loki/api/v1/patterns` (done by the querier in Skald).
     pub pattern_ingester: skald_querier::PatternIngesterConfig,
+    /// The query-frontend's results caches (Loki's `query_range` block).
+    pub query_range: skald_frontend::results_cache::ResultsCacheSettings,
+    /// The query-frontend's queue (Loki's `frontend` block).
+    pub frontend: skald_frontend::FrontendConfig,
+    /// How a querier pulls work from a query-frontend (Loki's `frontend_worker` block).
+    pub frontend_worker: skald_frontend::WorkerConfig,
     /// Loki blocks Skald accepts but does not act on yet (so Loki configs load); each is
     /// logged as ignored at start.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_range: Option<serde_yaml::Value>,
     #[allow(missing_docs)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub analytics: Option<serde_yaml::Value>,
-    #[allow(missing_docs)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub frontend: Option<serde_yaml::Value>,
     #[allow(missing_docs)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_scheduler: Option<serde_yaml::Value>,
@@ -170,10 +174,8 @@ impl Config {
     /// Names of accepted-but-ignored Loki blocks present in this config.
     pub fn ignored_blocks(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let blocks: [(&'static str, bool); 7] = [
-            ("query_range", self.query_range.is_some()),
+        let blocks: [(&'static str, bool); 5] = [
             ("analytics", self.analytics.is_some()),
-            ("frontend", self.frontend.is_some()),
             ("query_scheduler", self.query_scheduler.is_some()),
             ("ruler", self.ruler.is_some()),
             ("compactor", self.compactor.is_some()),
@@ -290,6 +292,8 @@ impl Config {
         self.limits_config.validate().map_err(ConfigError::Limits)?;
         self.distributor.validate().map_err(ConfigError::Distributor)?;
         self.pattern_ingester.validate().map_err(ConfigError::PatternIngester)?;
+        self.frontend.validate().map_err(ConfigError::Frontend)?;
+        self.frontend_worker.validate().map_err(ConfigError::Frontend)?;
         if self.server.http_listen_port == 0 && self.server.http_listen_address.is_empty() {
             return Err(ConfigError::NoHttpListenAddress);
         }
@@ -776,7 +780,9 @@ mod tests {
             let text = std::fs::read_to_string(name).unwrap();
             let cfg = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", name.display()));
             cfg.validate().unwrap_or_else(|e| panic!("{}: {e}", name.display()));
-            if name.to_string_lossy().contains("gossip") {
+            // the query-frontend is in no ring: its queriers find it by address
+            let path = name.to_string_lossy();
+            if path.contains("gossip") && !path.ends_with("query-frontend.yaml") {
                 assert!(cfg.memberlist().unwrap().is_some(), "{}", name.display());
                 assert_eq!(cfg.common.replication_factor, 3);
                 assert_eq!(cfg.ingester.lifecycler.heartbeat_period.as_secs(), 5);

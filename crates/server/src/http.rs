@@ -206,11 +206,27 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// Builds the whole router.
+/// The querier's query routes behind the tenant layer, as the query-frontend's workers run
+/// them (every route a client has but the live tail).
+pub fn worker_router(
+    config: &crate::config::Config,
+    querier: Arc<skald_querier::Querier>,
+) -> Router {
+    let layer = middleware::from_fn_with_state(
+        (config.auth_enabled, config.querier.multi_tenant_queries_enabled),
+        tenant_layer,
+    );
+    skald_querier::http::query_routes(querier).layer(layer)
+}
+
+/// Builds the whole router. With a query-frontend, the query routes are the frontend's
+/// (which queues them for the queriers) and only the live tail goes to this process's
+/// querier directly.
 pub fn router(
     state: HttpState,
     distributor: Option<Arc<Distributor>>,
     querier: Option<Arc<skald_querier::Querier>>,
+    frontend: Option<Arc<skald_frontend::QueryFrontend>>,
 ) -> Router {
     let tenant = |multi_tenant: bool| {
         middleware::from_fn_with_state((state.auth_enabled, multi_tenant), tenant_layer)
@@ -225,10 +241,21 @@ pub fn router(
                 .layer(tenant(false)),
         );
     }
-    if let Some(q) = querier {
-        // queries may read several tenants when enabled (the tail refuses them itself)
-        let multi = state.config.querier.multi_tenant_queries_enabled;
-        tenant_routes = tenant_routes.merge(skald_querier::http::router(q).layer(tenant(multi)));
+    // queries may read several tenants when enabled (the tail refuses them itself)
+    let multi = state.config.querier.multi_tenant_queries_enabled;
+    match (frontend, querier) {
+        (Some(fe), q) => {
+            tenant_routes = tenant_routes.merge(skald_frontend::router(fe).layer(tenant(multi)));
+            if let Some(q) = q {
+                tenant_routes =
+                    tenant_routes.merge(skald_querier::http::tail_routes(q).layer(tenant(multi)));
+            }
+        }
+        (None, Some(q)) => {
+            tenant_routes =
+                tenant_routes.merge(skald_querier::http::router(q).layer(tenant(multi)));
+        }
+        (None, None) => {}
     }
     let ops = Router::new()
         .route("/ready", get(ready))

@@ -7,6 +7,7 @@ mod distributor;
 pub mod ingester;
 mod ingester_client;
 mod querier;
+pub mod query_frontend;
 pub mod server;
 mod store;
 mod table_manager;
@@ -44,6 +45,8 @@ pub enum Module {
     Querier,
     /// Creates, updates and deletes the DynamoDB index tables.
     TableManager,
+    /// Splits, queues and caches queries in front of the queriers.
+    QueryFrontend,
 }
 
 impl Module {
@@ -57,6 +60,7 @@ impl Module {
             Module::Distributor => "distributor",
             Module::Querier => "querier",
             Module::TableManager => "table-manager",
+            Module::QueryFrontend => "query-frontend",
         }
     }
 }
@@ -98,6 +102,12 @@ pub struct Modules {
     pub es_objects: Option<Arc<EsObjects>>,
     /// The query path.
     pub querier: Option<Arc<Querier>>,
+    /// The query-frontend's query path (splitting, caches), over its queue.
+    pub frontend: Option<Arc<skald_frontend::QueryFrontend>>,
+    /// The query-frontend's request queue, which workers pull from.
+    pub frontend_queue: Option<skald_frontend::RequestQueue>,
+    /// The workers running queued requests on this process's querier; they end on shutdown.
+    pub worker_tasks: Vec<JoinHandle<()>>,
 }
 
 impl Modules {
@@ -123,6 +133,9 @@ impl Modules {
             distributor: None,
             es_objects: None,
             querier: None,
+            frontend: None,
+            frontend_queue: None,
+            worker_tasks: Vec::new(),
         };
         Ok((modules, shutdown_tx))
     }
@@ -145,6 +158,7 @@ impl Modules {
             Module::Distributor => distributor::init_distributor(self),
             Module::Querier => querier::init_querier(self),
             Module::TableManager => table_manager::init_table_manager(self),
+            Module::QueryFrontend => query_frontend::init_query_frontend(self),
         }
     }
 
@@ -167,24 +181,32 @@ fn deps(m: Module) -> &'static [Module] {
         Module::Distributor => &[Module::Server, Module::IngesterClient],
         Module::Querier => &[Module::Server, Module::Store, Module::IngesterClient],
         Module::TableManager => &[Module::Server],
+        Module::QueryFrontend => &[Module::Server],
     }
 }
 
 /// A target that names no module; `Display` is what startup prints.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unrecognised target `{0}` (known: all, distributor, ingester, querier, table-manager)")]
+#[error(
+    "unrecognised target `{0}` (known: all, distributor, ingester, querier, query-frontend, table-manager)"
+)]
 pub struct UnknownTarget(pub String);
 
 /// The modules a target needs, dependencies first.
 pub fn resolve(target: &str) -> Result<Vec<Module>, UnknownTarget> {
     let roots: &[Module] = match target {
-        "all" | "" => {
-            &[Module::TableManager, Module::Ingester, Module::Distributor, Module::Querier]
-        }
+        "all" | "" => &[
+            Module::TableManager,
+            Module::Ingester,
+            Module::Distributor,
+            Module::Querier,
+            Module::QueryFrontend,
+        ],
         "table-manager" => &[Module::TableManager],
         "ingester" => &[Module::Ingester],
         "distributor" => &[Module::Distributor],
         "querier" => &[Module::Querier],
+        "query-frontend" => &[Module::QueryFrontend],
         other => return Err(UnknownTarget(other.to_string())),
     };
     let mut out: Vec<Module> = Vec::new();
@@ -237,6 +259,7 @@ mod tests {
                 Module::IngesterClient,
                 Module::Distributor,
                 Module::Querier,
+                Module::QueryFrontend,
             ]
         );
         assert_eq!(resolve("").unwrap(), resolve("all").unwrap());
@@ -267,13 +290,20 @@ mod tests {
     }
 
     #[test]
+    fn query_frontend_starts_no_store_and_no_querier() {
+        assert_eq!(resolve("query-frontend").unwrap(), vec![Module::Server, Module::QueryFrontend]);
+    }
+
+    #[test]
     fn table_manager_starts_no_store() {
         assert_eq!(resolve("table-manager").unwrap(), vec![Module::Server, Module::TableManager]);
     }
 
     #[test]
     fn every_dependency_starts_before_its_module() {
-        for target in ["all", "distributor", "ingester", "querier", "table-manager"] {
+        for target in
+            ["all", "distributor", "ingester", "querier", "query-frontend", "table-manager"]
+        {
             let order = resolve(target).unwrap();
             for (i, m) in order.iter().enumerate() {
                 for d in deps(*m) {

@@ -37,8 +37,7 @@ pub const MAX_EXTENTS: usize = 8;
 /// The path of range queries.
 const QUERY_RANGE_PATH: &str = "/loki/api/v1/query_range";
 
-/// Loki's `query_range` keys about the results caches, to mount (flattened) in the
-/// `query_range` block. The cache blocks of the other kinds fall back to `results_cache`
+/// Loki's `query_range` block: the results caches' keys (the others are accepted). The cache blocks of the other kinds fall back to `results_cache`
 /// when they configure nothing, as in Loki.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -69,6 +68,15 @@ pub struct ResultsCacheSettings {
     pub cache_label_results: bool,
     #[allow(missing_docs)]
     pub label_results_cache: ResultsCacheConfig,
+    /// Loki's other `query_range` keys, accepted so that Loki configs load; Skald's splits
+    /// always fall on the step grid, and a failed split fails the query (no retries).
+    pub align_queries_with_step: bool,
+    #[allow(missing_docs)]
+    pub max_retries: u32,
+    #[allow(missing_docs)]
+    pub parallelise_shardable_queries: bool,
+    #[allow(missing_docs)]
+    pub shard_aggregations: Vec<String>,
 }
 
 impl Default for ResultsCacheSettings {
@@ -87,6 +95,10 @@ impl Default for ResultsCacheSettings {
             series_results_cache: ResultsCacheConfig::default(),
             cache_label_results: true,
             label_results_cache: ResultsCacheConfig::default(),
+            align_queries_with_step: false,
+            max_retries: 5,
+            parallelise_shardable_queries: true,
+            shard_aggregations: Vec::new(),
         }
     }
 }

@@ -26,9 +26,12 @@ pub fn init_server(m: &mut Modules) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the ingester over gRPC, when this process runs one, until shutdown.
+/// Serves the ingester and the query-frontend's queue over gRPC, when this process runs
+/// either, until shutdown.
 pub async fn start_grpc(m: &mut Modules) -> anyhow::Result<()> {
-    let Some(ing) = &m.ingester else { return Ok(()) };
+    if m.ingester.is_none() && m.frontend_queue.is_none() {
+        return Ok(());
+    }
     let config = &m.config;
     let addr: SocketAddr =
         format!("{}:{}", config.server.grpc_listen_address, config.server.grpc_listen_port)
@@ -38,13 +41,18 @@ pub async fn start_grpc(m: &mut Modules) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (gRPC)"))?;
     tracing::info!(addr = %listener.local_addr()?, "gRPC listening");
-    let svc = IngesterGrpcServer::into_service(Arc::new(ing.clone()) as IngesterClient);
+    let ingester = m
+        .ingester
+        .as_ref()
+        .map(|ing| IngesterGrpcServer::into_service(Arc::new(ing.clone()) as IngesterClient));
+    let frontend = m.frontend_queue.clone().map(skald_frontend::grpc::service);
     let mut rx = m.shutdown.clone();
     let incoming = crate::listen::grpc_incoming(listener);
     let mut server = grpc_server(&config.server);
     m.grpc_task = Some(tokio::spawn(async move {
         let res = server
-            .add_service(svc)
+            .add_optional_service(ingester)
+            .add_optional_service(frontend)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = rx.wait_for(|v| *v).await;
             })
@@ -100,7 +108,7 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
         .saturating_add(1);
-    let app = http::router(state, m.distributor.clone(), m.querier.clone())
+    let app = http::router(state, m.distributor.clone(), m.querier.clone(), m.frontend.clone())
         .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =
         format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
