@@ -303,12 +303,56 @@ pub fn start_cluster(dir: &Path, extra: &str) -> Cluster {
         "distributor",
         &format!("target: distributor\n{}{extra}{client}", common("distributor")),
     );
-    let querier = start_member(
-        dir,
-        "querier",
-        &format!("target: querier\n{}{storage}{extra}{client}", common("querier")),
-    );
+    let querier = start_member(dir, "querier", &querier_body(dir, "querier", extra, &client));
     Cluster { ingesters, distributor, querier }
+}
+
+/// The config of a cluster's querier named `name` (after `server`).
+fn querier_body(dir: &Path, name: &str, extra: &str, client: &str) -> String {
+    let shared = dir.join("shared-chunks");
+    format!(
+        "target: querier\ncommon:\n  path_prefix: {}\n  replication_factor: 3\nstorage_config:\n  filesystem:\n    directory: {}\n{extra}{client}",
+        dir.join(name).join("data").display(),
+        shared.display()
+    )
+}
+
+/// A [`Cluster`] behind a query-frontend (`-target=query-frontend`): the cluster's querier
+/// and a second one pull the frontend's work over gRPC (`frontend_worker.frontend_address`).
+pub struct FrontendCluster {
+    /// Ingesters, distributor and the first querier.
+    pub cluster: Cluster,
+    /// Where queries go.
+    pub frontend: Skald,
+    /// The second querier.
+    pub querier2: Skald,
+}
+
+/// Starts one more querier of `cluster`, named `name`, pulling work from `frontend`.
+pub fn start_frontend_querier(
+    dir: &Path,
+    name: &str,
+    cluster: &Cluster,
+    frontend: &Skald,
+    extra: &str,
+) -> Skald {
+    let addrs: String =
+        cluster.ingesters.iter().map(|s| format!("    - 127.0.0.1:{}\n", s.grpc_port)).collect();
+    let client = format!("ingester_client:\n  addresses:\n{addrs}");
+    let worker =
+        format!("frontend_worker:\n  frontend_address: 127.0.0.1:{}\n", frontend.grpc_port);
+    start_member(dir, name, &querier_body(dir, name, &format!("{extra}{worker}"), &client))
+}
+
+/// Starts a [`FrontendCluster`]; `extra` (as for [`start_cluster`]) goes to every process,
+/// the frontend included.
+pub fn start_frontend_cluster(dir: &Path, extra: &str) -> FrontendCluster {
+    let frontend = start_member(dir, "frontend", &format!("target: query-frontend\n{extra}"));
+    let worker =
+        format!("frontend_worker:\n  frontend_address: 127.0.0.1:{}\n", frontend.grpc_port);
+    let cluster = start_cluster(dir, &format!("{extra}{worker}"));
+    let querier2 = start_frontend_querier(dir, "querier-2", &cluster, &frontend, extra);
+    FrontendCluster { cluster, frontend, querier2 }
 }
 
 fn free_udp_port() -> u16 {

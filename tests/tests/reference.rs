@@ -11,8 +11,9 @@ use serde_json::Value;
 use skald_integration_tests::replay::reference_requests;
 use skald_integration_tests::{
     compare, data_dir, dir_bytes, helm_aws_storage_yaml, host_port, metric_sum, post,
-    push_reference_dataset, push_reference_dataset_to, start_cluster, temp_dir, test_servers,
-    unique_prefix, wait_tables_synced, Skald, REFERENCE_CONFIG,
+    push_reference_dataset, push_reference_dataset_to, start_cluster, start_frontend_cluster,
+    start_frontend_querier, temp_dir, test_servers, unique_prefix, wait_tables_synced, Skald,
+    REFERENCE_CONFIG,
 };
 
 /// Requests that belong to endpoints of a later issue: none left. Every request must match
@@ -62,6 +63,29 @@ fn cluster_answers_match_real_loki() {
 
 /// The same comparison with a Loki Helm user's storage block: chunks in S3 (SeaweedFS), the
 /// index in DynamoDB periodic tables (DynamoDB Local) that the table-manager creates.
+/// The same comparison through a query-frontend (`-target=query-frontend`, splitting at Loki's
+/// default hour) with two queriers pulling its work over gRPC; then with the first querier
+/// stopped and a third one started: the frontend needs no change when queriers come and go.
+#[test]
+fn frontend_cluster_answers_match_real_loki() {
+    let dir = temp_dir("reference-frontend");
+    let config = format!("{REFERENCE_CONFIG}querier:\n  query_ingesters_within: 0s\n");
+    let mut fc = start_frontend_cluster(&dir, &config);
+    push_reference_dataset_to(&fc.cluster.distributor.url, &[], "tenant-a");
+    for url in fc.cluster.ingesters.iter().map(|s| s.url.clone()).collect::<Vec<_>>() {
+        let r = post(&format!("{url}/flush"), &[], b"");
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+    println!("through the frontend, two queriers:");
+    compare_with_loki(&fc.frontend.url);
+    fc.cluster.querier.stop();
+    let third = start_frontend_querier(&dir, "querier-3", &fc.cluster, &fc.frontend, &config);
+    fc.querier2.stop();
+    println!("through the frontend, the first two queriers stopped, a third started:");
+    compare_with_loki(&fc.frontend.url);
+    drop(third);
+}
+
 #[test]
 fn aws_storage_answers_match_real_loki() {
     let servers = test_servers();

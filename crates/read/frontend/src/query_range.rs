@@ -104,7 +104,13 @@ impl QueryFrontend {
         let mut out = Vec::new();
         let mut entries = 0usize;
         while let Some(answer) = answers.next().await {
+            // the frontend's own failure (a full queue, no querier): the query fails with it,
+            // and its other parts go (dropping them takes them off the queue)
+            let refused = answer.is_err();
             let outcome = outcome(answer);
+            if refused {
+                return vec![outcome];
+            }
             if q.is_log() {
                 match &outcome {
                     Outcome::Part(o, _) => entries += result_entries(&o.result),

@@ -128,7 +128,11 @@ impl RequestQueue {
                 None => {
                     let tenant: Arc<str> = Arc::from(tenant);
                     state.queues.insert(tenant.clone(), VecDeque::from([queued]));
-                    state.order.push_back(tenant);
+                    // A tenant with nothing queued until now is served next, ahead of the
+                    // busy ones (as fair queueing starts a newly active flow at the current
+                    // virtual time): a light tenant waits for one running request, not for
+                    // one of every busy tenant. It then takes its turn like the others.
+                    state.order.push_front(tenant);
                 }
             }
             id
@@ -301,14 +305,20 @@ mod tests {
         waiters.push(queue.round_trip("b", req("/b")));
         assert_eq!(queue.queue_length("a"), 200);
         assert_eq!(queue.queue_length("b"), 1);
+        // tenant B, newly active, comes before A's 200
         let first = next(&queue).await;
-        assert_eq!((first.tenant.as_str(), first.request.uri.as_str()), ("a", "/a/0"));
-        // tenant B's request comes before A's other 199
+        assert_eq!((first.tenant.as_str(), first.request.uri.as_str()), ("b", "/b"));
         let second = next(&queue).await;
-        assert_eq!((second.tenant.as_str(), second.request.uri.as_str()), ("b", "/b"));
-        let third = next(&queue).await;
-        assert_eq!(third.request.uri, "/a/1");
-        assert_eq!(queue.queue_lengths(), vec![("a".to_string(), 198)]);
+        assert_eq!((second.tenant.as_str(), second.request.uri.as_str()), ("a", "/a/0"));
+        // B again while A is busy: B is next, then A, then B and A in turn
+        waiters.push(queue.round_trip("b", req("/b2")));
+        waiters.push(queue.round_trip("b", req("/b3")));
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(next(&queue).await.request.uri);
+        }
+        assert_eq!(got, ["/b2", "/a/1", "/b3", "/a/2"]);
+        assert_eq!(queue.queue_lengths(), vec![("a".to_string(), 197)]);
     }
 
     #[tokio::test]
