@@ -59,8 +59,9 @@ impl QueryFrontend {
                 .filter(|(n, _)| n.eq_ignore_ascii_case("X-Loki-Response-Encoding-Flags"))
                 .map(|(_, v)| v.as_str()),
         );
+        let id = query_id();
         let requests: Vec<HttpRequest> =
-            splits.iter().map(|&s| part_request(&req, tenant, &text, &q, s)).collect();
+            splits.iter().map(|&s| part_request(&req, tenant, &id, &text, &q, s)).collect();
         let outcomes = self.run_parts(tenant, &q, requests).await;
         let ran = outcomes.len() as u64;
         let plan_figures =
@@ -181,11 +182,26 @@ impl QueryFrontend {
     }
 }
 
+/// A name for one split query, unique in this process and unlikely to repeat across
+/// frontends (the parts of one query that run on one querier share a memory budget by it).
+fn query_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let start = START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
+    format!("{:x}-{:x}-{}", start, std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// The part request of split `s`: a `GET` with the part parameters, the client's headers
 /// (less those of its body and its `Accept`), the tenant, and `Accept` asking for a part.
 fn part_request(
     client: &HttpRequest,
     tenant: &str,
+    query_id: &str,
     text: &str,
     q: &RangeQuery,
     s: (i64, i64),
@@ -202,6 +218,7 @@ fn part_request(
         .collect();
     headers.push(("X-Scope-OrgID".into(), tenant.into()));
     headers.push(("Accept".into(), PART_CONTENT_TYPE.into()));
+    headers.push((part::QUERY_ID_HEADER.into(), query_id.into()));
     HttpRequest {
         method: "GET".into(),
         uri: format!("{QUERY_RANGE_PATH}?{}", query::part_params(text, q, s)),
@@ -328,13 +345,14 @@ mod tests {
         let q = RangeQuery::prepare(&p, &limits, 1_793_500_000_000_000_000).unwrap_or_else(|e| {
             panic!("{e}");
         });
-        let r = part_request(&client, "a", r#"{a="b"}"#, &q, (q.start, q.start + 1));
+        let r = part_request(&client, "a", "q7", r#"{a="b"}"#, &q, (q.start, q.start + 1));
         assert_eq!(r.method, "GET");
         assert!(r.body.is_empty());
         assert_eq!(r.header("Accept"), Some(PART_CONTENT_TYPE));
         assert_eq!(r.header("X-Scope-OrgID"), Some("a"));
         assert_eq!(r.header("Content-Type"), None);
         assert_eq!(r.header("X-Loki-Response-Encoding-Flags"), Some("categorize-labels"));
+        assert_eq!(r.header(part::QUERY_ID_HEADER), Some("q7"));
         let (path, query) = r.uri.split_once('?').unwrap_or_default();
         assert_eq!(path, QUERY_RANGE_PATH);
         let mut back = Params::default();

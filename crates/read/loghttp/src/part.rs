@@ -18,6 +18,9 @@ use crate::StoreFigures;
 /// The content type of an encoded [`pb::QueryPart`], and the `Accept` value a frontend asks
 /// for it with.
 pub const PART_CONTENT_TYPE: &str = "application/vnd.skald.query-part.v1+protobuf";
+/// The header naming the whole query a part belongs to (unique per frontend process): the
+/// parts of one query that run on one querier share one `max_query_memory` budget.
+pub const QUERY_ID_HEADER: &str = "X-Skald-Query-Id";
 /// The request parameter holding the part's first time (integer ns).
 pub const PART_START_PARAM: &str = "skald_part_start";
 /// The request parameter holding the part's last time (integer ns).

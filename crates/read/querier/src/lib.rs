@@ -8,6 +8,7 @@
 //! Boundary: reaches ingesters only through `skald_proto::ingester::IngesterClient`, storage
 //! only through `skald_chunk_store::ChunkStore` and `skald_index::IndexStore`.
 
+mod budgets;
 mod bytes_read;
 pub mod detected;
 mod drain;
@@ -96,6 +97,8 @@ pub struct Querier {
     pub(crate) closing: tokio::sync::watch::Sender<bool>,
     /// Pattern detection (`/loki/api/v1/patterns`), Loki's `pattern_ingester` block.
     pub(crate) pattern_ingester: PatternIngesterConfig,
+    /// The memory budgets the parts of split queries share.
+    pub(crate) budgets: budgets::Budgets,
 }
 
 impl Querier {
@@ -118,6 +121,7 @@ impl Querier {
             tails: parking_lot::Mutex::new(std::collections::HashMap::new()),
             closing: tokio::sync::watch::channel(false).0,
             pattern_ingester: PatternIngesterConfig::default(),
+            budgets: budgets::Budgets::default(),
         }
     }
 

@@ -84,14 +84,17 @@ impl Querier {
     /// (a metric query's steps inside `[part_start, part_end]`, a log query's entries in
     /// `[part_start, part_end)`), answered as an encoded `QueryPart`
     /// ([`skald_loghttp::part`]). `None` when the request is not a part request.
+    /// `query_id` names the whole query (the frontend's `X-Skald-Query-Id`): its parts that
+    /// run here share one `max_query_memory` budget.
     pub async fn query_range_part(
         self: &Arc<Self>,
         tenant: &str,
         p: &Params,
         categorize: bool,
+        query_id: Option<&str>,
     ) -> Option<Result<Vec<u8>, QuerierError>> {
         let part = RangeQuery::prepare_part(p, &self.limits, params::now_ns())?;
-        Some(self.run_part(tenant, part, categorize).await)
+        Some(self.run_part(tenant, part, categorize, query_id).await)
     }
 
     async fn run_part(
@@ -99,6 +102,7 @@ impl Querier {
         tenant: &str,
         part: Result<PartQuery, ParamError>,
         categorize: bool,
+        query_id: Option<&str>,
     ) -> Result<Vec<u8>, QuerierError> {
         let PartQuery { whole: q, start, end } = part?;
         self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
@@ -121,8 +125,11 @@ impl Querier {
             return Ok(part::encode_part(&out, &StoreFigures::default()));
         }
         let qp = range_params(&q, start, end, categorize);
-        self.evaluate_then(tenant, q.expr, qp, |out, _, store| Ok(part::encode_part(&out, store)))
-            .await
+        let budget = query_id.map(|id| self.budgets.of(tenant, id, self.limits.max_query_memory));
+        self.evaluate_within(tenant, q.expr, qp, budget, |out, _, store| {
+            Ok(part::encode_part(&out, store))
+        })
+        .await
     }
 
     /// `/api/prom/query`.
@@ -239,23 +246,48 @@ impl Querier {
             + Send
             + 'static,
     ) -> Result<T, QuerierError> {
+        self.evaluate_within(tenant, expr, qp, None, then).await
+    }
+
+    /// [`evaluate_then`](Self::evaluate_then) with the query's memory counted in `budget`
+    /// when given: the budget of the whole query a part belongs to, which its parts on this
+    /// querier share ([`crate::budgets`]).
+    pub(crate) async fn evaluate_within<T: Send + 'static>(
+        self: &Arc<Self>,
+        tenant: &str,
+        expr: Expr,
+        qp: QueryParams,
+        budget: Option<Arc<engine::QueryMemory>>,
+        then: impl FnOnce(engine::QueryOutput, &AtomicBool, &StoreFigures) -> Result<T, EngineError>
+            + Send
+            + 'static,
+    ) -> Result<T, QuerierError> {
         self.check_shard_aggregations(&expr, qp.instant)?;
         let limits = self.engine_limits();
         let stats = Arc::new(StoreStats::default());
         let read = stats.clone();
-        self.on_source_counted(tenant, stats, move |source, cancel| {
+        let mem = match budget.clone() {
+            Some(whole) => engine::QueryMemory::within(whole),
+            None => engine::QueryMemory::new(limits.max_query_memory),
+        };
+        // the chunks read ahead of the engine take up to the prefetch window (less when the
+        // parts of one query share the budget and others hold some of it)
+        let full = crate::source::prefetch_window(limits.max_query_memory);
+        let window = crate::budgets::reserve_window(&mem, full).map_err(|e| {
+            QuerierError::Status { status: e.status_code(), message: e.to_string() }
+        })?;
+        self.on_source_counted(tenant, stats, window, move |source, cancel| {
             let resident_before = skald_common::memory::resident_bytes();
-            let mem = engine::QueryMemory::new(limits.max_query_memory);
-            // the chunks read ahead of the engine take up to the prefetch window
-            let window = crate::source::prefetch_window(limits.max_query_memory) as u64;
-            let result = mem
-                .charge(window)
-                .and_then(|()| engine::evaluate_in(&expr, &qp, &limits, source, &mem))
+            let window = window as u64;
+            let result = engine::evaluate_in(&expr, &qp, &limits, source, &mem)
                 .and_then(|out| then(out, cancel, &read.snapshot()));
             let grown = skald_common::memory::resident_bytes().zip(resident_before).is_some_and(
                 |(after, before)| after >= before.saturating_add(GIVE_BACK_AFTER_GROWTH),
             );
-            if mem.peak().saturating_sub(window) >= GIVE_BACK_AFTER_HELD || grown {
+            // a part of a split query: what the whole query held decides (its parts are
+            // each small, and together they leave their memory in several threads' arenas)
+            let held = budget.as_ref().map_or(mem.peak(), |whole| whole.peak());
+            if held.saturating_sub(window) >= GIVE_BACK_AFTER_HELD || grown {
                 skald_common::memory::give_back();
             }
             result
@@ -312,7 +344,8 @@ impl Querier {
         tenant: &str,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
-        self.on_source_counted(tenant, Arc::default(), f).await
+        let window = crate::source::prefetch_window(self.limits.max_query_memory);
+        self.on_source_counted(tenant, Arc::default(), window, f).await
     }
 
     /// [`on_source`](Self::on_source), with the sources counting what they read into `stats`.
@@ -320,6 +353,7 @@ impl Querier {
         self: &Arc<Self>,
         tenant: &str,
         stats: Arc<StoreStats>,
+        window: usize,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
         let _permit = self
@@ -335,6 +369,7 @@ impl Querier {
             cancel: guard.flag.clone(),
             chunks_seen: Default::default(),
             stats: stats.clone(),
+            window,
         };
         let ids = multitenant::tenants(tenant);
         let source: Box<dyn Source> = if ids.len() > 1 {

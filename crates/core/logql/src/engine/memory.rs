@@ -56,17 +56,39 @@ pub struct QueryMemory {
     cap: u64,
     used: AtomicU64,
     peak: AtomicU64,
+    /// The budget this one's charges count in too (one part of a split query: the whole
+    /// query's budget, shared by its parts on one querier).
+    parent: Option<std::sync::Arc<QueryMemory>>,
 }
 
 impl QueryMemory {
     /// An accountant with `cap` bytes (0: unlimited; charges are still counted).
     pub fn new(cap: u64) -> Self {
-        QueryMemory { cap, used: AtomicU64::new(0), peak: AtomicU64::new(0) }
+        QueryMemory { cap, used: AtomicU64::new(0), peak: AtomicU64::new(0), parent: None }
+    }
+
+    /// The accountant of one part of a query whose budget is `parent`: every charge counts in
+    /// `parent` too (and fails when `parent` would pass its cap), and what the part still
+    /// holds when it ends (its answer, which it hands over) is given back to `parent` then.
+    pub fn within(parent: std::sync::Arc<QueryMemory>) -> Self {
+        QueryMemory {
+            cap: parent.cap,
+            used: AtomicU64::new(0),
+            peak: AtomicU64::new(0),
+            parent: Some(parent),
+        }
     }
 
     /// Counts `bytes` more, or fails with [`memory_limit_error`] when that would pass the cap
     /// (the bytes are then not counted).
     pub fn charge(&self, bytes: u64) -> Result<(), EngineError> {
+        if let Some(parent) = &self.parent {
+            // the parent holds the cap; this one only counts
+            parent.charge(bytes)?;
+            let now = self.used.fetch_add(bytes, Ordering::Relaxed).saturating_add(bytes);
+            self.peak.fetch_max(now, Ordering::Relaxed);
+            return Ok(());
+        }
         let before = self.used.fetch_add(bytes, Ordering::Relaxed);
         let now = before.saturating_add(bytes);
         if self.cap > 0 && now > self.cap {
@@ -80,9 +102,13 @@ impl QueryMemory {
     /// Gives back `bytes` charged earlier.
     pub fn release(&self, bytes: u64) {
         // never below zero, whatever a caller's estimate was
-        let _ = self
+        let before = self
             .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(bytes)))
+            .unwrap_or(0);
+        if let Some(parent) = &self.parent {
+            parent.release(bytes.min(before));
+        }
     }
 
     /// Bytes counted now.
@@ -98,6 +124,14 @@ impl QueryMemory {
     /// The cap (0: none).
     pub fn cap(&self) -> u64 {
         self.cap
+    }
+}
+
+impl Drop for QueryMemory {
+    fn drop(&mut self) {
+        if let Some(parent) = &self.parent {
+            parent.release(self.used.load(Ordering::Relaxed));
+        }
     }
 }
 
@@ -155,6 +189,25 @@ pub(crate) fn extend_points<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_share_their_query_budget_and_give_back_what_they_held() {
+        let whole = std::sync::Arc::new(QueryMemory::new(100));
+        let a = QueryMemory::within(whole.clone());
+        let b = QueryMemory::within(whole.clone());
+        a.charge(60).unwrap();
+        // the whole query's cap binds the parts together
+        assert!(b.charge(50).is_err());
+        assert_eq!(b.used(), 0);
+        b.charge(40).unwrap();
+        assert_eq!(whole.used(), 100);
+        b.release(100); // more than it held: only its own 40 go back
+        assert_eq!((b.used(), whole.used()), (0, 60));
+        drop(a); // a part that ends gives back what it still held
+        assert_eq!(whole.used(), 0);
+        b.charge(100).unwrap();
+        assert_eq!(b.peak(), 100);
+    }
 
     #[test]
     fn charges_up_to_the_cap_and_gives_back() {

@@ -31,7 +31,8 @@ pub(super) async fn query_range(State(q): State<Arc<Querier>>, r: LokiRequest) -
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.split(',').any(|t| t.trim() == part::PART_CONTENT_TYPE));
     if wants_part {
-        if let Some(answer) = q.query_range_part(&r.tenant, &r.params, categorize).await {
+        let query_id = r.headers.get(part::QUERY_ID_HEADER).and_then(|v| v.to_str().ok());
+        if let Some(answer) = q.query_range_part(&r.tenant, &r.params, categorize, query_id).await {
             return match answer {
                 Ok(body) => {
                     let mut resp = (StatusCode::OK, body).into_response();

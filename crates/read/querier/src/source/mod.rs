@@ -38,6 +38,9 @@ pub struct StoreSource {
     pub(crate) chunks_seen: AtomicUsize,
     /// What the query read, for its answer's `stats`.
     pub(crate) stats: Arc<StoreStats>,
+    /// How far ahead of the engine its chunks are fetched (bytes): [`prefetch_window`], or
+    /// less for a part of a split query whose parts share one budget.
+    pub(crate) window: usize,
 }
 
 /// Loki's error text for a query whose client went away (status 499).
@@ -93,7 +96,7 @@ impl StoreSource {
     }
 
     fn prefetch_window(&self) -> usize {
-        prefetch_window(self.querier.limits.max_query_memory)
+        self.window
     }
 
     /// Loki's querier checks per selector: `max_streams_matchers_per_query` (400), and

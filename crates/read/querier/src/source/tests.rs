@@ -13,6 +13,7 @@ use crate::QuerierConfig;
 fn source(limits: Limits) -> StoreSource {
     let chunks = Arc::new(ObjectChunkStore::in_memory());
     let index = Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
+    let window = super::prefetch_window(limits.max_query_memory);
     let querier = Querier::new(QuerierConfig::default(), limits, chunks, index, None);
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     StoreSource {
@@ -22,6 +23,7 @@ fn source(limits: Limits) -> StoreSource {
         cancel: Arc::new(AtomicBool::new(false)),
         chunks_seen: AtomicUsize::new(0),
         stats: Default::default(),
+        window,
     }
 }
 
@@ -95,6 +97,7 @@ fn store_source() -> StoreSource {
         cancel: Arc::new(AtomicBool::new(false)),
         chunks_seen: AtomicUsize::new(0),
         stats: Default::default(),
+        window: super::prefetch_window(Limits::default().max_query_memory),
     }
 }
 
