@@ -325,3 +325,65 @@ fn the_results_cache_is_per_tenant_and_survives_its_memcached() {
     }
     drop(memcached);
 }
+
+/// A query-frontend that runs apart passes the live tail to `frontend.tail_proxy_url`: lines
+/// pushed while a tail is open through the frontend arrive, and a refused tail answers the
+/// querier's status.
+#[test]
+fn the_live_tail_goes_through_the_frontend_to_its_tail_proxy() {
+    let dir = temp_dir("frontend-tail");
+    std::fs::create_dir_all(dir.join("all")).unwrap();
+    let querier = Skald::start(&dir.join("all"), &format!("auth_enabled: true\n{LIMITS}"));
+    let (http, grpc) = skald_integration_tests::free_port_pair();
+    let fe_dir = dir.join("frontend");
+    std::fs::create_dir_all(&fe_dir).unwrap();
+    let config = format!(
+        "target: query-frontend\nauth_enabled: true\nserver:\n  http_listen_address: 127.0.0.1\n  http_listen_port: {http}\n  grpc_listen_address: 127.0.0.1\n  grpc_listen_port: {grpc}\nfrontend:\n  tail_proxy_url: {}\n",
+        querier.url
+    );
+    let path = fe_dir.join("skald.yaml");
+    std::fs::write(&path, config).unwrap();
+    let frontend = Skald::start_with_config(&fe_dir, &path, http, grpc);
+    let open = |q: &str| {
+        skald_integration_tests::ws::open(
+            &frontend.url,
+            "/loki/api/v1/tail",
+            &[("query", q)],
+            &[("X-Scope-OrgID", "t1")],
+        )
+    };
+    let mut tail = open(r#"{job="tailed"}"#).unwrap_or_else(|e| panic!("tail refused: {e:?}"));
+    thread::sleep(Duration::from_millis(300));
+    let now = now_ns();
+    let body = serde_json::json!({"streams": [{"stream": {"job": "tailed"}, "values": [
+        [now.to_string(), "first through the proxy"], [(now + 1).to_string(), "second"]]}]});
+    let r = post(
+        &format!("{}/loki/api/v1/push", querier.url),
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let frames = skald_integration_tests::answer::read_tail_frames(
+        &mut tail,
+        Instant::now() + Duration::from_secs(10),
+        |f| {
+            f.iter()
+                .map(|v| v["streams"][0]["values"].as_array().map_or(0, Vec::len))
+                .sum::<usize>()
+                >= 2
+        },
+    )
+    .unwrap();
+    let lines: Vec<&str> = frames
+        .iter()
+        .flat_map(|f| f["streams"].as_array().into_iter().flatten())
+        .flat_map(|s| s["values"].as_array().into_iter().flatten())
+        .filter_map(|v| v[1].as_str())
+        .collect();
+    assert_eq!(lines, ["first through the proxy", "second"]);
+    // the querier refuses a bad query: its status through the proxy
+    match open("not logql") {
+        Err(skald_integration_tests::ws::OpenError::Refused(status)) => assert_eq!(status, 400),
+        other => panic!("a bad tail query was not refused: {:?}", other.err()),
+    }
+}

@@ -249,6 +249,11 @@ pub fn router(
             if let Some(q) = q {
                 tenant_routes =
                     tenant_routes.merge(skald_querier::http::tail_routes(q).layer(tenant(multi)));
+            } else if let Some(proxy) =
+                skald_frontend::tail_proxy::TailProxy::new(&state.config.frontend.tail_proxy_url)
+            {
+                tenant_routes = tenant_routes
+                    .merge(skald_frontend::tail_proxy::routes(proxy).layer(tenant(multi)));
             }
         }
         (None, Some(q)) => {

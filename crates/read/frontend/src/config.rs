@@ -76,7 +76,9 @@ pub struct FrontendConfig {
     /// Send every request to this URL instead of queueing (Loki's downstream mode).
     /// Accepted, no effect.
     pub downstream_url: String,
-    /// Where live tails are proxied. Accepted, no effect.
+    /// Where a query-frontend that runs apart passes live tails (`/loki/api/v1/tail`): a
+    /// querier's HTTP address (`http://host:port`). Empty: the frontend has no tail (in
+    /// `all`, the process's own querier serves it).
     pub tail_proxy_url: String,
     /// TLS for the tail proxy. Accepted, no effect.
     pub tail_tls_config: TlsConfig,

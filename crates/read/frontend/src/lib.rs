@@ -16,6 +16,7 @@ pub mod query_range;
 pub mod queue;
 pub mod results_cache;
 pub mod router;
+pub mod tail_proxy;
 pub mod transport;
 pub mod worker;
 
