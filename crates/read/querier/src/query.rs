@@ -100,7 +100,7 @@ impl Querier {
         part: Result<PartQuery, ParamError>,
         categorize: bool,
     ) -> Result<Vec<u8>, QuerierError> {
-        let PartQuery { whole: q, start, end } = part?;
+        let PartQuery { whole: q, start, end, shard } = part?;
         self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
         let (start, end) = if q.is_log() {
             (start.max(q.start), end.min(q.end))
@@ -121,8 +121,8 @@ impl Querier {
             return Ok(part::encode_part(&out, &StoreFigures::default()));
         }
         let qp = range_params(&q, start, end, categorize);
-        self.evaluate_then(tenant, q.expr, qp, |out, _, store| Ok(part::encode_part(&out, store)))
-            .await
+        let encode = |out, _: &AtomicBool, store: &StoreFigures| Ok(part::encode_part(&out, store));
+        self.evaluate_then(tenant, q.expr, qp, shard, encode).await
     }
 
     /// `/api/prom/query`.
@@ -210,7 +210,7 @@ impl Querier {
         let max_bytes = self.config.max_response_bytes();
         // run whole: no split, and the shards Loki would report for it
         let plan = marshal::PlanFigures { splits: 0, shards: query::shards_per_split(&expr) };
-        self.evaluate_then(tenant, expr, qp, move |out, cancel, store| {
+        self.evaluate_then(tenant, expr, qp, None, move |out, cancel, store| {
             let exec = started.elapsed().as_secs_f64();
             marshal::query_body(&out, store, &plan, categorize, exec, max_bytes, cancel)
         })
@@ -225,16 +225,18 @@ impl Querier {
         expr: Expr,
         qp: QueryParams,
     ) -> Result<engine::QueryOutput, QuerierError> {
-        self.evaluate_then(tenant, expr, qp, |out, _, _| Ok(out)).await
+        self.evaluate_then(tenant, expr, qp, None, |out, _, _| Ok(out)).await
     }
 
-    /// [`evaluate`](Self::evaluate), then `then` on the output and what the query read, on
-    /// the same blocking thread and under the same cancel flag.
+    /// [`evaluate`](Self::evaluate) over the streams of `shard` (all without one), then
+    /// `then` on the output and what the query read, on the same blocking thread and under
+    /// the same cancel flag.
     async fn evaluate_then<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         expr: Expr,
         qp: QueryParams,
+        shard: Option<skald_model::Shard>,
         then: impl FnOnce(engine::QueryOutput, &AtomicBool, &StoreFigures) -> Result<T, EngineError>
             + Send
             + 'static,
@@ -243,7 +245,7 @@ impl Querier {
         let limits = self.engine_limits();
         let stats = Arc::new(StoreStats::default());
         let read = stats.clone();
-        self.on_source_counted(tenant, stats, move |source, cancel| {
+        self.on_source_counted(tenant, stats, shard, move |source, cancel| {
             let resident_before = skald_common::memory::resident_bytes();
             let mem = engine::QueryMemory::new(limits.max_query_memory);
             // the chunks read ahead of the engine take up to the prefetch window
@@ -312,14 +314,16 @@ impl Querier {
         tenant: &str,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
-        self.on_source_counted(tenant, Arc::default(), f).await
+        self.on_source_counted(tenant, Arc::default(), None, f).await
     }
 
-    /// [`on_source`](Self::on_source), with the sources counting what they read into `stats`.
+    /// [`on_source`](Self::on_source), with the sources counting what they read into `stats`
+    /// and reading only the streams of `shard` (all without one).
     async fn on_source_counted<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         stats: Arc<StoreStats>,
+        shard: Option<skald_model::Shard>,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
         let _permit = self
@@ -335,6 +339,7 @@ impl Querier {
             cancel: guard.flag.clone(),
             chunks_seen: Default::default(),
             stats: stats.clone(),
+            shard,
         };
         let ids = multitenant::tenants(tenant);
         let source: Box<dyn Source> = if ids.len() > 1 {

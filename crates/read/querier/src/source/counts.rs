@@ -489,6 +489,7 @@ mod tests {
                 cancel: Arc::new(AtomicBool::new(false)),
                 chunks_seen: AtomicUsize::new(0),
                 stats: Default::default(),
+                shard: None,
             }
         }
     }
