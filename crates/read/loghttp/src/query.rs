@@ -185,7 +185,7 @@ pub fn shard_part_params(query: &str, q: &RangeQuery, part: (i64, i64), shard: S
 
 /// A time as `start` and `end` read it back exactly: integer nanoseconds, or RFC 3339 for the
 /// few that integer nanoseconds would be read as seconds (10 characters or fewer).
-fn time_param(ns: i64) -> String {
+pub fn time_param(ns: i64) -> String {
     let s = ns.to_string();
     if s.len() > 10 {
         s
