@@ -12,7 +12,14 @@
 //! cancels them wherever they are. A query that cannot be split goes to a querier whole,
 //! unchanged: one that fails its checks (the querier answers with exactly its error), a log
 //! query with `interval` (its thinning carries across split edges), a query with splitting
-//! off (`split_queries_by_interval: 0`) or inside one split.
+//! off (`split_queries_by_interval: 0`) or inside one split (unless it is sharded).
+//!
+//! A metric query whose shards recombine exactly ([`plan::shard_plan`]) is also sharded by
+//! stream: each split gets `ceil(bytes / tsdb_max_bytes_per_shard)` shards (at most
+//! `tsdb_max_query_parallelism`; the bytes from the index statistics of its selector), each
+//! a part request of the query's leg with `skald_shard=I_of_N`, and the shards' matrices are
+//! combined ([`ShardPlan::combine`]) before the splits are merged. `parallelise_shardable_queries`
+//! off, or one shard everywhere, runs it as before.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;

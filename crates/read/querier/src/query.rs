@@ -83,7 +83,9 @@ impl Querier {
     /// [`query_range`](Self::query_range) makes them, then the evaluation of the part alone
     /// (a metric query's steps inside `[part_start, part_end]`, a log query's entries in
     /// `[part_start, part_end)`), answered as an encoded `QueryPart`
-    /// ([`skald_loghttp::part`]). `None` when the request is not a part request.
+    /// ([`skald_loghttp::part`]). With `skald_shard=I_of_N` only the streams of that shard
+    /// are read (the index's and the ingesters'). `None` when the request is not a part
+    /// request.
     pub async fn query_range_part(
         self: &Arc<Self>,
         tenant: &str,
