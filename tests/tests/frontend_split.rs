@@ -2,8 +2,8 @@
 //! dataset answers every `query_range` of the golden files and the reference lists whole, and
 //! the frontend's query path (in this process, sending its part requests to that `skald`
 //! over HTTP, as the queue will) answers them split; the answers are the same bytes but for
-//! `stats`, at several split intervals. Until the server mounts the frontend, this is the
-//! check that splitting changes no answer.
+//! `stats`, at several split intervals, and sharded by stream with a tiny
+//! `tsdb_max_bytes_per_shard` (in this process, and in a server configured with it).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -101,7 +101,7 @@ fn split_answers_are_the_whole_answers() {
     let dir = temp_dir("frontend-split");
     let skald = Skald::start(&dir, REFERENCE_CONFIG);
     push_reference_dataset(&skald, "tenant-a");
-    compare_split_and_whole(&skald);
+    compare_split_and_whole(&skald, None);
 }
 
 /// Over data still in the ingester, which runs each part's pipeline itself.
@@ -111,15 +111,85 @@ fn split_answers_from_the_ingester_are_the_whole_answers() {
     let config = format!("{REFERENCE_CONFIG}querier:\n  query_ingesters_within: 0s\n");
     let skald = Skald::start(&dir, &config);
     push_reference_dataset_to(&skald.url, &[], "tenant-a");
-    compare_split_and_whole(&skald);
+    compare_split_and_whole(&skald, None);
 }
 
-fn compare_split_and_whole(skald: &Skald) {
-    let requests: Vec<Request> = golden_requests()
+/// A tiny `tsdb_max_bytes_per_shard`: the frontend's shardable queries run in 2 to 16
+/// shards per split, each reading its shard of the streams from the store (the querier
+/// filters the index's streams) and from the ingester (which filters its own): the answers
+/// are the whole's, byte for byte but for `stats`.
+#[test]
+fn sharded_answers_are_the_whole_answers() {
+    let dir = temp_dir("frontend-shard");
+    let skald = Skald::start(&dir, REFERENCE_CONFIG);
+    push_reference_dataset(&skald, "tenant-a");
+    compare_split_and_whole(&skald, Some(2 << 10));
+    let dir = temp_dir("frontend-shard-ingester");
+    let config = format!("{REFERENCE_CONFIG}querier:\n  query_ingesters_within: 0s\n");
+    let skald = Skald::start(&dir, &config);
+    push_reference_dataset_to(&skald.url, &[], "tenant-a");
+    compare_split_and_whole(&skald, Some(2 << 10));
+}
+
+/// A server whose own frontend shards (a tiny `tsdb_max_bytes_per_shard` in its
+/// `limits_config`) answers every `query_range` as a server that does not.
+#[test]
+fn a_sharding_server_answers_as_one_that_does_not() {
+    let whole = Skald::start(&temp_dir("frontend-unsharded"), REFERENCE_CONFIG);
+    push_reference_dataset(&whole, "tenant-a");
+    let config = REFERENCE_CONFIG.replace(
+        "limits_config:\n",
+        "limits_config:\n  tsdb_max_bytes_per_shard: 2KB\n  tsdb_max_query_parallelism: 16\n",
+    );
+    let sharded = Skald::start(&temp_dir("frontend-sharded"), &config);
+    push_reference_dataset(&sharded, "tenant-a");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    let (a, b) =
+        (HttpRoundTrip { url: whole.url.clone() }, HttpRoundTrip { url: sharded.url.clone() });
+    let mut failures = Vec::new();
+    let (mut legs, mut unsharded_legs) = (0, 0);
+    for r in query_range_requests() {
+        let x = rt.block_on(a.round_trip("tenant-a", http_request(&r))).unwrap();
+        let y = rt.block_on(b.round_trip("tenant-a", http_request(&r))).unwrap();
+        if (x.status, without_stats(&x.body)) != (y.status, without_stats(&y.body)) {
+            failures.push(format!(
+                "{} {:?}\nwhole {}: {}\nsharded {}: {}",
+                r.name,
+                r.params,
+                x.status,
+                without_stats(&x.body).chars().take(600).collect::<String>(),
+                y.status,
+                without_stats(&y.body).chars().take(600).collect::<String>(),
+            ));
+        }
+        legs += shard_legs(&y.body);
+        unsharded_legs += shard_legs(&x.body);
+    }
+    println!("{legs} more shard legs than splits, {unsharded_legs} unsharded");
+    assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(legs > unsharded_legs + 100, "only {legs} shard legs ({unsharded_legs} unsharded)");
+}
+
+/// `stats.summary.shards` beyond one per split (or one for a query run whole).
+fn shard_legs(body: &[u8]) -> u64 {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let summary = &v["data"]["stats"]["summary"];
+    let shards = summary["shards"].as_u64().unwrap_or(0);
+    shards.saturating_sub(summary["splits"].as_u64().unwrap_or(0).max(1))
+}
+
+fn query_range_requests() -> Vec<Request> {
+    golden_requests()
         .into_iter()
         .chain(reference_requests().into_iter().map(|(r, _)| r))
         .filter(|r| r.path == "/loki/api/v1/query_range")
-        .collect();
+        .collect()
+}
+
+/// The frontend's answers (split at several intervals; sharded with `shard_bytes` as
+/// `tsdb_max_bytes_per_shard`) against `skald`'s own.
+fn compare_split_and_whole(skald: &Skald, shard_bytes: Option<u64>) {
+    let requests = query_range_requests();
     assert!(requests.len() > 100, "{}", requests.len());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
     let next: Arc<dyn RoundTrip> = Arc::new(HttpRoundTrip { url: skald.url.clone() });
@@ -133,10 +203,14 @@ fn compare_split_and_whole(skald: &Skald) {
             max_entries_limit_per_query: 5000,
             split_queries_by_interval: Duration::from_secs(minutes * 60),
             max_query_parallelism: 4,
+            tsdb_max_bytes_per_shard: shard_bytes
+                .unwrap_or(Limits::default().tsdb_max_bytes_per_shard),
+            tsdb_max_query_parallelism: 16,
             ..Limits::default()
         };
         let fe = QueryFrontend::new(next.clone(), limits, QueryFrontendConfig::default());
         let mut split = 0;
+        let mut legs = 0;
         for (r, whole) in requests.iter().zip(&whole) {
             let answer = rt.block_on(fe.query_range("tenant-a", http_request(r)));
             let same = answer.status == whole.status
@@ -155,8 +229,15 @@ fn compare_split_and_whole(skald: &Skald) {
             }
             let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
             split += usize::from(v["data"]["stats"]["summary"]["splits"].as_u64() > Some(0));
+            legs += shard_legs(&answer.body);
         }
-        println!("{minutes}m splits: {split} of {} queries split", requests.len());
+        println!(
+            "{minutes}m splits: {split} of {} queries split, {legs} more shard legs",
+            requests.len()
+        );
+        if shard_bytes.is_some() {
+            assert!(legs > 100, "{minutes}m: only {legs} shard legs");
+        }
         assert!(split * 2 > requests.len(), "{minutes}m: only {split} queries split");
     }
     assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n\n"));

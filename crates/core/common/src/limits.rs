@@ -144,8 +144,16 @@ pub struct Limits {
     pub max_query_range: Duration,
     /// Sub-queries scheduled in parallel per query.
     pub max_query_parallelism: usize,
-    /// Sub-queries scheduled in parallel per query for TSDB schemas.
+    /// Sub-queries scheduled in parallel per query for TSDB schemas; the query-frontend
+    /// divides a time split into at most this many shards by stream.
     pub tsdb_max_query_parallelism: usize,
+    /// Loki's `tsdb_max_bytes_per_shard` (`-querier.tsdb-max-bytes-per-shard`, default
+    /// 600MB): the target number of bytes one shard of a sharded query reads. The
+    /// query-frontend gives a time split `ceil(bytes / tsdb_max_bytes_per_shard)` shards
+    /// (the bytes from the index statistics of its selectors), at most
+    /// `tsdb_max_query_parallelism`. A target, not a limit; 0 never shards.
+    #[serde(with = "units::bytesize")]
+    pub tsdb_max_bytes_per_shard: u64,
     /// Cardinality limit for index queries. Loki 3 (TSDB) no longer enforces it (only its
     /// removed chunk-index store did); accepted so Loki configs load, and, as there, it has
     /// no effect.
@@ -288,6 +296,7 @@ impl Default for Limits {
             max_query_range: Duration::ZERO,
             max_query_parallelism: 32,
             tsdb_max_query_parallelism: 128,
+            tsdb_max_bytes_per_shard: 600 << 20,
             cardinality_limit: 100_000,
             max_streams_matchers_per_query: 1000,
             max_concurrent_tail_requests: 10,
@@ -412,6 +421,9 @@ discover_service_name: []
         assert_eq!((l.max_query_bytes_read, l.max_querier_bytes_read), (10 << 30, 1024));
         let d = Limits::default();
         assert_eq!((d.max_query_bytes_read, d.max_querier_bytes_read), (0, 150 << 30));
+        assert_eq!(d.tsdb_max_bytes_per_shard, 600 << 20);
+        let l: Limits = serde_yaml::from_str("tsdb_max_bytes_per_shard: 1KB\n").unwrap();
+        assert_eq!(l.tsdb_max_bytes_per_shard, 1024);
     }
 
     #[test]

@@ -6,10 +6,12 @@ mod batch;
 /// Label sets, label-name rules and Go-style quoting.
 pub mod labels;
 mod matcher;
+mod shard;
 
 pub use batch::{EntryBatch, EntryRef, StreamBatch};
 pub use labels::{Label, Labels, LabelsParseError};
 pub use matcher::{LabelMatcher, MatchType, MatcherError};
+pub use shard::{in_shard, Shard, ShardParseError};
 
 /// Nanoseconds since the Unix epoch.
 pub type Timestamp = i64;

@@ -29,6 +29,8 @@ pub struct IngesterQuery {
     pub backward: bool,
     /// [`IngesterService::query_samples`] only: the range aggregation as LogQL text.
     pub sample_expr: String,
+    /// Sharding by stream: only the streams of this shard (`None`: every stream).
+    pub shard: Option<skald_model::Shard>,
 }
 
 /// One sample pushed down from an ingester: its time, value, and the identity of the entry
@@ -391,6 +393,8 @@ fn query_to_pb(tenant: &str, query: IngesterQuery) -> crate::skald_ingester_v1::
         limit: query.limit,
         backward: query.backward,
         sample_expr: query.sample_expr,
+        shard_index: query.shard.map_or(0, |s| s.index),
+        shard_count: query.shard.map_or(0, |s| s.count),
     }
 }
 
@@ -399,6 +403,16 @@ fn query_from_pb(
 ) -> Result<(String, IngesterQuery), ServiceError> {
     let matchers =
         req.matchers.into_iter().map(convert::matcher_from_pb).collect::<Result<Vec<_>, _>>()?;
+    // a count of 0 (an older querier): every stream
+    let shard = match req.shard_count {
+        0 => None,
+        n => Some(skald_model::Shard::new(req.shard_index, n).ok_or_else(|| {
+            ServiceError::new(
+                ErrorCode::BadRequest,
+                format!("invalid shard {} of {n}", req.shard_index),
+            )
+        })?),
+    };
     Ok((
         req.tenant,
         IngesterQuery {
@@ -410,6 +424,7 @@ fn query_from_pb(
             limit: req.limit,
             backward: req.backward,
             sample_expr: req.sample_expr,
+            shard,
         },
     ))
 }
@@ -555,5 +570,25 @@ impl crate::skald_ingester_v1::ingester_server::Ingester for IngesterGrpcServer 
     ) -> Result<tonic::Response<crate::skald_ingester_v1::FlushResponse>, tonic::Status> {
         self.inner.flush_all().await?;
         Ok(tonic::Response::new(crate::skald_ingester_v1::FlushResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shard_travels_and_an_older_querier_reads_every_stream() {
+        let shard = skald_model::Shard::new(3, 7);
+        let q = IngesterQuery { start: 1, end: 2, shard, ..Default::default() };
+        let pb = query_to_pb("t", q);
+        assert_eq!((pb.shard_index, pb.shard_count), (3, 7));
+        let back = query_from_pb(pb.clone()).map(|(_, q)| q.shard);
+        assert_eq!(back.ok().flatten(), shard);
+        // no shard fields: every stream
+        let old = crate::skald_ingester_v1::QueryRequest { shard_index: 0, shard_count: 0, ..pb };
+        assert_eq!(query_from_pb(old.clone()).map(|(_, q)| q.shard).ok(), Some(None));
+        let bad = crate::skald_ingester_v1::QueryRequest { shard_index: 7, shard_count: 7, ..old };
+        assert!(query_from_pb(bad).is_err());
     }
 }

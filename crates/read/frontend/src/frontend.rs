@@ -28,12 +28,16 @@ pub struct QueryFrontendConfig {
     /// `querier.skald_max_query_response_size` caps a whole one (0 = no cap): the server
     /// passes the querier's value, so that a split query fails exactly when the whole would.
     pub max_response_size: u64,
+    /// Loki's `query_range.parallelise_shardable_queries` (default true): whether shardable
+    /// metric queries are divided into shards by stream (see `crate::query_range`); false
+    /// never shards.
+    pub parallelise_shardable_queries: bool,
 }
 
 impl Default for QueryFrontendConfig {
     fn default() -> Self {
         // the querier's default (`skald_querier::DEFAULT_MAX_QUERY_RESPONSE_SIZE`)
-        QueryFrontendConfig { max_response_size: 100 << 20 }
+        QueryFrontendConfig { max_response_size: 100 << 20, parallelise_shardable_queries: true }
     }
 }
 

@@ -12,7 +12,14 @@
 //! cancels them wherever they are. A query that cannot be split goes to a querier whole,
 //! unchanged: one that fails its checks (the querier answers with exactly its error), a log
 //! query with `interval` (its thinning carries across split edges), a query with splitting
-//! off (`split_queries_by_interval: 0`) or inside one split.
+//! off (`split_queries_by_interval: 0`) or inside one split (unless it is sharded).
+//!
+//! A metric query whose shards recombine exactly ([`plan::shard_plan`]) is also sharded by
+//! stream: each split gets `ceil(bytes / tsdb_max_bytes_per_shard)` shards (at most
+//! `tsdb_max_query_parallelism`; the bytes from the index statistics of its selector), each
+//! a part request of the query's leg with `skald_shard=I_of_N`, and the shards' matrices are
+//! combined ([`ShardPlan::combine`]) before the splits are merged. `parallelise_shardable_queries`
+//! off, or one shard everywhere, runs it as before.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -25,13 +32,17 @@ use skald_loghttp::query::{self, RangeQuery};
 use skald_loghttp::reply::JSON_UPPER;
 use skald_loghttp::StoreFigures;
 use skald_logql::engine::{EngineError, QueryOutput, QueryResult, ResultStream, Series, Stats};
-use skald_logql::plan;
+use skald_logql::plan::{self, ShardPlan};
+use skald_logql::syntax::ast::LogSelectorExpr;
+use skald_model::Shard;
 
 use crate::frontend::{text_response, QueryFrontend};
 use crate::{HttpRequest, HttpResponse};
 
 /// The path of a part request.
 const QUERY_RANGE_PATH: &str = "/loki/api/v1/query_range";
+/// The path of the index statistics that size the shards.
+const INDEX_STATS_PATH: &str = "/loki/api/v1/index/stats";
 
 /// What one split answered: its part, or the querier's (or the queue's) failure, as an
 /// answer to send on as it is.
@@ -41,7 +52,8 @@ enum Outcome {
 }
 
 impl QueryFrontend {
-    /// Answers a `query_range` request for `tenant`, split when it can be (see the module).
+    /// Answers a `query_range` request for `tenant`, split and sharded when it can be (see
+    /// the module).
     pub async fn query_range(&self, tenant: &str, req: HttpRequest) -> HttpResponse {
         let started = Instant::now();
         let p = crate::frontend::request_params(&req);
@@ -49,24 +61,161 @@ impl QueryFrontend {
             return self.forward(tenant, req).await;
         };
         let splits = self.splits(&q);
-        if splits.len() <= 1 {
+        let shard_plan = self.shard_plan(&q);
+        if splits.len() <= 1 && shard_plan.is_none() {
+            return self.forward(tenant, req).await;
+        }
+        let counts = match &shard_plan {
+            Some(plan) => self.shard_counts(tenant, &req, plan, &splits).await,
+            None => vec![1; splits.len()],
+        };
+        if splits.len() <= 1 && counts.iter().all(|&n| n <= 1) {
             return self.forward(tenant, req).await;
         }
         let text = p.get("query").unwrap_or("").to_string();
+        let id = query_id();
         let categorize = skald_loghttp::reply::categorize_flags(
             req.headers
                 .iter()
                 .filter(|(n, _)| n.eq_ignore_ascii_case("X-Loki-Response-Encoding-Flags"))
                 .map(|(_, v)| v.as_str()),
         );
-        let id = query_id();
-        let requests: Vec<HttpRequest> =
-            splits.iter().map(|&s| part_request(&req, tenant, &id, &text, &q, s)).collect();
+        // one request per split, or one per shard of a sharded split (its leg)
+        let leg = shard_plan.as_ref().map(|plan| plan.leg.to_string()).unwrap_or_default();
+        let mut requests: Vec<HttpRequest> = Vec::new();
+        for (&s, &n) in splits.iter().zip(&counts) {
+            if n > 1 {
+                for i in 0..n {
+                    let shard = Shard::new(i, n);
+                    requests.push(part_request(&req, tenant, &id, &leg, &q, s, shard));
+                }
+            } else {
+                requests.push(part_request(&req, tenant, &id, &text, &q, s, None));
+            }
+        }
+        let total = requests.len();
         let outcomes = self.run_parts(tenant, &q, requests).await;
-        let ran = outcomes.len() as u64;
-        let plan_figures =
-            PlanFigures { splits: ran, shards: ran * query::shards_per_split(&q.expr) };
+        let (outcomes, legs) = match shard_plan {
+            // the queue refused a request: the query fails with it
+            Some(_) if outcomes.len() < total => (outcomes, 0),
+            Some(plan) => {
+                let whole = Whole { client: &req, tenant, id: &id, text: &text, q: &q };
+                self.combine_shards(&whole, &plan, &splits, &counts, outcomes).await
+            }
+            None => {
+                let legs = outcomes.len() as u64 * query::shards_per_split(&q.expr);
+                (outcomes, legs)
+            }
+        };
+        // a query run in one split reports no splits, as one run whole
+        let ran = if splits.len() > 1 { outcomes.len() as u64 } else { 0 };
+        let plan_figures = PlanFigures { splits: ran, shards: legs };
         self.merge(&q, outcomes, plan_figures, categorize, started)
+    }
+
+    /// How the query is sharded by stream, or `None` when it runs unsharded: not a
+    /// shardable metric query ([`plan::shard_plan`]), `parallelise_shardable_queries` off,
+    /// or a tenant whose limits never shard (`tsdb_max_query_parallelism` under 2,
+    /// `tsdb_max_bytes_per_shard` 0).
+    fn shard_plan(&self, q: &RangeQuery) -> Option<ShardPlan> {
+        let limits = self.limits();
+        if !self.config().parallelise_shardable_queries
+            || limits.tsdb_max_query_parallelism < 2
+            || limits.tsdb_max_bytes_per_shard == 0
+        {
+            return None;
+        }
+        plan::shard_plan(&q.expr)
+    }
+
+    /// The shards of each split: `ceil(bytes / tsdb_max_bytes_per_shard)`, at most
+    /// `tsdb_max_query_parallelism`, the bytes from the index statistics of the query's
+    /// selector over the data the split reads (`[start - range, end]`), asked of a querier
+    /// (`/loki/api/v1/index/stats`, through the caches and the queue). The whole range is
+    /// asked first: when it fits in one shard, so does every split (one request for a small
+    /// query). A split whose statistics cannot be had runs unsharded (1).
+    async fn shard_counts(
+        &self,
+        tenant: &str,
+        client: &HttpRequest,
+        shard_plan: &ShardPlan,
+        splits: &[(i64, i64)],
+    ) -> Vec<u32> {
+        let limits = self.limits();
+        let max_bytes = limits.tsdb_max_bytes_per_shard.max(1);
+        let max_shards = limits.tsdb_max_query_parallelism.clamp(1, u32::MAX as usize) as u64;
+        let selector =
+            LogSelectorExpr { matchers: shard_plan.selector.matchers.clone(), stages: Vec::new() }
+                .to_string();
+        let request = |&(s, e): &(i64, i64)| {
+            let mut uri = url::form_urlencoded::Serializer::new(String::new());
+            uri.append_pair("query", &selector)
+                .append_pair("start", &query::time_param(s.saturating_sub(shard_plan.range_ns)))
+                .append_pair("end", &query::time_param(e));
+            let uri = format!("{INDEX_STATS_PATH}?{}", uri.finish());
+            querier_request(client, tenant, uri, None)
+        };
+        let shards = |bytes: u64| bytes.div_ceil(max_bytes).clamp(1, max_shards) as u32;
+        let (Some(first), Some(last)) = (splits.first(), splits.last()) else {
+            return Vec::new();
+        };
+        let whole = stats_bytes(self.next().round_trip(tenant, request(&(first.0, last.1))).await);
+        if splits.len() == 1 || whole <= max_bytes {
+            return vec![shards(whole); splits.len()];
+        }
+        let next = self.next();
+        let tenant = tenant.to_string();
+        futures::stream::iter(splits.iter().map(request).collect::<Vec<_>>())
+            .map(move |r| next.round_trip(&tenant, r))
+            .buffered(limits.max_query_parallelism.max(1))
+            .map(|answer| shards(stats_bytes(answer)))
+            .collect()
+            .await
+    }
+
+    /// The outcomes of the splits of a sharded query (`outcomes` holds, in split order, one
+    /// per unsharded split and `counts[i]` per sharded one), one per split: the shards'
+    /// matrices combined ([`ShardPlan::combine`]; a split whose combination is undecided runs
+    /// again unsharded), or the failure the split gives. Also the legs that ran, as
+    /// `stats.summary.shards` counts them.
+    async fn combine_shards(
+        &self,
+        whole: &Whole<'_>,
+        shard_plan: &ShardPlan,
+        splits: &[(i64, i64)],
+        counts: &[u32],
+        outcomes: Vec<Outcome>,
+    ) -> (Vec<Outcome>, u64) {
+        let per_split = query::shards_per_split(&whole.q.expr);
+        let mut outcomes = outcomes.into_iter();
+        let mut out = Vec::with_capacity(splits.len());
+        let mut legs = 0u64;
+        for (&s, &n) in splits.iter().zip(counts) {
+            if n <= 1 {
+                out.extend(outcomes.next());
+                legs += per_split;
+                continue;
+            }
+            legs += n as u64;
+            let shards: Vec<Outcome> = outcomes.by_ref().take(n as usize).collect();
+            match combine_split(shard_plan, shards) {
+                Ok(outcome) => out.push(outcome),
+                Err(plan::Undecided) => {
+                    legs += per_split;
+                    let r = part_request(
+                        whole.client,
+                        whole.tenant,
+                        whole.id,
+                        whole.text,
+                        whole.q,
+                        s,
+                        None,
+                    );
+                    out.push(outcome(self.next().round_trip(whole.tenant, r).await));
+                }
+            }
+        }
+        (out, legs)
     }
 
     /// The splits of a prepared query; one (the whole) when it cannot be split.
@@ -182,6 +331,77 @@ impl QueryFrontend {
     }
 }
 
+/// The `bytes` of an index statistics answer (0 when there is none).
+fn stats_bytes(answer: Result<HttpResponse, crate::FrontendError>) -> u64 {
+    answer
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .and_then(|v| v.get("bytes").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0)
+}
+
+/// The whole query a split belongs to: the client's request, its tenant, the query text and
+/// the prepared query.
+struct Whole<'a> {
+    client: &'a HttpRequest,
+    tenant: &'a str,
+    id: &'a str,
+    text: &'a str,
+    q: &'a RangeQuery,
+}
+
+/// One split's outcome from the outcomes of its shards: their matrices combined, their
+/// stats and store figures added; the failure the split gives when a shard failed.
+fn combine_split(shard_plan: &ShardPlan, shards: Vec<Outcome>) -> Result<Outcome, plan::Undecided> {
+    let mut stats = Stats::default();
+    let mut store = StoreFigures::default();
+    let mut matrices = Vec::with_capacity(shards.len());
+    let mut failed = Vec::new();
+    for o in shards {
+        match o {
+            Outcome::Failed(resp) => failed.push(resp),
+            Outcome::Part(out, figures) => {
+                add_stats(&mut stats, &out.stats);
+                add_figures(&mut store, &figures);
+                match out.result {
+                    QueryResult::Matrix(m) => matrices.push(m),
+                    _ => {
+                        failed.push(text_response(500, "a querier answered a part of another kind"))
+                    }
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Ok(Outcome::Failed(choose_failure(failed)));
+    }
+    let result = QueryResult::Matrix(shard_plan.combine(matrices)?);
+    Ok(Outcome::Part(QueryOutput { result, stats }, store))
+}
+
+/// The part request of split `s` (of `shard` of the streams, when given): a `GET` with the
+/// part parameters, the client's headers (less those of its body and its `Accept`), the
+/// tenant, and `Accept` asking for a part.
+fn part_request(
+    client: &HttpRequest,
+    tenant: &str,
+    query_id: &str,
+    text: &str,
+    q: &RangeQuery,
+    s: (i64, i64),
+    shard: Option<Shard>,
+) -> HttpRequest {
+    let params = match shard {
+        Some(shard) => query::shard_part_params(text, q, s, shard),
+        None => query::part_params(text, q, s),
+    };
+    let uri = format!("{QUERY_RANGE_PATH}?{params}");
+    let mut r = querier_request(client, tenant, uri, Some(PART_CONTENT_TYPE));
+    r.headers.push((part::QUERY_ID_HEADER.into(), query_id.into()));
+    r
+}
+
 /// A name for one split query, unique in this process and unlikely to repeat across
 /// frontends (the parts of one query that run on one querier share a memory budget by it).
 fn query_id() -> String {
@@ -196,15 +416,13 @@ fn query_id() -> String {
     format!("{:x}-{:x}-{}", start, std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// The part request of split `s`: a `GET` with the part parameters, the client's headers
-/// (less those of its body and its `Accept`), the tenant, and `Accept` asking for a part.
-fn part_request(
+/// A `GET` of `uri` for a querier, with the client's headers (less those of its body and its
+/// `Accept`), the tenant, and `accept`.
+fn querier_request(
     client: &HttpRequest,
     tenant: &str,
-    query_id: &str,
-    text: &str,
-    q: &RangeQuery,
-    s: (i64, i64),
+    uri: String,
+    accept: Option<&str>,
 ) -> HttpRequest {
     let mut headers: Vec<(String, String)> = client
         .headers
@@ -217,14 +435,10 @@ fn part_request(
         .cloned()
         .collect();
     headers.push(("X-Scope-OrgID".into(), tenant.into()));
-    headers.push(("Accept".into(), PART_CONTENT_TYPE.into()));
-    headers.push((part::QUERY_ID_HEADER.into(), query_id.into()));
-    HttpRequest {
-        method: "GET".into(),
-        uri: format!("{QUERY_RANGE_PATH}?{}", query::part_params(text, q, s)),
-        headers,
-        body: Default::default(),
+    if let Some(accept) = accept {
+        headers.push(("Accept".into(), accept.into()));
     }
+    HttpRequest { method: "GET".into(), uri, headers, body: Default::default() }
 }
 
 /// A split's answer as its outcome: a part, or an answer to send on (a querier's error, a
@@ -345,7 +559,7 @@ mod tests {
         let q = RangeQuery::prepare(&p, &limits, 1_793_500_000_000_000_000).unwrap_or_else(|e| {
             panic!("{e}");
         });
-        let r = part_request(&client, "a", "q7", r#"{a="b"}"#, &q, (q.start, q.start + 1));
+        let r = part_request(&client, "a", "q7", r#"{a="b"}"#, &q, (q.start, q.start + 1), None);
         assert_eq!(r.method, "GET");
         assert!(r.body.is_empty());
         assert_eq!(r.header("Accept"), Some(PART_CONTENT_TYPE));

@@ -73,7 +73,8 @@ pub struct ResultsCacheSettings {
     pub align_queries_with_step: bool,
     #[allow(missing_docs)]
     pub max_retries: u32,
-    #[allow(missing_docs)]
+    /// Whether shardable metric queries are sharded by stream (the query-frontend's
+    /// `QueryFrontendConfig::parallelise_shardable_queries`; default true).
     pub parallelise_shardable_queries: bool,
     #[allow(missing_docs)]
     pub shard_aggregations: Vec<String>,
@@ -256,7 +257,10 @@ fn part_of(tenant: &str, req: &HttpRequest, limits: &CacheLimits) -> Option<Part
     let flags = req.header("X-Loki-Response-Encoding-Flags").unwrap_or("");
     // Length-prefixed fields: no value can be mistaken for another's boundary.
     let mut key = String::from("skald-rc-v1");
-    for f in [tenant, get("query").unwrap_or(""), step_raw, get("interval").unwrap_or(""), flags] {
+    // a shard (`skald_shard`) is a different answer
+    let shard = get(skald_loghttp::part::SHARD_PARAM).unwrap_or("");
+    let interval = get("interval").unwrap_or("");
+    for f in [tenant, get("query").unwrap_or(""), step_raw, interval, flags, shard] {
         key.push_str(&format!(":{}:{f}", f.len()));
     }
     key.push_str(&format!(":{split}:{bucket}"));

@@ -37,6 +37,7 @@ struct QuerierRoundTrip {
     router: Router,
     requests: AtomicUsize,
     parts: AtomicUsize,
+    shards: AtomicUsize,
 }
 
 impl RoundTrip for QuerierRoundTrip {
@@ -48,6 +49,9 @@ impl RoundTrip for QuerierRoundTrip {
         self.requests.fetch_add(1, Ordering::SeqCst);
         if req.uri.contains("skald_part_start=") {
             self.parts.fetch_add(1, Ordering::SeqCst);
+        }
+        if req.uri.contains("skald_shard=") {
+            self.shards.fetch_add(1, Ordering::SeqCst);
         }
         let router = self.router.clone();
         let tenant = tenant.to_string();
@@ -189,6 +193,7 @@ fn setup(chunks: &Arc<ObjectChunkStore>, index: &Arc<MemIndexStore>, limits: Lim
         router: querier_router(chunks, index, &limits),
         requests: AtomicUsize::new(0),
         parts: AtomicUsize::new(0),
+        shards: AtomicUsize::new(0),
     });
     let frontend = QueryFrontend::new(querier.clone(), limits, QueryFrontendConfig::default());
     Setup { querier, frontend }
@@ -203,15 +208,18 @@ async fn compare(s: &Setup, req: HttpRequest) -> bool {
 async fn compare_status(s: &Setup, req: HttpRequest) -> (bool, u16) {
     let whole = s.querier.round_trip(TENANT, req.clone()).await.unwrap();
     let parts_before = s.querier.parts.load(Ordering::SeqCst);
+    let shards_before = s.querier.shards.load(Ordering::SeqCst);
     let split = s.frontend.query_range(TENANT, req.clone()).await;
     let ran = s.querier.parts.load(Ordering::SeqCst) - parts_before;
+    let sharded = s.querier.shards.load(Ordering::SeqCst) > shards_before;
     assert_eq!(split.status, whole.status, "{}\n{}", req.uri, String::from_utf8_lossy(&split.body));
     assert_eq!(split.header("Content-Type"), whole.header("Content-Type"), "{}", req.uri);
     assert_eq!(without_stats(&split.body), without_stats(&whole.body), "{}", req.uri);
     if split.status == 200 && ran > 0 {
         // the splits whose answers were used: a log query may drop some that started
         let splits = stats_of(&split.body)["splits"].as_u64().unwrap();
-        assert!(splits >= 1 && splits <= ran as u64, "{splits} of {ran}: {}", req.uri);
+        // (a query sharded inside one split reports no splits, as one run whole)
+        assert!((splits >= 1 || sharded) && splits <= ran as u64, "{splits} of {ran}: {}", req.uri);
     }
     if ran > 0 && split.status == 200 {
         NON_EMPTY_SPLIT.fetch_add(
@@ -445,4 +453,138 @@ async fn the_router_forwards_other_routes_and_formats_locally() {
     assert_eq!(v["data"]["stats"]["summary"]["shards"], 3);
     let (status, _) = send("/loki/api/v1/tail?query=%7Bapp%3D%22a%22%7D").await;
     assert_eq!(status, 404, "the live tail is not the frontend's");
+}
+
+/// Many streams (3 apps x 3 hosts x 4 pods) over three hours, one chunk per stream and hour,
+/// logfmt lines: enough for queries to get 2 to 16 shards with a tiny
+/// `tsdb_max_bytes_per_shard`, and series whose streams lie in different shards once a
+/// pipeline drops or rewrites labels.
+async fn many_streams() -> (Arc<ObjectChunkStore>, Arc<MemIndexStore>) {
+    let chunks = Arc::new(ObjectChunkStore::in_memory());
+    let index = Arc::new(MemIndexStore::new());
+    let mut seed: u64 = 0x5ead;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut si = 0;
+    for app in ["a", "b", "c"] {
+        for host in ["h1", "h2", "h3"] {
+            for pod in 0..4 {
+                let pod = format!("p{pod}");
+                let stream = labels(&[("app", app), ("host", host), ("pod", &pod)]);
+                si += 1;
+                let mut ts = T0 + si * 3 * SECOND;
+                for hour in 0..3 {
+                    let mut entries = Vec::new();
+                    while ts < T0 + (hour + 1) * HOUR {
+                        let n = next();
+                        let level = ["info", "warn", "error"][(n % 3) as usize];
+                        let dur = match n % 11 {
+                            0 => "0".to_string(),
+                            1 => "-0".to_string(),
+                            _ => format!("{}", n % 500),
+                        };
+                        let line = format!("level={level} n={} dur={dur}", n % 10);
+                        entries.push((ts, line));
+                        ts = if n % 7 == 0 {
+                            ts - ts.rem_euclid(MINUTE) + MINUTE
+                        } else {
+                            ts + (n % 90 + 5) as i64 * SECOND + (n % 1000) as i64 * 1_000_000
+                        };
+                    }
+                    write_chunk(&chunks, &index, &stream, &entries).await;
+                }
+            }
+        }
+    }
+    (chunks, index)
+}
+
+const SHARDED_QUERIES: &[&str] = &[
+    r#"count_over_time({app=~".+"}[5m])"#,
+    r#"sum by (level) (count_over_time({app=~".+"} | logfmt [10m]))"#,
+    r#"sum without (pod) (bytes_over_time({app=~"a|b"}[7m]))"#,
+    r#"count_over_time({app="a"} | logfmt | drop pod, n, dur [3m])"#,
+    r#"rate({app=~".+"} | logfmt | label_format pod="{{.level}}" | drop n, dur [5m])"#,
+    r#"sum by (host) (rate({app=~".+"}[10m]))"#,
+    r#"sum(bytes_rate({app=~".+"} |= "warn" [4m]))"#,
+    r#"max_over_time({app=~".+"} | logfmt | unwrap dur [5m]) by (app)"#,
+    r#"max by (host) (max_over_time({app=~".+"} | logfmt | drop n | unwrap dur [6m]))"#,
+    r#"min_over_time({app="b"} | logfmt | drop pod, n, level | unwrap dur [3m])"#,
+    // not shardable: run unsharded
+    r#"avg_over_time({app="a"} | logfmt | unwrap n [4m]) by (host)"#,
+    r#"topk(2, sum by (host) (count_over_time({app=~".+"}[2m])))"#,
+    r#"sum(rate({app=~".+"}[1m])) / sum(count_over_time({app=~".+"}[1m]))"#,
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_metric_queries_answer_as_the_whole() {
+    let (chunks, index) = many_streams().await;
+    let steps = ["60", "37", "300", "1.234567891", "900"];
+    let (mut sharded_runs, mut most) = (0, 0);
+    for (i, split) in [0u64, 60, 45].into_iter().enumerate() {
+        for (b, bytes) in [6u64 << 10, 20 << 10, 64 << 10].into_iter().enumerate() {
+            let limits = Limits {
+                tsdb_max_bytes_per_shard: bytes,
+                tsdb_max_query_parallelism: 16,
+                ..limits(Duration::from_secs(split * 60))
+            };
+            let s = setup(&chunks, &index, limits);
+            for (j, q) in SHARDED_QUERIES.iter().enumerate() {
+                let n = (i * 31 + b * 5 + j * 7) as i64;
+                let step = steps[(i + b + j) % steps.len()];
+                let start = T0 - 10 * MINUTE + (n * 523 % 120) * MINUTE + n * 1_234_567;
+                let end = start + (n * 97 % 150) * MINUTE + 17 * SECOND;
+                let req = get(&[
+                    ("query", q.to_string()),
+                    ("start", start.to_string()),
+                    ("end", end.to_string()),
+                    ("step", step.to_string()),
+                ]);
+                let before = s.querier.shards.load(Ordering::SeqCst);
+                compare(&s, req.clone()).await;
+                let legs = s.querier.shards.load(Ordering::SeqCst) - before;
+                let shardable = j < 10;
+                assert!(shardable || legs == 0, "{q} was sharded");
+                if legs > 0 {
+                    sharded_runs += 1;
+                    most = most.max(legs);
+                    let answer = s.frontend.query_range(TENANT, req).await;
+                    let stats = stats_of(&answer.body);
+                    assert!(stats["shards"].as_u64().unwrap() >= 2, "{q}: {stats}");
+                }
+            }
+        }
+    }
+    assert!(sharded_runs > 40, "too few sharded runs: {sharded_runs}");
+    assert!(most >= 16, "at most {most} shard legs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallelise_shardable_queries_off_never_shards() {
+    let (chunks, index) = many_streams().await;
+    let limits = Limits {
+        tsdb_max_bytes_per_shard: 1 << 10,
+        tsdb_max_query_parallelism: 16,
+        ..limits(Duration::from_secs(3600))
+    };
+    let querier = Arc::new(QuerierRoundTrip {
+        router: querier_router(&chunks, &index, &limits),
+        requests: AtomicUsize::new(0),
+        parts: AtomicUsize::new(0),
+        shards: AtomicUsize::new(0),
+    });
+    let config = QueryFrontendConfig { parallelise_shardable_queries: false, ..Default::default() };
+    let s =
+        Setup { querier: querier.clone(), frontend: QueryFrontend::new(querier, limits, config) };
+    let req = get(&[
+        ("query", r#"sum by (host) (rate({app=~".+"}[10m]))"#.into()),
+        ("start", T0.to_string()),
+        ("end", (T0 + 2 * HOUR).to_string()),
+    ]);
+    assert!(compare(&s, req).await);
+    assert_eq!(s.querier.shards.load(Ordering::SeqCst), 0);
 }

@@ -25,6 +25,9 @@ pub const QUERY_ID_HEADER: &str = "X-Skald-Query-Id";
 pub const PART_START_PARAM: &str = "skald_part_start";
 /// The request parameter holding the part's last time (integer ns).
 pub const PART_END_PARAM: &str = "skald_part_end";
+/// The parameter of a part request that asks for one shard of the streams (`I_of_N`,
+/// [`skald_model::Shard`]): the querier then reads only the streams of shard `I` of `N`.
+pub const SHARD_PARAM: &str = "skald_shard";
 
 /// Why bytes are not a valid query part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

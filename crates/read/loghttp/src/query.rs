@@ -13,10 +13,10 @@ use skald_common::limits::Limits;
 use skald_gocompat::strconv;
 use skald_logql::syntax::ast::{Expr, RangeOp, SampleExpr, VectorOp};
 use skald_logql::syntax::{self, goutil};
-use skald_model::Direction;
+use skald_model::{Direction, Shard};
 
 use crate::params::{self, Params};
-use crate::part::{PART_END_PARAM, PART_START_PARAM};
+use crate::part::{PART_END_PARAM, PART_START_PARAM, SHARD_PARAM};
 use crate::ParamError;
 
 /// The default range of a query without `start` (`since`'s default): one hour.
@@ -53,6 +53,8 @@ pub struct PartQuery {
     pub start: i64,
     /// The part's last time (ns): inclusive for a metric query, exclusive for a log query.
     pub end: i64,
+    /// The shard of the streams the part reads (`skald_shard=I_of_N`); `None`: every stream.
+    pub shard: Option<Shard>,
 }
 
 impl RangeQuery {
@@ -84,6 +86,10 @@ impl RangeQuery {
             strconv::parse_int(v).map_err(|e| ParamError(format!("invalid {name}: {e}")))
         };
         let (part_start, part_end) = (ns(PART_START_PARAM)?, ns(PART_END_PARAM)?);
+        let shard = match p.get(SHARD_PARAM).filter(|s| !s.is_empty()) {
+            Some(s) => Some(Shard::parse(s).map_err(|e| ParamError(e.to_string()))?),
+            None => None,
+        };
         let whole = Self::prepare_with(p, limits, now, |p, start, end| {
             let step = match p.get("step").filter(|s| !s.is_empty()) {
                 Some(_) => ns("step")?,
@@ -99,7 +105,7 @@ impl RangeQuery {
             }
             Ok((step, interval))
         })?;
-        Ok(PartQuery { whole, start: part_start, end: part_end })
+        Ok(PartQuery { whole, start: part_start, end: part_end, shard })
     }
 
     fn prepare_with(
@@ -167,9 +173,19 @@ pub fn part_params(query: &str, q: &RangeQuery, part: (i64, i64)) -> String {
     out.finish()
 }
 
+/// [`part_params`] of one shard of the streams (`skald_shard=I_of_N`).
+pub fn shard_part_params(query: &str, q: &RangeQuery, part: (i64, i64), shard: Shard) -> String {
+    let mut out = part_params(query, q, part);
+    out.push('&');
+    out.push_str(SHARD_PARAM);
+    out.push('=');
+    out.push_str(&shard.to_string());
+    out
+}
+
 /// A time as `start` and `end` read it back exactly: integer nanoseconds, or RFC 3339 for the
 /// few that integer nanoseconds would be read as seconds (10 characters or fewer).
-fn time_param(ns: i64) -> String {
+pub fn time_param(ns: i64) -> String {
     let s = ns.to_string();
     if s.len() > 10 {
         s
@@ -379,6 +395,16 @@ mod tests {
             }
         }
         assert!(RangeQuery::prepare_part(&params("query={a=\"b\"}"), &limits(), NOW).is_none());
+        // a shard reads back; a bad one is a 400
+        let q = params("query=rate({a=\"b\"}[1m])&start=1793491217&end=1793494243");
+        let prepared = RangeQuery::prepare(&q, &limits(), NOW).unwrap_or_else(|e| panic!("{e}"));
+        let shard = Shard { index: 2, count: 5 };
+        let text = r#"rate({a="b"}[1m])"#;
+        let p = params(&shard_part_params(text, &prepared, (prepared.start, prepared.end), shard));
+        let back = RangeQuery::prepare_part(&p, &limits(), NOW).and_then(Result::ok);
+        assert_eq!(back.and_then(|b| b.shard), Some(shard));
+        let bad = format!("{}&skald_shard=5_of_5", part_params(text, &prepared, (0, 1)));
+        assert!(matches!(RangeQuery::prepare_part(&params(&bad), &limits(), NOW), Some(Err(_))));
     }
 
     #[test]

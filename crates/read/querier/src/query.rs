@@ -83,9 +83,12 @@ impl Querier {
     /// [`query_range`](Self::query_range) makes them, then the evaluation of the part alone
     /// (a metric query's steps inside `[part_start, part_end]`, a log query's entries in
     /// `[part_start, part_end)`), answered as an encoded `QueryPart`
-    /// ([`skald_loghttp::part`]). `None` when the request is not a part request.
+    /// ([`skald_loghttp::part`]). With `skald_shard=I_of_N` only the streams of that shard
+    /// are read (the index's and the ingesters'). `None` when the request is not a part
+    /// request.
+    ///
     /// `query_id` names the whole query (the frontend's `X-Skald-Query-Id`): its parts that
-    /// run here share one `max_query_memory` budget.
+    /// run here at the same time share one `max_query_memory` budget.
     pub async fn query_range_part(
         self: &Arc<Self>,
         tenant: &str,
@@ -104,7 +107,7 @@ impl Querier {
         categorize: bool,
         query_id: Option<&str>,
     ) -> Result<Vec<u8>, QuerierError> {
-        let PartQuery { whole: q, start, end } = part?;
+        let PartQuery { whole: q, start, end, shard } = part?;
         self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
         let (start, end) = if q.is_log() {
             (start.max(q.start), end.min(q.end))
@@ -125,11 +128,9 @@ impl Querier {
             return Ok(part::encode_part(&out, &StoreFigures::default()));
         }
         let qp = range_params(&q, start, end, categorize);
+        let encode = |out, _: &AtomicBool, store: &StoreFigures| Ok(part::encode_part(&out, store));
         let budget = query_id.map(|id| self.budgets.of(tenant, id, self.limits.max_query_memory));
-        self.evaluate_within(tenant, q.expr, qp, budget, |out, _, store| {
-            Ok(part::encode_part(&out, store))
-        })
-        .await
+        self.evaluate_within(tenant, q.expr, qp, shard, budget, encode).await
     }
 
     /// `/api/prom/query`.
@@ -217,7 +218,7 @@ impl Querier {
         let max_bytes = self.config.max_response_bytes();
         // run whole: no split, and the shards Loki would report for it
         let plan = marshal::PlanFigures { splits: 0, shards: query::shards_per_split(&expr) };
-        self.evaluate_then(tenant, expr, qp, move |out, cancel, store| {
+        self.evaluate_then(tenant, expr, qp, None, move |out, cancel, store| {
             let exec = started.elapsed().as_secs_f64();
             marshal::query_body(&out, store, &plan, categorize, exec, max_bytes, cancel)
         })
@@ -232,31 +233,34 @@ impl Querier {
         expr: Expr,
         qp: QueryParams,
     ) -> Result<engine::QueryOutput, QuerierError> {
-        self.evaluate_then(tenant, expr, qp, |out, _, _| Ok(out)).await
+        self.evaluate_then(tenant, expr, qp, None, |out, _, _| Ok(out)).await
     }
 
-    /// [`evaluate`](Self::evaluate), then `then` on the output and what the query read, on
-    /// the same blocking thread and under the same cancel flag.
+    /// [`evaluate`](Self::evaluate) over the streams of `shard` (all without one), then
+    /// `then` on the output and what the query read, on the same blocking thread and under
+    /// the same cancel flag.
     async fn evaluate_then<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         expr: Expr,
         qp: QueryParams,
+        shard: Option<skald_model::Shard>,
         then: impl FnOnce(engine::QueryOutput, &AtomicBool, &StoreFigures) -> Result<T, EngineError>
             + Send
             + 'static,
     ) -> Result<T, QuerierError> {
-        self.evaluate_within(tenant, expr, qp, None, then).await
+        self.evaluate_within(tenant, expr, qp, shard, None, then).await
     }
 
     /// [`evaluate_then`](Self::evaluate_then) with the query's memory counted in `budget`
     /// when given: the budget of the whole query a part belongs to, which its parts on this
     /// querier share ([`crate::budgets`]).
-    pub(crate) async fn evaluate_within<T: Send + 'static>(
+    async fn evaluate_within<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         expr: Expr,
         qp: QueryParams,
+        shard: Option<skald_model::Shard>,
         budget: Option<Arc<engine::QueryMemory>>,
         then: impl FnOnce(engine::QueryOutput, &AtomicBool, &StoreFigures) -> Result<T, EngineError>
             + Send
@@ -276,7 +280,7 @@ impl Querier {
         let window = crate::budgets::reserve_window(&mem, full).map_err(|e| {
             QuerierError::Status { status: e.status_code(), message: e.to_string() }
         })?;
-        self.on_source_counted(tenant, stats, window, move |source, cancel| {
+        self.on_source_counted(tenant, stats, shard, window, move |source, cancel| {
             let resident_before = skald_common::memory::resident_bytes();
             let window = window as u64;
             let result = engine::evaluate_in(&expr, &qp, &limits, source, &mem)
@@ -345,14 +349,16 @@ impl Querier {
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
         let window = crate::source::prefetch_window(self.limits.max_query_memory);
-        self.on_source_counted(tenant, Arc::default(), window, f).await
+        self.on_source_counted(tenant, Arc::default(), None, window, f).await
     }
 
-    /// [`on_source`](Self::on_source), with the sources counting what they read into `stats`.
+    /// [`on_source`](Self::on_source), with the sources counting what they read into `stats`
+    /// and reading only the streams of `shard` (all without one).
     async fn on_source_counted<T: Send + 'static>(
         self: &Arc<Self>,
         tenant: &str,
         stats: Arc<StoreStats>,
+        shard: Option<skald_model::Shard>,
         window: usize,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
@@ -369,6 +375,7 @@ impl Querier {
             cancel: guard.flag.clone(),
             chunks_seen: Default::default(),
             stats: stats.clone(),
+            shard,
             window,
         };
         let ids = multitenant::tenants(tenant);

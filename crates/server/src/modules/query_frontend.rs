@@ -26,8 +26,10 @@ pub fn init_query_frontend(m: &mut Modules) -> anyhow::Result<()> {
     if let Some(cache) = shared {
         next = Arc::new(ResultsCache::with_tenant_limits(next, cache, tenant_limits));
     }
-    let fe_config =
-        QueryFrontendConfig { max_response_size: config.querier.skald_max_query_response_size };
+    let fe_config = QueryFrontendConfig {
+        max_response_size: config.querier.skald_max_query_response_size,
+        parallelise_shardable_queries: settings.parallelise_shardable_queries,
+    };
     m.frontend = Some(Arc::new(QueryFrontend::new(next, limits, fe_config)));
     m.frontend_queue = Some(queue);
     Ok(())

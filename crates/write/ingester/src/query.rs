@@ -15,8 +15,8 @@ use crate::stream::StreamSnapshot;
 use crate::Ingester;
 
 impl Ingester {
-    /// What a query reads of the streams matching `query`: taken under the tenant lock,
-    /// which is released before anything is decoded or filtered.
+    /// What a query reads of the streams matching `query` (of its shard, when it has one):
+    /// taken under the tenant lock, which is released before anything is decoded or filtered.
     fn snapshots(&self, tenant: &str, query: &IngesterQuery) -> Result<Vec<StreamSnapshot>> {
         let t = match self.inner.tenants.lock().get(tenant) {
             Some(t) => t.clone(),
@@ -25,7 +25,9 @@ impl Ingester {
         let guard = t.lock();
         let mut out = Vec::new();
         for st in guard.streams.values() {
-            if LabelMatcher::all_match(&query.matchers, &st.labels) {
+            // sharding by stream: only the streams of the query's shard
+            let in_shard = skald_model::in_shard(query.shard, st.fp);
+            if in_shard && LabelMatcher::all_match(&query.matchers, &st.labels) {
                 out.extend(st.snapshot(query.start, query.end)?);
             }
         }
@@ -423,5 +425,53 @@ mod tests {
         assert_eq!(err.code(), ErrorCode::Cancelled);
         let never = AtomicBool::new(false);
         assert_eq!(ing.query_samples_sync("t", &q, &never).unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_shards_of_a_query_partition_its_streams() {
+        let ing = ingester(IngesterConfig::default());
+        let pushed: Vec<Stream> = (0..40)
+            .map(|i| Stream {
+                labels: Labels::parse(&format!(r#"{{job="replay", pod="p{i}"}}"#)).unwrap(),
+                entries: vec![Entry {
+                    ts: 1_000 + i,
+                    line: format!("line {i}"),
+                    structured_metadata: vec![],
+                }],
+            })
+            .collect();
+        ing.push("t", pushed).await.unwrap();
+        let q = IngesterQuery {
+            matchers: vec![LabelMatcher::new("job", MatchType::Equal, "replay").unwrap()],
+            start: i64::MIN,
+            end: i64::MAX,
+            ..Default::default()
+        };
+        let never = AtomicBool::new(false);
+        let whole = flat(ing.query_sync("t", &q, &never).unwrap());
+        assert_eq!(whole.len(), 40);
+        let sq = IngesterQuery {
+            sample_expr: r#"count_over_time({job="replay"}[1h])"#.into(),
+            ..q.clone()
+        };
+        for n in 1..=8u32 {
+            let mut union = Vec::new();
+            let mut samples = 0;
+            for i in 0..n {
+                let shard = skald_model::Shard::new(i, n);
+                let part = ing.query_sync("t", &IngesterQuery { shard, ..q.clone() }, &never);
+                let part = part.unwrap();
+                for s in &part {
+                    assert!(shard.unwrap().contains(skald_model::fingerprint(&s.labels)));
+                }
+                union.extend(flat(part));
+                let sq = IngesterQuery { shard, ..sq.clone() };
+                samples += ing.query_samples_sync("t", &sq, &never).unwrap().len();
+            }
+            union.sort();
+            // every stream in exactly one shard
+            assert_eq!(union, whole, "{n} shards");
+            assert_eq!(samples, 40, "{n} shards");
+        }
     }
 }

@@ -215,7 +215,7 @@ impl StreamSnapshot {
 
 pub struct StreamState {
     pub labels: Labels,
-    fp: u64,
+    pub(crate) fp: u64,
     /// Entries not yet compressed.
     head: Head,
     /// The open chunk's compressed blocks (entries older than `head`).

@@ -11,13 +11,19 @@
 //! - [`merge_matrix`] and [`merge_streams`]: the merged answer, in the engine's own order;
 //!   [`check_series_limit`]: the series limit over the merged matrix; [`merge_errors`]: the
 //!   error of the whole query from the errors of its splits.
+//! - [`shard_plan`] and [`ShardPlan::combine`]: sharding by stream, for the queries whose
+//!   shards recombine exactly (the rule is in the `shard` module's documentation).
 
 #[cfg(test)]
 mod golden_tests;
 mod merge;
+mod shard;
+#[cfg(test)]
+mod shard_tests;
 mod split;
 #[cfg(test)]
 mod tests;
 
 pub use merge::{check_series_limit, merge_errors, merge_matrix, merge_streams};
+pub use shard::{shard_plan, Combine, ShardPlan, Undecided};
 pub use split::{max_range, split_log_range, split_range};

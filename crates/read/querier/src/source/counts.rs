@@ -490,6 +490,7 @@ mod tests {
                 chunks_seen: AtomicUsize::new(0),
                 stats: Default::default(),
                 window: super::super::prefetch_window(Limits::default().max_query_memory),
+                shard: None,
             }
         }
     }

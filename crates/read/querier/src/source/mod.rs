@@ -41,6 +41,9 @@ pub struct StoreSource {
     /// How far ahead of the engine its chunks are fetched (bytes): [`prefetch_window`], or
     /// less for a part of a split query whose parts share one budget.
     pub(crate) window: usize,
+    /// Sharding by stream (a part request's `skald_shard`): only the streams of this shard
+    /// are read, from the index and from the ingesters (`None`: every stream).
+    pub(crate) shard: Option<skald_model::Shard>,
 }
 
 /// Loki's error text for a query whose client went away (status 499).
@@ -134,7 +137,7 @@ impl StoreSource {
         Ok(())
     }
 
-    /// Streams and their chunks from the index.
+    /// Streams and their chunks from the index (those of the query's shard).
     fn index_plan(
         &self,
         selector: &LogSelectorExpr,
@@ -149,9 +152,15 @@ impl StoreSource {
                 end.saturating_sub(1),
             ))?
             .map_err(|e| source_err(format!("index lookup failed: {e}")))?;
+        // counted before the shard is taken: a shard fails `max_chunks_per_query` exactly
+        // when the whole query would
         self.count_chunks(series.iter().map(|s| s.chunks.len()).sum())?;
         let mut streams: BTreeMap<Labels, PendingStream> = BTreeMap::new();
-        for s in series {
+        let shard = self.shard;
+        let in_shard = |s: &skald_index::SeriesChunks| {
+            skald_model::in_shard(shard, skald_model::fingerprint(&s.labels))
+        };
+        for s in series.into_iter().filter(in_shard) {
             streams
                 .entry(s.labels)
                 .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() })
@@ -168,6 +177,7 @@ impl StoreSource {
             start,
             end,
             line_contains: skald_logql::log::required_literals(&selector.stages),
+            shard: self.shard,
             ..Default::default()
         }
     }

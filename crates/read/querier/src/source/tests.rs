@@ -24,6 +24,7 @@ fn source(limits: Limits) -> StoreSource {
         chunks_seen: AtomicUsize::new(0),
         stats: Default::default(),
         window,
+        shard: None,
     }
 }
 
@@ -98,6 +99,7 @@ fn store_source() -> StoreSource {
         chunks_seen: AtomicUsize::new(0),
         stats: Default::default(),
         window: super::prefetch_window(Limits::default().max_query_memory),
+        shard: None,
     }
 }
 
@@ -425,4 +427,48 @@ fn the_limit_counts_across_streams_unless_stages_can_merge_them() {
     assert_eq!(read(r#" |= "l""#)[1], (r#"{app="b"}"#.to_string(), 0, 0));
     // `drop app` makes both streams one: each is read on its own account
     assert_eq!(read(" | drop app")[1], (r#"{app="b"}"#.to_string(), 10, 1));
+}
+
+#[test]
+fn the_shards_of_a_read_partition_its_streams() {
+    let s = store_source();
+    let entry =
+        |i: i64| Entry { ts: 1_000 * SEC + i, line: format!("l{i}"), structured_metadata: vec![] };
+    for i in 0..30 {
+        let labels = Labels::parse(&format!(r#"{{app="a", pod="p{i}"}}"#)).unwrap();
+        write_chunk(&s, &labels, &[entry(i), entry(i + 100)], 256);
+    }
+    let sel = selector(r#"{app="a"}"#);
+    let read = |src: &StoreSource| -> Vec<(Labels, Vec<(i64, String)>)> {
+        src.select(&sel, 0, 2_000 * SEC, None)
+            .unwrap()
+            .map(|b| b.unwrap())
+            .map(|b| (b.labels.clone(), entries_of(&b.entries)))
+            .collect()
+    };
+    let mut whole = read(&s);
+    whole.sort();
+    assert_eq!(whole.len(), 30);
+    for n in 1..=8u32 {
+        let mut union = Vec::new();
+        for i in 0..n {
+            let shard = skald_model::Shard::new(i, n).unwrap();
+            let part = StoreSource {
+                querier: s.querier.clone(),
+                tenant: "t".into(),
+                handle: runtime().handle().clone(),
+                cancel: Arc::new(AtomicBool::new(false)),
+                chunks_seen: AtomicUsize::new(0),
+                stats: Default::default(),
+                shard: Some(shard),
+                window: s.window,
+            };
+            let got = read(&part);
+            assert!(got.iter().all(|(l, _)| shard.contains(skald_model::fingerprint(l))));
+            union.extend(got);
+        }
+        union.sort();
+        // every stream in exactly one shard
+        assert_eq!(union, whole, "{n} shards");
+    }
 }
