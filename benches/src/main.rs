@@ -6,6 +6,7 @@
 //! `cargo run --release -p skald-benches -- --mb 1024` (see benches/README.md).
 
 mod burst;
+mod frontend;
 mod load;
 mod logbench;
 
@@ -43,6 +44,22 @@ struct Args {
     instances: usize,
     /// Measure query latency while a push burst runs instead of the usual run.
     query_during_burst: bool,
+    /// One of the query-frontend's figures instead of the usual run.
+    frontend: Option<FrontendMode>,
+    /// Minutes between the newest pushed timestamp and now (the frontend modes).
+    age_min: u64,
+    /// The dashboard's step and `$__interval`, in seconds.
+    step_s: u64,
+    /// Lines appended to the bench's `limits_config` block (the frontend modes).
+    limits: String,
+}
+
+/// The query-frontend's figures (`src/frontend.rs`).
+#[derive(Clone, Copy)]
+enum FrontendMode {
+    CacheRepeat,
+    Dashboard,
+    ScaleOut,
 }
 
 fn parse_args() -> Result<Args> {
@@ -58,6 +75,10 @@ fn parse_args() -> Result<Args> {
         aws: false,
         instances: INSTANCES,
         query_during_burst: false,
+        frontend: None,
+        age_min: 0,
+        step_s: 120,
+        limits: String::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -88,6 +109,21 @@ fn parse_args() -> Result<Args> {
             "--cluster" => a.cluster = true,
             "--aws" => a.aws = true,
             "--query-during-burst" => a.query_during_burst = true,
+            "--cache-repeat" => a.frontend = Some(FrontendMode::CacheRepeat),
+            "--dashboard" => a.frontend = Some(FrontendMode::Dashboard),
+            "--scale-out" => a.frontend = Some(FrontendMode::ScaleOut),
+            "--age" => {
+                a.age_min = v()?.parse()?;
+                i += 1;
+            }
+            "--limits" => {
+                a.limits = v()?;
+                i += 1;
+            }
+            "--step" => {
+                a.step_s = v()?.parse::<u64>()?.max(1);
+                i += 1;
+            }
             "--instances" => {
                 a.instances = v()?.parse::<usize>()?.max(1);
                 i += 1;
@@ -105,6 +141,7 @@ fn parse_args() -> Result<Args> {
 
 const USAGE: &str =
     "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws] [--instances N] [--keep] [--query-during-burst]
+                   [--cache-repeat | --dashboard [--step S] | --scale-out] [--age MIN] [--limits YAML]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
   --data DIR    the loghub samples to replicate (default tests/data/loghub)
@@ -121,7 +158,21 @@ const USAGE: &str =
                 instead of the usual run: after a warm-up push (a sixteenth of --mb), time
                 a labels and a small query_range request, repeated, for 10 s with no push
                 running, then while --mb is pushed as fast as the server takes it; prints
-                p50/p99/max latency of each (single process only)";
+                p50/p99/max latency of each (single process only)
+  --cache-repeat
+                instead of the usual run: logbench's per-job count over the whole push,
+                twice in the single binary with the results cache on (freshness 1s), then
+                with Cache-Control: no-cache; server CPU of each, ratio, answers compared
+  --dashboard   instead of the usual run: a 24 h four-panel dashboard (volume, error rate,
+                logs, bytes; all four at once), refreshed once cold and 21 times warm with
+                the results cache on; cold time, warm p50/p90
+  --step S      the dashboard's step and $__interval in seconds (default 120)
+  --scale-out   instead of the usual run: the per-job count (cache off) through a
+                query-frontend with two queriers against one querier alone, over the same
+                flushed store, 3 alternating rounds; median wall time and CPU
+  --age MIN     (frontend modes) the newest pushed timestamp MIN minutes before now
+  --limits YAML (frontend modes) lines appended to every process's limits_config block,
+                e.g. $'  split_queries_by_interval: 15m\n'";
 
 fn load_lines(dir: &Path) -> Result<Vec<Vec<String>>> {
     SYSTEMS
@@ -466,6 +517,12 @@ fn main() -> Result<()> {
     let lines = load_lines(&args.data)?;
     if args.query_during_burst {
         return burst::query_during_burst(&args, lines);
+    }
+    match args.frontend {
+        Some(FrontendMode::CacheRepeat) => return frontend::cache_repeat(&args, lines),
+        Some(FrontendMode::Dashboard) => return frontend::dashboard(&args, lines),
+        Some(FrontendMode::ScaleOut) => return frontend::scale_out(&args, lines),
+        None => {}
     }
     if !args.aws {
         // measured on the filesystem, where stored bytes are a directory's size
