@@ -364,6 +364,76 @@ fn merge(mut extents: Vec<Extent>, new: Extent) -> Vec<Extent> {
     extents
 }
 
+/// `req` asking for the part `[start, end]` instead.
+fn with_part_range(req: &HttpRequest, start: i64, end: i64) -> HttpRequest {
+    let (path, query) = req.uri.split_once('?').unwrap_or((&req.uri, ""));
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match &*k {
+            "skald_part_start" => out.append_pair(&k, &start.to_string()),
+            "skald_part_end" => out.append_pair(&k, &end.to_string()),
+            _ => out.append_pair(&k, &v),
+        };
+    }
+    HttpRequest { uri: format!("{path}?{}", out.finish()), ..req.clone() }
+}
+
+fn is_part_answer(resp: &HttpResponse) -> bool {
+    resp.status == 200
+        && resp.header("Content-Type").is_some_and(|c| c.starts_with(PART_CONTENT_TYPE))
+}
+
+/// The matrix part of two consecutive ranges from theirs (`old` before `fresh`): each
+/// series' samples joined in time order, the stats and store figures added.
+fn join_parts(old: &[u8], fresh: &[u8]) -> Option<Bytes> {
+    let (mut a, b) = (QueryPart::decode(old).ok()?, QueryPart::decode(fresh).ok()?);
+    let (Some(query_part::Result::Matrix(mut m)), Some(query_part::Result::Matrix(n))) =
+        (a.result.take(), b.result)
+    else {
+        return None;
+    };
+    let key = |labels: &[skald_proto::skald_querier_v1::Label]| -> Vec<(String, String)> {
+        labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect()
+    };
+    let mut at: std::collections::HashMap<Vec<(String, String)>, usize> =
+        m.series.iter().enumerate().map(|(i, s)| (key(&s.labels), i)).collect();
+    for s in n.series {
+        match at.get(&key(&s.labels)) {
+            Some(&i) => {
+                m.series[i].ts.extend(s.ts);
+                m.series[i].values.extend(s.values);
+            }
+            None => {
+                at.insert(key(&s.labels), m.series.len());
+                m.series.push(s);
+            }
+        }
+    }
+    a.result = Some(query_part::Result::Matrix(m));
+    let (sa, sb) = (a.stats.unwrap_or_default(), b.stats.unwrap_or_default());
+    a.stats = Some(EngineStats {
+        total_lines_processed: sa.total_lines_processed + sb.total_lines_processed,
+        total_bytes_processed: sa.total_bytes_processed + sb.total_bytes_processed,
+        total_entries_returned: sa.total_entries_returned + sb.total_entries_returned,
+        total_post_filter_lines: sa.total_post_filter_lines + sb.total_post_filter_lines,
+        total_structured_metadata_bytes_processed: sa.total_structured_metadata_bytes_processed
+            + sb.total_structured_metadata_bytes_processed,
+    });
+    let (fa, fb) = (a.store.unwrap_or_default(), b.store.unwrap_or_default());
+    a.store = Some(StoreFigures {
+        chunk_refs: fa.chunk_refs + fb.chunk_refs,
+        chunks_downloaded: fa.chunks_downloaded + fb.chunks_downloaded,
+        compressed_bytes: fa.compressed_bytes + fb.compressed_bytes,
+        decompressed_bytes: fa.decompressed_bytes + fb.decompressed_bytes,
+        decompressed_lines: fa.decompressed_lines + fb.decompressed_lines,
+        ingester_requests: fa.ingester_requests + fb.ingester_requests,
+        ingester_streams: fa.ingester_streams + fb.ingester_streams,
+        ingester_lines: fa.ingester_lines + fb.ingester_lines,
+        ingester_bytes: fa.ingester_bytes + fb.ingester_bytes,
+    });
+    Some(Bytes::from(a.encode_to_vec()))
+}
+
 fn part_response(body: Bytes) -> HttpResponse {
     HttpResponse {
         status: 200,
@@ -383,8 +453,62 @@ impl Inner {
         };
         let max_cache_time = now_ns().saturating_sub(duration_ns(limits.max_cache_freshness));
         if part.end > max_cache_time {
-            return self.next.round_trip(&tenant, req).await;
+            return self.serve_fresh(tenant, req, part, max_cache_time).await;
         }
+        self.serve_cached(tenant, req, part).await
+    }
+
+    /// A part that reaches into the freshness window: as Loki caches a split up to the
+    /// window's edge, its steps up to the edge are served (and kept) as a part of their own,
+    /// the later ones are asked for each time, and the two answers are joined.
+    async fn serve_fresh(
+        &self,
+        tenant: String,
+        req: HttpRequest,
+        part: Part,
+        max_cache_time: i64,
+    ) -> Result<HttpResponse, FrontendError> {
+        let Some(step) = part.step.filter(|_| part.start <= max_cache_time) else {
+            return self.next.round_trip(&tenant, req).await;
+        };
+        // the part's steps are `part.start + k * step`; the last one before the edge
+        let edge = part.start + (max_cache_time - part.start) / step * step;
+        let end = part.end;
+        let old_req = with_part_range(&req, part.start, edge);
+        let old_part = Part { end: edge, ..part };
+        if edge.saturating_add(step) > end {
+            // no step after the edge: the part is all cacheable
+            return self.serve_cached(tenant, old_req, old_part).await;
+        }
+        let fresh_req = with_part_range(&req, edge + step, end);
+        let (old, fresh) = futures::join!(
+            self.serve_cached(tenant.clone(), old_req, old_part),
+            self.next.round_trip(&tenant, fresh_req)
+        );
+        let (old, fresh) = (old?, fresh?);
+        if !is_part_answer(&old) {
+            return Ok(old);
+        }
+        if !is_part_answer(&fresh) {
+            return Ok(fresh);
+        }
+        match join_parts(&old.body, &fresh.body) {
+            Some(body) => Ok(part_response(body)),
+            None => Ok(HttpResponse {
+                status: 500,
+                headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+                body: Bytes::from_static(b"the results cache could not join a part's answers"),
+            }),
+        }
+    }
+
+    /// A part that may be answered from the cache, and is kept there when it is not.
+    async fn serve_cached(
+        &self,
+        tenant: String,
+        req: HttpRequest,
+        part: Part,
+    ) -> Result<HttpResponse, FrontendError> {
         let keys = [part.key.clone()];
         let extents = self
             .cache
@@ -621,17 +745,42 @@ mod tests {
     async fn parts_within_the_freshness_window_are_never_cached() {
         let (q, rc) = setup();
         let end = now_ns() / STEP * STEP - 5 * STEP; // 5 minutes ago; the window is 10m
+        // a part all within the window: asked for every time
         for _ in 0..2 {
-            rc.round_trip("a", req(end - 30 * STEP, end, &[])).await.expect("answer");
+            rc.round_trip("a", req(end - 2 * STEP, end, &[])).await.expect("answer");
         }
         assert_eq!(calls(&q), 2);
         assert_eq!(rc.hits_and_misses(), (0, 0));
         // A part that ended before the window is.
-        let old = end - 10 * STEP;
+        let old = end - 30 * STEP;
         for _ in 0..2 {
             rc.round_trip("a", req(old - 30 * STEP, old, &[])).await.expect("answer");
         }
         assert_eq!(calls(&q), 3);
+    }
+
+    #[tokio::test]
+    async fn a_part_reaching_into_the_window_is_cached_up_to_its_edge() {
+        let (q, rc) = setup();
+        let end = now_ns() / STEP * STEP - 5 * STEP; // 5 minutes ago; the window is 10m
+        let start = end - 40 * STEP;
+        let want = |r: &HttpResponse| {
+            let mut got = decode(r);
+            let mut all = expected(start, end);
+            (got.stats, got.store, all.stats, all.store) = (None, None, None, None);
+            assert_eq!(got, all);
+        };
+        // the steps up to the edge and those after it: two requests, the answers joined
+        let first = rc.round_trip("a", req(start, end, &[])).await.expect("answer");
+        want(&first);
+        assert_eq!(calls(&q), 2);
+        assert_eq!(decode(&first).stats.map(|s| s.total_lines_processed), Some(14));
+        // again: the older steps from the cache, the fresh ones asked for
+        let second = rc.round_trip("a", req(start, end, &[])).await.expect("answer");
+        want(&second);
+        assert_eq!(calls(&q), 3);
+        assert_eq!(decode(&second).stats.map(|s| s.total_lines_processed), Some(7));
+        assert_eq!(rc.hits_and_misses(), (1, 1));
     }
 
     #[tokio::test]
