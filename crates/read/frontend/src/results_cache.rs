@@ -218,6 +218,9 @@ struct Part {
     end: i64,
     /// The step in ns when it is a plain integer (else only `start == es` matches).
     step: Option<i64>,
+    /// Whether the query is a metric query (only their parts are matrices, which can be cut
+    /// at the freshness edge and joined again).
+    metric: bool,
 }
 
 pub(crate) fn now_ns() -> i64 {
@@ -264,7 +267,11 @@ fn part_of(tenant: &str, req: &HttpRequest, limits: &CacheLimits) -> Option<Part
         key.push_str(&format!(":{}:{f}", f.len()));
     }
     key.push_str(&format!(":{split}:{bucket}"));
-    Some(Part { key, start, end, step })
+    let metric = matches!(
+        skald_logql::syntax::parse_expr(get("query").unwrap_or("")),
+        Ok(skald_logql::syntax::ast::Expr::Sample(_))
+    );
+    Some(Part { key, start, end, step, metric })
 }
 
 /// One cached answer: the part `[start, end]` and its `QueryPart` bytes.
@@ -468,7 +475,7 @@ impl Inner {
         part: Part,
         max_cache_time: i64,
     ) -> Result<HttpResponse, FrontendError> {
-        let Some(step) = part.step.filter(|_| part.start <= max_cache_time) else {
+        let Some(step) = part.step.filter(|_| part.metric && part.start <= max_cache_time) else {
             return self.next.round_trip(&tenant, req).await;
         };
         // the part's steps are `part.start + k * step`; the last one before the edge
@@ -745,7 +752,7 @@ mod tests {
     async fn parts_within_the_freshness_window_are_never_cached() {
         let (q, rc) = setup();
         let end = now_ns() / STEP * STEP - 5 * STEP; // 5 minutes ago; the window is 10m
-        // a part all within the window: asked for every time
+                                                     // a part all within the window: asked for every time
         for _ in 0..2 {
             rc.round_trip("a", req(end - 2 * STEP, end, &[])).await.expect("answer");
         }
@@ -757,6 +764,18 @@ mod tests {
             rc.round_trip("a", req(old - 30 * STEP, old, &[])).await.expect("answer");
         }
         assert_eq!(calls(&q), 3);
+    }
+
+    #[tokio::test]
+    async fn a_log_part_reaching_into_the_window_goes_whole() {
+        let (q, rc) = setup();
+        let end = now_ns() / STEP * STEP - 5 * STEP;
+        let r = rc
+            .round_trip("a", req_q(r#"{job="a"}"#, end - 40 * STEP, end, &[]))
+            .await
+            .expect("answer");
+        assert_eq!(r.status, 200);
+        assert_eq!(calls(&q), 1);
     }
 
     #[tokio::test]
