@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use skald_integration_tests::replay::without_stats;
 use skald_integration_tests::{
-    free_port, get, jitter_ms, now_ns, post, start_frontend_cluster, temp_dir, Resp, Skald,
+    cpu_ticks, free_port, get, jitter_ms, now_ns, post, start_frontend_cluster, temp_dir, Resp,
+    Skald,
 };
 
 const LIMITS: &str = "limits_config:
@@ -86,31 +87,31 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Tenant A floods the single binary with 200 concurrent queries of 6 splits each, while
+/// Tenant A floods the single binary with 200 concurrent queries of 3 splits each, while
 /// tenant B runs a query of one split of the same work: B's median latency stays within 2x of
 /// its idle median, and every one of A's queries gets its answer or Loki's 429.
 ///
 /// One querier worker (`querier.max_concurrent: 1`): B's request then waits for the split
-/// running when it arrives and runs alone, which is what the queue decides. With two workers
-/// on two cores the figure also measures B's split sharing the CPU with one of A's (1.5-1.9x
-/// was seen).
+/// running when it arrives and runs alone, which is what the queue decides (1.5x expected).
+/// With two workers on two cores the figure also measures B's split sharing the CPU with one
+/// of A's (1.5-1.9x was seen). Splits of about 60 ms keep the fixed costs of a request small
+/// beside them, and B is measured once the flood is under way.
 #[test]
 fn a_flood_from_one_tenant_does_not_starve_another() {
     let dir = temp_dir("frontend-flood");
     let config = format!(
-        "auth_enabled: true\n{LIMITS}  split_queries_by_interval: 10m\nquerier:\n  max_concurrent: 1\nfrontend:\n  max_outstanding_per_tenant: 1000\n"
+        "auth_enabled: true\n{LIMITS}  split_queries_by_interval: 10m\nquerier:\n  max_concurrent: 1\nfrontend:\n  max_outstanding_per_tenant: 400\n"
     );
     let s = Skald::start(&dir, &config);
-    let end = now_ns() / MINUTE * MINUTE - 5 * MINUTE;
+    let end = now_ns() / (10 * MINUTE) * (10 * MINUTE) - 10 * MINUTE;
     let start = end - 60 * MINUTE;
-    push_spread(&s.url, "a", "flood", 6_000, start, end);
-    push_spread(&s.url, "b", "small", 6_000, start, end);
-    let heavy_env = std::env::var("SKALD_FLOOD_QUERY").ok();
-    let heavy =
-        heavy_env.as_deref().unwrap_or(r#"sum(count_over_time({job="flood"} | json [1m]))"#);
+    push_spread(&s.url, "a", "flood", 12_000, start, end);
+    push_spread(&s.url, "b", "small", 12_000, start, end);
+    let heavy = r#"sum(count_over_time({job="flood"} | json [1m]))"#;
     let small = r#"sum(count_over_time({job="small"} | json [1m]))"#;
-    // B's query covers one split (10 minutes) of what each of A's covers (an hour)
-    let b_start = (end / (10 * MINUTE) - 1) * 10 * MINUTE;
+    // A's queries cover three splits (30 minutes), B's one (10 minutes) of the same data
+    let (a_start, a_end) = (end - 30 * MINUTE, end - MINUTE);
+    let b_start = end - 10 * MINUTE;
     let b_run = || {
         // B's queries arrive when B's user sends them, not in step with the querier's work
         thread::sleep(Duration::from_millis(jitter_ms(50)));
@@ -127,13 +128,14 @@ fn a_flood_from_one_tenant_does_not_starve_another() {
         .map(|_| {
             let (url, done, heavy) = (s.url.clone(), done.clone(), heavy.to_string());
             thread::spawn(move || {
-                let r = query_range(&url, "a", &heavy, start, end - MINUTE, "60");
+                let r = query_range(&url, "a", &heavy, a_start, a_end, "60");
                 done.fetch_add(1, Ordering::Relaxed);
                 r
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(500));
+    // the flood under way: A's queries queued (or refused)
+    thread::sleep(Duration::from_secs(2));
     let loaded = median((0..11).map(|_| b_run()).collect());
     let finished_during = done.load(Ordering::Relaxed);
     let answers: Vec<Resp> = flood.into_iter().map(|t| t.join().unwrap()).collect();
@@ -149,7 +151,7 @@ fn a_flood_from_one_tenant_does_not_starve_another() {
             200 => {
                 let v = r.json();
                 let values = v["data"]["result"][0]["values"].as_array().unwrap();
-                assert_eq!(values.len(), 60, "{}", r.body);
+                assert_eq!(values.len(), 30, "{}", r.body);
             }
             429 => {
                 assert_eq!(r.body, "too many outstanding requests");
@@ -163,14 +165,6 @@ fn a_flood_from_one_tenant_does_not_starve_another() {
         loaded <= idle * 2,
         "tenant B's median latency {loaded:?} under the flood is more than twice its idle {idle:?}"
     );
-}
-
-/// CPU time (user + system) a process used so far, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0)
 }
 
 /// The clock ticks the processes use together over the next second.

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use skald_integration_tests::{free_port_pair, get, now_ns, post, temp_dir, Skald};
+use skald_integration_tests::{cpu_ticks, free_port_pair, get, now_ns, post, temp_dir, Skald};
 
 const LIMITS: &str = "limits_config:
   ingestion_rate_mb: 1000
@@ -40,15 +40,6 @@ fn push_lines(s: &Skald, job: &str, lines: usize, line: impl Fn(usize) -> String
         );
         assert_eq!(r.status, 204, "push: {}", r.body);
     }
-}
-
-/// CPU time (user + system) the process used so far, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
-    // the fields after the command name, which is in parentheses
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0)
 }
 
 /// Waits until the process uses less than a fifth of a core over one second; panics if that
