@@ -284,24 +284,14 @@ impl QueryFrontend {
         categorize: bool,
         started: Instant,
     ) -> HttpResponse {
-        let mut stats = Stats::default();
-        let mut store = StoreFigures::default();
+        let Gathered { stats, store, results, mut failed } = gather(outcomes);
         let mut matrices: Vec<Vec<Series>> = Vec::new();
         let mut streams: Vec<Vec<ResultStream>> = Vec::new();
-        let mut failed: Vec<HttpResponse> = Vec::new();
-        for o in outcomes {
-            match o {
-                Outcome::Failed(resp) => failed.push(resp),
-                Outcome::Part(out, figures) => {
-                    add_stats(&mut stats, &out.stats);
-                    add_figures(&mut store, &figures);
-                    match out.result {
-                        QueryResult::Matrix(m) if !q.is_log() => matrices.push(m),
-                        QueryResult::Streams(s) if q.is_log() => streams.push(s),
-                        _ => failed
-                            .push(text_response(500, "a querier answered a part of another kind")),
-                    }
-                }
+        for result in results {
+            match result {
+                QueryResult::Matrix(m) if !q.is_log() => matrices.push(m),
+                QueryResult::Streams(s) if q.is_log() => streams.push(s),
+                _ => failed.push(other_kind()),
             }
         }
         if !failed.is_empty() {
@@ -354,23 +344,12 @@ struct Whole<'a> {
 /// One split's outcome from the outcomes of its shards: their matrices combined, their
 /// stats and store figures added; the failure the split gives when a shard failed.
 fn combine_split(shard_plan: &ShardPlan, shards: Vec<Outcome>) -> Result<Outcome, plan::Undecided> {
-    let mut stats = Stats::default();
-    let mut store = StoreFigures::default();
-    let mut matrices = Vec::with_capacity(shards.len());
-    let mut failed = Vec::new();
-    for o in shards {
-        match o {
-            Outcome::Failed(resp) => failed.push(resp),
-            Outcome::Part(out, figures) => {
-                add_stats(&mut stats, &out.stats);
-                add_figures(&mut store, &figures);
-                match out.result {
-                    QueryResult::Matrix(m) => matrices.push(m),
-                    _ => {
-                        failed.push(text_response(500, "a querier answered a part of another kind"))
-                    }
-                }
-            }
+    let Gathered { stats, store, results, mut failed } = gather(shards);
+    let mut matrices = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            QueryResult::Matrix(m) => matrices.push(m),
+            _ => failed.push(other_kind()),
         }
     }
     if !failed.is_empty() {
@@ -494,24 +473,38 @@ fn result_entries(r: &QueryResult) -> usize {
     }
 }
 
-fn add_stats(sum: &mut Stats, s: &Stats) {
-    sum.total_lines_processed += s.total_lines_processed;
-    sum.total_bytes_processed += s.total_bytes_processed;
-    sum.total_entries_returned += s.total_entries_returned;
-    sum.total_post_filter_lines += s.total_post_filter_lines;
-    sum.total_structured_metadata_bytes_processed += s.total_structured_metadata_bytes_processed;
+/// What the parts of a query answered: their results, their stats and store figures added,
+/// and the failures.
+struct Gathered {
+    stats: Stats,
+    store: StoreFigures,
+    results: Vec<QueryResult>,
+    failed: Vec<HttpResponse>,
 }
 
-fn add_figures(sum: &mut StoreFigures, f: &StoreFigures) {
-    sum.chunk_refs += f.chunk_refs;
-    sum.chunks_downloaded += f.chunks_downloaded;
-    sum.compressed_bytes += f.compressed_bytes;
-    sum.decompressed_bytes += f.decompressed_bytes;
-    sum.decompressed_lines += f.decompressed_lines;
-    sum.ingester_requests += f.ingester_requests;
-    sum.ingester_streams += f.ingester_streams;
-    sum.ingester_lines += f.ingester_lines;
-    sum.ingester_bytes += f.ingester_bytes;
+fn gather(outcomes: Vec<Outcome>) -> Gathered {
+    let mut g = Gathered {
+        stats: Stats::default(),
+        store: StoreFigures::default(),
+        results: Vec::with_capacity(outcomes.len()),
+        failed: Vec::new(),
+    };
+    for o in outcomes {
+        match o {
+            Outcome::Failed(resp) => g.failed.push(resp),
+            Outcome::Part(out, figures) => {
+                g.stats.add(&out.stats);
+                g.store.add(&figures);
+                g.results.push(out.result);
+            }
+        }
+    }
+    g
+}
+
+/// The failure of a part whose answer is not of the query's kind.
+fn other_kind() -> HttpResponse {
+    text_response(500, "a querier answered a part of another kind")
 }
 
 #[cfg(test)]

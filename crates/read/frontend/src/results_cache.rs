@@ -390,55 +390,23 @@ fn is_part_answer(resp: &HttpResponse) -> bool {
         && resp.header("Content-Type").is_some_and(|c| c.starts_with(PART_CONTENT_TYPE))
 }
 
-/// The matrix part of two consecutive ranges from theirs (`old` before `fresh`): each
-/// series' samples joined in time order, the stats and store figures added.
-fn join_parts(old: &[u8], fresh: &[u8]) -> Option<Bytes> {
-    let (mut a, b) = (QueryPart::decode(old).ok()?, QueryPart::decode(fresh).ok()?);
-    let (Some(query_part::Result::Matrix(mut m)), Some(query_part::Result::Matrix(n))) =
-        (a.result.take(), b.result)
-    else {
+/// The matrix part of `[start, end]` from those of two consecutive ranges in it (`old`
+/// before `fresh`): each series' samples joined in time order
+/// ([`skald_logql::plan::merge_matrix`], as the splits of a query are), the stats and store
+/// figures added.
+fn join_parts(old: &[u8], fresh: &[u8], start: i64, end: i64) -> Option<Bytes> {
+    use skald_logql::engine::{QueryOutput, QueryResult};
+    let (a, mut store) = skald_loghttp::part::decode_part(old).ok()?;
+    let (b, fresh_store) = skald_loghttp::part::decode_part(fresh).ok()?;
+    let (QueryResult::Matrix(m), QueryResult::Matrix(n)) = (a.result, b.result) else {
         return None;
     };
-    let key = |labels: &[skald_proto::skald_querier_v1::Label]| -> Vec<(String, String)> {
-        labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect()
-    };
-    let mut at: std::collections::HashMap<Vec<(String, String)>, usize> =
-        m.series.iter().enumerate().map(|(i, s)| (key(&s.labels), i)).collect();
-    for s in n.series {
-        match at.get(&key(&s.labels)) {
-            Some(&i) => {
-                m.series[i].ts.extend(s.ts);
-                m.series[i].values.extend(s.values);
-            }
-            None => {
-                at.insert(key(&s.labels), m.series.len());
-                m.series.push(s);
-            }
-        }
-    }
-    a.result = Some(query_part::Result::Matrix(m));
-    let (sa, sb) = (a.stats.unwrap_or_default(), b.stats.unwrap_or_default());
-    a.stats = Some(EngineStats {
-        total_lines_processed: sa.total_lines_processed + sb.total_lines_processed,
-        total_bytes_processed: sa.total_bytes_processed + sb.total_bytes_processed,
-        total_entries_returned: sa.total_entries_returned + sb.total_entries_returned,
-        total_post_filter_lines: sa.total_post_filter_lines + sb.total_post_filter_lines,
-        total_structured_metadata_bytes_processed: sa.total_structured_metadata_bytes_processed
-            + sb.total_structured_metadata_bytes_processed,
-    });
-    let (fa, fb) = (a.store.unwrap_or_default(), b.store.unwrap_or_default());
-    a.store = Some(StoreFigures {
-        chunk_refs: fa.chunk_refs + fb.chunk_refs,
-        chunks_downloaded: fa.chunks_downloaded + fb.chunks_downloaded,
-        compressed_bytes: fa.compressed_bytes + fb.compressed_bytes,
-        decompressed_bytes: fa.decompressed_bytes + fb.decompressed_bytes,
-        decompressed_lines: fa.decompressed_lines + fb.decompressed_lines,
-        ingester_requests: fa.ingester_requests + fb.ingester_requests,
-        ingester_streams: fa.ingester_streams + fb.ingester_streams,
-        ingester_lines: fa.ingester_lines + fb.ingester_lines,
-        ingester_bytes: fa.ingester_bytes + fb.ingester_bytes,
-    });
-    Some(Bytes::from(a.encode_to_vec()))
+    let mut stats = a.stats;
+    stats.add(&b.stats);
+    store.add(&fresh_store);
+    let result = QueryResult::Matrix(skald_logql::plan::merge_matrix(vec![m, n], start, end));
+    let out = QueryOutput { result, stats };
+    Some(Bytes::from(skald_loghttp::part::encode_part(&out, &store)))
 }
 
 fn part_response(body: Bytes) -> HttpResponse {
@@ -480,7 +448,7 @@ impl Inner {
         };
         // the part's steps are `part.start + k * step`; the last one before the edge
         let edge = part.start + (max_cache_time - part.start) / step * step;
-        let end = part.end;
+        let (part_start, end) = (part.start, part.end);
         let old_req = with_part_range(&req, part.start, edge);
         let old_part = Part { end: edge, ..part };
         if edge.saturating_add(step) > end {
@@ -499,7 +467,7 @@ impl Inner {
         if !is_part_answer(&fresh) {
             return Ok(fresh);
         }
-        match join_parts(&old.body, &fresh.body) {
+        match join_parts(&old.body, &fresh.body, part_start, end) {
             Some(body) => Ok(part_response(body)),
             None => Ok(HttpResponse {
                 status: 500,

@@ -23,3 +23,18 @@ pub struct StoreFigures {
     /// Bytes of the lines the ingesters sent (`headChunkBytes`).
     pub ingester_bytes: u64,
 }
+
+impl StoreFigures {
+    /// Adds `other`'s figures (the parts of one query, as one).
+    pub fn add(&mut self, other: &StoreFigures) {
+        self.chunk_refs += other.chunk_refs;
+        self.chunks_downloaded += other.chunks_downloaded;
+        self.compressed_bytes += other.compressed_bytes;
+        self.decompressed_bytes += other.decompressed_bytes;
+        self.decompressed_lines += other.decompressed_lines;
+        self.ingester_requests += other.ingester_requests;
+        self.ingester_streams += other.ingester_streams;
+        self.ingester_lines += other.ingester_lines;
+        self.ingester_bytes += other.ingester_bytes;
+    }
+}

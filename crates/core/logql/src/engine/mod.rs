@@ -394,6 +394,18 @@ pub struct Stats {
     pub total_structured_metadata_bytes_processed: u64,
 }
 
+impl Stats {
+    /// Adds `other`'s counters (the parts of one query, as one).
+    pub fn add(&mut self, other: &Stats) {
+        self.total_lines_processed += other.total_lines_processed;
+        self.total_bytes_processed += other.total_bytes_processed;
+        self.total_entries_returned += other.total_entries_returned;
+        self.total_post_filter_lines += other.total_post_filter_lines;
+        self.total_structured_metadata_bytes_processed +=
+            other.total_structured_metadata_bytes_processed;
+    }
+}
+
 /// Why a query could not be evaluated.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

@@ -6,6 +6,7 @@
 
 use skald_model::{fingerprint, Entry, Labels, Shard, Stream};
 
+use super::tests::Rng;
 use super::*;
 use crate::engine::tests::{range_params as params, MemSource};
 use crate::engine::{evaluate, EngineError, Limits, QueryResult, Series};
@@ -16,25 +17,6 @@ const MIN: i64 = 60 * SEC;
 const HOUR: i64 = 60 * MIN;
 /// An hour-aligned base time (2026-10-30T00:00:00Z).
 const T0: i64 = 1_793_491_200 * SEC;
-
-/// splitmix64, so every run sees the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-}
 
 /// 36 streams over `[T0, T0 + 3h)` (3 apps x 4 hosts x 3 pods), JSON lines with a level, a
 /// number `n` (sometimes missing, sometimes `0` or `-0`, sometimes fractional) and a code.

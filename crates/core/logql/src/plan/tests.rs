@@ -157,8 +157,9 @@ fn max_range_walks_the_whole_expression() {
 
 // ---- random data ----
 
-/// splitmix64: a small seeded generator, so every run sees the same data.
-struct Rng(u64);
+/// splitmix64: a small seeded generator, so every run sees the same data (the shard tests
+/// use it too).
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -168,10 +169,10 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+    pub(super) fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
         xs[self.below(xs.len() as u64) as usize]
     }
 }
