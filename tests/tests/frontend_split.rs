@@ -211,6 +211,8 @@ fn compare_split_and_whole(skald: &Skald, shard_bytes: Option<u64>) {
         let fe = QueryFrontend::new(next.clone(), limits, QueryFrontendConfig::default());
         let mut split = 0;
         let mut legs = 0;
+        // metric queries answered with data, and those of them sharded
+        let (mut metric, mut sharded) = (0, 0);
         for (r, whole) in requests.iter().zip(&whole) {
             let answer = rt.block_on(fe.query_range("tenant-a", http_request(r)));
             let same = answer.status == whole.status
@@ -230,13 +232,20 @@ fn compare_split_and_whole(skald: &Skald, shard_bytes: Option<u64>) {
             let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap_or_default();
             split += usize::from(v["data"]["stats"]["summary"]["splits"].as_u64() > Some(0));
             legs += shard_legs(&answer.body);
+            if v["data"]["resultType"] == "matrix" {
+                metric += 1;
+                sharded += usize::from(shard_legs(&answer.body) > 0);
+            }
         }
         println!(
-            "{minutes}m splits: {split} of {} queries split, {legs} more shard legs",
+            "{minutes}m splits: {split} of {} queries split, {legs} more shard legs, {sharded} of {metric} metric queries sharded",
             requests.len()
         );
         if shard_bytes.is_some() {
             assert!(legs > 100, "{minutes}m: only {legs} shard legs");
+            // all but those with `absent_over_time`, a grouped `quantile_over_time`, a sum of
+            // `sum_over_time`, those whose data fits in one shard...
+            assert!(sharded * 10 > metric * 7, "{minutes}m: {sharded} of {metric} sharded");
         }
         assert!(split * 2 > requests.len(), "{minutes}m: only {split} queries split");
     }

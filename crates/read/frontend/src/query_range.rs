@@ -14,12 +14,16 @@
 //! query with `interval` (its thinning carries across split edges), a query with splitting
 //! off (`split_queries_by_interval: 0`) or inside one split (unless it is sharded).
 //!
-//! A metric query whose shards recombine exactly ([`plan::shard_plan`]) is also sharded by
-//! stream: each split gets `ceil(bytes / tsdb_max_bytes_per_shard)` shards (at most
-//! `tsdb_max_query_parallelism`; the bytes from the index statistics of its selector), each
-//! a part request of the query's leg with `skald_shard=I_of_N`, and the shards' matrices are
-//! combined ([`ShardPlan::combine`]) before the splits are merged. `parallelise_shardable_queries`
-//! off, or one shard everywhere, runs it as before.
+//! A metric query whose range aggregations recombine exactly across shards
+//! ([`plan::shard_plan`]) is also sharded by stream: each split gets
+//! `ceil(bytes / tsdb_max_bytes_per_shard)` shards (at most `tsdb_max_query_parallelism`; the
+//! bytes from the index statistics of its selector), and each of its legs (its range
+//! aggregations) a part request per shard with `skald_shard=I_of_N`. The shards' matrices of
+//! each leg are combined ([`ShardPlan::combine`]) and the split is evaluated here over them
+//! ([`ShardPlan::evaluate`]) before the splits are merged. A split whose combination is
+//! undecided, or one of whose legs fails for its data (a pipeline error, a limit), runs again
+//! unsharded and answers as the querier does. `parallelise_shardable_queries` off, or one
+//! shard everywhere, runs it as before.
 
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -31,7 +35,9 @@ use skald_loghttp::part::{self, PART_CONTENT_TYPE};
 use skald_loghttp::query::{self, RangeQuery};
 use skald_loghttp::reply::JSON_UPPER;
 use skald_loghttp::StoreFigures;
-use skald_logql::engine::{EngineError, QueryOutput, QueryResult, ResultStream, Series, Stats};
+use skald_logql::engine::{
+    EngineError, QueryMemory, QueryOutput, QueryResult, ResultStream, Series, Stats,
+};
 use skald_logql::plan::{self, ShardPlan};
 use skald_logql::syntax::ast::LogSelectorExpr;
 use skald_model::Shard;
@@ -80,14 +86,19 @@ impl QueryFrontend {
                 .filter(|(n, _)| n.eq_ignore_ascii_case("X-Loki-Response-Encoding-Flags"))
                 .map(|(_, v)| v.as_str()),
         );
-        // one request per split, or one per shard of a sharded split (its leg)
-        let leg = shard_plan.as_ref().map(|plan| plan.leg.to_string()).unwrap_or_default();
+        // one request per split, or one per leg and shard of a sharded split
+        let legs: Vec<String> = shard_plan
+            .as_ref()
+            .map(|plan| plan.legs.iter().map(|l| l.query.to_string()).collect())
+            .unwrap_or_default();
         let mut requests: Vec<HttpRequest> = Vec::new();
         for (&s, &n) in splits.iter().zip(&counts) {
             if n > 1 {
-                for i in 0..n {
-                    let shard = Shard::new(i, n);
-                    requests.push(part_request(&req, tenant, &id, &leg, &q, s, shard));
+                for leg in &legs {
+                    for i in 0..n {
+                        let shard = Shard::new(i, n);
+                        requests.push(part_request(&req, tenant, &id, leg, &q, s, shard));
+                    }
                 }
             } else {
                 requests.push(part_request(&req, tenant, &id, &text, &q, s, None));
@@ -115,13 +126,15 @@ impl QueryFrontend {
 
     /// How the query is sharded by stream, or `None` when it runs unsharded: not a
     /// shardable metric query ([`plan::shard_plan`]), `parallelise_shardable_queries` off,
-    /// or a tenant whose limits never shard (`tsdb_max_query_parallelism` under 2,
-    /// `tsdb_max_bytes_per_shard` 0).
+    /// a tenant whose limits never shard (`tsdb_max_query_parallelism` under 2,
+    /// `tsdb_max_bytes_per_shard` 0), or a step under a millisecond (the legs' answers carry
+    /// milliseconds, which must name one step each).
     fn shard_plan(&self, q: &RangeQuery) -> Option<ShardPlan> {
         let limits = self.limits();
         if !self.config().parallelise_shardable_queries
             || limits.tsdb_max_query_parallelism < 2
             || limits.tsdb_max_bytes_per_shard == 0
+            || q.step_ns < 1_000_000
         {
             return None;
         }
@@ -144,13 +157,16 @@ impl QueryFrontend {
         let limits = self.limits();
         let max_bytes = limits.tsdb_max_bytes_per_shard.max(1);
         let max_shards = limits.tsdb_max_query_parallelism.clamp(1, u32::MAX as usize) as u64;
+        let Some(selector) = shard_plan.selector() else {
+            return vec![1; splits.len()];
+        };
         let selector =
-            LogSelectorExpr { matchers: shard_plan.selector.matchers.clone(), stages: Vec::new() }
-                .to_string();
+            LogSelectorExpr { matchers: selector.matchers.clone(), stages: Vec::new() }.to_string();
+        let range_ns = shard_plan.range_ns();
         let request = |&(s, e): &(i64, i64)| {
             let mut uri = url::form_urlencoded::Serializer::new(String::new());
             uri.append_pair("query", &selector)
-                .append_pair("start", &query::time_param(s.saturating_sub(shard_plan.range_ns)))
+                .append_pair("start", &query::time_param(s.saturating_sub(range_ns)))
                 .append_pair("end", &query::time_param(e));
             let uri = format!("{INDEX_STATS_PATH}?{}", uri.finish());
             querier_request(client, tenant, uri, None)
@@ -174,10 +190,11 @@ impl QueryFrontend {
     }
 
     /// The outcomes of the splits of a sharded query (`outcomes` holds, in split order, one
-    /// per unsharded split and `counts[i]` per sharded one), one per split: the shards'
-    /// matrices combined ([`ShardPlan::combine`]; a split whose combination is undecided runs
-    /// again unsharded), or the failure the split gives. Also the legs that ran, as
-    /// `stats.summary.shards` counts them.
+    /// per unsharded split and `counts[i]` per leg of a sharded one), one per split: the
+    /// split evaluated over its legs' combined matrices ([`ShardPlan::combine`],
+    /// [`ShardPlan::evaluate`]; a split whose combination is undecided, or a leg of which
+    /// failed for its data, runs again unsharded), or the failure the split gives. Also the
+    /// legs that ran, as `stats.summary.shards` counts them.
     async fn combine_shards(
         &self,
         whole: &Whole<'_>,
@@ -196,11 +213,20 @@ impl QueryFrontend {
                 legs += per_split;
                 continue;
             }
-            legs += n as u64;
-            let shards: Vec<Outcome> = outcomes.by_ref().take(n as usize).collect();
-            match combine_split(shard_plan, shards) {
+            let per_leg = n as usize;
+            let total = per_leg * shard_plan.legs.len();
+            legs += total as u64;
+            let shards: Vec<Outcome> = outcomes.by_ref().take(total).collect();
+            // the evaluation is the engine's work: off the runtime's threads
+            let (q, plan, limits) = (whole.q.clone(), shard_plan.clone(), self.engine_limits());
+            let evaluated = tokio::task::spawn_blocking(move || {
+                evaluate_split(&q, &plan, &limits, s, per_leg, shards)
+            })
+            .await
+            .unwrap_or_else(|e| Ok(Outcome::Failed(text_response(500, &e.to_string()))));
+            match evaluated {
                 Ok(outcome) => out.push(outcome),
-                Err(plan::Undecided) => {
+                Err(Rerun) => {
                     legs += per_split;
                     let r = part_request(
                         whole.client,
@@ -341,22 +367,83 @@ struct Whole<'a> {
     q: &'a RangeQuery,
 }
 
-/// One split's outcome from the outcomes of its shards: their matrices combined, their
-/// stats and store figures added; the failure the split gives when a shard failed.
-fn combine_split(shard_plan: &ShardPlan, shards: Vec<Outcome>) -> Result<Outcome, plan::Undecided> {
-    let Gathered { stats, store, results, mut failed } = gather(shards);
-    let mut matrices = Vec::with_capacity(results.len());
-    for result in results {
-        match result {
-            QueryResult::Matrix(m) => matrices.push(m),
-            _ => failed.push(other_kind()),
+/// A sharded split that is to run again unsharded: the combination of a leg's shards was
+/// undecided, or a leg failed for its data (the whole part answers as the querier does).
+struct Rerun;
+
+impl QueryFrontend {
+    /// The limits the engine evaluates a sharded split within, as a querier evaluates it.
+    fn engine_limits(&self) -> skald_logql::engine::Limits {
+        let limits = self.limits();
+        skald_logql::engine::Limits {
+            max_query_series: limits.max_query_series,
+            max_entries_limit_per_query: u32::MAX,
+            max_result_bytes: 0,
+            max_query_memory: limits.max_query_memory,
         }
     }
-    if !failed.is_empty() {
-        return Ok(Outcome::Failed(choose_failure(failed)));
+}
+
+/// One sharded split's outcome from the outcomes of its legs' shards (`per_leg` for each leg,
+/// in leg order): the split evaluated over each leg's combined matrix within `limits`, their
+/// stats and store figures added; the failure the split gives when a shard failed for another
+/// reason than its data (a timeout, an unreachable querier).
+fn evaluate_split(
+    q: &RangeQuery,
+    shard_plan: &ShardPlan,
+    limits: &skald_logql::engine::Limits,
+    split: (i64, i64),
+    per_leg: usize,
+    outcomes: Vec<Outcome>,
+) -> Result<Outcome, Rerun> {
+    let mut stats = Stats::default();
+    let mut store = StoreFigures::default();
+    let mut combined = Vec::with_capacity(shard_plan.legs.len());
+    let mut outcomes = outcomes.into_iter();
+    for leg in 0..shard_plan.legs.len() {
+        let shards: Vec<Outcome> = outcomes.by_ref().take(per_leg).collect();
+        let mut g = gather(shards);
+        for result in g.results {
+            match result {
+                QueryResult::Matrix(m) => combined_leg(&mut combined, leg, m),
+                _ => g.failed.push(other_kind()),
+            }
+        }
+        if !g.failed.is_empty() {
+            let failure = choose_failure(g.failed);
+            return match failure.status {
+                400..=499 if failure.status != 429 && failure.status != 499 => Err(Rerun),
+                _ => Ok(Outcome::Failed(failure)),
+            };
+        }
+        stats.add(&g.stats);
+        store.add(&g.store);
     }
-    let result = QueryResult::Matrix(shard_plan.combine(matrices)?);
+    let combined = combined
+        .into_iter()
+        .enumerate()
+        .map(|(leg, parts)| shard_plan.combine(leg, parts))
+        .collect::<Result<Vec<_>, plan::Undecided>>()
+        .map_err(|plan::Undecided| Rerun)?;
+    let result = match q.part_query_params(split, false) {
+        Some(params) => {
+            let mem = QueryMemory::new(limits.max_query_memory);
+            match shard_plan.evaluate(combined, &params, limits, &mem) {
+                Ok(result) => result,
+                Err(e) => return Ok(Outcome::Failed(engine_error(&e))),
+            }
+        }
+        None => QueryResult::Matrix(Vec::new()),
+    };
     Ok(Outcome::Part(QueryOutput { result, stats }, store))
+}
+
+/// Adds one shard's matrix of leg `leg` to the shards' matrices of each leg so far.
+fn combined_leg(combined: &mut Vec<Vec<Vec<Series>>>, leg: usize, m: Vec<Series>) {
+    if combined.len() <= leg {
+        combined.resize_with(leg + 1, Vec::new);
+    }
+    combined[leg].push(m);
 }
 
 /// The part request of split `s` (of `shard` of the streams, when given): a `GET` with the

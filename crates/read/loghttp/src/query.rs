@@ -11,6 +11,7 @@
 
 use skald_common::limits::Limits;
 use skald_gocompat::strconv;
+use skald_logql::engine::QueryParams;
 use skald_logql::syntax::ast::{Expr, RangeOp, SampleExpr, VectorOp};
 use skald_logql::syntax::{self, goutil};
 use skald_model::{Direction, Shard};
@@ -148,6 +149,34 @@ impl RangeQuery {
     /// Whether this is a log query (streams), not a metric one.
     pub fn is_log(&self) -> bool {
         matches!(self.expr, Expr::Log(_))
+    }
+
+    /// The engine's parameters for the part `(start, end)` of this query, as a querier
+    /// evaluates it: a log query over the part clipped to the whole range; a metric query
+    /// from the first step of the whole query's grid at or after the part's start to the
+    /// part's end (at most the whole's). `None` when nothing of the whole lies in the part.
+    pub fn part_query_params(
+        &self,
+        (start, end): (i64, i64),
+        categorize: bool,
+    ) -> Option<QueryParams> {
+        let (start, end) = if self.is_log() {
+            (start.max(self.start), end.min(self.end))
+        } else {
+            let step = self.step_ns.max(1);
+            let k = start.saturating_sub(self.start).max(0).saturating_add(step - 1) / step;
+            (self.start.saturating_add(k.saturating_mul(step)), end.min(self.end))
+        };
+        (start <= end).then_some(QueryParams {
+            start,
+            end,
+            step_ns: self.step_ns,
+            interval_ns: self.interval_ns,
+            limit: self.limit,
+            direction: self.direction,
+            instant: false,
+            categorize_labels: categorize,
+        })
     }
 }
 

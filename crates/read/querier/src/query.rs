@@ -109,15 +109,8 @@ impl Querier {
     ) -> Result<Vec<u8>, QuerierError> {
         let PartQuery { whole: q, start, end, shard } = part?;
         self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
-        let (start, end) = if q.is_log() {
-            (start.max(q.start), end.min(q.end))
-        } else {
-            // the first step of the whole query's grid at or after `start`
-            let k = start.saturating_sub(q.start).max(0).saturating_add(q.step_ns - 1) / q.step_ns;
-            (q.start.saturating_add(k.saturating_mul(q.step_ns)), end.min(q.end))
-        };
         self.check_shard_aggregations(&q.expr, false)?;
-        if start > end {
+        let Some(qp) = q.part_query_params((start, end), categorize) else {
             // nothing of the whole query in the part
             let result = if q.is_log() {
                 engine::QueryResult::Streams(Vec::new())
@@ -126,8 +119,7 @@ impl Querier {
             };
             let out = engine::QueryOutput { result, stats: engine::Stats::default() };
             return Ok(part::encode_part(&out, &StoreFigures::default()));
-        }
-        let qp = range_params(&q, start, end, categorize);
+        };
         let encode = |out, _: &AtomicBool, store: &StoreFigures| Ok(part::encode_part(&out, store));
         let budget = query_id.map(|id| self.budgets.of(tenant, id, self.limits.max_query_memory));
         self.evaluate_within(tenant, q.expr, qp, shard, budget, encode).await
@@ -267,7 +259,12 @@ impl Querier {
             + 'static,
     ) -> Result<T, QuerierError> {
         self.check_shard_aggregations(&expr, qp.instant)?;
-        let limits = self.engine_limits();
+        let mut limits = self.engine_limits();
+        if shard.is_some() {
+            // a leg of a sharded query: the series limit is the frontend's, over the query it
+            // evaluates from the legs (a leg may hold every stream's series)
+            limits.max_query_series = usize::MAX;
+        }
         let stats = Arc::new(StoreStats::default());
         let read = stats.clone();
         let mem = match budget.clone() {

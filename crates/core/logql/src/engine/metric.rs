@@ -14,8 +14,8 @@ use super::ops;
 use super::range_fns::{bucketed_value, range_value};
 
 use super::{
-    account, CancelCheck, EngineError, Limits, QueryParams, QueryResult, Series, Source, Stats,
-    StreamPart, VectorSample, WindowGrid,
+    account, CancelCheck, EngineError, Leaves, Limits, QueryParams, QueryResult, Series, Source,
+    Stats, StreamPart, VectorSample, WindowGrid,
 };
 use crate::log::SampleExtractor;
 use crate::syntax::ast::{self, Grouping, LabelFilterExpr, RangeOp, SampleExpr, Stage, VectorOp};
@@ -62,21 +62,24 @@ fn step_times(params: &QueryParams) -> Result<Vec<i64>, EngineError> {
 }
 
 /// Timestamps as Loki reports them: truncated to milliseconds.
-fn out_ts(t: i64) -> i64 {
+pub(super) fn out_ts(t: i64) -> i64 {
     t - t.rem_euclid(1_000_000)
 }
 
+/// Evaluates a metric query; its range aggregations from `leaves` when given (each leaf's
+/// matrix computed elsewhere), else from `source`.
 pub(super) fn evaluate_metric(
     expr: &SampleExpr,
     params: &QueryParams,
     limits: &Limits,
     source: &dyn Source,
+    leaves: Option<&dyn Leaves>,
     stats: &mut Stats,
     mem: &QueryMemory,
 ) -> Result<QueryResult, EngineError> {
     let steps = step_times(params)?;
     mem.charge(steps.len() as u64 * 8)?;
-    let mut ev = Evaluator { source, stats, steps: &steps, mem };
+    let mut ev = Evaluator { source, leaves, stats, steps: &steps, mem };
     let (value, held) = ev.eval(expr, None)?;
     let result = match value {
         Value::Scalar(v) => {
@@ -298,6 +301,7 @@ struct SeriesSamples {
 
 struct Evaluator<'a> {
     source: &'a dyn Source,
+    leaves: Option<&'a dyn Leaves>,
     stats: &'a mut Stats,
     steps: &'a [i64],
     mem: &'a QueryMemory,
@@ -327,7 +331,18 @@ impl Evaluator<'_> {
             }
             SampleExpr::RangeAggregation { op, range, param, grouping } => {
                 let eff = grouping.as_ref().or(pushdown);
-                let (steps, bytes) = self.range_aggregation(*op, range, *param, eff)?;
+                let (steps, bytes) = match self.leaves {
+                    Some(leaves) => {
+                        let leaf = SampleExpr::RangeAggregation {
+                            op: *op,
+                            range: range.clone(),
+                            param: *param,
+                            grouping: eff.cloned(),
+                        };
+                        super::leaves::steps_of(leaves.leaf(&leaf)?, self.steps, self.mem)?
+                    }
+                    None => self.range_aggregation(*op, range, *param, eff)?,
+                };
                 Ok((Value::Steps(steps), bytes))
             }
             SampleExpr::VectorAggregation { op, expr, param, grouping } => {

@@ -14,6 +14,7 @@
 
 #[cfg(test)]
 mod bucket_tests;
+mod leaves;
 mod logs;
 mod memory;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub(crate) mod tests;
 use crate::syntax::ast;
 use skald_model::{Direction, Labels, Sample, StreamBatch};
 
+pub use leaves::{evaluate_leaves, range_aggregations, Leaves};
 pub use logs::check_entries_limit;
 pub use memory::{memory_limit_error, QueryMemory};
 pub use pushdown::push_down;
@@ -480,7 +482,7 @@ pub fn evaluate_in(
             logs::evaluate_logs(sel, params, limits, source, &mut stats, mem)?
         }
         ast::Expr::Sample(e) => {
-            metric::evaluate_metric(e, params, limits, source, &mut stats, mem)?
+            metric::evaluate_metric(e, params, limits, source, None, &mut stats, mem)?
         }
     };
     Ok(QueryOutput { result, stats })

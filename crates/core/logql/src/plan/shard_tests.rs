@@ -94,27 +94,43 @@ const SHARDABLE: &[&str] = &[
     // pipeline errors: lines without `n`
     r#"max_over_time({app=~".+"} | json | unwrap n [5m])"#,
     r#"count_over_time({app=~".+"} | json | n > 3 [5m])"#,
+    // evaluated over the legs' combined matrices
+    r#"avg(count_over_time({app=~".+"}[5m]))"#,
+    r#"avg by (host) (rate({app=~".+"} | json [3m]))"#,
+    r#"count by (level) (count_over_time({app=~".+"} | json [5m]))"#,
+    r#"topk(3, count_over_time({app=~".+"}[10m]))"#,
+    r#"bottomk(2, sum by (host) (rate({app=~".+"}[5m])))"#,
+    r#"max(count_over_time({app=~".+"} | json | drop pod [5m]))"#,
+    r#"sum_over_time({app=~".+"} | json | unwrap n | __error__="" [5m])"#,
+    r#"avg by (app) (avg_over_time({app=~".+"} | json | unwrap n | __error__="" [7m]))"#,
+    r#"quantile_over_time(0.9, {app=~".+"} | json | unwrap n | __error__="" [5m])"#,
+    r#"max by (app) (sum_over_time({app=~".+"} | json | drop __error__, __error_details__ | unwrap n [5m]))"#,
+    r#"last_over_time({app="a"} | json | unwrap n | __error__="" [5m]) - first_over_time({app="a"} | json | unwrap n | __error__="" [5m])"#,
+    r#"stddev_over_time({app=~".+"} | json | unwrap n | __error__="" [4m])"#,
+    r#"stdvar by (app) (rate({app=~".+"} | json | unwrap n | __error__="" [5m]))"#,
+    r#"sum(rate({app=~".+"}[5m])) / sum(rate({app=~".+"} | json | level="error" [5m]))"#,
+    r#"label_replace(sum by (host) (count_over_time({app=~".+"}[5m])), "h", "$1", "host", "h(.*)")"#,
+    r#"sort_desc(sum by (pod) (bytes_over_time({app=~".+"}[5m])))"#,
+    r#"count_over_time({app=~".+"}[5m]) > 3"#,
+    r#"sum by (app) (count_over_time({app=~".+"}[5m])) * 2 + 1"#,
+    r#"max_over_time({app=~".+"} | json | unwrap n [5m]) by (host)"#,
+    r#"sum without (pod) (avg_over_time({app=~".+"} | json | unwrap n [5m]))"#,
+    r#"sum by (app) (count_over_time({app=~".+"}[10m] offset 7m))"#,
+    r#"count_over_time({app="a"}[5m]) - count_over_time({app="a"}[5m] offset 20m)"#,
+    r#"avg_over_time({app=~"a|b"} | json | unwrap n | __error__="" [5m] offset 1h)"#,
 ];
 
 #[test]
 fn what_is_not_shardable_runs_unsharded() {
     let not = [
-        r#"sum(sum by (c) (rate({a="b"}[5m])))"#,
-        r#"rate({a="b"} | unwrap x [5m])"#,
-        r#"avg(count_over_time({a="b"}[5m]))"#,
-        r#"count by (c) (count_over_time({a="b"}[5m]))"#,
-        r#"topk(2, count_over_time({a="b"}[5m]))"#,
-        r#"max(count_over_time({a="b"}[5m]))"#,
-        r#"sum(max_over_time({a="b"} | unwrap x [5m]))"#,
-        r#"max(min_over_time({a="b"} | unwrap x [5m]))"#,
-        r#"sum_over_time({a="b"} | unwrap x [5m])"#,
-        r#"quantile_over_time(0.5, {a="b"} | unwrap x [5m])"#,
-        r#"count_over_time({a="b"}[5m] offset 1m)"#,
-        r#"count_over_time({a="b"}[5m]) + 1"#,
-        r#"label_replace(count_over_time({a="b"}[5m]), "x", "$1", "a", "(.*)")"#,
+        r#"sum(sum_over_time({a="b"} | unwrap x [5m]))"#,
+        r#"sum(avg_over_time({a="b"} | json | keep c | unwrap x [5m]))"#,
+        r#"quantile_over_time(0.5, {a="b"} | label_format c="{{.d}}" | unwrap x [5m])"#,
+        r#"stddev_over_time({a="b"} | unpack | unwrap x [5m])"#,
         r#"absent_over_time({a="b"}[5m])"#,
         r#"{a="b"}"#,
         "vector(1)",
+        "1 + 2",
     ];
     for q in not {
         assert_eq!(shard_plan(&parse_expr(q).unwrap()), None, "{q}");
@@ -122,10 +138,32 @@ fn what_is_not_shardable_runs_unsharded() {
     for q in SHARDABLE {
         assert!(shard_plan(&parse_expr(q).unwrap()).is_some(), "{q}");
     }
-    // a rate's leg is its integer total, divided once
+    // a rate's leg is its integer total, divided once; a sum's grouping goes into its leg
     let p = shard_plan(&parse_expr(r#"sum by (x) (rate({a="b"}[90s]))"#).unwrap()).unwrap();
-    assert_eq!(p.leg.to_string(), r#"sum by (x)(count_over_time({a="b"}[1m30s]))"#);
-    assert_eq!(p.combine, Combine::AddThenDivide(90.0));
+    assert_eq!(p.legs.len(), 1);
+    assert_eq!(p.legs[0].query.to_string(), r#"sum by (x)(count_over_time({a="b"}[1m30s]))"#);
+    assert_eq!(p.legs[0].combine, Combine::AddThenDivide(90.0));
+    // an average of rates is computed from their totals, as the engine computes it
+    let p = shard_plan(&parse_expr(r#"avg(rate({a="b"}[1m]))"#).unwrap()).unwrap();
+    assert_eq!(p.legs[0].query.to_string(), r#"count_over_time({a="b"}[1m])"#);
+    assert_eq!(p.legs[0].combine, Combine::Add);
+    // two range aggregations, two legs; a range aggregation asked twice, one
+    let p = shard_plan(
+        &parse_expr(r#"sum(rate({a="b"}[1m])) / sum(rate({a="b"}[1m])) + topk(2, sum_over_time({a="c"} | json | drop __error__ | unwrap x [2m]))"#)
+            .unwrap(),
+    )
+    .unwrap();
+    let legs: Vec<_> = p.legs.iter().map(|l| (l.query.to_string(), l.combine)).collect();
+    assert_eq!(
+        legs,
+        [
+            (r#"sum(count_over_time({a="b"}[1m]))"#.to_string(), Combine::AddThenDivide(60.0)),
+            (
+                r#"sum_over_time({a="c"} | json | drop __error__ | unwrap x[2m])"#.to_string(),
+                Combine::Concat
+            ),
+        ]
+    );
 }
 
 fn matrix(r: QueryResult) -> Vec<Series> {
@@ -144,21 +182,25 @@ fn sharded_split(
     (s, e, step): (i64, i64, i64),
     limits: &Limits,
 ) -> Option<Result<Vec<Series>, EngineError>> {
-    // the leg goes to the queriers as text
-    let leg = parse_expr(&plan.leg.to_string()).unwrap();
-    let mut parts = Vec::new();
-    let mut errors = Vec::new();
-    for i in 0..n {
-        let shard = shard_of(src, Shard::new(i, n).unwrap());
-        match evaluate(&leg, &params(s, e, step), limits, &shard) {
-            Ok(out) => parts.push(matrix(out.result)),
-            Err(e) => errors.push(e),
+    // the shards' legs have no series limit: the evaluated whole has
+    let leg_limits = Limits { max_query_series: usize::MAX, ..limits.clone() };
+    let mut combined = Vec::new();
+    for (k, leg) in plan.legs.iter().enumerate() {
+        // the leg goes to the queriers as text
+        let query = parse_expr(&leg.query.to_string()).unwrap();
+        let mut parts = Vec::new();
+        for i in 0..n {
+            let shard = shard_of(src, Shard::new(i, n).unwrap());
+            match evaluate(&query, &params(s, e, step), &leg_limits, &shard) {
+                Ok(out) => parts.push(matrix(out.result)),
+                // a failing leg: the split runs unsharded (and fails as the whole does)
+                Err(_) => return None,
+            }
         }
+        combined.push(plan.combine(k, parts).ok()?);
     }
-    if let Some(e) = merge_errors(errors) {
-        return Some(Err(e));
-    }
-    plan.combine(parts).ok().map(Ok)
+    let mem = crate::engine::QueryMemory::new(0);
+    Some(plan.evaluate(combined, &params(s, e, step), limits, &mem).map(matrix))
 }
 
 #[test]
@@ -169,9 +211,9 @@ fn a_sharded_query_equals_the_whole_query() {
     let intervals = [13 * MIN, 30 * MIN, HOUR, 10 * HOUR];
     let (mut compared, mut with_data, mut spanning, mut undecided, mut failed) = (0, 0, 0, 0, 0);
     for q in SHARDABLE {
-        let expr = parse_expr(q).unwrap();
+        let expr = parse_expr(q).unwrap_or_else(|e| panic!("{q}: {e}"));
         let plan = shard_plan(&expr).unwrap();
-        for n in 1..=8u32 {
+        for n in [1, 2, 3, 5, 8] {
             let step = rng.pick(&steps);
             let interval = rng.pick(&intervals);
             let start = T0 - 20 * MIN + rng.below(3 * HOUR as u64) as i64;
@@ -225,9 +267,11 @@ fn a_sharded_query_equals_the_whole_query() {
             spanning += usize::from(n > 1 && m.len() < 36);
         }
     }
-    assert!(compared > SHARDABLE.len() * 5, "compared {compared}");
-    assert!(with_data > SHARDABLE.len() * 4, "with data {with_data}");
-    assert!(spanning > SHARDABLE.len() * 3, "spanning {spanning}");
+    // (five shard counts per query)
+    println!("compared {compared}, with data {with_data}, spanning {spanning}, undecided {undecided}, failed {failed}");
+    assert!(compared > SHARDABLE.len() * 3, "compared {compared}");
+    assert!(with_data > SHARDABLE.len() * 2, "with data {with_data}");
+    assert!(spanning > SHARDABLE.len() * 2, "spanning {spanning}");
     assert!(failed > 8, "failed {failed}");
     // zero ties happen with this data, and are run unsharded
     assert!(undecided > 0, "undecided {undecided}");
@@ -242,21 +286,31 @@ fn the_shards_are_combined_by_series_and_step() {
     };
     let plan = |q: &str| shard_plan(&parse_expr(q).unwrap()).unwrap();
     let rate = plan(r#"rate({a="b"}[2s])"#);
-    let got = rate.combine(vec![vec![s("x", &[(1, 1.0), (2, 3.0)])], vec![s("x", &[(2, 4.0)])]]);
+    let got = rate.combine(0, vec![vec![s("x", &[(1, 1.0), (2, 3.0)])], vec![s("x", &[(2, 4.0)])]]);
     assert_eq!(got.unwrap(), vec![s("x", &[(1, 0.5), (2, 3.5)])]);
     let max = plan(r#"max_over_time({a="b"} | unwrap x [2s])"#);
-    let got = max.combine(vec![
-        vec![s("x", &[(1, f64::NAN), (2, -1.0)]), s("y", &[(1, 0.0)])],
-        vec![s("x", &[(1, 2.0), (2, f64::NAN)])],
-    ]);
+    let got = max.combine(
+        0,
+        vec![
+            vec![s("x", &[(1, f64::NAN), (2, -1.0)]), s("y", &[(1, 0.0)])],
+            vec![s("x", &[(1, 2.0), (2, f64::NAN)])],
+        ],
+    );
     let got = got.unwrap();
     assert_eq!(got[0].samples[0].value, 2.0);
     assert_eq!(got[0].samples[1].value, -1.0);
     // a zero alone is decided; a zero from two shards is not
     assert_eq!(got[1], s("y", &[(1, 0.0)]));
-    let tie = max.combine(vec![vec![s("x", &[(1, -0.0)])], vec![s("x", &[(1, 0.0)])]]);
+    let tie = max.combine(0, vec![vec![s("x", &[(1, -0.0)])], vec![s("x", &[(1, 0.0)])]]);
     assert_eq!(tie, Err(Undecided));
     let min = plan(r#"min_over_time({a="b"} | unwrap x [2s])"#);
-    let got = min.combine(vec![vec![s("x", &[(1, 5.0)])], vec![s("x", &[(1, -5.0)])]]);
+    let got = min.combine(0, vec![vec![s("x", &[(1, 5.0)])], vec![s("x", &[(1, -5.0)])]]);
     assert_eq!(got.unwrap(), vec![s("x", &[(1, -5.0)])]);
+    // whole series put together; one in two shards' answers is undecided
+    let concat = plan(r#"sum_over_time({a="b"} | unwrap x [2s])"#);
+    assert_eq!(concat.legs[0].combine, Combine::Concat);
+    let got = concat.combine(0, vec![vec![s("x", &[(1, 0.5)])], vec![s("y", &[(2, -0.0)])]]);
+    assert_eq!(got.unwrap(), vec![s("x", &[(1, 0.5)]), s("y", &[(2, -0.0)])]);
+    let twice = concat.combine(0, vec![vec![s("x", &[(1, 0.5)])], vec![s("x", &[(2, 1.0)])]]);
+    assert_eq!(twice, Err(Undecided));
 }
