@@ -105,7 +105,15 @@ impl QueryFrontend {
             }
         }
         let total = requests.len();
-        let outcomes = self.run_parts(tenant, &q, requests).await;
+        // a sharded query runs up to `tsdb_max_query_parallelism` parts at once (Loki's
+        // parallelism for the sub-queries of TSDB schemas), others `max_query_parallelism`
+        let limits = self.limits();
+        let parallelism = if counts.iter().any(|&n| n > 1) {
+            limits.tsdb_max_query_parallelism
+        } else {
+            limits.max_query_parallelism
+        };
+        let outcomes = self.run_parts(tenant, &q, requests, parallelism).await;
         let (outcomes, legs) = match shard_plan {
             // the queue refused a request: the query fails with it
             Some(_) if outcomes.len() < total => (outcomes, 0),
@@ -261,7 +269,7 @@ impl QueryFrontend {
         }
     }
 
-    /// Runs the part requests, at most `max_query_parallelism` at once, and returns their
+    /// Runs the part requests, at most `parallelism` at once, and returns their
     /// outcomes in split order: all of them for a metric query; for a log query, those up to
     /// the first failure or up to the one that brings the entries to `limit` (the rest are
     /// dropped, which cancels them).
@@ -270,8 +278,9 @@ impl QueryFrontend {
         tenant: &str,
         q: &RangeQuery,
         requests: Vec<HttpRequest>,
+        parallelism: usize,
     ) -> Vec<Outcome> {
-        let parallelism = self.limits().max_query_parallelism.max(1);
+        let parallelism = parallelism.max(1);
         let next = self.next();
         let tenant = tenant.to_string();
         let mut answers = futures::stream::iter(requests)
