@@ -228,12 +228,13 @@ fn single(args: &Args, dir: &Path, limits: &str, extra: &str) -> Result<Deployme
     })
 }
 
-/// Pushes `--mb` with the bench's usual load (100 streams over 50 minutes, two clients), the
-/// newest timestamps `--age` minutes before now, then flushes. Prints what it pushed.
+/// Pushes `--mb` with the bench's usual load (100 streams over `--span` minutes, 50 by
+/// default, two clients), the newest timestamps `--age` minutes before now, then flushes.
+/// Prints what it pushed.
 fn push(args: &Args, lines: Vec<Vec<String>>, dep: &Deployment) -> Result<Pushed> {
     let streams = SYSTEMS.len() * args.instances;
     let per_stream = args.mb * 1024 * 1024 / streams;
-    let span = 50 * 60 * 1_000_000_000i64;
+    let span = args.span_min as i64 * 60 * 1_000_000_000i64;
     let t0 = now_ns() - args.age_min as i64 * 60_000_000_000 - span;
     let raw = Arc::new(AtomicUsize::new(0));
     let nlines = Arc::new(AtomicUsize::new(0));

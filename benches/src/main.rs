@@ -48,6 +48,8 @@ struct Args {
     frontend: Option<FrontendMode>,
     /// Minutes between the newest pushed timestamp and now (the frontend modes).
     age_min: u64,
+    /// Minutes the pushed timestamps span (the frontend modes).
+    span_min: u64,
     /// The dashboard's step and `$__interval`, in seconds.
     step_s: u64,
     /// Lines appended to the bench's `limits_config` block (the frontend modes).
@@ -77,6 +79,7 @@ fn parse_args() -> Result<Args> {
         query_during_burst: false,
         frontend: None,
         age_min: 0,
+        span_min: 50,
         step_s: 120,
         limits: String::new(),
     };
@@ -116,6 +119,10 @@ fn parse_args() -> Result<Args> {
                 a.age_min = v()?.parse()?;
                 i += 1;
             }
+            "--span" => {
+                a.span_min = v()?.parse::<u64>()?.max(1);
+                i += 1;
+            }
             "--limits" => {
                 a.limits = v()?;
                 i += 1;
@@ -141,7 +148,7 @@ fn parse_args() -> Result<Args> {
 
 const USAGE: &str =
     "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws] [--instances N] [--keep] [--query-during-burst]
-                   [--cache-repeat | --dashboard [--step S] | --scale-out] [--age MIN] [--limits YAML]
+                   [--cache-repeat | --dashboard [--step S] | --scale-out] [--age MIN] [--span MIN] [--limits YAML]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
   --data DIR    the loghub samples to replicate (default tests/data/loghub)
@@ -171,6 +178,8 @@ const USAGE: &str =
                 query-frontend with two queriers against one querier alone, over the same
                 flushed store, 3 alternating rounds; median wall time and CPU
   --age MIN     (frontend modes) the newest pushed timestamp MIN minutes before now
+  --span MIN    (frontend modes) the pushed timestamps span MIN minutes (default 50; 1440
+                spreads the data over the dashboard's 24 hours)
   --limits YAML (frontend modes) lines appended to every process's limits_config block,
                 e.g. $'  split_queries_by_interval: 15m\n'";
 
