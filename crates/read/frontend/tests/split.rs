@@ -519,8 +519,9 @@ const SHARDED_QUERIES: &[&str] = &[
     r#"sum(rate({app=~".+"}[1m])) / sum(count_over_time({app=~".+"}[1m]))"#,
     r#"avg by (app) (count_over_time({app=~".+"}[3m]))"#,
     r#"quantile_over_time(0.9, {app=~".+"} | logfmt | unwrap dur [5m])"#,
-    r#"sum by (app) (avg_over_time({app=~".+"} | logfmt | unwrap n [4m] offset 2m))"#,
+    r#"sum by (app) (bytes_over_time({app=~".+"} |= "warn" [4m] offset 2m))"#,
     // not shardable: run unsharded
+    r#"sum by (app) (avg_over_time({app=~".+"} | logfmt | unwrap n [4m] offset 2m))"#,
     r#"avg_over_time({app="a"} | logfmt | unwrap n [4m]) by (host)"#,
     r#"sum(sum_over_time({app=~".+"} | logfmt | unwrap dur [2m]))"#,
     r#"absent_over_time({app="nope"}[5m])"#,

@@ -38,7 +38,10 @@
 //!   no `drop` of anything but `__error__` and `__error_details__`, no `label_format`, no
 //!   `unpack`): each of its series is made of one stream's entries, so the shard holding the
 //!   stream computes the series whole, and the shards' series are put together
-//!   ([`Combine::Concat`]). Should a series still come from streams of two shards (an
+//!   ([`Combine::Concat`]). Only where the shards' series are no more than the answer's or
+//!   the streams' (the query is this range aggregation alone, or its pipeline has no parser):
+//!   under an aggregation, a parser's labels could make a series of every line, all sent
+//!   to the frontend where one querier would have aggregated them. Should a series still come from streams of two shards (an
 //!   `unwrap` of a stream label removes that label from the series), it is in both shards'
 //!   answers and [`ShardPlan::combine`] says [`Undecided`]. A series in one shard's answer
 //!   only got no sample from another shard's streams at any step of the part (it would have
@@ -117,12 +120,14 @@ pub fn shard_plan(expr: &Expr) -> Option<ShardPlan> {
     if leaves.is_empty() {
         return None;
     }
-    let legs = leaves.into_iter().map(leg).collect::<Option<Vec<_>>>()?;
+    // the query is one range aggregation: its series are the answer's
+    let alone = matches!(unparen(e), SampleExpr::RangeAggregation { .. });
+    let legs = leaves.into_iter().map(|l| leg(l, alone)).collect::<Option<Vec<_>>>()?;
     Some(ShardPlan { expr: e.clone(), legs })
 }
 
 /// How one range aggregation (with its effective grouping) runs on the shards.
-fn leg(leaf: SampleExpr) -> Option<Leg> {
+fn leg(leaf: SampleExpr, alone: bool) -> Option<Leg> {
     let SampleExpr::RangeAggregation { op, range, param, grouping } = &leaf else {
         return None;
     };
@@ -134,7 +139,12 @@ fn leg(leaf: SampleExpr) -> Option<Leg> {
         RangeOp::MaxOverTime => (*op, Combine::Max),
         RangeOp::MinOverTime => (*op, Combine::Min),
         RangeOp::AbsentOverTime => return None,
-        _ if grouping.is_none() && keeps_stream_labels(&range.selector) => (*op, Combine::Concat),
+        _ if grouping.is_none()
+            && keeps_stream_labels(&range.selector)
+            && (alone || !has_parser(&range.selector)) =>
+        {
+            (*op, Combine::Concat)
+        }
         _ => return None,
     };
     let bare = SampleExpr::RangeAggregation {
@@ -184,6 +194,19 @@ fn keeps_stream_labels(selector: &LogSelectorExpr) -> bool {
         Stage::Drop(ms) => ms.iter().all(error_label),
         Stage::LabelFormat(_) | Stage::Keep(_) => false,
     })
+}
+
+/// Whether `selector`'s pipeline parses lines into labels (its series may then be many more
+/// than its streams).
+fn has_parser(selector: &LogSelectorExpr) -> bool {
+    selector.stages.iter().any(|s| matches!(s, Stage::Parser(_)))
+}
+
+fn unparen(mut e: &SampleExpr) -> &SampleExpr {
+    while let SampleExpr::Paren(inner) = e {
+        e = inner;
+    }
+    e
 }
 
 fn per_second(range: &LogRangeExpr) -> Combine {

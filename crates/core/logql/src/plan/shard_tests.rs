@@ -19,7 +19,8 @@ const HOUR: i64 = 60 * MIN;
 const T0: i64 = 1_793_491_200 * SEC;
 
 /// 36 streams over `[T0, T0 + 3h)` (3 apps x 4 hosts x 3 pods), JSON lines with a level, a
-/// number `n` (sometimes missing, sometimes `0` or `-0`, sometimes fractional) and a code.
+/// number `n` (sometimes missing, sometimes `0` or `-0`, sometimes fractional) and a code,
+/// and a number `m` in the structured metadata of most entries.
 fn random_source(rng: &mut Rng) -> MemSource {
     let mut streams = Vec::new();
     for app in ["a", "b", "c"] {
@@ -48,7 +49,15 @@ fn random_source(rng: &mut Rng) -> MemSource {
                         rng.pick(&["info", "warn", "error"]),
                         rng.pick(&[200, 404, 500]),
                     );
-                    entries.push(Entry { ts, line, structured_metadata: Vec::new() });
+                    // a number in structured metadata too, on two entries of three (`m`)
+                    let structured_metadata = match rng.below(3) {
+                        0 => Vec::new(),
+                        _ => vec![skald_model::Label::new(
+                            "m",
+                            format!("{}.{}", rng.below(50) as i64 - 10, rng.below(10)),
+                        )],
+                    };
+                    entries.push(Entry { ts, line, structured_metadata });
                 }
                 entries.sort_by_key(|e| e.ts);
                 streams.push(Stream { labels: labels.clone(), entries });
@@ -102,19 +111,21 @@ const SHARDABLE: &[&str] = &[
     r#"bottomk(2, sum by (host) (rate({app=~".+"}[5m])))"#,
     r#"max(count_over_time({app=~".+"} | json | drop pod [5m]))"#,
     r#"sum_over_time({app=~".+"} | json | unwrap n | __error__="" [5m])"#,
-    r#"avg by (app) (avg_over_time({app=~".+"} | json | unwrap n | __error__="" [7m]))"#,
+    r#"avg by (app) (avg_over_time({app=~".+"} | unwrap m | __error__="" [7m]))"#,
     r#"quantile_over_time(0.9, {app=~".+"} | json | unwrap n | __error__="" [5m])"#,
-    r#"max by (app) (sum_over_time({app=~".+"} | json | drop __error__, __error_details__ | unwrap n [5m]))"#,
-    r#"last_over_time({app="a"} | json | unwrap n | __error__="" [5m]) - first_over_time({app="a"} | json | unwrap n | __error__="" [5m])"#,
+    r#"max by (app) (sum_over_time({app=~".+"} | drop __error__, __error_details__ | unwrap m [5m]))"#,
+    r#"last_over_time({app="a"} | unwrap m | __error__="" [5m]) - first_over_time({app="a"} | unwrap m | __error__="" [5m])"#,
     r#"stddev_over_time({app=~".+"} | json | unwrap n | __error__="" [4m])"#,
-    r#"stdvar by (app) (rate({app=~".+"} | json | unwrap n | __error__="" [5m]))"#,
+    r#"stdvar by (app) (rate({app=~".+"} |= "error" | unwrap m | __error__="" [5m]))"#,
+    r#"quantile_over_time(0.5, {app=~".+"} | json | unwrap m [5m])"#,
     r#"sum(rate({app=~".+"}[5m])) / sum(rate({app=~".+"} | json | level="error" [5m]))"#,
     r#"label_replace(sum by (host) (count_over_time({app=~".+"}[5m])), "h", "$1", "host", "h(.*)")"#,
     r#"sort_desc(sum by (pod) (bytes_over_time({app=~".+"}[5m])))"#,
     r#"count_over_time({app=~".+"}[5m]) > 3"#,
     r#"sum by (app) (count_over_time({app=~".+"}[5m])) * 2 + 1"#,
     r#"max_over_time({app=~".+"} | json | unwrap n [5m]) by (host)"#,
-    r#"sum without (pod) (avg_over_time({app=~".+"} | json | unwrap n [5m]))"#,
+    r#"sum without (pod) (avg_over_time({app=~".+"} | unwrap m [5m]))"#,
+    r#"topk(4, rate({app=~"a|b"} | unwrap m | m > 5 [5m]))"#,
     r#"sum by (app) (count_over_time({app=~".+"}[10m] offset 7m))"#,
     r#"count_over_time({app="a"}[5m]) - count_over_time({app="a"}[5m] offset 20m)"#,
     r#"avg_over_time({app=~"a|b"} | json | unwrap n | __error__="" [5m] offset 1h)"#,
@@ -124,7 +135,9 @@ const SHARDABLE: &[&str] = &[
 fn what_is_not_shardable_runs_unsharded() {
     let not = [
         r#"sum(sum_over_time({a="b"} | unwrap x [5m]))"#,
-        r#"sum(avg_over_time({a="b"} | json | keep c | unwrap x [5m]))"#,
+        r#"sum(avg_over_time({a="b"} | keep c | unwrap x [5m]))"#,
+        // a parser under an aggregation: possibly a series per line, sent to the frontend
+        r#"avg(avg_over_time({a="b"} | json | unwrap x [5m]))"#,
         r#"quantile_over_time(0.5, {a="b"} | label_format c="{{.d}}" | unwrap x [5m])"#,
         r#"stddev_over_time({a="b"} | unpack | unwrap x [5m])"#,
         r#"absent_over_time({a="b"}[5m])"#,
@@ -149,7 +162,7 @@ fn what_is_not_shardable_runs_unsharded() {
     assert_eq!(p.legs[0].combine, Combine::Add);
     // two range aggregations, two legs; a range aggregation asked twice, one
     let p = shard_plan(
-        &parse_expr(r#"sum(rate({a="b"}[1m])) / sum(rate({a="b"}[1m])) + topk(2, sum_over_time({a="c"} | json | drop __error__ | unwrap x [2m]))"#)
+        &parse_expr(r#"sum(rate({a="b"}[1m])) / sum(rate({a="b"}[1m])) + topk(2, sum_over_time({a="c"} | drop __error__ | unwrap x [2m]))"#)
             .unwrap(),
     )
     .unwrap();
@@ -159,7 +172,7 @@ fn what_is_not_shardable_runs_unsharded() {
         [
             (r#"sum(count_over_time({a="b"}[1m]))"#.to_string(), Combine::AddThenDivide(60.0)),
             (
-                r#"sum_over_time({a="c"} | json | drop __error__ | unwrap x[2m])"#.to_string(),
+                r#"sum_over_time({a="c"} | drop __error__ | unwrap x[2m])"#.to_string(),
                 Combine::Concat
             ),
         ]
