@@ -141,12 +141,15 @@ impl StoreSource {
             }
         }
         // the payloads of the blocks to decode, for all the stream's chunks at once
-        let (store, stats) = (&*self.querier.chunks, &*self.stats);
-        let fetches = work.iter_mut().map(|(j, d)| {
-            let key = chunks[*j].key(&self.tenant);
-            async move { fetch_blocks(store, &key, &mut d.chunk, &d.blocks, stats).await }
-        });
-        self.wait(futures::future::try_join_all(fetches))??;
+        let unfetched = |d: &Decode| d.blocks.iter().any(|&i| !d.chunk.has_payload(i));
+        if work.iter().any(|(_, d)| unfetched(d)) {
+            let (store, stats) = (&*self.querier.chunks, &*self.stats);
+            let fetches = work.iter_mut().filter(|(_, d)| unfetched(d)).map(|(j, d)| {
+                let key = chunks[*j].key(&self.tenant);
+                async move { fetch_blocks(store, &key, &mut d.chunk, &d.blocks, stats).await }
+            });
+            self.wait(futures::future::try_join_all(fetches))??;
+        }
         let work: Vec<Decode> = work.into_iter().map(|(_, d)| d).collect();
         let mut parts = Vec::new();
         let labels = counts.labels.clone();
