@@ -238,12 +238,14 @@ impl Chunk {
 
     /// The bytes `range` of the chunk, when one piece held holds them all.
     fn slice(&self, range: std::ops::Range<u64>) -> Option<&[u8]> {
-        // the last piece starting at or before `range.start`
-        let at = self.pieces.partition_point(|(o, _)| *o <= range.start).checked_sub(1)?;
-        let (offset, bytes) = &self.pieces[at];
-        let start = usize::try_from(range.start - offset).ok()?;
-        let end = usize::try_from(range.end.checked_sub(*offset)?).ok()?;
-        bytes.get(start..end)
+        // the pieces starting at or before `range.start`, nearest first (pieces may overlap:
+        // a range fetched later can cover one held before)
+        let before = self.pieces.partition_point(|(o, _)| *o <= range.start);
+        self.pieces[..before].iter().rev().find_map(|(offset, bytes)| {
+            let start = usize::try_from(range.start - offset).ok()?;
+            let end = usize::try_from(range.end.checked_sub(*offset)?).ok()?;
+            bytes.get(start..end)
+        })
     }
 
     /// True when the payload of block `index` is held (always, for a whole chunk).

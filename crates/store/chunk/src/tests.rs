@@ -617,3 +617,24 @@ fn a_tail_is_checked_as_the_whole_chunk_is() {
         Chunk::parse(&data).unwrap().decode_block(n - 1).unwrap()
     );
 }
+
+#[test]
+fn overlapping_pieces_are_all_looked_at() {
+    let enc = build(&sample(5_000), 8 * 1024, Codec::Zstd);
+    let data = bytes::Bytes::from(enc.bytes.clone());
+    let whole = Chunk::from_bytes(data.clone()).unwrap();
+    let m = whole.blocks().to_vec();
+    let t = trailer_range(&data[data.len() - FOOTER_LEN..], whole.len()).unwrap().start as usize;
+    let mut c = Chunk::from_tail(data.slice(..HEADER_LEN), data.slice(t..), t as u64).unwrap();
+    let span = |a: usize, b: usize| {
+        m[a].offset as usize..(m[b].offset + u64::from(m[b].compressed_len)) as usize
+    };
+    // blocks 3..=5, then 2..=6 over them: block 6 lies in the later, wider piece only
+    c.add_bytes(m[3].offset, data.slice(span(3, 5))).unwrap();
+    c.add_bytes(m[2].offset, data.slice(span(2, 6))).unwrap();
+    assert_eq!(c.missing_ranges([2, 3, 4, 5, 6], 0), vec![]);
+    for i in 2..=6 {
+        assert_eq!(c.decode_block(i).unwrap(), whole.decode_block(i).unwrap(), "block {i}");
+    }
+    assert!(!c.has_payload(1) && !c.has_payload(7));
+}
