@@ -2,7 +2,9 @@
 //! `bytes_rate` over a selector without pipeline stages need only how many entries, and how
 //! many line bytes, each window holds. Version 2 chunks record both per block and per second
 //! (`skald_chunk::Chunk::block_stats`); when every window edge falls on a bucket edge, a block
-//! is answered from its buckets instead of being decompressed.
+//! is answered from its buckets instead of being decompressed. A chunk is fetched as its
+//! header and its end (block index and statistics, [`Need::Index`]); the payloads of the
+//! blocks that must be decoded are fetched afterwards, for all of a stream's chunks at once.
 //!
 //! Every entry counts once, exactly as on the decoding path, which keeps one entry per
 //! `(ts, line)` of a stream (`EntryBatch::sort_dedup`) and skips what the ingesters counted:
