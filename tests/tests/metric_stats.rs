@@ -187,3 +187,120 @@ fn check_counts(repush: bool) {
         decoded.as_secs_f64() / from_stats.as_secs_f64()
     );
 }
+
+/// Chunks read in parts (`querier/src/source/fetch.rs`): over a stream whose chunks are far
+/// larger than 64 KiB, queries whose range cuts them answer as computed here, from a count on
+/// the statistics (which reads the chunks' block index and statistics only) and from a line
+/// filter (which reads the blocks of the range only), and their `stats` say they read a part
+/// of the chunks' bytes and decompressed a part of their lines. (The single binary splits
+/// queries at the hour: a part of a query over everything reads a chunk cut by the hour in
+/// parts too.)
+#[test]
+fn chunks_a_range_cuts_are_read_in_parts() {
+    let dir = temp_dir("partial-reads");
+    let s = Skald::start(&dir, CONFIG);
+    let base = (now_ns() - 3600 * SEC).div_euclid(60 * SEC) * 60 * SEC;
+    // one stream, 20 000 lines 0.1 s apart over 2000 s, of pseudo-random hex (stored at
+    // about half their size: a chunk of about a megabyte)
+    let lines: Vec<(i64, String)> = (0..20_000i64)
+        .map(|i| {
+            let mut x = (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let text: String = (0..6)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    format!("{x:016x}")
+                })
+                .collect();
+            (base + i * 100_000_000 + 1_000_000, text)
+        })
+        .collect();
+    for batch in lines.chunks(2000) {
+        let values: Vec<Value> =
+            batch.iter().map(|(ts, text)| json!([ts.to_string(), text])).collect();
+        let body = json!({"streams": [{"stream": {"env": "partial"}, "values": values}]});
+        let r = post(
+            &format!("{}/loki/api/v1/push", s.url),
+            &[("Content-Type", "application/json"), ("X-Scope-OrgID", "t1")],
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+    flush(&s);
+
+    let run = |q: &str, start: i64, end: i64| {
+        let (st, en) = (start.to_string(), end.to_string());
+        let r = get(
+            &format!("{}/loki/api/v1/query_range", s.url),
+            &[("query", q), ("start", &st), ("end", &en), ("step", "60")],
+            &[("X-Scope-OrgID", "t1")],
+        );
+        assert_eq!(r.status, 200, "{q}: {}", r.body);
+        r.json()
+    };
+    let points = |v: &Value| -> Vec<(i64, String)> {
+        let result = v["data"]["result"].as_array().unwrap();
+        assert!(result.len() <= 1, "{v}");
+        result
+            .iter()
+            .flat_map(|s| s["values"].as_array().unwrap().iter())
+            .map(|p| (p[0].as_f64().unwrap() as i64, p[1].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let store =
+        |v: &Value, k: &str| v["data"]["stats"]["querier"]["store"]["chunk"][k].as_u64().unwrap();
+    let want = |start: i64, end: i64, keep: &dyn Fn(&str) -> bool| -> Vec<(i64, String)> {
+        (start / SEC..=end / SEC)
+            .step_by(60)
+            .filter_map(|t| {
+                let t_ns = t * SEC;
+                let n = lines
+                    .iter()
+                    .filter(|(ts, text)| *ts > t_ns - 60 * SEC && *ts <= t_ns && keep(text))
+                    .count();
+                (n > 0).then(|| (t, n.to_string()))
+            })
+            .collect()
+    };
+
+    // the chunks' size on disk
+    fn sizes(dir: &std::path::Path) -> u64 {
+        let entries = std::fs::read_dir(dir).into_iter().flatten().flatten();
+        entries
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => sizes(&e.path()),
+                Ok(_) if e.path().to_string_lossy().contains("/chunks/") => {
+                    e.metadata().map_or(0, |m| m.len())
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+    let whole = sizes(&dir);
+    assert!(whole > 256 << 10, "the chunks are too small to be read in parts: {whole} bytes");
+
+    // everything
+    let (all_start, all_end) = (base, base + 2100 * SEC);
+    let all = run(r#"sum(count_over_time({env="partial"} |= "ab" [1m]))"#, all_start, all_end);
+    assert_eq!(points(&all), want(all_start, all_end, &|t| t.contains("ab")));
+    assert!(store(&all, "decompressedLines") >= 20_000, "{all}");
+
+    // ten minutes in the middle
+    let (start, end) = (base + 600 * SEC, base + 1200 * SEC);
+    let filtered = run(r#"sum(count_over_time({env="partial"} |= "ab" [1m]))"#, start, end);
+    assert_eq!(points(&filtered), want(start, end, &|t| t.contains("ab")));
+    let (read, decoded) =
+        (store(&filtered, "compressedBytes"), store(&filtered, "decompressedLines"));
+    // blocks of about 250 s: the range and the minute before it overlap three or four of
+    // the eight, and the chunk's end is read too
+    assert!(read * 4 < whole * 3, "read {read} of {whole} bytes");
+    assert!((6_600..16_000).contains(&decoded), "{decoded} lines decompressed");
+
+    let counted = run(r#"sum(count_over_time({env="partial"}[1m]))"#, start, end);
+    assert_eq!(points(&counted), want(start, end, &|_| true));
+    let read = store(&counted, "compressedBytes");
+    assert!(read * 4 < whole, "read {read} of {whole} bytes for statistics");
+    assert_eq!(store(&counted, "decompressedLines"), 0, "{counted}");
+    assert!(s.log().lines().all(|l| !l.contains("corrupt chunk")), "{}", s.log());
+}

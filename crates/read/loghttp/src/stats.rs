@@ -6,13 +6,15 @@
 pub struct StoreFigures {
     /// Chunk refs the index gave (`totalChunksRef`).
     pub chunk_refs: u64,
-    /// Chunks fetched from the object store (`totalChunksDownloaded`).
+    /// Chunks fetched from the object store, whole or in part (`totalChunksDownloaded`).
     pub chunks_downloaded: u64,
-    /// Their size as stored (`compressedBytes`).
+    /// The bytes read from the object store (`compressedBytes`): a chunk read in parts
+    /// counts the parts.
     pub compressed_bytes: u64,
-    /// Their blocks' raw size (`decompressedBytes`), as the index records it.
+    /// The raw size of the blocks decompressed (`decompressedBytes`); a block counted from
+    /// its statistics is not.
     pub decompressed_bytes: u64,
-    /// Their entries (`decompressedLines`), as the index records them.
+    /// The entries of the blocks decompressed (`decompressedLines`).
     pub decompressed_lines: u64,
     /// Requests to the ingesters (`totalReached`, `totalBatches`).
     pub ingester_requests: u64,

@@ -1,10 +1,12 @@
 //! What one query read from storage and from the ingesters, for the `stats` object of its
 //! answer (`querier.store`, `ingester`): plain counters the source adds to once per chunk
-//! list or ingester answer, never per line.
+//! list, request, decoded block or ingester answer, never per line. They count what was
+//! done: the bytes read from the store (a chunk read in parts counts the parts), and the
+//! raw bytes and entries of the blocks decompressed (a block counted from its statistics,
+//! or outside the query's range, is not).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use skald_index::ChunkRef;
 use skald_loghttp::StoreFigures;
 use skald_model::Stream;
 use skald_proto::ingester::SeriesSamples;
@@ -33,12 +35,20 @@ impl StoreStats {
         add(&self.chunk_refs, n as u64);
     }
 
-    /// Chunks about to be fetched and decoded.
-    pub(crate) fn add_chunks(&self, chunks: &[ChunkRef]) {
-        add(&self.chunks_downloaded, chunks.len() as u64);
-        add(&self.compressed_bytes, chunks.iter().map(|c| c.compressed_bytes).sum());
-        add(&self.decompressed_bytes, chunks.iter().map(|c| c.uncompressed_bytes).sum());
-        add(&self.decompressed_lines, chunks.iter().map(|c| u64::from(c.entries)).sum());
+    /// `n` chunks taken by the query (fetched, whole or in part).
+    pub(crate) fn add_chunks(&self, n: usize) {
+        add(&self.chunks_downloaded, n as u64);
+    }
+
+    /// `n` bytes read from the chunk store.
+    pub(crate) fn add_fetched_bytes(&self, n: u64) {
+        add(&self.compressed_bytes, n);
+    }
+
+    /// One block decompressed: its raw length and entries.
+    pub(crate) fn add_decompressed(&self, raw_bytes: u64, entries: u64) {
+        add(&self.decompressed_bytes, raw_bytes);
+        add(&self.decompressed_lines, entries);
     }
 
     /// One ingester answer of entries.
@@ -85,17 +95,11 @@ mod tests {
     fn counts_chunks_and_ingester_answers() {
         let s = StoreStats::default();
         s.add_chunk_refs(3);
-        let chunk = |entries, raw, stored| ChunkRef {
-            fingerprint: 1,
-            from: 0,
-            through: 1,
-            checksum: 0,
-            entries,
-            uncompressed_bytes: raw,
-            compressed_bytes: stored,
-            stats_bytes: raw,
-        };
-        s.add_chunks(&[chunk(10, 1000, 300), chunk(5, 500, 200)]);
+        s.add_chunks(2);
+        s.add_fetched_bytes(300);
+        s.add_fetched_bytes(200);
+        s.add_decompressed(1000, 10);
+        s.add_decompressed(500, 5);
         let entry = |line: &str| Entry { ts: 1, line: line.into(), structured_metadata: vec![] };
         s.add_ingester_streams(&[Stream {
             labels: Labels::default(),

@@ -32,6 +32,12 @@ pub enum Error {
         /// The offending path.
         path: String,
     },
+    /// A range asked of an object reaches past its end (or is inverted).
+    #[error("a range asked of `{path}` is outside the object")]
+    RangeOutOfBounds {
+        /// The object's path.
+        path: String,
+    },
     /// The backend failed (after retries, for transient errors).
     #[error("object store `{op}` of `{path}` failed")]
     Backend {

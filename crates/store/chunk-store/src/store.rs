@@ -1,6 +1,7 @@
 //! The [`ChunkStore`] trait and [`ObjectChunkStore`], its `object_store` implementation.
 
 use std::future::Future;
+use std::ops::Range;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,15 @@ pub trait ChunkStore: Send + Sync {
 
     /// Fetches a chunk; [`Error::NotFound`] when it does not exist.
     async fn get(&self, key: &ChunkKey) -> Result<Bytes>;
+
+    /// Fetches the byte ranges `ranges` of a chunk (each `start..end`, within the chunk), in
+    /// `ranges` order: a reader that needs only some blocks of a chunk (and its block index)
+    /// asks only for those bytes. [`Error::NotFound`] when the chunk does not exist; an
+    /// error when a range reaches past its end. The default fetches the whole chunk.
+    async fn get_ranges(&self, key: &ChunkKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let bytes = self.get(key).await?;
+        slice_ranges(&bytes, ranges, key)
+    }
 
     /// Fetches several chunks concurrently; results are in `keys` order.
     async fn get_many(&self, keys: &[ChunkKey]) -> Vec<Result<Bytes>> {
@@ -135,6 +145,11 @@ pub struct ObjectChunkStore {
     config: ObjectChunkStoreConfig,
     permits: Semaphore,
     cache: ByteLru<ChunkKey, Bytes>,
+    /// The backend reads several ranges of one object in one call without reading what lies
+    /// between them (the local filesystem, memory); otherwise each range is its own request
+    /// (`object_store`'s S3 merges ranges less than 1 MiB apart into one request, which would
+    /// read most of a chunk to get its header and its trailer).
+    ranges_in_one_call: bool,
 }
 
 impl ObjectChunkStore {
@@ -142,12 +157,14 @@ impl ObjectChunkStore {
     pub fn new(store: Arc<dyn ObjectStore>, config: ObjectChunkStoreConfig) -> Self {
         let permits = Semaphore::new(config.max_concurrency.max(1));
         let cache = ByteLru::new(config.cache_bytes);
-        ObjectChunkStore { store, config, permits, cache }
+        ObjectChunkStore { store, config, permits, cache, ranges_in_one_call: false }
     }
 
     /// A store kept in memory (tests, single-process experiments).
     pub fn in_memory() -> Self {
-        ObjectChunkStore::new(Arc::new(InMemory::new()), ObjectChunkStoreConfig::default())
+        let store =
+            ObjectChunkStore::new(Arc::new(InMemory::new()), ObjectChunkStoreConfig::default());
+        ObjectChunkStore { ranges_in_one_call: true, ..store }
     }
 
     /// A store in the local directory `dir`, created if missing.
@@ -164,7 +181,8 @@ impl ObjectChunkStore {
             path: display,
             source,
         })?;
-        Ok(ObjectChunkStore::new(Arc::new(fs), config))
+        let store = ObjectChunkStore::new(Arc::new(fs), config);
+        Ok(ObjectChunkStore { ranges_in_one_call: true, ..store })
     }
 
     /// A store in an S3-compatible bucket. object_store's own retries are turned off: this
@@ -313,6 +331,36 @@ impl ChunkStore for ObjectChunkStore {
         Ok(bytes)
     }
 
+    /// From the cache when the whole chunk is there; else only the ranges are read (and not
+    /// cached).
+    async fn get_ranges(&self, key: &ChunkKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        key.validate()?;
+        if let Some(bytes) = self.cache.get(key) {
+            return slice_ranges(&bytes, ranges, key);
+        }
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = key.path();
+        let location = parse_path(&path)?;
+        let got = if self.ranges_in_one_call {
+            self.retry("get_range", &path, || self.store.get_ranges(&location, ranges)).await?
+        } else {
+            let (path, location) = (&path, &location);
+            let one = |r: &Range<u64>| {
+                let r = r.clone();
+                self.retry("get_range", path, move || self.store.get_range(location, r.clone()))
+            };
+            futures::future::try_join_all(ranges.iter().map(one)).await?
+        };
+        if got.len() != ranges.len()
+            || got.iter().zip(ranges).any(|(b, r)| b.len() as u64 != r.end.saturating_sub(r.start))
+        {
+            return Err(Error::RangeOutOfBounds { path: key.path() });
+        }
+        Ok(got)
+    }
+
     async fn delete(&self, key: &ChunkKey) -> Result<()> {
         key.validate()?;
         self.cache.remove(key);
@@ -349,6 +397,22 @@ impl ChunkStore for ObjectChunkStore {
         paths.sort_unstable();
         Ok(paths)
     }
+}
+
+/// `ranges` of `bytes`, the whole chunk at `key`.
+fn slice_ranges(bytes: &Bytes, ranges: &[Range<u64>], key: &ChunkKey) -> Result<Vec<Bytes>> {
+    ranges
+        .iter()
+        .map(|r| {
+            let (Ok(start), Ok(end)) = (usize::try_from(r.start), usize::try_from(r.end)) else {
+                return Err(Error::RangeOutOfBounds { path: key.path() });
+            };
+            if start > end || end > bytes.len() {
+                return Err(Error::RangeOutOfBounds { path: key.path() });
+            }
+            Ok(bytes.slice(start..end))
+        })
+        .collect()
 }
 
 /// Parses a relative object path, refusing anything `object_store` would reinterpret.

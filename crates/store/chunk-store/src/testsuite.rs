@@ -19,6 +19,7 @@ pub async fn run_all(store: &dyn ChunkStore) {
     invalid_keys_are_refused(store).await;
     objects_and_listing(store).await;
     get_many_keeps_order(store).await;
+    get_ranges_reads_the_asked_bytes(store).await;
     concurrent_puts(store).await;
 }
 
@@ -127,6 +128,28 @@ pub async fn get_many_keeps_order(store: &dyn ChunkStore) {
             assert!(r.expect_err("absent").is_not_found());
         }
     }
+}
+
+/// Ranges of a chunk read back as the bytes at those places, in the order asked; a range past
+/// the end is an error, a missing chunk is not found.
+#[allow(clippy::single_range_in_vec_init)] // lists of one range
+pub async fn get_ranges_reads_the_asked_bytes(store: &dyn ChunkStore) {
+    let k = key("suite-ranges", 1, 1_700_000_000_000_000_000);
+    let len = 3 * 1024 * 1024u64;
+    let data = Bytes::from((0..len).map(|b| (b % 251) as u8).collect::<Vec<u8>>());
+    store.put(&k, data.clone()).await.expect("put");
+    let ranges = [len - 16..len, 0..8, 100..70_000, 2_000_000..2_000_001];
+    let got = store.get_ranges(&k, &ranges).await.expect("get_ranges");
+    assert_eq!(got.len(), ranges.len());
+    for (r, b) in ranges.iter().zip(&got) {
+        assert_eq!(b, &data.slice(r.start as usize..r.end as usize), "range {r:?}");
+    }
+    assert!(store.get_ranges(&k, &[]).await.expect("no ranges").is_empty());
+    assert!(store.get_ranges(&k, &[len - 4..len + 4]).await.is_err(), "past the end");
+    let missing = key("suite-ranges", 2, 1_700_000_000_000_000_000);
+    let err = store.get_ranges(&missing, &[0..8]).await.expect_err("absent");
+    assert!(err.is_not_found(), "{err}");
+    store.delete(&k).await.expect("delete");
 }
 
 /// Many concurrent writers and readers see their own data.

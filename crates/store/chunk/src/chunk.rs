@@ -17,17 +17,177 @@ use crate::varint::Reader;
 /// Parsing checks the structure eagerly (magic, version, codec, trailer CRC, that blocks tile
 /// the data region and are time-ordered); each block's CRC is checked when it is decoded, or
 /// all at once by [`Chunk::verify`]. Cloning is cheap: the bytes are shared.
+///
+/// A chunk may hold only part of its bytes ([`Chunk::from_tail`]): its header and its tail
+/// (trailer and footer), which give the block index and the statistics, and the payloads of
+/// the blocks a reader asked for ([`Chunk::add_bytes`]). Decoding a block whose payload is
+/// not there is an [`Error::NotFetched`].
 #[derive(Debug, Clone)]
 pub struct Chunk {
-    data: Bytes,
+    /// The chunk's bytes held, as `(offset, bytes)` pieces sorted by offset, not overlapping:
+    /// one piece at 0 for a whole chunk.
+    pieces: Vec<(u64, Bytes)>,
+    /// The chunk's length in bytes.
+    len: u64,
     version: u8,
     codec: Codec,
     blocks: Vec<BlockMeta>,
     /// Width of the statistics buckets in ns; 0 when the chunk has none.
     stats_bucket_ns: i64,
-    /// Where each block's statistics record lies in `data` (empty: none). Empty for
+    /// Where each block's statistics record lies in the chunk (empty: none). Empty for
     /// version 1.
-    stats: Vec<std::ops::Range<usize>>,
+    stats: Vec<std::ops::Range<u64>>,
+}
+
+/// What parsing the header and the tail gives.
+struct Parsed {
+    version: u8,
+    codec: Codec,
+    blocks: Vec<BlockMeta>,
+    stats_bucket_ns: i64,
+    stats: Vec<std::ops::Range<u64>>,
+}
+
+/// Where the trailer of a chunk of `len` bytes lies, from its footer (the chunk's last
+/// [`FOOTER_LEN`] bytes): `trailer_offset..len - FOOTER_LEN`. A reader that fetches a chunk in
+/// parts reads at least this much of its end (and its header) to parse it with
+/// [`Chunk::from_tail`].
+pub fn trailer_range(footer: &[u8], len: u64) -> Result<std::ops::Range<u64>> {
+    if footer.len() != FOOTER_LEN || len < (HEADER_LEN + FOOTER_LEN) as u64 {
+        return Err(Error::corrupt("shorter than header and footer"));
+    }
+    let mut r = Reader::new(footer);
+    let trailer_offset = r.u64_le("footer")?;
+    let trailer_len = u64::from(r.u32_le("footer")?);
+    if r.bytes(4, "footer")? != MAGIC {
+        return Err(Error::corrupt("bad footer magic"));
+    }
+    let footer_start = len - FOOTER_LEN as u64;
+    if trailer_offset < HEADER_LEN as u64
+        || trailer_offset.checked_add(trailer_len) != Some(footer_start)
+    {
+        return Err(Error::corrupt("trailer position is out of bounds"));
+    }
+    Ok(trailer_offset..footer_start)
+}
+
+fn parse_header(header: &[u8]) -> Result<(u8, Codec)> {
+    if header.len() < HEADER_LEN {
+        return Err(Error::corrupt("shorter than header and footer"));
+    }
+    if header[0..4] != MAGIC {
+        return Err(Error::corrupt("bad header magic"));
+    }
+    let version = header[4];
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
+        return Err(Error::UnsupportedVersion { version });
+    }
+    let codec = Codec::from_byte(header[5])?;
+    if header[6] != 0 || header[7] != 0 {
+        return Err(Error::corrupt("reserved header bytes are not zero"));
+    }
+    Ok((version, codec))
+}
+
+/// Parses the block index and the statistics' places from `header` (at least the chunk's
+/// first 8 bytes) and `tail`, the chunk's bytes from `tail_offset` to its end.
+fn parse(header: &[u8], tail: &[u8], tail_offset: u64) -> Result<Parsed> {
+    let len = tail_offset
+        .checked_add(tail.len() as u64)
+        .ok_or_else(|| Error::corrupt("chunk length out of range"))?;
+    if len < (HEADER_LEN + FOOTER_LEN) as u64 || tail.len() < FOOTER_LEN {
+        return Err(Error::corrupt("shorter than header and footer"));
+    }
+    let (version, codec) = parse_header(header)?;
+    let v1 = version == FORMAT_VERSION_V1;
+    let footer_start_in_tail = tail.len() - FOOTER_LEN;
+    let trailer = trailer_range(&tail[footer_start_in_tail..], len)?;
+    let trailer_offset = trailer.start;
+    let trailer_len = usize::try_from(trailer.end - trailer.start)
+        .map_err(|_| Error::corrupt("trailer position is out of bounds"))?;
+    if trailer_offset < tail_offset {
+        return Err(Error::corrupt("the trailer starts before the bytes read"));
+    }
+    // within `tail`
+    let trailer_start = (trailer_offset - tail_offset) as usize;
+    if v1 && (trailer_len < 8 || !(trailer_len - 8).is_multiple_of(BLOCK_META_LEN)) {
+        return Err(Error::corrupt("trailer length is not a whole number of blocks"));
+    }
+    // version 2: count, metas, bucket width, at least one byte of statistics per block, CRC
+    if !v1 && trailer_len < 4 + BLOCK_META_LEN + 8 + 1 + 4 {
+        return Err(Error::corrupt("trailer is too short"));
+    }
+    let trailer = &tail[trailer_start..footer_start_in_tail];
+    let (body, crc) = trailer.split_at(trailer_len - 4);
+    let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    if crc32c::crc32c(body) != stored {
+        return Err(Error::corrupt("trailer checksum mismatch"));
+    }
+
+    let mut r = Reader::new(body);
+    let count = r.u32_le("trailer")? as usize;
+    let fits = if v1 {
+        count == (trailer_len - 8) / BLOCK_META_LEN
+    } else {
+        count.checked_mul(BLOCK_META_LEN + 1).is_some_and(|n| n + 16 <= trailer_len)
+    };
+    if count == 0 || !fits {
+        return Err(Error::corrupt("block count disagrees with the trailer length"));
+    }
+    let mut blocks = Vec::with_capacity(count);
+    let mut expected_offset = HEADER_LEN as u64;
+    for i in 0..count {
+        let b = BlockMeta::read(&mut r)?;
+        let raw_len = b.raw_len as usize;
+        let problem = if b.offset != expected_offset {
+            Some("blocks do not tile the data region")
+        } else if b.entries == 0 || b.min_ts > b.max_ts {
+            Some("empty block or inverted time range")
+        } else if raw_len > MAX_BLOCK_RAW_LEN {
+            Some("block raw length exceeds the maximum")
+        } else if (b.entries as usize).saturating_mul(MIN_ENTRY_RAW_LEN) > raw_len {
+            Some("block entry count does not fit its raw length")
+        } else if codec == Codec::None && b.compressed_len != b.raw_len {
+            Some("uncompressed block length mismatch")
+        } else if i > 0 && b.min_ts < blocks.last().map_or(i64::MIN, |p: &BlockMeta| p.max_ts) {
+            Some("blocks are not in time order")
+        } else {
+            None
+        };
+        if let Some(reason) = problem {
+            return Err(Error::corrupt(format!("block {i}: {reason}")));
+        }
+        expected_offset += u64::from(b.compressed_len);
+        blocks.push(b);
+    }
+    if expected_offset != trailer_offset {
+        return Err(Error::corrupt("blocks do not end where the trailer starts"));
+    }
+    if blocks.iter().map(|b| u64::from(b.entries)).sum::<u64>() > u64::from(u32::MAX) {
+        return Err(Error::corrupt("too many entries"));
+    }
+    let (mut stats_bucket_ns, mut stats) = (0, Vec::new());
+    if !v1 {
+        stats_bucket_ns = i64::try_from(r.u64_le("trailer")?)
+            .map_err(|_| Error::corrupt("statistics bucket width out of range"))?;
+        stats.reserve(count);
+        for i in 0..count {
+            let len = r.uvarint("statistics")?;
+            if len > 0 && stats_bucket_ns == 0 {
+                return Err(Error::corrupt(format!("block {i}: statistics without a width")));
+            }
+            let start = trailer_offset + (body.len() - r.remaining()) as u64;
+            r.bytes(
+                usize::try_from(len).map_err(|_| Error::corrupt("statistics record too long"))?,
+                "statistics",
+            )?;
+            stats.push(start..start + len);
+        }
+        if r.remaining() != 0 {
+            return Err(Error::corrupt("trailing bytes in the trailer"));
+        }
+    }
+    Ok(Parsed { version, codec, blocks, stats_bucket_ns, stats })
 }
 
 impl Chunk {
@@ -38,109 +198,98 @@ impl Chunk {
 
     /// Parses a chunk without copying.
     pub fn from_bytes(data: Bytes) -> Result<Chunk> {
-        if data.len() < HEADER_LEN + FOOTER_LEN {
-            return Err(Error::corrupt("shorter than header and footer"));
-        }
-        if data[0..4] != MAGIC {
-            return Err(Error::corrupt("bad header magic"));
-        }
-        let version = data[4];
-        if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
-            return Err(Error::UnsupportedVersion { version });
-        }
-        let v1 = version == FORMAT_VERSION_V1;
-        let codec = Codec::from_byte(data[5])?;
-        if data[6] != 0 || data[7] != 0 {
-            return Err(Error::corrupt("reserved header bytes are not zero"));
-        }
+        let p = parse(&data, &data, 0)?;
+        Ok(Chunk::from_parsed(p, data.len() as u64, vec![(0, data)]))
+    }
 
-        let footer_start = data.len() - FOOTER_LEN;
-        let mut footer = Reader::new(&data[footer_start..]);
-        let trailer_offset = footer.u64_le("footer")?;
-        let trailer_len = footer.u32_le("footer")? as usize;
-        if footer.bytes(4, "footer")? != MAGIC {
-            return Err(Error::corrupt("bad footer magic"));
-        }
-        let trailer_start = usize::try_from(trailer_offset)
-            .ok()
-            .filter(|&s| s >= HEADER_LEN && s.checked_add(trailer_len) == Some(footer_start))
-            .ok_or_else(|| Error::corrupt("trailer position is out of bounds"))?;
-        if v1 && (trailer_len < 8 || !(trailer_len - 8).is_multiple_of(BLOCK_META_LEN)) {
-            return Err(Error::corrupt("trailer length is not a whole number of blocks"));
-        }
-        // version 2: count, metas, bucket width, at least one byte of statistics per block, CRC
-        if !v1 && trailer_len < 4 + BLOCK_META_LEN + 8 + 1 + 4 {
-            return Err(Error::corrupt("trailer is too short"));
-        }
-        let trailer = &data[trailer_start..footer_start];
-        let (body, crc) = trailer.split_at(trailer_len - 4);
-        let stored = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-        if crc32c::crc32c(body) != stored {
-            return Err(Error::corrupt("trailer checksum mismatch"));
-        }
+    /// Parses a chunk from its `header` (its first [`HEADER_LEN`] bytes, or more) and `tail`,
+    /// its bytes from `tail_offset` to its end, which must hold the trailer and the footer
+    /// (see [`trailer_range`]). The chunk holds no block payload but those inside `header` or
+    /// `tail`; add the others with [`Chunk::add_bytes`]. Everything [`Chunk::from_bytes`]
+    /// checks before decoding a block is checked here.
+    pub fn from_tail(header: Bytes, tail: Bytes, tail_offset: u64) -> Result<Chunk> {
+        let p = parse(&header, &tail, tail_offset)?;
+        let len = tail_offset + tail.len() as u64;
+        let mut chunk = Chunk::from_parsed(p, len, vec![(tail_offset, tail)]);
+        chunk.add_bytes(0, header)?;
+        Ok(chunk)
+    }
 
-        let mut r = Reader::new(body);
-        let count = r.u32_le("trailer")? as usize;
-        let fits = if v1 {
-            count == (trailer_len - 8) / BLOCK_META_LEN
-        } else {
-            count.checked_mul(BLOCK_META_LEN + 1).is_some_and(|n| n + 16 <= trailer_len)
-        };
-        if count == 0 || !fits {
-            return Err(Error::corrupt("block count disagrees with the trailer length"));
+    fn from_parsed(p: Parsed, len: u64, pieces: Vec<(u64, Bytes)>) -> Chunk {
+        let Parsed { version, codec, blocks, stats_bucket_ns, stats } = p;
+        Chunk { pieces, len, version, codec, blocks, stats_bucket_ns, stats }
+    }
+
+    /// Adds `bytes`, the chunk's bytes from `offset` (payloads of blocks fetched after
+    /// [`Chunk::from_tail`]). Bytes already held are kept; the new piece must lie inside the
+    /// chunk. A payload is checked against its block's CRC when it is decoded.
+    pub fn add_bytes(&mut self, offset: u64, bytes: Bytes) -> Result<()> {
+        let end = offset
+            .checked_add(bytes.len() as u64)
+            .filter(|&e| e <= self.len)
+            .ok_or_else(|| Error::corrupt("bytes out of bounds"))?;
+        if bytes.is_empty() || self.slice(offset..end).is_some() {
+            return Ok(());
         }
-        let mut blocks = Vec::with_capacity(count);
-        let mut expected_offset = HEADER_LEN as u64;
-        for i in 0..count {
-            let b = BlockMeta::read(&mut r)?;
-            let raw_len = b.raw_len as usize;
-            let problem = if b.offset != expected_offset {
-                Some("blocks do not tile the data region")
-            } else if b.entries == 0 || b.min_ts > b.max_ts {
-                Some("empty block or inverted time range")
-            } else if raw_len > MAX_BLOCK_RAW_LEN {
-                Some("block raw length exceeds the maximum")
-            } else if (b.entries as usize).saturating_mul(MIN_ENTRY_RAW_LEN) > raw_len {
-                Some("block entry count does not fit its raw length")
-            } else if codec == Codec::None && b.compressed_len != b.raw_len {
-                Some("uncompressed block length mismatch")
-            } else if i > 0 && b.min_ts < blocks.last().map_or(i64::MIN, |p: &BlockMeta| p.max_ts) {
-                Some("blocks are not in time order")
-            } else {
-                None
-            };
-            if let Some(reason) = problem {
-                return Err(Error::corrupt(format!("block {i}: {reason}")));
+        let at = self.pieces.partition_point(|(o, _)| *o < offset);
+        self.pieces.insert(at, (offset, bytes));
+        Ok(())
+    }
+
+    /// The bytes `range` of the chunk, when one piece held holds them all.
+    fn slice(&self, range: std::ops::Range<u64>) -> Option<&[u8]> {
+        // the pieces starting at or before `range.start`, nearest first (pieces may overlap:
+        // a range fetched later can cover one held before)
+        let before = self.pieces.partition_point(|(o, _)| *o <= range.start);
+        self.pieces[..before].iter().rev().find_map(|(offset, bytes)| {
+            let start = usize::try_from(range.start - offset).ok()?;
+            let end = usize::try_from(range.end.checked_sub(*offset)?).ok()?;
+            bytes.get(start..end)
+        })
+    }
+
+    /// True when the payload of block `index` is held (always, for a whole chunk).
+    pub fn has_payload(&self, index: usize) -> bool {
+        self.blocks
+            .get(index)
+            .is_some_and(|b| self.slice(b.offset..b.offset + u64::from(b.compressed_len)).is_some())
+    }
+
+    /// The byte ranges to fetch for the payloads of `blocks` (indices, ascending) not held
+    /// yet: adjacent payloads, and those separated by at most `gap` bytes, in one range.
+    pub fn missing_ranges(
+        &self,
+        blocks: impl IntoIterator<Item = usize>,
+        gap: u64,
+    ) -> Vec<std::ops::Range<u64>> {
+        let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+        for i in blocks {
+            let Some(b) = self.blocks.get(i) else { continue };
+            if self.has_payload(i) {
+                continue;
             }
-            expected_offset += u64::from(b.compressed_len);
-            blocks.push(b);
-        }
-        if expected_offset != trailer_offset {
-            return Err(Error::corrupt("blocks do not end where the trailer starts"));
-        }
-        if blocks.iter().map(|b| u64::from(b.entries)).sum::<u64>() > u64::from(u32::MAX) {
-            return Err(Error::corrupt("too many entries"));
-        }
-        let (mut stats_bucket_ns, mut stats) = (0, Vec::new());
-        if !v1 {
-            stats_bucket_ns = i64::try_from(r.u64_le("trailer")?)
-                .map_err(|_| Error::corrupt("statistics bucket width out of range"))?;
-            stats.reserve(count);
-            for i in 0..count {
-                let len = usize::try_from(r.uvarint("statistics")?)
-                    .map_err(|_| Error::corrupt("statistics record too long"))?;
-                if len > 0 && stats_bucket_ns == 0 {
-                    return Err(Error::corrupt(format!("block {i}: statistics without a width")));
-                }
-                let start = trailer_start + (body.len() - r.remaining());
-                r.bytes(len, "statistics")?;
-                stats.push(start..start + len);
-            }
-            if r.remaining() != 0 {
-                return Err(Error::corrupt("trailing bytes in the trailer"));
+            let r = b.offset..b.offset + u64::from(b.compressed_len);
+            match out.last_mut() {
+                Some(last) if r.start >= last.end && r.start - last.end <= gap => last.end = r.end,
+                _ => out.push(r),
             }
         }
-        Ok(Chunk { data, version, codec, blocks, stats_bucket_ns, stats })
+        out
+    }
+
+    /// The chunk's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Never true: a chunk holds at least a header and a footer.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes held: of the whole chunk (one piece), or only some of them.
+    pub fn held_bytes(&self) -> u64 {
+        self.pieces.iter().map(|(_, b)| b.len() as u64).sum()
     }
 
     /// The format version named in the header (1 or 2).
@@ -169,16 +318,17 @@ impl Chunk {
         let Some(range) = self.stats.get(index).filter(|r| !r.is_empty()) else {
             return Ok(None);
         };
-        let rec = self
-            .data
-            .get(range.clone())
-            .ok_or_else(|| Error::corrupt("statistics out of bounds"))?;
+        let rec =
+            self.slice(range.clone()).ok_or_else(|| Error::corrupt("statistics out of bounds"))?;
         decode_block_stats(rec, self.stats_bucket_ns, meta, index)
     }
 
-    /// The chunk's bytes.
-    pub fn bytes(&self) -> &Bytes {
-        &self.data
+    /// The chunk's bytes, when it holds them all (`None` for a chunk read in parts).
+    pub fn bytes(&self) -> Option<&Bytes> {
+        match self.pieces.as_slice() {
+            [(0, data)] if data.len() as u64 == self.len => Some(data),
+            _ => None,
+        }
     }
 
     /// The codec named in the header.
@@ -212,9 +362,10 @@ impl Chunk {
         self.blocks.iter().map(|b| u64::from(b.raw_len)).sum()
     }
 
-    /// CRC32C of the whole chunk (the checksum in its object-store key).
-    pub fn checksum(&self) -> u32 {
-        crc32c::crc32c(&self.data)
+    /// CRC32C of the whole chunk (the checksum in its object-store key); `None` for a chunk
+    /// read in parts.
+    pub fn checksum(&self) -> Option<u32> {
+        self.bytes().map(|data| crc32c::crc32c(data))
     }
 
     /// Indices of the blocks that may hold entries in the half-open range `[start, end)`.
@@ -235,12 +386,11 @@ impl Chunk {
             .blocks
             .get(index)
             .ok_or(Error::BlockOutOfRange { index, blocks: self.blocks.len() })?;
-        // Offsets were validated against the data region in `from_bytes`.
-        let start = b.offset as usize;
+        // Offsets were validated against the data region when parsing; a missing payload
+        // was not fetched.
         let payload = self
-            .data
-            .get(start..start + b.compressed_len as usize)
-            .ok_or_else(|| Error::corrupt("block out of bounds"))?;
+            .slice(b.offset..b.offset + u64::from(b.compressed_len))
+            .ok_or(Error::NotFetched { index })?;
         let computed = crc32c::crc32c(payload);
         if computed != b.crc32c {
             return Err(Error::BlockChecksum { index, stored: b.crc32c, computed });

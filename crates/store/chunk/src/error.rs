@@ -66,6 +66,13 @@ pub enum Error {
         /// Codec byte found.
         codec: u8,
     },
+    /// A block of a chunk read in parts ([`crate::Chunk::from_tail`]) whose payload was not
+    /// added.
+    #[error("block {index} was not fetched")]
+    NotFetched {
+        /// Block index.
+        index: usize,
+    },
     /// `decode_block` was called with an index past the last block.
     #[error("block index {index} out of range ({blocks} blocks)")]
     BlockOutOfRange {

@@ -37,7 +37,7 @@ mod varint;
 
 pub use block::DecodedBlock;
 pub use builder::{ChunkBuilder, EncodedChunk};
-pub use chunk::{decompress_capped, BlockReader, Chunk, ChunkEntries};
+pub use chunk::{decompress_capped, trailer_range, BlockReader, Chunk, ChunkEntries};
 pub use error::{Error, Result};
 pub use format::{
     BlockMeta, Codec, BLOCK_META_LEN, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FOOTER_LEN,

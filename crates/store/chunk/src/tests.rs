@@ -53,7 +53,7 @@ fn roundtrip_many_blocks() {
     assert_eq!(c.through(), entries[19_999].ts);
     assert_eq!((enc.from, enc.through), (c.from(), c.through()));
     assert_eq!(enc.checksum, crc32c::crc32c(&enc.bytes));
-    assert_eq!(c.checksum(), enc.checksum);
+    assert_eq!(c.checksum(), Some(enc.checksum));
     assert_eq!(c.uncompressed_bytes(), enc.uncompressed_bytes);
     assert!(enc.bytes.len() * 4 < enc.uncompressed_bytes as usize, "compresses well");
     c.verify().unwrap();
@@ -502,4 +502,139 @@ proptest! {
             }
         }
     }
+}
+
+/// A chunk read as its header and tail, with the payloads of some blocks added: the block
+/// index and the statistics are those of the whole chunk, and the entries of a time range
+/// read from the blocks overlapping it are exactly the whole chunk's.
+fn read_in_parts(bytes: &[u8], tail_len: usize) -> Chunk {
+    let data = bytes::Bytes::copy_from_slice(bytes);
+    let len = data.len() as u64;
+    let tail_offset = data.len() - tail_len;
+    let trailer = trailer_range(&data[data.len() - FOOTER_LEN..], len).unwrap();
+    assert!(trailer.start >= tail_offset as u64, "the tail must hold the trailer");
+    Chunk::from_tail(data.slice(..HEADER_LEN), data.slice(tail_offset..), tail_offset as u64)
+        .unwrap()
+}
+
+#[test]
+fn a_chunk_read_in_parts_answers_as_the_whole() {
+    for version in [FORMAT_VERSION, FORMAT_VERSION_V1] {
+        for codec in [Codec::Zstd, Codec::None] {
+            let entries = sample(5_000);
+            let mut b = ChunkBuilder::new(8 * 1024).with_codec(codec).with_format_version(version);
+            for e in &entries {
+                b.append(e).unwrap();
+            }
+            let enc = b.finish().unwrap();
+            let whole = Chunk::parse(&enc.bytes).unwrap();
+            let n = whole.blocks().len();
+            assert!(n > 8, "{n}");
+            let trailer =
+                trailer_range(&enc.bytes[enc.bytes.len() - FOOTER_LEN..], whole.len()).unwrap();
+            let tail_len = (whole.len() - trailer.start) as usize;
+            let mut part = read_in_parts(&enc.bytes, tail_len);
+            assert_eq!(part.blocks(), whole.blocks());
+            assert_eq!(part.stats_bucket_ns(), whole.stats_bucket_ns());
+            assert_eq!((part.bytes(), part.checksum()), (None, None));
+            assert_eq!(part.held_bytes(), (HEADER_LEN + tail_len) as u64);
+            for i in 0..n {
+                assert_eq!(part.block_stats(i).unwrap(), whole.block_stats(i).unwrap());
+                assert!(!part.has_payload(i));
+                assert!(
+                    matches!(part.decode_block(i), Err(Error::NotFetched { index }) if index == i)
+                );
+            }
+            // a time range inside blocks 3..=5: fetch those payloads only, in one range
+            let (from, to) = (whole.blocks()[3].max_ts, whole.blocks()[5].min_ts + 1);
+            let needed: Vec<usize> = whole.blocks_overlapping(from, to).collect();
+            assert_eq!(needed, vec![3, 4, 5]);
+            let ranges = part.missing_ranges(needed.iter().copied(), 0);
+            let m = whole.blocks();
+            assert_eq!(ranges, vec![m[3].offset..m[5].offset + u64::from(m[5].compressed_len)]);
+            for r in ranges {
+                let piece = &enc.bytes[r.start as usize..r.end as usize];
+                part.add_bytes(r.start, bytes::Bytes::copy_from_slice(piece)).unwrap();
+            }
+            assert!(part.missing_ranges(needed.iter().copied(), 0).is_empty());
+            let got: Vec<Entry> = part.iter_entries(from, to).map(Result::unwrap).collect();
+            let want: Vec<Entry> = whole.iter_entries(from, to).map(Result::unwrap).collect();
+            let exact: Vec<Entry> =
+                entries.iter().filter(|e| e.ts >= from && e.ts < to).cloned().collect();
+            assert_eq!(got, want);
+            assert_eq!(got, exact);
+            // blocks outside stay unfetched; a wider range finds them missing
+            assert!(part.has_payload(4) && !part.has_payload(2) && !part.has_payload(6));
+            let err = part.iter_entries(whole.from(), whole.through() + 1).find_map(Result::err);
+            assert!(matches!(err, Some(Error::NotFetched { index: 0 })), "{err:?}");
+            // gaps up to `gap` bytes are fetched in the same range
+            let gap = u64::from(m[1].compressed_len);
+            assert_eq!(
+                part.missing_ranges([0, 2], gap),
+                vec![m[0].offset..m[2].offset + u64::from(m[2].compressed_len)]
+            );
+            assert_eq!(part.missing_ranges([0, 2], gap - 1).len(), 2);
+            // a payload that does not match its CRC is found when decoded
+            let mut bad = read_in_parts(&enc.bytes, tail_len);
+            let mut payload =
+                enc.bytes[m[7].offset as usize..][..m[7].compressed_len as usize].to_vec();
+            payload[0] ^= 0xff;
+            bad.add_bytes(m[7].offset, payload.into()).unwrap();
+            assert!(matches!(bad.decode_block(7), Err(Error::BlockChecksum { index: 7, .. })));
+            assert!(bad.add_bytes(whole.len() - 1, vec![0, 0].into()).is_err());
+        }
+    }
+}
+
+#[test]
+fn a_tail_is_checked_as_the_whole_chunk_is() {
+    let enc = build(&sample(2_000), 8 * 1024, Codec::Zstd);
+    let data = bytes::Bytes::from(enc.bytes.clone());
+    let len = data.len() as u64;
+    let trailer = trailer_range(&data[data.len() - FOOTER_LEN..], len).unwrap();
+    let t = trailer.start as usize;
+    // a tail that misses the trailer's start, a broken trailer, a wrong header
+    assert!(Chunk::from_tail(data.slice(..8), data.slice(t + 1..), t as u64 + 1).is_err());
+    let mut broken = data[t..].to_vec();
+    broken[5] ^= 1;
+    let err = Chunk::from_tail(data.slice(..8), broken.into(), t as u64).unwrap_err();
+    assert!(err.to_string().contains("trailer checksum"), "{err}");
+    let mut header = data[..8].to_vec();
+    header[4] = 9;
+    let err = Chunk::from_tail(header.into(), data.slice(t..), t as u64).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedVersion { version: 9 }));
+    // a wrong length (the index's size of another chunk, say) puts the footer elsewhere
+    assert!(trailer_range(&data[data.len() - FOOTER_LEN..], len + 1).is_err());
+    assert!(trailer_range(&data[data.len() - FOOTER_LEN - 1..len as usize - 1], len).is_err());
+    // a tail that starts earlier holds some payloads too
+    let last = *Chunk::parse(&data).unwrap().blocks().last().unwrap();
+    let c =
+        Chunk::from_tail(data.slice(..8), data.slice(last.offset as usize..), last.offset).unwrap();
+    let n = c.blocks().len();
+    assert!(c.has_payload(n - 1) && !c.has_payload(n - 2));
+    assert_eq!(
+        c.decode_block(n - 1).unwrap(),
+        Chunk::parse(&data).unwrap().decode_block(n - 1).unwrap()
+    );
+}
+
+#[test]
+fn overlapping_pieces_are_all_looked_at() {
+    let enc = build(&sample(5_000), 8 * 1024, Codec::Zstd);
+    let data = bytes::Bytes::from(enc.bytes.clone());
+    let whole = Chunk::from_bytes(data.clone()).unwrap();
+    let m = whole.blocks().to_vec();
+    let t = trailer_range(&data[data.len() - FOOTER_LEN..], whole.len()).unwrap().start as usize;
+    let mut c = Chunk::from_tail(data.slice(..HEADER_LEN), data.slice(t..), t as u64).unwrap();
+    let span = |a: usize, b: usize| {
+        m[a].offset as usize..(m[b].offset + u64::from(m[b].compressed_len)) as usize
+    };
+    // blocks 3..=5, then 2..=6 over them: block 6 lies in the later, wider piece only
+    c.add_bytes(m[3].offset, data.slice(span(3, 5))).unwrap();
+    c.add_bytes(m[2].offset, data.slice(span(2, 6))).unwrap();
+    assert_eq!(c.missing_ranges([2, 3, 4, 5, 6], 0), vec![]);
+    for i in 2..=6 {
+        assert_eq!(c.decode_block(i).unwrap(), whole.decode_block(i).unwrap(), "block {i}");
+    }
+    assert!(!c.has_payload(1) && !c.has_payload(7));
 }

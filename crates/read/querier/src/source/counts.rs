@@ -2,7 +2,9 @@
 //! `bytes_rate` over a selector without pipeline stages need only how many entries, and how
 //! many line bytes, each window holds. Version 2 chunks record both per block and per second
 //! (`skald_chunk::Chunk::block_stats`); when every window edge falls on a bucket edge, a block
-//! is answered from its buckets instead of being decompressed.
+//! is answered from its buckets instead of being decompressed. A chunk is fetched as its
+//! header and its end (block index and statistics, [`Need::Index`]); the payloads of the
+//! blocks that must be decoded are fetched afterwards, for all of a stream's chunks at once.
 //!
 //! Every entry counts once, exactly as on the decoding path, which keeps one entry per
 //! `(ts, line)` of a stream (`EntryBatch::sort_dedup`) and skips what the ingesters counted:
@@ -26,7 +28,10 @@ use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::{LogRangeExpr, RangeOp};
 use skald_model::{EntryBatch, Labels};
 
-use super::decode::{decode_block, decode_chunk, select_block};
+use crate::store_stats::StoreStats;
+
+use super::decode::{decode_block, select_block};
+use super::fetch::{fetch_blocks, Need};
 use super::{check_cancel, prefetch, source_err, StoreSource};
 
 impl StoreSource {
@@ -72,22 +77,24 @@ impl StoreSource {
                 (labels, chunks)
             })
             .collect();
-        // every chunk is fetched (its statistics are in it), across streams at once
+        // every chunk's block index and statistics are fetched (the payloads of the blocks
+        // that must be decoded come later), across streams at once
         let slices: Vec<&[ChunkRef]> = plan.iter().map(|(_, c)| c.as_slice()).collect();
         let wanted: Vec<(usize, usize)> = slices
             .iter()
             .enumerate()
             .flat_map(|(s, c)| (0..c.len()).map(move |j| (s, j)))
             .collect();
+        let window = self.prefetch_window();
         let mut prefetch =
-            prefetch::Prefetch::start(self, &slices, wanted, None, self.prefetch_window());
+            prefetch::Prefetch::start(self, &slices, wanted, Need::Index, None, window);
         drop(slices);
         let grid = *grid;
         let rest = plan.into_iter().enumerate().flat_map(move |(i, (labels, chunks))| {
             let mut slots = prefetch.take_stream(i);
             let parts = check_cancel(&self.cancel).and_then(|()| {
                 let all: Vec<usize> = (0..chunks.len()).collect();
-                let fetched = self.take_chunks(&chunks, &mut slots, &all)?;
+                let fetched = self.take_chunks(&chunks, &mut slots, &all, Need::Index)?;
                 drop(slots);
                 self.count_stream(labels, &chunks, fetched, start, to, &grid, &counted_ts)
             });
@@ -100,7 +107,8 @@ impl StoreSource {
     }
 
     /// The buckets and the remaining entries in `[start, end)` of one stream's chunks (sorted
-    /// by `from`, one per key), `fetched` in the same order.
+    /// by `from`, one per key), `fetched` in the same order (their block index and
+    /// statistics: the payloads of the blocks to decode are fetched here).
     #[allow(clippy::too_many_arguments)]
     fn count_stream(
         &self,
@@ -114,30 +122,37 @@ impl StoreSource {
     ) -> Result<Vec<StreamPart>, EngineError> {
         let foreign: Vec<Vec<(i64, i64)>> =
             (0..chunks.len()).map(|i| foreign_ranges(chunks, i)).collect();
-        let fetched = fetched.into_iter().map(|f| match f {
-            prefetch::Fetched::Raw(bytes) => bytes,
-            // a fetch without a decoder hands out bytes only
-            prefetch::Fetched::Decoded(_) => bytes::Bytes::new(),
-        });
-
         let mut counts = BucketBatch { labels, metadata_sets: Vec::new(), buckets: Vec::new() };
-        let mut work = Vec::new();
-        for (bytes, foreign) in fetched.zip(&foreign) {
-            let chunk = Chunk::from_bytes(bytes.clone())
-                .map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
-            match chunk.stats_bucket_ns().filter(|&w| grid.aligned_to(w)) {
+        let mut work: Vec<(usize, Decode)> = Vec::new();
+        for (j, (fetched, foreign)) in fetched.into_iter().zip(&foreign).enumerate() {
+            // a fetch without a decoder hands out chunks only
+            let prefetch::Fetched::Chunk(chunk) = fetched else {
+                return Err(source_err("a count got a decoded chunk"));
+            };
+            let blocks = match chunk.stats_bucket_ns().filter(|&w| grid.aligned_to(w)) {
                 Some(width) => {
                     // every edge is a multiple of `edge_unit`, and so is `width`
                     let unit = grid.edge_unit().max(width);
                     let decode_at = DecodeAt { counted_ts, foreign };
-                    let blocks = count_blocks(&chunk, start, end, &decode_at, unit, &mut counts);
-                    if !blocks.is_empty() {
-                        work.push(Decode::Blocks(chunk, blocks));
-                    }
+                    count_blocks(&chunk, start, end, &decode_at, unit, &mut counts)
                 }
-                None => work.push(Decode::Chunk(bytes)),
+                None => chunk.blocks_overlapping(start, end).collect(),
+            };
+            if !blocks.is_empty() {
+                work.push((j, Decode { chunk, blocks }));
             }
         }
+        // the payloads of the blocks to decode, for all the stream's chunks at once
+        let unfetched = |d: &Decode| d.blocks.iter().any(|&i| !d.chunk.has_payload(i));
+        if work.iter().any(|(_, d)| unfetched(d)) {
+            let (store, stats) = (&*self.querier.chunks, &*self.stats);
+            let fetches = work.iter_mut().filter(|(_, d)| unfetched(d)).map(|(j, d)| {
+                let key = chunks[*j].key(&self.tenant);
+                async move { fetch_blocks(store, &key, &mut d.chunk, &d.blocks, stats).await }
+            });
+            self.wait(futures::future::try_join_all(fetches))??;
+        }
+        let work: Vec<Decode> = work.into_iter().map(|(_, d)| d).collect();
         let mut parts = Vec::new();
         let labels = counts.labels.clone();
         if !counts.buckets.is_empty() {
@@ -166,7 +181,7 @@ impl StoreSource {
                 .iter()
                 .map(|piece| {
                     check_cancel(&self.cancel)?;
-                    piece.decode(start, end, &scan, &mut reader)
+                    piece.decode(start, end, &scan, &mut reader, &self.stats)
                 })
                 .collect()
         };
@@ -194,12 +209,13 @@ impl StoreSource {
     }
 }
 
-/// What still has to be decoded.
-enum Decode {
-    /// A whole chunk (no usable statistics, or overlapping another chunk of its stream).
-    Chunk(bytes::Bytes),
-    /// Some blocks of a chunk.
-    Blocks(Chunk, Vec<usize>),
+/// What still has to be decoded: some blocks of a chunk (without usable statistics, holding
+/// what the ingesters counted, or reaching into another chunk of the stream), their payloads
+/// fetched.
+struct Decode {
+    chunk: Chunk,
+    /// Ascending.
+    blocks: Vec<usize>,
 }
 
 impl Decode {
@@ -209,19 +225,15 @@ impl Decode {
         end: i64,
         scan: &LiteralScan,
         reader: &mut BlockReader,
+        stats: &StoreStats,
     ) -> Result<EntryBatch, EngineError> {
-        match self {
-            Decode::Chunk(bytes) => decode_chunk(bytes, start, end, scan, reader),
-            Decode::Blocks(chunk, blocks) => {
-                let mut out = EntryBatch::new();
-                for &i in blocks {
-                    if let Some(block) = decode_block(chunk, i, scan, reader)? {
-                        select_block(&block, start, end, scan, &mut out);
-                    }
-                }
-                Ok(out)
+        let mut out = EntryBatch::new();
+        for &i in &self.blocks {
+            if let Some(block) = decode_block(&self.chunk, i, scan, reader, stats)? {
+                select_block(&block, start, end, scan, &mut out);
             }
         }
+        Ok(out)
     }
 }
 

@@ -7,25 +7,26 @@ use skald_logql::log::LiteralScan;
 use skald_model::EntryBatch;
 
 use super::source_err;
+use crate::store_stats::StoreStats;
 
-/// Decodes the entries of one chunk in `[start, end)` that contain every literal. A block
-/// whose raw bytes lack the first literal is skipped before it is decoded: its line region is
-/// a contiguous part of those bytes, so no line in it can match.
+/// Decodes the entries of one chunk in `[start, end)` that contain every literal, from the
+/// blocks that overlap the range only (a chunk read in parts holds those). A block whose raw
+/// bytes lack the first literal is skipped before it is decoded: its line region is a
+/// contiguous part of those bytes, so no line in it can match.
 pub(super) fn decode_chunk(
-    bytes: &bytes::Bytes,
+    chunk: &Chunk,
     start: i64,
     end: i64,
     scan: &LiteralScan,
     reader: &mut BlockReader,
+    stats: &StoreStats,
 ) -> Result<EntryBatch, EngineError> {
-    let chunk =
-        Chunk::from_bytes(bytes.clone()).map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
     let mut out = EntryBatch::new();
     for (i, meta) in chunk.blocks().iter().enumerate() {
         if meta.max_ts < start || meta.min_ts >= end {
             continue;
         }
-        if let Some(block) = decode_block(&chunk, i, scan, reader)? {
+        if let Some(block) = decode_block(chunk, i, scan, reader, stats)? {
             select_block(&block, start, end, scan, &mut out);
         }
     }
@@ -33,15 +34,19 @@ pub(super) fn decode_chunk(
 }
 
 /// Decompresses and decodes block `i` of `chunk`, unless its raw bytes lack the first
-/// literal (`None`: no line in it can match).
+/// literal (`None`: no line in it can match). The decompression is counted in `stats`.
 pub(super) fn decode_block(
     chunk: &Chunk,
     i: usize,
     scan: &LiteralScan,
     reader: &mut BlockReader,
+    stats: &StoreStats,
 ) -> Result<Option<DecodedBlock>, EngineError> {
     let corrupt = |e| source_err(format!("corrupt chunk block: {e}"));
     let raw = reader.raw_block(chunk, i).map_err(corrupt)?;
+    if let Some(meta) = chunk.blocks().get(i) {
+        stats.add_decompressed(u64::from(meta.raw_len), u64::from(meta.entries));
+    }
     if !scan.may_match(raw) {
         return Ok(None);
     }

@@ -30,6 +30,7 @@ use skald_logql::syntax::ast::Stage;
 use skald_model::{EntryBatch, Labels};
 
 use super::decode::{decode_block, select_block};
+use super::fetch::Need;
 use super::prefetch::{Fetched, Slot};
 use super::{check_cancel, source_err, PendingStream, StoreSource};
 
@@ -181,14 +182,12 @@ impl Limited {
                     }
                 }
                 ahead = (ahead * 2).min(MAX_FETCH_AHEAD);
-                let got = source.take_chunks(chunks, &mut slots, &group)?;
+                let got = source.take_chunks(chunks, &mut slots, &group, Need::Whole)?;
                 self.chunks_fetched.fetch_add(got.len(), Ordering::Relaxed);
                 for (j, got) in group.into_iter().zip(got) {
-                    let Fetched::Raw(bytes) = got else {
+                    let Fetched::Chunk(chunk) = got else {
                         return Err(source_err("a limited read got a decoded chunk"));
                     };
-                    let chunk = Chunk::from_bytes(bytes)
-                        .map_err(|e| source_err(format!("corrupt chunk: {e}")))?;
                     for (b, meta) in chunk.blocks().iter().enumerate() {
                         if meta.max_ts >= start && meta.min_ts < end {
                             units.push(Reverse((self.block_key(meta, start, end), j, b)));
@@ -199,7 +198,9 @@ impl Limited {
                 continue;
             }
             let Some(chunk) = &fetched[ci] else { continue };
-            let Some(block) = decode_block(chunk, bi, scan, &mut reader)? else { continue };
+            let Some(block) = decode_block(chunk, bi, scan, &mut reader, &source.stats)? else {
+                continue;
+            };
             self.blocks_decoded.fetch_add(1, Ordering::Relaxed);
             let mut out = EntryBatch::new();
             select_block(&block, start, end, scan, &mut out);

@@ -3,6 +3,7 @@
 
 mod counts;
 mod decode;
+mod fetch;
 mod limited;
 mod prefetch;
 #[cfg(test)]
@@ -360,8 +361,12 @@ impl StoreSource {
             end,
             scan: scan.clone(),
             cancel: self.cancel.clone(),
+            stats: self.stats.clone(),
         });
-        let mut prefetch = prefetch::Prefetch::start(self, &chunks, wanted, decode, window);
+        // a limited read takes whole chunks and picks their blocks itself
+        let need =
+            if limited.is_some() { fetch::Need::Whole } else { fetch::Need::Range(start, end) };
+        let mut prefetch = prefetch::Prefetch::start(self, &chunks, wanted, need, decode, window);
         drop(chunks);
         let iter = plan.into_iter().enumerate().map(move |(i, (labels, pending))| {
             check_cancel(&self.cancel)?;
@@ -388,16 +393,17 @@ impl StoreSource {
         scan: &LiteralScan,
     ) -> Result<EntryBatch, EngineError> {
         let all: Vec<usize> = (0..pending.chunks.len()).collect();
-        let fetched = self.take_chunks(&pending.chunks, &mut slots, &all)?;
+        let need = fetch::Need::Range(start, end);
+        let fetched = self.take_chunks(&pending.chunks, &mut slots, &all, need)?;
         drop(slots);
         let mut reader = BlockReader::new();
         let mut parts = Vec::with_capacity(fetched.len() + 1);
         for f in fetched {
             parts.push(match f {
                 prefetch::Fetched::Decoded(entries) => entries,
-                prefetch::Fetched::Raw(bytes) => {
+                prefetch::Fetched::Chunk(chunk) => {
                     check_cancel(&self.cancel)?;
-                    decode::decode_chunk(&bytes, start, end, scan, &mut reader)?
+                    decode::decode_chunk(&chunk, start, end, scan, &mut reader, &self.stats)?
                 }
             });
         }

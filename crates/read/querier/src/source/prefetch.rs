@@ -17,15 +17,16 @@ use std::pin::Pin;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use skald_chunk::BlockReader;
+use skald_chunk::{BlockReader, Chunk};
 use skald_index::ChunkRef;
 use skald_logql::engine::EngineError;
 use skald_logql::log::LiteralScan;
 use skald_model::EntryBatch;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::fetch::{fetch, Need};
 use super::{check_cancel, decode::decode_chunk, source_err, StoreSource};
+use crate::store_stats::StoreStats;
 
 /// Bytes of chunks fetched (compressed size) and decoded (raw size) ahead of the engine,
 /// in flight or waiting to be taken.
@@ -39,8 +40,8 @@ const FETCHES_IN_FLIGHT: usize = 32;
 
 /// A fetched chunk.
 pub(super) enum Fetched {
-    /// Its bytes.
-    Raw(Bytes),
+    /// The chunk, parsed: whole, or the parts of it the read needs ([`Need`]).
+    Chunk(Chunk),
     /// Its entries in the query's range that contain the literals.
     Decoded(EntryBatch),
 }
@@ -61,16 +62,18 @@ pub(super) struct Decode {
     pub(super) end: i64,
     pub(super) scan: Arc<LiteralScan>,
     pub(super) cancel: Arc<AtomicBool>,
+    /// Where the blocks decompressed are counted.
+    pub(super) stats: Arc<StoreStats>,
 }
 
 impl Decode {
-    fn run(&self, bytes: &Bytes) -> Result<EntryBatch, EngineError> {
+    fn run(&self, chunk: &Chunk) -> Result<EntryBatch, EngineError> {
         check_cancel(&self.cancel)?;
         let mut reader = take_reader();
         // A copy per chunk: its regexes get their own cache pools, owned by this thread, so
         // decodes on several threads do not queue on one pool's lock for every line.
         let scan = LiteralScan::clone(&self.scan);
-        let out = decode_chunk(bytes, self.start, self.end, &scan, &mut reader);
+        let out = decode_chunk(chunk, self.start, self.end, &scan, &mut reader, &self.stats);
         give_reader(reader);
         out
     }
@@ -114,12 +117,13 @@ impl Drop for Prefetch {
 
 impl Prefetch {
     /// Starts fetching `wanted` — `(stream, chunk)` positions into `streams` — in that order,
-    /// at most `window` bytes ahead ([`WINDOW_BYTES`]). With `decode`, each chunk is decoded
-    /// once fetched.
+    /// what `need` says of each, at most `window` bytes ahead ([`WINDOW_BYTES`]). With
+    /// `decode`, each chunk is decoded once fetched.
     pub(super) fn start(
         source: &StoreSource,
         streams: &[&[ChunkRef]],
         wanted: Vec<(usize, usize)>,
+        need: Need,
         decode: Option<Decode>,
         window: usize,
     ) -> Prefetch {
@@ -140,16 +144,17 @@ impl Prefetch {
             };
             let weight = if decode.is_some() { compressed.saturating_add(raw) } else { compressed };
             let weight = weight.clamp(1, window as u64) as u32;
-            jobs.push((chunk.key(&source.tenant), weight, tx));
+            jobs.push((chunk.key(&source.tenant), *chunk, weight, tx));
         }
         let store = source.querier.chunks.clone();
+        let stats = source.stats.clone();
         let window = Arc::new(Semaphore::new(window));
         let requests = Arc::new(Semaphore::new(FETCHES_IN_FLIGHT));
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let decoders = Arc::new(Semaphore::new(cores));
         let task = source.handle.spawn(async move {
             let mut tasks = tokio::task::JoinSet::new();
-            for (key, weight, tx) in jobs {
+            for (key, chunk, weight, tx) in jobs {
                 let (Ok(share), Ok(request)) = (
                     window.clone().acquire_many_owned(weight).await,
                     requests.clone().acquire_owned().await,
@@ -157,15 +162,16 @@ impl Prefetch {
                     return;
                 };
                 let (store, decode, decoders) = (store.clone(), decode.clone(), decoders.clone());
+                let stats = stats.clone();
                 tasks.spawn(async move {
-                    let fetched = store.get(&key).await;
+                    let fetched = fetch(&*store, &key, &chunk, need, &stats).await;
                     drop(request);
                     let out = match (fetched, decode) {
-                        (Err(e), _) => Err(source_err(format!("failed to fetch chunk: {e}"))),
-                        (Ok(bytes), None) => Ok(Fetched::Raw(bytes)),
-                        (Ok(bytes), Some(decode)) => {
+                        (Err(e), _) => Err(e),
+                        (Ok(chunk), None) => Ok(Fetched::Chunk(chunk)),
+                        (Ok(chunk), Some(decode)) => {
                             let Ok(_core) = decoders.acquire_owned().await else { return };
-                            match tokio::task::spawn_blocking(move || decode.run(&bytes)).await {
+                            match tokio::task::spawn_blocking(move || decode.run(&chunk)).await {
                                 Ok(r) => r.map(Fetched::Decoded),
                                 Err(_) => Err(source_err("chunk decoder panicked")),
                             }
@@ -191,15 +197,15 @@ type ChunkFuture = Pin<Box<dyn Future<Output = Result<Fetched, EngineError>> + S
 
 impl StoreSource {
     /// Chunks `which` of `chunks`, in that order: from their slots when they were fetched
-    /// ahead, else fetched now (concurrently).
+    /// ahead, else fetched now (concurrently), what `need` says of each.
     pub(super) fn take_chunks(
         &self,
         chunks: &[ChunkRef],
         slots: &mut [Option<Slot>],
         which: &[usize],
+        need: Need,
     ) -> Result<Vec<Fetched>, EngineError> {
-        let taken: Vec<ChunkRef> = which.iter().filter_map(|&j| chunks.get(j).cloned()).collect();
-        self.stats.add_chunks(&taken);
+        self.stats.add_chunks(which.iter().filter(|&&j| j < chunks.len()).count());
         let store = self.querier.chunks.clone();
         let futures: Vec<ChunkFuture> = which
             .iter()
@@ -214,12 +220,9 @@ impl StoreSource {
                     }),
                     None => {
                         let (store, key) = (store.clone(), chunks[j].key(&self.tenant));
+                        let (chunk, stats) = (chunks[j], self.stats.clone());
                         Box::pin(async move {
-                            store
-                                .get(&key)
-                                .await
-                                .map(Fetched::Raw)
-                                .map_err(|e| source_err(format!("failed to fetch chunk: {e}")))
+                            fetch(&*store, &key, &chunk, need, &stats).await.map(Fetched::Chunk)
                         })
                     }
                 }

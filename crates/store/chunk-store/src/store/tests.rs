@@ -73,11 +73,19 @@ struct Flaky {
     fail: usize,
     calls: AtomicUsize,
     permanent: bool,
+    /// The byte range of every object read.
+    reads: parking_lot::Mutex<Vec<std::ops::Range<u64>>>,
 }
 
 impl Flaky {
     fn new(fail: usize, permanent: bool) -> Self {
-        Flaky { inner: InMemory::new(), fail, calls: AtomicUsize::new(0), permanent }
+        Flaky {
+            inner: InMemory::new(),
+            fail,
+            calls: AtomicUsize::new(0),
+            permanent,
+            reads: parking_lot::Mutex::new(Vec::new()),
+        }
     }
 
     fn check(&self) -> object_store::Result<()> {
@@ -129,7 +137,9 @@ impl ObjectStore for Flaky {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         self.check()?;
-        self.inner.get_opts(location, options).await
+        let got = self.inner.get_opts(location, options).await?;
+        self.reads.lock().push(got.range.clone());
+        Ok(got)
     }
 
     async fn delete(&self, location: &Path) -> object_store::Result<()> {
@@ -188,4 +198,46 @@ fn backoff_grows_and_is_capped() {
     );
     assert!(backoff(&c, 1) >= Duration::from_millis(100));
     assert!(backoff(&c, 30) <= Duration::from_millis(2500));
+}
+
+#[tokio::test]
+#[allow(clippy::single_range_in_vec_init)] // lists of one range
+async fn ranged_reads_ask_only_the_ranges() {
+    let backend = Arc::new(Flaky::new(0, false));
+    let store = ObjectChunkStore::new(backend.clone(), fast_config());
+    let k = ChunkKey::new("fake", 1, 2, 3, 4);
+    let data = Bytes::from((0..100_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    store.put(&k, data.clone()).await.unwrap();
+    let ranges = [0..8, 99_000..100_000, 500..1_500];
+    let got = store.get_ranges(&k, &ranges).await.unwrap();
+    for (r, b) in ranges.iter().zip(&got) {
+        assert_eq!(b, &data.slice(r.start as usize..r.end as usize));
+    }
+    // one request per range, never merged into a read of what lies between
+    let mut reads = std::mem::take(&mut *backend.reads.lock());
+    reads.sort_by_key(|r| r.start);
+    assert_eq!(reads, vec![0..8, 500..1_500, 99_000..100_000]);
+    // ranged reads are not cached; a chunk the cache holds is sliced, not read
+    store.get(&k).await.unwrap();
+    assert_eq!(backend.reads.lock().len(), 1, "{:?}", backend.reads.lock());
+    let again = store.get_ranges(&k, &ranges).await.unwrap();
+    assert_eq!(again, got);
+    assert_eq!(backend.reads.lock().len(), 1);
+    // a range past the end is an error, from the backend or from the cache
+    assert!(store.get_ranges(&k, &[99_990..100_010]).await.is_err());
+    let uncached = ObjectChunkStore::new(
+        backend.clone(),
+        ObjectChunkStoreConfig { cache_bytes: 0, ..fast_config() },
+    );
+    assert!(uncached.get_ranges(&k, &[99_990..100_010]).await.is_err());
+}
+
+#[tokio::test]
+async fn local_ranged_reads_are_the_bytes_asked() {
+    let dir = temp_dir("ranges");
+    let config = ObjectChunkStoreConfig { cache_bytes: 0, ..ObjectChunkStoreConfig::default() };
+    let store = ObjectChunkStore::local(&dir, config).unwrap();
+    assert!(store.ranges_in_one_call);
+    testsuite::get_ranges_reads_the_asked_bytes(&store).await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }
