@@ -128,7 +128,6 @@ impl StoreSource {
     /// Loki's `max_chunks_per_query`: the chunk refs one query takes from the index.
     fn count_chunks(&self, n: usize) -> Result<(), EngineError> {
         let max = self.querier.limits.max_chunks_per_query;
-        self.stats.add_chunk_refs(n);
         let total = self.chunks_seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if max > 0 && total > max {
             return Err(EngineError::Limit(format!(
@@ -161,13 +160,17 @@ impl StoreSource {
         let in_shard = |s: &skald_index::SeriesChunks| {
             skald_model::in_shard(shard, skald_model::fingerprint(&s.labels))
         };
+        let mut refs = 0;
         for s in series.into_iter().filter(in_shard) {
+            // the stats count the shard's own (the shards' add up to the whole's)
+            refs += s.chunks.len();
             streams
                 .entry(s.labels)
                 .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() })
                 .chunks
                 .extend(s.chunks);
         }
+        self.stats.add_chunk_refs(refs);
         Ok(streams)
     }
 

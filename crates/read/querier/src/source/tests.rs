@@ -449,8 +449,10 @@ fn the_shards_of_a_read_partition_its_streams() {
     let mut whole = read(&s);
     whole.sort();
     assert_eq!(whole.len(), 30);
+    let whole_refs = s.stats.snapshot().chunk_refs;
     for n in 1..=8u32 {
         let mut union = Vec::new();
+        let mut refs = 0;
         for i in 0..n {
             let shard = skald_model::Shard::new(i, n).unwrap();
             let part = StoreSource {
@@ -466,9 +468,11 @@ fn the_shards_of_a_read_partition_its_streams() {
             let got = read(&part);
             assert!(got.iter().all(|(l, _)| shard.contains(skald_model::fingerprint(l))));
             union.extend(got);
+            refs += part.stats.snapshot().chunk_refs;
         }
         union.sort();
-        // every stream in exactly one shard
+        // every stream in exactly one shard, and its chunks counted there only
         assert_eq!(union, whole, "{n} shards");
+        assert_eq!(refs, whole_refs, "{n} shards");
     }
 }
