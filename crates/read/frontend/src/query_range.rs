@@ -7,9 +7,10 @@
 //! written as the querier writes it ([`marshal::query_body`]). The answer is byte for byte
 //! the querier's, `stats` aside.
 //!
-//! A log query runs its splits in its direction (newest first for `backward`) and stops once
-//! the splits done in order hold `limit` entries: the splits after them are dropped, which
-//! cancels them wherever they are. A query that cannot be split goes to a querier whole,
+//! A log query runs its splits in its direction (newest first for `backward`), its first split
+//! alone and twice as many at once after each split that leaves `limit` unfilled, and stops
+//! once the splits done in order hold `limit` entries: the splits after them are dropped,
+//! which cancels them wherever they are. A query that cannot be split goes to a querier whole,
 //! unchanged: one that fails its checks (the querier answers with exactly its error), a log
 //! query with `interval` (its thinning carries across split edges), a query with splitting
 //! off (`split_queries_by_interval: 0`) or inside one split (unless it is sharded).
@@ -282,13 +283,21 @@ impl QueryFrontend {
     ) -> Vec<Outcome> {
         let parallelism = parallelism.max(1);
         let next = self.next();
-        let tenant = tenant.to_string();
-        let mut answers = futures::stream::iter(requests)
-            .map(move |r| next.round_trip(&tenant, r))
-            .buffered(parallelism);
+        let mut pending = requests.into_iter();
+        let mut running = futures::stream::FuturesOrdered::new();
+        // a log query's first split runs alone, and each one after which the limit is still
+        // not filled doubles the splits in flight: the newest split of a dashboard's logs
+        // panel usually holds `limit` entries, and the others need not run at all
+        let mut window = if q.is_log() { 1 } else { parallelism };
         let mut out = Vec::new();
         let mut entries = 0usize;
-        while let Some(answer) = answers.next().await {
+        loop {
+            while running.len() < window {
+                let Some(r) = pending.next() else { break };
+                let (next, tenant) = (next.clone(), tenant.to_string());
+                running.push_back(async move { next.round_trip(&tenant, r).await });
+            }
+            let Some(answer) = running.next().await else { break };
             // the frontend's own failure (a full queue, no querier): the query fails with it,
             // and its other parts go (dropping them takes them off the queue)
             let refused = answer.is_err();
@@ -306,6 +315,7 @@ impl QueryFrontend {
             if q.is_log() && entries >= q.limit as usize {
                 break;
             }
+            window = (window * 2).min(parallelism);
         }
         out
     }

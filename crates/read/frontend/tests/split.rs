@@ -390,7 +390,8 @@ async fn errors_and_unsplit_queries_answer_as_the_querier() {
 async fn a_log_query_with_a_small_limit_stops_early() {
     let (chunks, index) = stores().await;
     let mut l = limits(Duration::from_secs(600));
-    l.max_query_parallelism = 1;
+    // many splits may run at once, yet the first runs alone: it holds the limit
+    l.max_query_parallelism = 16;
     let s = setup(&chunks, &index, l);
     for direction in ["forward", "backward"] {
         let before = s.querier.parts.load(Ordering::SeqCst);
@@ -405,6 +406,18 @@ async fn a_log_query_with_a_small_limit_stops_early() {
         // 30 splits of ten minutes; five entries are in the first
         let ran = s.querier.parts.load(Ordering::SeqCst) - before;
         assert_eq!(ran, 1, "{direction}");
+        // a limit no split fills: the splits in flight double (1, 2, 4, ...), all answer
+        let before = s.querier.parts.load(Ordering::SeqCst);
+        let req = get(&[
+            ("query", r#"{app=~".+"} |= "9""#.into()),
+            ("start", T0.to_string()),
+            ("end", (T0 + 5 * HOUR).to_string()),
+            ("limit", "4000".into()),
+            ("direction", direction.into()),
+        ]);
+        assert!(compare(&s, req).await);
+        let ran = s.querier.parts.load(Ordering::SeqCst) - before;
+        assert!(ran > 1, "{direction}: {ran}");
     }
 }
 
