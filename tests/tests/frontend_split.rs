@@ -132,7 +132,7 @@ fn sharded_answers_are_the_whole_answers() {
 }
 
 /// A server whose own frontend shards (a tiny `tsdb_max_bytes_per_shard` in its
-/// `limits_config`) answers every `query_range` as a server that does not.
+/// `limits_config`) answers every `query_range` and `query` as a server that does not.
 #[test]
 fn a_sharding_server_answers_as_one_that_does_not() {
     let whole = Skald::start(&temp_dir("frontend-unsharded"), REFERENCE_CONFIG);
@@ -147,8 +147,12 @@ fn a_sharding_server_answers_as_one_that_does_not() {
     let (a, b) =
         (HttpRoundTrip { url: whole.url.clone() }, HttpRoundTrip { url: sharded.url.clone() });
     let mut failures = Vec::new();
-    let (mut legs, mut unsharded_legs) = (0, 0);
-    for r in query_range_requests() {
+    let (mut legs, mut unsharded_legs, mut instant_legs) = (0, 0, 0);
+    let instant = golden_requests()
+        .into_iter()
+        .chain(reference_requests().into_iter().map(|(r, _)| r))
+        .filter(|r| r.path == "/loki/api/v1/query");
+    for r in query_range_requests().into_iter().chain(instant) {
         let x = rt.block_on(a.round_trip("tenant-a", http_request(&r))).unwrap();
         let y = rt.block_on(b.round_trip("tenant-a", http_request(&r))).unwrap();
         if (x.status, without_stats(&x.body)) != (y.status, without_stats(&y.body)) {
@@ -164,8 +168,14 @@ fn a_sharding_server_answers_as_one_that_does_not() {
         }
         legs += shard_legs(&y.body);
         unsharded_legs += shard_legs(&x.body);
+        if r.path == "/loki/api/v1/query" {
+            instant_legs += shard_legs(&y.body).saturating_sub(shard_legs(&x.body));
+        }
     }
-    println!("{legs} more shard legs than splits, {unsharded_legs} unsharded");
+    println!(
+        "{legs} more shard legs than splits, {unsharded_legs} unsharded, {instant_legs} more for instant queries"
+    );
+    assert!(instant_legs > 20, "only {instant_legs} shard legs for instant queries");
     assert!(failures.is_empty(), "{} differ:\n{}", failures.len(), failures.join("\n\n"));
     assert!(legs > unsharded_legs + 100, "only {legs} shard legs ({unsharded_legs} unsharded)");
 }

@@ -109,7 +109,7 @@ pub fn router(fe: Arc<QueryFrontend>) -> Router {
     let fwd = || get(forward).post(forward);
     Router::new()
         .route("/loki/api/v1/query_range", get(query_range).post(query_range))
-        .route("/loki/api/v1/query", fwd())
+        .route("/loki/api/v1/query", get(query_instant).post(query_instant))
         .route("/loki/api/v1/format_query", get(format_query).post(format_query))
         .route("/api/prom/query", get(forward))
         .route("/loki/api/v1/labels", fwd())
@@ -182,6 +182,10 @@ async fn forward(State(fe): State<Arc<QueryFrontend>>, f: Forwarded) -> Response
 
 async fn query_range(State(fe): State<Arc<QueryFrontend>>, f: Forwarded) -> Response {
     into_response(fe.query_range(&f.tenant, f.req).await)
+}
+
+async fn query_instant(State(fe): State<Arc<QueryFrontend>>, f: Forwarded) -> Response {
+    into_response(fe.query_instant(&f.tenant, f.req).await)
 }
 
 /// `format_query` needs no querier (nor a tenant): answered here, as the querier does.

@@ -12,6 +12,7 @@ pub mod frontend;
 pub mod grpc;
 pub mod local;
 pub mod metadata_cache;
+pub mod query_instant;
 pub mod query_range;
 pub mod queue;
 pub mod results_cache;

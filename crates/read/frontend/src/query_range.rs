@@ -53,7 +53,7 @@ const INDEX_STATS_PATH: &str = "/loki/api/v1/index/stats";
 
 /// What one split answered: its part, or the querier's (or the queue's) failure, as an
 /// answer to send on as it is.
-enum Outcome {
+pub(crate) enum Outcome {
     Part(QueryOutput, StoreFigures),
     Failed(HttpResponse),
 }
@@ -139,15 +139,19 @@ impl QueryFrontend {
     /// `tsdb_max_bytes_per_shard` 0), or a step under a millisecond (the legs' answers carry
     /// milliseconds, which must name one step each).
     fn shard_plan(&self, q: &RangeQuery) -> Option<ShardPlan> {
-        let limits = self.limits();
-        if !self.config().parallelise_shardable_queries
-            || limits.tsdb_max_query_parallelism < 2
-            || limits.tsdb_max_bytes_per_shard == 0
-            || q.step_ns < 1_000_000
-        {
+        if !self.sharding_on() || q.step_ns < 1_000_000 {
             return None;
         }
         plan::shard_plan(&q.expr)
+    }
+
+    /// Whether this frontend shards queries: `parallelise_shardable_queries` on, and limits
+    /// that may give a query two shards or more.
+    pub(crate) fn sharding_on(&self) -> bool {
+        let limits = self.limits();
+        self.config().parallelise_shardable_queries
+            && limits.tsdb_max_query_parallelism >= 2
+            && limits.tsdb_max_bytes_per_shard > 0
     }
 
     /// The shards of each split: `ceil(bytes / tsdb_max_bytes_per_shard)`, at most
@@ -156,7 +160,7 @@ impl QueryFrontend {
     /// (`/loki/api/v1/index/stats`, through the caches and the queue). The whole range is
     /// asked first: when it fits in one shard, so does every split (one request for a small
     /// query). A split whose statistics cannot be had runs unsharded (1).
-    async fn shard_counts(
+    pub(crate) async fn shard_counts(
         &self,
         tenant: &str,
         client: &HttpRequest,
@@ -229,7 +233,7 @@ impl QueryFrontend {
             // the evaluation is the engine's work: off the runtime's threads
             let (q, plan, limits) = (whole.q.clone(), shard_plan.clone(), self.engine_limits());
             let evaluated = tokio::task::spawn_blocking(move || {
-                evaluate_split(&q, &plan, &limits, s, per_leg, shards)
+                evaluate_legs(&plan, &limits, q.part_query_params(s, false), per_leg, shards)
             })
             .await
             .unwrap_or_else(|e| Ok(Outcome::Failed(text_response(500, &e.to_string()))));
@@ -274,7 +278,7 @@ impl QueryFrontend {
     /// outcomes in split order: all of them for a metric query; for a log query, those up to
     /// the first failure or up to the one that brings the entries to `limit` (the rest are
     /// dropped, which cancels them).
-    async fn run_parts(
+    pub(crate) async fn run_parts(
         &self,
         tenant: &str,
         q: &RangeQuery,
@@ -388,11 +392,11 @@ struct Whole<'a> {
 
 /// A sharded split that is to run again unsharded: the combination of a leg's shards was
 /// undecided, or a leg failed for its data (the whole part answers as the querier does).
-struct Rerun;
+pub(crate) struct Rerun;
 
 impl QueryFrontend {
     /// The limits the engine evaluates a sharded split within, as a querier evaluates it.
-    fn engine_limits(&self) -> skald_logql::engine::Limits {
+    pub(crate) fn engine_limits(&self) -> skald_logql::engine::Limits {
         let limits = self.limits();
         skald_logql::engine::Limits {
             max_query_series: limits.max_query_series,
@@ -403,15 +407,15 @@ impl QueryFrontend {
     }
 }
 
-/// One sharded split's outcome from the outcomes of its legs' shards (`per_leg` for each leg,
-/// in leg order): the split evaluated over each leg's combined matrix within `limits`, their
+/// One sharded split's (or instant query's) outcome from the outcomes of its legs' shards
+/// (`per_leg` for each leg, in leg order): the query evaluated over `params` (`None`: no step
+/// of the query lies in the split) from each leg's combined matrix within `limits`, their
 /// stats and store figures added; the failure the split gives when a shard failed for another
 /// reason than its data (a timeout, an unreachable querier).
-fn evaluate_split(
-    q: &RangeQuery,
+pub(crate) fn evaluate_legs(
     shard_plan: &ShardPlan,
     limits: &skald_logql::engine::Limits,
-    split: (i64, i64),
+    params: Option<skald_logql::engine::QueryParams>,
     per_leg: usize,
     outcomes: Vec<Outcome>,
 ) -> Result<Outcome, Rerun> {
@@ -444,7 +448,7 @@ fn evaluate_split(
         .map(|(leg, parts)| shard_plan.combine(leg, parts))
         .collect::<Result<Vec<_>, plan::Undecided>>()
         .map_err(|plan::Undecided| Rerun)?;
-    let result = match q.part_query_params(split, false) {
+    let result = match params {
         Some(params) => {
             let mem = QueryMemory::new(limits.max_query_memory);
             match shard_plan.evaluate(combined, &params, limits, &mem) {
@@ -468,7 +472,7 @@ fn combined_leg(combined: &mut Vec<Vec<Vec<Series>>>, leg: usize, m: Vec<Series>
 /// The part request of split `s` (of `shard` of the streams, when given): a `GET` with the
 /// part parameters, the client's headers (less those of its body and its `Accept`), the
 /// tenant, and `Accept` asking for a part.
-fn part_request(
+pub(crate) fn part_request(
     client: &HttpRequest,
     tenant: &str,
     query_id: &str,
@@ -489,7 +493,7 @@ fn part_request(
 
 /// A name for one split query, unique in this process and unlikely to repeat across
 /// frontends (the parts of one query that run on one querier share a memory budget by it).
-fn query_id() -> String {
+pub(crate) fn query_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
@@ -528,7 +532,7 @@ fn querier_request(
 
 /// A split's answer as its outcome: a part, or an answer to send on (a querier's error, a
 /// part that does not decode, the queue's refusal).
-fn outcome(answer: Result<HttpResponse, crate::FrontendError>) -> Outcome {
+pub(crate) fn outcome(answer: Result<HttpResponse, crate::FrontendError>) -> Outcome {
     let resp = match answer {
         Ok(resp) => resp,
         Err(e) => return Outcome::Failed(text_response(e.status_code(), &e.to_string())),
@@ -568,7 +572,7 @@ fn choose_failure(mut failed: Vec<HttpResponse>) -> HttpResponse {
 }
 
 /// An engine error as the querier answers it: its status and text.
-fn engine_error(e: &EngineError) -> HttpResponse {
+pub(crate) fn engine_error(e: &EngineError) -> HttpResponse {
     text_response(e.status_code(), &e.to_string())
 }
 

@@ -585,6 +585,53 @@ async fn sharded_metric_queries_answer_as_the_whole() {
     assert!(most >= 16, "at most {most} shard legs");
 }
 
+/// Instant queries are sharded as the splits of range queries are, and answer as the whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharded_instant_queries_answer_as_the_whole() {
+    let (chunks, index) = many_streams().await;
+    let (mut sharded_runs, mut compared, mut with_data) = (0, 0, 0);
+    for bytes in [6u64 << 10, 20 << 10] {
+        let limits = Limits {
+            tsdb_max_bytes_per_shard: bytes,
+            tsdb_max_query_parallelism: 16,
+            ..limits(Duration::from_secs(3600))
+        };
+        let s = setup(&chunks, &index, limits);
+        for (j, q) in SHARDED_QUERIES.iter().enumerate() {
+            // ranges long enough to read many streams' data
+            let q = q.replace("[5m]", "[90m]").replace("[10m]", "[2h]").replace("[4m]", "[70m]");
+            for (k, at) in
+                [T0 + 30 * MINUTE, T0 + 97 * MINUTE + 123_456_789, T0 + 4 * HOUR].iter().enumerate()
+            {
+                let mut req = get(&[("query", q.clone()), ("time", at.to_string())]);
+                req.uri = req.uri.replace("/query_range?", "/query?");
+                let whole = s.querier.round_trip(TENANT, req.clone()).await.unwrap();
+                let before = s.querier.shards.load(Ordering::SeqCst);
+                let answer = s.frontend.query_instant(TENANT, req.clone()).await;
+                let legs = s.querier.shards.load(Ordering::SeqCst) - before;
+                assert_eq!(
+                    answer.status,
+                    whole.status,
+                    "{q} at {k}: {}",
+                    String::from_utf8_lossy(&answer.body)
+                );
+                assert_eq!(answer.header("Content-Type"), whole.header("Content-Type"), "{q}");
+                assert_eq!(without_stats(&answer.body), without_stats(&whole.body), "{q} at {k}");
+                compared += 1;
+                with_data += usize::from(without_stats(&whole.body).contains("\"value\":["));
+                assert!(j < SHARDABLE || legs == 0, "{q} was sharded");
+                if legs > 0 {
+                    sharded_runs += 1;
+                    assert!(stats_of(&answer.body)["shards"].as_u64().unwrap() >= 2, "{q}");
+                }
+            }
+        }
+    }
+    assert!(compared >= 2 * 3 * SHARDED_QUERIES.len(), "{compared}");
+    assert!(with_data * 2 > compared, "{with_data} of {compared} with data");
+    assert!(sharded_runs > 20, "too few sharded runs: {sharded_runs}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallelise_shardable_queries_off_never_shards() {
     let (chunks, index) = many_streams().await;
