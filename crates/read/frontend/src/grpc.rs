@@ -4,13 +4,21 @@
 //! answer or for the requester to go away (it then sends `Cancel` and takes the next). A
 //! stream that breaks while its request runs fails the request with 503 (it is not retried on
 //! another worker: the querier may have run part of it).
+//!
+//! Of the idle streams of one querier (one `worker_id`, its `Hello`, over one connection: two
+//! queriers on one host share their default id, the host name), one at a time waits on the
+//! queue: the others wait behind it, and join the queue's waiters only once it took a
+//! request. The queue wakes waiters in the order they came, so the parts of a query go to
+//! idle queriers in turn rather than all to the first querier's streams.
 
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::Stream;
 use skald_proto::skald_frontend_v1 as pb;
 use skald_proto::tonic::{self, Request, Response, Status, Streaming};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::queue::{RequestQueue, Work};
@@ -27,7 +35,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 128 << 20;
 /// answers up to [`DEFAULT_MAX_MESSAGE_SIZE`]; chain `.max_decoding_message_size(n)` to
 /// change that.
 pub fn service(queue: RequestQueue) -> FrontendServer<FrontendService> {
-    FrontendServer::new(FrontendService { queue })
+    FrontendServer::new(FrontendService::new(queue))
         .max_decoding_message_size(DEFAULT_MAX_MESSAGE_SIZE)
         .max_encoding_message_size(usize::MAX)
 }
@@ -35,12 +43,35 @@ pub fn service(queue: RequestQueue) -> FrontendServer<FrontendService> {
 /// The `Frontend` service: hands queued requests to the workers that connect.
 pub struct FrontendService {
     queue: RequestQueue,
+    turns: Turns,
+}
+
+/// Per querier (`worker_id@peer`), the turn of its idle streams to wait on the queue (see the
+/// module): one permit each.
+#[derive(Clone, Default)]
+struct Turns(Arc<parking_lot::Mutex<HashMap<String, Arc<Semaphore>>>>);
+
+impl Turns {
+    /// The turn of `querier`'s streams.
+    fn of(&self, querier: &str) -> Arc<Semaphore> {
+        let mut turns = self.0.lock();
+        turns.entry(querier.to_string()).or_insert_with(|| Arc::new(Semaphore::new(1))).clone()
+    }
+
+    /// Forgets `querier`'s turn once no stream of it holds it.
+    fn leave(&self, querier: &str, turn: Option<Arc<Semaphore>>) {
+        drop(turn);
+        let mut turns = self.0.lock();
+        if turns.get(querier).is_some_and(|t| Arc::strong_count(t) == 1) {
+            turns.remove(querier);
+        }
+    }
 }
 
 impl FrontendService {
     /// The service over `queue` (see [`service`] for the server with its limits set).
     pub fn new(queue: RequestQueue) -> Self {
-        FrontendService { queue }
+        FrontendService { queue, turns: Turns::default() }
     }
 }
 
@@ -58,7 +89,7 @@ impl pb::frontend_server::Frontend for FrontendService {
         let inbound = request.into_inner();
         // one request in flight per stream, and at most its `Cancel` behind it
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(serve_worker(self.queue.clone(), inbound, tx, peer));
+        tokio::spawn(serve_worker(self.queue.clone(), self.turns.clone(), inbound, tx, peer));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -68,14 +99,27 @@ type Outbound = mpsc::Sender<Result<pb::FrontendMessage, Status>>;
 /// Feeds one worker's stream until the worker goes away or the queue closes.
 async fn serve_worker(
     queue: RequestQueue,
+    turns: Turns,
     mut inbound: Streaming<pb::WorkerMessage>,
     tx: Outbound,
     peer: String,
 ) {
     let mut worker = String::new();
+    let mut turn: Option<Arc<Semaphore>> = None;
     loop {
+        if turn.is_none() && !worker.is_empty() {
+            turn = Some(turns.of(&format!("{worker}@{peer}")));
+        }
+        let next = async {
+            // this querier's turn to wait, held until a request is taken
+            let _turn = match &turn {
+                Some(t) => t.acquire().await.ok(),
+                None => None,
+            };
+            queue.next().await
+        };
         let work = tokio::select! {
-            work = queue.next() => work,
+            work = next => work,
             message = inbound.message() => match message {
                 Ok(Some(pb::WorkerMessage { msg: Some(pb::worker_message::Msg::Hello(h)) })) => {
                     worker = h.worker_id;
@@ -84,23 +128,21 @@ async fn serve_worker(
                 // a late answer to a canceled request
                 Ok(Some(_)) => continue,
                 // the worker stopped (it ends its side first on shutdown) or broke
-                Ok(None) | Err(_) => return,
+                Ok(None) | Err(_) => break,
             },
             // the worker hung up
-            _ = tx.closed() => return,
+            _ = tx.closed() => break,
         };
         let Some(work) = work else {
             tracing::debug!(%peer, %worker, "frontend queue closed: ending a worker's stream");
-            return;
+            break;
         };
-        match run_on_worker(work, &mut inbound, &tx, &mut worker).await {
-            Ok(()) => {}
-            Err(error) => {
-                tracing::warn!(%peer, %worker, %error, "querier worker stream broke");
-                return;
-            }
+        if let Err(error) = run_on_worker(work, &mut inbound, &tx, &mut worker).await {
+            tracing::warn!(%peer, %worker, %error, "querier worker stream broke");
+            break;
         }
     }
+    turns.leave(&format!("{worker}@{peer}"), turn);
 }
 
 /// Sends one request to the worker and delivers its answer. `Err` when the stream broke (the

@@ -2,7 +2,9 @@
 //! by `frontend.max_outstanding_per_tenant` (past it a request fails at once with Loki's 429).
 //! Requesters enqueue through [`RoundTrip`]; workers (in-process or at the end of a gRPC
 //! stream) take the next request with [`RequestQueue::next`] and answer through its
-//! [`Responder`], which also tells them when the requester went away.
+//! [`Responder`], which also tells them when the requester went away. A request that
+//! arrives while workers wait goes to the one that has waited longest, handed over directly
+//! (no race between woken workers), so that workers take requests in the order they asked.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use parking_lot::Mutex;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use crate::transport::{FrontendError, HttpRequest, HttpResponse, RoundTrip};
 
@@ -27,8 +29,6 @@ pub struct RequestQueue {
 
 struct Inner {
     state: Mutex<State>,
-    /// Woken once per enqueued request, and all at once on close.
-    available: Notify,
     max_per_tenant: usize,
 }
 
@@ -38,6 +38,8 @@ struct State {
     queues: HashMap<Arc<str>, VecDeque<Queued>>,
     /// The tenants with queued requests, in the order they are served next.
     order: VecDeque<Arc<str>>,
+    /// Workers waiting for a request, longest first (only while nothing is queued).
+    waiters: VecDeque<oneshot::Sender<Work>>,
     next_id: u64,
     closed: bool,
 }
@@ -96,7 +98,6 @@ impl RequestQueue {
         RequestQueue {
             inner: Arc::new(Inner {
                 state: Mutex::new(State::default()),
-                available: Notify::new(),
                 max_per_tenant: max_outstanding_per_tenant,
             }),
         }
@@ -117,27 +118,16 @@ impl RequestQueue {
             let id = state.next_id;
             state.next_id += 1;
             let queued = Queued { id, request, reply: tx };
-            match state.queues.get_mut(tenant) {
-                Some(q) if q.len() >= self.inner.max_per_tenant => {
-                    return Err(FrontendError::TooManyOutstanding);
-                }
-                Some(q) => q.push_back(queued),
-                None if self.inner.max_per_tenant == 0 => {
-                    return Err(FrontendError::TooManyOutstanding);
-                }
-                None => {
-                    let tenant: Arc<str> = Arc::from(tenant);
-                    state.queues.insert(tenant.clone(), VecDeque::from([queued]));
-                    // A tenant with nothing queued until now is served next, ahead of the
-                    // busy ones (as fair queueing starts a newly active flow at the current
-                    // virtual time): a light tenant waits for one running request, not for
-                    // one of every busy tenant. It then takes its turn like the others.
-                    state.order.push_front(tenant);
-                }
+            let full = match state.queues.get(tenant) {
+                Some(q) => q.len() >= self.inner.max_per_tenant,
+                None => self.inner.max_per_tenant == 0,
+            };
+            if full {
+                return Err(FrontendError::TooManyOutstanding);
             }
+            state.dispatch(Arc::from(tenant), queued, false);
             id
         };
-        self.inner.available.notify_one();
         Ok((id, rx))
     }
 
@@ -156,27 +146,19 @@ impl RequestQueue {
     /// queue is empty; `None` once the queue is closed. Cancel-safe: dropping the future takes
     /// nothing.
     pub async fn next(&self) -> Option<Work> {
-        loop {
-            let available = self.inner.available.notified();
-            tokio::pin!(available);
-            available.as_mut().enable();
-            {
-                let mut state = self.inner.state.lock();
-                if state.closed {
-                    return None;
-                }
-                if let Some(work) = state.pop() {
-                    let more = !state.order.is_empty();
-                    drop(state);
-                    if more {
-                        // the permit this waiter consumed may have been meant for another
-                        self.inner.available.notify_one();
-                    }
-                    return Some(work);
-                }
+        let rx = {
+            let mut state = self.inner.state.lock();
+            if state.closed {
+                return None;
             }
-            available.await;
-        }
+            if let Some(work) = state.pop() {
+                return Some(work);
+            }
+            let (tx, rx) = oneshot::channel();
+            state.waiters.push_back(tx);
+            rx
+        };
+        Waiting { inner: self.inner.clone(), rx: Some(rx) }.recv().await
     }
 
     /// Stops the queue (on shutdown): waiting workers get `None`, queued requests fail with
@@ -187,12 +169,13 @@ impl RequestQueue {
             let mut state = self.inner.state.lock();
             state.closed = true;
             state.order.clear();
+            // waiting workers get `None`
+            state.waiters.clear();
             std::mem::take(&mut state.queues)
         };
         for queued in queues.into_values().flatten() {
             let _ = queued.reply.send(Err(shutting_down()));
         }
-        self.inner.available.notify_waiters();
     }
 
     /// The number of requests of `tenant` waiting for a worker (Loki's
@@ -209,6 +192,37 @@ impl RequestQueue {
 }
 
 impl State {
+    /// Hands `queued` to the longest-waiting worker, or queues it (at the front of its
+    /// tenant's queue when `front`: a request a worker gave back).
+    fn dispatch(&mut self, tenant: Arc<str>, queued: Queued, front: bool) {
+        let mut work = Work {
+            tenant: tenant.to_string(),
+            request: queued.request,
+            responder: Responder { id: queued.id, reply: queued.reply },
+        };
+        while let Some(waiter) = self.waiters.pop_front() {
+            match waiter.send(work) {
+                Ok(()) => return,
+                // that worker stopped waiting
+                Err(back) => work = back,
+            }
+        }
+        let Work { request, responder: Responder { id, reply }, .. } = work;
+        let queued = Queued { id, request, reply };
+        match self.queues.get_mut(&tenant) {
+            Some(q) if front => q.push_front(queued),
+            Some(q) => q.push_back(queued),
+            None => {
+                self.queues.insert(tenant.clone(), VecDeque::from([queued]));
+                // A tenant with nothing queued until now is served next, ahead of the busy
+                // ones (as fair queueing starts a newly active flow at the current virtual
+                // time): a light tenant waits for one running request, not for one of every
+                // busy tenant. It then takes its turn like the others.
+                self.order.push_front(tenant);
+            }
+        }
+    }
+
     fn pop(&mut self) -> Option<Work> {
         while let Some(tenant) = self.order.pop_front() {
             let Some(q) = self.queues.get_mut(&tenant) else { continue };
@@ -234,6 +248,40 @@ impl State {
             }
         }
         None
+    }
+}
+
+/// A worker waiting for a request. Dropped while waiting (the worker gave up), a request
+/// already handed to it goes back to the front of its tenant's queue (or to the next waiting
+/// worker): nothing handed over is lost.
+struct Waiting {
+    inner: Arc<Inner>,
+    rx: Option<oneshot::Receiver<Work>>,
+}
+
+impl Waiting {
+    /// The request handed over; `None` once the queue is closed.
+    async fn recv(mut self) -> Option<Work> {
+        let rx = self.rx.as_mut()?;
+        let work = rx.await.ok();
+        self.rx = None;
+        work
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else { return };
+        rx.close();
+        let Ok(work) = rx.try_recv() else { return };
+        let mut state = self.inner.state.lock();
+        if state.closed {
+            drop(state);
+            work.responder.respond(Err(shutting_down()));
+            return;
+        }
+        let Work { tenant, request, responder: Responder { id, reply } } = work;
+        state.dispatch(Arc::from(tenant.as_str()), Queued { id, request, reply }, true);
     }
 }
 
@@ -341,6 +389,35 @@ mod tests {
         let _work = next(&queue).await;
         let _a3 = queue.round_trip("a", req("/3"));
         assert_eq!(queue.queue_length("a"), 2);
+    }
+
+    #[tokio::test]
+    async fn waiting_workers_take_requests_in_the_order_they_asked() {
+        let queue = RequestQueue::new(10);
+        let mut first = Box::pin(queue.next());
+        let mut second = Box::pin(queue.next());
+        // both wait, the first one first
+        assert!(futures::poll!(first.as_mut()).is_pending());
+        assert!(futures::poll!(second.as_mut()).is_pending());
+        let _a = queue.round_trip("a", req("/1"));
+        let _b = queue.round_trip("b", req("/2"));
+        assert_eq!(second.await.expect("taken").request.uri, "/2");
+        assert_eq!(first.await.expect("taken").request.uri, "/1");
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_stops_waiting_after_the_hand_over_gives_the_request_back() {
+        let queue = RequestQueue::new(10);
+        let mut waiting = Box::pin(queue.next());
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
+        let answer = queue.round_trip("a", req("/handed"));
+        // handed over to the waiting worker, which goes away before it looks
+        drop(waiting);
+        assert_eq!(queue.queue_length("a"), 1);
+        let work = next(&queue).await;
+        assert_eq!(work.request.uri, "/handed");
+        work.responder.respond(Ok(HttpResponse { status: 200, ..HttpResponse::default() }));
+        assert_eq!(answer.await.expect("answered").status, 200);
     }
 
     #[tokio::test]

@@ -175,6 +175,43 @@ async fn requests_are_spread_over_both_worker_pools() {
     p2.stop().await;
 }
 
+/// Two requests at once go to two idle queriers, not to two streams of the first one: one
+/// idle stream per querier waits on the queue at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parts_of_a_query_go_to_idle_queriers_in_turn() {
+    let queue = RequestQueue::new(2048);
+    let (addr, _stop, _server) = frontend(queue.clone()).await;
+    let start = |id: &str, pool: &'static str| {
+        let (stop, shutdown) = watch::channel(false);
+        // an empty id is the host name, the same for both: their connections tell them apart
+        let config = WorkerConfig { id: id.into(), ..worker_config(addr) };
+        let handler: Arc<dyn Handler> = Arc::new(TestHandler::new(pool));
+        let workers = spawn_grpc_workers(&config, 4, handler, shutdown).expect("spawned");
+        Pool { stop, workers }
+    };
+    let p1 = start("", "p1");
+    let p2 = start("", "p2");
+    // every stream connected and said who it is
+    within(5, async { while queue.round_trip("a", get("/q/warm")).await.is_err() {} }).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for round in 0..5 {
+        let answers = within(
+            5,
+            futures::future::join_all(
+                (0..2).map(|i| queue.round_trip("a", get(&format!("/q/{i}?sleep_ms=100")))),
+            ),
+        )
+        .await;
+        let pools: std::collections::BTreeSet<String> = answers
+            .into_iter()
+            .map(|a| a.expect("answered").header("x-pool").expect("pool").to_string())
+            .collect();
+        assert_eq!(pools.len(), 2, "round {round}: both went to {pools:?}");
+    }
+    p1.stop().await;
+    p2.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tenants_flood_does_not_hold_up_another_and_loses_nothing() {
     // A's requests: 25 ms each, 200 at once, 150 may queue; B's: 100 ms
