@@ -12,6 +12,7 @@ mod regex;
 use crate::syntax::ast::{LabelFilterExpr, LineFilterOp, LineFilterValue, ParserStage, Stage};
 use skald_model::MatchType;
 
+use super::labels::DUPLICATE_SUFFIX;
 use super::pattern::Pattern;
 
 /// One literal a line may contain.
@@ -74,10 +75,11 @@ pub struct Needles {
     /// A conjunction: a matching line satisfies every clause. No clause is empty and no
     /// literal is empty (those would say nothing).
     pub clauses: Vec<NeedleClause>,
-    /// `(name, value)` pairs from label-filter equalities `| name="value"` (non-empty value)
-    /// that come before any parser, `label_format`, `drop` or `keep`: a matching entry has
-    /// that label, with that value, among its stream labels or its structured metadata. The
-    /// line filters cannot check these.
+    /// `(name, value)` pairs from label-filter equalities `| name="value"` (non-empty value;
+    /// not `__error__` or a name ending in `_extracted`, which can name a metadata key
+    /// renamed beside a stream label) that come before any parser, `label_format`, `drop` or
+    /// `keep`: a matching entry has that label, with that value, among its stream labels or
+    /// its structured metadata. The line filters cannot check these.
     pub metadata: Vec<(String, String)>,
 }
 
@@ -158,7 +160,14 @@ fn label_equalities(e: &LabelFilterExpr, out: &mut Vec<(String, String)>) {
             label_equalities(b, out);
         }
         LabelFilterExpr::Paren(inner) => label_equalities(inner, out),
-        LabelFilterExpr::String(m) if m.op == MatchType::Equal && !m.value.is_empty() => {
+        // `x_extracted` may name the metadata key `x` (renamed when a stream label is `x`
+        // too), and `__error__` is set by the pipeline: neither is a stored (name, value)
+        LabelFilterExpr::String(m)
+            if m.op == MatchType::Equal
+                && !m.value.is_empty()
+                && !m.name.ends_with(DUPLICATE_SUFFIX)
+                && !m.name.starts_with("__") =>
+        {
             let pair = (m.name.clone(), m.value.clone());
             if !out.contains(&pair) {
                 out.push(pair);

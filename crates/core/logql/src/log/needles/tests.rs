@@ -135,6 +135,8 @@ fn metadata_equalities() {
         )),
         Stage::LabelFilter(LabelFilterExpr::Or(Box::new(eq("a", "1")), Box::new(eq("b", "2")))),
         Stage::LabelFilter(eq("empty", "")),
+        Stage::LabelFilter(eq("pod_extracted", "p-2")),
+        Stage::LabelFilter(eq("__error__", "JSONParserErr")),
         Stage::LabelFilter(LabelFilterExpr::String(
             LabelMatcher::new("re", MatchType::Regex, "x").unwrap(),
         )),
@@ -329,6 +331,29 @@ proptest! {
         let p = pattern_from(&lines[li % lines.len()], &cuts, lead, trail);
         let op = if negate { LineFilterOp::NotPattern } else { LineFilterOp::Pattern };
         check(&[lf(op, &p), lf(LineFilterOp::NotContains, "zzz")], &lines)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Label equalities: an accepted entry has each required pair among its stream labels
+    /// or its structured metadata.
+    #[test]
+    fn metadata_requirements(stream in proptest::collection::btree_map("[ab]|pod", "[xy]", 0..3),
+                             meta in proptest::collection::btree_map("[ab]|pod", "[xy]", 0..3),
+                             filters in proptest::collection::vec(("[ab]|pod|pod_extracted", "[xy]"), 1..3)) {
+        let labels = Labels::from_pairs(stream.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        let sm: Vec<skald_model::Label> =
+            meta.iter().map(|(k, v)| skald_model::Label::new(k.as_str(), v.as_str())).collect();
+        let stages: Vec<Stage> = filters.iter().map(|(k, v)| Stage::LabelFilter(eq(k, v))).collect();
+        let p = Pipeline::new(&stages).unwrap();
+        let n = needles(&stages);
+        if p.for_stream(&labels).process(0, "line", &sm).is_some() {
+            for (k, v) in &n.metadata {
+                prop_assert!(stream.get(k) == Some(v) || meta.get(k) == Some(v), "{k}={v}");
+            }
+        }
     }
 }
 
