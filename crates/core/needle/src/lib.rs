@@ -1,7 +1,7 @@
 //! Compact n-gram filters over blocks of log lines.
 //!
 //! An [`NgramFilter`] is a bitset of `2^k` bits. Building it hashes every byte position of the
-//! added text once: the n bytes there (n = 3 or 4), case-folded, multiplied by a 64-bit
+//! added text once: the n bytes there (n = 3 or 4), case-folded, multiplied by a 32-bit
 //! constant, and the top `k` bits of the product pick the bit to set. A literal of at least n
 //! bytes may occur in the text only if the bits of all its n-grams are set, so
 //! [`NgramFilter::may_contain`] never answers false for a literal that occurs in an added text
@@ -32,9 +32,9 @@ mod format;
 pub use chunk::{ChunkFilterBuilder, DEFAULT_MAX_FILL};
 pub use format::{FormatError, HEADER_LEN, MAGIC, VERSION};
 
-/// The multiplier of the n-gram hash (2^64 / golden ratio, odd). Never change it: stored
+/// The multiplier of the n-gram hash (2^32 / golden ratio, odd). Never change it: stored
 /// filters depend on it (`FILTER.md`).
-pub const HASH_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
+pub const HASH_MULTIPLIER: u32 = 0x9E37_79B1;
 
 /// The smallest filter: one 64-bit word.
 pub const MIN_LOG2_BITS: u8 = 6;
@@ -57,10 +57,10 @@ const fn fold_word(w: u32) -> u32 {
 }
 
 /// The hash of one n-gram held in the low bytes of `gram` (little-endian, already folded,
-/// upper bytes zero).
+/// upper bytes zero): a 32-bit multiplicative hash, whose top bits pick the filter's bit.
 #[inline]
-const fn hash(gram: u32) -> u64 {
-    (gram as u64).wrapping_mul(HASH_MULTIPLIER)
+const fn hash(gram: u32) -> u32 {
+    gram.wrapping_mul(HASH_MULTIPLIER)
 }
 
 /// The n-gram of `text` at `i`, folded, as the low bytes of a `u32` (little-endian). `text`
@@ -154,8 +154,8 @@ impl NgramFilter {
     }
 
     #[inline]
-    fn set(&mut self, h: u64) {
-        let idx = (h >> (64 - u32::from(self.log2_bits))) as usize;
+    fn set(&mut self, h: u32) {
+        let idx = (h >> (32 - u32::from(self.log2_bits))) as usize;
         // idx < 2^log2_bits = words.len() * 64
         if let Some(w) = self.words.get_mut(idx >> 6) {
             *w |= 1u64 << (idx & 63);
@@ -163,8 +163,8 @@ impl NgramFilter {
     }
 
     #[inline]
-    fn test(&self, h: u64) -> bool {
-        let idx = (h >> (64 - u32::from(self.log2_bits))) as usize;
+    fn test(&self, h: u32) -> bool {
+        let idx = (h >> (32 - u32::from(self.log2_bits))) as usize;
         self.words.get(idx >> 6).is_some_and(|w| w & (1u64 << (idx & 63)) != 0)
     }
 
@@ -186,8 +186,8 @@ impl NgramFilter {
     /// load); returns the first position not done.
     #[inline]
     fn add_words<const N: usize>(&mut self, text: &[u8]) -> usize {
-        let shift = 64 - u32::from(self.log2_bits);
-        let m = u64::from(mask(N as u8));
+        let shift = 32 - u32::from(self.log2_bits);
+        let m = mask(N as u8);
         let words = &mut self.words[..];
         let len = words.len();
         let mut i = 0;
@@ -196,7 +196,7 @@ impl NgramFilter {
             b.copy_from_slice(chunk);
             let w = u64::from_le_bytes(b) | 0x2020_2020_2020_2020;
             for p in 0..=8 - N {
-                let idx = (((w >> (8 * p)) & m).wrapping_mul(HASH_MULTIPLIER) >> shift) as usize;
+                let idx = (hash((w >> (8 * p)) as u32 & m) >> shift) as usize;
                 // idx < 2^log2_bits = len * 64: the mask only spares the bounds check
                 words[(idx >> 6) & (len - 1)] |= 1u64 << (idx & 63);
             }
