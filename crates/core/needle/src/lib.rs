@@ -206,7 +206,8 @@ impl NgramFilter {
     }
 
     /// Adds a label or structured-metadata pair, queried with [`NgramFilter::may_have_label`].
-    /// It is added as `name`, byte 0xFF, `value` (0xFF never occurs in UTF-8 lines).
+    /// It is added as `name`, byte 0xFF, `value` (0xFF never occurs in UTF-8 lines; once
+    /// folded, only the rare lead byte 0xDF shares it, which can only add false positives).
     pub fn add_label(&mut self, name: &str, value: &str) {
         self.add(&label_text(name, value));
     }
