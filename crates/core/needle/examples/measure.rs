@@ -235,6 +235,45 @@ fn main() {
         (16 * (8 + 1024) + 8 + 16384) as f64 / CHUNK as f64
     );
 
+    // a bigger chunk: the reference push lines (3.5 MB, 22 streams of loghub systems and
+    // synthetic web and worker logs), cut into 256 KiB blocks
+    let push = std::path::Path::new(&dir).join("../reference/push");
+    if let Ok(rd) = std::fs::read_dir(&push) {
+        let mut files: Vec<_> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.sort();
+        let mut text = Vec::new();
+        for f in files {
+            let Ok(bytes) = std::fs::read(&f) else { continue };
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+            for st in v["streams"].as_array().into_iter().flatten() {
+                for e in st["values"].as_array().into_iter().flatten() {
+                    text.extend_from_slice(e[1].as_str().unwrap_or_default().as_bytes());
+                    text.push(b'\n');
+                }
+            }
+        }
+        let toks = tokens(&text, 6);
+        let nd = needles(&text, &toks, &[], &mut rng);
+        let mut b = ChunkFilterBuilder::new(BLOCK, CHUNK);
+        let mut block_bytes = 0;
+        for blk in text.chunks(BLOCK) {
+            block_bytes += b.add_block(blk).encoded_len();
+        }
+        let chunk = b.finish_chunk();
+        println!(
+            "  chunk of the reference push lines ({} bytes, {} blocks): 2^{} bits, filter/raw={:.4} \
+             fill={:.3} fp={:.5} | - | {:.4}; blocks + chunk = {:.4} of raw",
+            text.len(),
+            text.len().div_ceil(BLOCK),
+            chunk.log2_bits(),
+            chunk.encoded_len() as f64 / text.len() as f64,
+            chunk.fill(),
+            fp_rate(&chunk, &nd[0]),
+            fp_rate(&chunk, &nd[2]),
+            (block_bytes + chunk.encoded_len()) as f64 / text.len() as f64
+        );
+    }
+
     println!(
         "\nbuild time (release; this thread's CPU time, the fastest of 9 runs over the {raw} bytes, ns per raw byte):"
     );
