@@ -191,10 +191,8 @@ impl NgramFilter {
         let words = &mut self.words[..];
         let len = words.len();
         let mut i = 0;
-        while let Some(chunk) = text.get(i..i + 8) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(b) | 0x2020_2020_2020_2020;
+        while let Some(b) = text.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+            let w = u64::from_le_bytes(*b) | 0x2020_2020_2020_2020;
             for p in 0..=8 - N {
                 let idx = (hash((w >> (8 * p)) as u32 & m) >> shift) as usize;
                 // idx < 2^log2_bits = len * 64: the mask only spares the bounds check
