@@ -11,7 +11,9 @@ use crate::{
 /// distinct 3-grams) passes an absent block about once in 65 000 by collisions alone.
 pub const DEFAULT_MAX_FILL: f64 = 0.25;
 
-/// Builds the filters of one chunk, block by block.
+/// Builds the filters of one chunk, block by block. Between blocks it holds one filter of
+/// the chunk's size (16 KiB for a 4 MiB chunk at the defaults); hashing a block uses another
+/// for the time of the call.
 #[derive(Debug, Clone)]
 pub struct ChunkFilterBuilder {
     block_log2: u8,
@@ -56,6 +58,7 @@ impl ChunkFilterBuilder {
         text: &[u8],
         labels: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> NgramFilter {
+        // transient: the builder keeps only the chunk's filter between blocks
         let mut work = empty(self.chunk.log2_bits);
         work.add(text);
         for (name, value) in labels {

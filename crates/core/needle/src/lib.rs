@@ -266,7 +266,10 @@ impl NgramFilter {
         if !(MIN_LOG2_BITS..=self.log2_bits).contains(&log2_bits) {
             return Err(FilterError::UnsupportedSize(log2_bits));
         }
-        let mut f = self.clone();
+        if log2_bits == self.log2_bits {
+            return Ok(self.clone());
+        }
+        let mut f = self.fold().ok_or(FilterError::UnsupportedSize(log2_bits))?;
         while f.log2_bits > log2_bits {
             f = f.fold().ok_or(FilterError::UnsupportedSize(log2_bits))?;
         }
