@@ -13,6 +13,7 @@ mod json;
 mod label_filter;
 mod labels;
 mod logfmt;
+mod needles;
 mod pattern;
 mod scan;
 pub mod template;
@@ -37,6 +38,7 @@ use crate::syntax::ast::{
 };
 
 pub use self::labels::{LabelsResult, ERROR_DETAILS_LABEL, ERROR_LABEL};
+pub use self::needles::{needles, NeedleClause, NeedleLiteral, Needles};
 pub use self::scan::LiteralScan;
 
 /// The error label value set when `unwrap` cannot convert a value.
@@ -580,7 +582,9 @@ impl StreamSampleExtractor<'_> {
 
 /// Literal substrings every matching line must contain (from the `|=` filters without `or`
 /// that apply to the stored line, i.e. before any `line_format`, `unpack` or `decolorize`),
-/// for block-level prefiltering by the storage layer.
+/// for block-level prefiltering by the storage layer. [`needles()`] gives the general form
+/// (regex factors, `or` alternatives, case-insensitive literals, patterns); every literal
+/// here is a one-literal clause there.
 pub fn required_literals(stages: &[Stage]) -> Vec<String> {
     let mut out = Vec::new();
     for s in stages {

@@ -110,7 +110,6 @@ impl Pattern {
     }
 
     /// The literal parts, in order (used for prefiltering).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn literals(&self) -> impl Iterator<Item = &str> {
         self.nodes.iter().filter_map(|n| match n {
             Node::Literal(l) => Some(l.as_str()),
