@@ -92,16 +92,7 @@ impl QueryFrontend {
                 .filter(|(n, _)| n.eq_ignore_ascii_case("X-Loki-Response-Encoding-Flags"))
                 .map(|(_, v)| v.as_str()),
         );
-        let qp = QueryParams {
-            start: ts,
-            end: ts,
-            step_ns: 0,
-            interval_ns: 0,
-            limit,
-            direction,
-            instant: true,
-            categorize_labels: categorize,
-        };
+        let qp = QueryParams::instant(ts, limit, direction, categorize);
         let limits = self.engine_limits();
         let evaluated = tokio::task::spawn_blocking(move || {
             evaluate_legs(&plan, &limits, Some(qp), n as usize, outcomes)

@@ -180,16 +180,7 @@ impl Querier {
         let limit = params::parse_limit(p.get("limit"))?;
         let direction = params::parse_direction(p.get("direction"))?;
         let expr = self.parse_query(p)?;
-        let qp = QueryParams {
-            start: ts,
-            end: ts,
-            step_ns: 0,
-            interval_ns: 0,
-            limit,
-            direction,
-            instant: true,
-            categorize_labels: categorize,
-        };
+        let qp = QueryParams::instant(ts, limit, direction, categorize);
         if matches!(expr, Expr::Sample(_)) {
             self.check_bytes_read(tenant, &expr, ts, ts).await?;
         }

@@ -41,16 +41,7 @@ pub fn range_aggregations(expr: &SampleExpr) -> Option<Vec<SampleExpr>> {
         }
     }
     let recorder = Recorder(RefCell::new(Vec::new()));
-    let params = QueryParams {
-        start: 0,
-        end: 0,
-        step_ns: 0,
-        interval_ns: 0,
-        limit: 0,
-        direction: Direction::Backward,
-        instant: true,
-        categorize_labels: false,
-    };
+    let params = QueryParams::instant(0, 0, Direction::Backward, false);
     let limits = Limits { max_query_series: usize::MAX, ..Limits::default() };
     let mut stats = Stats::default();
     let mem = QueryMemory::new(0);

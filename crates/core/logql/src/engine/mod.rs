@@ -285,6 +285,22 @@ pub struct QueryParams {
     pub categorize_labels: bool,
 }
 
+impl QueryParams {
+    /// An instant query at `ts` (ns).
+    pub fn instant(ts: i64, limit: u32, direction: Direction, categorize_labels: bool) -> Self {
+        QueryParams {
+            start: ts,
+            end: ts,
+            step_ns: 0,
+            interval_ns: 0,
+            limit,
+            direction,
+            instant: true,
+            categorize_labels,
+        }
+    }
+}
+
 /// Per-tenant limits the engine enforces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
