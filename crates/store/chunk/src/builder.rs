@@ -12,8 +12,8 @@ use crate::format::{
 use crate::stats::{put_record, StatsHead, DEFAULT_STATS_BUCKET_NS};
 use crate::varint::put_uvarint;
 
-/// The raw size of a chunk the filters are sized for, in blocks: 16 blocks of 256 KiB make
-/// a chunk filter of 16 KiB before folding (`skald_needle`'s FILTER.md).
+/// The raw size of a chunk the filters are sized for, in blocks like its first: 16 blocks of
+/// 256 KiB make a chunk filter of 16 KiB before folding (`skald_needle`'s FILTER.md).
 const FILTER_CHUNK_BLOCKS: usize = 16;
 
 /// Ratio assumed for the head block by [`ChunkBuilder::compressed_estimate`] before any block
@@ -83,8 +83,10 @@ pub struct ChunkBuilder {
     /// False once a possible duplicate was appended: the chunk is then written without
     /// statistics, and queries decode it.
     stats_usable: bool,
-    /// The chunk's n-gram filter so far (version 3), made at the first cut: a builder that
-    /// never cut a block holds none (an ingester keeps many quiet streams open).
+    /// The chunk's n-gram filter so far (version 3), made at the first cut and sized by that
+    /// block's raw length (a block filter at 1/32 bit per byte of it, the chunk's for 16
+    /// such blocks): a builder that never cut a block holds none (an ingester keeps many
+    /// quiet streams open).
     filter: Option<ChunkFilterBuilder>,
     /// The cut blocks' filter records, back to back (the trailer's filter section).
     block_filters: Vec<u8>,
@@ -301,9 +303,11 @@ impl ChunkBuilder {
                 let lines_at = lens[0] + lens[1];
                 let lines = raw.get(lines_at..lines_at + lens[2]).unwrap_or_default();
                 let metadata = raw.get(lines_at + lens[2]..).unwrap_or_default();
-                let block_size = self.block_size;
+                // sized by the first block (an ingester cuts its blocks itself, well under
+                // the builder's own limit, which is only its backstop)
+                let target = raw.len().clamp(1, self.block_size);
                 let filter = self.filter.get_or_insert_with(|| {
-                    ChunkFilterBuilder::new(block_size, block_size * FILTER_CHUNK_BLOCKS)
+                    ChunkFilterBuilder::new(target, target * FILTER_CHUNK_BLOCKS)
                 });
                 let f = filter.add_block_with_labels(lines, metadata_pairs(metadata));
                 put_filter(&mut self.block_filters, &f);
