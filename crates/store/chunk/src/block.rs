@@ -125,14 +125,31 @@ pub(crate) fn metadata_pairs(column: &[u8]) -> std::collections::HashSet<(&str, 
         let len = usize::try_from(r.uvarint("metadata").ok()?).ok()?;
         std::str::from_utf8(r.bytes(len, "metadata").ok()?).ok()
     }
+    // an entry whose metadata bytes are the previous entry's adds nothing (runs of one set,
+    // such as `detected_level`, are the common case): only a new span is read into the set
+    let mut previous: &[u8] = &[];
     while r.remaining() > 0 {
+        let at = column.len() - r.remaining();
         let Ok(pairs) = r.uvarint("metadata") else { break };
+        let body = column.len() - r.remaining();
+        for _ in 0..pairs.saturating_mul(2) {
+            let Some(len) = r.uvarint("metadata").ok().and_then(|l| usize::try_from(l).ok()) else {
+                return out;
+            };
+            if r.bytes(len, "metadata").is_err() {
+                return out;
+            }
+        }
+        let end = column.len() - r.remaining();
+        let span = &column[at..end];
+        if span == previous {
+            continue;
+        }
+        previous = span;
+        let mut pr = Reader::new(&column[body..end]);
         for _ in 0..pairs {
-            match (text(&mut r), text(&mut r)) {
-                (Some(name), Some(value)) => {
-                    out.insert((name, value));
-                }
-                _ => return out,
+            if let (Some(name), Some(value)) = (text(&mut pr), text(&mut pr)) {
+                out.insert((name, value));
             }
         }
     }
