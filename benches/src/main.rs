@@ -518,6 +518,26 @@ fn file_count(dir: &Path) -> u64 {
         .sum()
 }
 
+/// The bytes of the chunks' n-gram filters (chunk format version 3) under `dir`: every file
+/// that parses as a chunk counts its blocks' filters and its own.
+fn filter_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => filter_bytes(&e.path()),
+            Ok(_) => std::fs::read(e.path())
+                .ok()
+                .and_then(|b| skald_chunk::Chunk::parse(&b).ok())
+                .map_or(0, |c| {
+                    let blocks = (0..c.blocks().len()).filter_map(|i| c.block_filter(i));
+                    let len = |f: skald_chunk::NgramFilter| f.encoded_len() as u64;
+                    blocks.map(len).sum::<u64>() + c.chunk_filter().map_or(0, len)
+                }),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 fn main() -> Result<()> {
     let mut args = parse_args()?;
     if args.aws {
@@ -619,6 +639,15 @@ fn main() -> Result<()> {
         stored / raw,
         wal / 1e6
     );
+    if !args.aws {
+        let filters = filter_bytes(&server.chunks) as f64;
+        println!(
+            "n-gram filters: {:.2} MB = {:.2}% of stored bytes, {:.4} bytes per raw byte",
+            filters / 1e6,
+            100.0 * filters / stored.max(1.0),
+            filters / raw
+        );
+    }
     println!("peak RSS after ingest: {:.0} MB", server.peak_rss_mb());
     let gb = raw / 1e9;
     if args.aws {

@@ -23,6 +23,9 @@ pub(crate) struct StoreStats {
     ingester_streams: AtomicU64,
     ingester_lines: AtomicU64,
     ingester_bytes: AtomicU64,
+    /// Blocks not decompressed because their n-gram filter (or their chunk's) rejected the
+    /// query's needles. Not part of the answer's `stats` (Loki has no such figure).
+    skipped_blocks: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -49,6 +52,17 @@ impl StoreStats {
     pub(crate) fn add_decompressed(&self, raw_bytes: u64, entries: u64) {
         add(&self.decompressed_bytes, raw_bytes);
         add(&self.decompressed_lines, entries);
+    }
+
+    /// `n` blocks skipped undecompressed by their filters.
+    pub(crate) fn add_skipped_blocks(&self, n: u64) {
+        add(&self.skipped_blocks, n);
+    }
+
+    /// The blocks skipped by their filters so far.
+    #[cfg(test)]
+    pub(crate) fn skipped_blocks(&self) -> u64 {
+        self.skipped_blocks.load(Ordering::Relaxed)
     }
 
     /// One ingester answer of entries.

@@ -95,9 +95,12 @@ impl HeadBlock {
     /// Writes the columns into `raw` (cleared first) in the raw block layout, and resets the
     /// head, releasing its buffers: a builder between blocks holds no raw data (the ingester
     /// fills a block and cuts it at once, and kept a block-sized idle buffer per stream).
-    pub(crate) fn take_raw_into(&mut self, raw: &mut Vec<u8>) {
+    /// Returns the columns' lengths (timestamps, line lengths, lines, metadata), in `raw`'s
+    /// order.
+    pub(crate) fn take_raw_into(&mut self, raw: &mut Vec<u8>) -> [usize; 4] {
         raw.clear();
         raw.reserve(self.raw_len());
+        let lens = [&self.timestamps, &self.line_lens, &self.lines, &self.metadata].map(Vec::len);
         // a little more than this block's lengths: blocks of a stream are much alike
         self.last_block_lens = [&self.timestamps, &self.line_lens, &self.lines, &self.metadata]
             .map(|c| c.len() + c.len() / 8);
@@ -107,11 +110,52 @@ impl HeadBlock {
             raw.extend_from_slice(&std::mem::take(column));
         }
         self.entries = 0;
+        lens
     }
 }
 
 /// A decompressed block in columnar form.
 ///
+/// The distinct `(name, value)` pairs of a metadata column as the head writes it (the
+/// builder's own bytes: a pair that does not read as UTF-8 is left out, which cannot happen).
+pub(crate) fn metadata_pairs(column: &[u8]) -> std::collections::HashSet<(&str, &str)> {
+    let mut out = std::collections::HashSet::new();
+    let mut r = Reader::new(column);
+    fn text<'a>(r: &mut Reader<'a>) -> Option<&'a str> {
+        let len = usize::try_from(r.uvarint("metadata").ok()?).ok()?;
+        std::str::from_utf8(r.bytes(len, "metadata").ok()?).ok()
+    }
+    // an entry whose metadata bytes are the previous entry's adds nothing (runs of one set,
+    // such as `detected_level`, are the common case): only a new span is read into the set
+    let mut previous: &[u8] = &[];
+    while r.remaining() > 0 {
+        let at = column.len() - r.remaining();
+        let Ok(pairs) = r.uvarint("metadata") else { break };
+        let body = column.len() - r.remaining();
+        for _ in 0..pairs.saturating_mul(2) {
+            let Some(len) = r.uvarint("metadata").ok().and_then(|l| usize::try_from(l).ok()) else {
+                return out;
+            };
+            if r.bytes(len, "metadata").is_err() {
+                return out;
+            }
+        }
+        let end = column.len() - r.remaining();
+        let span = &column[at..end];
+        if span == previous {
+            continue;
+        }
+        previous = span;
+        let mut pr = Reader::new(&column[body..end]);
+        for _ in 0..pairs {
+            if let (Some(name), Some(value)) = (text(&mut pr), text(&mut pr)) {
+                out.insert((name, value));
+            }
+        }
+    }
+    out
+}
+
 /// All line bytes sit back to back in one buffer ([`DecodedBlock::lines_bytes`]), so a line
 /// filter can search the whole block with one `memmem` pass and then map each match offset to
 /// its entry with [`DecodedBlock::entry_index_at_offset`]. Lines are guaranteed valid UTF-8 and

@@ -1,14 +1,20 @@
 //! [`ChunkBuilder`]: appends sorted entries, cuts compressed blocks, writes the trailer.
 
 use skald_model::{Entry, EntryBatch, EntryRef, Label};
+use skald_needle::ChunkFilterBuilder;
 
-use crate::block::HeadBlock;
+use crate::block::{metadata_pairs, HeadBlock};
 use crate::error::{Error, Result};
 use crate::format::{
     BlockMeta, Codec, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FORMAT_VERSION, FORMAT_VERSION_V1,
-    HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
+    FORMAT_VERSION_V2, HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
 };
 use crate::stats::{put_record, StatsHead, DEFAULT_STATS_BUCKET_NS};
+use crate::varint::put_uvarint;
+
+/// The raw size of a chunk the filters are sized for, in blocks like its first: 16 blocks of
+/// 256 KiB make a chunk filter of 16 KiB before folding (`skald_needle`'s FILTER.md).
+const FILTER_CHUNK_BLOCKS: usize = 16;
 
 /// Ratio assumed for the head block by [`ChunkBuilder::compressed_estimate`] before any block
 /// has been cut (zstd level 1 on typical log lines does better than this).
@@ -77,6 +83,13 @@ pub struct ChunkBuilder {
     /// False once a possible duplicate was appended: the chunk is then written without
     /// statistics, and queries decode it.
     stats_usable: bool,
+    /// The chunk's n-gram filter so far (version 3), made at the first cut and sized by that
+    /// block's raw length (a block filter at 1/32 bit per byte of it, the chunk's for 16
+    /// such blocks): a builder that never cut a block holds none (an ingester keeps many
+    /// quiet streams open).
+    filter: Option<ChunkFilterBuilder>,
+    /// The cut blocks' filter records, back to back (the trailer's filter section).
+    block_filters: Vec<u8>,
 }
 
 impl Default for ChunkBuilder {
@@ -113,15 +126,20 @@ impl ChunkBuilder {
             same_ts_lines: Vec::new(),
             pending_line: None,
             stats_usable: true,
+            filter: None,
+            block_filters: Vec::new(),
         }
     }
 
-    /// Writes format version 1 (no statistics), which readers older than version 2 can
+    /// Writes format version 1 (no statistics) or 2 (no filters), which older readers can
     /// read, e.g. while a cluster is upgraded. Any other value keeps the current version.
     /// Call before the first append; later calls are ignored.
     pub fn with_format_version(mut self, version: u8) -> Self {
         if self.entries == 0 {
-            self.version = if version == FORMAT_VERSION_V1 { version } else { FORMAT_VERSION };
+            self.version = match version {
+                FORMAT_VERSION_V1 | FORMAT_VERSION_V2 => version,
+                _ => FORMAT_VERSION,
+            };
             self.header[4] = self.version;
         }
         self
@@ -280,7 +298,20 @@ impl ChunkBuilder {
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             let (raw, compressed) = &mut *scratch;
-            self.head.take_raw_into(raw);
+            let lens = self.head.take_raw_into(raw);
+            if self.version >= 3 {
+                let lines_at = lens[0] + lens[1];
+                let lines = raw.get(lines_at..lines_at + lens[2]).unwrap_or_default();
+                let metadata = raw.get(lines_at + lens[2]..).unwrap_or_default();
+                // sized by the first block (an ingester cuts its blocks itself, well under
+                // the builder's own limit, which is only its backstop)
+                let target = raw.len().clamp(1, self.block_size);
+                let filter = self.filter.get_or_insert_with(|| {
+                    ChunkFilterBuilder::new(target, target * FILTER_CHUNK_BLOCKS)
+                });
+                let f = filter.add_block_with_labels(lines, metadata_pairs(metadata));
+                put_filter(&mut self.block_filters, &f);
+            }
             let payload: &[u8] = match self.codec {
                 Codec::Zstd => {
                     compress_into(raw, self.level, compressed).map_err(Error::Compress)?;
@@ -322,6 +353,12 @@ impl ChunkBuilder {
             }
             Ok(())
         })
+    }
+
+    /// True while the builder holds no filter (no block cut yet, or an older version).
+    #[cfg(test)]
+    pub(crate) fn filter_is_none(&self) -> bool {
+        self.filter.is_none()
     }
 
     /// Number of entries appended.
@@ -400,8 +437,17 @@ impl ChunkBuilder {
             return Err(Error::Empty);
         };
         let trailer_offset = self.data_len as u64;
+        let chunk_filter = match (&self.filter, self.version >= 3) {
+            (Some(f), true) => f.clone().finish_chunk().to_bytes(),
+            _ => Vec::new(),
+        };
         let mut trailer = Vec::with_capacity(
-            8 + self.blocks.len() * crate::format::BLOCK_META_LEN + 8 + self.stats.len(),
+            8 + self.blocks.len() * crate::format::BLOCK_META_LEN
+                + 8
+                + self.stats.len()
+                + self.block_filters.len()
+                + 4
+                + chunk_filter.len(),
         );
         trailer.extend_from_slice(&(self.blocks.len() as u32).to_le_bytes());
         for b in &self.blocks {
@@ -416,6 +462,11 @@ impl ChunkBuilder {
                 trailer.extend_from_slice(&0u64.to_le_bytes());
                 trailer.extend(std::iter::repeat_n(0u8, self.blocks.len()));
             }
+        }
+        if self.version >= 3 {
+            trailer.extend_from_slice(&self.block_filters);
+            put_uvarint(&mut trailer, chunk_filter.len() as u64);
+            trailer.extend_from_slice(&chunk_filter);
         }
         let crc = crc32c::crc32c(&trailer);
         trailer.extend_from_slice(&crc.to_le_bytes());
@@ -440,6 +491,12 @@ impl ChunkBuilder {
             checksum,
         })
     }
+}
+
+/// Appends one filter record: `uvarint len`, then the filter's bytes.
+fn put_filter(out: &mut Vec<u8>, f: &skald_needle::NgramFilter) {
+    put_uvarint(out, f.encoded_len() as u64);
+    f.write_to(out);
 }
 
 thread_local! {

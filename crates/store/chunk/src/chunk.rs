@@ -6,11 +6,12 @@ use skald_model::Entry;
 use crate::block::{DecodedBlock, MIN_ENTRY_RAW_LEN};
 use crate::error::{Error, Result};
 use crate::format::{
-    BlockMeta, Codec, BLOCK_META_LEN, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_V1, HEADER_LEN,
-    MAGIC, MAX_BLOCK_RAW_LEN,
+    BlockMeta, Codec, BLOCK_META_LEN, FOOTER_LEN, FORMAT_VERSION, FORMAT_VERSION_V1,
+    FORMAT_VERSION_V2, HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
 };
 use crate::stats::{decode_block_stats, BlockStats};
 use crate::varint::Reader;
+use skald_needle::NgramFilter;
 
 /// A chunk whose header, footer and block index have been validated.
 ///
@@ -37,6 +38,11 @@ pub struct Chunk {
     /// Where each block's statistics record lies in the chunk (empty: none). Empty for
     /// version 1.
     stats: Vec<std::ops::Range<u64>>,
+    /// Where each block's n-gram filter lies in the chunk (empty: none; empty before
+    /// version 3).
+    filters: Vec<std::ops::Range<u64>>,
+    /// Where the chunk's n-gram filter lies (empty: none).
+    chunk_filter: std::ops::Range<u64>,
 }
 
 /// What parsing the header and the tail gives.
@@ -46,6 +52,8 @@ struct Parsed {
     blocks: Vec<BlockMeta>,
     stats_bucket_ns: i64,
     stats: Vec<std::ops::Range<u64>>,
+    filters: Vec<std::ops::Range<u64>>,
+    chunk_filter: std::ops::Range<u64>,
 }
 
 /// Where the trailer of a chunk of `len` bytes lies, from its footer (the chunk's last
@@ -79,7 +87,7 @@ fn parse_header(header: &[u8]) -> Result<(u8, Codec)> {
         return Err(Error::corrupt("bad header magic"));
     }
     let version = header[4];
-    if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
+    if ![FORMAT_VERSION, FORMAT_VERSION_V2, FORMAT_VERSION_V1].contains(&version) {
         return Err(Error::UnsupportedVersion { version });
     }
     let codec = Codec::from_byte(header[5])?;
@@ -183,11 +191,26 @@ fn parse(header: &[u8], tail: &[u8], tail_offset: u64) -> Result<Parsed> {
             )?;
             stats.push(start..start + len);
         }
-        if r.remaining() != 0 {
-            return Err(Error::corrupt("trailing bytes in the trailer"));
-        }
     }
-    Ok(Parsed { version, codec, blocks, stats_bucket_ns, stats })
+    let (mut filters, mut chunk_filter) = (Vec::new(), 0..0);
+    if version >= 3 {
+        filters.reserve(count);
+        // the blocks' records, then the chunk's
+        for _ in 0..=count {
+            let len = r.uvarint("filters")?;
+            let start = trailer_offset + (body.len() - r.remaining()) as u64;
+            r.bytes(
+                usize::try_from(len).map_err(|_| Error::corrupt("filter record too long"))?,
+                "filters",
+            )?;
+            filters.push(start..start + len);
+        }
+        chunk_filter = filters.pop().unwrap_or(0..0);
+    }
+    if r.remaining() != 0 {
+        return Err(Error::corrupt("trailing bytes in the trailer"));
+    }
+    Ok(Parsed { version, codec, blocks, stats_bucket_ns, stats, filters, chunk_filter })
 }
 
 impl Chunk {
@@ -216,8 +239,8 @@ impl Chunk {
     }
 
     fn from_parsed(p: Parsed, len: u64, pieces: Vec<(u64, Bytes)>) -> Chunk {
-        let Parsed { version, codec, blocks, stats_bucket_ns, stats } = p;
-        Chunk { pieces, len, version, codec, blocks, stats_bucket_ns, stats }
+        let Parsed { version, codec, blocks, stats_bucket_ns, stats, filters, chunk_filter } = p;
+        Chunk { pieces, len, version, codec, blocks, stats_bucket_ns, stats, filters, chunk_filter }
     }
 
     /// Adds `bytes`, the chunk's bytes from `offset` (payloads of blocks fetched after
@@ -292,7 +315,7 @@ impl Chunk {
         self.pieces.iter().map(|(_, b)| b.len() as u64).sum()
     }
 
-    /// The format version named in the header (1 or 2).
+    /// The format version named in the header (1, 2 or 3).
     pub fn version(&self) -> u8 {
         self.version
     }
@@ -321,6 +344,32 @@ impl Chunk {
         let rec =
             self.slice(range.clone()).ok_or_else(|| Error::corrupt("statistics out of bounds"))?;
         decode_block_stats(rec, self.stats_bucket_ns, meta, index)
+    }
+
+    /// The n-gram filter of block `index`'s lines and structured metadata (version 3): when
+    /// it says a literal cannot be there, no line of the block contains it. `None` when there
+    /// is none (an older chunk, an index out of range) or it is of a filter version this build
+    /// does not read (the trailer's CRC was checked): then any block may match.
+    pub fn block_filter(&self, index: usize) -> Option<NgramFilter> {
+        self.filter_at(self.filters.get(index)?.clone())
+    }
+
+    /// The n-gram filter of the whole chunk (version 3): the union of its blocks', checked
+    /// before any block's. `None` as for [`Chunk::block_filter`].
+    pub fn chunk_filter(&self) -> Option<NgramFilter> {
+        self.filter_at(self.chunk_filter.clone())
+    }
+
+    /// True when the chunk has filters ([`Chunk::block_filter`]).
+    pub fn has_filters(&self) -> bool {
+        !self.chunk_filter.is_empty()
+    }
+
+    fn filter_at(&self, range: std::ops::Range<u64>) -> Option<NgramFilter> {
+        if range.is_empty() {
+            return None;
+        }
+        NgramFilter::from_bytes(self.slice(range)?).ok()
     }
 
     /// The chunk's bytes, when it holds them all (`None` for a chunk read in parts).

@@ -5,9 +5,13 @@ use crate::varint::Reader;
 
 /// First four bytes of every chunk, and last four bytes of its footer.
 pub const MAGIC: [u8; 4] = *b"SKCK";
-/// The format version this build writes (and reads, as well as [`FORMAT_VERSION_V1`]).
-/// Version 2 added per-block statistics to the trailer.
-pub const FORMAT_VERSION: u8 = 2;
+/// The format version this build writes (and reads, as well as [`FORMAT_VERSION_V2`] and
+/// [`FORMAT_VERSION_V1`]). Version 2 added per-block statistics to the trailer, version 3
+/// n-gram filters of each block and of the chunk (`skald_needle`).
+pub const FORMAT_VERSION: u8 = 3;
+/// Version 2: statistics, no filters. Still read, and written on request
+/// ([`crate::ChunkBuilder::with_format_version`]).
+pub const FORMAT_VERSION_V2: u8 = 2;
 /// The first format version: no statistics. Still read, and written on request
 /// ([`crate::ChunkBuilder::with_format_version`]).
 pub const FORMAT_VERSION_V1: u8 = 1;

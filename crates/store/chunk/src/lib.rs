@@ -10,6 +10,11 @@
 //! concatenated, then structured metadata, so a line filter can run one `memmem` over the whole
 //! block and map matches back to entries.
 //!
+//! Since version 3 the trailer also holds an n-gram filter of each block's lines and
+//! structured metadata and one of the whole chunk ([`skald_needle::NgramFilter`]):
+//! [`Chunk::block_filter`] and [`Chunk::chunk_filter`] say which blocks cannot hold a literal,
+//! so a search skips them undecompressed (and unfetched, in a ranged read).
+//!
 //! This crate does no I/O.
 //!
 //! ```
@@ -41,11 +46,14 @@ pub use chunk::{decompress_capped, trailer_range, BlockReader, Chunk, ChunkEntri
 pub use error::{Error, Result};
 pub use format::{
     BlockMeta, Codec, BLOCK_META_LEN, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, FOOTER_LEN,
-    FORMAT_VERSION, FORMAT_VERSION_V1, HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
+    FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, HEADER_LEN, MAGIC, MAX_BLOCK_RAW_LEN,
 };
+pub use skald_needle::NgramFilter;
 pub use stats::{
     BlockStats, Bucket, DEFAULT_STATS_BUCKET_NS, MAX_STATS_METADATA_BYTES, MAX_STATS_METADATA_SETS,
 };
 
+#[cfg(test)]
+mod filter_tests;
 #[cfg(test)]
 mod tests;

@@ -24,13 +24,12 @@ use skald_index::ChunkRef;
 use skald_logql::engine::{
     BucketBatch, BucketCount, BucketedSamples, EngineError, StreamPart, WindowGrid,
 };
-use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::{LogRangeExpr, RangeOp};
 use skald_model::{EntryBatch, Labels};
 
 use crate::store_stats::StoreStats;
 
-use super::decode::{decode_block, select_block};
+use super::decode::{decode_block, select_block, BlockScan};
 use super::fetch::{fetch_blocks, Need};
 use super::{check_cancel, prefetch, source_err, StoreSource};
 
@@ -87,14 +86,14 @@ impl StoreSource {
             .collect();
         let window = self.prefetch_window();
         let mut prefetch =
-            prefetch::Prefetch::start(self, &slices, wanted, Need::Index, None, window);
+            prefetch::Prefetch::start(self, &slices, wanted, (Need::Index, None), None, window);
         drop(slices);
         let grid = *grid;
         let rest = plan.into_iter().enumerate().flat_map(move |(i, (labels, chunks))| {
             let mut slots = prefetch.take_stream(i);
             let parts = check_cancel(&self.cancel).and_then(|()| {
                 let all: Vec<usize> = (0..chunks.len()).collect();
-                let fetched = self.take_chunks(&chunks, &mut slots, &all, Need::Index)?;
+                let fetched = self.take_chunks(&chunks, &mut slots, &all, Need::Index, None)?;
                 drop(slots);
                 self.count_stream(labels, &chunks, fetched, start, to, &grid, &counted_ts)
             });
@@ -174,7 +173,7 @@ impl StoreSource {
         start: i64,
         end: i64,
     ) -> Result<EntryBatch, EngineError> {
-        let scan = LiteralScan::new::<String>(&[]);
+        let scan = BlockScan::everything();
         let run = |group: &[Decode]| -> Result<Vec<EntryBatch>, EngineError> {
             let mut reader = BlockReader::new();
             group
@@ -223,7 +222,7 @@ impl Decode {
         &self,
         start: i64,
         end: i64,
-        scan: &LiteralScan,
+        scan: &BlockScan,
         reader: &mut BlockReader,
         stats: &StoreStats,
     ) -> Result<EntryBatch, EngineError> {

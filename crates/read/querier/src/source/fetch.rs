@@ -16,6 +16,7 @@ use skald_chunk_store::{ChunkKey, ChunkStore};
 use skald_index::ChunkRef;
 use skald_logql::engine::EngineError;
 
+use super::needle::NeedleQuery;
 use super::source_err;
 use crate::store_stats::StoreStats;
 
@@ -51,15 +52,21 @@ const WHOLE_QUARTERS: i128 = 3;
 /// Fetches what `need` asks of chunk `chunk` (at `key`), parsed. The bytes read are added to
 /// `stats`. When the index's size of the chunk is unknown or wrong, or the chunk's end does
 /// not parse, the chunk is fetched whole (and then refused as before when it is corrupt).
+///
+/// With `needles`, a [`Need::Range`] reads the chunk's end first even when it lies within
+/// the range, and fetches only the blocks whose n-gram filters may hold them (none when the
+/// chunk's filter rejects them): a needle search fetches little of the chunks it cannot match.
 pub(super) async fn fetch(
     store: &dyn ChunkStore,
     key: &ChunkKey,
     chunk: &ChunkRef,
     need: Need,
+    needles: Option<&NeedleQuery>,
     stats: &StoreStats,
 ) -> Result<Chunk, EngineError> {
-    if !fetch_whole(chunk, need) {
-        match fetch_parts(store, key, chunk.compressed_bytes, need, stats).await {
+    let searching = needles.is_some() && matches!(need, Need::Range(..));
+    if !fetch_whole(chunk, need) || (searching && chunk.compressed_bytes >= SMALL_CHUNK) {
+        match fetch_parts(store, key, chunk.compressed_bytes, need, needles, stats).await {
             Ok(c) => return Ok(c),
             // a missing chunk is missing whole too
             Err(Parts::Store(e)) if e.is_not_found() => {
@@ -108,6 +115,7 @@ async fn fetch_parts(
     key: &ChunkKey,
     len: u64,
     need: Need,
+    needles: Option<&NeedleQuery>,
     stats: &StoreStats,
 ) -> Result<Chunk, Parts> {
     let tail_len = (len / 16).max(MIN_TAIL).min(len - HEADER_LEN as u64);
@@ -130,7 +138,13 @@ async fn fetch_parts(
     }
     let mut chunk = Chunk::from_tail(header, tail, tail_offset).map_err(|_| Parts::Format)?;
     if let Need::Range(start, end) = need {
-        let blocks: Vec<usize> = chunk.blocks_overlapping(start, end).collect();
+        let blocks: Vec<usize> = match needles {
+            Some(n) if !n.chunk_may_match(&chunk) => Vec::new(),
+            _ => chunk
+                .blocks_overlapping(start, end)
+                .filter(|&i| needles.is_none_or(|n| n.block_may_match(&chunk, i)))
+                .collect(),
+        };
         add_blocks(store, key, &mut chunk, &blocks, stats).await?;
     }
     Ok(chunk)
@@ -297,7 +311,8 @@ mod tests {
         // range in one request
         let (start, end) = (r.from - 5 * SEC, r.from + 400 * SEC);
         let stats = StoreStats::default();
-        let got = rt.block_on(fetch(&store, &key, &r, Need::Range(start, end), &stats)).unwrap();
+        let got =
+            rt.block_on(fetch(&store, &key, &r, Need::Range(start, end), None, &stats)).unwrap();
         assert_eq!(entries(&got, start, end), entries(&whole, start, end));
         let needed: Vec<usize> = whole.blocks_overlapping(start, end).collect();
         let m = whole.blocks();
@@ -327,7 +342,7 @@ mod tests {
         let store = Counting::new();
         let (r, key, bytes) = chunk_of(&store, &rt);
         let stats = StoreStats::default();
-        let mut got = rt.block_on(fetch(&store, &key, &r, Need::Index, &stats)).unwrap();
+        let mut got = rt.block_on(fetch(&store, &key, &r, Need::Index, None, &stats)).unwrap();
         let whole = Chunk::from_bytes(bytes.clone()).unwrap();
         for i in 0..whole.blocks().len() {
             assert_eq!(got.block_stats(i).unwrap(), whole.block_stats(i).unwrap());
@@ -354,7 +369,7 @@ mod tests {
         let stats = StoreStats::default();
         let run = |r: &ChunkRef, need| {
             store.reads.lock().clear();
-            let c = rt.block_on(fetch(&store, &key, r, need, &stats)).unwrap();
+            let c = rt.block_on(fetch(&store, &key, r, need, None, &stats)).unwrap();
             assert_eq!(entries(&c, r.from, r.through + 1).len(), whole.entries() as usize);
             store.reads.lock().clone()
         };
@@ -371,7 +386,97 @@ mod tests {
         assert_eq!(run(&too_long, Need::Index).last(), Some(&None));
         // a missing chunk is an error
         let missing = ChunkRef { checksum: 1, ..r };
-        let err = rt.block_on(fetch(&store, &missing.key("t"), &missing, Need::Index, &stats));
+        let err =
+            rt.block_on(fetch(&store, &missing.key("t"), &missing, Need::Index, None, &stats));
         assert!(err.unwrap_err().to_string().contains("failed to fetch chunk"));
+    }
+
+    /// A chunk of 64 KiB blocks of plain lines with `needle-7f3a9c` in a few lines of one
+    /// block, its ref and key.
+    fn needle_chunk_of(store: &Counting, rt: &tokio::runtime::Runtime) -> (ChunkRef, ChunkKey) {
+        let mut b = ChunkBuilder::new(64 * 1024);
+        for i in 0..40_000i64 {
+            let mut line = format!("line {} level=info path=/a/{}", i % 1000, i % 50);
+            if (30_000..30_005).contains(&i) {
+                line.push_str(" err=needle-7f3a9c");
+            }
+            b.append(&Entry { ts: i * SEC / 10, line, structured_metadata: vec![] }).unwrap();
+        }
+        let enc = b.finish().unwrap();
+        let r = ChunkRef {
+            fingerprint: 8,
+            from: enc.from,
+            through: enc.through,
+            checksum: enc.checksum,
+            entries: enc.entries,
+            uncompressed_bytes: enc.uncompressed_bytes,
+            compressed_bytes: enc.bytes.len() as u64,
+            stats_bytes: 0,
+        };
+        let key = r.key("t");
+        rt.block_on(store.put(&key, Bytes::from(enc.bytes))).unwrap();
+        (r, key)
+    }
+
+    fn needles(q: &str) -> NeedleQuery {
+        let Ok(skald_logql::syntax::ast::Expr::Log(sel)) = skald_logql::syntax::parse_expr(q)
+        else {
+            panic!("{q}")
+        };
+        NeedleQuery::new(&sel.stages, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_needle_search_fetches_only_the_blocks_its_filters_may_hold() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let store = Counting::new();
+        let (r, key) = needle_chunk_of(&store, &rt);
+        let len = r.compressed_bytes;
+        let whole = rt.block_on(store.get(&key)).unwrap();
+        let whole = Chunk::from_bytes(whole).unwrap();
+        assert!(whole.blocks().len() > 10);
+        let range = Need::Range(r.from, r.through + 1);
+        let stats = StoreStats::default();
+        // within the range, yet read in parts: header, tail, then few blocks
+        store.reads.lock().clear();
+        let n = needles(r#"{a="b"} |= "needle-7f3a9c""#);
+        let got = rt.block_on(fetch(&store, &key, &r, range, Some(&n), &stats)).unwrap();
+        let reads = store.reads.lock().clone();
+        assert!(reads.iter().all(Option::is_some), "{reads:?}");
+        assert!(store.read_bytes(len) * 3 < len, "{} of {len}", store.read_bytes(len));
+        let hit =
+            whole.blocks().iter().position(|m| m.min_ts <= 3_000 * SEC && 3_000 * SEC <= m.max_ts);
+        assert!(got.has_payload(hit.unwrap()));
+        let held = (0..whole.blocks().len()).filter(|&i| got.has_payload(i)).count();
+        assert!(held <= 2, "{held} blocks fetched");
+        // decoding it skips the blocks not fetched and finds the lines
+        let scan = super::super::decode::BlockScan {
+            lines: skald_logql::log::LiteralScan::new(&["needle-7f3a9c".to_string()]),
+            needles: Some(std::sync::Arc::new(n)),
+        };
+        let mut reader = skald_chunk::BlockReader::new();
+        let dstats = StoreStats::default();
+        let out = super::super::decode::decode_chunk(
+            &got,
+            r.from,
+            r.through + 1,
+            &scan,
+            &mut reader,
+            &dstats,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 5);
+        assert!(dstats.skipped_blocks() as usize >= whole.blocks().len() - 2);
+        // a needle no block holds: the chunk's filter says so, no block is fetched
+        store.reads.lock().clear();
+        let n = needles(r#"{a="b"} |= "absent-qq77xx""#);
+        let got = rt.block_on(fetch(&store, &key, &r, range, Some(&n), &stats)).unwrap();
+        // header and tail (and the rest of a trailer longer than the tests' short tail)
+        assert!(store.reads.lock().len() <= 3);
+        assert!((0..whole.blocks().len()).all(|i| !got.has_payload(i)));
+        // without needles, the chunk is read whole as before
+        store.reads.lock().clear();
+        rt.block_on(fetch(&store, &key, &r, range, None, &stats)).unwrap();
+        assert_eq!(store.reads.lock().clone(), vec![None]);
     }
 }

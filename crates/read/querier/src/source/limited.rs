@@ -25,11 +25,11 @@ use std::sync::Mutex;
 use skald_chunk::{BlockMeta, BlockReader, Chunk};
 use skald_index::ChunkRef;
 use skald_logql::engine::{EngineError, SelectLimit};
-use skald_logql::log::{LiteralScan, Pipeline, StreamPipeline};
+use skald_logql::log::{Pipeline, StreamPipeline};
 use skald_logql::syntax::ast::Stage;
 use skald_model::{EntryBatch, Labels};
 
-use super::decode::{decode_block, select_block};
+use super::decode::{decode_block, select_block, BlockScan};
 use super::fetch::Need;
 use super::prefetch::{Fetched, Slot};
 use super::{check_cancel, source_err, PendingStream, StoreSource};
@@ -132,7 +132,7 @@ impl Limited {
         pending: PendingStream,
         mut slots: Vec<Option<Slot>>,
         (start, end): (i64, i64),
-        scan: &LiteralScan,
+        scan: &BlockScan,
     ) -> Result<EntryBatch, EngineError> {
         let mut sp = match &self.counting {
             Counting::All => None,
@@ -182,14 +182,21 @@ impl Limited {
                     }
                 }
                 ahead = (ahead * 2).min(MAX_FETCH_AHEAD);
-                let got = source.take_chunks(chunks, &mut slots, &group, Need::Whole)?;
+                // with needles, only the blocks in range their filters may hold
+                let needles = scan.needles.as_ref();
+                let need = if needles.is_some() { Need::Range(start, end) } else { Need::Whole };
+                let got = source.take_chunks(chunks, &mut slots, &group, need, needles)?;
                 self.chunks_fetched.fetch_add(got.len(), Ordering::Relaxed);
                 for (j, got) in group.into_iter().zip(got) {
                     let Fetched::Chunk(chunk) = got else {
                         return Err(source_err("a limited read got a decoded chunk"));
                     };
-                    for (b, meta) in chunk.blocks().iter().enumerate() {
-                        if meta.max_ts >= start && meta.min_ts < end {
+                    let in_range = chunk.blocks().iter().enumerate();
+                    let in_range = in_range.filter(|(_, m)| m.max_ts >= start && m.min_ts < end);
+                    if !scan.chunk_may_match(&chunk) {
+                        source.stats.add_skipped_blocks(in_range.count() as u64);
+                    } else {
+                        for (b, meta) in in_range {
                             units.push(Reverse((self.block_key(meta, start, end), j, b)));
                         }
                     }

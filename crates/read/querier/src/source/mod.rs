@@ -5,6 +5,9 @@ mod counts;
 mod decode;
 mod fetch;
 mod limited;
+mod needle;
+#[cfg(test)]
+mod needle_tests;
 mod prefetch;
 #[cfg(test)]
 mod tests;
@@ -345,7 +348,11 @@ impl StoreSource {
         window: usize,
     ) -> impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_ {
         let plan: Vec<(Labels, PendingStream)> = plan.into_iter().collect();
-        let scan = Arc::new(LiteralScan::for_stages(&selector.stages));
+        let needles = needle::NeedleQuery::new(&selector.stages, plan.iter().map(|(l, _)| l));
+        let scan = Arc::new(decode::BlockScan {
+            lines: LiteralScan::for_stages(&selector.stages),
+            needles: needles.map(Arc::new),
+        });
         let chunks: Vec<&[ChunkRef]> = plan.iter().map(|(_, p)| p.chunks.as_slice()).collect();
         // a full read takes every chunk; a limited one surely its first group of each stream
         let wanted: Vec<(usize, usize)> = chunks
@@ -366,10 +373,16 @@ impl StoreSource {
             cancel: self.cancel.clone(),
             stats: self.stats.clone(),
         });
-        // a limited read takes whole chunks and picks their blocks itself
-        let need =
-            if limited.is_some() { fetch::Need::Whole } else { fetch::Need::Range(start, end) };
-        let mut prefetch = prefetch::Prefetch::start(self, &chunks, wanted, need, decode, window);
+        // a limited read takes whole chunks and picks their blocks itself, unless the chunks'
+        // filters can say which blocks to fetch
+        let need = if limited.is_some() && scan.needles.is_none() {
+            fetch::Need::Whole
+        } else {
+            fetch::Need::Range(start, end)
+        };
+        let needles = (need, scan.needles.clone());
+        let mut prefetch =
+            prefetch::Prefetch::start(self, &chunks, wanted, needles, decode, window);
         drop(chunks);
         let iter = plan.into_iter().enumerate().map(move |(i, (labels, pending))| {
             check_cancel(&self.cancel)?;
@@ -393,11 +406,12 @@ impl StoreSource {
         mut slots: Vec<Option<prefetch::Slot>>,
         start: i64,
         end: i64,
-        scan: &LiteralScan,
+        scan: &decode::BlockScan,
     ) -> Result<EntryBatch, EngineError> {
         let all: Vec<usize> = (0..pending.chunks.len()).collect();
         let need = fetch::Need::Range(start, end);
-        let fetched = self.take_chunks(&pending.chunks, &mut slots, &all, need)?;
+        let needles = scan.needles.as_ref();
+        let fetched = self.take_chunks(&pending.chunks, &mut slots, &all, need, needles)?;
         drop(slots);
         let mut reader = BlockReader::new();
         let mut parts = Vec::with_capacity(fetched.len() + 1);

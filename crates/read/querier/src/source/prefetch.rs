@@ -20,12 +20,13 @@ use std::sync::Arc;
 use skald_chunk::{BlockReader, Chunk};
 use skald_index::ChunkRef;
 use skald_logql::engine::EngineError;
-use skald_logql::log::LiteralScan;
 use skald_model::EntryBatch;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::decode::{decode_chunk, BlockScan};
 use super::fetch::{fetch, Need};
-use super::{check_cancel, decode::decode_chunk, source_err, StoreSource};
+use super::needle::NeedleQuery;
+use super::{check_cancel, source_err, StoreSource};
 use crate::store_stats::StoreStats;
 
 /// Bytes of chunks fetched (compressed size) and decoded (raw size) ahead of the engine,
@@ -60,7 +61,7 @@ pub(super) type Slot = oneshot::Receiver<Result<Ready, EngineError>>;
 pub(super) struct Decode {
     pub(super) start: i64,
     pub(super) end: i64,
-    pub(super) scan: Arc<LiteralScan>,
+    pub(super) scan: Arc<BlockScan>,
     pub(super) cancel: Arc<AtomicBool>,
     /// Where the blocks decompressed are counted.
     pub(super) stats: Arc<StoreStats>,
@@ -72,7 +73,7 @@ impl Decode {
         let mut reader = take_reader();
         // A copy per chunk: its regexes get their own cache pools, owned by this thread, so
         // decodes on several threads do not queue on one pool's lock for every line.
-        let scan = LiteralScan::clone(&self.scan);
+        let scan = BlockScan::clone(&self.scan);
         let out = decode_chunk(chunk, self.start, self.end, &scan, &mut reader, &self.stats);
         give_reader(reader);
         out
@@ -117,13 +118,14 @@ impl Drop for Prefetch {
 
 impl Prefetch {
     /// Starts fetching `wanted` — `(stream, chunk)` positions into `streams` — in that order,
-    /// what `need` says of each, at most `window` bytes ahead ([`WINDOW_BYTES`]). With
-    /// `decode`, each chunk is decoded once fetched.
+    /// what `need` says of each, at most `window` bytes ahead ([`WINDOW_BYTES`]), with the
+    /// blocks `needles` may match only ([`fetch`]). With `decode`, each chunk is decoded once
+    /// fetched.
     pub(super) fn start(
         source: &StoreSource,
         streams: &[&[ChunkRef]],
         wanted: Vec<(usize, usize)>,
-        need: Need,
+        (need, needles): (Need, Option<Arc<NeedleQuery>>),
         decode: Option<Decode>,
         window: usize,
     ) -> Prefetch {
@@ -162,9 +164,10 @@ impl Prefetch {
                     return;
                 };
                 let (store, decode, decoders) = (store.clone(), decode.clone(), decoders.clone());
-                let stats = stats.clone();
+                let (stats, needles) = (stats.clone(), needles.clone());
                 tasks.spawn(async move {
-                    let fetched = fetch(&*store, &key, &chunk, need, &stats).await;
+                    let fetched =
+                        fetch(&*store, &key, &chunk, need, needles.as_deref(), &stats).await;
                     drop(request);
                     let out = match (fetched, decode) {
                         (Err(e), _) => Err(e),
@@ -204,6 +207,7 @@ impl StoreSource {
         slots: &mut [Option<Slot>],
         which: &[usize],
         need: Need,
+        needles: Option<&Arc<NeedleQuery>>,
     ) -> Result<Vec<Fetched>, EngineError> {
         self.stats.add_chunks(which.iter().filter(|&&j| j < chunks.len()).count());
         let store = self.querier.chunks.clone();
@@ -221,8 +225,11 @@ impl StoreSource {
                     None => {
                         let (store, key) = (store.clone(), chunks[j].key(&self.tenant));
                         let (chunk, stats) = (chunks[j], self.stats.clone());
+                        let needles = needles.cloned();
                         Box::pin(async move {
-                            fetch(&*store, &key, &chunk, need, &stats).await.map(Fetched::Chunk)
+                            fetch(&*store, &key, &chunk, need, needles.as_deref(), &stats)
+                                .await
+                                .map(Fetched::Chunk)
                         })
                     }
                 }

@@ -87,7 +87,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 /// A source over an in-memory index and chunk store.
-fn store_source() -> StoreSource {
+pub(super) fn store_source() -> StoreSource {
     let chunks = Arc::new(ObjectChunkStore::in_memory());
     let index = Arc::new(skald_index::MemIndexStore::new());
     let querier = Querier::new(QuerierConfig::default(), Limits::default(), chunks, index, None);
@@ -105,7 +105,18 @@ fn store_source() -> StoreSource {
 
 /// Writes `entries` (sorted by ts) of `labels` as one chunk with blocks of about `block` bytes.
 fn write_chunk(s: &StoreSource, labels: &Labels, entries: &[Entry], block: usize) {
-    let mut b = skald_chunk::ChunkBuilder::new(block);
+    write_chunk_version(s, labels, entries, block, skald_chunk::FORMAT_VERSION);
+}
+
+/// [`write_chunk`] in chunk format `version`.
+pub(super) fn write_chunk_version(
+    s: &StoreSource,
+    labels: &Labels,
+    entries: &[Entry],
+    block: usize,
+    version: u8,
+) {
+    let mut b = skald_chunk::ChunkBuilder::new(block).with_format_version(version);
     for e in entries {
         b.append(e).unwrap();
     }
@@ -164,7 +175,7 @@ impl Source for FullRead<'_> {
     }
 }
 
-const SEC: i64 = 1_000_000_000;
+pub(super) const SEC: i64 = 1_000_000_000;
 
 /// Random streams written as runs of chunks, plus late chunks that overlap them and replicas
 /// (the same entries cut with another block size), with many equal timestamps and copies of
@@ -284,7 +295,8 @@ fn a_limited_read_keeps_exactly_the_entries_up_to_the_limit_th_and_its_ties() {
         let plan = s.plan(&sel, 0, 1000 * SEC, None).unwrap();
         let pending = plan.into_iter().next().unwrap().1;
         let limited = limited::Limited::new(&sel.stages, SelectLimit { limit, backward }).unwrap();
-        let scan = LiteralScan::new(&skald_logql::log::required_literals(&sel.stages));
+        let lines = LiteralScan::new(&skald_logql::log::required_literals(&sel.stages));
+        let scan = decode::BlockScan { lines, needles: None };
         let out = limited.load(&s, &labels, pending, Vec::new(), (0, 1000 * SEC), &scan).unwrap();
         (entries_of(&out), limited.chunks_fetched.load(Ordering::Relaxed))
     };
@@ -404,7 +416,8 @@ fn the_limit_counts_across_streams_unless_stages_can_merge_them() {
         let sel = selector(&format!(r#"{{app=~"a|b"}}{stages}"#));
         let limited =
             limited::Limited::new(&sel.stages, SelectLimit { limit: 10, backward: true }).unwrap();
-        let scan = LiteralScan::new(&skald_logql::log::required_literals(&sel.stages));
+        let lines = LiteralScan::new(&skald_logql::log::required_literals(&sel.stages));
+        let scan = decode::BlockScan { lines, needles: None };
         let plan = s.plan(&sel, 0, 2_000 * SEC, None).unwrap();
         let got: Vec<(String, usize, usize)> = plan
             .into_iter()
