@@ -27,7 +27,7 @@ use anyhow::{bail, Result};
 
 use crate::load::{self, PushLoad};
 use crate::logbench::Pushed;
-use crate::{dir_bytes, Args, Deployment, Server, LIMITS, SYSTEMS};
+use crate::{dir_bytes, query_raw, Args, Deployment, Server, LIMITS, SYSTEMS};
 
 /// logbench's per-job count (`../shared/tools/logbench.py`, `count_by_job`).
 const COUNT_BY_JOB: &str = "sum by (job) (count_over_time({env=\"bench\"}[1m]))";
@@ -99,34 +99,6 @@ impl CpuProbe {
     fn seconds(&self) -> f64 {
         self.per_process().iter().sum()
     }
-}
-
-/// A `query_range` request's latency and raw body. `params` come after `query`, `start` and
-/// `end`; `headers` are sent as given.
-fn query_raw(
-    url: &str,
-    q: &str,
-    (start, end): (i64, i64),
-    params: &[(&str, &str)],
-    headers: &[(&str, &str)],
-) -> Result<(Duration, Vec<u8>)> {
-    let t = Instant::now();
-    let (s, e) = (start.to_string(), end.to_string());
-    let mut req = ureq::get(&format!("{url}/loki/api/v1/query_range"))
-        .timeout(Duration::from_secs(900))
-        .query("query", q)
-        .query("start", &s)
-        .query("end", &e);
-    for (k, v) in params {
-        req = req.query(k, v);
-    }
-    for (k, v) in headers {
-        req = req.set(k, v);
-    }
-    let resp = req.call().map_err(|e| anyhow::anyhow!("query {q} failed: {e}"))?;
-    let mut body = Vec::new();
-    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)?;
-    Ok((t.elapsed(), body))
 }
 
 /// `body` without its `"stats":{...}` member (and the comma before it): what must match byte
@@ -217,15 +189,7 @@ fn single(args: &Args, dir: &Path, limits: &str, extra: &str) -> Result<Deployme
         args.limits,
         args.config
     );
-    let s = Server::start_with(&args.bin, dir, &body)?;
-    Ok(Deployment {
-        push_url: s.url.clone(),
-        query_url: s.url.clone(),
-        ingesters: vec![s.url.clone()],
-        chunks: dir.join("data").join("chunks"),
-        wal: vec![dir.join("data").join("wal")],
-        procs: vec![s],
-    })
+    Ok(Deployment::of_single(Server::start_with(&args.bin, dir, &body)?, dir))
 }
 
 /// Pushes `--mb` with the bench's usual load (100 streams over `--span` minutes, 50 by

@@ -226,15 +226,19 @@ struct Deployment {
 
 impl Deployment {
     fn single(bin: &Path, dir: &Path, extra: &str) -> Result<Deployment> {
-        let s = Server::start(bin, dir, extra)?;
-        Ok(Deployment {
+        Ok(Self::of_single(Server::start(bin, dir, extra)?, dir))
+    }
+
+    /// The single binary `s`, keeping its data under `dir/data`.
+    pub(crate) fn of_single(s: Server, dir: &Path) -> Deployment {
+        Deployment {
             push_url: s.url.clone(),
             query_url: s.url.clone(),
             ingesters: vec![s.url.clone()],
             chunks: dir.join("data").join("chunks"),
             wal: vec![dir.join("data").join("wal")],
             procs: vec![s],
-        })
+        }
     }
 
     fn cluster(bin: &Path, dir: &Path, extra: &str) -> Result<Deployment> {
@@ -404,31 +408,49 @@ fn dir_bytes(dir: &Path) -> u64 {
     n
 }
 
-/// A `query_range` request (`limit=1000`, plus `extra` parameters): its latency and answer.
-fn query(
+/// A `query_range` request's latency and raw body. `params` come after `query`, `start` and
+/// `end`; `headers` are sent as given.
+pub(crate) fn query_raw(
     url: &str,
     q: &str,
     (start, end): (i64, i64),
-    step: Option<&str>,
-    extra: &[(&str, &str)],
-) -> Result<(Duration, serde_json::Value)> {
+    params: &[(&str, &str)],
+    headers: &[(&str, &str)],
+) -> Result<(Duration, Vec<u8>)> {
     let t = Instant::now();
     let (s, e) = (start.to_string(), end.to_string());
     let mut req = ureq::get(&format!("{url}/loki/api/v1/query_range"))
         .timeout(Duration::from_secs(900))
         .query("query", q)
         .query("start", &s)
-        .query("end", &e)
-        .query("limit", "1000");
-    if let Some(step) = step {
-        req = req.query("step", step);
-    }
-    for (k, v) in extra {
+        .query("end", &e);
+    for (k, v) in params {
         req = req.query(k, v);
     }
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
     let resp = req.call().map_err(|e| anyhow::anyhow!("query {q} failed: {e}"))?;
-    let v: serde_json::Value = serde_json::from_reader(resp.into_reader())?;
-    Ok((t.elapsed(), v))
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut body)?;
+    Ok((t.elapsed(), body))
+}
+
+/// A `query_range` request (`limit=1000`, plus `extra` parameters): its latency and answer.
+fn query(
+    url: &str,
+    q: &str,
+    range: (i64, i64),
+    step: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Result<(Duration, serde_json::Value)> {
+    let mut params = vec![("limit", "1000")];
+    if let Some(step) = step {
+        params.push(("step", step));
+    }
+    params.extend_from_slice(extra);
+    let (took, body) = query_raw(url, q, range, &params, &[])?;
+    Ok((took, serde_json::from_slice(&body)?))
 }
 
 /// Pushes each loghub file once, unvaried, flushes, and reports stored/raw.

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use skald_needle::{log2_for, ChunkFilterBuilder, NgramFilter};
 
-const BLOCK: usize = 256 * 1024;
+#[path = "../tests/support/loghub.rs"]
+mod loghub;
+use loghub::{blocks, BLOCK};
 const CHUNK: usize = 4 << 20;
 
 /// xorshift64*: a fixed seed, so runs compare.
@@ -41,32 +43,6 @@ fn fold(b: &[u8]) -> Vec<u8> {
 
 fn contains(hay_folded: &[u8], needle: &[u8]) -> bool {
     memchr::memmem::find(hay_folded, &fold(needle)).is_some()
-}
-
-/// Blocks of whole lines of at most `BLOCK` bytes, per system.
-fn blocks(dir: &str) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("loghub dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let name = f.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        let data = std::fs::read(&f).expect("read");
-        let mut cur = Vec::new();
-        for line in data.split_inclusive(|&b| b == b'\n') {
-            if cur.len() + line.len() > BLOCK && !cur.is_empty() {
-                out.push((name.clone(), std::mem::take(&mut cur)));
-            }
-            cur.extend_from_slice(line);
-        }
-        if !cur.is_empty() {
-            out.push((name, cur));
-        }
-    }
-    out
 }
 
 fn tokens(data: &[u8], min: usize) -> Vec<Vec<u8>> {

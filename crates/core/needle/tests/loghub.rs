@@ -8,31 +8,13 @@ use skald_logql::syntax::{ast::Expr, parse_expr};
 use skald_model::Labels;
 use skald_needle::{ChunkFilterBuilder, NgramFilter};
 
-const BLOCK: usize = 256 * 1024;
+#[path = "support/loghub.rs"]
+mod support;
+use support::BLOCK;
 
 fn blocks() -> Vec<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../tests/data/loghub");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .expect("tests/data/loghub")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    files.sort();
-    let mut out = Vec::new();
-    for f in files {
-        let data = std::fs::read(&f).expect("read");
-        let mut cur = Vec::new();
-        for line in data.split_inclusive(|&b| b == b'\n') {
-            if cur.len() + line.len() > BLOCK && !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            cur.extend_from_slice(line);
-        }
-        if !cur.is_empty() {
-            out.push(cur);
-        }
-    }
-    out
+    support::blocks(dir).into_iter().map(|(_, b)| b).collect()
 }
 
 fn may_match(f: &NgramFilter, n: &Needles) -> bool {

@@ -9,13 +9,11 @@
 //! whole, unchanged; so does a sharded query whose combination is undecided or one of whose
 //! legs fails for its data (it then answers as the querier does).
 
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use skald_loghttp::marshal::{self, PlanFigures};
+use skald_loghttp::marshal::PlanFigures;
 use skald_loghttp::params;
 use skald_loghttp::query::RangeQuery;
-use skald_loghttp::reply::JSON_UPPER;
 use skald_logql::engine::QueryParams;
 use skald_logql::plan;
 use skald_logql::syntax::ast::{Expr, VectorOp};
@@ -107,16 +105,6 @@ impl QueryFrontend {
             }
         };
         let figures = PlanFigures { splits: 0, shards: total as u64 };
-        let exec = started.elapsed().as_secs_f64();
-        let no = AtomicBool::new(false);
-        let max_bytes = self.config().max_response_bytes();
-        match marshal::query_body(&out, &store, &figures, categorize, exec, max_bytes, &no) {
-            Ok(body) => HttpResponse {
-                status: 200,
-                headers: vec![("Content-Type".into(), JSON_UPPER.into())],
-                body: body.into(),
-            },
-            Err(e) => engine_error(&e),
-        }
+        self.answer(&out, &store, &figures, categorize, started)
     }
 }

@@ -356,10 +356,23 @@ impl QueryFrontend {
             QueryResult::Matrix(merged)
         };
         let out = QueryOutput { result, stats };
+        self.answer(&out, &store, &plan_figures, categorize, started)
+    }
+
+    /// The JSON answer of a query evaluated here, as the querier writes it
+    /// ([`marshal::query_body`], within the response size cap), or its error.
+    pub(crate) fn answer(
+        &self,
+        out: &QueryOutput,
+        store: &StoreFigures,
+        plan_figures: &PlanFigures,
+        categorize: bool,
+        started: Instant,
+    ) -> HttpResponse {
         let exec = started.elapsed().as_secs_f64();
         let no = AtomicBool::new(false);
         let max_bytes = self.config().max_response_bytes();
-        match marshal::query_body(&out, &store, &plan_figures, categorize, exec, max_bytes, &no) {
+        match marshal::query_body(out, store, plan_figures, categorize, exec, max_bytes, &no) {
             Ok(body) => HttpResponse {
                 status: 200,
                 headers: vec![("Content-Type".into(), JSON_UPPER.into())],

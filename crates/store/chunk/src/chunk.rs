@@ -30,6 +30,14 @@ pub struct Chunk {
     pieces: Vec<(u64, Bytes)>,
     /// The chunk's length in bytes.
     len: u64,
+    /// Where everything else lies in it.
+    layout: Layout,
+}
+
+/// What parsing the header and the tail gives: the chunk's version, codec and blocks, and
+/// where their statistics and filters lie.
+#[derive(Debug, Clone)]
+struct Layout {
     version: u8,
     codec: Codec,
     blocks: Vec<BlockMeta>,
@@ -42,17 +50,6 @@ pub struct Chunk {
     /// version 3).
     filters: Vec<std::ops::Range<u64>>,
     /// Where the chunk's n-gram filter lies (empty: none).
-    chunk_filter: std::ops::Range<u64>,
-}
-
-/// What parsing the header and the tail gives.
-struct Parsed {
-    version: u8,
-    codec: Codec,
-    blocks: Vec<BlockMeta>,
-    stats_bucket_ns: i64,
-    stats: Vec<std::ops::Range<u64>>,
-    filters: Vec<std::ops::Range<u64>>,
     chunk_filter: std::ops::Range<u64>,
 }
 
@@ -99,7 +96,7 @@ fn parse_header(header: &[u8]) -> Result<(u8, Codec)> {
 
 /// Parses the block index and the statistics' places from `header` (at least the chunk's
 /// first 8 bytes) and `tail`, the chunk's bytes from `tail_offset` to its end.
-fn parse(header: &[u8], tail: &[u8], tail_offset: u64) -> Result<Parsed> {
+fn parse(header: &[u8], tail: &[u8], tail_offset: u64) -> Result<Layout> {
     let len = tail_offset
         .checked_add(tail.len() as u64)
         .ok_or_else(|| Error::corrupt("chunk length out of range"))?;
@@ -210,7 +207,7 @@ fn parse(header: &[u8], tail: &[u8], tail_offset: u64) -> Result<Parsed> {
     if r.remaining() != 0 {
         return Err(Error::corrupt("trailing bytes in the trailer"));
     }
-    Ok(Parsed { version, codec, blocks, stats_bucket_ns, stats, filters, chunk_filter })
+    Ok(Layout { version, codec, blocks, stats_bucket_ns, stats, filters, chunk_filter })
 }
 
 impl Chunk {
@@ -238,9 +235,8 @@ impl Chunk {
         Ok(chunk)
     }
 
-    fn from_parsed(p: Parsed, len: u64, pieces: Vec<(u64, Bytes)>) -> Chunk {
-        let Parsed { version, codec, blocks, stats_bucket_ns, stats, filters, chunk_filter } = p;
-        Chunk { pieces, len, version, codec, blocks, stats_bucket_ns, stats, filters, chunk_filter }
+    fn from_parsed(p: Layout, len: u64, pieces: Vec<(u64, Bytes)>) -> Chunk {
+        Chunk { pieces, len, layout: p }
     }
 
     /// Adds `bytes`, the chunk's bytes from `offset` (payloads of blocks fetched after
@@ -273,7 +269,8 @@ impl Chunk {
 
     /// True when the payload of block `index` is held (always, for a whole chunk).
     pub fn has_payload(&self, index: usize) -> bool {
-        self.blocks
+        self.layout
+            .blocks
             .get(index)
             .is_some_and(|b| self.slice(b.offset..b.offset + u64::from(b.compressed_len)).is_some())
     }
@@ -287,7 +284,7 @@ impl Chunk {
     ) -> Vec<std::ops::Range<u64>> {
         let mut out: Vec<std::ops::Range<u64>> = Vec::new();
         for i in blocks {
-            let Some(b) = self.blocks.get(i) else { continue };
+            let Some(b) = self.layout.blocks.get(i) else { continue };
             if self.has_payload(i) {
                 continue;
             }
@@ -317,13 +314,13 @@ impl Chunk {
 
     /// The format version named in the header (1, 2 or 3).
     pub fn version(&self) -> u8 {
-        self.version
+        self.layout.version
     }
 
     /// Width in ns of the buckets of the per-block statistics, when the chunk has any
     /// (version 2, written without possible duplicate entries).
     pub fn stats_bucket_ns(&self) -> Option<i64> {
-        (self.stats_bucket_ns > 0).then_some(self.stats_bucket_ns)
+        (self.layout.stats_bucket_ns > 0).then_some(self.layout.stats_bucket_ns)
     }
 
     /// The statistics of block `index`: its entry count and line bytes per bucket of
@@ -335,15 +332,16 @@ impl Chunk {
     /// block, and only those, is counted once.
     pub fn block_stats(&self, index: usize) -> Result<Option<BlockStats>> {
         let meta = self
+            .layout
             .blocks
             .get(index)
-            .ok_or(Error::BlockOutOfRange { index, blocks: self.blocks.len() })?;
-        let Some(range) = self.stats.get(index).filter(|r| !r.is_empty()) else {
+            .ok_or(Error::BlockOutOfRange { index, blocks: self.layout.blocks.len() })?;
+        let Some(range) = self.layout.stats.get(index).filter(|r| !r.is_empty()) else {
             return Ok(None);
         };
         let rec =
             self.slice(range.clone()).ok_or_else(|| Error::corrupt("statistics out of bounds"))?;
-        decode_block_stats(rec, self.stats_bucket_ns, meta, index)
+        decode_block_stats(rec, self.layout.stats_bucket_ns, meta, index)
     }
 
     /// The n-gram filter of block `index`'s lines and structured metadata (version 3): when
@@ -351,18 +349,18 @@ impl Chunk {
     /// is none (an older chunk, an index out of range) or it is of a filter version this build
     /// does not read (the trailer's CRC was checked): then any block may match.
     pub fn block_filter(&self, index: usize) -> Option<NgramFilter> {
-        self.filter_at(self.filters.get(index)?.clone())
+        self.filter_at(self.layout.filters.get(index)?.clone())
     }
 
     /// The n-gram filter of the whole chunk (version 3): the union of its blocks', checked
     /// before any block's. `None` as for [`Chunk::block_filter`].
     pub fn chunk_filter(&self) -> Option<NgramFilter> {
-        self.filter_at(self.chunk_filter.clone())
+        self.filter_at(self.layout.chunk_filter.clone())
     }
 
     /// True when the chunk has filters ([`Chunk::block_filter`]).
     pub fn has_filters(&self) -> bool {
-        !self.chunk_filter.is_empty()
+        !self.layout.chunk_filter.is_empty()
     }
 
     fn filter_at(&self, range: std::ops::Range<u64>) -> Option<NgramFilter> {
@@ -382,33 +380,33 @@ impl Chunk {
 
     /// The codec named in the header.
     pub fn codec(&self) -> Codec {
-        self.codec
+        self.layout.codec
     }
 
     /// The block index, in time order.
     pub fn blocks(&self) -> &[BlockMeta] {
-        &self.blocks
+        &self.layout.blocks
     }
 
     /// Timestamp of the first entry, ns.
     pub fn from(&self) -> i64 {
-        self.blocks.first().map_or(0, |b| b.min_ts)
+        self.layout.blocks.first().map_or(0, |b| b.min_ts)
     }
 
     /// Timestamp of the last entry, ns (inclusive).
     pub fn through(&self) -> i64 {
-        self.blocks.last().map_or(0, |b| b.max_ts)
+        self.layout.blocks.last().map_or(0, |b| b.max_ts)
     }
 
     /// Number of entries.
     pub fn entries(&self) -> u32 {
         // Bounded by the check in `from_bytes`.
-        self.blocks.iter().map(|b| b.entries).fold(0u32, u32::saturating_add)
+        self.layout.blocks.iter().map(|b| b.entries).fold(0u32, u32::saturating_add)
     }
 
     /// Sum of the blocks' raw lengths.
     pub fn uncompressed_bytes(&self) -> u64 {
-        self.blocks.iter().map(|b| u64::from(b.raw_len)).sum()
+        self.layout.blocks.iter().map(|b| u64::from(b.raw_len)).sum()
     }
 
     /// CRC32C of the whole chunk (the checksum in its object-store key); `None` for a chunk
@@ -419,12 +417,17 @@ impl Chunk {
 
     /// Indices of the blocks that may hold entries in the half-open range `[start, end)`.
     pub fn blocks_overlapping(&self, start: i64, end: i64) -> impl Iterator<Item = usize> + '_ {
-        self.blocks.iter().enumerate().filter(move |(_, b)| b.overlaps(start, end)).map(|(i, _)| i)
+        self.layout
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(move |(_, b)| b.overlaps(start, end))
+            .map(|(i, _)| i)
     }
 
     /// Checks every block's CRC32C without decompressing.
     pub fn verify(&self) -> Result<()> {
-        for i in 0..self.blocks.len() {
+        for i in 0..self.layout.blocks.len() {
             self.payload(i)?;
         }
         Ok(())
@@ -432,9 +435,10 @@ impl Chunk {
 
     fn payload(&self, index: usize) -> Result<&[u8]> {
         let b = self
+            .layout
             .blocks
             .get(index)
-            .ok_or(Error::BlockOutOfRange { index, blocks: self.blocks.len() })?;
+            .ok_or(Error::BlockOutOfRange { index, blocks: self.layout.blocks.len() })?;
         // Offsets were validated against the data region when parsing; a missing payload
         // was not fetched.
         let payload = self
@@ -458,9 +462,10 @@ impl Chunk {
     /// Decodes block `index` from its raw bytes, as returned by [`BlockReader::raw_block`].
     pub fn decode_raw_block(&self, index: usize, raw: &[u8]) -> Result<DecodedBlock> {
         let b = self
+            .layout
             .blocks
             .get(index)
-            .ok_or(Error::BlockOutOfRange { index, blocks: self.blocks.len() })?;
+            .ok_or(Error::BlockOutOfRange { index, blocks: self.layout.blocks.len() })?;
         if raw.len() != b.raw_len as usize {
             return Err(Error::corrupt(format!("block {index}: raw length mismatch")));
         }
@@ -509,8 +514,8 @@ impl BlockReader {
     /// decompressing beyond the block's recorded raw length.
     pub fn raw_block<'a>(&'a mut self, chunk: &'a Chunk, index: usize) -> Result<&'a [u8]> {
         let payload = chunk.payload(index)?;
-        let raw_len = chunk.blocks[index].raw_len as usize;
-        let raw: &[u8] = match chunk.codec {
+        let raw_len = chunk.layout.blocks[index].raw_len as usize;
+        let raw: &[u8] = match chunk.layout.codec {
             Codec::None => payload,
             Codec::Zstd => {
                 let zstd = match &mut self.zstd {

@@ -24,7 +24,7 @@ pub trait Leaves {
     /// evaluated with) over the query's steps: its series, each with a sample at every step
     /// (at the step's millisecond, as answers carry it) where the range aggregation has a
     /// value, series in any order.
-    fn leaf(&self, leaf: &SampleExpr) -> Result<Vec<Series>, EngineError>;
+    fn leaf(&self, leaf: &SampleExpr) -> Result<&[Series], EngineError>;
 }
 
 /// The range aggregations the engine evaluates `expr` from, each once, in the order it asks
@@ -32,12 +32,12 @@ pub trait Leaves {
 pub fn range_aggregations(expr: &SampleExpr) -> Option<Vec<SampleExpr>> {
     struct Recorder(RefCell<Vec<SampleExpr>>);
     impl Leaves for Recorder {
-        fn leaf(&self, leaf: &SampleExpr) -> Result<Vec<Series>, EngineError> {
+        fn leaf(&self, leaf: &SampleExpr) -> Result<&[Series], EngineError> {
             let mut seen = self.0.borrow_mut();
             if !seen.contains(leaf) {
                 seen.push(leaf.clone());
             }
-            Ok(Vec::new())
+            Ok(&[])
         }
     }
     let recorder = Recorder(RefCell::new(Vec::new()));
@@ -84,21 +84,22 @@ impl Source for NoData {
 /// A leaf's matrix as the vectors of `steps` a range aggregation gives (series in label
 /// order), and the bytes they hold, charged to `mem`.
 pub(super) fn steps_of(
-    mut matrix: Vec<Series>,
+    matrix: &[Series],
     steps: &[i64],
     mem: &QueryMemory,
 ) -> Result<(Vec<Vector>, u64), EngineError> {
+    let mut matrix: Vec<&Series> = matrix.iter().collect();
     matrix.sort_by(|a, b| a.labels.cmp(&b.labels));
     let mut held = steps.len() as u64 * VEC_BYTES;
     mem.charge(held)?;
     let mut out: Vec<Vector> = vec![Vec::new(); steps.len()];
     for s in matrix {
-        let labels = Arc::new(s.labels);
+        let labels = Arc::new(s.labels.clone());
         let bytes = labels_bytes(&labels) + 16;
         mem.charge(bytes)?;
         held += bytes;
         let mut k = 0;
-        for p in s.samples {
+        for p in &s.samples {
             while k < steps.len() && out_ts(steps[k]) < p.ts {
                 k += 1;
             }

@@ -309,9 +309,9 @@ impl ShardPlan {
     ) -> Result<QueryResult, EngineError> {
         struct Combined<'a>(Vec<(&'a SampleExpr, Vec<Series>)>);
         impl Leaves for Combined<'_> {
-            fn leaf(&self, leaf: &SampleExpr) -> Result<Vec<Series>, EngineError> {
+            fn leaf(&self, leaf: &SampleExpr) -> Result<&[Series], EngineError> {
                 match self.0.iter().find(|(l, _)| *l == leaf) {
-                    Some((_, m)) => Ok(m.clone()),
+                    Some((_, m)) => Ok(m),
                     None => Err(EngineError::Execution(format!(
                         "the sharded query has no answer for {leaf}"
                     ))),

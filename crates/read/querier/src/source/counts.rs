@@ -469,16 +469,8 @@ mod tests {
         }
 
         fn put(&self, labels: &Labels, enc: skald_chunk::EncodedChunk) {
-            let chunk_ref = ChunkRef {
-                fingerprint: skald_model::fingerprint(labels),
-                from: enc.from,
-                through: enc.through,
-                checksum: enc.checksum,
-                entries: enc.entries,
-                uncompressed_bytes: enc.uncompressed_bytes,
-                compressed_bytes: enc.bytes.len() as u64,
-                stats_bytes: 0,
-            };
+            let chunk_ref =
+                super::super::tests::chunk_ref_of(skald_model::fingerprint(labels), &enc);
             self.runtime.block_on(async {
                 self.chunks.put(&chunk_ref.key("t"), enc.bytes.into()).await.unwrap();
                 self.index.write_chunks("t", vec![(labels.clone(), chunk_ref)]).await.unwrap();

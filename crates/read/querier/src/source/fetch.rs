@@ -278,16 +278,7 @@ mod tests {
             b.append(&Entry { ts: i * SEC / 10, line, structured_metadata: vec![] }).unwrap();
         }
         let enc = b.finish().unwrap();
-        let r = ChunkRef {
-            fingerprint: 7,
-            from: enc.from,
-            through: enc.through,
-            checksum: enc.checksum,
-            entries: enc.entries,
-            uncompressed_bytes: enc.uncompressed_bytes,
-            compressed_bytes: enc.bytes.len() as u64,
-            stats_bytes: 0,
-        };
+        let r = super::super::tests::chunk_ref_of(7, &enc);
         let key = r.key("t");
         let bytes = Bytes::from(enc.bytes);
         rt.block_on(store.put(&key, bytes.clone())).unwrap();
@@ -403,16 +394,7 @@ mod tests {
             b.append(&Entry { ts: i * SEC / 10, line, structured_metadata: vec![] }).unwrap();
         }
         let enc = b.finish().unwrap();
-        let r = ChunkRef {
-            fingerprint: 8,
-            from: enc.from,
-            through: enc.through,
-            checksum: enc.checksum,
-            entries: enc.entries,
-            uncompressed_bytes: enc.uncompressed_bytes,
-            compressed_bytes: enc.bytes.len() as u64,
-            stats_bytes: 0,
-        };
+        let r = super::super::tests::chunk_ref_of(8, &enc);
         let key = r.key("t");
         rt.block_on(store.put(&key, Bytes::from(enc.bytes))).unwrap();
         (r, key)

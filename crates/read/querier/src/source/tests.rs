@@ -121,16 +121,7 @@ pub(super) fn write_chunk_version(
         b.append(e).unwrap();
     }
     let c = b.finish().unwrap();
-    let chunk_ref = ChunkRef {
-        fingerprint: skald_model::fingerprint(labels),
-        from: c.from,
-        through: c.through,
-        checksum: c.checksum,
-        entries: c.entries,
-        uncompressed_bytes: c.uncompressed_bytes,
-        compressed_bytes: c.bytes.len() as u64,
-        stats_bytes: 0,
-    };
+    let chunk_ref = chunk_ref_of(skald_model::fingerprint(labels), &c);
     let q = s.querier.clone();
     let (tenant, labels) = (s.tenant.clone(), labels.clone());
     runtime().block_on(async move {
@@ -487,5 +478,19 @@ fn the_shards_of_a_read_partition_its_streams() {
         // every stream in exactly one shard, and its chunks counted there only
         assert_eq!(union, whole, "{n} shards");
         assert_eq!(refs, whole_refs, "{n} shards");
+    }
+}
+
+/// The index's ref of an encoded chunk of stream `fingerprint` (no statistics size).
+pub(super) fn chunk_ref_of(fingerprint: u64, c: &skald_chunk::EncodedChunk) -> ChunkRef {
+    ChunkRef {
+        fingerprint,
+        from: c.from,
+        through: c.through,
+        checksum: c.checksum,
+        entries: c.entries,
+        uncompressed_bytes: c.uncompressed_bytes,
+        compressed_bytes: c.bytes.len() as u64,
+        stats_bytes: 0,
     }
 }
