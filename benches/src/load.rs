@@ -40,8 +40,12 @@ pub(crate) fn vary(line: &str, rng: &mut Rng) -> String {
     String::from_utf8(out).unwrap_or_else(|_| line.to_string())
 }
 
-/// How many lines with the needle the load sent (every 777,777th line of each client).
+/// How many lines with the needle the load sent: [`NEEDLES_PER_CLIENT`] per client thread,
+/// whatever the volume, so a needle search has 10 lines to find (as in logbench).
 pub(crate) static NEEDLES_SENT: AtomicUsize = AtomicUsize::new(0);
+
+/// Needle lines each of the two client threads sends, spread evenly over its bytes.
+pub(crate) const NEEDLES_PER_CLIENT: usize = 5;
 
 /// Stream `s`'s labels, as `../shared/tools/logbench.py` labels its streams (so its queries run
 /// unchanged): `{job="<system>", env="bench", pod="<system>-<s, 3 digits>"}`, plus the
@@ -110,7 +114,11 @@ impl PushLoad {
         let mut cursor = vec![0usize; streams];
         let mut sent = vec![0usize; streams];
         let mut done = false;
-        let mut needles = 0;
+        // the needle goes into the line crossing each (k + 1/2) / NEEDLES_PER_CLIENT of this
+        // client's bytes
+        let my_bytes = per_stream * mine.len();
+        let mark = |k: usize| (2 * k + 1) * my_bytes / (2 * NEEDLES_PER_CLIENT);
+        let (mut my_sent, mut needles) = (0usize, 0usize);
         while !done {
             done = true;
             let mut batch: Vec<(String, Vec<(i64, String)>)> = Vec::new();
@@ -130,12 +138,13 @@ impl PushLoad {
                     let i = cursor[s];
                     cursor[s] += 1;
                     let mut line = vary(&src[i % src.len()], &mut rng);
-                    needles += 1;
-                    if needles % 777_777 == 0 {
+                    if needles < NEEDLES_PER_CLIENT && my_sent + line.len() > mark(needles) {
                         line.push(' ');
                         line.push_str(NEEDLE);
+                        needles += 1;
                         NEEDLES_SENT.fetch_add(1, Ordering::Relaxed);
                     }
+                    my_sent += line.len();
                     // stream-local time: spread per_stream bytes over the span
                     let ts = t0
                         + (sent[s] as i128 * span as i128 / per_stream as i128) as i64

@@ -6,7 +6,7 @@
 
 use anyhow::Result;
 
-use crate::NEEDLE;
+use crate::{ABSENT_NEEDLE, NEEDLE};
 
 /// What the five queries know about the pushed data.
 pub(crate) struct Pushed {
@@ -37,9 +37,30 @@ fn entries(v: &serde_json::Value) -> usize {
         .map_or(0, |a| a.iter().map(|s| s["values"].as_array().map_or(0, Vec::len)).sum())
 }
 
-/// Runs the five queries against `url`; `cpu` reads the server's CPU seconds so far.
-pub(crate) fn run(url: &str, pushed: &Pushed, cpu: &dyn Fn() -> f64) -> Result<()> {
-    let qs: [(&str, String, Option<&str>); 5] = [
+/// `chunks fetched of chunk refs` from a query's `stats`.
+fn chunks_fetched(v: &serde_json::Value) -> String {
+    let store = &v["data"]["stats"]["querier"]["store"];
+    let (fetched, refs) =
+        (store["totalChunksDownloaded"].as_u64(), store["totalChunksRef"].as_u64());
+    match (fetched, refs) {
+        (Some(f), Some(r)) if r > 0 => {
+            format!("{f} of {r} chunks fetched ({:.2}%)", 100.0 * f as f64 / r as f64)
+        }
+        (Some(f), Some(r)) => format!("{f} of {r} chunks fetched"),
+        _ => "no store stats".to_string(),
+    }
+}
+
+/// Runs the five queries against `url`, then the two needle queries for a needle in no line;
+/// `cpu` reads the server's CPU seconds so far, `reads` the read requests it sent to the
+/// object store so far.
+pub(crate) fn run(
+    url: &str,
+    pushed: &Pushed,
+    cpu: &dyn Fn() -> f64,
+    reads: &dyn Fn() -> f64,
+) -> Result<()> {
+    let qs: [(&str, String, Option<&str>); 7] = [
         (
             "needle_count",
             format!("sum(count_over_time({{env=\"bench\"}} |= \"{NEEDLE}\" [1h]))"),
@@ -57,23 +78,35 @@ pub(crate) fn run(url: &str, pushed: &Pushed, cpu: &dyn Fn() -> f64) -> Result<(
             Some("60"),
         ),
         ("recent_one_stream", "{job=\"apache\", pod=\"apache-001\"}".to_string(), None),
+        (
+            "absent_count",
+            format!("sum(count_over_time({{env=\"bench\"}} |= \"{ABSENT_NEEDLE}\" [1h]))"),
+            Some("3600"),
+        ),
+        ("absent_lines", format!("{{env=\"bench\"}} |= \"{ABSENT_NEEDLE}\""), None),
     ];
     println!(
         "logbench's five queries, start {} and end {} (unaligned ns), limit 1000, backward:",
         pushed.start, pushed.end
     );
     for (name, q, step) in qs.iter().cloned() {
-        let cpu_before = cpu();
+        let (cpu_before, reads_before) = (cpu(), reads());
         let (took, v) =
             crate::query(url, &q, (pushed.start, pushed.end), step, &[("direction", "backward")])?;
         let took = took.as_secs_f64();
         let cpu_s = cpu() - cpu_before;
+        let store =
+            || format!("{}, {:.0} object store reads", chunks_fetched(&v), reads() - reads_before);
         let answer = match name {
             "needle_count" => {
                 let got = total(&v);
-                format!("{got} needles (pushed {})", pushed.needles)
+                format!("{got} needles (pushed {}); {}", pushed.needles, store())
             }
-            "needle_lines" => format!("{} lines (pushed {})", entries(&v), pushed.needles),
+            "needle_lines" => {
+                format!("{} lines (pushed {}); {}", entries(&v), pushed.needles, store())
+            }
+            "absent_count" => format!("{} needles (pushed 0); {}", total(&v), store()),
+            "absent_lines" => format!("{} lines (pushed 0); {}", entries(&v), store()),
             "count_by_job" => {
                 let got = total(&v);
                 let verdict = if got as usize == pushed.lines { "each once" } else { "MISMATCH" };

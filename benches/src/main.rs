@@ -23,7 +23,10 @@ use crate::load::{post, push_body};
 
 const SYSTEMS: [&str; 10] =
     ["Android", "Apache", "BGL", "HDFS", "HPC", "Hadoop", "Linux", "OpenSSH", "Spark", "Zookeeper"];
-const NEEDLE: &str = "needle-5kald-7f3a9c";
+/// logbench's needle (`../shared/tools/logbench.py`), in 10 lines of the load.
+const NEEDLE: &str = "needle-7f3a9c";
+/// A needle in no line.
+const ABSENT_NEEDLE: &str = "needle-0b5e47";
 /// Default instances (streams) per loghub system.
 const INSTANCES: usize = 10;
 
@@ -40,6 +43,8 @@ struct Args {
     /// Chunks in S3 and the index in DynamoDB (the servers `scripts/test-servers/start.sh`
     /// started, named by its env file).
     aws: bool,
+    /// With `aws`: S3 requests go through a proxy that delays each by this many ms.
+    s3_delay_ms: u64,
     /// Streams per loghub system.
     instances: usize,
     /// Measure query latency while a push burst runs instead of the usual run.
@@ -75,6 +80,7 @@ fn parse_args() -> Result<Args> {
         config: String::new(),
         cluster: false,
         aws: false,
+        s3_delay_ms: 0,
         instances: INSTANCES,
         query_during_burst: false,
         frontend: None,
@@ -111,6 +117,10 @@ fn parse_args() -> Result<Args> {
             "--keep" => a.keep = true,
             "--cluster" => a.cluster = true,
             "--aws" => a.aws = true,
+            "--s3-delay-ms" => {
+                a.s3_delay_ms = v()?.parse()?;
+                i += 1;
+            }
             "--query-during-burst" => a.query_during_burst = true,
             "--cache-repeat" => a.frontend = Some(FrontendMode::CacheRepeat),
             "--dashboard" => a.frontend = Some(FrontendMode::Dashboard),
@@ -147,7 +157,7 @@ fn parse_args() -> Result<Args> {
 }
 
 const USAGE: &str =
-    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws] [--instances N] [--keep] [--query-during-burst]
+    "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws [--s3-delay-ms N]] [--instances N] [--keep] [--query-during-burst]
                    [--cache-repeat | --dashboard [--step S] | --scale-out] [--age MIN] [--span MIN] [--limits YAML]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
@@ -159,6 +169,7 @@ const USAGE: &str =
                 separate processes; CPU and RSS are summed over all five
   --aws         chunks in S3 and the index in DynamoDB tables (Loki's Helm `aws` storage
                 block), on the servers of scripts/test-servers/start.sh: source its env file
+  --s3-delay-ms N  with --aws: S3 through a proxy adding N ms to every request
   --instances N streams per loghub system (default 10, so 100 streams)
   --keep        keep the server's data directory afterwards
   --query-during-burst
@@ -485,10 +496,23 @@ fn compression_once(args: &Args, lines: &[Vec<String>]) -> Result<()> {
     Ok(())
 }
 
-/// Loki's Helm `aws` storage block on the test servers, with a table prefix of this run.
-fn aws_storage_yaml() -> Result<String> {
+/// Loki's Helm `aws` storage block on the test servers, with a table prefix of this run; with
+/// `s3_delay_ms`, S3 is reached through a proxy delaying each request that much.
+fn aws_storage_yaml(
+    s3_delay_ms: u64,
+) -> Result<(String, Option<skald_integration_tests::proxy::DelayingProxy>)> {
     let servers = test_servers_from_env()?;
-    Ok(format!(
+    let proxy = (s3_delay_ms > 0).then(|| {
+        let delay = Duration::from_millis(s3_delay_ms);
+        let p = skald_integration_tests::proxy::DelayingProxy::start(
+            &host_port(&servers.s3_endpoint),
+            delay,
+        );
+        println!("S3 through a proxy adding {s3_delay_ms} ms per request ({})", p.addr);
+        p
+    });
+    let s3 = proxy.as_ref().map_or_else(|| host_port(&servers.s3_endpoint), |p| p.addr.clone());
+    let yaml = format!(
         "schema_config:
   configs:
   - from: 2020-05-15
@@ -503,12 +527,9 @@ fn aws_storage_yaml() -> Result<String> {
     enable_inactive_throughput_on_demand_mode: true
 ",
         pid = std::process::id(),
-        storage = aws_storage_block(
-            &servers,
-            &host_port(&servers.s3_endpoint),
-            &host_port(&servers.dynamodb_endpoint)
-        ),
-    ))
+        storage = aws_storage_block(&servers, &s3, &host_port(&servers.dynamodb_endpoint)),
+    );
+    Ok((yaml, proxy))
 }
 
 /// Sum of the samples of metric `name` (all label sets) over `urls`' `/metrics`.
@@ -528,6 +549,17 @@ fn metric_sum(urls: &[String], name: &str) -> f64 {
         + 0.0 // an empty sum is -0.0
 }
 
+/// The read requests (`get`, `get_range`, `list`) the processes at `urls` sent to the object
+/// store (`skald_object_store_requests_total`).
+fn object_store_reads(urls: &[String]) -> f64 {
+    ["get", "get_range", "list"]
+        .iter()
+        .map(|op| {
+            metric_sum(urls, &format!("skald_object_store_requests_total{{operation=\"{op}\"}}"))
+        })
+        .sum()
+}
+
 /// Files under `dir` (objects of a filesystem store).
 fn file_count(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
@@ -542,11 +574,24 @@ fn file_count(dir: &Path) -> u64 {
 
 /// The bytes of the chunks' n-gram filters (chunk format version 3) under `dir`: every file
 /// that parses as a chunk counts its blocks' filters and its own.
+/// The bytes of the filter tables under `dir` (`<tenant>/filters/<day>/<id>.flt`).
+fn filter_table_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => filter_table_bytes(&e.path()),
+            Ok(m) if e.path().extension().is_some_and(|x| x == "flt") => m.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
 fn filter_bytes(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => filter_bytes(&e.path()),
+            Ok(_) if e.path().extension().is_some_and(|x| x == "flt") => 0,
             Ok(_) => std::fs::read(e.path())
                 .ok()
                 .and_then(|b| skald_chunk::Chunk::parse(&b).ok())
@@ -562,8 +607,12 @@ fn filter_bytes(dir: &Path) -> u64 {
 
 fn main() -> Result<()> {
     let mut args = parse_args()?;
+    // lives as long as the run: the server's S3 requests go through it
+    let mut _s3_proxy = None;
     if args.aws {
-        args.config.push_str(&aws_storage_yaml()?);
+        let (yaml, proxy) = aws_storage_yaml(args.s3_delay_ms)?;
+        args.config.push_str(&yaml);
+        _s3_proxy = proxy;
     }
     let lines = load_lines(&args.data)?;
     if args.query_during_burst {
@@ -662,12 +711,16 @@ fn main() -> Result<()> {
         wal / 1e6
     );
     if !args.aws {
-        let filters = filter_bytes(&server.chunks) as f64;
+        let in_chunks = filter_bytes(&server.chunks) as f64;
+        let tables = filter_table_bytes(&server.chunks) as f64;
+        let filters = in_chunks + tables;
         println!(
-            "n-gram filters: {:.2} MB = {:.2}% of stored bytes, {:.4} bytes per raw byte",
+            "n-gram filters: {:.2} MB = {:.2}% of stored bytes, {:.4} bytes per raw byte ({:.2} MB in the chunks, {:.2} MB in filter tables)",
             filters / 1e6,
             100.0 * filters / stored.max(1.0),
-            filters / raw
+            filters / raw,
+            in_chunks / 1e6,
+            tables / 1e6
         );
     }
     println!("peak RSS after ingest: {:.0} MB", server.peak_rss_mb());
@@ -691,7 +744,7 @@ fn main() -> Result<()> {
     } else {
         let objects = file_count(&server.chunks) as f64;
         println!(
-            "filesystem objects: {:.0} ({:.0} chunks + {:.0} index segments) = {:.1} per GB raw, {:.2} MB per chunk",
+            "filesystem objects: {:.0} ({:.0} chunks + {:.0} index segments and filter tables) = {:.1} per GB raw, {:.2} MB per chunk",
             objects,
             chunks_flushed,
             objects - chunks_flushed,
@@ -734,7 +787,9 @@ fn main() -> Result<()> {
         // one past the newest timestamp the load can write (see load.rs), not on any step
         end: t0 + span + 1000,
     };
-    logbench::run(&server.query_url, &pushed, &|| server.cpu_seconds())?;
+    let querier = [server.query_url.clone()];
+    let reads = || object_store_reads(&querier);
+    logbench::run(&server.query_url, &pushed, &|| server.cpu_seconds(), &reads)?;
     println!("peak RSS overall: {:.0} MB", server.peak_rss_mb());
     server.stop()?;
     if !args.keep {

@@ -219,6 +219,8 @@ pub fn build_stores(
 ) -> anyhow::Result<(Arc<dyn ChunkStore>, Arc<dyn IndexStore>)> {
     let periods = &config.schema_config.configs;
     let chunks = build_chunk_store(config)?;
+    skald_chunk_store::metrics::register(registry)
+        .context("cannot register the object store's metrics")?;
     let object_index: Arc<dyn IndexStore> =
         Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
     if !periods.iter().any(|p| is_dynamo_store(&p.store)) {

@@ -61,6 +61,10 @@ pub struct QuerierConfig {
     pub skald_max_query_response_size: u64,
 }
 
+/// The decoded filter tables a querier keeps (they never change): about 64 MiB, the tables of
+/// some 30 GB of raw logs at the default sizes.
+const FILTER_TABLE_CACHE_BYTES: usize = 64 << 20;
+
 /// Default of [`QuerierConfig::skald_max_query_response_size`]: 100 MiB.
 pub const DEFAULT_MAX_QUERY_RESPONSE_SIZE: u64 = 100 << 20;
 
@@ -89,6 +93,8 @@ pub struct Querier {
     pub(crate) limits: Limits,
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) index: Arc<dyn IndexStore>,
+    /// The chunks' filter tables, read by needle searches before any chunk is fetched.
+    pub(crate) filters: skald_index::FilterIndex,
     pub(crate) ingester: Option<IngesterClient>,
     pub(crate) concurrency: tokio::sync::Semaphore,
     /// Open live tails per tenant.
@@ -114,6 +120,7 @@ impl Querier {
         Querier {
             config,
             limits,
+            filters: skald_index::FilterIndex::new(chunks.clone(), FILTER_TABLE_CACHE_BYTES),
             chunks,
             index,
             ingester,

@@ -26,6 +26,9 @@ pub(crate) struct StoreStats {
     /// Blocks not decompressed because their n-gram filter (or their chunk's) rejected the
     /// query's needles. Not part of the answer's `stats` (Loki has no such figure).
     skipped_blocks: AtomicU64,
+    /// Chunks dropped before any fetch because their filter in the filter tables rejected
+    /// the query's needles. Not part of the answer's `stats` either.
+    filtered_chunks: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, n: u64) {
@@ -57,6 +60,17 @@ impl StoreStats {
     /// `n` blocks skipped undecompressed by their filters.
     pub(crate) fn add_skipped_blocks(&self, n: u64) {
         add(&self.skipped_blocks, n);
+    }
+
+    /// `n` chunks dropped unfetched by their filters in the filter tables.
+    pub(crate) fn add_chunks_filtered(&self, n: u64) {
+        add(&self.filtered_chunks, n);
+    }
+
+    /// The chunks dropped by the filter tables so far.
+    #[cfg(test)]
+    pub(crate) fn filtered_chunks(&self) -> u64 {
+        self.filtered_chunks.load(Ordering::Relaxed)
     }
 
     /// The blocks skipped by their filters so far.

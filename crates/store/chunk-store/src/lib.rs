@@ -17,6 +17,7 @@ pub mod cache;
 mod error;
 mod key;
 mod loki_s3;
+pub mod metrics;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;

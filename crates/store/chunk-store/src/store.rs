@@ -252,6 +252,7 @@ impl ObjectChunkStore {
             let result = {
                 // The semaphore is never closed; a closed one would only mean no limit.
                 let _permit = self.permits.acquire().await.ok();
+                crate::metrics::count_request(op);
                 attempt().await
             };
             match result {

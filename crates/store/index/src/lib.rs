@@ -14,6 +14,7 @@
 mod chunk_ref;
 pub mod dynamo;
 mod error;
+mod filters;
 mod mem;
 mod object;
 mod periods;
@@ -28,6 +29,10 @@ pub use dynamo::{
     DynamoClientConfig, DynamoConfigError, DynamoIndexConfig, DynamoIndexStore, DynamoMetrics,
 };
 pub use error::{Error, Result};
+pub use filters::{
+    filter_table_path, ChunkFilters, FilterIndex, FilterTable, FILTER_TABLE_MAGIC,
+    FILTER_TABLE_VERSION, MAX_FILTER_DAYS, TABLE_MAX_FILL,
+};
 pub use mem::MemIndexStore;
 pub use object::{segment_path, ObjectIndexStore, ObjectIndexStoreConfig};
 pub use periods::PeriodIndexStore;

@@ -310,9 +310,19 @@ impl Ingester {
             if stored.is_empty() {
                 continue;
             }
-            let refs: Vec<(Labels, ChunkRef)> =
-                stored.iter().map(|(_, l, c)| (l.clone(), c.chunk_ref)).collect();
-            if let Err(error) = self.inner.index.write_chunks(&tenant, refs).await {
+            // The chunks' filters go beside the index before their entries do, so an indexed
+            // chunk has its filter (a failure is an index write's: retried the same way).
+            let filters: Vec<(ChunkRef, skald_chunk::NgramFilter)> =
+                stored.iter().filter_map(|(_, _, c)| Some((c.chunk_ref, c.filter()?))).collect();
+            let written = match self.inner.filters.write(&tenant, filters).await {
+                Ok(()) => {
+                    let refs: Vec<(Labels, ChunkRef)> =
+                        stored.iter().map(|(_, l, c)| (l.clone(), c.chunk_ref)).collect();
+                    self.inner.index.write_chunks(&tenant, refs).await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = written {
                 self.inner.metrics.flush_failures.inc();
                 tracing::warn!(tenant = %tenant, %error, "failed to write index segment");
                 let mut guard = streams.lock();
@@ -457,6 +467,43 @@ mod tests {
         }
         async fn list_prefix(&self, prefix: &str) -> skald_chunk_store::Result<Vec<String>> {
             self.inner.list_prefix(prefix).await
+        }
+    }
+
+    /// A flush writes each chunk's filter into a filter table before its index entry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flush_writes_the_chunks_filters_beside_the_index() {
+        let chunks: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
+        let index = Arc::new(MemIndexStore::new());
+        let ing = Ingester::new(
+            IngesterConfig::default(),
+            Limits::default(),
+            chunks.clone(),
+            index.clone(),
+            &prometheus::Registry::new(),
+        );
+        ing.push("t1", streams(0, 500)).await.unwrap();
+        ing.flush(true).await.unwrap();
+        let labels = Labels::parse(r#"{job="replay"}"#).unwrap();
+        let series = skald_index::IndexStore::series(
+            &*index,
+            "t1",
+            &[skald_model::LabelMatcher::new("job", skald_model::MatchType::Equal, "replay")
+                .unwrap()],
+            i64::MIN,
+            i64::MAX,
+        )
+        .await
+        .unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].labels, labels);
+        let tables = skald_index::FilterIndex::new(chunks, 0);
+        let filters = tables.filters("t1", 0, 10_000).await.unwrap();
+        assert_eq!(filters.len(), series[0].chunks.len());
+        for c in &series[0].chunks {
+            let f = filters.get(c).unwrap();
+            assert!(f.may_contain(b"line 499") && f.may_contain(b"LINE 2"));
+            assert!(!f.may_contain(b"needle-7f3a9c"));
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use skald_logql::engine::SelectLimit;
 use skald_logql::log::{Pipeline, SampleExtractor};
+use skald_logql::syntax::ast::Stage;
 use skald_model::{LabelMatcher, Labels, Stream};
 use skald_proto::ingester::{sample_hash, IngesterQuery, PushedSample, SeriesSamples};
 
@@ -45,7 +46,8 @@ impl Ingester {
         query: &IngesterQuery,
         stop: &AtomicBool,
     ) -> Result<Vec<Stream>> {
-        let pipeline = compile_pipeline(&query.pipeline)?;
+        let (pipeline, stages) = compile_pipeline_stages(&query.pipeline)?;
+        let needles = BlockNeedles::new(&stages, query);
         let finders = line_finders(query);
         let limit = (query.limit > 0)
             .then_some(SelectLimit { limit: query.limit as usize, backward: query.backward });
@@ -56,32 +58,37 @@ impl Ingester {
         for snap in self.snapshots(tenant, query)? {
             let mut sp = pipeline.as_ref().map(|p| p.for_stream(&snap.labels));
             out.push(Stream { labels: snap.labels.clone(), entries: Vec::new() });
-            snap.for_each(query.start, query.end, |e| {
-                check.tick()?;
-                if !finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()) {
-                    return Ok(());
-                }
-                if let Some(sp) = sp.as_mut() {
-                    if sp.process_ref(e.ts, e.line, e.structured_metadata).is_none() {
+            snap.for_each(
+                query.start,
+                query.end,
+                |f| needles.may(f),
+                |e| {
+                    check.tick()?;
+                    if !finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()) {
                         return Ok(());
                     }
-                }
-                if let Some(p) = &prune {
-                    if p.rejects(e.ts) {
-                        return Ok(());
+                    if let Some(sp) = sp.as_mut() {
+                        if sp.process_ref(e.ts, e.line, e.structured_metadata).is_none() {
+                            return Ok(());
+                        }
                     }
-                }
-                if let Some(s) = out.last_mut() {
-                    s.entries.push(e.to_entry());
-                }
-                total += 1;
-                if let Some(p) = prune.as_mut() {
-                    if total >= p.next_at {
-                        total = p.prune(&mut out);
+                    if let Some(p) = &prune {
+                        if p.rejects(e.ts) {
+                            return Ok(());
+                        }
                     }
-                }
-                Ok(())
-            })?;
+                    if let Some(s) = out.last_mut() {
+                        s.entries.push(e.to_entry());
+                    }
+                    total += 1;
+                    if let Some(p) = prune.as_mut() {
+                        if total >= p.next_at {
+                            total = p.prune(&mut out);
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
             if out.last().is_some_and(|s| s.entries.is_empty()) {
                 out.pop();
             }
@@ -104,27 +111,33 @@ impl Ingester {
         query: &IngesterQuery,
         stop: &AtomicBool,
     ) -> Result<Vec<SeriesSamples>> {
-        let extractor = compile_extractor(&query.sample_expr)?;
+        let (extractor, stages) = compile_extractor(&query.sample_expr)?;
+        let needles = BlockNeedles::new(&stages, query);
         let finders = line_finders(query);
         let mut by_series: HashMap<Labels, Vec<PushedSample>> = HashMap::new();
         let mut check = StopCheck::new(stop);
         for snap in self.snapshots(tenant, query)? {
             let fp = snap.labels.hash();
             let mut sx = extractor.for_stream(&snap.labels);
-            snap.for_each(query.start, query.end, |e| {
-                check.tick()?;
-                if !finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()) {
-                    return Ok(());
-                }
-                if let Some((value, labels)) = sx.process(e.ts, e.line, e.structured_metadata) {
-                    by_series.entry(labels).or_default().push(PushedSample {
-                        ts: e.ts,
-                        value,
-                        hash: sample_hash(fp, e.line),
-                    });
-                }
-                Ok(())
-            })?;
+            snap.for_each(
+                query.start,
+                query.end,
+                |f| needles.may(f),
+                |e| {
+                    check.tick()?;
+                    if !finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()) {
+                        return Ok(());
+                    }
+                    if let Some((value, labels)) = sx.process(e.ts, e.line, e.structured_metadata) {
+                        by_series.entry(labels).or_default().push(PushedSample {
+                            ts: e.ts,
+                            value,
+                            hash: sample_hash(fp, e.line),
+                        });
+                    }
+                    Ok(())
+                },
+            )?;
         }
         Ok(by_series
             .into_iter()
@@ -223,13 +236,38 @@ impl<'a> StopCheck<'a> {
     }
 }
 
-/// Compiles a pushed-down range aggregation (LogQL text) into its sample extractor.
-fn compile_extractor(text: &str) -> Result<SampleExtractor> {
+/// What every line a query keeps contains (its pipeline's needles and its `|=` literals), as
+/// the n-gram filters of the chunks and blocks held check it: a block whose filter rejects it
+/// is not decompressed. Structured-metadata equalities are left out (a stream label of that
+/// name could satisfy them).
+struct BlockNeedles {
+    clauses: Vec<Vec<Vec<u8>>>,
+}
+
+impl BlockNeedles {
+    fn new(stages: &[Stage], query: &IngesterQuery) -> BlockNeedles {
+        let needles = skald_logql::log::needles(stages);
+        let mut clauses: Vec<Vec<Vec<u8>>> =
+            needles.clauses.into_iter().map(|c| c.into_iter().map(|l| l.bytes).collect()).collect();
+        clauses.extend(query.line_contains.iter().map(|l| vec![l.as_bytes().to_vec()]));
+        BlockNeedles { clauses }
+    }
+
+    fn may(&self, filter: &skald_chunk::NgramFilter) -> bool {
+        self.clauses.is_empty()
+            || filter.may_match(self.clauses.iter().map(|c| c.iter().map(Vec::as_slice)))
+    }
+}
+
+/// Compiles a pushed-down range aggregation (LogQL text) into its sample extractor; also
+/// returns its pipeline's stages.
+fn compile_extractor(text: &str) -> Result<(SampleExtractor, Vec<Stage>)> {
     use skald_logql::syntax::ast::{Expr, SampleExpr};
     let bad = |reason: String| IngesterError::InvalidSampleExpr { text: text.to_string(), reason };
     match skald_logql::syntax::parse_expr(text).map_err(|e| bad(e.to_string()))? {
         Expr::Sample(SampleExpr::RangeAggregation { op, range, .. }) => {
-            SampleExtractor::new(&range, op).map_err(|e| bad(e.to_string()))
+            let extractor = SampleExtractor::new(&range, op).map_err(|e| bad(e.to_string()))?;
+            Ok((extractor, range.selector.stages))
         }
         _ => Err(bad("not a range aggregation".to_string())),
     }
@@ -237,15 +275,21 @@ fn compile_extractor(text: &str) -> Result<SampleExtractor> {
 
 /// Compiles a pushed-down pipeline (a log selector as LogQL text). Empty text: none.
 pub(crate) fn compile_pipeline(text: &str) -> Result<Option<Pipeline>> {
+    Ok(compile_pipeline_stages(text)?.0)
+}
+
+/// [`compile_pipeline`], and the pipeline's stages.
+fn compile_pipeline_stages(text: &str) -> Result<(Option<Pipeline>, Vec<Stage>)> {
     if text.is_empty() {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     }
     let bad = |reason: String| IngesterError::InvalidPipeline { text: text.to_string(), reason };
     let stages = match skald_logql::syntax::parse_expr(text).map_err(|e| bad(e.to_string()))? {
         skald_logql::syntax::ast::Expr::Log(sel) => sel.stages,
         _ => return Err(bad("not a log selector".to_string())),
     };
-    Pipeline::new(&stages).map(Some).map_err(|e| bad(e.to_string()))
+    let pipeline = Pipeline::new(&stages).map_err(|e| bad(e.to_string()))?;
+    Ok((Some(pipeline), stages))
 }
 
 #[cfg(test)]
@@ -318,7 +362,8 @@ mod tests {
             ing.push("t", vec![Stream { labels, entries }]).await.unwrap();
         }
         let all = vec![LabelMatcher::new("app", MatchType::Regex, ".+").unwrap()];
-        let cases: [(&str, Vec<String>, u32, bool); 7] = [
+        // the last two are needle searches: blocks whose n-gram filter rejects them are skipped
+        let cases: [(&str, Vec<String>, u32, bool); 9] = [
             ("", vec![], 0, false),
             ("", vec![], 100, true),
             ("", vec![], 100, false),
@@ -326,6 +371,8 @@ mod tests {
             (r#"{app=~".+"} | logfmt | n > 5000"#, vec![], 7, false),
             (r#"{app=~".+"} | logfmt | n < 5000"#, vec![], 5000, true),
             (r#"{app=~".+"} |= "warn""#, vec!["warn".into()], 1, true),
+            (r#"{app=~".+"} |~ "(?i)N=12""#, vec![], 0, false),
+            (r#"{app=~".+"} |= "n=4321" or "n=1717""#, vec![], 0, true),
         ];
         let never = AtomicBool::new(false);
         for (pipeline, line_contains, limit, backward) in cases {

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) index: Arc<dyn IndexStore>,
+    /// The chunks' filter tables, written beside the index at each flush.
+    pub(crate) filters: skald_index::FilterIndex,
     pub(crate) tenants: Mutex<HashMap<String, Arc<Mutex<TenantStreams>>>>,
     pub(crate) metrics: IngesterMetrics,
     /// Serialises flushes so that a chunk is never uploaded twice at once.
@@ -70,6 +72,7 @@ impl Ingester {
                 tailers: tail::Tailers::default(),
                 config,
                 limits,
+                filters: skald_index::FilterIndex::new(chunks.clone(), 0),
                 chunks,
                 index,
                 tenants: Mutex::new(HashMap::new()),

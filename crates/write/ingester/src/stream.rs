@@ -69,6 +69,13 @@ pub struct ClosedChunk {
     pub chunk_ref: ChunkRef,
 }
 
+impl ClosedChunk {
+    /// The whole chunk's n-gram filter, read from its end (`None` for a chunk without one).
+    pub fn filter(&self) -> Option<skald_chunk::NgramFilter> {
+        skald_chunk::Chunk::from_bytes(self.bytes.clone()).ok()?.chunk_filter()
+    }
+}
+
 /// A stream's entries not yet compressed. They are stored column-wise (one text buffer, the
 /// metadata sets interned), so an append copies the entry and frees its allocations at once
 /// instead of holding thousands of small allocations until the block is sealed (freeing them
@@ -178,18 +185,26 @@ pub struct StreamSnapshot {
 
 impl StreamSnapshot {
     /// Calls `f` with every entry in `[start, end)`: each chunk's in time order, the head's
-    /// last (chunks may overlap in time). Stops at `f`'s first error.
+    /// last (chunks may overlap in time), except the entries of the chunks and blocks whose
+    /// n-gram filter `may` rejects (never decompressed). Stops at `f`'s first error.
     pub fn for_each(
         &self,
         start: i64,
         end: i64,
+        may: impl Fn(&skald_chunk::NgramFilter) -> bool,
         mut f: impl FnMut(EntryRef<'_>) -> Result<()>,
     ) -> Result<()> {
         let corrupt = |cause| IngesterError::CorruptChunk { cause };
         let mut reader = BlockReader::new();
         for bytes in &self.chunks {
             let chunk = Chunk::from_bytes(bytes.clone()).map_err(corrupt)?;
-            let blocks: Vec<usize> = chunk.blocks_overlapping(start, end).collect();
+            if chunk.chunk_filter().is_some_and(|cf| !may(&cf)) {
+                continue;
+            }
+            let blocks: Vec<usize> = chunk
+                .blocks_overlapping(start, end)
+                .filter(|&i| chunk.block_filter(i).is_none_or(|bf| may(&bf)))
+                .collect();
             for i in blocks {
                 let raw = reader.raw_block(&chunk, i).map_err(corrupt)?;
                 let block = chunk.decode_raw_block(i, raw).map_err(corrupt)?;

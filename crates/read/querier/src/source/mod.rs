@@ -347,8 +347,11 @@ impl StoreSource {
         limited: Option<limited::Limited>,
         window: usize,
     ) -> impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_ {
-        let plan: Vec<(Labels, PendingStream)> = plan.into_iter().collect();
+        let mut plan: Vec<(Labels, PendingStream)> = plan.into_iter().collect();
         let needles = needle::NeedleQuery::new(&selector.stages, plan.iter().map(|(l, _)| l));
+        if let Some(n) = &needles {
+            self.drop_rejected_chunks(&mut plan, n, (start, end));
+        }
         let scan = Arc::new(decode::BlockScan {
             lines: LiteralScan::for_stages(&selector.stages),
             needles: needles.map(Arc::new),

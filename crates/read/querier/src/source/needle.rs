@@ -62,6 +62,46 @@ impl NeedleQuery {
     }
 }
 
+impl super::StoreSource {
+    /// Drops the chunks whose filter in the filter tables ([`skald_index::FilterIndex`])
+    /// rejects `needles`, before anything is fetched: such a chunk holds no line the pipeline
+    /// keeps. A chunk without a table entry stays (its own filters are read with its end). The
+    /// tables cannot be read: every chunk stays, with a warning (the answer is the same).
+    pub(super) fn drop_rejected_chunks(
+        &self,
+        plan: &mut [(Labels, super::PendingStream)],
+        needles: &NeedleQuery,
+        (start, end): (i64, i64),
+    ) {
+        if plan.iter().all(|(_, p)| p.chunks.is_empty()) {
+            return;
+        }
+        let through = end.saturating_sub(1);
+        let lookup = self.querier.filters.filters(&self.tenant, start, through);
+        let filters = match self.wait(lookup) {
+            Ok(Ok(f)) => f,
+            Ok(Err(error)) => {
+                tracing::warn!(tenant = %self.tenant, %error, "cannot read filter tables");
+                return;
+            }
+            // canceled: the engine sees it at its next check
+            Err(_) => return,
+        };
+        if filters.is_empty() {
+            return;
+        }
+        let mut dropped = 0u64;
+        for (_, p) in plan.iter_mut() {
+            p.chunks.retain(|c| {
+                let keep = filters.get(c).is_none_or(|f| needles.may_match(f));
+                dropped += u64::from(!keep);
+                keep
+            });
+        }
+        self.stats.add_chunks_filtered(dropped);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -5,15 +5,16 @@
 use skald_logql::engine::{evaluate, Limits as EngineLimits, QueryParams};
 use skald_model::{Direction, Entry, Label, Labels};
 
-use super::tests::{store_source, write_chunk_version, Rng, SEC};
+use super::tests::{store_source, write_chunk_tabled, Rng, SEC};
 use super::StoreSource;
 
 const NEEDLE: &str = "needle-7f3a9c";
 const TRACE: &str = "trace-abc123def";
 
 /// Four streams of three chunks of about 20 blocks of 16 KiB each; the needle is in 10
-/// lines of two blocks, the trace id on 3 entries of another, in chunks of `version`.
-fn store(version: u8) -> StoreSource {
+/// lines of two blocks, the trace id on 3 entries of another, in chunks of `version` (with
+/// `tables`, their filters in filter tables too).
+fn store(version: u8, tables: bool) -> StoreSource {
     let s = store_source();
     let mut rng = Rng(0x5eed);
     for app in ["a", "b", "c", "d"] {
@@ -41,7 +42,7 @@ fn store(version: u8) -> StoreSource {
                     Entry { ts, line, structured_metadata }
                 })
                 .collect();
-            write_chunk_version(&s, &labels, &entries, 16 * 1024, version);
+            write_chunk_tabled(&s, &labels, &entries, 16 * 1024, version, tables);
         }
     }
     s
@@ -49,7 +50,8 @@ fn store(version: u8) -> StoreSource {
 
 #[test]
 fn needle_queries_answer_as_without_filters_and_skip_most_blocks() {
-    let (with, without) = (store(skald_chunk::FORMAT_VERSION), store(2));
+    let (with, without) = (store(skald_chunk::FORMAT_VERSION, false), store(2, false));
+    let tabled = store(skald_chunk::FORMAT_VERSION, true);
     let queries = [
         format!(r#"{{app=~".+"}} |= "{NEEDLE}""#),
         format!(r#"{{app=~".+"}} |= "nothing-zz9q" or "{NEEDLE}""#),
@@ -82,6 +84,8 @@ fn needle_queries_answer_as_without_filters_and_skip_most_blocks() {
             let got = evaluate(&expr, &params, &limits, &with).unwrap();
             let want = evaluate(&expr, &params, &limits, &without).unwrap();
             assert_eq!(got.result, want.result, "{q} {params:?}");
+            let from_tables = evaluate(&expr, &params, &limits, &tabled).unwrap();
+            assert_eq!(from_tables.result, want.result, "{q} {params:?}");
         }
     }
     let found = evaluate(
@@ -112,4 +116,39 @@ fn needle_queries_answer_as_without_filters_and_skip_most_blocks() {
         b.decompressed_bytes
     );
     assert!(a.compressed_bytes * 4 < b.compressed_bytes, "{a:?} {b:?}");
+}
+
+/// With the filter tables, a needle search fetches only the chunks whose filter may match:
+/// here the needle's one chunk of twelve, and none for an absent needle.
+#[test]
+fn filter_tables_drop_chunks_before_any_fetch() {
+    let limits = EngineLimits::default();
+    let params = QueryParams {
+        start: 900 * SEC,
+        end: 3_000 * SEC,
+        step_ns: 0,
+        interval_ns: 0,
+        limit: 1000,
+        direction: Direction::Backward,
+        instant: false,
+        categorize_labels: false,
+    };
+    for (q, fetched, lines) in [
+        (format!(r#"{{app=~".+"}} |= "{NEEDLE}""#), 1, 10),
+        (r#"{app=~".+"} |= "absent-qq77xx""#.to_string(), 0, 0),
+        // one stream, labelled with the trace id its 3 entries carry
+        (format!(r#"{{app=~".+"}} | trace_id="{TRACE}""#), 1, 1),
+    ] {
+        let (tabled, plain) = (store(skald_chunk::FORMAT_VERSION, true), store(2, false));
+        let expr = skald_logql::syntax::parse_expr(&q).unwrap();
+        let got = evaluate(&expr, &params, &limits, &tabled).unwrap();
+        let want = evaluate(&expr, &params, &limits, &plain).unwrap();
+        assert_eq!(got.result, want.result, "{q}");
+        let marker = if q.contains(TRACE) { TRACE } else { NEEDLE };
+        assert_eq!(format!("{:?}", got.result).matches(marker).count(), lines, "{q}");
+        let s = tabled.stats.snapshot();
+        assert_eq!(s.chunk_refs, 12, "{q}");
+        assert_eq!(s.chunks_downloaded, fetched, "{q}: {s:?}");
+        assert_eq!(tabled.stats.filtered_chunks(), 12 - fetched, "{q}");
+    }
 }

@@ -116,16 +116,33 @@ pub(super) fn write_chunk_version(
     block: usize,
     version: u8,
 ) {
+    write_chunk_tabled(s, labels, entries, block, version, false);
+}
+
+/// [`write_chunk_version`], and with `table` the chunk's filter in a filter table too, as
+/// the ingester's flush writes it.
+pub(super) fn write_chunk_tabled(
+    s: &StoreSource,
+    labels: &Labels,
+    entries: &[Entry],
+    block: usize,
+    version: u8,
+    table: bool,
+) {
     let mut b = skald_chunk::ChunkBuilder::new(block).with_format_version(version);
     for e in entries {
         b.append(e).unwrap();
     }
     let c = b.finish().unwrap();
     let chunk_ref = chunk_ref_of(skald_model::fingerprint(labels), &c);
+    let filter = table.then(|| skald_chunk::Chunk::parse(&c.bytes).unwrap().chunk_filter());
     let q = s.querier.clone();
     let (tenant, labels) = (s.tenant.clone(), labels.clone());
     runtime().block_on(async move {
         q.chunks.put(&chunk_ref.key(&tenant), bytes::Bytes::from(c.bytes)).await.unwrap();
+        if let Some(f) = filter.flatten() {
+            q.filters.write(&tenant, vec![(chunk_ref, f)]).await.unwrap();
+        }
         q.index.write_chunks(&tenant, vec![(labels, chunk_ref)]).await.unwrap();
     });
 }

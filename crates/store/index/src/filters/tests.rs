@@ -1,0 +1,129 @@
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use skald_chunk_store::{ChunkStore, ObjectChunkStore};
+
+use super::*;
+use crate::NANOS_PER_DAY;
+
+fn chunk(fingerprint: u64, from: i64, through: i64) -> ChunkRef {
+    ChunkRef {
+        fingerprint,
+        from,
+        through,
+        checksum: fingerprint as u32 ^ 0xabcd,
+        entries: 1,
+        uncompressed_bytes: 2,
+        compressed_bytes: 3,
+        stats_bytes: 4,
+    }
+}
+
+fn filter_of(text: &str) -> NgramFilter {
+    let mut f = NgramFilter::for_text_len(64 * 1024);
+    f.add(text.as_bytes());
+    f
+}
+
+#[test]
+fn a_table_round_trips_and_answers_by_chunk() {
+    let a = chunk(1, 10, 20);
+    let b = chunk(2, 10, 20);
+    let t = FilterTable::new([(b, filter_of("user=bob")), (a, filter_of("needle-7f3a9c"))]);
+    let bytes = t.encode();
+    let back = FilterTable::decode(&bytes).unwrap();
+    assert_eq!(back, t);
+    assert!(back.get(&a).unwrap().may_contain(b"needle-7f3a9c"));
+    assert!(!back.get(&a).unwrap().may_contain(b"user=bob"));
+    assert!(back.get(&b).unwrap().may_contain(b"user=bob"));
+    // same fingerprint and bounds, another checksum: another chunk
+    assert!(back.get(&ChunkRef { checksum: 9, ..a }).is_none());
+    assert_eq!(back.len(), 2);
+}
+
+#[test]
+fn malformed_tables_are_refused_not_panicked_on() {
+    let t = FilterTable::new([(chunk(1, 10, 20), filter_of("abcdef"))]);
+    let bytes = t.encode();
+    for cut in 0..bytes.len() {
+        assert!(FilterTable::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut flipped = bytes.clone();
+    flipped[14] ^= 1;
+    assert!(FilterTable::decode(&flipped).is_err());
+    // a valid checksum over a bad version
+    let mut v2 = bytes[..bytes.len() - 4].to_vec();
+    v2[4] = 2;
+    let crc = crc32c::crc32c(&v2);
+    v2.extend_from_slice(&crc.to_le_bytes());
+    assert!(matches!(FilterTable::decode(&v2), Err(Error::UnsupportedVersion { version: 2 })));
+}
+
+proptest! {
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = FilterTable::decode(&bytes);
+    }
+
+    /// A filter folded into a table still says "maybe" for every substring of its text.
+    #[test]
+    fn a_table_keeps_every_substring(text in "[a-z0-9=-]{3,300}", at in 0usize..300, len in 3usize..20) {
+        let c = chunk(5, 1, 2);
+        let t = FilterTable::decode(&FilterTable::new([(c, filter_of(&text))]).encode()).unwrap();
+        let start = at.min(text.len() - 3);
+        let end = (start + len).min(text.len());
+        prop_assert!(t.get(&c).unwrap().may_contain(&text.as_bytes()[start..end]));
+    }
+}
+
+#[tokio::test]
+async fn tables_are_written_per_day_and_read_for_a_range() {
+    let store: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
+    let idx = FilterIndex::new(store.clone(), 1 << 20);
+    let day = NANOS_PER_DAY;
+    let in_day1 = chunk(1, day + 5, day + 10);
+    let across = chunk(2, 2 * day - 5, 2 * day + 5);
+    let in_day3 = chunk(3, 3 * day + 1, 3 * day + 2);
+    idx.write(
+        "t1",
+        vec![
+            (in_day1, filter_of("alpha-1")),
+            (across, filter_of("beta-2")),
+            (in_day3, filter_of("gamma-3")),
+        ],
+    )
+    .await
+    .unwrap();
+    let mut listed = store.list_prefix("t1/filters").await.unwrap();
+    listed.sort();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert!(listed[0].starts_with("t1/filters/1/") && listed[0].ends_with(".flt"));
+
+    let f = idx.filters("t1", day, 2 * day - 1).await.unwrap();
+    assert!(f.get(&in_day1).is_some() && f.get(&across).is_some());
+    assert!(f.get(&in_day3).is_none());
+    let f = idx.filters("t1", 2 * day, 3 * day + 1).await.unwrap();
+    assert!(f.get(&in_day1).is_none());
+    assert!(f.get(&across).unwrap().may_contain(b"beta-2"));
+    assert!(f.get(&in_day3).unwrap().may_contain(b"gamma-3"));
+    // other tenants see nothing; a bad tenant id is refused
+    assert!(idx.filters("t2", 0, 4 * day).await.unwrap().is_empty());
+    assert!(idx.filters("../x", 0, 4 * day).await.is_err());
+    // too many days: no tables read
+    assert!(idx.filters("t1", 0, MAX_FILTER_DAYS * day).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_corrupt_table_is_left_out() {
+    let store: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
+    let idx = FilterIndex::new(store.clone(), 0);
+    let good = chunk(1, 5, 10);
+    idx.write("t1", vec![(good, filter_of("alpha-1"))]).await.unwrap();
+    store
+        .put_object(&filter_table_path("t1", 0, "0000"), bytes::Bytes::from_static(b"garbage"))
+        .await
+        .unwrap();
+    let f = idx.filters("t1", 0, 100).await.unwrap();
+    assert_eq!(f.len(), 1);
+    assert!(f.get(&good).is_some());
+}
