@@ -30,10 +30,9 @@ pub const FILTER_TABLE_MAGIC: [u8; 4] = *b"SKFT";
 pub const FILTER_TABLE_VERSION: u8 = 1;
 /// The fill a chunk's filter is folded down to in a table (while it stays under it): the
 /// chunk's own bound (`skald_needle::DEFAULT_MAX_FILL`), so a table holds the chunk's filter
-/// as it is. At 0.5 a table cost half as much, but a needle such as `needle-7f3a9c`, whose
-/// rare 3-grams are its six hex ones, passed 1 chunk in 64 it is absent from by collisions
-/// alone (about 1.5% of the chunks, against the 2% a needle search may fetch); at 0.25, 1 in
-/// 4 000.
+/// as it is. At 0.5 a table would cost half as much, but by the collision estimate a needle
+/// such as `needle-7f3a9c`, whose distinctive 3-grams are its six hex ones, would pass about
+/// 1 chunk in 64 (0.5^6) it is absent from; at 0.25, 1 in 4 000 (`FILTER.md`).
 pub const TABLE_MAX_FILL: f64 = skald_needle::DEFAULT_MAX_FILL;
 /// Header: magic, version, flags, two reserved bytes, `u32` entry count.
 const HEADER_LEN: usize = 12;
