@@ -12,12 +12,12 @@ root=$PWD
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(logql:parse logql:pipeline distributor:decode_push distributor:decode_otlp_es chunk:parse_chunk ingester:wal_records)
+[ ${#targets[@]} -eq 0 ] && targets=(logql:parse logql:pipeline distributor:decode_push distributor:decode_otlp_es chunk:parse_chunk ingester:wal_records needle:decode_table)
 
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 cargo fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 
-declare -A dirs=([logql]=crates/core/logql [distributor]=crates/write/distributor [chunk]=crates/store/chunk [ingester]=crates/write/ingester)
+declare -A dirs=([logql]=crates/core/logql [distributor]=crates/write/distributor [chunk]=crates/store/chunk [ingester]=crates/write/ingester [needle]=crates/core/needle)
 export CARGO_TARGET_DIR="$root/target/fuzz"
 for t in "${targets[@]}"; do
   crate=${t%%:*}

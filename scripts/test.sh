@@ -75,7 +75,7 @@ echo "== build every target (the skald binary, the benches, the tests)"
 cargo build --workspace --all-targets
 
 echo "== fuzz targets compile (stable check; scripts/fuzz.sh runs them with cargo-fuzz)"
-for d in crates/core/logql crates/write/distributor crates/write/ingester crates/store/chunk; do
+for d in crates/core/logql crates/core/needle crates/write/distributor crates/write/ingester crates/store/chunk; do
   cargo check --quiet --manifest-path "$d/fuzz/Cargo.toml" --target-dir target --bins
 done
 

@@ -28,9 +28,11 @@
 
 mod chunk;
 mod format;
+mod table;
 
 pub use chunk::{ChunkFilterBuilder, DEFAULT_MAX_FILL};
 pub use format::{FormatError, HEADER_LEN, MAGIC, VERSION};
+pub use table::{ChunkId, FilterTable, TableError, TABLE_MAGIC, TABLE_VERSION};
 
 /// The multiplier of the n-gram hash (2^32 / golden ratio, odd). Never change it: stored
 /// filters depend on it (`FILTER.md`).

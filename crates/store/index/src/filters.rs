@@ -4,8 +4,8 @@
 //! One immutable table per (tenant, day, flush) at `<tenant>/filters/<day>/<xxh3-128>.flt`,
 //! written by the ingester after the chunks and before their index entries (a chunk spanning
 //! several days is in the table of each). A table maps a chunk's identity (fingerprint, bounds,
-//! checksum) to its whole-chunk filter ([`NgramFilter`], folded to [`TABLE_MAX_FILL`]). The
-//! layout is in the crate's README. Tables are content-addressed like segments, so replicas
+//! checksum) to its whole-chunk filter ([`NgramFilter`], folded to [`TABLE_MAX_FILL`]); the
+//! byte format is `skald_needle::FilterTable`'s (`FILTER.md`). Tables are content-addressed like segments, so replicas
 //! writing the same chunks share one object. They do not depend on where the index is kept
 //! (segments or DynamoDB): every period keeps its chunks in the object store, and so its tables.
 //!
@@ -18,32 +18,30 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 use skald_chunk_store::cache::ByteLru;
 use skald_chunk_store::ChunkStore;
-use skald_needle::NgramFilter;
+use skald_needle::{ChunkId, FilterTable, NgramFilter};
 
 use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
 use crate::store::{day_of, days_spanned, MAX_CHUNK_DAYS};
 
-/// The first four bytes of a filter table.
-pub const FILTER_TABLE_MAGIC: [u8; 4] = *b"SKFT";
-/// The format version written.
-pub const FILTER_TABLE_VERSION: u8 = 1;
 /// The fill a chunk's filter is folded down to in a table (while it stays under it): the
 /// chunk's own bound (`skald_needle::DEFAULT_MAX_FILL`), so a table holds the chunk's filter
 /// as it is. At 0.5 a table would cost half as much, but by the collision estimate a needle
 /// such as `needle-7f3a9c`, whose distinctive 3-grams are its six hex ones, would pass about
 /// 1 chunk in 64 (0.5^6) it is absent from; at 0.25, 1 in 4 000 (`FILTER.md`).
 pub const TABLE_MAX_FILL: f64 = skald_needle::DEFAULT_MAX_FILL;
-/// Header: magic, version, flags, two reserved bytes, `u32` entry count.
-const HEADER_LEN: usize = 12;
-/// Per entry before the filter: fingerprint, from, through, checksum, filter length.
-const ENTRY_HEAD_LEN: usize = 8 + 8 + 8 + 4 + 4;
-
-/// What identifies a stored chunk: fingerprint, first and last timestamp, checksum.
-type ChunkId = (u64, i64, i64, u32);
 
 fn id_of(c: &ChunkRef) -> ChunkId {
-    (c.fingerprint, c.from, c.through, c.checksum)
+    ChunkId { fingerprint: c.fingerprint, from: c.from, through: c.through, checksum: c.checksum }
+}
+
+/// The table of `chunks` of one day: each filter folded to [`TABLE_MAX_FILL`].
+pub fn filter_table(chunks: impl IntoIterator<Item = (ChunkRef, NgramFilter)>) -> FilterTable {
+    FilterTable::new(
+        chunks
+            .into_iter()
+            .map(|(c, f)| (id_of(&c), f.shrink(TABLE_MAX_FILL, skald_needle::MIN_LOG2_BITS))),
+    )
 }
 
 /// Object path of filter table `id` of `tenant` for index `day`.
@@ -62,119 +60,6 @@ fn table_day(tenant: &str, path: &str) -> Option<i64> {
     day.parse().ok()
 }
 
-/// One decoded filter table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterTable {
-    entries: Vec<(ChunkId, NgramFilter)>,
-}
-
-impl FilterTable {
-    /// The table of `chunks`, each filter folded to [`TABLE_MAX_FILL`], sorted by chunk.
-    pub fn new(chunks: impl IntoIterator<Item = (ChunkRef, NgramFilter)>) -> FilterTable {
-        let mut entries: Vec<(ChunkId, NgramFilter)> = chunks
-            .into_iter()
-            .map(|(c, f)| (id_of(&c), f.shrink(TABLE_MAX_FILL, skald_needle::MIN_LOG2_BITS)))
-            .collect();
-        entries.sort_by_key(|(id, _)| *id);
-        entries.dedup_by_key(|(id, _)| *id);
-        FilterTable { entries }
-    }
-
-    /// Chunks in the table.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when the table holds no chunk.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The filter of `chunk`, when the table has it.
-    pub fn get(&self, chunk: &ChunkRef) -> Option<&NgramFilter> {
-        let id = id_of(chunk);
-        let i = self.entries.binary_search_by_key(&id, |(k, _)| *k).ok()?;
-        self.entries.get(i).map(|(_, f)| f)
-    }
-
-    /// Approximate bytes held in memory.
-    pub fn approx_size(&self) -> usize {
-        self.entries.iter().map(|(_, f)| f.bitset_bytes() + 64).sum::<usize>() + 64
-    }
-
-    /// The table's bytes (format version 1, see the crate's README).
-    pub fn encode(&self) -> Vec<u8> {
-        let body: usize =
-            self.entries.iter().map(|(_, f)| ENTRY_HEAD_LEN + f.encoded_len()).sum::<usize>();
-        let mut out = Vec::with_capacity(HEADER_LEN + body + 4);
-        out.extend_from_slice(&FILTER_TABLE_MAGIC);
-        out.extend_from_slice(&[FILTER_TABLE_VERSION, 0, 0, 0]);
-        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
-        for ((fp, from, through, checksum), f) in &self.entries {
-            out.extend_from_slice(&fp.to_le_bytes());
-            out.extend_from_slice(&from.to_le_bytes());
-            out.extend_from_slice(&through.to_le_bytes());
-            out.extend_from_slice(&checksum.to_le_bytes());
-            out.extend_from_slice(&(f.encoded_len() as u32).to_le_bytes());
-            f.write_to(&mut out);
-        }
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
-    }
-
-    /// Decodes a table's bytes; refuses (never panics on) anything malformed.
-    pub fn decode(bytes: &[u8]) -> Result<FilterTable> {
-        let corrupt = |why: &str| Error::corrupt(format!("filter table: {why}"));
-        let (body, crc) = bytes.split_last_chunk::<4>().ok_or_else(|| corrupt("too short"))?;
-        if crc32c::crc32c(body) != u32::from_le_bytes(*crc) {
-            return Err(corrupt("checksum mismatch"));
-        }
-        let (head, mut rest) =
-            body.split_first_chunk::<HEADER_LEN>().ok_or_else(|| corrupt("too short"))?;
-        if head[..4] != FILTER_TABLE_MAGIC {
-            return Err(corrupt("bad magic"));
-        }
-        if head[4] != FILTER_TABLE_VERSION {
-            return Err(Error::UnsupportedVersion { version: head[4] });
-        }
-        if head[5..8] != [0, 0, 0] {
-            return Err(corrupt("unknown flags"));
-        }
-        let count = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
-        if count > rest.len() / ENTRY_HEAD_LEN {
-            return Err(corrupt("entry count exceeds the bytes"));
-        }
-        let mut entries = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (e, tail) =
-                rest.split_first_chunk::<ENTRY_HEAD_LEN>().ok_or_else(|| corrupt("truncated"))?;
-            let u64_at = |i: usize| {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&e[i..i + 8]);
-                u64::from_le_bytes(b)
-            };
-            let u32_at = |i: usize| u32::from_le_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
-            let id = (u64_at(0), u64_at(8) as i64, u64_at(16) as i64, u32_at(24));
-            let len = u32_at(28) as usize;
-            if len > tail.len() {
-                return Err(corrupt("truncated filter"));
-            }
-            let (f, tail) = tail.split_at(len);
-            let filter = NgramFilter::from_bytes(f).map_err(|e| corrupt(&e.to_string()))?;
-            entries.push((id, filter));
-            rest = tail;
-        }
-        if !rest.is_empty() {
-            return Err(corrupt("trailing bytes"));
-        }
-        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
-            return Err(corrupt("entries out of order"));
-        }
-        Ok(FilterTable { entries })
-    }
-}
-
 /// The filter tables of one query's days: a chunk's filter from whichever table has it.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkFilters {
@@ -187,7 +72,7 @@ impl ChunkFilters {
     pub fn new(tables: Vec<Arc<FilterTable>>) -> ChunkFilters {
         let mut by_id = HashMap::with_capacity(tables.iter().map(|t| t.len()).sum());
         for (t, table) in tables.iter().enumerate() {
-            for (i, (id, _)) in table.entries.iter().enumerate() {
+            for (i, (id, _)) in table.entries().iter().enumerate() {
                 by_id.entry(*id).or_insert((t, i));
             }
         }
@@ -197,7 +82,7 @@ impl ChunkFilters {
     /// The filter of `chunk`, when a table has it.
     pub fn get(&self, chunk: &ChunkRef) -> Option<&NgramFilter> {
         let &(t, i) = self.by_id.get(&id_of(chunk))?;
-        self.tables.get(t)?.entries.get(i).map(|(_, f)| f)
+        self.tables.get(t)?.entries().get(i).map(|(_, f)| f)
     }
 
     /// Chunks with a filter.
@@ -264,7 +149,7 @@ impl FilterIndex {
             Ok(by_day
                 .into_iter()
                 .map(|(day, items)| {
-                    let bytes = FilterTable::new(items).encode();
+                    let bytes = filter_table(items).encode();
                     let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
                     (filter_table_path(&tenant_owned, day, &id), bytes)
                 })

@@ -30,8 +30,7 @@ pub use dynamo::{
 };
 pub use error::{Error, Result};
 pub use filters::{
-    filter_table_path, ChunkFilters, FilterIndex, FilterTable, FILTER_TABLE_MAGIC,
-    FILTER_TABLE_VERSION, MAX_FILTER_DAYS, TABLE_MAX_FILL,
+    filter_table, filter_table_path, ChunkFilters, FilterIndex, MAX_FILTER_DAYS, TABLE_MAX_FILL,
 };
 pub use mem::MemIndexStore;
 pub use object::{segment_path, ObjectIndexStore, ObjectIndexStoreConfig};
