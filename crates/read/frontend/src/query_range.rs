@@ -173,6 +173,17 @@ impl QueryFrontend {
         let Some(selector) = shard_plan.selector() else {
             return vec![1; splits.len()];
         };
+        // a needle search (every leg's selector the same, with needles) is sized by what its
+        // chunks' filters leave to read
+        let text = selector.to_string();
+        let same = shard_plan.legs.iter().all(|l| match &l.leaf {
+            skald_logql::syntax::ast::SampleExpr::RangeAggregation { range, .. } => {
+                range.selector.to_string() == text
+            }
+            _ => false,
+        });
+        let needles = (same && !skald_logql::log::needles(&selector.stages).clauses.is_empty())
+            .then_some(text);
         let selector =
             LogSelectorExpr { matchers: selector.matchers.clone(), stages: Vec::new() }.to_string();
         let range_ns = shard_plan.range_ns();
@@ -181,6 +192,9 @@ impl QueryFrontend {
             uri.append_pair("query", &selector)
                 .append_pair("start", &query::time_param(s.saturating_sub(range_ns)))
                 .append_pair("end", &query::time_param(e));
+            if let Some(n) = &needles {
+                uri.append_pair(skald_loghttp::part::NEEDLE_SELECTOR_PARAM, n);
+            }
             let uri = format!("{INDEX_STATS_PATH}?{}", uri.finish());
             querier_request(client, tenant, uri, None)
         };

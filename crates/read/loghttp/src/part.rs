@@ -28,6 +28,11 @@ pub const PART_END_PARAM: &str = "skald_part_end";
 /// The parameter of a part request that asks for one shard of the streams (`I_of_N`,
 /// [`skald_model::Shard`]): the querier then reads only the streams of shard `I` of `N`.
 pub const SHARD_PARAM: &str = "skald_shard";
+/// The parameter of an `index/stats` request that sizes the shards of a needle search: the
+/// whole log selector, line filters included. The querier then leaves out the chunks whose
+/// filter in the filter tables rejects its needles, so the bytes are what the search will
+/// read. Without it the answer is Loki's.
+pub const NEEDLE_SELECTOR_PARAM: &str = "skald_needle_selector";
 
 /// Why bytes are not a valid query part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

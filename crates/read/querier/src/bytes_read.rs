@@ -154,6 +154,7 @@ impl Querier {
                         from.div_euclid(MS),
                         through.div_euclid(MS) + 1,
                         false,
+                        None,
                     )
                     .await
                     .map_err(store_failure)?,

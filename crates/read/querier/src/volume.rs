@@ -28,7 +28,9 @@ use skald_model::{LabelMatcher, Labels, MatchType};
 use skald_proto::ingester::IngesterQuery;
 
 use crate::error::QuerierError;
+use crate::source::needle::NeedleQuery;
 use crate::Querier;
+use skald_loghttp::part::NEEDLE_SELECTOR_PARAM;
 
 const MS: i64 = 1_000_000;
 const SECOND: i64 = 1_000_000_000;
@@ -480,6 +482,7 @@ fn volume_json(series: &[VolumeSeries], matrix: bool, splits: usize, exec_secs: 
 
 impl Querier {
     fn stats_matchers(&self, p: &Params) -> Result<Vec<LabelMatcher>, QuerierError> {
+        // (the needles of `skald_needle_selector` are read by `needle_selector`)
         syntax::parse_matchers(p.get("query").unwrap_or(""))
             .map_err(|e| QuerierError::BadRequest(e.to_string()))
     }
@@ -494,10 +497,12 @@ impl Querier {
         from_ms: i64,
         through_ms: i64,
     ) -> Result<Vec<StreamStats>, QuerierError> {
-        self.chunk_stats_from(tenant, matchers, from_ms, through_ms, true).await
+        self.chunk_stats_from(tenant, matchers, from_ms, through_ms, true, None).await
     }
 
-    /// [`chunk_stats`](Self::chunk_stats), asking the ingesters only when `ingesters` is set.
+    /// [`chunk_stats`](Self::chunk_stats), asking the ingesters only when `ingesters` is set;
+    /// with `needles`, the index's chunks whose filter in the filter tables rejects them are
+    /// left out (the ingesters' are all counted).
     pub(crate) async fn chunk_stats_from(
         &self,
         tenant: &str,
@@ -505,6 +510,7 @@ impl Querier {
         from_ms: i64,
         through_ms: i64,
         ingesters: bool,
+        needles: Option<&NeedleQuery>,
     ) -> Result<Vec<StreamStats>, QuerierError> {
         let _permit = self
             .concurrency
@@ -541,13 +547,26 @@ impl Querier {
                 .series(tenant, matchers, start, end)
                 .await
                 .map_err(|e| QuerierError::Unavailable(format!("index lookup failed: {e}")))?;
+            // tables that cannot be read leave every chunk in, as a query does
+            let filters = match needles {
+                Some(_) => self.filters.filters(tenant, start, end).await.unwrap_or_default(),
+                None => Default::default(),
+            };
+            let may = |c: &skald_index::ChunkRef| {
+                needles.is_none_or(|n| filters.get(c).is_none_or(|f| n.may_match(f)))
+            };
             for s in series {
-                let set = chunks.entry(s.labels).or_default();
-                set.extend(
-                    s.chunks
-                        .iter()
-                        .map(|c| (c.from, c.through, c.checksum, c.entries, c.stats_bytes)),
-                );
+                let kept: Vec<Key> = s
+                    .chunks
+                    .iter()
+                    .filter(|c| may(c))
+                    .map(|c| (c.from, c.through, c.checksum, c.entries, c.stats_bytes))
+                    .collect();
+                // a stream none of whose chunks may match is not counted (without needles,
+                // every series the index gives has chunks)
+                if !kept.is_empty() || needles.is_none() {
+                    chunks.entry(s.labels).or_default().extend(kept);
+                }
             }
             Ok::<_, QuerierError>(chunks)
         };
@@ -576,11 +595,15 @@ impl Querier {
         let (from_ms, through_ms) = round_to_ms(start, end);
         self.check_query_length(from_ms.saturating_mul(MS), through_ms.saturating_mul(MS))?;
         let matchers = self.stats_matchers(p)?;
+        let needles = needle_selector(p)?;
         let pieces = day_pieces(from_ms, through_ms);
         // several tenants (`a|b`) add up, as in Loki
         let mut streams = Vec::new();
         for t in tenants(tenant) {
-            streams.extend(self.chunk_stats(t, &matchers, from_ms, through_ms).await?);
+            let needles = needles.as_ref();
+            streams.extend(
+                self.chunk_stats_from(t, &matchers, from_ms, through_ms, true, needles).await?,
+            );
         }
         let s = index_stats(&streams, &pieces);
         Ok(
@@ -659,6 +682,19 @@ impl Querier {
             .collect();
         let (series, matrix) = collect_buckets(results);
         Ok(volume_json(&series, matrix, buckets.len(), started.elapsed().as_secs_f64()))
+    }
+}
+
+/// The needles of Skald's private [`NEEDLE_SELECTOR_PARAM`] (the whole log selector of a
+/// needle search the query-frontend sizes its shards for), when it is given and has any.
+fn needle_selector(p: &Params) -> Result<Option<NeedleQuery>, QuerierError> {
+    let Some(text) = p.get(NEEDLE_SELECTOR_PARAM) else { return Ok(None) };
+    match syntax::parse_expr(text) {
+        Ok(syntax::ast::Expr::Log(sel)) => Ok(NeedleQuery::lines_only(&sel.stages)),
+        Ok(_) => {
+            Err(QuerierError::BadRequest(format!("{NEEDLE_SELECTOR_PARAM}: not a log selector")))
+        }
+        Err(e) => Err(QuerierError::BadRequest(e.to_string())),
     }
 }
 

@@ -5,7 +5,7 @@ mod counts;
 mod decode;
 mod fetch;
 mod limited;
-mod needle;
+pub(crate) mod needle;
 #[cfg(test)]
 mod needle_tests;
 mod prefetch;

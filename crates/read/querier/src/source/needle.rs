@@ -13,7 +13,7 @@ use skald_model::Labels;
 
 /// A query's needles, in the form the filters take.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct NeedleQuery {
+pub(crate) struct NeedleQuery {
     /// A conjunction of disjunctions of literals (bytes; the filters fold ASCII case).
     clauses: Vec<Vec<Vec<u8>>>,
     /// Structured-metadata pairs every kept entry carries.
@@ -43,8 +43,20 @@ impl NeedleQuery {
         (!clauses.is_empty() || !metadata.is_empty()).then_some(NeedleQuery { clauses, metadata })
     }
 
+    /// The line literals of `stages` alone (no structured-metadata equality, which a stream
+    /// label could satisfy), or `None` when they require nothing: what the index statistics
+    /// of a needle search count by (`skald_needle_selector`).
+    pub(crate) fn lines_only(stages: &[Stage]) -> Option<NeedleQuery> {
+        let clauses: Vec<Vec<Vec<u8>>> = skald_logql::log::needles(stages)
+            .clauses
+            .into_iter()
+            .map(|c| c.into_iter().map(|l| l.bytes).collect())
+            .collect();
+        (!clauses.is_empty()).then_some(NeedleQuery { clauses, metadata: Vec::new() })
+    }
+
     /// False when no text added to `filter` can satisfy the needles.
-    pub(super) fn may_match(&self, filter: &NgramFilter) -> bool {
+    pub(crate) fn may_match(&self, filter: &NgramFilter) -> bool {
         filter.may_match(self.clauses.iter().map(|c| c.iter().map(Vec::as_slice)))
             && self.metadata.iter().all(|(n, v)| filter.may_have_label(n, v))
     }
