@@ -230,11 +230,7 @@ mod tests {
 
     /// The filters the builder gave before the byte table: every block hashed with
     /// [`NgramFilter::add`] into a filter of the chunk's size, ORed and folded.
-    fn reference(
-        block: usize,
-        chunk: usize,
-        blocks: &[Block],
-    ) -> (Vec<NgramFilter>, NgramFilter) {
+    fn reference(block: usize, chunk: usize, blocks: &[Block]) -> (Vec<NgramFilter>, NgramFilter) {
         let mut b = ChunkFilterBuilder::new(block, chunk);
         let filters = blocks
             .iter()
