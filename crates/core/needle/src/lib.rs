@@ -316,10 +316,16 @@ pub fn log2_for(text_len: usize, bits_per_byte: f64) -> u8 {
 
 fn label_text(name: &str, value: &str) -> Vec<u8> {
     let mut t = Vec::with_capacity(name.len() + 1 + value.len());
-    t.extend_from_slice(name.as_bytes());
-    t.push(0xFF);
-    t.extend_from_slice(value.as_bytes());
+    label_text_into(&mut t, name, value);
     t
+}
+
+/// The text a label pair is added as (`name`, 0xFF, `value`), replacing `out`'s contents.
+fn label_text_into(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.clear();
+    out.extend_from_slice(name.as_bytes());
+    out.push(0xFF);
+    out.extend_from_slice(value.as_bytes());
 }
 
 /// The 32 bits `b0|b1, b2|b3, ...` of a word's 64, in order.

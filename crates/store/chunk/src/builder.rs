@@ -14,7 +14,7 @@ use crate::varint::put_uvarint;
 
 /// The raw size of a chunk the filters are sized for, in blocks like its first: 16 blocks of
 /// 256 KiB make a chunk filter of 16 KiB before folding (`skald_needle`'s FILTER.md).
-const FILTER_CHUNK_BLOCKS: usize = 16;
+pub(crate) const FILTER_CHUNK_BLOCKS: usize = 16;
 
 /// Ratio assumed for the head block by [`ChunkBuilder::compressed_estimate`] before any block
 /// has been cut (zstd level 1 on typical log lines does better than this).
@@ -309,7 +309,15 @@ impl ChunkBuilder {
                 let filter = self.filter.get_or_insert_with(|| {
                     ChunkFilterBuilder::new(target, target * FILTER_CHUNK_BLOCKS)
                 });
-                let f = filter.add_block_with_labels(lines, metadata_pairs(metadata));
+                // the statistics have the block's distinct metadata sets already (the
+                // column is read only when they gave up: too many sets)
+                let f = match self.stats_head.metadata_sets() {
+                    Some(sets) => filter.add_block_with_labels(
+                        lines,
+                        sets.iter().flatten().map(|l| (l.name.as_str(), l.value.as_str())),
+                    ),
+                    None => filter.add_block_with_labels(lines, metadata_pairs(metadata)),
+                };
                 put_filter(&mut self.block_filters, &f);
             }
             let payload: &[u8] = match self.codec {

@@ -116,3 +116,44 @@ fn a_builder_that_cut_nothing_holds_no_filter_and_writes_one() {
     assert!(c.chunk_filter().unwrap().may_contain(b"needle"));
     assert!(!c.block_filter(0).unwrap().may_contain(b"haystack"));
 }
+
+/// The block and chunk filters are those of the blocks' lines and their entries' metadata
+/// pairs, whether the block's metadata sets come from the statistics (a few sets) or from
+/// its metadata column (more sets than the statistics keep).
+#[test]
+fn filters_are_the_lines_and_metadata_of_each_block() {
+    let mut b = ChunkBuilder::new(16 * 1024);
+    let mut entries = Vec::new();
+    for i in 0..3_000i64 {
+        // blocks 0-1 of three sets, then one set per entry (far more than the statistics keep)
+        let structured_metadata = if i < 600 {
+            vec![Label::new("detected_level", ["info", "warn", "error"][i as usize % 3])]
+        } else {
+            vec![Label::new("trace_id", format!("t-{i:05}")), Label::new("user", "u1")]
+        };
+        let line = format!("level=info msg=\"request {i}\" path=/api/v1/thing/{}", i % 97);
+        let e = Entry { ts: 1_000 + i, line, structured_metadata };
+        b.append(&e).unwrap();
+        entries.push(e);
+    }
+    let c = Chunk::parse(&b.finish().unwrap().bytes).unwrap();
+    let first = c.blocks()[0].raw_len as usize;
+    let mut want =
+        skald_needle::ChunkFilterBuilder::new(first, first * crate::builder::FILTER_CHUNK_BLOCKS);
+    let mut with_stats = 0;
+    for (i, meta) in c.blocks().iter().enumerate() {
+        let in_block: Vec<&Entry> =
+            entries.iter().filter(|e| meta.min_ts <= e.ts && e.ts <= meta.max_ts).collect();
+        let lines: Vec<u8> = in_block.iter().flat_map(|e| e.line.bytes()).collect();
+        let pairs = in_block
+            .iter()
+            .flat_map(|e| &e.structured_metadata)
+            .map(|l| (l.name.as_str(), l.value.as_str()));
+        let f = want.add_block_with_labels(&lines, pairs);
+        assert_eq!(c.block_filter(i).unwrap().to_bytes(), f.to_bytes(), "block {i}");
+        with_stats += usize::from(c.block_stats(i).unwrap().is_some());
+    }
+    // both ways of reading a block's metadata sets were taken
+    assert!(with_stats > 0 && with_stats < c.blocks().len(), "{with_stats}");
+    assert_eq!(c.chunk_filter().unwrap().to_bytes(), want.finish_chunk().to_bytes());
+}

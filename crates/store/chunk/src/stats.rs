@@ -157,6 +157,13 @@ impl StatsHead {
         }
     }
 
+    /// The distinct metadata sets of the entries pushed since the last
+    /// [`StatsHead::take_record`] (the open block's), while the statistics keep them all;
+    /// `None` once the block has had too many.
+    pub(crate) fn metadata_sets(&self) -> Option<&[Vec<Label>]> {
+        self.usable.then_some(self.sets.as_slice())
+    }
+
     fn close_bucket(&mut self) {
         if let Some(index) = self.current.take() {
             self.current_rows.sort_unstable_by_key(|r| r.0);
