@@ -574,6 +574,18 @@ fn file_count(dir: &Path) -> u64 {
 
 /// The bytes of the chunks' n-gram filters (chunk format version 3) under `dir`: every file
 /// that parses as a chunk counts its blocks' filters and its own.
+/// Chunk objects under `dir` (files in a `chunks` directory at any depth).
+fn chunk_file_count(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() && e.file_name() == "chunks" => file_count(&e.path()),
+            Ok(m) if m.is_dir() => chunk_file_count(&e.path()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// The bytes of the filter tables under `dir` (`<tenant>/filters/<day>/<id>.flt`).
 fn filter_table_bytes(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
@@ -743,13 +755,32 @@ fn main() -> Result<()> {
         );
     } else {
         let objects = file_count(&server.chunks) as f64;
+        // chunk objects on disk (replicas flush the same chunk each: the flush counter is not
+        // the objects' count in a cluster)
+        let chunk_objects = chunk_file_count(&server.chunks) as f64;
         println!(
-            "filesystem objects: {:.0} ({:.0} chunks + {:.0} index segments and filter tables) = {:.1} per GB raw, {:.2} MB per chunk",
+            "filesystem objects: {:.0} ({:.0} chunks + {:.0} index segments and filter tables) = {:.1} per GB raw, {:.2} MB per chunk ({:.0} chunks flushed)",
             objects,
-            chunks_flushed,
-            objects - chunks_flushed,
+            chunk_objects,
+            objects - chunk_objects,
             objects / gb,
-            chunk_bytes / 1e6 / chunks_flushed.max(1.0)
+            chunk_bytes / 1e6 / chunks_flushed.max(1.0),
+            chunks_flushed
+        );
+        // every process's writes (the ingesters'; the others write none)
+        let urls: Vec<String> = server.procs.iter().map(|p| p.url.clone()).collect();
+        let op = |o: &str| {
+            metric_sum(&urls, &format!("skald_object_store_requests_total{{operation=\"{o}\"}}"))
+        };
+        let puts = op("put") + op("put_multipart");
+        let skipped = metric_sum(&urls, "skald_object_store_puts_skipped_total");
+        println!(
+            "object store writes: {:.0} PUT requests for {:.0} objects = {:.2} per object; {:.0} HEADs, {:.0} chunk uploads skipped (already written by a replica)",
+            puts,
+            objects,
+            puts / objects.max(1.0),
+            op("head"),
+            skipped
         );
     }
 

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use skald_integration_tests::{
-    get, jitter_ms, lost_and_duplicated, now_ns, push_numbered_during, start_cluster,
-    start_gossip_cluster, stored_ids, temp_dir, Cluster,
+    get, jitter_ms, lost_and_duplicated, metric_sum, now_ns, post, push_numbered_during,
+    start_cluster, start_gossip_cluster, stored_ids, temp_dir, Cluster,
 };
 
 /// Pushes numbered lines to `url` from two threads while `during` runs.
@@ -93,6 +93,22 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
         assert_eq!((lost, duplicated), (0, 0));
     }
     assert!(acked.len() > 1000, "too few pushes were acknowledged: {}", acked.len());
+
+    // Replication factor 3: a chunk the replicas cut alike is uploaded by the first of them to
+    // flush it; the others find it there (a HEAD) and skip their upload.
+    for i in &c.ingesters {
+        let r = post(&format!("{}/flush", i.url), &[], b"");
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+    let sum = |name: &str| c.ingesters.iter().map(|i| metric_sum(&i.url, name)).sum::<f64>();
+    let (flushed, skipped) =
+        (sum("loki_ingester_chunks_flushed_total"), sum("skald_object_store_puts_skipped_total"));
+    let heads = sum("skald_object_store_requests_total{operation=\"head\"}");
+    println!("{flushed} chunks flushed by the replicas, {heads} HEADs, {skipped} uploads skipped");
+    assert!(
+        skipped > 0.0 && heads >= flushed,
+        "{flushed} flushed, {heads} HEADs, {skipped} skipped"
+    );
 
     // Rolling restart under load: each ingester in turn stops cleanly (SIGTERM) and comes back.
     rolling_restart(&mut c, &next, &mut acked, start, "static", || {});

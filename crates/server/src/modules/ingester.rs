@@ -12,8 +12,15 @@ use super::Modules;
 pub async fn init_ingester(m: &mut Modules) -> anyhow::Result<()> {
     let (cs, is) = m.stores("ingester")?;
     let config = &m.config;
-    let ing =
-        Ingester::new(config.ingester.clone(), config.limits_config.clone(), cs, is, &m.registry);
+    // the ingester knows the replication factor (`common.replication_factor` when its own
+    // ring does not set one): with replicas, a chunk another one uploaded is not uploaded again
+    let mut ingester_config = config.ingester.clone();
+    ingester_config
+        .lifecycler
+        .ring
+        .replication_factor
+        .get_or_insert(config.common.replication_factor);
+    let ing = Ingester::new(ingester_config, config.limits_config.clone(), cs, is, &m.registry);
     if let Some(mcfg) = &m.memberlist {
         // Join as JOINING: distributors send no writes until the WAL is replayed.
         let host =

@@ -29,6 +29,14 @@ pub trait ChunkStore: Send + Sync {
     /// content checksums, are the same bytes).
     async fn put(&self, key: &ChunkKey, bytes: Bytes) -> Result<()>;
 
+    /// Stores a chunk unless an object is already at its key (which, keys being content
+    /// checksums, holds the same bytes: another replica uploaded it). Returns whether it
+    /// uploaded. Ingesters with replicas call it, so each chunk is uploaded about once, not
+    /// once per replica. The default always uploads.
+    async fn put_if_absent(&self, key: &ChunkKey, bytes: Bytes) -> Result<bool> {
+        self.put(key, bytes).await.map(|()| true)
+    }
+
     /// Fetches a chunk; [`Error::NotFound`] when it does not exist.
     async fn get(&self, key: &ChunkKey) -> Result<Bytes>;
 
@@ -320,6 +328,51 @@ impl ChunkStore for ObjectChunkStore {
             self.cache.remove(key);
         }
         Ok(())
+    }
+
+    /// A `HEAD` first (a read-priced request); when the object is absent, a create-only `PUT`
+    /// (`If-None-Match: *` on S3), so that of replicas flushing the same chunk at once only
+    /// one writes it; a backend without conditional puts gets a plain `PUT` (same bytes).
+    async fn put_if_absent(&self, key: &ChunkKey, bytes: Bytes) -> Result<bool> {
+        key.validate()?;
+        let path = key.path();
+        let location = parse_path(&path)?;
+        let uploaded = match self.retry("head", &path, || self.store.head(&location)).await {
+            Ok(_) => false,
+            Err(Error::NotFound { .. }) => {
+                let create = object_store::PutOptions {
+                    mode: object_store::PutMode::Create,
+                    ..Default::default()
+                };
+                let put = || async {
+                    let payload = PutPayload::from_bytes(bytes.clone());
+                    match self.store.put_opts(&location, payload, create.clone()).await {
+                        Ok(_) => Ok(true),
+                        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+                        Err(object_store::Error::NotImplemented) => self
+                            .store
+                            .put(&location, PutPayload::from_bytes(bytes.clone()))
+                            .await
+                            .map(|_| true),
+                        Err(e) => Err(e),
+                    }
+                };
+                if bytes.len() > self.config.multipart_threshold {
+                    self.put_path(&path, bytes.clone()).await?;
+                    true
+                } else {
+                    self.retry("put", &path, put).await?
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        if !uploaded {
+            crate::metrics::count_skipped_put();
+        }
+        if self.config.cache_on_put {
+            self.cache.insert(key.clone(), bytes.clone(), bytes.len());
+        }
+        Ok(uploaded)
     }
 
     async fn get(&self, key: &ChunkKey) -> Result<Bytes> {

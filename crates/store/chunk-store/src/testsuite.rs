@@ -21,6 +21,7 @@ pub async fn run_all(store: &dyn ChunkStore) {
     get_many_keeps_order(store).await;
     get_ranges_reads_the_asked_bytes(store).await;
     concurrent_puts(store).await;
+    put_if_absent_uploads_once(store).await;
 }
 
 fn key(tenant: &str, fp: u64, from: i64) -> ChunkKey {
@@ -36,6 +37,23 @@ pub async fn put_get_roundtrip(store: &dyn ChunkStore) {
         assert_eq!(store.get(&k).await.expect("get"), data, "len {len}");
         assert_eq!(store.get(&k).await.expect("get again"), data, "second read of len {len}");
     }
+}
+
+/// `put_if_absent` uploads a chunk once: a second call (another replica) finds it there and
+/// leaves it, and so do replicas racing for it (at most one of them uploads, where the backend
+/// has conditional puts: every one of the conforming stores).
+pub async fn put_if_absent_uploads_once(store: &dyn ChunkStore) {
+    let k = key("suite-absent", 1, 0);
+    let data = Bytes::from_static(b"the chunk");
+    assert!(store.put_if_absent(&k, data.clone()).await.expect("first"));
+    assert!(!store.put_if_absent(&k, data.clone()).await.expect("second"));
+    assert_eq!(store.get(&k).await.expect("get"), data);
+    let k = key("suite-absent", 2, 0);
+    let racing = (0..3).map(|_| store.put_if_absent(&k, data.clone()));
+    let uploaded = futures::future::join_all(racing).await;
+    let uploads = uploaded.into_iter().map(|r| r.expect("racing put")).filter(|u| *u).count();
+    assert!((1..=3).contains(&uploads), "{uploads}");
+    assert_eq!(store.get(&k).await.expect("get"), data);
 }
 
 /// Missing chunks and objects are `NotFound`.

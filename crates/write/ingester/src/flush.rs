@@ -270,12 +270,18 @@ impl Ingester {
                 continue;
             }
             let concurrency = self.inner.config.concurrent_flushes.max(1);
+            let replicated = self.inner.config.lifecycler.ring.replication_factor.unwrap_or(1) > 1;
             let uploads = futures::stream::iter(pending.into_iter().map(|(fp, labels, chunk)| {
                 let store = self.inner.chunks.clone();
                 let tenant = tenant.clone();
                 async move {
                     let key = chunk.chunk_ref.key(&tenant);
-                    let res = store.put(&key, chunk.bytes.clone()).await;
+                    // with replicas, the first of them to flush a chunk uploads it
+                    let res = if replicated {
+                        store.put_if_absent(&key, chunk.bytes.clone()).await.map(|_| ())
+                    } else {
+                        store.put(&key, chunk.bytes.clone()).await
+                    };
                     (fp, labels, chunk, res)
                 }
             }))
