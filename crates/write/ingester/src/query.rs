@@ -47,8 +47,7 @@ impl Ingester {
         stop: &AtomicBool,
     ) -> Result<Vec<Stream>> {
         let (pipeline, stages) = compile_pipeline_stages(&query.pipeline)?;
-        let needles = BlockNeedles::new(&stages, query);
-        let finders = line_finders(query);
+        let scan = Scan::new(&stages, query);
         let limit = (query.limit > 0)
             .then_some(SelectLimit { limit: query.limit as usize, backward: query.backward });
         let mut prune = limit.map(Pruner::new);
@@ -58,37 +57,28 @@ impl Ingester {
         for snap in self.snapshots(tenant, query)? {
             let mut sp = pipeline.as_ref().map(|p| p.for_stream(&snap.labels));
             out.push(Stream { labels: snap.labels.clone(), entries: Vec::new() });
-            snap.for_each(
-                query.start,
-                query.end,
-                |f| needles.may(f),
-                |e| {
-                    check.tick()?;
-                    if !finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()) {
+            scan.candidates(&snap, &mut check, |e| {
+                if let Some(sp) = sp.as_mut() {
+                    if sp.process_ref(e.ts, e.line, e.structured_metadata).is_none() {
                         return Ok(());
                     }
-                    if let Some(sp) = sp.as_mut() {
-                        if sp.process_ref(e.ts, e.line, e.structured_metadata).is_none() {
-                            return Ok(());
-                        }
+                }
+                if let Some(p) = &prune {
+                    if p.rejects(e.ts) {
+                        return Ok(());
                     }
-                    if let Some(p) = &prune {
-                        if p.rejects(e.ts) {
-                            return Ok(());
-                        }
+                }
+                if let Some(s) = out.last_mut() {
+                    s.entries.push(e.to_entry());
+                }
+                total += 1;
+                if let Some(p) = prune.as_mut() {
+                    if total >= p.next_at {
+                        total = p.prune(&mut out);
                     }
-                    if let Some(s) = out.last_mut() {
-                        s.entries.push(e.to_entry());
-                    }
-                    total += 1;
-                    if let Some(p) = prune.as_mut() {
-                        if total >= p.next_at {
-                            total = p.prune(&mut out);
-                        }
-                    }
-                    Ok(())
-                },
-            )?;
+                }
+                Ok(())
+            })?;
             if out.last().is_some_and(|s| s.entries.is_empty()) {
                 out.pop();
             }
@@ -112,43 +102,28 @@ impl Ingester {
         stop: &AtomicBool,
     ) -> Result<Vec<SeriesSamples>> {
         let (extractor, stages) = compile_extractor(&query.sample_expr)?;
-        let needles = BlockNeedles::new(&stages, query);
-        let finders = line_finders(query);
+        let scan = Scan::new(&stages, query);
         let mut by_series: HashMap<Labels, Vec<PushedSample>> = HashMap::new();
         let mut check = StopCheck::new(stop);
         for snap in self.snapshots(tenant, query)? {
             let fp = snap.labels.hash();
             let mut sx = extractor.for_stream(&snap.labels);
-            snap.for_each(
-                query.start,
-                query.end,
-                |f| needles.may(f),
-                |e| {
-                    check.tick()?;
-                    if !finders.iter().all(|f| f.find(e.line.as_bytes()).is_some()) {
-                        return Ok(());
-                    }
-                    if let Some((value, labels)) = sx.process(e.ts, e.line, e.structured_metadata) {
-                        by_series.entry(labels).or_default().push(PushedSample {
-                            ts: e.ts,
-                            value,
-                            hash: sample_hash(fp, e.line),
-                        });
-                    }
-                    Ok(())
-                },
-            )?;
+            scan.candidates(&snap, &mut check, |e| {
+                if let Some((value, labels)) = sx.process(e.ts, e.line, e.structured_metadata) {
+                    by_series.entry(labels).or_default().push(PushedSample {
+                        ts: e.ts,
+                        value,
+                        hash: sample_hash(fp, e.line),
+                    });
+                }
+                Ok(())
+            })?;
         }
         Ok(by_series
             .into_iter()
             .map(|(labels, samples)| SeriesSamples { labels, samples })
             .collect())
     }
-}
-
-/// The query's `|=` literals, pushed down: only lines holding all of them can match.
-fn line_finders(query: &IngesterQuery) -> Vec<memchr::memmem::Finder<'_>> {
-    query.line_contains.iter().map(|l| memchr::memmem::Finder::new(l.as_bytes())).collect()
 }
 
 /// Keeps a limited query's kept entries near `limit` while it scans: entries strictly
@@ -236,26 +211,52 @@ impl<'a> StopCheck<'a> {
     }
 }
 
-/// What every line a query keeps contains (its pipeline's needles and its `|=` literals), as
-/// the n-gram filters of the chunks and blocks held check it: a block whose filter rejects it
-/// is not decompressed. Structured-metadata equalities are left out (a stream label of that
-/// name could satisfy them).
-struct BlockNeedles {
+/// What a query reads of a stream snapshot: the chunks and blocks whose n-gram filter may hold
+/// what every kept line contains (the pushed-down pipeline's needles and the `|=` literals;
+/// structured-metadata equalities are left out, as a stream label of that name could satisfy
+/// them), and of their entries those holding the `|=` literals.
+struct Scan<'q> {
+    query: &'q IngesterQuery,
     clauses: Vec<Vec<Vec<u8>>>,
+    finders: Vec<memchr::memmem::Finder<'q>>,
 }
 
-impl BlockNeedles {
-    fn new(stages: &[Stage], query: &IngesterQuery) -> BlockNeedles {
+impl<'q> Scan<'q> {
+    fn new(stages: &[Stage], query: &'q IngesterQuery) -> Scan<'q> {
         let needles = skald_logql::log::needles(stages);
         let mut clauses: Vec<Vec<Vec<u8>>> =
             needles.clauses.into_iter().map(|c| c.into_iter().map(|l| l.bytes).collect()).collect();
         clauses.extend(query.line_contains.iter().map(|l| vec![l.as_bytes().to_vec()]));
-        BlockNeedles { clauses }
+        let finders =
+            query.line_contains.iter().map(|l| memchr::memmem::Finder::new(l.as_bytes())).collect();
+        Scan { query, clauses, finders }
     }
 
     fn may(&self, filter: &skald_chunk::NgramFilter) -> bool {
         self.clauses.is_empty()
             || filter.may_match(self.clauses.iter().map(|c| c.iter().map(Vec::as_slice)))
+    }
+
+    /// Calls `f` with each entry of `snap` in the query's range that the filters and the `|=`
+    /// literals leave, checking `check` for a stop.
+    fn candidates(
+        &self,
+        snap: &StreamSnapshot,
+        check: &mut StopCheck<'_>,
+        mut f: impl FnMut(skald_model::EntryRef<'_>) -> Result<()>,
+    ) -> Result<()> {
+        snap.for_each(
+            self.query.start,
+            self.query.end,
+            |b| self.may(b),
+            |e| {
+                check.tick()?;
+                if !self.finders.iter().all(|x| x.find(e.line.as_bytes()).is_some()) {
+                    return Ok(());
+                }
+                f(e)
+            },
+        )
     }
 }
 

@@ -48,6 +48,18 @@ fn store(version: u8, tables: bool) -> StoreSource {
     s
 }
 
+/// A backward log query of 1000 lines over the stores' whole range.
+const LOG_QUERY: QueryParams = QueryParams {
+    start: 900 * SEC,
+    end: 3_000 * SEC,
+    step_ns: 0,
+    interval_ns: 0,
+    limit: 1000,
+    direction: Direction::Backward,
+    instant: false,
+    categorize_labels: false,
+};
+
 #[test]
 fn needle_queries_answer_as_without_filters_and_skip_most_blocks() {
     let (with, without) = (store(skald_chunk::FORMAT_VERSION, false), store(2, false));
@@ -90,16 +102,7 @@ fn needle_queries_answer_as_without_filters_and_skip_most_blocks() {
     }
     let found = evaluate(
         &skald_logql::syntax::parse_expr(&queries[0]).unwrap(),
-        &QueryParams {
-            start: 900 * SEC,
-            end: 3_000 * SEC,
-            step_ns: 0,
-            interval_ns: 0,
-            limit: 1000,
-            direction: Direction::Backward,
-            instant: false,
-            categorize_labels: false,
-        },
+        &LOG_QUERY,
         &limits,
         &with,
     )
@@ -122,17 +125,7 @@ fn needle_queries_answer_as_without_filters_and_skip_most_blocks() {
 /// here the needle's one chunk of twelve, and none for an absent needle.
 #[test]
 fn filter_tables_drop_chunks_before_any_fetch() {
-    let limits = EngineLimits::default();
-    let params = QueryParams {
-        start: 900 * SEC,
-        end: 3_000 * SEC,
-        step_ns: 0,
-        interval_ns: 0,
-        limit: 1000,
-        direction: Direction::Backward,
-        instant: false,
-        categorize_labels: false,
-    };
+    let (limits, params) = (EngineLimits::default(), LOG_QUERY);
     for (q, fetched, lines) in [
         (format!(r#"{{app=~".+"}} |= "{NEEDLE}""#), 1, 10),
         (r#"{app=~".+"} |= "absent-qq77xx""#.to_string(), 0, 0),
