@@ -25,9 +25,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
+use crate::disk::dir_bytes;
 use crate::load::{self, PushLoad};
 use crate::logbench::Pushed;
-use crate::{dir_bytes, query_raw, Args, Deployment, Server, LIMITS, SYSTEMS};
+use crate::{query_raw, Args, Deployment, Server, LIMITS, SYSTEMS};
 
 /// logbench's per-job count (`../shared/tools/logbench.py`, `count_by_job`).
 const COUNT_BY_JOB: &str = "sum by (job) (count_over_time({env=\"bench\"}[1m]))";

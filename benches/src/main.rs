@@ -6,6 +6,7 @@
 //! `cargo run --release -p skald-benches -- --mb 1024` (see benches/README.md).
 
 mod burst;
+mod disk;
 mod frontend;
 mod load;
 mod logbench;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use skald_integration_tests::aws::{aws_storage_block, host_port, test_servers_from_env};
 
+use crate::disk::{chunk_file_count, dir_bytes, file_count, filter_bytes, filter_table_bytes};
 use crate::load::{post, push_body};
 
 const SYSTEMS: [&str; 10] =
@@ -404,21 +406,6 @@ impl Drop for Server {
     }
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            match e.metadata() {
-                Ok(m) if m.is_dir() => n += dir_bytes(&p),
-                Ok(m) => n += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    n
-}
-
 /// A `query_range` request's latency and raw body. `params` come after `query`, `start` and
 /// `end`; `headers` are sent as given.
 pub(crate) fn query_raw(
@@ -556,63 +543,6 @@ fn object_store_reads(urls: &[String]) -> f64 {
         .iter()
         .map(|op| {
             metric_sum(urls, &format!("skald_object_store_requests_total{{operation=\"{op}\"}}"))
-        })
-        .sum()
-}
-
-/// Files under `dir` (objects of a filesystem store).
-fn file_count(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => file_count(&e.path()),
-            Ok(_) => 1,
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// The bytes of the chunks' n-gram filters (chunk format version 3) under `dir`: every file
-/// that parses as a chunk counts its blocks' filters and its own.
-/// Chunk objects under `dir` (files in a `chunks` directory at any depth).
-fn chunk_file_count(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() && e.file_name() == "chunks" => file_count(&e.path()),
-            Ok(m) if m.is_dir() => chunk_file_count(&e.path()),
-            _ => 0,
-        })
-        .sum()
-}
-
-/// The bytes of the filter tables under `dir` (`<tenant>/filters/<day>/<id>.flt`).
-fn filter_table_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => filter_table_bytes(&e.path()),
-            Ok(m) if e.path().extension().is_some_and(|x| x == "flt") => m.len(),
-            _ => 0,
-        })
-        .sum()
-}
-
-fn filter_bytes(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-    rd.flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => filter_bytes(&e.path()),
-            Ok(_) if e.path().extension().is_some_and(|x| x == "flt") => 0,
-            Ok(_) => std::fs::read(e.path())
-                .ok()
-                .and_then(|b| skald_chunk::Chunk::parse(&b).ok())
-                .map_or(0, |c| {
-                    let blocks = (0..c.blocks().len()).filter_map(|i| c.block_filter(i));
-                    let len = |f: skald_chunk::NgramFilter| f.encoded_len() as u64;
-                    blocks.map(len).sum::<u64>() + c.chunk_filter().map_or(0, len)
-                }),
-            Err(_) => 0,
         })
         .sum()
 }
