@@ -39,6 +39,8 @@ pub struct HttpState {
     pub services: Arc<Vec<String>>,
     /// Where the Elasticsearch templates, policies and pipelines of tenants are kept.
     pub es_objects: Option<Arc<skald_distributor::elastic::objects::EsObjects>>,
+    /// The tenants' limits and overrides (`/runtime_config`).
+    pub runtime: Arc<crate::runtime_config::RuntimeState>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -269,6 +271,7 @@ pub fn router(
         .route("/flush", post(flush).get(flush))
         .route("/ring", get(ring_page))
         .route("/config", get(crate::ops::config))
+        .route("/runtime_config", get(crate::runtime_config::handler))
         .route("/services", get(crate::ops::services))
         .route(
             "/log_level",

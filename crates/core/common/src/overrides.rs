@@ -67,12 +67,63 @@ impl Overrides {
     }
 
     /// `tenant`'s limits: its override when the runtime configuration has one, else the
-    /// defaults.
+    /// defaults. For a multi-tenant query's id (`a|b`), the limits of the first tenant with
+    /// the query limits of all combined as Loki's query path combines them: the smallest
+    /// non-zero value of each size, count, length and timeout limit, the longest cache
+    /// freshness, the `shard_aggregations` every tenant has, and `volume_enabled` only when
+    /// every tenant has it.
     pub fn tenant(&self, tenant: &str) -> Arc<Limits> {
+        if tenant.contains('|') {
+            return Arc::new(self.combined(tenant));
+        }
+        self.single(tenant)
+    }
+
+    fn single(&self, tenant: &str) -> Arc<Limits> {
         match self.inner.tenants.read().get(tenant) {
             Some(l) => l.clone(),
             None => self.inner.defaults.clone(),
         }
+    }
+
+    fn combined(&self, ids: &str) -> Limits {
+        let all: Vec<Arc<Limits>> = ids.split('|').map(|t| self.single(t)).collect();
+        let mut out = (*all[0]).clone();
+        for l in &all[1..] {
+            macro_rules! smallest {
+                ($($f:ident),*) => {$(
+                    out.$f = smallest_positive(out.$f, l.$f);
+                )*};
+            }
+            smallest!(
+                max_entries_limit_per_query,
+                max_query_series,
+                max_chunks_per_query,
+                max_streams_matchers_per_query,
+                max_query_parallelism,
+                tsdb_max_query_parallelism,
+                volume_max_series,
+                max_concurrent_tail_requests,
+                max_query_memory,
+                max_query_bytes_read,
+                max_querier_bytes_read,
+                tsdb_max_bytes_per_shard,
+                max_query_length,
+                max_query_range,
+                max_query_lookback,
+                split_queries_by_interval,
+                query_timeout
+            );
+            out.max_cache_freshness_per_query =
+                out.max_cache_freshness_per_query.max(l.max_cache_freshness_per_query);
+            out.max_metadata_cache_freshness =
+                out.max_metadata_cache_freshness.max(l.max_metadata_cache_freshness);
+            out.max_stats_cache_freshness =
+                out.max_stats_cache_freshness.max(l.max_stats_cache_freshness);
+            out.shard_aggregations.retain(|a| l.shard_aggregations.contains(a));
+            out.volume_enabled &= l.volume_enabled;
+        }
+        out
     }
 
     /// The `limits_config` block: the limits of every tenant without an override.
@@ -95,6 +146,16 @@ impl Overrides {
     pub fn as_fn(&self) -> TenantLimitsFn {
         let me = self.clone();
         Arc::new(move |tenant: &str| me.tenant(tenant))
+    }
+}
+
+/// The smaller of two limits where 0 means "no limit".
+fn smallest_positive<T: PartialOrd + Default + Copy>(a: T, b: T) -> T {
+    let zero = T::default();
+    if a == zero || (b != zero && b < a) {
+        b
+    } else {
+        a
     }
 }
 
@@ -360,6 +421,21 @@ mod tests {
         assert_eq!(view.tenants().len(), 1);
         o.replace(HashMap::new());
         assert_eq!(f("small").max_line_size, defaults().max_line_size);
+    }
+
+    #[test]
+    fn a_multi_tenant_id_takes_the_most_restrictive_query_limits() {
+        let o = Overrides::new(defaults());
+        let file = "overrides:\n  a:\n    max_entries_limit_per_query: 10\n    query_timeout: 5m\n    max_query_length: 0\n  b:\n    max_entries_limit_per_query: 0\n    max_line_size: 7\n    volume_enabled: false\n";
+        o.replace(parse_runtime_config(file, &defaults()).unwrap());
+        let ab = o.tenant("a|b");
+        assert_eq!(ab.max_entries_limit_per_query, 10);
+        assert_eq!(ab.query_timeout, defaults().query_timeout);
+        assert_eq!(ab.max_query_length, defaults().max_query_length);
+        assert!(!ab.volume_enabled);
+        // not a query limit: the first tenant's
+        assert_eq!(ab.max_line_size, defaults().max_line_size);
+        assert_eq!(o.tenant("b|a").max_line_size, 7);
     }
 
     #[test]

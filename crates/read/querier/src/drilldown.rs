@@ -34,9 +34,9 @@ const FIXED: &[(&str, bool)] =
     &[("metric_aggregation_enabled", false), ("pattern_persistence_enabled", false)];
 
 impl Querier {
-    /// The body of `/loki/api/v1/drilldown-limits` (limits are the same for every tenant).
-    pub fn drilldown_limits(&self) -> Value {
-        let all = serde_json::to_value(&self.limits).unwrap_or(Value::Null);
+    /// The body of `/loki/api/v1/drilldown-limits`: `tenant`'s limits.
+    pub fn drilldown_limits(&self, tenant: &str) -> Value {
+        let all = serde_json::to_value(&*self.limits(tenant)).unwrap_or(Value::Null);
         let mut limits = Map::new();
         if let Value::Object(all) = all {
             for (k, v) in all {

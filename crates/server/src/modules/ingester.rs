@@ -13,7 +13,7 @@ pub async fn init_ingester(m: &mut Modules) -> anyhow::Result<()> {
     let (cs, is) = m.stores("ingester")?;
     let config = &m.config;
     let ing =
-        Ingester::new(config.ingester.clone(), config.limits_config.clone(), cs, is, &m.registry);
+        Ingester::new(config.ingester.clone(), m.runtime.overrides.clone(), cs, is, &m.registry);
     if let Some(mcfg) = &m.memberlist {
         // Join as JOINING: distributors send no writes until the WAL is replayed.
         let host =
