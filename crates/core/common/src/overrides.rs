@@ -296,7 +296,8 @@ fn merge(base: &mut Value, over: Value) {
 }
 
 /// The keys of `limits` whose values differ from `defaults` (nested mappings compared key by
-/// key, lists whole), as Loki's `/runtime_config?mode=diff` shows them.
+/// key, lists whole), in alphabetical order, as Loki's `/runtime_config?mode=diff` shows
+/// them.
 pub fn diff_from_defaults(limits: &Limits, defaults: &Limits) -> Mapping {
     let (Ok(Value::Mapping(actual)), Ok(Value::Mapping(base))) =
         (serde_yaml::to_value(limits), serde_yaml::to_value(defaults))
@@ -322,7 +323,10 @@ fn diff(base: &Mapping, actual: Mapping) -> Mapping {
             }
         }
     }
-    out
+    // keys in alphabetical order, as Loki's YAML of a map writes them
+    let mut keys: Vec<(Value, Value)> = out.into_iter().collect();
+    keys.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+    keys.into_iter().collect()
 }
 
 #[cfg(test)]
