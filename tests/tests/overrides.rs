@@ -94,6 +94,17 @@ fn tenants_get_their_overrides_and_reloads_apply() {
         "overrides:\n  small:\n    max_entries_limit_per_query: 7\n    max_line_size: 100B\n"
     );
     assert_eq!(metric_sum(url, "loki_runtime_config_last_reload_successful"), 1.0);
+    // Loki 3's per-tenant view: the published keys of the request tenant's limits
+    let limits = |tenant: &str| {
+        let r = get(&format!("{url}/config/tenant/v1/limits"), &[], &[("X-Scope-OrgID", tenant)]);
+        assert_eq!(r.status, 200);
+        r.body
+    };
+    assert!(limits("small").contains("\nmax_entries_limit_per_query: 7\n"));
+    assert!(limits("big").contains("\nmax_entries_limit_per_query: 5000\n"));
+    assert!(limits("big").contains("\nquery_timeout: 1m\n"));
+    let r = get(&format!("{url}/config/tenant/v1/limits"), &[], &[]);
+    assert_eq!((r.status, r.body.as_str()), (401, "no org id"));
 
     // a rewritten file applies within a couple of periods
     std::fs::write(&file, "overrides:\n  small:\n    max_line_size: 1000\n").unwrap();

@@ -264,6 +264,13 @@ pub fn router(
         }
         (None, None) => {}
     }
+    // Loki 3's per-tenant view of the limits, on every target
+    tenant_routes = tenant_routes.merge(
+        Router::new()
+            .route("/config/tenant/v1/limits", get(crate::runtime_config::tenant_limits))
+            .with_state(state.clone())
+            .layer(tenant(false)),
+    );
     let ops = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -167,6 +167,19 @@ pub async fn handler(State(state): State<HttpState>, RawQuery(query): RawQuery) 
     }
 }
 
+/// `GET /config/tenant/v1/limits` (Loki 3's per-tenant view): the request tenant's published
+/// limits (Loki's default allow-list, as `/loki/api/v1/drilldown-limits` has them) as YAML.
+pub async fn tenant_limits(
+    State(state): State<HttpState>,
+    axum::Extension(tenant): axum::Extension<skald_common::tenant::TenantId>,
+) -> Response {
+    let limits = skald_querier::published_limits(&state.runtime.overrides.tenant(&tenant.0));
+    match serde_yaml::to_string(&limits) {
+        Ok(body) => text(StatusCode::OK, body),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 fn text(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
     r.headers_mut()

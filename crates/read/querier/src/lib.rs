@@ -34,6 +34,7 @@ use skald_common::overrides::Overrides;
 use skald_index::IndexStore;
 use skald_proto::ingester::IngesterClient;
 
+pub use drilldown::published_limits;
 pub use error::QuerierError;
 pub use patterns::{PatternConfigError, PatternIngesterConfig};
 
