@@ -33,11 +33,19 @@ pub struct RuntimeConfigConfig {
     /// The runtime configuration file, or several separated by commas (merged in order, a
     /// later file's keys winning). Empty: no overrides.
     pub file: String,
+    /// Loki's timeout for a file given as an http(s) URL; accepted so that Loki configs load.
+    /// Skald reads local files only.
+    #[serde(with = "units::duration")]
+    pub http_client_timeout: Duration,
 }
 
 impl Default for RuntimeConfigConfig {
     fn default() -> Self {
-        RuntimeConfigConfig { period: Duration::from_secs(10), file: String::new() }
+        RuntimeConfigConfig {
+            period: Duration::from_secs(10),
+            file: String::new(),
+            http_client_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -201,6 +209,11 @@ mod tests {
         assert_eq!(d.period, Duration::from_secs(10));
         assert!(d.files().is_empty());
         assert!(serde_yaml::from_str::<RuntimeConfigConfig>("files: x\n").is_err());
+        // Loki's /config order and defaults
+        assert_eq!(
+            serde_yaml::to_string(&d).unwrap(),
+            "period: 10s\nfile: ''\nhttp_client_timeout: 30s\n"
+        );
     }
 
     #[tokio::test]
@@ -212,6 +225,7 @@ mod tests {
         let config = RuntimeConfigConfig {
             period: Duration::from_millis(50),
             file: file.display().to_string(),
+            ..RuntimeConfigConfig::default()
         };
         let registry = prometheus::Registry::new();
         let (tx, rx) = watch::channel(false);
