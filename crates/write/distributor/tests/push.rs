@@ -596,3 +596,33 @@ async fn runtime_overrides_apply_per_tenant_and_follow_reloads() {
     assert_eq!(err.status_code(), 429, "{err}");
     d.push("big", body(), JSON, None).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_runtime_otlp_config_applies_to_its_tenant_only() {
+    use skald_common::overrides::{parse_runtime_config, Overrides};
+    let overrides = Overrides::new(Limits::default());
+    let file = "overrides:\n  t:\n    otlp_config:\n      severity_text_as_label: true\n";
+    overrides.replace(parse_runtime_config(file, &Limits::default()).unwrap());
+    let ing = Arc::new(MockIngester::default());
+    let registry = prometheus::Registry::new();
+    let d =
+        Distributor::new(DistributorConfig::default(), overrides.clone(), ing.clone(), &registry)
+            .unwrap();
+    let body = || {
+        Bytes::from(
+            serde_json::json!({"resourceLogs": [{
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "c"}}]},
+                "scopeLogs": [{"logRecords": [{
+                    "timeUnixNano": now_ns().to_string(),
+                    "severityText": "INFO",
+                    "body": {"stringValue": "x"},
+                }]}],
+            }]})
+            .to_string(),
+        )
+    };
+    d.push_otlp("t", body(), JSON, None).await.unwrap();
+    d.push_otlp("u", body(), JSON, None).await.unwrap();
+    let labels: Vec<String> = ing.streams().iter().map(|s| s.labels.to_string()).collect();
+    assert_eq!(labels, [r#"{service_name="c", severity_text="INFO"}"#, r#"{service_name="c"}"#]);
+}
