@@ -165,6 +165,9 @@ pub struct Config {
     /// keep `/config`'s key order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memberlist: Option<serde_yaml::Value>,
+    /// Per-tenant overrides of `limits_config`, read from a file while running (Loki's
+    /// `runtime_config` block).
+    pub runtime_config: crate::runtime_config::RuntimeConfigConfig,
     #[allow(missing_docs)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracing: Option<serde_yaml::Value>,

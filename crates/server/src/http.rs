@@ -39,6 +39,8 @@ pub struct HttpState {
     pub services: Arc<Vec<String>>,
     /// Where the Elasticsearch templates, policies and pipelines of tenants are kept.
     pub es_objects: Option<Arc<skald_distributor::elastic::objects::EsObjects>>,
+    /// The tenants' limits and overrides (`/runtime_config`).
+    pub runtime: Arc<crate::runtime_config::RuntimeState>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -262,6 +264,13 @@ pub fn router(
         }
         (None, None) => {}
     }
+    // Loki 3's per-tenant view of the limits, on every target
+    tenant_routes = tenant_routes.merge(
+        Router::new()
+            .route("/config/tenant/v1/limits", get(crate::runtime_config::tenant_limits))
+            .with_state(state.clone())
+            .layer(tenant(false)),
+    );
     let ops = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -269,6 +278,7 @@ pub fn router(
         .route("/flush", post(flush).get(flush))
         .route("/ring", get(ring_page))
         .route("/config", get(crate::ops::config))
+        .route("/runtime_config", get(crate::runtime_config::handler))
         .route("/services", get(crate::ops::services))
         .route(
             "/log_level",

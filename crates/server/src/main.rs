@@ -8,6 +8,7 @@ mod http;
 mod listen;
 mod modules;
 mod ops;
+mod runtime_config;
 mod secret;
 mod storage;
 

@@ -108,6 +108,9 @@ pub struct Modules {
     pub frontend_queue: Option<skald_frontend::RequestQueue>,
     /// The workers running queued requests on this process's querier; they end on shutdown.
     pub worker_tasks: Vec<JoinHandle<()>>,
+    /// Every tenant's limits: `limits_config` and the runtime configuration's overrides
+    /// (loaded, and reloaded while running, by the server module).
+    pub runtime: Arc<crate::runtime_config::RuntimeState>,
 }
 
 impl Modules {
@@ -115,6 +118,10 @@ impl Modules {
     pub fn new(config: Config, target: &str) -> anyhow::Result<(Self, watch::Sender<bool>)> {
         let order = resolve(target).map_err(anyhow::Error::msg)?;
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let runtime = Arc::new(crate::runtime_config::RuntimeState {
+            overrides: skald_common::overrides::Overrides::new(config.limits_config.clone()),
+            configured: false,
+        });
         let modules = Modules {
             config,
             target: target.to_string(),
@@ -136,6 +143,7 @@ impl Modules {
             frontend: None,
             frontend_queue: None,
             worker_tasks: Vec::new(),
+            runtime,
         };
         Ok((modules, shutdown_tx))
     }

@@ -5,6 +5,7 @@
 pub mod limits;
 pub mod memory;
 pub mod otlp;
+pub mod overrides;
 pub mod splitmix;
 pub mod tenant;
 pub mod units;

@@ -15,6 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::{Deserialize, Serialize};
 use skald_common::limits::Limits;
+use skald_common::overrides::Overrides;
 use skald_common::tenant::TenantId;
 use skald_loghttp::params::Params;
 
@@ -53,19 +54,25 @@ impl QueryFrontendConfig {
 /// `limits`.
 pub struct QueryFrontend {
     next: Arc<dyn RoundTrip>,
-    limits: Limits,
+    overrides: Overrides,
     config: QueryFrontendConfig,
 }
 
 impl QueryFrontend {
-    /// A frontend sending requests through `next`, with the `limits_config` the queriers
-    /// use (`split_queries_by_interval`, `max_query_parallelism` and the query checks).
-    pub fn new(next: Arc<dyn RoundTrip>, limits: Limits, config: QueryFrontendConfig) -> Self {
-        QueryFrontend { next, limits, config }
+    /// A frontend sending requests through `next`, with the tenants' limits the queriers use
+    /// (`split_queries_by_interval`, `max_query_parallelism` and the query checks; a plain
+    /// [`Limits`] applies to every tenant).
+    pub fn new(
+        next: Arc<dyn RoundTrip>,
+        overrides: impl Into<Overrides>,
+        config: QueryFrontendConfig,
+    ) -> Self {
+        QueryFrontend { next, overrides: overrides.into(), config }
     }
 
-    pub(crate) fn limits(&self) -> &Limits {
-        &self.limits
+    /// `tenant`'s limits (for `a|b`, the query limits of all combined).
+    pub(crate) fn limits(&self, tenant: &str) -> Arc<Limits> {
+        self.overrides.tenant(tenant)
     }
 
     pub(crate) fn config(&self) -> &QueryFrontendConfig {

@@ -40,7 +40,9 @@ impl QueryFrontend {
             return self.forward(tenant, req).await;
         };
         let plan = match &expr {
-            Expr::Sample(e) if self.sharding_on() && !e.uses_vector_op(VectorOp::ApproxTopk) => {
+            Expr::Sample(e)
+                if self.sharding_on(tenant) && !e.uses_vector_op(VectorOp::ApproxTopk) =>
+            {
                 plan::shard_plan(&expr)
             }
             _ => None,
@@ -75,7 +77,7 @@ impl QueryFrontend {
         }
         let total = requests.len();
         let whole = one_step(expr);
-        let parallelism = self.limits().tsdb_max_query_parallelism;
+        let parallelism = self.limits(tenant).tsdb_max_query_parallelism;
         let mut outcomes = self.run_parts(tenant, &whole, requests, parallelism).await;
         if outcomes.len() < total {
             // the frontend's own failure (a full queue, no querier): the query fails with it
@@ -91,7 +93,7 @@ impl QueryFrontend {
                 .map(|(_, v)| v.as_str()),
         );
         let qp = QueryParams::instant(ts, limit, direction, categorize);
-        let limits = self.engine_limits();
+        let limits = self.engine_limits(tenant);
         let evaluated = tokio::task::spawn_blocking(move || {
             evaluate_legs(&plan, &limits, Some(qp), n as usize, outcomes)
         })

@@ -64,11 +64,11 @@ impl QueryFrontend {
     pub async fn query_range(&self, tenant: &str, req: HttpRequest) -> HttpResponse {
         let started = Instant::now();
         let p = crate::frontend::request_params(&req);
-        let Ok(q) = RangeQuery::prepare(&p, self.limits(), params::now_ns()) else {
+        let Ok(q) = RangeQuery::prepare(&p, &self.limits(tenant), params::now_ns()) else {
             return self.forward(tenant, req).await;
         };
-        let splits = self.splits(&q);
-        let shard_plan = self.shard_plan(&q);
+        let splits = self.splits(tenant, &q);
+        let shard_plan = self.shard_plan(tenant, &q);
         if splits.len() <= 1 && shard_plan.is_none() {
             return self.forward(tenant, req).await;
         }
@@ -108,7 +108,7 @@ impl QueryFrontend {
         let total = requests.len();
         // a sharded query runs up to `tsdb_max_query_parallelism` parts at once (Loki's
         // parallelism for the sub-queries of TSDB schemas), others `max_query_parallelism`
-        let limits = self.limits();
+        let limits = self.limits(tenant);
         let parallelism = if counts.iter().any(|&n| n > 1) {
             limits.tsdb_max_query_parallelism
         } else {
@@ -130,7 +130,7 @@ impl QueryFrontend {
         // a query run in one split reports no splits, as one run whole
         let ran = if splits.len() > 1 { outcomes.len() as u64 } else { 0 };
         let plan_figures = PlanFigures { splits: ran, shards: legs };
-        self.merge(&q, outcomes, plan_figures, categorize, started)
+        self.merge(tenant, &q, outcomes, plan_figures, categorize, started)
     }
 
     /// How the query is sharded by stream, or `None` when it runs unsharded: not a
@@ -138,8 +138,8 @@ impl QueryFrontend {
     /// a tenant whose limits never shard (`tsdb_max_query_parallelism` under 2,
     /// `tsdb_max_bytes_per_shard` 0), or a step under a millisecond (the legs' answers carry
     /// milliseconds, which must name one step each).
-    fn shard_plan(&self, q: &RangeQuery) -> Option<ShardPlan> {
-        if !self.sharding_on() || q.step_ns < 1_000_000 {
+    fn shard_plan(&self, tenant: &str, q: &RangeQuery) -> Option<ShardPlan> {
+        if !self.sharding_on(tenant) || q.step_ns < 1_000_000 {
             return None;
         }
         plan::shard_plan(&q.expr)
@@ -147,8 +147,8 @@ impl QueryFrontend {
 
     /// Whether this frontend shards queries: `parallelise_shardable_queries` on, and limits
     /// that may give a query two shards or more.
-    pub(crate) fn sharding_on(&self) -> bool {
-        let limits = self.limits();
+    pub(crate) fn sharding_on(&self, tenant: &str) -> bool {
+        let limits = self.limits(tenant);
         self.config().parallelise_shardable_queries
             && limits.tsdb_max_query_parallelism >= 2
             && limits.tsdb_max_bytes_per_shard > 0
@@ -167,7 +167,7 @@ impl QueryFrontend {
         shard_plan: &ShardPlan,
         splits: &[(i64, i64)],
     ) -> Vec<u32> {
-        let limits = self.limits();
+        let limits = self.limits(tenant);
         let max_bytes = limits.tsdb_max_bytes_per_shard.max(1);
         let max_shards = limits.tsdb_max_query_parallelism.clamp(1, u32::MAX as usize) as u64;
         let Some(selector) = shard_plan.selector() else {
@@ -245,7 +245,8 @@ impl QueryFrontend {
             legs += total as u64;
             let shards: Vec<Outcome> = outcomes.by_ref().take(total).collect();
             // the evaluation is the engine's work: off the runtime's threads
-            let (q, plan, limits) = (whole.q.clone(), shard_plan.clone(), self.engine_limits());
+            let (q, plan, limits) =
+                (whole.q.clone(), shard_plan.clone(), self.engine_limits(whole.tenant));
             let evaluated = tokio::task::spawn_blocking(move || {
                 evaluate_legs(&plan, &limits, q.part_query_params(s, false), per_leg, shards)
             })
@@ -272,8 +273,9 @@ impl QueryFrontend {
     }
 
     /// The splits of a prepared query; one (the whole) when it cannot be split.
-    fn splits(&self, q: &RangeQuery) -> Vec<(i64, i64)> {
-        let interval = self.limits().split_queries_by_interval.as_nanos().min(i64::MAX as u128);
+    fn splits(&self, tenant: &str, q: &RangeQuery) -> Vec<(i64, i64)> {
+        let interval =
+            self.limits(tenant).split_queries_by_interval.as_nanos().min(i64::MAX as u128);
         let interval = interval as i64;
         if interval == 0 {
             return vec![(q.start, q.end)];
@@ -341,6 +343,7 @@ impl QueryFrontend {
     /// The answer of the whole query from the outcomes of its splits.
     fn merge(
         &self,
+        tenant: &str,
         q: &RangeQuery,
         outcomes: Vec<Outcome>,
         plan_figures: PlanFigures,
@@ -364,7 +367,8 @@ impl QueryFrontend {
             QueryResult::Streams(plan::merge_streams(streams, q.limit as usize, q.direction))
         } else {
             let merged = plan::merge_matrix(matrices, q.start, q.end);
-            if let Err(e) = plan::check_series_limit(&merged, self.limits().max_query_series) {
+            if let Err(e) = plan::check_series_limit(&merged, self.limits(tenant).max_query_series)
+            {
                 return engine_error(&e);
             }
             QueryResult::Matrix(merged)
@@ -423,8 +427,8 @@ pub(crate) struct Rerun;
 
 impl QueryFrontend {
     /// The limits the engine evaluates a sharded split within, as a querier evaluates it.
-    pub(crate) fn engine_limits(&self) -> skald_logql::engine::Limits {
-        let limits = self.limits();
+    pub(crate) fn engine_limits(&self, tenant: &str) -> skald_logql::engine::Limits {
+        let limits = self.limits(tenant);
         skald_logql::engine::Limits {
             max_query_series: limits.max_query_series,
             max_entries_limit_per_query: u32::MAX,

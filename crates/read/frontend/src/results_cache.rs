@@ -161,10 +161,15 @@ impl From<&Limits> for CacheLimits {
 /// A tenant's [`CacheLimits`].
 pub type TenantLimits = Arc<dyn Fn(&str) -> CacheLimits + Send + Sync>;
 
-/// `limits` for every tenant (the server has no per-tenant overrides yet).
+/// `limits` for every tenant.
 pub fn same_limits(limits: &Limits) -> TenantLimits {
     let l = CacheLimits::from(limits);
     Arc::new(move |_: &str| l)
+}
+
+/// Each tenant's cache limits from its limits (overrides included, following reloads).
+pub fn tenant_limits(overrides: skald_common::overrides::Overrides) -> TenantLimits {
+    Arc::new(move |tenant: &str| CacheLimits::from(&*overrides.tenant(tenant)))
 }
 
 /// The metric results cache, a [`RoundTrip`] in front of `inner` (see the module doc).

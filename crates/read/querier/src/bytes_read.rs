@@ -131,8 +131,8 @@ impl Querier {
         end: i64,
     ) -> Result<(), QuerierError> {
         let query_limit =
-            if limited_log_query(expr) { 0 } else { self.limits.max_query_bytes_read };
-        let querier_limit = self.limits.max_querier_bytes_read;
+            if limited_log_query(expr) { 0 } else { self.limits(tenant).max_query_bytes_read };
+        let querier_limit = self.limits(tenant).max_querier_bytes_read;
         if query_limit == 0 && querier_limit == 0 {
             return Ok(());
         }
@@ -178,7 +178,8 @@ impl Querier {
             }
         }
         if querier_limit > 0 {
-            let split = self.limits.split_queries_by_interval.as_nanos().min(i64::MAX as u128);
+            let split =
+                self.limits(tenant).split_queries_by_interval.as_nanos().min(i64::MAX as u128);
             let pieces = if start == end {
                 vec![(start, end)]
             } else {

@@ -495,7 +495,7 @@ impl Querier {
             None => Vec::new(),
             Some(q) => syntax::parse_matchers(q).map_err(|e| bad(e.to_string()))?,
         };
-        self.check_query_length(start, end)?;
+        self.check_query_length(tenant, start, end)?;
         let streams = self.stream_labels(tenant, &matchers, start, end).await?;
         let mut by_name: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for labels in &streams {
@@ -530,7 +530,7 @@ impl Querier {
         if !matches!(expr, Expr::Log(_)) {
             return Err(bad("only log selector is supported"));
         }
-        self.check_query_length(req.start, req.end)?;
+        self.check_query_length(tenant, req.start, req.end)?;
         let qp = QueryParams {
             start: req.start,
             end: req.end,
@@ -542,12 +542,14 @@ impl Querier {
             categorize_labels: true,
         };
         // the engine refuses a line_limit above max_entries_limit_per_query (0: no limit)
-        let max_entries = match self.limits.max_entries_limit_per_query {
+        let max_entries = match self.limits(tenant).max_entries_limit_per_query {
             0 => u32::MAX,
             n => n.min(u32::MAX as usize) as u32,
         };
-        let limits =
-            engine::Limits { max_entries_limit_per_query: max_entries, ..self.engine_limits() };
+        let limits = engine::Limits {
+            max_entries_limit_per_query: max_entries,
+            ..self.engine_limits(tenant)
+        };
         let out = self
             .on_source(tenant, move |source, _| engine::evaluate(&expr, &qp, &limits, source))
             .await?;

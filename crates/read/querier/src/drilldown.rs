@@ -4,6 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
+use skald_common::limits::Limits;
+
 use crate::Querier;
 
 /// Loki's default `tenant_limits_allow_publish`.
@@ -33,21 +35,28 @@ pub(crate) const ALLOW_PUBLISH: &[&str] = &[
 const FIXED: &[(&str, bool)] =
     &[("metric_aggregation_enabled", false), ("pattern_persistence_enabled", false)];
 
-impl Querier {
-    /// The body of `/loki/api/v1/drilldown-limits` (limits are the same for every tenant).
-    pub fn drilldown_limits(&self) -> Value {
-        let all = serde_json::to_value(&self.limits).unwrap_or(Value::Null);
-        let mut limits = Map::new();
-        if let Value::Object(all) = all {
-            for (k, v) in all {
-                if ALLOW_PUBLISH.contains(&k.as_str()) {
-                    limits.insert(k, v);
-                }
+/// The limits Loki publishes to a tenant (`/loki/api/v1/drilldown-limits` and
+/// `/config/tenant/v1/limits`): the allow-listed keys of `limits`, in alphabetical order.
+pub fn published_limits(limits: &Limits) -> Map<String, Value> {
+    let all = serde_json::to_value(limits).unwrap_or(Value::Null);
+    let mut out = Map::new();
+    if let Value::Object(all) = all {
+        for (k, v) in all {
+            if ALLOW_PUBLISH.contains(&k.as_str()) {
+                out.insert(k, v);
             }
         }
-        for (k, v) in FIXED {
-            limits.entry(k.to_string()).or_insert(Value::Bool(*v));
-        }
+    }
+    for (k, v) in FIXED {
+        out.entry(k.to_string()).or_insert(Value::Bool(*v));
+    }
+    out
+}
+
+impl Querier {
+    /// The body of `/loki/api/v1/drilldown-limits`: `tenant`'s limits.
+    pub fn drilldown_limits(&self, tenant: &str) -> Value {
+        let limits = published_limits(&self.limits(tenant));
         json!({
             "limits": limits,
             "pattern_ingester_enabled": self.pattern_ingester.enabled,

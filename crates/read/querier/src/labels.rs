@@ -27,10 +27,10 @@ impl Querier {
     /// The checks Loki's querier applies to a `labels`, `label/<name>/values` or `series`
     /// range once `max_query_lookback` has moved its start: `max_query_length`, then an end
     /// before the start, which Loki reports as data past the lookback (whatever its value).
-    fn check_label_range(&self, start: i64, end: i64) -> Result<(), QuerierError> {
-        self.check_query_length(start, end)?;
+    fn check_label_range(&self, tenant: &str, start: i64, end: i64) -> Result<(), QuerierError> {
+        self.check_query_length(tenant, start, end)?;
         if end < start {
-            let lookback = self.limits.max_query_lookback.as_nanos().min(i64::MAX as u128);
+            let lookback = self.limits(tenant).max_query_lookback.as_nanos().min(i64::MAX as u128);
             return Err(QuerierError::BadRequest(format!(
                 "this data is no longer available, it is past now - max_query_lookback ({})",
                 goutil::prom_duration_string(lookback as i64)
@@ -87,10 +87,10 @@ impl Querier {
     ) -> Result<Value, QuerierError> {
         let (start, end) = params::parse_range(p, HOUR_NS)?;
         let matchers = self.selector_matchers(p.get("query"))?;
-        let Some((start, end)) = self.lookback_range(start, end) else {
+        let Some((start, end)) = self.lookback_range(tenant, start, end) else {
             return Ok(json!({"status": "success"}));
         };
-        self.check_label_range(start, end)?;
+        self.check_label_range(tenant, start, end)?;
         let streams = self.stream_labels(tenant, &matchers, start, end).await?;
         let mut values: BTreeSet<String> = BTreeSet::new();
         for labels in &streams {
@@ -114,10 +114,10 @@ impl Querier {
             return Err(QuerierError::BadRequest("0 matchers provided".into()));
         }
         let mut all: BTreeSet<Labels> = BTreeSet::new();
-        let Some((start, end)) = self.lookback_range(start, end) else {
+        let Some((start, end)) = self.lookback_range(tenant, start, end) else {
             return Ok(json!({"status": "success", "data": []}));
         };
-        self.check_label_range(start, end)?;
+        self.check_label_range(tenant, start, end)?;
         for s in selectors {
             let matchers = self.selector_matchers(Some(s))?;
             all.extend(self.stream_labels(tenant, &matchers, start, end).await?);

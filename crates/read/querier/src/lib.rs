@@ -30,9 +30,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use skald_chunk_store::ChunkStore;
 use skald_common::limits::Limits;
+use skald_common::overrides::Overrides;
 use skald_index::IndexStore;
 use skald_proto::ingester::IngesterClient;
 
+pub use drilldown::published_limits;
 pub use error::QuerierError;
 pub use patterns::{PatternConfigError, PatternIngesterConfig};
 
@@ -90,7 +92,8 @@ impl QuerierConfig {
 /// Answers queries for every tenant.
 pub struct Querier {
     pub(crate) config: QuerierConfig,
-    pub(crate) limits: Limits,
+    /// The tenants' limits (`limits_config` and the runtime configuration's overrides).
+    pub(crate) overrides: Overrides,
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) index: Arc<dyn IndexStore>,
     /// The chunks' filter tables, read by needle searches before any chunk is fetched.
@@ -108,10 +111,23 @@ pub struct Querier {
 }
 
 impl Querier {
+    /// `tenant`'s limits (for `a|b`, the query limits of all combined, see
+    /// [`Overrides::tenant`]).
+    pub(crate) fn limits(&self, tenant: &str) -> Arc<Limits> {
+        self.overrides.tenant(tenant)
+    }
+
+    /// The tenants' limits.
+    pub fn overrides(&self) -> &Overrides {
+        &self.overrides
+    }
+}
+
+impl Querier {
     /// Builds a querier. `ingester` is `None` for a querier that reads storage only.
     pub fn new(
         config: QuerierConfig,
-        limits: Limits,
+        overrides: impl Into<Overrides>,
         chunks: Arc<dyn ChunkStore>,
         index: Arc<dyn IndexStore>,
         ingester: Option<IngesterClient>,
@@ -119,7 +135,7 @@ impl Querier {
         let permits = config.max_concurrent.max(1);
         Querier {
             config,
-            limits,
+            overrides: overrides.into(),
             filters: skald_index::FilterIndex::new(chunks.clone(), FILTER_TABLE_CACHE_BYTES),
             chunks,
             index,

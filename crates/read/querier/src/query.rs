@@ -30,20 +30,25 @@ impl Querier {
         Ok(query::parse_query(p)?)
     }
 
-    pub(crate) fn check_limit(&self, limit: u32) -> Result<(), QuerierError> {
-        Ok(query::check_limit(&self.limits, limit)?)
+    pub(crate) fn check_limit(&self, tenant: &str, limit: u32) -> Result<(), QuerierError> {
+        Ok(query::check_limit(&self.limits(tenant), limit)?)
     }
 
     /// Loki's query frontend refuses `approx_topk` unless `shard_aggregations` lists it, and
     /// then runs it (on count-min sketches) for instant queries only; both answers are 500s.
     /// Skald computes it exactly, which is within any sketch's error bound.
-    fn check_shard_aggregations(&self, expr: &Expr, instant: bool) -> Result<(), QuerierError> {
+    fn check_shard_aggregations(
+        &self,
+        tenant: &str,
+        expr: &Expr,
+        instant: bool,
+    ) -> Result<(), QuerierError> {
         let Expr::Sample(e) = expr else { return Ok(()) };
         if !e.uses_vector_op(VectorOp::ApproxTopk) {
             return Ok(());
         }
         let status = 500;
-        if !self.limits.shard_aggregations.iter().any(|a| a == "approx_topk") {
+        if !self.limits(tenant).shard_aggregations.iter().any(|a| a == "approx_topk") {
             let message = "approx_topk is not enabled. See -limits.shard_aggregations".to_string();
             return Err(QuerierError::Status { status, message });
         }
@@ -55,13 +60,18 @@ impl Querier {
     }
 
     /// Loki's `max_query_lookback` ([`query::lookback_range`]) at the current time.
-    pub(crate) fn lookback_range(&self, start: i64, end: i64) -> Option<(i64, i64)> {
-        query::lookback_range(&self.limits, start, end, params::now_ns())
+    pub(crate) fn lookback_range(&self, tenant: &str, start: i64, end: i64) -> Option<(i64, i64)> {
+        query::lookback_range(&self.limits(tenant), start, end, params::now_ns())
     }
 
     /// Loki's `max_query_length` check ([`query::check_query_length`]).
-    pub(crate) fn check_query_length(&self, start: i64, end: i64) -> Result<(), QuerierError> {
-        Ok(query::check_query_length(&self.limits, start, end)?)
+    pub(crate) fn check_query_length(
+        &self,
+        tenant: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<(), QuerierError> {
+        Ok(query::check_query_length(&self.limits(tenant), start, end)?)
     }
 
     /// `/loki/api/v1/query_range`: the JSON answer. The parameters are read and checked by
@@ -72,7 +82,7 @@ impl Querier {
         p: &Params,
         categorize: bool,
     ) -> Result<Vec<u8>, QuerierError> {
-        let q = RangeQuery::prepare(p, &self.limits, params::now_ns())?;
+        let q = RangeQuery::prepare(p, &self.limits(tenant), params::now_ns())?;
         let qp = range_params(&q, q.start, q.end, categorize);
         self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
         self.run(tenant, q.expr, qp, categorize).await
@@ -96,7 +106,7 @@ impl Querier {
         categorize: bool,
         query_id: Option<&str>,
     ) -> Option<Result<Vec<u8>, QuerierError>> {
-        let part = RangeQuery::prepare_part(p, &self.limits, params::now_ns())?;
+        let part = RangeQuery::prepare_part(p, &self.limits(tenant), params::now_ns())?;
         Some(self.run_part(tenant, part, categorize, query_id).await)
     }
 
@@ -109,7 +119,7 @@ impl Querier {
     ) -> Result<Vec<u8>, QuerierError> {
         let PartQuery { whole: q, start, end, shard } = part?;
         self.check_bytes_read(tenant, &q.expr, q.start, q.end).await?;
-        self.check_shard_aggregations(&q.expr, false)?;
+        self.check_shard_aggregations(tenant, &q.expr, false)?;
         let Some(qp) = q.part_query_params((start, end), categorize) else {
             // nothing of the whole query in the part
             let result = if q.is_log() {
@@ -121,7 +131,8 @@ impl Querier {
             return Ok(part::encode_part(&out, &StoreFigures::default()));
         };
         let encode = |out, _: &AtomicBool, store: &StoreFigures| Ok(part::encode_part(&out, store));
-        let budget = query_id.map(|id| self.budgets.of(tenant, id, self.limits.max_query_memory));
+        let budget =
+            query_id.map(|id| self.budgets.of(tenant, id, self.limits(tenant).max_query_memory));
         self.evaluate_within(tenant, q.expr, qp, shard, budget, encode).await
     }
 
@@ -145,8 +156,8 @@ impl Querier {
             expr =
                 syntax::parse_expr(&text).map_err(|e| QuerierError::BadRequest(e.to_string()))?;
         }
-        self.check_limit(limit)?;
-        self.check_query_length(start, end)?;
+        self.check_limit(tenant, limit)?;
+        self.check_query_length(tenant, start, end)?;
         let end = params::log_query_end(start, end);
         let qp = QueryParams {
             start,
@@ -249,8 +260,8 @@ impl Querier {
             + Send
             + 'static,
     ) -> Result<T, QuerierError> {
-        self.check_shard_aggregations(&expr, qp.instant)?;
-        let mut limits = self.engine_limits();
+        self.check_shard_aggregations(tenant, &expr, qp.instant)?;
+        let mut limits = self.engine_limits(tenant);
         if shard.is_some() {
             // a leg of a sharded query: the series limit is the frontend's, over the query it
             // evaluates from the legs (a leg may hold every stream's series)
@@ -288,12 +299,13 @@ impl Querier {
     }
 
     /// The per-tenant limits the engine enforces, and the response size cap.
-    pub(crate) fn engine_limits(&self) -> engine::Limits {
+    pub(crate) fn engine_limits(&self, tenant: &str) -> engine::Limits {
+        let limits = self.limits(tenant);
         engine::Limits {
-            max_query_series: self.limits.max_query_series,
-            max_entries_limit_per_query: self.limits.max_entries_limit_per_query as u32,
+            max_query_series: limits.max_query_series,
+            max_entries_limit_per_query: limits.max_entries_limit_per_query as u32,
             max_result_bytes: self.config.max_response_bytes(),
-            max_query_memory: self.limits.max_query_memory,
+            max_query_memory: limits.max_query_memory,
         }
     }
 }
@@ -336,7 +348,7 @@ impl Querier {
         tenant: &str,
         f: impl FnOnce(&dyn Source, &AtomicBool) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QuerierError> {
-        let window = crate::source::prefetch_window(self.limits.max_query_memory);
+        let window = crate::source::prefetch_window(self.limits(tenant).max_query_memory);
         self.on_source_counted(tenant, Arc::default(), None, window, f).await
     }
 
@@ -374,7 +386,7 @@ impl Querier {
         };
         let cancel = guard.flag.clone();
         let task = tokio::task::spawn_blocking(move || f(source.as_ref(), &cancel));
-        let timeout = self.limits.query_timeout;
+        let timeout = self.limits(tenant).query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
         let result = tokio::time::timeout(timeout, task).await;
         guard.finished = true;

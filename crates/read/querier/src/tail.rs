@@ -57,6 +57,7 @@ impl Querier {
     /// Reads and checks a tail request's parameters.
     pub(crate) fn parse_tail(
         &self,
+        tenant: &str,
         p: &Params,
         categorize: bool,
         legacy: bool,
@@ -77,7 +78,7 @@ impl Querier {
             }
         }
         let limit = params::parse_limit(p.get("limit"))?;
-        self.check_limit(limit)?;
+        self.check_limit(tenant, limit)?;
         // Loki reads `since`, `end` and `start` as for a range query, and uses the start
         let (start, _) = params::parse_range(p, HOUR_NS)?;
         let delay = match p.get("delay_for").filter(|s| !s.is_empty()) {
@@ -106,7 +107,7 @@ impl Querier {
 
     /// Takes a tail slot of `tenant`, or says why not.
     pub(crate) fn take_tail_slot(self: &Arc<Self>, tenant: &str) -> Result<TailSlot, QuerierError> {
-        let max = self.limits.max_concurrent_tail_requests;
+        let max = self.limits(tenant).max_concurrent_tail_requests;
         let mut tails = self.tails.lock();
         let n = tails.entry(tenant.to_string()).or_insert(0);
         if max > 0 && *n >= max {

@@ -522,7 +522,7 @@ impl Querier {
             from_ms.saturating_sub(1).saturating_mul(MS),
             through_ms.saturating_add(1).saturating_mul(MS),
         );
-        let timeout = self.limits.query_timeout;
+        let timeout = self.limits(tenant).query_timeout;
         let timeout = if timeout.is_zero() { Duration::from_secs(60) } else { timeout };
         let gather = async {
             // (from, through, checksum, entries, bytes) per stream: the same chunk from
@@ -589,11 +589,11 @@ impl Querier {
     /// `/loki/api/v1/index/stats`: `{"streams","chunks","bytes","entries"}`.
     pub async fn index_stats(&self, tenant: &str, p: &Params) -> Result<Value, QuerierError> {
         let (start, end, _) = parse_range_query(p, true)?;
-        let Some((start, end)) = self.lookback_range(start, end) else {
+        let Some((start, end)) = self.lookback_range(tenant, start, end) else {
             return Ok(json!({"streams": 0, "chunks": 0, "bytes": 0, "entries": 0}));
         };
         let (from_ms, through_ms) = round_to_ms(start, end);
-        self.check_query_length(from_ms.saturating_mul(MS), through_ms.saturating_mul(MS))?;
+        self.check_query_length(tenant, from_ms.saturating_mul(MS), through_ms.saturating_mul(MS))?;
         let matchers = self.stats_matchers(p)?;
         let needles = needle_selector(p)?;
         let pieces = day_pieces(from_ms, through_ms);
@@ -637,10 +637,10 @@ impl Querier {
         };
         let by_labels = aggregate_by_labels(p)?;
         let targets = target_labels(p);
-        if !self.limits.volume_enabled {
+        if !self.limits(tenant).volume_enabled {
             return Err(QuerierError::Status { status: 404, message: "not found".into() });
         }
-        let Some((start, end)) = self.lookback_range(start, end) else {
+        let Some((start, end)) = self.lookback_range(tenant, start, end) else {
             return Ok(volume_json(&[], false, 0, started.elapsed().as_secs_f64()));
         };
         let (from_ms, through_ms) = round_to_ms(start, end);
@@ -657,7 +657,7 @@ impl Querier {
         .map(|(s, e)| (e, whole_seconds_ms(s), whole_seconds_ms(e)))
         .collect();
         for &(_, s, e) in &buckets {
-            self.check_query_length(s.saturating_mul(MS), e.saturating_mul(MS))?;
+            self.check_query_length(tenant, s.saturating_mul(MS), e.saturating_mul(MS))?;
         }
         let query = p.get("query").unwrap_or("");
         let match_any = query == MATCH_ANY;
@@ -674,7 +674,12 @@ impl Querier {
             }
         }
         for &(_, s, e) in &buckets {
-            check_max_series(&streams, &spec, &day_pieces(s, e), self.limits.volume_max_series)?;
+            check_max_series(
+                &streams,
+                &spec,
+                &day_pieces(s, e),
+                self.limits(tenant).volume_max_series,
+            )?;
         }
         let results: Vec<(i64, Vec<(VolumeKey, u64)>)> = buckets
             .iter()

@@ -17,7 +17,7 @@ pub fn init_distributor(m: &mut Modules) -> anyhow::Result<()> {
     let config = &m.config;
     let distributor = Distributor::new(
         config.distributor.clone(),
-        config.limits_config.clone(),
+        m.runtime.overrides.clone(),
         client,
         &m.registry,
     )

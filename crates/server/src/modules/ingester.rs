@@ -20,7 +20,7 @@ pub async fn init_ingester(m: &mut Modules) -> anyhow::Result<()> {
         .ring
         .replication_factor
         .get_or_insert(config.common.replication_factor);
-    let ing = Ingester::new(ingester_config, config.limits_config.clone(), cs, is, &m.registry);
+    let ing = Ingester::new(ingester_config, m.runtime.overrides.clone(), cs, is, &m.registry);
     if let Some(mcfg) = &m.memberlist {
         // Join as JOINING: distributors send no writes until the WAL is replayed.
         let host =

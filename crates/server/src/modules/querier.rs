@@ -12,7 +12,7 @@ pub fn init_querier(m: &mut Modules) -> anyhow::Result<()> {
     let config = &m.config;
     let querier = Querier::new(
         config.querier.clone(),
-        config.limits_config.clone(),
+        m.runtime.overrides.clone(),
         cs,
         is,
         m.ingester_client.clone(),

@@ -15,8 +15,8 @@ use super::Modules;
 pub fn init_query_frontend(m: &mut Modules) -> anyhow::Result<()> {
     let config = &m.config;
     let queue = config.frontend.queue();
-    let limits = config.limits_config.clone();
-    let tenant_limits = results_cache::same_limits(&limits);
+    let overrides = m.runtime.overrides.clone();
+    let tenant_limits = results_cache::tenant_limits(overrides.clone());
     let settings = &config.query_range;
     let shared = settings.build_results_cache();
     // split parts → results cache → metadata caches → queue
@@ -30,7 +30,7 @@ pub fn init_query_frontend(m: &mut Modules) -> anyhow::Result<()> {
         max_response_size: config.querier.skald_max_query_response_size,
         parallelise_shardable_queries: settings.parallelise_shardable_queries,
     };
-    m.frontend = Some(Arc::new(QueryFrontend::new(next, limits, fe_config)));
+    m.frontend = Some(Arc::new(QueryFrontend::new(next, overrides, fe_config)));
     m.frontend_queue = Some(queue);
     Ok(())
 }

@@ -23,6 +23,8 @@ pub fn init_server(m: &mut Modules) -> anyhow::Result<()> {
         );
     }
     m.memberlist = m.config.memberlist().map_err(anyhow::Error::msg)?;
+    let (c, limits) = (&m.config.runtime_config, &m.config.limits_config);
+    m.runtime = Arc::new(crate::runtime_config::start(c, limits, &m.registry, m.shutdown.clone())?);
     Ok(())
 }
 
@@ -104,6 +106,7 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
         config: Arc::new(config.clone()),
         services: Arc::new(m.order.iter().map(|m| m.service_name().to_string()).collect()),
         es_objects: m.es_objects.clone(),
+        runtime: m.runtime.clone(),
     };
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)

@@ -29,6 +29,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use skald_common::limits::Limits;
+use skald_common::overrides::Overrides;
 use skald_model::{Entry, Label, Labels, Stream};
 use skald_proto::ingester::IngesterClient;
 
@@ -115,7 +116,7 @@ struct Prepared {
 /// The push path. Cheap to share behind an `Arc`; all state is internally synchronized.
 pub struct Distributor {
     config: DistributorConfig,
-    limits: Limits,
+    overrides: Overrides,
     ingester: IngesterClient,
     metrics: DistributorMetrics,
     levels: LevelDetector,
@@ -233,14 +234,17 @@ pub(crate) fn normalize_metadata_name(name: &str) -> Result<String, MetadataName
 }
 
 impl Distributor {
-    /// Builds a distributor. Metrics are registered into `registry`; this fails only when
-    /// they are already registered there.
+    /// Builds a distributor over the tenants' limits (`limits_config` and its per-tenant
+    /// overrides; a plain [`Limits`] applies to every tenant). Metrics are registered into
+    /// `registry`; this fails only when they are already registered there.
     pub fn new(
         config: DistributorConfig,
-        limits: Limits,
+        overrides: impl Into<Overrides>,
         ingester: IngesterClient,
         registry: &prometheus::Registry,
     ) -> Result<Self, prometheus::Error> {
+        let overrides = overrides.into();
+        let limits = overrides.defaults();
         let metrics = DistributorMetrics::new(registry)?;
         let levels =
             LevelDetector::new(&limits.log_level_fields, limits.log_level_from_json_max_depth);
@@ -265,10 +269,11 @@ impl Distributor {
         let otlp = otlp::OtlpRuleSet {
             default: default_rules,
             tenants: parking_lot::RwLock::new(tenants),
+            runtime: parking_lot::RwLock::new(std::collections::HashMap::new()),
         };
         Ok(Distributor {
             config,
-            limits,
+            overrides,
             ingester,
             metrics,
             levels,
@@ -310,9 +315,14 @@ impl Distributor {
         &self.config
     }
 
-    /// The limits applied to every tenant.
-    pub fn limits(&self) -> &Limits {
-        &self.limits
+    /// The limits of every tenant without an override (`limits_config`).
+    pub fn limits(&self) -> std::sync::Arc<Limits> {
+        self.overrides.defaults()
+    }
+
+    /// The tenants' limits, overrides included.
+    pub fn overrides(&self) -> &Overrides {
+        &self.overrides
     }
 
     /// The registered metrics.
@@ -350,7 +360,8 @@ impl Distributor {
 
     /// Parses labels, adds `service_name`, counts received bytes and lines.
     fn prepare(&self, tenant: &str, raw: Vec<RawStream>) -> Result<Vec<Prepared>, PushError> {
-        let discover = &self.limits.discover_service_name;
+        let limits = self.overrides.tenant(tenant);
+        let discover = &limits.discover_service_name;
         let mut out = Vec::with_capacity(raw.len());
         let (mut line_bytes, mut sm_bytes, mut lines, mut any_internal) = (0u64, 0u64, 0u64, false);
         for s in raw {
@@ -400,8 +411,7 @@ impl Distributor {
     }
 
     /// `ValidateLabels`: returns (reason, message) for the first violation.
-    fn validate_labels(&self, p: &Prepared) -> Result<(), (&'static str, String)> {
-        let l = &self.limits;
+    fn validate_labels(l: &Limits, p: &Prepared) -> Result<(), (&'static str, String)> {
         if p.labels.is_empty() {
             return Err((
                 reason::MISSING_LABELS,
@@ -451,12 +461,11 @@ impl Distributor {
 
     /// `ValidateEntry`: returns (reason, message) for the first violation.
     fn validate_entry(
-        &self,
+        l: &Limits,
         labels_str: &str,
         e: &Entry,
         now: i64,
     ) -> Result<(), (&'static str, String)> {
-        let l = &self.limits;
         if l.reject_old_samples {
             let oldest = now.saturating_sub(duration_ns(l.reject_old_samples_max_age));
             if e.ts < oldest {
@@ -517,8 +526,7 @@ impl Distributor {
     }
 
     /// Truncates over-long lines when `max_line_size_truncate` is on.
-    fn truncate_lines(&self, tenant: &str, entries: &mut [Entry]) {
-        let l = &self.limits;
+    fn truncate_lines(&self, l: &Limits, tenant: &str, entries: &mut [Entry]) {
         if !l.max_line_size_truncate || l.max_line_size == 0 {
             return;
         }
@@ -559,7 +567,7 @@ impl Distributor {
         if prepared.is_empty() {
             return Err(PushError::NoStreams);
         }
-        let l = &self.limits;
+        let l = &*self.overrides.tenant(tenant);
         let detect_levels = l.allow_structured_metadata && l.discover_log_levels;
         let (mut received_lines, mut received_bytes) = (0u64, 0u64);
         let mut errors: Vec<String> = Vec::new();
@@ -572,8 +580,8 @@ impl Distributor {
             if p.entries.is_empty() {
                 continue;
             }
-            self.truncate_lines(tenant, &mut p.entries);
-            if let Err((why, msg)) = self.validate_labels(&p) {
+            self.truncate_lines(l, tenant, &mut p.entries);
+            if let Err((why, msg)) = Self::validate_labels(l, &p) {
                 let size = p.entries.iter().map(entry_size).sum();
                 self.metrics.discard(why, tenant, p.entries.len() as u64, size);
                 errors.push(msg);
@@ -584,7 +592,7 @@ impl Distributor {
             let stream_level =
                 if detect_levels { self.levels.stream_level(&p.labels) } else { None };
             for mut e in std::mem::take(&mut p.entries) {
-                if let Err((why, msg)) = self.validate_entry(&p.labels_str, &e, now) {
+                if let Err((why, msg)) = Self::validate_entry(l, &p.labels_str, &e, now) {
                     self.metrics.discard(why, tenant, 1, entry_size(&e));
                     errors.push(msg);
                     continue;

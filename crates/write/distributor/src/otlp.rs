@@ -31,6 +31,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use prost::Message as _;
 use regex::Regex;
+use skald_common::limits::Limits;
 use skald_common::otlp::{anchored, OtlpAction, OtlpAttributesConfig, OtlpConfig};
 use skald_gocompat::json;
 use skald_model::labels::go_quote;
@@ -565,7 +566,13 @@ pub fn otlp_to_streams(
 pub(crate) struct OtlpRuleSet {
     pub(crate) default: OtlpRules,
     pub(crate) tenants: parking_lot::RwLock<HashMap<String, std::sync::Arc<OtlpRules>>>,
+    /// Rules compiled from a tenant's runtime-configuration `otlp_config`, with the limits
+    /// they were compiled from (recompiled when a reload gives the tenant new limits).
+    pub(crate) runtime: parking_lot::RwLock<HashMap<String, RuntimeRules>>,
 }
+
+/// A tenant's rules from the runtime configuration, and the limits they came from.
+pub(crate) type RuntimeRules = (std::sync::Arc<Limits>, std::sync::Arc<OtlpRules>);
 
 impl Distributor {
     /// Sets (or replaces) one tenant's `otlp_config`, overriding `limits_config.otlp_config`
@@ -603,11 +610,45 @@ impl Distributor {
             // Loki answers an export without records as a success.
             return Ok(PushOutcome::default());
         }
+        let limits = self.overrides.tenant(tenant);
         let tenant_rules = self.otlp.tenants.read().get(tenant).cloned();
+        let tenant_rules = tenant_rules.or_else(|| self.runtime_otlp_rules(tenant, &limits));
         let rules: &OtlpRules = tenant_rules.as_deref().unwrap_or(&self.otlp.default);
-        let streams =
-            otlp_to_streams(req, rules, &self.limits.discover_service_name, crate::now_ns());
+        let streams = otlp_to_streams(req, rules, &limits.discover_service_name, crate::now_ns());
         self.push_raw(tenant, streams).await
+    }
+
+    /// The rules of a tenant whose runtime-configuration override changes `otlp_config`
+    /// (`None` when it does not: the defaults' rules apply), compiled once per reload.
+    fn runtime_otlp_rules(
+        &self,
+        tenant: &str,
+        limits: &std::sync::Arc<Limits>,
+    ) -> Option<std::sync::Arc<OtlpRules>> {
+        if limits.otlp_config == self.overrides.defaults().otlp_config {
+            return None;
+        }
+        if let Some((from, rules)) = self.otlp.runtime.read().get(tenant) {
+            if std::sync::Arc::ptr_eq(from, limits) {
+                return Some(rules.clone());
+            }
+        }
+        let defaults = &self.config.otlp_config.default_resource_attributes_as_index_labels;
+        match OtlpRules::new(defaults, &limits.otlp_config) {
+            Ok(rules) => {
+                let rules = std::sync::Arc::new(rules);
+                self.otlp
+                    .runtime
+                    .write()
+                    .insert(tenant.to_string(), (limits.clone(), rules.clone()));
+                Some(rules)
+            }
+            Err(e) => {
+                // the runtime configuration was validated when it loaded
+                tracing::error!(tenant, "runtime otlp_config override ignored: {e}");
+                None
+            }
+        }
     }
 }
 

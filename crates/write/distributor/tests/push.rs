@@ -567,3 +567,62 @@ async fn streams_without_entries_are_ignored() {
         .unwrap();
     assert!(f.ing.pushed.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn runtime_overrides_apply_per_tenant_and_follow_reloads() {
+    use skald_common::overrides::{parse_runtime_config, Overrides};
+    let overrides = Overrides::new(Limits::default());
+    let ing = Arc::new(MockIngester::default());
+    let registry = prometheus::Registry::new();
+    let d =
+        Distributor::new(DistributorConfig::default(), overrides.clone(), ing.clone(), &registry)
+            .unwrap();
+    let body = || json_body(&[(r#"{"job":"j"}"#, vec![(now_ns(), "a line of 20 bytes...")])]);
+    let file = "overrides:\n  small:\n    max_line_size: 10\n  big: {}\n";
+    overrides.replace(parse_runtime_config(file, &Limits::default()).unwrap());
+    let err = d.push("small", body(), JSON, None).await.unwrap_err();
+    assert_eq!(err.status_code(), 400);
+    assert!(err.to_string().contains("max entry size '10' bytes exceeded"), "{err}");
+    d.push("big", body(), JSON, None).await.unwrap();
+    d.push("other", body(), JSON, None).await.unwrap();
+    // a reload lifts the limit at once
+    overrides
+        .replace(parse_runtime_config("overrides:\n  small: {}\n", &Limits::default()).unwrap());
+    d.push("small", body(), JSON, None).await.unwrap();
+    // and the ingestion rate is the tenant's too
+    let file = "overrides:\n  small:\n    ingestion_rate_mb: 0.00001\n    ingestion_burst_size_mb: 0.00001\n";
+    overrides.replace(parse_runtime_config(file, &Limits::default()).unwrap());
+    let err = d.push("small", body(), JSON, None).await.unwrap_err();
+    assert_eq!(err.status_code(), 429, "{err}");
+    d.push("big", body(), JSON, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_runtime_otlp_config_applies_to_its_tenant_only() {
+    use skald_common::overrides::{parse_runtime_config, Overrides};
+    let overrides = Overrides::new(Limits::default());
+    let file = "overrides:\n  t:\n    otlp_config:\n      severity_text_as_label: true\n";
+    overrides.replace(parse_runtime_config(file, &Limits::default()).unwrap());
+    let ing = Arc::new(MockIngester::default());
+    let registry = prometheus::Registry::new();
+    let d =
+        Distributor::new(DistributorConfig::default(), overrides.clone(), ing.clone(), &registry)
+            .unwrap();
+    let body = || {
+        Bytes::from(
+            serde_json::json!({"resourceLogs": [{
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "c"}}]},
+                "scopeLogs": [{"logRecords": [{
+                    "timeUnixNano": now_ns().to_string(),
+                    "severityText": "INFO",
+                    "body": {"stringValue": "x"},
+                }]}],
+            }]})
+            .to_string(),
+        )
+    };
+    d.push_otlp("t", body(), JSON, None).await.unwrap();
+    d.push_otlp("u", body(), JSON, None).await.unwrap();
+    let labels: Vec<String> = ing.streams().iter().map(|s| s.labels.to_string()).collect();
+    assert_eq!(labels, [r#"{service_name="c", severity_text="INFO"}"#, r#"{service_name="c"}"#]);
+}

@@ -50,7 +50,7 @@ impl Ingester {
         let now = Instant::now();
         let t = self.tenant(tenant);
         let mut guard = t.lock();
-        let max_streams = self.inner.limits.max_global_streams_per_user;
+        let max_streams = self.inner.overrides.tenant(tenant).max_global_streams_per_user;
         let mut errors = push_errors::PushErrors::default();
         let (mut accepted, mut rejected) = (0u64, 0u64);
         // live tails get what this push added, once it is acknowledged
@@ -189,6 +189,28 @@ mod tests {
             labels: Labels::parse(&format!(r#"{{app="{app}"}}"#)).unwrap(),
             entries: vec![Entry { ts, line: format!("{app} {ts}"), structured_metadata: vec![] }],
         }
+    }
+
+    /// The stream limit is the tenant's: a runtime override lowers it for one tenant only,
+    /// and a reload applies to the next push.
+    #[test]
+    fn the_stream_limit_is_per_tenant() {
+        use skald_common::overrides::{parse_runtime_config, Overrides};
+        let overrides = Overrides::new(Limits::default());
+        let file = "overrides:\n  small:\n    max_global_streams_per_user: 1\n";
+        overrides.replace(parse_runtime_config(file, &Limits::default()).unwrap());
+        let ing = Ingester::new(
+            IngesterConfig::default(),
+            overrides.clone(),
+            Arc::new(ObjectChunkStore::in_memory()),
+            Arc::new(MemIndexStore::new()),
+            &prometheus::Registry::new(),
+        );
+        let two = || vec![stream("a", 1_000), stream("b", 1_000)];
+        assert!(ing.push_sync("small", two(), false).is_err());
+        ing.push_sync("big", two(), false).unwrap();
+        overrides.replace(Default::default());
+        ing.push_sync("small", two(), false).unwrap();
     }
 
     /// With `max_global_streams_per_user: 2`, a push that would create a third stream has

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use skald_chunk_store::ChunkStore;
-use skald_common::limits::Limits;
+use skald_common::overrides::Overrides;
 use skald_common::tenant;
 use skald_index::IndexStore;
 use skald_model::{LabelMatcher, Labels, Stream};
@@ -26,7 +26,8 @@ use crate::{tail, IngesterConfig, IngesterMetrics};
 
 pub(crate) struct Inner {
     pub(crate) config: IngesterConfig,
-    pub(crate) limits: Limits,
+    /// The tenants' limits (`limits_config` and the runtime configuration's overrides).
+    pub(crate) overrides: Overrides,
     pub(crate) chunks: Arc<dyn ChunkStore>,
     pub(crate) index: Arc<dyn IndexStore>,
     /// The chunks' filter tables, written beside the index at each flush.
@@ -55,10 +56,11 @@ pub struct Ingester {
 }
 
 impl Ingester {
-    /// Builds an ingester over the given stores.
+    /// Builds an ingester over the given stores and the tenants' limits (a plain
+    /// [`skald_common::limits::Limits`] applies to every tenant).
     pub fn new(
         config: IngesterConfig,
-        limits: Limits,
+        overrides: impl Into<Overrides>,
         chunks: Arc<dyn ChunkStore>,
         index: Arc<dyn IndexStore>,
         registry: &prometheus::Registry,
@@ -71,7 +73,7 @@ impl Ingester {
                 flush_trouble: Mutex::new(None),
                 tailers: tail::Tailers::default(),
                 config,
-                limits,
+                overrides: overrides.into(),
                 filters: skald_index::FilterIndex::new(chunks.clone(), 0),
                 chunks,
                 index,

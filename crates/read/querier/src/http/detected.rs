@@ -32,9 +32,9 @@ pub(super) async fn detected_field_values(
 /// Loki answers with Go's `json.Encoder` (a trailing newline) and `application/json`.
 pub(super) async fn drilldown_limits(
     State(q): State<Arc<Querier>>,
-    Extension(_tenant): Extension<TenantId>,
+    Extension(tenant): Extension<TenantId>,
 ) -> Response {
-    let mut body = q.drilldown_limits().to_string();
+    let mut body = q.drilldown_limits(&tenant.0).to_string();
     body.push('\n');
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -82,7 +82,7 @@ async fn open(q: Arc<Querier>, r: LokiRequest, ws: Upgrade, legacy: bool) -> Res
             "tail is not supported for multiple tenants".into(),
         ));
     }
-    let req = match q.parse_tail(&r.params, categorize(&r.headers), legacy) {
+    let req = match q.parse_tail(&tenant, &r.params, categorize(&r.headers), legacy) {
         Ok(r) => r,
         Err(e) => return error_response(&e),
     };

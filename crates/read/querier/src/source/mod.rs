@@ -115,10 +115,10 @@ impl StoreSource {
         start: i64,
         end: i64,
     ) -> Result<Option<(i64, i64)>, EngineError> {
-        let Some((start, end)) = self.querier.lookback_range(start, end) else {
+        let Some((start, end)) = self.querier.lookback_range(&self.tenant, start, end) else {
             return Ok(None);
         };
-        let max = self.querier.limits.max_streams_matchers_per_query;
+        let max = self.querier.limits(&self.tenant).max_streams_matchers_per_query;
         let count = selector.matchers.len();
         if count > max {
             return Err(EngineError::Limit(format!(
@@ -130,7 +130,7 @@ impl StoreSource {
 
     /// Loki's `max_chunks_per_query`: the chunk refs one query takes from the index.
     fn count_chunks(&self, n: usize) -> Result<(), EngineError> {
-        let max = self.querier.limits.max_chunks_per_query;
+        let max = self.querier.limits(&self.tenant).max_chunks_per_query;
         let total = self.chunks_seen.fetch_add(n, Ordering::Relaxed).saturating_add(n);
         if max > 0 && total > max {
             return Err(EngineError::Limit(format!(

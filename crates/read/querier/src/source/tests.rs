@@ -511,3 +511,23 @@ pub(super) fn chunk_ref_of(fingerprint: u64, c: &skald_chunk::EncodedChunk) -> C
         stats_bytes: 0,
     }
 }
+
+/// The querier reads each tenant's limits from the overrides at every request: a runtime
+/// override applies to its tenant only, a reload at once, and `a|b` takes the smallest.
+#[test]
+fn query_limits_are_the_tenants() {
+    use skald_common::overrides::{parse_runtime_config, Overrides};
+    let chunks = Arc::new(ObjectChunkStore::in_memory());
+    let index = Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
+    let overrides = Overrides::new(Limits::default());
+    let file = "overrides:\n  small:\n    max_entries_limit_per_query: 10\n";
+    overrides.replace(parse_runtime_config(file, &Limits::default()).unwrap());
+    let q = Querier::new(QuerierConfig::default(), overrides.clone(), chunks, index, None);
+    let err = q.check_limit("small", 11).unwrap_err().to_string();
+    assert!(err.contains("(11 > 10)"), "{err}");
+    q.check_limit("big", 11).unwrap();
+    assert!(q.check_limit("big|small", 11).is_err());
+    assert_eq!(q.engine_limits("small").max_entries_limit_per_query, 10);
+    overrides.replace(Default::default());
+    q.check_limit("small", 11).unwrap();
+}

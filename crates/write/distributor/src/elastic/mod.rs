@@ -223,6 +223,7 @@ impl Distributor {
         let now = crate::now_ns();
         let cfg = &self.config.elasticsearch;
         let Parsed { mut items, docs } = parse_bulk(cfg, url_index, data, now)?;
+        let tenant_limits = self.overrides.tenant(tenant);
 
         // Check each document as the push path will, so that its failure is its own item's.
         let mut streams: Vec<RawStream> = Vec::new();
@@ -236,9 +237,9 @@ impl Distributor {
                 internal: false,
                 entries: Vec::new(),
             };
-            let check = self
-                .validate_labels(&p)
-                .and_then(|()| self.validate_entry(&labels_str, &doc.entry, now));
+            let check = Distributor::validate_labels(&tenant_limits, &p).and_then(|()| {
+                Distributor::validate_entry(&tenant_limits, &labels_str, &doc.entry, now)
+            });
             if let Err((_, msg)) = check {
                 items[doc.item].error = Some((400, "illegal_argument_exception", msg));
                 continue;
