@@ -243,6 +243,7 @@ pub fn router(
     }
     // queries may read several tenants when enabled (the tail refuses them itself)
     let multi = state.config.querier.multi_tenant_queries_enabled;
+    let querier_for_deletes = querier.clone();
     match (frontend, querier) {
         (Some(fe), q) => {
             tenant_routes = tenant_routes.merge(skald_frontend::router(fe).layer(tenant(multi)));
@@ -261,6 +262,11 @@ pub fn router(
                 tenant_routes.merge(skald_querier::http::router(q).layer(tenant(multi)));
         }
         (None, None) => {}
+    }
+    // the delete API acts for one tenant
+    if let Some(q) = &querier_for_deletes {
+        tenant_routes =
+            tenant_routes.merge(skald_querier::http::delete_routes(q.clone()).layer(tenant(false)));
     }
     let ops = Router::new()
         .route("/ready", get(ready))

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use skald_querier::Querier;
 
 use super::Modules;
@@ -17,7 +18,52 @@ pub fn init_querier(m: &mut Modules) -> anyhow::Result<()> {
         is,
         m.ingester_client.clone(),
     )
-    .with_pattern_ingester(config.pattern_ingester.clone());
+    .with_pattern_ingester(config.pattern_ingester.clone())
+    .with_deletes(delete_config(config.compactor.as_ref())?);
     m.querier = Some(Arc::new(querier));
     Ok(())
+}
+
+/// The delete API's keys of Loki's `compactor` block (`delete_request_cancel_period`,
+/// `delete_max_interval`); the rest of the block is not read here.
+fn delete_config(
+    compactor: Option<&serde_yaml::Value>,
+) -> anyhow::Result<skald_deletes::DeleteConfig> {
+    let mut out = skald_deletes::DeleteConfig::default();
+    let Some(block) = compactor else { return Ok(out) };
+    let duration = |key: &str| -> anyhow::Result<Option<std::time::Duration>> {
+        match block.get(key) {
+            None | Some(serde_yaml::Value::Null) => Ok(None),
+            Some(serde_yaml::Value::String(s)) => skald_common::units::parse_duration(s)
+                .map(Some)
+                .with_context(|| format!("compactor.{key}: invalid duration {s:?}")),
+            Some(other) => anyhow::bail!("compactor.{key}: expected a duration, got {other:?}"),
+        }
+    };
+    if let Some(d) = duration("delete_request_cancel_period")? {
+        out.delete_request_cancel_period = d;
+    }
+    if let Some(d) = duration("delete_max_interval")? {
+        out.delete_max_interval = d;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_delete_keys_of_the_compactor_block() {
+        let block: serde_yaml::Value = serde_yaml::from_str(
+            "working_directory: /x\ndelete_request_cancel_period: 10s\ndelete_max_interval: 1h\n",
+        )
+        .unwrap();
+        let c = delete_config(Some(&block)).unwrap();
+        assert_eq!(c.delete_request_cancel_period, std::time::Duration::from_secs(10));
+        assert_eq!(c.delete_max_interval, std::time::Duration::from_secs(3600));
+        assert_eq!(delete_config(None).unwrap(), skald_deletes::DeleteConfig::default());
+        let bad: serde_yaml::Value = serde_yaml::from_str("delete_max_interval: soon").unwrap();
+        assert!(delete_config(Some(&bad)).is_err());
+    }
 }
