@@ -263,8 +263,8 @@ pub fn router(
         }
         (None, None) => {}
     }
-    // the delete API acts for one tenant
-    if let Some(q) = &querier_for_deletes {
+    // the delete API (with `compactor.retention_enabled`) acts for one tenant
+    if let Some(q) = querier_for_deletes.as_ref().filter(|q| q.serves_deletes()) {
         tenant_routes =
             tenant_routes.merge(skald_querier::http::delete_routes(q.clone()).layer(tenant(false)));
     }

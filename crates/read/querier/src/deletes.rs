@@ -71,6 +71,11 @@ impl Querier {
         self
     }
 
+    /// Whether the delete API is served ([`Querier::with_deletes`] was called).
+    pub fn serves_deletes(&self) -> bool {
+        self.deletes.is_some()
+    }
+
     /// The tenant's `deletion_mode` (an unknown value is a 400, as Loki answers it).
     fn deletion_mode(&self, _tenant: &str) -> Result<DeletionMode, DeleteApiError> {
         DeletionMode::parse(&self.limits.deletion_mode)
