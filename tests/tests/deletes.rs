@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use skald_chunk_store::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig};
 use skald_integration_tests::{
-    get, helm_aws_storage_yaml, host_port, now_ns, post, temp_dir, test_servers, unique_prefix,
-    wait_tables_synced, Resp, Skald,
+    get, helm_aws_storage_yaml, host_port, metric_sum, now_ns, post, temp_dir, test_servers,
+    unique_prefix, wait_tables_synced, Resp, Skald,
 };
 
 const NS: i64 = 1_000_000_000;
@@ -252,6 +252,10 @@ fn delete_flow(cx: &Ctx<'_>, stored: &dyn Fn() -> Vec<Vec<u8>>) {
     let report = r.json();
     assert_eq!(report["lines_deleted"], 22, "{report}");
     assert_eq!(report["parts_processed"], 2, "{report}");
+    // Loki's metric names
+    assert_eq!(metric_sum(&cx.s.url, "loki_compactor_deleted_lines"), 22.0);
+    assert_eq!(metric_sum(&cx.s.url, "loki_compactor_delete_requests_received_total"), 3.0);
+    assert_eq!(metric_sum(&cx.s.url, "loki_compactor_delete_requests_processed_total"), 2.0);
     let mut expected: Vec<String> = kept_a.clone();
     expected.extend((0..100).map(|i| line("b", i)));
     expected.sort();

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use skald_deletes::params::{parse_new_request, DELETION_NOT_AVAILABLE};
 use skald_deletes::{
-    process_pending, CancelError, DeleteConfig, DeleteStore, DeletionMode, ProcessReport,
-    RewriteStores, TenantDeletes,
+    process_pending, CancelError, DeleteConfig, DeleteMetrics, DeleteStore, DeletionMode,
+    ProcessReport, RewriteStores, TenantDeletes,
 };
 use skald_loghttp::params::Params;
 
@@ -61,12 +61,14 @@ fn now_ms() -> i64 {
 }
 
 impl Querier {
-    /// Serves the delete API and hides deleted lines (`compactor` block settings).
-    pub fn with_deletes(mut self, config: DeleteConfig) -> Self {
+    /// Serves the delete API and hides deleted lines (`compactor` block settings), counting
+    /// into `metrics` (registered by the caller).
+    pub fn with_deletes(mut self, config: DeleteConfig, metrics: DeleteMetrics) -> Self {
         let filters = Arc::new(skald_index::FilterIndex::new(self.chunks.clone(), 1 << 20));
         let rewrite =
             RewriteStores { chunks: self.chunks.clone(), index: self.index.clone(), filters };
-        let store = DeleteStore::new(self.chunks.clone(), skald_deletes::store::DEFAULT_CACHE_TTL);
+        let store = DeleteStore::new(self.chunks.clone(), skald_deletes::store::DEFAULT_CACHE_TTL)
+            .with_metrics(metrics);
         self.deletes = Some(Arc::new(Deletes { store, config, rewrite }));
         self
     }

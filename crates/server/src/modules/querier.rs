@@ -22,7 +22,9 @@ pub fn init_querier(m: &mut Modules) -> anyhow::Result<()> {
     // As in Loki, the delete API exists only with `compactor.retention_enabled: true`
     // (without it Loki answers 404 on /loki/api/v1/delete).
     if let Some(deletes) = delete_config(config.compactor.as_ref())? {
-        querier = querier.with_deletes(deletes);
+        let metrics = skald_deletes::DeleteMetrics::new();
+        metrics.register(&m.registry).context("cannot register the deletion metrics")?;
+        querier = querier.with_deletes(deletes, metrics);
     }
     m.querier = Some(Arc::new(querier));
     Ok(())

@@ -11,10 +11,12 @@
 //!   entry of a stream is deleted.
 //! - [`rewrite`]: [`process_pending`], the compactor's pass: chunks holding deleted lines are
 //!   re-encoded without them, indexed, and the old objects deleted.
+//! - [`DeleteMetrics`]: Loki's `loki_compactor_*` deletion counters.
 #![warn(missing_docs)]
 
 mod error;
 pub mod filter;
+mod metrics;
 pub mod params;
 pub mod request;
 pub mod rewrite;
@@ -22,6 +24,7 @@ pub mod store;
 
 pub use error::{Error, Result};
 pub use filter::{StreamDeletes, TenantDeletes};
+pub use metrics::DeleteMetrics;
 pub use params::{DeletionMode, ParamError};
 pub use request::{DeleteRequest, RequestGroup, Status};
 pub use rewrite::{process_pending, ProcessReport, RewriteStores};

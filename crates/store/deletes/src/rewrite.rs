@@ -74,6 +74,30 @@ pub async fn process_pending(
     now_ms: i64,
     cancel_period_ms: i64,
 ) -> Result<ProcessReport> {
+    let result = pass(deletes, stores, tenant, mode, now_ms, cancel_period_ms).await;
+    let m = deletes.metrics();
+    match &result {
+        Ok(r) => {
+            m.processed.with_label_values(&[tenant]).inc_by(r.parts_processed as u64);
+            m.deleted_lines.with_label_values(&[tenant]).inc_by(r.lines_deleted);
+            m.chunks_selected.with_label_values(&[tenant]).inc_by(r.chunks_examined as u64);
+        }
+        Err(e) => {
+            m.failures.with_label_values(&["error"]).inc();
+            tracing::error!(tenant, error = %e, "deletion pass failed; the next pass retries");
+        }
+    }
+    result
+}
+
+async fn pass(
+    deletes: &DeleteStore,
+    stores: &RewriteStores,
+    tenant: &str,
+    mode: DeletionMode,
+    now_ms: i64,
+    cancel_period_ms: i64,
+) -> Result<ProcessReport> {
     let mut report = ProcessReport::default();
     if mode != DeletionMode::FilterAndDelete {
         return Ok(report);
@@ -324,6 +348,8 @@ mod tests {
 
         let report = process_pending(&f.deletes, &f.stores, "t", mode, 20_000, 1000).await.unwrap();
         assert_eq!(report.parts_processed, 1);
+        assert_eq!(f.deletes.metrics().deleted_lines.with_label_values(&["t"]).get(), 4);
+        assert_eq!(f.deletes.metrics().received.with_label_values(&["t"]).get(), 2);
         assert_eq!((report.chunks_rewritten, report.chunks_deleted), (1, 1));
         assert_eq!(report.lines_deleted, 4);
         assert_eq!(stored_lines(&f).await, vec!["keep 1", "keep 3", "secret 7"]);

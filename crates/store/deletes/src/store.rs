@@ -20,6 +20,7 @@ use skald_chunk_store::ChunkStore;
 
 use crate::error::{Error, Result};
 use crate::filter::TenantDeletes;
+use crate::metrics::DeleteMetrics;
 use crate::request::{DeleteRequest, Part, RequestGroup, Status};
 
 /// How long a querier keeps a tenant's requests before reading them again (a request made
@@ -49,6 +50,7 @@ type Cached<T> = (Instant, Arc<T>);
 /// The delete requests of all tenants, in a [`ChunkStore`]'s generic objects.
 pub struct DeleteStore {
     store: Arc<dyn ChunkStore>,
+    metrics: DeleteMetrics,
     ttl: Duration,
     next: AtomicU64,
     groups: Mutex<HashMap<String, Cached<Vec<RequestGroup>>>>,
@@ -71,11 +73,23 @@ impl DeleteStore {
     pub fn new(store: Arc<dyn ChunkStore>, ttl: Duration) -> Self {
         DeleteStore {
             store,
+            metrics: DeleteMetrics::new(),
             ttl,
             next: AtomicU64::new(0),
             groups: Mutex::new(HashMap::new()),
             hiding: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts into `metrics` (register them in the process's registry).
+    pub fn with_metrics(mut self, metrics: DeleteMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The counters this store (and the passes run over it) count into.
+    pub fn metrics(&self) -> &DeleteMetrics {
+        &self.metrics
     }
 
     /// Forgets what is cached of `tenant`.
@@ -138,7 +152,14 @@ impl DeleteStore {
                 return Ok(g.clone());
             }
         }
-        let g = Arc::new(self.read_groups(tenant).await?);
+        self.metrics.lookups.inc();
+        let g = match self.read_groups(tenant).await {
+            Ok(g) => Arc::new(g),
+            Err(e) => {
+                self.metrics.lookups_failed.inc();
+                return Err(e);
+            }
+        };
         self.groups.lock().insert(tenant.to_string(), (Instant::now(), g.clone()));
         Ok(g)
     }
@@ -192,6 +213,7 @@ impl DeleteStore {
             }
         }
         self.write_group(tenant, &group).await?;
+        self.metrics.received.with_label_values(&[tenant]).inc();
         Ok(group)
     }
 
