@@ -378,3 +378,35 @@ fn no_delete_api_without_retention() {
     drop(s);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `deletion_mode: filter-only`: a request hides its lines, and a pass past the cancel period
+/// leaves the chunks as they are (the request stays `received`).
+#[test]
+fn filter_only_hides_without_rewriting() {
+    let dir = temp_dir("deletes-filter-only");
+    let config =
+        format!("auth_enabled: true\n{COMPACTOR}limits_config:\n  deletion_mode: filter-only\n");
+    let s = Skald::start(&dir, &config);
+    let cx = Ctx { s: &s, tenant: "t".to_string() };
+    let t0 = now_ns() - 10 * 60 * NS;
+    cx.push(
+        json!({"app": "a"}),
+        vec![(t0, "a 0 password=secret".to_string()), (t0 + NS, "a 1 ok".to_string())],
+    );
+    cx.flush();
+    let start = ((t0 - 60 * NS) / NS).to_string();
+    let (r, _) = cx.request("POST", &[("query", r#"{app="a"} |= "secret""#), ("start", &start)]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let range = (t0 - NS, now_ns());
+    assert_eq!(cx.lines(r#"{app="a"}"#, range), vec!["a 1 ok"]);
+    std::thread::sleep(Duration::from_millis(3500));
+    let r = post(&format!("{}/compactor/process_deletes", s.url), &[("X-Scope-OrgID", "t")], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["parts_processed"], 0, "{}", r.body);
+    assert_eq!(chunk_lines(fs_chunks(&dir, "t")), vec!["a 0 password=secret", "a 1 ok"]);
+    assert_eq!(cx.lines(r#"{app="a"}"#, range), vec!["a 1 ok"]);
+    let (r, _) = cx.request("GET", &[]);
+    assert!(r.body.contains(r#""status":"received""#), "{}", r.body);
+    drop(s);
+    std::fs::remove_dir_all(&dir).ok();
+}
