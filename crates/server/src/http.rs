@@ -245,6 +245,7 @@ pub fn router(
     }
     // queries may read several tenants when enabled (the tail refuses them itself)
     let multi = state.config.querier.multi_tenant_queries_enabled;
+    let querier_for_deletes = querier.clone();
     match (frontend, querier) {
         (Some(fe), q) => {
             tenant_routes = tenant_routes.merge(skald_frontend::router(fe).layer(tenant(multi)));
@@ -271,6 +272,11 @@ pub fn router(
             .with_state(state.clone())
             .layer(tenant(false)),
     );
+    // the delete API (with `compactor.retention_enabled`) acts for one tenant
+    if let Some(q) = querier_for_deletes.as_ref().filter(|q| q.serves_deletes()) {
+        tenant_routes =
+            tenant_routes.merge(skald_querier::http::delete_routes(q.clone()).layer(tenant(false)));
+    }
     let ops = Router::new()
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))

@@ -10,6 +10,7 @@
 
 mod budgets;
 mod bytes_read;
+pub mod deletes;
 pub mod detected;
 mod drain;
 mod drilldown;
@@ -108,6 +109,8 @@ pub struct Querier {
     pub(crate) pattern_ingester: PatternIngesterConfig,
     /// The memory budgets the parts of split queries share.
     pub(crate) budgets: budgets::Budgets,
+    /// The delete API and the requests that hide lines (`None`: not served).
+    pub(crate) deletes: Option<Arc<deletes::Deletes>>,
 }
 
 impl Querier {
@@ -145,6 +148,7 @@ impl Querier {
             closing: tokio::sync::watch::channel(false).0,
             pattern_ingester: PatternIngesterConfig::default(),
             budgets: budgets::Budgets::default(),
+            deletes: None,
         }
     }
 

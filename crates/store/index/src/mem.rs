@@ -61,6 +61,27 @@ impl IndexStore for MemIndexStore {
         Ok(())
     }
 
+    async fn replace_chunks(
+        &self,
+        tenant: &str,
+        old: Vec<(Labels, ChunkRef)>,
+        new: Vec<(Labels, ChunkRef)>,
+    ) -> Result<()> {
+        self.write_chunks(tenant, new).await?;
+        group_by_day(tenant, old.clone())?;
+        let mut tenants = self.tenants.write();
+        let Some(series) = tenants.get_mut(tenant) else { return Ok(()) };
+        for (labels, gone) in old {
+            if let Some(chunks) = series.get_mut(&labels) {
+                chunks.retain(|c| c.identity() != gone.identity());
+                if chunks.is_empty() {
+                    series.remove(&labels);
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn series(
         &self,
         tenant: &str,

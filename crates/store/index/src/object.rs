@@ -1,6 +1,6 @@
 //! [`ObjectIndexStore`]: the index as immutable per-(tenant, day) segment objects.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -180,6 +180,59 @@ impl IndexStore for ObjectIndexStore {
             Ok::<(), Error>(())
         }))
         .await?;
+        Ok(())
+    }
+
+    /// Writes `new` as a segment of its own, then rewrites each segment of the days `old`
+    /// spans that lists one of them without it (the new segment is written before the old
+    /// one is deleted; a segment left empty is only deleted).
+    async fn replace_chunks(
+        &self,
+        tenant: &str,
+        old: Vec<(Labels, ChunkRef)>,
+        new: Vec<(Labels, ChunkRef)>,
+    ) -> Result<()> {
+        self.write_chunks(tenant, new).await?;
+        let mut days: std::collections::BTreeMap<i64, HashSet<(Labels, (i64, i64, u64, u32))>> =
+            Default::default();
+        for (day, refs) in group_by_day(tenant, old)? {
+            days.entry(day).or_default().extend(refs.into_iter().map(|(l, c)| (l, c.identity())));
+        }
+        for (day, gone) in days {
+            let from = day * crate::store::NANOS_PER_DAY;
+            let paths = self.segment_paths(tenant, from, from).await?;
+            for path in paths {
+                let seg = self.load(path.clone()).await?;
+                let hit = seg.series().iter().any(|s| {
+                    s.chunks.iter().any(|c| gone.contains(&(s.labels.clone(), c.identity())))
+                });
+                if !hit {
+                    continue;
+                }
+                let mut builder = SegmentBuilder::new();
+                for s in seg.series() {
+                    for c in &s.chunks {
+                        if !gone.contains(&(s.labels.clone(), c.identity())) {
+                            builder.add(s.labels.clone(), *c);
+                        }
+                    }
+                }
+                if !builder.is_empty() {
+                    let compress = self.config.compress;
+                    let bytes = tokio::task::spawn_blocking(move || builder.encode(compress))
+                        .await
+                        .map_err(Error::Task)??;
+                    let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+                    let new_path = segment_path(tenant, day, &id);
+                    if new_path == path {
+                        continue;
+                    }
+                    self.store.put_object(&new_path, bytes::Bytes::from(bytes)).await?;
+                }
+                self.store.delete_object(&path).await?;
+                tracing::debug!(path = %path, "rewrote index segment without replaced chunks");
+            }
+        }
         Ok(())
     }
 

@@ -77,6 +77,36 @@ impl IndexStore for PeriodIndexStore {
         Ok(())
     }
 
+    /// Each period gets the refs overlapping it, as [`IndexStore::write_chunks`] splits them.
+    async fn replace_chunks(
+        &self,
+        tenant: &str,
+        old: Vec<(Labels, ChunkRef)>,
+        new: Vec<(Labels, ChunkRef)>,
+    ) -> Result<()> {
+        if self.periods.len() == 1 {
+            return self.periods[0].1.replace_chunks(tenant, old, new).await;
+        }
+        let mut per: BTreeMap<usize, (Vec<(Labels, ChunkRef)>, Vec<(Labels, ChunkRef)>)> =
+            BTreeMap::new();
+        for (which, refs) in [(0, old), (1, new)] {
+            for (labels, c) in refs {
+                for i in 0..self.periods.len() {
+                    let (lo, hi) = self.bounds(i);
+                    if c.from <= hi && c.through >= lo {
+                        let slot = per.entry(i).or_default();
+                        let list = if which == 0 { &mut slot.0 } else { &mut slot.1 };
+                        list.push((labels.clone(), c));
+                    }
+                }
+            }
+        }
+        for (i, (old, new)) in per {
+            self.periods[i].1.replace_chunks(tenant, old, new).await?;
+        }
+        Ok(())
+    }
+
     async fn series(
         &self,
         tenant: &str,

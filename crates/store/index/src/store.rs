@@ -57,6 +57,18 @@ pub trait IndexStore: Send + Sync {
         through: i64,
     ) -> Result<Vec<SeriesChunks>>;
 
+    /// Swaps chunk refs of `tenant`: records `new` (as [`IndexStore::write_chunks`] does),
+    /// then removes `old` (each with its series' labels). A query running meanwhile may see
+    /// both, never neither: `new` is recorded before `old` goes, and readers drop the duplicate
+    /// entries of overlapping chunks. Removing a ref that is not recorded succeeds. Used by
+    /// the delete API's chunk rewrite (`skald-deletes`); an empty `new` only removes.
+    async fn replace_chunks(
+        &self,
+        tenant: &str,
+        old: Vec<(Labels, ChunkRef)>,
+        new: Vec<(Labels, ChunkRef)>,
+    ) -> Result<()>;
+
     /// Sorted, distinct label names of the series `series(matchers, from, through)` returns.
     ///
     /// By default derived from [`IndexStore::series`]; a store with a cheaper way (names from

@@ -25,6 +25,7 @@ pub async fn run_all(index: &dyn IndexStore) {
     label_names_and_values(index).await;
     invalid_input_is_refused(index).await;
     empty_results(index).await;
+    replace_swaps_refs(index).await;
 }
 
 fn labels(s: &str) -> Labels {
@@ -294,4 +295,38 @@ pub fn dynamo_config_from_test_env() -> crate::DynamoClientConfig {
             var("SKALD_TEST_DYNAMODB_SECRET_KEY"),
         )),
     }
+}
+
+/// `replace_chunks` records the new refs and removes the old ones (in every day they span),
+/// leaves other chunks of the series and of other series alone, and removes a ref without a
+/// replacement when `new` is empty.
+pub async fn replace_swaps_refs(index: &dyn IndexStore) {
+    let t = "suite-replace";
+    let a = labels(r#"{app="a"}"#);
+    let b = labels(r#"{app="b"}"#);
+    let old = chunk(&a, T0 + DAY - HOUR, T0 + DAY + HOUR);
+    let kept = chunk(&a, T0 + 2 * HOUR, T0 + 3 * HOUR);
+    let other = chunk(&b, T0 + HOUR, T0 + 2 * HOUR);
+    index
+        .write_chunks(t, vec![(a.clone(), old), (a.clone(), kept), (b.clone(), other)])
+        .await
+        .expect("write");
+    let new = ChunkRef { checksum: old.checksum ^ 1, entries: 50, ..old };
+    index.replace_chunks(t, vec![(a.clone(), old)], vec![(a.clone(), new)]).await.expect("replace");
+    let got = index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series");
+    assert_eq!(
+        got,
+        vec![
+            SeriesChunks { labels: a.clone(), chunks: vec![kept, new] },
+            SeriesChunks { labels: b.clone(), chunks: vec![other] },
+        ]
+    );
+    // the second day too
+    let day2 = index.series(t, &[], T0 + DAY + 1, T0 + DAY + 2).await.expect("series");
+    assert_eq!(day2, vec![SeriesChunks { labels: a.clone(), chunks: vec![new] }]);
+    // removal only; removing what is not there succeeds
+    index.replace_chunks(t, vec![(b.clone(), other)], vec![]).await.expect("remove");
+    index.replace_chunks(t, vec![(b.clone(), other)], vec![]).await.expect("remove again");
+    let got = index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series");
+    assert_eq!(got, vec![SeriesChunks { labels: a, chunks: vec![kept, new] }]);
 }

@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::Querier;
 
+mod deletes;
 mod detected;
 mod labels;
 mod patterns;
@@ -71,6 +72,19 @@ pub fn query_routes(querier: Arc<Querier>) -> Router {
         )
         .route("/loki/api/v1/patterns", get(patterns::patterns).post(patterns::patterns))
         .route("/loki/api/v1/drilldown-limits", get(detected::drilldown_limits))
+        .with_state(querier)
+}
+
+/// Loki's delete API (`/loki/api/v1/delete`) and Skald's `POST /compactor/process_deletes`,
+/// which act for one tenant. Served when the querier was built
+/// [`with_deletes`](Querier::with_deletes) (else every call is Loki's 403).
+pub fn delete_routes(querier: Arc<Querier>) -> Router {
+    Router::new()
+        .route(
+            "/loki/api/v1/delete",
+            post(deletes::create).put(deletes::create).get(deletes::list).delete(deletes::cancel),
+        )
+        .route("/compactor/process_deletes", post(deletes::process))
         .with_state(querier)
 }
 

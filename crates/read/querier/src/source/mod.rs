@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use skald_chunk::BlockReader;
+use skald_deletes::TenantDeletes;
 use skald_index::ChunkRef;
 use skald_logql::engine::{
     BucketedSamples, EngineError, PushedSamples, SampleBatch, SelectLimit, Source, WindowGrid,
@@ -104,6 +105,15 @@ impl StoreSource {
 
     fn prefetch_window(&self) -> usize {
         self.window
+    }
+
+    /// The tenant's delete requests whose windows overlap `[start, end)`, when any: their
+    /// lines are dropped from what this source returns (`skald_deletes`).
+    fn hidden(&self, start: i64, end: i64) -> Result<Option<Arc<TenantDeletes>>, EngineError> {
+        let hidden = self
+            .wait(self.querier.hidden_lines(&self.tenant))?
+            .map_err(|e| source_err(format!("reading delete requests failed: {e}")))?;
+        Ok(hidden.filter(|d| d.overlaps(start, end.saturating_sub(1))))
     }
 
     /// Loki's querier checks per selector: `max_streams_matchers_per_query` (400), and
@@ -245,11 +255,18 @@ impl Source for StoreSource {
         let Some((start, end)) = self.limit_range(selector, start, end)? else {
             return Ok(Box::new(std::iter::empty()));
         };
+        // Deleted lines must not count towards a limit: with deletes in range, every
+        // stream is read whole (and the ingesters send every line the pipeline accepts).
+        let hidden = self.hidden(start, end)?;
+        let limit = limit.filter(|_| hidden.is_none());
         let plan = self.plan(selector, start, end, limit)?;
         // With a limit, each stream is read nearest the edge first and only as far as needed.
         let limited = limit.and_then(|l| limited::Limited::new(&selector.stages, l));
         let iter = self.read_streams(plan, selector, (start, end), limited, self.prefetch_window());
-        Ok(Box::new(iter))
+        Ok(match hidden {
+            Some(d) => Box::new(drop_deleted(iter, d)),
+            None => Box::new(iter),
+        })
     }
 
     /// When the range reaches into the ingesters: they extract the samples of what they hold
@@ -270,6 +287,10 @@ impl Source for StoreSource {
             return Ok(None);
         };
         let from = start.saturating_sub(1);
+        // deleted lines are dropped from entries: the engine then reads them through `select`
+        if self.hidden(start, to)?.is_some() {
+            return Ok(None);
+        }
         let Some((series, counted)) = self.ingester_samples(range, op, param, from, to)? else {
             return Ok(None);
         };
@@ -289,8 +310,34 @@ impl Source for StoreSource {
         to: i64,
         grid: &WindowGrid,
     ) -> Result<Option<BucketedSamples<'_>>, EngineError> {
+        // statistics count deleted lines too: entries through `select` instead
+        if self.hidden(from.saturating_add(1), to)?.is_some() {
+            return Ok(None);
+        }
         self.bucket_counts(range, op, from, to, grid)
     }
+}
+
+/// Drops from each stream the entries a delete request covers.
+fn drop_deleted<'a>(
+    streams: impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + 'a,
+    deletes: Arc<TenantDeletes>,
+) -> impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + 'a {
+    streams
+        .map(move |r| {
+            r.map(|mut batch| {
+                if let Some(mut stream) = deletes.for_stream(&batch.labels) {
+                    let deleted: Vec<bool> = batch
+                        .entries
+                        .iter()
+                        .map(|e| stream.is_deleted(e.ts, e.line, e.structured_metadata))
+                        .collect();
+                    batch.entries.retain_indices(|i| !deleted[i]);
+                }
+                batch
+            })
+        })
+        .filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))
 }
 
 impl StoreSource {

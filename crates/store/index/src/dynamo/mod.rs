@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use parking_lot::Mutex;
 use skald_model::{LabelMatcher, Labels};
@@ -102,21 +104,45 @@ impl DynamoIndexStore {
         Error::Backend { op, message: msg }
     }
 
-    /// Writes `items` into `table`, 25 per call, resending unprocessed ones and retrying
-    /// throttled or failed calls with backoff.
+    /// Writes `items` into `table` (see [`Self::send_writes`]).
     async fn batch_write(&self, table: &str, items: Vec<Item>) -> Result<()> {
         const OP: &str = "BatchWriteItem";
-        for group in items.chunks(BATCH_WRITE_ITEMS) {
-            let mut pending: Vec<WriteRequest> = group
-                .iter()
-                .map(|item| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .map_err(|e| self.store_error(OP, e.to_string()))?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<_>>()?;
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| self.store_error(OP, e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.send_writes(table, requests).await
+    }
+
+    /// Deletes the rows with keys `keys` (hash and range key only) from `table`, as
+    /// [`Self::batch_write`] writes.
+    async fn batch_delete(&self, table: &str, keys: Vec<Item>) -> Result<()> {
+        const OP: &str = "BatchWriteItem";
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                let delete = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|e| self.store_error(OP, e.to_string()))?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.send_writes(table, requests).await
+    }
+
+    /// Sends `requests` to `table`, 25 per call, resending unprocessed ones and retrying
+    /// throttled or failed calls with backoff.
+    async fn send_writes(&self, table: &str, requests: Vec<WriteRequest>) -> Result<()> {
+        const OP: &str = "BatchWriteItem";
+        for group in requests.chunks(BATCH_WRITE_ITEMS) {
+            let mut pending: Vec<WriteRequest> = group.to_vec();
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 let sent = pending.len();
@@ -412,6 +438,30 @@ impl IndexStore for DynamoIndexStore {
             written.clear();
         }
         written.extend(remember);
+        Ok(())
+    }
+
+    /// Writes `new`, then deletes the chunk rows of `old` in every day they span (series and
+    /// day rows stay: a series without chunk rows in a day is not returned).
+    async fn replace_chunks(
+        &self,
+        tenant: &str,
+        old: Vec<(Labels, ChunkRef)>,
+        new: Vec<(Labels, ChunkRef)>,
+    ) -> Result<()> {
+        self.write_chunks(tenant, new).await?;
+        let mut by_table: BTreeMap<String, BTreeSet<(String, Vec<u8>)>> = BTreeMap::new();
+        for (day, refs) in group_by_day(tenant, old)? {
+            let table = self.config.table_for_day(day);
+            let keys = by_table.entry(table).or_default();
+            for (_, c) in refs {
+                keys.insert((chunk_hash(tenant, day), chunk_range_key(&c)));
+            }
+        }
+        for (table, keys) in by_table {
+            let items = keys.into_iter().map(|(h, r)| row(h, r, None)).collect();
+            self.batch_delete(&table, items).await?;
+        }
         Ok(())
     }
 

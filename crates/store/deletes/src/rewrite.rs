@@ -1,0 +1,375 @@
+//! [`process_pending`]: the compactor's pass over a tenant's delete requests. Every part whose
+//! cancel period has passed is applied to the stored chunks: a chunk holding deleted lines is
+//! re-encoded without them (same entries otherwise, so a new checksum and a new key), its
+//! filter-table entry and index ref written, the old ref removed from the index and only then
+//! the old object deleted; a chunk left empty is removed from the index and deleted. A crash
+//! at any point leaves either the old chunk or both (a query drops the duplicate lines, and
+//! the next pass finds the old chunk again and finishes), never neither.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use skald_chunk::{Chunk, ChunkBuilder};
+use skald_chunk_store::ChunkStore;
+use skald_index::{ChunkRef, FilterIndex, IndexStore};
+use skald_model::Labels;
+
+use crate::error::Result;
+use crate::filter::TenantDeletes;
+use crate::params::{parse_query, DeletionMode};
+use crate::request::{Part, RequestGroup, Status};
+use crate::store::DeleteStore;
+
+/// The stores a rewrite reads and writes.
+#[derive(Clone)]
+pub struct RewriteStores {
+    /// Chunk objects.
+    pub chunks: Arc<dyn ChunkStore>,
+    /// The index.
+    pub index: Arc<dyn IndexStore>,
+    /// The chunks' filter tables.
+    pub filters: Arc<FilterIndex>,
+}
+
+/// What one pass did, for the audit log and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessReport {
+    /// Request parts marked processed.
+    pub parts_processed: usize,
+    /// Chunks read because a due part may cover them.
+    pub chunks_examined: usize,
+    /// Chunks re-encoded without deleted lines.
+    pub chunks_rewritten: usize,
+    /// Chunks deleted whole (every line deleted).
+    pub chunks_deleted: usize,
+    /// Lines removed from storage.
+    pub lines_deleted: u64,
+    /// Object bytes before and after, over the chunks changed.
+    pub bytes_before: u64,
+    /// See `bytes_before`.
+    pub bytes_after: u64,
+}
+
+/// What became of one chunk.
+enum Outcome {
+    Unchanged,
+    Empty { removed: u64 },
+    Rewritten { bytes: Vec<u8>, new_ref: ChunkRef, removed: u64 },
+}
+
+fn is_due(g: &RequestGroup, p: &Part, now_ms: i64, cancel_period_ms: i64) -> bool {
+    p.status == Status::Received && g.created_at_ms.saturating_add(cancel_period_ms) <= now_ms
+}
+
+/// Applies `tenant`'s delete request parts whose cancel period (`cancel_period_ms` after
+/// creation) has passed by `now_ms`, then marks them processed. Only in
+/// [`DeletionMode::FilterAndDelete`]; in the other modes nothing is rewritten (requests keep
+/// hiding lines at query time). The compactor calls it for each tenant on each pass.
+pub async fn process_pending(
+    deletes: &DeleteStore,
+    stores: &RewriteStores,
+    tenant: &str,
+    mode: DeletionMode,
+    now_ms: i64,
+    cancel_period_ms: i64,
+) -> Result<ProcessReport> {
+    let result = pass(deletes, stores, tenant, mode, now_ms, cancel_period_ms).await;
+    let m = deletes.metrics();
+    match &result {
+        Ok(r) => {
+            m.processed.with_label_values(&[tenant]).inc_by(r.parts_processed as u64);
+            m.deleted_lines.with_label_values(&[tenant]).inc_by(r.lines_deleted);
+            m.chunks_selected.with_label_values(&[tenant]).inc_by(r.chunks_examined as u64);
+        }
+        Err(e) => {
+            m.failures.with_label_values(&["error"]).inc();
+            tracing::error!(tenant, error = %e, "deletion pass failed; the next pass retries");
+        }
+    }
+    result
+}
+
+async fn pass(
+    deletes: &DeleteStore,
+    stores: &RewriteStores,
+    tenant: &str,
+    mode: DeletionMode,
+    now_ms: i64,
+    cancel_period_ms: i64,
+) -> Result<ProcessReport> {
+    let mut report = ProcessReport::default();
+    if mode != DeletionMode::FilterAndDelete {
+        return Ok(report);
+    }
+    let groups = deletes.read_groups(tenant).await?;
+    let due = |g: &RequestGroup, p: &Part| is_due(g, p, now_ms, cancel_period_ms);
+    let due_groups: Vec<&RequestGroup> =
+        groups.iter().filter(|g| g.parts.iter().any(|p| due(g, p))).collect();
+    if due_groups.is_empty() {
+        return Ok(report);
+    }
+    let compiled = Arc::new(TenantDeletes::compile(&groups, due));
+
+    // every chunk a due part may cover, once
+    let mut candidates: BTreeSet<(Labels, ChunkRef)> = BTreeSet::new();
+    for g in &due_groups {
+        let Ok(sel) = parse_query(&g.query) else { continue };
+        for p in g.parts.iter().filter(|p| due(g, p)) {
+            let (from, through) =
+                (p.start_ms.saturating_mul(1_000_000), p.end_ms.saturating_mul(1_000_000));
+            for s in stores.index.series(tenant, &sel.matchers, from, through).await? {
+                candidates.extend(s.chunks.into_iter().map(|c| (s.labels.clone(), c)));
+            }
+        }
+    }
+
+    for (labels, old) in candidates {
+        report.chunks_examined += 1;
+        let key = old.key(tenant);
+        let bytes = match stores.chunks.get(&key).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                tracing::warn!(tenant, chunk = %key.path(), "indexed chunk is missing; skipped by deletion");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let compiled = compiled.clone();
+        let stream_labels = labels.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            rewrite_chunk(&compiled, &stream_labels, old, bytes)
+        })
+        .await??;
+        match outcome {
+            Outcome::Unchanged => {}
+            Outcome::Empty { removed } => {
+                stores.index.replace_chunks(tenant, vec![(labels, old)], Vec::new()).await?;
+                stores.chunks.delete(&key).await?;
+                report.chunks_deleted += 1;
+                report.lines_deleted += removed;
+                report.bytes_before += old.compressed_bytes;
+            }
+            Outcome::Rewritten { bytes, new_ref, removed } => {
+                let filter = Chunk::parse(&bytes)?.chunk_filter();
+                stores.chunks.put(&new_ref.key(tenant), Bytes::from(bytes)).await?;
+                if let Some(f) = filter {
+                    stores.filters.write(tenant, vec![(new_ref, f)]).await?;
+                }
+                stores
+                    .index
+                    .replace_chunks(tenant, vec![(labels.clone(), old)], vec![(labels, new_ref)])
+                    .await?;
+                stores.chunks.delete(&key).await?;
+                report.chunks_rewritten += 1;
+                report.lines_deleted += removed;
+                report.bytes_before += old.compressed_bytes;
+                report.bytes_after += new_ref.compressed_bytes;
+            }
+        }
+    }
+
+    // mark the parts processed, re-reading each request: one cancelled meanwhile stays gone
+    let mut done: BTreeMap<&str, Vec<(i64, i64)>> = BTreeMap::new();
+    for g in &due_groups {
+        done.insert(
+            &g.request_id,
+            g.parts.iter().filter(|p| due(g, p)).map(|p| (p.start_ms, p.end_ms)).collect(),
+        );
+    }
+    for (id, windows) in done {
+        let Some(mut g) = deletes.read_group(tenant, id).await? else { continue };
+        let mut n = 0;
+        for p in &mut g.parts {
+            if p.status == Status::Received && windows.contains(&(p.start_ms, p.end_ms)) {
+                p.status = Status::Processed;
+                n += 1;
+            }
+        }
+        deletes.write_group(tenant, &g).await?;
+        report.parts_processed += n;
+        tracing::info!(tenant, request_id = id, query = %g.query, parts = n, "delete request processed");
+    }
+    tracing::info!(
+        tenant,
+        parts = report.parts_processed,
+        chunks_examined = report.chunks_examined,
+        chunks_rewritten = report.chunks_rewritten,
+        chunks_deleted = report.chunks_deleted,
+        lines_deleted = report.lines_deleted,
+        bytes_before = report.bytes_before,
+        bytes_after = report.bytes_after,
+        "deletion pass done"
+    );
+    Ok(report)
+}
+
+/// Decodes `bytes` (chunk `old` of a stream with `labels`) and re-encodes it without the
+/// entries `deletes` covers.
+fn rewrite_chunk(
+    deletes: &TenantDeletes,
+    labels: &Labels,
+    old: ChunkRef,
+    bytes: Bytes,
+) -> Result<Outcome> {
+    let Some(mut stream) = deletes.for_stream(labels) else { return Ok(Outcome::Unchanged) };
+    if !stream.overlaps(old.from, old.through) {
+        return Ok(Outcome::Unchanged);
+    }
+    let chunk = Chunk::from_bytes(bytes)?;
+    let mut builder = ChunkBuilder::default();
+    let (mut removed, mut removed_stats) = (0u64, 0u64);
+    for entry in chunk.iter_entries(i64::MIN, i64::MAX) {
+        let entry = entry?;
+        if stream.is_deleted(entry.ts, &entry.line, &entry.structured_metadata) {
+            removed += 1;
+            removed_stats += entry.line.len() as u64 + 8 * entry.structured_metadata.len() as u64;
+        } else {
+            builder.append(&entry)?;
+        }
+    }
+    if removed == 0 {
+        return Ok(Outcome::Unchanged);
+    }
+    if builder.is_empty() {
+        return Ok(Outcome::Empty { removed });
+    }
+    let encoded = builder.finish()?;
+    let new_ref = ChunkRef {
+        fingerprint: old.fingerprint,
+        from: encoded.from,
+        through: encoded.through,
+        checksum: encoded.checksum,
+        entries: encoded.entries,
+        uncompressed_bytes: encoded.uncompressed_bytes,
+        compressed_bytes: encoded.bytes.len() as u64,
+        // Loki's size less the removed lines (and their metadata pairs); the distinct
+        // metadata names and values it counts once are kept as they were
+        stats_bytes: old.stats_bytes.saturating_sub(removed_stats),
+    };
+    Ok(Outcome::Rewritten { bytes: encoded.bytes, new_ref, removed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skald_chunk_store::ObjectChunkStore;
+    use skald_index::{ObjectIndexStore, ObjectIndexStoreConfig};
+    use skald_model::Entry;
+    use std::time::Duration;
+
+    const SEC: i64 = 1_000_000_000;
+
+    struct Fixture {
+        objects: Arc<dyn ChunkStore>,
+        stores: RewriteStores,
+        deletes: DeleteStore,
+    }
+
+    fn fixture() -> Fixture {
+        let objects: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
+        let index: Arc<dyn IndexStore> =
+            Arc::new(ObjectIndexStore::new(objects.clone(), ObjectIndexStoreConfig::default()));
+        let filters = Arc::new(FilterIndex::new(objects.clone(), 1 << 20));
+        let deletes = DeleteStore::new(objects.clone(), Duration::from_secs(60));
+        Fixture {
+            stores: RewriteStores { chunks: objects.clone(), index, filters },
+            objects,
+            deletes,
+        }
+    }
+
+    /// Writes one chunk of `lines` (one per second from `t0`) for `labels`, as a flush does.
+    async fn flush(f: &Fixture, labels: &Labels, t0: i64, lines: &[&str]) -> ChunkRef {
+        let mut b = ChunkBuilder::default();
+        for (i, l) in lines.iter().enumerate() {
+            b.append(&Entry {
+                ts: t0 + i as i64 * SEC,
+                line: l.to_string(),
+                structured_metadata: vec![],
+            })
+            .unwrap();
+        }
+        let e = b.finish().unwrap();
+        let c = ChunkRef {
+            fingerprint: skald_model::fingerprint(labels),
+            from: e.from,
+            through: e.through,
+            checksum: e.checksum,
+            entries: e.entries,
+            uncompressed_bytes: e.uncompressed_bytes,
+            compressed_bytes: e.bytes.len() as u64,
+            stats_bytes: lines.iter().map(|l| l.len() as u64).sum(),
+        };
+        let filter = Chunk::parse(&e.bytes).unwrap().chunk_filter().unwrap();
+        f.objects.put(&c.key("t"), Bytes::from(e.bytes)).await.unwrap();
+        f.stores.filters.write("t", vec![(c, filter)]).await.unwrap();
+        f.stores.index.write_chunks("t", vec![(labels.clone(), c)]).await.unwrap();
+        c
+    }
+
+    /// Every line of every chunk object of tenant `t`.
+    async fn stored_lines(f: &Fixture) -> Vec<String> {
+        let mut out = Vec::new();
+        for path in f.objects.list_prefix("t/chunks").await.unwrap() {
+            let key = skald_chunk_store::ChunkKey::parse(&path).unwrap();
+            let chunk = Chunk::from_bytes(f.objects.get(&key).await.unwrap()).unwrap();
+            for e in chunk.iter_entries(i64::MIN, i64::MAX) {
+                out.push(e.unwrap().line);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn rewrites_chunks_without_deleted_lines() {
+        let f = fixture();
+        let app = Labels::parse(r#"{app="a"}"#).unwrap();
+        let other = Labels::parse(r#"{app="b"}"#).unwrap();
+        let t0 = 1_700_000_000 * SEC;
+        let old = flush(&f, &app, t0, &["keep 1", "secret 2", "keep 3", "secret 4"]).await;
+        flush(&f, &app, t0 + 100 * SEC, &["secret 5", "secret 6"]).await;
+        flush(&f, &other, t0, &["secret 7"]).await;
+        let window = [(t0 / 1_000_000, (t0 + 200 * SEC) / 1_000_000)];
+        let r = f.deletes.add("t", r#"{app="a"} |= "secret""#, &window, 10_000).await.unwrap();
+        let cancelled = f.deletes.add("t", r#"{app="b"}"#, &window, 10_000).await.unwrap();
+        f.deletes.cancel("t", &cancelled.request_id, false, 10_001, 1000).await.unwrap();
+
+        // inside the cancel period nothing happens; filter-only never rewrites
+        let mode = DeletionMode::FilterAndDelete;
+        let report = process_pending(&f.deletes, &f.stores, "t", mode, 10_500, 1000).await.unwrap();
+        assert_eq!(report, ProcessReport::default());
+        let report =
+            process_pending(&f.deletes, &f.stores, "t", DeletionMode::FilterOnly, 20_000, 1000)
+                .await
+                .unwrap();
+        assert_eq!(report.parts_processed, 0);
+
+        let report = process_pending(&f.deletes, &f.stores, "t", mode, 20_000, 1000).await.unwrap();
+        assert_eq!(report.parts_processed, 1);
+        assert_eq!(f.deletes.metrics().deleted_lines.with_label_values(&["t"]).get(), 4);
+        assert_eq!(f.deletes.metrics().received.with_label_values(&["t"]).get(), 2);
+        assert_eq!((report.chunks_rewritten, report.chunks_deleted), (1, 1));
+        assert_eq!(report.lines_deleted, 4);
+        assert_eq!(stored_lines(&f).await, vec!["keep 1", "keep 3", "secret 7"]);
+        // the old object is gone, the index names the new chunk only
+        assert!(f.objects.get(&old.key("t")).await.unwrap_err().is_not_found());
+        let series = f.stores.index.series("t", &[], t0 - SEC, t0 + 1000 * SEC).await.unwrap();
+        let chunks: Vec<(String, u32)> = series
+            .iter()
+            .flat_map(|s| s.chunks.iter().map(move |c| (s.labels.to_string(), c.entries)))
+            .collect();
+        assert_eq!(chunks, vec![(app.to_string(), 2), (other.to_string(), 1)]);
+        // and the filter tables know the new chunk
+        let new = series[0].chunks[0];
+        let tables = f.stores.filters.filters("t", new.from, new.through).await.unwrap();
+        assert!(tables.get(&new).is_some());
+        assert_eq!(f.deletes.list("t").await.unwrap()[0].status, "processed");
+        assert_eq!(f.deletes.list("t").await.unwrap()[0].request_id, r.request_id);
+
+        // a second pass has nothing left to do
+        let report = process_pending(&f.deletes, &f.stores, "t", mode, 30_000, 1000).await.unwrap();
+        assert_eq!(report, ProcessReport::default());
+    }
+}
