@@ -251,12 +251,14 @@ impl Drop for Pod {
 
 fn set(v: &mut Value, path: &[&str], new: Value) {
     let mut cur = v;
-    for k in &path[..path.len() - 1] {
-        cur = cur.get_mut(*k).unwrap_or_else(|| panic!("the config has no {}", path.join(".")));
+    for k in path {
+        let next = match k.parse::<usize>() {
+            Ok(i) => cur.get_mut(i),
+            Err(_) => cur.get_mut(*k),
+        };
+        cur = next.unwrap_or_else(|| panic!("the config has no {}", path.join(".")));
     }
-    let last = path[path.len() - 1];
-    let slot = cur.get_mut(last).unwrap_or_else(|| panic!("the config has no {}", path.join(".")));
-    *slot = new;
+    *cur = new;
 }
 
 fn s(text: impl Into<String>) -> Value {
@@ -276,8 +278,13 @@ struct Loopback<'a> {
 
 /// The rendered config, for one process on loopback: every key that names a port, an address
 /// or a path is rewritten (and must exist: a manifest change that drops one fails here);
-/// everything else is run as rendered.
-fn loopback_config(rendered: &str, pod: &str, l: &Loopback) -> String {
+/// `storage` rewrites the overlay's storage keys; everything else is run as rendered.
+fn loopback_config(
+    rendered: &str,
+    pod: &str,
+    l: &Loopback,
+    storage: &dyn Fn(&mut Value),
+) -> String {
     let mut c: Value = serde_yaml::from_str(rendered).expect("the ConfigMap's skald.yaml parses");
     let home = l.dir.join(pod);
     let n = |p: u16| Value::Number(p.into());
@@ -287,17 +294,14 @@ fn loopback_config(rendered: &str, pod: &str, l: &Loopback) -> String {
     set(&mut c, &["server", "grpc_listen_port"], n(l.grpc));
     set(&mut c, &["common", "path_prefix"], s(home.display().to_string()));
     set(&mut c, &["ingester", "wal", "dir"], s(home.join("wal").display().to_string()));
-    let chunks = l.dir.join("chunks").display().to_string();
-    set(&mut c, &["storage_config", "filesystem", "directory"], s(chunks));
     set(&mut c, &["memberlist", "bind_port"], n(l.gossip));
     let seed = Value::Sequence(vec![s(format!("127.0.0.1:{}", l.seed))]);
     set(&mut c, &["memberlist", "join_members"], seed);
-    set(
-        &mut c,
-        &["frontend_worker", "frontend_address"],
-        s(format!("127.0.0.1:{}", l.frontend_grpc)),
-    );
-    set(&mut c, &["frontend", "tail_proxy_url"], s(format!("http://127.0.0.1:{}", l.querier_http)));
+    let frontend = s(format!("127.0.0.1:{}", l.frontend_grpc));
+    set(&mut c, &["frontend_worker", "frontend_address"], frontend);
+    let tail = s(format!("http://127.0.0.1:{}", l.querier_http));
+    set(&mut c, &["frontend", "tail_proxy_url"], tail);
+    storage(&mut c);
     serde_yaml::to_string(&c).expect("serialise config")
 }
 
@@ -306,37 +310,70 @@ fn free_udp_port() -> u16 {
     sock.local_addr().expect("local addr").port()
 }
 
-#[test]
-fn rendered_microservices_run_on_loopback() {
-    const TEST: &str = "kubernetes::rendered_microservices_run_on_loopback";
-    let Some(kubectl) = tool("SKALD_KUBECTL", "kubectl", TEST) else { return };
-    let docs = documents(&render(&kubectl, "microservices"));
-    let config_map = docs.iter().find(|d| kind_name(d).0 == "ConfigMap").expect("ConfigMap");
+/// Runs an overlay's rendered microservices as local processes: every ingester replica, one
+/// replica of each Deployment (the table-manager first, when there is one), each with the
+/// rendered config rewritten for loopback, its workload's arguments, and the environment its
+/// pod would have (`POD_IP`, `HOSTNAME`, the `envFrom` ConfigMaps' data through `env`). Then
+/// a push through the distributor and a query through the query-frontend must work.
+fn run_rendered(
+    overlay: &str,
+    kubectl: &Path,
+    storage: &dyn Fn(&mut Value),
+    env: &dyn Fn(&str, &str) -> String,
+) {
+    let docs = documents(&render(kubectl, overlay));
+    let config_map = docs
+        .iter()
+        .find(|d| kind_name(d).0 == "ConfigMap" && kind_name(d).1.starts_with("skald-config"))
+        .expect("the skald-config ConfigMap");
     let rendered = at(config_map, &["data", "skald.yaml"]).as_str().expect("skald.yaml");
+    let container = |kind: &str, name: &str| -> Value {
+        let w = find(&docs, kind, name).unwrap_or_else(|| panic!("no {kind} {name}"));
+        at(w, &["spec", "template", "spec", "containers", "0"]).clone()
+    };
     // each workload's container arguments, as the cluster passes them
     let args = |kind: &str, name: &str| -> Vec<String> {
-        let w = find(&docs, kind, name).unwrap_or_else(|| panic!("no {kind} {name}"));
-        at(w, &["spec", "template", "spec", "containers", "0", "args"])
+        at(&container(kind, name), &["args"])
             .as_sequence()
             .expect("args")
             .iter()
             .map(|a| a.as_str().expect("string arg").to_string())
             .collect()
     };
+    // the variables of the ConfigMaps the container's envFrom names
+    let env_from = |kind: &str, name: &str| -> Vec<(String, String)> {
+        let c = container(kind, name);
+        let Some(sources) = c.get("envFrom").and_then(Value::as_sequence) else { return vec![] };
+        let mut out = Vec::new();
+        for src in sources {
+            let cm_name = at(src, &["configMapRef", "name"]).as_str().expect("configMapRef");
+            let cm = docs
+                .iter()
+                .find(|d| kind_name(d).0 == "ConfigMap" && kind_name(d).1.starts_with(cm_name))
+                .unwrap_or_else(|| panic!("no ConfigMap {cm_name}"));
+            for (k, v) in at(cm, &["data"]).as_mapping().expect("data") {
+                let k = k.as_str().expect("key").to_string();
+                let v = v.as_str().expect("value");
+                let v = env(&k, v);
+                out.push((k, v));
+            }
+        }
+        out
+    };
     let ingester_sts = find(&docs, "StatefulSet", "skald-ingester").expect("ingesters");
     let ingesters = at(ingester_sts, &["spec", "replicas"]).as_u64().expect("replicas");
     assert_eq!(ingesters, 3, "replication factor 3 needs 3 ingesters");
 
-    let dir = temp_dir("kubernetes-loopback");
+    let dir = temp_dir(&format!("kubernetes-{overlay}"));
     let (frontend_http, frontend_grpc) = free_port_pair();
     let (querier_http, querier_grpc) = free_port_pair();
     let seed = free_udp_port();
-    let start = |pod: &str, args: Vec<String>, http: u16, grpc: u16, gossip: u16| -> Pod {
+    let start = |pod: &str, kind: &str, name: &str, http: u16, grpc: u16, gossip: u16| -> Pod {
         let l = Loopback { dir: &dir, http, grpc, gossip, seed, frontend_grpc, querier_http };
         std::fs::create_dir_all(dir.join(pod)).expect("pod dir");
         let config = dir.join(pod).join("skald.yaml");
-        std::fs::write(&config, loopback_config(rendered, pod, &l)).expect("write config");
-        let args: Vec<String> = args
+        std::fs::write(&config, loopback_config(rendered, pod, &l, storage)).expect("write config");
+        let args: Vec<String> = args(kind, name)
             .into_iter()
             .map(|a| {
                 if a.starts_with("-config.file=") {
@@ -354,6 +391,7 @@ fn rendered_microservices_run_on_loopback() {
             // what the pod spec gives: POD_IP from the downward API, HOSTNAME the pod's name
             .env("POD_IP", "127.0.0.1")
             .env("HOSTNAME", pod)
+            .envs(env_from(kind, name))
             .current_dir(dir.join(pod))
             .stdout(Stdio::from(out.try_clone().expect("log handle")))
             .stderr(Stdio::from(out))
@@ -362,34 +400,33 @@ fn rendered_microservices_run_on_loopback() {
         Pod { name: pod.to_string(), child, http, log }
     };
     let mut pods = Vec::new();
+    if find(&docs, "Deployment", "skald-table-manager").is_some() {
+        let (http, grpc) = free_port_pair();
+        let tm = start(
+            "skald-table-manager-0",
+            "Deployment",
+            "skald-table-manager",
+            http,
+            grpc,
+            free_udp_port(),
+        );
+        pods.push(tm);
+        pods[0].wait_ready();
+        skald_integration_tests::wait_tables_synced(&pods[0].url(), Duration::from_secs(120));
+    }
     for i in 0..ingesters {
         let (http, grpc) = free_port_pair();
         let gossip = if i == 0 { seed } else { free_udp_port() };
         let pod = format!("skald-ingester-{i}");
-        pods.push(start(&pod, args("StatefulSet", "skald-ingester"), http, grpc, gossip));
+        pods.push(start(&pod, "StatefulSet", "skald-ingester", http, grpc, gossip));
     }
     let (d_http, d_grpc) = free_port_pair();
-    pods.push(start(
-        "skald-distributor-0",
-        args("Deployment", "skald-distributor"),
-        d_http,
-        d_grpc,
-        free_udp_port(),
-    ));
-    pods.push(start(
-        "skald-query-frontend-0",
-        args("Deployment", "skald-query-frontend"),
-        frontend_http,
-        frontend_grpc,
-        free_udp_port(),
-    ));
-    pods.push(start(
-        "skald-querier-0",
-        args("Deployment", "skald-querier"),
-        querier_http,
-        querier_grpc,
-        free_udp_port(),
-    ));
+    let udp = free_udp_port();
+    pods.push(start("skald-distributor-0", "Deployment", "skald-distributor", d_http, d_grpc, udp));
+    let (fh, fg, udp) = (frontend_http, frontend_grpc, free_udp_port());
+    pods.push(start("skald-query-frontend-0", "Deployment", "skald-query-frontend", fh, fg, udp));
+    let (qh, qg, udp) = (querier_http, querier_grpc, free_udp_port());
+    pods.push(start("skald-querier-0", "Deployment", "skald-querier", qh, qg, udp));
     for p in &mut pods {
         p.wait_ready();
     }
@@ -405,7 +442,6 @@ fn rendered_microservices_run_on_loopback() {
             for i in 0..ingesters {
                 assert!(ring.body.contains(&format!("skald-ingester-{i}")), "{}", ring.body);
             }
-            eprintln!("ring seen by the distributor: {}", ring.body);
             break;
         }
         assert!(Instant::now() < deadline, "ingesters not ACTIVE in the ring: {}", ring.body);
@@ -425,7 +461,6 @@ fn rendered_microservices_run_on_loopback() {
     loop {
         let r = get(&format!("{frontend}/loki/api/v1/query_range"), &params, &tenant);
         if r.status == 200 && r.body.contains("hello from the manifests") {
-            eprintln!("query through the query-frontend: {}", r.body);
             break;
         }
         assert!(
@@ -439,4 +474,51 @@ fn rendered_microservices_run_on_loopback() {
     }
     drop(pods);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rendered_microservices_run_on_loopback() {
+    const TEST: &str = "kubernetes::rendered_microservices_run_on_loopback";
+    let Some(kubectl) = tool("SKALD_KUBECTL", "kubectl", TEST) else { return };
+    let chunks = temp_dir("kubernetes-chunks");
+    let storage = |c: &mut Value| {
+        let d = s(chunks.display().to_string());
+        set(c, &["storage_config", "filesystem", "directory"], d);
+    };
+    run_rendered("microservices", &kubectl, &storage, &|_, v| v.to_string());
+    let _ = std::fs::remove_dir_all(&chunks);
+}
+
+/// The `aws` overlay as rendered, against the S3 (SeaweedFS) and DynamoDB Local test servers:
+/// the bucket and table URLs of its `skald-aws` ConfigMap point at them (with their
+/// credentials: the test servers have no IAM roles), the tables get a prefix of this run's own;
+/// the table-manager creates the tables, then the cluster takes a push and a query.
+#[test]
+fn rendered_aws_overlay_runs_on_the_test_servers() {
+    const TEST: &str = "kubernetes::rendered_aws_overlay_runs_on_the_test_servers";
+    let Some(kubectl) = tool("SKALD_KUBECTL", "kubectl", TEST) else { return };
+    let servers = skald_integration_tests::test_servers();
+    let prefix = skald_integration_tests::unique_prefix("kube");
+    let storage = |c: &mut Value| {
+        set(c, &["schema_config", "configs", "0", "index", "prefix"], s(prefix.clone()));
+    };
+    let env = |k: &str, v: &str| -> String {
+        match k {
+            "S3_URL" => format!(
+                "s3://{}:{}@{}/{}",
+                servers.s3_key,
+                servers.s3_secret,
+                skald_integration_tests::host_port(&servers.s3_endpoint),
+                servers.s3_bucket
+            ),
+            "DYNAMODB_URL" => format!(
+                "dynamodb://{}:{}@{}",
+                servers.dynamodb_key,
+                servers.dynamodb_secret,
+                skald_integration_tests::host_port(&servers.dynamodb_endpoint)
+            ),
+            _ => v.to_string(),
+        }
+    };
+    run_rendered("aws", &kubectl, &storage, &env);
 }
