@@ -314,7 +314,8 @@ fn free_udp_port() -> u16 {
 /// replica of each Deployment (the table-manager first, when there is one), each with the
 /// rendered config rewritten for loopback, its workload's arguments, and the environment its
 /// pod would have (`POD_IP`, `HOSTNAME`, the `envFrom` ConfigMaps' data through `env`). Then
-/// a push through the distributor and a query through the query-frontend must work.
+/// a push through the distributor and a query through the query-frontend must work, and the
+/// ingesters must flush the chunks to the overlay's storage.
 fn run_rendered(
     overlay: &str,
     kubectl: &Path,
@@ -472,6 +473,22 @@ fn run_rendered(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // the overlay's storage takes the chunks: every ingester flushes, and stores without failing
+    let ingester_pods: Vec<&Pod> =
+        pods.iter().filter(|p| p.name.starts_with("skald-ingester-")).collect();
+    for p in &ingester_pods {
+        let r = post(&format!("{}/flush", p.url()), &[], b"");
+        assert_eq!(r.status, 204, "{} /flush: {}", p.name, r.body);
+    }
+    let sum = |name: &str| -> f64 {
+        ingester_pods.iter().map(|p| skald_integration_tests::metric_sum(&p.url(), name)).sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sum("loki_ingester_chunks_flushed_total") < 1.0 {
+        assert!(Instant::now() < deadline, "no chunk flushed to the {overlay} overlay's storage");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(sum("loki_ingester_chunk_flush_failures_total"), 0.0, "flushes failed");
     drop(pods);
     let _ = std::fs::remove_dir_all(&dir);
 }
