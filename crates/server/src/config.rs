@@ -113,8 +113,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Which services to run (`all`, `distributor`, `ingester`, `querier`); the `-target`
-    /// flag overrides it.
+    /// Which services to run (`all`, `distributor`, `ingester`, `querier`, `query-frontend`,
+    /// `table-manager`); the `-target` flag overrides it.
     pub target: Option<String>,
     /// When true, every request needs `X-Scope-OrgID`; when false the tenant is `fake`.
     pub auth_enabled: bool,

@@ -32,7 +32,8 @@ listening on 127.0.0.1:3100 (HTTP) and 127.0.0.1:9095 (gRPC), keeping data under
 Flags:
   -config.file=<path>        YAML config file with Loki's key names
   -config.expand-env=true    expand ${VAR} and ${VAR:-default} in the config file
-  -target=<name>             all (default), distributor, ingester, querier
+  -target=<name>             all (default), distributor, ingester, querier, query-frontend,
+                             table-manager
   -log.level=<level>         debug, info, warn, error (overrides server.log_level)
   -server.http-listen-port=<port>   HTTP port (overrides server.http_listen_port)
   -server.grpc-listen-port=<port>   gRPC port (overrides server.grpc_listen_port)

@@ -255,6 +255,21 @@ mod tests {
         assert!(pos(Module::TableManager) < pos(Module::Ingester));
     }
 
+    /// Every target `-target` accepts: `-help` and [`UnknownTarget`] must list each.
+    const TARGETS: [&str; 6] =
+        ["all", "distributor", "ingester", "querier", "query-frontend", "table-manager"];
+
+    #[test]
+    fn help_and_errors_name_every_target() {
+        let usage = crate::flags::USAGE.split_whitespace().collect::<Vec<_>>().join(" ");
+        let unknown = UnknownTarget("x".into()).to_string();
+        for t in TARGETS {
+            assert!(resolve(t).is_ok(), "{t}");
+            assert!(usage.contains(t), "-help does not name {t}");
+            assert!(unknown.contains(t), "the unknown-target error does not name {t}");
+        }
+    }
+
     #[test]
     fn all_starts_every_module() {
         assert_eq!(
