@@ -28,14 +28,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, ReturnConsumedCapacity, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, PutRequest, ReturnConsumedCapacity, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use parking_lot::Mutex;
 use skald_model::{LabelMatcher, Labels};
 
 use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
-use crate::store::{days_spanned, group_by_day, IndexStore, Merger, SeriesChunks};
+use crate::store::{
+    day_of, days_spanned, deleted_by_day, group_by_day, IndexStore, Merger, SeriesChunks,
+};
 
 mod config;
 mod failure;
@@ -106,17 +110,42 @@ impl DynamoIndexStore {
     /// throttled or failed calls with backoff.
     async fn batch_write(&self, table: &str, items: Vec<Item>) -> Result<()> {
         const OP: &str = "BatchWriteItem";
-        for group in items.chunks(BATCH_WRITE_ITEMS) {
-            let mut pending: Vec<WriteRequest> = group
-                .iter()
-                .map(|item| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(item.clone()))
-                        .build()
-                        .map_err(|e| self.store_error(OP, e.to_string()))?;
-                    Ok(WriteRequest::builder().put_request(put).build())
-                })
-                .collect::<Result<_>>()?;
+        let requests = items
+            .into_iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| self.store_error(OP, e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_send(table, requests).await
+    }
+
+    /// Deletes the rows with keys `keys` (`h` and `r` only) from `table`, like
+    /// [`Self::batch_write`]; deleting a missing row succeeds.
+    async fn batch_delete(&self, table: &str, keys: Vec<Item>) -> Result<()> {
+        const OP: &str = "BatchWriteItem";
+        let requests = keys
+            .into_iter()
+            .map(|key| {
+                let del = DeleteRequest::builder()
+                    .set_key(Some(key))
+                    .build()
+                    .map_err(|e| self.store_error(OP, e.to_string()))?;
+                Ok(WriteRequest::builder().delete_request(del).build())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.batch_send(table, requests).await
+    }
+
+    /// Sends `requests` to `table`, 25 per call, resending unprocessed ones and retrying
+    /// throttled or failed calls with backoff.
+    async fn batch_send(&self, table: &str, requests: Vec<WriteRequest>) -> Result<()> {
+        const OP: &str = "BatchWriteItem";
+        for group in requests.chunks(BATCH_WRITE_ITEMS) {
+            let mut pending: Vec<WriteRequest> = group.to_vec();
             let mut attempt = 0u32;
             while !pending.is_empty() {
                 let sent = pending.len();
@@ -412,6 +441,35 @@ impl IndexStore for DynamoIndexStore {
             written.clear();
         }
         written.extend(remember);
+        Ok(())
+    }
+
+    async fn days(&self, tenant: &str) -> Result<Vec<i64>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        // far enough apart to be read from the day rows of the tables that exist
+        self.days_with_data(tenant, (day_of(i64::MIN) + 1) * crate::store::NANOS_PER_DAY, i64::MAX)
+            .await
+    }
+
+    async fn delete_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let mut by_day: BTreeMap<i64, Vec<ChunkRef>> = BTreeMap::new();
+        let listed = deleted_by_day(&refs);
+        for (_, c) in &refs {
+            for day in days_spanned(c.from, c.through) {
+                if listed.get(&day).is_some_and(|ids| ids.contains(&c.identity())) {
+                    by_day.entry(day).or_default().push(*c);
+                }
+            }
+        }
+        for (day, chunks) in by_day {
+            let table = self.config.table_for_day(day);
+            let h = chunk_hash(tenant, day);
+            // a batch may not name a key twice
+            let keys: BTreeSet<Vec<u8>> = chunks.iter().map(chunk_range_key).collect();
+            let keys: Vec<Item> = keys.into_iter().map(|r| row(h.clone(), r, None)).collect();
+            self.batch_delete(&table, keys).await?;
+        }
         Ok(())
     }
 
