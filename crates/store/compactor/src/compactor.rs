@@ -339,10 +339,11 @@ impl Compactor {
                 })
                 .collect();
             let results: Vec<Result<u64, skald_chunk_store::Error>> =
-                futures::stream::iter(items.iter())
-                    .map(
-                        |(key, bytes)| async move { self.store.delete(key).await.map(|()| *bytes) },
-                    )
+                futures::stream::iter(items.clone())
+                    .map(|(key, bytes)| {
+                        let store = self.store.clone();
+                        async move { store.delete(&key).await.map(|()| bytes) }
+                    })
                     .buffer_unordered(workers)
                     .collect()
                     .await;

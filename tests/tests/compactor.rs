@@ -1,0 +1,182 @@
+//! The compactor over a real `skald` (`-target=all`) and its data directory: retention hides
+//! data past `retention_period` / `retention_stream` from queries even before the compactor
+//! ran, the compactor then deletes the expired chunks' objects and index entries, and a day's
+//! several index segments become one, with every query answer unchanged.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use skald_integration_tests::{get, now_ns, post, temp_dir, Skald};
+
+const NS: i64 = 1_000_000_000;
+const HOUR: i64 = 3_600 * NS;
+const DAY: i64 = 24 * HOUR;
+const TENANT: (&str, &str) = ("X-Scope-OrgID", "t");
+
+/// 72h for every stream, 24h for `{app="short"}`; old samples accepted.
+fn config(retention_enabled: bool, interval: &str) -> String {
+    format!(
+        "auth_enabled: true
+limits_config:
+  reject_old_samples: false
+  retention_period: 72h
+  retention_stream:
+  - selector: '{{app=\"short\"}}'
+    priority: 1
+    period: 24h
+ingester:
+  sync_period: 0s
+compactor:
+  compaction_interval: {interval}
+  retention_enabled: {retention_enabled}
+  retention_delete_delay: 0s
+"
+    )
+}
+
+fn push_flush(s: &Skald, app: &str, ts: i64) {
+    let body = json!({"streams": [{"stream": {"app": app}, "values": [
+        [ts.to_string(), format!("{app} line at {ts}")],
+        [(ts + NS).to_string(), format!("{app} line at {}", ts + NS)],
+    ]}]});
+    let r = post(
+        &format!("{}/loki/api/v1/push", s.url),
+        &[("Content-Type", "application/json"), TENANT],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = post(&format!("{}/flush", s.url), &[], b"");
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
+/// Every line `{app=~"long|short"}` returns over the last 7 days, sorted.
+fn all_lines(s: &Skald, now: i64) -> Vec<String> {
+    let (start, end) = ((now - 7 * DAY).to_string(), (now + 60 * NS).to_string());
+    let r = get(
+        &format!("{}/loki/api/v1/query_range", s.url),
+        &[("query", r#"{app=~"long|short"}"#), ("start", &start), ("end", &end), ("limit", "1000")],
+        &[TENANT],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: Value = r.json();
+    let mut out: Vec<String> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["values"].as_array().unwrap().iter().map(|e| e[1].as_str().unwrap().to_string())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Paths (relative) of the files under `dir` whose path contains `part`.
+fn files(dir: &Path, part: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let s = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
+                if s.contains(part) {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn segments_of_day(dir: &Path, day: i64) -> usize {
+    files(dir, &format!("t/index/{day}/")).len()
+}
+
+#[test]
+fn retention_hides_then_deletes_and_compaction_keeps_answers() {
+    let dir = temp_dir("compactor");
+    let data = dir.join("data");
+    let now = now_ns();
+    // a day of several segments: two days ago, well inside the day
+    let d2 = (now - 2 * DAY).div_euclid(DAY) * DAY + 12 * HOUR;
+    let day2 = d2 / DAY;
+
+    // run A: retention off, no compaction after the start-up pass
+    let mut a = Skald::start(&dir, &config(false, "1h"));
+    for ts in [now - 6 * DAY, now - 5 * DAY] {
+        push_flush(&a, "long", ts);
+    }
+    for i in 0..3 {
+        push_flush(&a, "long", d2 + i * 10 * NS);
+    }
+    push_flush(&a, "short", d2 + 100 * NS);
+    push_flush(&a, "long", now - HOUR);
+    push_flush(&a, "short", now - HOUR);
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = [d2, d2 + 10 * NS, d2 + 20 * NS, now - HOUR]
+            .iter()
+            .flat_map(|t| [format!("long line at {t}"), format!("long line at {}", t + NS)])
+            .chain([
+                format!("short line at {}", now - HOUR),
+                format!("short line at {}", now - HOUR + NS),
+            ])
+            .collect();
+        v.sort();
+        v
+    };
+    // queries hide what is past retention before any compactor ran
+    let before = all_lines(&a, now);
+    assert_eq!(before, expected);
+    let chunks_before = files(&data, "t/chunks/").len();
+    assert_eq!(chunks_before, 8, "{:?}", files(&data, "t/chunks/"));
+    assert!(segments_of_day(&data, day2) >= 4, "{:?}", files(&data, "t/index/"));
+    // the compactor block is read and shown
+    let r = get(&format!("{}/config", a.url), &[], &[]);
+    assert!(r.body.contains("retention_delete_worker_count: 150"), "{}", r.body);
+    assert!(r.body.contains("compaction_interval: 1h"), "{}", r.body);
+    a.stop();
+
+    // run B: retention on, a pass every second
+    let b = Skald::start(&dir, &config(true, "1s"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let chunks = files(&data, "t/chunks/").len();
+        let segs = segments_of_day(&data, day2);
+        let markers = files(&data, "compactor/markers/").len();
+        if chunks == chunks_before - 3 && segs == 1 && markers == 0 {
+            break;
+        }
+        // answers never change meanwhile
+        assert_eq!(all_lines(&b, now), expected);
+        assert!(
+            Instant::now() < deadline,
+            "compactor did not finish: {chunks} chunks, {segs} segments of day {day2}, {markers} markers; log:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(all_lines(&b, now), expected, "same answer after compaction");
+    // whole expired days lost their segments and filter tables
+    for ts in [now - 6 * DAY, now - 5 * DAY] {
+        let day = ts.div_euclid(DAY);
+        assert_eq!(segments_of_day(&data, day), 0);
+        assert!(files(&data, &format!("t/filters/{day}/")).is_empty());
+    }
+    let log = b.log();
+    assert!(log.contains("retention: deleted chunk objects"), "{log}");
+    let metrics = get(&format!("{}/metrics", b.url), &[], &[]).body;
+    assert!(metrics.contains("loki_compactor_running 1"), "{metrics}");
+    assert!(
+        metrics.contains("loki_boltdb_shipper_compact_tables_operation_total{status=\"success\"}")
+    );
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
