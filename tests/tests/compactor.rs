@@ -14,13 +14,12 @@ use skald_integration_tests::{get, now_ns, post, temp_dir, Skald};
 const NS: i64 = 1_000_000_000;
 const HOUR: i64 = 3_600 * NS;
 const DAY: i64 = 24 * HOUR;
-const TENANT: (&str, &str) = ("X-Scope-OrgID", "t");
-
-/// 72h for every stream, 24h for `{app="short"}`; old samples accepted.
-fn config(retention_enabled: bool, interval: &str) -> String {
+/// 72h for every stream, 24h for `{app="short"}`; old samples accepted; `storage` (the
+/// schema and storage blocks, empty for the local filesystem) appended.
+fn config(retention_enabled: bool, interval: &str, storage: &str) -> String {
     format!(
         "auth_enabled: true
-limits_config:
+{storage}limits_config:
   reject_old_samples: false
   retention_period: 72h
   retention_stream:
@@ -37,14 +36,27 @@ compactor:
     )
 }
 
-fn push_flush(s: &Skald, app: &str, ts: i64) {
+/// What a run needs to know about its storage.
+struct Store<'a> {
+    /// Schema and storage blocks ("" for the local filesystem).
+    yaml: String,
+    tenant: String,
+    /// Object paths under a prefix (relative to the store's root).
+    list: &'a dyn Fn(&str) -> Vec<String>,
+    /// Whether the index is kept as segments in the object store.
+    segments: bool,
+    /// Waits for what must be ready before pushing (DynamoDB tables).
+    ready: &'a dyn Fn(&Skald),
+}
+
+fn push_flush(s: &Skald, tenant: &str, app: &str, ts: i64) {
     let body = json!({"streams": [{"stream": {"app": app}, "values": [
         [ts.to_string(), format!("{app} line at {ts}")],
         [(ts + NS).to_string(), format!("{app} line at {}", ts + NS)],
     ]}]});
     let r = post(
         &format!("{}/loki/api/v1/push", s.url),
-        &[("Content-Type", "application/json"), TENANT],
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", tenant)],
         body.to_string().as_bytes(),
     );
     assert_eq!(r.status, 204, "{}", r.body);
@@ -53,12 +65,12 @@ fn push_flush(s: &Skald, app: &str, ts: i64) {
 }
 
 /// Every line `{app=~"long|short"}` returns over the last 7 days, sorted.
-fn all_lines(s: &Skald, now: i64) -> Vec<String> {
+fn all_lines(s: &Skald, tenant: &str, now: i64) -> Vec<String> {
     let (start, end) = ((now - 7 * DAY).to_string(), (now + 60 * NS).to_string());
     let r = get(
         &format!("{}/loki/api/v1/query_range", s.url),
         &[("query", r#"{app=~"long|short"}"#), ("start", &start), ("end", &end), ("limit", "1000")],
-        &[TENANT],
+        &[("X-Scope-OrgID", tenant)],
     );
     assert_eq!(r.status, 200, "{}", r.body);
     let v: Value = r.json();
@@ -96,30 +108,82 @@ fn files(dir: &Path, part: &str) -> Vec<String> {
     out
 }
 
-fn segments_of_day(dir: &Path, day: i64) -> usize {
-    files(dir, &format!("t/index/{day}/")).len()
-}
-
 #[test]
 fn retention_hides_then_deletes_and_compaction_keeps_answers() {
     let dir = temp_dir("compactor");
-    let data = dir.join("data");
+    let root = dir.join("data").join("chunks");
+    let list = |prefix: &str| files(&root, &format!("{prefix}/"));
+    let store = Store {
+        yaml: String::new(),
+        tenant: "t".into(),
+        list: &list,
+        segments: true,
+        ready: &|_| {},
+    };
+    run(&dir, &store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same over SeaweedFS (chunks, filter tables) and DynamoDB Local (the index).
+#[test]
+fn retention_on_s3_and_dynamodb() {
+    let servers = skald_integration_tests::test_servers();
+    let dir = temp_dir("compactor-aws");
+    let prefix = skald_integration_tests::unique_prefix("cmp");
+    let tenant = prefix.trim_end_matches('_').to_string();
+    let yaml = skald_integration_tests::helm_aws_storage_yaml(
+        &servers,
+        &skald_integration_tests::host_port(&servers.s3_endpoint),
+        &skald_integration_tests::host_port(&servers.dynamodb_endpoint),
+        &prefix,
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let s3 = skald_chunk_store::ObjectChunkStore::s3(
+        &skald_chunk_store::S3Config {
+            prefix: String::new(),
+            ..skald_chunk_store::testsuite::s3_config_from_test_env("compactor")
+        },
+        Default::default(),
+    )
+    .unwrap();
+    let list = |p: &str| {
+        use skald_chunk_store::ChunkStore;
+        rt.block_on(s3.list_prefix(p)).unwrap()
+    };
+    let ready =
+        |s: &Skald| skald_integration_tests::wait_tables_synced(&s.url, Duration::from_secs(120));
+    // the bucket is shared by the test run: a lease left by a killed `skald` of another test
+    // would make this one wait for its expiry (up to 30 min at the default interval)
+    {
+        use skald_chunk_store::ChunkStore;
+        rt.block_on(s3.delete_object(skald_compactor::lease::LEASE_PATH)).unwrap();
+    }
+    let store = Store { yaml, tenant, list: &list, segments: false, ready: &ready };
+    run(&dir, &store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn run(dir: &Path, store: &Store) {
+    let t = store.tenant.as_str();
+    let chunk_files = || (store.list)(&format!("{t}/chunks")).len();
+    let segments_of_day = |day: i64| (store.list)(&format!("{t}/index/{day}")).len();
     let now = now_ns();
     // a day of several segments: two days ago, well inside the day
     let d2 = (now - 2 * DAY).div_euclid(DAY) * DAY + 12 * HOUR;
     let day2 = d2 / DAY;
 
     // run A: retention off, no compaction after the start-up pass
-    let mut a = Skald::start(&dir, &config(false, "1h"));
+    let mut a = Skald::start(dir, &config(false, "1h", &store.yaml));
+    (store.ready)(&a);
     for ts in [now - 6 * DAY, now - 5 * DAY] {
-        push_flush(&a, "long", ts);
+        push_flush(&a, t, "long", ts);
     }
     for i in 0..3 {
-        push_flush(&a, "long", d2 + i * 10 * NS);
+        push_flush(&a, t, "long", d2 + i * 10 * NS);
     }
-    push_flush(&a, "short", d2 + 100 * NS);
-    push_flush(&a, "long", now - HOUR);
-    push_flush(&a, "short", now - HOUR);
+    push_flush(&a, t, "short", d2 + 100 * NS);
+    push_flush(&a, t, "long", now - HOUR);
+    push_flush(&a, t, "short", now - HOUR);
     let expected: Vec<String> = {
         let mut v: Vec<String> = [d2, d2 + 10 * NS, d2 + 20 * NS, now - HOUR]
             .iter()
@@ -133,11 +197,13 @@ fn retention_hides_then_deletes_and_compaction_keeps_answers() {
         v
     };
     // queries hide what is past retention before any compactor ran
-    let before = all_lines(&a, now);
+    let before = all_lines(&a, t, now);
     assert_eq!(before, expected);
-    let chunks_before = files(&data, "t/chunks/").len();
-    assert_eq!(chunks_before, 8, "{:?}", files(&data, "t/chunks/"));
-    assert!(segments_of_day(&data, day2) >= 4, "{:?}", files(&data, "t/index/"));
+    let chunks_before = chunk_files();
+    assert_eq!(chunks_before, 8, "{:?}", (store.list)(&format!("{t}/chunks")));
+    if store.segments {
+        assert!(segments_of_day(day2) >= 4, "{:?}", (store.list)(&format!("{t}/index")));
+    }
     // the compactor block is read and shown
     let r = get(&format!("{}/config", a.url), &[], &[]);
     assert!(r.body.contains("retention_delete_worker_count: 150"), "{}", r.body);
@@ -145,17 +211,17 @@ fn retention_hides_then_deletes_and_compaction_keeps_answers() {
     a.stop();
 
     // run B: retention on, a pass every second
-    let b = Skald::start(&dir, &config(true, "1s"));
+    let b = Skald::start(dir, &config(true, "1s", &store.yaml));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let chunks = files(&data, "t/chunks/").len();
-        let segs = segments_of_day(&data, day2);
-        let markers = files(&data, "compactor/markers/").len();
+        let chunks = chunk_files();
+        let segs = if store.segments { segments_of_day(day2) } else { 1 };
+        let markers = (store.list)(&format!("compactor/markers/{t}")).len();
         if chunks == chunks_before - 3 && segs == 1 && markers == 0 {
             break;
         }
         // answers never change meanwhile
-        assert_eq!(all_lines(&b, now), expected);
+        assert_eq!(all_lines(&b, t, now), expected);
         assert!(
             Instant::now() < deadline,
             "compactor did not finish: {chunks} chunks, {segs} segments of day {day2}, {markers} markers; log:\n{}",
@@ -163,12 +229,12 @@ fn retention_hides_then_deletes_and_compaction_keeps_answers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(all_lines(&b, now), expected, "same answer after compaction");
+    assert_eq!(all_lines(&b, t, now), expected, "same answer after compaction");
     // whole expired days lost their segments and filter tables
     for ts in [now - 6 * DAY, now - 5 * DAY] {
         let day = ts.div_euclid(DAY);
-        assert_eq!(segments_of_day(&data, day), 0);
-        assert!(files(&data, &format!("t/filters/{day}/")).is_empty());
+        assert_eq!(segments_of_day(day), 0);
+        assert!((store.list)(&format!("{t}/filters/{day}")).is_empty());
     }
     let log = b.log();
     assert!(log.contains("retention: deleted chunk objects"), "{log}");
@@ -178,5 +244,4 @@ fn retention_hides_then_deletes_and_compaction_keeps_answers() {
         metrics.contains("loki_boltdb_shipper_compact_tables_operation_total{status=\"success\"}")
     );
     drop(b);
-    let _ = std::fs::remove_dir_all(&dir);
 }
