@@ -245,3 +245,107 @@ fn run(dir: &Path, store: &Store) {
     );
     drop(b);
 }
+
+/// SIGKILLs a compactor at random points of its passes, 10 times, over a store with many
+/// segments and expired chunks: every answer in between is the same, and after a last clean
+/// run no marker, no expired chunk object and no second segment of a day remains.
+#[test]
+fn sigkill_mid_pass_changes_no_answer_and_leaves_no_orphan() {
+    let dir = temp_dir("compactor-kill");
+    let root = dir.join("data").join("chunks");
+    let t = "t";
+    let now = now_ns();
+    let mut a = Skald::start(&dir, &config(false, "1h", ""));
+    // 8 days back, 4 streams, 3 flushes a day: 96 chunks, 12 segments a day
+    let mut expected = Vec::new();
+    for d in 0..8i64 {
+        let base = (now - d * DAY).div_euclid(DAY) * DAY + 6 * HOUR;
+        let base = base.min(now - HOUR);
+        for k in 0..3i64 {
+            for app in ["long", "short", "long2", "short2"] {
+                let app_label = if app.starts_with("long") { "long" } else { "short" };
+                let ts = base + k * 10 * NS + if app.ends_with('2') { NS / 2 } else { 0 };
+                push_flush_stream(&a, t, app_label, app, ts);
+                let kept = if app_label == "long" { ts >= now - 3 * DAY } else { ts >= now - DAY };
+                if kept {
+                    expected.push(format!("{app} line at {ts}"));
+                    expected.push(format!("{app} line at {}", ts + NS));
+                }
+            }
+        }
+    }
+    expected.sort();
+    assert_eq!(all_lines(&a, t, now), expected);
+    a.stop();
+
+    let mut b = Skald::start(&dir, &config(true, "1s", ""));
+    let mut seed = 0x9e37_79b9_u64;
+    for round in 0..10i64 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // new work for this round: expired and kept chunks, more segments in old days
+        for d in [2i64, 4, 6] {
+            let ts = (now - d * DAY).div_euclid(DAY) * DAY + 7 * HOUR + round * NS * 10;
+            for (app, name) in [("long", "long3"), ("short", "short3")] {
+                push_flush_stream(&b, t, app, name, ts);
+                let kept = if app == "long" { ts >= now - 3 * DAY } else { ts >= now - DAY };
+                if kept {
+                    expected.push(format!("{name} line at {ts}"));
+                    expected.push(format!("{name} line at {}", ts + NS));
+                }
+            }
+        }
+        expected.sort();
+        assert_eq!(all_lines(&b, t, now), expected, "round {round}");
+        // killed once it works, at a random point of its passes
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while skald_integration_tests::metric_sum(&b.url, "loki_compactor_running") < 1.0 {
+            assert!(Instant::now() < deadline, "round {round}: the lease never came");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(seed % 400));
+        assert_eq!(all_lines(&b, t, now), expected, "round {round}, mid-pass");
+        b.kill();
+        b.start_again();
+    }
+    // a clean run finishes the work
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let markers = files(&root, "compactor/markers/").len();
+        let days = files(&root, "t/index/");
+        let mut per_day = std::collections::BTreeMap::new();
+        for p in &days {
+            let day = p.split('/').nth(2).unwrap_or_default().to_string();
+            *per_day.entry(day).or_insert(0) += 1;
+        }
+        let chunks = files(&root, "t/chunks/").len();
+        if markers == 0 && per_day.values().all(|n| *n == 1) && chunks * 2 == expected.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{markers} markers, segments {per_day:?}, {chunks} chunks for {} kept lines",
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(all_lines(&b, t, now), expected);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn push_flush_stream(s: &Skald, tenant: &str, app: &str, name: &str, ts: i64) {
+    let body = json!({"streams": [{"stream": {"app": app, "name": name}, "values": [
+        [ts.to_string(), format!("{name} line at {ts}")],
+        [(ts + NS).to_string(), format!("{name} line at {}", ts + NS)],
+    ]}]});
+    let r = post(
+        &format!("{}/loki/api/v1/push", s.url),
+        &[("Content-Type", "application/json"), ("X-Scope-OrgID", tenant)],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = post(&format!("{}/flush", s.url), &[], b"");
+    assert_eq!(r.status, 204, "{}", r.body);
+}

@@ -105,7 +105,7 @@ impl Compactor {
         );
         let interval = config.compaction_interval;
         // a lease outlives a few missed renewals; it is read back a moment after it is written
-        let ttl = interval.saturating_mul(3).max(Duration::from_secs(30));
+        let ttl = interval.saturating_mul(3).max(Duration::from_secs(5));
         let settle = (interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(2));
         let lease = Lease::new(store.clone(), owner, ttl, settle);
         let filters = FilterIndex::new(store.clone(), 0);
