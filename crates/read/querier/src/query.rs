@@ -64,11 +64,14 @@ impl Querier {
     pub(crate) fn lookback_range(&self, start: i64, end: i64) -> Option<(i64, i64)> {
         let now = params::now_ns();
         let (start, end) = query::lookback_range(&self.limits, start, end, now)?;
-        let start = match self.retention() {
-            Some(r) => start.max(r.earliest_kept(now)),
-            None => start,
+        let Some(earliest) = self.retention().map(|r| r.earliest_kept(now)) else {
+            return Some((start, end));
         };
-        (start < end).then_some((start, end))
+        if start >= earliest {
+            // untouched: a reversed range is still the caller's to report
+            return Some((start, end));
+        }
+        (earliest < end).then_some((earliest, end))
     }
 
     /// The tenant's retention rules, when any stream expires (`None`: all kept forever, or a
