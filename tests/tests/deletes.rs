@@ -410,3 +410,40 @@ fn filter_only_hides_without_rewriting() {
     drop(s);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The compactor's own pass processes requests once their cancel period is over: no call to
+/// `/compactor/process_deletes`, and within a few compaction intervals the lines are gone from
+/// the stored chunks.
+#[test]
+fn the_compactor_processes_requests_by_itself() {
+    let dir = temp_dir("deletes-compactor");
+    let config = "auth_enabled: true
+compactor:
+  retention_enabled: true
+  compaction_interval: 1s
+  delete_request_cancel_period: 1s
+";
+    let s = Skald::start(&dir, config);
+    let cx = Ctx { s: &s, tenant: "t".to_string() };
+    let t0 = now_ns() - 30 * 60 * NS;
+    let values = (0..50).map(|i| (t0 + i * NS, format!("line {i} token={}", i % 2))).collect();
+    cx.push(json!({"app": "c"}), values);
+    cx.flush();
+    let start = ((t0 - 60 * NS) / NS).to_string();
+    let (r, _) = cx.request("POST", &[("query", r#"{app="c"} |= "token=1""#), ("start", &start)]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lines = chunk_lines(fs_chunks(&dir, "t"));
+        if lines.len() == 25 {
+            assert!(lines.iter().all(|l| l.ends_with("token=0")), "{lines:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not processed: {} lines", lines.len());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (r, _) = cx.request("GET", &[]);
+    assert!(r.body.contains("\"processed\""), "{}", r.body);
+    drop(s);
+    std::fs::remove_dir_all(&dir).ok();
+}

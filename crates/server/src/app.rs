@@ -33,6 +33,10 @@ async fn shutdown(mut modules: Modules, shutdown_tx: watch::Sender<bool>) {
     if let Some(t) = modules.grpc_task.take() {
         let _ = t.await;
     }
+    // a pass under way is not waited for long: its work is redone by the next one
+    if let Some(t) = modules.compactor_task.take() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+    }
     if let Some(t) = modules.ingester_task.take() {
         let _ = t.await;
     }

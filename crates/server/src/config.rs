@@ -157,9 +157,8 @@ pub struct Config {
     #[allow(missing_docs)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ruler: Option<serde_yaml::Value>,
-    #[allow(missing_docs)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compactor: Option<serde_yaml::Value>,
+    /// Loki's `compactor` block: retention and index compaction (`-target=compactor`).
+    pub compactor: skald_compactor::CompactorConfig,
     /// Loki's `memberlist` block: gossip membership for the ring, read by
     /// [`Config::memberlist`]. Unlike its neighbours it is acted on; it sits among them only to
     /// keep `/config`'s key order.
@@ -177,11 +176,10 @@ impl Config {
     /// Names of accepted-but-ignored Loki blocks present in this config.
     pub fn ignored_blocks(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let blocks: [(&'static str, bool); 5] = [
+        let blocks: [(&'static str, bool); 4] = [
             ("analytics", self.analytics.is_some()),
             ("query_scheduler", self.query_scheduler.is_some()),
             ("ruler", self.ruler.is_some()),
-            ("compactor", self.compactor.is_some()),
             ("tracing", self.tracing.is_some()),
         ];
         for (name, present) in blocks {

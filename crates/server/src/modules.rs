@@ -3,6 +3,7 @@
 //! them: each module has one file under `modules/` with an `init_*` that builds it into the
 //! shared [`Modules`]. Adding a target is adding a [`Module`], its dependencies, and its file.
 
+mod compactor;
 mod distributor;
 pub mod ingester;
 mod ingester_client;
@@ -47,6 +48,8 @@ pub enum Module {
     TableManager,
     /// Splits, queues and caches queries in front of the queriers.
     QueryFrontend,
+    /// Retention and index compaction (one process at a time works).
+    Compactor,
 }
 
 impl Module {
@@ -61,6 +64,7 @@ impl Module {
             Module::Querier => "querier",
             Module::TableManager => "table-manager",
             Module::QueryFrontend => "query-frontend",
+            Module::Compactor => "compactor",
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Modules {
     /// Every tenant's limits: `limits_config` and the runtime configuration's overrides
     /// (loaded, and reloaded while running, by the server module).
     pub runtime: Arc<crate::runtime_config::RuntimeState>,
+    /// The compactor's loop; it ends on shutdown, giving its lease up.
+    pub compactor_task: Option<JoinHandle<()>>,
 }
 
 impl Modules {
@@ -144,6 +150,7 @@ impl Modules {
             frontend_queue: None,
             worker_tasks: Vec::new(),
             runtime,
+            compactor_task: None,
         };
         Ok((modules, shutdown_tx))
     }
@@ -167,6 +174,7 @@ impl Modules {
             Module::Querier => querier::init_querier(self),
             Module::TableManager => table_manager::init_table_manager(self),
             Module::QueryFrontend => query_frontend::init_query_frontend(self),
+            Module::Compactor => compactor::init_compactor(self),
         }
     }
 
@@ -190,13 +198,14 @@ fn deps(m: Module) -> &'static [Module] {
         Module::Querier => &[Module::Server, Module::Store, Module::IngesterClient],
         Module::TableManager => &[Module::Server],
         Module::QueryFrontend => &[Module::Server],
+        Module::Compactor => &[Module::Server, Module::Store],
     }
 }
 
 /// A target that names no module; `Display` is what startup prints.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unrecognised target `{0}` (known: all, distributor, ingester, querier, query-frontend, table-manager)"
+    "unrecognised target `{0}` (known: all, compactor, distributor, ingester, querier, query-frontend, table-manager)"
 )]
 pub struct UnknownTarget(pub String);
 
@@ -209,8 +218,10 @@ pub fn resolve(target: &str) -> Result<Vec<Module>, UnknownTarget> {
             Module::Distributor,
             Module::Querier,
             Module::QueryFrontend,
+            Module::Compactor,
         ],
         "table-manager" => &[Module::TableManager],
+        "compactor" => &[Module::Compactor],
         "ingester" => &[Module::Ingester],
         "distributor" => &[Module::Distributor],
         "querier" => &[Module::Querier],
@@ -283,6 +294,7 @@ mod tests {
                 Module::Distributor,
                 Module::Querier,
                 Module::QueryFrontend,
+                Module::Compactor,
             ]
         );
         assert_eq!(resolve("").unwrap(), resolve("all").unwrap());
@@ -318,15 +330,29 @@ mod tests {
     }
 
     #[test]
+    fn compactor_starts_the_store_only() {
+        assert_eq!(
+            resolve("compactor").unwrap(),
+            vec![Module::Server, Module::Store, Module::Compactor]
+        );
+    }
+
+    #[test]
     fn table_manager_starts_no_store() {
         assert_eq!(resolve("table-manager").unwrap(), vec![Module::Server, Module::TableManager]);
     }
 
     #[test]
     fn every_dependency_starts_before_its_module() {
-        for target in
-            ["all", "distributor", "ingester", "querier", "query-frontend", "table-manager"]
-        {
+        for target in [
+            "all",
+            "compactor",
+            "distributor",
+            "ingester",
+            "querier",
+            "query-frontend",
+            "table-manager",
+        ] {
             let order = resolve(target).unwrap();
             for (i, m) in order.iter().enumerate() {
                 for d in deps(*m) {

@@ -55,7 +55,7 @@ fn query_param(query: &Option<String>, name: &str) -> Option<String> {
 
 /// `/config`.
 pub async fn config(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
-    // typed secrets serialize masked; the raw blocks (`ruler`, `compactor`, ...) are masked here
+    // typed secrets serialize masked; the raw blocks (`ruler`, ...) are masked here
     let mut actual = serde_yaml::to_value(&*state.config).unwrap_or(Value::Null);
     crate::secret::redact_value(&mut actual);
     let mut defaults =

@@ -6,7 +6,7 @@
 //! - [`SecretUrl`] holds a URL that may carry `user:password@` (`storage_config.aws.s3`,
 //!   `dynamodb_url`). It serializes and prints with the password replaced by `xxxxx`, as Go's
 //!   `url.Redacted` does in Loki's `/config`.
-//! - [`redact_value`] masks the blocks Skald keeps as raw YAML (`ruler`, `compactor`,
+//! - [`redact_value`] masks the blocks Skald keeps as raw YAML (`ruler`,
 //!   `query_range`, ...): the values of the keys Loki types as secrets, and URL passwords.
 //!
 //! The clear text is reachable only through `expose()`, at the few places that sign requests.

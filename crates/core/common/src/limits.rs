@@ -47,10 +47,30 @@ pub enum LimitsError {
         /// The value given.
         value: f64,
     },
+    /// A `retention_stream` period is under 24h (Loki's text).
+    #[error("retention period must be >= 24h was {0}")]
+    StreamRetentionTooShort(String),
     /// `otlp_config` has a bad rule.
     #[error(transparent)]
     Otlp(#[from] crate::otlp::OtlpConfigError),
 }
+
+/// One `retention_stream` rule of `limits_config`: Loki's keys.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRetention {
+    /// How long the matching streams are kept.
+    #[serde(with = "units::duration")]
+    pub period: Duration,
+    /// Among several matching rules, the highest priority wins.
+    #[serde(default)]
+    pub priority: i64,
+    /// A stream selector (`{app="nginx"}`), parsed by whoever applies the rule.
+    pub selector: String,
+}
+
+/// The shortest retention Loki accepts for a `retention_stream` rule.
+pub const MIN_STREAM_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Per-tenant limits (`limits_config`). `Default` gives Loki's defaults.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
@@ -211,6 +231,10 @@ pub struct Limits {
     /// Retention period; 0 keeps data forever.
     #[serde(with = "units::duration")]
     pub retention_period: Duration,
+    /// Per-stream retention rules: the matching rule with the highest priority sets a stream's
+    /// retention (ties: the shorter period), else `retention_period` does. Each period must be
+    /// at least 24h, as in Loki.
+    pub retention_stream: Vec<StreamRetention>,
     /// `disabled`, `filter-only` or `filter-and-delete`.
     pub deletion_mode: String,
 
@@ -312,6 +336,7 @@ impl Default for Limits {
             volume_enabled: true,
             volume_max_series: 1000,
             retention_period: Duration::ZERO,
+            retention_stream: Vec::new(),
             deletion_mode: "filter-and-delete".to_string(),
             otlp_config: crate::otlp::OtlpConfig::default(),
         }
@@ -339,6 +364,13 @@ impl Limits {
                 return Err(LimitsError::NegativeRate { field, value });
             }
         }
+        for rule in &self.retention_stream {
+            if rule.period < MIN_STREAM_RETENTION {
+                return Err(LimitsError::StreamRetentionTooShort(units::format_duration(
+                    rule.period,
+                )));
+            }
+        }
         self.otlp_config.validate()?;
         Ok(())
     }
@@ -347,6 +379,22 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_retention_under_a_day_is_refused_as_loki_does() {
+        let l: Limits = serde_yaml::from_str(
+            "retention_stream:\n- selector: '{app=\"a\"}'\n  priority: 1\n  period: 1h\n",
+        )
+        .unwrap();
+        // Loki 3.x: `invalid limits_config config: retention period must be >= 24h was 1h`
+        assert_eq!(l.validate().unwrap_err().to_string(), "retention period must be >= 24h was 1h");
+        let ok: Limits = serde_yaml::from_str(
+            "retention_period: 1h\nretention_stream:\n- selector: '{a=\"b\"}'\n  period: 48h\n",
+        )
+        .unwrap();
+        assert!(ok.validate().is_ok(), "a global period under 24h is accepted, as in Loki");
+        assert_eq!(ok.retention_stream[0].priority, 0);
+    }
 
     #[test]
     fn defaults_match_loki() {

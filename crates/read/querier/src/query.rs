@@ -60,8 +60,40 @@ impl Querier {
     }
 
     /// Loki's `max_query_lookback` ([`query::lookback_range`]) at the current time.
+    ///
+    /// Retention, too: the start moves up to the oldest time any stream of the tenant keeps
+    /// (`now - ` the longest of `retention_period` and the `retention_stream` periods), so
+    /// that nothing past retention is returned even before the compactor deleted it; the
+    /// streams a shorter `retention_stream` rule covers are cut in [`Self::retention`]'s
+    /// cutoffs by the store source.
     pub(crate) fn lookback_range(&self, tenant: &str, start: i64, end: i64) -> Option<(i64, i64)> {
-        query::lookback_range(&self.limits(tenant), start, end, params::now_ns())
+        let now = params::now_ns();
+        let (start, end) = query::lookback_range(&self.limits(tenant), start, end, now)?;
+        let Some(earliest) = self.retention(tenant).map(|r| r.earliest_kept(now)) else {
+            return Some((start, end));
+        };
+        if start >= earliest {
+            // untouched: a reversed range is still the caller's to report
+            return Some((start, end));
+        }
+        (earliest < end).then_some((earliest, end))
+    }
+
+    /// The tenant's retention rules, when any stream expires (`None`: all kept forever, or a
+    /// `retention_stream` selector that does not parse, logged: the compactor refuses it too).
+    pub(crate) fn retention(&self, tenant: &str) -> Option<skald_compactor::Retention> {
+        let limits = self.limits(tenant);
+        if limits.retention_period.is_zero() && limits.retention_stream.is_empty() {
+            return None;
+        }
+        match skald_compactor::Retention::new(&limits) {
+            Ok(r) if !r.keeps_everything() => Some(r),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(%error, "retention rules unusable, not applied to queries");
+                None
+            }
+        }
     }
 
     /// Loki's `max_query_length` check ([`query::check_query_length`]).

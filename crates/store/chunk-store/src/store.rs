@@ -70,6 +70,22 @@ pub trait ChunkStore: Send + Sync {
     /// `prefix` matches whole segments: `a/b` lists `a/b/c` but not `a/bc`. An empty prefix
     /// lists everything; a prefix with no objects gives an empty list.
     async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// The names of the directories directly below `prefix` (`""`: the top level), sorted:
+    /// the tenants, for the compactor. The default derives them from [`Self::list_prefix`];
+    /// a store that can list one level at a time overrides it.
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let base = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        let mut dirs: Vec<String> = self
+            .list_prefix(prefix)
+            .await?
+            .iter()
+            .filter_map(|p| p.strip_prefix(&base)?.split_once('/').map(|(d, _)| d.to_string()))
+            .collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        Ok(dirs)
+    }
 }
 
 /// Tuning of [`ObjectChunkStore`].
@@ -450,6 +466,26 @@ impl ChunkStore for ObjectChunkStore {
         };
         paths.sort_unstable();
         Ok(paths)
+    }
+
+    async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
+        let location = if prefix.is_empty() { None } else { Some(parse_path(prefix)?) };
+        let listed = self
+            .retry("list", prefix, || async {
+                self.store.list_with_delimiter(location.as_ref()).await
+            })
+            .await;
+        let mut dirs: Vec<String> = match listed {
+            Err(Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+            Ok(result) => result
+                .common_prefixes
+                .iter()
+                .filter_map(|p| p.filename().map(str::to_string))
+                .collect(),
+        };
+        dirs.sort_unstable();
+        Ok(dirs)
     }
 }
 

@@ -129,6 +129,13 @@ pub async fn objects_and_listing(store: &dyn ChunkStore) {
         store.list_prefix("suite-list/index/19700").await.expect("list"),
         vec![paths[1].to_string()]
     );
+    assert_eq!(
+        store.list_dirs("suite-list/index").await.expect("list dirs"),
+        vec!["19700", "19701", "197010"]
+    );
+    assert_eq!(store.list_dirs("suite-list").await.expect("list dirs"), vec!["chunks", "index"]);
+    assert!(store.list_dirs("").await.expect("top level").contains(&"suite-list".to_string()));
+    assert!(store.list_dirs("suite-list/nothing-here").await.expect("missing").is_empty());
 }
 
 /// `get_many` returns results in key order, with `NotFound` for missing keys.

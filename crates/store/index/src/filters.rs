@@ -193,6 +193,78 @@ impl FilterIndex {
         Ok(ChunkFilters::new(tables.into_iter().flatten().collect()))
     }
 
+    /// The days of `tenant` with filter tables, sorted.
+    pub async fn days(&self, tenant: &str) -> Result<Vec<i64>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let paths = self.store.list_prefix(&format!("{tenant}/filters")).await?;
+        let days: std::collections::BTreeSet<i64> =
+            paths.iter().filter_map(|p| table_day(tenant, p)).collect();
+        Ok(days.into_iter().collect())
+    }
+
+    /// Replaces the tables of `tenant`'s `day` with one holding their entries except the
+    /// chunks `exclude` names; returns how many tables were replaced. With nothing to exclude
+    /// a day of one table is left as it is; a day left with no entry loses all its tables.
+    /// The new table is written before the old ones are deleted; a needle search that lists
+    /// the old tables and finds one gone judges its chunks by their own filters (still right).
+    pub async fn rewrite_day(
+        &self,
+        tenant: &str,
+        day: i64,
+        exclude: &std::collections::HashSet<ChunkId>,
+    ) -> Result<usize> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let mut paths = self.store.list_prefix(&format!("{tenant}/filters/{day}")).await?;
+        paths.retain(|p| table_day(tenant, p) == Some(day));
+        if paths.is_empty() || (exclude.is_empty() && paths.len() == 1) {
+            return Ok(0);
+        }
+        let mut entries: HashMap<ChunkId, NgramFilter> = HashMap::new();
+        let mut removed = 0usize;
+        for p in &paths {
+            let bytes = match self.store.get_object(p).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => return Ok(0),
+                Err(e) => return Err(e.into()),
+            };
+            // a table that cannot be decoded is dropped with the rewrite: its chunks are
+            // judged by their own filters, as when it could not be read
+            let table = match FilterTable::decode(&bytes) {
+                Ok(t) => t,
+                Err(error) => {
+                    tracing::warn!(path = %p, %error, "corrupt filter table dropped by compaction");
+                    continue;
+                }
+            };
+            for (id, f) in table.entries() {
+                if exclude.contains(id) {
+                    removed += 1;
+                } else {
+                    entries.entry(*id).or_insert_with(|| f.clone());
+                }
+            }
+        }
+        if removed == 0 && paths.len() == 1 {
+            return Ok(0);
+        }
+        let mut keep = None;
+        if !entries.is_empty() {
+            let bytes = FilterTable::new(entries).encode();
+            let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+            let path = filter_table_path(tenant, day, &id);
+            self.store.put_object(&path, bytes::Bytes::from(bytes)).await?;
+            keep = Some(path);
+        }
+        let mut replaced = 0;
+        for p in paths {
+            if Some(&p) != keep.as_ref() {
+                self.store.delete_object(&p).await?;
+                replaced += 1;
+            }
+        }
+        Ok(replaced)
+    }
+
     /// One table, from the cache when possible; `None` (logged) when it cannot be read.
     async fn load(&self, path: String) -> Option<Arc<FilterTable>> {
         if let Some(t) = self.cache.get(&path) {
@@ -200,6 +272,11 @@ impl FilterIndex {
         }
         let bytes = match self.store.get_object(&path).await {
             Ok(b) => b,
+            Err(error) if error.is_not_found() => {
+                // replaced by a compaction since it was listed
+                tracing::debug!(path = %path, "filter table gone");
+                return None;
+            }
             Err(error) => {
                 tracing::warn!(path = %path, %error, "cannot read filter table");
                 return None;

@@ -8,7 +8,7 @@ use skald_model::{LabelMatcher, Labels};
 
 use crate::chunk_ref::{sort_dedup, ChunkRef};
 use crate::error::Result;
-use crate::store::{group_by_day, IndexStore, SeriesChunks};
+use crate::store::{day_of, deleted_by_day, group_by_day, IndexStore, SeriesChunks};
 
 /// An [`IndexStore`] that keeps every `(labels, chunk)` pair in memory and answers queries by
 /// checking each series with [`LabelMatcher::all_match`]. It shares no query code with
@@ -78,6 +78,34 @@ impl IndexStore for MemIndexStore {
                     series.remove(&labels);
                 }
             }
+        }
+        Ok(())
+    }
+
+    async fn days(&self, tenant: &str) -> Result<Vec<i64>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let tenants = self.tenants.read();
+        let mut days: Vec<i64> = tenants
+            .get(tenant)
+            .into_iter()
+            .flat_map(|series| series.values().flatten())
+            .flat_map(|c| day_of(c.from)..=day_of(c.through))
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
+    }
+
+    async fn delete_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let gone: std::collections::HashSet<_> =
+            deleted_by_day(&refs).into_values().flatten().collect();
+        let mut tenants = self.tenants.write();
+        if let Some(series) = tenants.get_mut(tenant) {
+            for chunks in series.values_mut() {
+                chunks.retain(|c| !gone.contains(&c.identity()));
+            }
+            series.retain(|_, chunks| !chunks.is_empty());
         }
         Ok(())
     }

@@ -13,8 +13,8 @@ use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
 use crate::segment::{Segment, SegmentBuilder};
 use crate::store::{
-    day_of, group_by_day, segment_label_names, segment_label_values, IndexStore, Merger,
-    SeriesChunks,
+    day_of, deleted_by_day, group_by_day, segment_label_names, segment_label_values, IndexStore,
+    Merger, SeriesChunks,
 };
 
 /// Tuning of [`ObjectIndexStore`].
@@ -140,13 +140,106 @@ impl ObjectIndexStore {
     }
 
     /// Loads every segment of `tenant` overlapping `[from, through]`.
+    ///
+    /// A segment listed but gone when it is read was replaced by a compaction or retention
+    /// rewrite, which writes the new segment before it deletes the old ones: the days are
+    /// listed again and read anew (a few times), so a query racing a rewrite sees either the
+    /// old segments or the new one, never a mix missing entries.
     async fn segments(&self, tenant: &str, from: i64, through: i64) -> Result<Vec<Arc<Segment>>> {
-        let paths = self.segment_paths(tenant, from, through).await?;
-        futures::stream::iter(paths)
-            .map(|p| self.load(p))
-            .buffer_unordered(self.config.load_concurrency.max(1))
-            .try_collect()
+        const ATTEMPTS: usize = 4;
+        let mut attempt = 1;
+        loop {
+            let paths = self.segment_paths(tenant, from, through).await?;
+            let loaded = futures::stream::iter(paths)
+                .map(|p| self.load(p))
+                .buffer_unordered(self.config.load_concurrency.max(1))
+                .try_collect()
+                .await;
+            match loaded {
+                Err(Error::Store(e)) if e.is_not_found() && attempt < ATTEMPTS => {
+                    tracing::debug!(
+                        tenant,
+                        attempt,
+                        "index segment replaced while read, listing again"
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Replaces the segments of `tenant`'s `day` with one holding their entries except the
+    /// chunks `exclude` names (identities); returns how many segments were replaced. With
+    /// nothing to exclude, a day of one segment is left as it is. The new segment is written
+    /// before the old ones are deleted, so every moment a listing of the day finds all of the
+    /// day's entries (the old segments, or the new one, or both: answers merge duplicates).
+    async fn rewrite_day(
+        &self,
+        tenant: &str,
+        day: i64,
+        exclude: &HashSet<(i64, i64, u64, u32)>,
+    ) -> Result<usize> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let mut paths = self.store.list_prefix(&format!("{tenant}/index/{day}")).await?;
+        paths.retain(|p| segment_day(tenant, p) == Some(day));
+        if paths.is_empty() || (exclude.is_empty() && paths.len() == 1) {
+            return Ok(0);
+        }
+        let mut segments = Vec::with_capacity(paths.len());
+        for p in &paths {
+            match self.store.get_object(p).await {
+                Ok(bytes) => segments.push(Segment::decode(&bytes).map_err(|e| {
+                    Error::CorruptSegment { path: p.clone(), reason: e.to_string() }
+                })?),
+                // another rewrite got there first; the next pass sees its result
+                Err(e) if e.is_not_found() => return Ok(0),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let compress = self.config.compress;
+        let exclude = exclude.clone();
+        let (removed, encoded) =
+            tokio::task::spawn_blocking(move || -> Result<(usize, Option<Vec<u8>>)> {
+                let mut builder = SegmentBuilder::new();
+                let mut removed = 0;
+                for seg in &segments {
+                    for s in seg.series() {
+                        for c in &s.chunks {
+                            if exclude.contains(&c.identity()) {
+                                removed += 1;
+                            } else {
+                                builder.add(s.labels.clone(), *c);
+                            }
+                        }
+                    }
+                }
+                if builder.is_empty() {
+                    return Ok((removed, None));
+                }
+                Ok((removed, Some(builder.encode(compress)?)))
+            })
             .await
+            .map_err(Error::Task)??;
+        if removed == 0 && paths.len() == 1 {
+            return Ok(0);
+        }
+        let mut keep = None;
+        if let Some(bytes) = encoded {
+            let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+            let path = segment_path(tenant, day, &id);
+            self.store.put_object(&path, bytes::Bytes::from(bytes)).await?;
+            keep = Some(path);
+        }
+        let mut replaced = 0;
+        for p in paths {
+            if Some(&p) != keep.as_ref() {
+                self.store.delete_object(&p).await?;
+                replaced += 1;
+            }
+        }
+        tracing::debug!(tenant, day, replaced, removed, "rewrote index day");
+        Ok(replaced)
     }
 }
 
@@ -183,57 +276,36 @@ impl IndexStore for ObjectIndexStore {
         Ok(())
     }
 
-    /// Writes `new` as a segment of its own, then rewrites each segment of the days `old`
-    /// spans that lists one of them without it (the new segment is written before the old
-    /// one is deleted; a segment left empty is only deleted).
+    /// Writes `new` as a segment of its own, then rewrites the days `old` spans without it
+    /// ([`IndexStore::delete_chunks`]: each day's segments become one, written before the old
+    /// ones are deleted).
     async fn replace_chunks(
         &self,
         tenant: &str,
         old: Vec<(Labels, ChunkRef)>,
         new: Vec<(Labels, ChunkRef)>,
     ) -> Result<()> {
+        group_by_day(tenant, old.clone())?;
         self.write_chunks(tenant, new).await?;
-        let mut days: std::collections::BTreeMap<i64, HashSet<(Labels, (i64, i64, u64, u32))>> =
-            Default::default();
-        for (day, refs) in group_by_day(tenant, old)? {
-            days.entry(day).or_default().extend(refs.into_iter().map(|(l, c)| (l, c.identity())));
-        }
-        for (day, gone) in days {
-            let from = day * crate::store::NANOS_PER_DAY;
-            let paths = self.segment_paths(tenant, from, from).await?;
-            for path in paths {
-                let seg = self.load(path.clone()).await?;
-                let hit = seg.series().iter().any(|s| {
-                    s.chunks.iter().any(|c| gone.contains(&(s.labels.clone(), c.identity())))
-                });
-                if !hit {
-                    continue;
-                }
-                let mut builder = SegmentBuilder::new();
-                for s in seg.series() {
-                    for c in &s.chunks {
-                        if !gone.contains(&(s.labels.clone(), c.identity())) {
-                            builder.add(s.labels.clone(), *c);
-                        }
-                    }
-                }
-                if !builder.is_empty() {
-                    let compress = self.config.compress;
-                    let bytes = tokio::task::spawn_blocking(move || builder.encode(compress))
-                        .await
-                        .map_err(Error::Task)??;
-                    let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
-                    let new_path = segment_path(tenant, day, &id);
-                    if new_path == path {
-                        continue;
-                    }
-                    self.store.put_object(&new_path, bytes::Bytes::from(bytes)).await?;
-                }
-                self.store.delete_object(&path).await?;
-                tracing::debug!(path = %path, "rewrote index segment without replaced chunks");
-            }
+        self.delete_chunks(tenant, old).await
+    }
+
+    async fn days(&self, tenant: &str) -> Result<Vec<i64>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let paths = self.store.list_prefix(&format!("{tenant}/index")).await?;
+        let days: BTreeSet<i64> = paths.iter().filter_map(|p| segment_day(tenant, p)).collect();
+        Ok(days.into_iter().collect())
+    }
+
+    async fn delete_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()> {
+        for (day, exclude) in deleted_by_day(&refs) {
+            self.rewrite_day(tenant, day, &exclude).await?;
         }
         Ok(())
+    }
+
+    async fn compact_day(&self, tenant: &str, day: i64) -> Result<usize> {
+        self.rewrite_day(tenant, day, &HashSet::new()).await
     }
 
     async fn series(

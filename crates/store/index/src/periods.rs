@@ -107,6 +107,32 @@ impl IndexStore for PeriodIndexStore {
         Ok(())
     }
 
+    async fn days(&self, tenant: &str) -> Result<Vec<i64>> {
+        let answers =
+            futures::future::try_join_all(self.periods.iter().map(|(_, s)| s.days(tenant))).await?;
+        let mut days: Vec<i64> = answers.into_iter().flatten().collect();
+        days.sort_unstable();
+        days.dedup();
+        Ok(days)
+    }
+
+    async fn delete_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()> {
+        // every period may list a chunk (it is written to each it overlaps), and removing
+        // what a period does not hold is a no-op
+        for (_, s) in &self.periods {
+            s.delete_chunks(tenant, refs.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn compact_day(&self, tenant: &str, day: i64) -> Result<usize> {
+        let mut replaced = 0;
+        for (_, s) in &self.periods {
+            replaced += s.compact_day(tenant, day).await?;
+        }
+        Ok(replaced)
+    }
+
     async fn series(
         &self,
         tenant: &str,

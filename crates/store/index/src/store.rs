@@ -96,6 +96,37 @@ pub trait IndexStore: Send + Sync {
     ) -> Result<Vec<String>> {
         Ok(label_values_of(&self.series(tenant, matchers, from, through).await?, name))
     }
+
+    /// The index days of `tenant` holding entries, sorted (the compactor's unit of work).
+    async fn days(&self, tenant: &str) -> Result<Vec<i64>>;
+
+    /// Removes the entries of `refs` (a chunk spanning several days from each of them):
+    /// queries no longer return them. Chunks that are not indexed are ignored, so a repeated
+    /// call is harmless. The chunk objects themselves are the caller's to delete, after this.
+    async fn delete_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()>;
+
+    /// Merges the storage units of one index day into one (the segments of an object-store
+    /// index), so that queries read fewer objects; answers do not change. Returns how many
+    /// units were replaced (0: nothing to do, or a store without such units).
+    async fn compact_day(&self, _tenant: &str, _day: i64) -> Result<usize> {
+        Ok(0)
+    }
+}
+
+/// The days of `refs`, each with the identities of the chunks listed in it.
+pub(crate) fn deleted_by_day(
+    refs: &[(Labels, ChunkRef)],
+) -> BTreeMap<i64, std::collections::HashSet<(i64, i64, u64, u32)>> {
+    let mut out: BTreeMap<i64, std::collections::HashSet<_>> = BTreeMap::new();
+    for (_, c) in refs {
+        if c.from > c.through || c.through - c.from >= MAX_CHUNK_DAYS * NANOS_PER_DAY {
+            continue;
+        }
+        for day in days_spanned(c.from, c.through) {
+            out.entry(day).or_default().insert(c.identity());
+        }
+    }
+    out
 }
 
 /// Checks the tenant and every chunk ref, then groups refs by index day.

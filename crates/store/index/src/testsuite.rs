@@ -26,6 +26,7 @@ pub async fn run_all(index: &dyn IndexStore) {
     invalid_input_is_refused(index).await;
     empty_results(index).await;
     replace_swaps_refs(index).await;
+    deletes_and_compaction(index).await;
 }
 
 fn labels(s: &str) -> Labels {
@@ -329,4 +330,40 @@ pub async fn replace_swaps_refs(index: &dyn IndexStore) {
     index.replace_chunks(t, vec![(b.clone(), other)], vec![]).await.expect("remove again");
     let got = index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series");
     assert_eq!(got, vec![SeriesChunks { labels: a, chunks: vec![kept, new] }]);
+}
+
+/// `days`, `compact_day` (answers unchanged) and `delete_chunks` (entries gone from every day
+/// a chunk spans; deleting again or deleting unknown chunks is harmless).
+pub async fn deletes_and_compaction(index: &dyn IndexStore) {
+    let t = "suite-deletes";
+    let a = labels(r#"{app="a"}"#);
+    let b = labels(r#"{app="b"}"#);
+    let day = T0 / DAY;
+    let (a1, a2) = (chunk(&a, T0 + HOUR, T0 + 2 * HOUR), chunk(&a, T0 + 3 * HOUR, T0 + 4 * HOUR));
+    let b1 = chunk(&b, T0 + DAY - HOUR, T0 + DAY + HOUR); // spans two days
+    index.write_chunks(t, vec![(a.clone(), a1)]).await.expect("write");
+    index.write_chunks(t, vec![(a.clone(), a2)]).await.expect("write");
+    index.write_chunks(t, vec![(b.clone(), b1)]).await.expect("write");
+    assert_eq!(index.days(t).await.expect("days"), vec![day, day + 1]);
+    let before = index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series");
+    for d in [day, day + 1] {
+        index.compact_day(t, d).await.expect("compact");
+    }
+    assert_eq!(index.compact_day(t, day).await.expect("compact again"), 0, "one unit left");
+    assert_eq!(index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series"), before);
+
+    index.delete_chunks(t, vec![(a.clone(), a1), (b.clone(), b1)]).await.expect("delete");
+    let after = index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series");
+    assert_eq!(names(&after), vec![r#"{app="a"}"#]);
+    assert_eq!(after[0].chunks, vec![a2]);
+    assert!(index.series(t, &[], T0 + DAY, T0 + 2 * DAY).await.expect("series").is_empty());
+    assert_eq!(index.label_values(t, "app", T0, T0 + 2 * DAY, &[]).await.expect("values"), ["a"]);
+    // again, and an unknown chunk: no error, nothing else changes
+    index
+        .delete_chunks(t, vec![(a.clone(), a1), (b.clone(), chunk(&b, T0, T0 + 1))])
+        .await
+        .expect("delete again");
+    assert_eq!(index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series"), after);
+    index.delete_chunks(t, vec![(a.clone(), a2)]).await.expect("delete last");
+    assert!(index.series(t, &[], T0, T0 + 2 * DAY).await.expect("series").is_empty());
 }

@@ -235,6 +235,20 @@ impl StoreSource {
                 .or_insert_with(|| PendingStream { chunks: Vec::new(), recent: Vec::new() })
                 .recent = s.entries;
         }
+        // streams a shorter `retention_stream` rule covers: their chunks wholly past it, and
+        // their recent entries past it, are left out (the range's start already honours the
+        // longest retention)
+        if let Some(retention) = self.querier.retention(&self.tenant) {
+            let now = skald_loghttp::params::now_ns();
+            streams.retain(|labels, s| {
+                let cutoff = retention.cutoff(labels, now);
+                if cutoff > start {
+                    s.chunks.retain(|c| c.through >= cutoff);
+                    s.recent.retain(|e| e.ts >= cutoff);
+                }
+                !s.chunks.is_empty() || !s.recent.is_empty()
+            });
+        }
         Ok(streams)
     }
 }

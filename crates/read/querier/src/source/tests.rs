@@ -531,3 +531,56 @@ fn query_limits_are_the_tenants() {
     overrides.replace(Default::default());
     q.check_limit("small", 11).unwrap();
 }
+
+#[test]
+fn retention_moves_the_start_up_and_cuts_streams_of_shorter_rules() {
+    let day = 86_400_000_000_000i64;
+    let limits = Limits {
+        retention_period: Duration::from_secs(72 * 3600),
+        retention_stream: vec![skald_common::limits::StreamRetention {
+            selector: r#"{app="short"}"#.into(),
+            priority: 1,
+            period: Duration::from_secs(24 * 3600),
+        }],
+        ..Limits::default()
+    };
+    let mut s = source(limits);
+    s.handle = runtime().handle().clone();
+    let now = skald_loghttp::params::now_ns();
+    let (start, end) =
+        s.limit_range(&selector(r#"{app="long"}"#), now - 7 * day, now).unwrap().unwrap();
+    assert_eq!(end, now);
+    assert!(
+        (start - (now - 3 * day)).abs() < 1_000_000_000,
+        "the longest retention bounds the range"
+    );
+    assert_eq!(
+        s.limit_range(&selector(r#"{app="x"}"#), now - 7 * day, now - 4 * day).unwrap(),
+        None
+    );
+
+    // chunks of `short` older than 24h are left out; `long` keeps its chunks
+    let index = s.querier.index.clone();
+    let chunk = |labels: &Labels, from: i64| skald_index::ChunkRef {
+        fingerprint: labels.hash(),
+        from,
+        through: from + 1_000,
+        checksum: 1,
+        entries: 1,
+        uncompressed_bytes: 1,
+        compressed_bytes: 1,
+        stats_bytes: 1,
+    };
+    let (long, short) =
+        (Labels::parse(r#"{app="long"}"#).unwrap(), Labels::parse(r#"{app="short"}"#).unwrap());
+    let refs = vec![
+        (long.clone(), chunk(&long, now - 2 * day)),
+        (short.clone(), chunk(&short, now - 2 * day)),
+        (short.clone(), chunk(&short, now - day / 2)),
+    ];
+    s.handle.block_on(index.write_chunks("t", refs)).unwrap();
+    let plan = s.plan(&selector(r#"{app=~"long|short"}"#), start, end, None).unwrap();
+    assert_eq!(plan[&long].chunks.len(), 1);
+    assert_eq!(plan[&short].chunks.len(), 1);
+    assert_eq!(plan[&short].chunks[0].from, now - day / 2);
+}

@@ -37,7 +37,9 @@ use skald_model::{LabelMatcher, Labels};
 
 use crate::chunk_ref::ChunkRef;
 use crate::error::{Error, Result};
-use crate::store::{days_spanned, group_by_day, IndexStore, Merger, SeriesChunks};
+use crate::store::{
+    day_of, days_spanned, deleted_by_day, group_by_day, IndexStore, Merger, SeriesChunks,
+};
 
 mod config;
 mod failure;
@@ -461,6 +463,35 @@ impl IndexStore for DynamoIndexStore {
         for (table, keys) in by_table {
             let items = keys.into_iter().map(|(h, r)| row(h, r, None)).collect();
             self.batch_delete(&table, items).await?;
+        }
+        Ok(())
+    }
+
+    async fn days(&self, tenant: &str) -> Result<Vec<i64>> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        // far enough apart to be read from the day rows of the tables that exist
+        self.days_with_data(tenant, (day_of(i64::MIN) + 1) * crate::store::NANOS_PER_DAY, i64::MAX)
+            .await
+    }
+
+    async fn delete_chunks(&self, tenant: &str, refs: Vec<(Labels, ChunkRef)>) -> Result<()> {
+        skald_chunk_store::validate_tenant(tenant)?;
+        let mut by_day: BTreeMap<i64, Vec<ChunkRef>> = BTreeMap::new();
+        let listed = deleted_by_day(&refs);
+        for (_, c) in &refs {
+            for day in days_spanned(c.from, c.through) {
+                if listed.get(&day).is_some_and(|ids| ids.contains(&c.identity())) {
+                    by_day.entry(day).or_default().push(*c);
+                }
+            }
+        }
+        for (day, chunks) in by_day {
+            let table = self.config.table_for_day(day);
+            let h = chunk_hash(tenant, day);
+            // a batch may not name a key twice
+            let keys: BTreeSet<Vec<u8>> = chunks.iter().map(chunk_range_key).collect();
+            let keys: Vec<Item> = keys.into_iter().map(|r| row(h.clone(), r, None)).collect();
+            self.batch_delete(&table, keys).await?;
         }
         Ok(())
     }

@@ -86,3 +86,34 @@ async fn a_corrupt_table_is_left_out() {
     assert_eq!(f.len(), 1);
     assert!(f.get(&good).is_some());
 }
+
+#[tokio::test]
+async fn rewrite_day_merges_tables_and_drops_excluded_chunks() {
+    let store: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
+    let index = FilterIndex::new(store.clone(), 0);
+    let day = 19_000;
+    let t = day * NANOS_PER_DAY;
+    let c = |i: i64| ChunkRef {
+        fingerprint: 7,
+        from: t + i,
+        through: t + i + 1,
+        checksum: i as u32,
+        entries: 1,
+        uncompressed_bytes: 1,
+        compressed_bytes: 1,
+        stats_bytes: 1,
+    };
+    let f = || filter_of("needle-1");
+    for i in 0..3 {
+        index.write("t", vec![(c(i), f())]).await.unwrap();
+    }
+    assert_eq!(store.list_prefix("t/filters").await.unwrap().len(), 3);
+    let gone: std::collections::HashSet<_> = [id_of(&c(0))].into_iter().collect();
+    assert_eq!(index.rewrite_day("t", day, &gone).await.unwrap(), 3);
+    assert_eq!(store.list_prefix("t/filters").await.unwrap().len(), 1);
+    let filters = index.filters("t", t, t + 10).await.unwrap();
+    assert!(filters.get(&c(0)).is_none());
+    assert!(filters.get(&c(1)).is_some() && filters.get(&c(2)).is_some());
+    assert_eq!(index.rewrite_day("t", day, &Default::default()).await.unwrap(), 0);
+    assert_eq!(index.days("t").await.unwrap(), vec![day]);
+}

@@ -116,3 +116,90 @@ fn segment_day_parsing() {
     assert_eq!(segment_day("t", "t/index/x/a.seg"), None);
     assert_eq!(segment_day("t", "t/index/1/a/b.seg"), None);
 }
+
+#[tokio::test]
+async fn compaction_leaves_one_segment_and_the_same_answers() {
+    let store: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
+    let index = ObjectIndexStore::new(store.clone(), ObjectIndexStoreConfig::default());
+    let labels = Labels::parse(r#"{app="x"}"#).unwrap();
+    let day = 19_000;
+    let t = day * NANOS_PER_DAY;
+    for i in 0..4 {
+        index.write_chunks("t", vec![(labels.clone(), chunk(t + i, t + i + 10))]).await.unwrap();
+    }
+    let before = index.series("t", &[], t, t + NANOS_PER_DAY - 1).await.unwrap();
+    assert_eq!(index.segment_paths("t", t, t).await.unwrap().len(), 4);
+    assert_eq!(index.compact_day("t", day).await.unwrap(), 4);
+    assert_eq!(index.segment_paths("t", t, t).await.unwrap().len(), 1);
+    assert_eq!(index.series("t", &[], t, t + NANOS_PER_DAY - 1).await.unwrap(), before);
+    assert_eq!(index.compact_day("t", day).await.unwrap(), 0);
+    // deleting every chunk of the day removes its segments
+    let all: Vec<(Labels, ChunkRef)> =
+        before[0].chunks.iter().map(|c| (labels.clone(), *c)).collect();
+    index.delete_chunks("t", all).await.unwrap();
+    assert!(store.list_prefix("t/index").await.unwrap().is_empty());
+    assert!(index.days("t").await.unwrap().is_empty());
+}
+
+/// A store whose first listing is a stale one given in advance: what a query sees when a
+/// rewrite replaces the segments between its listing and its loads.
+struct StaleOnce {
+    inner: Arc<dyn ChunkStore>,
+    stale: parking_lot::Mutex<Option<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl ChunkStore for StaleOnce {
+    async fn put(
+        &self,
+        key: &skald_chunk_store::ChunkKey,
+        b: bytes::Bytes,
+    ) -> skald_chunk_store::Result<()> {
+        self.inner.put(key, b).await
+    }
+    async fn get(
+        &self,
+        key: &skald_chunk_store::ChunkKey,
+    ) -> skald_chunk_store::Result<bytes::Bytes> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &skald_chunk_store::ChunkKey) -> skald_chunk_store::Result<()> {
+        self.inner.delete(key).await
+    }
+    async fn put_object(&self, path: &str, b: bytes::Bytes) -> skald_chunk_store::Result<()> {
+        self.inner.put_object(path, b).await
+    }
+    async fn get_object(&self, path: &str) -> skald_chunk_store::Result<bytes::Bytes> {
+        self.inner.get_object(path).await
+    }
+    async fn delete_object(&self, path: &str) -> skald_chunk_store::Result<()> {
+        self.inner.delete_object(path).await
+    }
+    async fn list_prefix(&self, prefix: &str) -> skald_chunk_store::Result<Vec<String>> {
+        if let Some(stale) = self.stale.lock().take() {
+            return Ok(stale);
+        }
+        self.inner.list_prefix(prefix).await
+    }
+}
+
+#[tokio::test]
+async fn a_query_racing_a_rewrite_lists_again() {
+    let inner: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
+    let config = ObjectIndexStoreConfig { segment_cache_bytes: 0, ..Default::default() };
+    let writer = ObjectIndexStore::new(inner.clone(), config.clone());
+    let labels = Labels::parse(r#"{app="x"}"#).unwrap();
+    let day = 19_000;
+    let t = day * NANOS_PER_DAY;
+    for i in 0..3 {
+        writer.write_chunks("t", vec![(labels.clone(), chunk(t + i, t + i + 10))]).await.unwrap();
+    }
+    let old = writer.segment_paths("t", t, t).await.unwrap();
+    assert_eq!(writer.compact_day("t", day).await.unwrap(), 3);
+    let reader = ObjectIndexStore::new(
+        Arc::new(StaleOnce { inner, stale: parking_lot::Mutex::new(Some(old)) }),
+        config,
+    );
+    let answer = reader.series("t", &[], t, t + 100).await.unwrap();
+    assert_eq!(answer[0].chunks.len(), 3, "listed again, found the merged segment");
+}
