@@ -36,7 +36,7 @@ pub fn init_querier(m: &mut Modules) -> anyhow::Result<()> {
 fn delete_config(
     compactor: &skald_compactor::CompactorConfig,
 ) -> Option<skald_deletes::DeleteConfig> {
-    compactor.retention_enabled.then(|| skald_deletes::DeleteConfig {
+    compactor.retention_enabled.then_some(skald_deletes::DeleteConfig {
         delete_request_cancel_period: compactor.delete_request_cancel_period,
         delete_max_interval: compactor.delete_max_interval,
     })
