@@ -51,13 +51,7 @@ pub fn filter_table_path(tenant: &str, day: i64, id: &str) -> String {
 
 /// The index day of a filter table path of `tenant`, or `None` when the path is not one.
 fn table_day(tenant: &str, path: &str) -> Option<i64> {
-    let rest = path.strip_prefix(tenant)?.strip_prefix("/filters/")?;
-    let (day, file) = rest.split_once('/')?;
-    let id = file.strip_suffix(".flt")?;
-    if id.is_empty() || id.contains('/') {
-        return None;
-    }
-    day.parse().ok()
+    crate::store::object_day(tenant, path, "filters", "flt")
 }
 
 /// The filter tables of one query's days: a chunk's filter from whichever table has it.

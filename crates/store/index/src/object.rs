@@ -67,13 +67,7 @@ pub fn segment_path(tenant: &str, day: i64, id: &str) -> String {
 
 /// The index day of a segment path of `tenant`, or `None` when the path is not one.
 fn segment_day(tenant: &str, path: &str) -> Option<i64> {
-    let rest = path.strip_prefix(tenant)?.strip_prefix("/index/")?;
-    let (day, file) = rest.split_once('/')?;
-    let id = file.strip_suffix(".seg")?;
-    if id.is_empty() || id.contains('/') {
-        return None;
-    }
-    day.parse().ok()
+    crate::store::object_day(tenant, path, "index", "seg")
 }
 
 impl ObjectIndexStore {

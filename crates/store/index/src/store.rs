@@ -20,6 +20,19 @@ pub fn day_of(ts: i64) -> i64 {
     ts.div_euclid(NANOS_PER_DAY)
 }
 
+/// The day of a per-day object path `<tenant>/<dir>/<day>/<id>.<ext>`, or `None` when `path`
+/// is not one (index segments, filter tables).
+pub(crate) fn object_day(tenant: &str, path: &str, dir: &str, ext: &str) -> Option<i64> {
+    let rest =
+        path.strip_prefix(tenant)?.strip_prefix('/')?.strip_prefix(dir)?.strip_prefix('/')?;
+    let (day, file) = rest.split_once('/')?;
+    let id = file.strip_suffix(ext)?.strip_suffix('.')?;
+    if id.is_empty() || id.contains('/') {
+        return None;
+    }
+    day.parse().ok()
+}
+
 /// Index days overlapped by the closed interval `[from, through]`.
 pub fn days_spanned(from: i64, through: i64) -> RangeInclusive<i64> {
     day_of(from)..=day_of(through)
