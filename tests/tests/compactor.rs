@@ -50,9 +50,15 @@ struct Store<'a> {
 }
 
 fn push_flush(s: &Skald, tenant: &str, app: &str, ts: i64) {
-    let body = json!({"streams": [{"stream": {"app": app}, "values": [
-        [ts.to_string(), format!("{app} line at {ts}")],
-        [(ts + NS).to_string(), format!("{app} line at {}", ts + NS)],
+    push_flush_labels(s, tenant, json!({"app": app}), app, ts);
+}
+
+/// Pushes two lines `<name> line at <ts>` of the stream `labels` at `ts` and a second later,
+/// then flushes.
+fn push_flush_labels(s: &Skald, tenant: &str, labels: Value, name: &str, ts: i64) {
+    let body = json!({"streams": [{"stream": labels, "values": [
+        [ts.to_string(), format!("{name} line at {ts}")],
+        [(ts + NS).to_string(), format!("{name} line at {}", ts + NS)],
     ]}]});
     let r = post(
         &format!("{}/loki/api/v1/push", s.url),
@@ -332,16 +338,5 @@ fn sigkill_mid_pass_changes_no_answer_and_leaves_no_orphan() {
 }
 
 fn push_flush_stream(s: &Skald, tenant: &str, app: &str, name: &str, ts: i64) {
-    let body = json!({"streams": [{"stream": {"app": app, "name": name}, "values": [
-        [ts.to_string(), format!("{name} line at {ts}")],
-        [(ts + NS).to_string(), format!("{name} line at {}", ts + NS)],
-    ]}]});
-    let r = post(
-        &format!("{}/loki/api/v1/push", s.url),
-        &[("Content-Type", "application/json"), ("X-Scope-OrgID", tenant)],
-        body.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 204, "{}", r.body);
-    let r = post(&format!("{}/flush", s.url), &[], b"");
-    assert_eq!(r.status, 204, "{}", r.body);
+    push_flush_labels(s, tenant, json!({"app": app, "name": name}), name, ts);
 }

@@ -144,7 +144,7 @@ impl FilterIndex {
                 .into_iter()
                 .map(|(day, items)| {
                     let bytes = filter_table(items).encode();
-                    let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+                    let id = crate::store::content_id(&bytes);
                     (filter_table_path(&tenant_owned, day, &id), bytes)
                 })
                 .collect())
@@ -241,22 +241,11 @@ impl FilterIndex {
         if removed == 0 && paths.len() == 1 {
             return Ok(0);
         }
-        let mut keep = None;
-        if !entries.is_empty() {
-            let bytes = FilterTable::new(entries).encode();
-            let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
-            let path = filter_table_path(tenant, day, &id);
-            self.store.put_object(&path, bytes::Bytes::from(bytes)).await?;
-            keep = Some(path);
-        }
-        let mut replaced = 0;
-        for p in paths {
-            if Some(&p) != keep.as_ref() {
-                self.store.delete_object(&p).await?;
-                replaced += 1;
-            }
-        }
-        Ok(replaced)
+        let table = (!entries.is_empty()).then(|| FilterTable::new(entries).encode());
+        crate::store::replace_day_objects(&*self.store, paths, table, |id| {
+            filter_table_path(tenant, day, id)
+        })
+        .await
     }
 
     /// One table, from the cache when possible; `None` (logged) when it cannot be read.

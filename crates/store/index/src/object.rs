@@ -218,20 +218,10 @@ impl ObjectIndexStore {
         if removed == 0 && paths.len() == 1 {
             return Ok(0);
         }
-        let mut keep = None;
-        if let Some(bytes) = encoded {
-            let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
-            let path = segment_path(tenant, day, &id);
-            self.store.put_object(&path, bytes::Bytes::from(bytes)).await?;
-            keep = Some(path);
-        }
-        let mut replaced = 0;
-        for p in paths {
-            if Some(&p) != keep.as_ref() {
-                self.store.delete_object(&p).await?;
-                replaced += 1;
-            }
-        }
+        let replaced = crate::store::replace_day_objects(&*self.store, paths, encoded, |id| {
+            segment_path(tenant, day, id)
+        })
+        .await?;
         tracing::debug!(tenant, day, replaced, removed, "rewrote index day");
         Ok(replaced)
     }
@@ -254,7 +244,7 @@ impl IndexStore for ObjectIndexStore {
                         builder.add(labels, c);
                     }
                     let bytes = builder.encode(compress)?;
-                    let id = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&bytes));
+                    let id = crate::store::content_id(&bytes);
                     out.push((segment_path(&tenant_owned, day, &id), bytes::Bytes::from(bytes)));
                 }
                 Ok(out)

@@ -20,6 +20,38 @@ pub fn day_of(ts: i64) -> i64 {
     ts.div_euclid(NANOS_PER_DAY)
 }
 
+/// The content-addressed id of an immutable index object: the xxh3-128 of its bytes, 32 hex
+/// digits (identical objects, e.g. from replicas, share one path; different ones never
+/// collide).
+pub(crate) fn content_id(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
+/// Replaces a day's objects `old` by `new` (its bytes, stored at `path_of(content id)`), or by
+/// nothing: the new object is written before any old one is deleted, so a reader always finds
+/// the day's entries in one or the other. Returns how many old objects were deleted.
+pub(crate) async fn replace_day_objects(
+    store: &dyn skald_chunk_store::ChunkStore,
+    old: Vec<String>,
+    new: Option<Vec<u8>>,
+    path_of: impl Fn(&str) -> String,
+) -> Result<usize> {
+    let mut keep = None;
+    if let Some(bytes) = new {
+        let path = path_of(&content_id(&bytes));
+        store.put_object(&path, bytes::Bytes::from(bytes)).await?;
+        keep = Some(path);
+    }
+    let mut deleted = 0;
+    for p in old {
+        if Some(&p) != keep.as_ref() {
+            store.delete_object(&p).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
 /// The day of a per-day object path `<tenant>/<dir>/<day>/<id>.<ext>`, or `None` when `path`
 /// is not one (index segments, filter tables).
 pub(crate) fn object_day(tenant: &str, path: &str, dir: &str, ext: &str) -> Option<i64> {
