@@ -91,16 +91,8 @@ async fn write_chunk(
             .unwrap();
     }
     let encoded = builder.finish().unwrap();
-    let chunk_ref = ChunkRef {
-        fingerprint: skald_model::fingerprint(labels),
-        from: encoded.from,
-        through: encoded.through,
-        checksum: encoded.checksum,
-        entries: encoded.entries,
-        uncompressed_bytes: encoded.uncompressed_bytes,
-        compressed_bytes: encoded.bytes.len() as u64,
-        stats_bytes: entries.iter().map(|(_, l)| l.len() as u64).sum(),
-    };
+    let stats_bytes = entries.iter().map(|(_, l)| l.len() as u64).sum();
+    let chunk_ref = ChunkRef::of_encoded(skald_model::fingerprint(labels), &encoded, stats_bytes);
     chunks.put(&chunk_ref.key(TENANT), encoded.bytes.into()).await.unwrap();
     index.write_chunks(TENANT, vec![(labels.clone(), chunk_ref)]).await.unwrap();
 }

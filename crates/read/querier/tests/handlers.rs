@@ -42,16 +42,8 @@ async fn write_stream(
             .unwrap();
     }
     let encoded = builder.finish().unwrap();
-    let chunk_ref = ChunkRef {
-        fingerprint: skald_model::fingerprint(&labels),
-        from: encoded.from,
-        through: encoded.through,
-        checksum: encoded.checksum,
-        entries: encoded.entries,
-        uncompressed_bytes: encoded.uncompressed_bytes,
-        compressed_bytes: encoded.bytes.len() as u64,
-        stats_bytes: entries.iter().map(|(_, l)| l.len() as u64).sum(),
-    };
+    let stats_bytes = entries.iter().map(|(_, l)| l.len() as u64).sum();
+    let chunk_ref = ChunkRef::of_encoded(skald_model::fingerprint(&labels), &encoded, stats_bytes);
     chunks.put(&chunk_ref.key("fake"), encoded.bytes.into()).await.unwrap();
     index.write_chunks("fake", vec![(labels, chunk_ref)]).await.unwrap();
 }

@@ -235,18 +235,10 @@ fn rewrite_chunk(
         return Ok(Outcome::Empty { removed });
     }
     let encoded = builder.finish()?;
-    let new_ref = ChunkRef {
-        fingerprint: old.fingerprint,
-        from: encoded.from,
-        through: encoded.through,
-        checksum: encoded.checksum,
-        entries: encoded.entries,
-        uncompressed_bytes: encoded.uncompressed_bytes,
-        compressed_bytes: encoded.bytes.len() as u64,
-        // Loki's size less the removed lines (and their metadata pairs); the distinct
-        // metadata names and values it counts once are kept as they were
-        stats_bytes: old.stats_bytes.saturating_sub(removed_stats),
-    };
+    // Loki's size less the removed lines (and their metadata pairs); the distinct metadata
+    // names and values it counts once are kept as they were
+    let stats_bytes = old.stats_bytes.saturating_sub(removed_stats);
+    let new_ref = ChunkRef::of_encoded(old.fingerprint, &encoded, stats_bytes);
     Ok(Outcome::Rewritten { bytes: encoded.bytes, new_ref, removed })
 }
 
@@ -291,16 +283,8 @@ mod tests {
             .unwrap();
         }
         let e = b.finish().unwrap();
-        let c = ChunkRef {
-            fingerprint: skald_model::fingerprint(labels),
-            from: e.from,
-            through: e.through,
-            checksum: e.checksum,
-            entries: e.entries,
-            uncompressed_bytes: e.uncompressed_bytes,
-            compressed_bytes: e.bytes.len() as u64,
-            stats_bytes: lines.iter().map(|l| l.len() as u64).sum(),
-        };
+        let stats = lines.iter().map(|l| l.len() as u64).sum();
+        let c = ChunkRef::of_encoded(skald_model::fingerprint(labels), &e, stats);
         let filter = Chunk::parse(&e.bytes).unwrap().chunk_filter().unwrap();
         f.objects.put(&c.key("t"), Bytes::from(e.bytes)).await.unwrap();
         f.stores.filters.write("t", vec![(c, filter)]).await.unwrap();

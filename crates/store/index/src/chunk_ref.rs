@@ -32,6 +32,25 @@ impl ChunkRef {
         ChunkKey::new(tenant, self.fingerprint, self.from, self.through, self.checksum)
     }
 
+    /// The ref of `encoded`, a chunk of the stream `fingerprint` whose size as Loki's index
+    /// counts it is `stats_bytes`.
+    pub fn of_encoded(
+        fingerprint: u64,
+        encoded: &skald_chunk::EncodedChunk,
+        stats_bytes: u64,
+    ) -> ChunkRef {
+        ChunkRef {
+            fingerprint,
+            from: encoded.from,
+            through: encoded.through,
+            checksum: encoded.checksum,
+            entries: encoded.entries,
+            uncompressed_bytes: encoded.uncompressed_bytes,
+            compressed_bytes: encoded.bytes.len() as u64,
+            stats_bytes,
+        }
+    }
+
     /// Returns true when the chunk overlaps the closed interval `[from, through]`.
     pub fn overlaps(&self, from: i64, through: i64) -> bool {
         self.from <= through && self.through >= from

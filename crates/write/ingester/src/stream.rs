@@ -415,16 +415,7 @@ impl StreamState {
         self.opened_at = None;
         match builder.finish() {
             Ok(encoded) => {
-                let chunk_ref = ChunkRef {
-                    fingerprint: self.fp,
-                    from: encoded.from,
-                    through: encoded.through,
-                    checksum: encoded.checksum,
-                    entries: encoded.entries,
-                    uncompressed_bytes: encoded.uncompressed_bytes,
-                    compressed_bytes: encoded.bytes.len() as u64,
-                    stats_bytes,
-                };
+                let chunk_ref = ChunkRef::of_encoded(self.fp, &encoded, stats_bytes);
                 self.closed
                     .push(Arc::new(ClosedChunk { bytes: Bytes::from(encoded.bytes), chunk_ref }));
             }

@@ -500,16 +500,7 @@ fn the_shards_of_a_read_partition_its_streams() {
 
 /// The index's ref of an encoded chunk of stream `fingerprint` (no statistics size).
 pub(super) fn chunk_ref_of(fingerprint: u64, c: &skald_chunk::EncodedChunk) -> ChunkRef {
-    ChunkRef {
-        fingerprint,
-        from: c.from,
-        through: c.through,
-        checksum: c.checksum,
-        entries: c.entries,
-        uncompressed_bytes: c.uncompressed_bytes,
-        compressed_bytes: c.bytes.len() as u64,
-        stats_bytes: 0,
-    }
+    ChunkRef::of_encoded(fingerprint, c, 0)
 }
 
 /// The querier reads each tenant's limits from the overrides at every request: a runtime
