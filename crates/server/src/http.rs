@@ -229,6 +229,7 @@ pub fn router(
     distributor: Option<Arc<Distributor>>,
     querier: Option<Arc<skald_querier::Querier>>,
     frontend: Option<Arc<skald_frontend::QueryFrontend>>,
+    deletes: Option<Arc<skald_deletes::DeleteService>>,
 ) -> Router {
     let tenant = |multi_tenant: bool| {
         middleware::from_fn_with_state((state.auth_enabled, multi_tenant), tenant_layer)
@@ -245,7 +246,6 @@ pub fn router(
     }
     // queries may read several tenants when enabled (the tail refuses them itself)
     let multi = state.config.querier.multi_tenant_queries_enabled;
-    let querier_for_deletes = querier.clone();
     match (frontend, querier) {
         (Some(fe), q) => {
             tenant_routes = tenant_routes.merge(skald_frontend::router(fe).layer(tenant(multi)));
@@ -272,10 +272,11 @@ pub fn router(
             .with_state(state.clone())
             .layer(tenant(false)),
     );
-    // the delete API (with `compactor.retention_enabled`) acts for one tenant
-    if let Some(q) = querier_for_deletes.as_ref().filter(|q| q.serves_deletes()) {
+    // the delete API (with `compactor.retention_enabled`, on the compactor and the querier)
+    // acts for one tenant
+    if let Some(d) = deletes {
         tenant_routes =
-            tenant_routes.merge(skald_querier::http::delete_routes(q.clone()).layer(tenant(false)));
+            tenant_routes.merge(skald_querier::http::delete_routes(d).layer(tenant(false)));
     }
     let ops = Router::new()
         .route("/ready", get(ready))

@@ -111,8 +111,14 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
         .saturating_add(1);
-    let app = http::router(state, m.distributor.clone(), m.querier.clone(), m.frontend.clone())
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit));
+    let app = http::router(
+        state,
+        m.distributor.clone(),
+        m.querier.clone(),
+        m.frontend.clone(),
+        m.deletes.clone(),
+    )
+    .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =
         format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
             .parse()
