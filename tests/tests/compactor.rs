@@ -768,3 +768,73 @@ fn retention_metrics_have_lokis_names_and_values() {
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Size-based retention over a real `skald`: a tenant's runtime override
+/// `retention_max_bytes` makes the compactor delete its oldest chunks (across streams) until
+/// its chunks weigh at most the limit; the other tenant (no limit) keeps everything; queries
+/// then return the newest lines only.
+#[test]
+fn retention_max_bytes_deletes_the_oldest_chunks_of_that_tenant() {
+    let dir = temp_dir("compactor-size");
+    let root = dir.join("data").join("chunks");
+    let now = now_ns();
+    // run A, retention off: four chunks per tenant over two streams, an hour apart
+    let mut a = Skald::start(&dir, &config(false, "1h", ""));
+    let stamps = [now - 4 * HOUR, now - 3 * HOUR, now - 2 * HOUR, now - HOUR];
+    for (i, ts) in stamps.iter().enumerate() {
+        let app = if i % 2 == 0 { "long" } else { "short" };
+        for tenant in ["small", "big"] {
+            push_flush(&a, tenant, app, *ts);
+        }
+    }
+    a.stop();
+    // each chunk object of `small` by its first line's time, and its size
+    let mut sizes: Vec<(i64, u64)> = files(&root, "small/chunks/")
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(root.join(p)).unwrap();
+            let chunk = skald_chunk::Chunk::parse(&bytes).unwrap();
+            let first = chunk.iter_entries(i64::MIN, i64::MAX).next().unwrap().unwrap().ts;
+            (first, bytes.len() as u64)
+        })
+        .collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes.len(), 4, "{sizes:?}");
+    // room for the two newest and half of the next: the two oldest must go
+    let limit = sizes[2].1 + sizes[3].1 + sizes[1].1 / 2;
+    let overrides = dir.join("overrides.yaml");
+    std::fs::write(&overrides, format!("overrides:\n  small:\n    retention_max_bytes: {limit}\n"))
+        .unwrap();
+    let yaml =
+        format!("{}runtime_config:\n  file: {}\n", config(true, "1s", ""), overrides.display());
+    let b = Skald::start(&dir, &yaml);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while files(&root, "small/chunks/").len() != 2 {
+        assert!(Instant::now() < deadline, "not deleted; log:\n{}", b.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let kept: Vec<String> = stamps[2..]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ts)| {
+            let app = if i % 2 == 0 { "long" } else { "short" };
+            [format!("{app} line at {ts}"), format!("{app} line at {}", ts + NS)]
+        })
+        .collect();
+    let mut kept = kept;
+    kept.sort();
+    assert_eq!(all_lines(&b, "small", now), kept);
+    assert_eq!(all_lines(&b, "big", now).len(), 8, "no limit: everything kept");
+    assert_eq!(files(&root, "big/chunks/").len(), 4);
+    let stored: u64 = files(&root, "small/chunks/")
+        .iter()
+        .map(|p| std::fs::metadata(root.join(p)).unwrap().len())
+        .sum();
+    assert!(stored <= limit, "{stored} > {limit}");
+    assert!(b.log().contains("deleting its oldest chunks"));
+    // a second look a few passes later: nothing more goes
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(files(&root, "small/chunks/").len(), 2);
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
