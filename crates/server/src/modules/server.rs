@@ -112,6 +112,10 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
         .unwrap_or(usize::MAX)
         .saturating_add(1);
     let app = http::router(state, m.distributor.clone(), m.querier.clone(), m.frontend.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            crate::request_log::RequestLog::from_config(config),
+            crate::request_log::observe,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =
         format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
