@@ -105,7 +105,8 @@ impl DynamoClientConfig {
     /// Credentials, in the order of the AWS SDKs' default chain: the URL's key and secret;
     /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`; a web identity
     /// (`AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`, EKS's IRSA) exchanged with STS for
-    /// temporary credentials, fetched on first use and again 5 minutes before they expire
+    /// temporary credentials, fetched on first use and again 2.5 to 5 minutes (the SDK's jitter)
+    /// before they expire
     /// ([`super::web_identity`]).
     pub fn connect(&self) -> std::result::Result<Client, DynamoConfigError> {
         use aws_sdk_dynamodb::config::{

@@ -1,8 +1,8 @@
 //! Credentials from a web identity token (EKS's IAM roles for service accounts, "IRSA"): the
 //! pod's projected token (`AWS_WEB_IDENTITY_TOKEN_FILE`) is exchanged for temporary
 //! credentials of `AWS_ROLE_ARN` with STS `AssumeRoleWithWebIdentity`, as the AWS SDKs'
-//! default chain does. The SDK's identity cache keeps them and asks again before they expire
-//! (`DynamoClientConfig::connect` sets the margin); the token file is read anew each time,
+//! default chain does. The SDK's identity cache keeps them and asks again 2.5 to 5 minutes
+//! before they expire (`DynamoClientConfig::connect` sets the margin, the SDK jitters it); the token file is read anew each time,
 //! since the kubelet rotates it.
 //!
 //! STS is reached at `AWS_ENDPOINT_URL_STS` when set (the SDKs' variable), else at the
