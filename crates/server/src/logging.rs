@@ -330,6 +330,31 @@ mod tests {
     }
 
     #[test]
+    fn the_level_is_coloured_only_when_asked_and_context_comes_before_msg() {
+        let fields = Fields {
+            message: Some("GET / (500) 1ms".into()),
+            pairs: vec![("status", Value::U64(500)), ("orgID", Value::Str("t".into()))],
+        };
+        let plain = LokiFormat { format: LogFormat::Logfmt, colour: false };
+        let line = plain.logfmt(&Level::WARN, "a.rs:1", &fields, &[]);
+        let (head, tail) = line.split_once(" ts=").unwrap_or_default();
+        assert_eq!(head, "level=warn");
+        assert!(
+            tail.ends_with(" caller=a.rs:1 orgID=t msg=\"GET / (500) 1ms\" status=500"),
+            "{line}"
+        );
+        let coloured = LokiFormat { format: LogFormat::Logfmt, colour: true };
+        let line = coloured.logfmt(&Level::WARN, "a.rs:1", &fields, &[]);
+        assert!(line.starts_with("level=\x1b[33mwarn\x1b[0m ts="), "{line}");
+        let json: serde_json::Value =
+            serde_json::from_str(&LokiFormat::json(&Level::WARN, "a.rs:1", &fields, &[]))
+                .unwrap_or_default();
+        assert_eq!(json["status"], 500);
+        assert_eq!(json["orgID"], "t");
+        assert_eq!(json["level"], "warn");
+    }
+
+    #[test]
     fn formats_are_named_as_in_loki() {
         assert_eq!(LogFormat::parse("logfmt"), Some(LogFormat::Logfmt));
         assert_eq!(LogFormat::parse("json"), Some(LogFormat::Json));
