@@ -124,8 +124,7 @@ async fn buildinfo() -> Response {
         "goVersion": "",
     });
     let mut r = (StatusCode::OK, body.to_string()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -204,7 +203,8 @@ async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Respon
     r
 }
 
-fn html_escape(s: &str) -> String {
+/// Escapes text for an HTML page.
+pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -292,6 +292,7 @@ pub fn router(
             get(crate::ops::log_level).post(crate::ops::log_level).put(crate::ops::log_level),
         )
         .route("/distributor/ring", get(ring_page))
+        .route("/memberlist", get(crate::ops_memberlist::page))
         .with_state(state.clone());
     let ingester = skald_ingester::http::admin_routes(state.local_ingester, state.terminate);
     tenant_routes.merge(ops).merge(ingester).merge(es_handshake)

@@ -118,6 +118,10 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
         m.frontend.clone(),
         m.deletes.clone(),
     )
+    .layer(axum::middleware::from_fn_with_state(
+        crate::request_log::RequestLog::from_config(config),
+        crate::request_log::observe,
+    ))
     .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =
         format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
