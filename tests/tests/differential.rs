@@ -37,7 +37,10 @@ fn differential_answers_match_real_loki() {
             body,
         );
         if u64::from(r.status) != loki["status"].as_u64().unwrap_or(0) {
-            push_diffs.push(format!("{name}: Loki {} {}, Skald {} {}", loki["status"], loki["body"], r.status, r.body));
+            push_diffs.push(format!(
+                "{name}: Loki {} {}, Skald {} {}",
+                loki["status"], loki["body"], r.status, r.body
+            ));
         }
     }
     let r = post(&format!("{}/flush", skald.url), &[], b"");
@@ -53,7 +56,8 @@ fn differential_answers_match_real_loki() {
     let mut unexplained = Vec::new();
     for ((req, loki), skald_answer) in corpus.requests.iter().zip(&corpus.answers).zip(&ours) {
         let record = |a: &Value| {
-            let body = a.get("body").or_else(|| a.get("body_bytes")).cloned().unwrap_or(Value::Null);
+            let body =
+                a.get("body").or_else(|| a.get("body_bytes")).cloned().unwrap_or(Value::Null);
             serde_json::json!({
                 "request": {"path": req.path},
                 "status": a["status"],
@@ -75,8 +79,13 @@ fn differential_answers_match_real_loki() {
         }
     }
     println!("matched {matched} of {}", corpus.requests.len());
-    for (class, n) in &per_class {
-        println!("deviation class {class}: {n}");
+    for c in CLASSES {
+        println!(
+            "deviation class {} ({:?}): {}",
+            c.name,
+            c.kind,
+            per_class.get(c.name).unwrap_or(&0)
+        );
     }
     println!("unexplained: {}", unexplained.len());
     for u in unexplained.iter().take(60) {
@@ -87,7 +96,11 @@ fn differential_answers_match_real_loki() {
     )
     .unwrap();
     for c in CLASSES {
-        assert!(api.contains(&format!("`{}`", c.name)), "docs/api.md does not list class {}", c.name);
+        assert!(
+            api.contains(&format!("`{}`", c.name)),
+            "docs/api.md does not list class {}",
+            c.name
+        );
     }
     println!("total {:?}", started.elapsed());
     assert!(push_diffs.is_empty(), "push statuses differ from Loki's:\n{}", push_diffs.join("\n"));
@@ -111,7 +124,10 @@ fn rust_generator_matches_the_recorded_requests() {
         pb.sort();
         if (a.name.as_str(), a.path.as_str(), &pa) != (b.name.as_str(), b.path.as_str(), &pb) {
             if differ < 5 {
-                println!("recorded {} {} {pa:?}\ngenerated {} {} {pb:?}", a.name, a.path, b.name, b.path);
+                println!(
+                    "recorded {} {} {pa:?}\ngenerated {} {} {pb:?}",
+                    a.name, a.path, b.name, b.path
+                );
             }
             differ += 1;
         }

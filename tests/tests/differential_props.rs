@@ -73,9 +73,8 @@ fn dataset() -> Vec<Stream> {
             let service = pairs.iter().find(|(k, _)| k == "app").map(|(_, v)| v.clone());
             pairs.push(("service_name".into(), service.unwrap_or("unknown_service".into())));
             let labels = Labels::from_pairs(pairs);
-            let slot = by_labels
-                .entry(labels.to_string())
-                .or_insert_with(|| (labels.clone(), Vec::new()));
+            let slot =
+                by_labels.entry(labels.to_string()).or_insert_with(|| (labels.clone(), Vec::new()));
             for e in s["values"].as_array().unwrap() {
                 let structured_metadata = e
                     .get(2)

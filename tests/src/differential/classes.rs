@@ -37,16 +37,33 @@ pub const CLASSES: &[Class] = &[
     Class { name: "loki-500-on-literal", kind: Kind::Loki, matches: loki_500_on_literal },
     Class { name: "loki-series-limit-on-subqueries", kind: Kind::Loki, matches: series_limit },
     Class { name: "loki-validates-stages-lazily", kind: Kind::Loki, matches: lazy_validation },
-    Class { name: "loki-index-lists-streams-outside-range", kind: Kind::Loki, matches: index_superset },
+    Class {
+        name: "loki-index-lists-streams-outside-range",
+        kind: Kind::Loki,
+        matches: index_superset,
+    },
     Class { name: "loki-or-empty-line-filter", kind: Kind::Loki, matches: or_empty_filter },
     Class { name: "loki-tie-order", kind: Kind::Loki, matches: tie_order },
+    Class { name: "loki-detected-fields-limit-order", kind: Kind::Loki, matches: fields_limit },
+    Class { name: "loki-first-failing-series", kind: Kind::Loki, matches: first_failing },
+    Class {
+        name: "loki-label-filter-regex-simplified",
+        kind: Kind::Loki,
+        matches: regex_simplified,
+    },
     Class { name: "open-invalid-utf8-stored-replaced", kind: Kind::Open, matches: invalid_utf8 },
     Class { name: "open-parser-label-hints", kind: Kind::Open, matches: parser_hints },
     Class { name: "open-same-timestamp-across-result-streams", kind: Kind::Open, matches: same_ts },
+    Class { name: "open-not-analysed", kind: Kind::Open, matches: not_analysed },
 ];
 
 /// The first class that explains the differences, if any.
-pub fn classify(r: &Request, loki: &Value, skald: &Value, diffs: &[String]) -> Option<&'static Class> {
+pub fn classify(
+    r: &Request,
+    loki: &Value,
+    skald: &Value,
+    diffs: &[String],
+) -> Option<&'static Class> {
     CLASSES.iter().find(|c| (c.matches)(r, loki, skald, diffs))
 }
 
@@ -69,7 +86,9 @@ fn is_empty_result(a: &Value) -> bool {
 /// Loki answers 500 `unexpected expr type (*syntax.LiteralExpr)` where a literal stands for a
 /// vector (`label_replace(0, ...)`, `min(1 <= -1)`); Skald refuses the query with a 400.
 fn loki_500_on_literal(_: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
-    loki["status"] == 500 && body_text(loki).starts_with("unexpected expr type") && skald["status"] == 400
+    loki["status"] == 500
+        && body_text(loki).starts_with("unexpected expr type")
+        && skald["status"] == 400
 }
 
 const SERIES_LIMIT: &str = "maximum number of series";
@@ -111,7 +130,10 @@ fn index_superset(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> boo
                 .into_iter()
                 .flatten()
                 .map(|x| {
-                    (x["label"].as_str().unwrap_or("").to_string(), x["cardinality"].as_u64().unwrap_or(0))
+                    (
+                        x["label"].as_str().unwrap_or("").to_string(),
+                        x["cardinality"].as_u64().unwrap_or(0),
+                    )
                 })
                 .collect()
         };
@@ -125,7 +147,9 @@ fn index_superset(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> boo
 /// (answers nothing), Skald keeps every line.
 fn or_empty_filter(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
     let q = param(r, "query");
-    (q.contains("or \"\"") || q.contains("\"\" or")) && is_empty_result(loki) && skald["status"] == 200
+    (q.contains("or \"\"") || q.contains("\"\" or"))
+        && is_empty_result(loki)
+        && skald["status"] == 200
 }
 
 /// Per timestamp, the sorted sample values of a vector or matrix answer.
@@ -181,7 +205,9 @@ fn invalid_utf8(_: &Request, loki: &Value, skald: &Value, diffs: &[String]) -> b
 /// parser's errors never reach such queries (`absent_over_time(... | json)`,
 /// `| logfmt | unpack | unwrap size`); Skald runs every stage and reports the error.
 fn parser_hints(_: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
-    loki["status"] == 200 && skald["status"] == 400 && body_text(skald).starts_with("pipeline error")
+    loki["status"] == 200
+        && skald["status"] == 400
+        && body_text(skald).starts_with("pipeline error")
 }
 
 /// Entries of one pushed stream with the same timestamp that the pipeline puts in different
@@ -203,4 +229,48 @@ fn same_ts(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
         && loki["body"]["data"]["resultType"] == "streams"
         && skald["body"]["data"]["resultType"] == "streams"
         && streams(loki) == streams(skald)
+}
+
+/// `detected_fields` with a `limit` below the number of fields: Loki keeps the first `limit`
+/// fields of a Go map, a different choice on every run; Skald keeps the first by name.
+fn fields_limit(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
+    let limit: usize = param(r, "limit").parse().unwrap_or(usize::MAX);
+    let len = |a: &Value| a["body"]["fields"].as_array().map_or(0, Vec::len);
+    r.path.ends_with("/detected_fields") && len(loki) == limit && len(skald) == limit
+}
+
+/// Two kinds of pipeline error in one query: Loki names the first failing series it reads
+/// (the README's rule for the series), and with it that series' error.
+fn first_failing(_: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
+    loki["status"] == 400
+        && skald["status"] == 400
+        && body_text(loki).starts_with("pipeline error: ")
+        && body_text(skald).starts_with("pipeline error: ")
+}
+
+fn entries(a: &Value) -> usize {
+    result(a).as_array().map_or(0, |r| r.len())
+}
+
+/// Loki's regex simplifier turns some label-filter regexes into looser tests (`=~"e.*"`
+/// matches an `e` anywhere, `=~""` matches every value); Skald anchors label-filter regexes
+/// (the deliberate deviation "Label-filter regexes match the whole value"), so Loki keeps more.
+fn regex_simplified(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
+    let q = param(r, "query");
+    (q.contains("=~\"e.*\"") || q.contains("=~\"\"")) && entries(loki) > entries(skald)
+}
+
+/// Differences seen once in the recording and not analysed yet (open): each named.
+const NOT_ANALYSED: &[&str] = &[
+    // detected_fields after `line_format "{{ .nope }}"`: a field's cardinality 3 in Loki, 2
+    "d00355", // min_over_time with `offset 1h`: a value one step earlier or later
+    "d02549", // limit 1 over many result streams: another entry kept
+    "d02774",
+    // matrix series order: Loki kept label order although the range spans two hour splits
+    // (Skald writes the printed order there, as Loki does in 65 other recorded answers)
+    "d03849", "d04447",
+];
+
+fn not_analysed(r: &Request, _: &Value, _: &Value, _: &[String]) -> bool {
+    NOT_ANALYSED.contains(&r.name.as_str())
 }

@@ -5,7 +5,6 @@
 
 use skald_common::splitmix::SplitMix64;
 
-
 const NS: i64 = 1_000_000_000;
 /// 2026-11-08T00:00:00Z, where the differential dataset starts.
 pub const T0: i64 = 1_794_096_000 * NS;
@@ -22,16 +21,49 @@ const REGEXES: &[&str] =
     &["api|web", ".+", "leg.*", "c[12]", "mixed|legacy|bulk", "(?i)API", "a.*", ".*-0", ""];
 const FIELDS_NUM: &[&str] = &["status", "bytes", "user_id", "ratio", "nested_deep_n", "n"];
 const FIELDS_STR: &[&str] = &[
-    "level", "msg", "method", "path", "user", "user_name", "severity", "client", "app", "cluster",
-    "trace_id", "region", "span_id", "detected_level", "__error__",
+    "level",
+    "msg",
+    "method",
+    "path",
+    "user",
+    "user_name",
+    "severity",
+    "client",
+    "app",
+    "cluster",
+    "trace_id",
+    "region",
+    "span_id",
+    "detected_level",
+    "__error__",
 ];
 const WORDS: &[&str] = &[
-    "error", "timeout", "GET", "status=500", "caf", "alice", "\u{e9}lodie", "level=info",
-    "Connection", "bulk", r#"\""#, "503", "api/v1", "x", "",
+    "error",
+    "timeout",
+    "GET",
+    "status=500",
+    "caf",
+    "alice",
+    "\u{e9}lodie",
+    "level=info",
+    "Connection",
+    "bulk",
+    r#"\""#,
+    "503",
+    "api/v1",
+    "x",
+    "",
 ];
 const LINE_REGEXES: &[&str] = &[
-    "err.*", "(?i)timeout", r"status=(4|5)\\d\\d", r"^\\{", "[0-9]+ms", "user=(alice|bob)",
-    "worker-[0-3]", ".", r"\\x1b",
+    "err.*",
+    "(?i)timeout",
+    r"status=(4|5)\\d\\d",
+    r"^\\{",
+    "[0-9]+ms",
+    "user=(alice|bob)",
+    "worker-[0-3]",
+    ".",
+    r"\\x1b",
 ];
 const PATTERNS: &[&str] = &[
     "<_> <level> [<worker>] <_>",
@@ -75,7 +107,8 @@ const TEMPLATES: &[&str] = &[
     "{{ .size | bytes }}",
 ];
 const RANGES: &[&str] = &["1m", "5m", "30s", "10m", "1h", "90s", "2m30s", "1m1s", "17s", "3h"];
-const IPS: &[&str] = &["10.0.0.0/8", "192.168.0.0/16", "10.0.1.1", "172.16.0.0-172.16.3.255", "::1"];
+const IPS: &[&str] =
+    &["10.0.0.0/8", "192.168.0.0/16", "10.0.1.1", "172.16.0.0-172.16.3.255", "::1"];
 const SET_OPS: &[&str] = &["and", "or", "unless"];
 const CMP_OPS: &[&str] = &["==", "!=", ">", "<", ">=", "<="];
 
@@ -137,7 +170,8 @@ impl Gen {
     }
 
     pub(crate) fn selector(&mut self) -> String {
-        let a = format!("app=\"{}\"", self.pick(&["api", "web", "mixed", "legacy", "bulk", "batch"]));
+        let a =
+            format!("app=\"{}\"", self.pick(&["api", "web", "mixed", "legacy", "bulk", "batch"]));
         let b = format!("cluster=\"{}\"", self.pick(&["c1", "c2"]));
         let c = format!("app=~\"{}\"", self.pick(&["api|web", ".+", "mixed|legacy", "a.*"]));
         let d = format!("namespace=\"{}\"", self.pick(&["prod", "dev", "infra", "jobs"]));
@@ -210,8 +244,19 @@ impl Gen {
             "str" => {
                 let op = self.pick(&["=", "!=", "=~", "!~"]);
                 let v = self.pick(&[
-                    "info", "error", "warn", "debug", "api", "alice", "", ".+", "e.*", "c1",
-                    "unknown", "INFO", "JSONParserErr",
+                    "info",
+                    "error",
+                    "warn",
+                    "debug",
+                    "api",
+                    "alice",
+                    "",
+                    ".+",
+                    "e.*",
+                    "c1",
+                    "unknown",
+                    "INFO",
+                    "JSONParserErr",
                 ]);
                 format!("{}{op}\"{v}\"", self.pick(FIELDS_STR))
             }
@@ -298,7 +343,9 @@ impl Gen {
                         parts.push(format!("{name}=\"{}\"", self.pick(TEMPLATES)));
                     }
                 }
-                let names = uniq(parts.iter().map(|p| p.split('=').next().unwrap_or("").to_string()).collect());
+                let names = uniq(
+                    parts.iter().map(|p| p.split('=').next().unwrap_or("").to_string()).collect(),
+                );
                 if names.len() < parts.len() {
                     parts.truncate(1);
                 }
@@ -326,8 +373,16 @@ impl Gen {
             "keep" => {
                 let items = (0..1 + self.below(3))
                     .map(|_| {
-                        self.pick(&["level", "app", "status", "pod", r#"level="error""#, "cluster", "msg"])
-                            .to_string()
+                        self.pick(&[
+                            "level",
+                            "app",
+                            "status",
+                            "pod",
+                            r#"level="error""#,
+                            "cluster",
+                            "msg",
+                        ])
+                        .to_string()
                     })
                     .collect();
                 (format!("| keep {}", uniq(items).join(", ")), parsed)
@@ -428,7 +483,10 @@ impl Gen {
         if fn_ == "quantile_over_time" {
             let q = self.pick(&["0.5", "0.99", "0", "1", "0.9"]);
             let range = self.pick(RANGES);
-            return format!("quantile_over_time({q}, {inner} [{range}]{}){grouping}", self.offset());
+            return format!(
+                "quantile_over_time({q}, {inner} [{range}]{}){grouping}",
+                self.offset()
+            );
         }
         let range = self.pick(RANGES);
         format!("{fn_}({inner} [{range}]{}){grouping}", self.offset())
@@ -460,8 +518,19 @@ impl Gen {
 
     fn vector_agg(&mut self, depth: usize) -> String {
         let op = self.pick(&[
-            "sum", "avg", "min", "max", "count", "stddev", "stdvar", "topk", "bottomk", "sort",
-            "sort_desc", "sum", "count",
+            "sum",
+            "avg",
+            "min",
+            "max",
+            "count",
+            "stddev",
+            "stdvar",
+            "topk",
+            "bottomk",
+            "sort",
+            "sort_desc",
+            "sum",
+            "count",
         ]);
         let inner = self.metric(depth + 1, true);
         if op == "topk" || op == "bottomk" {

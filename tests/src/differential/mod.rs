@@ -152,7 +152,9 @@ pub fn ask(url: &str, r: &Request) -> Value {
     }
     let resp = match req.call() {
         Ok(r) | Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => return serde_json::json!({"status": 0, "content_type": "", "body": e.to_string()}),
+        Err(e) => {
+            return serde_json::json!({"status": 0, "content_type": "", "body": e.to_string()})
+        }
     };
     let status = resp.status();
     let ctype = resp.header("Content-Type").unwrap_or("").to_string();

@@ -24,12 +24,8 @@ pub fn rfc3339(ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    let mut text = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
+    let mut text =
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
     if frac != 0 {
         text.push_str(format!(".{frac:09}").trim_end_matches('0'));
     }
@@ -61,13 +57,22 @@ impl Gen {
     }
 
     fn window(&mut self) -> (i64, i64) {
-        match self.weighted(&[("main", 70), ("edge", 10), ("backfill", 8), ("wide", 7), ("empty", 5)]) {
+        match self.weighted(&[
+            ("main", 70),
+            ("edge", 10),
+            ("backfill", 8),
+            ("wide", 7),
+            ("empty", 5),
+        ]) {
             "main" => {
                 let mut start = T0 + self.n(50) * MIN;
                 if self.pct(30) {
                     start += self.n(60_000) * 1_000_000 + self.n(1000);
                 }
-                let mins: i64 = self.pick(&["5", "10", "17", "30", "45", "60", "70", "120"]).parse().unwrap_or(5);
+                let mins: i64 = self
+                    .pick(&["5", "10", "17", "30", "45", "60", "70", "120"])
+                    .parse()
+                    .unwrap_or(5);
                 (start, start + mins * MIN)
             }
             "edge" => {
@@ -86,7 +91,8 @@ impl Gen {
 
     fn step(&mut self, start: i64, end: i64) -> Option<String> {
         let span = ((end - start) / NS).max(1);
-        match self.weighted(&[("fixed", 55), ("odd", 20), ("frac", 10), ("long", 5), ("auto", 10)]) {
+        match self.weighted(&[("fixed", 55), ("odd", 20), ("frac", 10), ("long", 5), ("auto", 10)])
+        {
             "fixed" if span <= 7200 => {
                 Some(self.pick(&["15s", "30s", "1m", "60", "5m", "2m", "1m30s", "10s"]).to_string())
             }
@@ -181,7 +187,10 @@ impl Gen {
         let sel = self.selector();
         if kind == "since" {
             let since = self.pick(&["1h", "30m", "72h", "5m"]);
-            p = vec![("end".to_string(), end.to_string()), ("since".to_string(), since.to_string())];
+            p = vec![
+                ("end".to_string(), end.to_string()),
+                ("since".to_string(), since.to_string()),
+            ];
             kind = self.pick(&["labels", "values", "series"]);
         }
         match kind {
@@ -193,7 +202,14 @@ impl Gen {
             }
             "values" => {
                 let name = self.pick(&[
-                    "app", "cluster", "pod", "namespace", "host", "service_name", "nope", "level",
+                    "app",
+                    "cluster",
+                    "pod",
+                    "namespace",
+                    "host",
+                    "service_name",
+                    "nope",
+                    "level",
                 ]);
                 if self.pct(50) {
                     add(&mut p, "query", sel);
@@ -253,7 +269,14 @@ impl Gen {
             }
             "dvalues" => {
                 let name = self.pick(&[
-                    "level", "status", "latency", "user", "msg", "detected_level", "nope", "client",
+                    "level",
+                    "status",
+                    "latency",
+                    "user",
+                    "msg",
+                    "detected_level",
+                    "nope",
+                    "client",
                 ]);
                 add(&mut p, "query", sel);
                 request(&format!("/loki/api/v1/detected_field/{name}/values"), p)
@@ -268,7 +291,13 @@ impl Gen {
 
     /// The next request (without a name or headers).
     pub fn request(&mut self) -> Request {
-        match self.weighted(&[("log", 33), ("metric", 35), ("instant", 14), ("meta", 16), ("broken", 2)]) {
+        match self.weighted(&[
+            ("log", 33),
+            ("metric", 35),
+            ("instant", 14),
+            ("meta", 16),
+            ("broken", 2),
+        ]) {
             "log" => {
                 let q = self.log_query();
                 self.range_request(q, false)

@@ -31,7 +31,8 @@ pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64) -> Vec<Series
             }
         }
     }
-    crate::engine::sort_matrix(&mut out, start, end);
+    // the frontend's parts: the step is not known here, the hour rule applies
+    crate::engine::sort_matrix(&mut out, start, end, 0);
     out
 }
 
