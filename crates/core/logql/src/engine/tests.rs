@@ -794,29 +794,3 @@ fn a_log_query_keeping_more_than_max_result_bytes_fails_early() {
     let small = QueryParams { limit: 10, ..p };
     assert!(evaluate(&expr, &small, &limits, &source).is_ok());
 }
-
-#[test]
-fn matrix_order_follows_loki_frontend_splits() {
-    let s = |a: &str| Series {
-        labels: skald_model::Labels::from_pairs(
-            [("a", "1")].into_iter().chain((!a.is_empty()).then_some(("b", a))),
-        ),
-        samples: Vec::new(),
-    };
-    let order = |start: i64, end: i64, step: i64| {
-        let mut v = vec![s("2"), s("")];
-        sort_matrix(&mut v, start, end, step);
-        v[0].labels.to_string()
-    };
-    let h = 60 * MIN;
-    // one split: label order, the shorter label set first
-    assert_eq!(order(T0, T0 + h, 60 * SEC), r#"{a="1"}"#);
-    // two splits: printed order, `{a="1", b="2"}` first
-    assert_eq!(order(T0, T0 + 2 * h, 60 * SEC), r#"{a="1", b="2"}"#);
-    // a step longer than the hour: one split per step; 45m..75m at 4939s is one evaluation
-    let t = 1_794_098_760 * SEC;
-    assert_eq!(order(t, t + 30 * MIN, 4939 * SEC), r#"{a="1"}"#);
-    assert_eq!(order(t, t + 3 * h, 4939 * SEC), r#"{a="1", b="2"}"#);
-    // the step unknown (a frontend's merge): the hour rule
-    assert_eq!(order(T0 + 45 * MIN, T0 + 75 * MIN, 0), r#"{a="1", b="2"}"#);
-}
