@@ -13,6 +13,8 @@ pub mod compare;
 
 pub mod answer;
 
+pub mod differential;
+
 pub mod aws;
 pub mod http;
 pub mod load;

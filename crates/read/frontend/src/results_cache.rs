@@ -399,7 +399,7 @@ fn is_part_answer(resp: &HttpResponse) -> bool {
 /// before `fresh`): each series' samples joined in time order
 /// ([`skald_logql::plan::merge_matrix`], as the splits of a query are), the stats and store
 /// figures added.
-fn join_parts(old: &[u8], fresh: &[u8], start: i64, end: i64) -> Option<Bytes> {
+fn join_parts(old: &[u8], fresh: &[u8], start: i64, end: i64, step: i64) -> Option<Bytes> {
     use skald_logql::engine::{QueryOutput, QueryResult};
     let (a, mut store) = skald_loghttp::part::decode_part(old).ok()?;
     let (b, fresh_store) = skald_loghttp::part::decode_part(fresh).ok()?;
@@ -409,7 +409,7 @@ fn join_parts(old: &[u8], fresh: &[u8], start: i64, end: i64) -> Option<Bytes> {
     let mut stats = a.stats;
     stats.add(&b.stats);
     store.add(&fresh_store);
-    let result = QueryResult::Matrix(skald_logql::plan::merge_matrix(vec![m, n], start, end));
+    let result = QueryResult::Matrix(skald_logql::plan::merge_matrix(vec![m, n], start, end, step));
     let out = QueryOutput { result, stats };
     Some(Bytes::from(skald_loghttp::part::encode_part(&out, &store)))
 }
@@ -472,7 +472,7 @@ impl Inner {
         if !is_part_answer(&fresh) {
             return Ok(fresh);
         }
-        match join_parts(&old.body, &fresh.body, part_start, end) {
+        match join_parts(&old.body, &fresh.body, part_start, end, step) {
             Some(body) => Ok(part_response(body)),
             None => Ok(HttpResponse {
                 status: 500,

@@ -134,7 +134,7 @@ pub(super) fn evaluate_metric(
                     push_point(mem, &mut series[i].samples, Sample { ts, value: p.value })?;
                 }
             }
-            sort_matrix(&mut series, params.start, params.end);
+            sort_matrix(&mut series, params.start, params.end, params.step_ns);
             Ok(QueryResult::Matrix(series))
         }
     };
@@ -190,15 +190,37 @@ fn pipeline_error(labels: &Labels) -> EngineError {
 /// and orders series by their printed label set (so `{__error__="x"}` comes before `{}`, since
 /// '_' < '}', and `{a="1", b="2"}` before `{a="1"}`); a single split keeps the engine's order,
 /// by label names and values (`{a="1"}` first). Both orders are visible in Loki's answers.
-pub(crate) fn sort_matrix(series: &mut [Series], start: i64, end: i64) {
-    const SPLIT_NS: i64 = 3_600_000_000_000;
-    let splits_more_than_one =
-        end.saturating_sub(1).div_euclid(SPLIT_NS) > start.div_euclid(SPLIT_NS);
-    if splits_more_than_one {
+/// With the step known (`step_ns > 0`), the splits are counted as Loki's frontend cuts them:
+/// `start` and `end` moved to multiples of the step, then cut at the last evaluation before
+/// each hour (or at every step when the step is an hour or longer).
+pub(crate) fn sort_matrix(series: &mut [Series], start: i64, end: i64, step_ns: i64) {
+    if splits_more_than_one(start, end, step_ns) {
         series.sort_by_cached_key(|s| s.labels.to_string());
     } else {
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
     }
+}
+
+fn splits_more_than_one(start: i64, end: i64, step: i64) -> bool {
+    const SPLIT_NS: i64 = 3_600_000_000_000;
+    if step <= 0 {
+        return end.saturating_sub(1).div_euclid(SPLIT_NS) > start.div_euclid(SPLIT_NS);
+    }
+    let start = start - start.rem_euclid(step);
+    let end = match end.rem_euclid(step) {
+        0 => end,
+        m => end.saturating_add(step - m),
+    };
+    if step >= SPLIT_NS {
+        return end - start > step;
+    }
+    // Loki's nextIntervalBoundary: the last evaluation before the next hour
+    let next_hour = (start.div_euclid(SPLIT_NS) + 1) * SPLIT_NS;
+    let mut first_end = next_hour - (next_hour - start) % step;
+    if first_end == next_hour {
+        first_end -= step;
+    }
+    first_end.saturating_add(step) < end
 }
 
 /// True when a `sort`/`sort_desc` appears anywhere: instant results then keep their order.

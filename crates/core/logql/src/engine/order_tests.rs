@@ -1,6 +1,7 @@
 //! Engine tests of entry order and identity in log queries: entries of one stream with one
 //! timestamp come in arrival order (reversed backward), and entries the pipeline makes equal
-//! (same labels, timestamp and line) are one, as in Loki's answers.
+//! (same labels, timestamp and line) are one, as in Loki's answers; and the order of matrix
+//! series, which follows how Loki's frontend splits a range query.
 #![allow(clippy::unwrap_used)]
 
 use super::tests::{log_params, streams, MemSource, SEC, T0};
@@ -82,4 +83,30 @@ fn entries_sharing_metadata_sets_answer_as_entries_building_their_own_labels() {
             assert_eq!(shared, own, "categorize {categorize}, limit {limit}");
         }
     }
+}
+
+#[test]
+fn matrix_order_follows_loki_frontend_splits() {
+    let s = |a: &str| Series {
+        labels: skald_model::Labels::from_pairs(
+            [("a", "1")].into_iter().chain((!a.is_empty()).then_some(("b", a))),
+        ),
+        samples: Vec::new(),
+    };
+    let order = |start: i64, end: i64, step: i64| {
+        let mut v = vec![s("2"), s("")];
+        sort_matrix(&mut v, start, end, step);
+        v[0].labels.to_string()
+    };
+    let h = 60 * 60 * SEC;
+    // one split: label order, the shorter label set first
+    assert_eq!(order(T0, T0 + h, 60 * SEC), r#"{a="1"}"#);
+    // two splits: printed order, `{a="1", b="2"}` first
+    assert_eq!(order(T0, T0 + 2 * h, 60 * SEC), r#"{a="1", b="2"}"#);
+    // a step longer than the hour: one split per step; 45m..75m at 4939s is one evaluation
+    let t = 1_794_098_760 * SEC;
+    assert_eq!(order(t, t + 30 * 60 * SEC, 4939 * SEC), r#"{a="1"}"#);
+    assert_eq!(order(t, t + 3 * h, 4939 * SEC), r#"{a="1", b="2"}"#);
+    // no step given (0): counted by hours
+    assert_eq!(order(T0 + 45 * 60 * SEC, T0 + 75 * 60 * SEC, 0), r#"{a="1", b="2"}"#);
 }

@@ -10,14 +10,14 @@ use crate::engine::{EngineError, ResultStream, Series};
 /// The matrix of a range query from the matrices of its splits (as [`split_range`] cuts
 /// them; `parts` oldest first): each series' samples concatenated in time order (a series
 /// may be missing from some parts), and the series in the order the engine gives the whole
-/// query `start..=end` (which depends on how many hours it spans; see
-/// `engine::metric::sort_matrix`).
+/// query `start..=end` at `step_ns` (which depends on how many splits Loki's frontend would cut
+/// it into; see `engine::metric::sort_matrix`; 0: the step unknown, counted by hours).
 ///
 /// The whole may hold more series than any part: [`check_series_limit`] gives the engine's
 /// error for it.
 ///
 /// [`split_range`]: super::split_range
-pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64) -> Vec<Series> {
+pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64, step_ns: i64) -> Vec<Series> {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<Series> = Vec::new();
     for part in parts {
@@ -31,7 +31,7 @@ pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64) -> Vec<Series
             }
         }
     }
-    crate::engine::sort_matrix(&mut out, start, end);
+    crate::engine::sort_matrix(&mut out, start, end, step_ns);
     out
 }
 

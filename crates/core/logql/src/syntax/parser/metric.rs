@@ -434,7 +434,7 @@ impl Parser {
             return Err(self.unexpected(&["NUMBER", "{", "("]));
         }
         let range = self.parse_log_range()?;
-        self.eat(Tok::RParen, &[])?;
+        self.eat(Tok::RParen, &[")"])?;
         let mut grouping = None;
         if self.is(Tok::By) || self.is(Tok::Without) {
             grouping = Some(self.parse_grouping()?);
