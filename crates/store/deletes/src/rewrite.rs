@@ -392,15 +392,26 @@ mod tests {
 
         // inside the cancel period nothing happens; filter-only never rewrites
         let mode = DeletionMode::FilterAndDelete;
-        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 10_500, 1000).await.unwrap();
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 10_500, 1000)
+            .await
+            .unwrap();
         assert_eq!(report, ProcessReport::default());
-        let report =
-            process_pending(&f.deletes, &f.stores, &f.reapply, "t", DeletionMode::FilterOnly, 20_000, 1000)
-                .await
-                .unwrap();
+        let report = process_pending(
+            &f.deletes,
+            &f.stores,
+            &f.reapply,
+            "t",
+            DeletionMode::FilterOnly,
+            20_000,
+            1000,
+        )
+        .await
+        .unwrap();
         assert_eq!(report.parts_processed, 0);
 
-        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 20_000, 1000).await.unwrap();
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 20_000, 1000)
+            .await
+            .unwrap();
         assert_eq!(report.parts_processed, 1);
         assert_eq!(f.deletes.metrics().deleted_lines.with_label_values(&["t"]).get(), 4);
         assert_eq!(f.deletes.metrics().received.with_label_values(&["t"]).get(), 2);
@@ -423,7 +434,9 @@ mod tests {
         assert_eq!(f.deletes.list("t").await.unwrap()[0].request_id, r.request_id);
 
         // a second pass has nothing left to do
-        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 30_000, 1000).await.unwrap();
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 30_000, 1000)
+            .await
+            .unwrap();
         assert_eq!(report, ProcessReport::default());
     }
 
