@@ -36,6 +36,7 @@ fn delete_config(
     compactor.retention_enabled.then_some(skald_deletes::DeleteConfig {
         delete_request_cancel_period: compactor.delete_request_cancel_period,
         delete_max_interval: compactor.delete_max_interval,
+        ..Default::default()
     })
 }
 

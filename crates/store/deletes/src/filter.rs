@@ -127,7 +127,7 @@ mod tests {
             request_id: "00000001".into(),
             query: query.into(),
             created_at_ms: 0,
-            parts: vec![Part { start_ms, end_ms, status: Status::Received }],
+            parts: vec![Part { start_ms, end_ms, status: Status::Received, processed_at_ms: None }],
         }
     }
 

@@ -30,7 +30,7 @@ pub use filter::{StreamDeletes, TenantDeletes};
 pub use metrics::DeleteMetrics;
 pub use params::{DeletionMode, ParamError};
 pub use request::{DeleteRequest, RequestGroup, Status};
-pub use rewrite::{process_pending, ProcessReport, RewriteStores};
+pub use rewrite::{process_pending, ProcessReport, Reapply, RewriteStores};
 pub use service::{DeleteApiError, DeleteService, NewDelete};
 pub use store::{CancelError, DeleteStore};
 
@@ -43,6 +43,11 @@ pub struct DeleteConfig {
     /// `delete_max_interval`: the longest part a request with line filters is split into,
     /// and the largest `max_interval` accepted (24h; 0 = no limit).
     pub delete_max_interval: std::time::Duration,
+    /// How long after a part is processed each pass applies it again to chunks that reached
+    /// the index since (an ingester's WAL replayed after a crash flushes chunks again, the
+    /// originals of rewritten ones included; a late flush lands in the window): 24h, Skald's
+    /// own (not a Loki key). See `rewrite::process_pending`.
+    pub reapply_period: std::time::Duration,
 }
 
 impl Default for DeleteConfig {
@@ -50,6 +55,7 @@ impl Default for DeleteConfig {
         DeleteConfig {
             delete_request_cancel_period: std::time::Duration::from_secs(24 * 3600),
             delete_max_interval: std::time::Duration::from_secs(24 * 3600),
+            reapply_period: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -22,6 +22,11 @@ pub struct Part {
     pub end_ms: i64,
     /// Its state.
     pub status: Status,
+    /// When it was marked processed, ms since the epoch (absent in parts processed before
+    /// Skald recorded it, and in received ones). For the re-application window of
+    /// `rewrite::process_pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processed_at_ms: Option<i64>,
 }
 
 /// A delete request as stored: one object per request id.
@@ -119,7 +124,7 @@ mod tests {
     use super::*;
 
     fn part(start_ms: i64, end_ms: i64, status: Status) -> Part {
-        Part { start_ms, end_ms, status }
+        Part { start_ms, end_ms, status, processed_at_ms: None }
     }
 
     /// The shape recorded from Loki 3.x (`main-65e30f8`).

@@ -6,7 +6,7 @@
 //! at any point leaves either the old chunk or both (a query drops the duplicate lines, and
 //! the next pass finds the old chunk again and finishes), never neither.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -62,19 +62,53 @@ fn is_due(g: &RequestGroup, p: &Part, now_ms: i64, cancel_period_ms: i64) -> boo
     p.status == Status::Received && g.created_at_ms.saturating_add(cancel_period_ms) <= now_ms
 }
 
+/// A part of a request: tenant, request id, window.
+type PartKey = (String, String, i64, i64);
+
+/// The re-application of processed parts: for `period_ms` after a part is processed, each
+/// pass applies it again to the chunks its selector and window reach that it has not yet
+/// found clean (a chunk an ingester flushed again from its WAL after a crash, the original of
+/// a rewritten chunk included, or flushed late). What each part found clean is kept here, in
+/// the memory of the process running the passes (chunk keys are content-addressed, so a
+/// chunk found clean stays clean); after a restart the first pass reads the part's chunks
+/// once more.
+#[derive(Debug, Default)]
+pub struct Reapply {
+    period_ms: i64,
+    clean: parking_lot::Mutex<HashMap<PartKey, HashSet<ChunkRef>>>,
+}
+
+impl Reapply {
+    /// Re-applies processed parts for `period` after their processing.
+    pub fn new(period: std::time::Duration) -> Self {
+        Reapply {
+            period_ms: period.as_millis().min(i64::MAX as u128) as i64,
+            clean: Default::default(),
+        }
+    }
+
+    fn applies(&self, p: &Part, now_ms: i64) -> bool {
+        p.status == Status::Processed
+            && p.processed_at_ms.is_some_and(|at| at.saturating_add(self.period_ms) > now_ms)
+    }
+}
+
 /// Applies `tenant`'s delete request parts whose cancel period (`cancel_period_ms` after
-/// creation) has passed by `now_ms`, then marks them processed. Only in
-/// [`DeletionMode::FilterAndDelete`]; in the other modes nothing is rewritten (requests keep
-/// hiding lines at query time). The compactor calls it for each tenant on each pass.
+/// creation) has passed by `now_ms`, then marks them processed; and applies again the parts
+/// processed less than `reapply`'s period ago to the chunks that reached the index since.
+/// Only in [`DeletionMode::FilterAndDelete`]; in the other modes nothing is rewritten
+/// (requests keep hiding lines at query time). The compactor calls it for each tenant on each
+/// pass.
 pub async fn process_pending(
     deletes: &DeleteStore,
     stores: &RewriteStores,
+    reapply: &Reapply,
     tenant: &str,
     mode: DeletionMode,
     now_ms: i64,
     cancel_period_ms: i64,
 ) -> Result<ProcessReport> {
-    let result = pass(deletes, stores, tenant, mode, now_ms, cancel_period_ms).await;
+    let result = pass(deletes, stores, reapply, tenant, mode, now_ms, cancel_period_ms).await;
     let m = deletes.metrics();
     match &result {
         Ok(r) => {
@@ -93,6 +127,7 @@ pub async fn process_pending(
 async fn pass(
     deletes: &DeleteStore,
     stores: &RewriteStores,
+    reapply: &Reapply,
     tenant: &str,
     mode: DeletionMode,
     now_ms: i64,
@@ -104,27 +139,48 @@ async fn pass(
     }
     let groups = deletes.read_groups(tenant).await?;
     let due = |g: &RequestGroup, p: &Part| is_due(g, p, now_ms, cancel_period_ms);
+    let again = |p: &Part| reapply.applies(p, now_ms);
+    let selected = |g: &RequestGroup, p: &Part| due(g, p) || again(p);
+    let part_key = |g: &RequestGroup, p: &Part| {
+        (tenant.to_string(), g.request_id.clone(), p.start_ms, p.end_ms)
+    };
+    // what re-application knows of parts out of its window (or cancelled) is forgotten
+    let live: HashSet<PartKey> = groups
+        .iter()
+        .flat_map(|g| g.parts.iter().filter(|p| selected(g, p)).map(move |p| part_key(g, p)))
+        .collect();
+    reapply.clean.lock().retain(|k, _| k.0 != tenant || live.contains(k));
     let due_groups: Vec<&RequestGroup> =
         groups.iter().filter(|g| g.parts.iter().any(|p| due(g, p))).collect();
-    if due_groups.is_empty() {
+    if live.is_empty() {
         return Ok(report);
     }
-    let compiled = Arc::new(TenantDeletes::compile(&groups, due));
+    let compiled = Arc::new(TenantDeletes::compile(&groups, selected));
 
-    // every chunk a due part may cover, once
-    let mut candidates: BTreeSet<(Labels, ChunkRef)> = BTreeSet::new();
-    for g in &due_groups {
+    // every chunk a selected part may cover, once, with the parts that reach it; a processed
+    // part skips the chunks it already found clean
+    let mut candidates: BTreeMap<(Labels, ChunkRef), Vec<PartKey>> = BTreeMap::new();
+    for g in &groups {
         let Ok(sel) = parse_query(&g.query) else { continue };
-        for p in g.parts.iter().filter(|p| due(g, p)) {
+        for p in g.parts.iter().filter(|p| selected(g, p)) {
             let (from, through) =
                 (p.start_ms.saturating_mul(1_000_000), p.end_ms.saturating_mul(1_000_000));
-            for s in stores.index.series(tenant, &sel.matchers, from, through).await? {
-                candidates.extend(s.chunks.into_iter().map(|c| (s.labels.clone(), c)));
+            let series = stores.index.series(tenant, &sel.matchers, from, through).await?;
+            let key = part_key(g, p);
+            let clean = reapply.clean.lock();
+            let known = clean.get(&key);
+            for s in series {
+                for c in s.chunks {
+                    if again(p) && known.is_some_and(|k| k.contains(&c)) {
+                        continue;
+                    }
+                    candidates.entry((s.labels.clone(), c)).or_default().push(key.clone());
+                }
             }
         }
     }
 
-    for (labels, old) in candidates {
+    for ((labels, old), parts) in candidates {
         report.chunks_examined += 1;
         let key = old.key(tenant);
         let bytes = match stores.chunks.get(&key).await {
@@ -141,14 +197,16 @@ async fn pass(
             rewrite_chunk(&compiled, &stream_labels, old, bytes)
         })
         .await??;
-        match outcome {
-            Outcome::Unchanged => {}
+        // the chunk that holds this one's lines now, clean of every selected part
+        let clean = match outcome {
+            Outcome::Unchanged => Some(old),
             Outcome::Empty { removed } => {
                 stores.index.replace_chunks(tenant, vec![(labels, old)], Vec::new()).await?;
                 stores.chunks.delete(&key).await?;
                 report.chunks_deleted += 1;
                 report.lines_deleted += removed;
                 report.bytes_before += old.compressed_bytes;
+                None
             }
             Outcome::Rewritten { bytes, new_ref, removed } => {
                 let filter = Chunk::parse(&bytes)?.chunk_filter();
@@ -165,6 +223,13 @@ async fn pass(
                 report.lines_deleted += removed;
                 report.bytes_before += old.compressed_bytes;
                 report.bytes_after += new_ref.compressed_bytes;
+                Some(new_ref)
+            }
+        };
+        if let Some(c) = clean {
+            let mut known = reapply.clean.lock();
+            for p in parts {
+                known.entry(p).or_default().insert(c);
             }
         }
     }
@@ -183,6 +248,7 @@ async fn pass(
         for p in &mut g.parts {
             if p.status == Status::Received && windows.contains(&(p.start_ms, p.end_ms)) {
                 p.status = Status::Processed;
+                p.processed_at_ms = Some(now_ms);
                 n += 1;
             }
         }
@@ -190,17 +256,19 @@ async fn pass(
         report.parts_processed += n;
         tracing::info!(tenant, request_id = id, query = %g.query, parts = n, "delete request processed");
     }
-    tracing::info!(
-        tenant,
-        parts = report.parts_processed,
-        chunks_examined = report.chunks_examined,
-        chunks_rewritten = report.chunks_rewritten,
-        chunks_deleted = report.chunks_deleted,
-        lines_deleted = report.lines_deleted,
-        bytes_before = report.bytes_before,
-        bytes_after = report.bytes_after,
-        "deletion pass done"
-    );
+    if report != ProcessReport::default() {
+        tracing::info!(
+            tenant,
+            parts = report.parts_processed,
+            chunks_examined = report.chunks_examined,
+            chunks_rewritten = report.chunks_rewritten,
+            chunks_deleted = report.chunks_deleted,
+            lines_deleted = report.lines_deleted,
+            bytes_before = report.bytes_before,
+            bytes_after = report.bytes_after,
+            "deletion pass done"
+        );
+    }
     Ok(report)
 }
 
@@ -256,6 +324,7 @@ mod tests {
         objects: Arc<dyn ChunkStore>,
         stores: RewriteStores,
         deletes: DeleteStore,
+        reapply: Reapply,
     }
 
     fn fixture() -> Fixture {
@@ -268,6 +337,7 @@ mod tests {
             stores: RewriteStores { chunks: objects.clone(), index, filters },
             objects,
             deletes,
+            reapply: Reapply::new(Duration::from_secs(3600)),
         }
     }
 
@@ -322,15 +392,26 @@ mod tests {
 
         // inside the cancel period nothing happens; filter-only never rewrites
         let mode = DeletionMode::FilterAndDelete;
-        let report = process_pending(&f.deletes, &f.stores, "t", mode, 10_500, 1000).await.unwrap();
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 10_500, 1000)
+            .await
+            .unwrap();
         assert_eq!(report, ProcessReport::default());
-        let report =
-            process_pending(&f.deletes, &f.stores, "t", DeletionMode::FilterOnly, 20_000, 1000)
-                .await
-                .unwrap();
+        let report = process_pending(
+            &f.deletes,
+            &f.stores,
+            &f.reapply,
+            "t",
+            DeletionMode::FilterOnly,
+            20_000,
+            1000,
+        )
+        .await
+        .unwrap();
         assert_eq!(report.parts_processed, 0);
 
-        let report = process_pending(&f.deletes, &f.stores, "t", mode, 20_000, 1000).await.unwrap();
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 20_000, 1000)
+            .await
+            .unwrap();
         assert_eq!(report.parts_processed, 1);
         assert_eq!(f.deletes.metrics().deleted_lines.with_label_values(&["t"]).get(), 4);
         assert_eq!(f.deletes.metrics().received.with_label_values(&["t"]).get(), 2);
@@ -353,7 +434,80 @@ mod tests {
         assert_eq!(f.deletes.list("t").await.unwrap()[0].request_id, r.request_id);
 
         // a second pass has nothing left to do
-        let report = process_pending(&f.deletes, &f.stores, "t", mode, 30_000, 1000).await.unwrap();
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 30_000, 1000)
+            .await
+            .unwrap();
         assert_eq!(report, ProcessReport::default());
+    }
+
+    /// An ingester's WAL replayed after a crash flushes again the chunks it had flushed
+    /// since its last checkpoint: the original of a chunk a processed request rewrote comes
+    /// back, indexed, with its deleted lines. The passes inside the re-application window
+    /// remove them again, reading only the chunks they have not found clean yet.
+    #[tokio::test]
+    async fn reapplies_processed_requests_to_chunks_flushed_again() {
+        let mut f = fixture();
+        let app = Labels::parse(r#"{app="a"}"#).unwrap();
+        let t0 = 1_700_000_000 * SEC;
+        let lines = ["keep 1", "secret 2"];
+        let original = flush(&f, &app, t0, &lines).await;
+        let window = [(t0 / 1_000_000, (t0 + 200 * SEC) / 1_000_000)];
+        f.deletes.add("t", r#"{app="a"} |= "secret""#, &window, 10_000).await.unwrap();
+        let mode = DeletionMode::FilterAndDelete;
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 20_000, 1000)
+            .await
+            .unwrap();
+        assert_eq!((report.parts_processed, report.chunks_rewritten), (1, 1));
+        assert_eq!(stored_lines(&f).await, vec!["keep 1"]);
+        let part = f.deletes.read_groups("t").await.unwrap()[0].parts[0];
+        assert_eq!(part.processed_at_ms, Some(20_000));
+
+        // the WAL replay: the same chunk, same key, back in the store and the index; and a
+        // late flush of the window
+        assert_eq!(flush(&f, &app, t0, &lines).await, original);
+        flush(&f, &app, t0 + 10 * SEC, &["keep 3", "secret 4"]).await;
+        flush(&f, &app, t0 + 20 * SEC, &["secret 5"]).await;
+        assert_eq!(stored_lines(&f).await.len(), 6);
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 30_000, 1000)
+            .await
+            .unwrap();
+        // the rewritten chunk was known clean: only the three newcomers are read
+        assert_eq!(report.chunks_examined, 3);
+        assert_eq!((report.chunks_rewritten, report.chunks_deleted), (2, 1));
+        assert_eq!((report.lines_deleted, report.parts_processed), (3, 0));
+        assert_eq!(stored_lines(&f).await, vec!["keep 1", "keep 3"]);
+        assert!(f.objects.get(&original.key("t")).await.unwrap_err().is_not_found());
+        let series = f.stores.index.series("t", &[], t0 - SEC, t0 + 1000 * SEC).await.unwrap();
+        assert_eq!(series[0].chunks.len(), 2);
+        assert_eq!(f.deletes.list("t").await.unwrap()[0].status, "processed");
+        // nothing new: nothing read
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 40_000, 1000)
+            .await
+            .unwrap();
+        assert_eq!(report, ProcessReport::default());
+
+        // a restarted compactor knows nothing clean: it reads the part's chunks once more
+        f.reapply = Reapply::new(Duration::from_secs(3600));
+        flush(&f, &app, t0, &lines).await;
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 50_000, 1000)
+            .await
+            .unwrap();
+        assert_eq!((report.chunks_examined, report.chunks_rewritten), (3, 1));
+        assert_eq!(stored_lines(&f).await, vec!["keep 1", "keep 3"]);
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, 60_000, 1000)
+            .await
+            .unwrap();
+        assert_eq!(report, ProcessReport::default());
+
+        // past the window the part is left alone: a chunk flushed then keeps its lines, which
+        // queries still hide
+        flush(&f, &app, t0 + 30 * SEC, &["secret 6"]).await;
+        let late = 20_000 + 3_600_000;
+        let report = process_pending(&f.deletes, &f.stores, &f.reapply, "t", mode, late, 1000)
+            .await
+            .unwrap();
+        assert_eq!(report, ProcessReport::default());
+        assert_eq!(stored_lines(&f).await, vec!["keep 1", "keep 3", "secret 6"]);
+        assert!(f.reapply.clean.lock().is_empty());
     }
 }

@@ -11,7 +11,7 @@ use skald_common::overrides::TenantLimitsFn;
 use crate::filter::TenantDeletes;
 use crate::metrics::DeleteMetrics;
 use crate::params::{parse_new_request, DeletionMode, DELETION_NOT_AVAILABLE};
-use crate::rewrite::{process_pending, ProcessReport, RewriteStores};
+use crate::rewrite::{process_pending, ProcessReport, Reapply, RewriteStores};
 use crate::store::{CancelError, DeleteStore, DEFAULT_CACHE_TTL};
 use crate::DeleteConfig;
 
@@ -74,6 +74,8 @@ pub struct DeleteService {
     store: DeleteStore,
     config: DeleteConfig,
     rewrite: RewriteStores,
+    /// What the re-application of processed parts already found clean.
+    reapply: Reapply,
     limits: TenantLimitsFn,
     /// Per tenant, as of its last pass: pending requests and when the oldest fell due (ms).
     pending: parking_lot::Mutex<std::collections::HashMap<String, (usize, i64)>>,
@@ -96,7 +98,8 @@ impl DeleteService {
     ) -> Self {
         let store =
             DeleteStore::new(rewrite.chunks.clone(), DEFAULT_CACHE_TTL).with_metrics(metrics);
-        DeleteService { store, config, rewrite, limits, pending: Default::default() }
+        let reapply = Reapply::new(config.reapply_period);
+        DeleteService { store, config, rewrite, reapply, limits, pending: Default::default() }
     }
 
     /// The request store.
@@ -155,14 +158,15 @@ impl DeleteService {
     }
 
     /// One deletion pass for `tenant` now (what the compactor does each pass): parts past
-    /// their cancel period are applied to the stored chunks.
+    /// their cancel period are applied to the stored chunks, and parts processed less than
+    /// `reapply_period` ago to the chunks that reached the index since.
     pub async fn process(&self, tenant: &str) -> Result<ProcessReport, DeleteApiError> {
         let mode = self.enabled_mode(tenant)?;
         let period =
             self.config.delete_request_cancel_period.as_millis().min(i64::MAX as u128) as i64;
         let now = now_ms();
         self.count_pending(tenant, now, period).await;
-        process_pending(&self.store, &self.rewrite, tenant, mode, now, period)
+        process_pending(&self.store, &self.rewrite, &self.reapply, tenant, mode, now, period)
             .await
             .map_err(internal)
     }

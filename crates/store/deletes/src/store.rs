@@ -190,7 +190,12 @@ impl DeleteStore {
         skald_chunk_store::validate_tenant(tenant)?;
         let parts = windows
             .iter()
-            .map(|&(start_ms, end_ms)| Part { start_ms, end_ms, status: Status::Received })
+            .map(|&(start_ms, end_ms)| Part {
+                start_ms,
+                end_ms,
+                status: Status::Received,
+                processed_at_ms: None,
+            })
             .collect();
         let mut group = RequestGroup {
             request_id: String::new(),
