@@ -488,7 +488,7 @@ fn run_rendered(
         assert!(Instant::now() < deadline, "no chunk flushed to the {overlay} overlay's storage");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(sum("loki_ingester_chunk_flush_failures_total"), 0.0, "flushes failed");
+    assert_eq!(sum("loki_ingester_chunks_flush_failures_total"), 0.0, "flushes failed");
     drop(pods);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,6 +8,8 @@ mod http;
 mod listen;
 mod modules;
 mod ops;
+mod process_metrics;
+mod request_metrics;
 mod runtime_config;
 mod secret;
 mod storage;

@@ -80,6 +80,8 @@ pub struct Modules {
     pub order: Vec<Module>,
     /// The metrics registry `/metrics` serves.
     pub registry: prometheus::Registry,
+    /// `loki_request_duration_seconds` and `loki_inflight_requests`, for both listeners.
+    pub request_metrics: crate::request_metrics::RequestMetrics,
     /// Turns `true` when the process stops: background tasks end on it.
     pub shutdown: watch::Receiver<bool>,
     /// The `memberlist` block, when gossip is configured (set by the server module).
@@ -128,11 +130,15 @@ impl Modules {
             overrides: skald_common::overrides::Overrides::new(config.limits_config.clone()),
             configured: false,
         });
+        let registry = prometheus::Registry::new();
+        crate::process_metrics::register(&registry);
+        let request_metrics = crate::request_metrics::RequestMetrics::new(&registry);
         let modules = Modules {
             config,
             target: target.to_string(),
             order,
-            registry: prometheus::Registry::new(),
+            registry,
+            request_metrics,
             shutdown,
             memberlist: None,
             membership: None,

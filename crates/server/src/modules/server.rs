@@ -50,7 +50,8 @@ pub async fn start_grpc(m: &mut Modules) -> anyhow::Result<()> {
     let frontend = m.frontend_queue.clone().map(skald_frontend::grpc::service);
     let mut rx = m.shutdown.clone();
     let incoming = crate::listen::grpc_incoming(listener);
-    let mut server = grpc_server(&config.server);
+    let layer = crate::request_metrics::GrpcLayer(m.request_metrics.clone());
+    let mut server = grpc_server(&config.server).layer(layer);
     m.grpc_task = Some(tokio::spawn(async move {
         let res = server
             .add_optional_service(ingester)
@@ -111,7 +112,12 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
         .saturating_add(1);
+    let observed = axum::middleware::from_fn_with_state(
+        m.request_metrics.clone(),
+        crate::request_metrics::http,
+    );
     let app = http::router(state, m.distributor.clone(), m.querier.clone(), m.frontend.clone())
+        .layer(observed)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =
         format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
