@@ -174,8 +174,9 @@ fn push(url: &str, tenant: &str, body: &Value) -> u16 {
     post(&format!("{url}/loki/api/v1/push"), &headers, body.to_string().as_bytes()).status
 }
 
-/// One round of load on `url`: pushes of both tenants and queries of every kind.
-fn load(url: &str, round: i64) {
+/// One round of load on `url`: pushes of both tenants and, with `queries`, queries of every
+/// kind.
+fn load(url: &str, round: i64, queries: bool) {
     let now = now_ns();
     for tenant in ["tenant-a", "tenant-b"] {
         let values: Vec<Value> = (0..20)
@@ -186,6 +187,9 @@ fn load(url: &str, round: i64) {
             {"stream": {"app": "api"}, "values": [[now.to_string(), format!("api round {round}")]]},
         ]});
         assert_eq!(push(url, tenant, &streams), 204);
+    }
+    if !queries {
+        return;
     }
     let h = [("X-Scope-OrgID", "tenant-a")];
     let (start, end) = ((now - 3_600_000_000_000).to_string(), (now + 1_000_000_000).to_string());
@@ -283,8 +287,8 @@ fn every_panel_of_every_dashboard_returns_data() {
     let mut round = 0;
     let load_until = Instant::now() + Duration::from_secs(8);
     while Instant::now() < load_until {
-        load(&all.url, round);
-        load(&distributor.url, round);
+        load(&all.url, round, true);
+        load(&distributor.url, round, false);
         let h = [("X-Scope-OrgID", "tenant-b")];
         for (path, q) in [
             ("query_range", "{app=\"web\"}"),
@@ -310,8 +314,30 @@ fn every_panel_of_every_dashboard_returns_data() {
     }
     assert_eq!(post(&format!("{}/flush", all.url), &[], b"").status, 204);
 
+    // beyond "has data": what the load must have made the metrics say (each a filter that
+    // returns nothing when it does not hold)
+    let facts: Vec<(String, String, String)> = [
+        "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"/logproto.Pusher/Push\", method=\"gRPC\", status_code=\"success\"}) > 0",
+        "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"/logproto.Querier/Query\", status_code=\"success\"}) > 0",
+        "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"/logproto.Querier/GetStats\"}) > 0",
+        "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"loki_api_v1_label_name_values\", method=\"GET\", status_code=\"200\", ws=\"false\"}) > 0",
+        "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"loki_api_v1_query_range\", status_code=\"400\"}) > 0",
+        "sum(loki_request_duration_seconds_count{job=\"skald/distributor\", route=\"loki_api_v1_push\", status_code=\"204\"}) > 0",
+        "sum(loki_discarded_samples_total{job=\"skald/distributor\", reason=\"line_too_long\", tenant=\"tenant-b\"}) == 1",
+        "sum(loki_ingester_memory_streams{tenant=\"tenant-b\"}) > 0",
+        "sum(loki_ingester_streams_created_total{tenant=\"tenant-a\"}) >= 4",
+        "sum(loki_ingester_chunks_flushed_total{reason=\"forced\"}) > 0",
+        "sum(loki_ingester_chunk_entries_count) > 0",
+        "sum(skald_compactor_deleted_chunks_total) >= 1",
+        "sum(loki_compactor_deleted_lines{user=\"tenant-a\"}) == 2",
+        "count(loki_build_info{version!=\"\"}) == 3",
+        "min(process_resident_memory_bytes) > 1e6",
+    ]
+    .iter()
+    .map(|e| ("(load)".to_string(), "fact".to_string(), e.to_string()))
+    .collect();
     let deadline = Instant::now() + Duration::from_secs(40);
-    let mut pending: Vec<&(String, String, String)> = exprs.iter().collect();
+    let mut pending: Vec<&(String, String, String)> = exprs.iter().chain(&facts).collect();
     let mut last_errors: Vec<String> = Vec::new();
     while !pending.is_empty() && Instant::now() < deadline {
         last_errors.clear();
@@ -327,17 +353,17 @@ fn every_panel_of_every_dashboard_returns_data() {
         }
     }
     println!(
-        "{} panel expressions of {} dashboards evaluated in Prometheus; {} without data; {:.1}s",
+        "{} panel expressions of 4 dashboards and {} facts evaluated in Prometheus; {} without data; {:.1}s",
         exprs.len(),
-        4,
+        facts.len(),
         pending.len(),
         began.elapsed().as_secs_f64()
     );
     assert!(
         pending.is_empty(),
-        "{} of {} panel expressions returned no data:\n{}\nskald all log:\n{}",
+        "{} of {} expressions returned no data:\n{}\nskald all log:\n{}",
         pending.len(),
-        exprs.len(),
+        exprs.len() + facts.len(),
         last_errors.join("\n"),
         all.log()
     );
