@@ -8,7 +8,10 @@
 //! (`/logproto.Pusher/Push`, `/logproto.Querier/*`) are served too. The load: pushes of two
 //! tenants (JSON and protobuf, with structured metadata), a line too long (discarded), lines
 //! older than the retention period (deleted by the compactor), a delete request (processed),
-//! and queries of every kind on both query paths.
+//! and queries of every kind on both query paths. Beyond "has data", a few facts the load must
+//! have produced are checked the same way (gRPC pushes counted under Loki's route, the line too
+//! long discarded for its tenant, the deleted lines), and `docs/metrics.md` must name every
+//! metric the three processes serve (checked even without Prometheus).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -224,10 +227,6 @@ fn load(url: &str, round: i64, queries: bool) {
 fn every_panel_of_every_dashboard_returns_data() {
     let exprs = panel_expressions();
     assert!(exprs.len() >= 60, "only {} panel expressions", exprs.len());
-    let Some(prom_bin) = prometheus_bin() else {
-        not_run(TEST, "no `prometheus` (Debian package `prometheus`; scripts/test.sh installs it)");
-        return;
-    };
     let began = Instant::now();
     let dir = temp_dir("dashboards");
     let all = start(
@@ -246,15 +245,10 @@ fn every_panel_of_every_dashboard_returns_data() {
     );
     let querier =
         start(&dir, "querier", &format!("target: querier\n{}{client}", common(&dir, "querier")));
-    let prom = Prometheus::start(
-        &prom_bin,
-        &dir,
-        &[
-            ("skald/all", all.http_port),
-            ("skald/distributor", distributor.http_port),
-            ("skald/querier", querier.http_port),
-        ],
-    );
+    let jobs =
+        [("skald/all", &all), ("skald/distributor", &distributor), ("skald/querier", &querier)];
+    let targets: Vec<(&str, u16)> = jobs.iter().map(|(j, s)| (*j, s.http_port)).collect();
+    let prom = prometheus_bin().map(|bin| Prometheus::start(&bin, &dir, &targets));
 
     // lines past the 72h retention (deleted by the compactor), and lines a delete request
     // removes: both flushed to the store at once
@@ -313,6 +307,25 @@ fn every_panel_of_every_dashboard_returns_data() {
         std::thread::sleep(Duration::from_millis(300));
     }
     assert_eq!(post(&format!("{}/flush", all.url), &[], b"").status, 204);
+
+    // docs/metrics.md names every metric the processes serve
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md"))
+            .unwrap();
+    let mut undocumented = std::collections::BTreeSet::new();
+    for (job, s) in jobs {
+        let text = get(&format!("{}/metrics", s.url), &[], &[]).body;
+        for name in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next()) {
+            if !doc.contains(&format!("`{name}`")) {
+                undocumented.insert(format!("{name} ({job})"));
+            }
+        }
+    }
+    assert!(undocumented.is_empty(), "not in docs/metrics.md: {undocumented:?}");
+    let Some(prom) = prom else {
+        not_run(TEST, "no `prometheus` (Debian package `prometheus`; scripts/test.sh installs it)");
+        return;
+    };
 
     // beyond "has data": what the load must have made the metrics say (each a filter that
     // returns nothing when it does not hold)
