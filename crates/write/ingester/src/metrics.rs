@@ -298,3 +298,6 @@ impl IngesterMetrics {
         m
     }
 }
+
+#[cfg(test)]
+mod tests;
