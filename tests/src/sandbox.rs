@@ -90,11 +90,25 @@ impl Skald {
         http_port: u16,
         grpc_port: u16,
     ) -> Skald {
+        Self::start_with(dir, config_path, (http_port, grpc_port), &[], &[])
+    }
+
+    /// Starts `skald -config.file=<config_path> <args>` with `envs` added to its environment
+    /// (`ports`, HTTP and gRPC, must match the file).
+    pub fn start_with(
+        dir: &Path,
+        config_path: &Path,
+        (http_port, grpc_port): (u16, u16),
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Skald {
         let log_path = dir.join(format!("skald-{http_port}.log"));
         let log = std::fs::File::create(&log_path).expect("create log file");
         let log2 = log.try_clone().expect("clone log handle");
         let child = Command::new(skald_bin())
             .arg(format!("-config.file={}", config_path.display()))
+            .args(args)
+            .envs(envs.iter().copied())
             .current_dir(dir)
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))

@@ -447,3 +447,82 @@ compactor:
     drop(s);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Loki's layout: the compactor runs alone (`-target=compactor`, no querier in its process)
+/// and owns the delete API and the deletion passes; the write and read paths run in another
+/// process (`-target=ingester,distributor,querier`, no compactor) over the same filesystem
+/// store. A request posted to the compactor hides its lines at the querier at once (the
+/// querier reads the same requests) and the compactor alone removes them from the chunks.
+#[test]
+fn a_compactor_alone_serves_the_api_and_applies_requests() {
+    let dir = temp_dir("deletes-split");
+    let common = "auth_enabled: true
+compactor:
+  retention_enabled: true
+  compaction_interval: 1s
+  delete_request_cancel_period: 10s
+";
+    let rest = Skald::start(&dir, &format!("target: ingester,distributor,querier\n{common}"));
+    let compactor = Skald::start(&dir, &format!("target: compactor\n{common}"));
+    // no query path on the compactor, no compactor in the other process
+    let r = get(&format!("{}/services", compactor.url), &[], &[]);
+    assert!(r.body.contains("compactor") && !r.body.contains("querier"), "{}", r.body);
+    let r = get(&format!("{}/services", rest.url), &[], &[]);
+    assert!(!r.body.contains("compactor"), "{}", r.body);
+    let r = get(
+        &format!("{}/loki/api/v1/query_range", compactor.url),
+        &[("query", r#"{app="c"}"#)],
+        &[("X-Scope-OrgID", "t")],
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let writer = Ctx { s: &rest, tenant: "t".to_string() };
+    let admin = Ctx { s: &compactor, tenant: "t".to_string() };
+    let t0 = now_ns() - 30 * 60 * NS;
+    let values = (0..50).map(|i| (t0 + i * NS, format!("line {i} token={}", i % 2))).collect();
+    writer.push(json!({"app": "c"}), values);
+    writer.flush();
+    let range = (t0 - NS, now_ns());
+    assert_eq!(writer.lines(r#"{app="c"}"#, range).len(), 50);
+
+    let start = ((t0 - 60 * NS) / NS).to_string();
+    let (r, id) =
+        admin.request("POST", &[("query", r#"{app="c"} |= "token=1""#), ("start", &start)]);
+    assert_eq!(r.status, 204, "{}", r.body);
+    let id = id.expect("X-Delete-Request-Id");
+    let (r, _) = admin.request("GET", &[]);
+    assert!(r.body.contains(&id) && r.body.contains("\"received\""), "{}", r.body);
+    // hidden at the querier of the other process within its cache's few seconds, while the
+    // stored chunk still holds every line (the cancel period is not over)
+    let posted = std::time::Instant::now();
+    loop {
+        let lines = writer.lines(r#"{app="c"}"#, range);
+        if lines.len() == 25 {
+            assert!(lines.iter().all(|l| l.ends_with("token=0")), "{lines:?}");
+            break;
+        }
+        assert!(posted.elapsed() < Duration::from_secs(10), "not hidden: {} lines", lines.len());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(chunk_lines(fs_chunks(&dir, "t")).len(), 50, "applied before its cancel period");
+    // applied by the compactor's own passes
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let lines = chunk_lines(fs_chunks(&dir, "t"));
+        if lines.len() == 25 {
+            assert!(lines.iter().all(|l| l.ends_with("token=0")), "{lines:?}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not processed: {} lines", lines.len());
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(writer.lines(r#"{app="c"}"#, range).len(), 25);
+    let (r, _) = admin.request("GET", &[]);
+    assert!(r.body.contains("\"processed\""), "{}", r.body);
+    let processed = "loki_compactor_delete_requests_processed_total";
+    assert!(metric_sum(&compactor.url, processed) >= 1.0);
+    assert_eq!(metric_sum(&rest.url, processed), 0.0);
+    drop(compactor);
+    drop(rest);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -294,6 +294,8 @@ fn loopback_config(
     set(&mut c, &["server", "grpc_listen_port"], n(l.grpc));
     set(&mut c, &["common", "path_prefix"], s(home.display().to_string()));
     set(&mut c, &["ingester", "wal", "dir"], s(home.join("wal").display().to_string()));
+    let work = s(home.join("compactor").display().to_string());
+    set(&mut c, &["compactor", "working_directory"], work);
     set(&mut c, &["memberlist", "bind_port"], n(l.gossip));
     let seed = Value::Sequence(vec![s(format!("127.0.0.1:{}", l.seed))]);
     set(&mut c, &["memberlist", "join_members"], seed);
@@ -428,6 +430,10 @@ fn run_rendered(
     pods.push(start("skald-query-frontend-0", "Deployment", "skald-query-frontend", fh, fg, udp));
     let (qh, qg, udp) = (querier_http, querier_grpc, free_udp_port());
     pods.push(start("skald-querier-0", "Deployment", "skald-querier", qh, qg, udp));
+    let compactor_sts = find(&docs, "StatefulSet", "skald-compactor").expect("the compactor");
+    assert_eq!(at(compactor_sts, &["spec", "replicas"]).as_u64(), Some(1), "a singleton");
+    let ((ch, cg), udp) = (free_port_pair(), free_udp_port());
+    pods.push(start("skald-compactor-0", "StatefulSet", "skald-compactor", ch, cg, udp));
     for p in &mut pods {
         p.wait_ready();
     }
@@ -489,6 +495,34 @@ fn run_rendered(
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(sum("loki_ingester_chunks_flush_failures_total"), 0.0, "flushes failed");
+    // the compactor works (it holds the lease) and serves the delete API: a request posted to
+    // it hides the line at the querier, which reads the same store
+    let compactor = format!("http://127.0.0.1:{ch}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while skald_integration_tests::metric_sum(&compactor, "loki_boltdb_shipper_compactor_running")
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "the compactor never took the lease");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let start_s = ((t - 3_600_000_000_000) / 1_000_000_000).to_string();
+    let url =
+        format!("{compactor}/loki/api/v1/delete?query=%7Bjob%3D%22kube%22%7D&start={start_s}");
+    let r = post(&url, &tenant, b"");
+    assert_eq!(r.status, 204, "delete request: {}", r.body);
+    let listed = get(&format!("{compactor}/loki/api/v1/delete"), &[], &tenant);
+    assert!(listed.body.contains(r#""query":"{job=\"kube\"}""#), "{}", listed.body);
+    let querier = format!("http://127.0.0.1:{querier_http}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = get(&format!("{querier}/loki/api/v1/query_range"), &params, &tenant);
+        assert_eq!(r.status, 200, "{}", r.body);
+        if !r.body.contains("hello from the manifests") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deleted line is still returned: {}", r.body);
+        std::thread::sleep(Duration::from_millis(300));
+    }
     drop(pods);
     let _ = std::fs::remove_dir_all(&dir);
 }

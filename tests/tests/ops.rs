@@ -1,6 +1,6 @@
-//! Operations endpoints and query aliases over real HTTP: `/config` (`?mode=diffs|defaults`),
-//! `/services`, `/log_level`, the legacy `/api/prom/query`, and cross-tenant queries
-//! (`X-Scope-OrgID: a|b` with `__tenant_id__`).
+//! Operations endpoints and query aliases over real HTTP: `/config` (`?mode=diff|defaults`),
+//! `/services`, `/log_level`, `/memberlist`, `/loki/api/v1/status/buildinfo`, the legacy
+//! `/api/prom/query`, and cross-tenant queries (`X-Scope-OrgID: a|b` with `__tenant_id__`).
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -28,8 +28,10 @@ fn config_services_and_log_level() {
     let actual: serde_yaml_like::Doc = serde_yaml_like::parse(&r.body);
     assert!(actual.has("auth_enabled: true"), "{}", r.body);
     assert!(actual.has("max_query_series: 777"));
-    let d = get(&format!("{}/config", skald.url), &[("mode", "diffs")], &[]);
+    let d = get(&format!("{}/config", skald.url), &[("mode", "diff")], &[]);
     assert_eq!(d.status, 200);
+    // Loki's name is `diff`; `diffs` is kept
+    assert_eq!(get(&format!("{}/config", skald.url), &[("mode", "diffs")], &[]).body, d.body);
     assert!(d.body.contains("auth_enabled: true"), "{}", d.body);
     assert!(d.body.contains("max_query_series: 777"));
     // only what differs from the defaults
@@ -58,7 +60,56 @@ fn config_services_and_log_level() {
     assert_eq!(form.status, 200);
     let bad = post(&format!("{url}?log_level=loud"), &[], b"");
     assert_eq!(bad.status, 400);
-    assert!(bad.json()["message"].as_str().unwrap().contains("loud"));
+    // Loki's answers, word for word
+    assert_eq!(
+        bad.json(),
+        json!({"status": "failed", "message": "unrecognized log level \"loud\""})
+    );
+    assert_eq!(g.content_type, "application/json; charset=utf-8");
+    assert_eq!(g.json(), json!({"message": "Current log level is info"}));
+}
+
+#[test]
+fn buildinfo_and_memberlist() {
+    let dir = temp_dir("ops-memberlist");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gossip = udp.local_addr().unwrap().port();
+    drop(udp);
+    let skald = Skald::start(
+        &dir,
+        &format!(
+            "memberlist:\n  node_name: skald-a\n  bind_addr: [127.0.0.1]\n  bind_port: {gossip}\n"
+        ),
+    );
+    let b = get(&format!("{}/loki/api/v1/status/buildinfo", skald.url), &[], &[]);
+    assert_eq!((b.status, b.content_type.as_str()), (200, "application/json"));
+    let v = b.json();
+    for key in ["version", "revision", "branch", "buildUser", "buildDate", "goVersion"] {
+        assert!(v[key].is_string(), "{key}: {v}");
+    }
+    assert!(!v["version"].as_str().unwrap().is_empty());
+
+    let url = format!("{}/memberlist", skald.url);
+    let html = get(&url, &[], &[]);
+    assert_eq!(html.status, 200);
+    assert!(html.content_type.starts_with("text/html"), "{}", html.content_type);
+    assert!(html.body.contains("<td>skald-a</td>"), "{}", html.body);
+    assert!(html.body.contains(&format!("<td>127.0.0.1:{gossip}</td><td>0</td>")), "{}", html.body);
+    let j = get(&url, &[], &[("Accept", "application/json")]);
+    assert_eq!(j.content_type, "application/json");
+    let v = j.json();
+    assert_eq!(
+        v["SortedMembers"],
+        json!([{"Name": "skald-a", "Addr": "127.0.0.1", "Port": gossip, "Meta": null, "State": 0}]),
+        "{v}"
+    );
+    assert!(v["Now"].as_str().unwrap().ends_with('Z'));
+
+    // without gossip, Loki's words
+    let plain_dir = temp_dir("ops-no-memberlist");
+    let plain = Skald::start(&plain_dir, "");
+    let r = get(&format!("{}/memberlist", plain.url), &[], &[]);
+    assert_eq!((r.status, r.body.as_str()), (200, "This instance doesn't use memberlist.\n"));
 }
 
 #[test]

@@ -48,6 +48,24 @@ fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     panic!("{what} did not happen within 10s");
 }
 
+/// The `sha256` label of the one `loki_runtime_config_hash` series (its value must be 1).
+fn config_hash(url: &str) -> String {
+    let body = get(&format!("{url}/metrics"), &[], &[]).body;
+    let series: Vec<&str> =
+        body.lines().filter(|l| l.starts_with("loki_runtime_config_hash{")).collect();
+    assert_eq!(series.len(), 1, "{series:?}");
+    assert!(series[0].ends_with("} 1"), "{}", series[0]);
+    assert!(series[0].contains(r#"config="loki""#), "{}", series[0]);
+    let label = series[0].split("sha256=\"").nth(1).unwrap();
+    label.split('"').next().unwrap().to_string()
+}
+
+/// What `sha256sum` prints for `file`.
+fn sha256sum(file: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum").arg(file).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
 #[test]
 fn tenants_get_their_overrides_and_reloads_apply() {
     let dir = temp_dir("overrides");
@@ -94,6 +112,9 @@ fn tenants_get_their_overrides_and_reloads_apply() {
         "overrides:\n  small:\n    max_entries_limit_per_query: 7\n    max_line_size: 100B\n"
     );
     assert_eq!(metric_sum(url, "loki_runtime_config_last_reload_successful"), 1.0);
+    // dskit's hash of the configuration in force (one file: its bytes' SHA-256)
+    let first_hash = sha256sum(&file);
+    assert_eq!(config_hash(url), first_hash);
     // Loki 3's per-tenant view: the published keys of the request tenant's limits
     let limits = |tenant: &str| {
         let r = get(&format!("{url}/config/tenant/v1/limits"), &[], &[("X-Scope-OrgID", tenant)]);
@@ -111,6 +132,9 @@ fn tenants_get_their_overrides_and_reloads_apply() {
     eventually("the new max_line_size", || push(url, "small", 150).0 == 204);
     assert_eq!(push(url, "small", 1500).0, 400);
     assert_eq!(query(url, "small", "8").0, 200);
+    let good_hash = sha256sum(&file);
+    assert_ne!(good_hash, first_hash);
+    eventually("the new hash", || config_hash(url) == good_hash);
 
     // a bad file: logged, and the last good overrides stay
     std::fs::write(&file, "overrides:\n  small:\n    max_line_sise: 10\n").unwrap();
@@ -124,11 +148,13 @@ fn tenants_get_their_overrides_and_reloads_apply() {
     assert_eq!(push(url, "small", 1500).0, 400);
     let r = get(&format!("{url}/runtime_config"), &[("mode", "diff")], &[]);
     assert_eq!(r.body, "overrides:\n  small:\n    max_line_size: 1000B\n");
+    assert_eq!(config_hash(url), good_hash, "the hash of what is in force, not of the bad file");
 
     // fixed again
     std::fs::write(&file, "overrides: {}\n").unwrap();
     eventually("the reload", || push(url, "small", 1500).0 == 204);
     assert_eq!(metric_sum(url, "loki_runtime_config_last_reload_successful"), 1.0);
+    assert_eq!(config_hash(url), sha256sum(&file));
     drop(skald);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         root.join("skald/frontend/v1/frontend.proto"),
         // OTLP logs (vendored opentelemetry-proto; messages only are used, see the README).
         root.join("third-party/opentelemetry/proto/collector/logs/v1/logs_service.proto"),
+        // OTLP traces, for the server's request spans (`tracing` block)
+        root.join("third-party/opentelemetry/proto/collector/trace/v1/trace_service.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -167,20 +167,18 @@ pub struct Config {
     /// Per-tenant overrides of `limits_config`, read from a file while running (Loki's
     /// `runtime_config` block).
     pub runtime_config: crate::runtime_config::RuntimeConfigConfig,
-    #[allow(missing_docs)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tracing: Option<serde_yaml::Value>,
+    /// Loki's `tracing` block: request spans exported over OTLP when an endpoint is set.
+    pub tracing: crate::tracing_otlp::TracingConfig,
 }
 
 impl Config {
     /// Names of accepted-but-ignored Loki blocks present in this config.
     pub fn ignored_blocks(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        let blocks: [(&'static str, bool); 4] = [
+        let blocks: [(&'static str, bool); 3] = [
             ("analytics", self.analytics.is_some()),
             ("query_scheduler", self.query_scheduler.is_some()),
             ("ruler", self.ruler.is_some()),
-            ("tracing", self.tracing.is_some()),
         ];
         for (name, present) in blocks {
             if present {
@@ -368,6 +366,10 @@ pub struct ServerConfig {
     pub grpc_listen_port: u16,
     /// Log level: debug, info, warn, error.
     pub log_level: String,
+    /// Log line format: `logfmt` (Loki's default) or `json` (`crate::logging`).
+    pub log_format: String,
+    /// Log every request at info level, not only the failed ones (Loki's key).
+    pub log_request_at_info_level_enabled: bool,
     /// Largest gRPC message received. Accepted; Skald's ingester API always allows
     /// 256 MiB, since a query's answer travels in one message where Loki streams batches.
     pub grpc_server_max_recv_msg_size: usize,
@@ -430,6 +432,8 @@ impl Default for ServerConfig {
             grpc_listen_address: "127.0.0.1".to_string(),
             grpc_listen_port: 9095,
             log_level: "info".to_string(),
+            log_format: "logfmt".to_string(),
+            log_request_at_info_level_enabled: false,
             grpc_server_max_recv_msg_size: 4 * 1024 * 1024,
             grpc_server_max_send_msg_size: 4 * 1024 * 1024,
             http_server_read_timeout: std::time::Duration::from_secs(30),

@@ -1,5 +1,6 @@
 //! Command-line flags, Loki style: `-config.file=path`, `-config.expand-env=true`,
-//! `-target=all`, `-version`, `-help`. One or two leading dashes; `-flag value` or
+//! `-target=all`, `-log.level`, `-log.format`, `-print-config-stderr`,
+//! `-log-config-reverse-order`, `-version`, `-help`. One or two leading dashes; `-flag value` or
 //! `-flag=value`.
 
 /// Parsed process flags.
@@ -13,6 +14,12 @@ pub struct Flags {
     pub target: Option<String>,
     /// `-log.level`
     pub log_level: Option<String>,
+    /// `-log.format`
+    pub log_format: Option<String>,
+    /// `-print-config-stderr`
+    pub print_config_stderr: bool,
+    /// `-log-config-reverse-order`
+    pub log_config_reverse_order: bool,
     /// `-server.http-listen-port`
     pub http_port: Option<u16>,
     /// `-server.grpc-listen-port`
@@ -35,6 +42,10 @@ Flags:
   -target=<name>             all (default), distributor, ingester, querier, query-frontend,
                              table-manager
   -log.level=<level>         debug, info, warn, error (overrides server.log_level)
+  -log.format=<format>       logfmt (default) or json (overrides server.log_format)
+  -print-config-stderr       print the effective config (YAML) to stderr at start-up
+  -log-config-reverse-order  log the effective config at start-up, one line per entry,
+                             last line first
   -server.http-listen-port=<port>   HTTP port (overrides server.http_listen_port)
   -server.grpc-listen-port=<port>   gRPC port (overrides server.grpc_listen_port)
   -version                   print the version and exit
@@ -92,7 +103,15 @@ pub fn parse(args: &[String]) -> Result<Flags, FlagError> {
             Some((n, v)) => (n, Some(v.to_string())),
             None => (body, None),
         };
-        let is_bool = matches!(name, "config.expand-env" | "version" | "help" | "h");
+        let is_bool = matches!(
+            name,
+            "config.expand-env"
+                | "version"
+                | "help"
+                | "h"
+                | "print-config-stderr"
+                | "log-config-reverse-order"
+        );
         let value = if is_bool {
             inline.unwrap_or_else(|| "true".to_string())
         } else if let Some(v) = inline {
@@ -113,6 +132,9 @@ pub fn parse(args: &[String]) -> Result<Flags, FlagError> {
             "config.expand-env" => f.expand_env = as_bool(&value)?,
             "target" => f.target = Some(value),
             "log.level" => f.log_level = Some(value),
+            "log.format" => f.log_format = Some(value),
+            "print-config-stderr" => f.print_config_stderr = as_bool(&value)?,
+            "log-config-reverse-order" => f.log_config_reverse_order = as_bool(&value)?,
             "server.http-listen-port" => {
                 f.http_port = Some(
                     value.parse().map_err(|_| FlagError::InvalidPort { value: value.clone() })?,
@@ -167,5 +189,10 @@ mod tests {
         );
         assert_eq!(parse(&s(&["x"])).unwrap_err().to_string(), "unexpected argument `x`");
         assert!(parse(&s(&["-version"])).unwrap().version);
+        let f =
+            parse(&s(&["-print-config-stderr", "-log-config-reverse-order", "-log.format=json"]))
+                .unwrap();
+        assert!(f.print_config_stderr && f.log_config_reverse_order);
+        assert_eq!(f.log_format.as_deref(), Some("json"));
     }
 }

@@ -124,8 +124,7 @@ async fn buildinfo() -> Response {
         "goVersion": "",
     });
     let mut r = (StatusCode::OK, body.to_string()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -204,7 +203,8 @@ async fn ring_page(State(state): State<HttpState>, headers: HeaderMap) -> Respon
     r
 }
 
-fn html_escape(s: &str) -> String {
+/// Escapes text for an HTML page.
+pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -229,6 +229,7 @@ pub fn router(
     distributor: Option<Arc<Distributor>>,
     querier: Option<Arc<skald_querier::Querier>>,
     frontend: Option<Arc<skald_frontend::QueryFrontend>>,
+    deletes: Option<Arc<skald_deletes::DeleteService>>,
 ) -> Router {
     let tenant = |multi_tenant: bool| {
         middleware::from_fn_with_state((state.auth_enabled, multi_tenant), tenant_layer)
@@ -245,7 +246,6 @@ pub fn router(
     }
     // queries may read several tenants when enabled (the tail refuses them itself)
     let multi = state.config.querier.multi_tenant_queries_enabled;
-    let querier_for_deletes = querier.clone();
     match (frontend, querier) {
         (Some(fe), q) => {
             tenant_routes = tenant_routes.merge(skald_frontend::router(fe).layer(tenant(multi)));
@@ -272,10 +272,11 @@ pub fn router(
             .with_state(state.clone())
             .layer(tenant(false)),
     );
-    // the delete API (with `compactor.retention_enabled`) acts for one tenant
-    if let Some(q) = querier_for_deletes.as_ref().filter(|q| q.serves_deletes()) {
+    // the delete API (with `compactor.retention_enabled`, on the compactor and the querier)
+    // acts for one tenant
+    if let Some(d) = deletes {
         tenant_routes =
-            tenant_routes.merge(skald_querier::http::delete_routes(q.clone()).layer(tenant(false)));
+            tenant_routes.merge(skald_querier::http::delete_routes(d).layer(tenant(false)));
     }
     let ops = Router::new()
         .route("/ready", get(ready))
@@ -291,6 +292,7 @@ pub fn router(
             get(crate::ops::log_level).post(crate::ops::log_level).put(crate::ops::log_level),
         )
         .route("/distributor/ring", get(ring_page))
+        .route("/memberlist", get(crate::ops_memberlist::page))
         .with_state(state.clone());
     let ingester = skald_ingester::http::admin_routes(state.local_ingester, state.terminate);
     tenant_routes.merge(ops).merge(ingester).merge(es_handshake)

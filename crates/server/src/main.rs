@@ -6,15 +6,17 @@ mod config;
 mod flags;
 mod http;
 mod listen;
+mod logging;
 mod modules;
 mod ops;
+mod ops_memberlist;
 mod process_metrics;
+mod request_log;
 mod request_metrics;
 mod runtime_config;
 mod secret;
 mod storage;
-
-use tracing_subscriber::EnvFilter;
+mod tracing_otlp;
 
 fn main() -> std::process::ExitCode {
     cap_malloc_arenas();
@@ -47,23 +49,31 @@ fn main() -> std::process::ExitCode {
     if let Some(p) = flags.grpc_port {
         cfg.server.grpc_listen_port = p;
     }
-    let level = flags.log_level.clone().unwrap_or_else(|| cfg.server.log_level.clone());
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.as_str()));
-    // the filter can be changed at run time (`/log_level`)
-    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
-    {
-        use tracing_subscriber::layer::SubscriberExt;
-        use tracing_subscriber::util::SubscriberInitExt;
-        tracing_subscriber::registry()
-            .with(filter)
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .init();
+    if let Some(l) = &flags.log_level {
+        cfg.server.log_level = l.clone();
     }
-    ops::set_log_handle(handle, &level);
+    if let Some(f) = &flags.log_format {
+        cfg.server.log_format = f.clone();
+    }
+    let Some(format) = logging::LogFormat::parse(&cfg.server.log_format) else {
+        eprintln!(
+            "error: invalid log format `{}`: want logfmt or json (server.log_format, -log.format)",
+            cfg.server.log_format
+        );
+        return std::process::ExitCode::from(1);
+    };
+    let level = cfg.server.log_level.clone();
+    // the filter can be changed at run time (`/log_level`)
+    ops::set_log_handle(logging::init(&level, format), &level);
     if let Err(e) = cfg.validate() {
         eprintln!("error: invalid config: {e}");
         return std::process::ExitCode::from(1);
+    }
+    if flags.print_config_stderr {
+        eprint!("{}", ops::print_config(&cfg));
+    }
+    if flags.log_config_reverse_order {
+        ops::log_config_reverse_order(&cfg);
     }
     let target =
         flags.target.clone().or_else(|| cfg.target.clone()).unwrap_or_else(|| "all".to_string());
@@ -74,7 +84,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    tracing_otlp::start(&cfg.tracing, &target, runtime.handle());
     let result = runtime.block_on(app::run(cfg, &target));
+    runtime.block_on(tracing_otlp::shutdown());
     // A query still running past `server.graceful_shutdown_timeout` must not hold the exit
     // up: dropping the runtime drops its request, which cancels it; its blocking thread gets
     // a moment to notice, no more.

@@ -4,6 +4,7 @@
 //! shared [`Modules`]. Adding a target is adding a [`Module`], its dependencies, and its file.
 
 mod compactor;
+mod deletes;
 mod distributor;
 pub mod ingester;
 mod ingester_client;
@@ -119,6 +120,9 @@ pub struct Modules {
     pub runtime: Arc<crate::runtime_config::RuntimeState>,
     /// The compactor's loop; it ends on shutdown, giving its lease up.
     pub compactor_task: Option<JoinHandle<()>>,
+    /// The delete API and deletion pass (with `compactor.retention_enabled`), built by the
+    /// first of the querier and the compactor that needs it; served over HTTP.
+    pub deletes: Option<Arc<skald_deletes::DeleteService>>,
 }
 
 impl Modules {
@@ -157,6 +161,7 @@ impl Modules {
             worker_tasks: Vec::new(),
             runtime,
             compactor_task: None,
+            deletes: None,
         };
         Ok((modules, shutdown_tx))
     }
@@ -217,7 +222,30 @@ pub struct UnknownTarget(pub String);
 
 /// The modules a target needs, dependencies first.
 pub fn resolve(target: &str) -> Result<Vec<Module>, UnknownTarget> {
-    let roots: &[Module] = match target {
+    // as in Loki, several targets may be given, comma-separated (`-target=ingester,querier`)
+    let mut roots: Vec<Module> = Vec::new();
+    for t in target.split(',').map(str::trim) {
+        roots.extend_from_slice(roots_of(t).ok_or_else(|| UnknownTarget(t.to_string()))?);
+    }
+    let mut out: Vec<Module> = Vec::new();
+    fn visit(m: Module, out: &mut Vec<Module>) {
+        if out.contains(&m) {
+            return;
+        }
+        for d in deps(m) {
+            visit(*d, out);
+        }
+        out.push(m);
+    }
+    for r in roots {
+        visit(r, &mut out);
+    }
+    Ok(out)
+}
+
+/// The modules one target names.
+fn roots_of(target: &str) -> Option<&'static [Module]> {
+    Some(match target {
         "all" | "" => &[
             Module::TableManager,
             Module::Ingester,
@@ -232,22 +260,8 @@ pub fn resolve(target: &str) -> Result<Vec<Module>, UnknownTarget> {
         "distributor" => &[Module::Distributor],
         "querier" => &[Module::Querier],
         "query-frontend" => &[Module::QueryFrontend],
-        other => return Err(UnknownTarget(other.to_string())),
-    };
-    let mut out: Vec<Module> = Vec::new();
-    fn visit(m: Module, out: &mut Vec<Module>) {
-        if out.contains(&m) {
-            return;
-        }
-        for d in deps(m) {
-            visit(*d, out);
-        }
-        out.push(m);
-    }
-    for r in roots {
-        visit(*r, &mut out);
-    }
-    Ok(out)
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -268,6 +282,12 @@ mod tests {
         );
         assert!(!resolve("querier").unwrap().contains(&Module::Ingester));
         assert!(resolve("nope").unwrap_err().to_string().contains("nope"));
+        // several targets, comma-separated: the union of their modules
+        let rest = resolve("ingester,distributor,querier").unwrap();
+        assert!(rest.contains(&Module::Ingester) && rest.contains(&Module::Querier));
+        assert!(!rest.contains(&Module::Compactor));
+        assert_eq!(rest.iter().filter(|m| **m == Module::Server).count(), 1);
+        assert_eq!(resolve("querier,nope").unwrap_err(), UnknownTarget("nope".into()));
         assert_eq!(resolve("table-manager").unwrap(), vec![Module::Server, Module::TableManager]);
         assert!(pos(Module::TableManager) < pos(Module::Ingester));
     }

@@ -1,15 +1,18 @@
-//! Operations endpoints Loki serves on every target: `/config` (`?mode=diffs|defaults`),
-//! `/services`, `/log_level` and `/loki/api/v1/status/buildinfo`'s neighbours.
+//! Operations endpoints Loki serves on every target: `/config` (`?mode=diff|defaults`),
+//! `/services`, `/log_level`, `/memberlist`, and the start-up dumps of the config
+//! (`-print-config-stderr`, `-log-config-reverse-order`).
 //!
 //! - `/config` writes the effective configuration as YAML (`text/plain; charset=utf-8`, as
-//!   Loki does so that browsers show it); `mode=defaults` writes the defaults, `mode=diffs`
-//!   only the keys whose values differ from the defaults.
+//!   Loki does so that browsers show it); `mode=defaults` writes the defaults, `mode=diff`
+//!   (Loki's name; `diffs` is kept) only the keys whose values differ from the defaults.
 //!   Secrets show as `********` and URL passwords as `xxxxx`, as in Loki (`crate::secret`).
 //! - `/services` lists the services this process runs and their state, one `name => State`
 //!   line each.
 //! - `/log_level`: `GET` says the current level; `POST`/`PUT` with `log_level=<level>` (query
 //!   string or form body) changes it at run time. Levels: `debug`, `info`, `warn`, `error`
-//!   (and `trace`). Answers are JSON `{"status": .., "message": ..}`.
+//!   (and `trace`). Answers are JSON, as Loki's (see [`log_level`]).
+//! - `/memberlist`: the gossip members (`memberlist` block), as an HTML page or, with
+//!   `Accept: application/json`, JSON (`crate::ops_memberlist`).
 
 use std::sync::OnceLock;
 
@@ -19,12 +22,10 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde_yaml::{Mapping, Value};
-use tracing_subscriber::reload;
 use tracing_subscriber::EnvFilter;
 
 use crate::http::HttpState;
-
-type LevelHandle = reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+use crate::logging::LevelHandle;
 
 /// The log filter's reload handle and the level it was last set to.
 static LOG_LEVEL: OnceLock<(LevelHandle, Mutex<String>)> = OnceLock::new();
@@ -53,22 +54,54 @@ fn query_param(query: &Option<String>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
+/// The config as `/config` shows it: typed secrets serialize masked; the raw blocks
+/// (`ruler`, ...) are masked here.
+fn redacted(config: &crate::config::Config) -> Value {
+    let mut v = serde_yaml::to_value(config).unwrap_or(Value::Null);
+    crate::secret::redact_value(&mut v);
+    v
+}
+
+/// `-print-config-stderr`: the effective config as YAML under Loki's header lines
+/// (`---`, `# ... Config`, the version).
+pub fn print_config(config: &crate::config::Config) -> String {
+    let yaml = serde_yaml::to_string(&redacted(config)).unwrap_or_default();
+    format!("---\n# Skald Config\n# {}\n{yaml}\n\n", version_info())
+}
+
+/// `(version=..., branch=..., revision=...)`, as Loki's `version.Info()` says it.
+pub fn version_info() -> String {
+    format!(
+        "(version={}, branch={}, revision={})",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("SKALD_GIT_BRANCH").unwrap_or("unknown"),
+        option_env!("SKALD_GIT_REVISION").unwrap_or("unknown")
+    )
+}
+
+/// `-log-config-reverse-order`: one info line per line of the YAML config, last first, so
+/// that a log view showing the newest line on top reads it top to bottom (as Loki does).
+pub fn log_config_reverse_order(config: &crate::config::Config) {
+    let yaml = serde_yaml::to_string(&redacted(config)).unwrap_or_default();
+    for line in yaml.split('\n').rev() {
+        tracing::info!("type" = "config", "{line}");
+    }
+}
+
 /// `/config`.
 pub async fn config(State(state): State<HttpState>, RawQuery(query): RawQuery) -> Response {
-    // typed secrets serialize masked; the raw blocks (`ruler`, ...) are masked here
-    let mut actual = serde_yaml::to_value(&*state.config).unwrap_or(Value::Null);
-    crate::secret::redact_value(&mut actual);
+    let actual = redacted(&state.config);
     let mut defaults =
         serde_yaml::to_value(crate::config::Config::default()).unwrap_or(Value::Null);
     crate::secret::redact_value(&mut defaults);
     match query_param(&query, "mode").as_deref() {
         Some("defaults") => yaml_response(&defaults),
-        Some("diffs") => {
+        Some("diff" | "diffs") => {
             yaml_response(&diff(&defaults, &actual).unwrap_or(Value::Mapping(Mapping::new())))
         }
         Some("") | None => yaml_response(&actual),
         Some(other) => {
-            (StatusCode::BAD_REQUEST, format!("unknown mode `{other}`: want `diffs` or `defaults`"))
+            (StatusCode::BAD_REQUEST, format!("unknown mode `{other}`: want `diff` or `defaults`"))
                 .into_response()
         }
     }
@@ -110,48 +143,44 @@ pub async fn services(State(state): State<HttpState>) -> Response {
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response {
     let mut r = (status, v.to_string()).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     r
 }
 
 const LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error"];
 
-/// `/log_level`.
+fn failed(status: StatusCode, message: String) -> Response {
+    json(status, serde_json::json!({"status": "failed", "message": message}))
+}
+
+/// `/log_level`, with Loki's answers: GET `{"message": "Current log level is info"}`; a change
+/// `{"status": "success", "message": "Log level set to debug"}`; a level it does not know a
+/// 400 `{"status": "failed", "message": "unrecognized log level \"loud\""}`.
 pub async fn log_level(method: Method, RawQuery(query): RawQuery, body: Bytes) -> Response {
     let Some((handle, current)) = LOG_LEVEL.get() else {
-        return json(
+        return failed(
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({"status": "error", "message": "the log level cannot be changed in this process"}),
+            "the log level cannot be changed in this process".into(),
         );
     };
     if method == Method::GET {
         let level = current.lock().clone();
         return json(
             StatusCode::OK,
-            serde_json::json!({"status": "success", "message": format!("Current log level is {level}")}),
+            serde_json::json!({"message": format!("Current log level is {level}")}),
         );
     }
     let from_body = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "log_level")
         .map(|(_, v)| v.into_owned());
-    let Some(level) = query_param(&query, "log_level").or(from_body) else {
-        return json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"status": "error", "message": "missing log_level parameter"}),
-        );
-    };
-    let level = level.trim().to_ascii_lowercase();
+    let given = query_param(&query, "log_level").or(from_body).unwrap_or_default();
+    let level = given.trim().to_ascii_lowercase();
     if !LEVELS.contains(&level.as_str()) {
-        return json(
-            StatusCode::BAD_REQUEST,
-            serde_json::json!({"status": "error", "message": format!("invalid log level `{level}`: want one of {}", LEVELS.join(", "))}),
-        );
+        return failed(StatusCode::BAD_REQUEST, format!("unrecognized log level {given:?}"));
     }
     if let Err(e) = handle.reload(EnvFilter::new(&level)) {
-        return json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            serde_json::json!({"status": "error", "message": e.to_string()}),
-        );
+        return failed(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
     *current.lock() = level.clone();
     tracing::warn!(level, "log level changed through /log_level");

@@ -86,14 +86,71 @@ pub fn start(
     .const_label("config", "loki");
     let gauge = prometheus::IntGauge::with_opts(opts)?;
     registry.register(Box::new(gauge.clone()))?;
+    let hash_opts = prometheus::Opts::new(
+        "loki_runtime_config_hash",
+        "Hash of the currently active runtime configuration, merged from all configured files.",
+    )
+    .const_label("config", "loki");
+    let hash = prometheus::IntGaugeVec::new(hash_opts, &["sha256"])?;
+    registry.register(Box::new(hash.clone()))?;
     let loaded = load_runtime_config(&files, limits)
         .map_err(|e| anyhow::anyhow!("failed to load runtime config: {e}"))?;
     tracing::info!(tenants = loaded.len(), "runtime config loaded");
     overrides.replace(loaded);
     gauge.set(1);
+    set_hash(&hash, &files);
     let period = if config.period.is_zero() { Duration::from_secs(10) } else { config.period };
-    tokio::spawn(reload_loop(files, period, overrides.clone(), gauge, shutdown));
+    let gauges = Gauges { last_reload: gauge, hash };
+    tokio::spawn(reload_loop(files, period, overrides.clone(), gauges, shutdown));
     Ok(RuntimeState { overrides, configured: true })
+}
+
+/// The SHA-256 (hex) of the runtime configuration in force: of the file's bytes when there is
+/// one file (what `sha256sum` prints); with several, of each file's name and digest in order
+/// (dskit's combined hash). Loki hashes its own re-serialisation of the merged YAML, which
+/// no other program reproduces byte for byte; what the value is for is the same: equal on
+/// every process that loaded the same files, different once they differ. `None` when a file
+/// cannot be read.
+pub fn config_hash(files: &[PathBuf]) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let digests: Vec<(String, [u8; 32])> = files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).ok()?;
+            Some((f.display().to_string(), Sha256::digest(&bytes).into()))
+        })
+        .collect::<Option<_>>()?;
+    let out: [u8; 32] = match digests.as_slice() {
+        [(_, one)] => *one,
+        several => {
+            let mut h = Sha256::new();
+            for (name, digest) in several {
+                h.update((name.len() as u64).to_be_bytes());
+                h.update(name.as_bytes());
+                h.update(digest);
+            }
+            h.finalize().into()
+        }
+    };
+    Some(out.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `loki_runtime_config_hash{sha256="<hash>"} 1`, the only series (dskit resets the vector).
+fn set_hash(gauge: &prometheus::IntGaugeVec, files: &[PathBuf]) {
+    if let Some(h) = config_hash(files) {
+        if gauge.get_metric_with_label_values(&[&h]).map(|g| g.get()).unwrap_or(0) != 1 {
+            gauge.reset();
+            gauge.with_label_values(&[&h]).set(1);
+        }
+    }
+}
+
+/// The runtime configuration's gauges.
+struct Gauges {
+    /// `loki_runtime_config_last_reload_successful`.
+    last_reload: prometheus::IntGauge,
+    /// `loki_runtime_config_hash{sha256}`.
+    hash: prometheus::IntGaugeVec,
 }
 
 /// Reads the files every `period` and swaps the overrides in when they load and changed.
@@ -101,9 +158,10 @@ async fn reload_loop(
     files: Vec<PathBuf>,
     period: Duration,
     overrides: Overrides,
-    gauge: prometheus::IntGauge,
+    gauges: Gauges,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let gauge = &gauges.last_reload;
     let defaults = overrides.defaults();
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -112,12 +170,13 @@ async fn reload_loop(
             _ = tick.tick() => {}
             _ = shutdown.wait_for(|v| *v) => return,
         }
-        let (files, defaults) = (files.clone(), defaults.clone());
+        let (paths, defaults) = (files.clone(), defaults.clone());
         let loaded =
-            tokio::task::spawn_blocking(move || load_runtime_config(&files, &defaults)).await;
+            tokio::task::spawn_blocking(move || load_runtime_config(&paths, &defaults)).await;
         match loaded {
             Ok(Ok(new)) => {
                 gauge.set(1);
+                set_hash(&gauges.hash, &files);
                 let current = overrides.tenants();
                 let same = current.len() == new.len()
                     && new.iter().all(|(t, l)| current.get(t).is_some_and(|c| **c == *l));

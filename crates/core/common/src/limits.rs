@@ -235,6 +235,11 @@ pub struct Limits {
     /// retention (ties: the shorter period), else `retention_period` does. Each period must be
     /// at least 24h, as in Loki.
     pub retention_stream: Vec<StreamRetention>,
+    /// Skald's own: most bytes of chunks a tenant keeps (the sum of the compressed sizes its
+    /// index records). With `compactor.retention_enabled`, each pass deletes the tenant's
+    /// oldest chunks (oldest end first, across streams) until it is back under; 0 disables it.
+    #[serde(with = "units::bytesize")]
+    pub retention_max_bytes: u64,
     /// `disabled`, `filter-only` or `filter-and-delete`.
     pub deletion_mode: String,
 
@@ -337,6 +342,7 @@ impl Default for Limits {
             volume_max_series: 1000,
             retention_period: Duration::ZERO,
             retention_stream: Vec::new(),
+            retention_max_bytes: 0,
             deletion_mode: "filter-and-delete".to_string(),
             otlp_config: crate::otlp::OtlpConfig::default(),
         }

@@ -37,8 +37,9 @@ pub mod skald_frontend_v1 {
     tonic::include_proto!("skald.frontend.v1");
 }
 
-/// OpenTelemetry's OTLP logs protocol (vendored Apache-2.0 opentelemetry-proto v1.11.0), for
-/// `POST /otlp/v1/logs`. Only the messages are used; the generated gRPC service is not served.
+/// OpenTelemetry's OTLP logs and traces protocols (vendored Apache-2.0 opentelemetry-proto
+/// v1.11.0): logs for `POST /otlp/v1/logs`, traces for the server's export of request spans.
+/// Only the messages are used; the generated gRPC services are neither served nor called.
 /// The modules nest like the proto packages because prost's generated paths are relative.
 #[allow(missing_docs, clippy::all)]
 pub mod otlp {
@@ -59,17 +60,30 @@ pub mod otlp {
                     tonic::include_proto!("opentelemetry.proto.logs.v1");
                 }
             }
+            pub mod trace {
+                pub mod v1 {
+                    tonic::include_proto!("opentelemetry.proto.trace.v1");
+                }
+            }
             pub mod collector {
                 pub mod logs {
                     pub mod v1 {
                         tonic::include_proto!("opentelemetry.proto.collector.logs.v1");
                     }
                 }
+                pub mod trace {
+                    pub mod v1 {
+                        tonic::include_proto!("opentelemetry.proto.collector.trace.v1");
+                    }
+                }
             }
         }
     }
     pub use opentelemetry::proto::collector::logs::v1 as collector;
+    /// `ExportTraceServiceRequest`, the body of an OTLP/HTTP `POST /v1/traces`.
+    pub use opentelemetry::proto::collector::trace::v1 as trace_collector;
     pub use opentelemetry::proto::common::v1 as common;
     pub use opentelemetry::proto::logs::v1 as logs;
     pub use opentelemetry::proto::resource::v1 as resource;
+    pub use opentelemetry::proto::trace::v1 as trace;
 }

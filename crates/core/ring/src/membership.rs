@@ -57,6 +57,19 @@ pub enum MembershipError {
     Shutdown(String),
 }
 
+/// A gossip member as this one sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Its name (`memberlist.node_name`).
+    pub name: String,
+    /// Where it gossips.
+    pub addr: SocketAddr,
+    /// Its incarnation (the start time, in nanoseconds, of the process behind it).
+    pub generation: u64,
+    /// Whether the failure detector holds it alive.
+    pub live: bool,
+}
+
 /// A running gossip member.
 pub struct Membership {
     handle: ChitchatHandle,
@@ -117,6 +130,26 @@ impl Membership {
         self.handle
             .with_chitchat(|c| c.live_nodes().map(|id| id.node_id.clone()).collect::<Vec<_>>())
             .await
+    }
+
+    /// Every member this one knows of, live or dead, sorted by name (`/memberlist`).
+    pub async fn members(&self) -> Vec<Member> {
+        let mut out = self
+            .handle
+            .with_chitchat(|c| {
+                let member = |id: &ChitchatId, live: bool| Member {
+                    name: id.node_id.clone(),
+                    addr: id.gossip_advertise_addr,
+                    generation: id.generation_id,
+                    live,
+                };
+                let mut v: Vec<Member> = c.live_nodes().map(|id| member(id, true)).collect();
+                v.extend(c.dead_nodes().map(|id| member(id, false)));
+                v
+            })
+            .await;
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.generation.cmp(&b.generation)));
+        out
     }
 
     /// The ring: the newest entry of every instance seen (live or dead members), minus those
@@ -228,6 +261,16 @@ mod tests {
         wait_for("member 2 dead", || async { members[0].live_members().await.len() == 2 }).await;
         let ring = members[0].ring_desc().await;
         assert!(ring.instances.contains_key("ingester-2"), "{ring:?}");
+        // `/memberlist` lists the dead member too, sorted by name, with its address
+        let listed: Vec<(String, u16, bool)> = members[0]
+            .members()
+            .await
+            .into_iter()
+            .map(|m| (m.name, m.addr.port(), m.live))
+            .collect();
+        let want: Vec<(String, u16, bool)> =
+            (0..3).map(|i| (format!("ingester-{i}"), ports[i], i != 2)).collect();
+        assert_eq!(listed, want);
         // one that announces LEAVING and then goes drops out of it
         members[1].publish(&entry("ingester-1", InstanceState::Leaving)).await.unwrap();
         wait_for("LEAVING seen by member 0", || async {

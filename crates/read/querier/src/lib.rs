@@ -110,7 +110,7 @@ pub struct Querier {
     /// The memory budgets the parts of split queries share.
     pub(crate) budgets: budgets::Budgets,
     /// The delete API and the requests that hide lines (`None`: not served).
-    pub(crate) deletes: Option<Arc<deletes::Deletes>>,
+    pub(crate) deletes: Option<Arc<skald_deletes::DeleteService>>,
 }
 
 impl Querier {

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use super::Modules;
 
 /// Starts the compactor's loop: each tenant's retention from its limits (`limits_config` and
-/// the runtime overrides); in a process that also runs the querier with the delete API (`all`),
-/// each tenant's pass starts with the deletion pass of its delete requests.
+/// the runtime overrides); with `retention_enabled`, the compactor owns the delete API (served
+/// over HTTP by this process, as Loki's compactor serves it) and each tenant's pass starts
+/// with the deletion pass of its delete requests. Queriers of other processes read the same
+/// requests from the store to hide their lines.
 pub fn init_compactor(m: &mut Modules) -> anyhow::Result<()> {
     let (chunk_store, index_store) = m.stores("compactor")?;
     let limits: skald_compactor::TenantLimits = m.runtime.overrides.as_fn();
@@ -30,12 +32,12 @@ pub fn init_compactor(m: &mut Modules) -> anyhow::Result<()> {
         .map(crate::storage::index_prefix);
     let compactor =
         compactor.with_lease_path(skald_compactor::lease::lease_path(dynamo_prefix.as_deref()));
-    if let Some(q) = m.querier.clone().filter(|q| q.serves_deletes()) {
+    if let Some(d) = super::deletes::delete_service(m, "compactor")? {
         let hook: skald_compactor::TenantHook = Arc::new(move |tenant: String| {
-            let q = q.clone();
+            let d = d.clone();
             Box::pin(async move {
                 // the pass logs its counts and failures itself; a failure is retried next pass
-                let _ = q.process_deletes(&tenant).await;
+                let _ = d.process(&tenant).await;
             })
         });
         return start(m, compactor.with_tenant_hook(hook));

@@ -112,13 +112,22 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
     let body_limit = usize::try_from(config.distributor.max_recv_msg_size)
         .unwrap_or(usize::MAX)
         .saturating_add(1);
-    let observed = axum::middleware::from_fn_with_state(
+    let app = http::router(
+        state,
+        m.distributor.clone(),
+        m.querier.clone(),
+        m.frontend.clone(),
+        m.deletes.clone(),
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        crate::request_log::RequestLog::from_config(config),
+        crate::request_log::observe,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         m.request_metrics.clone(),
         crate::request_metrics::http,
-    );
-    let app = http::router(state, m.distributor.clone(), m.querier.clone(), m.frontend.clone())
-        .layer(observed)
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit));
+    ))
+    .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =
         format!("{}:{}", config.server.http_listen_address, config.server.http_listen_port)
             .parse()

@@ -17,6 +17,8 @@ use crate::lease::Lease;
 use crate::metrics::CompactorMetrics;
 use crate::retention::{Retention, RetentionError};
 
+mod size;
+
 /// The limits of a tenant (the per-tenant overrides, or the global `limits_config`).
 pub type TenantLimits = Arc<dyn Fn(&str) -> Arc<Limits> + Send + Sync>;
 
@@ -149,7 +151,7 @@ impl Compactor {
                     if waiting_for.take().is_some() {
                         tracing::info!(owner = self.lease.owner(), "compactor lease taken over");
                     }
-                    self.metrics.running.set(1);
+                    self.metrics.set_running(true);
                     // a shutdown stops the pass where it is (every step is idempotent and
                     // writes before it deletes) and gives the lease up at once
                     tokio::select! {
@@ -158,19 +160,19 @@ impl Compactor {
                     }
                 }
                 Ok(Some(other)) => {
-                    self.metrics.running.set(0);
+                    self.metrics.set_running(false);
                     if waiting_for.as_deref() != Some(&other) {
                         tracing::info!(holder = %other, "another compactor holds the lease, waiting");
                         waiting_for = Some(other);
                     }
                 }
                 Err(error) => {
-                    self.metrics.running.set(0);
+                    self.metrics.set_running(false);
                     tracing::warn!(%error, "cannot read or write the compactor lease");
                 }
             }
         }
-        self.metrics.running.set(0);
+        self.metrics.set_running(false);
         self.lease.release().await;
     }
 
@@ -178,12 +180,21 @@ impl Compactor {
         let started = std::time::Instant::now();
         let report = self.run_pass(now).await;
         let status = if report.failures == 0 { "success" } else { "failure" };
-        self.metrics.compact_operations.with_label_values(&[status]).inc();
+        let m = &self.metrics;
+        m.compact_operations.with_label_values(&[status]).inc();
+        let elapsed = started.elapsed().as_secs_f64();
+        m.compact_duration.set(elapsed);
+        // as in Loki, retention is applied by a whole pass with retention on
+        if self.config.retention_enabled {
+            m.retention_operations.with_label_values(&[status]).inc();
+            m.retention_duration.set(elapsed);
+        }
         if report.failures == 0 {
             let secs = now_ns() as f64 / 1e9;
-            self.metrics.last_successful_run.set(secs);
+            m.last_successful_run.set(secs);
+            m.compact_last_success.set(secs);
             if self.config.retention_enabled {
-                self.metrics.retention_last_successful_run.set(secs);
+                m.retention_last_successful_run.set(secs);
             }
         }
         tracing::debug!(?report, elapsed = ?started.elapsed(), "compaction pass done");
@@ -194,6 +205,8 @@ impl Compactor {
     /// markers past `retention_delete_delay` are deleted.
     pub async fn run_pass(&self, now: i64) -> PassReport {
         let mut report = PassReport::default();
+        // the day tables of this pass (set by the tenants' passes)
+        self.metrics.locked_table_skips.reset();
         let tenants = match self.store.list_dirs("").await {
             Ok(t) => t,
             Err(error) => {
@@ -237,8 +250,14 @@ impl Compactor {
                 self.apply_retention(tenant, &retention, &index_days, &filter_days, now, report)
                     .await?;
             }
+            if limits.retention_max_bytes > 0 {
+                self.apply_size_retention(tenant, limits.retention_max_bytes, now, report).await?;
+            }
         }
         for day in &index_days {
+            // Skald never skips a day for a lock: deletes ran first, in this same pass
+            let table = crate::metrics::table_name(*day);
+            self.metrics.locked_table_skips.with_label_values(&[&table]).set(0.0);
             let n = self.index.compact_day(tenant, *day).await?;
             report.objects_replaced += n;
             self.metrics.replaced_objects.inc_by(n as u64);
@@ -265,43 +284,24 @@ impl Compactor {
         let Some(shortest) = retention.shortest() else { return Ok(()) };
         // nothing newer than this expires
         let horizon = now.saturating_sub(i64::try_from(shortest.as_nanos()).unwrap_or(i64::MAX));
-        let mut expired: HashMap<ChunkId, (Labels, ChunkRef)> = HashMap::new();
-        for &day in index_days.iter().filter(|d| d.saturating_mul(NANOS_PER_DAY) <= horizon) {
-            let start = day.saturating_mul(NANOS_PER_DAY);
-            let series = self.index.series(tenant, &[], start, start + NANOS_PER_DAY - 1).await?;
-            for s in series {
-                let cutoff = retention.cutoff(&s.labels, now);
-                for c in s.chunks.into_iter().filter(|c| c.through < cutoff) {
-                    expired.entry(chunk_id(&c)).or_insert_with(|| (s.labels.clone(), c));
-                }
-            }
-        }
+        // one day table at a time, as Loki marks table by table (a chunk spanning days is
+        // found on its first; its entries in later days go with it)
         let mut replaced = 0;
-        if !expired.is_empty() {
-            let refs: Vec<(Labels, ChunkRef)> = expired.values().cloned().collect();
-            let bytes: u64 = refs.iter().map(|(_, c)| c.compressed_bytes).sum();
-            // 1. the marker: the objects to delete survive a crash from here on
-            self.write_marker(tenant, &refs, now).await?;
-            self.metrics.marked_chunks.inc_by(refs.len() as u64);
-            // 2. the index entries: queries stop finding the chunks
-            let days: BTreeSet<i64> =
-                refs.iter().flat_map(|(_, c)| days_spanned(c.from, c.through)).collect();
-            self.index.delete_chunks(tenant, refs.clone()).await?;
-            // 3. their filters
-            let ids: HashSet<ChunkId> = expired.keys().copied().collect();
-            for day in &days {
-                replaced += self.filters.rewrite_day(tenant, *day, &ids).await?;
-            }
-            report.chunks_marked += refs.len();
-            tracing::info!(
-                tenant,
-                chunks = refs.len(),
-                bytes,
-                days = days.len(),
-                filter_tables_rewritten = replaced,
-                delete_after = ?self.config.retention_delete_delay,
-                "retention: removed the index entries of expired chunks and marked them for deletion"
-            );
+        for &day in index_days.iter().filter(|d| d.saturating_mul(NANOS_PER_DAY) <= horizon) {
+            let table = crate::metrics::table_name(day);
+            let started = std::time::Instant::now();
+            let marked = self.mark_day(tenant, retention, day, now, report).await;
+            let status = if marked.is_ok() { "success" } else { "failure" };
+            let secs = started.elapsed().as_secs_f64();
+            self.metrics.table_duration.with_label_values(&[&table, status]).observe(secs);
+            let (expired, total, n) = marked?;
+            replaced += n;
+            let action = match expired {
+                0 => "none",
+                e if e == total => "deleted",
+                _ => "modified",
+            };
+            self.metrics.tables_processed.with_label_values(&[&table, tenant, action]).inc();
         }
         // whole days every stream has expired from: their filter tables go (entries of chunks
         // never indexed included)
@@ -317,6 +317,77 @@ impl Compactor {
         report.objects_replaced += replaced;
         self.metrics.replaced_objects.inc_by(replaced as u64);
         Ok(())
+    }
+
+    /// Marks and removes the expired chunks of `tenant`'s index day `day`: returns how many
+    /// expired, how many the day had, and the filter tables rewritten.
+    async fn mark_day(
+        &self,
+        tenant: &str,
+        retention: &Retention,
+        day: i64,
+        now: i64,
+        report: &mut PassReport,
+    ) -> Result<(usize, usize, usize), CompactorError> {
+        let start = day.saturating_mul(NANOS_PER_DAY);
+        let series = self.index.series(tenant, &[], start, start + NANOS_PER_DAY - 1).await?;
+        let mut expired: HashMap<ChunkId, (Labels, ChunkRef)> = HashMap::new();
+        let mut total = 0;
+        for s in series {
+            let cutoff = retention.cutoff(&s.labels, now);
+            total += s.chunks.len();
+            for c in s.chunks.into_iter().filter(|c| c.through < cutoff) {
+                expired.entry(chunk_id(&c)).or_insert_with(|| (s.labels.clone(), c));
+            }
+        }
+        let replaced = self.remove_chunks(tenant, &expired, now, report, "expired").await?;
+        Ok((expired.len(), total, replaced))
+    }
+
+    /// Removes `chunks` of `tenant`: writes the marker naming their objects (deleted by a
+    /// later sweep), then removes their index entries, then their filter-table entries.
+    /// Returns the filter tables rewritten. `why` names the rule in the audit log.
+    pub(crate) async fn remove_chunks(
+        &self,
+        tenant: &str,
+        chunks: &HashMap<ChunkId, (Labels, ChunkRef)>,
+        now: i64,
+        report: &mut PassReport,
+        why: &str,
+    ) -> Result<usize, CompactorError> {
+        if chunks.is_empty() {
+            return Ok(0);
+        }
+        let refs: Vec<(Labels, ChunkRef)> = chunks.values().cloned().collect();
+        let bytes: u64 = refs.iter().map(|(_, c)| c.compressed_bytes).sum();
+        // 1. the marker: the objects to delete survive a crash from here on
+        self.write_marker(tenant, &refs, now).await?;
+        for (_, c) in &refs {
+            let table = crate::metrics::table_name(c.through.div_euclid(NANOS_PER_DAY));
+            self.metrics.marked_chunks.with_label_values(&[&table]).inc();
+        }
+        // 2. the index entries: queries stop finding the chunks
+        let days: BTreeSet<i64> =
+            refs.iter().flat_map(|(_, c)| days_spanned(c.from, c.through)).collect();
+        self.index.delete_chunks(tenant, refs.clone()).await?;
+        // 3. their filters
+        let ids: HashSet<ChunkId> = chunks.keys().copied().collect();
+        let mut replaced = 0;
+        for day in &days {
+            replaced += self.filters.rewrite_day(tenant, *day, &ids).await?;
+        }
+        report.chunks_marked += refs.len();
+        tracing::info!(
+            tenant,
+            reason = why,
+            chunks = refs.len(),
+            bytes,
+            days = days.len(),
+            filter_tables_rewritten = replaced,
+            delete_after = ?self.config.retention_delete_delay,
+            "retention: removed the index entries of {why} chunks and marked them for deletion"
+        );
+        Ok(replaced)
     }
 
     async fn write_marker(
@@ -341,6 +412,7 @@ impl Compactor {
         let delay =
             i64::try_from(self.config.retention_delete_delay.as_nanos()).unwrap_or(i64::MAX);
         let workers = self.config.retention_delete_worker_count.max(1);
+        let mut due: Vec<(String, i64)> = Vec::new();
         for marker in self.store.list_prefix(MARKERS_PREFIX).await? {
             let Some(created_ms) = marker
                 .rsplit('/')
@@ -351,9 +423,27 @@ impl Compactor {
                 tracing::warn!(path = %marker, "unreadable deletion marker left in place");
                 continue;
             };
-            if created_ms.saturating_mul(1_000_000).saturating_add(delay) > now {
-                continue;
+            if created_ms.saturating_mul(1_000_000).saturating_add(delay) <= now {
+                due.push((marker, created_ms));
             }
+        }
+        let m = &self.metrics;
+        m.sweeper_markers_current.set(due.len() as i64);
+        let swept = self.sweep(due, workers, report).await;
+        m.sweeper_marker_time.set(0.0);
+        swept
+    }
+
+    /// Deletes the objects of the `due` markers, then each marker.
+    async fn sweep(
+        &self,
+        due: Vec<(String, i64)>,
+        workers: usize,
+        report: &mut PassReport,
+    ) -> Result<(), CompactorError> {
+        let m = &self.metrics;
+        for (marker, created_ms) in due {
+            m.sweeper_marker_time.set(created_ms as f64 / 1e3);
             let body = self.store.get_object(&marker).await?;
             let text = String::from_utf8_lossy(&body);
             let items: Vec<(ChunkKey, u64)> = text
@@ -367,7 +457,16 @@ impl Compactor {
                 futures::stream::iter(items.clone())
                     .map(|(key, bytes)| {
                         let store = self.store.clone();
-                        async move { store.delete(&key).await.map(|()| bytes) }
+                        let histogram = m.sweeper_delete_duration.clone();
+                        async move {
+                            let started = std::time::Instant::now();
+                            let r = store.delete(&key).await.map(|()| bytes);
+                            let status = if r.is_ok() { "success" } else { "failure" };
+                            histogram
+                                .with_label_values(&[status])
+                                .observe(started.elapsed().as_secs_f64());
+                            r
+                        }
                     })
                     .buffer_unordered(workers)
                     .collect()
@@ -377,6 +476,8 @@ impl Compactor {
                 bytes += r?;
             }
             self.store.delete_object(&marker).await?;
+            m.sweeper_markers_deleted.inc();
+            m.sweeper_markers_current.dec();
             let tenant = items.first().map(|(k, _)| k.tenant.clone()).unwrap_or_default();
             self.metrics.deleted_chunks.inc_by(items.len() as u64);
             self.metrics.deleted_bytes.inc_by(bytes);

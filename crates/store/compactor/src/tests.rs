@@ -137,3 +137,50 @@ async fn without_retention_only_compaction_runs() {
     assert_eq!(chunks_of(&f, "t").await, 3);
     assert_eq!(f.store.list_prefix("t/index").await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn size_retention_deletes_the_oldest_chunks_until_under_the_limit() {
+    let f = fixture();
+    let (a, b) = (Labels::parse(r#"{app="a"}"#).unwrap(), Labels::parse(r#"{app="b"}"#).unwrap());
+    // 5 chunks of 7 bytes (35 bytes) over two streams and three days; another tenant untouched
+    let oldest = put_chunk(&f, "t", &a, NOW - 3 * DAY).await;
+    let second = put_chunk(&f, "t", &b, NOW - 2 * DAY).await;
+    let third = put_chunk(&f, "t", &a, NOW - DAY).await;
+    let fourth = put_chunk(&f, "t", &b, NOW - 2_000_000).await;
+    let newest = put_chunk(&f, "t", &a, NOW - 1_000_000).await;
+    let other = put_chunk(&f, "u", &a, NOW - 3 * DAY).await;
+    let limits: TenantLimits = {
+        let t: Arc<Limits> = Arc::new(serde_yaml::from_str("retention_max_bytes: 20").unwrap());
+        let u: Arc<Limits> = Arc::new(Limits::default());
+        Arc::new(move |tenant: &str| if tenant == "t" { t.clone() } else { u.clone() })
+    };
+    let config = CompactorConfig {
+        retention_enabled: true,
+        retention_delete_delay: Duration::ZERO,
+        ..Default::default()
+    };
+    let c = Compactor::new(
+        config,
+        f.store.clone(),
+        f.index.clone(),
+        limits,
+        &prometheus::Registry::new(),
+    )
+    .unwrap();
+    let report = c.run_pass(NOW).await;
+    assert_eq!(report.failures, 0, "{report:?}");
+    // 35 -> 28 -> 21 -> 14 bytes: the three oldest go
+    assert_eq!((report.chunks_marked, report.chunks_deleted, report.bytes_deleted), (3, 3, 21));
+    for gone in [oldest, second, third] {
+        assert!(f.store.get(&gone.key("t")).await.unwrap_err().is_not_found());
+    }
+    for kept in [fourth, newest] {
+        assert!(f.store.get(&kept.key("t")).await.is_ok());
+    }
+    assert_eq!(chunks_of(&f, "t").await, 2);
+    assert!(f.store.get(&other.key("u")).await.is_ok(), "a tenant without the limit keeps all");
+    assert_eq!(chunks_of(&f, "u").await, 1);
+    // under the limit now: a second pass deletes nothing
+    let again = c.run_pass(NOW).await;
+    assert_eq!((again.chunks_marked, again.chunks_deleted), (0, 0));
+}

@@ -11,6 +11,8 @@
 //!   entry of a stream is deleted.
 //! - [`rewrite`]: [`process_pending`], the compactor's pass: chunks holding deleted lines are
 //!   re-encoded without them, indexed, and the old objects deleted.
+//! - [`service`]: [`DeleteService`], the delete API and the pass over one store, shared by
+//!   the compactor (which serves the API and runs the passes) and queriers (which hide lines).
 //! - [`DeleteMetrics`]: Loki's `loki_compactor_*` deletion counters.
 #![warn(missing_docs)]
 
@@ -20,6 +22,7 @@ mod metrics;
 pub mod params;
 pub mod request;
 pub mod rewrite;
+pub mod service;
 pub mod store;
 
 pub use error::{Error, Result};
@@ -28,6 +31,7 @@ pub use metrics::DeleteMetrics;
 pub use params::{DeletionMode, ParamError};
 pub use request::{DeleteRequest, RequestGroup, Status};
 pub use rewrite::{process_pending, ProcessReport, RewriteStores};
+pub use service::{DeleteApiError, DeleteService, NewDelete};
 pub use store::{CancelError, DeleteStore};
 
 /// The delete API's settings from Loki's `compactor` block.

@@ -1,7 +1,7 @@
 //! [`DeleteMetrics`]: Loki's deletion metrics (names from its `pkg/compactor/deletion`),
 //! created here and registered by the caller.
 
-use prometheus::{IntCounter, IntCounterVec, Opts};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts};
 
 /// Counters of the delete API, the query-time lookups and the deletion passes.
 #[derive(Debug, Clone)]
@@ -17,6 +17,15 @@ pub struct DeleteMetrics {
     pub chunks_selected: IntCounterVec,
     /// `loki_compactor_delete_processing_fails_total{cause}`: passes that failed.
     pub failures: IntCounterVec,
+    /// `loki_compactor_load_pending_requests_attempts_total{status="success"|"fail"}`: the
+    /// compactor's reads of a tenant's requests at the start of its deletion pass.
+    pub load_pending: IntCounterVec,
+    /// `loki_compactor_pending_delete_requests_count`: requests past their cancel period
+    /// with parts not yet applied (over all tenants, as of their last pass).
+    pub pending: IntGauge,
+    /// `loki_compactor_oldest_pending_delete_request_age_seconds`: how long the oldest of
+    /// them has been past its cancel period.
+    pub oldest_pending_age: Gauge,
     /// `loki_delete_request_lookups_total`: reads of a tenant's requests by queriers.
     pub lookups: IntCounter,
     /// `loki_delete_request_lookups_failed_total`: such reads that failed.
@@ -34,6 +43,21 @@ impl DeleteMetrics {
             IntCounter::with_opts(Opts::new(n, h)).expect("constant metric name is valid")
         };
         DeleteMetrics {
+            load_pending: vec(
+                "loki_compactor_load_pending_requests_attempts_total",
+                "Number of attempts that were made to load pending requests with status",
+                "status",
+            ),
+            pending: IntGauge::with_opts(Opts::new(
+                "loki_compactor_pending_delete_requests_count",
+                "Count of delete requests which are over their cancellation period and have not finished processing yet",
+            ))
+            .expect("constant metric name is valid"),
+            oldest_pending_age: Gauge::with_opts(Opts::new(
+                "loki_compactor_oldest_pending_delete_request_age_seconds",
+                "Age of oldest pending delete request in seconds since they are over their cancellation period",
+            ))
+            .expect("constant metric name is valid"),
             received: vec(
                 "loki_compactor_delete_requests_received_total",
                 "Number of delete requests received per user",
@@ -72,6 +96,9 @@ impl DeleteMetrics {
 
     /// Registers every counter into `registry`.
     pub fn register(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.load_pending.clone()))?;
+        registry.register(Box::new(self.pending.clone()))?;
+        registry.register(Box::new(self.oldest_pending_age.clone()))?;
         registry.register(Box::new(self.received.clone()))?;
         registry.register(Box::new(self.processed.clone()))?;
         registry.register(Box::new(self.deleted_lines.clone()))?;

@@ -1,6 +1,7 @@
 //! Loki's delete API (`/loki/api/v1/delete`: `POST`/`PUT` create, `GET` lists, `DELETE`
 //! cancels) and Skald's `POST /compactor/process_deletes` (one deletion pass for the tenant);
-//! the logic is in `crate::deletes`. Answers are Loki's: 204, JSON lists, plain-text errors
+//! the logic is `skald_deletes::DeleteService`'s, which the compactor owns (and a querier
+//! without a compactor in its process). Answers are Loki's: 204, JSON lists, plain-text errors
 //! ending in a newline (Go's `http.Error`).
 
 use std::sync::Arc;
@@ -10,8 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::reply::LokiRequest;
-use crate::deletes::DeleteApiError;
-use crate::Querier;
+use skald_deletes::{DeleteApiError, DeleteService, NewDelete};
 
 fn error(e: DeleteApiError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -27,8 +27,15 @@ fn json(body: String) -> Response {
     r
 }
 
-pub(super) async fn create(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    match q.create_delete(&r.tenant, &r.params).await {
+pub(super) async fn create(State(d): State<Arc<DeleteService>>, r: LokiRequest) -> Response {
+    let p = &r.params;
+    let new = NewDelete {
+        query: p.get("query"),
+        start: p.get("start"),
+        end: p.get("end"),
+        max_interval: p.get("max_interval"),
+    };
+    match d.create(&r.tenant, new).await {
         Ok(id) => {
             let mut resp = StatusCode::NO_CONTENT.into_response();
             if let Ok(v) = HeaderValue::from_str(&id) {
@@ -40,22 +47,24 @@ pub(super) async fn create(State(q): State<Arc<Querier>>, r: LokiRequest) -> Res
     }
 }
 
-pub(super) async fn list(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    match q.list_deletes(&r.tenant).await {
+pub(super) async fn list(State(d): State<Arc<DeleteService>>, r: LokiRequest) -> Response {
+    match d.list(&r.tenant).await {
         Ok(body) => json(body),
         Err(e) => error(e),
     }
 }
 
-pub(super) async fn cancel(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    match q.cancel_delete(&r.tenant, &r.params).await {
+pub(super) async fn cancel(State(d): State<Arc<DeleteService>>, r: LokiRequest) -> Response {
+    let id = r.params.get("request_id").unwrap_or("");
+    let force = r.params.get("force") == Some("true");
+    match d.cancel(&r.tenant, id, force).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(e),
     }
 }
 
-pub(super) async fn process(State(q): State<Arc<Querier>>, r: LokiRequest) -> Response {
-    match q.process_deletes(&r.tenant).await {
+pub(super) async fn process(State(d): State<Arc<DeleteService>>, r: LokiRequest) -> Response {
+    match d.process(&r.tenant).await {
         Ok(report) => json(
             serde_json::json!({
                 "parts_processed": report.parts_processed,

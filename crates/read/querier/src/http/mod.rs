@@ -76,16 +76,16 @@ pub fn query_routes(querier: Arc<Querier>) -> Router {
 }
 
 /// Loki's delete API (`/loki/api/v1/delete`) and Skald's `POST /compactor/process_deletes`,
-/// which act for one tenant. Served when the querier was built
-/// [`with_deletes`](Querier::with_deletes) (else every call is Loki's 403).
-pub fn delete_routes(querier: Arc<Querier>) -> Router {
+/// which act for one tenant, over `service` (the compactor's, or the querier's when no
+/// compactor runs in the process). A tenant whose `deletion_mode` is `disabled` gets Loki's 403.
+pub fn delete_routes(service: Arc<skald_deletes::DeleteService>) -> Router {
     Router::new()
         .route(
             "/loki/api/v1/delete",
             post(deletes::create).put(deletes::create).get(deletes::list).delete(deletes::cancel),
         )
         .route("/compactor/process_deletes", post(deletes::process))
-        .with_state(querier)
+        .with_state(service)
 }
 
 /// The live tail's routes (WebSocket), which go to a querier directly, never through a

@@ -272,14 +272,24 @@ impl Source for StoreSource {
         // Deleted lines must not count towards a limit: with deletes in range, every
         // stream is read whole (and the ingesters send every line the pipeline accepts).
         let hidden = self.hidden(start, end)?;
-        let limit = limit.filter(|_| hidden.is_none());
+        // Streams a shorter `retention_stream` rule cuts inside the range: a chunk across
+        // the cutoff is read, its expired lines dropped after. Read nearest `end`, a stream's
+        // limited read still holds every kept line it must (they are its newest); nearest
+        // `start` it would not, so it is read whole.
+        let cut = self.cut_by_retention(start);
+        let limit = limit.filter(|l| hidden.is_none() && (cut.is_none() || l.backward));
         let plan = self.plan(selector, start, end, limit)?;
         // With a limit, each stream is read nearest the edge first and only as far as needed.
         let limited = limit.and_then(|l| limited::Limited::new(&selector.stages, l));
         let iter = self.read_streams(plan, selector, (start, end), limited, self.prefetch_window());
-        Ok(match hidden {
-            Some(d) => Box::new(drop_deleted(iter, d)),
-            None => Box::new(iter),
+        let iter: Box<dyn Iterator<Item = Result<StreamBatch, EngineError>> + Send + '_> =
+            match hidden {
+                Some(d) => Box::new(drop_deleted(iter, d)),
+                None => Box::new(iter),
+            };
+        Ok(match cut {
+            Some((retention, now)) => Box::new(drop_expired(iter, retention, now)),
+            None => iter,
         })
     }
 
@@ -301,8 +311,9 @@ impl Source for StoreSource {
             return Ok(None);
         };
         let from = start.saturating_sub(1);
-        // deleted lines are dropped from entries: the engine then reads them through `select`
-        if self.hidden(start, to)?.is_some() {
+        // deleted and expired lines are dropped from entries: the engine then reads them
+        // through `select`
+        if self.hidden(start, to)?.is_some() || self.cut_by_retention(start).is_some() {
             return Ok(None);
         }
         let Some((series, counted)) = self.ingester_samples(range, op, param, from, to)? else {
@@ -324,12 +335,34 @@ impl Source for StoreSource {
         to: i64,
         grid: &WindowGrid,
     ) -> Result<Option<BucketedSamples<'_>>, EngineError> {
-        // statistics count deleted lines too: entries through `select` instead
-        if self.hidden(from.saturating_add(1), to)?.is_some() {
+        // statistics count deleted lines, and the expired lines of a chunk across a stream
+        // rule's cutoff, too: entries through `select` instead
+        let start = from.saturating_add(1);
+        if self.hidden(start, to)?.is_some() || self.cut_by_retention(start).is_some() {
             return Ok(None);
         }
         self.bucket_counts(range, op, from, to, grid)
     }
+}
+
+/// Drops from each stream the entries past its retention (`Retention::cutoff` at `now`).
+fn drop_expired<'a>(
+    streams: impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + 'a,
+    retention: skald_compactor::Retention,
+    now: i64,
+) -> impl Iterator<Item = Result<StreamBatch, EngineError>> + Send + 'a {
+    streams
+        .map(move |r| {
+            r.map(|mut batch| {
+                let cutoff = retention.cutoff(&batch.labels, now);
+                if batch.entries.iter().any(|e| e.ts < cutoff) {
+                    let expired: Vec<bool> = batch.entries.iter().map(|e| e.ts < cutoff).collect();
+                    batch.entries.retain_indices(|i| !expired[i]);
+                }
+                batch
+            })
+        })
+        .filter(|r| !matches!(r, Ok(s) if s.entries.is_empty()))
 }
 
 /// Drops from each stream the entries a delete request covers.
@@ -355,6 +388,17 @@ fn drop_deleted<'a>(
 }
 
 impl StoreSource {
+    /// The tenant's retention, and now, when some stream's cutoff falls after `start` (a
+    /// `retention_stream` rule shorter than the range: the longest retention already moved
+    /// `start` up).
+    fn cut_by_retention(&self, start: i64) -> Option<(skald_compactor::Retention, i64)> {
+        let retention = self.querier.retention(&self.tenant)?;
+        let shortest = retention.shortest()?;
+        let now = skald_loghttp::params::now_ns();
+        let cut = now.saturating_sub(i64::try_from(shortest.as_nanos()).unwrap_or(i64::MAX));
+        (cut > start).then_some((retention, now))
+    }
+
     /// The samples `op(range)` makes of what the ingesters hold in `(from, to)`, by series,
     /// and `(ts, hash)` of every entry they counted; `None` without ingesters.
     #[allow(clippy::type_complexity)]

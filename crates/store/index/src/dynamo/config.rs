@@ -16,7 +16,8 @@ pub struct DynamoClientConfig {
     /// Endpoint URL (`http://127.0.0.1:8000`); `None` = AWS's endpoint for the region.
     pub endpoint: Option<String>,
     /// Static credentials (access key id, secret); `None` = `AWS_ACCESS_KEY_ID` /
-    /// `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` from the environment.
+    /// `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` from the environment, else a web
+    /// identity (see [`DynamoClientConfig::connect`]).
     pub credentials: Option<(String, String)>,
 }
 
@@ -50,9 +51,9 @@ pub enum DynamoConfigError {
     /// The URL's key or secret is not UTF-8 once unescaped.
     #[error("dynamodb_url credentials: {0}")]
     Credentials(std::str::Utf8Error),
-    /// Neither the URL nor `AWS_ACCESS_KEY_ID` gives credentials.
+    /// Neither the URL, nor `AWS_ACCESS_KEY_ID`, nor a web identity gives credentials.
     #[error(
-        "no DynamoDB credentials: put them in dynamodb_url or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        "no DynamoDB credentials: put them in dynamodb_url, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (IRSA)"
     )]
     NoCredentials,
     /// `AWS_ACCESS_KEY_ID` is set but `AWS_SECRET_ACCESS_KEY` is not.
@@ -100,17 +101,36 @@ impl DynamoClientConfig {
     }
 
     /// Builds a client. Retries are left to the callers, which count them.
+    ///
+    /// Credentials, in the order of the AWS SDKs' default chain: the URL's key and secret;
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`; a web identity
+    /// (`AWS_WEB_IDENTITY_TOKEN_FILE` and `AWS_ROLE_ARN`, EKS's IRSA) exchanged with STS for
+    /// temporary credentials, fetched on first use and again 2.5 to 5 minutes (the SDK's jitter)
+    /// before they expire
+    /// ([`super::web_identity`]).
     pub fn connect(&self) -> std::result::Result<Client, DynamoConfigError> {
-        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        use aws_sdk_dynamodb::config::{
+            BehaviorVersion, Credentials, IdentityCache, Region, SharedCredentialsProvider,
+        };
         let credentials = match &self.credentials {
-            Some((k, s)) => Credentials::new(k, s, None, None, "skald-config"),
-            None => {
-                let k = std::env::var("AWS_ACCESS_KEY_ID")
-                    .map_err(|_| DynamoConfigError::NoCredentials)?;
-                let s = std::env::var("AWS_SECRET_ACCESS_KEY")
-                    .map_err(|_| DynamoConfigError::NoSecret)?;
-                Credentials::new(k, s, std::env::var("AWS_SESSION_TOKEN").ok(), None, "env")
+            Some((k, s)) => {
+                SharedCredentialsProvider::new(Credentials::new(k, s, None, None, "skald-config"))
             }
+            None => match std::env::var("AWS_ACCESS_KEY_ID") {
+                Ok(k) => {
+                    let s = std::env::var("AWS_SECRET_ACCESS_KEY")
+                        .map_err(|_| DynamoConfigError::NoSecret)?;
+                    let token = std::env::var("AWS_SESSION_TOKEN").ok();
+                    SharedCredentialsProvider::new(Credentials::new(k, s, token, None, "env"))
+                }
+                Err(_) => {
+                    let identity = super::web_identity::WebIdentity::from_env(&self.region)
+                        .ok_or(DynamoConfigError::NoCredentials)?;
+                    SharedCredentialsProvider::new(super::web_identity::WebIdentityProvider::new(
+                        identity,
+                    ))
+                }
+            },
         };
         let http = match &self.endpoint {
             Some(e) if e.starts_with("http://") => {
@@ -126,6 +146,7 @@ impl DynamoClientConfig {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .credentials_provider(credentials)
+            .identity_cache(IdentityCache::lazy().buffer_time(Duration::from_secs(300)).build())
             .http_client(http)
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
             .timeout_config(

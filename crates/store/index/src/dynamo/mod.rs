@@ -45,6 +45,7 @@ mod config;
 mod failure;
 mod rows;
 mod schema;
+pub mod web_identity;
 
 pub use config::{DynamoClientConfig, DynamoConfigError, DynamoIndexConfig, DynamoMetrics};
 pub use failure::{classify, error_text, Failure, FailureKind};
