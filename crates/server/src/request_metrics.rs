@@ -28,8 +28,9 @@ pub struct RequestMetrics {
     inflight: IntGaugeVec,
 }
 
-/// Loki's (dskit's) buckets for `loki_request_duration_seconds`.
-const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+/// Loki's buckets for `loki_request_duration_seconds` (dskit's `instrument.DefBuckets`).
+const BUCKETS: [f64; 14] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0];
 
 impl RequestMetrics {
     /// Creates the metrics and registers them into `registry` (a duplicate registration is

@@ -111,6 +111,13 @@ async fn http_requests_are_counted_by_method_route_status_and_ws() {
     assert_eq!(count(&registry, &[("method", "OTHER")]), 1, "invented methods are one series");
     assert_eq!(count(&registry, &[]), 9);
     assert_eq!(inflight(&registry), 0, "every request left the in-flight gauge");
+    // Loki's buckets, 5 ms to 100 s
+    let families = registry.gather();
+    let f = families.iter().find(|f| f.name() == "loki_request_duration_seconds").unwrap();
+    let buckets = f.get_metric()[0].get_histogram().get_bucket();
+    let bounds: Vec<f64> = buckets.iter().map(|b| b.upper_bound()).collect();
+    assert_eq!(bounds, BUCKETS);
+    assert_eq!((bounds[0], bounds[13]), (0.005, 100.0));
 }
 
 #[test]
