@@ -340,6 +340,8 @@ fn every_panel_of_every_dashboard_returns_data() {
         // a gauge: held during the load, flushed and forgotten since
         "max_over_time(sum(loki_ingester_memory_streams{tenant=\"tenant-b\"})[1m:1s]) > 0",
         "sum(loki_ingester_streams_created_total{tenant=\"tenant-a\"}) >= 4",
+        "sum(loki_ingester_client_request_duration_seconds_count{job=\"skald/distributor\", operation=\"/logproto.Pusher/Push\", status_code=\"2xx\"}) > 0",
+        "sum(loki_ingester_client_request_duration_seconds_count{job=\"skald/querier\", operation=\"/logproto.Querier/Query\", status_code=\"2xx\"}) > 0",
         "sum(loki_ingester_chunks_flushed_total{reason=\"forced\"}) > 0",
         "sum(loki_ingester_chunk_entries_count) > 0",
         "sum(skald_compactor_deleted_chunks_total) >= 1",

@@ -5,6 +5,7 @@ mod app;
 mod config;
 mod flags;
 mod http;
+mod ingester_client_metrics;
 mod listen;
 mod logging;
 mod modules;

@@ -83,6 +83,8 @@ pub struct Modules {
     pub registry: prometheus::Registry,
     /// `loki_request_duration_seconds` and `loki_inflight_requests`, for both listeners.
     pub request_metrics: crate::request_metrics::RequestMetrics,
+    /// `loki_ingester_client_request_duration_seconds`, around every remote ingester client.
+    pub ingester_client_metrics: crate::ingester_client_metrics::IngesterClientMetrics,
     /// Turns `true` when the process stops: background tasks end on it.
     pub shutdown: watch::Receiver<bool>,
     /// The `memberlist` block, when gossip is configured (set by the server module).
@@ -137,12 +139,15 @@ impl Modules {
         let registry = prometheus::Registry::new();
         crate::process_metrics::register(&registry);
         let request_metrics = crate::request_metrics::RequestMetrics::new(&registry);
+        let ingester_client_metrics =
+            crate::ingester_client_metrics::IngesterClientMetrics::new(&registry);
         let modules = Modules {
             config,
             target: target.to_string(),
             order,
             registry,
             request_metrics,
+            ingester_client_metrics,
             shutdown,
             memberlist: None,
             membership: None,
