@@ -104,6 +104,19 @@ else
   echo "== no $grafana_tools: the real logcli and promtail tests will not run"
 fi
 
+# A real Prometheus (Debian's `prometheus`, 2.42 on Debian 12) for tests/tests/dashboards.rs: it
+# scrapes real skald processes under load and evaluates every panel of deploy/grafana/dashboards/.
+# Installed with apt when missing (as root, or with sudo -n; the package's service is not used:
+# the test starts its own server); without it that test reports itself as not run.
+if ! command -v prometheus >/dev/null && command -v apt-get >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
+  if [ -z "$sudo" ] || command -v sudo >/dev/null; then
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq \
+      --no-install-recommends prometheus >/dev/null 2>&1 \
+      || echo "== prometheus not installed: tests/tests/dashboards.rs will not run"
+  fi
+fi
+
 # Tests that cannot run here (a tool missing) append `NOT RUN: <test>: <why>` to this file
 # (skald_integration_tests::not_run); the lines are printed after the test summary.
 mkdir -p .test-servers && SKALD_NOT_RUN_FILE="$(mktemp "$PWD/.test-servers/not-run.XXXXXX")"

@@ -172,7 +172,7 @@ fn a_storage_outage_loses_nothing() {
     assert!(!acked.is_empty());
     // flushes fail and back off, and say so
     let deadline = Instant::now() + Duration::from_secs(30);
-    while metric_sum(&skald.url, "loki_ingester_chunk_flush_failures_total") < 2.0 {
+    while metric_sum(&skald.url, "loki_ingester_chunks_flush_failures_total") < 2.0 {
         assert!(Instant::now() < deadline, "no flush failure reported");
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -494,7 +494,7 @@ fn run_rendered(
         assert!(Instant::now() < deadline, "no chunk flushed to the {overlay} overlay's storage");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(sum("loki_ingester_chunk_flush_failures_total"), 0.0, "flushes failed");
+    assert_eq!(sum("loki_ingester_chunks_flush_failures_total"), 0.0, "flushes failed");
     // the compactor works (it holds the lease) and serves the delete API: a request posted to
     // it hides the line at the querier, which reads the same store
     let compactor = format!("http://127.0.0.1:{ch}");

@@ -81,6 +81,10 @@ pub struct Modules {
     pub order: Vec<Module>,
     /// The metrics registry `/metrics` serves.
     pub registry: prometheus::Registry,
+    /// `loki_request_duration_seconds` and `loki_inflight_requests`, for both listeners.
+    pub request_metrics: crate::request_metrics::RequestMetrics,
+    /// `loki_ingester_client_request_duration_seconds`, around every remote ingester client.
+    pub ingester_client_metrics: crate::ingester_client_metrics::IngesterClientMetrics,
     /// Turns `true` when the process stops: background tasks end on it.
     pub shutdown: watch::Receiver<bool>,
     /// The `memberlist` block, when gossip is configured (set by the server module).
@@ -132,11 +136,18 @@ impl Modules {
             overrides: skald_common::overrides::Overrides::new(config.limits_config.clone()),
             configured: false,
         });
+        let registry = prometheus::Registry::new();
+        crate::process_metrics::register(&registry);
+        let request_metrics = crate::request_metrics::RequestMetrics::new(&registry);
+        let ingester_client_metrics =
+            crate::ingester_client_metrics::IngesterClientMetrics::new(&registry);
         let modules = Modules {
             config,
             target: target.to_string(),
             order,
-            registry: prometheus::Registry::new(),
+            registry,
+            request_metrics,
+            ingester_client_metrics,
             shutdown,
             memberlist: None,
             membership: None,

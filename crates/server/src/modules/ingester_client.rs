@@ -30,9 +30,10 @@ async fn gossip_client(m: &mut Modules) -> anyhow::Result<IngesterClient> {
     let mcfg = m.memberlist.clone().context("memberlist")?;
     let membership = Arc::new(Membership::join(mcfg, None).await.map_err(anyhow::Error::msg)?);
     m.membership = Some(membership.clone());
-    let connect = Box::new(|addr: &str| -> Result<IngesterClient, ServiceError> {
+    let metrics = m.ingester_client_metrics.clone();
+    let connect = Box::new(move |addr: &str| -> Result<IngesterClient, ServiceError> {
         let url = format!("http://{addr}");
-        Ok(Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient)
+        Ok(metrics.wrap(Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient))
     });
     let timeout = config.ingester.lifecycler.ring.heartbeat_timeout.as_millis() as i64;
     tracing::info!(
@@ -59,6 +60,7 @@ fn static_client(m: &Modules) -> anyhow::Result<IngesterClient> {
     for addr in addrs {
         let url = if addr.starts_with("http") { addr.clone() } else { format!("http://{addr}") };
         let client = Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient;
+        let client = m.ingester_client_metrics.wrap(client);
         members.push((addr.clone(), client));
     }
     if let [(_, only)] = members.as_slice() {

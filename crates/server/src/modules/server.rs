@@ -50,7 +50,8 @@ pub async fn start_grpc(m: &mut Modules) -> anyhow::Result<()> {
     let frontend = m.frontend_queue.clone().map(skald_frontend::grpc::service);
     let mut rx = m.shutdown.clone();
     let incoming = crate::listen::grpc_incoming(listener);
-    let mut server = grpc_server(&config.server);
+    let layer = crate::request_metrics::GrpcLayer(m.request_metrics.clone());
+    let mut server = grpc_server(&config.server).layer(layer);
     m.grpc_task = Some(tokio::spawn(async move {
         let res = server
             .add_optional_service(ingester)
@@ -121,6 +122,10 @@ pub async fn serve_http(m: &Modules) -> anyhow::Result<()> {
     .layer(axum::middleware::from_fn_with_state(
         crate::request_log::RequestLog::from_config(config),
         crate::request_log::observe,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
+        m.request_metrics.clone(),
+        crate::request_metrics::http,
     ))
     .layer(axum::extract::DefaultBodyLimit::max(body_limit));
     let addr: SocketAddr =

@@ -124,6 +124,17 @@ pub(crate) fn utilization(
     }
 }
 
+/// How full a closed chunk is, as Loki's `loki_ingester_chunk_utilization` measures it when
+/// the chunk is stored: its compressed size against `chunk_target_size`, or, without a
+/// target, its size against ten blocks.
+pub(crate) fn closed_utilization(chunk: &skald_index::ChunkRef, config: &IngesterConfig) -> f64 {
+    if config.chunk_target_size > 0 {
+        chunk.compressed_bytes as f64 / config.chunk_target_size as f64
+    } else {
+        chunk.stats_bytes as f64 / (BLOCKS_PER_CHUNK * config.chunk_block_size.max(1) as f64)
+    }
+}
+
 impl Ingester {
     /// [`IngesterService::chunk_stats`](skald_proto::ingester::IngesterService::chunk_stats):
     /// the held chunks of matching streams that overlap `[start, end)`.

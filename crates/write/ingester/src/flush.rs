@@ -11,6 +11,7 @@ use skald_index::ChunkRef;
 use skald_model::Labels;
 use tokio::sync::watch;
 
+use crate::chunk_stats::closed_utilization;
 use crate::error::{IngesterError, Result};
 use crate::instance::TenantStreams;
 use crate::stream::ClosedChunk;
@@ -340,9 +341,16 @@ impl Ingester {
             // Durable now: drop them from memory.
             let mut guard = streams.lock();
             guard.flush_backoff = None;
+            let now_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+            let m = &self.inner.metrics;
             for (fp, _, chunk) in &stored {
-                self.inner.metrics.chunks_flushed.inc();
-                self.inner.metrics.stored_bytes.inc_by(chunk.bytes.len() as u64);
+                m.chunks_flushed.with_label_values(&[chunk.reason]).inc();
+                m.stored_bytes.with_label_values(&[&tenant]).inc_by(chunk.bytes.len() as u64);
+                m.chunks_stored.with_label_values(&[&tenant]).inc();
+                let fill = closed_utilization(&chunk.chunk_ref, &self.inner.config);
+                m.chunk.observe(chunk, fill, now_ns);
                 if let Some(st) = guard.streams.get_mut(fp) {
                     st.remove_flushed(chunk);
                 }
@@ -369,16 +377,18 @@ impl Ingester {
     }
 
     pub(crate) fn update_gauges(&self) {
-        let tenants: Vec<Arc<Mutex<TenantStreams>>> =
-            self.inner.tenants.lock().values().cloned().collect();
-        let (mut streams, mut chunks) = (0i64, 0i64);
-        for t in tenants {
+        let tenants: Vec<(String, Arc<Mutex<TenantStreams>>)> =
+            self.inner.tenants.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let (mut chunks, mut waiting) = (0i64, 0i64);
+        let m = &self.inner.metrics;
+        for (tenant, t) in tenants {
             let g = t.lock();
-            streams += g.streams.len() as i64;
+            m.memory_streams.with_label_values(&[&tenant]).set(g.streams.len() as i64);
             chunks += g.streams.values().map(|s| s.chunk_count() as i64).sum::<i64>();
+            waiting += g.streams.values().map(|s| s.closed_count() as i64).sum::<i64>();
         }
-        self.inner.metrics.memory_streams.set(streams);
-        self.inner.metrics.memory_chunks.set(chunks);
+        m.memory_chunks.set(chunks);
+        m.flush_queue_length.set(waiting);
     }
 }
 

@@ -53,6 +53,7 @@ impl Ingester {
         let max_streams = self.inner.overrides.tenant(tenant).max_global_streams_per_user;
         let mut errors = push_errors::PushErrors::default();
         let (mut accepted, mut rejected) = (0u64, 0u64);
+        let (mut streams_created, mut chunks_created) = (0u64, 0u64);
         // live tails get what this push added, once it is acknowledged
         let tailers = if log { self.inner.tailers.of(tenant) } else { Vec::new() };
         let mut tailed: Vec<Stream> = Vec::new();
@@ -68,6 +69,7 @@ impl Ingester {
                     continue;
                 }
                 guard.streams.insert(fp, StreamState::new(s.labels.clone(), &self.inner.config));
+                streams_created += 1;
             }
             let Some(st) = guard.streams.get_mut(&fp) else { continue };
             if let Some(r) = record.as_mut() {
@@ -99,6 +101,7 @@ impl Ingester {
                     }
                 }
             }
+            chunks_created += std::mem::take(&mut st.chunks_opened);
             if let Some(t) = tail_copy {
                 tailed.push(t);
             }
@@ -127,6 +130,13 @@ impl Ingester {
         drop(guard);
         self.inner.metrics.entries.with_label_values(&["accepted"]).inc_by(accepted);
         self.inner.metrics.entries.with_label_values(&["rejected"]).inc_by(rejected);
+        if streams_created > 0 {
+            let m = &self.inner.metrics;
+            m.streams_created.with_label_values(&[tenant]).inc_by(streams_created);
+            // the flush loop recounts them; a new stream shows at once
+            m.memory_streams.with_label_values(&[tenant]).add(streams_created as i64);
+        }
+        self.inner.metrics.chunks_created.inc_by(chunks_created);
         if !tailed.is_empty() {
             let dropped = self.inner.tailers.dispatch(tenant, &tailers, &tailed);
             self.inner.metrics.tail_dropped_entries.inc_by(dropped as u64);

@@ -341,7 +341,7 @@ mod tests {
         config.wal.replay_memory_ceiling = 1;
         let small = ingester(config);
         small.open_wal(&dir).await.unwrap();
-        assert!(small.inner.metrics.chunks_flushed.get() > 0);
+        assert!(small.inner.metrics.chunks_flushed_total() > 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -67,6 +67,10 @@ pub struct ClosedChunk {
     pub bytes: Bytes,
     /// Its index reference.
     pub chunk_ref: ChunkRef,
+    /// Why it was closed, as Loki's `loki_ingester_chunks_flushed_total` `reason` label says
+    /// it: `full`, `idle`, `max_age`, `forced`, `synced`, or Skald's `out_of_order` (an entry
+    /// older than the compressed part of the open chunk).
+    pub reason: &'static str,
 }
 
 impl ClosedChunk {
@@ -247,6 +251,8 @@ pub struct StreamState {
     open_size: StatsSize,
     /// The head's share of it, without the structured-metadata strings.
     head_stats_bytes: u64,
+    /// Chunks opened since the ingester last took this count (`loki_ingester_chunks_created_total`).
+    pub(crate) chunks_opened: u64,
 }
 
 impl StreamState {
@@ -266,6 +272,7 @@ impl StreamState {
             sync_offset,
             open_size: StatsSize::default(),
             head_stats_bytes: 0,
+            chunks_opened: 0,
         }
     }
 
@@ -314,12 +321,12 @@ impl StreamState {
                 self.open_utilization(config)
             })
         {
-            self.close_open_chunk(config);
+            self.close_open_chunk(config, "synced");
         }
         // An entry older than what is already compressed cannot join the open chunk in
         // order: close the open chunk and start a new one (chunks may overlap in time).
         if self.builder.is_some() && e.ts < self.builder_max_ts {
-            self.close_open_chunk(config);
+            self.close_open_chunk(config, "out_of_order");
         }
         if !self.head.insert(&e) {
             return Err(AppendError::Duplicate);
@@ -330,6 +337,7 @@ impl StreamState {
         self.last_append = now;
         if self.opened_at.is_none() {
             self.opened_at = Some(self.last_append);
+            self.chunks_opened += 1;
         }
         // The head becomes a block when it reaches `chunk_block_size` as Loki measures it
         // (lines and structured-metadata references), so blocks, and the fill that decides
@@ -342,7 +350,7 @@ impl StreamState {
                 .as_ref()
                 .is_some_and(|b| b.compressed_estimate() >= config.chunk_target_size);
             if full {
-                self.close_open_chunk(config);
+                self.close_open_chunk(config, "full");
             }
         }
         Ok(())
@@ -405,7 +413,7 @@ impl StreamState {
         debug_assert_eq!(self.head_stats_bytes, self.head.iter().map(ref_stats_bytes).sum::<u64>());
     }
 
-    fn close_open_chunk(&mut self, config: &IngesterConfig) {
+    fn close_open_chunk(&mut self, config: &IngesterConfig, reason: &'static str) {
         self.seal_head(config, false);
         // A closed chunk releases the head's buffers: an idle stream keeps none.
         self.head = Head::default();
@@ -416,8 +424,11 @@ impl StreamState {
         match builder.finish() {
             Ok(encoded) => {
                 let chunk_ref = ChunkRef::of_encoded(self.fp, &encoded, stats_bytes);
-                self.closed
-                    .push(Arc::new(ClosedChunk { bytes: Bytes::from(encoded.bytes), chunk_ref }));
+                self.closed.push(Arc::new(ClosedChunk {
+                    bytes: Bytes::from(encoded.bytes),
+                    chunk_ref,
+                    reason,
+                }));
             }
             Err(error) => {
                 // Encoding in memory cannot fail on valid entries; log loudly if it ever does.
@@ -434,9 +445,16 @@ impl StreamState {
         }
         let idle = now.duration_since(self.last_append) >= config.chunk_idle_period;
         let old = self.opened_at.is_some_and(|o| now.duration_since(o) >= config.max_chunk_age);
-        if force || idle || old {
-            self.close_open_chunk(config);
-        }
+        let reason = if force {
+            "forced"
+        } else if idle {
+            "idle"
+        } else if old {
+            "max_age"
+        } else {
+            return;
+        };
+        self.close_open_chunk(config, reason);
     }
 
     /// The chunks held (closed ones waiting for flush, and the open one) that overlap the
@@ -483,6 +501,11 @@ impl StreamState {
 
     pub fn closed_chunks(&self) -> Vec<Arc<ClosedChunk>> {
         self.closed.clone()
+    }
+
+    /// Closed chunks not yet flushed.
+    pub fn closed_count(&self) -> usize {
+        self.closed.len()
     }
 
     /// Bytes of the closed chunks not yet flushed.
