@@ -269,9 +269,11 @@ async fn merge_group(
     now: i64,
     report: &mut MergeReport,
 ) -> Result<Vec<ChunkRef>, CompactorError> {
-    let fetched: Vec<Result<Bytes, skald_chunk_store::Error>> = futures::stream::iter(&group)
-        .map(|c| {
-            let (store, key) = (stores.store.clone(), c.key(tenant));
+    let keys: Vec<skald_chunk_store::ChunkKey> = group.iter().map(|c| c.key(tenant)).collect();
+    let store = stores.store.clone();
+    let fetched: Vec<Result<Bytes, skald_chunk_store::Error>> = futures::stream::iter(keys)
+        .map(move |key| {
+            let store = store.clone();
             async move { store.get(&key).await }
         })
         .buffered(8)
@@ -307,9 +309,12 @@ async fn merge_group(
             filters.push((*c, f));
         }
     }
-    futures::stream::iter(&new)
-        .map(|(c, b)| {
-            let (store, key, bytes) = (stores.store.clone(), c.key(tenant), Bytes::from(b.clone()));
+    let uploads: Vec<(skald_chunk_store::ChunkKey, Bytes)> =
+        new.iter().map(|(c, b)| (c.key(tenant), Bytes::from(b.clone()))).collect();
+    let store = stores.store.clone();
+    futures::stream::iter(uploads)
+        .map(move |(key, bytes)| {
+            let store = store.clone();
             async move { store.put_if_absent(&key, bytes).await }
         })
         .buffered(8)
