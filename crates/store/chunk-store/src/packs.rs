@@ -109,10 +109,13 @@ pub fn pack_of_idx(idx_path: &str) -> Option<String> {
 
 type Day = (String, i64);
 
+/// A day's directories merged: each chunk's places.
+type Places = HashMap<ChunkKey, Vec<PackLocation>>;
+
 /// The directories a reader has loaded, by tenant-day: where each packed chunk is.
 #[derive(Debug, Default)]
 pub(crate) struct PackDirectory {
-    days: Mutex<HashMap<Day, Arc<HashMap<ChunkKey, Vec<PackLocation>>>>>,
+    days: Mutex<HashMap<Day, Arc<Places>>>,
 }
 
 impl PackDirectory {
@@ -207,6 +210,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::single_range_in_vec_init)] // lists of one range
     async fn a_chunk_whose_object_is_gone_is_read_from_its_pack() {
         use crate::{ChunkStore, ObjectChunkStore, ObjectChunkStoreConfig};
         let cold = ObjectChunkStoreConfig { cache_bytes: 0, ..Default::default() };

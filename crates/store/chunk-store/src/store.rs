@@ -354,7 +354,7 @@ impl ObjectChunkStore {
         };
         for place in places {
             let wanted: Vec<Range<u64>> = match ranges {
-                None => vec![place.offset..place.offset + place.len],
+                None => std::iter::once(place.offset..place.offset + place.len).collect(),
                 Some(rs) => rs
                     .iter()
                     .map(|r| place.translate(r))

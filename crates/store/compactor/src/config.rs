@@ -74,13 +74,13 @@ impl CompactorConfig {
 
     /// The packing settings, `None` when chunk compaction or packing is off.
     pub fn pack_settings(&self) -> Option<crate::PackSettings> {
-        (self.chunk_compaction_enabled && self.chunk_compaction_pack_size > 0).then(|| {
+        (self.chunk_compaction_enabled && self.chunk_compaction_pack_size > 0).then_some(
             crate::PackSettings {
                 pack_size: self.chunk_compaction_pack_size,
                 min_age: self.chunk_compaction_min_age,
                 orphan_grace: self.chunk_compaction_orphan_grace,
-            }
-        })
+            },
+        )
     }
 }
 

@@ -131,6 +131,9 @@ fn stats_bytes<'a>(entries: impl Iterator<Item = &'a Entry>) -> u64 {
     total
 }
 
+/// A re-encoded chunk: its ref and bytes.
+pub(crate) type Encoded = (ChunkRef, Vec<u8>);
+
 /// Decodes `chunks` (one stream's), sorts their entries by time (stable: entries of equal
 /// time keep their order), keeps one of each identical entry, and encodes them into chunks
 /// cut at the target size. Returns the chunks and the number of duplicates dropped.
@@ -138,7 +141,7 @@ pub(crate) fn reencode(
     fingerprint: u64,
     chunks: Vec<Bytes>,
     settings: &MergeSettings,
-) -> Result<(Vec<(ChunkRef, Vec<u8>)>, u64), skald_chunk::Error> {
+) -> Result<(Vec<Encoded>, u64), skald_chunk::Error> {
     let mut entries: Vec<Entry> = Vec::new();
     for bytes in chunks {
         let chunk = Chunk::from_bytes(bytes)?;

@@ -247,7 +247,7 @@ pub(crate) async fn pack_tenant(
         if chunks.len() < 2 && !from_packs {
             continue; // one chunk gains nothing from a pack
         }
-        chunks.sort_by(|a, b| (a.0.fingerprint, a.0.from).cmp(&(b.0.fingerprint, b.0.from)));
+        chunks.sort_by_key(|c| (c.0.fingerprint, c.0.from));
         let mut start = 0;
         while start < chunks.len() {
             let mut end = start;
