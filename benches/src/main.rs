@@ -132,7 +132,7 @@ fn parse_args() -> Result<Args> {
                 let c = a.compact.get_or_insert(compact::CompactArgs {
                     level: 19,
                     block_kb: 1024,
-                    target_kb: 1536,
+                    target_kb: 16384,
                     delete: false,
                 });
                 c.delete |= args[i] == "--delete";
@@ -201,7 +201,7 @@ const USAGE: &str =
                 is merged and packed: objects and bytes per raw byte before and after, its
                 time and CPU, queries before and after (single process on the filesystem);
                 --compact-level N (zstd, default 19), --compact-block-kb N (default 1024),
-                --compact-target-kb N (default 1536) tune it; --delete then times a delete
+                --compact-target-kb N (default 16384) tune it; --delete then times a delete
                 request over one stream
   --query-during-burst
                 instead of the usual run: after a warm-up push (a sixteenth of --mb), time
