@@ -197,7 +197,7 @@ const USAGE: &str =
   --s3-delay-ms N  with --aws: S3 through a proxy adding N ms to every request
   --instances N streams per loghub system (default 10, so 100 streams)
   --keep        keep the server's data directory afterwards
-  --compact     after the usual run, serve the data again with chunk compaction on until all
+  --compact     after the usual run (logbench's queries left out), serve the data again with chunk compaction on until all
                 is merged and packed: objects and bytes per raw byte before and after, its
                 time and CPU, queries before and after (single process on the filesystem);
                 --compact-level N (zstd, default 19), --compact-block-kb N (default 1024),
@@ -782,7 +782,9 @@ fn main() -> Result<()> {
     };
     let querier = [server.query_url.clone()];
     let reads = || object_store_reads(&querier);
-    logbench::run(&server.query_url, &pushed, &|| server.cpu_seconds(), &reads)?;
+    if args.compact.is_none() {
+        logbench::run(&server.query_url, &pushed, &|| server.cpu_seconds(), &reads)?;
+    }
     println!("peak RSS overall: {:.0} MB", server.peak_rss_mb());
     server.stop()?;
     if let Some(c) = &args.compact {
