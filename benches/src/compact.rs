@@ -1,5 +1,6 @@
-//! `--compact`: after the ingest, the same data directory is served again with chunk
-//! compaction on (a pass every 2 s), until every chunk is merged and packed; objects and
+//! `--compact`: after the ingest (flushed: every chunk is stored), the same data directory is
+//! served again with chunk compaction on (a pass every 2 s) and the WAL off (its replay would
+//! hold a second copy of the data in memory and flush it again), until every chunk is merged and packed; objects and
 //! stored bytes per raw byte before and after, the compaction's wall time and CPU, and the
 //! needle and metric queries' timings before and after. `--delete` then sends a delete
 //! request over one stream and times its processing after the cancel period.
@@ -22,7 +23,7 @@ pub(crate) struct CompactArgs {
 
 fn compactor_yaml(c: &CompactArgs) -> String {
     format!(
-        "compactor:\n  compaction_interval: 2s\n  retention_enabled: true\n  retention_delete_delay: 0s\n  delete_request_store: filesystem\n  delete_request_cancel_period: 5s\n  chunk_compaction_enabled: true\n  chunk_compaction_min_age: 0s\n  chunk_compaction_zstd_level: {}\n  chunk_compaction_block_size: {}KB\n  chunk_compaction_target_size: {}KB\n  chunk_compaction_pack_size: 64MB\n  chunk_compaction_orphan_grace: 1h\n",
+        "ingester:\n  wal:\n    enabled: false\ncompactor:\n  compaction_interval: 2s\n  retention_enabled: true\n  retention_delete_delay: 0s\n  delete_request_store: filesystem\n  delete_request_cancel_period: 5s\n  chunk_compaction_enabled: true\n  chunk_compaction_min_age: 0s\n  chunk_compaction_zstd_level: {}\n  chunk_compaction_block_size: {}KB\n  chunk_compaction_target_size: {}KB\n  chunk_compaction_pack_size: 64MB\n  chunk_compaction_orphan_grace: 1h\n",
         c.level, c.block_kb, c.target_kb
     )
 }
