@@ -6,6 +6,7 @@
 //! `cargo run --release -p skald-benches -- --mb 1024` (see benches/README.md).
 
 mod burst;
+mod compact;
 mod disk;
 mod frontend;
 mod load;
@@ -61,6 +62,8 @@ struct Args {
     step_s: u64,
     /// Lines appended to the bench's `limits_config` block (the frontend modes).
     limits: String,
+    /// After the usual run: chunk compaction (`src/compact.rs`).
+    compact: Option<compact::CompactArgs>,
 }
 
 /// The query-frontend's figures (`src/frontend.rs`).
@@ -90,6 +93,7 @@ fn parse_args() -> Result<Args> {
         span_min: 50,
         step_s: 120,
         limits: String::new(),
+        compact: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -124,6 +128,25 @@ fn parse_args() -> Result<Args> {
                 i += 1;
             }
             "--query-during-burst" => a.query_during_burst = true,
+            "--compact" | "--delete" => {
+                let c = a.compact.get_or_insert(compact::CompactArgs {
+                    level: 19,
+                    block_kb: 1024,
+                    target_kb: 16384,
+                    delete: false,
+                });
+                c.delete |= args[i] == "--delete";
+            }
+            "--compact-level" | "--compact-block-kb" | "--compact-target-kb" => {
+                let n: usize = v()?.parse()?;
+                let c = a.compact.as_mut().context("--compact first")?;
+                match args[i].as_str() {
+                    "--compact-level" => c.level = i32::try_from(n)?,
+                    "--compact-block-kb" => c.block_kb = n,
+                    _ => c.target_kb = n,
+                }
+                i += 1;
+            }
             "--cache-repeat" => a.frontend = Some(FrontendMode::CacheRepeat),
             "--dashboard" => a.frontend = Some(FrontendMode::Dashboard),
             "--scale-out" => a.frontend = Some(FrontendMode::ScaleOut),
@@ -160,7 +183,7 @@ fn parse_args() -> Result<Args> {
 
 const USAGE: &str =
     "usage: skald-bench [--mb N] [--bin PATH] [--data DIR] [--batch-kb N] [--config YAML] [--cluster] [--aws [--s3-delay-ms N]] [--instances N] [--keep] [--query-during-burst]
-                   [--cache-repeat | --dashboard [--step S] | --scale-out] [--age MIN] [--span MIN] [--limits YAML]
+                   [--cache-repeat | --dashboard [--step S] | --scale-out] [--age MIN] [--span MIN] [--limits YAML] [--compact [--delete] [--compact-level N] [--compact-block-kb N] [--compact-target-kb N]]
   --mb N        raw megabytes of log to push (default 1024)
   --bin PATH    the skald binary to start (default target/release/skald)
   --data DIR    the loghub samples to replicate (default tests/data/loghub)
@@ -174,6 +197,12 @@ const USAGE: &str =
   --s3-delay-ms N  with --aws: S3 through a proxy adding N ms to every request
   --instances N streams per loghub system (default 10, so 100 streams)
   --keep        keep the server's data directory afterwards
+  --compact     after the usual run (logbench's queries left out), serve the data again with chunk compaction on until all
+                is merged and packed: objects and bytes per raw byte before and after, its
+                time and CPU, queries before and after (single process on the filesystem);
+                --compact-level N (zstd, default 19), --compact-block-kb N (default 1024),
+                --compact-target-kb N (default 16384) tune it; --delete then times a delete
+                request over one stream
   --query-during-burst
                 instead of the usual run: after a warm-up push (a sixteenth of --mb), time
                 a labels and a small query_range request, repeated, for 10 s with no push
@@ -557,6 +586,9 @@ fn main() -> Result<()> {
         _s3_proxy = proxy;
     }
     let lines = load_lines(&args.data)?;
+    if args.compact.is_some() && (args.cluster || args.aws) {
+        bail!("--compact runs on a single process over the filesystem");
+    }
     if args.query_during_burst {
         return burst::query_during_burst(&args, lines);
     }
@@ -750,9 +782,14 @@ fn main() -> Result<()> {
     };
     let querier = [server.query_url.clone()];
     let reads = || object_store_reads(&querier);
-    logbench::run(&server.query_url, &pushed, &|| server.cpu_seconds(), &reads)?;
+    if args.compact.is_none() {
+        logbench::run(&server.query_url, &pushed, &|| server.cpu_seconds(), &reads)?;
+    }
     println!("peak RSS overall: {:.0} MB", server.peak_rss_mb());
     server.stop()?;
+    if let Some(c) = &args.compact {
+        compact::run(&args.bin, &dir, &args.config, raw, (t0 - 1, end), c)?;
+    }
     if !args.keep {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -71,6 +71,12 @@ pub trait ChunkStore: Send + Sync {
     /// lists everything; a prefix with no objects gives an empty list.
     async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>>;
 
+    /// [`Self::list_prefix`] with each object's last modification (ms since the epoch), where
+    /// the store knows it (the default does not: `None`).
+    async fn list_prefix_modified(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>> {
+        Ok(self.list_prefix(prefix).await?.into_iter().map(|p| (p, None)).collect())
+    }
+
     /// The names of the directories directly below `prefix` (`""`: the top level), sorted:
     /// the tenants, for the compactor. The default derives them from [`Self::list_prefix`];
     /// a store that can list one level at a time overrides it.
@@ -169,6 +175,8 @@ pub struct ObjectChunkStore {
     config: ObjectChunkStoreConfig,
     permits: Semaphore,
     cache: ByteLru<ChunkKey, Bytes>,
+    /// The pack directories read so far.
+    packs: crate::packs::PackDirectory,
     /// The backend reads several ranges of one object in one call without reading what lies
     /// between them (the local filesystem, memory); otherwise each range is its own request
     /// (`object_store`'s S3 merges ranges less than 1 MiB apart into one request, which would
@@ -181,7 +189,14 @@ impl ObjectChunkStore {
     pub fn new(store: Arc<dyn ObjectStore>, config: ObjectChunkStoreConfig) -> Self {
         let permits = Semaphore::new(config.max_concurrency.max(1));
         let cache = ByteLru::new(config.cache_bytes);
-        ObjectChunkStore { store, config, permits, cache, ranges_in_one_call: false }
+        ObjectChunkStore {
+            store,
+            config,
+            permits,
+            cache,
+            packs: Default::default(),
+            ranges_in_one_call: false,
+        }
     }
 
     /// A store kept in memory (tests, single-process experiments).
@@ -295,6 +310,67 @@ impl ObjectChunkStore {
         }
     }
 
+    /// Reads `ranges` of the object at `path`.
+    async fn ranges_at(&self, path: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        let location = parse_path(path)?;
+        let got = if self.ranges_in_one_call {
+            self.retry("get_range", path, || self.store.get_ranges(&location, ranges)).await?
+        } else {
+            let location = &location;
+            let one = |r: &Range<u64>| {
+                let r = r.clone();
+                self.retry("get_range", path, move || self.store.get_range(location, r.clone()))
+            };
+            futures::future::try_join_all(ranges.iter().map(one)).await?
+        };
+        if got.len() != ranges.len()
+            || got.iter().zip(ranges).any(|(b, r)| b.len() as u64 != r.end.saturating_sub(r.start))
+        {
+            return Err(Error::RangeOutOfBounds { path: path.to_string() });
+        }
+        Ok(got)
+    }
+
+    /// `key`'s bytes (`ranges` of them, or all) from a pack holding it: by the directories
+    /// already loaded, or (`reload`) by its day's directories read again. `None`: in no pack.
+    async fn packed(
+        &self,
+        key: &ChunkKey,
+        ranges: Option<&[Range<u64>]>,
+        reload: bool,
+    ) -> Result<Option<Vec<Bytes>>> {
+        let places = if reload {
+            let day = crate::packs::pack_day(key.from);
+            let loaded = crate::packs::load_day(
+                &key.tenant,
+                day,
+                |p| async move { self.list_prefix(&p).await },
+                |p| async move { self.get_path(&p).await },
+            )
+            .await?;
+            self.packs.set(key, loaded)
+        } else {
+            self.packs.cached(key)
+        };
+        for place in places {
+            let wanted: Vec<Range<u64>> = match ranges {
+                None => std::iter::once(place.offset..place.offset + place.len).collect(),
+                Some(rs) => rs
+                    .iter()
+                    .map(|r| place.translate(r))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| Error::RangeOutOfBounds { path: key.path() })?,
+            };
+            match self.ranges_at(&place.pack, &wanted).await {
+                Ok(got) => return Ok(Some(got)),
+                // a pack deleted since its directory was read: another may hold the chunk
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     async fn put_path(&self, path: &str, bytes: Bytes) -> Result<()> {
         let location = parse_path(path)?;
         if bytes.len() > self.config.multipart_threshold {
@@ -391,18 +467,29 @@ impl ChunkStore for ObjectChunkStore {
         Ok(uploaded)
     }
 
+    /// From the cache, else the chunk's object, else a pack holding it
+    /// ([`crate::packs`]).
     async fn get(&self, key: &ChunkKey) -> Result<Bytes> {
         key.validate()?;
         if let Some(bytes) = self.cache.get(key) {
             return Ok(bytes);
         }
-        let bytes = self.get_path(&key.path()).await?;
+        let whole = |got: Option<Vec<Bytes>>| got.and_then(|mut v| v.pop());
+        let bytes = match whole(self.packed(key, None, false).await?) {
+            Some(b) => b,
+            None => match self.get_path(&key.path()).await {
+                Err(Error::NotFound { path }) => {
+                    whole(self.packed(key, None, true).await?).ok_or(Error::NotFound { path })?
+                }
+                other => other?,
+            },
+        };
         self.cache.insert(key.clone(), bytes.clone(), bytes.len());
         Ok(bytes)
     }
 
     /// From the cache when the whole chunk is there; else only the ranges are read (and not
-    /// cached).
+    /// cached): of the chunk's object, or of a pack holding it.
     async fn get_ranges(&self, key: &ChunkKey, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         key.validate()?;
         if let Some(bytes) = self.cache.get(key) {
@@ -411,24 +498,15 @@ impl ChunkStore for ObjectChunkStore {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
-        let path = key.path();
-        let location = parse_path(&path)?;
-        let got = if self.ranges_in_one_call {
-            self.retry("get_range", &path, || self.store.get_ranges(&location, ranges)).await?
-        } else {
-            let (path, location) = (&path, &location);
-            let one = |r: &Range<u64>| {
-                let r = r.clone();
-                self.retry("get_range", path, move || self.store.get_range(location, r.clone()))
-            };
-            futures::future::try_join_all(ranges.iter().map(one)).await?
-        };
-        if got.len() != ranges.len()
-            || got.iter().zip(ranges).any(|(b, r)| b.len() as u64 != r.end.saturating_sub(r.start))
-        {
-            return Err(Error::RangeOutOfBounds { path: key.path() });
+        if let Some(got) = self.packed(key, Some(ranges), false).await? {
+            return Ok(got);
         }
-        Ok(got)
+        match self.ranges_at(&key.path(), ranges).await {
+            Err(Error::NotFound { path }) => {
+                self.packed(key, Some(ranges), true).await?.ok_or(Error::NotFound { path })
+            }
+            other => other,
+        }
     }
 
     async fn delete(&self, key: &ChunkKey) -> Result<()> {
@@ -456,6 +534,25 @@ impl ChunkStore for ObjectChunkStore {
                 self.store
                     .list(location.as_ref())
                     .map_ok(|meta| meta.location.to_string())
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await;
+        let mut paths = match listed {
+            Err(Error::NotFound { .. }) => Vec::new(),
+            other => other?,
+        };
+        paths.sort_unstable();
+        Ok(paths)
+    }
+
+    async fn list_prefix_modified(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>> {
+        let location = if prefix.is_empty() { None } else { Some(parse_path(prefix)?) };
+        let listed = self
+            .retry("list", prefix, || async {
+                self.store
+                    .list(location.as_ref())
+                    .map_ok(|m| (m.location.to_string(), Some(m.last_modified.timestamp_millis())))
                     .try_collect::<Vec<_>>()
                     .await
             })

@@ -44,6 +44,9 @@ pub enum CompactorError {
     /// The metrics could not be registered.
     #[error("compactor metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// Chunks could not be merged (a chunk that does not decode, say).
+    #[error("chunk compaction: {0}")]
+    Merge(String),
 }
 
 /// What one pass did.
@@ -61,6 +64,10 @@ pub struct PassReport {
     pub objects_replaced: usize,
     /// Tenants whose work failed (logged); the pass goes on with the others.
     pub failures: usize,
+    /// What chunk compaction did.
+    pub merged: crate::merge::MergeReport,
+    /// What packing and the orphan scan did.
+    pub packed: crate::pack::PackReport,
 }
 
 /// The compactor. One process at a time works (see [`crate::lease`]).
@@ -252,6 +259,22 @@ impl Compactor {
             }
             if limits.retention_max_bytes > 0 {
                 self.apply_size_retention(tenant, limits.retention_max_bytes, now, report).await?;
+            }
+        }
+        if let Some(settings) = self.config.merge_settings() {
+            let stores = crate::merge::MergeStores {
+                store: &self.store,
+                index: &self.index,
+                filters: &self.filters,
+            };
+            let r = crate::merge::merge_tenant(stores, tenant, &index_days, &settings, now).await?;
+            self.metrics.record_merge(&r);
+            report.merged.add(&r);
+            if let Some(packing) = self.config.pack_settings() {
+                let live = crate::merge::live_chunks(self.index.as_ref(), tenant).await?;
+                let r = crate::pack::pack_tenant(&self.store, tenant, &live, &packing, now).await?;
+                self.metrics.record_pack(&r);
+                report.packed.add(&r);
             }
         }
         for day in &index_days {
@@ -446,21 +469,32 @@ impl Compactor {
             m.sweeper_marker_time.set(created_ms as f64 / 1e3);
             let body = self.store.get_object(&marker).await?;
             let text = String::from_utf8_lossy(&body);
-            let items: Vec<(ChunkKey, u64)> = text
+            // chunk objects, and the objects of packs chunk compaction replaced
+            let items: Vec<(Result<ChunkKey, String>, u64)> = text
                 .lines()
                 .filter_map(|l| {
                     let (path, bytes) = l.split_once(' ')?;
-                    Some((ChunkKey::parse(path).ok()?, bytes.parse().ok()?))
+                    let target = match ChunkKey::parse(path) {
+                        Ok(key) => Ok(key),
+                        Err(_) => {
+                            crate::pack::is_pack_object(path).then(|| path.to_string()).map(Err)?
+                        }
+                    };
+                    Some((target, bytes.parse().ok()?))
                 })
                 .collect();
             let results: Vec<Result<u64, skald_chunk_store::Error>> =
                 futures::stream::iter(items.clone())
-                    .map(|(key, bytes)| {
+                    .map(|(target, bytes)| {
                         let store = self.store.clone();
                         let histogram = m.sweeper_delete_duration.clone();
                         async move {
                             let started = std::time::Instant::now();
-                            let r = store.delete(&key).await.map(|()| bytes);
+                            let r = match target {
+                                Ok(key) => store.delete(&key).await,
+                                Err(path) => store.delete_object(&path).await,
+                            }
+                            .map(|()| bytes);
                             let status = if r.is_ok() { "success" } else { "failure" };
                             histogram
                                 .with_label_values(&[status])
@@ -478,7 +512,7 @@ impl Compactor {
             self.store.delete_object(&marker).await?;
             m.sweeper_markers_deleted.inc();
             m.sweeper_markers_current.dec();
-            let tenant = items.first().map(|(k, _)| k.tenant.clone()).unwrap_or_default();
+            let tenant = marker.split('/').nth(2).unwrap_or_default().to_string();
             self.metrics.deleted_chunks.inc_by(items.len() as u64);
             self.metrics.deleted_bytes.inc_by(bytes);
             report.chunks_deleted += items.len();

@@ -9,7 +9,7 @@ use skald_common::units;
 /// `compaction_interval`, `retention_enabled`, `retention_delete_delay` and
 /// `retention_delete_worker_count`; `working_directory` is accepted and unused (the compactor
 /// keeps its state in the object store), and the delete-request keys are read by the delete
-/// API.
+/// API. The `chunk_compaction_*` keys are Skald's own (chunk compaction, which Loki lacks).
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompactorConfig {
@@ -34,6 +34,54 @@ pub struct CompactorConfig {
     /// Largest interval of one delete request with line filters (the delete API's).
     #[serde(with = "units::duration")]
     pub delete_max_interval: Duration,
+    /// Skald: whether passes merge each stream's small chunks into full ones.
+    pub chunk_compaction_enabled: bool,
+    /// Skald: the compressed size merged chunks are cut at; smaller chunks are merged.
+    #[serde(with = "units::bytesize")]
+    pub chunk_compaction_target_size: u64,
+    /// Skald: the raw size of a merged chunk's blocks (larger blocks compress better).
+    #[serde(with = "units::bytesize")]
+    pub chunk_compaction_block_size: u64,
+    /// Skald: the zstd level of merged chunks (1 to 19; merging is off the ingest path).
+    pub chunk_compaction_zstd_level: i32,
+    /// Skald: chunks whose last entry is younger than this are not merged yet.
+    #[serde(with = "units::duration")]
+    pub chunk_compaction_min_age: Duration,
+    /// Skald: the largest pack of chunks (of many streams of a tenant-day, in one object);
+    /// 0: no packs, and no orphan scan.
+    #[serde(with = "units::bytesize")]
+    pub chunk_compaction_pack_size: u64,
+    /// Skald: objects no index ref names (a crash's leftovers) are deleted once this old.
+    /// Longer than any upload-to-index-write of an ingester's flush, and at least
+    /// `retention_delete_delay` is advised.
+    #[serde(with = "units::duration")]
+    pub chunk_compaction_orphan_grace: Duration,
+}
+
+impl CompactorConfig {
+    /// The chunk compaction settings, `None` when it is off.
+    pub fn merge_settings(&self) -> Option<crate::MergeSettings> {
+        self.chunk_compaction_enabled.then(|| crate::MergeSettings {
+            target_size: self.chunk_compaction_target_size.max(1),
+            block_size: usize::try_from(self.chunk_compaction_block_size)
+                .unwrap_or(usize::MAX)
+                .clamp(1024, skald_chunk::MAX_BLOCK_RAW_LEN),
+            zstd_level: self.chunk_compaction_zstd_level.clamp(1, 19),
+            min_age: self.chunk_compaction_min_age,
+            max_group_raw_bytes: 256 * 1024 * 1024,
+        })
+    }
+
+    /// The packing settings, `None` when chunk compaction or packing is off.
+    pub fn pack_settings(&self) -> Option<crate::PackSettings> {
+        (self.chunk_compaction_enabled && self.chunk_compaction_pack_size > 0).then_some(
+            crate::PackSettings {
+                pack_size: self.chunk_compaction_pack_size,
+                min_age: self.chunk_compaction_min_age,
+                orphan_grace: self.chunk_compaction_orphan_grace,
+            },
+        )
+    }
 }
 
 impl Default for CompactorConfig {
@@ -47,6 +95,13 @@ impl Default for CompactorConfig {
             delete_request_store: String::new(),
             delete_request_cancel_period: Duration::from_secs(24 * 3600),
             delete_max_interval: Duration::from_secs(24 * 3600),
+            chunk_compaction_enabled: false,
+            chunk_compaction_target_size: 1_572_864,
+            chunk_compaction_block_size: 1024 * 1024,
+            chunk_compaction_zstd_level: 19,
+            chunk_compaction_min_age: Duration::from_secs(3600),
+            chunk_compaction_pack_size: 64 * 1024 * 1024,
+            chunk_compaction_orphan_grace: Duration::from_secs(3 * 3600),
         }
     }
 }
@@ -64,12 +119,23 @@ mod tests {
             "working_directory: /tmp/c\ncompaction_interval: 1s\nretention_enabled: true\n\
              retention_delete_delay: 0s\nretention_delete_worker_count: 3\n\
              delete_request_store: filesystem\ndelete_request_cancel_period: 1h\n\
-             delete_max_interval: 2h\n",
+             delete_max_interval: 2h\nchunk_compaction_enabled: true\n\
+             chunk_compaction_target_size: 4MB\nchunk_compaction_block_size: 512KB\n\
+             chunk_compaction_zstd_level: 30\nchunk_compaction_min_age: 0s\n\
+             chunk_compaction_pack_size: 8MB\nchunk_compaction_orphan_grace: 5m\n",
         )
         .unwrap();
         assert!(c.retention_enabled);
         assert_eq!(c.retention_delete_delay, Duration::ZERO);
         assert_eq!(c.delete_max_interval, Duration::from_secs(7200));
+        let m = c.merge_settings().unwrap();
+        assert_eq!((m.target_size, m.block_size, m.zstd_level), (4 << 20, 512 << 10, 19));
+        assert_eq!(m.min_age, Duration::ZERO);
+        assert_eq!(CompactorConfig::default().merge_settings(), None);
+        let p = c.pack_settings().unwrap();
+        assert_eq!((p.pack_size, p.orphan_grace), (8 << 20, Duration::from_secs(300)));
+        let no_packs = CompactorConfig { chunk_compaction_pack_size: 0, ..c };
+        assert_eq!(no_packs.pack_settings(), None);
         assert!(serde_yaml::from_str::<CompactorConfig>("nope: 1").is_err());
     }
 }

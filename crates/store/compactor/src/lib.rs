@@ -12,15 +12,23 @@
 mod compactor;
 mod config;
 pub mod lease;
+mod merge;
 mod metrics;
+mod pack;
 mod retention;
 
 pub use compactor::{
     now_ns, Compactor, CompactorError, PassReport, TenantHook, TenantLimits, MARKERS_PREFIX,
 };
 pub use config::CompactorConfig;
+pub use merge::{MergeReport, MergeSettings};
 pub use metrics::CompactorMetrics;
+pub use pack::{PackReport, PackSettings};
 pub use retention::{Retention, RetentionError};
 
+#[cfg(test)]
+mod merge_tests;
+#[cfg(test)]
+mod pack_tests;
 #[cfg(test)]
 mod tests;

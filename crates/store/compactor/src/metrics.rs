@@ -67,6 +67,15 @@ pub struct CompactorMetrics {
     /// `skald_compactor_replaced_objects_total`: index segments and filter tables replaced by
     /// merged ones.
     pub replaced_objects: IntCounter,
+    /// `skald_compactor_merged_chunks_total{side="in"|"out"}`: chunks chunk compaction
+    /// replaced, and the chunks it wrote in their place.
+    pub merged_chunks: IntCounterVec,
+    /// `skald_compactor_merged_bytes_total{side="in"|"out"}`: their object bytes.
+    pub merged_bytes: IntCounterVec,
+    /// `skald_compactor_packs_written_total`: packs written (new and rewritten).
+    pub packs_written: IntCounter,
+    /// `skald_compactor_orphans_deleted_total`: objects no index ref named, deleted.
+    pub orphans_deleted: IntCounter,
 }
 
 impl CompactorMetrics {
@@ -168,17 +177,43 @@ impl CompactorMetrics {
             )?,
             deleted_chunks: counter(
                 "skald_compactor_deleted_chunks_total",
-                "Chunk objects deleted by retention.",
+                "Chunk objects deleted by retention and chunk compaction.",
             )?,
             deleted_bytes: counter(
                 "skald_compactor_deleted_bytes_total",
-                "Bytes of the chunk objects deleted by retention.",
+                "Bytes of the chunk objects deleted by retention and chunk compaction.",
             )?,
             replaced_objects: counter(
                 "skald_compactor_replaced_objects_total",
                 "Index segments and filter tables replaced by merged ones.",
             )?,
+            packs_written: counter(
+                "skald_compactor_packs_written_total",
+                "Packs of chunks written by chunk compaction (new and rewritten).",
+            )?,
+            orphans_deleted: counter(
+                "skald_compactor_orphans_deleted_total",
+                "Objects no index ref named (a crash's leftovers) deleted by the orphan scan.",
+            )?,
+            merged_chunks: IntCounterVec::new(
+                Opts::new(
+                    "skald_compactor_merged_chunks_total",
+                    "Small chunks merged (side=in) and the chunks written in their place (side=out).",
+                ),
+                &["side"],
+            )?,
+            merged_bytes: IntCounterVec::new(
+                Opts::new(
+                    "skald_compactor_merged_bytes_total",
+                    "Object bytes of the chunks merged (side=in) and written (side=out).",
+                ),
+                &["side"],
+            )?,
         };
+        registry.register(Box::new(m.packs_written.clone()))?;
+        registry.register(Box::new(m.orphans_deleted.clone()))?;
+        registry.register(Box::new(m.merged_chunks.clone()))?;
+        registry.register(Box::new(m.merged_bytes.clone()))?;
         registry.register(Box::new(m.running.clone()))?;
         registry.register(Box::new(m.running_loki.clone()))?;
         registry.register(Box::new(m.last_successful_run.clone()))?;
@@ -206,6 +241,20 @@ impl CompactorMetrics {
     pub fn set_running(&self, on: bool) {
         self.running.set(i64::from(on));
         self.running_loki.set(i64::from(on));
+    }
+
+    /// Counts what packing and the orphan scan did.
+    pub(crate) fn record_pack(&self, r: &crate::PackReport) {
+        self.packs_written.inc_by(r.packs_written as u64);
+        self.orphans_deleted.inc_by(r.orphans_deleted as u64);
+    }
+
+    /// Counts what chunk compaction did.
+    pub(crate) fn record_merge(&self, r: &crate::MergeReport) {
+        self.merged_chunks.with_label_values(&["in"]).inc_by(r.chunks_in as u64);
+        self.merged_chunks.with_label_values(&["out"]).inc_by(r.chunks_out as u64);
+        self.merged_bytes.with_label_values(&["in"]).inc_by(r.bytes_in);
+        self.merged_bytes.with_label_values(&["out"]).inc_by(r.bytes_out);
     }
 }
 
