@@ -138,7 +138,8 @@ fn delete_one_stream(d: &Deployment, chunks: &Path, raw: f64) -> Result<()> {
     ureq::post(&format!("{}/loki/api/v1/delete", d.query_url))
         .query("query", &q)
         .query("start", &(now - 86_400).to_string())
-        .query("end", &(now + 60).to_string())
+        // Loki refuses an end in the future ("deletes in the future are not allowed")
+        .query("end", &now.to_string())
         .call()?;
     let cancel_end = sent + Duration::from_secs(5);
     let deadline = Instant::now() + Duration::from_secs(1800);
