@@ -353,11 +353,13 @@ impl Evaluator<'_> {
             }
             SampleExpr::RangeAggregation { op, range, param, grouping } => {
                 let eff = grouping.as_ref().or(pushdown);
+                let range = &*super::hints::effective_range(*op, range, eff)
+                    .map_err(|e| EngineError::Pipeline(e.to_string()))?;
                 let (steps, bytes) = match self.leaves {
                     Some(leaves) => {
                         let leaf = SampleExpr::RangeAggregation {
                             op: *op,
-                            range: range.clone(),
+                            range: Box::new(range.clone()),
                             param: *param,
                             grouping: eff.cloned(),
                         };
