@@ -54,7 +54,6 @@ pub const CLASSES: &[Class] = &[
     },
     Class { name: "open-invalid-utf8-stored-replaced", kind: Kind::Open, matches: invalid_utf8 },
     Class { name: "open-parser-label-hints", kind: Kind::Open, matches: parser_hints },
-    Class { name: "open-same-timestamp-across-result-streams", kind: Kind::Open, matches: same_ts },
     Class { name: "open-not-analysed", kind: Kind::Open, matches: not_analysed },
 ];
 
@@ -215,27 +214,6 @@ fn parser_hints(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool 
         && loki["status"] == 200
         && skald["status"] == 400
         && body_text(skald).starts_with("pipeline error")
-}
-
-/// Entries of one pushed stream with the same timestamp that the pipeline puts in different
-/// result streams: Loki orders them as pushed before it splits them, Skald after, so `interval`
-/// and `limit` keep the other one of the two.
-fn same_ts(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
-    let streams = |a: &Value| -> Vec<String> {
-        let mut v: Vec<String> = result(a)
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["values"].as_array().into_iter().flatten().map(|p| p[0].to_string()))
-            .collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    r.path.ends_with("/query_range")
-        && loki["body"]["data"]["resultType"] == "streams"
-        && skald["body"]["data"]["resultType"] == "streams"
-        && streams(loki) == streams(skald)
 }
 
 /// `detected_fields`: Loki samples lines per split and keeps fields from Go maps, so its own
