@@ -11,13 +11,20 @@ use crate::engine::{EngineError, ResultStream, Series};
 /// them; `parts` oldest first): each series' samples concatenated in time order (a series
 /// may be missing from some parts), and the series in the order the engine gives the whole
 /// query `start..=end` at `step_ns` (which depends on how many splits Loki's frontend would cut
-/// it into; see `engine::metric::sort_matrix`; 0: the step unknown, counted by hours).
+/// it into; see `engine::metric::sort_matrix`; 0: the step unknown, counted by hours;
+/// `max_range_ns`: the query's largest `[range]`, [`max_range`](super::max_range)).
 ///
 /// The whole may hold more series than any part: [`check_series_limit`] gives the engine's
 /// error for it.
 ///
 /// [`split_range`]: super::split_range
-pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64, step_ns: i64) -> Vec<Series> {
+pub fn merge_matrix(
+    parts: Vec<Vec<Series>>,
+    start: i64,
+    end: i64,
+    step_ns: i64,
+    max_range_ns: i64,
+) -> Vec<Series> {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<Series> = Vec::new();
     for part in parts {
@@ -31,7 +38,7 @@ pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64, step_ns: i64)
             }
         }
     }
-    crate::engine::sort_matrix(&mut out, start, end, step_ns);
+    crate::engine::sort_matrix(&mut out, start, end, step_ns, max_range_ns);
     out
 }
 

@@ -296,7 +296,7 @@ fn a_split_metric_query_equals_the_whole_query() {
                     matrix(evaluate(&expr, &params(s, e, step), &limits(), &src).unwrap().result)
                 })
                 .collect();
-            let merged = merge_matrix(parts, start, end, step);
+            let merged = merge_matrix(parts, start, end, step, max_range(&expr));
             assert_eq!(
                 merged, whole,
                 "{q} start={start} end={end} step={step} interval={interval} splits={splits:?}"
@@ -330,7 +330,7 @@ fn the_series_limit_fails_a_split_query_exactly_when_it_fails_the_whole() {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .and_then(|parts| {
-                    let merged = merge_matrix(parts, start, end, step);
+                    let merged = merge_matrix(parts, start, end, step, max_range(&expr));
                     check_series_limit(&merged, max_query_series).map(|()| merged)
                 })
                 .map_err(|e| e.to_string());
