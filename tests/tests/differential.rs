@@ -71,7 +71,18 @@ fn differential_answers_match_real_loki() {
             continue;
         }
         match classify(req, loki, skald_answer, &diffs) {
-            Some(class) => *per_class.entry(class.name).or_default() += 1,
+            Some(class) => {
+                if std::env::var("SKALD_DIFF_SHOW")
+                    .is_ok_and(|c| c.split(",").any(|x| x == class.name))
+                {
+                    let shown: Vec<&String> = diffs.iter().take(6).collect();
+                    println!(
+                        "CLASS {} {} {} {:?}: {shown:#?}",
+                        class.name, req.name, req.path, req.params
+                    );
+                }
+                *per_class.entry(class.name).or_default() += 1
+            }
             None => {
                 let shown: Vec<&String> = diffs.iter().take(4).collect();
                 unexplained.push(format!("{} {} {:?}: {shown:#?}", req.name, req.path, req.params));

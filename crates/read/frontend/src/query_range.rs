@@ -366,7 +366,8 @@ impl QueryFrontend {
         let result = if q.is_log() {
             QueryResult::Streams(plan::merge_streams(streams, q.limit as usize, q.direction))
         } else {
-            let merged = plan::merge_matrix(matrices, q.start, q.end, q.step_ns);
+            let merged =
+                plan::merge_matrix(matrices, q.start, q.end, q.step_ns, plan::max_range(&q.expr));
             if let Err(e) = plan::check_series_limit(&merged, self.limits(tenant).max_query_series)
             {
                 return engine_error(&e);

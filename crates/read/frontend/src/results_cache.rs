@@ -409,7 +409,9 @@ fn join_parts(old: &[u8], fresh: &[u8], start: i64, end: i64, step: i64) -> Opti
     let mut stats = a.stats;
     stats.add(&b.stats);
     store.add(&fresh_store);
-    let result = QueryResult::Matrix(skald_logql::plan::merge_matrix(vec![m, n], start, end, step));
+    // a part's series order does not matter: the frontend orders the merged parts
+    let result =
+        QueryResult::Matrix(skald_logql::plan::merge_matrix(vec![m, n], start, end, step, 0));
     let out = QueryOutput { result, stats };
     Some(Bytes::from(skald_loghttp::part::encode_part(&out, &store)))
 }

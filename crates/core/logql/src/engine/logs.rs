@@ -44,6 +44,8 @@ struct Candidate {
     ts: i64,
     backward: bool,
     key: Arc<Key>,
+    /// The labels of the stream the entry was stored in (before the pipeline).
+    src: Arc<Labels>,
     /// Position in the source's order: a stream's entries with one timestamp come in arrival
     /// order, which Loki keeps (reversed for `backward`).
     seq: u64,
@@ -67,17 +69,21 @@ impl Candidate {
             + labels_bytes(&self.entry.parsed)
     }
 
-    /// Rank order: the best entry first. Nearest the edge first; then by labels; then in
-    /// arrival order (forward) or its reverse (backward).
+    /// Rank order: the best entry first. Nearest the edge first; then by the labels of the
+    /// stream it was stored in; then in arrival order (forward) or its reverse (backward).
+    /// Like Loki, which reads each stored stream in order and runs the pipeline as it reads:
+    /// the entries of one stored stream with one timestamp keep their order whatever result
+    /// streams the pipeline puts them in (labels, structured metadata), and so `interval`
+    /// and `limit` keep the same ones.
     fn rank(&self, other: &Self) -> Ordering {
         let (near, far) = if self.backward { (other, self) } else { (self, other) };
         near.ts
             .cmp(&far.ts)
             .then_with(|| {
-                if Arc::ptr_eq(&self.key, &other.key) {
+                if Arc::ptr_eq(&self.src, &other.src) {
                     Ordering::Equal
                 } else {
-                    self.key.labels.cmp(&other.key.labels)
+                    self.src.cmp(&other.src)
                 }
             })
             .then_with(|| near.seq.cmp(&far.seq))
@@ -170,6 +176,7 @@ pub(super) fn evaluate_logs(
         let batch_held = batch_bytes(&stream);
         mem.charge(batch_held)?;
         let mut sp = pipeline.for_stream(&stream.labels);
+        let src = Arc::new(stream.labels.clone());
         let sets = stream.entries.metadata_sets();
         let mut shared: Vec<Option<EntryLabels>> =
             vec![None; if labels_fixed && sets <= MAX_SHARED_KEYS { sets } else { 0 }];
@@ -228,7 +235,7 @@ pub(super) fn evaluate_logs(
                 parsed: labels.parsed,
             };
             seq += 1;
-            let cand = Candidate { ts: e.ts, backward, key, seq, entry };
+            let cand = Candidate { ts: e.ts, backward, key, src: src.clone(), seq, entry };
             let size = cand.size();
             let identity = cand.identity();
             if kept.contains(&identity) {

@@ -134,7 +134,13 @@ pub(super) fn evaluate_metric(
                     push_point(mem, &mut series[i].samples, Sample { ts, value: p.value })?;
                 }
             }
-            sort_matrix(&mut series, params.start, params.end, params.step_ns);
+            sort_matrix(
+                &mut series,
+                params.start,
+                params.end,
+                params.step_ns,
+                crate::plan::max_range_of(expr),
+            );
             Ok(QueryResult::Matrix(series))
         }
     };
@@ -192,32 +198,40 @@ fn pipeline_error(labels: &Labels) -> EngineError {
 /// by label names and values (`{a="1"}` first). Both orders are visible in Loki's answers.
 /// With the step known (`step_ns > 0`), the splits are counted as Loki's frontend cuts them:
 /// `start` and `end` moved to multiples of the step, then cut at the last evaluation before
-/// each hour (or at every step when the step is an hour or longer).
-pub(crate) fn sort_matrix(series: &mut [Series], start: i64, end: i64, step_ns: i64) {
-    if splits_more_than_one(start, end, step_ns) {
+/// each hour (or at every step when the step is an hour or longer). As in Loki's frontend,
+/// the split interval widens to the query's largest `[range]` (`max_range_ns`, see
+/// [`crate::plan::max_range`]) when that is longer than the hour.
+pub(crate) fn sort_matrix(
+    series: &mut [Series],
+    start: i64,
+    end: i64,
+    step_ns: i64,
+    max_range_ns: i64,
+) {
+    if splits_more_than_one(start, end, step_ns, max_range_ns) {
         series.sort_by_cached_key(|s| s.labels.to_string());
     } else {
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
     }
 }
 
-fn splits_more_than_one(start: i64, end: i64, step: i64) -> bool {
-    const SPLIT_NS: i64 = 3_600_000_000_000;
+fn splits_more_than_one(start: i64, end: i64, step: i64, max_range: i64) -> bool {
+    let split_ns = 3_600_000_000_000i64.max(max_range);
     if step <= 0 {
-        return end.saturating_sub(1).div_euclid(SPLIT_NS) > start.div_euclid(SPLIT_NS);
+        return end.saturating_sub(1).div_euclid(split_ns) > start.div_euclid(split_ns);
     }
     let start = start - start.rem_euclid(step);
     let end = match end.rem_euclid(step) {
         0 => end,
         m => end.saturating_add(step - m),
     };
-    if step >= SPLIT_NS {
+    if step >= split_ns {
         return end - start > step;
     }
-    // Loki's nextIntervalBoundary: the last evaluation before the next hour
-    let next_hour = (start.div_euclid(SPLIT_NS) + 1) * SPLIT_NS;
-    let mut first_end = next_hour - (next_hour - start) % step;
-    if first_end == next_hour {
+    // Loki's nextIntervalBoundary: the last evaluation before the next split
+    let next_split = (start.div_euclid(split_ns) + 1) * split_ns;
+    let mut first_end = next_split - (next_split - start) % step;
+    if first_end == next_split {
         first_end -= step;
     }
     first_end.saturating_add(step) < end
@@ -353,11 +367,13 @@ impl Evaluator<'_> {
             }
             SampleExpr::RangeAggregation { op, range, param, grouping } => {
                 let eff = grouping.as_ref().or(pushdown);
+                let range = &*super::hints::effective_range(*op, range, eff)
+                    .map_err(|e| EngineError::Pipeline(e.to_string()))?;
                 let (steps, bytes) = match self.leaves {
                     Some(leaves) => {
                         let leaf = SampleExpr::RangeAggregation {
                             op: *op,
-                            range: range.clone(),
+                            range: Box::new(range.clone()),
                             param: *param,
                             grouping: eff.cloned(),
                         };

@@ -14,6 +14,7 @@
 
 #[cfg(test)]
 mod bucket_tests;
+mod hints;
 mod leaves;
 mod logs;
 mod memory;

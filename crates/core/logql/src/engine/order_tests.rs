@@ -95,7 +95,7 @@ fn matrix_order_follows_loki_frontend_splits() {
     };
     let order = |start: i64, end: i64, step: i64| {
         let mut v = vec![s("2"), s("")];
-        sort_matrix(&mut v, start, end, step);
+        sort_matrix(&mut v, start, end, step, 0);
         v[0].labels.to_string()
     };
     let h = 60 * 60 * SEC;
@@ -109,4 +109,25 @@ fn matrix_order_follows_loki_frontend_splits() {
     assert_eq!(order(t, t + 3 * h, 4939 * SEC), r#"{a="1", b="2"}"#);
     // no step given (0): counted by hours
     assert_eq!(order(T0 + 45 * 60 * SEC, T0 + 75 * 60 * SEC, 0), r#"{a="1", b="2"}"#);
+}
+
+#[test]
+fn matrix_order_counts_splits_of_the_widened_interval() {
+    let s = |a: &str| Series {
+        labels: skald_model::Labels::from_pairs(
+            [("a", "1")].into_iter().chain((!a.is_empty()).then_some(("b", a))),
+        ),
+        samples: Vec::new(),
+    };
+    let h = 60 * 60 * SEC;
+    let order = |start: i64, end: i64, max_range: i64| {
+        let mut v = vec![s("2"), s("")];
+        sort_matrix(&mut v, start, end, 60 * SEC, max_range);
+        v[0].labels.to_string()
+    };
+    // 00:21 to 01:31: two hour splits, but one split of `[3h]` (Loki widens the interval)
+    let (start, end) = (T0 + 21 * 60 * SEC, T0 + 91 * 60 * SEC);
+    assert_eq!(order(start, end, 0), r#"{a="1", b="2"}"#);
+    assert_eq!(order(start, end, 3 * h), r#"{a="1"}"#);
+    assert_eq!(order(start, end, h), r#"{a="1", b="2"}"#);
 }

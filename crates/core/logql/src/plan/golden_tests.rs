@@ -183,7 +183,7 @@ fn run_split(expr: &Expr, g: &Golden, src: &MemSource, interval: i64) -> String 
             match merge_errors(errors) {
                 Some(e) => Err(e),
                 None => {
-                    let m = merge_matrix(parts, start, end, g.step);
+                    let m = merge_matrix(parts, start, end, g.step, max_range(expr));
                     check_series_limit(&m, limits.max_query_series).map(|()| QueryResult::Matrix(m))
                 }
             }

@@ -11,13 +11,20 @@ use crate::engine::{EngineError, ResultStream, Series};
 /// them; `parts` oldest first): each series' samples concatenated in time order (a series
 /// may be missing from some parts), and the series in the order the engine gives the whole
 /// query `start..=end` at `step_ns` (which depends on how many splits Loki's frontend would cut
-/// it into; see `engine::metric::sort_matrix`; 0: the step unknown, counted by hours).
+/// it into; see `engine::metric::sort_matrix`; 0: the step unknown, counted by hours;
+/// `max_range_ns`: the query's largest `[range]`, [`max_range`](super::max_range)).
 ///
 /// The whole may hold more series than any part: [`check_series_limit`] gives the engine's
 /// error for it.
 ///
 /// [`split_range`]: super::split_range
-pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64, step_ns: i64) -> Vec<Series> {
+pub fn merge_matrix(
+    parts: Vec<Vec<Series>>,
+    start: i64,
+    end: i64,
+    step_ns: i64,
+    max_range_ns: i64,
+) -> Vec<Series> {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<Series> = Vec::new();
     for part in parts {
@@ -31,7 +38,7 @@ pub fn merge_matrix(parts: Vec<Vec<Series>>, start: i64, end: i64, step_ns: i64)
             }
         }
     }
-    crate::engine::sort_matrix(&mut out, start, end, step_ns);
+    crate::engine::sort_matrix(&mut out, start, end, step_ns, max_range_ns);
     out
 }
 
@@ -83,13 +90,13 @@ fn pipeline_error_series(e: &EngineError) -> Option<Labels> {
 
 /// The streams of a log query from the streams of its splits (as [`split_log_range`] cuts
 /// them; `parts` in `direction` order, newest first for `Backward`): each stream's entries
-/// concatenated, then cut to the `limit` entries nearest the query's edge overall, as the
-/// engine's own limit keeps them (nearest first; at equal timestamps by stream labels, and
-/// within a stream in the order the parts give them), with the streams ordered by their
-/// printed label set.
+/// concatenated, then cut to the `limit` entries nearest the query's edge overall (nearest
+/// first; at equal timestamps by stream labels, and within a stream in the order the parts
+/// give them), with the streams ordered by their printed label set.
 ///
 /// Exact for queries without `interval` (the engine's interval thinning carries from one
-/// entry to the next across a split edge, so it cannot be split). Entries with one
+/// entry to the next across a split edge, so it cannot be split), up to which entries of the
+/// farthest timestamp a cut keeps (see the ranking below). Entries with one
 /// timestamp all lie in one split (the splits are `[start, end)`), so an entry is never in
 /// two parts.
 ///
@@ -114,9 +121,12 @@ pub fn merge_streams(
     let mut streams: Vec<ResultStream> = streams.into_values().collect();
     let total: usize = streams.iter().map(|s| s.entries.len()).sum();
     if total > limit {
-        // Rank every entry as the engine does: nearest the edge first, then by labels, then
-        // in stream order. A stream's kept entries are a prefix of its entries (they are in
-        // direction order), so counting them per stream is enough.
+        // Rank every entry nearest the edge first, then by labels, then in stream order. The
+        // engine ranks entries of one timestamp by the stream they were stored in, which the
+        // parts no longer carry, so which of them a cut keeps can differ from the whole
+        // query's (Loki's frontend breaks such ties in its heap's order). A stream's kept
+        // entries are a prefix of its entries (they are in direction order), so counting them
+        // per stream is enough.
         let backward = direction == Direction::Backward;
         let mut ranked: Vec<(i64, usize)> = streams
             .iter()

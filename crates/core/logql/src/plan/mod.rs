@@ -26,4 +26,4 @@ mod tests;
 
 pub use merge::{check_series_limit, merge_errors, merge_matrix, merge_streams};
 pub use shard::{shard_plan, Combine, ShardPlan, Undecided};
-pub use split::{max_range, split_log_range, split_range};
+pub use split::{max_range, max_range_of, split_log_range, split_range};

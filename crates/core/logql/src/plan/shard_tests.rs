@@ -260,7 +260,7 @@ fn a_sharded_query_equals_the_whole_query() {
             let sharded = match merge_errors(errors) {
                 Some(e) => Err(e),
                 None => {
-                    let merged = merge_matrix(parts, start, end, step);
+                    let merged = merge_matrix(parts, start, end, step, max_range(&expr));
                     check_series_limit(&merged, limits.max_query_series).map(|()| merged)
                 }
             }

@@ -118,6 +118,11 @@ pub fn max_range(expr: &Expr) -> i64 {
     }
 }
 
+/// [`max_range`] of a metric expression.
+pub fn max_range_of(e: &SampleExpr) -> i64 {
+    max_range_sample(e)
+}
+
 fn max_range_sample(e: &SampleExpr) -> i64 {
     match e {
         SampleExpr::RangeAggregation { range, .. } => range.range_ns,

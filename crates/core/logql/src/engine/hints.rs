@@ -1,0 +1,161 @@
+//! What Loki leaves out of a range aggregation's pipeline because the query cannot see it,
+//! so that its errors never reach the query either:
+//!
+//! - a `line_format` no later parser or line filter reads, when the aggregation does not
+//!   measure the line (all but `bytes_over_time` and `bytes_rate`): the sample does not
+//!   depend on the line, so Loki's query optimizer drops the stage;
+//! - the parsers (`json`, `logfmt`, `pattern`, `unpack`, with or without extractions), when
+//!   the query needs no label at all: `absent_over_time`, or a grouping `by ()` (its own or
+//!   the one a `sum` pushes down), and no stage, `unwrap` or post-`unwrap` filter names a
+//!   label. Loki's parsers then return the line untouched (its "parser hints").
+//!
+//! So `absent_over_time({app="x"} | json [5m])` over lines that are not JSON answers, and
+//! `count_over_time({app="x"} | line_format "{{ .size | bytes }}" [5m])` counts, in both.
+
+use std::borrow::Cow;
+
+use crate::log::template::Template;
+use crate::log::{Pipeline, PipelineError};
+use crate::syntax::ast::{Grouping, LabelFormatOp, LogRangeExpr, ParserStage, RangeOp, Stage};
+
+/// The range expression Loki evaluates for `op(range)` with the effective grouping `grouping`
+/// (see the module); borrowed when nothing is left out. A parser left out is still compiled,
+/// as Loki builds it: an invalid one (a bad pattern, a bad JSON path) is still an error.
+pub(crate) fn effective_range<'r>(
+    op: RangeOp,
+    range: &'r LogRangeExpr,
+    grouping: Option<&Grouping>,
+) -> Result<Cow<'r, LogRangeExpr>, PipelineError> {
+    let stages = &range.selector.stages;
+    let mut keep: Vec<bool> = vec![true; stages.len()];
+    if !matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate) {
+        for (i, s) in stages.iter().enumerate() {
+            if matches!(s, Stage::LineFormat(_)) && !stages[i..].iter().any(reads_line) {
+                keep[i] = false;
+            }
+        }
+    }
+    let no_labels = op == RangeOp::AbsentOverTime
+        || grouping.is_some_and(|g| !g.without && g.labels.is_empty());
+    if no_labels && range.unwrap.is_none() && !names_a_label(stages, &keep) {
+        let mut parsers = Vec::new();
+        for (i, s) in stages.iter().enumerate() {
+            if matches!(s, Stage::Parser(p) if !matches!(p, ParserStage::Regexp(_))) {
+                keep[i] = false;
+                parsers.push(s.clone());
+            }
+        }
+        Pipeline::new(&parsers)?;
+    }
+    if keep.iter().all(|k| *k) {
+        return Ok(Cow::Borrowed(range));
+    }
+    let mut out = range.clone();
+    out.selector.stages =
+        stages.iter().zip(&keep).filter(|(_, k)| **k).map(|(s, _)| s.clone()).collect();
+    Ok(Cow::Owned(out))
+}
+
+/// A stage that reads the line a `line_format` before it writes: a parser or a line filter.
+fn reads_line(s: &Stage) -> bool {
+    matches!(s, Stage::Parser(_) | Stage::LineFilter(_))
+}
+
+/// Whether a kept stage names a label (a label filter, a template field, a renamed label).
+/// A template that does not parse counts as naming one: the stage stays, and so its error.
+fn names_a_label(stages: &[Stage], keep: &[bool]) -> bool {
+    let template_names =
+        |src: &str| Template::parse(src).map_or(true, |t| !t.field_names().is_empty());
+    stages.iter().zip(keep).filter(|(_, k)| **k).any(|(s, _)| match s {
+        Stage::LabelFilter(_) => true,
+        Stage::LineFormat(t) => template_names(t),
+        Stage::LabelFormat(ops) => ops.iter().any(|o| match o {
+            LabelFormatOp::Rename { .. } => true,
+            LabelFormatOp::Template { template, .. } => template_names(template),
+        }),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::ast::{Expr, SampleExpr};
+
+    fn range_of(q: &str) -> (RangeOp, LogRangeExpr, Option<Grouping>) {
+        fn find(
+            e: &SampleExpr,
+            outer: Option<&Grouping>,
+        ) -> (RangeOp, LogRangeExpr, Option<Grouping>) {
+            match e {
+                SampleExpr::RangeAggregation { op, range, grouping, .. } => {
+                    (*op, (**range).clone(), grouping.clone().or_else(|| outer.cloned()))
+                }
+                SampleExpr::VectorAggregation { expr, grouping, .. } => {
+                    let g = grouping.clone().unwrap_or(Grouping { without: false, labels: vec![] });
+                    find(expr, Some(&g))
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        match crate::syntax::parse_expr(q).expect("parses") {
+            Expr::Sample(e) => find(&e, None),
+            other => panic!("not a metric query: {other:?}"),
+        }
+    }
+
+    fn effective(q: &str) -> String {
+        let (op, range, g) = range_of(q);
+        let r = effective_range(op, &range, g.as_ref()).expect("valid");
+        let e = SampleExpr::RangeAggregation {
+            op,
+            range: Box::new(r.into_owned()),
+            param: None,
+            grouping: None,
+        };
+        e.to_string().replace("[1m]", " [1m]").replace("  [", " [")
+    }
+
+    #[test]
+    fn line_format_nothing_reads_is_left_out_unless_bytes_are_measured() {
+        assert_eq!(
+            effective(
+                r#"count_over_time({a="b"} | json | line_format "{{ .size | bytes }}" [1m])"#
+            ),
+            r#"count_over_time({a="b"} | json [1m])"#
+        );
+        assert_eq!(
+            effective(r#"count_over_time({a="b"} | line_format "{{ .x }}" |= "y" [1m])"#),
+            r#"count_over_time({a="b"} | line_format "{{ .x }}" |= "y" [1m])"#
+        );
+        assert_eq!(
+            effective(r#"bytes_over_time({a="b"} | line_format "{{ .x }}" [1m])"#),
+            r#"bytes_over_time({a="b"} | line_format "{{ .x }}" [1m])"#
+        );
+    }
+
+    #[test]
+    fn parsers_are_left_out_when_no_label_is_needed() {
+        assert_eq!(
+            effective(r#"absent_over_time({a="b"} | json [1m])"#),
+            r#"absent_over_time({a="b"} [1m])"#
+        );
+        assert_eq!(
+            effective(r#"sum(count_over_time({a="b"} | logfmt | unpack [1m]))"#),
+            r#"count_over_time({a="b"} [1m])"#
+        );
+        // a grouping, a label filter, an unwrap or a regexp parser keeps them
+        for q in [
+            r#"sum by (x) (count_over_time({a="b"} | json [1m]))"#,
+            r#"count_over_time({a="b"} | json [1m])"#,
+            r#"absent_over_time({a="b"} | json | x="1" [1m])"#,
+            r#"sum(sum_over_time({a="b"} | json | unwrap x [1m]))"#,
+            r#"absent_over_time({a="b"} | json | line_format "{{ .x }}" |= "1" [1m])"#,
+        ] {
+            assert!(effective(q).contains("| json"), "{q}: {}", effective(q));
+        }
+        assert!(
+            effective(r#"absent_over_time({a="b"} | regexp "(?P<x>.)" [1m])"#).contains("regexp")
+        );
+    }
+}
