@@ -343,11 +343,10 @@ fn small_chunks_are_merged_and_packed_with_the_same_answers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The same over SeaweedFS (chunks, packs, filter tables) and DynamoDB Local (the index).
-#[test]
-fn compaction_on_s3_and_dynamodb() {
+/// Runs `test` over SeaweedFS (chunks, packs, filter tables) and DynamoDB Local (the index).
+fn with_s3_store(name: &str, test: fn(&Path, &Store)) {
     let servers = skald_integration_tests::test_servers();
-    let dir = temp_dir("compaction-aws");
+    let dir = temp_dir(name);
     let prefix = skald_integration_tests::unique_prefix("cpt");
     let tenant = prefix.trim_end_matches('_').to_string();
     let yaml = skald_integration_tests::helm_aws_storage_yaml(
@@ -378,8 +377,14 @@ fn compaction_on_s3_and_dynamodb() {
     let ready =
         |s: &Skald| skald_integration_tests::wait_tables_synced(&s.url, Duration::from_secs(120));
     let store = Store { yaml, tenant, list: &list, get: &get, put: &put, ready: &ready };
-    run(&dir, &store);
+    test(&dir, &store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// [`run`] over SeaweedFS and DynamoDB Local.
+#[test]
+fn compaction_on_s3_and_dynamodb() {
+    with_s3_store("compaction-aws", run);
 }
 
 /// SIGKILLs the compactor at random points of its passes, 10 times, with new small chunks
@@ -400,12 +405,25 @@ fn sigkill_mid_compaction_changes_no_answer_and_leaves_no_orphan() {
         put: &put,
         ready: &|_| {},
     };
-    let t = "t";
+    kill_loop(&dir, &store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same SIGKILL loop over SeaweedFS and DynamoDB Local.
+#[test]
+fn sigkill_mid_compaction_on_s3_and_dynamodb() {
+    with_s3_store("compaction-kill-aws", kill_loop);
+}
+
+/// The kill loop of the two tests above, over `store` (the compacting process's data in `dir`).
+fn kill_loop(dir: &Path, store: &Store) {
+    let t = store.tenant.as_str();
     let now = now_ns();
-    // the oracle: the same pushes into a skald that never compacts
+    // the oracle: the same pushes into a skald (on the filesystem) that never compacts
     let oracle_dir = temp_dir("compaction-kill-oracle");
     let oracle = Skald::start(&oracle_dir, &config(false, "1h", ""));
-    let mut b = Skald::start(&dir, &config(true, "1s", ""));
+    let mut b = Skald::start(dir, &config(true, "1s", &store.yaml));
+    (store.ready)(&b);
     let mut seed = 0x9e37_79b9_u64;
     for round in 0..10i64 {
         seed ^= seed << 13;
@@ -426,6 +444,7 @@ fn sigkill_mid_compaction_changes_no_answer_and_leaves_no_orphan() {
         assert_eq!(answers(&b, t, now), want, "round {round}, mid-pass");
         b.kill();
         b.start_again();
+        (store.ready)(&b);
         assert_eq!(answers(&b, t, now), want, "round {round}, after the restart");
     }
     let want = answers(&oracle, t, now);
@@ -434,7 +453,7 @@ fn sigkill_mid_compaction_changes_no_answer_and_leaves_no_orphan() {
     let r = post(&format!("{}/flush", b.url), &[], b"");
     assert_eq!(r.status, 204, "{}", r.body);
     std::thread::sleep(Duration::from_secs(2)); // past the orphan grace period
-    wait_compacted(&b, &store, now, &want);
+    wait_compacted(&b, store, now, &want);
     assert_eq!(answers(&b, t, now), want);
     // every pushed line is in the store, once packed
     let mut pushed: Vec<String> = APPS
@@ -442,9 +461,8 @@ fn sigkill_mid_compaction_changes_no_answer_and_leaves_no_orphan() {
         .flat_map(|a| (0..20).flat_map(move |r| (0..40).map(move |i| line(a, r, i))))
         .collect();
     pushed.sort();
-    assert_eq!(stored_lines(&store).0, pushed);
+    assert_eq!(stored_lines(store).0, pushed);
     drop(b);
     drop(oracle);
-    let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&oracle_dir);
 }
