@@ -15,9 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // OTLP traces, for the server's request spans (`tracing` block)
         root.join("third-party/opentelemetry/proto/collector/trace/v1/trace_service.proto"),
     ];
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
-    }
+    // the whole directory: the files above import others (`trace.proto`, `common.proto`, ...)
+    println!("cargo:rerun-if-changed={}", root.display());
     let includes = [root.join("third-party"), root.clone()];
     let fds = protox::compile(&files, &includes)?;
     tonic_prost_build::configure()
