@@ -16,6 +16,10 @@ use serde_json::{json, Value};
 use skald_chunk_store::packs::{pack_of_idx, PackIndex};
 use skald_integration_tests::{get, metric_sum, now_ns, post, temp_dir, Skald};
 
+#[path = "support/aws_bucket.rs"]
+mod aws_bucket;
+use aws_bucket::AwsBucket;
+
 const NS: i64 = 1_000_000_000;
 const HOUR: i64 = 3_600 * NS;
 const DAY: i64 = 24 * HOUR;
@@ -345,38 +349,19 @@ fn small_chunks_are_merged_and_packed_with_the_same_answers() {
 
 /// Runs `test` over SeaweedFS (chunks, packs, filter tables) and DynamoDB Local (the index).
 fn with_s3_store(name: &str, test: fn(&Path, &Store)) {
-    let servers = skald_integration_tests::test_servers();
     let dir = temp_dir(name);
-    let prefix = skald_integration_tests::unique_prefix("cpt");
-    let tenant = prefix.trim_end_matches('_').to_string();
-    let yaml = skald_integration_tests::helm_aws_storage_yaml(
-        &servers,
-        &skald_integration_tests::host_port(&servers.s3_endpoint),
-        &skald_integration_tests::host_port(&servers.dynamodb_endpoint),
-        &prefix,
-    );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let s3 = skald_chunk_store::ObjectChunkStore::s3(
-        &skald_chunk_store::S3Config {
-            prefix: String::new(),
-            ..skald_chunk_store::testsuite::s3_config_from_test_env("compaction")
-        },
-        Default::default(),
-    )
-    .unwrap();
-    use skald_chunk_store::ChunkStore;
-    let list = |p: &str| rt.block_on(s3.list_prefix(p)).unwrap();
-    let get = |p: &str| match rt.block_on(s3.get_object(p)) {
-        Ok(b) => Some(b.to_vec()),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => panic!("{p}: {e}"),
+    let bucket = AwsBucket::new("cpt");
+    let list = |p: &str| bucket.list(p);
+    let get = |p: &str| bucket.get(p);
+    let put = |p: &str, b: &[u8]| bucket.put(p, b);
+    let store = Store {
+        yaml: bucket.yaml.clone(),
+        tenant: bucket.tenant.clone(),
+        list: &list,
+        get: &get,
+        put: &put,
+        ready: &AwsBucket::ready,
     };
-    let put = |p: &str, b: &[u8]| {
-        rt.block_on(s3.put_object(p, b.to_vec().into())).unwrap();
-    };
-    let ready =
-        |s: &Skald| skald_integration_tests::wait_tables_synced(&s.url, Duration::from_secs(120));
-    let store = Store { yaml, tenant, list: &list, get: &get, put: &put, ready: &ready };
     test(&dir, &store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use skald_integration_tests::{get, now_ns, post, temp_dir, Skald};
 
+#[path = "support/aws_bucket.rs"]
+mod aws_bucket;
+use aws_bucket::AwsBucket;
+
 const NS: i64 = 1_000_000_000;
 const HOUR: i64 = 3_600 * NS;
 const DAY: i64 = 24 * HOUR;
@@ -133,34 +137,18 @@ fn retention_hides_then_deletes_and_compaction_keeps_answers() {
 /// The same over SeaweedFS (chunks, filter tables) and DynamoDB Local (the index).
 #[test]
 fn retention_on_s3_and_dynamodb() {
-    let servers = skald_integration_tests::test_servers();
     let dir = temp_dir("compactor-aws");
-    let prefix = skald_integration_tests::unique_prefix("cmp");
-    let tenant = prefix.trim_end_matches('_').to_string();
-    let yaml = skald_integration_tests::helm_aws_storage_yaml(
-        &servers,
-        &skald_integration_tests::host_port(&servers.s3_endpoint),
-        &skald_integration_tests::host_port(&servers.dynamodb_endpoint),
-        &prefix,
-    );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let s3 = skald_chunk_store::ObjectChunkStore::s3(
-        &skald_chunk_store::S3Config {
-            prefix: String::new(),
-            ..skald_chunk_store::testsuite::s3_config_from_test_env("compactor")
-        },
-        Default::default(),
-    )
-    .unwrap();
-    let list = |p: &str| {
-        use skald_chunk_store::ChunkStore;
-        rt.block_on(s3.list_prefix(p)).unwrap()
-    };
-    let ready =
-        |s: &Skald| skald_integration_tests::wait_tables_synced(&s.url, Duration::from_secs(120));
+    let bucket = AwsBucket::new("cmp");
+    let list = |p: &str| bucket.list(p);
     // the bucket is shared by the test run, but the lease is this index's (its tables' prefix
     // is this test's): the other tests' compactors never make this one wait
-    let store = Store { yaml, tenant, list: &list, segments: false, ready: &ready };
+    let store = Store {
+        yaml: bucket.yaml.clone(),
+        tenant: bucket.tenant.clone(),
+        list: &list,
+        segments: false,
+        ready: &AwsBucket::ready,
+    };
     run(&dir, &store);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -531,40 +519,17 @@ fn sigkill_with_deletes_on_the_filesystem() {
 /// index).
 #[test]
 fn sigkill_with_deletes_on_s3_and_dynamodb() {
-    let servers = skald_integration_tests::test_servers();
     let dir = temp_dir("compactor-kill-aws");
-    let prefix = skald_integration_tests::unique_prefix("kill");
-    let tenant = prefix.trim_end_matches('_').to_string();
-    let yaml = skald_integration_tests::helm_aws_storage_yaml(
-        &servers,
-        &skald_integration_tests::host_port(&servers.s3_endpoint),
-        &skald_integration_tests::host_port(&servers.dynamodb_endpoint),
-        &prefix,
-    );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let s3 = skald_chunk_store::ObjectChunkStore::s3(
-        &skald_chunk_store::S3Config {
-            prefix: String::new(),
-            ..skald_chunk_store::testsuite::s3_config_from_test_env("compactor")
-        },
-        Default::default(),
-    )
-    .unwrap();
-    let list = |p: &str| {
-        use skald_chunk_store::ChunkStore;
-        rt.block_on(s3.list_prefix(p)).unwrap()
+    let bucket = AwsBucket::new("kill");
+    let list = |p: &str| bucket.list(p);
+    let read = |p: &str| bucket.get(p);
+    let store = KillStore {
+        yaml: bucket.yaml.clone(),
+        tenant: bucket.tenant.clone(),
+        list: &list,
+        read: &read,
+        ready: &AwsBucket::ready,
     };
-    let read = |p: &str| {
-        use skald_chunk_store::ChunkStore;
-        match rt.block_on(s3.get_object(p)) {
-            Ok(b) => Some(b.to_vec()),
-            Err(e) if e.is_not_found() => None,
-            Err(e) => panic!("{p}: {e}"),
-        }
-    };
-    let ready =
-        |s: &Skald| skald_integration_tests::wait_tables_synced(&s.url, Duration::from_secs(120));
-    let store = KillStore { yaml, tenant, list: &list, read: &read, ready: &ready };
     kill_loop(&dir, &store);
     let _ = std::fs::remove_dir_all(&dir);
 }
