@@ -104,6 +104,39 @@ fn buildinfo_and_memberlist() {
         "{v}"
     );
     assert!(v["Now"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(v["SentMessages"], json!(null));
+
+    // the KV store: the gossiped ring under Loki's key, with Loki's codec name
+    let (mut version, mut store) = (0, json!(null));
+    for _ in 0..100 {
+        store = get(&url, &[], &[("Accept", "application/json")]).json()["Store"].clone();
+        version = store["collectors/ring"]["Version"].as_u64().unwrap_or(0);
+        if version > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(version > 0, "{store}");
+    assert_eq!(store["collectors/ring"]["CodecID"], "ringDesc", "{store}");
+    assert_eq!(store["collectors/ring"]["Deleted"], false, "{store}");
+    let html = get(&url, &[], &[]);
+    assert!(html.body.contains("<td>collectors/ring</td><td>ringDesc</td>"), "{}", html.body);
+    assert!(html.body.contains("Message history buffer is disabled"), "{}", html.body);
+    let ring = get(&url, &[("viewKey", "collectors/ring"), ("format", "json")], &[]);
+    assert_eq!(ring.status, 200, "{}", ring.body);
+    let ring = ring.json();
+    let ingesters = ring["ingesters"].as_object().expect("ingesters");
+    assert_eq!(ingesters.len(), 1, "{ring}");
+    let (_, me) = ingesters.iter().next().unwrap();
+    assert_eq!(me["state"], 0, "ACTIVE: {ring}");
+    assert!(me["tokens"].as_array().is_some_and(|t| !t.is_empty()), "{ring}");
+    assert!(me["timestamp"].as_i64().is_some_and(|t| t > 1_700_000_000), "{ring}");
+    let dl = get(&url, &[("downloadKey", "collectors/ring")], &[]);
+    assert_eq!((dl.status, dl.content_type.as_str()), (200, "application/octet-stream"));
+    assert_eq!(dl.json()["ingesters"], ring["ingesters"]);
+    assert_eq!(get(&url, &[("viewKey", "nope")], &[]).status, 404);
+    assert_eq!(get(&url, &[("viewMsg", "1")], &[]).status, 404);
+    assert_eq!(get(&url, &[("viewMsg", "x")], &[]).status, 400);
 
     // without gossip, Loki's words
     let plain_dir = temp_dir("ops-no-memberlist");

@@ -70,6 +70,17 @@ pub struct Member {
     pub live: bool,
 }
 
+/// The gossiped ring as a key-value entry (see [`Membership::ring_store`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingStore {
+    /// The ring.
+    pub desc: RingDesc,
+    /// Sum of the gossip versions of the members' ring entries.
+    pub version: u64,
+    /// The newest heartbeat in the ring, milliseconds since the Unix epoch.
+    pub updated_ms: i64,
+}
+
 /// A running gossip member.
 pub struct Membership {
     handle: ChitchatHandle,
@@ -183,6 +194,29 @@ impl Membership {
             live_ids.contains(id.as_str()) || e.state != crate::InstanceState::Leaving
         });
         RingDesc { instances: known.clone() }
+    }
+
+    /// The gossiped ring as one key-value entry (`/memberlist`'s KV store): the ring, the sum
+    /// of the gossip versions of every member's ring entry (it grows with each update this
+    /// member receives or makes), and the newest heartbeat in it. `None` when no member
+    /// publishes a ring entry (a cluster without ingesters).
+    pub async fn ring_store(&self) -> Option<RingStore> {
+        let version = self
+            .handle
+            .with_chitchat(|c| {
+                let ids: Vec<ChitchatId> = c.live_nodes().chain(c.dead_nodes()).cloned().collect();
+                ids.iter()
+                    .filter_map(|id| c.node_state(id).and_then(|s| s.get_versioned(RING_KEY)))
+                    .map(|v| v.version)
+                    .sum::<u64>()
+            })
+            .await;
+        let desc = self.ring_desc().await;
+        if desc.instances.is_empty() && version == 0 {
+            return None;
+        }
+        let updated_ms = desc.instances.values().map(|e| e.heartbeat_ms).max().unwrap_or(0);
+        Some(RingStore { desc, version, updated_ms })
     }
 
     /// Stops gossiping.
