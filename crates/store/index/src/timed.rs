@@ -4,8 +4,10 @@
 //!
 //! Operations carry the names Loki's index client gives the same requests: `index_chunk`
 //! (recording flushed chunks, [`IndexStore::write_chunks`]), `chunk_refs` (the series and
-//! chunk refs a selector matches, [`IndexStore::series`], which the query path and the series
-//! API both read), `label_names` and `label_values`. `status_code` is dskit's: `200`, `500`
+//! chunk refs a selector matches, [`IndexStore::series`]: Skald's querier reads the index
+//! through it for queries and for the series and label APIs alike), `label_names` and
+//! `label_values` (the index's own label reads, which Skald's querier does not call today).
+//! `status_code` is dskit's: `200`, `500`
 //! for an error, `cancel` when the caller stopped waiting. The compactor's and the delete
 //! API's requests (`replace_chunks`, `delete_chunks`, `days`, `compact_day`) are passed
 //! through untimed: Loki has no such index operations.
