@@ -137,6 +137,29 @@ fn periods_in_sequence_are_queried_as_one() {
     )
     .json();
     assert_eq!(after["data"], serde_json::json!(["after", "boundary"]));
+
+    // the storage requests, timed under Loki's names and labels
+    let text = get(&format!("{}/metrics", skald.url), &[], &[]).body;
+    let count = |name: &str, labels: &[(&str, &str)]| -> f64 {
+        text.lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
+            .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum()
+    };
+    let s3 = "loki_s3_request_duration_seconds_count";
+    assert!(count(s3, &[("operation", "S3.PutObject"), ("status_code", "200")]) > 0.0, "{text}");
+    assert!(count(s3, &[("operation", "S3.GetObject"), ("status_code", "200")]) > 0.0, "{text}");
+    assert!(text.contains(r#"loki_s3_request_duration_seconds_bucket{operation="S3.PutObject",status_code="200",le="0.025"}"#), "Loki's buckets");
+    // both indexes behind the periods, timed as one
+    let index = "loki_index_request_duration_seconds_count";
+    for op in ["index_chunk", "chunk_refs"] {
+        let n = count(index, &[("operation", op), ("status_code", "200")]);
+        assert!(n > 0.0, "no {op} in {text}");
+    }
+    let chunks = metric_sum(&skald.url, "loki_chunk_store_index_entries_per_chunk_count");
+    let entries = metric_sum(&skald.url, "loki_chunk_store_index_entries_per_chunk_sum");
+    assert!(chunks >= 3.0 && entries >= chunks, "{chunks} chunks, {entries} entries");
 }
 
 /// S3 and DynamoDB go away (a proxy in front of each is cut) while lines are pushed: pushes

@@ -93,6 +93,20 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
         assert_eq!((lost, duplicated), (0, 0));
     }
     assert!(acked.len() > 1000, "too few pushes were acknowledged: {}", acked.len());
+    // the distributor counted its pushes to each ingester, and those a killed one failed
+    let per = |name: &str, i: usize| {
+        let series = format!("{name}{{ingester=\"127.0.0.1:{}\"}}", c.ingesters[i].grpc_port);
+        metric_sum(&url, &series)
+    };
+    for i in 0..3 {
+        let (appends, failures) = (
+            per("loki_distributor_ingester_appends_total", i),
+            per("loki_distributor_ingester_append_failures_total", i),
+        );
+        println!("ingester {i}: {appends} appends, {failures} failed");
+        assert!(appends > failures, "ingester {i}: {appends} appends, {failures} failed");
+        assert!(rounds < i + 1 || failures > 0.0, "ingester {i} was killed, no append failed");
+    }
 
     // Replication factor 3: a chunk the replicas cut alike is uploaded by the first of them to
     // flush it; the others find it there (a HEAD) and skip their upload.
@@ -109,6 +123,18 @@ fn replicated_cluster_loses_and_duplicates_nothing() {
         skipped > 0.0 && heads >= flushed,
         "{flushed} flushed, {heads} HEADs, {skipped} skipped"
     );
+    // Loki's name for the same count (both read from one scrape of each ingester)
+    for i in &c.ingesters {
+        let text = get(&format!("{}/metrics", i.url), &[], &[]).body;
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+                .unwrap_or(-1.0)
+        };
+        let skipped = value("skald_object_store_puts_skipped_total");
+        assert_eq!(value("loki_chunk_store_deduped_chunks_total"), skipped);
+        assert!(value("loki_chunk_store_deduped_bytes_total") >= skipped, "{text}");
+    }
 
     // Rolling restart under load: each ingester in turn stops cleanly (SIGTERM) and comes back.
     rolling_restart(&mut c, &next, &mut acked, start, "static", || {});

@@ -329,7 +329,12 @@ fn every_panel_of_every_dashboard_returns_data() {
 
     // beyond "has data": what the load must have made the metrics say (each a filter that
     // returns nothing when it does not hold)
-    let facts: Vec<(String, String, String)> = [
+    // the distributor's pushes, by the address of the ingester it sent them to
+    let appends = format!(
+        "sum(loki_distributor_ingester_appends_total{{job=\"skald/distributor\", ingester=\"127.0.0.1:{}\"}}) > 0",
+        all.grpc_port
+    );
+    let mut facts: Vec<(String, String, String)> = [
         "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"/logproto.Pusher/Push\", method=\"gRPC\", status_code=\"success\"}) > 0",
         "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"/logproto.Querier/Query\", status_code=\"success\"}) > 0",
         "sum(loki_request_duration_seconds_count{job=\"skald/all\", route=\"/logproto.Querier/GetStats\"}) > 0",
@@ -348,10 +353,18 @@ fn every_panel_of_every_dashboard_returns_data() {
         "sum(loki_compactor_deleted_lines{user=\"tenant-a\"}) == 2",
         "count(loki_build_info{version!=\"\"}) == 3",
         "min(process_resident_memory_bytes) > 1e6",
+        // the index, timed under Loki's operations: flushes write, queries read
+        "sum(loki_index_request_duration_seconds_count{job=\"skald/all\", operation=\"index_chunk\", status_code=\"200\"}) > 0",
+        "sum(loki_index_request_duration_seconds_count{job=\"skald/querier\", operation=\"chunk_refs\", status_code=\"200\"}) > 0",
+        "sum(loki_index_request_duration_seconds_count{job=\"skald/all\", operation=\"chunk_refs\", status_code=\"200\"}) > 0",
+        "sum(loki_chunk_store_index_entries_per_chunk_count{job=\"skald/all\"}) > 0",
+        "sum(loki_distributor_ingester_append_failures_total{job=\"skald/distributor\"}) == 0 or absent(loki_distributor_ingester_append_failures_total{job=\"skald/distributor\"})",
+        "sum(loki_chunk_store_deduped_chunks_total{job=\"skald/all\"}) == 0",
     ]
     .iter()
     .map(|e| ("(load)".to_string(), "fact".to_string(), e.to_string()))
     .collect();
+    facts.push(("(load)".to_string(), "fact".to_string(), appends));
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut pending: Vec<&(String, String, String)> = exprs.iter().chain(&facts).collect();
     let mut last_errors: Vec<String> = Vec::new();

@@ -335,6 +335,19 @@ fn the_results_cache_is_per_tenant_and_survives_its_memcached() {
         assert_eq!(logs.status, 200, "{}", logs.body);
         assert_eq!(logs.json()["data"]["result"][0]["values"].as_array().map(Vec::len), Some(10));
         if backend.contains("memcached") {
+            // each exchange with memcached timed under Loki's methods and the cache's name
+            let timed = |method: &str, status: &str| -> f64 {
+                let series = format!(
+                    r#"loki_memcache_request_duration_seconds_count{{method="{method}",name="frontend.",status_code="{status}"}} "#
+                );
+                let text = get(&format!("{}/metrics", s.url), &[], &[]).body;
+                text.lines()
+                    .filter_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok())
+                    .sum()
+            };
+            assert!(timed("Memcache.Put", "200") > 0.0);
+            assert!(timed("Memcache.GetMulti", "200") > 0.0);
+            assert_eq!(timed("Memcache.GetMulti", "500"), 0.0);
             // memcached dies: every query still answers, the same, from the queriers
             memcached = None;
             for tenant in ["a", "b", "a"] {
@@ -343,6 +356,7 @@ fn the_results_cache_is_per_tenant_and_survives_its_memcached() {
                 let want = if tenant == "a" { &a1 } else { &b };
                 assert_eq!(without_stats(&r.body), without_stats(&want.body));
             }
+            assert!(timed("Memcache.GetMulti", "500") > 0.0, "the failed reads, timed");
         }
     }
     drop(memcached);

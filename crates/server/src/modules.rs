@@ -138,6 +138,9 @@ impl Modules {
         });
         let registry = prometheus::Registry::new();
         crate::process_metrics::register(&registry);
+        if let Err(error) = skald_cache::metrics::register(&registry) {
+            tracing::warn!(%error, "memcached client metric not registered");
+        }
         let request_metrics = crate::request_metrics::RequestMetrics::new(&registry);
         let ingester_client_metrics =
             crate::ingester_client_metrics::IngesterClientMetrics::new(&registry);

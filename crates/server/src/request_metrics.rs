@@ -5,7 +5,10 @@
 //!   label value as Loki's server does it (every run of characters other than letters and
 //!   digits becomes `_`, trimmed, lowercased: `/loki/api/v1/label/{name}/values` is
 //!   `loki_api_v1_label_name_values`; no match is `other`), `status_code` the response's
-//!   status, `ws` whether it was a WebSocket upgrade.
+//!   status, `ws` whether it was a WebSocket upgrade. A request is observed when its response
+//!   body has been sent whole (or dropped: the client went away), as Loki's server observes
+//!   it once the handler, which writes the body, returns; a WebSocket upgrade (the live tail)
+//!   is observed when the upgrade is answered.
 //! - gRPC: `method` is `gRPC`, `route` the method's path under Loki's name for it (Skald's
 //!   ingester's `Push` is Loki's `/logproto.Pusher/Push`, see [`grpc_route`]), `status_code`
 //!   `success`, `cancel` or `error`, `ws` `false`. A streaming call is observed when its
@@ -144,8 +147,15 @@ pub async fn http(State(m): State<RequestMetrics>, req: Request, next: Next) -> 
     let ws = is_websocket(req.headers());
     let flight = m.start(method, &route);
     let response = next.run(req).await;
-    m.observe(method, &route, response.status().as_str(), ws, flight.start.elapsed());
-    response
+    let status = response.status();
+    if ws || status == http::StatusCode::SWITCHING_PROTOCOLS {
+        // the tail's socket lives on after the upgrade: the request is its answer
+        m.observe(method, &route, status.as_str(), ws, flight.start.elapsed());
+        return response;
+    }
+    let pending =
+        Pending { metrics: m, method, route, flight, status: None, http_status: Some(status) };
+    response.map(|inner| axum::body::Body::new(ObservedBody { inner, pending: Some(pending) }))
 }
 
 /// Loki's name for the route of a Skald gRPC method (the dashboards select Loki's): the
@@ -221,10 +231,9 @@ where
             let response = call.await?;
             // an error before the stream (trailers-only response) carries its status here
             let status = response.headers().get("grpc-status").map(|v| grpc_status_label(Some(v)));
-            Ok(response.map(|inner| ObservedBody {
-                inner,
-                pending: Some(Pending { metrics, route, flight, status }),
-            }))
+            let pending =
+                Pending { metrics, method: "gRPC", route, flight, status, http_status: None };
+            Ok(response.map(|inner| ObservedBody { inner, pending: Some(pending) }))
         })
     }
 }
@@ -232,21 +241,30 @@ where
 /// What is observed when the response body ends.
 struct Pending {
     metrics: RequestMetrics,
+    method: &'static str,
     route: String,
     flight: InFlight,
-    /// Set from the response headers or the trailers.
+    /// gRPC: set from the response headers or the trailers.
     status: Option<&'static str>,
+    /// HTTP: the response's status, whatever becomes of its body.
+    http_status: Option<http::StatusCode>,
 }
 
 impl Pending {
     fn finish(self, fallback: &'static str) {
-        let status = self.status.unwrap_or(fallback);
-        self.metrics.observe("gRPC", &self.route, status, false, self.flight.start.elapsed());
+        let took = self.flight.start.elapsed();
+        let http_status = self.http_status;
+        let status = match &http_status {
+            Some(s) => s.as_str(),
+            None => self.status.unwrap_or(fallback),
+        };
+        self.metrics.observe(self.method, &self.route, status, false, took);
     }
 }
 
-/// A gRPC response body that observes the call once it ends: at its end, on an error, or
-/// when dropped early (the client went away: `cancel`).
+/// A response body that observes the request once it ends: at its end, on an error, or
+/// when dropped early. A gRPC call's status is its `grpc-status` (dropped early: the client
+/// went away, `cancel`); an HTTP request's is its response's status.
 pub struct ObservedBody<B> {
     inner: B,
     pending: Option<Pending>,

@@ -221,10 +221,14 @@ pub fn build_stores(
     let chunks = build_chunk_store(config)?;
     skald_chunk_store::metrics::register(registry)
         .context("cannot register the object store's metrics")?;
+    skald_index::timed::register(registry).context("cannot register the index's metrics")?;
+    let timed = |index: Arc<dyn IndexStore>| -> Arc<dyn IndexStore> {
+        Arc::new(skald_index::TimedIndexStore::new(index))
+    };
     let object_index: Arc<dyn IndexStore> =
         Arc::new(ObjectIndexStore::new(chunks.clone(), ObjectIndexStoreConfig::default()));
     if !periods.iter().any(|p| is_dynamo_store(&p.store)) {
-        return Ok((chunks, object_index));
+        return Ok((chunks, timed(object_index)));
     }
     let client = dynamo_client_config(config)?.connect()?;
     let metrics = DynamoMetrics::new();
@@ -249,7 +253,7 @@ pub fn build_stores(
         };
         by_period.push((start, store));
     }
-    Ok((chunks, Arc::new(PeriodIndexStore::new(by_period))))
+    Ok((chunks, timed(Arc::new(PeriodIndexStore::new(by_period)))))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod config;
 mod embedded;
 mod memcached;
+pub mod metrics;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,7 +111,10 @@ impl Cache for Tiered {
 /// The cache `config` describes: the embedded cache, memcached, or both (embedded first);
 /// `None` when neither is configured. A Redis endpoint or `tls_enabled` (not supported) is
 /// logged at `warn` and ignored.
-pub fn build(config: &CacheConfig) -> Option<Arc<dyn Cache>> {
+///
+/// `name` is the cache's in `loki_memcache_request_duration_seconds` (Loki's prefix of its
+/// configuration block, `frontend.` for the results cache).
+pub fn build(config: &CacheConfig, name: &str) -> Option<Arc<dyn Cache>> {
     if !config.redis.endpoint.trim().is_empty() {
         tracing::warn!(endpoint = %config.redis.endpoint, "redis caches are not supported; the redis block is ignored");
     }
@@ -122,7 +126,7 @@ pub fn build(config: &CacheConfig) -> Option<Arc<dyn Cache>> {
         if config.memcached_client.tls_enabled {
             tracing::warn!("memcached_client.tls_enabled is not supported; connecting without TLS");
         }
-        Some(Arc::new(MemcachedCache::new(config)))
+        Some(Arc::new(MemcachedCache::new(config).named(name)))
     } else {
         None
     };
@@ -173,11 +177,14 @@ mod tests {
 
     #[test]
     fn build_follows_the_config() {
-        assert!(build(&CacheConfig::default()).is_none());
+        assert!(build(&CacheConfig::default(), "t.").is_none());
         let mut c = CacheConfig::default();
         c.embedded_cache.enabled = true;
-        assert_eq!(build(&c).map(|c| c.name().to_string()).as_deref(), Some("embedded"));
+        assert_eq!(build(&c, "t.").map(|c| c.name().to_string()).as_deref(), Some("embedded"));
         c.memcached_client.addresses = "127.0.0.1:1".into();
-        assert_eq!(build(&c).map(|c| c.name().to_string()).as_deref(), Some("embedded+memcached"));
+        assert_eq!(
+            build(&c, "t.").map(|c| c.name().to_string()).as_deref(),
+            Some("embedded+memcached")
+        );
     }
 }

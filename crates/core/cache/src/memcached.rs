@@ -45,6 +45,8 @@ pub struct MemcachedCache {
     parallelism: usize,
     warned_at: Mutex<Option<std::time::Instant>>,
     unlogged: AtomicU64,
+    /// The `name` of its `loki_memcache_request_duration_seconds` series.
+    name: String,
 }
 
 struct Server {
@@ -103,7 +105,14 @@ impl MemcachedCache {
             parallelism: config.memcached.parallelism.max(1),
             warned_at: Mutex::new(None),
             unlogged: AtomicU64::new(0),
+            name: String::new(),
         }
+    }
+
+    /// The same cache, its requests timed under `name` (empty by default).
+    pub fn named(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
     }
 
     fn server_of(&self, hashed: &str) -> usize {
@@ -137,6 +146,17 @@ impl MemcachedCache {
     /// operation tried once more on a new one; a connection is pooled again only after a
     /// whole, well-formed exchange.
     async fn run(&self, server: &Server, op: &Op) -> Result<Reply, OpError> {
+        let start = std::time::Instant::now();
+        let result = self.run_untimed(server, op).await;
+        let method = match op {
+            Op::Get(_) => "Memcache.GetMulti",
+            Op::Set(..) => "Memcache.Put",
+        };
+        crate::metrics::observe(method, result.is_ok(), &self.name, start);
+        result
+    }
+
+    async fn run_untimed(&self, server: &Server, op: &Op) -> Result<Reply, OpError> {
         let attempt = async {
             loop {
                 let pooled = server.idle.lock().pop();

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use skald_cache::metrics::requests;
 use skald_cache::{memcached_from_test_env, Cache, CacheConfig, MemcachedCache};
 
 fn config(addresses: &str) -> CacheConfig {
@@ -170,10 +171,33 @@ async fn a_server_that_never_answers_costs_one_timeout() {
     let mut c = config(&addr.to_string());
     c.memcached_client.timeout = Duration::from_millis(100);
     c.memcached.batch_size = 0;
-    let cache = MemcachedCache::new(&c);
+    let cache = MemcachedCache::new(&c).named("test.silent.");
     let t = Instant::now();
     assert!(cache.fetch(&["a".to_string(), "b".to_string()]).await.is_empty());
     cache.store(vec![("a".to_string(), Bytes::from_static(b"1"))]).await;
     assert!(t.elapsed() < Duration::from_millis(1000), "took {:?}", t.elapsed());
+    // both timed out: failed exchanges, timed as such
+    assert_eq!(requests("Memcache.GetMulti", "500", "test.silent."), 1);
+    assert_eq!(requests("Memcache.Put", "500", "test.silent."), 1);
     hold.abort();
+}
+
+/// Each exchange with memcached is timed in `loki_memcache_request_duration_seconds` under
+/// Loki's methods and the cache's name.
+#[tokio::test]
+async fn exchanges_are_timed_under_lokis_methods_and_the_caches_name() {
+    let registry = prometheus::Registry::new();
+    skald_cache::metrics::register(&registry).expect("registered");
+    let cache = skald_cache::build(&config(&memcached_from_test_env()), "test.timed.")
+        .expect("memcached configured");
+    let p = unique("timed");
+    cache.store(vec![(format!("{p}k"), Bytes::from_static(b"v"))]).await;
+    let got = cache.fetch(&[format!("{p}k"), format!("{p}missing")]).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(requests("Memcache.Put", "200", "test.timed."), 1);
+    assert_eq!(requests("Memcache.GetMulti", "200", "test.timed."), 1);
+    let text = prometheus::TextEncoder::new().encode_to_string(&registry.gather()).expect("text");
+    let line = r#"loki_memcache_request_duration_seconds_bucket{method="Memcache.GetMulti",name="test.timed.",status_code="200",le="0.000016"}"#;
+    assert!(text.contains(line), "Loki's buckets and labels: {text}");
+    assert!(text.contains(r#"le="0.15"}"#) && text.contains(r#"le="1"}"#), "{text}");
 }

@@ -85,12 +85,13 @@ impl MetadataCaches {
         settings: &ResultsCacheSettings,
         shared: Option<Arc<dyn Cache>>,
     ) -> MetadataCaches {
-        let build = |on: bool, own: &skald_cache::CacheConfig| -> Option<Arc<dyn Cache>> {
+        // `name`: Loki's prefix of the kind's block, the cache's `name` in its metrics
+        let build = |on: bool, own: &skald_cache::CacheConfig, name: &str| {
             if !on {
                 return None;
             }
             if own.is_configured() {
-                return skald_cache::build(own);
+                return skald_cache::build(own, name);
             }
             if let Some(c) = &shared {
                 return Some(c.clone());
@@ -99,16 +100,29 @@ impl MetadataCaches {
             if !c.is_configured() {
                 c.embedded_cache.enabled = true;
             }
-            skald_cache::build(&c)
+            skald_cache::build(&c, "frontend.")
         };
         MetadataCaches {
             index_stats: build(
                 settings.cache_index_stats_results,
                 &settings.index_stats_results_cache.cache,
+                "frontend.index-stats-results-cache.",
             ),
-            volume: build(settings.cache_volume_results, &settings.volume_results_cache.cache),
-            labels: build(settings.cache_label_results, &settings.label_results_cache.cache),
-            series: build(settings.cache_series_results, &settings.series_results_cache.cache),
+            volume: build(
+                settings.cache_volume_results,
+                &settings.volume_results_cache.cache,
+                "frontend.volume-results-cache.",
+            ),
+            labels: build(
+                settings.cache_label_results,
+                &settings.label_results_cache.cache,
+                "frontend.label-results-cache.",
+            ),
+            series: build(
+                settings.cache_series_results,
+                &settings.series_results_cache.cache,
+                "frontend.series-results-cache.",
+            ),
         }
     }
 

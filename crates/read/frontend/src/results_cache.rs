@@ -115,7 +115,7 @@ impl ResultsCacheSettings {
         if !c.is_configured() {
             c.embedded_cache.enabled = true;
         }
-        skald_cache::build(&c)
+        skald_cache::build(&c, "frontend.")
     }
 }
 
@@ -837,7 +837,7 @@ mod tests {
         let mut cfg = CacheConfig::default();
         cfg.memcached_client.addresses = skald_cache::memcached_from_test_env();
         cfg.memcached_client.timeout = Duration::from_millis(500);
-        let cache = skald_cache::build(&cfg).expect("memcached configured");
+        let cache = skald_cache::build(&cfg, "frontend.").expect("memcached configured");
         let (q, rc) = setup_with(cache.clone(), Limits::default());
         // A query of this run only, so earlier runs' entries do not answer.
         let query = format!("sum(count_over_time({{run=\"{}\"}}[1m]))", now_ns());

@@ -33,7 +33,7 @@ async fn gossip_client(m: &mut Modules) -> anyhow::Result<IngesterClient> {
     let metrics = m.ingester_client_metrics.clone();
     let connect = Box::new(move |addr: &str| -> Result<IngesterClient, ServiceError> {
         let url = format!("http://{addr}");
-        Ok(metrics.wrap(Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient))
+        Ok(metrics.wrap(addr, Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient))
     });
     let timeout = config.ingester.lifecycler.ring.heartbeat_timeout.as_millis() as i64;
     tracing::info!(
@@ -60,7 +60,7 @@ fn static_client(m: &Modules) -> anyhow::Result<IngesterClient> {
     for addr in addrs {
         let url = if addr.starts_with("http") { addr.clone() } else { format!("http://{addr}") };
         let client = Arc::new(GrpcIngesterClient::connect_lazy(&url)?) as IngesterClient;
-        let client = m.ingester_client_metrics.wrap(client);
+        let client = m.ingester_client_metrics.wrap(addr, client);
         members.push((addr.clone(), client));
     }
     if let [(_, only)] = members.as_slice() {

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
+use futures::StreamExt as _;
 use tower::{Service, ServiceExt};
 
 use super::*;
@@ -223,4 +224,58 @@ async fn grpc_calls_are_observed_when_their_stream_ends() {
 
 fn data_frame() -> http_body::Frame<Bytes> {
     http_body::Frame::data(Bytes::from_static(b"y"))
+}
+
+/// The sum of `loki_request_duration_seconds` over the series matching `labels`.
+fn seconds(registry: &Registry, labels: &[(&str, &str)]) -> f64 {
+    let families = registry.gather();
+    let Some(f) = families.iter().find(|f| f.name() == "loki_request_duration_seconds") else {
+        return 0.0;
+    };
+    f.get_metric()
+        .iter()
+        .filter(|m| {
+            labels
+                .iter()
+                .all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v))
+        })
+        .map(|m| m.get_histogram().get_sample_sum())
+        .sum()
+}
+
+#[tokio::test]
+async fn http_requests_are_observed_once_their_body_is_sent() {
+    let registry = Registry::new();
+    // a handler whose body takes 300 ms to produce after its head is answered
+    let slow = || async {
+        let chunks = futures::stream::iter([Ok::<_, std::convert::Infallible>(
+            Bytes::from_static(b"first "),
+        )])
+        .chain(futures::stream::once(async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(Bytes::from_static(b"last"))
+        }));
+        Body::from_stream(chunks)
+    };
+    let app = Router::new()
+        .route("/loki/api/v1/query_range", get(slow))
+        .layer(axum::middleware::from_fn_with_state(RequestMetrics::new(&registry), super::http));
+    let req = || http::Request::builder().uri("/loki/api/v1/query_range").body(Body::empty());
+    let route = [("route", "loki_api_v1_query_range"), ("status_code", "200")];
+
+    let response = app.clone().oneshot(req().unwrap()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(count(&registry, &route), 0, "not observed while its body is being sent");
+    assert_eq!(inflight(&registry), 1);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    assert_eq!(&body[..], b"first last");
+    assert_eq!(count(&registry, &route), 1);
+    assert_eq!(inflight(&registry), 0);
+    assert!(seconds(&registry, &route) >= 0.3, "the time includes the body's");
+
+    // a client that goes away before the body's end: observed then, with the status sent
+    let response = app.clone().oneshot(req().unwrap()).await.unwrap();
+    drop(response);
+    assert_eq!(count(&registry, &route), 2);
+    assert_eq!(inflight(&registry), 0);
 }

@@ -182,6 +182,8 @@ pub struct ObjectChunkStore {
     /// (`object_store`'s S3 merges ranges less than 1 MiB apart into one request, which would
     /// read most of a chunk to get its header and its trailer).
     ranges_in_one_call: bool,
+    /// An S3 backend: requests are timed in `loki_s3_request_duration_seconds`.
+    is_s3: bool,
 }
 
 impl ObjectChunkStore {
@@ -196,6 +198,7 @@ impl ObjectChunkStore {
             cache,
             packs: Default::default(),
             ranges_in_one_call: false,
+            is_s3: false,
         }
     }
 
@@ -259,14 +262,13 @@ impl ObjectChunkStore {
             path: format!("s3://{}", s3.bucket),
             source,
         })?;
-        if s3.prefix.is_empty() {
-            return Ok(ObjectChunkStore::new(Arc::new(store), config));
-        }
-        let prefix = parse_path(s3.prefix.trim_matches('/'))?;
-        Ok(ObjectChunkStore::new(
-            Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
-            config,
-        ))
+        let store: Arc<dyn ObjectStore> = if s3.prefix.is_empty() {
+            Arc::new(store)
+        } else {
+            let prefix = parse_path(s3.prefix.trim_matches('/'))?;
+            Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+        };
+        Ok(ObjectChunkStore { is_s3: true, ..ObjectChunkStore::new(store, config) })
     }
 
     /// The wrapped object store.
@@ -292,7 +294,12 @@ impl ObjectChunkStore {
                 // The semaphore is never closed; a closed one would only mean no limit.
                 let _permit = self.permits.acquire().await.ok();
                 crate::metrics::count_request(op);
-                attempt().await
+                let timer = self.is_s3.then(|| crate::metrics::S3Timer::start(op));
+                let result = attempt().await;
+                if let Some(t) = timer {
+                    t.done(crate::metrics::s3_status(&result));
+                }
+                result
             };
             match result {
                 Ok(v) => return Ok(v),
@@ -440,7 +447,6 @@ impl ChunkStore for ObjectChunkStore {
                     let payload = PutPayload::from_bytes(bytes.clone());
                     match self.store.put_opts(&location, payload, create.clone()).await {
                         Ok(_) => Ok(true),
-                        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
                         Err(object_store::Error::NotImplemented) => self
                             .store
                             .put(&location, PutPayload::from_bytes(bytes.clone()))
@@ -453,13 +459,20 @@ impl ChunkStore for ObjectChunkStore {
                     self.put_path(&path, bytes.clone()).await?;
                     true
                 } else {
-                    self.retry("put", &path, put).await?
+                    match self.retry("put", &path, put).await {
+                        // another replica's upload came first
+                        Err(Error::Backend {
+                            source: object_store::Error::AlreadyExists { .. },
+                            ..
+                        }) => false,
+                        other => other?,
+                    }
                 }
             }
             Err(e) => return Err(e),
         };
         if !uploaded {
-            crate::metrics::count_skipped_put();
+            crate::metrics::count_skipped_put(bytes.len());
         }
         if self.config.cache_on_put {
             self.cache.insert(key.clone(), bytes.clone(), bytes.len());

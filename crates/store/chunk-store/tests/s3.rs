@@ -55,3 +55,48 @@ async fn an_unreachable_server_is_a_clear_error_after_retries() {
     assert!(text.contains("put") && text.contains("x/y"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+/// Every request is timed in `loki_s3_request_duration_seconds` under Loki's S3 operation
+/// names, and an upload another replica already made counts in
+/// `loki_chunk_store_deduped_chunks_total` (the store's metrics are process-wide, and other
+/// tests of this binary run at the same time: counts only grow by at least ours).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_timed_under_lokis_s3_operations() {
+    use skald_chunk_store::metrics::{deduped_chunks, s3_requests};
+    use skald_chunk_store::ChunkKey;
+    // one prefix (one config) for every store of the test: they are replicas of one bucket
+    let config = s3_config("timed");
+    let open = || ObjectChunkStore::s3(&config, ObjectChunkStoreConfig::default()).unwrap();
+    let store = open();
+    let key = ChunkKey::new("timed", 7, 1_000, 2_000, 0xabcd);
+    let before = |op: &str, code: &str| s3_requests(op, code);
+    let (puts, heads_404, heads_200, gets, deletes, lists, deduped) = (
+        before("S3.PutObject", "200"),
+        before("S3.ObjectExists", "404"),
+        before("S3.ObjectExists", "200"),
+        before("S3.GetObject", "200"),
+        before("S3.DeleteObject", "200"),
+        before("S3.List", "200"),
+        deduped_chunks(),
+    );
+    let bytes = Bytes::from_static(b"chunk bytes for the timing test");
+    assert!(store.put_if_absent(&key, bytes.clone()).await.unwrap(), "first upload writes");
+    // a second replica flushing the same chunk: HEAD finds it, nothing is uploaded
+    let replica = open();
+    assert!(!replica.put_if_absent(&key, bytes.clone()).await.unwrap(), "second is skipped");
+    // readers with empty caches
+    assert_eq!(&open().get(&key).await.unwrap()[..], &bytes[..]);
+    assert_eq!(open().get_ranges(&key, &[0..5, 6..11]).await.unwrap().len(), 2);
+    let tenant_dir = key.path();
+    let listed = replica.list_prefix(tenant_dir.rsplit_once('/').unwrap().0).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    replica.delete(&key).await.unwrap();
+
+    assert!(s3_requests("S3.PutObject", "200") > puts);
+    assert!(s3_requests("S3.ObjectExists", "404") > heads_404, "the check before the upload");
+    assert!(s3_requests("S3.ObjectExists", "200") > heads_200, "the replica's check");
+    assert!(s3_requests("S3.GetObject", "200") >= gets + 3, "one read and two ranges");
+    assert!(s3_requests("S3.DeleteObject", "200") > deletes);
+    assert!(s3_requests("S3.List", "200") > lists);
+    assert!(deduped_chunks() > deduped);
+}

@@ -22,6 +22,7 @@ mod segment;
 mod store;
 #[cfg(any(test, feature = "testsuite"))]
 pub mod testsuite;
+pub mod timed;
 mod varint;
 
 pub use chunk_ref::{stats_kib, ChunkRef};
@@ -40,3 +41,4 @@ pub use segment::{
     SEGMENT_VERSION,
 };
 pub use store::{day_of, days_spanned, IndexStore, SeriesChunks, MAX_CHUNK_DAYS, NANOS_PER_DAY};
+pub use timed::TimedIndexStore;

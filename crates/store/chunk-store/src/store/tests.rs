@@ -241,3 +241,43 @@ async fn local_ranged_reads_are_the_bytes_asked() {
     testsuite::get_ranges_reads_the_asked_bytes(&store).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_skipped_upload_counts_as_deduped_and_only_s3_is_timed() {
+    use crate::metrics::{deduped_chunks, s3_requests};
+    let store = ObjectChunkStore::in_memory();
+    let key = ChunkKey::new("dedupe", 1, 10, 20, 3);
+    let (deduped, timed) = (deduped_chunks(), s3_requests("S3.PutObject", "200"));
+    assert!(store.put_if_absent(&key, Bytes::from_static(b"abc")).await.unwrap());
+    assert_eq!(deduped_chunks(), deduped, "the first upload is no duplicate");
+    assert!(!store.put_if_absent(&key, Bytes::from_static(b"abc")).await.unwrap());
+    assert!(deduped_chunks() > deduped);
+    // no unit test talks to S3: a store of another backend times nothing
+    assert_eq!(s3_requests("S3.PutObject", "200"), timed);
+}
+
+#[test]
+fn s3_operations_and_statuses_are_lokis() {
+    use crate::metrics::{s3_operation, s3_status};
+    for (op, loki) in [
+        ("get", "S3.GetObject"),
+        ("get_range", "S3.GetObject"),
+        ("put", "S3.PutObject"),
+        ("put_multipart", "S3.PutObject"),
+        ("head", "S3.ObjectExists"),
+        ("delete", "S3.DeleteObject"),
+        ("list", "S3.List"),
+    ] {
+        assert_eq!(s3_operation(op), loki, "{op}");
+    }
+    let missing: object_store::Result<()> =
+        Err(object_store::Error::NotFound { path: "p".into(), source: "gone".into() });
+    let exists: object_store::Result<()> =
+        Err(object_store::Error::AlreadyExists { path: "p".into(), source: "there".into() });
+    let failed: object_store::Result<()> =
+        Err(object_store::Error::Generic { store: "S3", source: "boom".into() });
+    assert_eq!(s3_status(&Ok::<(), object_store::Error>(())), "200");
+    assert_eq!(s3_status(&missing), "404");
+    assert_eq!(s3_status(&exists), "412");
+    assert_eq!(s3_status(&failed), "500");
+}
