@@ -139,4 +139,13 @@ else
   cargo test --workspace --no-fail-fast || tests_rc=$?
 fi
 print_not_run
+
+# The container image, last: its static musl build (the `image-check` profile, a second target)
+# needs nothing from the tests, and the test servers idle meanwhile. It builds the image with
+# buildah, unpacks it with umoci, starts its binary, pushes a line and queries it back; where
+# the sandbox refuses buildah it checks the static binary alone (scripts/test-image.sh).
+echo "== container image (scripts/test-image.sh)"
+image_rc=0
+bash scripts/test-image.sh || image_rc=$?
+[ "$tests_rc" != 0 ] || tests_rc=$image_rc
 exit "$tests_rc"
