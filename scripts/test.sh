@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and every test of the project, the way CI does. Needs the Rust toolchain
 # (cargo-nextest is used when present, `cargo test` otherwise), and python3, npm, Java 17 and
-# memcached (the last two installed with apt when missing) for the test servers.
+# memcached (the last two installed with apt when missing) for the test servers; last, the
+# container image (scripts/test-image.sh: musl-tools, buildah and umoci, installed with apt
+# when missing, and rustup's x86_64-unknown-linux-musl target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
