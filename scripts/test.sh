@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and every test of the project, the way CI does. Needs the Rust toolchain
 # (cargo-nextest is used when present, `cargo test` otherwise), and python3, npm, Java 17 and
-# memcached (the last two installed with apt when missing) for the test servers.
+# memcached (the last two installed with apt when missing) for the test servers; last, the
+# container image (scripts/test-image.sh: musl-tools, buildah and umoci, installed with apt
+# when missing, and rustup's x86_64-unknown-linux-musl target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -139,4 +141,13 @@ else
   cargo test --workspace --no-fail-fast || tests_rc=$?
 fi
 print_not_run
+
+# The container image, last: its static musl build (the `image-check` profile, a second target)
+# needs nothing from the tests, and the test servers idle meanwhile. It builds the image with
+# buildah, unpacks it with umoci, starts its binary, pushes a line and queries it back; where
+# the sandbox refuses buildah it checks the static binary alone (scripts/test-image.sh).
+echo "== container image (scripts/test-image.sh)"
+image_rc=0
+bash scripts/test-image.sh || image_rc=$?
+[ "$tests_rc" != 0 ] || tests_rc=$image_rc
 exit "$tests_rc"
