@@ -15,8 +15,10 @@
 use std::borrow::Cow;
 
 use crate::log::template::Template;
-use crate::log::{Pipeline, PipelineError};
-use crate::syntax::ast::{Grouping, LabelFormatOp, LogRangeExpr, ParserStage, RangeOp, Stage};
+use crate::log::{Pipeline, PipelineError, SampleExtractor};
+use crate::syntax::ast::{
+    Grouping, LabelFormatOp, LogRangeExpr, ParserStage, RangeOp, SampleExpr, Stage, VectorOp,
+};
 
 /// The range expression Loki evaluates for `op(range)` with the effective grouping `grouping`
 /// (see the module); borrowed when nothing is left out. A parser left out is still compiled,
@@ -54,6 +56,64 @@ pub(crate) fn effective_range<'r>(
     out.selector.stages =
         stages.iter().zip(&keep).filter(|(_, k)| **k).map(|(s, _)| s.clone()).collect();
     Ok(Cow::Owned(out))
+}
+
+/// `op(range)` as LogQL text that also carries the grouping it is evaluated with, for a
+/// holder that extracts its samples ([`pushed_extractor`]): the range aggregation with that
+/// grouping when it is its own, else inside the `sum` that pushes it down (a range
+/// aggregation `sum` pushes into takes no grouping of its own).
+pub fn pushed_sample_expr(
+    op: RangeOp,
+    range: &LogRangeExpr,
+    param: Option<f64>,
+    grouping: Option<&Grouping>,
+) -> SampleExpr {
+    let pushable = matches!(
+        op,
+        RangeOp::BytesOverTime
+            | RangeOp::BytesRate
+            | RangeOp::SumOverTime
+            | RangeOp::Rate
+            | RangeOp::CountOverTime
+    );
+    let own = SampleExpr::RangeAggregation {
+        op,
+        range: Box::new(range.clone()),
+        param,
+        grouping: if pushable { None } else { grouping.cloned() },
+    };
+    match grouping {
+        Some(g) if pushable => SampleExpr::VectorAggregation {
+            op: VectorOp::Sum,
+            expr: Box::new(own),
+            param: None,
+            // `by ()` prints (and parses) as no grouping: a `sum`'s grouping by nothing
+            grouping: (g.without || !g.labels.is_empty()).then(|| g.clone()),
+        },
+        _ => own,
+    }
+}
+
+/// The sample extractor of a [`pushed_sample_expr`] (its parsers follow the parser hints of
+/// the grouping it carries) and its range aggregation's operation and range; `None` when
+/// `expr` is no such expression.
+pub fn pushed_extractor(
+    expr: &SampleExpr,
+) -> Option<Result<(SampleExtractor, RangeOp, &LogRangeExpr), PipelineError>> {
+    let by_nothing = Grouping { without: false, labels: Vec::new() };
+    let (op, range, grouping) = match expr {
+        SampleExpr::RangeAggregation { op, range, grouping, .. } => (*op, range, grouping.clone()),
+        SampleExpr::VectorAggregation { op: VectorOp::Sum, expr, grouping, .. } => {
+            match super::metric::unparen(expr) {
+                SampleExpr::RangeAggregation { op, range, grouping: None, .. } => {
+                    (*op, range, Some(grouping.clone().unwrap_or(by_nothing)))
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(SampleExtractor::with_grouping(range, op, grouping.as_ref()).map(|x| (x, op, &**range)))
 }
 
 /// A stage that reads the line a `line_format` before it writes: a parser or a line filter.

@@ -64,15 +64,22 @@ impl Source for MemSource {
     /// Every engine test of a range aggregation also exercises samples pushed down by the
     /// source: it extracts the samples of every other stream as an ingester would, and hands
     /// every stream to the engine as well, so those entries must be recognised as counted.
+    /// The expression travels as text, as to an ingester (its grouping with it).
     fn select_samples(
         &self,
         range: &LogRangeExpr,
         op: RangeOp,
-        _param: Option<f64>,
+        param: Option<f64>,
+        grouping: Option<&crate::syntax::ast::Grouping>,
         from: i64,
         to: i64,
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {
-        let extractor = crate::log::SampleExtractor::new(range, op)
+        let text = pushed_sample_expr(op, range, param, grouping).to_string();
+        let Ok(Expr::Sample(pushed)) = crate::syntax::parse_expr(&text) else {
+            panic!("a pushed expression parses: {text}");
+        };
+        let (extractor, _, _) = pushed_extractor(&pushed)
+            .expect("a pushed range aggregation")
             .map_err(|e| EngineError::Pipeline(e.to_string()))?;
         let mut by_series: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
         let mut counted = std::collections::HashSet::new();
