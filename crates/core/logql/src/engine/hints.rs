@@ -194,6 +194,46 @@ mod tests {
         );
     }
 
+    /// `sum by (level) (sum_over_time(... | logfmt | unpack | unwrap bytes(size)))` over lines
+    /// `logfmt` finds both in (differential d02543): answered by Loki, as `unpack` never runs;
+    /// with a grouping that keeps every other label it runs and fails. Two streams: the
+    /// engine's extraction and an ingester's (the expression as text) both follow the hints.
+    #[test]
+    fn a_grouping_by_names_answers_where_a_later_parser_would_fail() {
+        use crate::engine::tests::{range_params, MemSource};
+        use crate::engine::{evaluate, Limits, QueryResult};
+        let t0 = 1_800_000_000_000_000_000i64;
+        let stream = |pod: &str| skald_model::Stream {
+            labels: skald_model::Labels::parse(&format!(r#"{{app="x", pod="{pod}"}}"#)).unwrap(),
+            entries: (0..4)
+                .map(|i| skald_model::Entry {
+                    ts: t0 + i * 1_000_000_000,
+                    line: format!("level=info size={}B user=u{i}", i + 1),
+                    structured_metadata: vec![],
+                })
+                .collect(),
+        };
+        let source = MemSource { streams: vec![stream("a"), stream("b")] };
+        let params = range_params(t0 + 10_000_000_000, t0 + 10_000_000_000, 1_000_000_000);
+        let run = |q: &str| {
+            evaluate(&crate::syntax::parse_expr(q).unwrap(), &params, &Limits::default(), &source)
+                .map(|o| o.result)
+        };
+        let q = r#"sum by (level) (sum_over_time({app="x"} | logfmt | unpack | unwrap bytes(size) [1m]))"#;
+        let QueryResult::Matrix(m) = run(q).unwrap() else { panic!("a matrix") };
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].labels.to_string(), r#"{level="info"}"#);
+        assert_eq!(m[0].samples[0].value, 20.0);
+        for q in [
+            r#"sum without (pod) (sum_over_time({app="x"} | logfmt | unpack | unwrap bytes(size) [1m]))"#,
+            r#"sum by (level) (sum_over_time({app="x"} | logfmt | unpack | container!="c" | unwrap bytes(size) [1m]))"#,
+            r#"sum_over_time({app="x"} | logfmt | unpack | unwrap bytes(size) [1m])"#,
+        ] {
+            let err = run(q).unwrap_err().to_string();
+            assert!(err.starts_with("pipeline error: 'JSONParserErr'"), "{q}: {err}");
+        }
+    }
+
     #[test]
     fn parsers_are_left_out_when_no_label_is_needed() {
         assert_eq!(
