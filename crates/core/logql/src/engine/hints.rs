@@ -116,6 +116,22 @@ pub fn pushed_extractor(
     Some(SampleExtractor::with_grouping(range, op, grouping.as_ref()).map(|x| (x, op, &**range)))
 }
 
+/// The extractor an ingester builds for `op(range)` evaluated with `grouping`: through the
+/// text of [`pushed_sample_expr`] and [`pushed_extractor`].
+#[cfg(test)]
+pub(crate) fn extractor_via_text(
+    op: RangeOp,
+    range: &LogRangeExpr,
+    param: Option<f64>,
+    grouping: Option<&Grouping>,
+) -> Result<SampleExtractor, PipelineError> {
+    let text = pushed_sample_expr(op, range, param, grouping).to_string();
+    let Ok(crate::syntax::ast::Expr::Sample(pushed)) = crate::syntax::parse_expr(&text) else {
+        panic!("a pushed expression parses: {text}");
+    };
+    pushed_extractor(&pushed).expect("a pushed range aggregation").map(|(x, _, _)| x)
+}
+
 /// A stage that reads the line a `line_format` before it writes: a parser or a line filter.
 fn reads_line(s: &Stage) -> bool {
     matches!(s, Stage::Parser(_) | Stage::LineFilter(_))

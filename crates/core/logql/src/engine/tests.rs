@@ -74,12 +74,7 @@ impl Source for MemSource {
         from: i64,
         to: i64,
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {
-        let text = pushed_sample_expr(op, range, param, grouping).to_string();
-        let Ok(Expr::Sample(pushed)) = crate::syntax::parse_expr(&text) else {
-            panic!("a pushed expression parses: {text}");
-        };
-        let (extractor, _, _) = pushed_extractor(&pushed)
-            .expect("a pushed range aggregation")
+        let extractor = super::hints::extractor_via_text(op, range, param, grouping)
             .map_err(|e| EngineError::Pipeline(e.to_string()))?;
         let mut by_series: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
         let mut counted = std::collections::HashSet::new();
