@@ -11,6 +11,11 @@
 //!
 //! So `absent_over_time({app="x"} | json [5m])` over lines that are not JSON answers, and
 //! `count_over_time({app="x"} | line_format "{{ .size | bytes }}" [5m])` counts, in both.
+//!
+//! What a parser leaves out line by line (the parser hints with the labels a grouping by
+//! names needs) is the sample extractor's: `log/hints.rs`, given the effective grouping
+//! ([`SampleExtractor::with_grouping`]). An ingester gets that grouping in the expression it
+//! is sent ([`pushed_sample_expr`], [`pushed_extractor`]).
 
 use std::borrow::Cow;
 
