@@ -53,7 +53,6 @@ pub const CLASSES: &[Class] = &[
         matches: regex_simplified,
     },
     Class { name: "open-invalid-utf8-stored-replaced", kind: Kind::Open, matches: invalid_utf8 },
-    Class { name: "open-parser-label-hints", kind: Kind::Open, matches: parser_hints },
 ];
 
 /// The first class that explains the differences, if any.
@@ -198,21 +197,6 @@ fn invalid_utf8(_: &Request, loki: &Value, skald: &Value, diffs: &[String]) -> b
             }
             matches!((number(a), number(b)), (Some(x), Some(y)) if y > x)
         })
-}
-
-/// Loki's parsers stop once every label a grouped query needs was extracted (its parser hints
-/// with required labels: `sum by (level) (sum_over_time(... | logfmt | unpack | unwrap
-/// bytes(size)))` never runs `unpack` on a line `logfmt` found `level` and `size` in), so the
-/// later parser's errors never fail the query; Skald runs every parser. (The hints without
-/// required labels, `absent_over_time` and `by ()`, and the `line_format` nothing reads are
-/// left out as in Loki: `engine/hints.rs`.)
-const PARSER_HINTS: &[&str] = &["d02543"];
-
-fn parser_hints(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
-    PARSER_HINTS.contains(&r.name.as_str())
-        && loki["status"] == 200
-        && skald["status"] == 400
-        && body_text(skald).starts_with("pipeline error")
 }
 
 /// `detected_fields`: Loki samples lines per split and keeps fields from Go maps, so its own

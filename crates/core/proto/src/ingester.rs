@@ -27,7 +27,9 @@ pub struct IngesterQuery {
     pub limit: u32,
     /// Which edge `limit` counts from.
     pub backward: bool,
-    /// [`IngesterService::query_samples`] only: the range aggregation as LogQL text.
+    /// [`IngesterService::query_samples`] only: the range aggregation as LogQL text, with
+    /// the grouping it is evaluated with (inside the `sum` that pushes it down when it is not
+    /// its own), for the parser hints.
     pub sample_expr: String,
     /// Sharding by stream: only the streams of this shard (`None`: every stream).
     pub shard: Option<skald_model::Shard>,

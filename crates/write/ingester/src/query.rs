@@ -263,14 +263,19 @@ impl<'q> Scan<'q> {
 /// Compiles a pushed-down range aggregation (LogQL text) into its sample extractor; also
 /// returns its pipeline's stages.
 fn compile_extractor(text: &str) -> Result<(SampleExtractor, Vec<Stage>)> {
-    use skald_logql::syntax::ast::{Expr, SampleExpr};
+    use skald_logql::syntax::ast::Expr;
     let bad = |reason: String| IngesterError::InvalidSampleExpr { text: text.to_string(), reason };
-    match skald_logql::syntax::parse_expr(text).map_err(|e| bad(e.to_string()))? {
-        Expr::Sample(SampleExpr::RangeAggregation { op, range, .. }) => {
-            let extractor = SampleExtractor::new(&range, op).map_err(|e| bad(e.to_string()))?;
-            Ok((extractor, range.selector.stages))
-        }
-        _ => Err(bad("not a range aggregation".to_string())),
+    let Expr::Sample(expr) =
+        skald_logql::syntax::parse_expr(text).map_err(|e| bad(e.to_string()))?
+    else {
+        return Err(bad("not a range aggregation".to_string()));
+    };
+    // the grouping it carries is the one the querier evaluates it with: for the parser hints
+    // only (the samples keep their series' labels; the querier groups them)
+    match skald_logql::engine::pushed_extractor(&expr) {
+        Some(Ok((extractor, _, range))) => Ok((extractor, range.selector.stages.clone())),
+        Some(Err(e)) => Err(bad(e.to_string())),
+        None => Err(bad("not a range aggregation".to_string())),
     }
 }
 

@@ -11,12 +11,19 @@
 //!
 //! So `absent_over_time({app="x"} | json [5m])` over lines that are not JSON answers, and
 //! `count_over_time({app="x"} | line_format "{{ .size | bytes }}" [5m])` counts, in both.
+//!
+//! What a parser leaves out line by line (the parser hints with the labels a grouping by
+//! names needs) is the sample extractor's: `log/hints.rs`, given the effective grouping
+//! ([`SampleExtractor::with_grouping`]). An ingester gets that grouping in the expression it
+//! is sent ([`pushed_sample_expr`], [`pushed_extractor`]).
 
 use std::borrow::Cow;
 
 use crate::log::template::Template;
-use crate::log::{Pipeline, PipelineError};
-use crate::syntax::ast::{Grouping, LabelFormatOp, LogRangeExpr, ParserStage, RangeOp, Stage};
+use crate::log::{Pipeline, PipelineError, SampleExtractor};
+use crate::syntax::ast::{
+    Grouping, LabelFormatOp, LogRangeExpr, ParserStage, RangeOp, SampleExpr, Stage, VectorOp,
+};
 
 /// The range expression Loki evaluates for `op(range)` with the effective grouping `grouping`
 /// (see the module); borrowed when nothing is left out. A parser left out is still compiled,
@@ -54,6 +61,80 @@ pub(crate) fn effective_range<'r>(
     out.selector.stages =
         stages.iter().zip(&keep).filter(|(_, k)| **k).map(|(s, _)| s.clone()).collect();
     Ok(Cow::Owned(out))
+}
+
+/// `op(range)` as LogQL text that also carries the grouping it is evaluated with, for a
+/// holder that extracts its samples ([`pushed_extractor`]): the range aggregation with that
+/// grouping when it is its own, else inside the `sum` that pushes it down (a range
+/// aggregation `sum` pushes into takes no grouping of its own).
+pub fn pushed_sample_expr(
+    op: RangeOp,
+    range: &LogRangeExpr,
+    param: Option<f64>,
+    grouping: Option<&Grouping>,
+) -> SampleExpr {
+    let pushable = matches!(
+        op,
+        RangeOp::BytesOverTime
+            | RangeOp::BytesRate
+            | RangeOp::SumOverTime
+            | RangeOp::Rate
+            | RangeOp::CountOverTime
+    );
+    let own = SampleExpr::RangeAggregation {
+        op,
+        range: Box::new(range.clone()),
+        param,
+        grouping: if pushable { None } else { grouping.cloned() },
+    };
+    match grouping {
+        Some(g) if pushable => SampleExpr::VectorAggregation {
+            op: VectorOp::Sum,
+            expr: Box::new(own),
+            param: None,
+            // `by ()` prints (and parses) as no grouping: a `sum`'s grouping by nothing
+            grouping: (g.without || !g.labels.is_empty()).then(|| g.clone()),
+        },
+        _ => own,
+    }
+}
+
+/// The sample extractor of a [`pushed_sample_expr`] (its parsers follow the parser hints of
+/// the grouping it carries) and its range aggregation's operation and range; `None` when
+/// `expr` is no such expression.
+pub fn pushed_extractor(
+    expr: &SampleExpr,
+) -> Option<Result<(SampleExtractor, RangeOp, &LogRangeExpr), PipelineError>> {
+    let by_nothing = Grouping { without: false, labels: Vec::new() };
+    let (op, range, grouping) = match expr {
+        SampleExpr::RangeAggregation { op, range, grouping, .. } => (*op, range, grouping.clone()),
+        SampleExpr::VectorAggregation { op: VectorOp::Sum, expr, grouping, .. } => {
+            match super::metric::unparen(expr) {
+                SampleExpr::RangeAggregation { op, range, grouping: None, .. } => {
+                    (*op, range, Some(grouping.clone().unwrap_or(by_nothing)))
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(SampleExtractor::with_grouping(range, op, grouping.as_ref()).map(|x| (x, op, &**range)))
+}
+
+/// The extractor an ingester builds for `op(range)` evaluated with `grouping`: through the
+/// text of [`pushed_sample_expr`] and [`pushed_extractor`].
+#[cfg(test)]
+pub(crate) fn extractor_via_text(
+    op: RangeOp,
+    range: &LogRangeExpr,
+    param: Option<f64>,
+    grouping: Option<&Grouping>,
+) -> Result<SampleExtractor, PipelineError> {
+    let text = pushed_sample_expr(op, range, param, grouping).to_string();
+    let Ok(crate::syntax::ast::Expr::Sample(pushed)) = crate::syntax::parse_expr(&text) else {
+        panic!("a pushed expression parses: {text}");
+    };
+    pushed_extractor(&pushed).expect("a pushed range aggregation").map(|(x, _, _)| x)
 }
 
 /// A stage that reads the line a `line_format` before it writes: a parser or a line filter.
@@ -132,6 +213,46 @@ mod tests {
             effective(r#"bytes_over_time({a="b"} | line_format "{{ .x }}" [1m])"#),
             r#"bytes_over_time({a="b"} | line_format "{{ .x }}" [1m])"#
         );
+    }
+
+    /// `sum by (level) (sum_over_time(... | logfmt | unpack | unwrap bytes(size)))` over lines
+    /// `logfmt` finds both in (differential d02543): answered by Loki, as `unpack` never runs;
+    /// with a grouping that keeps every other label it runs and fails. Two streams: the
+    /// engine's extraction and an ingester's (the expression as text) both follow the hints.
+    #[test]
+    fn a_grouping_by_names_answers_where_a_later_parser_would_fail() {
+        use crate::engine::tests::{range_params, MemSource};
+        use crate::engine::{evaluate, Limits, QueryResult};
+        let t0 = 1_800_000_000_000_000_000i64;
+        let stream = |pod: &str| skald_model::Stream {
+            labels: skald_model::Labels::parse(&format!(r#"{{app="x", pod="{pod}"}}"#)).unwrap(),
+            entries: (0..4)
+                .map(|i| skald_model::Entry {
+                    ts: t0 + i * 1_000_000_000,
+                    line: format!("level=info size={}B user=u{i}", i + 1),
+                    structured_metadata: vec![],
+                })
+                .collect(),
+        };
+        let source = MemSource { streams: vec![stream("a"), stream("b")] };
+        let params = range_params(t0 + 10_000_000_000, t0 + 10_000_000_000, 1_000_000_000);
+        let run = |q: &str| {
+            evaluate(&crate::syntax::parse_expr(q).unwrap(), &params, &Limits::default(), &source)
+                .map(|o| o.result)
+        };
+        let q = r#"sum by (level) (sum_over_time({app="x"} | logfmt | unpack | unwrap bytes(size) [1m]))"#;
+        let QueryResult::Matrix(m) = run(q).unwrap() else { panic!("a matrix") };
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].labels.to_string(), r#"{level="info"}"#);
+        assert_eq!(m[0].samples[0].value, 20.0);
+        for q in [
+            r#"sum without (pod) (sum_over_time({app="x"} | logfmt | unpack | unwrap bytes(size) [1m]))"#,
+            r#"sum by (level) (sum_over_time({app="x"} | logfmt | unpack | container!="c" | unwrap bytes(size) [1m]))"#,
+            r#"sum_over_time({app="x"} | logfmt | unpack | unwrap bytes(size) [1m])"#,
+        ] {
+            let err = run(q).unwrap_err().to_string();
+            assert!(err.starts_with("pipeline error: 'JSONParserErr'"), "{q}: {err}");
+        }
     }
 
     #[test]

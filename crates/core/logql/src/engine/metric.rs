@@ -497,8 +497,8 @@ impl Evaluator<'_> {
         let mut held_tmp = 0u64;
         let mut held_out = 0u64;
         let preserve = preserves_errors(grouping, range);
-        let extractor =
-            SampleExtractor::new(range, op).map_err(|e| EngineError::Pipeline(e.to_string()))?;
+        let extractor = SampleExtractor::with_grouping(range, op, grouping)
+            .map_err(|e| EngineError::Pipeline(e.to_string()))?;
         let first = self.steps.first().copied().unwrap_or(0);
         let last = self.steps.last().copied().unwrap_or(0);
         let from = first.saturating_sub(range.offset_ns).saturating_sub(range.range_ns);
@@ -549,7 +549,7 @@ impl Evaluator<'_> {
             Some(b) => (b.series, b.counted, b.rest),
             None => {
                 let (series, counted, rest) =
-                    match self.source.select_samples(range, op, param, from, to)? {
+                    match self.source.select_samples(range, op, param, grouping, from, to)? {
                         Some(p) => (p.series, p.counted, p.rest),
                         None => (
                             Vec::new(),

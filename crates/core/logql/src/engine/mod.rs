@@ -32,6 +32,7 @@ pub(crate) mod tests;
 use crate::syntax::ast;
 use skald_model::{Direction, Labels, Sample, StreamBatch};
 
+pub use hints::{pushed_extractor, pushed_sample_expr};
 pub use leaves::{evaluate_leaves, range_aggregations, Leaves};
 pub use logs::check_entries_limit;
 pub use memory::{memory_limit_error, QueryMemory};
@@ -77,12 +78,16 @@ pub trait Source: Send + Sync {
     /// series, plus the entries of `(from, to)` they do not hold, for the engine to extract.
     /// An entry of the rest that a holder already counted (flushed while the query ran) is
     /// skipped by its `(ts, entry_hash)`. `None` (the default): the engine extracts everything
-    /// from [`select`](Self::select).
+    /// from [`select`](Self::select). `grouping` is the one the engine evaluates `op(range)`
+    /// with: the holders' parsers follow the parser hints it gives
+    /// ([`SampleExtractor::with_grouping`](crate::log::SampleExtractor::with_grouping)), as
+    /// the engine's own do.
     fn select_samples(
         &self,
         _range: &ast::LogRangeExpr,
         _op: ast::RangeOp,
         _param: Option<f64>,
+        _grouping: Option<&ast::Grouping>,
         _from: i64,
         _to: i64,
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {

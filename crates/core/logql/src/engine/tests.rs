@@ -64,15 +64,17 @@ impl Source for MemSource {
     /// Every engine test of a range aggregation also exercises samples pushed down by the
     /// source: it extracts the samples of every other stream as an ingester would, and hands
     /// every stream to the engine as well, so those entries must be recognised as counted.
+    /// The expression travels as text, as to an ingester (its grouping with it).
     fn select_samples(
         &self,
         range: &LogRangeExpr,
         op: RangeOp,
-        _param: Option<f64>,
+        param: Option<f64>,
+        grouping: Option<&crate::syntax::ast::Grouping>,
         from: i64,
         to: i64,
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {
-        let extractor = crate::log::SampleExtractor::new(range, op)
+        let extractor = super::hints::extractor_via_text(op, range, param, grouping)
             .map_err(|e| EngineError::Pipeline(e.to_string()))?;
         let mut by_series: std::collections::BTreeMap<Labels, Vec<(i64, f64)>> = Default::default();
         let mut counted = std::collections::HashSet::new();

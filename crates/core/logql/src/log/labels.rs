@@ -1,7 +1,11 @@
 //! The per-line label state of a pipeline: stream labels, structured metadata and parsed labels,
 //! kept apart so that results can be written in both of Loki's encodings.
 
+use std::sync::Arc;
+
 use skald_model::{Label, Labels};
+
+use super::hints::ParserHints;
 
 /// The error label set by failing stages.
 pub const ERROR_LABEL: &str = "__error__";
@@ -106,6 +110,8 @@ pub(crate) struct LabelsBuilder {
     /// Names set as parsed labels during this line: later parsers do not overwrite them
     /// (values unused).
     extracted: Slots,
+    /// The parser hints of a range aggregation (`hints.rs`); `None`: every parser reads all.
+    hints: Option<Arc<ParserHints>>,
 }
 
 impl LabelsBuilder {
@@ -117,7 +123,18 @@ impl LabelsBuilder {
             err: String::new(),
             err_details: String::new(),
             extracted: Slots::default(),
+            hints: None,
         }
+    }
+
+    /// The builder with the parser hints `hints` (none when they leave nothing out).
+    pub(crate) fn with_hints(mut self, hints: &Arc<ParserHints>) -> Self {
+        self.hints = (!hints.is_none()).then(|| hints.clone());
+        self
+    }
+
+    pub(crate) fn hints(&self) -> Option<&ParserHints> {
+        self.hints.as_deref()
     }
 
     /// Clears the per-line state.

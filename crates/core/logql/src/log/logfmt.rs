@@ -35,7 +35,7 @@ pub(crate) fn parse_logfmt(line: &str, strict: bool, keep_empty: bool, lbs: &mut
         if lbs.collides(&key) {
             key.to_mut().push_str(DUPLICATE_SUFFIX);
         }
-        if lbs.extracted(&key) {
+        if lbs.extracted(&key) || !lbs.should_extract(&key) {
             continue;
         }
         let val = dec.value.as_deref().unwrap_or(b"");
@@ -44,6 +44,9 @@ pub(crate) fn parse_logfmt(line: &str, strict: bool, keep_empty: bool, lbs: &mut
         }
         let v = to_label_value(val);
         lbs.set(Category::Parsed, &key, &v);
+        if lbs.all_required_extracted() {
+            break;
+        }
     }
     if strict {
         if let Some(e) = dec.err.take() {

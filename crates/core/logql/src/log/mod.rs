@@ -8,6 +8,7 @@ mod conv;
 mod error;
 mod filter;
 mod format;
+mod hints;
 mod ip;
 mod json;
 mod label_filter;
@@ -19,6 +20,7 @@ mod scan;
 pub mod template;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use regex::Regex;
 use skald_model::labels::go_quote;
@@ -27,6 +29,7 @@ use skald_model::{Label, Labels};
 pub use self::error::{JsonPathError, PatternError, RegexError, StageError};
 use self::filter::{compile_go_regex, plain_literal, LineFilterC};
 use self::format::{LabelFormatter, LineFormatter};
+use self::hints::ParserHints;
 use self::json::{sanitize_label_key, JsonExpressions};
 use self::label_filter::LabelFilterC;
 use self::labels::{Category, LabelsBuilder, DUPLICATE_SUFFIX};
@@ -82,6 +85,21 @@ enum CStage {
     Decolorize,
     Drop(Vec<NamedMatcher>),
     Keep(Vec<NamedMatcher>),
+}
+
+impl CStage {
+    /// The parsers that leave a line alone when the parser hints say so (`hints.rs`).
+    fn honours_hints(&self) -> bool {
+        matches!(
+            self,
+            CStage::Json
+                | CStage::JsonExpr(_)
+                | CStage::Logfmt { .. }
+                | CStage::LogfmtExpr(_)
+                | CStage::Pattern(_)
+                | CStage::Unpack
+        )
+    }
 }
 
 /// The stages in Loki's execution order: line filters move in front of the stages that do
@@ -283,6 +301,9 @@ fn run<'l>(
 ) -> Option<Cow<'l, str>> {
     let mut line: Cow<'l, str> = Cow::Borrowed(line);
     for s in stages {
+        if s.honours_hints() && lbs.parser_skips() {
+            continue;
+        }
         match s {
             CStage::Filters(fs) => {
                 if !fs.iter().all(|f| f.matches(&line)) {
@@ -305,7 +326,7 @@ fn run<'l>(
                         if lbs.collides(&key) {
                             key.to_mut().push_str(DUPLICATE_SUFFIX);
                         }
-                        if lbs.extracted(&key) {
+                        if lbs.extracted(&key) || !lbs.should_extract(&key) {
                             continue;
                         }
                         let v = caps.get(*i).map_or("", |m| m.as_str());
@@ -320,7 +341,7 @@ fn run<'l>(
                     if lbs.collides(&key) {
                         key.push_str(DUPLICATE_SUFFIX);
                     }
-                    if lbs.extracted(&key) {
+                    if lbs.extracted(&key) || !lbs.should_extract(&key) {
                         continue;
                     }
                     lbs.set(Category::Parsed, &key, v);
@@ -465,6 +486,7 @@ pub struct SampleExtractor {
     stages: Vec<CStage>,
     unwrap: Option<UnwrapC>,
     bytes: bool,
+    hints: Arc<ParserHints>,
 }
 
 impl SampleExtractor {
@@ -472,6 +494,17 @@ impl SampleExtractor {
     /// conversion and post-unwrap filters) if present. Without `unwrap`, `op` decides the
     /// value: the line's byte length for `bytes_over_time`/`bytes_rate`, 1.0 otherwise.
     pub fn new(range: &ast::LogRangeExpr, op: RangeOp) -> Result<SampleExtractor, PipelineError> {
+        SampleExtractor::with_grouping(range, op, None)
+    }
+
+    /// [`SampleExtractor::new`] for `op(range)` evaluated with the effective grouping
+    /// `grouping` (its own, or the one a `sum` pushes down): its parsers follow Loki's parser
+    /// hints (see `log/hints.rs`), so they may leave out labels the grouping drops.
+    pub fn with_grouping(
+        range: &ast::LogRangeExpr,
+        op: RangeOp,
+        grouping: Option<&ast::Grouping>,
+    ) -> Result<SampleExtractor, PipelineError> {
         let stages = compile(&range.selector.stages)?;
         let unwrap = match &range.unwrap {
             None => None,
@@ -490,12 +523,14 @@ impl SampleExtractor {
             stages,
             unwrap,
             bytes: matches!(op, RangeOp::BytesOverTime | RangeOp::BytesRate),
+            hints: Arc::new(ParserHints::new(op, range, grouping)),
         })
     }
 
     /// Per-stream state.
     pub fn for_stream(&self, labels: &Labels) -> StreamSampleExtractor<'_> {
-        StreamSampleExtractor { ex: self, lbs: LabelsBuilder::new(labels.clone()) }
+        let lbs = LabelsBuilder::new(labels.clone()).with_hints(&self.hints);
+        StreamSampleExtractor { ex: self, lbs }
     }
 
     /// True when an entry's series labels depend only on its stream and structured metadata:

@@ -60,7 +60,7 @@ impl StoreSource {
             return Ok(None);
         }
         let (series, counted) =
-            self.ingester_samples(range, op, None, from, to)?.unwrap_or_default();
+            self.ingester_samples(range, op, None, None, from, to)?.unwrap_or_default();
         let mut counted_ts: Vec<i64> = counted.iter().map(|c| c.0).collect();
         counted_ts.sort_unstable();
         counted_ts.dedup();
@@ -359,7 +359,7 @@ mod tests {
         evaluate, Limits as EngineLimits, PushedSamples, QueryOutput, QueryParams, QueryResult,
         SelectLimit, Source,
     };
-    use skald_logql::syntax::ast::{Expr, LogSelectorExpr};
+    use skald_logql::syntax::ast::{Expr, Grouping, LogSelectorExpr};
     use skald_model::{Direction, Entry, Label, StreamBatch};
 
     use super::*;
@@ -393,10 +393,11 @@ mod tests {
             range: &LogRangeExpr,
             op: RangeOp,
             param: Option<f64>,
+            grouping: Option<&Grouping>,
             from: i64,
             to: i64,
         ) -> Result<Option<PushedSamples<'_>>, EngineError> {
-            self.0.select_samples(range, op, param, from, to)
+            self.0.select_samples(range, op, param, grouping, from, to)
         }
     }
 

@@ -24,7 +24,7 @@ use skald_logql::engine::{
 };
 use skald_logql::log::LiteralScan;
 use skald_logql::syntax::ast::LogSelectorExpr;
-use skald_logql::syntax::ast::{LogRangeExpr, RangeOp, SampleExpr};
+use skald_logql::syntax::ast::{Grouping, LogRangeExpr, RangeOp};
 use skald_model::{Entry, EntryBatch, Labels, StreamBatch};
 use skald_proto::ingester::IngesterQuery;
 
@@ -302,6 +302,7 @@ impl Source for StoreSource {
         range: &LogRangeExpr,
         op: RangeOp,
         param: Option<f64>,
+        grouping: Option<&Grouping>,
         from: i64,
         to: i64,
     ) -> Result<Option<PushedSamples<'_>>, EngineError> {
@@ -316,7 +317,9 @@ impl Source for StoreSource {
         if self.hidden(start, to)?.is_some() || self.cut_by_retention(start).is_some() {
             return Ok(None);
         }
-        let Some((series, counted)) = self.ingester_samples(range, op, param, from, to)? else {
+        let Some((series, counted)) =
+            self.ingester_samples(range, op, param, grouping, from, to)?
+        else {
             return Ok(None);
         };
         let plan = self.index_plan(selector, from.saturating_add(1), to)?;
@@ -400,13 +403,15 @@ impl StoreSource {
     }
 
     /// The samples `op(range)` makes of what the ingesters hold in `(from, to)`, by series,
-    /// and `(ts, hash)` of every entry they counted; `None` without ingesters.
+    /// and `(ts, hash)` of every entry they counted; `None` without ingesters. The grouping
+    /// travels in the expression, for the ingesters' parser hints.
     #[allow(clippy::type_complexity)]
     fn ingester_samples(
         &self,
         range: &LogRangeExpr,
         op: RangeOp,
         param: Option<f64>,
+        grouping: Option<&Grouping>,
         from: i64,
         to: i64,
     ) -> Result<Option<(Vec<SampleBatch>, HashSet<(i64, u64)>)>, EngineError> {
@@ -414,12 +419,7 @@ impl StoreSource {
         let Some(ingester) = &self.querier.ingester else {
             return Ok(None);
         };
-        let expr = SampleExpr::RangeAggregation {
-            op,
-            range: Box::new(range.clone()),
-            param,
-            grouping: None,
-        };
+        let expr = skald_logql::engine::pushed_sample_expr(op, range, param, grouping);
         let query = IngesterQuery {
             sample_expr: expr.to_string(),
             ..self.ingester_query(selector, from.saturating_add(1), to)

@@ -108,11 +108,17 @@ pub(crate) const MAX_JSON_DEPTH: usize = 512;
 /// The error a line nested deeper than [`MAX_JSON_DEPTH`] gets.
 const ERR_TOO_DEEP: &str = "json nesting too deep";
 
-/// `| json` without parameters: every scalar field, nested keys joined with `_`.
+/// Not an error: the parser hints' names were all extracted, the rest of the line is not read.
+const FOUND_ALL: &str = "found all required labels";
+
+/// `| json` without parameters: every scalar field (the parser hints' only), nested keys
+/// joined with `_`.
 pub(crate) fn parse_json(line: &str, lbs: &mut LabelsBuilder) {
     let mut prefix: Vec<String> = Vec::new();
-    if let Err(e) = json_object(line.as_bytes(), &mut prefix, lbs) {
-        lbs.set_error(JSON_PARSER_ERR, Some(e));
+    match json_object(line.as_bytes(), &mut prefix, lbs) {
+        Ok(()) => {}
+        Err(e) if e == FOUND_ALL => {}
+        Err(e) => lbs.set_error(JSON_PARSER_ERR, Some(e)),
     }
 }
 
@@ -125,10 +131,21 @@ fn json_object(
         match v.ty {
             ValueType::String | ValueType::Number | ValueType::Boolean => {
                 json_label(key, value, v.ty, prefix, lbs);
+                if lbs.all_required_extracted() {
+                    return Err(FOUND_ALL);
+                }
                 Ok(())
             }
             ValueType::Object => {
                 let len = prefix.len();
+                if lbs.hints().is_some() {
+                    prefix.push(String::from_utf8_lossy(key).into_owned());
+                    let wanted = lbs.should_extract_prefix(&build_prefix(prefix));
+                    prefix.truncate(len);
+                    if !wanted {
+                        return Ok(());
+                    }
+                }
                 if len >= MAX_JSON_DEPTH {
                     return Err(ERR_TOO_DEEP);
                 }
@@ -175,7 +192,7 @@ fn json_label(
         prefix.pop();
         Cow::Owned(name)
     };
-    if name.is_empty() || lbs.extracted(&name) {
+    if name.is_empty() || lbs.extracted(&name) || !lbs.should_extract(&name) {
         return;
     }
     let v = read_value(value, ty);
@@ -272,7 +289,7 @@ pub(crate) fn unpack(line: &str, lbs: &mut LabelsBuilder) -> Option<String> {
         if lbs.collides(&k) {
             k.push_str(DUPLICATE_SUFFIX);
         }
-        if lbs.extracted(&k) {
+        if lbs.extracted(&k) || !lbs.should_extract(&k) {
             return Ok(());
         }
         pending.push((sanitize_label_key(&k).into_owned(), unescape_to_string(value).into_owned()));
