@@ -27,12 +27,23 @@ pub struct IngesterQuery {
     pub limit: u32,
     /// Which edge `limit` counts from.
     pub backward: bool,
-    /// [`IngesterService::query_samples`] only: the range aggregation as LogQL text, with
-    /// the grouping it is evaluated with (inside the `sum` that pushes it down when it is not
-    /// its own), for the parser hints.
+    /// [`IngesterService::query_samples`] only: the range aggregation as LogQL text.
     pub sample_expr: String,
+    /// [`IngesterService::query_samples`] only: the grouping its samples are evaluated with
+    /// (its own, or the `sum`'s it is pushed down from), for the parser hints. `None`: no
+    /// grouping, or an older querier (the range aggregation's own grouping then applies).
+    pub sample_grouping: Option<SampleGrouping>,
     /// Sharding by stream: only the streams of this shard (`None`: every stream).
     pub shard: Option<skald_model::Shard>,
+}
+
+/// A grouping `by (labels)` or `without (labels)` ([`IngesterQuery::sample_grouping`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SampleGrouping {
+    /// true for `without`.
+    pub without: bool,
+    /// The label names.
+    pub labels: Vec<String>,
 }
 
 /// One sample pushed down from an ingester: its time, value, and the identity of the entry
@@ -397,6 +408,9 @@ fn query_to_pb(tenant: &str, query: IngesterQuery) -> crate::skald_ingester_v1::
         sample_expr: query.sample_expr,
         shard_index: query.shard.map_or(0, |s| s.index),
         shard_count: query.shard.map_or(0, |s| s.count),
+        has_grouping: query.sample_grouping.is_some(),
+        grouping_without: query.sample_grouping.as_ref().is_some_and(|g| g.without),
+        grouping_labels: query.sample_grouping.map(|g| g.labels).unwrap_or_default(),
     }
 }
 
@@ -426,6 +440,10 @@ fn query_from_pb(
             limit: req.limit,
             backward: req.backward,
             sample_expr: req.sample_expr,
+            sample_grouping: req.has_grouping.then_some(SampleGrouping {
+                without: req.grouping_without,
+                labels: req.grouping_labels,
+            }),
             shard,
         },
     ))
@@ -592,5 +610,22 @@ mod tests {
         assert_eq!(query_from_pb(old.clone()).map(|(_, q)| q.shard).ok(), Some(None));
         let bad = crate::skald_ingester_v1::QueryRequest { shard_index: 7, shard_count: 7, ..old };
         assert!(query_from_pb(bad).is_err());
+    }
+
+    #[test]
+    fn the_sample_grouping_travels_and_an_older_querier_sends_none() {
+        for g in [
+            Some(SampleGrouping { without: false, labels: vec!["level".into()] }),
+            Some(SampleGrouping { without: true, labels: vec!["pod".into(), "app".into()] }),
+            Some(SampleGrouping::default()),
+            None,
+        ] {
+            let q = IngesterQuery { sample_grouping: g.clone(), ..Default::default() };
+            let back = query_from_pb(query_to_pb("t", q)).map(|(_, q)| q.sample_grouping);
+            assert_eq!(back.ok(), Some(g));
+        }
+        // the fields an older querier does not set: no grouping (`by ()` is has_grouping)
+        let old = crate::skald_ingester_v1::QueryRequest::default();
+        assert_eq!(query_from_pb(old).map(|(_, q)| q.sample_grouping).ok(), Some(None));
     }
 }

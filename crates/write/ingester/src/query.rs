@@ -9,7 +9,9 @@ use skald_logql::engine::SelectLimit;
 use skald_logql::log::{Pipeline, SampleExtractor};
 use skald_logql::syntax::ast::Stage;
 use skald_model::{LabelMatcher, Labels, Stream};
-use skald_proto::ingester::{sample_hash, IngesterQuery, PushedSample, SeriesSamples};
+use skald_proto::ingester::{
+    sample_hash, IngesterQuery, PushedSample, SampleGrouping, SeriesSamples,
+};
 
 use crate::error::{IngesterError, Result};
 use crate::stream::StreamSnapshot;
@@ -101,7 +103,8 @@ impl Ingester {
         query: &IngesterQuery,
         stop: &AtomicBool,
     ) -> Result<Vec<SeriesSamples>> {
-        let (extractor, stages) = compile_extractor(&query.sample_expr)?;
+        let (extractor, stages) =
+            compile_extractor(&query.sample_expr, query.sample_grouping.as_ref())?;
         let scan = Scan::new(&stages, query);
         let mut by_series: HashMap<Labels, Vec<PushedSample>> = HashMap::new();
         let mut check = StopCheck::new(stop);
@@ -260,19 +263,23 @@ impl<'q> Scan<'q> {
     }
 }
 
-/// Compiles a pushed-down range aggregation (LogQL text) into its sample extractor; also
-/// returns its pipeline's stages.
-fn compile_extractor(text: &str) -> Result<(SampleExtractor, Vec<Stage>)> {
-    use skald_logql::syntax::ast::Expr;
+/// Compiles a pushed-down range aggregation (LogQL text) into its sample extractor, its
+/// parsers following the parser hints of `grouping` (the one the querier evaluates it with:
+/// the samples keep their series' labels, the querier groups them); also returns its
+/// pipeline's stages.
+fn compile_extractor(
+    text: &str,
+    grouping: Option<&SampleGrouping>,
+) -> Result<(SampleExtractor, Vec<Stage>)> {
+    use skald_logql::syntax::ast::{Expr, Grouping};
     let bad = |reason: String| IngesterError::InvalidSampleExpr { text: text.to_string(), reason };
     let Expr::Sample(expr) =
         skald_logql::syntax::parse_expr(text).map_err(|e| bad(e.to_string()))?
     else {
         return Err(bad("not a range aggregation".to_string()));
     };
-    // the grouping it carries is the one the querier evaluates it with: for the parser hints
-    // only (the samples keep their series' labels; the querier groups them)
-    match skald_logql::engine::pushed_extractor(&expr) {
+    let grouping = grouping.map(|g| Grouping { without: g.without, labels: g.labels.clone() });
+    match skald_logql::engine::pushed_extractor(&expr, grouping.as_ref()) {
         Some(Ok((extractor, _, range))) => Ok((extractor, range.selector.stages.clone())),
         Some(Err(e)) => Err(bad(e.to_string())),
         None => Err(bad("not a range aggregation".to_string())),

@@ -14,15 +14,15 @@
 //!
 //! What a parser leaves out line by line (the parser hints with the labels a grouping by
 //! names needs) is the sample extractor's: `log/hints.rs`, given the effective grouping
-//! ([`SampleExtractor::with_grouping`]). An ingester gets that grouping in the expression it
-//! is sent ([`pushed_sample_expr`], [`pushed_extractor`]).
+//! ([`SampleExtractor::with_grouping`]). An ingester gets that grouping beside the expression
+//! it is sent ([`pushed_sample_expr`], [`pushed_extractor`]).
 
 use std::borrow::Cow;
 
 use crate::log::template::Template;
 use crate::log::{Pipeline, PipelineError, SampleExtractor};
 use crate::syntax::ast::{
-    Grouping, LabelFormatOp, LogRangeExpr, ParserStage, RangeOp, SampleExpr, Stage, VectorOp,
+    Grouping, LabelFormatOp, LogRangeExpr, ParserStage, RangeOp, SampleExpr, Stage,
 };
 
 /// The range expression Loki evaluates for `op(range)` with the effective grouping `grouping`
@@ -63,10 +63,11 @@ pub(crate) fn effective_range<'r>(
     Ok(Cow::Owned(out))
 }
 
-/// `op(range)` as LogQL text that also carries the grouping it is evaluated with, for a
-/// holder that extracts its samples ([`pushed_extractor`]): the range aggregation with that
-/// grouping when it is its own, else inside the `sum` that pushes it down (a range
-/// aggregation `sum` pushes into takes no grouping of its own).
+/// What a querier sends a holder of recent lines for `op(range)` evaluated with `grouping`:
+/// the range aggregation as it was always sent (LogQL text: its own grouping kept where LogQL
+/// has one for it; a range aggregation that a `sum` pushes down takes none), and the grouping
+/// itself, which travels in fields of its own (`QueryRequest.grouping_*`) so that an ingester
+/// of an older version, which ignores them, still answers: it runs every parser then.
 pub fn pushed_sample_expr(
     op: RangeOp,
     range: &LogRangeExpr,
@@ -81,44 +82,29 @@ pub fn pushed_sample_expr(
             | RangeOp::Rate
             | RangeOp::CountOverTime
     );
-    let own = SampleExpr::RangeAggregation {
+    SampleExpr::RangeAggregation {
         op,
         range: Box::new(range.clone()),
         param,
         grouping: if pushable { None } else { grouping.cloned() },
-    };
-    match grouping {
-        Some(g) if pushable => SampleExpr::VectorAggregation {
-            op: VectorOp::Sum,
-            expr: Box::new(own),
-            param: None,
-            // `by ()` prints (and parses) as no grouping: a `sum`'s grouping by nothing
-            grouping: (g.without || !g.labels.is_empty()).then(|| g.clone()),
-        },
-        _ => own,
     }
 }
 
-/// The sample extractor of a [`pushed_sample_expr`] (its parsers follow the parser hints of
-/// the grouping it carries) and its range aggregation's operation and range; `None` when
-/// `expr` is no such expression.
-pub fn pushed_extractor(
-    expr: &SampleExpr,
-) -> Option<Result<(SampleExtractor, RangeOp, &LogRangeExpr), PipelineError>> {
-    let by_nothing = Grouping { without: false, labels: Vec::new() };
-    let (op, range, grouping) = match expr {
-        SampleExpr::RangeAggregation { op, range, grouping, .. } => (*op, range, grouping.clone()),
-        SampleExpr::VectorAggregation { op: VectorOp::Sum, expr, grouping, .. } => {
-            match super::metric::unparen(expr) {
-                SampleExpr::RangeAggregation { op, range, grouping: None, .. } => {
-                    (*op, range, Some(grouping.clone().unwrap_or(by_nothing)))
-                }
-                _ => return None,
-            }
-        }
-        _ => return None,
+/// The sample extractor of a [`pushed_sample_expr`] whose parsers follow the parser hints of
+/// `grouping` (the grouping sent beside it; `None` from an older querier: the range
+/// aggregation's own, if any), with its operation and range; `None` when `expr` is not a
+/// range aggregation.
+pub fn pushed_extractor<'e>(
+    expr: &'e SampleExpr,
+    grouping: Option<&Grouping>,
+) -> Option<Result<(SampleExtractor, RangeOp, &'e LogRangeExpr), PipelineError>> {
+    let SampleExpr::RangeAggregation { op, range, grouping: own, .. } =
+        super::metric::unparen(expr)
+    else {
+        return None;
     };
-    Some(SampleExtractor::with_grouping(range, op, grouping.as_ref()).map(|x| (x, op, &**range)))
+    let grouping = grouping.or(own.as_ref());
+    Some(SampleExtractor::with_grouping(range, *op, grouping).map(|x| (x, *op, &**range)))
 }
 
 /// The extractor an ingester builds for `op(range)` evaluated with `grouping`: through the
@@ -134,7 +120,7 @@ pub(crate) fn extractor_via_text(
     let Ok(crate::syntax::ast::Expr::Sample(pushed)) = crate::syntax::parse_expr(&text) else {
         panic!("a pushed expression parses: {text}");
     };
-    pushed_extractor(&pushed).expect("a pushed range aggregation").map(|(x, _, _)| x)
+    pushed_extractor(&pushed, grouping).expect("a pushed range aggregation").map(|(x, _, _)| x)
 }
 
 /// A stage that reads the line a `line_format` before it writes: a parser or a line filter.

@@ -404,7 +404,7 @@ impl StoreSource {
 
     /// The samples `op(range)` makes of what the ingesters hold in `(from, to)`, by series,
     /// and `(ts, hash)` of every entry they counted; `None` without ingesters. The grouping
-    /// travels in the expression, for the ingesters' parser hints.
+    /// travels beside the expression, for the ingesters' parser hints.
     #[allow(clippy::type_complexity)]
     fn ingester_samples(
         &self,
@@ -422,6 +422,10 @@ impl StoreSource {
         let expr = skald_logql::engine::pushed_sample_expr(op, range, param, grouping);
         let query = IngesterQuery {
             sample_expr: expr.to_string(),
+            sample_grouping: grouping.map(|g| skald_proto::ingester::SampleGrouping {
+                without: g.without,
+                labels: g.labels.clone(),
+            }),
             ..self.ingester_query(selector, from.saturating_add(1), to)
         };
         let recent = self

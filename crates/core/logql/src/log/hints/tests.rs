@@ -6,13 +6,20 @@ use skald_model::Labels;
 
 use crate::engine::pushed_extractor;
 use crate::log::SampleExtractor;
-use crate::syntax::ast::{Expr, SampleExpr};
+use crate::syntax::ast::{Expr, Grouping, SampleExpr, VectorOp};
 
 /// The extractor the engine (and an ingester) builds for `q`: a range aggregation with its
 /// own grouping, or inside the `sum` that pushes its grouping down.
 fn extractor(q: &str) -> SampleExtractor {
     let Expr::Sample(e) = crate::syntax::parse_expr(q).unwrap() else { panic!("{q}") };
-    pushed_extractor(&e).unwrap().unwrap().0
+    match &e {
+        SampleExpr::VectorAggregation { op: VectorOp::Sum, expr, grouping, .. } => {
+            let by_nothing = Grouping { without: false, labels: vec![] };
+            let g = grouping.clone().unwrap_or(by_nothing);
+            pushed_extractor(expr, Some(&g)).unwrap().unwrap().0
+        }
+        _ => pushed_extractor(&e, None).unwrap().unwrap().0,
+    }
 }
 
 /// The sample of `line` in stream `{app="x", pod="p1"}`: `(value, series labels)`, or `None`
@@ -129,7 +136,7 @@ fn a_name_with_the_duplicate_suffix_also_stands_for_the_name() {
 }
 
 #[test]
-fn pushed_expressions_carry_the_grouping() {
+fn pushed_expressions_with_their_grouping_give_the_same_hints() {
     use crate::engine::pushed_sample_expr;
     for q in [
         D02543,
@@ -160,7 +167,7 @@ fn pushed_expressions_carry_the_grouping() {
         let Expr::Sample(back) = crate::syntax::parse_expr(&pushed).unwrap() else { panic!() };
         let direct = SampleExtractor::with_grouping(range, op, grouping.as_ref()).unwrap();
         assert_eq!(
-            pushed_extractor(&back).unwrap().unwrap().0.hints,
+            pushed_extractor(&back, grouping.as_ref()).unwrap().unwrap().0.hints,
             direct.hints,
             "{q}: {pushed}"
         );
