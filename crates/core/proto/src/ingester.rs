@@ -56,7 +56,7 @@ pub struct SeriesSamples {
 
 /// Identity of an entry for sample deduplication ([`skald_model::entry_hash`]): two replicas,
 /// or an ingester and a flushed chunk, give the same entry the same hash.
-pub fn sample_hash(stream_fingerprint: u64, line: &str) -> u64 {
+pub fn sample_hash(stream_fingerprint: u64, line: &[u8]) -> u64 {
     skald_model::entry_hash(stream_fingerprint, line)
 }
 
@@ -178,7 +178,7 @@ mod convert {
                 .into_iter()
                 .map(|e| pb::Entry {
                     ts: e.ts,
-                    line: e.line,
+                    line: e.line.into_bytes(),
                     structured_metadata: e
                         .structured_metadata
                         .into_iter()
@@ -197,7 +197,7 @@ mod convert {
                 .into_iter()
                 .map(|e| Entry {
                     ts: e.ts,
-                    line: e.line,
+                    line: e.line.into(),
                     structured_metadata: e
                         .structured_metadata
                         .into_iter()
