@@ -82,9 +82,13 @@ fn templates_count_and_keep_the_line_bytes() {
 }
 
 #[test]
-fn decolorize_and_unchanged_lines_keep_their_bytes() {
+fn decolorize_unpack_and_unchanged_lines_keep_their_bytes() {
     let (line, _) = run_one(r#"{a="b"} | decolorize"#, b"\x1b[31m\xe9t\xe9\x1b[0m").unwrap();
     assert_eq!(line, b"\xe9t\xe9");
     let (line, _) = run_one(r#"{a="b"} | json"#, LINE).unwrap();
     assert_eq!(line, LINE);
+    // `unpack`'s `_entry` is a Go string: its bytes become the line
+    let (line, labels) =
+        run_one(r#"{a="b"} | unpack"#, b"{\"_entry\":\"caf\xe9\",\"k\":\"v\"}").unwrap();
+    assert_eq!((line.as_slice(), labels.get("k")), (&b"caf\xe9"[..], Some("v")));
 }

@@ -337,7 +337,7 @@ fn run<'l>(
             }
             CStage::Unpack => {
                 if let Some(entry) = json::unpack(&line, lbs) {
-                    line = Cow::Owned(entry.into_bytes());
+                    line = Cow::Owned(entry);
                 }
             }
             CStage::LabelFilter(f) => {

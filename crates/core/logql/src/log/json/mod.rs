@@ -248,7 +248,7 @@ impl JsonExpressions {
 
 /// `| unpack`: a JSON object whose `_entry` field becomes the line and whose other string
 /// fields become labels. Returns the new line when the entry was packed.
-pub(crate) fn unpack(line: &[u8], lbs: &mut LabelsBuilder) -> Option<String> {
+pub(crate) fn unpack(line: &[u8], lbs: &mut LabelsBuilder) -> Option<Vec<u8>> {
     let data = line;
     if data.is_empty() {
         return None;
@@ -257,15 +257,15 @@ pub(crate) fn unpack(line: &[u8], lbs: &mut LabelsBuilder) -> Option<String> {
         lbs.set_error(JSON_PARSER_ERR, Some(ERR_UNEXPECTED_OBJECT));
         return None;
     }
-    let mut entry: Option<String> = None;
+    let mut entry: Option<Vec<u8>> = None;
     let mut pending: Vec<(String, String)> = Vec::new();
     let r = object_each(data, |key, value, v| -> Result<(), &'static str> {
         if v.ty != ValueType::String {
             return Ok(());
         }
         if key == b"_entry" {
-            let b = unescape(value)?;
-            entry = Some(String::from_utf8_lossy(&b).into_owned());
+            // the new line's bytes, as unescaped (a Go string: invalid UTF-8 kept)
+            entry = Some(unescape(value)?.into_owned());
             return Ok(());
         }
         let mut k = String::from_utf8_lossy(key).into_owned();
@@ -415,7 +415,7 @@ mod tests {
         let mut b = builder();
         let line =
             unpack((r#"{"_entry":"hello \"x\"","container":"c1","n":1}"#).as_bytes(), &mut b);
-        assert_eq!(line.as_deref(), Some(r#"hello "x""#));
+        assert_eq!(line.as_deref(), Some(&br#"hello "x""#[..]));
         assert_eq!(b.get("container"), Some("c1"));
         let mut b = builder();
         assert_eq!(unpack((r#"{"method":"GET","path":"/api"#).as_bytes(), &mut b), None);
