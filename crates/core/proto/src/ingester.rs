@@ -591,4 +591,23 @@ mod tests {
         let bad = crate::skald_ingester_v1::QueryRequest { shard_index: 7, shard_count: 7, ..old };
         assert!(query_from_pb(bad).is_err());
     }
+
+    /// A line that is not UTF-8 crosses the wire byte for byte; `line` was a `string` once,
+    /// and a message of that time (UTF-8 lines) reads the same.
+    #[test]
+    fn a_line_travels_as_its_bytes() {
+        use prost::Message;
+        let stream = skald_model::Stream {
+            labels: Labels::parse(r#"{a="b"}"#).unwrap_or_default(),
+            entries: vec![skald_model::Entry {
+                ts: 7,
+                line: b"caf\xe9 \xe2\x82".to_vec().into(),
+                structured_metadata: vec![],
+            }],
+        };
+        let bytes = convert::stream_to_pb(stream.clone()).encode_to_vec();
+        let back =
+            crate::skald_ingester_v1::Stream::decode(bytes.as_slice()).map(convert::stream_from_pb);
+        assert_eq!(back.ok(), Some(stream));
+    }
 }
