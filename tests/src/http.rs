@@ -88,7 +88,7 @@ pub fn encode_push_streams(
                             seconds: ts.div_euclid(1_000_000_000),
                             nanos: ts.rem_euclid(1_000_000_000) as i32,
                         }),
-                        line,
+                        line: line.into(),
                         structured_metadata: vec![],
                         parsed: vec![],
                     })

@@ -186,7 +186,7 @@ fn try_stored_lines(store: &Store) -> Option<(Vec<String>, usize)> {
     let mut lines = Vec::new();
     for bytes in &objects {
         let chunk = skald_chunk::Chunk::parse(bytes).unwrap();
-        lines.extend(chunk.iter_entries(i64::MIN, i64::MAX).map(|e| e.unwrap().line));
+        lines.extend(chunk.iter_entries(i64::MIN, i64::MAX).map(|e| e.unwrap().line.to_string()));
     }
     lines.sort();
     lines.dedup();

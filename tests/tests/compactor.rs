@@ -386,7 +386,7 @@ fn stored_lines(store: &KillStore) -> Vec<String> {
         let Some(bytes) = (store.read)(&path) else { continue };
         let chunk = skald_chunk::Chunk::parse(&bytes).unwrap();
         for e in chunk.iter_entries(i64::MIN, i64::MAX) {
-            lines.push(e.unwrap().line);
+            lines.push(e.unwrap().line.to_string());
         }
     }
     lines.sort();

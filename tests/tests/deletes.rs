@@ -122,7 +122,7 @@ fn chunk_lines(objects: Vec<Vec<u8>>) -> Vec<String> {
     for bytes in objects {
         let chunk = skald_chunk::Chunk::parse(&bytes).unwrap();
         for e in chunk.iter_entries(i64::MIN, i64::MAX) {
-            lines.push(e.unwrap().line);
+            lines.push(e.unwrap().line.to_string());
         }
     }
     lines.sort();

@@ -85,7 +85,7 @@ fn dataset() -> Vec<Stream> {
                     .unwrap_or_default();
                 slot.1.push(Entry {
                     ts: e[0].as_str().unwrap().parse().unwrap(),
-                    line: e[1].as_str().unwrap().to_string(),
+                    line: e[1].as_str().unwrap().into(),
                     structured_metadata,
                 });
             }

@@ -152,7 +152,11 @@ fn expected(recs: &[Recorded]) -> BTreeMap<Labels, Vec<Row>> {
             let rows = out.entry(parse_labels(&s.labels)).or_default();
             for e in s.entries {
                 let sm = e.structured_metadata.into_iter().map(|p| (p.name, p.value)).collect();
-                rows.push((ts_ns(e.timestamp.as_ref().unwrap()), e.line, sm));
+                rows.push((
+                    ts_ns(e.timestamp.as_ref().unwrap()),
+                    String::from_utf8(e.line).unwrap(),
+                    sm,
+                ));
             }
         }
     }

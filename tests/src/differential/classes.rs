@@ -52,7 +52,6 @@ pub const CLASSES: &[Class] = &[
         kind: Kind::Loki,
         matches: regex_simplified,
     },
-    Class { name: "open-invalid-utf8-stored-replaced", kind: Kind::Open, matches: invalid_utf8 },
 ];
 
 /// The first class that explains the differences, if any.
@@ -177,26 +176,6 @@ fn tie_order(r: &Request, loki: &Value, skald: &Value, _: &[String]) -> bool {
         && loki["status"] == 200
         && skald["status"] == 200
         && values_by_time(loki) == values_by_time(skald)
-}
-
-fn number(s: &str) -> Option<f64> {
-    s.trim_matches('"').parse().ok()
-}
-
-/// Lines with bytes that are not UTF-8: Loki stores the bytes and writes U+FFFD only in JSON
-/// answers; Skald stores U+FFFD (3 bytes for each invalid byte), so byte counts, `len`, and
-/// logfmt error positions over such lines are larger in Skald.
-fn invalid_utf8(_: &Request, loki: &Value, skald: &Value, diffs: &[String]) -> bool {
-    loki["status"] == 200
-        && skald["status"] == 200
-        && diffs.iter().all(|d| {
-            let Some((_, values)) = d.split_once(": ") else { return false };
-            let Some((a, b)) = values.split_once(" != ") else { return false };
-            if d.contains("__error_details__") {
-                return a.contains("logfmt syntax error at pos");
-            }
-            matches!((number(a), number(b)), (Some(x), Some(y)) if y > x)
-        })
 }
 
 /// `detected_fields`: Loki samples lines per split and keeps fields from Go maps, so its own

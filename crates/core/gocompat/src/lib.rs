@@ -11,4 +11,5 @@ pub mod json;
 pub mod logfmt;
 pub mod strconv;
 pub mod time;
+pub mod utf8;
 pub mod varint;

@@ -146,7 +146,9 @@ fn bench_line_filter_pipeline(c: &mut Criterion) {
             b.iter(|| {
                 let mut kept = 0usize;
                 for (i, l) in lines.iter().enumerate() {
-                    kept += usize::from(sp.process_ref(i as i64, black_box(l), &[]).is_some());
+                    kept += usize::from(
+                        sp.process_ref(i as i64, black_box(l.as_bytes()), &[]).is_some(),
+                    );
                 }
                 kept
             })
@@ -209,7 +211,9 @@ fn bench_parsers(c: &mut Criterion) {
             b.iter(|| {
                 let mut kept = 0usize;
                 for (i, l) in data.iter().enumerate() {
-                    kept += usize::from(sp.process_ref(i as i64, black_box(l), &[]).is_some());
+                    kept += usize::from(
+                        sp.process_ref(i as i64, black_box(l.as_bytes()), &[]).is_some(),
+                    );
                 }
                 kept
             })
@@ -221,7 +225,8 @@ fn bench_parsers(c: &mut Criterion) {
             b.iter(|| {
                 let mut kept = 0usize;
                 for (i, l) in data.iter().enumerate() {
-                    kept += usize::from(sp.process(i as i64, black_box(l), &[]).is_some());
+                    kept +=
+                        usize::from(sp.process(i as i64, black_box(l.as_bytes()), &[]).is_some());
                 }
                 kept
             })
@@ -259,7 +264,7 @@ fn bench_count_over_time(c: &mut Criterion) {
             entries: (0..100_000usize)
                 .map(|i| Entry {
                     ts: T0 + (i as i64) * 2_000_000 + s as i64,
-                    line: lines[(s * 2000 + i) % lines.len()].clone(),
+                    line: (lines[(s * 2000 + i) % lines.len()].clone()).into(),
                     structured_metadata: vec![Label::new(
                         "detected_level",
                         if i % 10 == 0 { "error" } else { "info" },

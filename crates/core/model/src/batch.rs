@@ -1,9 +1,9 @@
 //! Column-wise entries: what the query engine reads. One batch holds a stream's entries as a
-//! timestamp column, one text buffer for all lines and an interned list of structured-metadata
+//! timestamp column, one byte buffer for all lines and an interned list of structured-metadata
 //! sets, so building, reading and dropping a batch costs a handful of allocations, not several
 //! per entry.
 
-use crate::{Entry, Label, Labels, Stream, Timestamp};
+use crate::{Entry, Label, Labels, Line, Stream, Timestamp};
 
 /// How many distinct metadata sets are searched when interning a new entry's set. Beyond this,
 /// sets are stored without sharing (correct, only less compact).
@@ -14,7 +14,7 @@ const INTERN_SEARCH: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryBatch {
     ts: Vec<Timestamp>,
-    text: String,
+    text: Vec<u8>,
     /// End offset of each line in `text`.
     ends: Vec<usize>,
     /// Distinct metadata sets; set 0 is the empty set.
@@ -33,8 +33,8 @@ impl Default for EntryBatch {
 pub struct EntryRef<'a> {
     /// Nanoseconds since the Unix epoch.
     pub ts: Timestamp,
-    /// The log line.
-    pub line: &'a str,
+    /// The log line's bytes (not necessarily UTF-8).
+    pub line: &'a [u8],
     /// The entry's structured metadata.
     pub structured_metadata: &'a [Label],
     /// Equal for entries of this batch with equal structured metadata (0 = none), below
@@ -47,7 +47,7 @@ impl EntryRef<'_> {
     pub fn to_entry(&self) -> Entry {
         Entry {
             ts: self.ts,
-            line: self.line.to_string(),
+            line: Line::from(self.line),
             structured_metadata: self.structured_metadata.to_vec(),
         }
     }
@@ -58,7 +58,7 @@ impl EntryBatch {
     pub fn new() -> Self {
         EntryBatch {
             ts: Vec::new(),
-            text: String::new(),
+            text: Vec::new(),
             ends: Vec::new(),
             sets: vec![Vec::new()],
             set_of: Vec::new(),
@@ -69,7 +69,7 @@ impl EntryBatch {
     pub fn with_capacity(entries: usize, bytes: usize) -> Self {
         EntryBatch {
             ts: Vec::with_capacity(entries),
-            text: String::with_capacity(bytes),
+            text: Vec::with_capacity(bytes),
             ends: Vec::with_capacity(entries),
             sets: vec![Vec::new()],
             set_of: Vec::with_capacity(entries),
@@ -125,10 +125,11 @@ impl EntryBatch {
     }
 
     /// Appends one entry.
-    pub fn push(&mut self, ts: Timestamp, line: &str, structured_metadata: &[Label]) {
+    pub fn push(&mut self, ts: Timestamp, line: impl AsRef<[u8]>, structured_metadata: &[Label]) {
+        let line = line.as_ref();
         let set = self.intern(structured_metadata);
         self.ts.push(ts);
-        self.text.push_str(line);
+        self.text.extend_from_slice(line);
         self.ends.push(self.text.len());
         self.set_of.push(set);
     }
@@ -157,12 +158,11 @@ impl EntryBatch {
     /// profiles); metadata ids may change.
     pub fn retain_indices(&mut self, mut keep: impl FnMut(usize) -> bool) {
         let n = self.len();
-        let mut text = std::mem::take(&mut self.text).into_bytes();
+        let text = &mut self.text;
         let (mut kept, mut start, mut at) = (0, 0, 0);
         for i in 0..n {
             let end = self.ends[i];
             if keep(i) {
-                // whole lines move towards the front, so `text` stays UTF-8
                 text.copy_within(start..end, at);
                 at += end - start;
                 self.ts[kept] = self.ts[i];
@@ -176,8 +176,6 @@ impl EntryBatch {
         self.ts.truncate(kept);
         self.ends.truncate(kept);
         self.set_of.truncate(kept);
-        self.text = String::from_utf8(text)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         // renumber the sets still used, in their order (set 0, the empty set, stays)
         let mut new_id = vec![u32::MAX; self.sets.len()];
         new_id[0] = 0;
@@ -272,7 +270,7 @@ impl EntryBatch {
             if run.len() == 1 || !run_has_dup(run) {
                 run.iter().for_each(|&i| out.push_ref(self.get(i)));
             } else {
-                let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+                let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
                 for &i in run {
                     let e = self.get(i);
                     if seen.insert(e.line) {
@@ -329,7 +327,7 @@ mod tests {
     fn e(ts: i64, line: &str, meta: &[(&str, &str)]) -> Entry {
         Entry {
             ts,
-            line: line.to_string(),
+            line: line.into(),
             structured_metadata: meta.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
         }
     }
@@ -349,7 +347,7 @@ mod tests {
         assert_eq!(b.metadata_sets(), 3);
         let ids: Vec<u32> = b.iter().map(|e| e.metadata_id).collect();
         assert_eq!(ids, vec![0, 1, 2, 1]);
-        assert_eq!(b.get(2).line, "");
+        assert_eq!(b.get(2).line, b"");
     }
 
     #[test]
@@ -365,8 +363,12 @@ mod tests {
             .as_slice(),
         );
         b.sort_dedup();
-        let got: Vec<(i64, String, usize)> =
-            b.iter().map(|e| (e.ts, e.line.to_string(), e.structured_metadata.len())).collect();
+        let got: Vec<(i64, String, usize)> = b
+            .iter()
+            .map(|e| {
+                (e.ts, String::from_utf8_lossy(e.line).into_owned(), e.structured_metadata.len())
+            })
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -382,8 +384,8 @@ mod tests {
             [e(1, "z", &[]), e(1, "a", &[]), e(1, "z", &[]), e(2, "q", &[])].as_slice(),
         );
         b.sort_dedup();
-        let got: Vec<(i64, &str)> = b.iter().map(|e| (e.ts, e.line)).collect();
-        assert_eq!(got, vec![(1, "z"), (1, "a"), (2, "q")]);
+        let got: Vec<(i64, &[u8])> = b.iter().map(|e| (e.ts, e.line)).collect();
+        assert_eq!(got, vec![(1, &b"z"[..]), (1, b"a"), (2, b"q")]);
     }
 
     #[test]
@@ -391,8 +393,10 @@ mod tests {
         let a = EntryBatch::from([e(1, "a", &[("k", "v")])].as_slice());
         let b = EntryBatch::from([e(2, "b", &[]), e(3, "c", &[("k", "w")])].as_slice());
         let all = EntryBatch::concat(vec![EntryBatch::new(), a.clone(), EntryBatch::new(), b]);
-        let got: Vec<(i64, &str, usize)> =
-            all.iter().map(|e| (e.ts, e.line, e.structured_metadata.len())).collect();
+        let got: Vec<(i64, &str, usize)> = all
+            .iter()
+            .map(|e| (e.ts, std::str::from_utf8(e.line).unwrap(), e.structured_metadata.len()))
+            .collect();
         assert_eq!(got, vec![(1, "a", 1), (2, "b", 0), (3, "c", 1)]);
         assert_eq!(
             EntryBatch::concat(vec![EntryBatch::new(), a.clone()]).to_entries(),

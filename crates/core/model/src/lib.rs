@@ -5,11 +5,13 @@
 mod batch;
 /// Label sets, label-name rules and Go-style quoting.
 pub mod labels;
+mod line;
 mod matcher;
 mod shard;
 
 pub use batch::{EntryBatch, EntryRef, StreamBatch};
 pub use labels::{Label, Labels, LabelsParseError};
+pub use line::Line;
 pub use matcher::{LabelMatcher, MatchType, MatcherError};
 pub use shard::{in_shard, Shard, ShardParseError};
 
@@ -21,8 +23,8 @@ pub type Timestamp = i64;
 pub struct Entry {
     /// Nanoseconds since the Unix epoch.
     pub ts: Timestamp,
-    /// The log line, exactly as pushed.
-    pub line: String,
+    /// The log line, exactly as pushed (its bytes, which need not be UTF-8).
+    pub line: Line,
     /// Per-entry key/value pairs that are not part of the stream's identity.
     pub structured_metadata: Vec<Label>,
 }
@@ -84,9 +86,9 @@ pub fn fingerprint(labels: &Labels) -> u64 {
 
 /// Identity of an entry across copies (replicas, an ingester and a flushed chunk): xxh3 of its
 /// stream's fingerprint and its line. With the timestamp it tells one entry from another.
-pub fn entry_hash(stream_fingerprint: u64, line: &str) -> u64 {
+pub fn entry_hash(stream_fingerprint: u64, line: &[u8]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(&stream_fingerprint.to_le_bytes());
-    h.update(line.as_bytes());
+    h.update(line);
     h.digest()
 }

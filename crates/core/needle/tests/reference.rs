@@ -164,7 +164,7 @@ fn accepted_lines_satisfy_needles_and_pass_the_filters() {
                 let mut sp = pipeline.for_stream(&s.labels);
                 let mut any = false;
                 for (line, meta) in &s.lines {
-                    if sp.process(0, line, meta).is_none() {
+                    if sp.process(0, line.as_bytes(), meta).is_none() {
                         continue;
                     }
                     any = true;

@@ -69,7 +69,7 @@ pub struct SeriesSamples {
 
 /// Identity of an entry for sample deduplication ([`skald_model::entry_hash`]): two replicas,
 /// or an ingester and a flushed chunk, give the same entry the same hash.
-pub fn sample_hash(stream_fingerprint: u64, line: &str) -> u64 {
+pub fn sample_hash(stream_fingerprint: u64, line: &[u8]) -> u64 {
     skald_model::entry_hash(stream_fingerprint, line)
 }
 
@@ -191,7 +191,7 @@ mod convert {
                 .into_iter()
                 .map(|e| pb::Entry {
                     ts: e.ts,
-                    line: e.line,
+                    line: e.line.into_bytes(),
                     structured_metadata: e
                         .structured_metadata
                         .into_iter()
@@ -210,7 +210,7 @@ mod convert {
                 .into_iter()
                 .map(|e| Entry {
                     ts: e.ts,
-                    line: e.line,
+                    line: e.line.into(),
                     structured_metadata: e
                         .structured_metadata
                         .into_iter()
@@ -627,5 +627,24 @@ mod tests {
         // the fields an older querier does not set: no grouping (`by ()` is has_grouping)
         let old = crate::skald_ingester_v1::QueryRequest::default();
         assert_eq!(query_from_pb(old).map(|(_, q)| q.sample_grouping).ok(), Some(None));
+    }
+
+    /// A line that is not UTF-8 crosses the wire byte for byte; `line` was a `string` once,
+    /// and a message of that time (UTF-8 lines) reads the same.
+    #[test]
+    fn a_line_travels_as_its_bytes() {
+        use prost::Message;
+        let stream = skald_model::Stream {
+            labels: Labels::parse(r#"{a="b"}"#).unwrap_or_default(),
+            entries: vec![skald_model::Entry {
+                ts: 7,
+                line: b"caf\xe9 \xe2\x82".to_vec().into(),
+                structured_metadata: vec![],
+            }],
+        };
+        let bytes = convert::stream_to_pb(stream.clone()).encode_to_vec();
+        let back =
+            crate::skald_ingester_v1::Stream::decode(bytes.as_slice()).map(convert::stream_from_pb);
+        assert_eq!(back.ok(), Some(stream));
     }
 }

@@ -517,7 +517,7 @@ mod tests {
             labels: Labels::parse(&format!("{{job=\"s{i}\"}}")).unwrap(),
             entries: vec![Entry {
                 ts: i as i64,
-                line: format!("line {i}"),
+                line: format!("line {i}").into(),
                 structured_metadata: vec![],
             }],
         }

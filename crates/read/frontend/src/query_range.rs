@@ -716,7 +716,7 @@ mod tests {
     fn entries_are_counted_across_streams() {
         let entry = |ts| ResultEntry {
             ts,
-            line: String::new(),
+            line: String::new().into(),
             structured_metadata: Labels::default(),
             parsed: Labels::default(),
         };

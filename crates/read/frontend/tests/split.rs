@@ -87,7 +87,7 @@ async fn write_chunk(
     let mut builder = ChunkBuilder::new(256 * 1024);
     for (ts, line) in entries {
         builder
-            .append(&Entry { ts: *ts, line: line.clone(), structured_metadata: vec![] })
+            .append(&Entry { ts: *ts, line: line.clone().into(), structured_metadata: vec![] })
             .unwrap();
     }
     let encoded = builder.finish().unwrap();

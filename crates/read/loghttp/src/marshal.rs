@@ -124,9 +124,9 @@ fn entry_json(e: &ResultEntry, categorize: bool) -> Value {
         if !e.parsed.is_empty() {
             meta.insert("parsed".into(), labels_json(&e.parsed));
         }
-        json!([e.ts.to_string(), e.line, Value::Object(meta)])
+        json!([e.ts.to_string(), e.line.to_str_lossy(), Value::Object(meta)])
     } else {
-        json!([e.ts.to_string(), e.line])
+        json!([e.ts.to_string(), e.line.to_str_lossy()])
     }
 }
 
@@ -151,7 +151,7 @@ pub fn legacy_streams_json(streams: &[ResultStream]) -> Vec<Value> {
             let entries: Vec<Value> = s
                 .entries
                 .iter()
-                .map(|e| json!({"ts": rfc3339_nano(e.ts), "line": e.line}))
+                .map(|e| json!({"ts": rfc3339_nano(e.ts), "line": e.line.to_str_lossy()}))
                 .collect();
             json!({"labels": s.labels.to_string(), "entries": entries})
         })
@@ -335,7 +335,7 @@ mod tests {
     fn streams_output(lines: usize, line: &str) -> QueryOutput {
         let entry = |i: usize| ResultEntry {
             ts: 1_700_000_000_000_000_000 + i as i64,
-            line: line.to_string(),
+            line: line.into(),
             structured_metadata: Labels::parse(r#"{trace="t\"1"}"#).unwrap_or_default(),
             parsed: Labels::parse(r#"{level="info"}"#).unwrap_or_default(),
         };
@@ -390,6 +390,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn lines_that_are_not_utf8_show_one_replacement_character_per_byte() {
+        // Go's encoding/json: every byte of an invalid sequence is one U+FFFD (Rust's
+        // from_utf8_lossy would write one for `\xe2\x82`)
+        let e = ResultEntry {
+            ts: 5,
+            line: b"a\xe2\x82b \xff".to_vec().into(),
+            structured_metadata: Labels::default(),
+            parsed: Labels::default(),
+        };
+        assert_eq!(entry_json(&e, false), json!(["5", "a\u{FFFD}\u{FFFD}b \u{FFFD}"]));
+        let s = ResultStream { labels: Labels::default(), entries: vec![e] };
+        assert_eq!(
+            legacy_streams_json(&[s])[0]["entries"][0]["line"],
+            json!("a\u{FFFD}\u{FFFD}b \u{FFFD}")
+        );
     }
 
     #[test]

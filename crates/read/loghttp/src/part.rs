@@ -74,7 +74,7 @@ pub fn to_part(out: &QueryOutput, store: &StoreFigures) -> pb::QueryPart {
                         .iter()
                         .map(|e| pb::Entry {
                             ts: e.ts,
-                            line: e.line.clone(),
+                            line: e.line.to_vec(),
                             structured_metadata: labels_pb(&e.structured_metadata),
                             parsed: labels_pb(&e.parsed),
                         })
@@ -143,7 +143,7 @@ pub fn from_part(part: pb::QueryPart) -> Result<(QueryOutput, StoreFigures), Par
                         .into_iter()
                         .map(|e| ResultEntry {
                             ts: e.ts,
-                            line: e.line,
+                            line: e.line.into(),
                             structured_metadata: labels_of(e.structured_metadata),
                             parsed: labels_of(e.parsed),
                         })

@@ -62,7 +62,8 @@ impl RangeQuery {
     /// Reads and checks a range query as the querier does, in Loki's order: the range, then
     /// `limit`, `direction`, `step`, `interval`, the query, a log query's limit against
     /// `max_entries_limit_per_query`, `max_query_lookback` (a range older than it shrinks to
-    /// its end), `max_query_length`, and a metric query's step alignment.
+    /// its end), `max_query_length`, a metric query's step in whole milliseconds (as Loki's
+    /// frontend carries it) and its step alignment.
     pub fn prepare(p: &Params, limits: &Limits, now: i64) -> Result<RangeQuery, ParamError> {
         Self::prepare_with(p, limits, now, |p, start, end| {
             Ok((params::parse_step(p, start, end)?, params::parse_interval(p)?))
@@ -137,6 +138,10 @@ impl RangeQuery {
         // answer, before `max_query_length` is checked, as in Loki's frontend)
         let start = lookback_range(limits, start, end, now).map_or(end, |(s, _)| s);
         check_query_length(limits, start, end)?;
+        // Loki's frontend carries a metric query's step in whole milliseconds
+        // (`LokiRequest.Step`): `step=67.6` (67.599999999 s as a Go duration) runs as 67.599 s
+        let step_ns =
+            if log || step_ns < 1_000_000 { step_ns } else { step_ns / 1_000_000 * 1_000_000 };
         // a metric query's steps on multiples of the step when it may be split
         let (start, end) = if log || limits.split_queries_by_interval.is_zero() {
             (start, end)
@@ -390,6 +395,22 @@ mod tests {
     const NOW: i64 = 1793500000 * S + 123_456_789;
 
     /// A part request carries the prepared range and reads back to the same query.
+    /// Loki's frontend carries the step in whole milliseconds: `step=67.6` parses to the Go
+    /// duration 67.599999999 s and runs as 67.599 s (the differential corpus' `d02439`).
+    #[test]
+    fn a_metric_querys_step_is_whole_milliseconds() {
+        let step = |q: &str| RangeQuery::prepare(&params(q), &limits(), NOW).map(|r| r.step_ns);
+        let metric = "query=rate({a=\"b\"}[1m])&start=1793491217&end=1793494243";
+        assert_eq!(step(&format!("{metric}&step=67.6")), Ok(67_599_000_000));
+        assert_eq!(step(&format!("{metric}&step=1.234567891")), Ok(1_234_000_000));
+        assert_eq!(step(&format!("{metric}&step=60")), Ok(60 * S));
+        // under a millisecond, and log queries, keep theirs
+        let short = "query=rate({a=\"b\"}[1m])&start=1793491217&end=1793491217.001&step=0.0005";
+        assert_eq!(step(short), Ok(500_000));
+        let log = "query={a=\"b\"}&start=1793491217&end=1793494243&step=67.6";
+        assert_eq!(step(log), Ok(67_599_999_999));
+    }
+
     #[test]
     fn a_prepared_query_prepares_to_itself() {
         let queries = [

@@ -342,8 +342,11 @@ impl Parsers {
             let mut sp = p.for_stream(&base);
             sp.process_ref(entry.ts, &entry.line, &[]).map(|r| r.labels().parsed)
         };
-        let json =
-            if nests_deeper_than(&entry.line, MAX_JSON_DEPTH) { None } else { run(&self.json) };
+        let json = if nests_deeper_than(&entry.line.to_str_lossy(), MAX_JSON_DEPTH) {
+            None
+        } else {
+            run(&self.json)
+        };
         let (parsed, parser) = match json {
             Some(parsed) if parsed.get(ERROR_LABEL).is_none() => (parsed, "json"),
             _ => match run(&self.logfmt) {
@@ -354,7 +357,11 @@ impl Parsers {
         for l in parsed.iter().filter(|l| !is_error_label(&l.name)) {
             push_value(&mut fields, &l.name, &l.value);
         }
-        let paths = if parser == "json" { json_paths(&entry.line, &base) } else { HashMap::new() };
+        let paths = if parser == "json" {
+            json_paths(&entry.line.to_str_lossy(), &base)
+        } else {
+            HashMap::new()
+        };
         ParsedEntry { fields, parser: Some(parser), paths }
     }
 }
@@ -701,7 +708,7 @@ mod tests {
         let parsers = Parsers::new().unwrap();
         let entry = ResultEntry {
             ts: 1,
-            line: line.to_string(),
+            line: line.into(),
             structured_metadata: Labels::default(),
             parsed: Labels::default(),
         };
@@ -723,7 +730,7 @@ mod tests {
         let parsers = Parsers::new().unwrap();
         let entry = ResultEntry {
             ts: 1,
-            line: deep,
+            line: deep.into(),
             structured_metadata: Labels::default(),
             parsed: Labels::default(),
         };
@@ -736,7 +743,7 @@ mod tests {
         let stream = labels(&[("job", "worker")]);
         let entry = |line: &str| ResultEntry {
             ts: 1,
-            line: line.to_string(),
+            line: line.into(),
             structured_metadata: Labels::default(),
             parsed: Labels::default(),
         };
@@ -755,7 +762,7 @@ mod tests {
         let stream = labels(&[("job", "web")]);
         let entry = |line: &str, sm: &[(&str, &str)]| ResultEntry {
             ts: 1,
-            line: line.to_string(),
+            line: line.into(),
             structured_metadata: labels(sm),
             parsed: Labels::default(),
         };

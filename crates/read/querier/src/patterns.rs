@@ -14,6 +14,7 @@
 //! The answer follows Loki's querier: counts are bucketed by `step` (at least 10s), patterns
 //! with fewer than 30 lines in the window are dropped, at most 300 are kept, sorted by total.
 
+use skald_gocompat::utf8::lossy;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -247,7 +248,7 @@ where
         let Some(first) = batch.entries.iter().next() else { continue };
         // a stream's format is guessed from its first line, as Loki does
         let stream = by_stream.entry(batch.labels).or_insert_with(|| StreamPatterns {
-            format: detect_format(first.line),
+            format: detect_format(&lossy(first.line)),
             by_level: HashMap::new(),
         });
         for e in batch.entries.iter() {
@@ -257,7 +258,7 @@ where
                 .by_level
                 .entry(level)
                 .or_insert_with(|| Drain::new(settings.clone(), format))
-                .train(e.line, e.ts);
+                .train(&lossy(e.line), e.ts);
         }
     }
     let mut merged: BTreeMap<(String, String), BTreeMap<i64, i64>> = BTreeMap::new();

@@ -201,7 +201,7 @@ pub(crate) struct Sent {
 
 impl Sent {
     /// True the first time an entry is offered.
-    pub(crate) fn first(&mut self, labels: &Labels, ts: i64, line: &str) -> bool {
+    pub(crate) fn first(&mut self, labels: &Labels, ts: i64, line: &[u8]) -> bool {
         let mut h = DefaultHasher::new();
         labels.hash().hash(&mut h);
         ts.hash(&mut h);
@@ -385,7 +385,7 @@ mod tests {
             labels: Labels::from_vec(labels.iter().map(|(k, v)| Label::new(*k, *v)).collect()),
             entries: entries
                 .iter()
-                .map(|(ts, l)| Entry { ts: *ts, line: l.to_string(), structured_metadata: vec![] })
+                .map(|(ts, l)| Entry { ts: *ts, line: l.into(), structured_metadata: vec![] })
                 .collect(),
         }
     }
@@ -404,7 +404,7 @@ mod tests {
         .unwrap();
         assert_eq!(out.len(), 1);
         let lines: Vec<(i64, &str)> =
-            out[0].entries.iter().map(|e| (e.ts, e.line.as_str())).collect();
+            out[0].entries.iter().map(|e| (e.ts, e.line.as_str().unwrap())).collect();
         assert_eq!(lines, vec![(1, "one"), (2, "two"), (3, "three")]);
         assert_eq!(out[0].labels.to_string(), r#"{job="a", x="1"}"#);
     }
@@ -443,9 +443,9 @@ mod tests {
     fn copies_are_sent_once() {
         let mut sent = Sent::default();
         let l = Labels::from_vec(vec![Label::new("job", "a")]);
-        assert!(sent.first(&l, 1, "x"));
-        assert!(!sent.first(&l, 1, "x"));
-        assert!(sent.first(&l, 2, "x"));
-        assert!(sent.first(&l, 1, "y"));
+        assert!(sent.first(&l, 1, b"x"));
+        assert!(!sent.first(&l, 1, b"x"));
+        assert!(sent.first(&l, 2, b"x"));
+        assert!(sent.first(&l, 1, b"y"));
     }
 }

@@ -41,7 +41,7 @@ impl HeadBlock {
 
     /// Raw bytes `entry` would add to this block (an upper bound for the timestamp varint).
     #[inline]
-    pub(crate) fn entry_raw_len(line: &str, structured_metadata: &[Label]) -> usize {
+    pub(crate) fn entry_raw_len(line: &[u8], structured_metadata: &[Label]) -> usize {
         10 + uvarint_len(line.len() as u64)
             + line.len()
             + Self::metadata_raw_len(structured_metadata)
@@ -59,7 +59,7 @@ impl HeadBlock {
     }
 
     /// Appends one entry; the caller guarantees `entry.ts >= self.max_ts` when not empty.
-    pub(crate) fn push(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) {
+    pub(crate) fn push(&mut self, ts: i64, line: &[u8], structured_metadata: &[Label]) {
         if self.entries == 0 {
             // the columns were released at the last cut: make room for a block like that
             // one at once rather than growing (and copying) their way up to it
@@ -76,7 +76,7 @@ impl HeadBlock {
         }
         self.max_ts = ts;
         put_uvarint(&mut self.line_lens, line.len() as u64);
-        self.lines.extend_from_slice(line.as_bytes());
+        self.lines.extend_from_slice(line);
         put_uvarint(&mut self.metadata, structured_metadata.len() as u64);
         for l in structured_metadata {
             put_uvarint(&mut self.metadata, l.name.len() as u64);
@@ -164,7 +164,7 @@ pub(crate) fn metadata_pairs(column: &[u8]) -> std::collections::HashSet<(&str, 
 pub struct DecodedBlock {
     timestamps: Vec<i64>,
     line_ends: Vec<u32>,
-    lines: String,
+    lines: Vec<u8>,
     /// The metadata set of each entry (an index into `sets`).
     set_of: Vec<u32>,
     /// The distinct metadata sets of the block.
@@ -206,12 +206,8 @@ impl DecodedBlock {
             line_ends.push(end as u32);
         }
         let line_bytes = r.bytes(end, "lines")?;
-        let lines = std::str::from_utf8(line_bytes)
-            .map_err(|_| Error::corrupt("lines are not valid utf-8"))?
-            .to_owned();
-        if !line_ends.iter().all(|&e| lines.is_char_boundary(e as usize)) {
-            return Err(Error::corrupt("a line boundary splits a utf-8 character"));
-        }
+        // lines are bytes, kept as pushed: they need not be UTF-8
+        let lines = line_bytes.to_vec();
 
         // Entries of a block mostly share a few metadata sets (e.g. `detected_level`): each
         // distinct encoding is decoded once and the entries point at it, so decoding
@@ -290,11 +286,6 @@ impl DecodedBlock {
 
     /// Every line's bytes, concatenated without separators.
     pub fn lines_bytes(&self) -> &[u8] {
-        self.lines.as_bytes()
-    }
-
-    /// Every line, concatenated without separators.
-    pub fn lines_str(&self) -> &str {
         &self.lines
     }
 
@@ -319,8 +310,7 @@ impl DecodedBlock {
     ///
     /// # Panics
     /// When `i >= self.len()`.
-    pub fn line(&self, i: usize) -> &str {
-        // Boundaries were checked to be char boundaries when decoding.
+    pub fn line(&self, i: usize) -> &[u8] {
         self.lines.get(self.line_range(i)).unwrap_or_default()
     }
 
@@ -347,7 +337,7 @@ impl DecodedBlock {
     pub fn entry(&self, i: usize) -> Entry {
         Entry {
             ts: self.ts(i),
-            line: self.line(i).to_owned(),
+            line: self.line(i).into(),
             structured_metadata: self.structured_metadata(i),
         }
     }
@@ -383,7 +373,7 @@ mod tests {
     use super::*;
 
     fn e(ts: i64, line: &str) -> Entry {
-        Entry { ts, line: line.to_string(), structured_metadata: vec![] }
+        Entry { ts, line: line.into(), structured_metadata: vec![] }
     }
 
     fn build(entries: &[Entry]) -> DecodedBlock {
@@ -407,15 +397,17 @@ mod tests {
         assert_eq!(b.entry_index_at_offset(3), 2);
         assert_eq!(b.entry_index_at_offset(5), 3);
         assert_eq!(b.entry_index_at_offset(6), 4);
-        assert_eq!(b.line(1), "");
-        assert_eq!(b.line(2), "de");
+        assert_eq!(b.line(1), b"");
+        assert_eq!(b.line(2), b"de");
         assert_eq!(b.first_index_at_or_after(3), 2);
     }
 
     #[test]
-    fn rejects_split_utf8_boundaries() {
-        // Two lines "\u{e9}" encoded as lengths 1 and 1 over the bytes c3 a9.
+    fn lines_need_not_be_utf8() {
+        // Two lines of lengths 1 and 1 over the bytes c3 a9 (one "\u{e9}" split in two):
+        // lines are bytes, kept as pushed (Loki keeps a Go string's bytes)
         let raw = [0x02, 0x00, 0x01, 0x01, 0xc3, 0xa9, 0x00, 0x00];
-        assert!(DecodedBlock::decode(&raw, 2, 1, 1).is_err());
+        let b = DecodedBlock::decode(&raw, 2, 1, 1).unwrap();
+        assert_eq!((b.line(0), b.line(1)), (&[0xc3][..], &[0xa9][..]));
     }
 }

@@ -207,7 +207,7 @@ impl ChunkBuilder {
         self.stats_head.forget_ids();
     }
 
-    fn append_parts(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) -> Result<()> {
+    fn append_parts(&mut self, ts: i64, line: &[u8], structured_metadata: &[Label]) -> Result<()> {
         self.append_inner(ts, line, structured_metadata, None)
     }
 
@@ -216,7 +216,7 @@ impl ChunkBuilder {
     fn append_inner(
         &mut self,
         ts: i64,
-        line: &str,
+        line: &[u8],
         structured_metadata: &[Label],
         metadata_id: Option<u32>,
     ) -> Result<()> {
@@ -251,7 +251,7 @@ impl ChunkBuilder {
     fn track_stats(
         &mut self,
         ts: i64,
-        line: &str,
+        line: &[u8],
         structured_metadata: &[Label],
         metadata_id: Option<u32>,
     ) {
@@ -261,7 +261,7 @@ impl ChunkBuilder {
             self.pending_line = Some(line.len());
         } else if self.stats_usable {
             self.settle_pending_line();
-            let crc = crc32c::crc32c(line.as_bytes());
+            let crc = crc32c::crc32c(line);
             match self.same_ts_lines.binary_search(&crc) {
                 // the same line at the same timestamp, or a CRC collision: either way the
                 // statistics could count an entry readers keep once

@@ -20,7 +20,7 @@ fn needle_chunk(version: u8) -> (EncodedChunk, Vec<Entry>) {
         } else {
             vec![Label::new("detected_level", "info")]
         };
-        let e = Entry { ts: 1_000 + i * 1_000_000, line, structured_metadata };
+        let e = Entry { ts: 1_000 + i * 1_000_000, line: line.into(), structured_metadata };
         b.append(&e).unwrap();
         entries.push(e);
     }
@@ -132,7 +132,7 @@ fn filters_are_the_lines_and_metadata_of_each_block() {
             vec![Label::new("trace_id", format!("t-{i:05}")), Label::new("user", "u1")]
         };
         let line = format!("level=info msg=\"request {i}\" path=/api/v1/thing/{}", i % 97);
-        let e = Entry { ts: 1_000 + i, line, structured_metadata };
+        let e = Entry { ts: 1_000 + i, line: line.into(), structured_metadata };
         b.append(&e).unwrap();
         entries.push(e);
     }
@@ -144,7 +144,7 @@ fn filters_are_the_lines_and_metadata_of_each_block() {
     for (i, meta) in c.blocks().iter().enumerate() {
         let in_block: Vec<&Entry> =
             entries.iter().filter(|e| meta.min_ts <= e.ts && e.ts <= meta.max_ts).collect();
-        let lines: Vec<u8> = in_block.iter().flat_map(|e| e.line.bytes()).collect();
+        let lines: Vec<u8> = in_block.iter().flat_map(|e| e.line.iter().copied()).collect();
         let pairs = in_block
             .iter()
             .flat_map(|e| &e.structured_metadata)

@@ -27,7 +27,7 @@
 //! let encoded = b.finish()?;
 //! let chunk = Chunk::parse(&encoded.bytes)?;
 //! let block = chunk.decode_block(0)?;
-//! assert_eq!(block.line(1), "world");
+//! assert_eq!(block.line(1), b"world");
 //! # Ok::<(), skald_chunk::Error>(())
 //! ```
 #![warn(missing_docs)]

@@ -4,7 +4,7 @@ use skald_model::{Entry, Label};
 use crate::*;
 
 fn entry(ts: i64, line: &str) -> Entry {
-    Entry { ts, line: line.to_string(), structured_metadata: vec![] }
+    Entry { ts, line: line.into(), structured_metadata: vec![] }
 }
 
 fn build(entries: &[Entry], block_size: usize, codec: Codec) -> EncodedChunk {
@@ -31,7 +31,8 @@ fn sample(n: usize) -> Vec<Entry> {
             line: format!(
                 "level=info msg=\"request {i}\" path=/api/v1/thing/{} status=200",
                 i % 97
-            ),
+            )
+            .into(),
             structured_metadata: if i % 3 == 0 {
                 vec![Label::new("trace_id", format!("{i:x}"))]
             } else {
@@ -391,7 +392,7 @@ fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
         raw.into_iter()
             .map(|(delta, line, structured_metadata)| {
                 ts += delta;
-                Entry { ts, line, structured_metadata }
+                Entry { ts, line: line.into(), structured_metadata }
             })
             .collect()
     })
@@ -410,7 +411,7 @@ fn stats_entries(raw: Vec<(i64, String, u8)>, base: i64) -> Vec<Entry> {
             30..=38 => vec![Label::new("k", "v"), Label::new("level", "info")],
             _ => vec![Label::new("id", format!("{delta}"))],
         };
-        entries.push(Entry { ts, line, structured_metadata });
+        entries.push(Entry { ts, line: line.into(), structured_metadata });
     }
     entries
 }
@@ -441,7 +442,7 @@ proptest! {
         let enc = b.finish().unwrap();
         check_stats(&enc.bytes);
         let c = Chunk::parse(&enc.bytes).unwrap();
-        let mut keys: Vec<(i64, &str)> = entries.iter().map(|e| (e.ts, e.line.as_str())).collect();
+        let mut keys: Vec<(i64, &str)> = entries.iter().map(|e| (e.ts, e.line.as_str().unwrap())).collect();
         keys.sort_unstable();
         let dups = keys.windows(2).any(|w| w[0] == w[1]);
         if dups {

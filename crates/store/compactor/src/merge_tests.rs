@@ -58,7 +58,7 @@ fn compactor(f: &Fixture, target: u64) -> Compactor {
 fn entry(ts: i64, line: String, md: &[(&str, &str)]) -> Entry {
     Entry {
         ts,
-        line,
+        line: line.into(),
         structured_metadata: md
             .iter()
             .map(|(n, v)| Label { name: n.to_string(), value: v.to_string() })
@@ -92,7 +92,7 @@ async fn answers(f: &Fixture) -> BTreeMap<String, Vec<(i64, String, Vec<Label>)>
             let chunk = Chunk::from_bytes(f.store.get(&c.key("t")).await.unwrap()).unwrap();
             for e in chunk.iter_entries(i64::MIN, i64::MAX) {
                 let e = e.unwrap();
-                set.insert((e.ts, e.line, e.structured_metadata));
+                set.insert((e.ts, e.line.to_string(), e.structured_metadata));
             }
         }
         out.insert(s.labels.to_string(), set.into_iter().collect());

@@ -55,7 +55,7 @@ fn encode(t0: i64, n: i64, tag: &str) -> skald_chunk::EncodedChunk {
     for i in 0..n {
         b.append(&Entry {
             ts: t0 + i * SEC,
-            line: format!("{tag} line {i} status=200 path=/x/{}", i % 7),
+            line: format!("{tag} line {i} status=200 path=/x/{}", i % 7).into(),
             structured_metadata: vec![],
         })
         .unwrap();
@@ -82,7 +82,7 @@ async fn answers(f: &Fixture) -> BTreeMap<String, Vec<(i64, String)>> {
             let chunk = Chunk::from_bytes(f.store.get(&c.key("t")).await.unwrap()).unwrap();
             lines.extend(chunk.iter_entries(i64::MIN, i64::MAX).map(|e| {
                 let e = e.unwrap();
-                (e.ts, e.line)
+                (e.ts, e.line.to_string())
             }));
         }
         lines.sort();

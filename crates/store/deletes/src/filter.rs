@@ -99,7 +99,7 @@ pub struct StreamDeletes<'a> {
 impl StreamDeletes<'_> {
     /// Whether the entry is deleted: inside a part's window (both ends inclusive, as Loki)
     /// and, when the part filters lines, accepted by its pipeline.
-    pub fn is_deleted(&mut self, ts: i64, line: &str, structured_metadata: &[Label]) -> bool {
+    pub fn is_deleted(&mut self, ts: i64, line: &[u8], structured_metadata: &[Label]) -> bool {
         self.parts.iter_mut().any(|(p, pipeline)| {
             if ts < p.start_ns || ts > p.end_ns {
                 return false;
@@ -139,11 +139,11 @@ mod tests {
     fn selector_window_and_line_filter() {
         let d = TenantDeletes::compile(&[group(r#"{app="a"} |= "secret""#, 10, 20)], |_, _| true);
         let mut s = d.for_stream(&labels(r#"{app="a", env="x"}"#)).unwrap();
-        assert!(s.is_deleted(10_000_000, "a secret line", &[]));
-        assert!(s.is_deleted(20_000_000, "a secret line", &[]));
-        assert!(!s.is_deleted(20_000_001, "a secret line", &[]));
-        assert!(!s.is_deleted(9_999_999, "a secret line", &[]));
-        assert!(!s.is_deleted(15_000_000, "public", &[]));
+        assert!(s.is_deleted(10_000_000, b"a secret line", &[]));
+        assert!(s.is_deleted(20_000_000, b"a secret line", &[]));
+        assert!(!s.is_deleted(20_000_001, b"a secret line", &[]));
+        assert!(!s.is_deleted(9_999_999, b"a secret line", &[]));
+        assert!(!s.is_deleted(15_000_000, b"public", &[]));
         assert!(d.for_stream(&labels(r#"{app="b"}"#)).is_none());
     }
 
@@ -151,7 +151,7 @@ mod tests {
     fn without_filter_everything_in_window() {
         let d = TenantDeletes::compile(&[group(r#"{app="a"} | json"#, 0, 5)], |_, _| true);
         let mut s = d.for_stream(&labels(r#"{app="a"}"#)).unwrap();
-        assert!(s.is_deleted(1, "not json", &[]));
+        assert!(s.is_deleted(1, b"not json", &[]));
         assert!(d.overlaps(5_000_000, 6_000_000));
         assert!(!d.overlaps(5_000_001, 6_000_000));
     }

@@ -347,7 +347,7 @@ mod tests {
         for (i, l) in lines.iter().enumerate() {
             b.append(&Entry {
                 ts: t0 + i as i64 * SEC,
-                line: l.to_string(),
+                line: l.into(),
                 structured_metadata: vec![],
             })
             .unwrap();
@@ -369,7 +369,7 @@ mod tests {
             let key = skald_chunk_store::ChunkKey::parse(&path).unwrap();
             let chunk = Chunk::from_bytes(f.objects.get(&key).await.unwrap()).unwrap();
             for e in chunk.iter_entries(i64::MIN, i64::MAX) {
-                out.push(e.unwrap().line);
+                out.push(e.unwrap().line.to_string());
             }
         }
         out.sort();

@@ -167,7 +167,7 @@ fn decode_snappy_proto(data: &[u8], limits: &DecodeLimits) -> Result<Vec<RawStre
                 .into_iter()
                 .map(|e| Entry {
                     ts: e.timestamp.map(timestamp_ns).unwrap_or(0),
-                    line: e.line,
+                    line: e.line.into(),
                     structured_metadata: e
                         .structured_metadata
                         .into_iter()
@@ -435,7 +435,8 @@ fn decode_entry(c: &mut Cursor<'_>) -> Result<Entry, JsonError> {
                 if c.kind()? != Kind::String {
                     return Err(JsonError::MalformedString);
                 }
-                e.line = c.string()?.into_owned();
+                // json-iterator keeps a string's bytes: a line that is not UTF-8 stays so
+                e.line = c.string_bytes()?.into_owned().into();
             }
             2 => {
                 if c.kind()? != Kind::Object {
@@ -551,5 +552,33 @@ mod tests {
         assert!(decode_json(br#"{"streams":[{"values":[["99999999999999999999","x"]]}]}"#).is_err());
         assert!(decode_json(br#"{"streams":[{"values":[["1","x"]]}"#).is_err());
         assert!(decode_json(br#"[1]"#).is_err());
+    }
+
+    #[test]
+    fn lines_keep_bytes_that_are_not_utf8() {
+        // JSON: json-iterator keeps a string's raw bytes; escapes still decode
+        let body = b"{\"streams\":[{\"stream\":{\"a\":\"b\"},\"values\":[[\"1\",\"caf\xe9 \xff\"],[\"2\",\"\xfe\\n\\u00e9\"]]}]}";
+        let s = decode_json(body).unwrap();
+        assert_eq!(s[0].entries[0].line, &b"caf\xe9 \xff"[..]);
+        assert_eq!(s[0].entries[1].line, &b"\xfe\n\xc3\xa9"[..]);
+        // protobuf: `line` is a Go string on the wire; its bytes arrive unchanged
+        let req = logproto::PushRequest {
+            streams: vec![logproto::StreamAdapter {
+                labels: r#"{a="b"}"#.into(),
+                entries: vec![logproto::EntryAdapter {
+                    timestamp: Some(prost_types::Timestamp { seconds: 1, nanos: 0 }),
+                    line: b"x\xe2\x82y".to_vec(),
+                    structured_metadata: vec![],
+                    parsed: vec![],
+                }],
+                hash: 0,
+            }],
+            format: String::new(),
+        };
+        let body = snap::raw::Encoder::new().compress_vec(&req.encode_to_vec()).unwrap();
+        let limits = DecodeLimits { max_recv_msg_size: 0, max_decompressed_size: 0 };
+        let s = decode_push_body(&body, Some("application/x-protobuf"), None, &limits).unwrap();
+        assert_eq!(s[0].entries[0].line, &b"x\xe2\x82y"[..]);
+        assert_eq!(s[0].entries[0].ts, 1_000_000_000);
     }
 }

@@ -537,13 +537,16 @@ impl Distributor {
             if e.line.len() <= max || max <= suffix.len() {
                 continue;
             }
+            let mut line = std::mem::take(&mut e.line).into_bytes();
+            // never inside a UTF-8 character (the line's other bytes are kept as pushed)
             let mut cut = max - suffix.len();
-            while !e.line.is_char_boundary(cut) {
+            while cut > 0 && line[cut] & 0xC0 == 0x80 {
                 cut -= 1;
             }
-            bytes += (e.line.len() - cut) as u64;
-            e.line.truncate(cut);
-            e.line.push_str(suffix);
+            bytes += (line.len() - cut) as u64;
+            line.truncate(cut);
+            line.extend_from_slice(suffix.as_bytes());
+            e.line = line.into();
             samples += 1;
         }
         if samples > 0 {
@@ -609,7 +612,7 @@ impl Distributor {
                     if let Some(level) = self.levels.detect(
                         stream_level.as_deref(),
                         &mut e.structured_metadata,
-                        &e.line,
+                        &e.line.to_str_lossy(),
                     ) {
                         e.structured_metadata.push(Label::new(DETECTED_LEVEL, level));
                     }

@@ -545,8 +545,11 @@ pub fn otlp_to_streams(
                 } else {
                     now_ns
                 };
-                let entry =
-                    Entry { ts, line: value_as_string(rec.body.as_ref()), structured_metadata: sm };
+                let entry = Entry {
+                    ts,
+                    line: value_as_string(rec.body.as_ref()).into(),
+                    structured_metadata: sm,
+                };
                 if log_labels.is_empty() {
                     out.push(labels_str.clone(), entry);
                 } else {

@@ -94,7 +94,7 @@ fn push_json(line: &str) -> String {
 }
 
 fn lines(ing: &MockIngester) -> Vec<String> {
-    ing.streams().iter().flat_map(|s| s.entries.iter().map(|e| e.line.clone())).collect()
+    ing.streams().iter().flat_map(|s| s.entries.iter().map(|e| e.line.to_string())).collect()
 }
 
 #[tokio::test]
@@ -115,7 +115,7 @@ async fn push_takes_json_gzip_and_snappy_protobuf() {
                     seconds: now_ns() / 1_000_000_000,
                     nanos: 0,
                 }),
-                line: "three".to_string(),
+                line: "three".into(),
                 structured_metadata: vec![],
                 parsed: vec![],
             }],

@@ -66,7 +66,7 @@ fn proto_request(labels: &str, entries: &[(i64, &str, &[(&str, &str)])]) -> Push
                         seconds: ts.div_euclid(1_000_000_000),
                         nanos: ts.rem_euclid(1_000_000_000) as i32,
                     }),
-                    line: line.to_string(),
+                    line: line.as_bytes().to_vec(),
                     structured_metadata: sm
                         .iter()
                         .map(|(n, v)| LabelPairAdapter {

@@ -173,7 +173,7 @@ mod tests {
     fn entry(line: &str, meta: &[(&str, &str)]) -> Entry {
         Entry {
             ts: 0,
-            line: line.to_string(),
+            line: line.into(),
             structured_metadata: meta.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
         }
     }
@@ -239,12 +239,12 @@ mod tests {
             for i in (1..=100).rev() {
                 let e = Entry {
                     ts: base - i * S,
-                    line: line.clone(),
+                    line: line.clone().into(),
                     structured_metadata: vec![Label::new("detected_level", "info")],
                 };
                 st.append(e, std::time::Instant::now(), config).unwrap();
             }
-            let e = Entry { ts: base + S, line: line.clone(), structured_metadata: vec![] };
+            let e = Entry { ts: base + S, line: line.clone().into(), structured_metadata: vec![] };
             st.append(e, std::time::Instant::now(), config).unwrap();
             let mut held = st.held_chunks(i64::MIN, i64::MAX);
             held.sort();

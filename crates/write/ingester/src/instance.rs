@@ -197,7 +197,11 @@ mod tests {
     fn stream(app: &str, ts: i64) -> Stream {
         Stream {
             labels: Labels::parse(&format!(r#"{{app="{app}"}}"#)).unwrap(),
-            entries: vec![Entry { ts, line: format!("{app} {ts}"), structured_metadata: vec![] }],
+            entries: vec![Entry {
+                ts,
+                line: format!("{app} {ts}").into(),
+                structured_metadata: vec![],
+            }],
         }
     }
 
@@ -402,7 +406,7 @@ mod tests {
                 let entries = (0..8)
                     .map(|j| Entry {
                         ts: base + j * 37 % 150,
-                        line: format!("push {p} entry {j}"),
+                        line: format!("push {p} entry {j}").into(),
                         structured_metadata: vec![],
                     })
                     .collect();
@@ -443,7 +447,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .flat_map(|s| s.entries.into_iter().map(|e| (e.ts, e.line)))
+            .flat_map(|s| s.entries.into_iter().map(|e| (e.ts, e.line.to_string())))
             .collect();
         out.sort();
         out

@@ -254,7 +254,7 @@ impl<'q> Scan<'q> {
             |b| self.may(b),
             |e| {
                 check.tick()?;
-                if !self.finders.iter().all(|x| x.find(e.line.as_bytes()).is_some()) {
+                if !self.finders.iter().all(|x| x.find(e.line).is_some()) {
                     return Ok(());
                 }
                 f(e)
@@ -327,7 +327,9 @@ mod tests {
                 continue;
             }
             let mut entries = st.entries_in_range(q.start, q.end).unwrap();
-            entries.retain(|e| q.line_contains.iter().all(|l| e.line.contains(l.as_str())));
+            entries.retain(|e| {
+                q.line_contains.iter().all(|l| e.line.to_str_lossy().contains(l.as_str()))
+            });
             out.push(Stream { labels: st.labels.clone(), entries });
         }
         drop(guard);
@@ -343,7 +345,7 @@ mod tests {
             .into_iter()
             .flat_map(|s| {
                 let l = s.labels.to_string();
-                s.entries.into_iter().map(move |e| (l.clone(), e.ts, e.line))
+                s.entries.into_iter().map(move |e| (l.clone(), e.ts, e.line.to_string()))
             })
             .collect();
         v.sort();
@@ -367,7 +369,8 @@ mod tests {
                     line: format!(
                         "level={} app={app} n={i}",
                         ["info", "warn", "error"][i as usize % 3]
-                    ),
+                    )
+                    .into(),
                     structured_metadata: vec![],
                 })
                 .collect();
@@ -454,7 +457,7 @@ mod tests {
             labels: Labels::default(),
             entries: ts
                 .iter()
-                .map(|&ts| Entry { ts, line: String::new(), structured_metadata: vec![] })
+                .map(|&ts| Entry { ts, line: String::new().into(), structured_metadata: vec![] })
                 .collect(),
         };
         let mut streams = vec![entries(&[1, 5, 9, 3]), entries(&[5, 7])];
@@ -495,7 +498,7 @@ mod tests {
                 labels: Labels::parse(&format!(r#"{{job="replay", pod="p{i}"}}"#)).unwrap(),
                 entries: vec![Entry {
                     ts: 1_000 + i,
-                    line: format!("line {i}"),
+                    line: format!("line {i}").into(),
                     structured_metadata: vec![],
                 }],
             })

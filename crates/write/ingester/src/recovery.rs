@@ -212,7 +212,7 @@ mod tests {
                 .map(|i| Entry {
                     // out of order within the window, so that the head and sealed blocks differ
                     ts: 1_000_000 + (i * 7919) % 3000,
-                    line: format!("{tenant} {job} line {i}"),
+                    line: format!("{tenant} {job} line {i}").into(),
                     structured_metadata: if i % 2 == 0 {
                         vec![Label::new("trace_id", format!("{i:x}"))]
                     } else {
@@ -299,7 +299,7 @@ mod tests {
                 .await
                 .unwrap()
                 .into_iter()
-                .flat_map(|s| s.entries.into_iter().map(|e| e.line))
+                .flat_map(|s| s.entries.into_iter().map(|e| e.line.to_string()))
                 .collect();
             got
         };
@@ -343,5 +343,72 @@ mod tests {
         small.open_wal(&dir).await.unwrap();
         assert!(small.inner.metrics.chunks_flushed_total() > 0);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Lines are bytes (Skald issue 20): one that is not UTF-8 comes back byte for byte from
+    /// a WAL segment, from a checkpoint and from the chunk a flush writes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lines_that_are_not_utf8_survive_replay_and_flush_byte_exact() {
+        let lines: Vec<&[u8]> = vec![b"caf\xe9 \xff \xfe", b"x\xe2\x82y", b"plain", b"\x80"];
+        let stream = || {
+            let entries = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| Entry {
+                    ts: 1_000 + i as i64,
+                    line: l.to_vec().into(),
+                    structured_metadata: vec![],
+                })
+                .collect();
+            vec![Stream { labels: Labels::parse(r#"{job="replay"}"#).unwrap(), entries }]
+        };
+        let got = |ing: Ingester| async move {
+            let all = everything(&ing, "t").await;
+            all.into_iter().map(|(_, e)| e.line.into_bytes()).collect::<Vec<_>>()
+        };
+        let want: Vec<Vec<u8>> = lines.iter().map(|l| l.to_vec()).collect();
+
+        // from a WAL segment (a crash before any checkpoint)
+        let dir = temp_wal("bytes");
+        let ing = ingester(IngesterConfig::default());
+        ing.open_wal(&dir).await.unwrap();
+        ing.push("t", stream()).await.unwrap();
+        drop(ing);
+        let again = ingester(IngesterConfig::default());
+        assert_eq!(again.open_wal(&dir).await.unwrap().entries, 4);
+        assert_eq!(got(again.clone()).await, want);
+        // from a checkpoint
+        again.checkpoint().await.unwrap();
+        drop(again);
+        let third = ingester(IngesterConfig::default());
+        assert!(third.open_wal(&dir).await.unwrap().checkpoint.is_some());
+        assert_eq!(got(third).await, want);
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // from the chunk a flush writes
+        let chunks = std::sync::Arc::new(skald_chunk_store::ObjectChunkStore::in_memory());
+        let index = std::sync::Arc::new(skald_index::MemIndexStore::new());
+        let ing = Ingester::new(
+            IngesterConfig::default(),
+            skald_common::limits::Limits::default(),
+            chunks.clone(),
+            index.clone(),
+            &prometheus::Registry::new(),
+        );
+        ing.push("t", stream()).await.unwrap();
+        ing.flush(true).await.unwrap();
+        let job = LabelMatcher::new("job", MatchType::Equal, "replay").unwrap();
+        let series = skald_index::IndexStore::series(&*index, "t", &[job], i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        let mut flushed = Vec::new();
+        for c in &series[0].chunks {
+            let bytes = skald_chunk_store::ChunkStore::get(&*chunks, &c.key("t")).await.unwrap();
+            let chunk = skald_chunk::Chunk::parse(&bytes).unwrap();
+            for e in chunk.iter_entries(i64::MIN, i64::MAX) {
+                flushed.push(e.unwrap().line.into_bytes());
+            }
+        }
+        assert_eq!(flushed, want);
     }
 }

@@ -129,7 +129,7 @@ impl Head {
         let mut j = pos;
         while j > 0 && ts[self.order[j - 1] as usize] == e.ts {
             j -= 1;
-            if self.entries.get(self.order[j] as usize).line == e.line {
+            if self.entries.get(self.order[j] as usize).line == e.line.as_bytes() {
                 return false;
             }
         }
@@ -586,7 +586,7 @@ mod tests {
     fn entry(ts: i64, line: &str, level: Option<&str>) -> Entry {
         let structured_metadata =
             level.map(|l| vec![Label::new("detected_level", l)]).unwrap_or_default();
-        Entry { ts, line: line.to_string(), structured_metadata }
+        Entry { ts, line: line.into(), structured_metadata }
     }
 
     proptest! {

@@ -279,7 +279,7 @@ mod tests {
             labels: Labels::from_vec(vec![Label::new("job", job)]),
             entries: lines
                 .iter()
-                .map(|(ts, l)| Entry { ts: *ts, line: l.to_string(), structured_metadata: vec![] })
+                .map(|(ts, l)| Entry { ts: *ts, line: l.into(), structured_metadata: vec![] })
                 .collect(),
         }
     }

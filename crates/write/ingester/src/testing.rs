@@ -28,7 +28,7 @@ pub(crate) fn streams(from: i64, n: i64) -> Vec<Stream> {
         entries: (from..from + n)
             .map(|i| Entry {
                 ts: 1_000 + i,
-                line: format!("line {i}"),
+                line: format!("line {i}").into(),
                 structured_metadata: vec![],
             })
             .collect(),

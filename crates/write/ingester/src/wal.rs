@@ -119,7 +119,7 @@ pub(crate) fn wal_size(streams: &[Stream]) -> usize {
     for s in streams {
         n += 1 + VARINT + s.labels.iter().map(|l| bytes(&l.name) + bytes(&l.value)).sum::<usize>();
         for e in &s.entries {
-            n += 1 + 8 + bytes(&e.line) + VARINT;
+            n += 1 + 8 + VARINT + e.line.len() + VARINT;
             n += e
                 .structured_metadata
                 .iter()
@@ -289,7 +289,8 @@ pub fn decode_record(payload: &[u8]) -> Result<(String, Vec<Stream>)> {
                     .and_then(|b| b.try_into().ok())
                     .ok_or_else(|| bad("truncated timestamp"))?;
                 c.pos = ts_end;
-                let line = c.string()?;
+                // a line's bytes, which need not be UTF-8
+                let line = c.bytes()?.into();
                 let structured_metadata = c.labels()?;
                 let s = streams.last_mut().ok_or_else(|| bad("entry before any stream"))?;
                 s.entries.push(Entry {
@@ -602,7 +603,7 @@ mod tests {
     fn entry(ts: i64, line: &str, meta: &[(&str, &str)]) -> Entry {
         Entry {
             ts,
-            line: line.to_string(),
+            line: line.into(),
             structured_metadata: meta.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
         }
     }
@@ -728,7 +729,7 @@ mod tests {
         let lines: Vec<(i64, String)> = got
             .iter()
             .flat_map(|(_, s)| s.iter().flat_map(|s| s.entries.iter()))
-            .map(|e| (e.ts, e.line.clone()))
+            .map(|e| (e.ts, e.line.to_string()))
             .collect();
         assert_eq!(lines, vec![(4, "old".to_string()), (10, "new".to_string())]);
         assert_eq!(stats.next_segment, seq + 2);

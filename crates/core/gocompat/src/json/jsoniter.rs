@@ -137,6 +137,13 @@ impl<'a> Cursor<'a> {
         unescape(&self.b[s..e])
     }
 
+    /// Consumes a string and returns its unescaped bytes, invalid UTF-8 kept as is
+    /// ([`unescape_bytes`]).
+    pub fn string_bytes(&mut self) -> Result<Cow<'a, [u8]>, JsonError> {
+        let (s, e) = self.raw_string()?;
+        unescape_bytes(&self.b[s..e])
+    }
+
     /// Consumes a scalar (number, bool, null) and returns its raw bytes.
     pub fn scalar(&mut self) -> Result<&'a [u8], JsonError> {
         self.skip_ws();
@@ -281,8 +288,20 @@ fn hex4(b: &[u8]) -> Option<u32> {
 
 /// Unescapes the raw contents of a JSON string. Invalid UTF-8 is replaced with U+FFFD.
 pub fn unescape(raw: &[u8]) -> Result<Cow<'_, str>, JsonError> {
+    Ok(match unescape_bytes(raw)? {
+        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        Cow::Owned(b) => Cow::Owned(match String::from_utf8(b) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }),
+    })
+}
+
+/// Unescapes the raw contents of a JSON string into bytes, as json-iterator's `ReadString`
+/// does: bytes that are not UTF-8 are kept as they are (a Go string holds any bytes).
+pub fn unescape_bytes(raw: &[u8]) -> Result<Cow<'_, [u8]>, JsonError> {
     if !raw.contains(&b'\\') {
-        return Ok(String::from_utf8_lossy(raw));
+        return Ok(Cow::Borrowed(raw));
     }
     let mut out: Vec<u8> = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -333,10 +352,7 @@ pub fn unescape(raw: &[u8]) -> Result<Cow<'_, str>, JsonError> {
         let mut buf = [0u8; 4];
         out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
     }
-    Ok(Cow::Owned(match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }))
+    Ok(Cow::Owned(out))
 }
 
 /// Formats an error the way json-iterator reports one at byte `head` of `buf`:

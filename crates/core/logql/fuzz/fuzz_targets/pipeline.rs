@@ -1,6 +1,7 @@
 //! Fuzzes pipeline evaluation: the first line of the input is a LogQL query, the rest are log
-//! lines. Log queries run their pipeline over every line; metric queries run the sample
-//! extractor of each range aggregation. Nothing may panic, hang or grow without bound.
+//! lines (any bytes, UTF-8 or not). Log queries run their pipeline over every line; metric
+//! queries run the sample extractor of each range aggregation. Nothing may panic, hang or grow
+//! without bound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -24,10 +25,14 @@ fn ranges(e: &SampleExpr, out: &mut Vec<SampleExpr>) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(input) = std::str::from_utf8(data) else {
+    // the query is text; the lines are bytes, UTF-8 or not (as pushed lines are)
+    let (query, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(query) = std::str::from_utf8(query) else {
         return;
     };
-    let (query, body) = input.split_once('\n').unwrap_or((input, ""));
     let Ok(expr) = parse_expr(query) else {
         return;
     };
@@ -39,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let mut sp = p.for_stream(&stream);
-            for (i, line) in body.lines().enumerate() {
+            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
                 let _ = sp.process(i as i64, line, &metadata);
             }
         }
@@ -50,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 let SampleExpr::RangeAggregation { op, range, .. } = r else { continue };
                 let Ok(x) = SampleExtractor::new(&range, op) else { continue };
                 let mut sx = x.for_stream(&stream);
-                for (i, line) in body.lines().enumerate() {
+                for (i, line) in body.split(|&b| b == b'\n').enumerate() {
                     let _ = sx.process(i as i64, line, &metadata);
                 }
             }

@@ -215,7 +215,7 @@ mod tests {
             entries: (0..4)
                 .map(|i| skald_model::Entry {
                     ts: t0 + i * 1_000_000_000,
-                    line: format!("level=info size={}B user=u{i}", i + 1),
+                    line: format!("level=info size={}B user=u{i}", i + 1).into(),
                     structured_metadata: vec![],
                 })
                 .collect(),

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
-use skald_model::{Direction, Labels};
+use skald_model::{Direction, Labels, Line};
 
 use super::memory::{batch_bytes, labels_bytes, QueryMemory};
 use super::{
@@ -230,7 +230,7 @@ pub(super) fn evaluate_logs(
             let key = labels.key;
             let entry = ResultEntry {
                 ts: e.ts,
-                line: p.line.into_owned(),
+                line: Line::from(p.line.into_owned()),
                 structured_metadata: labels.structured_metadata,
                 parsed: labels.parsed,
             };

@@ -12,7 +12,7 @@ fn distinct_lines(lines: usize) -> CancelingSource {
     s.stream.entries = (0..lines)
         .map(|i| Entry {
             ts: T0 + i as i64 * 1_000_000,
-            line: format!("line {i:08} {}", "y".repeat(40)),
+            line: format!("line {i:08} {}", "y".repeat(40)).into(),
             structured_metadata: vec![],
         })
         .collect();

@@ -587,7 +587,7 @@ impl Evaluator<'_> {
                     let mut sx = extractor.for_stream(&b.labels);
                     let mut set_series = Vec::with_capacity(b.metadata_sets.len());
                     for set in &b.metadata_sets {
-                        let i = match sx.process(0, "", set) {
+                        let i = match sx.process(0, b"", set) {
                             Some((_, labels)) => {
                                 Some(series_of(labels, &mut held_tmp, &mut held_out)?)
                             }

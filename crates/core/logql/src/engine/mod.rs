@@ -30,7 +30,7 @@ mod range_fns;
 pub(crate) mod tests;
 
 use crate::syntax::ast;
-use skald_model::{Direction, Labels, Sample, StreamBatch};
+use skald_model::{Direction, Labels, Line, Sample, StreamBatch};
 
 pub use hints::{pushed_extractor, pushed_sample_expr};
 pub use leaves::{evaluate_leaves, range_aggregations, Leaves};
@@ -375,8 +375,8 @@ pub struct ResultStream {
 pub struct ResultEntry {
     /// Timestamp in ns.
     pub ts: i64,
-    /// The (possibly reformatted) line.
-    pub line: String,
+    /// The (possibly reformatted) line's bytes, not necessarily UTF-8.
+    pub line: Line,
     /// Structured metadata; empty unless categorize-labels is on.
     pub structured_metadata: Labels,
     /// Labels extracted by parsers; empty unless categorize-labels is on.

@@ -22,7 +22,7 @@ fn same_ts_source() -> MemSource {
 fn lines_of(q: &str, limit: u32, direction: Direction, src: &MemSource) -> Vec<String> {
     let e = crate::syntax::parse_expr(q).unwrap();
     let out = evaluate(&e, &log_params(limit, direction), &Limits::default(), src).unwrap();
-    streams(out.result).into_iter().flat_map(|s| s.entries).map(|e| e.line).collect()
+    streams(out.result).into_iter().flat_map(|s| s.entries).map(|e| e.line.to_string()).collect()
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn entries_sharing_metadata_sets_answer_as_entries_building_their_own_labels() {
     let entries = (0..40)
         .map(|i| Entry {
             ts: T0 + (i / 3) * SEC,
-            line: format!("line {} {}", i % 7, if i % 2 == 0 { "x" } else { "y" }),
+            line: format!("line {} {}", i % 7, if i % 2 == 0 { "x" } else { "y" }).into(),
             structured_metadata: sets[(i % 4) as usize].clone(),
         })
         .collect();

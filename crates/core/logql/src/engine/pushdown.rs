@@ -58,11 +58,7 @@ mod tests {
             labels: Labels::from_vec(vec![Label::new("app", name)]),
             entries: entries
                 .iter()
-                .map(|&(ts, line)| Entry {
-                    ts,
-                    line: line.to_string(),
-                    structured_metadata: vec![],
-                })
+                .map(|&(ts, line)| Entry { ts, line: line.into(), structured_metadata: vec![] })
                 .collect(),
         }
     }

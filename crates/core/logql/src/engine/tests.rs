@@ -117,7 +117,7 @@ fn loghub(job: &str, system_index: i64) -> Vec<Stream> {
             if i % 50 == 49 { vec![Label::new("trace_id", format!("t{i}"))] } else { Vec::new() };
         hosts[(i % 2) as usize].entries.push(Entry {
             ts: T0 + system_index * 1_000_000 + i * 500_000_000,
-            line: format!("{job} line {i} n={}", i % 7),
+            line: format!("{job} line {i} n={}", i % 7).into(),
             structured_metadata: sm,
         });
     }
@@ -720,7 +720,7 @@ impl CancelingSource {
         let line = format!(r#"{{"level":"info","msg":"{}","n":1}}"#, "x".repeat(200));
         let entries = (0..lines).map(|i| Entry {
             ts: T0 + i as i64,
-            line: line.clone(),
+            line: line.clone().into(),
             structured_metadata: vec![],
         });
         CancelingSource {

@@ -3,6 +3,7 @@
 
 use memchr::memmem;
 use regex::Regex;
+use skald_gocompat::utf8::lossy;
 
 use super::error::{RegexError, StageError};
 use super::ip::IpMatcher;
@@ -25,13 +26,15 @@ enum Test {
 }
 
 impl Test {
-    fn matches(&self, line: &str) -> bool {
+    /// Literals are searched in the bytes; regexes, patterns and IPs read Go's text view of
+    /// the line (each byte of an invalid sequence is one U+FFFD; borrowed when UTF-8).
+    fn matches(&self, line: &[u8]) -> bool {
         match self {
             Test::True => true,
-            Test::Contains(f) => f.find(line.as_bytes()).is_some(),
-            Test::Regex(r) => r.is_match(line),
-            Test::Pattern(p) => p.test(line),
-            Test::Ip(m) => m.matches_in(line),
+            Test::Contains(f) => f.find(line).is_some(),
+            Test::Regex(r) => r.is_match(&lossy(line)),
+            Test::Pattern(p) => p.test(&lossy(line)),
+            Test::Ip(m) => m.matches_in(&lossy(line)),
         }
     }
 }
@@ -58,7 +61,7 @@ impl LineFilterC {
     }
 
     /// True when the line passes.
-    pub(crate) fn matches(&self, line: &str) -> bool {
+    pub(crate) fn matches(&self, line: &[u8]) -> bool {
         let any = self.alternatives.iter().any(|t| t.matches(line));
         any != self.negate
     }
@@ -276,35 +279,35 @@ mod tests {
     #[test]
     fn contains_and_or() {
         let c = f(LineFilterOp::Contains, "Failed password", &[]);
-        assert!(c.matches("Dec 10 sshd[1]: Failed password for root"));
-        assert!(!c.matches("Accepted password"));
+        assert!(c.matches(b"Dec 10 sshd[1]: Failed password for root"));
+        assert!(!c.matches(b"Accepted password"));
         let o = f(LineFilterOp::Contains, "FATAL", &["SEVERE"]);
-        assert!(o.matches("x SEVERE y"));
-        assert!(!o.matches("INFO"));
+        assert!(o.matches(b"x SEVERE y"));
+        assert!(!o.matches(b"INFO"));
         // negated `or` means none of them
         let n = f(LineFilterOp::NotContains, "a", &["b"]);
-        assert!(n.matches("xyz"));
-        assert!(!n.matches("xbz"));
-        assert!(f(LineFilterOp::Contains, "", &[]).matches("anything"));
+        assert!(n.matches(b"xyz"));
+        assert!(!n.matches(b"xbz"));
+        assert!(f(LineFilterOp::Contains, "", &[]).matches(b"anything"));
         // every line contains "": like Loki, `!= ""` keeps nothing
-        assert!(!f(LineFilterOp::NotContains, "", &[]).matches("anything"));
+        assert!(!f(LineFilterOp::NotContains, "", &[]).matches(b"anything"));
     }
 
     #[test]
     fn regexes() {
         let r = f(LineFilterOp::Regex, "(?i)exception", &[]);
-        assert!(r.matches("java.io.IOException: x"));
+        assert!(r.matches(b"java.io.IOException: x"));
         let n = f(LineFilterOp::NotRegex, "INFO", &[]);
-        assert!(!n.matches("081109 INFO dfs"));
-        assert!(n.matches("081109 WARN dfs"));
+        assert!(!n.matches(b"081109 INFO dfs"));
+        assert!(n.matches(b"081109 WARN dfs"));
         let d = f(LineFilterOp::Regex, r"^\d+$", &[]);
-        assert!(d.matches("123"));
-        assert!(!d.matches("١٢٣"));
+        assert!(d.matches(b"123"));
+        assert!(!d.matches("١٢٣".as_bytes()));
         let q = f(LineFilterOp::Regex, r"\Qa.b\E", &[]);
-        assert!(q.matches("xa.by"));
-        assert!(!q.matches("xaxby"));
+        assert!(q.matches(b"xa.by"));
+        assert!(!q.matches(b"xaxby"));
         let esc = f(LineFilterOp::Regex, r"\x1b\[", &[]);
-        assert!(esc.matches("a\x1b[1m"));
+        assert!(esc.matches(b"a\x1b[1m"));
         let e = LineFilterC::new(&LineFilter {
             op: LineFilterOp::Regex,
             value: LineFilterValue::Literal("(unclosed".into()),
@@ -332,7 +335,7 @@ mod tests {
             or: vec![],
         })
         .unwrap();
-        assert!(ip.matches("from 173.234.31.186 port 38926"));
+        assert!(ip.matches(b"from 173.234.31.186 port 38926"));
         let bad = LineFilterC::new(&LineFilter {
             op: LineFilterOp::Regex,
             value: LineFilterValue::Ip("1.1.1.1".into()),

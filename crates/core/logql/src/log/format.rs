@@ -2,7 +2,8 @@
 
 use std::sync::OnceLock;
 
-use regex::Regex;
+use regex::bytes::Regex;
+use skald_gocompat::utf8::lossy;
 use skald_model::{LabelMatcher, Labels};
 
 use super::error::StageError;
@@ -42,12 +43,12 @@ impl LineFormatter {
     }
 
     /// Returns the new line, or `None` to keep the current one (after a template error).
-    pub(crate) fn format(&self, ts: i64, line: &str, lbs: &mut LabelsBuilder) -> Option<String> {
+    pub(crate) fn format(&self, ts: i64, line: &[u8], lbs: &mut LabelsBuilder) -> Option<Vec<u8>> {
         if let Some(k) = &self.simple_key {
-            return Some(lbs.get(k).unwrap_or("").to_string());
+            return Some(lbs.get(k).unwrap_or("").as_bytes().to_vec());
         }
         let labels = lbs.all();
-        match self.template.render(&labels, line, ts) {
+        match self.template.render_bytes(&labels, line, ts) {
             Ok(s) => Some(s),
             Err(e) => {
                 lbs.set_error(TEMPLATE_FORMAT_ERR, Some(&e.to_string()));
@@ -99,7 +100,7 @@ impl LabelFormatter {
         Ok(LabelFormatter { ops: out })
     }
 
-    pub(crate) fn process(&self, ts: i64, line: &str, lbs: &mut LabelsBuilder) {
+    pub(crate) fn process(&self, ts: i64, line: &[u8], lbs: &mut LabelsBuilder) {
         // templates of one stage all see the labels as they were when the first one ran
         let mut snapshot: Option<Labels> = None;
         for op in &self.ops {
@@ -115,8 +116,9 @@ impl LabelFormatter {
                         snapshot = Some(lbs.all());
                     }
                     let labels = snapshot.as_ref().map_or_else(Labels::default, Clone::clone);
-                    match template.render(&labels, line, ts) {
-                        Ok(v) => lbs.set(Category::Parsed, dst, &v),
+                    // label values are text: bytes that are not UTF-8 show as U+FFFD
+                    match template.render_bytes(&labels, line, ts) {
+                        Ok(v) => lbs.set(Category::Parsed, dst, &lossy(&v)),
                         Err(e) => lbs.set_error(TEMPLATE_FORMAT_ERR, Some(&e.to_string())),
                     }
                 }
@@ -126,7 +128,7 @@ impl LabelFormatter {
 }
 
 /// Removes ANSI escape sequences (the pattern Loki uses, from acarl005/stripansi).
-pub(crate) fn decolorize(line: &str) -> Option<String> {
+pub(crate) fn decolorize(line: &[u8]) -> Option<Vec<u8>> {
     static ANSI: OnceLock<Option<Regex>> = OnceLock::new();
     let re = ANSI
         .get_or_init(|| {
@@ -136,7 +138,7 @@ pub(crate) fn decolorize(line: &str) -> Option<String> {
             .ok()
         })
         .as_ref()?;
-    match re.replace_all(line, "") {
+    match re.replace_all(line, &b""[..]) {
         std::borrow::Cow::Borrowed(_) => None,
         std::borrow::Cow::Owned(s) => Some(s),
     }
@@ -206,10 +208,10 @@ mod tests {
     #[test]
     fn decolorize_lines() {
         assert_eq!(
-            decolorize("level=warn msg=\"\x1b[1;33mretrying\x1b[0m\" attempt=2").as_deref(),
-            Some("level=warn msg=\"retrying\" attempt=2")
+            decolorize(b"level=warn msg=\"\x1b[1;33mretrying\x1b[0m\" attempt=2").as_deref(),
+            Some(&b"level=warn msg=\"retrying\" attempt=2"[..])
         );
-        assert_eq!(decolorize("plain"), None);
+        assert_eq!(decolorize(b"plain"), None);
     }
 
     #[test]

@@ -17,8 +17,8 @@ fn to_label_value(v: &[u8]) -> std::borrow::Cow<'_, str> {
 }
 
 /// `| logfmt [--strict] [--keep-empty]`.
-pub(crate) fn parse_logfmt(line: &str, strict: bool, keep_empty: bool, lbs: &mut LabelsBuilder) {
-    let mut dec = Decoder::new(line.as_bytes());
+pub(crate) fn parse_logfmt(line: &[u8], strict: bool, keep_empty: bool, lbs: &mut LabelsBuilder) {
+    let mut dec = Decoder::new(line);
     while !dec.eol() {
         if !dec.scan() {
             if strict {
@@ -86,14 +86,14 @@ impl LogfmtExpressions {
         Ok(LogfmtExpressions { exprs: out, strict })
     }
 
-    pub(crate) fn process(&self, line: &str, lbs: &mut LabelsBuilder) {
+    pub(crate) fn process(&self, line: &[u8], lbs: &mut LabelsBuilder) {
         for (id, _) in &self.exprs {
             if !lbs.collides(id) {
                 lbs.set(Category::Parsed, id, "");
             }
         }
         let always = |k: &str| self.exprs.iter().any(|(id, _)| id == k);
-        let mut dec = Decoder::new(line.as_bytes());
+        let mut dec = Decoder::new(line);
         while !dec.eol() {
             if !dec.scan() {
                 if self.strict {
@@ -144,33 +144,33 @@ mod tests {
     #[test]
     fn all_pairs() {
         let mut b = builder();
-        parse_logfmt(WORKER, false, false, &mut b);
+        parse_logfmt(WORKER.as_bytes(), false, false, &mut b);
         assert_eq!(
             b.result().parsed.to_string(),
             r#"{attempt="1", job_id="job-48307", level="info", msg="\x1b[1;36mjob started\x1b[0m", queue="default", size="944B", took="17.5s"}"#
         );
         let mut b = builder();
-        parse_logfmt(r#"job=x a= b c="q \"u\"" d=1=2 e"#, false, false, &mut b);
+        parse_logfmt((r#"job=x a= b c="q \"u\"" d=1=2 e"#).as_bytes(), false, false, &mut b);
         assert_eq!(b.result().parsed.to_string(), r#"{c="q \"u\"", job_extracted="x"}"#);
         let mut b = builder();
-        parse_logfmt(r#"a= b e"#, false, true, &mut b);
+        parse_logfmt((r#"a= b e"#).as_bytes(), false, true, &mut b);
         assert_eq!(b.result().parsed.to_string(), r#"{a="", b="", e=""}"#);
     }
 
     #[test]
     fn strict_errors() {
         let mut b = builder();
-        parse_logfmt(r#"a=1 b=2=3 c=4"#, true, false, &mut b);
+        parse_logfmt((r#"a=1 b=2=3 c=4"#).as_bytes(), true, false, &mut b);
         assert_eq!(b.err(), LOGFMT_PARSER_ERR);
         assert_eq!(b.err_details(), "logfmt syntax error at pos 8 : unexpected '='");
         assert_eq!(b.get("a"), Some("1"));
         assert_eq!(b.get("c"), None);
         let mut b = builder();
-        parse_logfmt(r#"a="x"#, true, false, &mut b);
+        parse_logfmt((r#"a="x"#).as_bytes(), true, false, &mut b);
         assert_eq!(b.err_details(), "logfmt syntax error at pos 5 : unterminated quoted value");
         // non-strict: no error, later pairs still read
         let mut b = builder();
-        parse_logfmt(r#"a=1 b=2=3 c=4"#, false, false, &mut b);
+        parse_logfmt((r#"a=1 b=2=3 c=4"#).as_bytes(), false, false, &mut b);
         assert_eq!(b.err(), "");
         assert_eq!(b.get("c"), Some("4"));
     }
@@ -187,7 +187,7 @@ mod tests {
         )
         .unwrap();
         let mut b = builder();
-        ex.process(WORKER, &mut b);
+        ex.process(WORKER.as_bytes(), &mut b);
         assert_eq!(b.result().parsed.to_string(), r#"{lvl="info", none="", queue="default"}"#);
         assert!(LogfmtExpressions::new(&[("a".into(), "a.b".into())], false).is_err());
     }

@@ -23,8 +23,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use regex::Regex;
+use skald_gocompat::utf8::lossy;
 use skald_model::labels::go_quote;
-use skald_model::{Label, Labels};
+use skald_model::{Label, Labels, Line};
 
 pub use self::error::{JsonPathError, PatternError, RegexError, StageError};
 use self::filter::{compile_go_regex, plain_literal, LineFilterC};
@@ -292,14 +293,20 @@ fn compile(stages: &[Stage]) -> Result<Vec<CStage>, PipelineError> {
     Ok(out)
 }
 
-/// Runs the stages over one line. `None` means the line was filtered out.
+/// Runs the stages over one line's bytes. `None` means the line was filtered out.
+///
+/// Stages read the bytes where Loki does (line filters' literals, `json`, `logfmt` with its
+/// error positions, `unpack`, `decolorize`, the byte count); the stages that need text
+/// (regular expressions, patterns, IP filters, templates) read Go's view of the line, where
+/// each byte of an invalid sequence is one U+FFFD ([`skald_gocompat::utf8::lossy`], borrowed
+/// when the line is UTF-8).
 fn run<'l>(
     stages: &[CStage],
     ts: i64,
-    line: &'l str,
+    line: &'l [u8],
     lbs: &mut LabelsBuilder,
-) -> Option<Cow<'l, str>> {
-    let mut line: Cow<'l, str> = Cow::Borrowed(line);
+) -> Option<Cow<'l, [u8]>> {
+    let mut line: Cow<'l, [u8]> = Cow::Borrowed(line);
     for s in stages {
         if s.honours_hints() && lbs.parser_skips() {
             continue;
@@ -317,7 +324,8 @@ fn run<'l>(
             }
             CStage::LogfmtExpr(ex) => ex.process(&line, lbs),
             CStage::Regexp { regex, names } => {
-                if let Some(caps) = regex.captures(&line) {
+                let text = lossy(&line);
+                if let Some(caps) = regex.captures(&text) {
                     for (i, name) in names {
                         let mut key = sanitize_label_key(name);
                         if key.is_empty() {
@@ -335,7 +343,8 @@ fn run<'l>(
                 }
             }
             CStage::Pattern(p) => {
-                let matches = p.matches(&line);
+                let text = lossy(&line);
+                let matches = p.matches(&text);
                 for (name, v) in p.names().iter().zip(matches) {
                     let mut key = name.clone();
                     if lbs.collides(&key) {
@@ -386,7 +395,7 @@ pub struct Pipeline {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessedEntry {
     /// The line after the pipeline (changed by `line_format`, `unpack`, `decolorize`).
-    pub line: String,
+    pub line: Line,
     /// The entry's labels, by origin.
     pub labels: LabelsResult,
 }
@@ -395,8 +404,8 @@ pub struct ProcessedEntry {
 /// [`StreamPipeline::process_ref`]).
 #[derive(Debug)]
 pub struct ProcessedRef<'p, 'l> {
-    /// The line after the pipeline; borrowed when no stage changed it.
-    pub line: Cow<'l, str>,
+    /// The line's bytes after the pipeline; borrowed when no stage changed it.
+    pub line: Cow<'l, [u8]>,
     lbs: &'p LabelsBuilder,
 }
 
@@ -413,7 +422,7 @@ impl ProcessedRef<'_, '_> {
 
     /// Copies the result out.
     pub fn into_entry(self) -> ProcessedEntry {
-        ProcessedEntry { labels: self.lbs.result(), line: self.line.into_owned() }
+        ProcessedEntry { labels: self.lbs.result(), line: Line::from(self.line.into_owned()) }
     }
 }
 
@@ -447,7 +456,7 @@ impl StreamPipeline<'_> {
     pub fn process(
         &mut self,
         ts: i64,
-        line: &str,
+        line: &[u8],
         structured_metadata: &[Label],
     ) -> Option<ProcessedEntry> {
         self.process_ref(ts, line, structured_metadata).map(ProcessedRef::into_entry)
@@ -458,7 +467,7 @@ impl StreamPipeline<'_> {
     pub fn process_ref<'l>(
         &mut self,
         ts: i64,
-        line: &'l str,
+        line: &'l [u8],
         structured_metadata: &[Label],
     ) -> Option<ProcessedRef<'_, 'l>> {
         self.lbs.reset();
@@ -542,7 +551,9 @@ impl SampleExtractor {
 
     /// The sample value of `line` when it passes the line filters. Only meaningful when
     /// [`SampleExtractor::labels_depend_on_metadata_only`] holds.
-    pub fn line_value(&self, line: &str) -> Option<f64> {
+    /// The value counts the line's bytes as stored (Loki counts a Go string's bytes, valid
+    /// UTF-8 or not).
+    pub fn line_value(&self, line: &[u8]) -> Option<f64> {
         for s in &self.stages {
             if let CStage::Filters(fs) = s {
                 if !fs.iter().all(|f| f.matches(line)) {
@@ -570,7 +581,7 @@ impl StreamSampleExtractor<'_> {
     pub fn process(
         &mut self,
         ts: i64,
-        line: &str,
+        line: &[u8],
         structured_metadata: &[Label],
     ) -> Option<(f64, Labels)> {
         self.lbs.reset();
@@ -645,5 +656,7 @@ pub fn required_literals(stages: &[Stage]) -> Vec<String> {
     out
 }
 
+#[cfg(test)]
+mod bytes_tests;
 #[cfg(test)]
 mod tests;

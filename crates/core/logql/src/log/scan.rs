@@ -87,11 +87,9 @@ impl LiteralScan {
         self.finders.is_empty() && self.filters.is_empty()
     }
 
-    /// True when the line filters accept `line` (lines that are not UTF-8 are kept: the
-    /// pipeline decides about them).
+    /// True when the line filters accept `line`.
     fn filters_accept(&self, line: &[u8]) -> bool {
-        self.filters.is_empty()
-            || std::str::from_utf8(line).map_or(true, |l| self.filters.iter().all(|f| f.matches(l)))
+        self.filters.iter().all(|f| f.matches(line))
     }
 
     /// False when no line stored anywhere in `buf` can match, because the first literal is

@@ -62,7 +62,7 @@ fn empty_pipeline_adds_metadata() {
     assert!(p.is_empty());
     let stream = Labels::parse(WEB_LABELS).unwrap();
     let mut sp = p.for_stream(&stream);
-    let e = sp.process(1, WEB_OK, &detected("unknown")).unwrap();
+    let e = sp.process(1, WEB_OK.as_bytes(), &detected("unknown")).unwrap();
     assert_eq!(e.line, WEB_OK);
     assert_eq!(e.labels.stream, stream);
     assert_eq!(e.labels.structured_metadata.to_string(), r#"{detected_level="unknown"}"#);
@@ -83,7 +83,7 @@ fn keep_keeps_error_labels_and_drops_metadata() {
     .unwrap();
     let stream = Labels::parse(WEB_LABELS).unwrap();
     let mut sp = p.for_stream(&stream);
-    let e = sp.process(1, WEB_CUT, &detected("unknown")).unwrap();
+    let e = sp.process(1, WEB_CUT.as_bytes(), &detected("unknown")).unwrap();
     assert_eq!(e.labels.stream.to_string(), r#"{job="web"}"#);
     assert!(e.labels.structured_metadata.is_empty());
     assert_eq!(
@@ -113,7 +113,7 @@ fn label_format_and_line_format() {
         Label::new("detected_level", "info"),
         Label::new("trace_id", "165479ddaa35adcfccd9de41dd885a83"),
     ];
-    let e = sp.process(1, WORKER_LINE, &sm).unwrap();
+    let e = sp.process(1, WORKER_LINE.as_bytes(), &sm).unwrap();
     assert_eq!(e.line, "info default/job-48307 17.5s");
     assert_eq!(
         e.labels.parsed.to_string(),
@@ -141,9 +141,9 @@ fn json_expressions_and_numeric_filter() {
     .unwrap();
     let stream = Labels::parse(WEB_LABELS).unwrap();
     let mut sp = p.for_stream(&stream);
-    assert!(sp.process(1, WEB_OK, &[]).is_none());
+    assert!(sp.process(1, WEB_OK.as_bytes(), &[]).is_none());
     let cut = r#"{"method":"GET","path":"/api/v1/orders","status":404,"latency_ms":2.085,"bytes":18904,"client_ip":"172.16.1.1"#;
-    let e = sp.process(1, cut, &[]).unwrap();
+    let e = sp.process(1, cut.as_bytes(), &[]).unwrap();
     assert_eq!(e.line, "GET 404 via  []");
     assert_eq!(e.labels.parsed.to_string(), r#"{code="404", method="GET", tag0="", up=""}"#);
 }
@@ -161,13 +161,13 @@ fn pattern_parser_collision_suffix() {
     .unwrap();
     let mut sp = p.for_stream(&stream);
     let e = sp
-        .process(1, "Dec 10 11:04:43 LabSZ sshd[25541]: Failed password for root from 183.62.140.253 port 36300 ssh2", &[])
+        .process(1, b"Dec 10 11:04:43 LabSZ sshd[25541]: Failed password for root from 183.62.140.253 port 36300 ssh2", &[])
         .unwrap();
     assert_eq!(
         e.labels.parsed.to_string(),
         r#"{host_extracted="LabSZ", msg="Failed password for root from 183.62.140.253 port 36300 ssh2", pid="25541"}"#
     );
-    assert!(sp.process(1, "Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping", &[]).is_none());
+    assert!(sp.process(1, b"Dec 10 06:55:46 LabSZ sshd[24200]: reverse mapping", &[]).is_none());
 }
 
 #[test]
@@ -175,12 +175,12 @@ fn decolorize_after_filter() {
     let p = Pipeline::new(&[lf(LineFilterOp::Regex, r"\x1b\["), Stage::Decolorize]).unwrap();
     let stream = Labels::parse(WORKER_LABELS).unwrap();
     let mut sp = p.for_stream(&stream);
-    let e = sp.process(1, WORKER_LINE, &[]).unwrap();
+    let e = sp.process(1, WORKER_LINE.as_bytes(), &[]).unwrap();
     assert_eq!(e.line, "level=info msg=\"job started\" job_id=job-48307 queue=default took=17.5s size=944B attempt=1");
-    assert!(sp.process(1, "level=info msg=x", &[]).is_none());
+    assert!(sp.process(1, b"level=info msg=x", &[]).is_none());
     // Loki moves line filters in front of decolorize: this one sees the colours
     let p = Pipeline::new(&[Stage::Decolorize, lf(LineFilterOp::Contains, "\u{1b}[")]).unwrap();
-    assert!(p.for_stream(&stream).process(1, WORKER_LINE, &[]).is_some());
+    assert!(p.for_stream(&stream).process(1, WORKER_LINE.as_bytes(), &[]).is_some());
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn drop_with_matcher() {
     ])
     .unwrap();
     let stream = Labels::parse(WORKER_LABELS).unwrap();
-    let e = p.for_stream(&stream).process(1, WORKER_LINE, &[]).unwrap();
+    let e = p.for_stream(&stream).process(1, WORKER_LINE.as_bytes(), &[]).unwrap();
     assert_eq!(e.labels.parsed.get("msg"), None);
     assert_eq!(e.labels.parsed.get("level"), None);
     assert_eq!(e.labels.parsed.get("queue"), Some("default"));
@@ -208,7 +208,7 @@ fn second_parser_does_not_overwrite() {
         Stage::Parser(ParserStage::Regexp("level=(?P<level>\\w+) (?P<rest>.*)".into())),
     ])
     .unwrap();
-    let e = p.for_stream(&Labels::default()).process(1, "level=info a=b", &[]).unwrap();
+    let e = p.for_stream(&Labels::default()).process(1, b"level=info a=b", &[]).unwrap();
     assert_eq!(e.labels.parsed.to_string(), r#"{a="b", level="info", rest="a=b"}"#);
 }
 
@@ -260,9 +260,9 @@ fn sample_extraction() {
     let stream = Labels::parse(WORKER_LABELS).unwrap();
     // count
     let ex = SampleExtractor::new(&range(vec![], None), RangeOp::CountOverTime).unwrap();
-    assert_eq!(ex.for_stream(&stream).process(1, "abc", &[]).unwrap().0, 1.0);
+    assert_eq!(ex.for_stream(&stream).process(1, b"abc", &[]).unwrap().0, 1.0);
     let ex = SampleExtractor::new(&range(vec![], None), RangeOp::BytesOverTime).unwrap();
-    assert_eq!(ex.for_stream(&stream).process(1, "abcé", &[]).unwrap().0, 5.0);
+    assert_eq!(ex.for_stream(&stream).process(1, "abcé".as_bytes(), &[]).unwrap().0, 5.0);
     // unwrap duration with a post filter
     let u = Unwrap {
         label: "took".into(),
@@ -271,17 +271,17 @@ fn sample_extraction() {
     };
     let ex = SampleExtractor::new(&range(vec![logfmt()], Some(u)), RangeOp::AvgOverTime).unwrap();
     let mut s = ex.for_stream(&stream);
-    let (v, l) = s.process(1, WORKER_LINE, &detected("info")).unwrap();
+    let (v, l) = s.process(1, WORKER_LINE.as_bytes(), &detected("info")).unwrap();
     assert_eq!(v, 17.5);
     assert_eq!(l.get("took"), None);
     assert_eq!(l.get("queue"), Some("default"));
-    assert!(s.process(1, "level=info took=banana", &[]).is_none());
-    assert!(s.process(1, "level=info", &[]).is_none());
+    assert!(s.process(1, b"level=info took=banana", &[]).is_none());
+    assert!(s.process(1, b"level=info", &[]).is_none());
     // unwrap float failure: error labels and the unwrapped label are kept
     let u =
         Unwrap { label: "took".into(), conversion: UnwrapConversion::None, post_filters: vec![] };
     let ex = SampleExtractor::new(&range(vec![logfmt()], Some(u)), RangeOp::SumOverTime).unwrap();
-    let (_, l) = ex.for_stream(&stream).process(1, "level=info took=83ms", &[]).unwrap();
+    let (_, l) = ex.for_stream(&stream).process(1, b"level=info took=83ms", &[]).unwrap();
     assert_eq!(
         l.to_string(),
         r#"{__error__="SampleExtractionErr", __error_details__="strconv.ParseFloat: parsing \"83ms\": invalid syntax", env="test", format="logfmt", job="worker", level="info", service_name="worker", took="83ms"}"#
@@ -290,7 +290,7 @@ fn sample_extraction() {
     let u =
         Unwrap { label: "size".into(), conversion: UnwrapConversion::Bytes, post_filters: vec![] };
     let ex = SampleExtractor::new(&range(vec![logfmt()], Some(u)), RangeOp::SumOverTime).unwrap();
-    assert_eq!(ex.for_stream(&stream).process(1, WORKER_LINE, &[]).unwrap().0, 944.0);
+    assert_eq!(ex.for_stream(&stream).process(1, WORKER_LINE.as_bytes(), &[]).unwrap().0, 944.0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -590,7 +590,7 @@ fn reference_log_queries() {
                 if let Some(l) = detected_level.get(&e.ts) {
                     md.push(Label::new("detected_level", l.clone()));
                 }
-                if let Some(p) = sp.process(e.ts, &e.line, &md) {
+                if let Some(p) = sp.process(e.ts, e.line.as_bytes(), &md) {
                     got.push((e.ts, p));
                 }
             }
@@ -667,7 +667,7 @@ fn reference_unwrap_duration_average() {
         }
         let mut s = ex.for_stream(labels);
         for e in entries.iter().filter(|e| e.ts > t0 && e.ts <= t0 + 600_000_000_000) {
-            if let Some((v, l)) = s.process(e.ts, &e.line, &e.metadata) {
+            if let Some((v, l)) = s.process(e.ts, e.line.as_bytes(), &e.metadata) {
                 assert_eq!(l.get("took"), None);
                 let acc = sums.entry(l.get("level").unwrap_or("").to_string()).or_default();
                 acc.0 += v;
@@ -693,7 +693,7 @@ fn reference_json_error_counts() {
         }
         let mut s = ex.for_stream(labels);
         for e in entries.iter().filter(|e| e.ts > t0 && e.ts <= t0 + 1_800_000_000_000) {
-            let (_, l) = s.process(e.ts, &e.line, &e.metadata).unwrap();
+            let (_, l) = s.process(e.ts, e.line.as_bytes(), &e.metadata).unwrap();
             match l.get("__error__") {
                 Some("JSONParserErr") => errors += 1,
                 _ => ok += 1,
@@ -738,14 +738,14 @@ mod purity {
             let sm = [Label::new("trace_id", "t1")];
             let mut shared = p.for_stream(&stream);
             let forward: Vec<_> =
-                lines.iter().enumerate().map(|(i, l)| shared.process(i as i64, l, &sm)).collect();
+                lines.iter().enumerate().map(|(i, l)| shared.process(i as i64, l.as_bytes(), &sm)).collect();
             // backwards on the same stream pipeline
             for (i, l) in lines.iter().enumerate().rev() {
-                prop_assert_eq!(&shared.process(i as i64, l, &sm), &forward[i]);
+                prop_assert_eq!(&shared.process(i as i64, l.as_bytes(), &sm), &forward[i]);
             }
             // each on a fresh one
             for (i, l) in lines.iter().enumerate() {
-                prop_assert_eq!(&p.for_stream(&stream).process(i as i64, l, &sm), &forward[i]);
+                prop_assert_eq!(&p.for_stream(&stream).process(i as i64, l.as_bytes(), &sm), &forward[i]);
             }
         }
     }

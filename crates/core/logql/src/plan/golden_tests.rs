@@ -46,7 +46,7 @@ fn reference_source() -> MemSource {
                 });
                 entries.push(Entry {
                     ts: e[0].as_str().unwrap().parse().unwrap(),
-                    line: e[1].as_str().unwrap().to_string(),
+                    line: e[1].as_str().unwrap().into(),
                     structured_metadata: sm,
                 });
             }

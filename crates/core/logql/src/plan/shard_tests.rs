@@ -57,7 +57,7 @@ fn random_source(rng: &mut Rng) -> MemSource {
                             format!("{}.{}", rng.below(50) as i64 - 10, rng.below(10)),
                         )],
                     };
-                    entries.push(Entry { ts, line, structured_metadata });
+                    entries.push(Entry { ts, line: line.into(), structured_metadata });
                 }
                 entries.sort_by_key(|e| e.ts);
                 streams.push(Stream { labels: labels.clone(), entries });

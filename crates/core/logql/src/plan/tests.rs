@@ -208,14 +208,15 @@ fn random_source(rng: &mut Rng) -> MemSource {
                         "level={} n={} i={i}",
                         rng.pick(&["info", "warn", "x"]),
                         rng.below(10)
-                    ),
+                    )
+                    .into(),
                     structured_metadata: sm,
                 });
                 // a second line at the same time, now and then
                 if rng.below(8) == 0 {
                     entries.push(Entry {
                         ts,
-                        line: format!("level=info n={} dup={i}", rng.below(10)),
+                        line: format!("level=info n={} dup={i}", rng.below(10)).into(),
                         structured_metadata: Vec::new(),
                     });
                 }
@@ -430,7 +431,9 @@ fn a_split_log_query_equals_the_whole_query() {
                     let mut v: Vec<_> = r
                         .iter()
                         .flat_map(|s| {
-                            s.entries.iter().map(|e| (e.ts, s.labels.to_string(), e.line.clone()))
+                            s.entries
+                                .iter()
+                                .map(|e| (e.ts, s.labels.to_string(), e.line.to_string()))
                         })
                         .collect();
                     v.sort();
@@ -467,7 +470,7 @@ fn entries_on_a_split_edge_belong_to_the_later_split_only() {
             .enumerate()
             .map(|(i, &d)| Entry {
                 ts: T0 + d,
-                line: format!("{host} {i}"),
+                line: format!("{host} {i}").into(),
                 structured_metadata: Vec::new(),
             })
             .collect(),
@@ -507,7 +510,7 @@ fn merged_errors_name_the_smallest_failing_series() {
                 labels: Labels::from_pairs([("app", app.to_string())]),
                 entries: vec![Entry {
                     ts: T0 + if *app == "b" { 10 * MIN } else { 70 * MIN },
-                    line: "n=x".to_string(),
+                    line: "n=x".into(),
                     structured_metadata: Vec::new(),
                 }],
             })

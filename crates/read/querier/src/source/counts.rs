@@ -546,7 +546,7 @@ mod tests {
                     16..=18 => vec![level(), Label::new("k", "v")],
                     _ => vec![Label::new("trace_id", format!("{}", rng.below(1 << 20)))],
                 };
-                Entry { ts, line, structured_metadata }
+                Entry { ts, line: line.into(), structured_metadata }
             })
             .collect();
         out.sort_by_key(|e| e.ts);
@@ -637,7 +637,7 @@ mod tests {
         let entries: Vec<Entry> = (0..2000)
             .map(|i| Entry {
                 ts: BASE + i * SEC / 10,
-                line: format!("line {i}"),
+                line: format!("line {i}").into(),
                 structured_metadata: vec![],
             })
             .collect();

@@ -275,7 +275,8 @@ mod tests {
             state ^= state >> 7;
             state ^= state << 17;
             let line = format!("line {i} value={state:x} {}", state.rotate_left(7));
-            b.append(&Entry { ts: i * SEC / 10, line, structured_metadata: vec![] }).unwrap();
+            b.append(&Entry { ts: i * SEC / 10, line: line.into(), structured_metadata: vec![] })
+                .unwrap();
         }
         let enc = b.finish().unwrap();
         let r = super::super::tests::chunk_ref_of(7, &enc);
@@ -391,7 +392,8 @@ mod tests {
             if (30_000..30_005).contains(&i) {
                 line.push_str(" err=needle-7f3a9c");
             }
-            b.append(&Entry { ts: i * SEC / 10, line, structured_metadata: vec![] }).unwrap();
+            b.append(&Entry { ts: i * SEC / 10, line: line.into(), structured_metadata: vec![] })
+                .unwrap();
         }
         let enc = b.finish().unwrap();
         let r = super::super::tests::chunk_ref_of(8, &enc);

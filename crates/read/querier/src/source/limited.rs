@@ -354,8 +354,8 @@ impl Nearest {
         self.bound.is_some_and(|b| l.key(ts) > l.key(b))
     }
 
-    fn add(&mut self, l: &Limited, ts: i64, line: &str, accepted: bool) {
-        let hash = xxhash_rust::xxh3::xxh3_64(line.as_bytes());
+    fn add(&mut self, l: &Limited, ts: i64, line: &[u8], accepted: bool) {
+        let hash = xxhash_rust::xxh3::xxh3_64(line);
         self.seen.entry((l.key(ts), hash)).and_modify(|a| *a &= accepted).or_insert(accepted);
     }
 

@@ -153,7 +153,7 @@ mod tests {
                 format!("user=alice msg=request {i} path=/a/{}", i % 31)
             };
             let md = if i == 9_000 { vec![Label::new("trace_id", "t-77777")] } else { vec![] };
-            b.append(&Entry { ts: i, line, structured_metadata: md }).unwrap();
+            b.append(&Entry { ts: i, line: line.into(), structured_metadata: md }).unwrap();
         }
         let c = Chunk::parse(&b.finish().unwrap().bytes).unwrap();
         let n = c.blocks().len();

@@ -39,7 +39,7 @@ fn store(version: u8, tables: bool) -> StoreSource {
                     } else {
                         vec![Label::new("detected_level", "info")]
                     };
-                    Entry { ts, line, structured_metadata }
+                    Entry { ts, line: line.into(), structured_metadata }
                 })
                 .collect();
             write_chunk_tabled(&s, &labels, &entries, 16 * 1024, version, tables);

@@ -206,7 +206,7 @@ fn random_store(seed: u64) -> StoreSource {
                 };
                 Entry {
                     ts,
-                    line: format!("n={} w={w} i={}", rng.below(10), i % 7),
+                    line: format!("n={} w={w} i={}", rng.below(10), i % 7).into(),
                     structured_metadata: sm,
                 }
             })
@@ -282,7 +282,7 @@ fn limited_reads_answer_as_full_reads() {
 
 /// Entries of one stream in `[start, end)`, as `(ts, line)`.
 fn entries_of(b: &EntryBatch) -> Vec<(i64, String)> {
-    b.iter().map(|e| (e.ts, e.line.to_string())).collect()
+    b.iter().map(|e| (e.ts, String::from_utf8_lossy(e.line).into_owned())).collect()
 }
 
 #[test]
@@ -412,7 +412,7 @@ fn a_read_dropped_early_stops_its_prefetch() {
 #[test]
 fn the_limit_counts_across_streams_unless_stages_can_merge_them() {
     let s = store_source();
-    let e = |ts: i64| Entry { ts, line: format!("l{ts}"), structured_metadata: vec![] };
+    let e = |ts: i64| Entry { ts, line: format!("l{ts}").into(), structured_metadata: vec![] };
     let (a, b) = (
         Labels::from_vec(vec![skald_model::Label::new("app", "a")]),
         Labels::from_vec(vec![skald_model::Label::new("app", "b")]),
@@ -453,8 +453,11 @@ fn the_limit_counts_across_streams_unless_stages_can_merge_them() {
 #[test]
 fn the_shards_of_a_read_partition_its_streams() {
     let s = store_source();
-    let entry =
-        |i: i64| Entry { ts: 1_000 * SEC + i, line: format!("l{i}"), structured_metadata: vec![] };
+    let entry = |i: i64| Entry {
+        ts: 1_000 * SEC + i,
+        line: format!("l{i}").into(),
+        structured_metadata: vec![],
+    };
     for i in 0..30 {
         let labels = Labels::parse(&format!(r#"{{app="a", pod="p{i}"}}"#)).unwrap();
         write_chunk(&s, &labels, &[entry(i), entry(i + 100)], 256);

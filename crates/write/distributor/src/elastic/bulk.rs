@@ -225,7 +225,7 @@ pub(super) fn map_document(
         }
     };
     lbls.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((lbls, Entry { ts, line, structured_metadata: Vec::new() }))
+    Ok((lbls, Entry { ts, line: line.into(), structured_metadata: Vec::new() }))
 }
 
 /// What [`parse_bulk`] found: per-item results so far and the documents to push.

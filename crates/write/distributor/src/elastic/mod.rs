@@ -337,7 +337,7 @@ mod tests {
         // Without a timestamp: the time of arrival; with keep_label_fields the line is as sent.
         let keep = ElasticConfig { keep_label_fields: true, ..cfg() };
         let (_, e) = map_document(&keep, "i", br#" {"kubernetes":{"pod_name":"p"}} "#, 7).unwrap();
-        assert_eq!((e.ts, e.line.as_str()), (7, r#"{"kubernetes":{"pod_name":"p"}}"#));
+        assert_eq!((e.ts, e.line.as_str()), (7, Some(r#"{"kubernetes":{"pod_name":"p"}}"#)));
         let (_, e) = map_document(&cfg(), "i", br#"{"kubernetes":{"pod_name":"p"}}"#, 7).unwrap();
         assert_eq!(e.line, "{}");
         // Bad documents.

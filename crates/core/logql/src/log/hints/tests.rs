@@ -26,7 +26,10 @@ fn extractor(q: &str) -> SampleExtractor {
 /// when the line gives none.
 fn sample(q: &str, line: &str) -> Option<(f64, String)> {
     let stream = Labels::parse(r#"{app="x", pod="p1"}"#).unwrap();
-    extractor(q).for_stream(&stream).process(0, line, &[]).map(|(v, l)| (v, l.to_string()))
+    extractor(q)
+        .for_stream(&stream)
+        .process(0, line.as_bytes(), &[])
+        .map(|(v, l)| (v, l.to_string()))
 }
 
 const D02543: &str =

@@ -113,9 +113,9 @@ const FOUND_ALL: &str = "found all required labels";
 
 /// `| json` without parameters: every scalar field (the parser hints' only), nested keys
 /// joined with `_`.
-pub(crate) fn parse_json(line: &str, lbs: &mut LabelsBuilder) {
+pub(crate) fn parse_json(line: &[u8], lbs: &mut LabelsBuilder) {
     let mut prefix: Vec<String> = Vec::new();
-    match json_object(line.as_bytes(), &mut prefix, lbs) {
+    match json_object(line, &mut prefix, lbs) {
         Ok(()) => {}
         Err(e) if e == FOUND_ALL => {}
         Err(e) => lbs.set_error(JSON_PARSER_ERR, Some(e)),
@@ -222,8 +222,8 @@ impl JsonExpressions {
         Ok(JsonExpressions { ids, paths })
     }
 
-    pub(crate) fn process(&self, line: &str, lbs: &mut LabelsBuilder) {
-        let data = line.as_bytes();
+    pub(crate) fn process(&self, line: &[u8], lbs: &mut LabelsBuilder) {
+        let data = line;
         if data.is_empty() {
             return;
         }
@@ -265,8 +265,8 @@ impl JsonExpressions {
 
 /// `| unpack`: a JSON object whose `_entry` field becomes the line and whose other string
 /// fields become labels. Returns the new line when the entry was packed.
-pub(crate) fn unpack(line: &str, lbs: &mut LabelsBuilder) -> Option<String> {
-    let data = line.as_bytes();
+pub(crate) fn unpack(line: &[u8], lbs: &mut LabelsBuilder) -> Option<Vec<u8>> {
+    let data = line;
     if data.is_empty() {
         return None;
     }
@@ -274,15 +274,15 @@ pub(crate) fn unpack(line: &str, lbs: &mut LabelsBuilder) -> Option<String> {
         lbs.set_error(JSON_PARSER_ERR, Some(ERR_UNEXPECTED_OBJECT));
         return None;
     }
-    let mut entry: Option<String> = None;
+    let mut entry: Option<Vec<u8>> = None;
     let mut pending: Vec<(String, String)> = Vec::new();
     let r = object_each(data, |key, value, v| -> Result<(), &'static str> {
         if v.ty != ValueType::String {
             return Ok(());
         }
         if key == b"_entry" {
-            let b = unescape(value)?;
-            entry = Some(String::from_utf8_lossy(&b).into_owned());
+            // the new line's bytes, as unescaped (a Go string: invalid UTF-8 kept)
+            entry = Some(unescape(value)?.into_owned());
             return Ok(());
         }
         let mut k = String::from_utf8_lossy(key).into_owned();
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn json_all_fields() {
         let mut b = builder();
-        parse_json(WEB, &mut b);
+        parse_json(WEB.as_bytes(), &mut b);
         let r = b.result();
         assert_eq!(
             r.parsed.to_string(),
@@ -355,7 +355,7 @@ mod tests {
         ];
         for (line, err, has_ip) in cases {
             let mut b = builder();
-            parse_json(line, &mut b);
+            parse_json(line.as_bytes(), &mut b);
             assert_eq!(b.err(), JSON_PARSER_ERR);
             assert_eq!(b.err_details(), err, "{line}");
             assert_eq!(b.get("client_ip").is_some(), has_ip);
@@ -366,7 +366,10 @@ mod tests {
     #[test]
     fn json_collisions_and_escapes() {
         let mut b = builder();
-        parse_json(r#"{"job":"x","a b":{"1c":"\u00e9\n","d":null,"e":true},"arr":[1]}"#, &mut b);
+        parse_json(
+            (r#"{"job":"x","a b":{"1c":"\u00e9\n","d":null,"e":true},"arr":[1]}"#).as_bytes(),
+            &mut b,
+        );
         let r = b.result();
         assert_eq!(r.parsed.to_string(), r#"{a_b_1c="é\n", a_b_e="true", job_extracted="x"}"#);
         assert_eq!(r.stream.get("job"), Some("web"));
@@ -382,7 +385,7 @@ mod tests {
         ])
         .unwrap();
         let mut b = builder();
-        ex.process(WEB, &mut b);
+        ex.process(WEB.as_bytes(), &mut b);
         assert_eq!(
             b.result().parsed.to_string(),
             r#"{code="200", method="PATCH", tag0="canary", up="api-1"}"#
@@ -390,7 +393,7 @@ mod tests {
         // a cut line: the missing ones are empty and there is no error
         let mut b = builder();
         ex.process(
-            r#"{"method":"GET","path":"/api/v1/orders","status":404,"latency_ms":2.085,"bytes":18904,"client_ip":"172.16.1.1"#,
+            (r#"{"method":"GET","path":"/api/v1/orders","status":404,"latency_ms":2.085,"bytes":18904,"client_ip":"172.16.1.1"#).as_bytes(),
             &mut b,
         );
         assert_eq!(b.err(), "");
@@ -401,7 +404,7 @@ mod tests {
         ])
         .unwrap();
         let mut b = builder();
-        ex.process(WEB, &mut b);
+        ex.process(WEB.as_bytes(), &mut b);
         assert_eq!(b.get("o"), Some(r#"{"host":"api-1","port":8081}"#));
         assert_eq!(b.get("t"), Some(r#"["canary"]"#));
         assert!(JsonExpressions::new(&[("a".into(), "a..b".into())]).is_err());
@@ -413,28 +416,29 @@ mod tests {
         let depth = 40_000;
         let line = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
         let mut lbs = builder();
-        parse_json(&line, &mut lbs);
+        parse_json(line.as_bytes(), &mut lbs);
         assert!(lbs.has_err());
         let ok = format!("{}1{}", r#"{"a":"#.repeat(10), "}".repeat(10));
         let mut lbs = builder();
-        parse_json(&ok, &mut lbs);
+        parse_json(ok.as_bytes(), &mut lbs);
         assert!(!lbs.has_err());
     }
 
     #[test]
     fn unpack_lines() {
         let mut b = builder();
-        assert_eq!(unpack(WEB, &mut b), None);
+        assert_eq!(unpack(WEB.as_bytes(), &mut b), None);
         assert_eq!(b.result().parsed.len(), 0);
         let mut b = builder();
-        let line = unpack(r#"{"_entry":"hello \"x\"","container":"c1","n":1}"#, &mut b);
-        assert_eq!(line.as_deref(), Some(r#"hello "x""#));
+        let line =
+            unpack((r#"{"_entry":"hello \"x\"","container":"c1","n":1}"#).as_bytes(), &mut b);
+        assert_eq!(line.as_deref(), Some(&br#"hello "x""#[..]));
         assert_eq!(b.get("container"), Some("c1"));
         let mut b = builder();
-        assert_eq!(unpack(r#"{"method":"GET","path":"/api"#, &mut b), None);
+        assert_eq!(unpack((r#"{"method":"GET","path":"/api"#).as_bytes(), &mut b), None);
         assert_eq!(b.err(), JSON_PARSER_ERR);
         let mut b = builder();
-        assert_eq!(unpack("plain", &mut b), None);
+        assert_eq!(unpack(b"plain", &mut b), None);
         assert_eq!(b.err_details(), ERR_UNEXPECTED_OBJECT);
     }
 }

@@ -281,7 +281,7 @@ fn check(stages: &[Stage], lines: &[String]) -> Result<usize, TestCaseError> {
     let mut sp = p.for_stream(&Labels::default());
     let mut accepted = 0;
     for l in lines {
-        if sp.process(0, l, &[]).is_some() {
+        if sp.process(0, l.as_bytes(), &[]).is_some() {
             accepted += 1;
             prop_assert!(n.line_satisfies(l.as_bytes()), "line {l:?} stages {stages:?} {n:?}");
         }
@@ -349,7 +349,7 @@ proptest! {
         let stages: Vec<Stage> = filters.iter().map(|(k, v)| Stage::LabelFilter(eq(k, v))).collect();
         let p = Pipeline::new(&stages).unwrap();
         let n = needles(&stages);
-        if p.for_stream(&labels).process(0, "line", &sm).is_some() {
+        if p.for_stream(&labels).process(0, b"line", &sm).is_some() {
             for (k, v) in &n.metadata {
                 prop_assert!(stream.get(k) == Some(v) || meta.get(k) == Some(v), "{k}={v}");
             }

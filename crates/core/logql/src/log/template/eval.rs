@@ -34,6 +34,8 @@ pub(super) struct State<'t> {
     pub(super) tmpl: &'t Template,
     pub(super) labels: &'t Labels,
     pub(super) line: &'t str,
+    /// `line` carries invalid bytes as private-use characters ([`super::raw`]).
+    pub(super) raw_bytes: bool,
     pub(super) ts_ns: i64,
     pub(super) vars: Vec<(String, Value)>,
     pub(super) at: Option<At<'t>>,

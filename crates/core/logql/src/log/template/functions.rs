@@ -247,6 +247,7 @@ impl State<'_> {
             And | Or => Value::Nil, // handled lazily by the caller
             Not => Value::Bool(!truth(&a[0], self.labels)),
             Len => match &a[0] {
+                Value::Str(x) if self.raw_bytes => Value::Int(super::raw::byte_len(x) as i64),
                 Value::Str(x) => Value::Int(x.len() as i64),
                 Value::List(l) => Value::Int(l.len() as i64),
                 Value::Map(m) => Value::Int(m.len() as i64),

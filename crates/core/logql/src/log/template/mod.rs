@@ -20,6 +20,7 @@ mod lexer;
 mod node;
 mod number;
 mod parser;
+mod raw;
 mod time;
 mod value;
 
@@ -97,10 +98,42 @@ impl Template {
     /// Renders with `.name` → label value from `labels` (missing label → empty string),
     /// `__line__` → `line`, `__timestamp__` → the entry time `ts_ns` (UTC).
     pub fn render(&self, labels: &Labels, line: &str, ts_ns: i64) -> Result<String, TemplateError> {
+        self.render_text(labels, line, false, ts_ns)
+    }
+
+    /// Renders with `__line__` holding `line`'s bytes, which need not be UTF-8: `len` counts
+    /// them and text copied from the line keeps them (Go strings hold bytes). Returns the
+    /// output's bytes.
+    pub fn render_bytes(
+        &self,
+        labels: &Labels,
+        line: &[u8],
+        ts_ns: i64,
+    ) -> Result<Vec<u8>, TemplateError> {
+        match std::str::from_utf8(line) {
+            Ok(text) => self.render_text(labels, text, false, ts_ns).map(String::into_bytes),
+            Err(_) => match raw::encode(line) {
+                Some(text) => self.render_text(labels, &text, true, ts_ns).map(raw::decode),
+                None => {
+                    let text = skald_gocompat::utf8::lossy(line);
+                    self.render_text(labels, &text, false, ts_ns).map(String::into_bytes)
+                }
+            },
+        }
+    }
+
+    fn render_text(
+        &self,
+        labels: &Labels,
+        line: &str,
+        raw_bytes: bool,
+        ts_ns: i64,
+    ) -> Result<String, TemplateError> {
         let mut st = State {
             tmpl: self,
             labels,
             line,
+            raw_bytes,
             ts_ns,
             vars: vec![("$".to_string(), Value::Dot)],
             at: None,
