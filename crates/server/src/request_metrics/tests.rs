@@ -12,11 +12,11 @@ use tower::{Service, ServiceExt};
 
 use super::*;
 
-/// `loki_request_duration_seconds_count` of one label set, from the registry's text.
-fn count(registry: &Registry, labels: &[(&str, &str)]) -> u64 {
+/// The histograms of `loki_request_duration_seconds` over the series matching `labels`.
+fn histograms(registry: &Registry, labels: &[(&str, &str)]) -> Vec<prometheus::proto::Histogram> {
     let families = registry.gather();
     let Some(f) = families.iter().find(|f| f.name() == "loki_request_duration_seconds") else {
-        return 0;
+        return Vec::new();
     };
     f.get_metric()
         .iter()
@@ -25,8 +25,13 @@ fn count(registry: &Registry, labels: &[(&str, &str)]) -> u64 {
                 .iter()
                 .all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v))
         })
-        .map(|m| m.get_histogram().get_sample_count())
-        .sum()
+        .map(|m| m.get_histogram().clone())
+        .collect()
+}
+
+/// `loki_request_duration_seconds_count` of one label set, from the registry's text.
+fn count(registry: &Registry, labels: &[(&str, &str)]) -> u64 {
+    histograms(registry, labels).iter().map(|h| h.get_sample_count()).sum()
 }
 
 fn inflight(registry: &Registry) -> i64 {
@@ -228,19 +233,7 @@ fn data_frame() -> http_body::Frame<Bytes> {
 
 /// The sum of `loki_request_duration_seconds` over the series matching `labels`.
 fn seconds(registry: &Registry, labels: &[(&str, &str)]) -> f64 {
-    let families = registry.gather();
-    let Some(f) = families.iter().find(|f| f.name() == "loki_request_duration_seconds") else {
-        return 0.0;
-    };
-    f.get_metric()
-        .iter()
-        .filter(|m| {
-            labels
-                .iter()
-                .all(|(k, v)| m.get_label().iter().any(|l| l.name() == *k && l.value() == *v))
-        })
-        .map(|m| m.get_histogram().get_sample_sum())
-        .sum()
+    histograms(registry, labels).iter().map(|h| h.get_sample_sum()).sum()
 }
 
 #[tokio::test]
