@@ -29,21 +29,22 @@ async fn recording_proxy(upstream: String) -> (String, Arc<Mutex<(Vec<u8>, Vec<u
             let up = kept.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 16384];
+                // recorded before it is passed on: the answer cannot overtake the record
                 while let Ok(n) = cr.read(&mut buf).await {
+                    up.lock().unwrap().0.extend_from_slice(&buf[..n]);
                     if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
-                    up.lock().unwrap().0.extend_from_slice(&buf[..n]);
                 }
             });
             let down = kept.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 16384];
                 while let Ok(n) = sr.read(&mut buf).await {
+                    down.lock().unwrap().1.extend_from_slice(&buf[..n]);
                     if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
-                    down.lock().unwrap().1.extend_from_slice(&buf[..n]);
                 }
             });
         }
