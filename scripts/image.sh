@@ -8,7 +8,7 @@
 #   bash scripts/image.sh --check --binary-fallback
 #       # the test command's form (scripts/test-image.sh): where buildah or umoci cannot work
 #       # (missing, or refused by a sandbox) it says so and checks the static binary itself
-# Needs: rustup target add x86_64-unknown-linux-musl, and apt-get install musl-tools buildah
+# Needs: rustup target add x86_64-unknown-linux-musl, and apt-get install musl-tools make buildah
 # umoci. SKALD_IMAGE_PROFILE picks the cargo profile: `release` (the default, for images you
 # ship) or `image-check` (Cargo.toml: unoptimised, no debug info; what the test command builds).
 # The musl release build compiles skald and its ~290 crates for a second target: measured at

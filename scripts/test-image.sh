@@ -2,7 +2,7 @@
 # The test command's image step (scripts/test.sh runs it last; it also runs alone): builds the
 # container image (Dockerfile) from a static musl `skald` compiled with the fast `image-check`
 # profile, unpacks it with umoci, starts the binary in the unpacked root, pushes one line and
-# queries it back (scripts/image.sh --check). Installs musl-tools, buildah and umoci with apt
+# queries it back (scripts/image.sh --check). Installs musl-tools, buildah, umoci and make with apt
 # when missing (as root, or with sudo -n) and the x86_64-unknown-linux-musl target with rustup.
 # Where buildah or umoci cannot work (missing, or refused by a sandbox) it says so and checks
 # the static binary itself instead, which does not fail the suite; a static binary that does
@@ -16,6 +16,7 @@ missing=()
 command -v musl-gcc >/dev/null || missing+=(musl-tools)
 command -v buildah >/dev/null || missing+=(buildah)
 command -v umoci >/dev/null || missing+=(umoci)
+command -v make >/dev/null || missing+=(make)   # jemalloc's build (the musl binary's allocator)
 if [ "${#missing[@]}" -gt 0 ] && command -v apt-get >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
   if [ -z "$sudo" ] || command -v sudo >/dev/null; then

@@ -133,6 +133,13 @@ fn load_config(flags: &flags::Flags) -> Result<config::Config, LoadConfigError> 
         .map_err(|error| LoadConfigError::Parse { path: path.clone(), error: Box::new(error) })
 }
 
+/// The static musl build (the container image) allocates with jemalloc: with musl's own
+/// malloc, ingest cost 2.3 times the CPU of the glibc build, with jemalloc 1.14 times
+/// (`benches/RESULTS.md`, 2026-12-05, "the image's musl binary").
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Caps glibc's malloc arenas at two per core unless the operator set `MALLOC_ARENA_MAX`.
 ///
 /// glibc gives threads that allocate at the same time their own arena (up to eight per core)
