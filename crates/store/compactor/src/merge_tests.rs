@@ -19,13 +19,14 @@ use crate::{Compactor, CompactorConfig};
 const SEC: i64 = 1_000_000_000;
 const NOW: i64 = 20_000 * NANOS_PER_DAY + NANOS_PER_DAY / 2;
 
-struct Fixture {
-    store: Arc<dyn ChunkStore>,
-    index: Arc<dyn IndexStore>,
-    filters: FilterIndex,
+/// An in-memory store with its index and filter tables (the pack tests' too).
+pub(crate) struct Fixture {
+    pub(crate) store: Arc<dyn ChunkStore>,
+    pub(crate) index: Arc<dyn IndexStore>,
+    pub(crate) filters: FilterIndex,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let store: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
     let index: Arc<dyn IndexStore> =
         Arc::new(ObjectIndexStore::new(store.clone(), ObjectIndexStoreConfig::default()));

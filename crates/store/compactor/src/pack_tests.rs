@@ -7,27 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use skald_chunk::{Chunk, ChunkBuilder};
-use skald_chunk_store::{ChunkStore, ObjectChunkStore};
-use skald_index::{ChunkRef, FilterIndex, IndexStore, ObjectIndexStore, ObjectIndexStoreConfig};
+
+use skald_index::ChunkRef;
 use skald_model::{Entry, Labels};
 
+use crate::merge_tests::{fixture, Fixture};
 use crate::{now_ns, Compactor, CompactorConfig};
 
 const SEC: i64 = 1_000_000_000;
-
-struct Fixture {
-    store: Arc<dyn ChunkStore>,
-    index: Arc<dyn IndexStore>,
-    filters: FilterIndex,
-}
-
-fn fixture() -> Fixture {
-    let store: Arc<dyn ChunkStore> = Arc::new(ObjectChunkStore::in_memory());
-    let index: Arc<dyn IndexStore> =
-        Arc::new(ObjectIndexStore::new(store.clone(), ObjectIndexStoreConfig::default()));
-    let filters = FilterIndex::new(store.clone(), 0);
-    Fixture { store, index, filters }
-}
 
 fn compactor(f: &Fixture, grace: Duration) -> Compactor {
     let config = CompactorConfig {
