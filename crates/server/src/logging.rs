@@ -174,31 +174,7 @@ fn now_rfc3339_nano() -> String {
     skald_gocompat::time::rfc3339_nano(ns)
 }
 
-/// Writes `value` as go-logfmt writes a string value: bare unless it holds a space (or any
-/// byte up to a space), `=`, `"` or an invalid character; quoted with Go's escapes otherwise.
-pub fn logfmt_value(out: &mut String, value: &str) {
-    let needs_quotes = value == "null"
-        || value.chars().any(|c| c <= ' ' || c == '=' || c == '"' || c == '\u{fffd}');
-    if !needs_quotes {
-        out.push_str(value);
-        return;
-    }
-    out.push('"');
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
+use skald_gocompat::logfmt::encode::write_string_value as logfmt_value;
 
 /// A logfmt key: characters logfmt cannot carry in a key become `_`.
 fn logfmt_key(out: &mut String, key: &str) {
@@ -309,25 +285,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lf(v: &str) -> String {
-        let mut s = String::new();
-        logfmt_value(&mut s, v);
-        s
-    }
-
-    #[test]
-    fn values_are_quoted_as_go_logfmt_quotes_them() {
-        assert_eq!(lf("plain"), "plain");
-        assert_eq!(lf(""), "");
-        assert_eq!(lf("null"), "\"null\"");
-        assert_eq!(lf("two words"), "\"two words\"");
-        assert_eq!(lf("a=b"), "\"a=b\"");
-        assert_eq!(lf("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
-        assert_eq!(lf("back\\slash"), "back\\slash");
-        assert_eq!(lf("tab\there"), "\"tab\\there\"");
-        assert_eq!(lf("bell\u{7}"), "\"bell\\u0007\"");
-    }
 
     #[test]
     fn the_level_is_coloured_only_when_asked_and_context_comes_before_msg() {

@@ -262,29 +262,6 @@ fn parse_logfmt_pairs(line: &str) -> Option<Vec<(String, String)>> {
     Some(pairs)
 }
 
-/// Writes one logfmt value, quoted and escaped when it holds white space, `=`, `"` or control
-/// characters.
-fn write_logfmt_value(out: &mut String, v: &str) {
-    let needs_quotes = v.chars().any(|c| c <= ' ' || c == '=' || c == '"' || c == '\u{FFFD}');
-    if !needs_quotes {
-        out.push_str(v);
-        return;
-    }
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// Prints `key value key value ...` tokens as a logfmt line; `None` when a key cannot be
 /// written (empty, or with white space, `=` or `"`).
 fn join_logfmt(tokens: &[String]) -> Option<String> {
@@ -301,7 +278,11 @@ fn join_logfmt(tokens: &[String]) -> Option<String> {
         }
         out.push_str(key);
         out.push('=');
-        write_logfmt_value(&mut out, pair.get(1).map_or("", String::as_str));
+        // Loki hands go-logfmt the value as `[]byte`, which it does not quote when it reads `null`
+        skald_gocompat::logfmt::encode::write_bytes_value(
+            &mut out,
+            pair.get(1).map_or("", String::as_str),
+        );
     }
     Some(out)
 }

@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, PutPayload};
 use tokio::sync::Semaphore;
 
 use crate::cache::{ByteLru, CacheStats};
@@ -281,6 +281,23 @@ impl ObjectChunkStore {
         self.cache.stats()
     }
 
+    /// Every object under `prefix` (`""`: the whole store), sorted by path; none when the
+    /// prefix does not exist.
+    async fn list_objects(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let location = if prefix.is_empty() { None } else { Some(parse_path(prefix)?) };
+        let listed = self
+            .retry("list", prefix, || async {
+                self.store.list(location.as_ref()).try_collect::<Vec<_>>().await
+            })
+            .await;
+        let mut objects = match listed {
+            Err(Error::NotFound { .. }) => Vec::new(),
+            other => other?,
+        };
+        objects.sort_unstable_by(|a, b| a.location.cmp(&b.location));
+        Ok(objects)
+    }
+
     /// Runs `attempt` under a concurrency permit, retrying transient failures.
     async fn retry<T, F, Fut>(&self, op: &'static str, path: &str, attempt: F) -> Result<T>
     where
@@ -541,41 +558,15 @@ impl ChunkStore for ObjectChunkStore {
     }
 
     async fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let location = if prefix.is_empty() { None } else { Some(parse_path(prefix)?) };
-        let listed = self
-            .retry("list", prefix, || async {
-                self.store
-                    .list(location.as_ref())
-                    .map_ok(|meta| meta.location.to_string())
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
-            .await;
-        let mut paths = match listed {
-            Err(Error::NotFound { .. }) => Vec::new(),
-            other => other?,
-        };
-        paths.sort_unstable();
-        Ok(paths)
+        Ok(self.list_objects(prefix).await?.into_iter().map(|m| m.location.to_string()).collect())
     }
 
     async fn list_prefix_modified(&self, prefix: &str) -> Result<Vec<(String, Option<i64>)>> {
-        let location = if prefix.is_empty() { None } else { Some(parse_path(prefix)?) };
-        let listed = self
-            .retry("list", prefix, || async {
-                self.store
-                    .list(location.as_ref())
-                    .map_ok(|m| (m.location.to_string(), Some(m.last_modified.timestamp_millis())))
-                    .try_collect::<Vec<_>>()
-                    .await
-            })
-            .await;
-        let mut paths = match listed {
-            Err(Error::NotFound { .. }) => Vec::new(),
-            other => other?,
-        };
-        paths.sort_unstable();
-        Ok(paths)
+        let listed = self.list_objects(prefix).await?;
+        Ok(listed
+            .into_iter()
+            .map(|m| (m.location.to_string(), Some(m.last_modified.timestamp_millis())))
+            .collect())
     }
 
     async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>> {
