@@ -19,6 +19,8 @@ days earlier. What the bodies hold (see tests/data/differential/README.md):
 import hashlib
 import json
 
+import loki_reference
+
 T0_S = 1794096000  # 2026-11-08T00:00:00Z
 NS = 1_000_000_000
 MS = 1_000_000
@@ -28,38 +30,11 @@ PER_STREAM = 260
 MAX_PER_BODY = 1000
 
 
-class SplitMix64:
-    """SplitMix64, as in loki_reference.py and skald_common::splitmix."""
-
-    MASK = (1 << 64) - 1
-
-    def __init__(self, seed):
-        self.state = seed & self.MASK
-
-    def next_u64(self):
-        self.state = (self.state + 0x9E3779B97F4A7C15) & self.MASK
-        z = self.state
-        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
-        return z ^ (z >> 31)
-
-    def below(self, n):
-        return self.next_u64() % n
+class SplitMix64(loki_reference.SplitMix64):
+    """loki_reference.py's SplitMix64 (as skald_common::splitmix), with percent chances."""
 
     def chance(self, percent):
         return self.below(100) < percent
-
-    def choice(self, seq):
-        return seq[self.below(len(seq))]
-
-    def weighted(self, pairs):
-        total = sum(w for _, w in pairs)
-        x = self.below(total)
-        for value, weight in pairs:
-            if x < weight:
-                return value
-            x -= weight
-        raise AssertionError("unreachable")
 
 
 LEVELS = [("info", 60), ("debug", 15), ("warn", 15), ("error", 10)]
