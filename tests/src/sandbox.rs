@@ -432,6 +432,25 @@ pub fn jitter_ms(max: u64) -> u64 {
     (now_ns() as u64 / 1000).wrapping_mul(6_364_136_223_846_793_005) % max.max(1)
 }
 
+/// The paths, relative to `dir` and sorted, of every file below it.
+pub fn relative_files(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Bytes of the files under `dir`.
 pub fn dir_bytes(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use skald_chunk_store::packs::{pack_of_idx, PackIndex};
-use skald_integration_tests::{get, metric_sum, now_ns, post, temp_dir, Skald};
+use skald_integration_tests::{get, metric_sum, now_ns, post, relative_files, temp_dir, Skald};
 
 #[path = "support/aws_bucket.rs"]
 mod aws_bucket;
@@ -147,24 +147,8 @@ fn answers(s: &Skald, tenant: &str, now: i64) -> BTreeMap<String, Value> {
 
 /// Files under `dir` (relative paths) below `prefix`.
 fn files(dir: &Path, prefix: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let s = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
-                if s.starts_with(&format!("{prefix}/")) {
-                    out.push(s);
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+    let prefix = format!("{prefix}/");
+    relative_files(dir).into_iter().filter(|s| s.starts_with(&prefix)).collect()
 }
 
 /// Every line held by the tenant's stored chunks (own objects and packs), with the number of

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use skald_integration_tests::{get, now_ns, post, temp_dir, Skald};
+use skald_integration_tests::{get, now_ns, post, relative_files, temp_dir, Skald};
 
 #[path = "support/aws_bucket.rs"]
 mod aws_bucket;
@@ -98,24 +98,7 @@ fn all_lines(s: &Skald, tenant: &str, now: i64) -> Vec<String> {
 
 /// Paths (relative) of the files under `dir` whose path contains `part`.
 fn files(dir: &Path, part: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let s = p.strip_prefix(dir).unwrap().to_string_lossy().to_string();
-                if s.contains(part) {
-                    out.push(s);
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+    relative_files(dir).into_iter().filter(|s| s.contains(part)).collect()
 }
 
 #[test]
