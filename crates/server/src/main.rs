@@ -20,7 +20,7 @@ mod storage;
 mod tracing_otlp;
 
 fn main() -> std::process::ExitCode {
-    cap_malloc_arenas();
+    tune_malloc();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flags = match flags::parse(&args) {
         Ok(f) => f,
@@ -140,25 +140,42 @@ fn load_config(flags: &flags::Flags) -> Result<config::Config, LoadConfigError> 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// Caps glibc's malloc arenas at two per core unless the operator set `MALLOC_ARENA_MAX`.
+/// Tunes glibc's malloc before any thread exists (runs first in `main`); a setting the
+/// operator gave in glibc's environment variable is left as glibc read it.
 ///
-/// glibc gives threads that allocate at the same time their own arena (up to eight per core)
-/// and keeps freed memory in each. The ingester's push runs under `block_in_place`, so the
-/// runtime brings in extra threads while pushes hold theirs; with the default, their arenas
-/// raised the RSS after a 1 GB ingest by about 40% at the same CPU cost
-/// (`benches/RESULTS.md`, 2026-12-04). Runs first in `main`, before any thread exists.
+/// - Arenas (`MALLOC_ARENA_MAX`): two per core. glibc gives threads that allocate at the same
+///   time their own arena (up to eight per core) and keeps freed memory in each. The ingester's
+///   push runs under `block_in_place`, so the runtime brings in extra threads while pushes
+///   hold theirs; with the default, their arenas raised the RSS after a 1 GB ingest by about
+///   40% at the same CPU cost (`benches/RESULTS.md`, 2026-12-04).
+/// - The mmap threshold (`MALLOC_MMAP_THRESHOLD_`): fixed at 8 MiB. By default glibc raises
+///   it each time a large mapped block is freed (up to 32 MiB), after which a query's
+///   multi-megabyte buffers come from the arenas, and the arenas keep what the next
+///   allocations pin down between them. A series of heavy queries then ratcheted the resident
+///   memory up by 10 to 40 MB each (`tests/tests/bad_queries.rs`); with a fixed threshold,
+///   what a query allocated in large blocks goes back to the system when it ends
+///   (`benches/RESULTS.md`, 2026-12-05, "the mmap threshold").
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn cap_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return; // glibc read it at start-up
+fn tune_malloc() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = i32::try_from(2 * cores).unwrap_or(i32::MAX);
+        // SAFETY: `mallopt` only sets an allocator parameter; no other thread exists yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
     }
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let arenas = i32::try_from(2 * cores).unwrap_or(i32::MAX);
-    // SAFETY: `mallopt` only sets an allocator parameter; no other thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+        // SAFETY: as above.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
     }
 }
 
+/// Allocations of this size or more are mapped on their own and unmapped when freed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: i32 = 8 << 20;
+
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn cap_malloc_arenas() {}
+fn tune_malloc() {}
