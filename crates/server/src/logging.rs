@@ -174,11 +174,11 @@ fn now_rfc3339_nano() -> String {
     skald_gocompat::time::rfc3339_nano(ns)
 }
 
-use skald_gocompat::logfmt::encode::write_string_value as logfmt_value;
+use skald_gocompat::logfmt::encode::{needs_quotes, write_string_value as logfmt_value};
 
 /// A logfmt key: characters logfmt cannot carry in a key become `_`.
 fn logfmt_key(out: &mut String, key: &str) {
-    out.extend(key.chars().map(|c| if c <= ' ' || c == '=' || c == '"' { '_' } else { c }));
+    out.extend(key.chars().map(|c| if needs_quotes(c) { '_' } else { c }));
 }
 
 impl LokiFormat {

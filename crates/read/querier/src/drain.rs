@@ -268,9 +268,7 @@ fn join_logfmt(tokens: &[String]) -> Option<String> {
     let mut out = String::new();
     for (n, pair) in tokens.chunks(2).enumerate() {
         let key = &pair[0];
-        if key.is_empty()
-            || key.chars().any(|c| c <= ' ' || c == '=' || c == '"' || c == '\u{FFFD}')
-        {
+        if key.is_empty() || key.chars().any(skald_gocompat::logfmt::encode::needs_quotes) {
             return None;
         }
         if n > 0 {

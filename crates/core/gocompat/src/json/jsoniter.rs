@@ -286,13 +286,14 @@ fn hex4(b: &[u8]) -> Option<u32> {
     u32::from_str_radix(s, 16).ok()
 }
 
-/// Unescapes the raw contents of a JSON string. Invalid UTF-8 is replaced with U+FFFD.
+/// Unescapes the raw contents of a JSON string as text, each byte of an invalid UTF-8
+/// sequence one U+FFFD, as Go reads the string json-iterator returns ([`crate::utf8::lossy`]).
 pub fn unescape(raw: &[u8]) -> Result<Cow<'_, str>, JsonError> {
     Ok(match unescape_bytes(raw)? {
-        Cow::Borrowed(b) => String::from_utf8_lossy(b),
+        Cow::Borrowed(b) => crate::utf8::lossy(b),
         Cow::Owned(b) => Cow::Owned(match String::from_utf8(b) {
             Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            Err(e) => crate::utf8::lossy(e.as_bytes()).into_owned(),
         }),
     })
 }

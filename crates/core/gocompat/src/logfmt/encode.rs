@@ -41,8 +41,9 @@ pub fn write_bytes_value(out: &mut String, value: &str) {
     out.push('"');
 }
 
-/// go-logfmt's `needsQuotedValueRune`.
-fn needs_quotes(c: char) -> bool {
+/// go-logfmt's `needsQuotedValueRune`, which is also its `invalidKeyRune`: a value holding
+/// one is quoted, a key holding one cannot be written.
+pub fn needs_quotes(c: char) -> bool {
     c <= ' ' || c == '=' || c == '"' || c == '\u{fffd}'
 }
 

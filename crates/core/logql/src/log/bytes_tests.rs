@@ -92,3 +92,23 @@ fn decolorize_unpack_and_unchanged_lines_keep_their_bytes() {
         run_one(r#"{a="b"} | unpack"#, b"{\"_entry\":\"caf\xe9\",\"k\":\"v\"}").unwrap();
     assert_eq!((line.as_slice(), labels.get("k")), (&b"caf\xe9"[..], Some("v")));
 }
+
+/// A truncated sequence (`\xe2\x82`, the start of a 3-byte character) is two invalid bytes to
+/// Go and one "maximal subpart" to Rust's `from_utf8_lossy`: parsed values get one space per
+/// byte and `json` keys one `_` per byte, as Loki's `bytes.Map` and `sanitizeLabelKey` over the Go
+/// string give them.
+#[test]
+fn parsed_values_and_keys_read_each_invalid_byte_as_go_does() {
+    let label = |line: &[u8], q: &str, name: &str| -> String {
+        let (_, labels) = run_one(q, line).expect("kept");
+        labels.get(name).unwrap_or("<none>").to_string()
+    };
+    assert_eq!(label(b"a=x\xe2\x82y", r#"{app="legacy"} | logfmt"#, "a"), "x  y");
+    // `logfmt a` empties such a value instead (Loki's LogfmtExpressionParser)
+    assert_eq!(label(b"a=x\xe2\x82y", r#"{app="legacy"} | logfmt a"#, "a"), "");
+    assert_eq!(label(br#"{"a":"x\u00e9"}"#, r#"{app="legacy"} | json"#, "a"), "x\u{e9}");
+    assert_eq!(label(b"{\"a\":\"x\xe2\x82y\"}", r#"{app="legacy"} | json"#, "a"), "x  y");
+    assert_eq!(label(b"{\"k\xe2\x82\":\"v\"}", r#"{app="legacy"} | json"#, "k__"), "v");
+    // Loki's logfmt decoder refuses such a key (`invalid key`) where `json` sanitizes it
+    assert_eq!(label(b"k\xe2\x82=v", r#"{app="legacy"} | logfmt"#, "k__"), "<none>");
+}

@@ -4,6 +4,7 @@
 //! collisions, `--strict` and `--keep-empty`.
 
 use skald_gocompat::logfmt::loki_decoder::Decoder;
+use skald_gocompat::utf8::lossy;
 
 use super::error::StageError;
 use super::json::sanitize_label_key;
@@ -27,7 +28,7 @@ pub(crate) fn parse_logfmt(line: &[u8], strict: bool, keep_empty: bool, lbs: &mu
             continue;
         }
         let Some(raw_key) = dec.key else { continue };
-        let lossy = String::from_utf8_lossy(raw_key);
+        let lossy = lossy(raw_key);
         let mut key = sanitize_label_key(&lossy);
         if key.is_empty() {
             continue;
@@ -102,12 +103,12 @@ impl LogfmtExpressions {
                 continue;
             }
             let Some(raw_key) = dec.key else { continue };
-            let key = sanitize_label_key(&String::from_utf8_lossy(raw_key)).into_owned();
+            let key = sanitize_label_key(&lossy(raw_key)).into_owned();
             if key.is_empty() || (!always(&key) && lbs.extracted(&key)) {
                 continue;
             }
             let val = match dec.value.as_deref() {
-                Some(v) if String::from_utf8_lossy(v).contains('\u{FFFD}') => Vec::new(),
+                Some(v) if lossy(v).contains('\u{FFFD}') => Vec::new(),
                 Some(v) => v.to_vec(),
                 None => Vec::new(),
             };
@@ -119,7 +120,7 @@ impl LogfmtExpressions {
                 if lbs.collides(&key) {
                     key.push_str(DUPLICATE_SUFFIX);
                 }
-                lbs.set(Category::Parsed, &key, &String::from_utf8_lossy(&val));
+                lbs.set(Category::Parsed, &key, &lossy(&val));
             }
         }
         if self.strict {

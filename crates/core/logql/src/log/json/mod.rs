@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use skald_gocompat::json::jsonparser::{
     each_key, object_each, unescape, EachKeyResult, ObjectEachError, ValueType,
 };
+use skald_gocompat::utf8::lossy;
 
 use self::jsonexpr::parse_json_path;
 use super::error::StageError;
@@ -30,16 +31,12 @@ pub(crate) fn unescape_to_string(v: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// Converts bytes to a string, turning invalid UTF-8 and U+FFFD into spaces.
+/// Converts bytes to a string as Loki stores a parsed value: each byte of an invalid UTF-8
+/// sequence (as Go reads it) and each U+FFFD becomes a space.
 pub(crate) fn lossy_with_spaces(b: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(b) {
         Ok(s) if !s.contains('\u{FFFD}') => Cow::Borrowed(s),
-        _ => Cow::Owned(
-            String::from_utf8_lossy(b)
-                .chars()
-                .map(|c| if c == '\u{FFFD}' { ' ' } else { c })
-                .collect(),
-        ),
+        _ => Cow::Owned(lossy(b).chars().map(|c| if c == '\u{FFFD}' { ' ' } else { c }).collect()),
     }
 }
 
@@ -139,7 +136,7 @@ fn json_object(
             ValueType::Object => {
                 let len = prefix.len();
                 if lbs.hints().is_some() {
-                    prefix.push(String::from_utf8_lossy(key).into_owned());
+                    prefix.push(lossy(key).into_owned());
                     let wanted = lbs.should_extract_prefix(&build_prefix(prefix));
                     prefix.truncate(len);
                     if !wanted {
@@ -149,7 +146,7 @@ fn json_object(
                 if len >= MAX_JSON_DEPTH {
                     return Err(ERR_TOO_DEEP);
                 }
-                prefix.push(String::from_utf8_lossy(key).into_owned());
+                prefix.push(lossy(key).into_owned());
                 let r = json_object(value, prefix, lbs);
                 prefix.truncate(len);
                 r
@@ -170,7 +167,7 @@ fn json_label(
     prefix: &mut Vec<String>,
     lbs: &mut LabelsBuilder,
 ) {
-    let key_str = String::from_utf8_lossy(key);
+    let key_str = lossy(key);
     let name = if prefix.is_empty() {
         let mut name = sanitize_label_key(&key_str);
         if name.is_empty() {
@@ -285,7 +282,7 @@ pub(crate) fn unpack(line: &[u8], lbs: &mut LabelsBuilder) -> Option<Vec<u8>> {
             entry = Some(unescape(value)?.into_owned());
             return Ok(());
         }
-        let mut k = String::from_utf8_lossy(key).into_owned();
+        let mut k = lossy(key).into_owned();
         if lbs.collides(&k) {
             k.push_str(DUPLICATE_SUFFIX);
         }

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use skald_gocompat::time::{layout, zone, Time as GoTime};
+use skald_gocompat::utf8::lossy;
 use skald_model::Labels;
 
 use super::escape::{
@@ -109,7 +110,7 @@ impl Func {
 fn byte_slice(s: &str, a: usize, b: usize) -> String {
     match s.get(a..b) {
         Some(x) => x.to_string(),
-        None => String::from_utf8_lossy(&s.as_bytes()[a..b]).into_owned(),
+        None => lossy(&s.as_bytes()[a..b]).into_owned(),
     }
 }
 
@@ -340,7 +341,7 @@ impl State<'_> {
                     v.push_str(&"=".repeat(4 - rem));
                 }
                 Value::Str(match base64_decode(&v) {
-                    Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                    Ok(b) => lossy(&b).into_owned(),
                     Err(e) => e.to_string(),
                 })
             }
